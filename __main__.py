@@ -1,0 +1,56 @@
+"""Multi-region AWS IoT Core: reads the stack config and wires the components."""
+
+from pathlib import Path
+
+import pulumi
+
+from components.config import ConfigError, parse_stack_config, read_pulumi_config
+from components.global_tables import CVM_RECORDS, DEVICE_DATA, INVENTORY, GlobalTables, GlobalTablesArgs
+from components.regional import RegionalStack, RegionalStackArgs
+
+try:
+    config = parse_stack_config(read_pulumi_config(), project_dir=Path(__file__).parent)
+except ConfigError as error:
+    for problem in error.problems:
+        pulumi.log.error(problem)
+    # RunError is reported by the engine without a traceback.
+    raise pulumi.RunError(f"stack config has {len(error.problems)} problem(s); see above") from None
+
+tags = {"app": config.app_name, "environment": config.environment, **config.tags}
+
+tables = GlobalTables(
+    "tables",
+    GlobalTablesArgs(
+        name_prefix=config.resource_name(),
+        primary_region=config.primary_region,
+        replica_regions=config.replica_regions,
+        deletion_protection=config.is_prod,
+        tags=tags,
+    ),
+)
+
+regional = {
+    region: RegionalStack(
+        f"region-{region}",
+        RegionalStackArgs(
+            config=config,
+            region=region,
+            inventory=tables.in_region(INVENTORY.logical, region),
+            device_data=tables.in_region(DEVICE_DATA.logical, region),
+            cvm_records=tables.in_region(CVM_RECORDS.logical, region),
+            tags=tags,
+        ),
+    )
+    for region in config.regions
+}
+
+pulumi.export("primaryRegion", config.primary_region)
+pulumi.export("tables", {k: {"name": t.name, "arn": t.arn} for k, t in tables.tables.items()})
+pulumi.export("regions", {
+    region: {
+        "inventoryTableArn": tables.in_region(INVENTORY.logical, region).arn,
+        "inventoryStreamArn": tables.in_region(INVENTORY.logical, region).stream_arn,
+        "kmsKeyArn": stack.key.arn,
+    }
+    for region, stack in regional.items()
+})

@@ -1,0 +1,186 @@
+"""DynamoDB global tables (version 2019.11.21) replicated to every configured region.
+
+One multi-region customer-managed KMS key encrypts all three tables: the primary key lives
+in the primary region and a replica key (same key material, same key id) in every other
+region, so each table replica is encrypted with a key in its own region.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from collections.abc import Mapping
+
+import pulumi
+import pulumi_aws as aws
+
+# Inventory item (key: thingName). Written by JITR/CVM/fleet provisioning, read by the
+# cross-region replicator. `version` grows by one on every change; a replicator applies an
+# event only if its version is newer than what the region has already applied.
+INVENTORY_ATTRIBUTES: Mapping[str, str] = {
+    "thingName": "S  - partition key; AWS IoT thing name == certificate CN",
+    "certificateId": "S  - AWS IoT certificate id (SHA-256 of the DER certificate)",
+    "certificatePem": "S  - device certificate, so any region can register it",
+    "caCertificateId": "S  - id of our CA in the origin region",
+    "originRegion": "S  - region where the device first registered",
+    "status": "S  - ACTIVE | REVOKED",
+    "onboarding": "S  - JITR | CVM | FLEET",
+    "notAfter": "S  - certificate expiry, ISO 8601",
+    "version": "N  - monotonically increasing change counter",
+    "updatedAt": "S  - ISO 8601 time of the last change",
+}
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    logical: str
+    hash_key: str
+    range_key: str | None = None
+    ttl_attribute: str | None = None
+
+
+INVENTORY = TableSpec("device-inventory", hash_key="thingName")
+DEVICE_DATA = TableSpec("device-data", hash_key="pk", range_key="sk", ttl_attribute="expiresAt")
+CVM_RECORDS = TableSpec("cvm-provisioning", hash_key="deviceUid")
+TABLES: tuple[TableSpec, ...] = (INVENTORY, DEVICE_DATA, CVM_RECORDS)
+
+
+@dataclass(frozen=True)
+class GlobalTablesArgs:
+    name_prefix: str
+    primary_region: str
+    replica_regions: tuple[str, ...]
+    deletion_protection: bool
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RegionalTable:
+    """One table as seen from one region: its local replica's ARN and stream."""
+
+    name: pulumi.Output[str]
+    arn: pulumi.Output[str]
+    stream_arn: pulumi.Output[str]
+
+
+def key_admin_policy(account_id: pulumi.Input[str], partition: pulumi.Input[str]) -> pulumi.Output[str]:
+    """Key policy that delegates use of the key to IAM in this account (AWS's default shape).
+
+    Every other grant is made by least-privilege IAM policies on the roles that need it.
+    """
+    return pulumi.Output.all(account_id, partition).apply(lambda v: json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "AccountAdministersKeyThroughIam",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:{v[1]}:iam::{v[0]}:root"},
+            "Action": "kms:*",
+            "Resource": "*",
+        }],
+    }, sort_keys=True))
+
+
+class GlobalTables(pulumi.ComponentResource):
+    """The device inventory, device data and CVM provisioning tables, in every region."""
+
+    def __init__(self, name: str, args: GlobalTablesArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("iotmr:data:GlobalTables", name, None, opts)
+        self._args = args
+        child = pulumi.ResourceOptions(parent=self)
+        identity = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        self.account_id = identity.account_id
+        self.partition = partition.partition
+        policy = key_admin_policy(identity.account_id, partition.partition)
+
+        self.primary_key = aws.kms.Key(
+            f"{name}-key",
+            region=args.primary_region,
+            description=f"{args.name_prefix}: DynamoDB global tables (multi-region primary)",
+            multi_region=True,
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            policy=policy,
+            tags=dict(args.tags),
+            opts=child,
+        )
+        aws.kms.Alias(f"{name}-key-alias", region=args.primary_region,
+                      name=f"alias/{args.name_prefix}-tables", target_key_id=self.primary_key.key_id,
+                      opts=child)
+        self.keys: dict[str, pulumi.Output[str]] = {args.primary_region: self.primary_key.arn}
+        for region in args.replica_regions:
+            replica = aws.kms.ReplicaKey(
+                f"{name}-key-{region}",
+                region=region,
+                primary_key_arn=self.primary_key.arn,
+                description=f"{args.name_prefix}: DynamoDB global tables (replica in {region})",
+                deletion_window_in_days=30,
+                policy=policy,
+                tags=dict(args.tags),
+                opts=child,
+            )
+            aws.kms.Alias(f"{name}-key-alias-{region}", region=region,
+                          name=f"alias/{args.name_prefix}-tables", target_key_id=replica.key_id,
+                          opts=child)
+            self.keys[region] = replica.arn
+
+        self.tables: dict[str, aws.dynamodb.Table] = {
+            spec.logical: self._table(name, spec) for spec in TABLES
+        }
+        self.register_outputs({
+            "table_names": {k: t.name for k, t in self.tables.items()},
+            "table_arns": {k: t.arn for k, t in self.tables.items()},
+            "kms_keys": self.keys,
+        })
+
+    def _table(self, name: str, spec: TableSpec) -> aws.dynamodb.Table:
+        args = self._args
+        attributes = [aws.dynamodb.TableAttributeArgs(name=spec.hash_key, type="S")]
+        if spec.range_key:
+            attributes.append(aws.dynamodb.TableAttributeArgs(name=spec.range_key, type="S"))
+        return aws.dynamodb.Table(
+            f"{name}-{spec.logical}",
+            region=args.primary_region,
+            name=f"{args.name_prefix}-{spec.logical}",
+            billing_mode="PAY_PER_REQUEST",
+            hash_key=spec.hash_key,
+            range_key=spec.range_key,
+            attributes=attributes,
+            stream_enabled=True,
+            stream_view_type="NEW_AND_OLD_IMAGES",
+            point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=True),
+            server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(
+                enabled=True, kms_key_arn=self.primary_key.arn),
+            ttl=aws.dynamodb.TableTtlArgs(enabled=True, attribute_name=spec.ttl_attribute)
+            if spec.ttl_attribute else None,
+            deletion_protection_enabled=args.deletion_protection,
+            replicas=[
+                aws.dynamodb.TableReplicaArgs(
+                    region_name=region,
+                    kms_key_arn=self.keys[region],
+                    point_in_time_recovery=True,
+                    propagate_tags=True,
+                    deletion_protection_enabled=args.deletion_protection,
+                )
+                for region in args.replica_regions
+            ],
+            tags=dict(args.tags),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def in_region(self, logical: str, region: str) -> RegionalTable:
+        """The table's local replica in `region` (the primary table in the primary region)."""
+        table = self.tables[logical]
+        if region == self._args.primary_region:
+            return RegionalTable(table.name, table.arn, table.stream_arn)
+        if region not in self._args.replica_regions:
+            raise KeyError(f"{region} is not a configured region")
+
+        def replica_field(field_name: str) -> pulumi.Output[str]:
+            return table.replicas.apply(lambda replicas: next(
+                getattr(r, field_name) or "" for r in (replicas or []) if r.region_name == region))
+
+        arn = pulumi.Output.all(self.partition, self.account_id, table.name).apply(
+            lambda v: f"arn:{v[0]}:dynamodb:{region}:{v[1]}:table/{v[2]}")
+        return RegionalTable(table.name, arn, replica_field("stream_arn"))

@@ -1,0 +1,353 @@
+"""Evaluate a Pulumi Python program offline, under recording mocks.
+
+No Pulumi CLI, no provider plugin, no cloud: every resource registration is answered by
+`RecordingMocks`, which records it (type, logical name, inputs, parent, region) and fills
+the computed outputs the program reads (ARNs, stream ARNs, ids). The result is the stack's
+resource graph, used by the tests, the offline plan (`tools.plan`), the benchmark and the
+policy runner (`policy.check`).
+
+Each evaluation runs in a fresh `contextvars.Context`, so the Pulumi runtime's ambient
+settings of one evaluation never leak into the next.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import hashlib
+import json
+import os
+import runpy
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ACCOUNT_ID = "123456789012"
+PARTITION = "aws"
+# Services whose resources have no region (pulumi-aws v7 gives them no `region` argument).
+GLOBAL_MODULES = frozenset({"iam", "route53", "cloudfront", "organizations"})
+GLOBAL = "global"
+
+
+@dataclass(frozen=True)
+class RecordedResource:
+    """One `RegisterResource` call as the engine would have seen it."""
+
+    type: str
+    name: str
+    urn: str
+    inputs: Mapping[str, Any]
+    parent_urn: str | None
+    custom: bool
+    provider: str | None
+
+    @property
+    def module(self) -> str:
+        """`dynamodb` for `aws:dynamodb/table:Table`."""
+        package, _, rest = self.type.partition(":")
+        return rest.split("/")[0].split(":")[0] if package == "aws" else package
+
+    @property
+    def region(self) -> str | None:
+        """Where the resource lands: its `region` input, `global`, or None for components."""
+        if not self.custom:
+            return None
+        if self.type.startswith("aws:") and self.module in GLOBAL_MODULES:
+            return GLOBAL
+        region = self.inputs.get("region")
+        return region if isinstance(region, str) else None
+
+
+@dataclass
+class StackGraph:
+    """Everything one evaluation registered, in registration order, plus the stack's exports."""
+
+    project: str
+    stack: str
+    resources: list[RecordedResource] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def of_type(self, type_: str) -> list[RecordedResource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def named(self, name: str) -> RecordedResource:
+        matches = [r for r in self.resources if r.name == name]
+        if len(matches) != 1:
+            raise KeyError(f"{len(matches)} resources named {name!r}")
+        return matches[0]
+
+    def by_urn(self) -> dict[str, RecordedResource]:
+        return {r.urn: r for r in self.resources}
+
+    def children(self, parent: RecordedResource) -> list[RecordedResource]:
+        return [r for r in self.resources if r.parent_urn == parent.urn]
+
+    def custom_resources(self) -> list[RecordedResource]:
+        return [r for r in self.resources if r.custom]
+
+    def ancestors(self, resource: RecordedResource) -> list[RecordedResource]:
+        index = self.by_urn()
+        chain: list[RecordedResource] = []
+        urn = resource.parent_urn
+        while urn and urn in index:
+            chain.append(index[urn])
+            urn = index[urn].parent_urn
+        return chain
+
+
+# --- computed outputs ---------------------------------------------------------------------
+
+def _digest(*parts: str, length: int = 32) -> str:
+    """Stable fake identifiers, so two evaluations of one stack are identical."""
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]
+
+
+def _arn(resource: RecordedResource, kind: str, physical: str) -> str:
+    region = "" if resource.region in (None, GLOBAL) else resource.region
+    account = ACCOUNT_ID
+    return f"arn:{PARTITION}:{resource.module}:{region}:{account}:{kind}/{physical}"
+
+
+def _physical_name(resource: RecordedResource) -> str:
+    name = resource.inputs.get("name")
+    return name if isinstance(name, str) else resource.name
+
+
+def _table_outputs(r: RecordedResource) -> dict[str, Any]:
+    name = _physical_name(r)
+    arn = _arn(r, "table", name)
+    label = "2026-01-01T00:00:00.000"
+    replicas = []
+    for replica in r.inputs.get("replicas") or []:
+        region = replica.get("regionName")
+        replica_arn = f"arn:{PARTITION}:dynamodb:{region}:{ACCOUNT_ID}:table/{name}"
+        replicas.append({**replica, "arn": replica_arn, "streamArn": f"{replica_arn}/stream/{label}",
+                         "streamLabel": label})
+    out: dict[str, Any] = {"name": name, "arn": arn, "replicas": replicas}
+    if r.inputs.get("streamEnabled"):
+        out.update(streamArn=f"{arn}/stream/{label}", streamLabel=label)
+    return out
+
+
+def _kms_key_outputs(r: RecordedResource) -> dict[str, Any]:
+    prefix = "mrk-" if r.inputs.get("multiRegion") else ""
+    key_id = prefix + _digest(r.urn)
+    return {"keyId": key_id, "arn": _arn(r, "key", key_id)}
+
+
+def _replica_key_outputs(r: RecordedResource) -> dict[str, Any]:
+    primary = str(r.inputs.get("primaryKeyArn", ""))
+    key_id = primary.rsplit("/", 1)[-1] or "mrk-" + _digest(r.urn)
+    return {"keyId": key_id, "arn": _arn(r, "key", key_id)}
+
+
+def _iam_role_outputs(r: RecordedResource) -> dict[str, Any]:
+    name = _physical_name(r)
+    return {"name": name, "arn": f"arn:{PARTITION}:iam::{ACCOUNT_ID}:role/{name}",
+            "uniqueId": "AROA" + _digest(r.urn, length=17).upper()}
+
+
+def _iam_policy_outputs(r: RecordedResource) -> dict[str, Any]:
+    name = _physical_name(r)
+    return {"name": name, "arn": f"arn:{PARTITION}:iam::{ACCOUNT_ID}:policy/{name}"}
+
+
+def _hosted_zone_outputs(r: RecordedResource) -> dict[str, Any]:
+    return {"zoneId": "Z" + _digest(r.urn, length=20).upper()}
+
+
+# Resource type -> computed outputs. Capabilities add their types here as they need them.
+COMPUTED_OUTPUTS: dict[str, Callable[[RecordedResource], dict[str, Any]]] = {
+    "aws:dynamodb/table:Table": _table_outputs,
+    "aws:kms/key:Key": _kms_key_outputs,
+    "aws:kms/replicaKey:ReplicaKey": _replica_key_outputs,
+    "aws:iam/role:Role": _iam_role_outputs,
+    "aws:iam/policy:Policy": _iam_policy_outputs,
+    "aws:route53/zone:Zone": _hosted_zone_outputs,
+}
+
+
+def _default_outputs(r: RecordedResource) -> dict[str, Any]:
+    kind = r.type.rsplit(":", 1)[-1]
+    kind = kind[:1].lower() + kind[1:]
+    return {"arn": _arn(r, kind, _physical_name(r))}
+
+
+def _call_outputs(token: str, args: Mapping[str, Any]) -> dict[str, Any]:
+    region = args.get("region") or "us-east-1"
+    if token == "aws:index/getCallerIdentity:getCallerIdentity":
+        return {"accountId": ACCOUNT_ID, "arn": f"arn:{PARTITION}:iam::{ACCOUNT_ID}:user/offline",
+                "userId": "AIDAOFFLINE", "id": ACCOUNT_ID}
+    if token == "aws:index/getPartition:getPartition":
+        return {"partition": PARTITION, "dnsSuffix": "amazonaws.com", "id": PARTITION,
+                "reverseDnsPrefix": "com.amazonaws"}
+    if token == "aws:index/getRegion:getRegion":
+        return {"name": region, "region": region, "id": region,
+                "endpoint": f"ec2.{region}.amazonaws.com", "description": region}
+    if token == "aws:iot/getEndpoint:getEndpoint":
+        endpoint_type = str(args.get("endpointType", "iot:Data-ATS"))
+        prefix = _digest(ACCOUNT_ID, length=14)
+        suffix = "-ats" if endpoint_type.endswith("-ATS") else ""
+        return {"endpointAddress": f"{prefix}{suffix}.iot.{region}.amazonaws.com",
+                "id": f"{region}-{endpoint_type}"}
+    return {}
+
+
+# --- mocks --------------------------------------------------------------------------------
+
+def _new_recorder() -> tuple[Any, list[RecordedResource]]:
+    import pulumi
+    from pulumi.runtime.mocks import MockMonitor
+
+    recorded: list[RecordedResource] = []
+
+    class RecordingMocks(pulumi.runtime.Mocks):
+        def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
+            return None, {}  # answered by RecordingMonitor, which also sees the parent
+
+        def call(self, args: pulumi.runtime.MockCallArgs) -> dict:  # type: ignore[override]
+            return _call_outputs(args.token, args.args)
+
+    class RecordingMonitor(MockMonitor):
+        def RegisterResource(self, request: Any) -> Any:
+            from pulumi.runtime import rpc
+            from pulumi.runtime.proto import resource_pb2
+            from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
+
+            urn = self.make_urn(request.parent, request.type, request.name)
+            if request.type == "pulumi:pulumi:Stack":
+                return resource_pb2.RegisterResourceResponse(urn=urn)
+            _ensure_event_loop()
+            inputs = rpc.deserialize_properties(request.object)
+            resource = RecordedResource(
+                type=request.type, name=request.name, urn=urn, inputs=inputs,
+                parent_urn=request.parent or None, custom=bool(request.custom),
+                provider=request.provider or None)
+            recorded.append(resource)
+            if resource.custom:
+                computed = COMPUTED_OUTPUTS.get(resource.type, _default_outputs)(resource)
+                resource_id = request.importId or f"{request.name}-{_digest(urn, length=8)}"
+            else:
+                computed, resource_id = {}, ""
+            state = {**inputs, **computed}
+            obj = _sync_await(rpc.serialize_properties(state, {}))
+            self.resources[urn] = MockMonitor.ResourceRegistration(urn, resource_id, state)
+            return resource_pb2.RegisterResourceResponse(urn=urn, id=resource_id, object=obj)
+
+    mocks = RecordingMocks()
+    return RecordingMonitor(mocks), recorded
+
+
+def _config_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _evaluate_in_context(program: Callable[[], None], project: str, stack: str,
+                         config: Mapping[str, Any]) -> StackGraph:
+    import pulumi
+    from pulumi.runtime import settings as runtime_settings
+    from pulumi.runtime.stack import run_pulumi_func
+    from pulumi.runtime.sync_await import _sync_await
+
+    monitor, recorded = _new_recorder()
+    pulumi.runtime.set_all_config({k: _config_text(v) for k, v in config.items()})
+    pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=False,
+                             monitor=monitor)
+    root = runtime_settings.get_root_resource()
+
+    async def resolve_exports() -> dict[str, Any]:
+        outputs = getattr(root, "outputs", {}) or {}
+        return {k: await pulumi.Output.from_input(v).future() for k, v in outputs.items()}
+
+    _sync_await(run_pulumi_func(program))
+    exports = _sync_await(resolve_exports())
+    return StackGraph(project=project, stack=stack, resources=list(recorded), outputs=exports)
+
+
+def evaluate(program: Callable[[], None], *, config: Mapping[str, Any] | None = None,
+             project: str = "project", stack: str = "test") -> StackGraph:
+    """Run `program` (a function declaring resources) under recording mocks.
+
+    `config` keys are full Pulumi keys (`project:key`); non-string values are JSON-encoded
+    the way the CLI passes structured config.
+    """
+    context = contextvars.Context()
+    return context.run(_evaluate_in_context, program, project, stack, dict(config or {}))
+
+
+@dataclass(frozen=True)
+class ProgramStack:
+    directory: Path
+    project: str
+    stack: str
+    config: dict[str, Any]
+
+
+def load_program_stack(program_dir: Path | str, stack: str) -> ProgramStack:
+    """Read `Pulumi.yaml` and `Pulumi.<stack>.yaml` of a program directory."""
+    directory = Path(program_dir).resolve()
+    project_file = directory / "Pulumi.yaml"
+    stack_file = directory / f"Pulumi.{stack}.yaml"
+    if not project_file.is_file():
+        raise FileNotFoundError(f"{project_file} not found: not a Pulumi program directory")
+    if not stack_file.is_file():
+        raise FileNotFoundError(f"{stack_file} not found: no stack named {stack!r} "
+                                f"(create it with `pulumi stack init {stack}`)")
+    project = yaml.safe_load(project_file.read_text())["name"]
+    stack_doc = yaml.safe_load(stack_file.read_text()) or {}
+    config: dict[str, Any] = {}
+    for key, value in (stack_doc.get("config") or {}).items():
+        full_key = key if ":" in key else f"{project}:{key}"
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            raise ValueError(f"{stack_file}: {full_key} is an encrypted secret; the offline "
+                             "harness cannot decrypt it (keep secrets out of stack config)")
+        config[full_key] = value
+    return ProgramStack(directory, project, stack, config)
+
+
+@contextlib.contextmanager
+def _program_imports(directory: Path) -> Iterator[None]:
+    """Import the program's own modules fresh, and forget them afterwards."""
+    before = set(sys.modules)
+    old_cwd = os.getcwd()
+    sys.path.insert(0, str(directory))
+    os.chdir(directory)
+    try:
+        yield
+    finally:
+        os.chdir(old_cwd)
+        sys.path.remove(str(directory))
+        for name in set(sys.modules) - before:
+            module_file = getattr(sys.modules[name], "__file__", None) or ""
+            if module_file.startswith(str(directory) + os.sep):
+                del sys.modules[name]
+
+
+def evaluate_program(program_dir: Path | str, stack: str, *,
+                     config_overrides: Mapping[str, Any] | None = None,
+                     drop_keys: tuple[str, ...] = ()) -> StackGraph:
+    """Evaluate a program directory's `__main__.py` for one of its stacks.
+
+    `config_overrides` and `drop_keys` take short (`regions`) or full (`proj:regions`) keys.
+    """
+    spec = load_program_stack(program_dir, stack)
+    config = dict(spec.config)
+
+    def full(key: str) -> str:
+        return key if ":" in key else f"{spec.project}:{key}"
+
+    for key in drop_keys:
+        config.pop(full(key), None)
+    for key, value in (config_overrides or {}).items():
+        config[full(key)] = value
+    main = spec.directory / "__main__.py"
+
+    def program() -> None:
+        runpy.run_path(str(main), run_name="__main__")
+
+    with _program_imports(spec.directory):
+        return evaluate(program, config=config, project=spec.project, stack=stack)
