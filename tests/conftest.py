@@ -1,0 +1,26 @@
+"""Shared fixtures: the real stacks evaluated once per session under recording mocks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tools.harness import StackGraph, evaluate_program
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def project_dir() -> Path:
+    return PROJECT_DIR
+
+
+@pytest.fixture(scope="session")
+def dev_graph() -> StackGraph:
+    return evaluate_program(PROJECT_DIR, "dev")
+
+
+@pytest.fixture(scope="session")
+def prod_graph() -> StackGraph:
+    return evaluate_program(PROJECT_DIR, "prod")
