@@ -129,11 +129,11 @@ def _as_structured(value: Any) -> Any:
     return value
 
 
-def _closest(value: str, choices: frozenset[str]) -> str:
+def _region_hint(value: str, choices: frozenset[str]) -> str:
     import difflib
 
     match = difflib.get_close_matches(value, sorted(choices), n=1)
-    return match[0] if match else "eu-west-1"
+    return f"did you mean {match[0]!r}?" if match else f"use one of {', '.join(sorted(choices))}"
 
 
 def ca_certificate_problems(pem: str, key: str, now: dt.datetime) -> list[str]:
@@ -268,8 +268,8 @@ def parse_stack_config(
                     problems.add("regions", f"{region!r} is listed twice; list each region once")
                 seen.add(region)
                 if region not in known:
-                    problems.add("regions", f"{region!r} is not an AWS region with IoT Core; did "
-                                 f"you mean {_closest(region, known)!r}?")
+                    problems.add("regions", f"{region!r} is not an AWS region with IoT Core; "
+                                 f"{_region_hint(region, known)}")
             regions = list(dict.fromkeys(regions_value))
 
     primary = _string(raw, "primaryRegion", problems)
@@ -344,7 +344,7 @@ def parse_stack_config(
                              f"{match.group(1)!r}; ACM certificates are regional, import it in "
                              f"{region!r}")
             else:
-                imported[region] = arn
+                imported[region] = match.group(0)
     elif imported_value:
         problems.add("importedServerCertificateArns", "is set but serverCertificateMode is 'acm'; "
                      "set serverCertificateMode to 'imported' or remove the ARNs")

@@ -16,6 +16,7 @@ import contextlib
 import contextvars
 import hashlib
 import json
+import logging
 import os
 import runpy
 import sys
@@ -70,6 +71,8 @@ class StackGraph:
     stack: str
     resources: list[RecordedResource] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
+    # (level, message) of every pulumi.log call, e.g. ("ERROR", "iot-multi-region:regions: ...")
+    diagnostics: list[tuple[str, str]] = field(default_factory=list)
 
     def of_type(self, type_: str) -> list[RecordedResource]:
         return [r for r in self.resources if r.type == type_]
@@ -97,6 +100,15 @@ class StackGraph:
             chain.append(index[urn])
             urn = index[urn].parent_urn
         return chain
+
+
+class ProgramFailed(Exception):
+    """The program raised; `graph` holds what it had registered before it did."""
+
+    def __init__(self, error: Exception, graph: StackGraph) -> None:
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.error = error
+        self.graph = graph
 
 
 # --- computed outputs ---------------------------------------------------------------------
@@ -242,6 +254,19 @@ def _new_recorder() -> tuple[Any, list[RecordedResource]]:
     return RecordingMonitor(mocks), recorded
 
 
+def _collecting_logger(sink: list[tuple[str, str]]) -> logging.Logger:
+    """A private logger that keeps what the program logged through pulumi.log."""
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            sink.append((record.levelname, record.getMessage()))
+
+    logger = logging.Logger("pulumi-offline", level=logging.INFO)
+    logger.propagate = False
+    logger.addHandler(Collect())
+    return logger
+
+
 def _config_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
@@ -254,18 +279,26 @@ def _evaluate_in_context(program: Callable[[], None], project: str, stack: str,
     from pulumi.runtime.sync_await import _sync_await
 
     monitor, recorded = _new_recorder()
+    diagnostics: list[tuple[str, str]] = []
+    logger = _collecting_logger(diagnostics)
     pulumi.runtime.set_all_config({k: _config_text(v) for k, v in config.items()})
     pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=False,
-                             monitor=monitor)
+                             monitor=monitor, logger=logger)
     root = runtime_settings.get_root_resource()
 
     async def resolve_exports() -> dict[str, Any]:
         outputs = getattr(root, "outputs", {}) or {}
         return {k: await pulumi.Output.from_input(v).future() for k, v in outputs.items()}
 
-    _sync_await(run_pulumi_func(program))
+    try:
+        _sync_await(run_pulumi_func(program))
+    except Exception as error:
+        partial = StackGraph(project=project, stack=stack, resources=list(recorded),
+                             diagnostics=diagnostics)
+        raise ProgramFailed(error, partial) from error
     exports = _sync_await(resolve_exports())
-    return StackGraph(project=project, stack=stack, resources=list(recorded), outputs=exports)
+    return StackGraph(project=project, stack=stack, resources=list(recorded), outputs=exports,
+                      diagnostics=diagnostics)
 
 
 def evaluate(program: Callable[[], None], *, config: Mapping[str, Any] | None = None,

@@ -1,0 +1,81 @@
+"""Whole-process time of evaluating the stack under mocks, against the import floor.
+
+    python benchmarks/evaluate.py [--repeat 5]
+
+Each figure is the median wall time of a fresh `python` process (imports included), so it
+is what a developer waits for. The floor is `python -c "import pulumi, pulumi_aws"`.
+Targets: dev stack <= 3x the floor; 20 regions <= 3x the 2-region time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+EVALUATE = """
+import json, sys
+sys.path.insert(0, {project!r})
+from components.config import iot_regions
+from tools.harness import evaluate_program
+count = {count}
+overrides = {{}}
+if count:
+    regions = sorted(iot_regions())[:count]
+    overrides = {{"regions": regions, "primaryRegion": regions[0]}}
+graph = evaluate_program({project!r}, "dev", config_overrides=overrides)
+print(json.dumps({{"resources": len(graph.custom_resources())}}))
+"""
+
+
+def timed(code: str) -> tuple[float, int, str]:
+    """Wall seconds, peak RSS (KiB) of the child, and its stdout."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=PROJECT_DIR, check=True)
+    elapsed = time.perf_counter() - start
+    peak = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before)
+    return elapsed, peak, done.stdout
+
+
+def median_run(code: str, repeat: int) -> tuple[float, int, str]:
+    runs = [timed(code) for _ in range(repeat)]
+    return (statistics.median(r[0] for r in runs), max(r[1] for r in runs), runs[-1][2])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+
+    floor, floor_rss, _ = median_run("import pulumi, pulumi_aws", args.repeat)
+    print(f"{'case':<22}{'median s':>10}{'x floor':>9}{'resources':>11}{'peak RSS MiB':>14}")
+    print(f"{'floor (import only)':<22}{floor:>10.2f}{1.0:>9.2f}{'-':>11}{floor_rss / 1024:>14.0f}")
+    results: dict[str, float] = {}
+    for label, count in (("dev stack (2 regions)", 0), ("8 regions", 8), ("20 regions", 20)):
+        seconds, rss, out = median_run(EVALUATE.format(project=str(PROJECT_DIR), count=count),
+                                       args.repeat)
+        resources = json.loads(out.strip().splitlines()[-1])["resources"]
+        results[label] = seconds
+        print(f"{label:<22}{seconds:>10.2f}{seconds / floor:>9.2f}{resources:>11}{rss / 1024:>14.0f}")
+
+    dev_ratio = results["dev stack (2 regions)"] / floor
+    scale_ratio = results["20 regions"] / results["dev stack (2 regions)"]
+    print(f"\ndev stack / floor      = {dev_ratio:.2f}  (target <= 3.00)"
+          f"  {'OK' if dev_ratio <= 3 else 'OVER TARGET'}")
+    print(f"20 regions / 2 regions = {scale_ratio:.2f}  (target <= 3.00)"
+          f"  {'OK' if scale_ratio <= 3 else 'OVER TARGET'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""The stack's shape under recording mocks: regions, global tables, determinism."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from components.config import iot_regions
+from tools.harness import GLOBAL, StackGraph, evaluate_program
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+TWENTY_REGIONS = sorted(iot_regions())[:20]
+
+
+@pytest.fixture(scope="module")
+def twenty_region_graph() -> StackGraph:
+    return evaluate_program(PROJECT_DIR, "dev", config_overrides={
+        "regions": TWENTY_REGIONS, "primaryRegion": TWENTY_REGIONS[3]})
+
+
+def configured_regions(stack: str) -> list[str]:
+    doc = yaml.safe_load((PROJECT_DIR / f"Pulumi.{stack}.yaml").read_text())
+    return list(doc["config"]["iot-multi-region:regions"])
+
+
+def graphs(request: pytest.FixtureRequest) -> list[tuple[StackGraph, list[str]]]:
+    twenty = request.getfixturevalue("twenty_region_graph")
+    return [
+        (request.getfixturevalue("dev_graph"), configured_regions("dev")),
+        (request.getfixturevalue("prod_graph"), configured_regions("prod")),
+        (twenty, TWENTY_REGIONS),
+    ]
+
+
+def regional_component_region(graph: StackGraph, resource: Any) -> str | None:
+    """The region named by the nearest `region-<name>` ancestor component, if any."""
+    for ancestor in graph.ancestors(resource):
+        if ancestor.type == "iotmr:regional:RegionalStack":
+            return ancestor.name.removeprefix("region-")
+    return None
+
+
+@pytest.mark.parametrize("which", ["dev", "prod", "twenty"])
+def test_every_resource_lands_in_a_configured_region(request: pytest.FixtureRequest, which: str) -> None:
+    graph, regions = dict(zip(["dev", "prod", "twenty"], graphs(request)))[which]
+    custom = graph.custom_resources()
+    assert custom
+    for resource in custom:
+        if resource.module in ("iam", "route53"):
+            assert resource.region == GLOBAL
+            assert "region" not in resource.inputs, resource.urn
+            continue
+        assert resource.region in regions, f"{resource.urn} has no explicit configured region"
+        home = regional_component_region(graph, resource)
+        if home is not None:
+            assert resource.region == home, f"{resource.urn} lands in {resource.region}, not {home}"
+    regional_components = graph.of_type("iotmr:regional:RegionalStack")
+    assert sorted(c.name.removeprefix("region-") for c in regional_components) == sorted(regions)
+    for component in regional_components:
+        assert graph.children(component), f"{component.name} declares nothing"
+
+
+@pytest.mark.parametrize("which", ["dev", "prod", "twenty"])
+def test_global_tables_replicate_to_every_other_region(request: pytest.FixtureRequest, which: str) -> None:
+    graph, regions = dict(zip(["dev", "prod", "twenty"], graphs(request)))[which]
+    tables = graph.of_type("aws:dynamodb/table:Table")
+    assert len(tables) == 3
+    keys = {k.region: k for k in graph.of_type("aws:kms/replicaKey:ReplicaKey")}
+    primary_keys = [k for k in graph.of_type("aws:kms/key:Key") if k.inputs.get("multiRegion")]
+    assert len(primary_keys) == 1
+    primary = primary_keys[0].region
+    assert sorted(keys) == sorted(set(regions) - {primary})
+    for table in tables:
+        inputs = table.inputs
+        assert table.region == primary
+        assert inputs["streamEnabled"] is True
+        assert inputs["streamViewType"] == "NEW_AND_OLD_IMAGES"
+        assert inputs["pointInTimeRecovery"]["enabled"] is True
+        assert inputs["billingMode"] == "PAY_PER_REQUEST"
+        assert inputs["serverSideEncryption"]["enabled"] is True
+        assert ":kms:" in inputs["serverSideEncryption"]["kmsKeyArn"]
+        assert f":{primary}:" in inputs["serverSideEncryption"]["kmsKeyArn"]
+        replicas = inputs.get("replicas") or []
+        assert sorted(r["regionName"] for r in replicas) == sorted(set(regions) - {primary})
+        for replica in replicas:
+            assert replica["pointInTimeRecovery"] is True
+            assert f":kms:{replica['regionName']}:" in replica["kmsKeyArn"]
+            # the replica key shares the primary's key id (multi-region key)
+            assert replica["kmsKeyArn"].rsplit("/", 1)[1].startswith("mrk-")
+
+
+def test_keys_rotate_and_tables_are_protected_in_prod(prod_graph: StackGraph, dev_graph: StackGraph) -> None:
+    for key in prod_graph.of_type("aws:kms/key:Key"):
+        assert key.inputs["enableKeyRotation"] is True
+    for table in prod_graph.of_type("aws:dynamodb/table:Table"):
+        assert table.inputs["deletionProtectionEnabled"] is True
+        assert all(r["deletionProtectionEnabled"] for r in table.inputs["replicas"])
+    for table in dev_graph.of_type("aws:dynamodb/table:Table"):
+        assert table.inputs["deletionProtectionEnabled"] is False
+
+
+def test_inventory_schema(dev_graph: StackGraph) -> None:
+    inventory = dev_graph.named("tables-device-inventory")
+    assert inventory.inputs["hashKey"] == "thingName"
+    assert "rangeKey" not in inventory.inputs
+    assert inventory.inputs["attributes"] == [{"name": "thingName", "type": "S"}]
+
+
+def test_key_policies_grant_no_wildcard_principal(dev_graph: StackGraph) -> None:
+    for key in dev_graph.of_type("aws:kms/key:Key") + dev_graph.of_type("aws:kms/replicaKey:ReplicaKey"):
+        policy = json.loads(key.inputs["policy"])
+        for statement in policy["Statement"]:
+            principal = statement["Principal"]
+            assert principal != "*" and principal.get("AWS") != "*", key.urn
+
+
+def test_exports_name_every_region(dev_graph: StackGraph) -> None:
+    regions = configured_regions("dev")
+    assert sorted(dev_graph.outputs["regions"]) == sorted(regions)
+    for region, data in dev_graph.outputs["regions"].items():
+        assert f":dynamodb:{region}:" in data["inventoryTableArn"]
+        assert data["inventoryStreamArn"].startswith(data["inventoryTableArn"] + "/stream/")
+
+
+def test_evaluation_is_deterministic(dev_graph: StackGraph) -> None:
+    again = evaluate_program(PROJECT_DIR, "dev")
+    first = {r.urn: r.inputs for r in dev_graph.resources}
+    second = {r.urn: r.inputs for r in again.resources}
+    assert first.keys() == second.keys()
+    differing = [urn for urn in first if first[urn] != second[urn]]
+    assert differing == []
+    assert dev_graph.outputs == again.outputs
+
+
+def test_tags_reach_taggable_resources(dev_graph: StackGraph) -> None:
+    for table in dev_graph.of_type("aws:dynamodb/table:Table"):
+        assert table.inputs["tags"]["environment"] == "dev"
+        assert table.inputs["tags"]["owner"] == "iot-platform"
