@@ -172,6 +172,24 @@ def _hosted_zone_outputs(r: RecordedResource) -> dict[str, Any]:
     return {"zoneId": "Z" + _digest(r.urn, length=20).upper()}
 
 
+def _acm_certificate_outputs(r: RecordedResource) -> dict[str, Any]:
+    """Like ACM: the DNS-validation CNAME depends on account and domain, not on region."""
+    domain = str(r.inputs.get("domainName", ""))
+    certificate_id = f"{_digest(r.urn, length=8)}-0000-4000-8000-{_digest(r.urn, length=12)}"
+    option = {
+        "domainName": domain,
+        "resourceRecordName": f"_{_digest(ACCOUNT_ID, domain)}.{domain}.",
+        "resourceRecordType": "CNAME",
+        "resourceRecordValue": f"_{_digest(domain, ACCOUNT_ID)}.offline.acm-validations.aws.",
+    }
+    return {"arn": _arn(r, "certificate", certificate_id), "status": "PENDING_VALIDATION",
+            "domainValidationOptions": [option] if domain else []}
+
+
+def _route53_record_outputs(r: RecordedResource) -> dict[str, Any]:
+    return {"fqdn": str(r.inputs.get("name", "")).rstrip(".")}
+
+
 # Resource type -> computed outputs. Capabilities add their types here as they need them.
 COMPUTED_OUTPUTS: dict[str, Callable[[RecordedResource], dict[str, Any]]] = {
     "aws:dynamodb/table:Table": _table_outputs,
@@ -180,6 +198,8 @@ COMPUTED_OUTPUTS: dict[str, Callable[[RecordedResource], dict[str, Any]]] = {
     "aws:iam/role:Role": _iam_role_outputs,
     "aws:iam/policy:Policy": _iam_policy_outputs,
     "aws:route53/zone:Zone": _hosted_zone_outputs,
+    "aws:acm/certificate:Certificate": _acm_certificate_outputs,
+    "aws:route53/record:Record": _route53_record_outputs,
 }
 
 
@@ -356,7 +376,9 @@ def _program_imports(directory: Path) -> Iterator[None]:
         sys.path.remove(str(directory))
         for name in set(sys.modules) - before:
             module_file = getattr(sys.modules[name], "__file__", None) or ""
-            if module_file.startswith(str(directory) + os.sep):
+            # Installed packages may sit inside the program directory (./venv): keep them, a
+            # provider SDK must be imported once per process.
+            if module_file.startswith(str(directory) + os.sep) and "site-packages" not in module_file:
                 del sys.modules[name]
 
 
