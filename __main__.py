@@ -5,6 +5,7 @@ from pathlib import Path
 import pulumi
 
 from components.config import ConfigError, parse_stack_config, read_pulumi_config
+from components.dns import DeviceDomainValidation, DeviceDomainValidationArgs
 from components.global_tables import CVM_RECORDS, DEVICE_DATA, INVENTORY, GlobalTables, GlobalTablesArgs
 from components.regional import RegionalStack, RegionalStackArgs
 
@@ -44,13 +45,24 @@ regional = {
     for region in config.regions
 }
 
+# ACM's validation record is the same in every region: one global owner for it.
+primary_certificate = regional[config.primary_region].edge.acm_certificate
+if primary_certificate is not None:
+    DeviceDomainValidation("device-domain", DeviceDomainValidationArgs(
+        domain=config.device_domain, hosted_zone_id=config.hosted_zone_id,
+        certificate=primary_certificate))
+
 pulumi.export("primaryRegion", config.primary_region)
+pulumi.export("deviceDomain", config.device_domain)
 pulumi.export("tables", {k: {"name": t.name, "arn": t.arn} for k, t in tables.tables.items()})
 pulumi.export("regions", {
     region: {
         "inventoryTableArn": tables.in_region(INVENTORY.logical, region).arn,
         "inventoryStreamArn": tables.in_region(INVENTORY.logical, region).stream_arn,
         "kmsKeyArn": stack.key.arn,
+        "caCertificateId": stack.edge.ca_certificate.id,
+        "devicePolicyName": stack.edge.device_policy.name,
+        "domainConfigurationName": stack.edge.domain_configuration.name,
     }
     for region, stack in regional.items()
 })

@@ -57,6 +57,7 @@ KNOWN_KEYS: tuple[str, ...] = (
     "tlsSecurityPolicy",
     "serverCertificateMode",
     "importedServerCertificateArns",
+    "importedValidationCertificateArns",
 )
 REQUIRED_KEYS: tuple[str, ...] = (
     "appName",
@@ -90,6 +91,9 @@ class StackConfig:
     tls_security_policy: str = DEFAULT_TLS_SECURITY_POLICY
     server_certificate_mode: ServerCertificateMode = "acm"
     imported_server_certificate_arns: Mapping[str, str] = field(default_factory=dict)
+    # Region -> publicly trusted ACM certificate proving we own deviceDomain; AWS IoT needs
+    # it when that region's imported server certificate comes from a private CA.
+    imported_validation_certificate_arns: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def replica_regions(self) -> tuple[str, ...]:
@@ -349,6 +353,30 @@ def parse_stack_config(
         problems.add("importedServerCertificateArns", "is set but serverCertificateMode is 'acm'; "
                      "set serverCertificateMode to 'imported' or remove the ARNs")
 
+    validation_value = raw.get("importedValidationCertificateArns", {})
+    validation_arns: dict[str, str] = {}
+    if not isinstance(validation_value, dict):
+        problems.add("importedValidationCertificateArns", "must be a map of region to ACM "
+                     "certificate ARN")
+    elif validation_value and mode != "imported":
+        problems.add("importedValidationCertificateArns", "is only used with "
+                     "serverCertificateMode 'imported'; remove it")
+    else:
+        for region, arn in sorted(validation_value.items()):
+            match = _ACM_ARN.match(arn) if isinstance(arn, str) else None
+            if region not in regions:
+                problems.add("importedValidationCertificateArns", f"{region!r} is not in "
+                             f"regions {regions}; remove it or add the region")
+            elif match is None:
+                problems.add("importedValidationCertificateArns", f"the value for {region!r} "
+                             "is not an ACM certificate ARN (a public certificate for "
+                             "deviceDomain, requested in ACM)")
+            elif match.group(1) != region:
+                problems.add("importedValidationCertificateArns", f"the ARN for {region!r} is "
+                             f"in {match.group(1)!r}; request the certificate in {region!r}")
+            else:
+                validation_arns[region] = arn
+
     ca_pem = _read_ca_pem(raw, project_dir, problems, now)
 
     if problems.lines:
@@ -367,6 +395,7 @@ def parse_stack_config(
         tls_security_policy=tls_policy,
         server_certificate_mode=mode,  # type: ignore[arg-type]
         imported_server_certificate_arns=imported,
+        imported_validation_certificate_arns=validation_arns,
     )
 
 

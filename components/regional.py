@@ -10,6 +10,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config import StackConfig
+from components.device_edge import DeviceEdge, DeviceEdgeArgs
 from components.global_tables import RegionalTable
 
 
@@ -79,4 +80,16 @@ class RegionalStack(pulumi.ComponentResource):
                       name=f"alias/{config.resource_name('regional')}",
                       target_key_id=self.key.key_id, opts=pulumi.ResourceOptions(parent=self))
 
-        self.register_outputs({"kms_key_arn": self.key.arn})
+        # Where devices connect: domain, TLS, our CA, device policy, logging, latency DNS.
+        self.edge = DeviceEdge(
+            f"{name}-edge",
+            DeviceEdgeArgs(config=config, region=region, log_key_arn=self.key.arn,
+                           tags=args.tags),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+        self.register_outputs({
+            "kms_key_arn": self.key.arn,
+            "ca_certificate_id": self.edge.ca_certificate.id,
+            "device_policy_name": self.edge.device_policy.name,
+        })

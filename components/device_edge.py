@@ -1,0 +1,298 @@
+"""One region's device edge: where devices with a certificate from our CA connect.
+
+Per region: the server certificate for the device domain, the IoT domain configuration
+(TLS 1.2+ only, X.509 MQTT only), our intermediate CA registered for auto-registration,
+the device policy, IoT logging into a KMS-encrypted log group, the registry event
+configuration, and this region's latency record for the device domain, guarded by a
+CloudWatch-alarm health check. Design notes: docs/edge.md.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from components.config import StackConfig
+from components.device_policy import device_policy_document
+from components.dns import validation_record_for
+
+# AWS IoT V2 logging always writes to this log group name; we create it so that it is
+# encrypted with our key and has our retention, instead of IoT creating a plain one.
+IOT_LOG_GROUP_NAME = "AWSIotLogsV2"
+IOT_LOG_LEVEL = "WARN"
+
+# Registry events the onboarding flows listen to (thing and certificate lifecycle);
+# every other event type is stated explicitly off, so the region's setting is ours.
+IOT_EVENT_CONFIGURATIONS: Mapping[str, bool] = {
+    "THING": True,
+    "CERTIFICATE": True,
+    "CA_CERTIFICATE": False,
+    "THING_GROUP": False,
+    "THING_GROUP_MEMBERSHIP": False,
+    "THING_GROUP_HIERARCHY": False,
+    "THING_TYPE": False,
+    "THING_TYPE_ASSOCIATION": False,
+    "JOB": False,
+    "JOB_EXECUTION": False,
+    "POLICY": False,
+}
+
+# DNS: devices re-resolve within a minute of a region dropping out.
+LATENCY_RECORD_TTL = 60
+
+# Health: the region is unhealthy while devices fail to connect because of IoT itself
+# (Connect.ServerError), at least this many a minute in 3 of the last 5 minutes.
+CONNECT_SERVER_ERRORS_PER_MINUTE = 10
+ALARM_EVALUATION_PERIODS = 5
+ALARM_DATAPOINTS_TO_ALARM = 3
+# A gap in CloudWatch data keeps the region's last verdict rather than flapping it.
+INSUFFICIENT_DATA_HEALTH_STATUS = "LastKnownStatus"
+
+
+@dataclass(frozen=True)
+class DeviceEdgeArgs:
+    config: StackConfig
+    region: str
+    # The region's CMK; its key policy already lets CloudWatch Logs in this region use it.
+    log_key_arn: pulumi.Input[str]
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+def iot_logging_trust_policy(partition: str, region: str, account_id: str) -> str:
+    """Only AWS IoT, acting for this account in this region, may assume the logging role."""
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "IotLogsForThisAccountAndRegion",
+            "Effect": "Allow",
+            "Principal": {"Service": "iot.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+            "Condition": {
+                "StringEquals": {"aws:SourceAccount": account_id},
+                "ArnLike": {"aws:SourceArn": f"arn:{partition}:iot:{region}:{account_id}:*"},
+            },
+        }],
+    }, sort_keys=True)
+
+
+def iot_logging_policy(partition: str, region: str, account_id: str) -> str:
+    """Write access to the region's AWSIotLogsV2 log group and nothing else.
+
+    No CreateLogGroup/PutRetentionPolicy: the group is ours (KMS, retention) and IoT
+    must not recreate or change it.
+    """
+    group = f"arn:{partition}:logs:{region}:{account_id}:log-group:{IOT_LOG_GROUP_NAME}"
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "CreateStreamsInIotLogGroup",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:DescribeLogStreams"],
+                "Resource": [f"{group}:*"],
+            },
+            {
+                "Sid": "WriteIotLogEvents",
+                "Effect": "Allow",
+                "Action": ["logs:PutLogEvents"],
+                "Resource": [f"{group}:log-stream:*"],
+            },
+        ],
+    }, sort_keys=True)
+
+
+class DeviceEdge(pulumi.ComponentResource):
+    """The device-facing edge of one region."""
+
+    def __init__(self, name: str, args: DeviceEdgeArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("iotmr:edge:DeviceEdge", name, None, opts)
+        config = args.config
+        region = args.region
+        tags = dict(args.tags)
+        child = pulumi.ResourceOptions(parent=self)
+        invoke_opts = pulumi.InvokeOutputOptions(parent=self)
+        account_id = aws.get_caller_identity_output(opts=invoke_opts).account_id
+        partition = aws.get_partition_output(opts=invoke_opts).partition
+
+        # --- server certificate for the device domain -------------------------------
+        self.acm_certificate: aws.acm.Certificate | None = None
+        validation_certificate_arn: str | None = None
+        if config.server_certificate_mode == "acm":
+            self.acm_certificate = aws.acm.Certificate(
+                f"{name}-server-cert",
+                region=region,
+                domain_name=config.device_domain,
+                validation_method="DNS",
+                # One of the two key types AWS IoT accepts; RSA suits the most devices.
+                key_algorithm="RSA_2048",
+                tags=tags,
+                opts=child,
+            )
+            # The validation record itself is global (components/dns.py) and shared by
+            # all regions; here we only wait until ACM has issued this region's cert.
+            validation_fqdn = self.acm_certificate.domain_validation_options.apply(
+                lambda options: validation_record_for(options, config.device_domain)
+                .name.rstrip("."))
+            validation = aws.acm.CertificateValidation(
+                f"{name}-server-cert-validation",
+                region=region,
+                certificate_arn=self.acm_certificate.arn,
+                validation_record_fqdns=[validation_fqdn],
+                opts=child,
+            )
+            server_certificate_arn: pulumi.Input[str] = validation.certificate_arn
+        else:
+            server_certificate_arn = config.imported_server_certificate_arns[region]
+            validation_certificate_arn = config.imported_validation_certificate_arns.get(region)
+        self.server_certificate_arn = pulumi.Output.from_input(server_certificate_arn)
+
+        # --- domain configuration ---------------------------------------------------
+        self.domain_configuration = aws.iot.DomainConfiguration(
+            f"{name}-domain",
+            region=region,
+            name=config.resource_name("devices"),
+            domain_name=config.device_domain,
+            service_type="DATA",
+            server_certificate_arns=[server_certificate_arn],
+            # AWS wants a publicly trusted certificate proving domain ownership only when
+            # the server certificate is not publicly trusted (imported, private CA).
+            validation_certificate_arn=validation_certificate_arn,
+            # Devices authenticate with X.509 over MQTT only (8883, and 443 without ALPN).
+            authentication_type="AWS_X509",
+            application_protocol="SECURE_MQTT",
+            tls_config=aws.iot.DomainConfigurationTlsConfigArgs(
+                security_policy=config.tls_security_policy),
+            status="ENABLED",
+            tags=tags,
+            opts=child,
+        )
+
+        # --- our CA, the device policy and registry events --------------------------
+        self.ca_certificate = aws.iot.CaCertificate(
+            f"{name}-ca",
+            region=region,
+            ca_certificate_pem=config.ca_certificate_pem,
+            # SNI_ONLY: no verification certificate, so the CA key never has to sign for
+            # AWS; devices must send SNI, which our custom domain requires anyway.
+            certificate_mode="SNI_ONLY",
+            active=True,
+            allow_auto_registration=True,
+            tags=tags,
+            opts=child,
+        )
+        self.device_policy = aws.iot.Policy(
+            f"{name}-device-policy",
+            region=region,
+            name=config.resource_name("device"),
+            policy=pulumi.Output.all(partition, account_id).apply(
+                lambda v: device_policy_document(config.app_name, v[0], region, v[1])),
+            tags=tags,
+            opts=child,
+        )
+        # NOTE: deleting this resource leaves the region's event settings as they are.
+        self.event_configurations = aws.iot.EventConfigurations(
+            f"{name}-events",
+            region=region,
+            event_configurations=dict(IOT_EVENT_CONFIGURATIONS),
+            opts=child,
+        )
+
+        # --- IoT logging --------------------------------------------------------------
+        self.log_group = aws.cloudwatch.LogGroup(
+            f"{name}-iot-logs",
+            region=region,
+            name=IOT_LOG_GROUP_NAME,
+            kms_key_id=args.log_key_arn,
+            retention_in_days=config.log_retention_days,
+            tags=tags,
+            opts=child,
+        )
+        self.logging_role = aws.iam.Role(
+            f"{name}-iot-logging-role",
+            name=config.resource_name(region, "iot-logging"),
+            description=f"AWS IoT in {region} writes its logs to {IOT_LOG_GROUP_NAME}",
+            assume_role_policy=pulumi.Output.all(partition, account_id).apply(
+                lambda v: iot_logging_trust_policy(v[0], region, v[1])),
+            tags=tags,
+            opts=child,
+        )
+        logging_policy = aws.iam.RolePolicy(
+            f"{name}-iot-logging-policy",
+            role=self.logging_role.id,
+            name="write-iot-logs",
+            policy=pulumi.Output.all(partition, account_id).apply(
+                lambda v: iot_logging_policy(v[0], region, v[1])),
+            opts=child,
+        )
+        self.logging_options = aws.iot.LoggingOptions(
+            f"{name}-iot-logging",
+            region=region,
+            default_log_level=IOT_LOG_LEVEL,
+            disable_all_logs=False,
+            role_arn=self.logging_role.arn,
+            # IoT must find the group and the permission in place before it logs.
+            opts=pulumi.ResourceOptions(parent=self,
+                                        depends_on=[self.log_group, logging_policy]),
+        )
+
+        # --- health and latency DNS ---------------------------------------------------
+        self.health_alarm = aws.cloudwatch.MetricAlarm(
+            f"{name}-connect-health",
+            region=region,
+            name=config.resource_name(region, "iot-connect-server-errors"),
+            alarm_description=(
+                f"Devices fail to connect to AWS IoT in {region} because of server errors; "
+                f"while in ALARM, Route53 stops answering {config.device_domain} with {region}."),
+            namespace="AWS/IoT",
+            metric_name="Connect.ServerError",
+            dimensions={"Protocol": "MQTT"},
+            statistic="Sum",
+            period=60,
+            evaluation_periods=ALARM_EVALUATION_PERIODS,
+            datapoints_to_alarm=ALARM_DATAPOINTS_TO_ALARM,
+            threshold=CONNECT_SERVER_ERRORS_PER_MINUTE,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            # IoT publishes no datapoint in a minute without errors: that is healthy.
+            treat_missing_data="notBreaching",
+            tags=tags,
+            opts=child,
+        )
+        self.health_check = aws.route53.HealthCheck(
+            f"{name}-health-check",
+            type="CLOUDWATCH_METRIC",
+            cloudwatch_alarm_name=self.health_alarm.name,
+            cloudwatch_alarm_region=region,
+            insufficient_data_health_status=INSUFFICIENT_DATA_HEALTH_STATUS,
+            tags={**tags, "Name": config.resource_name(region, "iot-edge")},
+            opts=child,
+        )
+        data_endpoint = aws.iot.get_endpoint_output(endpoint_type="iot:Data-ATS", region=region,
+                                                    opts=invoke_opts)
+        self.latency_record = aws.route53.Record(
+            f"{name}-latency-record",
+            zone_id=config.hosted_zone_id,
+            name=config.device_domain,
+            type="CNAME",
+            ttl=LATENCY_RECORD_TTL,
+            records=[data_endpoint.endpoint_address],
+            set_identifier=region,
+            latency_routing_policies=[aws.route53.RecordLatencyRoutingPolicyArgs(region=region)],
+            health_check_id=self.health_check.id,
+            # Only answer with this region once its domain configuration serves the name.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.domain_configuration]),
+        )
+
+        self.register_outputs({
+            "domain_configuration_name": self.domain_configuration.name,
+            "server_certificate_arn": self.server_certificate_arn,
+            "ca_certificate_id": self.ca_certificate.id,
+            "device_policy_name": self.device_policy.name,
+            "health_check_id": self.health_check.id,
+            "data_endpoint": data_endpoint.endpoint_address,
+        })
+

@@ -1,0 +1,70 @@
+"""The one global DNS record of the device domain: ACM's DNS-validation CNAME.
+
+ACM gives a domain the same validation CNAME (name and value) in every region of one
+account, so one record validates (and keeps renewing) the device-domain certificate of
+every region. It is created once, here, from the primary region's certificate; each
+region's `aws.acm.CertificateValidation` waits for it by name. One owner per Route53
+record means regions never overwrite or delete each other's validation record, and the
+logical name does not mention a region, so changing the primary region is a no-op for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+# ACM re-checks the record at every renewal; it never changes, so a long TTL is fine.
+VALIDATION_RECORD_TTL = 300
+
+
+@dataclass(frozen=True)
+class DnsValidationRecord:
+    name: str
+    type: str
+    value: str
+
+
+def validation_record_for(options: Sequence[aws.acm.outputs.CertificateDomainValidationOption],
+                          domain: str) -> DnsValidationRecord:
+    """The validation record ACM asks for `domain` (raises if ACM did not ask for one)."""
+    for option in options:
+        if (option.domain_name or "").rstrip(".").lower() == domain:
+            assert option.resource_record_name and option.resource_record_type \
+                and option.resource_record_value, "ACM returned an incomplete validation option"
+            return DnsValidationRecord(option.resource_record_name, option.resource_record_type,
+                                       option.resource_record_value)
+    raise ValueError(f"ACM returned no DNS validation option for {domain!r}")
+
+
+@dataclass(frozen=True)
+class DeviceDomainValidationArgs:
+    domain: str
+    hosted_zone_id: str
+    # The primary region's ACM certificate for `domain`.
+    certificate: aws.acm.Certificate
+
+
+class DeviceDomainValidation(pulumi.ComponentResource):
+    """ACM's DNS-validation record for the device domain, shared by all regions."""
+
+    def __init__(self, name: str, args: DeviceDomainValidationArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("iotmr:edge:DeviceDomainValidation", name, None, opts)
+        record = args.certificate.domain_validation_options.apply(
+            lambda options: validation_record_for(options, args.domain))
+        self.record = aws.route53.Record(
+            f"{name}-acm-validation",
+            zone_id=args.hosted_zone_id,
+            name=record.apply(lambda r: r.name),
+            type=record.apply(lambda r: r.type),
+            records=[record.apply(lambda r: r.value)],
+            ttl=VALIDATION_RECORD_TTL,
+            # The record is deterministic per account and domain: if an earlier, manual
+            # validation left the identical record behind, take it over instead of failing.
+            allow_overwrite=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({"validation_record_fqdn": self.record.fqdn})
