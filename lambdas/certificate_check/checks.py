@@ -1,0 +1,116 @@
+"""Is a device certificate one JITR may activate? Plain functions, no AWS, no I/O.
+
+A certificate is acceptable when it was issued by one of our CA certificates (issuer name,
+authority key identifier and signature all agree), is an end-entity certificate inside its
+validity period, and its subject CN is a valid AWS IoT thing name (the CN *is* the thing
+name, see docs/jitr.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.x509.oid import NameOID
+
+# AWS IoT thing names; fullmatch so a trailing newline cannot slip through.
+THING_NAME = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    valid: bool
+    reason: str
+    thing_name: str | None = None
+    not_after: str | None = None
+
+    def as_payload(self) -> dict[str, object]:
+        """The Lambda result; every key always present (the state machine selects them)."""
+        return {"valid": self.valid, "reason": self.reason, "thingName": self.thing_name,
+                "notAfter": self.not_after, "error": None}
+
+
+def load_ca_certificates(pem: str) -> list[x509.Certificate]:
+    """Our CA certificate(s); more than one while a CA is being rotated."""
+    try:
+        cas = x509.load_pem_x509_certificates(pem.encode())
+    except ValueError as err:
+        raise ValueError(f"CA certificate PEM is unreadable: {err}") from None
+    if not cas:
+        raise ValueError("CA certificate PEM holds no certificate")
+    return cas
+
+
+def _key_identifier(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> bytes | None:
+    try:
+        value = cert.extensions.get_extension_for_class(kind).value
+    except x509.ExtensionNotFound:
+        return None
+    if isinstance(value, x509.SubjectKeyIdentifier):
+        return value.digest
+    if isinstance(value, x509.AuthorityKeyIdentifier):
+        return value.key_identifier
+    return None
+
+
+def issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    """Issuer name and AKI match the CA, and the CA's key verifies the signature."""
+    if cert.issuer != ca.subject:
+        return False
+    aki = _key_identifier(cert, x509.AuthorityKeyIdentifier)
+    ski = _key_identifier(ca, x509.SubjectKeyIdentifier)
+    if aki is not None and ski is not None and aki != ski:
+        return False
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+def common_name(cert: x509.Certificate) -> str | None:
+    """The subject's single CN, or None when there is none or more than one."""
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if len(names) != 1:
+        return None
+    value = names[0].value
+    return value if isinstance(value, str) else None
+
+
+def check_certificate(certificate_pem: str, cas: list[x509.Certificate],
+                      now: dt.datetime) -> CheckResult:
+    try:
+        cert = x509.load_pem_x509_certificate(certificate_pem.encode())
+    except ValueError:
+        return CheckResult(False, "not a PEM X.509 certificate")
+    not_after = cert.not_valid_after_utc.isoformat().replace("+00:00", "Z")
+    if not any(issued_by(cert, ca) for ca in cas):
+        return CheckResult(False, f"not issued by our CA (issuer '{cert.issuer.rfc4514_string()}')",
+                           not_after=not_after)
+    if _is_ca(cert):
+        return CheckResult(False, "is a CA certificate, not a device certificate",
+                           not_after=not_after)
+    if now < cert.not_valid_before_utc:
+        return CheckResult(False, f"not valid before {cert.not_valid_before_utc.isoformat()}",
+                           not_after=not_after)
+    if now >= cert.not_valid_after_utc:
+        return CheckResult(False, f"expired at {not_after}", not_after=not_after)
+    name = common_name(cert)
+    if name is None:
+        return CheckResult(False, "subject must have exactly one CN (the thing name)",
+                           not_after=not_after)
+    if not THING_NAME.fullmatch(name):
+        return CheckResult(False, f"CN {name!r} is not a valid thing name "
+                           "(1-128 of a-z A-Z 0-9 : _ -)", not_after=not_after)
+    return CheckResult(True, "issued by our CA, valid, CN is a thing name", thing_name=name,
+                       not_after=not_after)
