@@ -1,0 +1,361 @@
+"""The regional device edge, evaluated under mocks: dev, prod, 20 regions, imported certs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import botocore.session
+import pytest
+
+from components.config import ConfigError, StackConfig, iot_regions, parse_stack_config
+from components.device_edge import IOT_LOG_GROUP_NAME
+from tools.harness import GLOBAL, RecordedResource, StackGraph, _kms_key_outputs, evaluate_program
+
+EDGE = "iotmr:edge:DeviceEdge"
+DOMAIN_CONFIG = "aws:iot/domainConfiguration:DomainConfiguration"
+CA = "aws:iot/caCertificate:CaCertificate"
+RECORD = "aws:route53/record:Record"
+HEALTH_CHECK = "aws:route53/healthCheck:HealthCheck"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+LOGGING = "aws:iot/loggingOptions:LoggingOptions"
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+ROLE = "aws:iam/role:Role"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+ACM_CERT = "aws:acm/certificate:Certificate"
+ACM_VALIDATION = "aws:acm/certificateValidation:CertificateValidation"
+EVENTS = "aws:iot/eventConfigurations:EventConfigurations"
+IOT_POLICY = "aws:iot/policy:Policy"
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+TWENTY_REGIONS = sorted(iot_regions())[:20]
+DEV_REGIONS = ("eu-west-1", "us-west-2")
+IMPORTED_ARNS = {
+    region: f"arn:aws:acm:{region}:123456789012:certificate/{i:08d}-1111-2222-3333-444455556666"
+    for i, region in enumerate(DEV_REGIONS)
+}
+VALIDATION_ARN = ("arn:aws:acm:us-west-2:123456789012:certificate/"
+                  "99999999-1111-2222-3333-444455556666")
+
+
+def stack_config(graph_stack: str, **overrides: Any) -> StackConfig:
+    """The StackConfig the program parsed for a stack (re-parsed from its YAML)."""
+    from tools.harness import load_program_stack
+
+    spec = load_program_stack(PROJECT_DIR, graph_stack)
+    prefix = f"{spec.project}:"
+    raw = {k[len(prefix):]: v for k, v in spec.config.items() if k.startswith(prefix)}
+    raw.update(overrides)
+    return parse_stack_config(raw, project_dir=PROJECT_DIR)
+
+
+@pytest.fixture(scope="module")
+def twenty_region_graph() -> StackGraph:
+    return evaluate_program(PROJECT_DIR, "dev", config_overrides={
+        "regions": TWENTY_REGIONS, "primaryRegion": TWENTY_REGIONS[0]})
+
+
+@pytest.fixture(scope="module")
+def imported_graph() -> StackGraph:
+    return evaluate_program(PROJECT_DIR, "dev", config_overrides={
+        "serverCertificateMode": "imported",
+        "importedServerCertificateArns": IMPORTED_ARNS,
+        "importedValidationCertificateArns": {"us-west-2": VALIDATION_ARN},
+        "tlsSecurityPolicy": "IoTSecurityPolicy_TLS13_1_3_2022_10",
+    })
+
+
+def edge_region(graph: StackGraph, resource: RecordedResource) -> str:
+    """The region of the DeviceEdge a resource belongs to (also for global route53/iam)."""
+    for ancestor in graph.ancestors(resource):
+        if ancestor.type == EDGE:
+            return ancestor.name.removeprefix("region-").removesuffix("-edge")
+    raise AssertionError(f"{resource.name} is not inside a DeviceEdge")
+
+
+def in_edge(graph: StackGraph, resource: RecordedResource) -> bool:
+    return any(a.type == EDGE for a in graph.ancestors(resource))
+
+
+def per_region(graph: StackGraph, type_: str) -> dict[str, list[RecordedResource]]:
+    found: dict[str, list[RecordedResource]] = {}
+    for resource in graph.of_type(type_):
+        if in_edge(graph, resource):
+            found.setdefault(edge_region(graph, resource), []).append(resource)
+    return found
+
+
+def one_per_region(graph: StackGraph, type_: str,
+                   regions: tuple[str, ...] | list[str]) -> dict[str, RecordedResource]:
+    found = per_region(graph, type_)
+    assert sorted(found) == sorted(regions), f"{type_} regions {sorted(found)}"
+    assert all(len(v) == 1 for v in found.values()), {k: len(v) for k, v in found.items()}
+    return {region: resources[0] for region, resources in found.items()}
+
+
+SECRET_SIG = "4dabf18193072939515e22adb298388d"  # Pulumi's wire marker of a secret value
+
+
+def plain(value: Any) -> Any:
+    """A recorded input with its secret wrapper (if the provider marks it secret) removed."""
+    if isinstance(value, dict) and SECRET_SIG in value:
+        return value["value"]
+    return value
+
+
+def resource_id_of(resource: RecordedResource, value: str) -> bool:
+    """The harness ids a resource `<logical name>-<8 hex>`."""
+    return value.startswith(f"{resource.name}-") and len(value) == len(resource.name) + 9
+
+
+GRAPHS = ["dev", "prod", "twenty"]
+
+
+@pytest.fixture(params=GRAPHS)
+def any_graph(request: pytest.FixtureRequest) -> tuple[StackGraph, StackConfig]:
+    if request.param == "twenty":
+        graph = request.getfixturevalue("twenty_region_graph")
+        return graph, stack_config("dev", regions=TWENTY_REGIONS, primaryRegion=TWENTY_REGIONS[0])
+    graph = request.getfixturevalue(f"{request.param}_graph")
+    return graph, stack_config(request.param)
+
+
+def test_every_region_has_one_domain_configuration_with_its_own_certificate(any_graph) -> None:
+    graph, config = any_graph
+    domains = one_per_region(graph, DOMAIN_CONFIG, config.regions)
+    validations = one_per_region(graph, ACM_VALIDATION, config.regions)
+    certificates = one_per_region(graph, ACM_CERT, config.regions)
+    for region, domain in domains.items():
+        inputs = domain.inputs
+        assert inputs["serviceType"] == "DATA"
+        assert inputs["domainName"] == config.device_domain
+        assert inputs["status"] == "ENABLED"
+        assert inputs["tlsConfig"] == {"securityPolicy": config.tls_security_policy}
+        assert inputs["authenticationType"] == "AWS_X509"
+        assert "validationCertificateArn" not in inputs  # ACM certs are publicly trusted
+        certificate_arn = validations[region].inputs["certificateArn"]
+        assert inputs["serverCertificateArns"] == [certificate_arn]
+        assert certificate_arn.startswith(f"arn:aws:acm:{region}:")
+        assert certificates[region].inputs["domainName"] == config.device_domain
+        assert certificates[region].inputs["validationMethod"] == "DNS"
+
+
+def test_every_region_registers_our_ca_for_auto_registration(any_graph) -> None:
+    graph, config = any_graph
+    for region, ca in one_per_region(graph, CA, config.regions).items():
+        assert ca.inputs["certificateMode"] == "SNI_ONLY"
+        assert ca.inputs["active"] is True
+        assert ca.inputs["allowAutoRegistration"] is True
+        assert plain(ca.inputs["caCertificatePem"]) == config.ca_certificate_pem
+        assert "PRIVATE KEY" not in plain(ca.inputs["caCertificatePem"])
+        assert "verificationCertificatePem" not in ca.inputs
+
+
+def test_latency_records_cover_every_region_once_each_with_a_health_check(any_graph) -> None:
+    graph, config = any_graph
+    records = one_per_region(graph, RECORD, config.regions)
+    checks = one_per_region(graph, HEALTH_CHECK, config.regions)
+    alarms = one_per_region(graph, ALARM, config.regions)
+    device_domain_records = [r for r in graph.of_type(RECORD)
+                             if r.inputs["name"] == config.device_domain]
+    assert sorted(device_domain_records, key=lambda r: r.urn) == \
+        sorted(records.values(), key=lambda r: r.urn)
+    identifiers = Counter(r.inputs["setIdentifier"] for r in device_domain_records)
+    assert identifiers == Counter(config.regions)
+    for region, record in records.items():
+        inputs = record.inputs
+        assert inputs["name"] == config.device_domain
+        assert inputs["zoneId"] == config.hosted_zone_id
+        assert inputs["type"] == "CNAME"
+        assert inputs["ttl"] == 60
+        assert inputs["setIdentifier"] == region
+        assert inputs["latencyRoutingPolicies"] == [{"region": region}]
+        [target] = inputs["records"]
+        assert target.endswith(f"-ats.iot.{region}.amazonaws.com")
+        assert resource_id_of(checks[region], inputs["healthCheckId"])
+        check = checks[region].inputs
+        assert check["type"] == "CLOUDWATCH_METRIC"
+        assert check["cloudwatchAlarmRegion"] == region
+        assert check["cloudwatchAlarmName"] == alarms[region].inputs["name"]
+        assert check["insufficientDataHealthStatus"] == "LastKnownStatus"
+        alarm = alarms[region].inputs
+        assert alarm["namespace"] == "AWS/IoT"
+        assert alarm["metricName"] == "Connect.ServerError"
+        assert alarm["statistic"] == "Sum"  # Route53 refuses extended statistics
+        assert alarm["period"] >= 60       # and high-resolution alarms
+        assert alarm["treatMissingData"] == "notBreaching"
+
+
+def test_latency_regions_and_alarm_regions_are_ones_route53_accepts(any_graph) -> None:
+    graph, config = any_graph
+    model = botocore.session.get_session().get_service_model("route53")
+    latency_regions = set(model.shape_for("ResourceRecordSetRegion").enum)
+    alarm_regions = set(model.shape_for("CloudWatchRegion").enum)
+    for record in graph.of_type(RECORD):
+        for policy in record.inputs.get("latencyRoutingPolicies", []):
+            assert policy["region"] in latency_regions
+    for check in graph.of_type(HEALTH_CHECK):
+        assert check.inputs["cloudwatchAlarmRegion"] in alarm_regions
+
+
+def test_iot_logging_is_on_with_a_least_privilege_role(any_graph) -> None:
+    graph, config = any_graph
+    logging = one_per_region(graph, LOGGING, config.regions)
+    roles = one_per_region(graph, ROLE, config.regions)
+    role_policies = one_per_region(graph, ROLE_POLICY, config.regions)
+    groups = one_per_region(graph, LOG_GROUP, config.regions)
+    regional_keys = {r.region: r for r in graph.of_type("aws:kms/key:Key")
+                     if (p := graph.by_urn().get(r.parent_urn or "")) is not None
+                     and p.type == "iotmr:regional:RegionalStack"}
+    for region in config.regions:
+        options = logging[region].inputs
+        assert options["defaultLogLevel"] in ("WARN", "INFO")
+        assert not options.get("disableAllLogs")
+        role_name = roles[region].inputs["name"]
+        assert options["roleArn"] == f"arn:aws:iam::123456789012:role/{role_name}"
+        trust = json.loads(roles[region].inputs["assumeRolePolicy"])
+        [statement] = trust["Statement"]
+        assert statement["Principal"] == {"Service": "iot.amazonaws.com"}
+        assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": "123456789012"}
+        assert statement["Condition"]["ArnLike"]["aws:SourceArn"] == \
+            f"arn:aws:iot:{region}:123456789012:*"
+        group_arn = f"arn:aws:logs:{region}:123456789012:log-group:{IOT_LOG_GROUP_NAME}"
+        policy = json.loads(role_policies[region].inputs["policy"])
+        assert policy["Statement"]
+        for stmt in policy["Statement"]:
+            assert stmt["Effect"] == "Allow"
+            for action in stmt["Action"]:
+                assert action.startswith("logs:") and "*" not in action
+            for resource in stmt["Resource"]:
+                assert resource.startswith(group_arn + ":"), resource
+        granted = {a for s in policy["Statement"] for a in s["Action"]}
+        assert {"logs:CreateLogStream", "logs:PutLogEvents"} <= granted
+        assert "logs:CreateLogGroup" not in granted
+        group = groups[region].inputs
+        assert group["name"] == IOT_LOG_GROUP_NAME
+        assert group["retentionInDays"] == config.log_retention_days
+        assert group["kmsKeyId"] == _kms_key_outputs(regional_keys[region])["arn"]
+
+
+def test_every_edge_resource_lands_in_its_region(any_graph) -> None:
+    graph, config = any_graph
+    edges = graph.of_type(EDGE)
+    assert len(edges) == len(config.regions)
+    for resource in graph.custom_resources():
+        if not in_edge(graph, resource):
+            continue
+        region = edge_region(graph, resource)
+        if resource.module in ("iam", "route53"):
+            assert resource.region == GLOBAL
+        else:
+            assert resource.region == region, f"{resource.name} lands in {resource.region}"
+
+
+def test_event_configurations_turn_on_thing_and_certificate_events(any_graph) -> None:
+    graph, config = any_graph
+    valid = set(botocore.session.get_session().get_service_model("iot")
+                .shape_for("EventType").enum)
+    for events in one_per_region(graph, EVENTS, config.regions).values():
+        settings = events.inputs["eventConfigurations"]
+        assert set(settings) <= valid
+        assert settings["THING"] is True and settings["CERTIFICATE"] is True
+
+
+def test_device_policy_exists_in_every_region_for_that_region(any_graph) -> None:
+    graph, config = any_graph
+    for region, policy in one_per_region(graph, IOT_POLICY, config.regions).items():
+        document = json.loads(policy.inputs["policy"])
+        for statement in document["Statement"]:
+            for resource in statement["Resource"]:
+                assert resource.startswith(f"arn:aws:iot:{region}:123456789012:")
+
+
+def test_one_global_acm_validation_record_serves_every_region(any_graph) -> None:
+    graph, config = any_graph
+    validation_records = [r for r in graph.of_type(RECORD) if not in_edge(graph, r)]
+    assert len(validation_records) == 1
+    [record] = validation_records
+    assert record.inputs["type"] == "CNAME"
+    assert record.inputs["zoneId"] == config.hosted_zone_id
+    assert not record.inputs.get("setIdentifier")
+    # The logical name does not depend on which region is primary.
+    assert not any(region in record.name for region in config.regions)
+    name = record.inputs["name"].rstrip(".")
+    assert name.endswith("." + config.device_domain)
+    for validation in graph.of_type(ACM_VALIDATION):
+        assert validation.inputs["validationRecordFqdns"] == [name]
+
+
+def test_imported_mode_uses_configured_certificates_and_requests_none(imported_graph) -> None:
+    graph = imported_graph
+    assert graph.of_type(ACM_CERT) == []
+    assert graph.of_type(ACM_VALIDATION) == []
+    assert graph.of_type("iotmr:edge:DeviceDomainValidation") == []
+    domains = one_per_region(graph, DOMAIN_CONFIG, DEV_REGIONS)
+    for region, domain in domains.items():
+        assert domain.inputs["serverCertificateArns"] == [IMPORTED_ARNS[region]]
+        assert domain.inputs["tlsConfig"] == {
+            "securityPolicy": "IoTSecurityPolicy_TLS13_1_3_2022_10"}
+    assert domains["us-west-2"].inputs["validationCertificateArn"] == VALIDATION_ARN
+    assert "validationCertificateArn" not in domains["eu-west-1"].inputs
+    # DNS still routes every region.
+    records = one_per_region(graph, RECORD, DEV_REGIONS)
+    assert sorted(r.inputs["setIdentifier"] for r in records.values()) == sorted(DEV_REGIONS)
+
+
+def test_regional_stack_exposes_what_jitr_needs(dev_graph) -> None:
+    for region, outputs in dev_graph.outputs["regions"].items():
+        assert outputs["caCertificateId"].startswith(f"region-{region}-edge-ca-")
+        assert outputs["devicePolicyName"] == "iotmr-dev-device"
+
+
+# --- config: importedValidationCertificateArns --------------------------------------------
+
+NOW = dt.datetime(2026, 11, 23, tzinfo=dt.timezone.utc)
+
+
+def parse_raw(**changes: Any) -> StackConfig:
+    raw: dict[str, Any] = {
+        "appName": "iotmr", "environment": "dev", "regions": list(DEV_REGIONS),
+        "primaryRegion": "eu-west-1", "deviceDomain": "iot.example.com",
+        "hostedZoneId": "Z0123456789ABCDEFGHIJ",
+        "caCertificatePemFile": "certs/example-intermediate-ca.pem",
+        "serverCertificateMode": "imported", "importedServerCertificateArns": IMPORTED_ARNS,
+    }
+    raw.update(changes)
+    return parse_stack_config(raw, project_dir=PROJECT_DIR, now=NOW)
+
+
+def test_validation_certificates_parse_per_region() -> None:
+    config = parse_raw(importedValidationCertificateArns={"us-west-2": VALIDATION_ARN})
+    assert config.imported_validation_certificate_arns == {"us-west-2": VALIDATION_ARN}
+    assert parse_raw().imported_validation_certificate_arns == {}
+
+
+BAD_VALIDATION: list[tuple[str, dict[str, Any], str]] = [
+    ("not a map", {"importedValidationCertificateArns": ["x"]}, "must be a map"),
+    ("acm mode", {"serverCertificateMode": "acm", "importedServerCertificateArns": {},
+                  "importedValidationCertificateArns": {"us-west-2": VALIDATION_ARN}},
+     "only used with serverCertificateMode 'imported'"),
+    ("unknown region", {"importedValidationCertificateArns": {"eu-central-1": VALIDATION_ARN}},
+     "is not in regions"),
+    ("not an ARN", {"importedValidationCertificateArns": {"us-west-2": "my-cert"}},
+     "not an ACM certificate ARN"),
+    ("ARN of another region", {"importedValidationCertificateArns": {
+        "eu-west-1": VALIDATION_ARN}}, "request the certificate in 'eu-west-1'"),
+]
+
+
+@pytest.mark.parametrize("changes,phrase", [(c, p) for _, c, p in BAD_VALIDATION],
+                         ids=[name for name, _, _ in BAD_VALIDATION])
+def test_bad_validation_certificates_are_reported(changes: Mapping[str, Any],
+                                                  phrase: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_raw(**changes)
+    lines = [line for line in caught.value.problems if "importedValidationCertificateArns" in line]
+    assert len(lines) == 1, caught.value.problems
+    assert phrase in lines[0]
