@@ -51,6 +51,10 @@ ALARM_EVALUATION_PERIODS = 5
 ALARM_DATAPOINTS_TO_ALARM = 3
 # A gap in CloudWatch data keeps the region's last verdict rather than flapping it.
 INSUFFICIENT_DATA_HEALTH_STATUS = "LastKnownStatus"
+# Reachability: the MQTT-over-TLS port of the region's data endpoint answers TCP.
+MQTT_TLS_PORT = 8883
+TCP_CHECK_INTERVAL_SECONDS = 30
+TCP_CHECK_FAILURE_THRESHOLD = 3
 
 
 @dataclass(frozen=True)
@@ -262,17 +266,38 @@ class DeviceEdge(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        self.health_check = aws.route53.HealthCheck(
-            f"{name}-health-check",
+        data_endpoint = aws.iot.get_endpoint_output(endpoint_type="iot:Data-ATS", region=region,
+                                                    opts=invoke_opts)
+        # Route53 cannot speak MQTT, so the region counts as healthy only while both hold:
+        # IoT reports no burst of server-side connect failures (the alarm), and the
+        # region's MQTT port accepts TCP connections (a TCP check needs no client cert).
+        self.alarm_health_check = aws.route53.HealthCheck(
+            f"{name}-alarm-health-check",
             type="CLOUDWATCH_METRIC",
             cloudwatch_alarm_name=self.health_alarm.name,
             cloudwatch_alarm_region=region,
             insufficient_data_health_status=INSUFFICIENT_DATA_HEALTH_STATUS,
+            tags={**tags, "Name": config.resource_name(region, "iot-connect-errors")},
+            opts=child,
+        )
+        self.tcp_health_check = aws.route53.HealthCheck(
+            f"{name}-tcp-health-check",
+            type="TCP",
+            fqdn=data_endpoint.endpoint_address,
+            port=MQTT_TLS_PORT,
+            request_interval=TCP_CHECK_INTERVAL_SECONDS,
+            failure_threshold=TCP_CHECK_FAILURE_THRESHOLD,
+            tags={**tags, "Name": config.resource_name(region, "iot-mqtt-port")},
+            opts=child,
+        )
+        self.health_check = aws.route53.HealthCheck(
+            f"{name}-health-check",
+            type="CALCULATED",
+            child_healthchecks=[self.alarm_health_check.id, self.tcp_health_check.id],
+            child_health_threshold=2,  # healthy only while both signals are
             tags={**tags, "Name": config.resource_name(region, "iot-edge")},
             opts=child,
         )
-        data_endpoint = aws.iot.get_endpoint_output(endpoint_type="iot:Data-ATS", region=region,
-                                                    opts=invoke_opts)
         self.latency_record = aws.route53.Record(
             f"{name}-latency-record",
             zone_id=config.hosted_zone_id,

@@ -158,7 +158,10 @@ def test_every_region_registers_our_ca_for_auto_registration(any_graph) -> None:
 def test_latency_records_cover_every_region_once_each_with_a_health_check(any_graph) -> None:
     graph, config = any_graph
     records = one_per_region(graph, RECORD, config.regions)
-    checks = one_per_region(graph, HEALTH_CHECK, config.regions)
+    all_checks = per_region(graph, HEALTH_CHECK)
+    assert sorted(all_checks) == sorted(config.regions)
+    checks = {region: next(c for c in found if c.inputs["type"] == "CALCULATED")
+              for region, found in all_checks.items()}
     alarms = one_per_region(graph, ALARM, config.regions)
     device_domain_records = [r for r in graph.of_type(RECORD)
                              if r.inputs["name"] == config.device_domain]
@@ -177,8 +180,17 @@ def test_latency_records_cover_every_region_once_each_with_a_health_check(any_gr
         [target] = inputs["records"]
         assert target.endswith(f"-ats.iot.{region}.amazonaws.com")
         assert resource_id_of(checks[region], inputs["healthCheckId"])
-        check = checks[region].inputs
-        assert check["type"] == "CLOUDWATCH_METRIC"
+        # Healthy only while every child is: the alarm check and the TCP check.
+        children = {c.inputs["type"]: c for c in all_checks[region] if c is not checks[region]}
+        assert sorted(children) == ["CLOUDWATCH_METRIC", "TCP"]
+        calculated = checks[region].inputs
+        assert len(calculated["childHealthchecks"]) == 2
+        assert calculated["childHealthThreshold"] == 2
+        for child in children.values():
+            assert any(resource_id_of(child, i) for i in calculated["childHealthchecks"])
+        tcp = children["TCP"].inputs
+        assert tcp["fqdn"] == target and tcp["port"] == 8883
+        check = children["CLOUDWATCH_METRIC"].inputs
         assert check["cloudwatchAlarmRegion"] == region
         assert check["cloudwatchAlarmName"] == alarms[region].inputs["name"]
         assert check["insufficientDataHealthStatus"] == "LastKnownStatus"
@@ -198,7 +210,10 @@ def test_latency_regions_and_alarm_regions_are_ones_route53_accepts(any_graph) -
     for record in graph.of_type(RECORD):
         for policy in record.inputs.get("latencyRoutingPolicies", []):
             assert policy["region"] in latency_regions
-    for check in graph.of_type(HEALTH_CHECK):
+    alarm_checks = [c for c in graph.of_type(HEALTH_CHECK)
+                    if c.inputs["type"] == "CLOUDWATCH_METRIC"]
+    assert len(alarm_checks) == len(config.regions)
+    for check in alarm_checks:
         assert check.inputs["cloudwatchAlarmRegion"] in alarm_regions
 
 
