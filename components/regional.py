@@ -12,6 +12,7 @@ import pulumi_aws as aws
 from components.config import StackConfig
 from components.device_edge import DeviceEdge, DeviceEdgeArgs
 from components.global_tables import RegionalTable
+from components.jitr import JitrArgs, JitrPipeline
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,18 @@ class RegionalStack(pulumi.ComponentResource):
             f"{name}-edge",
             DeviceEdgeArgs(config=config, region=region, log_key_arn=self.key.arn,
                            tags=args.tags),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+        # Devices our CA issued register themselves on first connect, in whichever region.
+        self.jitr = JitrPipeline(
+            f"{name}-jitr",
+            JitrArgs(region=region, name_prefix=config.resource_name(region),
+                     ca_certificate_id=self.edge.ca_certificate.id,
+                     ca_certificate_pem=config.ca_certificate_pem,
+                     device_policy_name=self.edge.device_policy.name,
+                     inventory=args.inventory, kms_key_arn=self.key.arn,
+                     log_retention_days=config.log_retention_days, tags=args.tags),
             opts=pulumi.ResourceOptions(parent=self),
         )
 

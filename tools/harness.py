@@ -190,6 +190,38 @@ def _route53_record_outputs(r: RecordedResource) -> dict[str, Any]:
     return {"fqdn": str(r.inputs.get("name", "")).rstrip(".")}
 
 
+
+def _regional_arn(r: RecordedResource, service: str, resource: str) -> str:
+    return f"arn:{PARTITION}:{service}:{r.region or ''}:{ACCOUNT_ID}:{resource}"
+
+
+def _state_machine_outputs(r: RecordedResource) -> dict[str, Any]:
+    return {"name": _physical_name(r),
+            "arn": _regional_arn(r, "states", f"stateMachine:{_physical_name(r)}")}
+
+
+def _lambda_function_outputs(r: RecordedResource) -> dict[str, Any]:
+    arn = _regional_arn(r, "lambda", f"function:{_physical_name(r)}")
+    return {"name": _physical_name(r), "arn": arn, "qualifiedArn": f"{arn}:$LATEST",
+            "invokeArn": f"arn:{PARTITION}:apigateway:{r.region}:lambda:path/2015-03-31/"
+                         f"functions/{arn}/invocations"}
+
+
+def _lambda_layer_outputs(r: RecordedResource) -> dict[str, Any]:
+    layer_arn = _regional_arn(r, "lambda", f"layer:{r.inputs.get('layerName', r.name)}")
+    return {"layerArn": layer_arn, "arn": f"{layer_arn}:1", "version": "1"}
+
+
+def _log_group_outputs(r: RecordedResource) -> dict[str, Any]:
+    name = _physical_name(r)
+    return {"name": name, "arn": _regional_arn(r, "logs", f"log-group:{name}")}
+
+
+def _sqs_queue_outputs(r: RecordedResource) -> dict[str, Any]:
+    name = _physical_name(r)
+    return {"name": name, "arn": _regional_arn(r, "sqs", name),
+            "url": f"https://sqs.{r.region}.amazonaws.com/{ACCOUNT_ID}/{name}"}
+
 # Resource type -> computed outputs. Capabilities add their types here as they need them.
 COMPUTED_OUTPUTS: dict[str, Callable[[RecordedResource], dict[str, Any]]] = {
     "aws:dynamodb/table:Table": _table_outputs,
@@ -200,6 +232,11 @@ COMPUTED_OUTPUTS: dict[str, Callable[[RecordedResource], dict[str, Any]]] = {
     "aws:route53/zone:Zone": _hosted_zone_outputs,
     "aws:acm/certificate:Certificate": _acm_certificate_outputs,
     "aws:route53/record:Record": _route53_record_outputs,
+    "aws:sfn/stateMachine:StateMachine": _state_machine_outputs,
+    "aws:lambda/function:Function": _lambda_function_outputs,
+    "aws:lambda/layerVersion:LayerVersion": _lambda_layer_outputs,
+    "aws:sqs/queue:Queue": _sqs_queue_outputs,
+    "aws:cloudwatch/logGroup:LogGroup": _log_group_outputs,
 }
 
 
@@ -231,6 +268,28 @@ def _call_outputs(token: str, args: Mapping[str, Any]) -> dict[str, Any]:
 
 # --- mocks --------------------------------------------------------------------------------
 
+def _comparable(value: Any) -> Any:
+    """Recorded inputs as plain data: Pulumi assets/archives compare by identity, so they are
+    recorded as `{"<kind>": <path, text, uri or members>}` (two evaluations then compare equal)."""
+    import pulumi
+
+    if isinstance(value, dict):
+        return {k: _comparable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_comparable(v) for v in value]
+    if isinstance(value, pulumi.FileArchive):
+        return {"fileArchive": value.path}
+    if isinstance(value, pulumi.FileAsset):
+        return {"fileAsset": value.path}
+    if isinstance(value, pulumi.StringAsset):
+        return {"stringAsset": value.text}
+    if isinstance(value, (pulumi.RemoteArchive, pulumi.RemoteAsset)):
+        return {type(value).__name__[:1].lower() + type(value).__name__[1:]: value.uri}
+    if isinstance(value, pulumi.AssetArchive):
+        return {"assetArchive": {k: _comparable(v) for k, v in value.assets.items()}}
+    return value
+
+
 def _new_recorder() -> tuple[Any, list[RecordedResource]]:
     import pulumi
     from pulumi.runtime.mocks import MockMonitor
@@ -256,7 +315,7 @@ def _new_recorder() -> tuple[Any, list[RecordedResource]]:
             _ensure_event_loop()
             inputs = rpc.deserialize_properties(request.object)
             resource = RecordedResource(
-                type=request.type, name=request.name, urn=urn, inputs=inputs,
+                type=request.type, name=request.name, urn=urn, inputs=_comparable(inputs),
                 parent_urn=request.parent or None, custom=bool(request.custom),
                 provider=request.provider or None)
             recorded.append(resource)

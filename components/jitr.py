@@ -1,0 +1,336 @@
+"""Just-in-time registration (JITR) of device certificates, in one region.
+
+AWS IoT registers an unknown certificate issued by our (auto-registration enabled) CA as
+PENDING_ACTIVATION and publishes to `$aws/events/certificates/registered/<caId>`. A topic
+rule on exactly that topic starts a Standard state machine which checks the certificate,
+consults the device inventory (this region's global-table replica), creates the thing,
+attaches certificate and device policy, activates the certificate and records the device,
+undoing its own changes on failure. When the inventory already holds the device (it
+registered in another region first) the machine converges this region instead of stopping.
+Events the rule cannot deliver land in a KMS-encrypted dead-letter queue. See docs/jitr.md.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components.global_tables import RegionalTable
+from components.statemachines import render
+from tools.package_lambda import (
+    ARCHITECTURE,
+    LAYER_ZIP,
+    RUNTIME,
+    function_zip,
+    sha256_base64,
+    write_function_zip,
+)
+
+CHECK_PACKAGE = "certificate_check"
+CHECK_HANDLER = f"{CHECK_PACKAGE}.app.handler"
+EXECUTION_NAME_PREFIX = "jitr"
+DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # SQS maximum: time to notice and replay
+
+# Step Functions' log delivery is configured through these account-level CloudWatch Logs
+# APIs, which support no resource-level permissions (AWS requires Resource "*").
+SFN_LOG_DELIVERY_ACTIONS = (
+    "logs:CreateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:DescribeLogGroups",
+    "logs:DescribeResourcePolicies",
+    "logs:GetLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:UpdateLogDelivery",
+)
+# X-Ray has no resource-level permissions either.
+XRAY_ACTIONS = (
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "xray:PutTelemetryRecords",
+    "xray:PutTraceSegments",
+)
+
+
+@dataclass(frozen=True)
+class JitrArgs:
+    region: str
+    name_prefix: str  # e.g. `iotmr-dev-eu-west-1`; IAM names are global, so it names the region
+    ca_certificate_id: pulumi.Input[str]
+    ca_certificate_pem: str  # public; the check Lambda verifies issuance against it
+    device_policy_name: pulumi.Input[str]
+    inventory: RegionalTable
+    kms_key_arn: pulumi.Input[str]  # the regional CMK (logs, queue, Lambda environment)
+    log_retention_days: int
+    tags: Mapping[str, str] = field(default_factory=dict)
+    retry_interval_seconds: int = 1
+    retry_max_attempts: int = 6
+    dependencies_layer_zip: Path = LAYER_ZIP
+
+
+def topic_rule_sql(ca_certificate_id: str) -> str:
+    """Only certificates our CA registered in this region, nothing else."""
+    return f"SELECT * FROM '$aws/events/certificates/registered/{ca_certificate_id}'"
+
+
+def state_machine_definition(args: JitrArgs, check_function_arn: str, table_name: str,
+                             device_policy_name: str) -> str:
+    return render(
+        "jitr",
+        check_function_arn=check_function_arn,
+        inventory_table_name=table_name,
+        device_policy_name=device_policy_name,
+        region=args.region,
+        retry_interval_seconds=args.retry_interval_seconds,
+        retry_max_attempts=args.retry_max_attempts,
+    )
+
+
+def _policy(statements: list[dict[str, Any]]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
+
+
+def _trust(service: str, account_id: str, source_arn: str) -> str:
+    """Only `service` acting for this account's named resource may assume the role."""
+    return _policy([{
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": "sts:AssumeRole",
+        "Condition": {
+            "StringEquals": {"aws:SourceAccount": account_id},
+            "ArnLike": {"aws:SourceArn": source_arn},
+        },
+    }])
+
+
+def rule_role_policy(*, state_machine_arn: str, queue_arn: str, key_arn: str,
+                     region: str) -> str:
+    return _policy([
+        {"Sid": "StartJitr", "Effect": "Allow", "Action": "states:StartExecution",
+         "Resource": state_machine_arn},
+        {"Sid": "DeadLetter", "Effect": "Allow", "Action": "sqs:SendMessage",
+         "Resource": queue_arn},
+        {"Sid": "EncryptDeadLetters", "Effect": "Allow",
+         "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": key_arn,
+         "Condition": {"StringEquals": {"kms:ViaService": f"sqs.{region}.amazonaws.com"}}},
+    ])
+
+
+def state_machine_role_policy(*, partition: str, region: str, account_id: str,
+                              table_arn: str, function_arn: str) -> str:
+    iot = f"arn:{partition}:iot:{region}:{account_id}"
+    return _policy([
+        {"Sid": "Certificates", "Effect": "Allow",
+         "Action": ["iot:AttachPolicy", "iot:DescribeCertificate", "iot:DetachPolicy",
+                    "iot:UpdateCertificate"],
+         "Resource": f"{iot}:cert/*"},
+        {"Sid": "CertificateToThing", "Effect": "Allow",
+         "Action": ["iot:AttachThingPrincipal", "iot:DetachThingPrincipal"],
+         "Resource": f"{iot}:cert/*",
+         "Condition": {"ArnLike": {"iot:thingArn": f"{iot}:thing/*"}}},
+        {"Sid": "Things", "Effect": "Allow",
+         "Action": ["iot:CreateThing", "iot:DeleteThing", "iot:DescribeThing"],
+         "Resource": f"{iot}:thing/*"},
+        {"Sid": "Inventory", "Effect": "Allow",
+         "Action": ["dynamodb:GetItem", "dynamodb:PutItem"], "Resource": table_arn},
+        {"Sid": "CheckCertificate", "Effect": "Allow", "Action": "lambda:InvokeFunction",
+         "Resource": function_arn},
+        {"Sid": "LogDelivery", "Effect": "Allow", "Action": list(SFN_LOG_DELIVERY_ACTIONS),
+         "Resource": "*"},
+        {"Sid": "Tracing", "Effect": "Allow", "Action": list(XRAY_ACTIONS), "Resource": "*"},
+    ])
+
+
+def check_function_role_policy(*, log_group_arn: str, key_arn: str,
+                               function_name: str) -> str:
+    return _policy([
+        {"Sid": "Logs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+         "Resource": f"{log_group_arn}:log-stream:*"},
+        {"Sid": "Tracing", "Effect": "Allow",
+         "Action": ["xray:PutTelemetryRecords", "xray:PutTraceSegments"], "Resource": "*"},
+        {"Sid": "DecryptEnvironment", "Effect": "Allow", "Action": "kms:Decrypt",
+         "Resource": key_arn,
+         "Condition": {"StringEquals": {"kms:EncryptionContext:LambdaFunctionName": function_name}}},
+    ])
+
+
+def ssl_only_queue_policy(queue_arn: str) -> str:
+    return _policy([{
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "sqs:*",
+        "Resource": queue_arn,
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }])
+
+
+def _running_under_mocks() -> bool:
+    from pulumi.runtime.mocks import MockMonitor
+    from pulumi.runtime.settings import get_monitor
+
+    return isinstance(get_monitor(), MockMonitor)
+
+
+def dependencies_layer_archive(path: Path) -> pulumi.Archive:
+    """The built layer; a real deployment without it stops here with the fix."""
+    if not path.is_file() and not _running_under_mocks():
+        raise pulumi.RunError(f"Lambda dependencies layer {path} is missing: run "
+                              "`python -m tools.package_lambda` before `pulumi up`")
+    return pulumi.FileArchive(str(path))
+
+
+class JitrPipeline(pulumi.ComponentResource):
+    """Topic rule -> Step Functions JITR machine (+ check Lambda, DLQ, logs, roles)."""
+
+    def __init__(self, name: str, args: JitrArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("iotmr:jitr:JitrPipeline", name, None, opts)
+        region = args.region
+        tags = dict(args.tags)
+        child = pulumi.ResourceOptions(parent=self)
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        account_id = aws.get_caller_identity_output(opts=invoke).account_id
+        partition = aws.get_partition_output(opts=invoke).partition
+
+        machine_name = f"{args.name_prefix}-jitr"
+        function_name = f"{args.name_prefix}-jitr-check"
+        rule_name = f"{args.name_prefix}_jitr".replace("-", "_")  # rules allow [A-Za-z0-9_]
+        machine_arn = pulumi.Output.all(partition, account_id).apply(
+            lambda v: f"arn:{v[0]}:states:{region}:{v[1]}:stateMachine:{machine_name}")
+        rule_arn = pulumi.Output.all(partition, account_id).apply(
+            lambda v: f"arn:{v[0]}:iot:{region}:{v[1]}:rule/{rule_name}")
+
+        # --- dead letters: events the rule could not hand to Step Functions ---------------
+        self.dead_letter_queue = aws.sqs.Queue(
+            f"{name}-dlq", region=region, name=f"{args.name_prefix}-jitr-dlq",
+            kms_master_key_id=args.kms_key_arn, kms_data_key_reuse_period_seconds=300,
+            message_retention_seconds=DLQ_RETENTION_SECONDS, tags=tags, opts=child)
+        aws.sqs.QueuePolicy(
+            f"{name}-dlq-policy", region=region, queue_url=self.dead_letter_queue.url,
+            policy=self.dead_letter_queue.arn.apply(ssl_only_queue_policy), opts=child)
+
+        # --- certificate check Lambda ------------------------------------------------------
+        self.check_log_group = aws.cloudwatch.LogGroup(
+            f"{name}-check-logs", region=region, name=f"/aws/lambda/{function_name}",
+            retention_in_days=args.log_retention_days, kms_key_id=args.kms_key_arn,
+            tags=tags, opts=child)
+        self.check_role = aws.iam.Role(
+            f"{name}-check-role", name=f"{function_name}-fn",
+            assume_role_policy=pulumi.Output.all(partition, account_id).apply(
+                lambda v: _trust("lambda.amazonaws.com", v[1],
+                                 f"arn:{v[0]}:lambda:{region}:{v[1]}:function:{function_name}")),
+            tags=tags, opts=child)
+        aws.iam.RolePolicy(
+            f"{name}-check-policy", role=self.check_role.id, name="certificate-check",
+            policy=pulumi.Output.all(self.check_log_group.arn, args.kms_key_arn).apply(
+                lambda v: check_function_role_policy(log_group_arn=v[0], key_arn=v[1],
+                                                     function_name=function_name)),
+            opts=child)
+        self.dependencies_layer = aws.lambda_.LayerVersion(
+            f"{name}-deps", region=region, layer_name=f"{args.name_prefix}-jitr-deps",
+            code=dependencies_layer_archive(args.dependencies_layer_zip),
+            source_code_hash=sha256_base64(args.dependencies_layer_zip.read_bytes())
+            if args.dependencies_layer_zip.is_file() else None,
+            compatible_runtimes=[RUNTIME], compatible_architectures=[ARCHITECTURE],
+            description="lambdas/requirements.txt for the Lambda platform "
+                        "(python -m tools.package_lambda)",
+            opts=child)
+        code = function_zip(CHECK_PACKAGE)
+        self.check_function = aws.lambda_.Function(
+            f"{name}-check", region=region, name=function_name,
+            description="JITR: is this certificate ours, valid, with a thing-name CN?",
+            runtime=RUNTIME, architectures=[ARCHITECTURE], handler=CHECK_HANDLER,
+            # The uploaded zip is exactly the one hashed, so the hash never drifts.
+            code=pulumi.FileArchive(str(write_function_zip(CHECK_PACKAGE, code))),
+            source_code_hash=sha256_base64(code),
+            layers=[self.dependencies_layer.arn],
+            role=self.check_role.arn, memory_size=256, timeout=10,
+            kms_key_arn=args.kms_key_arn,
+            environment=aws.lambda_.FunctionEnvironmentArgs(variables={
+                "CA_CERTIFICATE_PEM": args.ca_certificate_pem,
+                "POWERTOOLS_SERVICE_NAME": "jitr-certificate-check",
+                "POWERTOOLS_METRICS_NAMESPACE": "IotMultiRegion/Jitr",
+            }),
+            tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active"),
+            logging_config=aws.lambda_.FunctionLoggingConfigArgs(
+                log_format="JSON", log_group=self.check_log_group.name),
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.check_log_group]))
+
+        # --- the state machine -------------------------------------------------------------
+        # /aws/vendedlogs/ keeps the Logs resource policy Step Functions writes small.
+        self.machine_log_group = aws.cloudwatch.LogGroup(
+            f"{name}-machine-logs", region=region, name=f"/aws/vendedlogs/states/{machine_name}",
+            retention_in_days=args.log_retention_days, kms_key_id=args.kms_key_arn,
+            tags=tags, opts=child)
+        self.machine_role = aws.iam.Role(
+            f"{name}-machine-role", name=f"{machine_name}-sfn",
+            assume_role_policy=pulumi.Output.all(account_id, machine_arn).apply(
+                lambda v: _trust("states.amazonaws.com", v[0], v[1])),
+            tags=tags, opts=child)
+        machine_policy = aws.iam.RolePolicy(
+            f"{name}-machine-policy", role=self.machine_role.id, name="jitr",
+            policy=pulumi.Output.all(partition, account_id, args.inventory.arn,
+                                     self.check_function.arn).apply(
+                lambda v: state_machine_role_policy(partition=v[0], region=region,
+                                                    account_id=v[1], table_arn=v[2],
+                                                    function_arn=v[3])),
+            opts=child)
+        self.state_machine = aws.sfn.StateMachine(
+            f"{name}-machine", region=region, name=machine_name, type="STANDARD",
+            role_arn=self.machine_role.arn,
+            definition=pulumi.Output.all(self.check_function.arn, args.inventory.name,
+                                         args.device_policy_name).apply(
+                lambda v: state_machine_definition(args, v[0], v[1], v[2])),
+            logging_configuration=aws.sfn.StateMachineLoggingConfigurationArgs(
+                level="ALL", include_execution_data=True,
+                log_destination=self.machine_log_group.arn.apply(lambda arn: f"{arn}:*")),
+            tracing_configuration=aws.sfn.StateMachineTracingConfigurationArgs(enabled=True),
+            tags=tags,
+            # The role must be able to deliver logs before the machine is created.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[machine_policy]))
+
+        # --- the rule ------------------------------------------------------------------------
+        self.rule_role = aws.iam.Role(
+            f"{name}-rule-role", name=f"{args.name_prefix}-jitr-rule",
+            assume_role_policy=pulumi.Output.all(account_id, rule_arn).apply(
+                lambda v: _trust("iot.amazonaws.com", v[0], v[1])),
+            tags=tags, opts=child)
+        rule_policy = aws.iam.RolePolicy(
+            f"{name}-rule-policy", role=self.rule_role.id, name="jitr-rule",
+            policy=pulumi.Output.all(self.state_machine.arn, self.dead_letter_queue.arn,
+                                     args.kms_key_arn).apply(
+                lambda v: rule_role_policy(state_machine_arn=v[0], queue_arn=v[1],
+                                           key_arn=v[2], region=region)),
+            opts=child)
+        self.topic_rule = aws.iot.TopicRule(
+            f"{name}-rule", region=region, name=rule_name,
+            description="JITR: certificates our CA registered -> registration state machine",
+            enabled=True,
+            sql=pulumi.Output.from_input(args.ca_certificate_id).apply(topic_rule_sql),
+            sql_version="2016-03-23",
+            step_functions=[aws.iot.TopicRuleStepFunctionArgs(
+                state_machine_name=self.state_machine.name,
+                execution_name_prefix=EXECUTION_NAME_PREFIX,
+                role_arn=self.rule_role.arn)],
+            error_action=aws.iot.TopicRuleErrorActionArgs(
+                sqs=aws.iot.TopicRuleErrorActionSqsArgs(
+                    queue_url=self.dead_letter_queue.url, role_arn=self.rule_role.arn,
+                    use_base64=False)),
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[rule_policy]))
+
+        self.register_outputs({
+            "state_machine_arn": self.state_machine.arn,
+            "check_function_arn": self.check_function.arn,
+            "topic_rule_name": self.topic_rule.name,
+            "dead_letter_queue_url": self.dead_letter_queue.url,
+        })
+
