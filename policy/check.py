@@ -1,0 +1,475 @@
+"""Run the policy pack offline, the way the Pulumi engine would, without the Pulumi CLI.
+
+    python -m policy.check --stack dev [--program DIR] [--config policy-config.json]
+
+The program directory's `__main__.py` is evaluated for the stack under the recording mocks
+(`tools.harness.evaluate_program`). Then every policy of `policy.pack.ALL_POLICIES` runs with
+its enforcement level and config resolved as the engine resolves them:
+
+* resource policies once per resource with `ResourceValidationArgs` (props = the recorded
+  inputs after a protobuf round trip, so numbers arrive as floats and maps/lists as read-only
+  proxies; opts with the parent; the provider resource, the default provider carrying the
+  stack's `aws:*` config);
+* stack policies once with `StackValidationArgs` over `PolicyResource`s whose props are the
+  outputs (inputs + computed outputs + id), linked to their parent, dependencies and
+  property dependencies (derived from the ids/ARNs of other resources found in the inputs).
+
+The policy config file uses the CLI's `--policy-pack-config` format: `{"all": "advisory",
+"<policy>": "disabled" | {"enforcementLevel": ..., "<property>": ...}}`; schema defaults are
+applied and values are checked against each policy's `config_schema`.
+
+Violations print like the CLI; the exit code is 1 if any mandatory violation was reported,
+2 if the program or a policy failed, 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextvars
+import json
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from inspect import isawaitable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from google.protobuf import json_format, struct_pb2
+from pulumi_policy import (
+    EnforcementLevel,
+    Policy,
+    PolicyCustomTimeouts,
+    PolicyProviderResource,
+    PolicyResource,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+from pulumi_policy.deserialize import deserialize_properties, serialize_properties
+from pulumi_policy.policy import _NotApplicableError
+from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
+
+from tools import harness
+from tools.harness import RecordedResource, StackGraph
+
+POLICY_DIR = Path(__file__).resolve().parent
+PROJECT_DIR = POLICY_DIR.parent
+
+
+class PolicyConfigError(ValueError):
+    """The policy config file does not fit the pack's policies or their schemas."""
+
+
+@dataclass(frozen=True)
+class Violation:
+    policy: str
+    level: EnforcementLevel
+    urn: str
+    message: str
+    description: str
+
+
+@dataclass
+class Report:
+    stack: str
+    violations: list[Violation] = field(default_factory=list)
+    not_applicable: list[tuple[str, str]] = field(default_factory=list)
+    resources: int = 0
+    policies: int = 0
+
+    @property
+    def mandatory(self) -> list[Violation]:
+        return [v for v in self.violations if v.level == EnforcementLevel.MANDATORY]
+
+    @property
+    def advisory(self) -> list[Violation]:
+        return [v for v in self.violations if v.level == EnforcementLevel.ADVISORY]
+
+    def policy_names(self, level: EnforcementLevel | None = None) -> set[str]:
+        return {v.policy for v in self.violations if level is None or v.level == level}
+
+
+# --- policy config --------------------------------------------------------------------------
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,),
+    "array": (list,), "object": (dict,),
+}
+
+
+def _check_schema(policy: str, key: str, value: Any, schema: Mapping[str, Any]) -> None:
+    expected = schema.get("type")
+    if isinstance(expected, str):
+        ok = isinstance(value, _JSON_TYPES.get(expected, (object,)))
+        if expected in ("integer", "number") and isinstance(value, bool):
+            ok = False
+        if not ok:
+            raise PolicyConfigError(f"{policy}.{key}: expected {expected}, got {value!r}")
+    if "enum" in schema and value not in schema["enum"]:
+        raise PolicyConfigError(f"{policy}.{key}: {value!r} is not one of {schema['enum']}")
+    if "minimum" in schema and isinstance(value, (int, float)) and value < schema["minimum"]:
+        raise PolicyConfigError(f"{policy}.{key}: {value!r} is below {schema['minimum']}")
+    items = schema.get("items")
+    if isinstance(value, list) and isinstance(items, Mapping):
+        for item in value:
+            _check_schema(policy, f"{key}[]", item, items)
+
+
+def _level(value: Any, where: str) -> EnforcementLevel:
+    try:
+        return EnforcementLevel(value)
+    except ValueError:
+        raise PolicyConfigError(f"{where}: {value!r} is not an enforcement level "
+                                f"({', '.join(e.value for e in EnforcementLevel)})") from None
+
+
+@dataclass(frozen=True)
+class ResolvedPolicy:
+    policy: Policy
+    level: EnforcementLevel
+    config: dict[str, Any]
+
+
+def resolve_policies(policies: Sequence[Policy], raw: Mapping[str, Any] | None,
+                     pack_level: EnforcementLevel = EnforcementLevel.MANDATORY) -> list[ResolvedPolicy]:
+    """Each policy's effective enforcement level and config (schema defaults + file)."""
+    raw = dict(raw or {})
+    by_name = {p.name: p for p in policies}
+    unknown = sorted(set(raw) - set(by_name) - {"all"})
+    if unknown:
+        raise PolicyConfigError(f"policy config names unknown policies: {', '.join(unknown)}")
+    all_level = _level(raw["all"], "all") if "all" in raw else None
+    resolved = []
+    for policy in policies:
+        level = policy.enforcement_level or pack_level
+        if all_level is not None:
+            level = all_level
+        entry = raw.get(policy.name)
+        properties: dict[str, Any] = {}
+        if isinstance(entry, str):
+            level = _level(entry, policy.name)
+        elif isinstance(entry, Mapping):
+            for key, value in entry.items():
+                if key == "enforcementLevel":
+                    level = _level(value, f"{policy.name}.enforcementLevel")
+                else:
+                    properties[key] = value
+        elif entry is not None:
+            raise PolicyConfigError(f"{policy.name}: expected an enforcement level or an object")
+        schema = policy.config_schema
+        config: dict[str, Any] = {}
+        if schema is not None:
+            for key, prop_schema in schema.properties.items():
+                if "default" in prop_schema:
+                    config[key] = prop_schema["default"]
+            extra = sorted(set(properties) - set(schema.properties))
+            if extra:
+                raise PolicyConfigError(f"{policy.name}: unknown config properties {extra}")
+            for key, value in properties.items():
+                _check_schema(policy.name, key, value, schema.properties[key])
+            config.update(properties)
+            missing = [k for k in (schema.required or []) if k not in config]
+            if missing:
+                raise PolicyConfigError(f"{policy.name}: missing required config {missing}")
+        elif properties:
+            raise PolicyConfigError(f"{policy.name}: takes no config, got {sorted(properties)}")
+        resolved.append(ResolvedPolicy(policy, level, config))
+    return resolved
+
+
+# --- engine-shaped arguments ----------------------------------------------------------------
+
+def wire_props(values: Mapping[str, Any]) -> Mapping[str, Any]:
+    """What a policy sees after the engine's gRPC hop: a protobuf Struct decoded by
+    pulumi_policy (numbers become floats), wrapped in its unknown-checking proxy."""
+    struct = struct_pb2.Struct()
+    struct.update(serialize_properties(_jsonable(values)))
+    return unknown_checking_proxy(deserialize_properties(json_format.MessageToDict(struct)))
+
+
+def _jsonable(value: Any) -> Any:
+    import pulumi
+
+    if isinstance(value, (pulumi.Asset, pulumi.Archive)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    return str(value)
+
+
+def _options(resource: RecordedResource) -> PolicyResourceOptions:
+    return PolicyResourceOptions(protect=False, ignore_changes=[], delete_before_replace=None,
+                                 aliases=[], custom_timeouts=PolicyCustomTimeouts(0, 0, 0),
+                                 additional_secret_outputs=[], parent=resource.parent_urn)
+
+
+def resource_id(resource: RecordedResource) -> str:
+    """The id the harness gave the resource (see `RecordingMonitor.RegisterResource`)."""
+    return f"{resource.name}-{harness._digest(resource.urn, length=8)}"
+
+
+def outputs_of(resource: RecordedResource) -> dict[str, Any]:
+    """The resource's state as a stack policy sees it: inputs, computed outputs and id."""
+    if not resource.custom:
+        return dict(resource.inputs)
+    compute = harness.COMPUTED_OUTPUTS.get(resource.type, harness._default_outputs)
+    return {**resource.inputs, **compute(resource), "id": resource_id(resource)}
+
+
+class _Providers:
+    """Explicit provider resources by URN, and a default provider per package."""
+
+    def __init__(self, graph: StackGraph, stack_config: Mapping[str, Any]) -> None:
+        self.graph = graph
+        self.explicit = {r.urn: r for r in graph.resources if r.type.startswith("pulumi:providers:")}
+        self.defaults: dict[str, PolicyResource] = {}
+        self.config = stack_config
+
+    def _default(self, package: str) -> PolicyResource:
+        if package not in self.defaults:
+            props: dict[str, Any] = {}
+            for key, value in self.config.items():
+                if key.startswith(f"{package}:"):
+                    props[key.split(":", 1)[1]] = _structured(value)
+            name = f"default_{_package_version(package)}"
+            urn = f"urn:pulumi:{self.graph.stack}::{self.graph.project}::pulumi:providers:{package}::{name}"
+            self.defaults[package] = PolicyResource(
+                f"pulumi:providers:{package}", wire_props(props), urn, name,
+                PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), []),
+                None, None, [], {})
+        return self.defaults[package]
+
+    def for_resource(self, resource: RecordedResource) -> PolicyResource | None:
+        if not resource.custom or resource.type.startswith("pulumi:providers:"):
+            return None
+        if resource.provider:
+            # A provider reference is "<provider urn>::<provider id>".
+            explicit = self.explicit.get(resource.provider.rsplit("::", 1)[0])
+            if explicit is not None:
+                return PolicyResource(explicit.type, wire_props(explicit.inputs), explicit.urn,
+                                      explicit.name, _options(explicit), None, None, [], {})
+        return self._default(resource.type.split(":", 1)[0])
+
+
+def _structured(value: Any) -> Any:
+    if isinstance(value, str) and value.strip()[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _package_version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(f"pulumi-{package}").replace(".", "_")
+    except PackageNotFoundError:
+        return "0_0_0"
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _strings(v)
+
+
+def derive_dependencies(graph: StackGraph) -> dict[str, dict[str, list[str]]]:
+    """urn -> {input key: [urns of resources whose id/ARN/URL appears in that input]}.
+
+    The harness does not record dependencies, so they are rebuilt from the values the
+    program passed: an input that carries another resource's id or ARN depends on it."""
+    identifiers: dict[str, str] = {}
+    for r in graph.custom_resources():
+        out = outputs_of(r)
+        for key in ("arn", "id", "url", "streamArn"):
+            value = out.get(key)
+            if isinstance(value, str) and len(value) >= 8:
+                identifiers[value] = r.urn
+    result: dict[str, dict[str, list[str]]] = {}
+    for r in graph.resources:
+        per_key: dict[str, list[str]] = {}
+        for key, value in r.inputs.items():
+            found = []
+            for text in _strings(value):
+                for ident, urn in identifiers.items():
+                    if urn != r.urn and urn not in found and (text == ident or (len(ident) >= 20 and ident in text)):
+                        found.append(urn)
+            if found:
+                per_key[key] = found
+        result[r.urn] = per_key
+    return result
+
+
+def stack_resources(graph: StackGraph, providers: _Providers) -> list[PolicyResource]:
+    stack_urn = f"urn:pulumi:{graph.stack}::{graph.project}::pulumi:pulumi:Stack::{graph.project}-{graph.stack}"
+    root = PolicyResource("pulumi:pulumi:Stack", wire_props({}), stack_urn,
+                          f"{graph.project}-{graph.stack}",
+                          PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), []),
+                          None, None, [], {})
+    by_urn: dict[str, PolicyResource] = {stack_urn: root}
+    for r in graph.resources:
+        by_urn[r.urn] = PolicyResource(r.type, wire_props(outputs_of(r)), r.urn, r.name, _options(r),
+                                       _provider_info(providers.for_resource(r)), None, [], {})
+    dependencies = derive_dependencies(graph)
+    for r in graph.resources:
+        resource = by_urn[r.urn]
+        resource.parent = by_urn.get(r.parent_urn or stack_urn, root)
+        for key, urns in dependencies.get(r.urn, {}).items():
+            deps = [by_urn[u] for u in urns if u in by_urn]
+            resource.property_dependencies[key] = deps
+            for dep in deps:
+                if dep not in resource.dependencies:
+                    resource.dependencies.append(dep)
+    return [root, *providers.defaults.values(), *(by_urn[r.urn] for r in graph.resources)]
+
+
+# --- running --------------------------------------------------------------------------------
+
+def _await(result: Any) -> None:
+    if isawaitable(result):
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(result)
+        finally:
+            loop.close()
+
+
+def _run(graph: StackGraph, resolved: Sequence[ResolvedPolicy], stack_config: Mapping[str, Any],
+         stack_tags: Mapping[str, str]) -> Report:
+    from pulumi.runtime import settings
+
+    # What `_configure_runtime_settings` does in the analyzer: policies may ask for the stack.
+    settings._set_stack(graph.stack)
+    settings._set_project(graph.project)
+    report = Report(stack=graph.stack, resources=len(graph.resources),
+                    policies=sum(1 for r in resolved if r.level != EnforcementLevel.DISABLED))
+    providers = _Providers(graph, stack_config)
+
+    def reporter(item: ResolvedPolicy, default_urn: str) -> Any:
+        def report_violation(message: str, urn: str | None = None) -> None:
+            text = item.policy.description + (f"\n{message}" if message else "")
+            report.violations.append(Violation(item.policy.name, item.level, urn or default_urn,
+                                               text, item.policy.description))
+        return report_violation
+
+    def guarded(item: ResolvedPolicy, call: Any) -> None:
+        try:
+            _await(call())
+        except UnknownValueError as error:
+            report.violations.append(Violation(
+                item.policy.name, EnforcementLevel.ADVISORY, "",
+                f"can't run policy '{item.policy.name}' during preview: {error.message}",
+                item.policy.description))
+        except _NotApplicableError as error:
+            report.not_applicable.append((item.policy.name, error.reason or ""))
+
+    active = [r for r in resolved if r.level != EnforcementLevel.DISABLED]
+    for item in active:
+        if item.level == EnforcementLevel.REMEDIATE:
+            item = ResolvedPolicy(item.policy, EnforcementLevel.MANDATORY, item.config)
+        policy = item.policy
+        if isinstance(policy, ResourceValidationPolicy):
+            for r in graph.resources:
+                args = ResourceValidationArgs(r.type, wire_props(r.inputs), r.urn, r.name, _options(r),
+                                              _provider_info(providers.for_resource(r)),
+                                              dict(item.config), stack_tags)
+                guarded(item, lambda a=args, p=policy, i=item, u=r.urn: p.validate(a, reporter(i, u)))
+        elif isinstance(policy, StackValidationPolicy):
+            stack_args = StackValidationArgs(stack_resources(graph, providers), dict(item.config),
+                                             stack_tags)
+            guarded(item, lambda a=stack_args, p=policy, i=item: p.validate(a, reporter(i, "")))
+    return report
+
+
+def _provider_info(provider: PolicyResource | None) -> PolicyProviderResource | None:
+    if provider is None:
+        return None
+    return PolicyProviderResource(provider.resource_type, provider.props, provider.urn, provider.name)
+
+
+def run_policies(graph: StackGraph, *, policies: Sequence[Policy] | None = None,
+                 policy_config: Mapping[str, Any] | None = None,
+                 stack_config: Mapping[str, Any] | None = None,
+                 stack_tags: Mapping[str, str] | None = None) -> Report:
+    """Evaluate `policies` (default: the whole pack) against an evaluated stack."""
+    if policies is None:
+        from policy.pack import ALL_POLICIES
+
+        policies = ALL_POLICIES
+    resolved = resolve_policies(policies, policy_config)
+    context = contextvars.Context()
+    return context.run(_run, graph, resolved, dict(stack_config or {}), dict(stack_tags or {}))
+
+
+def check_program(program_dir: Path | str, stack: str, *,
+                  policy_config: Mapping[str, Any] | None = None) -> Report:
+    """Evaluate a Pulumi Python program's stack and run the pack on it."""
+    spec = harness.load_program_stack(program_dir, stack)
+    graph = harness.evaluate_program(program_dir, stack)
+    return run_policies(graph, policy_config=policy_config, stack_config=spec.config)
+
+
+def pack_version() -> str:
+    doc = yaml.safe_load((POLICY_DIR / "PulumiPolicy.yaml").read_text())
+    return str(doc.get("version", "0.0.1"))
+
+
+def format_report(report: Report) -> str:
+    from policy.pack import PACK_NAME
+
+    lines = ["Policies:"]
+    mark = "❌" if report.mandatory else ("⚠️" if report.violations else "✅")
+    lines.append(f"    {mark} {PACK_NAME}@v{pack_version()} (local: policy)")
+    order = {EnforcementLevel.MANDATORY: 0, EnforcementLevel.ADVISORY: 1}
+    for v in sorted(report.violations, key=lambda v: (order.get(v.level, 2), v.policy, v.urn)):
+        where = ""
+        if v.urn:
+            parts = v.urn.split("::")
+            where = f"  ({parts[2].split('$')[-1]}: {parts[3]})" if len(parts) >= 4 else f"  ({v.urn})"
+        lines.append(f"        - [{v.level.value}]  {v.policy}{where}")
+        if v.urn:
+            lines.append(f"          {v.urn}")
+        for text in v.message.splitlines():
+            lines.append(f"          {text}")
+    lines.append(f"Summary: stack {report.stack}: {len(report.mandatory)} mandatory, "
+                 f"{len(report.advisory)} advisory violation(s); {report.policies} policies over "
+                 f"{report.resources} resources")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m policy.check", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stack", required=True, help="stack name (reads Pulumi.<stack>.yaml)")
+    parser.add_argument("--program", default=str(PROJECT_DIR), help="Pulumi program directory")
+    parser.add_argument("--config", help="policy pack config JSON (the CLI's --policy-pack-config)")
+    options = parser.parse_args(argv)
+    try:
+        policy_config = json.loads(Path(options.config).read_text()) if options.config else None
+        report = check_program(options.program, options.stack, policy_config=policy_config)
+    except (PolicyConfigError, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:  # the program or a policy raised: the engine would fail too
+        print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
+        return 2
+    print(format_report(report))
+    return 1 if report.mandatory else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module of guardrails per AWS service; `policy.pack` collects them all."""

@@ -1,0 +1,81 @@
+"""Stack-wide: resources only in allowed regions; required tags on every taggable resource."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import keyword
+from collections.abc import Iterator, Mapping
+from functools import lru_cache
+
+from pulumi_policy import Policy, PolicyConfigSchema, ResourceValidationArgs, Severity, StackValidationArgs
+
+from ._common import as_list, config, module_of, resource_guardrail, resource_region, stack_guardrail
+
+DEFAULT_REQUIRED_TAGS = ["owner", "environment"]
+
+
+@lru_cache(maxsize=None)
+def taggable(resource_type: str) -> bool | None:
+    """Whether pulumi-aws gives this type a `tags` argument; None if the SDK cannot tell."""
+    if not resource_type.startswith("aws:") or resource_type.count(":") != 2:
+        return False
+    module = module_of(resource_type)
+    python_module = module + "_" if keyword.iskeyword(module) else module
+    try:
+        cls = getattr(importlib.import_module(f"pulumi_aws.{python_module}"),
+                      resource_type.rsplit(":", 1)[1])
+        return "tags" in inspect.signature(cls._internal_init).parameters
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return None
+
+
+def _required_tags(args: ResourceValidationArgs) -> Iterator[str]:
+    is_taggable = taggable(args.resource_type)
+    if is_taggable is False or (is_taggable is None and "tags" not in args.props):
+        return
+    tags = dict(args.props.get("tags") or {})
+    default_tags = None
+    if args.provider is not None and isinstance(args.provider.props, Mapping):
+        default_tags = args.provider.props.get("defaultTags")
+    if isinstance(default_tags, Mapping) and isinstance(default_tags.get("tags"), Mapping):
+        tags = {**default_tags["tags"], **tags}
+    required = [str(t) for t in as_list(config(args, "requiredTags", DEFAULT_REQUIRED_TAGS))]
+    missing = [t for t in required if not str(tags.get(t) or "").strip()]
+    if missing:
+        yield f"missing required tag(s): {', '.join(missing)}"
+
+
+def _allowed_regions(args: StackValidationArgs) -> Iterator[tuple[str, str | None]]:
+    allowed = {str(r) for r in as_list(config(args, "allowedRegions", []))}
+    if not allowed:
+        return  # nothing configured: no restriction
+    for r in args.resources:
+        regions = {resource_region(r)}
+        if r.resource_type == "aws:dynamodb/table:Table":
+            regions |= {rep.get("regionName") for rep in as_list(r.props.get("replicas"))
+                        if isinstance(rep, Mapping)}
+        for region in sorted(str(x) for x in regions - {None} - allowed):
+            yield f"{r.resource_type} lands in {region}, outside {sorted(allowed)}", r.urn
+
+
+POLICIES: list[Policy] = [
+    stack_guardrail(
+        "allowed-regions",
+        "Resources (and DynamoDB replicas) land only in the regions allowed by policy config",
+        ["AWS Control Tower region deny (CT.MULTISERVICE.PV.1)", "AWS Config approved regions"],
+        _allowed_regions, severity=Severity.HIGH,
+        config_schema=PolicyConfigSchema(properties={
+            "allowedRegions": {"type": "array", "items": {"type": "string"}, "default": [],
+                               "description": "regions resources may use; empty = any"}})),
+    resource_guardrail(
+        "required-tags",
+        "Taggable AWS resources carry every tag in policy config `requiredTags` (provider "
+        "default tags count)",
+        ["AWS Config required-tags", "AWS Organizations tag policies"],
+        None, _required_tags, severity=Severity.LOW,
+        config_schema=PolicyConfigSchema(properties={
+            "requiredTags": {"type": "array", "items": {"type": "string"},
+                             "default": DEFAULT_REQUIRED_TAGS,
+                             "description": "tag keys every taggable resource must have"}})),
+]
