@@ -172,7 +172,7 @@ def region(monkeypatch: pytest.MonkeyPatch) -> Iterator[Region]:
     ca = issue("Test Device Issuing CA", root, ca=True)
     monkeypatch.setenv("CA_CERTIFICATE_PEM", ca.pem)
     config = {"stepfunctions": {"execute_state_machine": True}, "iot": {"use_valid_cert": True}}
-    with mock_aws(config=config):  # type: ignore[arg-type]
+    with mock_aws(config=config):  # type: ignore[call-overload]
         iot = boto3.client("iot", region_name=REGION)
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         sfn = boto3.client("stepfunctions", region_name=REGION)

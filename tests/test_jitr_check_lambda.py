@@ -1,0 +1,92 @@
+"""The certificate check's plain functions and its handler (no AWS)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from lambdas.certificate_check import app
+from lambdas.certificate_check.checks import check_certificate, issued_by, load_ca_certificates
+from tests.sfn_adapter import FakeLambdaContext
+from tests.test_jitr_execution import NOW, Issued, issue
+
+CONTEXT = FakeLambdaContext("check", "arn:aws:lambda:eu-west-1:123456789012:function:check")
+
+
+@pytest.fixture(scope="module")
+def ca() -> Issued:
+    return issue("Issuing CA", issue("Root", ca=True), ca=True)
+
+
+def test_accepts_a_device_certificate_of_our_ca(ca: Issued) -> None:
+    device = issue("sensor-1:a_b", ca)
+    result = check_certificate(device.pem, [ca.cert], NOW)
+    assert result.valid and result.thing_name == "sensor-1:a_b"
+    assert result.not_after == device.cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_rejects_same_issuer_name_signed_by_another_key(ca: Issued) -> None:
+    impostor_ca = Issued(ec.generate_private_key(ec.SECP256R1()), ca.cert)  # our name, other key
+    forged = issue("sensor-1", impostor_ca)
+    assert forged.cert.issuer == ca.cert.subject
+    assert not issued_by(forged.cert, ca.cert)
+    assert "not issued by our CA" in check_certificate(forged.pem, [ca.cert], NOW).reason
+
+
+def test_accepts_either_ca_during_rotation(ca: Issued) -> None:
+    new_ca = issue("Issuing CA 2", ca=True)
+    device = issue("sensor-2", new_ca)
+    assert check_certificate(device.pem, [ca.cert, new_ca.cert], NOW).valid
+    assert not check_certificate(device.pem, [ca.cert], NOW).valid
+
+
+@pytest.mark.parametrize("cn, valid", [("a", True), ("A" * 128, True), ("x" * 129, False),
+                                       ("has space", False), ("new\nline", False), ("é", False),
+                                       ("a.b", False)])
+def test_cn_must_be_a_thing_name(ca: Issued, cn: str, valid: bool) -> None:
+    assert check_certificate(issue(cn, ca).pem, [ca.cert], NOW).valid is valid
+
+
+def test_rejects_not_yet_valid_expired_and_ca_certificates(ca: Issued) -> None:
+    future = issue("sensor-f", ca, not_before=NOW + dt.timedelta(days=1))
+    expired = issue("sensor-e", ca, not_before=NOW - dt.timedelta(days=10), days=5)
+    sub_ca = issue("sensor-ca", ca, ca=True)
+    assert "not valid before" in check_certificate(future.pem, [ca.cert], NOW).reason
+    assert "expired" in check_certificate(expired.pem, [ca.cert], NOW).reason
+    assert "CA certificate" in check_certificate(sub_ca.pem, [ca.cert], NOW).reason
+
+
+def test_garbage_pem_is_rejected_not_raised(ca: Issued) -> None:
+    result = check_certificate("-----BEGIN CERTIFICATE-----\nnope\n", [ca.cert], NOW)
+    assert not result.valid and "PEM" in result.reason
+
+
+def test_load_ca_certificates_reports_bad_pem() -> None:
+    with pytest.raises(ValueError, match="CA certificate PEM"):
+        load_ca_certificates("not a pem")
+
+
+@pytest.mark.parametrize("event", [None, "text", [], {}, {"certificatePem": 5},
+                                   {"certificatePem": ""}])
+def test_bad_event_gives_an_error_result(ca: Issued, event: object) -> None:
+    result = app.evaluate(event, ca.pem, NOW)
+    assert result["error"] == "InvalidEvent" and result["valid"] is False
+    assert set(result) == {"valid", "reason", "thingName", "notAfter", "error"}
+
+
+def test_missing_or_bad_ca_configuration_is_reported(ca: Issued) -> None:
+    device = issue("sensor-3", ca)
+    assert app.evaluate({"certificatePem": device.pem}, None, NOW)["error"] == "Misconfigured"
+    assert app.evaluate({"certificatePem": device.pem}, "junk", NOW)["error"] == "Misconfigured"
+
+
+def test_handler_returns_every_key(ca: Issued, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CA_CERTIFICATE_PEM", ca.pem)
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    device = issue("sensor-4", ca)
+    result = app.handler({"certificatePem": device.pem}, CONTEXT)
+    assert result == {"valid": True, "reason": result["reason"], "thingName": "sensor-4",
+                      "notAfter": result["notAfter"], "error": None}
+    assert app.handler({"wrong": 1}, CONTEXT)["error"] == "InvalidEvent"
