@@ -473,3 +473,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def check_props_plain(props: Any) -> Any:
+    """Engine proxies back to plain data (to re-serialize what a policy was given)."""
+    from policy.guardrails._common import plain
+
+    return plain(props)

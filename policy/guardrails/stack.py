@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import keyword
+import warnings
 from collections.abc import Iterator, Mapping
 from functools import lru_cache
 
@@ -23,8 +24,10 @@ def taggable(resource_type: str) -> bool | None:
     module = module_of(resource_type)
     python_module = module + "_" if keyword.iskeyword(module) else module
     try:
-        cls = getattr(importlib.import_module(f"pulumi_aws.{python_module}"),
-                      resource_type.rsplit(":", 1)[1])
+        with warnings.catch_warnings():  # importing a module warns about its deprecated classes
+            warnings.simplefilter("ignore", DeprecationWarning)
+            cls = getattr(importlib.import_module(f"pulumi_aws.{python_module}"),
+                          resource_type.rsplit(":", 1)[1])
         return "tags" in inspect.signature(cls._internal_init).parameters
     except (ImportError, AttributeError, TypeError, ValueError):
         return None

@@ -1,0 +1,187 @@
+"""The offline runner: rejects the insecure fixture for the right reasons, resolves config like
+the CLI, and reports exactly what pulumi_policy's own analyzer servicer reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from google.protobuf import struct_pb2
+from pulumi.runtime import proto
+from pulumi_policy import EnforcementLevel
+from pulumi_policy.policy import _PolicyAnalyzerServicer
+
+from policy import check
+from policy.pack import ALL_POLICIES, PACK_NAME
+from tools.harness import evaluate_program, load_program_stack
+
+FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "insecure_program"
+FIXTURE_CONFIG = json.loads((FIXTURE / "policy-config.json").read_text())
+
+EXPECTED_MANDATORY = {
+    "iot-policy-no-wildcard-action", "iot-policy-no-wildcard-resource", "iot-connect-bound-to-thing",
+    "iot-deny-no-mqtt-wildcards", "iot-claim-policy-fleet-provisioning-only", "iot-ca-sni-only",
+    "iot-ca-auto-registration-needs-jitr", "iot-domain-configuration-tls12", "iot-topic-rule-error-action",
+    "iot-logging-enabled-every-region",
+    "dynamodb-pitr-enabled", "dynamodb-cmk-encryption", "dynamodb-global-table-all-regions",
+    "dynamodb-deletion-protection-prod",
+    "iam-no-wildcard-actions", "iam-no-admin-managed-policies", "iam-policy-valid", "iam-trust-policy-scoped",
+    "lambda-tracing-active", "lambda-supported-runtime", "lambda-async-failure-destination",
+    "lambda-permission-scoped", "lambda-no-secrets-in-env",
+    "stepfunctions-logging-all", "stepfunctions-execution-data-decision", "stepfunctions-tracing",
+    "apigateway-regional-endpoint", "apigateway-waf-associated", "apigateway-request-validation",
+    "apigateway-access-logging", "apigateway-throttling", "apigateway-tls12-custom-domain",
+    "cognito-no-unauthenticated-identities", "cognito-mfa-required",
+    "kms-key-rotation", "kms-no-wildcard-principal", "logs-retention-minimum", "logs-kms-encryption",
+    "sqs-cmk-encryption", "sqs-ssl-only", "route53-latency-records-health-checked",
+    "allowed-regions", "required-tags",
+}
+EXPECTED_ADVISORY = {"apigateway-xray-tracing", "lambda-reserved-concurrency"}
+
+
+@pytest.fixture(scope="module")
+def fixture_report() -> check.Report:
+    return check.check_program(FIXTURE, "test", policy_config=FIXTURE_CONFIG)
+
+
+def test_insecure_fixture_fails_with_the_expected_policies(fixture_report):
+    assert fixture_report.policy_names(EnforcementLevel.MANDATORY) == EXPECTED_MANDATORY
+    assert fixture_report.policy_names(EnforcementLevel.ADVISORY) == EXPECTED_ADVISORY
+
+
+def test_violations_point_at_the_offending_resources(fixture_report):
+    by_policy = {}
+    for v in fixture_report.violations:
+        by_policy.setdefault(v.policy, set()).add(v.urn.rsplit("::", 1)[-1] if v.urn else "")
+    assert by_policy["iot-ca-sni-only"] == {"ca"}
+    assert by_policy["lambda-supported-runtime"] == {"handler"}
+    assert by_policy["allowed-regions"] == {"table", "stray-key"}  # replica in ap-southeast-2; key in sa-east-1
+    assert by_policy["iot-logging-enabled-every-region"] == {"logging", ""}  # DISABLED + regions without any
+    logging = [v.message for v in fixture_report.violations if v.policy == "iot-logging-enabled-every-region"]
+    assert any("DISABLED in eu-west-1" in m for m in logging)
+    assert any("LoggingOptions in sa-east-1" in m for m in logging)  # the stray key's region
+    assert not any("us-west-2" in m for m in logging)  # nothing regional lands there
+
+
+def test_cli_exit_codes_and_output(capsys):
+    assert check.main(["--stack", "test", "--program", str(FIXTURE),
+                       "--config", str(FIXTURE / "policy-config.json")]) == 1
+    out = capsys.readouterr().out
+    assert f"{PACK_NAME}@v" in out
+    assert "- [mandatory]  iot-policy-no-wildcard-action  (aws:iot/policy:Policy: device)" in out
+    assert out.strip().splitlines()[-1].startswith("Summary: stack test: ")
+
+
+def test_everything_advisory_exits_zero(tmp_path, capsys):
+    config = tmp_path / "all-advisory.json"
+    config.write_text(json.dumps({"all": "advisory"}))
+    assert check.main(["--stack", "test", "--program", str(FIXTURE), "--config", str(config)]) == 0
+    assert "0 mandatory" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("bad_config", [
+    {"no-such-policy": "mandatory"},
+    {"logs-retention-minimum": {"minRetentionDays": "thirty"}},
+    {"logs-retention-minimum": {"minimumDays": 30}},
+    {"iot-ca-sni-only": "sometimes"},
+    {"iot-ca-sni-only": {"threshold": 1}},
+])
+def test_bad_policy_config_is_refused(bad_config, tmp_path, capsys):
+    config = tmp_path / "bad.json"
+    config.write_text(json.dumps(bad_config))
+    assert check.main(["--stack", "test", "--program", str(FIXTURE), "--config", str(config)]) == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_missing_stack_is_an_error(capsys):
+    assert check.main(["--stack", "nope", "--program", str(FIXTURE)]) == 2
+    assert "Pulumi.nope.yaml" in capsys.readouterr().err
+
+
+def test_config_resolution_matches_the_cli_rules():
+    resolved = {r.policy.name: r for r in check.resolve_policies(ALL_POLICIES, {
+        "all": "advisory", "iot-ca-sni-only": "disabled",
+        "logs-retention-minimum": {"enforcementLevel": "mandatory", "minRetentionDays": 90},
+    })}
+    assert resolved["iot-ca-sni-only"].level == EnforcementLevel.DISABLED
+    assert resolved["logs-retention-minimum"].level == EnforcementLevel.MANDATORY
+    assert resolved["logs-retention-minimum"].config == {"minRetentionDays": 90}
+    assert resolved["kms-key-rotation"].level == EnforcementLevel.ADVISORY
+    defaults = {r.policy.name: r for r in check.resolve_policies(ALL_POLICIES, None)}
+    assert defaults["required-tags"].config == {"requiredTags": ["owner", "environment"]}
+    assert defaults["lambda-reserved-concurrency"].level == EnforcementLevel.ADVISORY
+
+
+def test_disabled_policies_do_not_run():
+    graph = evaluate_program(FIXTURE, "test")
+    report = check.run_policies(graph, policy_config={"iot-ca-sni-only": "disabled"})
+    assert "iot-ca-sni-only" not in report.policy_names()
+    assert "iot-policy-no-wildcard-action" in report.policy_names()
+
+
+def test_stack_resources_carry_parent_provider_and_dependencies():
+    graph = evaluate_program(FIXTURE, "test")
+    spec = load_program_stack(FIXTURE, "test")
+    resources = check.stack_resources(graph, check._Providers(graph, spec.config))
+    by_name = {r.name: r for r in resources}
+    assert by_name["insecure-fixture-test"].resource_type == "pulumi:pulumi:Stack"
+    policy = by_name["everything"]
+    assert policy.parent is by_name["insecure-fixture-test"]
+    assert policy.property_dependencies["role"] == [by_name["admin"]]
+    assert by_name["admin"] in by_name["handler"].dependencies
+    assert by_name["handler"].provider is not None and by_name["handler"].provider.props["region"] == "eu-west-1"
+    assert by_name["admin"].props["arn"] == "arn:aws:iam::123456789012:role/insecure-admin"  # outputs
+    assert by_name["ca"].props["id"].startswith("ca-")
+
+
+# --- the runner agrees with pulumi_policy's own analyzer -----------------------------------------
+
+def _struct(values) -> struct_pb2.Struct:
+    from pulumi_policy.deserialize import serialize_properties
+
+    s = struct_pb2.Struct()
+    s.update(serialize_properties(check._jsonable(values)))
+    return s
+
+
+def _provider_proto(provider):
+    return proto.AnalyzerProviderResource(type=provider.resource_type, urn=provider.urn, name=provider.name,
+                                          properties=_struct(check.check_props_plain(provider.props)))
+
+
+def test_runner_reports_what_the_analyzer_servicer_reports(fixture_report):
+    graph = evaluate_program(FIXTURE, "test")
+    spec = load_program_stack(FIXTURE, "test")
+    resolved = check.resolve_policies(ALL_POLICIES, FIXTURE_CONFIG)
+    servicer = _PolicyAnalyzerServicer(PACK_NAME, "1.0.0", list(ALL_POLICIES), EnforcementLevel.MANDATORY)
+    levels = {EnforcementLevel.ADVISORY: proto.ADVISORY, EnforcementLevel.MANDATORY: proto.MANDATORY,
+              EnforcementLevel.DISABLED: proto.DISABLED}
+    servicer.Configure(proto.ConfigureAnalyzerRequest(policyConfig={
+        r.policy.name: proto.PolicyConfig(enforcementLevel=levels[r.level], properties=_struct(r.config))
+        for r in resolved}), None)
+    providers = check._Providers(graph, spec.config)
+    diagnostics = []
+    for r in graph.resources:
+        provider = providers.for_resource(r)
+        request = proto.AnalyzeRequest(
+            type=r.type, properties=_struct(r.inputs), urn=r.urn, name=r.name,
+            options=proto.AnalyzerResourceOptions(parent=r.parent_urn or ""))
+        if provider is not None:
+            request.provider.CopyFrom(_provider_proto(provider))
+        # The engine attributes a resource policy's diagnostics to the analyzed resource.
+        diagnostics += [(d.policyName, d.urn or r.urn, d.message, d.enforcementLevel)
+                        for d in servicer.Analyze(request, None).diagnostics]
+    stack = check.stack_resources(graph, providers)
+    stack_request = proto.AnalyzeStackRequest(resources=[
+        proto.AnalyzerResource(
+            type=p.resource_type, properties=_struct(check.check_props_plain(p.props)), urn=p.urn, name=p.name,
+            parent=p.parent.urn if p.parent else "", dependencies=[d.urn for d in p.dependencies],
+            options=proto.AnalyzerResourceOptions(parent=p.parent.urn if p.parent else ""),
+            **({"provider": _provider_proto(p.provider)} if p.provider else {}))
+        for p in stack])
+    diagnostics += [(d.policyName, d.urn, d.message, d.enforcementLevel)
+                    for d in servicer.AnalyzeStack(stack_request, None).diagnostics]
+    from_servicer = sorted(diagnostics)
+    from_runner = sorted((v.policy, v.urn, v.message, levels[v.level]) for v in fixture_report.violations)
+    assert from_runner == from_servicer

@@ -1,0 +1,32 @@
+"""Our own stacks pass the pack with their policy configs: zero mandatory violations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pulumi_policy import EnforcementLevel
+
+from policy.check import format_report, run_policies
+from tools.harness import load_program_stack
+
+POLICY_CONFIG_DIR = Path(__file__).resolve().parents[2] / "policy" / "config"
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_stack_has_no_mandatory_violations(stack, request, project_dir):
+    graph = request.getfixturevalue(f"{stack}_graph")
+    config = json.loads((POLICY_CONFIG_DIR / f"{stack}.json").read_text())
+    spec = load_program_stack(project_dir, stack)
+    report = run_policies(graph, policy_config=config, stack_config=spec.config)
+    assert report.resources == len(graph.resources) > 0
+    assert not report.mandatory, format_report(report)
+    assert all(v.level == EnforcementLevel.ADVISORY for v in report.violations)
+
+
+def test_dev_passes_because_of_its_config_not_by_accident(dev_graph, project_dir):
+    """Without policy/config/dev.json, the default one-year log floor rejects dev's 30 days."""
+    spec = load_program_stack(project_dir, "dev")
+    report = run_policies(dev_graph, stack_config=spec.config)
+    assert "logs-retention-minimum" in report.policy_names(EnforcementLevel.MANDATORY)
