@@ -64,6 +64,10 @@ class PolicyConfigError(ValueError):
     """The policy config file does not fit the pack's policies or their schemas."""
 
 
+class PolicyFailed(RuntimeError):
+    """A policy raised (a bug in the policy, or props it did not expect)."""
+
+
 @dataclass(frozen=True)
 class Violation:
     policy: str
@@ -367,7 +371,7 @@ def _run(graph: StackGraph, resolved: Sequence[ResolvedPolicy], stack_config: Ma
                                                text, item.policy.description))
         return report_violation
 
-    def guarded(item: ResolvedPolicy, call: Any) -> None:
+    def guarded(item: ResolvedPolicy, call: Any, where: str) -> None:
         try:
             _await(call())
         except UnknownValueError as error:
@@ -377,6 +381,9 @@ def _run(graph: StackGraph, resolved: Sequence[ResolvedPolicy], stack_config: Ma
                 item.policy.description))
         except _NotApplicableError as error:
             report.not_applicable.append((item.policy.name, error.reason or ""))
+        except Exception as error:  # the analyzer would fail the whole update too
+            raise PolicyFailed(f"policy {item.policy.name} failed on {where}: "
+                               f"{type(error).__name__}: {error}") from error
 
     active = [r for r in resolved if r.level != EnforcementLevel.DISABLED]
     for item in active:
@@ -388,11 +395,13 @@ def _run(graph: StackGraph, resolved: Sequence[ResolvedPolicy], stack_config: Ma
                 args = ResourceValidationArgs(r.type, wire_props(r.inputs), r.urn, r.name, _options(r),
                                               _provider_info(providers.for_resource(r)),
                                               dict(item.config), stack_tags)
-                guarded(item, lambda a=args, p=policy, i=item, u=r.urn: p.validate(a, reporter(i, u)))
+                guarded(item, lambda a=args, p=policy, i=item, u=r.urn: p.validate(a, reporter(i, u)),
+                        r.urn)
         elif isinstance(policy, StackValidationPolicy):
             stack_args = StackValidationArgs(stack_resources(graph, providers), dict(item.config),
                                              stack_tags)
-            guarded(item, lambda a=stack_args, p=policy, i=item: p.validate(a, reporter(i, "")))
+            guarded(item, lambda a=stack_args, p=policy, i=item: p.validate(a, reporter(i, "")),
+                    f"stack {graph.stack}")
     return report
 
 

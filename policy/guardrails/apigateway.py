@@ -27,8 +27,6 @@ def _endpoint_types(props: Mapping[str, Any]) -> list[str]:
 
 def _regional(args: ResourceValidationArgs) -> Iterator[str]:
     types = _endpoint_types(args.props)
-    if args.resource_type == DOMAIN and not types and args.props.get("regionalCertificateArn"):
-        return
     if not types or not set(types) <= ALLOWED_ENDPOINT_TYPES:
         yield (f"endpoint types {types or ['EDGE (default)']}: use REGIONAL so each region serves "
                "its own endpoint (EDGE puts a global CloudFront distribution in front)")

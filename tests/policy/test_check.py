@@ -185,3 +185,28 @@ def test_runner_reports_what_the_analyzer_servicer_reports(fixture_report):
     from_servicer = sorted(diagnostics)
     from_runner = sorted((v.policy, v.urn, v.message, levels[v.level]) for v in fixture_report.violations)
     assert from_runner == from_servicer
+
+
+def test_a_crashing_policy_fails_the_run_naming_policy_and_resource():
+    from pulumi_policy import ResourceValidationPolicy
+
+    def boom(args, report_violation):
+        raise KeyError("surprise")
+
+    crashing = ResourceValidationPolicy(name="crashes", description="always raises", validate=boom)
+    graph = evaluate_program(FIXTURE, "test")
+    with pytest.raises(check.PolicyFailed, match=r"policy crashes failed on urn:pulumi:test::insecure-fixture::"):
+        check.run_policies(graph, policies=[crashing])
+
+
+@pytest.mark.slow
+def test_module_entry_point_runs_on_prod():
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "-m", "policy.check", "--stack", "prod", "--config",
+                             str(root / "policy" / "config" / "prod.json")],
+                            cwd=root, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().splitlines()[-1].startswith("Summary: stack prod: 0 mandatory")

