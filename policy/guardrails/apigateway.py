@@ -133,7 +133,7 @@ POLICIES: list[Policy] = [
     resource_guardrail(
         "apigateway-tls12-custom-domain",
         "API Gateway custom domains require TLS 1.2+",
-        ["CKV_AWS_206", "NIST.800.53.R5-APIGWSSLEnabled (TLS in transit)"], [DOMAIN, V2_DOMAIN],
+        ["CKV_AWS_206"], [DOMAIN, V2_DOMAIN],
         _tls12),
     resource_guardrail(
         "apigateway-xray-tracing",

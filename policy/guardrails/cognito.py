@@ -31,5 +31,5 @@ POLICIES: list[Policy] = [
         [IDENTITY_POOL], _no_unauthenticated),
     resource_guardrail(
         "cognito-mfa-required", "User pools require MFA",
-        ["AwsSolutions-COG2", "AWS Config cognito-user-pool-mfa-enabled"], [USER_POOL], _mfa_on),
+        ["AwsSolutions-COG2"], [USER_POOL], _mfa_on),
 ]

@@ -124,7 +124,7 @@ POLICIES: list[Policy] = [
     resource_guardrail(
         "dynamodb-deletion-protection-prod",
         "Production DynamoDB tables and replicas have deletion protection",
-        ["AWS Config dynamodb-table-deletion-protection-enabled", "CKV_AWS_28 (data loss)"],
+        ["AWS Config dynamodb-table-deletion-protection-enabled"],
         [TABLE], _deletion_protection(True), config_schema=ENV_SCHEMA),
     resource_guardrail(
         "dynamodb-deletion-protection-dev",

@@ -202,7 +202,7 @@ POLICIES: list[Policy] = [
     resource_guardrail(
         "iam-no-wildcard-actions",
         "IAM policies allow no '*' or 'service:*' action and no NotAction",
-        ["CKV_AWS_1", "CKV_AWS_62", "CKV_AWS_63", "CKV_AWS_290", "AwsSolutions-IAM5",
+        ["CKV_AWS_1", "CKV_AWS_62", "CKV_AWS_63", "AwsSolutions-IAM5",
          "AWS Config iam-policy-no-statements-with-admin-access"],
         IDENTITY_POLICY_TYPES, _no_wildcard_actions, severity=Severity.CRITICAL),
     resource_guardrail(

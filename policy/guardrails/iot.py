@@ -279,7 +279,7 @@ POLICIES: list[Policy] = [
     resource_guardrail(
         "iot-topic-rule-error-action",
         "Every IoT topic rule has an error action",
-        ["AWS IoT rules best practice: error action", "LOGGING_DISABLED_CHECK (observability)"],
+        ["AWS IoT Core developer guide: rule error actions"],
         [TOPIC_RULE], _topic_rule_error_action, severity=Severity.MEDIUM),
     stack_guardrail(
         "iot-logging-enabled-every-region",

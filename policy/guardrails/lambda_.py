@@ -168,7 +168,7 @@ RUNTIMES_SCHEMA = PolicyConfigSchema(properties={
 POLICIES: list[Policy] = [
     resource_guardrail(
         "lambda-tracing-active", "Lambda functions trace with X-Ray (tracingConfig.mode Active)",
-        ["CKV_AWS_50", "Serverless-LambdaTracing", "AWS Config lambda-function-xray-enabled"],
+        ["CKV_AWS_50", "Serverless-LambdaTracing"],
         [FUNCTION], _tracing, severity=Severity.MEDIUM),
     resource_guardrail(
         "lambda-supported-runtime", "Lambda functions use a supported (not deprecated) runtime",
@@ -194,6 +194,6 @@ POLICIES: list[Policy] = [
     resource_guardrail(
         "lambda-no-secrets-in-env",
         "Lambda environment variables hold no secrets (by name or by value shape)",
-        ["CKV_AWS_45", "AwsSolutions-SMG4 (secrets belong in Secrets Manager)"],
+        ["CKV_AWS_45"],
         [FUNCTION], _no_secrets_in_env, severity=Severity.CRITICAL),
 ]

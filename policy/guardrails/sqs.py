@@ -53,10 +53,10 @@ def _ssl_only(args: StackValidationArgs) -> Iterator[tuple[str, str | None]]:
 POLICIES: list[Policy] = [
     resource_guardrail(
         "sqs-cmk-encryption", "Queues are encrypted with a customer-managed KMS key",
-        ["CKV_AWS_27", "AwsSolutions-SQS2", "AWS Config sqs-queue-encrypted-kms"],
+        ["CKV_AWS_27", "AwsSolutions-SQS2"],
         [QUEUE], _cmk, severity=Severity.MEDIUM),
     stack_guardrail(
         "sqs-ssl-only", "Every queue's policy denies requests without TLS (aws:SecureTransport)",
-        ["AwsSolutions-SQS4", "AWS Config sqs-queue-policy-ssl-only (SecureTransport)"], _ssl_only,
+        ["AwsSolutions-SQS4"], _ssl_only,
         severity=Severity.MEDIUM),
 ]

@@ -66,7 +66,7 @@ POLICIES: list[Policy] = [
     stack_guardrail(
         "allowed-regions",
         "Resources (and DynamoDB replicas) land only in the regions allowed by policy config",
-        ["AWS Control Tower region deny (CT.MULTISERVICE.PV.1)", "AWS Config approved regions"],
+        ["AWS Organizations SCP region deny (aws:RequestedRegion)"],
         _allowed_regions, severity=Severity.HIGH,
         config_schema=PolicyConfigSchema(properties={
             "allowedRegions": {"type": "array", "items": {"type": "string"}, "default": [],
