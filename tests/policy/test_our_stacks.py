@@ -30,3 +30,16 @@ def test_dev_passes_because_of_its_config_not_by_accident(dev_graph, project_dir
     spec = load_program_stack(project_dir, "dev")
     report = run_policies(dev_graph, stack_config=spec.config)
     assert "logs-retention-minimum" in report.policy_names(EnforcementLevel.MANDATORY)
+
+
+def test_runner_ids_are_the_ids_the_program_saw(dev_graph):
+    """Stack policies read `id` from the runner's outputs; it must equal the id the harness
+    handed the program (the JITR rule's SQL embeds the CA's id)."""
+    from policy.check import outputs_of
+
+    rules = dev_graph.of_type("aws:iot/topicRule:TopicRule")
+    cas = dev_graph.of_type("aws:iot/caCertificate:CaCertificate")
+    assert cas and rules
+    sqls = " ".join(str(r.inputs.get("sql")) for r in rules)
+    for ca in cas:
+        assert f"$aws/events/certificates/registered/{outputs_of(ca)['id']}'" in sqls
