@@ -215,17 +215,11 @@ def _options(resource: RecordedResource) -> PolicyResourceOptions:
                                  additional_secret_outputs=[], parent=resource.parent_urn)
 
 
-def resource_id(resource: RecordedResource) -> str:
-    """The id the harness gave the resource (see `RecordingMonitor.RegisterResource`)."""
-    return f"{resource.name}-{harness._digest(resource.urn, length=8)}"
-
-
 def outputs_of(resource: RecordedResource) -> dict[str, Any]:
     """The resource's state as a stack policy sees it: inputs, computed outputs and id."""
     if not resource.custom:
         return dict(resource.inputs)
-    compute = harness.COMPUTED_OUTPUTS.get(resource.type, harness._default_outputs)
-    return {**resource.inputs, **compute(resource), "id": resource_id(resource)}
+    return {**resource.outputs, "id": resource.id}
 
 
 class _Providers:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import hashlib
 import json
 import logging
@@ -45,6 +46,9 @@ class RecordedResource:
     parent_urn: str | None
     custom: bool
     provider: str | None
+    # What the engine would know after the create: the id and inputs + computed outputs.
+    id: str = ""
+    outputs: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def module(self) -> str:
@@ -314,16 +318,17 @@ def _new_recorder() -> tuple[Any, list[RecordedResource]]:
                 return resource_pb2.RegisterResourceResponse(urn=urn)
             _ensure_event_loop()
             inputs = rpc.deserialize_properties(request.object)
-            resource = RecordedResource(
+            draft = RecordedResource(
                 type=request.type, name=request.name, urn=urn, inputs=_comparable(inputs),
                 parent_urn=request.parent or None, custom=bool(request.custom),
                 provider=request.provider or None)
-            recorded.append(resource)
-            if resource.custom:
-                computed = COMPUTED_OUTPUTS.get(resource.type, _default_outputs)(resource)
+            if draft.custom:
+                computed = COMPUTED_OUTPUTS.get(draft.type, _default_outputs)(draft)
                 resource_id = request.importId or f"{request.name}-{_digest(urn, length=8)}"
             else:
                 computed, resource_id = {}, ""
+            recorded.append(dataclasses.replace(
+                draft, id=resource_id, outputs={**draft.inputs, **computed}))
             state = {**inputs, **computed}
             obj = _sync_await(rpc.serialize_properties(state, {}))
             self.resources[urn] = MockMonitor.ResourceRegistration(urn, resource_id, state)
