@@ -160,3 +160,12 @@ def test_bad_stack_config_registers_no_resource(overrides: dict[str, Any], drop:
     assert isinstance(caught.value.error, pulumi.RunError)
     assert "problem(s)" in str(caught.value.error)
     assert caught.value.graph.resources == []
+
+
+def test_region_list_matches_boto3() -> None:
+    import boto3
+
+    from components.config import iot_regions
+
+    assert iot_regions() == frozenset(boto3.session.Session().get_available_regions("iot"))
+    assert "eu-west-1" in iot_regions()
