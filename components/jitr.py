@@ -27,9 +27,8 @@ from tools.package_lambda import (
     ARCHITECTURE,
     LAYER_ZIP,
     RUNTIME,
-    function_zip,
-    sha256_base64,
-    write_function_zip,
+    file_sha256_base64,
+    packaged_function,
 )
 
 CHECK_PACKAGE = "certificate_check"
@@ -236,20 +235,20 @@ class JitrPipeline(pulumi.ComponentResource):
         self.dependencies_layer = aws.lambda_.LayerVersion(
             f"{name}-deps", region=region, layer_name=f"{args.name_prefix}-jitr-deps",
             code=dependencies_layer_archive(args.dependencies_layer_zip),
-            source_code_hash=sha256_base64(args.dependencies_layer_zip.read_bytes())
+            source_code_hash=file_sha256_base64(args.dependencies_layer_zip)
             if args.dependencies_layer_zip.is_file() else None,
             compatible_runtimes=[RUNTIME], compatible_architectures=[ARCHITECTURE],
             description="lambdas/requirements.txt for the Lambda platform "
                         "(python -m tools.package_lambda)",
             opts=child)
-        code = function_zip(CHECK_PACKAGE)
+        code_zip, code_hash = packaged_function(CHECK_PACKAGE)
         self.check_function = aws.lambda_.Function(
             f"{name}-check", region=region, name=function_name,
             description="JITR: is this certificate ours, valid, with a thing-name CN?",
             runtime=RUNTIME, architectures=[ARCHITECTURE], handler=CHECK_HANDLER,
             # The uploaded zip is exactly the one hashed, so the hash never drifts.
-            code=pulumi.FileArchive(str(write_function_zip(CHECK_PACKAGE, code))),
-            source_code_hash=sha256_base64(code),
+            code=pulumi.FileArchive(str(code_zip)),
+            source_code_hash=code_hash,
             layers=[self.dependencies_layer.arn],
             role=self.check_role.arn, memory_size=256, timeout=10,
             kms_key_arn=args.kms_key_arn,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import hashlib
 import io
 import os
@@ -103,6 +104,39 @@ def directory_zip(directory: Path) -> bytes:
 def sha256_base64(data: bytes) -> str:
     """Lambda's `CodeSha256` form (what `source_code_hash` compares against)."""
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def _fingerprint(paths: Iterable[Path]) -> tuple[tuple[str, int, int], ...]:
+    return tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
+
+
+def file_sha256_base64(path: Path) -> str:
+    """`sha256_base64` of a file, computed once per file version: every region uploads the
+    same layer, and hashing it per region dominated the program's evaluation time."""
+    return _file_hash(path, _fingerprint([path]))
+
+
+@functools.lru_cache(maxsize=8)
+def _file_hash(path: Path, fingerprint: object) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return base64.b64encode(digest.digest()).decode()
+
+
+def packaged_function(package: str, lambdas_dir: Path = LAMBDAS_DIR,
+                      build_dir: Path = BUILD_DIR) -> tuple[Path, str]:
+    """The function's zip on disk and its hash, built once per version of its sources."""
+    sources = _fingerprint(_files(lambdas_dir / package))
+    return _packaged_function(package, lambdas_dir, build_dir, sources)
+
+
+@functools.lru_cache(maxsize=16)
+def _packaged_function(package: str, lambdas_dir: Path, build_dir: Path,
+                       fingerprint: object) -> tuple[Path, str]:
+    data = function_zip(package, lambdas_dir)
+    return write_function_zip(package, data, build_dir), sha256_base64(data)
 
 
 def pip_command(requirements: Path, target: Path) -> list[str]:
