@@ -160,13 +160,10 @@ def ca_certificate_problems(pem: str, key: str, now: dt.datetime) -> list[str]:
     except ValueError:
         return [f"{key}: not a PEM X.509 certificate; give the intermediate CA's certificate "
                 "(`python -m tools.pki intermediate-ca` writes one)"]
+    from tools.pki import is_ca_certificate
+
     problems: list[str] = []
-    try:
-        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-        is_ca = constraints.ca
-    except x509.ExtensionNotFound:
-        is_ca = False
-    if not is_ca:
+    if not is_ca_certificate(cert):
         problems.append(f"{key}: certificate '{cert.subject.rfc4514_string()}' is not a CA "
                         "(basicConstraints CA:TRUE missing); give the intermediate CA certificate, "
                         "not a device or server certificate")

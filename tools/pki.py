@@ -295,6 +295,14 @@ def _leaf_extensions(
 # --------------------------------------------------------------------------- library API
 
 
+def is_ca_certificate(cert: x509.Certificate) -> bool:
+    """True when basicConstraints says CA:TRUE (absent means not a CA)."""
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
 def create_root_ca(
     common_name: str = "IoT Root CA",
     *,
@@ -596,12 +604,7 @@ def load_ca(
     key = load_private_key(
         key_path, f"{role} private key ({key_flag})", f"pass the {role} private key PEM via {key_flag}"
     )
-    try:
-        bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-        is_ca = bc.ca
-    except x509.ExtensionNotFound:
-        is_ca = False
-    if not is_ca:
+    if not is_ca_certificate(cert):
         raise PkiError(
             f"{role} certificate {cert_path} is not a CA certificate; "
             f"fix: pass the {role} cert via {cert_flag}"
