@@ -92,3 +92,16 @@ def test_main_deploys_dev_then_prod_behind_an_environment():
         assert step["with"]["policyPacks"] == "policy"
         assert step["with"]["policyPackConfigs"] == f"policy/config/{stack}.json"
     assert doc["concurrency"]["cancel-in-progress"] is False
+
+
+def test_every_pulumi_job_builds_the_lambda_layer_first():
+    """A real preview/up stops without the dependency layer (components/jitr.py)."""
+    for path in WORKFLOWS.glob("*.yml"):
+        for name, job in _load(path.name)["jobs"].items():
+            steps = job.get("steps", [])
+            pulumi_at = [i for i, s in enumerate(steps)
+                         if str(s.get("uses", "")).startswith("pulumi/actions@")]
+            if not pulumi_at:
+                continue
+            built_at = [i for i, s in enumerate(steps) if "tools.package_lambda" in s.get("run", "")]
+            assert built_at and built_at[0] < pulumi_at[0], (path.name, name)
