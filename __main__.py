@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pulumi
 
+from components.account import current_account
 from components.config import ConfigError, parse_stack_config, read_pulumi_config
 from components.dns import DeviceDomainValidation, DeviceDomainValidationArgs
 from components.global_tables import CVM_RECORDS, DEVICE_DATA, INVENTORY, GlobalTables, GlobalTablesArgs
@@ -17,6 +18,7 @@ except ConfigError as error:
     # RunError is reported by the engine without a traceback.
     raise pulumi.RunError(f"stack config has {len(error.problems)} problem(s); see above") from None
 
+account = current_account()
 tags = {"app": config.app_name, "environment": config.environment, **config.tags}
 
 tables = GlobalTables(
@@ -26,6 +28,7 @@ tables = GlobalTables(
         primary_region=config.primary_region,
         replica_regions=config.replica_regions,
         deletion_protection=config.is_prod,
+        account=account,
         tags=tags,
     ),
 )
@@ -39,6 +42,7 @@ regional = {
             inventory=tables.in_region(INVENTORY.logical, region),
             device_data=tables.in_region(DEVICE_DATA.logical, region),
             cvm_records=tables.in_region(CVM_RECORDS.logical, region),
+            account=account,
             tags=tags,
         ),
     )

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from components.account import AwsAccount
 from components.config import StackConfig
 from components.device_policy import device_policy_document
 from components.dns import validation_record_for
@@ -63,6 +64,7 @@ class DeviceEdgeArgs:
     region: str
     # The region's CMK; its key policy already lets CloudWatch Logs in this region use it.
     log_key_arn: pulumi.Input[str]
+    account: AwsAccount
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -120,8 +122,8 @@ class DeviceEdge(pulumi.ComponentResource):
         tags = dict(args.tags)
         child = pulumi.ResourceOptions(parent=self)
         invoke_opts = pulumi.InvokeOutputOptions(parent=self)
-        account_id = aws.get_caller_identity_output(opts=invoke_opts).account_id
-        partition = aws.get_partition_output(opts=invoke_opts).partition
+        account_id = args.account.account_id
+        partition = args.account.partition
 
         # --- server certificate for the device domain -------------------------------
         self.acm_certificate: aws.acm.Certificate | None = None

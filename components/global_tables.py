@@ -14,6 +14,8 @@ from collections.abc import Mapping
 import pulumi
 import pulumi_aws as aws
 
+from components.account import AwsAccount
+
 # Inventory item (key: thingName). Written by JITR/CVM/fleet provisioning, read by the
 # cross-region replicator. `version` grows by one on every change; a replicator applies an
 # event only if its version is newer than what the region has already applied.
@@ -51,6 +53,7 @@ class GlobalTablesArgs:
     primary_region: str
     replica_regions: tuple[str, ...]
     deletion_protection: bool
+    account: AwsAccount
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -88,11 +91,9 @@ class GlobalTables(pulumi.ComponentResource):
         super().__init__("iotmr:data:GlobalTables", name, None, opts)
         self._args = args
         child = pulumi.ResourceOptions(parent=self)
-        identity = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
-        partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self))
-        self.account_id = identity.account_id
-        self.partition = partition.partition
-        policy = key_admin_policy(identity.account_id, partition.partition)
+        self.account_id = args.account.account_id
+        self.partition = args.account.partition
+        policy = key_admin_policy(self.account_id, self.partition)
 
         self.primary_key = aws.kms.Key(
             f"{name}-key",

@@ -21,6 +21,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.account import AwsAccount
 from components.global_tables import RegionalTable
 from components.statemachines import render
 from tools.package_lambda import (
@@ -67,6 +68,7 @@ class JitrArgs:
     inventory: RegionalTable
     kms_key_arn: pulumi.Input[str]  # the regional CMK (logs, queue, Lambda environment)
     log_retention_days: int
+    account: AwsAccount
     tags: Mapping[str, str] = field(default_factory=dict)
     retry_interval_seconds: int = 1
     retry_max_attempts: int = 6
@@ -194,9 +196,8 @@ class JitrPipeline(pulumi.ComponentResource):
         region = args.region
         tags = dict(args.tags)
         child = pulumi.ResourceOptions(parent=self)
-        invoke = pulumi.InvokeOutputOptions(parent=self)
-        account_id = aws.get_caller_identity_output(opts=invoke).account_id
-        partition = aws.get_partition_output(opts=invoke).partition
+        account_id = args.account.account_id
+        partition = args.account.partition
 
         machine_name = f"{args.name_prefix}-jitr"
         function_name = f"{args.name_prefix}-jitr-check"

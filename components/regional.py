@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from components.account import AwsAccount
 from components.config import StackConfig
 from components.device_edge import DeviceEdge, DeviceEdgeArgs
 from components.global_tables import RegionalTable
@@ -22,6 +23,7 @@ class RegionalStackArgs:
     inventory: RegionalTable
     device_data: RegionalTable
     cvm_records: RegionalTable
+    account: AwsAccount
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -61,9 +63,6 @@ class RegionalStack(pulumi.ComponentResource):
         super().__init__("iotmr:regional:RegionalStack", name, None, opts)
         region = args.region
         config = args.config
-        invoke_opts = pulumi.InvokeOutputOptions(parent=self)
-        identity = aws.get_caller_identity_output(opts=invoke_opts)
-        partition = aws.get_partition_output(opts=invoke_opts)
 
         # Encrypts this region's logs, queues and topics.
         self.key = aws.kms.Key(
@@ -72,7 +71,7 @@ class RegionalStack(pulumi.ComponentResource):
             description=f"{config.resource_name(region)}: logs and queues",
             enable_key_rotation=True,
             deletion_window_in_days=30,
-            policy=pulumi.Output.all(identity.account_id, partition.partition).apply(
+            policy=pulumi.Output.all(args.account.account_id, args.account.partition).apply(
                 lambda v: regional_key_policy(v[0], v[1], region)),
             tags=dict(args.tags),
             opts=pulumi.ResourceOptions(parent=self),
@@ -85,7 +84,7 @@ class RegionalStack(pulumi.ComponentResource):
         self.edge = DeviceEdge(
             f"{name}-edge",
             DeviceEdgeArgs(config=config, region=region, log_key_arn=self.key.arn,
-                           tags=args.tags),
+                           account=args.account, tags=args.tags),
             opts=pulumi.ResourceOptions(parent=self),
         )
 
@@ -97,7 +96,8 @@ class RegionalStack(pulumi.ComponentResource):
                      ca_certificate_pem=config.ca_certificate_pem,
                      device_policy_name=self.edge.device_policy.name,
                      inventory=args.inventory, kms_key_arn=self.key.arn,
-                     log_retention_days=config.log_retention_days, tags=args.tags),
+                     log_retention_days=config.log_retention_days,
+                     account=args.account, tags=args.tags),
             opts=pulumi.ResourceOptions(parent=self),
         )
 

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from moto import mock_aws
 
+from components.account import AwsAccount
 from components.jitr import JitrArgs, state_machine_definition
 from lambdas.certificate_check import app as check_app
 from tests.sfn_adapter import SfnAdapter
@@ -190,6 +191,7 @@ def region(monkeypatch: pytest.MonkeyPatch) -> Iterator[Region]:
                         ca_certificate_pem=ca.pem, device_policy_name=POLICY,
                         inventory=None,  # type: ignore[arg-type]  # unused by the definition
                         kms_key_arn="", log_retention_days=1,
+                        account=AwsAccount(account_id=ACCOUNT, partition="aws"),
                         retry_interval_seconds=1, retry_max_attempts=2)
         definition = state_machine_definition(args, FUNCTION_ARN, TABLE, POLICY)
         adapter = SfnAdapter({FUNCTION_ARN: check_app.handler})
