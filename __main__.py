@@ -1,51 +1,44 @@
 """Multi-region AWS IoT Core: reads the stack config and wires the components."""
 
+import os
 from pathlib import Path
 
 import pulumi
 
 from components.account import current_account
 from components.config import ConfigError, parse_stack_config, read_pulumi_config
+from components.context import RegionalTables
 from components.dns import DeviceDomainValidation, DeviceDomainValidationArgs
 from components.global_tables import CVM_RECORDS, DEVICE_DATA, INVENTORY, GlobalTables, GlobalTablesArgs
+from components.packaging import LAYER_ZIP, LambdaLayer, PackagingError
 from components.regional import RegionalStack, RegionalStackArgs
 
 try:
     config = parse_stack_config(read_pulumi_config(), project_dir=Path(__file__).parent)
+    # The built Lambda dependencies layer; the offline harness points this at a stand-in.
+    lambda_layer = LambdaLayer.from_zip(Path(os.environ.get("IOTMR_LAMBDA_LAYER_ZIP", LAYER_ZIP)))
 except ConfigError as error:
     for problem in error.problems:
         pulumi.log.error(problem)
     # RunError is reported by the engine without a traceback.
     raise pulumi.RunError(f"stack config has {len(error.problems)} problem(s); see above") from None
+except PackagingError as error:
+    raise pulumi.RunError(str(error)) from None
 
 account = current_account()
 tags = {"app": config.app_name, "environment": config.environment, **config.tags}
 
-tables = GlobalTables(
-    "tables",
-    GlobalTablesArgs(
-        name_prefix=config.resource_name(),
-        primary_region=config.primary_region,
-        replica_regions=config.replica_regions,
-        deletion_protection=config.is_prod,
-        account=account,
-        tags=tags,
-    ),
-)
+tables = GlobalTables("tables", GlobalTablesArgs(
+    name_prefix=config.resource_name(), primary_region=config.primary_region,
+    replica_regions=config.replica_regions, deletion_protection=config.is_prod,
+    account=account, tags=tags))
 
 regional = {
-    region: RegionalStack(
-        f"region-{region}",
-        RegionalStackArgs(
-            config=config,
-            region=region,
-            inventory=tables.in_region(INVENTORY.logical, region),
-            device_data=tables.in_region(DEVICE_DATA.logical, region),
-            cvm_records=tables.in_region(CVM_RECORDS.logical, region),
-            account=account,
-            tags=tags,
-        ),
-    )
+    region: RegionalStack(f"region-{region}", RegionalStackArgs(
+        config=config, region=region, account=account, lambda_layer=lambda_layer, tags=tags,
+        tables=RegionalTables(inventory=tables.in_region(INVENTORY.logical, region),
+                              device_data=tables.in_region(DEVICE_DATA.logical, region),
+                              provisioning=tables.in_region(CVM_RECORDS.logical, region))))
     for region in config.regions
 }
 
@@ -61,12 +54,13 @@ pulumi.export("deviceDomain", config.device_domain)
 pulumi.export("tables", {k: {"name": t.name, "arn": t.arn} for k, t in tables.tables.items()})
 pulumi.export("regions", {
     region: {
-        "inventoryTableArn": tables.in_region(INVENTORY.logical, region).arn,
-        "inventoryStreamArn": tables.in_region(INVENTORY.logical, region).stream_arn,
+        "inventoryTableArn": stack.context.tables.inventory.arn,
+        "inventoryStreamArn": stack.context.tables.inventory.stream_arn,
         "kmsKeyArn": stack.key.arn,
-        "caCertificateId": stack.edge.ca_certificate.id,
-        "devicePolicyName": stack.edge.device_policy.name,
+        "caCertificateId": stack.edge.ca_certificate_id,
+        "devicePolicyName": stack.edge.device_policy_name,
         "domainConfigurationName": stack.edge.domain_configuration.name,
+        "capabilities": sorted(stack.capabilities),
     }
     for region, stack in regional.items()
 })

@@ -58,6 +58,7 @@ KNOWN_KEYS: tuple[str, ...] = (
     "serverCertificateMode",
     "importedServerCertificateArns",
     "importedValidationCertificateArns",
+    "capabilities",
 )
 REQUIRED_KEYS: tuple[str, ...] = (
     "appName",
@@ -94,6 +95,10 @@ class StackConfig:
     # Region -> publicly trusted ACM certificate proving we own deviceDomain; AWS IoT needs
     # it when that region's imported server certificate comes from a private CA.
     imported_validation_certificate_arns: Mapping[str, str] = field(default_factory=dict)
+    # Enabled per-region capabilities (components/capabilities.py), in build order, and the
+    # parsed settings of each (its own config section; None when it takes none).
+    capabilities: tuple[str, ...] = ()
+    capability_settings: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def replica_regions(self) -> tuple[str, ...]:
@@ -128,6 +133,13 @@ def iot_regions() -> frozenset[str]:
                      if r in partition["regions"])
 
 
+def all_known_keys() -> tuple[str, ...]:
+    """The stack's own keys plus each capability's settings section."""
+    from components.capabilities import CAPABILITIES
+
+    return KNOWN_KEYS + tuple(c.config_key for c in CAPABILITIES if c.config_key not in KNOWN_KEYS)
+
+
 def _key(name: str) -> str:
     return f"{PROJECT}:{name}"
 
@@ -160,7 +172,7 @@ def ca_certificate_problems(pem: str, key: str, now: dt.datetime) -> list[str]:
     except ValueError:
         return [f"{key}: not a PEM X.509 certificate; give the intermediate CA's certificate "
                 "(`python -m tools.pki intermediate-ca` writes one)"]
-    from tools.pki import is_ca_certificate
+    from components.x509 import is_ca_certificate
 
     problems: list[str] = []
     if not is_ca_certificate(cert):
@@ -244,11 +256,12 @@ def parse_stack_config(
     problems = _Problems()
     raw = {k: _as_structured(v) for k, v in raw.items()}
 
-    for name in sorted(set(raw) - set(KNOWN_KEYS)):
+    known_keys = all_known_keys()
+    for name in sorted(set(raw) - set(known_keys)):
         import difflib
 
-        guess = difflib.get_close_matches(name, KNOWN_KEYS, n=1)
-        hint = f"did you mean '{guess[0]}'?" if guess else f"known keys: {', '.join(KNOWN_KEYS)}"
+        guess = difflib.get_close_matches(name, known_keys, n=1)
+        hint = f"did you mean '{guess[0]}'?" if guess else f"known keys: {', '.join(known_keys)}"
         problems.add(name, f"unknown key; {hint}")
     for name in REQUIRED_KEYS:
         if raw.get(name) in (None, ""):
@@ -386,6 +399,7 @@ def parse_stack_config(
                 validation_arns[region] = arn
 
     ca_pem = _read_ca_pem(raw, project_dir, problems, now)
+    capabilities, capability_settings = _capabilities(raw, problems)
 
     if problems.lines:
         raise ConfigError(problems.lines)
@@ -404,7 +418,51 @@ def parse_stack_config(
         server_certificate_mode=mode,  # type: ignore[arg-type]
         imported_server_certificate_arns=imported,
         imported_validation_certificate_arns=validation_arns,
+        capabilities=capabilities,
+        capability_settings=capability_settings,
     )
+
+
+def _capabilities(raw: Mapping[str, Any],
+                  problems: _Problems) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """The enabled capabilities (default: every registered one) and each one's settings,
+    parsed by the capability's own parser from its config section."""
+    from components.capabilities import CAPABILITIES
+
+    known = [c.name for c in CAPABILITIES]
+    value = raw.get("capabilities")
+    if value is None:
+        enabled = list(known)
+    elif not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        problems.add("capabilities", f"must be a list of capability names, got {value!r}; e.g. "
+                     f"`pulumi config set --path 'capabilities[0]' {known[0]}`")
+        enabled = []
+    else:
+        enabled = []
+        for name in value:
+            if name not in known:
+                problems.add("capabilities", f"{name!r} is not a capability; "
+                             f"{_region_hint(name, frozenset(known))}")
+            elif name in enabled:
+                problems.add("capabilities", f"{name!r} is listed twice; list it once")
+            else:
+                enabled.append(name)
+    settings: dict[str, Any] = {}
+    for capability in CAPABILITIES:
+        section = raw.get(capability.config_key)
+        if capability.name not in enabled:
+            if section is not None:
+                problems.add(capability.config_key, f"is set but capability "
+                             f"{capability.name!r} is not enabled; add it to capabilities or "
+                             "remove the key")
+            continue
+
+        def report(field_name: str, message: str, key: str = capability.config_key) -> None:
+            problems.add(f"{key}.{field_name}" if field_name else key, message)
+
+        settings[capability.name] = capability.parse_settings(section, report)
+    # Keep registry order: it is the build order.
+    return tuple(name for name in known if name in enabled), settings
 
 
 def read_pulumi_config() -> dict[str, Any]:

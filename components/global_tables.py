@@ -7,7 +7,6 @@ region, so each table replica is encrypted with a key in its own region.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from collections.abc import Mapping
 
@@ -15,6 +14,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.account import AwsAccount
+from components.iam import account_administers_key_statement, policy_document
 
 # Inventory item (key: thingName). Written by JITR/CVM/fleet provisioning, read by the
 # cross-region replicator. `version` grows by one on every change; a replicator applies an
@@ -67,20 +67,9 @@ class RegionalTable:
 
 
 def key_admin_policy(account_id: pulumi.Input[str], partition: pulumi.Input[str]) -> pulumi.Output[str]:
-    """Key policy that delegates use of the key to IAM in this account (AWS's default shape).
-
-    Every other grant is made by least-privilege IAM policies on the roles that need it.
-    """
-    return pulumi.Output.all(account_id, partition).apply(lambda v: json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "AccountAdministersKeyThroughIam",
-            "Effect": "Allow",
-            "Principal": {"AWS": f"arn:{v[1]}:iam::{v[0]}:root"},
-            "Action": "kms:*",
-            "Resource": "*",
-        }],
-    }, sort_keys=True))
+    """Key policy that delegates use of the key to IAM in this account (AWS's default shape)."""
+    return pulumi.Output.all(account_id, partition).apply(
+        lambda v: policy_document([account_administers_key_statement(v[0], v[1])]))
 
 
 class GlobalTables(pulumi.ComponentResource):

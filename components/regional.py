@@ -1,58 +1,72 @@
-"""Everything one region runs. Each capability is a child component of `RegionalStack`."""
+"""Everything one region runs: its CMK, the device edge, then each enabled capability."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 from components.account import AwsAccount
+from components.capabilities import CAPABILITIES
 from components.config import StackConfig
-from components.device_edge import DeviceEdge, DeviceEdgeArgs
-from components.global_tables import RegionalTable
-from components.jitr import JitrArgs, JitrPipeline
+from components.context import EdgeOutputs, RegionalContext, RegionalTables
+from components.edge import DeviceEdge, DeviceEdgeArgs
+from components.iam import account_administers_key_statement, policy_document
+from components.packaging import LambdaLayer
 
 
 @dataclass(frozen=True)
 class RegionalStackArgs:
-    config: StackConfig
+    config: StackConfig  # the composition root of a region reads the whole config once
     region: str
-    inventory: RegionalTable
-    device_data: RegionalTable
-    cvm_records: RegionalTable
+    tables: RegionalTables
     account: AwsAccount
+    lambda_layer: LambdaLayer
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
 def regional_key_policy(account_id: str, partition: str, region: str) -> str:
     """IAM in this account administers the key; CloudWatch Logs may use it only for this
     account's log groups in this region (the encryption context names the log group)."""
-    return json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "AccountAdministersKeyThroughIam",
-                "Effect": "Allow",
-                "Principal": {"AWS": f"arn:{partition}:iam::{account_id}:root"},
-                "Action": "kms:*",
-                "Resource": "*",
-            },
-            {
-                "Sid": "CloudWatchLogsEncryptsOurLogGroups",
-                "Effect": "Allow",
-                "Principal": {"Service": f"logs.{region}.amazonaws.com"},
-                "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo",
-                           "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext",
-                           "kms:DescribeKey"],
-                "Resource": "*",
-                "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
-                                          f"arn:{partition}:logs:{region}:{account_id}:log-group:*"}},
-            },
-        ],
-    }, sort_keys=True)
+    return policy_document([
+        account_administers_key_statement(account_id, partition),
+        {
+            "Sid": "CloudWatchLogsEncryptsOurLogGroups",
+            "Effect": "Allow",
+            "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+            "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo",
+                       "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext",
+                       "kms:DescribeKey"],
+            "Resource": "*",
+            "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
+                                      f"arn:{partition}:logs:{region}:{account_id}:log-group:*"}},
+        },
+    ])
+
+
+def edge_args(config: StackConfig, region: str, log_key_arn: pulumi.Input[str],
+              account: AwsAccount, tags: Mapping[str, str]) -> DeviceEdgeArgs:
+    return DeviceEdgeArgs(
+        region=region,
+        app_name=config.app_name,
+        domain_configuration_name=config.resource_name("devices"),
+        device_policy_name=config.resource_name("device"),
+        name_prefix=config.resource_name(region),
+        device_domain=config.device_domain,
+        hosted_zone_id=config.hosted_zone_id,
+        ca_certificate_pem=config.ca_certificate_pem,
+        tls_security_policy=config.tls_security_policy,
+        log_retention_days=config.log_retention_days,
+        server_certificate_mode=config.server_certificate_mode,
+        server_certificate_arn=config.imported_server_certificate_arns.get(region),
+        validation_certificate_arn=config.imported_validation_certificate_arns.get(region),
+        log_key_arn=log_key_arn,
+        account=account,
+        tags=tags,
+    )
 
 
 class RegionalStack(pulumi.ComponentResource):
@@ -63,6 +77,7 @@ class RegionalStack(pulumi.ComponentResource):
         super().__init__("iotmr:regional:RegionalStack", name, None, opts)
         region = args.region
         config = args.config
+        child = pulumi.ResourceOptions(parent=self)
 
         # Encrypts this region's logs, queues and topics.
         self.key = aws.kms.Key(
@@ -74,35 +89,51 @@ class RegionalStack(pulumi.ComponentResource):
             policy=pulumi.Output.all(args.account.account_id, args.account.partition).apply(
                 lambda v: regional_key_policy(v[0], v[1], region)),
             tags=dict(args.tags),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=child,
         )
         aws.kms.Alias(f"{name}-key-alias", region=region,
                       name=f"alias/{config.resource_name('regional')}",
-                      target_key_id=self.key.key_id, opts=pulumi.ResourceOptions(parent=self))
+                      target_key_id=self.key.key_id, opts=child)
 
         # Where devices connect: domain, TLS, our CA, device policy, logging, latency DNS.
-        self.edge = DeviceEdge(
-            f"{name}-edge",
-            DeviceEdgeArgs(config=config, region=region, log_key_arn=self.key.arn,
-                           account=args.account, tags=args.tags),
-            opts=pulumi.ResourceOptions(parent=self),
+        self.edge = DeviceEdge(f"{name}-edge",
+                               edge_args(config, region, self.key.arn, args.account, args.tags),
+                               opts=child)
+
+        self.context = RegionalContext(
+            region=region,
+            stack_regions=config.regions,
+            primary_region=config.primary_region,
+            app_name=config.app_name,
+            environment=config.environment,
+            account=args.account,
+            key_arn=self.key.arn,
+            tables=args.tables,
+            edge=EdgeOutputs(
+                device_domain=config.device_domain,
+                hosted_zone_id=config.hosted_zone_id,
+                ca_certificate_id=self.edge.ca_certificate_id,
+                ca_certificate_pem=config.ca_certificate_pem,
+                device_policy_name=self.edge.device_policy_name,
+                device_policy_arn=self.edge.device_policy_arn,
+                data_endpoint=self.edge.data_endpoint,
+            ),
+            lambda_layer=args.lambda_layer,
+            log_retention_days=config.log_retention_days,
+            tags=args.tags,
         )
 
-        # Devices our CA issued register themselves on first connect, in whichever region.
-        self.jitr = JitrPipeline(
-            f"{name}-jitr",
-            JitrArgs(region=region, name_prefix=config.resource_name(region),
-                     ca_certificate_id=self.edge.ca_certificate.id,
-                     ca_certificate_pem=config.ca_certificate_pem,
-                     device_policy_name=self.edge.device_policy.name,
-                     inventory=args.inventory, kms_key_arn=self.key.arn,
-                     log_retention_days=config.log_retention_days,
-                     account=args.account, tags=args.tags),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        # The onboarding and replication capabilities the stack enables, in registry order.
+        self.capabilities: dict[str, pulumi.ComponentResource] = {
+            capability.name: capability.build(
+                f"{name}-{capability.name}", self.context,
+                config.capability_settings.get(capability.name), child)
+            for capability in CAPABILITIES if capability.name in config.capabilities
+        }
 
-        self.register_outputs({
+        outputs: dict[str, Any] = {
             "kms_key_arn": self.key.arn,
-            "ca_certificate_id": self.edge.ca_certificate.id,
-            "device_policy_name": self.edge.device_policy.name,
-        })
+            "ca_certificate_id": self.edge.ca_certificate_id,
+            "device_policy_name": self.edge.device_policy_name,
+        }
+        self.register_outputs(outputs)

@@ -13,7 +13,7 @@ import botocore.session
 import pytest
 
 from components.config import ConfigError, StackConfig, iot_regions, parse_stack_config
-from components.device_edge import IOT_LOG_GROUP_NAME
+from components.edge.component import IOT_LOG_GROUP_NAME
 from tools.harness import GLOBAL, RecordedResource, StackGraph, _kms_key_outputs, evaluate_program
 
 EDGE = "iotmr:edge:DeviceEdge"

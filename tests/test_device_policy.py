@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from components.device_policy import (
+from components.edge.device_policy import (
     THING_NAME,
     command_topic,
     device_policy_document,

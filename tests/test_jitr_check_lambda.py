@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from lambdas.certificate_check import app
-from lambdas.certificate_check.checks import check_certificate, issued_by, load_ca_certificates
+from lambdas.jitr_certificate_check import app
+from lambdas.jitr_certificate_check.checks import check_certificate, issued_by, load_ca_certificates
 from tests.sfn_adapter import FakeLambdaContext
 from tests.test_jitr_execution import NOW, Issued, issue
 

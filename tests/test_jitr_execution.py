@@ -22,9 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from moto import mock_aws
 
-from components.account import AwsAccount
-from components.jitr import JitrArgs, state_machine_definition
-from lambdas.certificate_check import app as check_app
+from components.jitr.component import state_machine_definition
+from lambdas.jitr_certificate_check import app as check_app
 from tests.sfn_adapter import SfnAdapter
 
 pytestmark = pytest.mark.slow
@@ -187,13 +186,9 @@ def region(monkeypatch: pytest.MonkeyPatch) -> Iterator[Region]:
             TableName=TABLE, BillingMode="PAY_PER_REQUEST",
             KeySchema=[{"AttributeName": "thingName", "KeyType": "HASH"}],
             AttributeDefinitions=[{"AttributeName": "thingName", "AttributeType": "S"}])
-        args = JitrArgs(region=REGION, name_prefix="iotmr-test", ca_certificate_id=ca_id,
-                        ca_certificate_pem=ca.pem, device_policy_name=POLICY,
-                        inventory=None,  # type: ignore[arg-type]  # unused by the definition
-                        kms_key_arn="", log_retention_days=1,
-                        account=AwsAccount(account_id=ACCOUNT, partition="aws"),
-                        retry_interval_seconds=1, retry_max_attempts=2)
-        definition = state_machine_definition(args, FUNCTION_ARN, TABLE, POLICY)
+        definition = state_machine_definition(
+            region=REGION, check_function_arn=FUNCTION_ARN, table_name=TABLE,
+            device_policy_name=POLICY, retry_interval_seconds=1, retry_max_attempts=2)
         adapter = SfnAdapter({FUNCTION_ARN: check_app.handler})
         with adapter.active():
             machine_arn = sfn.create_state_machine(

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from components.jitr import SFN_LOG_DELIVERY_ACTIONS, XRAY_ACTIONS, topic_rule_sql
-from components.statemachines import DefinitionError, placeholders, render
+from components.jitr.component import SFN_LOG_DELIVERY_ACTIONS, XRAY_ACTIONS, topic_rule_sql
+from components.asl import DefinitionError, placeholders, render
+from components.jitr.component import DEFINITION
 from tests.test_stack import configured_regions
 from tools.harness import ACCOUNT_ID, COMPUTED_OUTPUTS, RecordedResource, StackGraph, _digest
 
@@ -209,15 +210,15 @@ def test_check_function_role_is_least_privilege(stack: tuple[StackGraph, list[st
 
 
 def test_render_fills_every_placeholder_and_refuses_mistakes() -> None:
-    params: dict[str, str | int] = {name: "x" for name in placeholders("jitr")}
+    params: dict[str, str | int] = {name: "x" for name in placeholders(DEFINITION)}
     params.update(retry_interval_seconds=2, retry_max_attempts=3)
-    document = json.loads(render("jitr", **params))
+    document = json.loads(render(DEFINITION, **params))
     retry = document["States"]["DescribeCertificate"]["Retry"][0]
     assert (retry["IntervalSeconds"], retry["MaxAttempts"]) == (2, 3)  # numbers stay numbers
     assert "${" not in json.dumps(document)
     missing = dict(params)
     missing.pop("device_policy_name")
     with pytest.raises(DefinitionError, match="device_policy_name"):
-        render("jitr", **missing)
+        render(DEFINITION, **missing)
     with pytest.raises(DefinitionError, match="tabel_name"):
-        render("jitr", **params, tabel_name="typo")
+        render(DEFINITION, **params, tabel_name="typo")

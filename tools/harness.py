@@ -468,5 +468,36 @@ def evaluate_program(program_dir: Path | str, stack: str, *,
     def program() -> None:
         runpy.run_path(str(main), run_name="__main__")
 
-    with _program_imports(spec.directory):
+    with _program_imports(spec.directory), _lambda_layer_env(spec.directory):
         return evaluate(program, config=config, project=spec.project, stack=stack)
+
+
+LAYER_ENV = "IOTMR_LAMBDA_LAYER_ZIP"
+
+
+def offline_layer_stand_in() -> Path:
+    """An empty, deterministic zip standing in for the dependencies layer when it has not
+    been built (`python -m tools.package_lambda`): evaluation needs a file, not its content."""
+    import tempfile
+
+    from components.packaging import deterministic_zip
+
+    path = Path(tempfile.gettempdir()) / "iotmr-offline-layer-stand-in.zip"
+    data = deterministic_zip([])
+    if not path.is_file() or path.read_bytes() != data:
+        path.write_bytes(data)
+    return path
+
+
+@contextlib.contextmanager
+def _lambda_layer_env(directory: Path) -> Iterator[None]:
+    """Point the program at the built layer, or at the stand-in when there is none."""
+    if os.environ.get(LAYER_ENV):
+        yield
+        return
+    built = directory / "build" / "lambda" / "dependencies-layer.zip"
+    os.environ[LAYER_ENV] = str(built if built.is_file() else offline_layer_stand_in())
+    try:
+        yield
+    finally:
+        os.environ.pop(LAYER_ENV, None)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Literal, Union, cast, get_args
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -35,6 +35,8 @@ from cryptography.x509.verification import (
     Store,
     VerificationError,
 )
+
+from components.x509 import has_extended_key_usage, is_ca_certificate, is_self_signed
 
 KeyType = Literal["ec-p256", "rsa-2048", "rsa-3072", "rsa-4096"]
 KEY_TYPES: tuple[KeyType, ...] = get_args(KeyType)
@@ -295,14 +297,6 @@ def _leaf_extensions(
 # --------------------------------------------------------------------------- library API
 
 
-def is_ca_certificate(cert: x509.Certificate) -> bool:
-    """True when basicConstraints says CA:TRUE (absent means not a CA)."""
-    try:
-        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
-    except x509.ExtensionNotFound:
-        return False
-
-
 def create_root_ca(
     common_name: str = "IoT Root CA",
     *,
@@ -460,23 +454,6 @@ def server_chain(intermediate: x509.Certificate, root: x509.Certificate) -> list
     if 1 + len(chain) > MAX_SERVER_CHAIN_DEPTH:
         raise PkiError(f"server certificate chain longer than {MAX_SERVER_CHAIN_DEPTH}")
     return chain
-
-
-def is_self_signed(cert: x509.Certificate) -> bool:
-    if cert.subject != cert.issuer:
-        return False
-    try:
-        cert.verify_directly_issued_by(cert)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
-
-
-def _has_eku(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> bool:
-    try:
-        return oid in cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound:
-        return False
 
 
 def verify_certificate(
@@ -961,9 +938,9 @@ def _cmd_verify(a: argparse.Namespace) -> int:
     dns_name: str | None = a.dns_name
     if dns_name is not None:
         purpose: Literal["client", "server"] = "server"
-    elif _has_eku(cert, ExtendedKeyUsageOID.CLIENT_AUTH):
+    elif has_extended_key_usage(cert, ExtendedKeyUsageOID.CLIENT_AUTH):
         purpose = "client"
-    elif _has_eku(cert, ExtendedKeyUsageOID.SERVER_AUTH):
+    elif has_extended_key_usage(cert, ExtendedKeyUsageOID.SERVER_AUTH):
         purpose = "server"
         sans = _dns_sans(cert)
         if not sans:

@@ -1,4 +1,5 @@
-"""Amazon States Language definitions, kept as reviewable JSON files next to this module.
+"""Amazon States Language definitions, kept as reviewable JSON files in each capability's folder
+(e.g. `components/jitr/jitr.asl.json`).
 
 A definition names its deploy-time values as `${name}` placeholders. `render` fills them:
 a string that is exactly `"${name}"` becomes the parameter's JSON value (so numbers such as
@@ -14,7 +15,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-_DIR = Path(__file__).resolve().parent
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 Scalar = str | int | float | bool
@@ -24,13 +24,9 @@ class DefinitionError(ValueError):
     """The definition and its parameters do not match."""
 
 
-def placeholders(name: str) -> set[str]:
-    """Every `${...}` name the definition `<name>.asl.json` uses."""
-    return set(_PLACEHOLDER.findall(definition_path(name).read_text()))
-
-
-def definition_path(name: str) -> Path:
-    return _DIR / f"{name}.asl.json"
+def placeholders(path: Path) -> set[str]:
+    """Every `${...}` name the definition file uses."""
+    return set(_PLACEHOLDER.findall(path.read_text()))
 
 
 def _substitute(node: Any, params: dict[str, Scalar], used: set[str]) -> Any:
@@ -56,9 +52,8 @@ def _substitute(node: Any, params: dict[str, Scalar], used: set[str]) -> Any:
     return _PLACEHOLDER.sub(text, node)
 
 
-def render(name: str, **params: Scalar) -> str:
-    """The definition `<name>.asl.json` with every placeholder filled, as compact JSON."""
-    path = definition_path(name)
+def render(path: Path, **params: Scalar) -> str:
+    """The definition file with every placeholder filled, as compact JSON."""
     document = json.loads(path.read_text())
     used: set[str] = set()
     rendered = _substitute(document, dict(params), used)

@@ -7,56 +7,36 @@ consults the device inventory (this region's global-table replica), creates the 
 attaches certificate and device policy, activates the certificate and records the device,
 undoing its own changes on failure. When the inventory already holds the device (it
 registered in another region first) the machine converges this region instead of stopping.
-Events the rule cannot deliver land in a KMS-encrypted dead-letter queue. See docs/jitr.md.
+Events the rule cannot deliver land in a KMS-encrypted dead-letter queue. See components/jitr/README.md.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 from components.account import AwsAccount
+from components.asl import render
 from components.global_tables import RegionalTable
-from components.statemachines import render
-from tools.package_lambda import (
-    ARCHITECTURE,
-    LAYER_ZIP,
-    RUNTIME,
-    file_sha256_base64,
-    packaged_function,
+from components.iam import (
+    SFN_LOG_DELIVERY_ACTIONS,
+    XRAY_ACTIONS,
+    lambda_basic_statements,
+    policy_document,
+    service_trust_policy,
+    ssl_only_queue_policy,
 )
+from components.packaging import ARCHITECTURE, RUNTIME, LambdaLayer, packaged_function
 
-CHECK_PACKAGE = "certificate_check"
+DEFINITION = Path(__file__).resolve().parent / "jitr.asl.json"
+CHECK_PACKAGE = "jitr_certificate_check"
 CHECK_HANDLER = f"{CHECK_PACKAGE}.app.handler"
 EXECUTION_NAME_PREFIX = "jitr"
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # SQS maximum: time to notice and replay
-
-# Step Functions' log delivery is configured through these account-level CloudWatch Logs
-# APIs, which support no resource-level permissions (AWS requires Resource "*").
-SFN_LOG_DELIVERY_ACTIONS = (
-    "logs:CreateLogDelivery",
-    "logs:DeleteLogDelivery",
-    "logs:DescribeLogGroups",
-    "logs:DescribeResourcePolicies",
-    "logs:GetLogDelivery",
-    "logs:ListLogDeliveries",
-    "logs:PutResourcePolicy",
-    "logs:UpdateLogDelivery",
-)
-# X-Ray has no resource-level permissions either.
-XRAY_ACTIONS = (
-    "xray:GetSamplingRules",
-    "xray:GetSamplingTargets",
-    "xray:PutTelemetryRecords",
-    "xray:PutTraceSegments",
-)
-
 
 @dataclass(frozen=True)
 class JitrArgs:
@@ -69,10 +49,10 @@ class JitrArgs:
     kms_key_arn: pulumi.Input[str]  # the regional CMK (logs, queue, Lambda environment)
     log_retention_days: int
     account: AwsAccount
+    lambda_layer: LambdaLayer
     tags: Mapping[str, str] = field(default_factory=dict)
     retry_interval_seconds: int = 1
     retry_max_attempts: int = 6
-    dependencies_layer_zip: Path = LAYER_ZIP
 
 
 def topic_rule_sql(ca_certificate_id: str) -> str:
@@ -80,39 +60,23 @@ def topic_rule_sql(ca_certificate_id: str) -> str:
     return f"SELECT * FROM '$aws/events/certificates/registered/{ca_certificate_id}'"
 
 
-def state_machine_definition(args: JitrArgs, check_function_arn: str, table_name: str,
-                             device_policy_name: str) -> str:
+def state_machine_definition(*, region: str, check_function_arn: str, table_name: str,
+                             device_policy_name: str, retry_interval_seconds: int = 1,
+                             retry_max_attempts: int = 6) -> str:
     return render(
-        "jitr",
+        DEFINITION,
         check_function_arn=check_function_arn,
         inventory_table_name=table_name,
         device_policy_name=device_policy_name,
-        region=args.region,
-        retry_interval_seconds=args.retry_interval_seconds,
-        retry_max_attempts=args.retry_max_attempts,
+        region=region,
+        retry_interval_seconds=retry_interval_seconds,
+        retry_max_attempts=retry_max_attempts,
     )
-
-
-def _policy(statements: list[dict[str, Any]]) -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)
-
-
-def _trust(service: str, account_id: str, source_arn: str) -> str:
-    """Only `service` acting for this account's named resource may assume the role."""
-    return _policy([{
-        "Effect": "Allow",
-        "Principal": {"Service": service},
-        "Action": "sts:AssumeRole",
-        "Condition": {
-            "StringEquals": {"aws:SourceAccount": account_id},
-            "ArnLike": {"aws:SourceArn": source_arn},
-        },
-    }])
 
 
 def rule_role_policy(*, state_machine_arn: str, queue_arn: str, key_arn: str,
                      region: str) -> str:
-    return _policy([
+    return policy_document([
         {"Sid": "StartJitr", "Effect": "Allow", "Action": "states:StartExecution",
          "Resource": state_machine_arn},
         {"Sid": "DeadLetter", "Effect": "Allow", "Action": "sqs:SendMessage",
@@ -126,7 +90,7 @@ def rule_role_policy(*, state_machine_arn: str, queue_arn: str, key_arn: str,
 def state_machine_role_policy(*, partition: str, region: str, account_id: str,
                               table_arn: str, function_arn: str) -> str:
     iot = f"arn:{partition}:iot:{region}:{account_id}"
-    return _policy([
+    return policy_document([
         {"Sid": "Certificates", "Effect": "Allow",
          "Action": ["iot:AttachPolicy", "iot:DescribeCertificate", "iot:DetachPolicy",
                     "iot:UpdateCertificate"],
@@ -150,41 +114,8 @@ def state_machine_role_policy(*, partition: str, region: str, account_id: str,
 
 def check_function_role_policy(*, log_group_arn: str, key_arn: str,
                                function_name: str) -> str:
-    return _policy([
-        {"Sid": "Logs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-         "Resource": f"{log_group_arn}:log-stream:*"},
-        {"Sid": "Tracing", "Effect": "Allow",
-         "Action": ["xray:PutTelemetryRecords", "xray:PutTraceSegments"], "Resource": "*"},
-        {"Sid": "DecryptEnvironment", "Effect": "Allow", "Action": "kms:Decrypt",
-         "Resource": key_arn,
-         "Condition": {"StringEquals": {"kms:EncryptionContext:LambdaFunctionName": function_name}}},
-    ])
-
-
-def ssl_only_queue_policy(queue_arn: str) -> str:
-    return _policy([{
-        "Sid": "DenyInsecureTransport",
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": "sqs:*",
-        "Resource": queue_arn,
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-    }])
-
-
-def _running_under_mocks() -> bool:
-    from pulumi.runtime.mocks import MockMonitor
-    from pulumi.runtime.settings import get_monitor
-
-    return isinstance(get_monitor(), MockMonitor)
-
-
-def dependencies_layer_archive(path: Path) -> pulumi.Archive:
-    """The built layer; a real deployment without it stops here with the fix."""
-    if not path.is_file() and not _running_under_mocks():
-        raise pulumi.RunError(f"Lambda dependencies layer {path} is missing: run "
-                              "`python -m tools.package_lambda` before `pulumi up`")
-    return pulumi.FileArchive(str(path))
+    return policy_document(lambda_basic_statements(log_group_arn=log_group_arn, key_arn=key_arn,
+                                                   function_name=function_name))
 
 
 class JitrPipeline(pulumi.ComponentResource):
@@ -224,7 +155,7 @@ class JitrPipeline(pulumi.ComponentResource):
         self.check_role = aws.iam.Role(
             f"{name}-check-role", name=f"{function_name}-fn",
             assume_role_policy=pulumi.Output.all(partition, account_id).apply(
-                lambda v: _trust("lambda.amazonaws.com", v[1],
+                lambda v: service_trust_policy("lambda.amazonaws.com", v[1],
                                  f"arn:{v[0]}:lambda:{region}:{v[1]}:function:{function_name}")),
             tags=tags, opts=child)
         aws.iam.RolePolicy(
@@ -235,9 +166,8 @@ class JitrPipeline(pulumi.ComponentResource):
             opts=child)
         self.dependencies_layer = aws.lambda_.LayerVersion(
             f"{name}-deps", region=region, layer_name=f"{args.name_prefix}-jitr-deps",
-            code=dependencies_layer_archive(args.dependencies_layer_zip),
-            source_code_hash=file_sha256_base64(args.dependencies_layer_zip)
-            if args.dependencies_layer_zip.is_file() else None,
+            code=pulumi.FileArchive(str(args.lambda_layer.zip_path)),
+            source_code_hash=args.lambda_layer.source_code_hash,
             compatible_runtimes=[RUNTIME], compatible_architectures=[ARCHITECTURE],
             description="lambdas/requirements.txt for the Lambda platform "
                         "(python -m tools.package_lambda)",
@@ -273,7 +203,7 @@ class JitrPipeline(pulumi.ComponentResource):
         self.machine_role = aws.iam.Role(
             f"{name}-machine-role", name=f"{machine_name}-sfn",
             assume_role_policy=pulumi.Output.all(account_id, machine_arn).apply(
-                lambda v: _trust("states.amazonaws.com", v[0], v[1])),
+                lambda v: service_trust_policy("states.amazonaws.com", v[0], v[1])),
             tags=tags, opts=child)
         machine_policy = aws.iam.RolePolicy(
             f"{name}-machine-policy", role=self.machine_role.id, name="jitr",
@@ -288,7 +218,10 @@ class JitrPipeline(pulumi.ComponentResource):
             role_arn=self.machine_role.arn,
             definition=pulumi.Output.all(self.check_function.arn, args.inventory.name,
                                          args.device_policy_name).apply(
-                lambda v: state_machine_definition(args, v[0], v[1], v[2])),
+                lambda v: state_machine_definition(
+                    region=region, check_function_arn=v[0], table_name=v[1],
+                    device_policy_name=v[2], retry_interval_seconds=args.retry_interval_seconds,
+                    retry_max_attempts=args.retry_max_attempts)),
             logging_configuration=aws.sfn.StateMachineLoggingConfigurationArgs(
                 level="ALL", include_execution_data=True,
                 log_destination=self.machine_log_group.arn.apply(lambda arn: f"{arn}:*")),
@@ -301,7 +234,7 @@ class JitrPipeline(pulumi.ComponentResource):
         self.rule_role = aws.iam.Role(
             f"{name}-rule-role", name=f"{args.name_prefix}-jitr-rule",
             assume_role_policy=pulumi.Output.all(account_id, rule_arn).apply(
-                lambda v: _trust("iot.amazonaws.com", v[0], v[1])),
+                lambda v: service_trust_policy("iot.amazonaws.com", v[0], v[1])),
             tags=tags, opts=child)
         rule_policy = aws.iam.RolePolicy(
             f"{name}-rule-policy", role=self.rule_role.id, name="jitr-rule",

@@ -4,7 +4,7 @@ Per region: the server certificate for the device domain, the IoT domain configu
 (TLS 1.2+ only, X.509 MQTT only), our intermediate CA registered for auto-registration,
 the device policy, IoT logging into a KMS-encrypted log group, the registry event
 configuration, and this region's latency record for the device domain, guarded by a
-CloudWatch-alarm health check. Design notes: docs/edge.md.
+CloudWatch-alarm health check. Design notes: components/edge/README.md.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import pulumi
 import pulumi_aws as aws
 
 from components.account import AwsAccount
-from components.config import StackConfig
-from components.device_policy import device_policy_document
 from components.dns import validation_record_for
+from components.edge.device_policy import device_policy_document
+from components.iam import service_trust_policy
 
 # AWS IoT V2 logging always writes to this log group name; we create it so that it is
 # encrypted with our key and has our retention, instead of IoT creating a plain one.
@@ -60,29 +60,32 @@ TCP_CHECK_FAILURE_THRESHOLD = 3
 
 @dataclass(frozen=True)
 class DeviceEdgeArgs:
-    config: StackConfig
     region: str
+    app_name: str  # the device policy's topic namespace (`dt/<app>/...`)
+    domain_configuration_name: str
+    device_policy_name: str
+    name_prefix: str  # `<app>-<env>-<region>`, for IAM, alarm and health-check names
+    device_domain: str
+    hosted_zone_id: str
+    ca_certificate_pem: str
+    tls_security_policy: str
+    log_retention_days: int
+    # "acm": ACM issues and DNS-validates the server certificate here; "imported": use
+    # server_certificate_arn (and validation_certificate_arn for a private-CA one).
+    server_certificate_mode: str
     # The region's CMK; its key policy already lets CloudWatch Logs in this region use it.
     log_key_arn: pulumi.Input[str]
     account: AwsAccount
+    server_certificate_arn: str | None = None
+    validation_certificate_arn: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
 def iot_logging_trust_policy(partition: str, region: str, account_id: str) -> str:
     """Only AWS IoT, acting for this account in this region, may assume the logging role."""
-    return json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "IotLogsForThisAccountAndRegion",
-            "Effect": "Allow",
-            "Principal": {"Service": "iot.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-            "Condition": {
-                "StringEquals": {"aws:SourceAccount": account_id},
-                "ArnLike": {"aws:SourceArn": f"arn:{partition}:iot:{region}:{account_id}:*"},
-            },
-        }],
-    }, sort_keys=True)
+    return service_trust_policy("iot.amazonaws.com", account_id,
+                                f"arn:{partition}:iot:{region}:{account_id}:*",
+                                sid="IotLogsForThisAccountAndRegion")
 
 
 def iot_logging_policy(partition: str, region: str, account_id: str) -> str:
@@ -117,7 +120,6 @@ class DeviceEdge(pulumi.ComponentResource):
     def __init__(self, name: str, args: DeviceEdgeArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("iotmr:edge:DeviceEdge", name, None, opts)
-        config = args.config
         region = args.region
         tags = dict(args.tags)
         child = pulumi.ResourceOptions(parent=self)
@@ -125,14 +127,17 @@ class DeviceEdge(pulumi.ComponentResource):
         account_id = args.account.account_id
         partition = args.account.partition
 
+        def resource_name(suffix: str) -> str:
+            return f"{args.name_prefix}-{suffix}"
+
         # --- server certificate for the device domain -------------------------------
         self.acm_certificate: aws.acm.Certificate | None = None
         validation_certificate_arn: str | None = None
-        if config.server_certificate_mode == "acm":
+        if args.server_certificate_mode == "acm":
             self.acm_certificate = aws.acm.Certificate(
                 f"{name}-server-cert",
                 region=region,
-                domain_name=config.device_domain,
+                domain_name=args.device_domain,
                 validation_method="DNS",
                 # One of the two key types AWS IoT accepts; RSA suits the most devices.
                 key_algorithm="RSA_2048",
@@ -142,7 +147,7 @@ class DeviceEdge(pulumi.ComponentResource):
             # The validation record itself is global (components/dns.py) and shared by
             # all regions; here we only wait until ACM has issued this region's cert.
             validation_fqdn = self.acm_certificate.domain_validation_options.apply(
-                lambda options: validation_record_for(options, config.device_domain)
+                lambda options: validation_record_for(options, args.device_domain)
                 .name.rstrip("."))
             validation = aws.acm.CertificateValidation(
                 f"{name}-server-cert-validation",
@@ -153,16 +158,18 @@ class DeviceEdge(pulumi.ComponentResource):
             )
             server_certificate_arn: pulumi.Input[str] = validation.certificate_arn
         else:
-            server_certificate_arn = config.imported_server_certificate_arns[region]
-            validation_certificate_arn = config.imported_validation_certificate_arns.get(region)
+            if not args.server_certificate_arn:
+                raise ValueError(f"{region}: imported server certificate mode needs its ARN")
+            server_certificate_arn = args.server_certificate_arn
+            validation_certificate_arn = args.validation_certificate_arn
         self.server_certificate_arn = pulumi.Output.from_input(server_certificate_arn)
 
         # --- domain configuration ---------------------------------------------------
         self.domain_configuration = aws.iot.DomainConfiguration(
             f"{name}-domain",
             region=region,
-            name=config.resource_name("devices"),
-            domain_name=config.device_domain,
+            name=args.domain_configuration_name,
+            domain_name=args.device_domain,
             service_type="DATA",
             server_certificate_arns=[server_certificate_arn],
             # AWS wants a publicly trusted certificate proving domain ownership only when
@@ -172,7 +179,7 @@ class DeviceEdge(pulumi.ComponentResource):
             authentication_type="AWS_X509",
             application_protocol="SECURE_MQTT",
             tls_config=aws.iot.DomainConfigurationTlsConfigArgs(
-                security_policy=config.tls_security_policy),
+                security_policy=args.tls_security_policy),
             status="ENABLED",
             tags=tags,
             opts=child,
@@ -182,7 +189,7 @@ class DeviceEdge(pulumi.ComponentResource):
         self.ca_certificate = aws.iot.CaCertificate(
             f"{name}-ca",
             region=region,
-            ca_certificate_pem=config.ca_certificate_pem,
+            ca_certificate_pem=args.ca_certificate_pem,
             # SNI_ONLY: no verification certificate, so the CA key never has to sign for
             # AWS; devices must send SNI, which our custom domain requires anyway.
             certificate_mode="SNI_ONLY",
@@ -194,9 +201,9 @@ class DeviceEdge(pulumi.ComponentResource):
         self.device_policy = aws.iot.Policy(
             f"{name}-device-policy",
             region=region,
-            name=config.resource_name("device"),
+            name=args.device_policy_name,
             policy=pulumi.Output.all(partition, account_id).apply(
-                lambda v: device_policy_document(config.app_name, v[0], region, v[1])),
+                lambda v: device_policy_document(args.app_name, v[0], region, v[1])),
             tags=tags,
             opts=child,
         )
@@ -214,13 +221,13 @@ class DeviceEdge(pulumi.ComponentResource):
             region=region,
             name=IOT_LOG_GROUP_NAME,
             kms_key_id=args.log_key_arn,
-            retention_in_days=config.log_retention_days,
+            retention_in_days=args.log_retention_days,
             tags=tags,
             opts=child,
         )
         self.logging_role = aws.iam.Role(
             f"{name}-iot-logging-role",
-            name=config.resource_name(region, "iot-logging"),
+            name=resource_name("iot-logging"),
             description=f"AWS IoT in {region} writes its logs to {IOT_LOG_GROUP_NAME}",
             assume_role_policy=pulumi.Output.all(partition, account_id).apply(
                 lambda v: iot_logging_trust_policy(v[0], region, v[1])),
@@ -250,10 +257,10 @@ class DeviceEdge(pulumi.ComponentResource):
         self.health_alarm = aws.cloudwatch.MetricAlarm(
             f"{name}-connect-health",
             region=region,
-            name=config.resource_name(region, "iot-connect-server-errors"),
+            name=resource_name("iot-connect-server-errors"),
             alarm_description=(
                 f"Devices fail to connect to AWS IoT in {region} because of server errors; "
-                f"while in ALARM, Route53 stops answering {config.device_domain} with {region}."),
+                f"while in ALARM, Route53 stops answering {args.device_domain} with {region}."),
             namespace="AWS/IoT",
             metric_name="Connect.ServerError",
             dimensions={"Protocol": "MQTT"},
@@ -279,7 +286,7 @@ class DeviceEdge(pulumi.ComponentResource):
             cloudwatch_alarm_name=self.health_alarm.name,
             cloudwatch_alarm_region=region,
             insufficient_data_health_status=INSUFFICIENT_DATA_HEALTH_STATUS,
-            tags={**tags, "Name": config.resource_name(region, "iot-connect-errors")},
+            tags={**tags, "Name": resource_name("iot-connect-errors")},
             opts=child,
         )
         self.tcp_health_check = aws.route53.HealthCheck(
@@ -289,7 +296,7 @@ class DeviceEdge(pulumi.ComponentResource):
             port=MQTT_TLS_PORT,
             request_interval=TCP_CHECK_INTERVAL_SECONDS,
             failure_threshold=TCP_CHECK_FAILURE_THRESHOLD,
-            tags={**tags, "Name": config.resource_name(region, "iot-mqtt-port")},
+            tags={**tags, "Name": resource_name("iot-mqtt-port")},
             opts=child,
         )
         self.health_check = aws.route53.HealthCheck(
@@ -297,13 +304,13 @@ class DeviceEdge(pulumi.ComponentResource):
             type="CALCULATED",
             child_healthchecks=[self.alarm_health_check.id, self.tcp_health_check.id],
             child_health_threshold=2,  # healthy only while both signals are
-            tags={**tags, "Name": config.resource_name(region, "iot-edge")},
+            tags={**tags, "Name": resource_name("iot-edge")},
             opts=child,
         )
         self.latency_record = aws.route53.Record(
             f"{name}-latency-record",
-            zone_id=config.hosted_zone_id,
-            name=config.device_domain,
+            zone_id=args.hosted_zone_id,
+            name=args.device_domain,
             type="CNAME",
             ttl=LATENCY_RECORD_TTL,
             records=[data_endpoint.endpoint_address],
@@ -314,6 +321,10 @@ class DeviceEdge(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.domain_configuration]),
         )
 
+        self.ca_certificate_id: pulumi.Output[str] = self.ca_certificate.id
+        self.device_policy_name: pulumi.Output[str] = self.device_policy.name
+        self.device_policy_arn: pulumi.Output[str] = self.device_policy.arn
+        self.data_endpoint: pulumi.Output[str] = data_endpoint.endpoint_address
         self.register_outputs({
             "domain_configuration_name": self.domain_configuration.name,
             "server_certificate_arn": self.server_certificate_arn,

@@ -1,0 +1,28 @@
+"""Just-in-time registration of devices our CA issued. See README.md in this folder; the
+check function is `lambdas/jitr_certificate_check/`."""
+
+from __future__ import annotations
+
+import pulumi
+
+from components.context import Capability, RegionalContext, no_settings
+from components.jitr.component import JitrArgs, JitrPipeline
+
+
+def build(name: str, ctx: RegionalContext, settings: None,
+          opts: pulumi.ResourceOptions) -> JitrPipeline:
+    return JitrPipeline(name, JitrArgs(
+        region=ctx.region, name_prefix=ctx.name_prefix,
+        ca_certificate_id=ctx.edge.ca_certificate_id,
+        ca_certificate_pem=ctx.edge.ca_certificate_pem,
+        device_policy_name=ctx.edge.device_policy_name,
+        inventory=ctx.tables.inventory, kms_key_arn=ctx.key_arn,
+        log_retention_days=ctx.log_retention_days, account=ctx.account,
+        lambda_layer=ctx.lambda_layer, tags=ctx.tags), opts)
+
+
+CAPABILITY: Capability[None] = Capability(
+    name="jitr", config_key="jitr", parse_settings=no_settings, build=build,
+    description="just-in-time registration of devices our CA issued")
+
+__all__ = ["CAPABILITY", "JitrArgs", "JitrPipeline"]
