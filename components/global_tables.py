@@ -16,21 +16,25 @@ import pulumi_aws as aws
 from components.account import AwsAccount
 from components.iam import account_administers_key_statement, policy_document
 
-# Inventory item (key: thingName). Written by JITR/CVM/fleet provisioning, read by the
-# cross-region replicator. `version` grows by one on every change; a replicator applies an
-# event only if its version is newer than what the region has already applied.
+# Inventory item (key: thingName): the replication contract, documented in docs/data-model.md.
 INVENTORY_ATTRIBUTES: Mapping[str, str] = {
-    "thingName": "S  - partition key; AWS IoT thing name == certificate CN",
+    "thingName": "S  - partition key; AWS IoT thing name",
     "certificateId": "S  - AWS IoT certificate id (SHA-256 of the DER certificate)",
     "certificatePem": "S  - device certificate, so any region can register it",
-    "caCertificateId": "S  - id of our CA in the origin region",
+    "issuer": "S  - OWN_CA | AMAZON (how another region registers the certificate)",
+    "caCertificateId": "S  - OWN_CA only: our CA's id as described on the certificate",
     "originRegion": "S  - region where the device first registered",
-    "status": "S  - ACTIVE | REVOKED",
-    "onboarding": "S  - JITR | CVM | FLEET",
+    "writerRegion": "S  - region that wrote this version (replication skips its own)",
+    "status": "S  - ACTIVE | INACTIVE | REVOKED | DELETED (tombstone)",
+    "onboarding": "S  - JITR | CVM | FLEET | OPERATOR",
     "notAfter": "S  - certificate expiry, ISO 8601",
-    "version": "N  - monotonically increasing change counter",
+    "version": "N  - 1 on first write, +1 on every change (conditional)",
     "updatedAt": "S  - ISO 8601 time of the last change",
+    "expiresAt": "N  - tombstones only: TTL epoch seconds",
 }
+INVENTORY_STATUSES = ("ACTIVE", "INACTIVE", "REVOKED", "DELETED")
+INVENTORY_ISSUERS = ("OWN_CA", "AMAZON")
+INVENTORY_TTL_ATTRIBUTE = "expiresAt"
 
 
 @dataclass(frozen=True)
