@@ -18,18 +18,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
+from components.facts import DEFAULT_TLS_SECURITY_POLICY, TLS_SECURITY_POLICIES
+
 PROJECT = "iot-multi-region"
 
 Environment = Literal["dev", "prod"]
 ServerCertificateMode = Literal["acm", "imported"]
-
-# AWS IoT's own spelling (capital "IoT"); only the 2022 policies, which refuse TLS < 1.2.
-TLS_SECURITY_POLICIES: tuple[str, ...] = (
-    "IoTSecurityPolicy_TLS13_1_2_2022_10",
-    "IoTSecurityPolicy_TLS13_1_3_2022_10",
-    "IoTSecurityPolicy_TLS12_1_2_2022_10",
-)
-DEFAULT_TLS_SECURITY_POLICY = "IoTSecurityPolicy_TLS13_1_2_2022_10"
 
 # CloudWatch Logs accepts only these retention values.
 LOG_RETENTION_DAYS: tuple[int, ...] = (

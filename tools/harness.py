@@ -28,10 +28,12 @@ from typing import Any
 
 import yaml
 
+from components.facts import GLOBAL_AWS_MODULES
+
 ACCOUNT_ID = "123456789012"
 PARTITION = "aws"
 # Services whose resources have no region (pulumi-aws v7 gives them no `region` argument).
-GLOBAL_MODULES = frozenset({"iam", "route53", "cloudfront", "organizations"})
+GLOBAL_MODULES = GLOBAL_AWS_MODULES
 GLOBAL = "global"
 
 
@@ -226,7 +228,8 @@ def _sqs_queue_outputs(r: RecordedResource) -> dict[str, Any]:
     return {"name": name, "arn": _regional_arn(r, "sqs", name),
             "url": f"https://sqs.{r.region}.amazonaws.com/{ACCOUNT_ID}/{name}"}
 
-# Resource type -> computed outputs. Capabilities add their types here as they need them.
+# Resource type -> computed outputs. A capability registers its own types from a module of
+# tools/harness_outputs/ (`@register_outputs("aws:...")`), loaded below; no edit here.
 COMPUTED_OUTPUTS: dict[str, Callable[[RecordedResource], dict[str, Any]]] = {
     "aws:dynamodb/table:Table": _table_outputs,
     "aws:kms/key:Key": _kms_key_outputs,
@@ -242,6 +245,29 @@ COMPUTED_OUTPUTS: dict[str, Callable[[RecordedResource], dict[str, Any]]] = {
     "aws:sqs/queue:Queue": _sqs_queue_outputs,
     "aws:cloudwatch/logGroup:LogGroup": _log_group_outputs,
 }
+
+
+OutputsFunction = Callable[[RecordedResource], dict[str, Any]]
+
+
+def register_outputs(type_token: str) -> Callable[[OutputsFunction], OutputsFunction]:
+    """Decorator: `fn` computes what the engine would return for resources of `type_token`."""
+    def add(fn: OutputsFunction) -> OutputsFunction:
+        if type_token in COMPUTED_OUTPUTS and COMPUTED_OUTPUTS[type_token] is not fn:
+            raise ValueError(f"computed outputs for {type_token} registered twice")
+        COMPUTED_OUTPUTS[type_token] = fn
+        return fn
+    return add
+
+
+def _load_output_modules() -> None:
+    import importlib
+    import pkgutil
+
+    from tools import harness_outputs
+
+    for module in pkgutil.iter_modules(harness_outputs.__path__):
+        importlib.import_module(f"tools.harness_outputs.{module.name}")
 
 
 def _default_outputs(r: RecordedResource) -> dict[str, Any]:
@@ -501,3 +527,6 @@ def _lambda_layer_env(directory: Path) -> Iterator[None]:
         yield
     finally:
         os.environ.pop(LAYER_ENV, None)
+
+
+_load_output_modules()

@@ -18,9 +18,11 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from components.facts import THING_IS_ATTACHED_KEY, THING_NAME_VARIABLE
+
 # Filled in by AWS IoT at authorization time; never a value we substitute ourselves.
-THING_NAME = "${iot:Connection.Thing.ThingName}"
-IS_ATTACHED = "iot:Connection.Thing.IsAttached"
+THING_NAME = THING_NAME_VARIABLE
+IS_ATTACHED = THING_IS_ATTACHED_KEY
 
 TELEMETRY_PREFIX = "dt"
 COMMAND_PREFIX = "cmd"
