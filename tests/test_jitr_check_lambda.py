@@ -9,8 +9,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from lambdas.jitr_certificate_check import app
 from lambdas.jitr_certificate_check.checks import check_certificate, issued_by, load_ca_certificates
-from tests.sfn_adapter import FakeLambdaContext
-from tests.test_jitr_execution import NOW, Issued, issue
+from tests.support.certificates import NOW, Issued, issue
+from tests.support.sfn_adapter import FakeLambdaContext
 
 CONTEXT = FakeLambdaContext("check", "arn:aws:lambda:eu-west-1:123456789012:function:check")
 

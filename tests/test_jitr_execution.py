@@ -1,5 +1,5 @@
 """The real JITR ASL, executed by moto's Step Functions interpreter against moto IoT and
-DynamoDB (see tests/sfn_adapter.py for what the adapter makes behave like AWS).
+DynamoDB (see tests/support/sfn_adapter.py for what the adapter makes behave like AWS).
 
 Every scenario asserts the resulting IoT and inventory state, not only the execution status.
 """
@@ -16,15 +16,12 @@ from typing import Any
 
 import boto3
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from moto import mock_aws
 
 from components.jitr.component import state_machine_definition
 from lambdas.jitr_certificate_check import app as check_app
-from tests.sfn_adapter import SfnAdapter
+from tests.support.certificates import NOW, Issued, issue
+from tests.support.sfn_adapter import SfnAdapter
 
 pytestmark = pytest.mark.slow
 
@@ -33,40 +30,6 @@ ACCOUNT = "123456789012"
 TABLE = "iotmr-test-device-inventory"
 POLICY = "iotmr-test-device"
 FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:iotmr-test-jitr-check"
-NOW = dt.datetime.now(dt.timezone.utc)
-
-
-# --- a tiny PKI (bad CNs and foreign CAs included, which tools.pki rightly refuses) ----------
-
-@dataclass(frozen=True)
-class Issued:
-    key: ec.EllipticCurvePrivateKey
-    cert: x509.Certificate
-
-    @property
-    def pem(self) -> str:
-        return self.cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
-def issue(cn: str, issuer: Issued | None = None, *, ca: bool = False,
-          not_before: dt.datetime | None = None, days: int = 365) -> Issued:
-    key = ec.generate_private_key(ec.SECP256R1())
-    # _validate=False: an over-long CN is one of the bad inputs under test.
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn, _validate=False)])
-    start = not_before or NOW - dt.timedelta(days=1)
-    builder = (x509.CertificateBuilder()
-               .subject_name(subject)
-               .issuer_name(issuer.cert.subject if issuer else subject)
-               .public_key(key.public_key())
-               .serial_number(x509.random_serial_number())
-               .not_valid_before(start)
-               .not_valid_after(start + dt.timedelta(days=days))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=0 if ca else None), True)
-               .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False))
-    if issuer:
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), False)
-    return Issued(key, builder.sign(issuer.key if issuer else key, hashes.SHA256()))
 
 
 # --- one region of AWS, in moto -----------------------------------------------------------

@@ -9,10 +9,8 @@ import shutil
 import zipfile
 from pathlib import Path
 
-import pulumi
 import pytest
 
-from components.jitr import component as jitr
 from components import packaging as package_lambda
 from components.packaging import function_zip, pip_command, sha256_base64
 

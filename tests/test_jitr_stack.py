@@ -10,7 +10,7 @@ import pytest
 from components.jitr.component import SFN_LOG_DELIVERY_ACTIONS, XRAY_ACTIONS, topic_rule_sql
 from components.asl import DefinitionError, placeholders, render
 from components.jitr.component import DEFINITION
-from tests.test_stack import configured_regions
+from tests.support.stacks import configured_regions
 from tools.harness import ACCOUNT_ID, COMPUTED_OUTPUTS, RecordedResource, StackGraph, _digest
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from components.config import iot_regions
+from tests.support.stacks import configured_regions
 from tools.harness import GLOBAL, StackGraph, evaluate_program
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -20,11 +20,6 @@ TWENTY_REGIONS = sorted(iot_regions())[:20]
 def twenty_region_graph() -> StackGraph:
     return evaluate_program(PROJECT_DIR, "dev", config_overrides={
         "regions": TWENTY_REGIONS, "primaryRegion": TWENTY_REGIONS[3]})
-
-
-def configured_regions(stack: str) -> list[str]:
-    doc = yaml.safe_load((PROJECT_DIR / f"Pulumi.{stack}.yaml").read_text())
-    return list(doc["config"]["iot-multi-region:regions"])
 
 
 def graphs(request: pytest.FixtureRequest) -> list[tuple[StackGraph, list[str]]]:
