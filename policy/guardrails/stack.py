@@ -14,6 +14,8 @@ from pulumi_policy import Policy, PolicyConfigSchema, ResourceValidationArgs, Se
 from ._common import as_list, config, module_of, resource_guardrail, resource_region, stack_guardrail
 
 DEFAULT_REQUIRED_TAGS = ["owner", "environment"]
+AWS_PROVIDER = "pulumi:providers:aws"
+STATIC_CREDENTIALS = ("accessKey", "secretKey", "token")
 
 
 @lru_cache(maxsize=None)
@@ -49,6 +51,14 @@ def _required_tags(args: ResourceValidationArgs) -> Iterator[str]:
         yield f"missing required tag(s): {', '.join(missing)}"
 
 
+def _no_static_credentials(args: ResourceValidationArgs) -> Iterator[str]:
+    present = [k for k in STATIC_CREDENTIALS if args.props.get(k)]
+    if present:
+        yield (f"explicit AWS provider carries {', '.join(present)}: long-lived credentials in "
+               "the program and the state; let the provider take role credentials from the "
+               "environment (OIDC in CI)")
+
+
 def _allowed_regions(args: StackValidationArgs) -> Iterator[tuple[str, str | None]]:
     allowed = {str(r) for r in as_list(config(args, "allowedRegions", []))}
     if not allowed:
@@ -81,4 +91,8 @@ POLICIES: list[Policy] = [
             "requiredTags": {"type": "array", "items": {"type": "string"},
                              "default": DEFAULT_REQUIRED_TAGS,
                              "description": "tag keys every taggable resource must have"}})),
+    resource_guardrail(
+        "aws-provider-no-static-credentials",
+        "Explicit AWS providers carry no access key, secret key or session token",
+        ["CKV_AWS_41"], [AWS_PROVIDER], _no_static_credentials, severity=Severity.CRITICAL),
 ]
