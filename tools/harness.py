@@ -276,6 +276,8 @@ def _load_output_modules() -> None:
 
 
 def _default_outputs(r: RecordedResource) -> dict[str, Any]:
+    if isinstance(r.inputs.get("arn"), str):
+        return {}  # an `arn` input (e.g. TopicPolicy's topic) is what the engine echoes back
     kind = r.type.rsplit(":", 1)[-1]
     kind = kind[:1].lower() + kind[1:]
     return {"arn": _arn(r, kind, _physical_name(r))}

@@ -160,6 +160,12 @@ def _function_key(resource: PolicyResource) -> tuple[str | None, str]:
     return resource_region(resource), str(name)
 
 
+def _synchronous_source(source_arn: str) -> bool:
+    """IoT calls pre-provisioning hooks and custom authorizers synchronously (it waits for the
+    answer), unlike rule actions."""
+    return bool(re.search(r":iot:[^:]*:[^:]*:(provisioningtemplate|authorizer)/", source_arn))
+
+
 def _async_failure_destination(args: StackValidationArgs) -> Iterator[tuple[str, str | None]]:
     async_reason: dict[tuple[str | None, str], str] = {}
     on_failure: set[tuple[str | None, str]] = set()
@@ -167,7 +173,8 @@ def _async_failure_destination(args: StackValidationArgs) -> Iterator[tuple[str,
         region = resource_region(r)
         if r.resource_type == PERMISSION:
             principal = str(r.props.get("principal") or "")
-            if principal in ASYNC_INVOKERS or re.match(r"^logs\.[a-z0-9-]+\.amazonaws\.com$", principal):
+            if (principal in ASYNC_INVOKERS or re.match(r"^logs\.[a-z0-9-]+\.amazonaws\.com$", principal)) \
+                    and not _synchronous_source(str(r.props.get("sourceArn") or "")):
                 async_reason[(region, function_name(r.props.get("function")))] = f"invoked by {principal}"
         elif r.resource_type == EVENT_INVOKE_CONFIG:
             key = (region, function_name(r.props.get("functionName")))

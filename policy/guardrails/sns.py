@@ -20,12 +20,13 @@ def _cmk(args: ResourceValidationArgs) -> Iterator[str]:
 
 
 def _ssl_only(args: StackValidationArgs) -> Iterator[tuple[str, str | None]]:
-    policies = {str(r.props.get("arn")): r.props.get("policy") for r in args.resources
-                if r.resource_type == TOPIC_POLICY}
+    policies = [r.props for r in args.resources if r.resource_type == TOPIC_POLICY]
     for topic in args.resources:
         if topic.resource_type != TOPIC:
             continue
-        candidates = [topic.props.get("policy"), policies.get(str(topic.props.get("arn")))]
+        arn = str(topic.props.get("arn") or "")
+        candidates = [topic.props.get("policy")] + [p.get("policy") for p in policies
+                                                     if str(p.get("arn")) == arn]
         if not any(denies_insecure_transport(p) for p in candidates if p):
             yield "topic policy does not Deny requests with aws:SecureTransport = false", topic.urn
 

@@ -186,13 +186,14 @@ def owned_paths(document: Mapping[str, Any] | None, victim: str,
 @dataclass(frozen=True)
 class Reach:
     where: str
-    action: str
+    actions: tuple[str, ...]
     granted: str
-    victim_resource: str
+    victim_resources: tuple[str, ...]
 
     def __str__(self) -> str:
-        return (f"{self.where}: {iam_actions.spelled(self.action)} on {self.granted!r} lets one "
-                f"device reach another device's {self.victim_resource!r}")
+        names = [iam_actions.spelled(a) for a in self.actions]
+        return (f"{self.where}: {iam_actions.sample(names)} on {self.granted!r} let one device "
+                f"reach another device's {', '.join(repr(v) for v in self.victim_resources[:2])}")
 
 
 def _denied(document: Mapping[str, Any] | None, action: str, target: str, attacker: str,
@@ -213,9 +214,10 @@ def _denied(document: Mapping[str, Any] | None, action: str, target: str, attack
 
 
 def cross_device_reach(document: Mapping[str, Any] | None) -> list[Reach]:
-    """Every way device A could act on device B's client id, topics or thing."""
+    """Every way device A could act on device B's client id, topics or thing, one entry per
+    (statement, granted resource)."""
     client_ids = connect_client_ids(document, ATTACKER)
-    found: dict[tuple[str, str], Reach] = {}
+    found: dict[tuple[str, str], tuple[list[str], list[str]]] = {}
     for victim in VICTIMS:
         owned = owned_paths(document, victim, (victim,))
         for grant in grants(document):
@@ -226,9 +228,13 @@ def cross_device_reach(document: Mapping[str, Any] | None) -> list[Reach]:
                 for target in owned.get(kind, []):
                     hit = _grant_reaches(grant, kind, target, client_ids)
                     if hit and not _denied(document, action, target, ATTACKER, client_ids):
-                        key = (grant.statement.where, action)
-                        found.setdefault(key, Reach(grant.statement.where, action, hit, target))
-    return list(found.values())
+                        acts, victims = found.setdefault((grant.statement.where, hit), ([], []))
+                        if action not in acts:
+                            acts.append(action)
+                        if target not in victims:
+                            victims.append(target)
+    return [Reach(where, tuple(acts), granted, tuple(victims))
+            for (where, granted), (acts, victims) in found.items()]
 
 
 def _kind_of(action: str) -> str | None:
