@@ -102,6 +102,7 @@ class Grant:
     actions: frozenset[str]
     paths: tuple[str, ...] | None     # None: NotResource
     not_paths: tuple[str, ...]
+    written: tuple[str, ...] = ()     # the resources as the policy spells them (paths' order)
 
 
 def grants(document: Mapping[str, Any] | None, effect: str = "allow") -> list[Grant]:
@@ -115,8 +116,9 @@ def grants(document: Mapping[str, Any] | None, effect: str = "allow") -> list[Gr
             out.append(Grant(statement, granted, None,
                              tuple(resource_path(r) for r in statement.not_resources)))
         else:
-            out.append(Grant(statement, granted,
-                             tuple(resource_path(r) for r in statement.resources or ()), ()))
+            written = statement.resources or ()
+            out.append(Grant(statement, granted, tuple(resource_path(r) for r in written), (),
+                             written))
     return out
 
 
@@ -275,12 +277,12 @@ def account_wide(document: Mapping[str, Any] | None) -> list[tuple[str, str]]:
         if grant.paths is None:
             out.append((grant.statement.where, f"NotResource {list(grant.not_paths)}"))
             continue
-        for path in grant.paths:
+        for path, written in zip(grant.paths, grant.written, strict=True):
             for resolved in substitute(path, ATTACKER, client_ids):
                 kind = resolved.split("/", 1)[0]
                 if any(globs.intersects(_reach_path(resolved, kind if kind == "topicfilter" else ""),
                                         probe) for probe in PROBES):
-                    out.append((grant.statement.where, path))
+                    out.append((grant.statement.where, written))
                     break
     return list(dict.fromkeys(out))
 
