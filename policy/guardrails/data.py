@@ -86,7 +86,7 @@ def _global_table_regions(args: StackValidationArgs) -> Iterator[tuple[str, str 
     for r in args.resources:
         if r.resource_type != TABLE:
             continue
-        covered = {replica.get("regionName") for replica in _replicas(r.props)}
+        covered = {str(replica.get("regionName")) for replica in _replicas(r.props)}
         covered |= standalone.get(str(r.props.get("arn")), set())
         if not covered:
             continue  # a single-region table, not a global table

@@ -12,7 +12,7 @@ from pulumi_policy import Policy, PolicyResource, ResourceValidationArgs, Severi
 
 from components.facts import TLS_SECURITY_POLICIES
 from policy.semantics import iot as iot_policy
-from policy.semantics.documents import DocumentError, parse
+from policy.semantics.documents import DocumentError, parse, plain
 
 from ._common import (
     get,
@@ -260,7 +260,7 @@ def _template_policy_scoped(args: StackValidationArgs) -> Iterator[tuple[str, st
         for name, policy_name, document in policies:
             if policy_name is not None:
                 if not isinstance(policy_name, str):
-                    yield (f"{name}: PolicyName {json.dumps(policy_name)} is chosen at provisioning "
+                    yield (f"{name}: PolicyName {json.dumps(plain(policy_name))} is chosen at provisioning "
                            "time (a parameter the device sends); name the device policy", template.urn)
                 elif policy_name not in {str(c.props.get("name") or "") for c in candidates}:
                     yield (f"{name}: PolicyName {policy_name!r} is not a device policy this stack "
@@ -275,12 +275,19 @@ def _template_policy_scoped(args: StackValidationArgs) -> Iterator[tuple[str, st
                 yield (f"{name}: inline PolicyDocument but no device policy in {region} to "
                        "compare it with", template.urn)
                 continue
-            gaps = [iot_policy.policy_covers(parse(c.props.get("policy")), template_document)
+            gaps = [iot_policy.policy_covers(_document_or_none(c.props.get("policy")), template_document)
                     for c in candidates]
             best = min(gaps, key=len)
             if best:
                 yield (f"{name}: the template's policy grants more than the device policy: "
                        f"{'; '.join(best[:4])}", template.urn)
+
+
+def _document_or_none(value: Any) -> Mapping[str, Any] | None:
+    try:
+        return parse(value)
+    except DocumentError:
+        return None  # iot-policy-* report the broken device policy itself
 
 
 def _authorizer_signing(args: ResourceValidationArgs) -> Iterator[str]:

@@ -39,7 +39,8 @@ def _required_tags(args: ResourceValidationArgs) -> Iterator[str]:
     is_taggable = taggable(args.resource_type)
     if is_taggable is False or (is_taggable is None and "tags" not in args.props):
         return
-    tags = dict(args.props.get("tags") or {})
+    own = args.props.get("tags")
+    tags = dict(own) if isinstance(own, Mapping) else {}
     default_tags = None
     if args.provider is not None and isinstance(args.provider.props, Mapping):
         default_tags = args.provider.props.get("defaultTags")
@@ -66,8 +67,8 @@ def _allowed_regions(args: StackValidationArgs) -> Iterator[tuple[str, str | Non
     for r in args.resources:
         regions = {resource_region(r)}
         if r.resource_type == "aws:dynamodb/table:Table":
-            regions |= {rep.get("regionName") for rep in as_list(r.props.get("replicas"))
-                        if isinstance(rep, Mapping)}
+            regions |= {str(rep.get("regionName")) for rep in as_list(r.props.get("replicas"))
+                        if isinstance(rep, Mapping) and rep.get("regionName") is not None}
         for region in sorted(str(x) for x in regions - {None} - allowed):
             yield f"{r.resource_type} lands in {region}, outside {sorted(allowed)}", r.urn
 

@@ -43,9 +43,13 @@ def provider(region: str = REGION, **extra: Any) -> PolicyProviderResource:
 
 
 def _config(name: str, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
-    policy = BY_NAME[name]
-    resolved = resolve_policies([policy], {name: dict(overrides)} if overrides else None)
+    if not overrides:
+        return dict(_DEFAULT_CONFIG[name])
+    resolved = resolve_policies([BY_NAME[name]], {name: dict(overrides)})
     return resolved[0].config
+
+
+_DEFAULT_CONFIG = {r.policy.name: r.config for r in resolve_policies(ALL_POLICIES, None)}
 
 
 def urn(type_: str, name: str) -> str:
@@ -75,9 +79,11 @@ def fired(type_: str, props: Mapping[str, Any], *, config: Mapping[str, Mapping[
           resource_name: str = "res", prov: PolicyProviderResource | None = None) -> dict[str, list[str]]:
     """What the whole pack's resource guardrails report for one resource: policy -> messages."""
     found: dict[str, list[str]] = {}
+    wired = wire_props(props)
+    prov = prov or provider()
     for policy in RESOURCE_POLICIES:
-        args = resource_args(policy.name, type_, props, config=(config or {}).get(policy.name),
-                             resource_name=resource_name, prov=prov)
+        args = ResourceValidationArgs(type_, wired, urn(type_, resource_name), resource_name, _options(), prov,
+                                      _config(policy.name, (config or {}).get(policy.name)), {})
         policy.validate(args, lambda message, _urn=None, n=policy.name: found.setdefault(n, []).append(message))
     return found
 
