@@ -520,7 +520,6 @@ if __name__ == "__main__":
 
 
 def check_props_plain(props: Any) -> Any:
-    """Engine proxies back to plain data (to re-serialize what a policy was given)."""
-    from policy.guardrails._common import plain
-
-    return plain(props)
+    """Engine proxies back to plain data (to re-serialize what a policy was given); unknown
+    values stay the engine's sentinels instead of raising."""
+    return serialize_properties(props)

@@ -90,7 +90,7 @@ def _global_table_regions(args: StackValidationArgs) -> Iterator[tuple[str, str 
         covered |= standalone.get(str(r.props.get("arn")), set())
         if not covered:
             continue  # a single-region table, not a global table
-        covered.add(resource_region(r))
+        covered.add(str(resource_region(r)))
         missing = sorted(str(m) for m in wanted - covered)
         if missing:
             yield (f"global table {r.props.get('name') or r.name} has no replica in "

@@ -146,7 +146,7 @@ def every_resource_of_a_kind(resource: str) -> bool:
     if globs.scopes_nothing(tail):
         return True
     match = re.match(r"^[A-Za-z0-9_-]+[/:](.*)$", tail, re.DOTALL)
-    return bool(match) and globs.scopes_nothing(match.group(1))
+    return match is not None and globs.scopes_nothing(match.group(1))
 
 
 def _no_privilege_escalation(args: ResourceValidationArgs) -> Iterator[str]:

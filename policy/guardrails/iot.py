@@ -10,7 +10,7 @@ from typing import Any
 
 from pulumi_policy import Policy, PolicyResource, ResourceValidationArgs, Severity, StackValidationArgs
 
-from components.facts import TLS_SECURITY_POLICIES
+from components.facts import THING_IS_ATTACHED_KEY, THING_NAME_VARIABLE, TLS_SECURITY_POLICIES
 from policy.semantics import iot as iot_policy
 from policy.semantics.documents import DocumentError, parse, plain
 
@@ -318,8 +318,8 @@ POLICIES: list[Policy] = [
         severity=Severity.CRITICAL),
     resource_guardrail(
         "iot-connect-bound-to-thing",
-        "iot:Connect is bound to client/${iot:Connection.Thing.ThingName} with "
-        "iot:Connection.Thing.IsAttached = true (claim policies excepted)",
+        f"iot:Connect is bound to client/{THING_NAME_VARIABLE} with {THING_IS_ATTACHED_KEY} = true "
+        "(claim policies excepted)",
         ["IOT_POLICY_OVERLY_PERMISSIVE_CHECK", "CONFLICTING_CLIENT_IDS_CHECK"], [IOT_POLICY],
         _connect_bound_to_thing),
     resource_guardrail(
