@@ -19,11 +19,13 @@ KNOWN_LIMITS: dict[str, str] = {
                                    "identity variable plus $aws/things/<thing>/...; a shared prefix no "
                                    "statement scopes per thing is not anyone's. Conditions other than "
                                    "iot:ClientId are not evaluated (may over-report).",
-    "iot-connect-bound-to-thing": "Claim policies are recognised by 'claim' in a name or tag.",
+    "iot-connect-bound-to-thing": "Claim policies (a 'claim' name or tag, or only fleet-provisioning "
+                                  "topics granted) are exempt.",
     "iot-deny-no-mqtt-wildcards": "Only Deny statements are checked; Allow with + or # is literal and "
                                   "judged by the isolation guardrail.",
-    "iot-claim-policy-fleet-provisioning-only": "Claim policies are recognised by 'claim' in a name or tag; "
-                                                "client/* is allowed for claims (AWS's documented claim policy).",
+    "iot-claim-policy-fleet-provisioning-only": "Claim policies are recognised by a 'claim' name or tag, or by "
+                                                "granting only fleet-provisioning topics; client/* is allowed "
+                                                "for claims (AWS's documented claim policy).",
     "iot-ca-sni-only": "-",
     "iot-ca-auto-registration-needs-jitr": "The CA id is an output: at preview of a new CA the stack policy "
                                            "is not judged (the engine reports it).",

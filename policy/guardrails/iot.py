@@ -12,7 +12,7 @@ from pulumi_policy import Policy, PolicyResource, ResourceValidationArgs, Severi
 
 from components.facts import THING_IS_ATTACHED_KEY, THING_NAME_VARIABLE, TLS_SECURITY_POLICIES
 from policy.semantics import iot as iot_policy
-from policy.semantics.documents import DocumentError, parse, plain
+from policy.semantics.documents import DocumentError, parse, plain, statements
 
 from ._common import (
     get,
@@ -46,13 +46,23 @@ def _documents(args: ResourceValidationArgs) -> Iterator[tuple[Mapping[str, Any]
 
 
 def is_claim_policy(name: str, props: Mapping[str, Any]) -> bool:
-    """Fleet provisioning claim policies are named or tagged as such (`claim` in the logical or
-    physical name, or in a tag key or value)."""
+    """Fleet provisioning claim policies: named or tagged as such (`claim` in the logical or
+    physical name, or in a tag key or value), or granting topics only within the fleet
+    provisioning topics (whatever they are called)."""
     names = [name, str(props.get("name") or "")]
     tags = props.get("tags")
     if isinstance(tags, Mapping):
         names += [f"{k}={v}" for k, v in tags.items()]
-    return any("claim" in n.lower() for n in names)
+    if any("claim" in n.lower() for n in names):
+        return True
+    try:
+        document = parse(props.get("policy"))
+    except DocumentError:
+        return False
+    paths = [iot_policy.resource_path(r) for s in statements(document) if s.allows
+             for r in s.resources or ()]
+    topics = [p for p in paths if not p.startswith("client/")]
+    return bool(topics) and all(any(c.match(p) for c in _CLAIM_PATHS) for p in topics)
 
 
 def _claim(args: ResourceValidationArgs) -> bool:

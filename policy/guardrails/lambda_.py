@@ -37,6 +37,8 @@ FUNCTION_URL = "aws:lambda/functionUrl:FunctionUrl"
 LAYER_PERMISSION = "aws:lambda/layerVersionPermission:LayerVersionPermission"
 EVENT_INVOKE_CONFIG = "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig"
 TOPIC_RULE = "aws:iot/topicRule:TopicRule"
+PROVISIONING_TEMPLATE = "aws:iot/provisioningTemplate:ProvisioningTemplate"
+AUTHORIZER = "aws:iot/authorizer:Authorizer"
 
 # Managed runtimes AWS still supports for create and update (Lambda runtime deprecation
 # calendar, checked 2026-11). Override with the policy config `allowedRuntimes`.
@@ -166,15 +168,35 @@ def _synchronous_source(source_arn: str) -> bool:
     return bool(re.search(r":iot:[^:]*:[^:]*:(provisioningtemplate|authorizer)/", source_arn))
 
 
+def _iot_synchronous_targets(args: StackValidationArgs) -> set[tuple[str | None, str]]:
+    """Functions IoT calls synchronously: provisioning hooks and custom authorizers."""
+    targets = set()
+    for r in args.resources:
+        if r.resource_type == PROVISIONING_TEMPLATE:
+            arn = get(r.props, "preProvisioningHook", "targetArn")
+        elif r.resource_type == AUTHORIZER:
+            arn = r.props.get("authorizerFunctionArn")
+        else:
+            continue
+        if arn:
+            targets.add((resource_region(r), function_name(arn)))
+    return targets
+
+
 def _async_failure_destination(args: StackValidationArgs) -> Iterator[tuple[str, str | None]]:
     async_reason: dict[tuple[str | None, str], str] = {}
     on_failure: set[tuple[str | None, str]] = set()
+    synchronous = _iot_synchronous_targets(args)
     for r in args.resources:
         region = resource_region(r)
         if r.resource_type == PERMISSION:
             principal = str(r.props.get("principal") or "")
+            source_arn = str(r.props.get("sourceArn") or "")
+            target = (region, function_name(r.props.get("function")))
+            if principal == "iot.amazonaws.com" and not source_arn and target in synchronous:
+                continue  # a hook or authorizer without sourceArn: still a synchronous caller
             if (principal in ASYNC_INVOKERS or re.match(r"^logs\.[a-z0-9-]+\.amazonaws\.com$", principal)) \
-                    and not _synchronous_source(str(r.props.get("sourceArn") or "")):
+                    and not _synchronous_source(source_arn):
                 async_reason[(region, function_name(r.props.get("function")))] = f"invoked by {principal}"
         elif r.resource_type == EVENT_INVOKE_CONFIG:
             key = (region, function_name(r.props.get("functionName")))

@@ -71,7 +71,11 @@ def resource_violations(name: str, type_: str, props: Mapping[str, Any], *,
     assert isinstance(policy, ResourceValidationPolicy)
     messages: list[str] = []
     args = resource_args(name, type_, props, config=config, resource_name=resource_name, prov=prov)
-    policy.validate(args, lambda message, _urn=None: messages.append(message))
+
+    def report(message: str, _urn: str | None = None) -> None:
+        messages.append(message)
+
+    policy.validate(args, report)
     return messages
 
 
@@ -84,15 +88,20 @@ def fired(type_: str, props: Mapping[str, Any], *, config: Mapping[str, Mapping[
     for policy in RESOURCE_POLICIES:
         args = ResourceValidationArgs(type_, wired, urn(type_, resource_name), resource_name, _options(), prov,
                                       _config(policy.name, (config or {}).get(policy.name)), {})
-        policy.validate(args, lambda message, _urn=None, n=policy.name: found.setdefault(n, []).append(message))
-    return found
+        messages = found.setdefault(policy.name, [])
+
+        def report(message: str, _urn: str | None = None, sink: list[str] = messages) -> None:
+            sink.append(message)
+
+        policy.validate(args, report)
+    return {name: messages for name, messages in found.items() if messages}
 
 
 def stack_resources(resources: Sequence[StackSpec]) -> list[PolicyResource]:
     built = []
     for index, spec in enumerate(resources):
         type_, props = spec[0], spec[1]
-        logical = spec[2] if len(spec) > 2 else f"r{index}"  # type: ignore[misc]
+        logical = str(spec[2]) if len(spec) > 2 else f"r{index}"
         built.append(PolicyResource(type_, wire_props(props), urn(type_, logical), logical,
                                     _options(), provider(), None, [], {}))
     return built
@@ -104,8 +113,11 @@ def stack_violations(name: str, resources: Sequence[StackSpec], *,
     policy = BY_NAME[name]
     assert isinstance(policy, StackValidationPolicy)
     found: list[tuple[str, str | None]] = []
-    policy.validate(StackValidationArgs(stack_resources(resources), _config(name, config), {}),
-                    lambda message, u=None: found.append((message, u)))
+
+    def report(message: str, urn_: str | None = None) -> None:
+        found.append((message, urn_))
+
+    policy.validate(StackValidationArgs(stack_resources(resources), _config(name, config), {}), report)
     return found
 
 

@@ -54,7 +54,7 @@ def test_insecure_fixture_fails_with_the_expected_policies(fixture_report):
 
 
 def test_violations_point_at_the_offending_resources(fixture_report):
-    by_policy = {}
+    by_policy: dict[str, set[str]] = {}
     for v in fixture_report.violations:
         by_policy.setdefault(v.policy, set()).add(v.urn.rsplit("::", 1)[-1] if v.urn else "")
     assert by_policy["iot-ca-sni-only"] == {"ca"}

@@ -27,7 +27,7 @@ def doc(*statements: dict[str, Any]) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": list(statements)}, sort_keys=True)
 
 
-DEVICE_STATEMENTS = [
+DEVICE_STATEMENTS: list[dict[str, Any]] = [
     {"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{ARN}:client/{THING}", "Condition": ATTACHED},
     {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"], "Resource": f"{ARN}:topic/dt/{THING}/*"},
     {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": f"{ARN}:topicfilter/cmd/{THING}/*"},
@@ -66,7 +66,7 @@ COGNITO = "cognito-identity.amazonaws.com"
 TABLE_ARN = f"arn:aws:dynamodb:eu-west-1:{ACCOUNT}:table/t"
 KEY_ARN = f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 QUEUE_ARN = f"arn:aws:sqs:eu-west-1:{ACCOUNT}:q"
-GOOD_TABLE = {
+GOOD_TABLE: dict[str, Any] = {
     "pointInTimeRecovery": {"enabled": True},
     "serverSideEncryption": {"enabled": True, "kmsKeyArn": KEY_ARN},
     "deletionProtectionEnabled": True,
@@ -74,14 +74,14 @@ GOOD_TABLE = {
                   "kmsKeyArn": KEY_ARN.replace("eu-west-1", "us-west-2")}],
 }
 LOG_GROUP_ARN = f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:sfn:*"
-GOOD_USER_POOL = {
+GOOD_USER_POOL: dict[str, Any] = {
     "mfaConfiguration": "ON", "adminCreateUserConfig": {"allowAdminCreateUserOnly": True},
     "passwordPolicy": {"minimumLength": 14, "requireLowercase": True, "requireUppercase": True,
                        "requireNumbers": True, "requireSymbols": True, "temporaryPasswordValidityDays": 3},
     "userPoolAddOns": {"advancedSecurityMode": "ENFORCED"}, "userPoolTier": "PLUS",
 }
-PUBLIC = {"Effect": "Allow", "Principal": "*", "Action": "x:Y", "Resource": "*"}
-ORG_SCOPED = {**PUBLIC, "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-a1b2c3d4e5"}}}
+PUBLIC: dict[str, Any] = {"Effect": "Allow", "Principal": "*", "Action": "x:Y", "Resource": "*"}
+ORG_SCOPED: dict[str, Any] = {**PUBLIC, "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-a1b2c3d4e5"}}}
 WAF_RULE = {"name": "rate", "priority": 1, "statement": {"rateBasedStatement": {"limit": 100}},
             "visibilityConfig": {"cloudwatchMetricsEnabled": True, "metricName": "r", "sampledRequestsEnabled": True}}
 
@@ -119,7 +119,7 @@ T = {
 
 Bad = tuple[dict[str, Any], str]  # (props, fragment of the message)
 # (policy, resource type, compliant props, [(non-compliant props, message fragment)...], config)
-RESOURCE_CASES: list[tuple[str, str, dict[str, Any], list[Bad], dict[str, Any] | None]] = [
+RESOURCE_CASES: list[tuple[str, str, dict[str, Any] | None, list[Bad], dict[str, Any] | None]] = [
     # --- IoT -------------------------------------------------------------------------------
     ("iot-policy-no-wildcard-action", T["policy"], DEVICE_POLICY, [
         (device_with({"Effect": "Allow", "Action": "iot:*", "Resource": f"{ARN}:topic/x"}), "'iot:*'"),
@@ -503,10 +503,10 @@ def rule(sql: str, region: str = "eu-west-1", enabled: bool = True) -> tuple[str
 CA = (T["ca"], {"allowAutoRegistration": True, "certificateMode": "SNI_ONLY", "id": "ca123", "region": "eu-west-1"})
 JITR_SQL = "SELECT * FROM '$aws/events/certificates/registered/ca123'"
 STAGE_ARN = "arn:aws:apigateway:eu-west-1::/restapis/api1/stages/v1"
-STAGE_V1 = (T["stage"], {"restApi": "api1", "stageName": "v1", "region": "eu-west-1", "arn": STAGE_ARN})
+STAGE_V1: tuple[str, dict[str, Any]] = (T["stage"], {"restApi": "api1", "stageName": "v1", "region": "eu-west-1", "arn": STAGE_ARN})
 WAF = ("aws:wafv2/webAclAssociation:WebAclAssociation", {
     "resourceArn": STAGE_ARN, "webAclArn": "arn:aws:wafv2:eu-west-1:1:regional/webacl/w/1", "region": "eu-west-1"})
-THROTTLE = ("aws:apigateway/methodSettings:MethodSettings", {
+THROTTLE: tuple[str, dict[str, Any]] = ("aws:apigateway/methodSettings:MethodSettings", {
     "restApi": "api1", "stageName": "v1", "methodPath": "*/*",
     "settings": {"throttlingBurstLimit": 100, "throttlingRateLimit": 50}})
 REGISTRATION = (T["resource"], {"restApi": "api1", "parentId": "root", "pathPart": "registration", "id": "res1"})
@@ -520,26 +520,26 @@ def method(resource_id: str, verb: str = "POST", authorization: str = "NONE", va
     return (T["method"], props)
 
 
-QUEUE = (T["queue"], {"url": f"https://sqs.eu-west-1.amazonaws.com/{ACCOUNT}/q", "arn": QUEUE_ARN, "region": "eu-west-1"})
+QUEUE: tuple[str, dict[str, Any]] = (T["queue"], {"url": f"https://sqs.eu-west-1.amazonaws.com/{ACCOUNT}/q", "arn": QUEUE_ARN, "region": "eu-west-1"})
 SSL_DENY = doc({"Effect": "Deny", "Principal": "*", "Action": "sqs:*", "Resource": QUEUE_ARN,
                 "Condition": {"Bool": {"aws:SecureTransport": False}}})
-FN = (T["fn"], {"name": "f", "region": "eu-west-1", "arn": "arn:aws:lambda:eu-west-1:1:function:f"})
+FN: tuple[str, dict[str, Any]] = (T["fn"], {"name": "f", "region": "eu-west-1", "arn": "arn:aws:lambda:eu-west-1:1:function:f"})
 FN_WITH_DLQ = (T["fn"], {**FN[1], "deadLetterConfig": {"targetArn": "arn:aws:sqs:eu-west-1:1:dlq"}})
-IOT_PERMISSION = (T["perm"], {"principal": "iot.amazonaws.com", "function": "arn:aws:lambda:eu-west-1:1:function:f",
+IOT_PERMISSION: tuple[str, dict[str, Any]] = (T["perm"], {"principal": "iot.amazonaws.com", "function": "arn:aws:lambda:eu-west-1:1:function:f",
                               "sourceArn": f"{ARN}:rule/r", "region": "eu-west-1"})
 HOOK_PERMISSION = (T["perm"], {**IOT_PERMISSION[1], "sourceArn": f"{ARN}:provisioningtemplate/fleet"})
 INVOKE_CONFIG = "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig"
 BUCKET = (T["bucket"], {"bucket": "b", "id": "b", "arn": "arn:aws:s3:::b", "region": "eu-west-1"})
-PAB = (T["pab"], {"bucket": "b", "blockPublicAcls": True, "blockPublicPolicy": True, "ignorePublicAcls": True,
+PAB: tuple[str, dict[str, Any]] = (T["pab"], {"bucket": "b", "blockPublicAcls": True, "blockPublicPolicy": True, "ignorePublicAcls": True,
                   "restrictPublicBuckets": True})
 SSE = (T["sse"], {"bucket": "b", "rules": [{"applyServerSideEncryptionByDefault": {
     "sseAlgorithm": "aws:kms", "kmsMasterKeyId": KEY_ARN}}]})
 BUCKET_SSL = (T["bucket_policy"], {"bucket": "b", "policy": doc({
     "Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": ["arn:aws:s3:::b", "arn:aws:s3:::b/*"],
     "Condition": {"Bool": {"aws:SecureTransport": "false"}}})})
-TOPIC = (T["topic"], {"arn": "arn:aws:sns:eu-west-1:1:t", "region": "eu-west-1"})
-SECRET = (T["secret"], {"name": "cvm/key", "arn": "arn:aws:secretsmanager:eu-west-1:1:secret:cvm/key-abc", "region": "eu-west-1"})
-ROTATION = ("aws:secretsmanager/secretRotation:SecretRotation",
+TOPIC: tuple[str, dict[str, Any]] = (T["topic"], {"arn": "arn:aws:sns:eu-west-1:1:t", "region": "eu-west-1"})
+SECRET: tuple[str, dict[str, Any]] = (T["secret"], {"name": "cvm/key", "arn": "arn:aws:secretsmanager:eu-west-1:1:secret:cvm/key-abc", "region": "eu-west-1"})
+ROTATION: tuple[str, dict[str, Any]] = ("aws:secretsmanager/secretRotation:SecretRotation",
             {"secretId": SECRET[1]["arn"], "rotationRules": {"automaticallyAfterDays": 30}})
 DEVICE_IOT_POLICY = (T["policy"], {**DEVICE_POLICY, "region": "eu-west-1"})
 
@@ -590,6 +590,10 @@ STACK_CASES: list[tuple[str, Stack, list[tuple[Stack, str]], dict[str, Any] | No
         ([FN, (INVOKE_CONFIG, {"functionName": "f", "region": "eu-west-1", "maximumRetryAttempts": 2})], "event invoke config"),
     ], None),
     ("lambda-async-failure-destination", [FN, HOOK_PERMISSION], [], None),  # hooks are synchronous
+    ("lambda-async-failure-destination",
+     [FN, (T["perm"], {**IOT_PERMISSION[1], "sourceArn": None, "sourceAccount": ACCOUNT}),
+      (T["template"], {"region": "eu-west-1", "preProvisioningHook": {"targetArn": FN[1]["arn"]}})],
+     [([FN, (T["perm"], {**IOT_PERMISSION[1], "sourceArn": None, "sourceAccount": ACCOUNT})], "invoked by iot")], None),
     ("apigateway-method-authorization", [
         REGISTRATION, DEVICES, method("res1"), method("res2", "GET", "AWS_IAM"), method("res1", "OPTIONS", validator=None),
         STAGE_V1, WAF, THROTTLE], [
@@ -675,10 +679,17 @@ def test_every_guardrail_has_a_passing_and_a_failing_case():
 def test_claim_policy_is_exempt_from_thing_binding_but_device_policy_is_not_a_claim():
     for name in ("iot-connect-bound-to-thing", "iot-policy-no-wildcard-resource", "iot-policy-device-isolation"):
         assert resource_violations(name, T["policy"], CLAIM_POLICY) == []
-    device = {**CLAIM_POLICY, "name": "device"}
+    # client/* with a topic beyond fleet provisioning: a device policy, so Connect must be bound.
+    device = {"name": "device", "policy": doc(*json.loads(CLAIM_POLICY["policy"])["Statement"],
+                                              {"Effect": "Allow", "Action": "iot:Publish",
+                                               "Resource": f"{ARN}:topic/dt/{THING}/x"})}
     assert resource_violations("iot-connect-bound-to-thing", T["policy"], device, resource_name="device")
     tagged = {"name": "p1", "tags": {"purpose": "fleet-provisioning-claim"}, "policy": DEVICE_POLICY["policy"]}
     assert resource_violations("iot-claim-policy-fleet-provisioning-only", T["policy"], tagged, resource_name="p1")
+    # Recognised by what it grants, whatever it is called.
+    bootstrap = {**CLAIM_POLICY, "name": "provisioning-bootstrap"}
+    for name in ("iot-connect-bound-to-thing", "iot-policy-device-isolation", "iot-claim-policy-fleet-provisioning-only"):
+        assert resource_violations(name, T["policy"], bootstrap, resource_name="bootstrap") == [], name
 
 
 def test_deletion_protection_level_follows_the_environment():

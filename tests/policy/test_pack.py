@@ -86,6 +86,7 @@ def test_docs_table_is_the_pack():
     assert table in DOCS.read_text()
     for p in ALL_POLICIES:
         row = next(line for line in table.splitlines() if line.startswith(f"| `{p.name}` |"))
+        assert p.enforcement_level is not None
         assert f"| {p.enforcement_level.value} |" in row and all(a in row for a in ANCHORS[p.name])
 
 

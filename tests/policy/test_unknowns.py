@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pulumi_policy import EnforcementLevel, StackValidationArgs
+from pulumi_policy import EnforcementLevel, StackValidationArgs, StackValidationPolicy
 from pulumi_policy.proxy import UnknownValueError
 
 from tools.harness import UNKNOWN
@@ -59,11 +59,15 @@ STACK_BADS = [(name, bad, config) for name, _, bads, config in STACK_CASES for b
 @pytest.mark.parametrize("name,bad,config", STACK_BADS, ids=[f"{c[0]}-{i}" for i, c in enumerate(STACK_BADS)])
 def test_stack_guardrail_never_passes_an_unknown_input(name, bad, config):
     policy = BY_NAME[name]
+    assert isinstance(policy, StackValidationPolicy)
 
     def run(resources: list[Any]) -> list[str]:
         found: list[str] = []
-        policy.validate(StackValidationArgs(stack_resources(resources), _config(name, config), {}),
-                        lambda message, urn=None: found.append(message))
+
+        def report(message: str, urn: str | None = None) -> None:
+            found.append(message)
+
+        policy.validate(StackValidationArgs(stack_resources(resources), _config(name, config), {}), report)
         return found
 
     assert run(bad)
