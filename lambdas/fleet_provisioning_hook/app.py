@@ -35,8 +35,20 @@ metrics = Metrics(namespace="IotMultiRegion/FleetProvisioning", service=SERVICE)
 SAFETY_MARGIN_SECONDS = 0.3
 DEFAULT_BUDGET_MS = 3000
 
-# Created during init (outside the 5-second request path as far as Lambda allows).
-_dynamodb = boto3.client("dynamodb", config=CLIENT_CONFIG)
+_dynamodb: Any = None
+
+
+def dynamodb_client() -> Any:
+    """One client per execution environment, built during init when Lambda runs us (its
+    AWS_REGION is set then), so no request pays for it."""
+    global _dynamodb
+    if _dynamodb is None:
+        _dynamodb = boto3.client("dynamodb", config=CLIENT_CONFIG)
+    return _dynamodb
+
+
+if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+    dynamodb_client()
 
 
 def hook_config(environ: Mapping[str, str]) -> HookConfig:
@@ -72,7 +84,7 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     environ = os.environ
     try:
         store = DynamoAllowList(
-            client=_dynamodb, provisioning_table=environ["PROVISIONING_TABLE_NAME"],
+            client=dynamodb_client(), provisioning_table=environ["PROVISIONING_TABLE_NAME"],
             inventory_table=environ["INVENTORY_TABLE_NAME"], region=environ["AWS_REGION"],
             deadline=Deadline(budget_seconds(environ, context.get_remaining_time_in_millis())))
         decision = evaluate(event, store, hook_config(environ), dt.datetime.now(dt.timezone.utc))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -47,18 +48,37 @@ def timing(environ: Any) -> Timing:
                                                                      "3600"))))
 
 
+@dataclass(frozen=True)
+class Ports:
+    registry: IotRegistry
+    inventory: DynamoInventory
+    allow_list: DynamoAllowList
+
+
+_ports: Ports | None = None
+
+
+def ports() -> Ports:
+    """AWS clients, built once per execution environment."""
+    global _ports
+    if _ports is None:
+        dynamodb = boto3.resource("dynamodb")
+        _ports = Ports(IotRegistry(boto3.client("iot")),
+                       DynamoInventory(dynamodb.Table(os.environ["INVENTORY_TABLE_NAME"])),
+                       DynamoAllowList(dynamodb.Table(os.environ["PROVISIONING_TABLE_NAME"])))
+    return _ports
+
+
 def handle_record(record: DynamoDBRecord) -> str:
     """One stream record; raising marks it failed (the mapping retries it)."""
     region = os.environ["AWS_REGION"]
     claim = claim_from_image(record.dynamodb.new_image if record.dynamodb else None, region)
     if claim is None:
         return "IGNORED"  # the mapping's filter should have kept it away
-    dynamodb = boto3.resource("dynamodb")
-    outcome = record_claim(
-        claim, IotRegistry(boto3.client("iot")),
-        DynamoInventory(dynamodb.Table(os.environ["INVENTORY_TABLE_NAME"])),
-        DynamoAllowList(dynamodb.Table(os.environ["PROVISIONING_TABLE_NAME"])),
-        timing(os.environ), now=lambda: dt.datetime.now(dt.timezone.utc), sleep=time.sleep)
+    aws = ports()
+    outcome = record_claim(claim, aws.registry, aws.inventory, aws.allow_list,
+                           timing(os.environ), now=lambda: dt.datetime.now(dt.timezone.utc),
+                           sleep=time.sleep)
     metrics.add_metric(name=f"Device{outcome.title()}", unit=MetricUnit.Count, value=1)
     log = logger.warning if outcome in ("CONFLICT", "UNCONFIRMED") else logger.info
     log("fleet device recorded", extra={"outcome": outcome, "thingName": claim.serial,
