@@ -31,14 +31,17 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .data import DynamoAllowList, DynamoInventory, IotRegistry
-from .logic import Timing, claim_from_image
+from .logic import InventoryBusy, NotYetProvisioned, Timing, claim_from_image
 from .logic import record as record_claim
 
 SERVICE = "fleet-provisioning-recorder"
 logger = Logger(service=SERVICE)
 tracer = Tracer(service=SERVICE)
 metrics = Metrics(namespace="IotMultiRegion/FleetProvisioning", service=SERVICE)
-processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+# Failed records are reported (ReportBatchItemFailures) even when all fail: the mapping
+# retries from the first failure either way, without a stack trace per batch.
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams,
+                           raise_on_entire_batch_failure=False)
 
 
 def timing(environ: Any) -> Timing:
@@ -76,9 +79,14 @@ def handle_record(record: DynamoDBRecord) -> str:
     if claim is None:
         return "IGNORED"  # the mapping's filter should have kept it away
     aws = ports()
-    outcome = record_claim(claim, aws.registry, aws.inventory, aws.allow_list,
-                           timing(os.environ), now=lambda: dt.datetime.now(dt.timezone.utc),
-                           sleep=time.sleep)
+    try:
+        outcome = record_claim(claim, aws.registry, aws.inventory, aws.allow_list,
+                               timing(os.environ), now=lambda: dt.datetime.now(dt.timezone.utc),
+                               sleep=time.sleep)
+    except (NotYetProvisioned, InventoryBusy) as err:
+        metrics.add_metric(name="DeviceRetried", unit=MetricUnit.Count, value=1)
+        logger.info("record retried later", extra={"reason": str(err)})
+        raise
     metrics.add_metric(name=f"Device{outcome.title()}", unit=MetricUnit.Count, value=1)
     log = logger.warning if outcome in ("CONFLICT", "UNCONFIRMED") else logger.info
     log("fleet device recorded", extra={"outcome": outcome, "thingName": claim.serial,
