@@ -125,12 +125,12 @@ class DeclaredFleet:
     @property
     def user_pool_client(self) -> RecordedResource:
         return only([r for r in self.graph.of_type(USER_POOL_CLIENT) if r.region == self.region
-                     and r.inputs["userPoolId"] == self.user_pool.outputs["id"]], "app client")
+                     and r.inputs["userPoolId"] == self.user_pool.id], "app client")
 
     @property
     def groups(self) -> list[RecordedResource]:
         return [g for g in self.graph.of_type(USER_GROUP) if g.region == self.region
-                and g.inputs["userPoolId"] == self.user_pool.outputs["id"]]
+                and g.inputs["userPoolId"] == self.user_pool.id]
 
     @property
     def identity_pool(self) -> RecordedResource:
@@ -140,7 +140,7 @@ class DeclaredFleet:
     @property
     def role_attachment(self) -> RecordedResource:
         return only([r for r in self.graph.of_type(ROLE_ATTACHMENT) if r.region == self.region
-                     and r.inputs["identityPoolId"] == self.identity_pool.outputs["id"]],
+                     and r.inputs["identityPoolId"] == self.identity_pool.id],
                     "identity pool role attachment")
 
     def role(self, arn: str) -> RecordedResource:
@@ -271,7 +271,7 @@ class IdentityPoolEmulation:
         attachment = self.declared.role_attachment
         [mapping] = attachment.inputs["roleMappings"]
         pool, client = self.declared.user_pool, self.declared.user_pool_client
-        assert mapping["identityProvider"] == f"{pool.outputs['endpoint']}:{client.outputs['id']}"
+        assert mapping["identityProvider"] == f"{pool.outputs['endpoint']}:{client.id}"
         assert mapping["type"] == "Token" and mapping["ambiguousRoleResolution"] == "Deny"
         claims = jwt.decode(id_token, options={"verify_signature": False})
         groups = {g.inputs["name"]: g for g in self.declared.groups}
@@ -280,7 +280,7 @@ class IdentityPoolEmulation:
         if len(roles) != 1:
             raise AccessDenied(f"no single role for groups {claims.get('cognito:groups')}")
         role = self.declared.role(roles[0])
-        context = {"cognito-identity.amazonaws.com:aud": self.declared.identity_pool.outputs["id"],
+        context = {"cognito-identity.amazonaws.com:aud": self.declared.identity_pool.id,
                    "cognito-identity.amazonaws.com:amr": ["authenticated",
                                                           pool.outputs["endpoint"]]}
         if not trust_allows(role.inputs["assumeRolePolicy"],
