@@ -199,7 +199,7 @@ def declared_environment(function: RecordedResource, region: str,
 def declared_handler(function: RecordedResource) -> Callable[[Any, Any], Any]:
     """The function's `handler` setting (`package.module.function`) loaded from lambdas/."""
     module, _, name = str(function.inputs["handler"]).rpartition(".")
-    return getattr(importlib.import_module(f"lambdas.{module}"), name)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(f"lambdas.{module}"), name)
 
 
 def invoke(function: RecordedResource, region: str, event: Any,
