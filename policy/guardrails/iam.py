@@ -175,6 +175,16 @@ def _trust_documents(args: ResourceValidationArgs) -> Iterator[Mapping[str, Any]
                 yield statement
 
 
+COGNITO_IDENTITY = "cognito-identity.amazonaws.com"
+
+
+def _cognito_identity_pool_bound(values: list[str], keys: set[str]) -> bool:
+    """Cognito identity pools scope a role by `cognito-identity.amazonaws.com:aud` (the
+    identity pool id; Cognito developer guide, "Role trust and permissions"); its `:sub` is
+    one identity, not a scope."""
+    return values == [COGNITO_IDENTITY] and f"{COGNITO_IDENTITY}:aud" in keys
+
+
 def _trust_scoped(args: ResourceValidationArgs) -> Iterator[str]:
     for statement in _trust_documents(args):
         if "NotPrincipal" in statement:
@@ -184,7 +194,8 @@ def _trust_scoped(args: ResourceValidationArgs) -> Iterator[str]:
             if (kind == "*" or kind == "AWS") and "*" in values and not keys & SCOPING_KEYS:
                 yield ("trust policy lets any principal (\"*\") assume the role without an "
                        "aws:SourceAccount/SourceArn/PrincipalOrgID condition")
-            if kind == "Federated" and not any(k.endswith(":sub") or k == "saml:aud" for k in keys):
+            if kind == "Federated" and not any(k.endswith(":sub") or k == "saml:aud" for k in keys) \
+                    and not _cognito_identity_pool_bound(values, keys):
                 yield (f"federated trust {values} has no subject condition (e.g. "
                        "token.actions.githubusercontent.com:sub): any identity of that provider "
                        "could assume the role")

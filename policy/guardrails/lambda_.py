@@ -131,6 +131,14 @@ def _function_key(resource: PolicyResource) -> tuple[str | None, str]:
     return resource_region(resource), str(name)
 
 
+def _synchronous_iot_hook(props: Mapping[str, Any]) -> bool:
+    """AWS IoT invokes a provisioning template's pre-provisioning hook synchronously and
+    waits for its answer (AWS IoT developer guide, "Pre-provisioning hooks"): a permission
+    whose source is a provisioning template is no asynchronous invoker."""
+    return str(props.get("principal") or "") == "iot.amazonaws.com" and bool(
+        re.match(r"^arn:[^:]+:iot:[^:]*:[^:]*:provisioningtemplate/", str(props.get("sourceArn") or "")))
+
+
 def _async_failure_destination(args: StackValidationArgs) -> Iterator[tuple[str, str | None]]:
     async_reason: dict[tuple[str | None, str], str] = {}
     on_failure: set[tuple[str | None, str]] = set()
@@ -138,6 +146,8 @@ def _async_failure_destination(args: StackValidationArgs) -> Iterator[tuple[str,
         region = resource_region(r)
         if r.resource_type == PERMISSION:
             principal = str(r.props.get("principal") or "")
+            if _synchronous_iot_hook(r.props):
+                continue
             if principal in ASYNC_INVOKERS or re.match(r"^logs\.[a-z0-9-]+\.amazonaws\.com$", principal):
                 async_reason[(region, function_name(r.props.get("function")))] = f"invoked by {principal}"
         elif r.resource_type == EVENT_INVOKE_CONFIG:

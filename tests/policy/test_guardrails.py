@@ -162,6 +162,15 @@ RESOURCE_CASES: list[tuple[str, str, dict[str, Any], list[dict[str, Any]], dict[
                                   "Principal": {"Federated": "arn:aws:iam::1:oidc-provider/token.actions.githubusercontent.com"},
                                   "Condition": {"StringEquals": {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"}}})},
     ], None),
+    ("iam-trust-policy-scoped", T["role"],
+     {"assumeRolePolicy": doc({"Effect": "Allow", "Action": "sts:AssumeRoleWithWebIdentity",
+                               "Principal": {"Federated": "cognito-identity.amazonaws.com"},
+                               "Condition": {"StringEquals": {"cognito-identity.amazonaws.com:aud": "eu-west-1:pool"},
+                                             "ForAnyValue:StringLike": {"cognito-identity.amazonaws.com:amr": "authenticated"}}})},
+     [{"assumeRolePolicy": doc({"Effect": "Allow", "Action": "sts:AssumeRoleWithWebIdentity",
+                                "Principal": {"Federated": "cognito-identity.amazonaws.com"},
+                                "Condition": {"ForAnyValue:StringLike": {"cognito-identity.amazonaws.com:amr": "authenticated"}}})}],
+     None),
     ("iam-service-trust-confused-deputy", T["role"],
      trust({"Principal": {"Service": "iot.amazonaws.com"},
             "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}}}),
@@ -303,6 +312,9 @@ STACK_CASES: list[tuple[str, list[Any], list[list[Any]], dict[str, Any] | None]]
     ("lambda-async-failure-destination", [FN, IOT_PERMISSION, (INVOKE_CONFIG, {
         "functionName": "f", "region": "eu-west-1",
         "destinationConfig": {"onFailure": {"destination": "arn:aws:sqs:eu-west-1:1:dlq"}}})], [], None),
+    # A pre-provisioning hook is invoked synchronously by AWS IoT: no DLQ needed.
+    ("lambda-async-failure-destination", [FN, (T["perm"], {**IOT_PERMISSION[1], "sourceArn": f"{ARN}:provisioningtemplate/t"})],
+     [[FN, (T["perm"], {**IOT_PERMISSION[1], "sourceArn": f"{ARN}:rule/provisioningtemplate"})]], None),
     ("apigateway-waf-associated", [STAGE_V1, ("aws:wafv2/webAclAssociation:WebAclAssociation", {
         "resourceArn": STAGE_V1[1]["arn"], "webAclArn": "arn:aws:wafv2:eu-west-1:1:regional/webacl/w/1",
         "region": "eu-west-1"})], [[STAGE_V1]], None),
