@@ -141,8 +141,9 @@ def test_the_pki_tools_server_certificate_never_passes_but_its_device_certificat
     server = pki.create_server_cert(issuing_ca, "iot.example.com")
     device = pki.create_device_cert(issuing_ca, "sensor-from-pki")
 
-    refused = check_certificate(pem(server.cert), [ca.cert], NOW)
-    accepted = check_certificate(pem(device.cert), [ca.cert], NOW)
+    inside_validity = device.cert.not_valid_before_utc + dt.timedelta(minutes=1)
+    refused = check_certificate(pem(server.cert), [ca.cert], inside_validity)
+    accepted = check_certificate(pem(device.cert), [ca.cert], inside_validity)
 
     assert not refused.valid and "lacks clientAuth" in refused.reason
     assert accepted.valid and accepted.thing_name == "sensor-from-pki"
