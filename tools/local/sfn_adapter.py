@@ -63,9 +63,9 @@ class FakeLambdaContext:
 
 def client_error(code: str, operation: str, message: str = "injected by the test") -> ClientError:
     """A botocore ClientError as AWS would return it."""
-    return ClientError({"Error": {"Code": code, "Message": message},
-                        "ResponseMetadata": {"HTTPStatusCode": 400, "RequestId": "injected"}},
-                       operation)
+    response: Any = {"Error": {"Code": code, "Message": message},
+                     "ResponseMetadata": {"HTTPStatusCode": 400, "RequestId": "injected"}}
+    return ClientError(response, operation)
 
 
 class _Shapes:
