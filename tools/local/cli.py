@@ -109,8 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with _terminate_as_interrupt():
             report = run(RunOptions(stack=options.stack, regions=options.regions,
-                                    journey=options.journey, keep=options.keep,
-                                    breaks=list(options.breaks)),
+                                    journey=options.journey, breaks=list(options.breaks)),
                          progress, hold=hold if options.keep else None)
     except SetupError as error:
         progress.done()

@@ -36,7 +36,6 @@ class RunOptions:
     stack: str = "dev"
     regions: list[str] | None = None
     journey: str | None = None
-    keep: bool = False
     breaks: list[str] = field(default_factory=list)
     project_dir: Path = PROJECT_DIR
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import boto3
@@ -85,7 +86,7 @@ E = TypeVar("E")
 @dataclass
 class LocalSystem:
     stack: str
-    project_dir: Any
+    project_dir: Path
     graph: StackGraph  # what runs (after any --break mutation)
     evaluated: StackGraph  # the stack as evaluated (untouched)
     regions: tuple[str, ...]  # the regions this run materialises, primary first if selected
