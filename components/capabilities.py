@@ -9,10 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from components import jitr
+from components import fleet_provisioning
 from components.context import Capability
 
 CAPABILITIES: tuple[Capability[Any], ...] = (
     jitr.CAPABILITY,
+    fleet_provisioning.CAPABILITY,
 )
 
 

@@ -30,8 +30,10 @@ ORG_ID = re.compile(r"^o-[a-z0-9]{4,}$")
 
 # Keys whose fixed values pin the caller (principal side) or the calling resource (service
 # side) to accounts, an organization, ARNs or a network.
+# (aws:ResourceAccount is not among them: in a resource policy it names the resource's own
+# account and says nothing about the caller.)
 ACCOUNT_KEYS = frozenset({"aws:principalaccount", "aws:sourceaccount", "aws:sourceowner",
-                          "kms:calleraccount", "aws:resourceaccount"})
+                          "kms:calleraccount"})
 ORG_KEYS = frozenset({"aws:principalorgid", "aws:sourceorgid"})
 ORG_PATH_KEYS = frozenset({"aws:principalorgpaths", "aws:sourceorgpaths"})
 ARN_KEYS = frozenset({"aws:principalarn", "aws:sourcearn"})
@@ -120,10 +122,17 @@ def scope(statement: Statement) -> Scope:
             fixed = all(ORG_ID.match(v.strip()) for v in values)
         elif key in ORG_PATH_KEYS:
             fixed = all(_fixed_org_path(v) for v in values)
-        elif key in ARN_KEYS or _arn_valued_context_key(key, values):
+        elif key in ARN_KEYS:
             results = [fixed_arn(v) for v in values]
             fixed = all(ok for ok, _ in results)
             accounts.update(a for _, a in results if a)
+        elif _arn_valued_context_key(key, values):
+            # The calling service sets these (e.g. CloudWatch Logs' encryption context); a
+            # direct caller chooses them freely, so they pin services, never principals.
+            if all(ok for ok, _ in (fixed_arn(v) for v in values)):
+                service_pinned = True
+                keys.add(key)
+            continue
         elif key in NETWORK_KEYS:
             fixed = all(globs.literal_prefix(v).strip() not in ("", "vpc-", "vpce-")
                         for v in values)
@@ -134,16 +143,15 @@ def scope(statement: Statement) -> Scope:
         if fixed:
             pinned = True
             keys.add(key)
-            if key in SERVICE_SCOPE_KEYS or _arn_valued_context_key(key, values):
+            if key in SERVICE_SCOPE_KEYS:
                 service_pinned = True
     return Scope(frozenset(accounts), pinned, service_pinned, frozenset(keys))
 
 
 def _arn_valued_context_key(key: str, values: Iterable[str]) -> bool:
     """Service-specific keys that carry the calling resource's ARN, e.g. CloudWatch Logs'
-    kms:EncryptionContext:aws:logs:arn or lambda:FunctionArn."""
-    return (key.startswith("kms:encryptioncontext:") or key.endswith("arn")) and \
-        all(v.strip().startswith("arn:") for v in values)
+    kms:EncryptionContext:aws:logs:arn."""
+    return key.startswith("kms:encryptioncontext:") and all(v.strip().startswith("arn:") for v in values)
 
 
 def _aws_principals(statement: Statement) -> tuple[str, ...]:

@@ -93,6 +93,8 @@ PUBLIC = {"Effect": "Allow", "Principal": "*", "Action": "sqs:SendMessage", "Res
     ({"StringEquals": {"aws:SourceVpce": "vpce-1a2b3c4d"}}, False),
     ({"StringEquals": {"AWS:PRINCIPALACCOUNT": [ACCOUNT, "*"]}}, True),
     ({"NumericLessThan": {"aws:MultiFactorAuthAge": 3600}, "Bool": {"aws:SecureTransport": True}}, True),
+    ({"StringEquals": {"aws:ResourceAccount": ACCOUNT}}, True),  # names the resource, not the caller
+    ({"ArnLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:eu-west-1:{ACCOUNT}:*"}}, True),  # caller-set
 ])
 def test_public_judgement_by_condition_value(condition, public):
     statement = {**PUBLIC, **({"Condition": condition} if condition else {})}
