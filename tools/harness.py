@@ -31,6 +31,8 @@ import yaml
 from components.facts import GLOBAL_AWS_MODULES
 
 ACCOUNT_ID = "123456789012"
+# The engine's marker for a value not known until the update (pulumi.runtime.rpc.UNKNOWN).
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 PARTITION = "aws"
 # Services whose resources have no region (pulumi-aws v7 gives them no `region` argument).
 GLOBAL_MODULES = GLOBAL_AWS_MODULES
@@ -82,6 +84,9 @@ class StackGraph:
     outputs: dict[str, Any] = field(default_factory=dict)
     # (level, message) of every pulumi.log call, e.g. ("ERROR", "iot-multi-region:regions: ...")
     diagnostics: list[tuple[str, str]] = field(default_factory=list)
+    # True when evaluated as `pulumi preview` sees a first deployment: computed outputs are
+    # unknown (`UNKNOWN`), and so is every input derived from one.
+    preview: bool = False
 
     def of_type(self, type_: str) -> list[RecordedResource]:
         return [r for r in self.resources if r.type == type_]
@@ -274,13 +279,46 @@ def _load_output_modules() -> None:
 
 
 def _default_outputs(r: RecordedResource) -> dict[str, Any]:
+    if isinstance(r.inputs.get("arn"), str):
+        return {}  # an `arn` input (e.g. TopicPolicy's topic) is what the engine echoes back
     kind = r.type.rsplit(":", 1)[-1]
     kind = kind[:1].lower() + kind[1:]
     return {"arn": _arn(r, kind, _physical_name(r))}
 
 
+# Invoke token -> its result, for invokes beyond the built-in ones below; a module of
+# tools/harness_outputs/ registers them with `@register_call("aws:...")`.
+CALL_OUTPUTS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {}
+CallFunction = Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
+def register_call(token: str) -> Callable[[CallFunction], CallFunction]:
+    """Decorator: `fn(args)` answers the invoke `token` as the provider would."""
+    def add(fn: CallFunction) -> CallFunction:
+        if token in CALL_OUTPUTS and CALL_OUTPUTS[token] is not fn:
+            raise ValueError(f"invoke {token} registered twice")
+        CALL_OUTPUTS[token] = fn
+        return fn
+    return add
+
+
+# What the engine's reads answer offline: a stack reference has no outputs we could know.
+STACK_REFERENCE = "pulumi:pulumi:StackReference"
+
+
+def _read_outputs(type_: str, name: str, resource_id: str,
+                  inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """`Resource.get(...)` and `StackReference(...)` reads: the id and the state read."""
+    if type_ == STACK_REFERENCE:
+        stack_name = str(inputs.get("name") or resource_id or name)
+        return stack_name, {"name": stack_name, "outputs": {}, "secretOutputNames": []}
+    return resource_id or name, dict(inputs)
+
+
 def _call_outputs(token: str, args: Mapping[str, Any]) -> dict[str, Any]:
     region = args.get("region") or "us-east-1"
+    if token in CALL_OUTPUTS:
+        return CALL_OUTPUTS[token](args)
     if token == "aws:index/getCallerIdentity:getCallerIdentity":
         return {"accountId": ACCOUNT_ID, "arn": f"arn:{PARTITION}:iam::{ACCOUNT_ID}:user/offline",
                 "userId": "AIDAOFFLINE", "id": ACCOUNT_ID}
@@ -320,10 +358,12 @@ def _comparable(value: Any) -> Any:
         return {type(value).__name__[:1].lower() + type(value).__name__[1:]: value.uri}
     if isinstance(value, pulumi.AssetArchive):
         return {"assetArchive": {k: _comparable(v) for k, v in value.assets.items()}}
+    if isinstance(value, pulumi.output.Unknown):
+        return UNKNOWN  # the engine's sentinel for a value known only after the update
     return value
 
 
-def _new_recorder() -> tuple[Any, list[RecordedResource]]:
+def _new_recorder(preview: bool = False) -> tuple[Any, list[RecordedResource]]:
     import pulumi
     from pulumi.runtime.mocks import MockMonitor
 
@@ -331,7 +371,9 @@ def _new_recorder() -> tuple[Any, list[RecordedResource]]:
 
     class RecordingMocks(pulumi.runtime.Mocks):
         def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
-            return None, {}  # answered by RecordingMonitor, which also sees the parent
+            # Registrations are answered by RecordingMonitor (which also sees the parent);
+            # only reads (`X.get(...)`, StackReference) reach here.
+            return _read_outputs(args.typ, args.name, args.resource_id or "", args.inputs)
 
         def call(self, args: pulumi.runtime.MockCallArgs) -> dict:  # type: ignore[override]
             return _call_outputs(args.token, args.args)
@@ -360,9 +402,17 @@ def _new_recorder() -> tuple[Any, list[RecordedResource]]:
                 resource_id = request.importId or f"{request.name}-{_digest(urn, length=8)}"
             else:
                 computed, resource_id = {}, ""
-            recorded.append(dataclasses.replace(
-                draft, id=resource_id, outputs={**draft.inputs, **computed}))
-            state = {**inputs, **computed}
+            if preview and draft.custom and not request.importId:
+                # A create during preview: the provider answers with the inputs; every
+                # computed output (and the id) stays unknown until the update.
+                unknown = {k: UNKNOWN for k in computed if k not in draft.inputs}
+                recorded.append(dataclasses.replace(
+                    draft, id=UNKNOWN, outputs={**draft.inputs, **unknown}))
+                state, resource_id = dict(inputs), ""
+            else:
+                recorded.append(dataclasses.replace(
+                    draft, id=resource_id, outputs={**draft.inputs, **computed}))
+                state = {**inputs, **computed}
             obj = _sync_await(rpc.serialize_properties(state, {}))
             self.resources[urn] = MockMonitor.ResourceRegistration(urn, resource_id, state)
             return resource_pb2.RegisterResourceResponse(urn=urn, id=resource_id, object=obj)
@@ -389,17 +439,17 @@ def _config_text(value: Any) -> str:
 
 
 def _evaluate_in_context(program: Callable[[], None], project: str, stack: str,
-                         config: Mapping[str, Any]) -> StackGraph:
+                         config: Mapping[str, Any], preview: bool = False) -> StackGraph:
     import pulumi
     from pulumi.runtime import settings as runtime_settings
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
 
-    monitor, recorded = _new_recorder()
+    monitor, recorded = _new_recorder(preview)
     diagnostics: list[tuple[str, str]] = []
     logger = _collecting_logger(diagnostics)
     pulumi.runtime.set_all_config({k: _config_text(v) for k, v in config.items()})
-    pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=False,
+    pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=preview,
                              monitor=monitor, logger=logger)
     root = runtime_settings.get_root_resource()
 
@@ -411,22 +461,24 @@ def _evaluate_in_context(program: Callable[[], None], project: str, stack: str,
         _sync_await(run_pulumi_func(program))
     except Exception as error:
         partial = StackGraph(project=project, stack=stack, resources=list(recorded),
-                             diagnostics=diagnostics)
+                             diagnostics=diagnostics, preview=preview)
         raise ProgramFailed(error, partial) from error
     exports = _sync_await(resolve_exports())
     return StackGraph(project=project, stack=stack, resources=list(recorded), outputs=exports,
-                      diagnostics=diagnostics)
+                      diagnostics=diagnostics, preview=preview)
 
 
 def evaluate(program: Callable[[], None], *, config: Mapping[str, Any] | None = None,
-             project: str = "project", stack: str = "test") -> StackGraph:
+             project: str = "project", stack: str = "test", preview: bool = False) -> StackGraph:
     """Run `program` (a function declaring resources) under recording mocks.
 
     `config` keys are full Pulumi keys (`project:key`); non-string values are JSON-encoded
-    the way the CLI passes structured config.
+    the way the CLI passes structured config. `preview=True` evaluates as `pulumi preview`
+    of a first deployment does (computed outputs unknown).
     """
     context = contextvars.Context()
-    return context.run(_evaluate_in_context, program, project, stack, dict(config or {}))
+    return context.run(_evaluate_in_context, program, project, stack, dict(config or {}),
+                       preview)
 
 
 @dataclass(frozen=True)
@@ -481,7 +533,7 @@ def _program_imports(directory: Path) -> Iterator[None]:
 
 def evaluate_program(program_dir: Path | str, stack: str, *,
                      config_overrides: Mapping[str, Any] | None = None,
-                     drop_keys: tuple[str, ...] = ()) -> StackGraph:
+                     drop_keys: tuple[str, ...] = (), preview: bool = False) -> StackGraph:
     """Evaluate a program directory's `__main__.py` for one of its stacks.
 
     `config_overrides` and `drop_keys` take short (`regions`) or full (`proj:regions`) keys.
@@ -502,7 +554,8 @@ def evaluate_program(program_dir: Path | str, stack: str, *,
         runpy.run_path(str(main), run_name="__main__")
 
     with _program_imports(spec.directory), _lambda_layer_env(spec.directory):
-        return evaluate(program, config=config, project=spec.project, stack=stack)
+        return evaluate(program, config=config, project=spec.project, stack=stack,
+                        preview=preview)
 
 
 LAYER_ENV = "IOTMR_LAMBDA_LAYER_ZIP"
