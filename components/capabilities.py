@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from components import cvm
 from components import jitr
 from components.context import Capability
 
 CAPABILITIES: tuple[Capability[Any], ...] = (
     jitr.CAPABILITY,
+    cvm.CAPABILITY,
 )
 
 
