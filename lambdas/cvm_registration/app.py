@@ -109,7 +109,6 @@ def _route() -> str:
 
 
 @app.post("/registration")
-@tracer.capture_method(capture_response=False)
 def register() -> Response:
     metrics.add_metric(name="RegistrationRequests", unit=MetricUnit.Count, value=1)
     request = parse_body(_body(), RegistrationRequest)
@@ -127,7 +126,6 @@ def register() -> Response:
 
 
 @app.post("/rotation")
-@tracer.capture_method(capture_response=False)
 def rotate() -> Response:
     metrics.add_metric(name="RotationRequests", unit=MetricUnit.Count, value=1)
     request = parse_body(_body(), RotationRequest)

@@ -372,6 +372,13 @@ class IotRegistry:
         call("AttachPolicy", lambda: self._iot.attach_policy(policyName=policy_name,
                                                              target=certificate_arn))
 
+    def detach_policy(self, policy_name: str, certificate_arn: str) -> None:
+        try:
+            self._iot.detach_policy(policyName=policy_name, target=certificate_arn)
+        except ClientError as error:
+            if _code(error) != "ResourceNotFoundException":
+                raise AwsFailure("DetachPolicy", _code(error)) from None
+
     def list_thing_principals(self, thing_name: str) -> list[str]:
         answer = call("ListThingPrincipals",
                       lambda: self._iot.list_thing_principals(thingName=thing_name))
@@ -389,8 +396,9 @@ class IotRegistry:
             certificateId=certificate_id, newStatus=status))
 
     def delete_certificate(self, certificate_id: str) -> None:
-        """forceDelete detaches its policies; a detach from a thing takes a moment to
-        propagate in AWS IoT, so a DeleteConflict is retried a few times."""
+        """forceDelete: also when a policy is still attached (our explicit detach failed); a
+        detach from a thing takes a moment to propagate in AWS IoT, so a DeleteConflict is
+        retried a few times."""
         for attempt in range(self._delete_retries):
             try:
                 self._iot.delete_certificate(certificateId=certificate_id, forceDelete=True)

@@ -196,7 +196,9 @@ class Registrar:
         registry.attach_thing_principal(thing_name, certificate.arn)
         undo.push("detach certificate",
                   lambda: registry.detach_thing_principal(thing_name, certificate.arn))
-        registry.attach_policy(self._config.device_policy_name, certificate.arn)
+        policy = self._config.device_policy_name
+        registry.attach_policy(policy, certificate.arn)
+        undo.push("detach policy", lambda: registry.detach_policy(policy, certificate.arn))
 
         revoke = frozenset({previous.certificate_id}) if previous is not None \
             and previous.certificate_id != certificate.certificate_id else frozenset()

@@ -115,6 +115,8 @@ class Rotator:
             undo.push("detach certificate",
                       lambda: registry.detach_thing_principal(thing_name, certificate.arn))
             registry.attach_policy(config.device_policy_name, certificate.arn)
+            undo.push("detach policy", lambda: registry.detach_policy(
+                config.device_policy_name, certificate.arn))
             self._tables.commit_rotation(request.device_uid, NewInventoryVersion(
                 thing_name=thing_name, certificate=certificate,
                 not_after=not_after(certificate.pem), writer_region=config.region,
