@@ -7,12 +7,17 @@ and the seams where moto is kinder than AWS, made faithful while the world is op
 * DynamoDB conditional writes: moto checks a condition and writes in two Python steps, so two
   threads can both pass it. AWS serialises writes per item; one lock makes moto atomic too
   (the 50-concurrent-requests test would otherwise test moto's race, not ours).
+* DynamoDB transactions: moto backs up every table a transaction touches (a deep copy of all
+  its items) to roll back; its time grows with the table, which AWS's does not. We back up the
+  touched items only and restore them on a cancelled transaction (same outcome, constant
+  cost), so a benchmark measures our code, not the size of a test table.
 * Faults: `FaultPlan` hooks botocore's `before-call` event of the function's session and makes
   the chosen call raise an AWS error; it also counts calls (the benchmark uses the same hook).
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import functools
 import hashlib
@@ -103,6 +108,49 @@ def atomic_dynamodb() -> Iterator[None]:
         for name in _ATOMIC_METHODS:
             stack.enter_context(mock.patch.object(
                 DynamoDBBackend, name, locked(getattr(DynamoDBBackend, name))))
+        yield
+
+
+class _NoTableCopy:
+    """Stands in for the `copy` module inside moto's transaction (table backups skipped)."""
+
+    @staticmethod
+    def deepcopy(value: Any, memo: Any = None) -> Any:
+        return value
+
+
+@contextmanager
+def item_level_transaction_rollback() -> Iterator[None]:
+    from moto.dynamodb import models as dynamodb_models
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    original = DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        touched: list[tuple[Any, DynamoType, Any]] = []
+        for entry in transact_items:
+            _, op = next(iter(entry.items()))
+            table = self.get_table(op["TableName"])
+            if table.range_key_attr is not None:  # not needed by the CVM: keep moto's way
+                return original(self, transact_items)
+            attrs = op.get("Key") or op.get("Item") or {}
+            if table.hash_key_attr not in attrs:
+                return original(self, transact_items)
+            hash_key = DynamoType(attrs[table.hash_key_attr])
+            touched.append((table, hash_key, copy.deepcopy(table.items.get(hash_key))))
+        with mock.patch.object(dynamodb_models, "copy", _NoTableCopy):
+            try:
+                original(self, transact_items)
+            except Exception:
+                for table, hash_key, before in reversed(touched):
+                    if before is None:
+                        table.items.pop(hash_key, None)
+                    else:
+                        table.items[hash_key] = before
+                raise
+
+    with mock.patch.object(DynamoDBBackend, "transact_write_items", transact_write_items):
         yield
 
 
@@ -211,6 +259,7 @@ def cvm_world(*, legacy_batches: tuple[str, ...] = ("LEGACY",)) -> Iterator[CvmW
             "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION}))
         stack.enter_context(mock_aws())
         stack.enter_context(faithful_csr_issuance())
+        stack.enter_context(item_level_transaction_rollback())
         stack.enter_context(atomic_dynamodb())
         ddb = boto3.client("dynamodb", region_name=REGION)
         for table, key in ((PROVISIONING_TABLE, "deviceUid"), (INVENTORY_TABLE, "thingName")):
