@@ -11,6 +11,7 @@ import json
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from lambdas.cvm_registration import app
 from tests.support.cvm_world import REGION, api_event, cvm_world, new_csr, token
@@ -29,7 +30,7 @@ def test_fifty_concurrent_requests_issue_exactly_one_certificate() -> None:
         app.flows()  # one container: clients and salts shared by all threads, as in Lambda
         start = threading.Barrier(CONCURRENT_REQUESTS)
 
-        def register(number: int) -> tuple[int, dict[str, object]]:
+        def register(number: int) -> tuple[int, dict[str, Any]]:
             context = FakeLambdaContext("cvm", f"arn:aws:lambda:{REGION}:123456789012:function:cvm",
                                         aws_request_id=f"request-{number}")
             event = api_event(body)

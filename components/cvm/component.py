@@ -336,8 +336,8 @@ class CertificateVendingMachine(pulumi.ComponentResource):
         # --- WAF -------------------------------------------------------------------------------------
         waf_name = f"{prefix}-cvm"
 
-        def visibility(metric: str) -> aws.wafv2.WebAclVisibilityConfigArgs:
-            return aws.wafv2.WebAclVisibilityConfigArgs(
+        def visibility(metric: str) -> aws.wafv2.WebAclRuleVisibilityConfigArgs:
+            return aws.wafv2.WebAclRuleVisibilityConfigArgs(
                 cloudwatch_metrics_enabled=True, sampled_requests_enabled=True,
                 metric_name=metric)
 
@@ -354,7 +354,8 @@ class CertificateVendingMachine(pulumi.ComponentResource):
         for priority, group in enumerate(WAF_MANAGED_RULE_GROUPS, start=1):
             rules.append(aws.wafv2.WebAclRuleArgs(
                 name=group, priority=priority,
-                override_action=aws.wafv2.WebAclRuleOverrideActionArgs(none={}),
+                override_action=aws.wafv2.WebAclRuleOverrideActionArgs(
+                    none=aws.wafv2.WebAclRuleOverrideActionNoneArgs()),
                 statement=aws.wafv2.WebAclRuleStatementArgs(
                     managed_rule_group_statement=aws.wafv2
                     .WebAclRuleStatementManagedRuleGroupStatementArgs(
@@ -363,11 +364,15 @@ class CertificateVendingMachine(pulumi.ComponentResource):
         self.web_acl = aws.wafv2.WebAcl(
             f"{name}-waf", region=region, name=waf_name, scope="REGIONAL",
             description="CVM: per-IP rate limit and AWS managed rules",
-            default_action=aws.wafv2.WebAclDefaultActionArgs(allow={}),
+            default_action=aws.wafv2.WebAclDefaultActionArgs(
+                allow=aws.wafv2.WebAclDefaultActionAllowArgs()),
             custom_response_bodies=[aws.wafv2.WebAclCustomResponseBodyArgs(
                 key=WAF_THROTTLED_BODY_KEY, content_type="APPLICATION_JSON",
                 content=_gateway_body(429, '"too many requests; retry later"'))],
-            rules=rules, visibility_config=visibility(waf_name), tags=tags, opts=child)
+            rules=rules, visibility_config=aws.wafv2.WebAclVisibilityConfigArgs(
+                cloudwatch_metrics_enabled=True, sampled_requests_enabled=True,
+                metric_name=waf_name),
+            tags=tags, opts=child)
         self.web_acl_association = aws.wafv2.WebAclAssociation(
             f"{name}-waf-association", region=region, resource_arn=self.stage.arn,
             web_acl_arn=self.web_acl.arn, opts=child)

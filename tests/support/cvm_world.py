@@ -172,8 +172,9 @@ class FaultPlan:
             self.calls.append(model.name)
             number = len(self.calls)
         if number == self.fail_at or model.name == self.fail_operation:
-            raise ClientError({"Error": {"Code": self.code, "Message": "injected"},
-                               "ResponseMetadata": {"HTTPStatusCode": 503}}, model.name)
+            response: Any = {"Error": {"Code": self.code, "Message": "injected"},
+                             "ResponseMetadata": {"HTTPStatusCode": 503}}
+            raise ClientError(response, model.name)
 
     def session(self) -> boto3.session.Session:
         session = boto3.session.Session(region_name=REGION)

@@ -190,7 +190,7 @@ class DynamoDeviceTables:
             answer = self._ddb.update_item(**claim_request(self._records, claim))
         except ClientError as error:
             if _code(error) == "ConditionalCheckFailedException":
-                old = error.response.get("Item")
+                old: Any = error.response.get("Item")  # ReturnValuesOnConditionCheckFailure
                 raise ClaimRefused(record_from_item(old) if old else None) from None
             raise AwsFailure("UpdateItem(claim)", _code(error)) from None
         except BotoCoreError as error:

@@ -84,6 +84,8 @@ def parse_body(body: str | None, model: type[Model]) -> Model:
     if not body.lstrip().startswith("{"):
         raise MalformedRequest("body", "must be a JSON object")
     try:
-        return parse(event=body, model=model)  # type: ignore[arg-type]
+        # `parse` validates JSON text as well (pydantic's validate_json): one pass, and a
+        # JSON syntax error is a ValidationError like any other.
+        return parse(event=body, model=model)  # type: ignore[call-overload]
     except ValidationError as error:
         raise _first_problem(error) from None
