@@ -18,6 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
+from components.edge.settings import IotAccountSettings, parse as parse_iot_account_settings
 from components.facts import DEFAULT_TLS_SECURITY_POLICY, TLS_SECURITY_POLICIES
 
 PROJECT = "iot-multi-region"
@@ -53,6 +54,7 @@ KNOWN_KEYS: tuple[str, ...] = (
     "importedServerCertificateArns",
     "importedValidationCertificateArns",
     "capabilities",
+    "iotAccountSettings",
 )
 REQUIRED_KEYS: tuple[str, ...] = (
     "appName",
@@ -93,6 +95,8 @@ class StackConfig:
     # parsed settings of each (its own config section; None when it takes none).
     capabilities: tuple[str, ...] = ()
     capability_settings: Mapping[str, Any] = field(default_factory=dict)
+    # Who owns the account-wide IoT settings (components/edge/settings.py).
+    iot_account_settings: IotAccountSettings = field(default_factory=IotAccountSettings)
 
     @property
     def replica_regions(self) -> tuple[str, ...]:
@@ -394,6 +398,9 @@ def parse_stack_config(
 
     ca_pem = _read_ca_pem(raw, project_dir, problems, now)
     capabilities, capability_settings = _capabilities(raw, problems)
+    iot_account_settings = parse_iot_account_settings(
+        raw.get("iotAccountSettings"),
+        lambda f, m: problems.add(f"iotAccountSettings.{f}" if f else "iotAccountSettings", m))
 
     if problems.lines:
         raise ConfigError(problems.lines)
@@ -414,6 +421,7 @@ def parse_stack_config(
         imported_validation_certificate_arns=validation_arns,
         capabilities=capabilities,
         capability_settings=capability_settings,
+        iot_account_settings=iot_account_settings,
     )
 
 

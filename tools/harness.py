@@ -51,6 +51,9 @@ class RecordedResource:
     # What the engine would know after the create: the id and inputs + computed outputs.
     id: str = ""
     outputs: Mapping[str, Any] = field(default_factory=dict)
+    # Resource options the engine acts on at update/delete time (deleteBeforeReplace,
+    # retainOnDelete, ignoreChanges, importId, protect), as the request carried them.
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def module(self) -> str:
@@ -347,7 +350,11 @@ def _new_recorder() -> tuple[Any, list[RecordedResource]]:
             draft = RecordedResource(
                 type=request.type, name=request.name, urn=urn, inputs=_comparable(inputs),
                 parent_urn=request.parent or None, custom=bool(request.custom),
-                provider=request.provider or None)
+                provider=request.provider or None,
+                options={"deleteBeforeReplace": bool(request.deleteBeforeReplace),
+                         "retainOnDelete": bool(request.retainOnDelete),
+                         "ignoreChanges": list(request.ignoreChanges),
+                         "importId": request.importId, "protect": bool(request.protect)})
             if draft.custom:
                 computed = COMPUTED_OUTPUTS.get(draft.type, _default_outputs)(draft)
                 resource_id = request.importId or f"{request.name}-{_digest(urn, length=8)}"

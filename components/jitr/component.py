@@ -2,12 +2,14 @@
 
 AWS IoT registers an unknown certificate issued by our (auto-registration enabled) CA as
 PENDING_ACTIVATION and publishes to `$aws/events/certificates/registered/<caId>`. A topic
-rule on exactly that topic starts a Standard state machine which checks the certificate,
-consults the device inventory (this region's global-table replica), creates the thing,
-attaches certificate and device policy, activates the certificate and records the device,
-undoing its own changes on failure. When the inventory already holds the device (it
-registered in another region first) the machine converges this region instead of stopping.
-Events the rule cannot deliver land in a KMS-encrypted dead-letter queue. See components/jitr/README.md.
+rule on exactly that topic starts a Standard state machine which first checks that AWS IoT
+registered the certificate under *this region's* CA (the id is rendered into the
+definition), then checks the certificate, consults the device inventory (this region's
+global-table replica), creates or joins the thing, attaches certificate and device policy,
+activates the certificate and records the device, undoing its own changes on failure. When
+the inventory already holds the device (it registered in another region first) the machine
+converges this region instead of stopping. Events the rule cannot deliver land in a
+KMS-encrypted dead-letter queue. See components/jitr/README.md.
 """
 
 from __future__ import annotations
@@ -60,11 +62,14 @@ def topic_rule_sql(ca_certificate_id: str) -> str:
     return f"SELECT * FROM '$aws/events/certificates/registered/{ca_certificate_id}'"
 
 
-def state_machine_definition(*, region: str, check_function_arn: str, table_name: str,
-                             device_policy_name: str, retry_interval_seconds: int = 1,
-                             retry_max_attempts: int = 6) -> str:
+def state_machine_definition(*, region: str, ca_certificate_id: str, check_function_arn: str,
+                             table_name: str, device_policy_name: str,
+                             retry_interval_seconds: int = 1, retry_max_attempts: int = 6) -> str:
+    """The JITR machine for one region. `ca_certificate_id` is this region's registration of
+    our CA: the machine changes no certificate AWS IoT registered under any other CA."""
     return render(
         DEFINITION,
+        ca_certificate_id=ca_certificate_id,
         check_function_arn=check_function_arn,
         inventory_table_name=table_name,
         device_policy_name=device_policy_name,
@@ -89,6 +94,18 @@ def rule_role_policy(*, state_machine_arn: str, queue_arn: str, key_arn: str,
 
 def state_machine_role_policy(*, partition: str, region: str, account_id: str,
                               table_arn: str, function_arn: str) -> str:
+    """Exactly the calls the definition makes, each as narrow as IAM can express.
+
+    What IAM cannot express, stated honestly: `iot:UpdateCertificate`, `iot:AttachPolicy`,
+    `iot:DetachPolicy` and `iot:DescribeCertificate` authorise against `cert/*` only (the
+    Service Authorization Reference offers no condition on the certificate's CA, and
+    AttachPolicy checks the target, not the IoT policy). The control is in the definition:
+    it compares the *described* certificate's CA id with this region's CA before any write,
+    and names only the device policy. Likewise `iot:DeleteThing` offers no condition key at
+    all (things carry no tags), so it is `thing/*` of this account and region; the
+    definition deletes only a thing whose owner-token attribute it wrote itself, with
+    `ExpectedVersion`.
+    """
     iot = f"arn:{partition}:iot:{region}:{account_id}"
     return policy_document([
         {"Sid": "Certificates", "Effect": "Allow",
@@ -100,16 +117,37 @@ def state_machine_role_policy(*, partition: str, region: str, account_id: str,
          "Resource": f"{iot}:cert/*",
          "Condition": {"ArnLike": {"iot:thingArn": f"{iot}:thing/*"}}},
         {"Sid": "Things", "Effect": "Allow",
-         "Action": ["iot:CreateThing", "iot:DeleteThing", "iot:DescribeThing"],
+         "Action": ["iot:CreateThing", "iot:DeleteThing", "iot:DescribeThing",
+                    "iot:ListThingPrincipals"],
          "Resource": f"{iot}:thing/*"},
+        # No DeleteItem/UpdateItem: the first write is the only one JITR makes.
         {"Sid": "Inventory", "Effect": "Allow",
          "Action": ["dynamodb:GetItem", "dynamodb:PutItem"], "Resource": table_arn},
         {"Sid": "CheckCertificate", "Effect": "Allow", "Action": "lambda:InvokeFunction",
          "Resource": function_arn},
+        # The log-delivery actions and Resource "*" exactly as AWS documents them for a state
+        # machine that logs to CloudWatch Logs: "Logging using CloudWatch Logs", section
+        # "IAM policies for logging to CloudWatch Logs",
+        # https://docs.aws.amazon.com/step-functions/latest/dg/cw-logs.html
+        # (these CloudWatch Logs APIs have no resource-level permissions).
         {"Sid": "LogDelivery", "Effect": "Allow", "Action": list(SFN_LOG_DELIVERY_ACTIONS),
          "Resource": "*"},
+        # X-Ray has no resource-level permissions.
         {"Sid": "Tracing", "Effect": "Allow", "Action": list(XRAY_ACTIONS), "Resource": "*"},
     ])
+
+
+def lambda_trust_policy(account_id: str) -> str:
+    """Lambda's execution-role trust: the service principal for this account only.
+
+    No `aws:SourceArn`: AWS documents the execution role's trust as naming the Lambda
+    service principal ("Defining Lambda function permissions with an execution role",
+    https://docs.aws.amazon.com/lambda/latest/dg/lambda-intro-execution-role.html) and does
+    not document `aws:SourceArn` for it; limiting which function uses a role is done with
+    `lambda:SourceFunctionArn` in identity policies
+    (https://docs.aws.amazon.com/lambda/latest/dg/permissions-source-function-arn.html).
+    """
+    return service_trust_policy("lambda.amazonaws.com", account_id)
 
 
 def check_function_role_policy(*, log_group_arn: str, key_arn: str,
@@ -154,9 +192,7 @@ class JitrPipeline(pulumi.ComponentResource):
             tags=tags, opts=child)
         self.check_role = aws.iam.Role(
             f"{name}-check-role", name=f"{function_name}-fn",
-            assume_role_policy=pulumi.Output.all(partition, account_id).apply(
-                lambda v: service_trust_policy("lambda.amazonaws.com", v[1],
-                                 f"arn:{v[0]}:lambda:{region}:{v[1]}:function:{function_name}")),
+            assume_role_policy=pulumi.Output.from_input(account_id).apply(lambda_trust_policy),
             tags=tags, opts=child)
         aws.iam.RolePolicy(
             f"{name}-check-policy", role=self.check_role.id, name="certificate-check",
@@ -216,11 +252,12 @@ class JitrPipeline(pulumi.ComponentResource):
         self.state_machine = aws.sfn.StateMachine(
             f"{name}-machine", region=region, name=machine_name, type="STANDARD",
             role_arn=self.machine_role.arn,
-            definition=pulumi.Output.all(self.check_function.arn, args.inventory.name,
-                                         args.device_policy_name).apply(
+            definition=pulumi.Output.all(args.ca_certificate_id, self.check_function.arn,
+                                         args.inventory.name, args.device_policy_name).apply(
                 lambda v: state_machine_definition(
-                    region=region, check_function_arn=v[0], table_name=v[1],
-                    device_policy_name=v[2], retry_interval_seconds=args.retry_interval_seconds,
+                    region=region, ca_certificate_id=v[0], check_function_arn=v[1],
+                    table_name=v[2], device_policy_name=v[3],
+                    retry_interval_seconds=args.retry_interval_seconds,
                     retry_max_attempts=args.retry_max_attempts)),
             logging_configuration=aws.sfn.StateMachineLoggingConfigurationArgs(
                 level="ALL", include_execution_data=True,

@@ -12,9 +12,21 @@ Lambda code without Docker. This adapter patches exactly those seams of
 * `aws-sdk` error names: AWS reports `<Service>.<Code>` with an `Exception` suffix
   (`Iot.ResourceNotFoundException`); moto reports the exception class name.
 * `lambda:invoke`: calls the registered Python handler in-process.
+* Choice rules: AWS fails the execution with `States.Runtime` when a rule other than
+  `IsPresent` reads a path that is not in the input; moto quietly treats the rule as false.
+  We fail as AWS does, so an unguarded optional path shows up in an executed test.
 
 It also records every service call and can inject faults: `fail("iot", "attachPolicy",
-"InternalFailureException")` makes the next matching call raise that AWS error.
+"InternalFailureException")` makes the next matching call raise that AWS error, and
+`before("iot", "attachPolicy", callback)` runs `callback(parameters)` just before the next
+matching call (outside the adapter's lock, so it may even run another execution: that is
+how tests stage a race at an exact point), and
+`interrupt("iot", "updateCertificate")` lets the next matching call take effect and then
+stops the execution there (as `StopExecution` or a timeout would: ABORTED, no Catch, no
+rollback), which is how tests leave the registry the way an interrupted run does.
+
+Results follow the operation's output shape: structure members get AWS's upper-case first
+letter, map keys (data, e.g. a thing's attribute names) are kept as they are.
 """
 
 from __future__ import annotations
@@ -25,14 +37,36 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from unittest import mock
 
+import boto3
 import botocore.session
 from botocore.exceptions import ClientError
 from botocore.model import ListShape, MapShape, Shape, StructureShape
 
+from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+    FailureEvent,
+    FailureEventException,
+)
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import (
+    StatesErrorName,
+)
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+    StatesErrorNameType,
+)
+from moto.stepfunctions.parser.asl.component.state.choice.comparison import (
+    comparison_variable as comparison_variable_module,
+)
+from moto.stepfunctions.parser.asl.component.state.choice.comparison.comparison_operator_type import (
+    ComparisonOperatorType,
+)
+from moto.stepfunctions.parser.asl.component.state.choice.comparison.variable import (
+    NoSuchVariable,
+)
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service_aws_sdk as aws_sdk_module,
 )
@@ -62,6 +96,17 @@ class Fault:
     skip: int = 0  # matching calls to let through first
     times: int = 1  # how many matching calls fail (then the fault is spent)
     fired: int = 0
+    interrupt: bool = False  # let the call happen, then stop the execution (no error)
+
+
+@dataclass
+class Hook:
+    service: str
+    action: str
+    callback: Callable[[dict[str, Any]], None]
+    when: Callable[[dict[str, Any]], bool] | None = None
+    times: int = 1
+    fired: int = 0
 
 
 @dataclass(frozen=True)
@@ -79,9 +124,9 @@ class FakeLambdaContext:
 
 
 def _client_error(code: str, operation: str, message: str = "injected by the test") -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": message},
-                        "ResponseMetadata": {"HTTPStatusCode": 400, "RequestId": "injected"}},
-                       operation)
+    response: Any = {"Error": {"Code": code, "Message": message},
+                      "ResponseMetadata": {"HTTPStatusCode": 400, "RequestId": "injected"}}
+    return ClientError(response, operation)
 
 
 class _Shapes:
@@ -114,12 +159,20 @@ def to_boto_parameters(value: Any, shape: Shape | None) -> Any:
     return value
 
 
-def to_sfn_result(value: Any) -> Any:
-    """botocore result -> what an aws-sdk task returns on AWS (capitalised members, strings)."""
+def to_sfn_result(value: Any, shape: Shape | None = None) -> Any:
+    """botocore result -> what an aws-sdk task returns on AWS (capitalised members, strings).
+
+    With the output `shape`, only structure members are capitalised; map keys are data and
+    stay as they are. Without it, every key is capitalised (the shape is unknown)."""
     if isinstance(value, dict):
-        return {(k[:1].upper() + k[1:]): to_sfn_result(v) for k, v in value.items()}
+        if isinstance(shape, MapShape):
+            return {k: to_sfn_result(v, shape.value) for k, v in value.items()}
+        members = shape.members if isinstance(shape, StructureShape) else {}
+        return {(k[:1].upper() + k[1:]): to_sfn_result(v, members.get(k) if shape else None)
+                for k, v in value.items()}
     if isinstance(value, list):
-        return [to_sfn_result(v) for v in value]
+        member = shape.member if isinstance(shape, ListShape) else None
+        return [to_sfn_result(v, member) for v in value]
     if isinstance(value, dt.datetime):
         return value.isoformat()
     if isinstance(value, bytes):
@@ -135,6 +188,7 @@ class SfnAdapter:
         self.lambda_handlers = dict(lambda_handlers or {})
         self.calls: list[Call] = []
         self.faults: list[Fault] = []
+        self.hooks: list[Hook] = []
         self._lock = threading.Lock()
         self._shapes = _Shapes()
 
@@ -146,10 +200,35 @@ class SfnAdapter:
         self.faults.append(fault)
         return fault
 
+    def before(self, service: str, action: str, callback: Callable[[dict[str, Any]], None],
+               *, times: int = 1, when: Callable[[dict[str, Any]], bool] | None = None) -> Hook:
+        """Run `callback(parameters)` just before the next `times` matching calls."""
+        hook = Hook(service, action, callback, when=when, times=times)
+        self.hooks.append(hook)
+        return hook
+
+    def interrupt(self, service: str, action: str, *, skip: int = 0,
+                  when: Callable[[dict[str, Any]], bool] | None = None) -> Fault:
+        """The next matching call takes effect, then its execution stops (ABORTED)."""
+        fault = Fault(service, action, "Interrupted", when=when, skip=skip, interrupt=True)
+        self.faults.append(fault)
+        return fault
+
     def calls_to(self, service: str, action: str) -> list[Call]:
         return [c for c in self.calls if c.service == service and c.action == action]
 
-    def _record_and_maybe_fail(self, service: str, action: str, parameters: dict[str, Any]) -> None:
+    def _record_and_maybe_fail(self, service: str, action: str,
+                               parameters: dict[str, Any]) -> Fault | None:
+        """Runs hooks, records the call; raises an injected error, or returns an interrupt."""
+        for hook in self.hooks:
+            with self._lock:
+                due = ((hook.service, hook.action) == (service, action)
+                       and hook.fired < hook.times
+                       and (hook.when is None or hook.when(parameters)))
+                if due:
+                    hook.fired += 1
+            if due:
+                hook.callback(parameters)
         with self._lock:
             self.calls.append(Call(service, action, json.loads(json.dumps(parameters,
                                                                           default=str))))
@@ -162,7 +241,19 @@ class SfnAdapter:
                     fault.skip -= 1
                     continue
                 fault.fired += 1
+                if fault.interrupt:
+                    return fault
                 raise _client_error(fault.code, action)
+        return None
+
+    @staticmethod
+    def _stop(env: Any) -> None:
+        """StopExecution on this execution, sent while the current state runs (after its
+        call took effect): no further state runs, no Catch, no rollback; ABORTED."""
+        execution_arn = env.states.context_object.context_object_data["Execution"]["Id"]
+        region = execution_arn.split(":")[3]
+        boto3.client("stepfunctions", region_name=region).stop_execution(
+            executionArn=execution_arn, error="Test.Interrupted", cause="interrupted by the test")
 
     # -- patched seams ---------------------------------------------------------------------
 
@@ -170,7 +261,7 @@ class SfnAdapter:
                       normalised_parameters: dict, state_credentials: Any) -> None:
         service = task.resource.api_name
         action = task.resource.api_action
-        self._record_and_maybe_fail(service, action, normalised_parameters)
+        interrupt = self._record_and_maybe_fail(service, action, normalised_parameters)
         operation = self._shapes.operation(task._get_boto_service_name(), action)
         parameters = to_boto_parameters(normalised_parameters, operation.input_shape)
         client = aws_sdk_module.boto_client_for(service=task._get_boto_service_name(),
@@ -178,22 +269,27 @@ class SfnAdapter:
                                                 state_credentials=state_credentials)
         response = getattr(client, task._get_boto_service_action())(**parameters) or {}
         response.pop("ResponseMetadata", None)
-        env.stack.append(to_sfn_result(response))
+        env.stack.append(to_sfn_result(response, operation.output_shape))
+        if interrupt is not None:
+            self._stop(env)
 
     def _dynamodb_task(self, original: Callable[..., None]) -> Callable[..., None]:
         adapter = self
 
         def run(task: Any, env: Any, resource_runtime_part: Any, normalised_parameters: dict,
                 state_credentials: Any) -> None:
-            adapter._record_and_maybe_fail("dynamodb", task.resource.api_action,
-                                           normalised_parameters)
+            interrupt = adapter._record_and_maybe_fail("dynamodb", task.resource.api_action,
+                                                       normalised_parameters)
             original(task, env, resource_runtime_part, normalised_parameters, state_credentials)
+            if interrupt is not None:
+                adapter._stop(env)
 
         return run
 
     def _invoke_lambda(self, parameters: dict, region: str, state_credentials: Any) -> dict:
         payload = json.loads(parameters.get("Payload") or b"{}")
-        self._record_and_maybe_fail("lambda", "invoke", {**parameters, "Payload": payload})
+        if self._record_and_maybe_fail("lambda", "invoke", {**parameters, "Payload": payload}):
+            raise NotImplementedError("interrupt() supports aws-sdk and dynamodb tasks only")
         function = parameters["FunctionName"]
         handler = self.lambda_handlers.get(function)
         if handler is None:
@@ -208,6 +304,23 @@ class SfnAdapter:
                     "Payload": {"errorType": type(err).__name__, "errorMessage": str(err)}}
         return {"StatusCode": 200, "ExecutedVersion": "$LATEST",
                 "Payload": json.loads(json.dumps(result))}
+
+    @staticmethod
+    def _choice_comparison(comparison: Any, env: Any) -> None:
+        """A Choice rule as AWS evaluates it: reading a missing path is States.Runtime."""
+        comparison.variable.eval(env)
+        value = env.stack[-1]
+        operator = comparison.comparison_function.operator_type
+        if isinstance(value, NoSuchVariable) and operator != ComparisonOperatorType.IsPresent:
+            cause = (f"Invalid path '{comparison.variable.string_sampler.literal_value}': The "
+                     "choice state's condition path references an invalid value.")
+            raise FailureEventException(failure_event=FailureEvent(
+                env=env, error_name=StatesErrorName(typ=StatesErrorNameType.StatesRuntime),
+                event_type=HistoryEventType.TaskFailed,
+                event_details=cast(EventDetails, {
+                    "taskFailedEventDetails": TaskFailedEventDetails(
+                        error=StatesErrorNameType.StatesRuntime.to_name(), cause=cause)})))
+        comparison.comparison_function.eval(env)
 
     @staticmethod
     def _error_service_name(service_name: str) -> str:
@@ -243,4 +356,7 @@ class SfnAdapter:
                 self._dynamodb_task(dynamodb_cls._eval_service_task)))
             stack.enter_context(mock.patch.object(
                 lambda_eval_utils, "_invoke_lambda_function", self._invoke_lambda))
+            stack.enter_context(mock.patch.object(
+                comparison_variable_module.ComparisonVariable, "_eval_body",
+                self._choice_comparison))
             yield self
