@@ -332,3 +332,31 @@ def test_device_policy_is_the_configured_one(world: CvmWorld) -> None:
     [certificate] = world.certificates()
     policies = world.iot.list_attached_policies(target=certificate["certificateArn"])["policies"]
     assert [p["policyName"] for p in policies] == [DEVICE_POLICY]
+
+
+def test_a_takeover_revokes_what_the_dead_invocation_left_on_the_thing(world: CvmWorld) -> None:
+    """An invocation died (timeout) after CreateThing/CreateCertificate/Attach: the next claim
+    finds the thing (CreateThing with another claim attribute fails, as in AWS), revokes and
+    detaches the undelivered certificate, and registers with a new one."""
+    import time
+
+    world.add_device("DEVICE001", "LEGACY")
+    world.iot.create_thing(thingName="DEVICE001", attributePayload={"attributes": {
+        "deviceUid": "DEVICE001", "batch": "LEGACY", "onboarding": "CVM", "claim": "dead"}})
+    leftover = world.iot.create_keys_and_certificate(setAsActive=True)
+    world.iot.attach_thing_principal(thingName="DEVICE001", principal=leftover["certificateArn"],
+                                     thingPrincipalType="EXCLUSIVE_THING")
+    world.ddb.update_item(
+        TableName=PROVISIONING_TABLE, Key={"deviceUid": {"S": "DEVICE001"}},
+        UpdateExpression="SET registrationState = :c, claimId = :i, claimedAt = :t",
+        ExpressionAttributeValues={":c": {"S": "CLAIMED"}, ":i": {"S": "dead"},
+                                   ":t": {"N": str(int(time.time() * 1000) - 120_000)}})
+
+    status, body = call({"device_uid": "DEVICE001", "device_token": SEED_TOKEN})
+    assert status == 200, body
+    statuses = {c["certificateId"]: c["status"] for c in world.certificates()}
+    assert statuses == {leftover["certificateId"]: "REVOKED",
+                        body["payload"]["certificate_id"]: "ACTIVE"}
+    assert len(world.thing_principals("DEVICE001")) == 1
+    assert leftover["certificateArn"] not in world.thing_principals("DEVICE001")
+    assert world.inventory("DEVICE001")["version"] == {"N": "1"}

@@ -1,6 +1,9 @@
 """A moto account for the CVM: tables, salts secret, device policy, the function's environment,
 and the seams where moto is kinder than AWS, made faithful while the world is open.
 
+AWS IoT's registry rules (REVOKED is final, EXCLUSIVE_THING, CreateThing with another
+configuration fails) come from tests/support/faithful_iot.py; the CVM adds:
+
 * CreateCertificateFromCsr: moto signs a certificate for a *fresh* RSA key and throws the
   CSR's key away. AWS certifies the CSR's public key (that is the point of the CSR path), so
   we issue from the CSR's key and subject, signed by a stand-in Amazon issuer.
@@ -40,6 +43,7 @@ from cryptography.x509.oid import NameOID
 from moto import mock_aws
 
 from lambdas.cvm_registration import app as cvm_app
+from tests.support.faithful_iot import faithful_iot
 from lambdas.cvm_registration.config import Config
 
 REGION = "eu-west-1"
@@ -259,6 +263,7 @@ def cvm_world(*, legacy_batches: tuple[str, ...] = ("LEGACY",)) -> Iterator[CvmW
             "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION}))
         stack.enter_context(mock_aws())
+        stack.enter_context(faithful_iot())
         stack.enter_context(faithful_csr_issuance())
         stack.enter_context(item_level_transaction_rollback())
         stack.enter_context(atomic_dynamodb())
