@@ -11,8 +11,9 @@
    region, onboarding CVM) and marks the record REGISTERED, only while the claim is ours.
 
 Six AWS calls on the CSR path (the salts are cached). Any failure after the claim undoes, newest
-first: detach, deactivate + delete the certificate, delete the thing we created, release the
-claim; the device gets 503 (or 409) and a retry starts from a clean slate.
+first: detach the policy and the thing, deactivate + delete the certificate, delete the thing
+if this attempt created it, release the claim; the device gets 503 (or 409) and a retry
+starts from a clean slate.
 """
 
 from __future__ import annotations
