@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from typing import Any
 
 import pytest
@@ -240,8 +241,6 @@ def test_a_proven_device_learns_registered_or_in_progress_as_409(world: CvmWorld
 
 
 def test_a_fresh_claim_is_409_and_a_stale_one_is_taken_over(world: CvmWorld) -> None:
-    import time
-
     world.add_device("DEVICE001", "LEGACY")
     request = {"device_uid": "DEVICE001", "device_token": SEED_TOKEN}
 
@@ -338,8 +337,6 @@ def test_a_takeover_revokes_what_the_dead_invocation_left_on_the_thing(world: Cv
     """An invocation died (timeout) after CreateThing/CreateCertificate/Attach: the next claim
     finds the thing (CreateThing with another claim attribute fails, as in AWS), revokes and
     detaches the undelivered certificate, and registers with a new one."""
-    import time
-
     world.add_device("DEVICE001", "LEGACY")
     world.iot.create_thing(thingName="DEVICE001", attributePayload={"attributes": {
         "deviceUid": "DEVICE001", "batch": "LEGACY", "onboarding": "CVM", "claim": "dead"}})

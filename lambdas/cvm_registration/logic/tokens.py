@@ -62,10 +62,6 @@ class SaltBook:
             raise SaltBookError(f"salts secret is malformed ({type(error).__name__})") from None
         return cls(salts)
 
-    def current(self, batch: str) -> SaltRef | None:
-        versions = [ref for ref in self.salts if ref.batch == batch]
-        return max(versions) if versions else None
-
 
 def match_salt(book: SaltBook, uid: str, uid2: str | None, presented: str) -> SaltRef | None:
     """The salt whose token for this identity equals `presented`; None when none does."""
