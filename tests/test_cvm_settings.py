@@ -29,13 +29,13 @@ def test_every_field_is_read() -> None:
         "provisioningDomain": "Register.Example.COM.", "wafRateLimit": "300",
         "throttleRateLimit": 2.5, "throttleBurstLimit": 5, "legacyBatches": ["B1", "B.2"],
         "thingNamePrefix": "thing_", "reservedConcurrency": 10, "successRateAlarmPercent": 80,
-        "attemptsPerDeviceAlarm": 2})
+        "attemptsPerDeviceAlarm": 2, "apiGatewayAccount": "manage"})
     assert problems == []
     assert settings == CvmSettings(
         provisioning_domain="register.example.com", waf_rate_limit=300,
         throttle_rate_limit=2.5, throttle_burst_limit=5, legacy_batches=("B1", "B.2"),
         thing_name_prefix="thing_", reserved_concurrency=10, success_rate_alarm_percent=80,
-        attempts_per_device_alarm=2.0)
+        attempts_per_device_alarm=2.0, manage_api_gateway_account=True)
 
 
 def test_each_bad_field_is_one_problem() -> None:
@@ -43,16 +43,17 @@ def test_each_bad_field_is_one_problem() -> None:
         "provisioningDomain": "localhost", "wafRateLimit": True, "throttleRateLimit": 0,
         "throttleBurstLimit": 0, "legacyBatches": "B1", "thingNamePrefix": "has space",
         "reservedConcurrency": -1, "successRateAlarmPercent": 101,
-        "attemptsPerDeviceAlarm": 0.5, "rootCaBundleFile": ""})
+        "attemptsPerDeviceAlarm": 0.5, "rootCaBundleFile": "", "apiGatewayAccount": "adopt"})
     fields = [p.split(":")[0] for p in problems]
     assert sorted(fields) == sorted([
         "provisioningDomain", "wafRateLimit", "throttleRateLimit", "throttleBurstLimit",
         "legacyBatches", "thingNamePrefix", "rootCaBundleFile", "reservedConcurrency",
-        "successRateAlarmPercent", "attemptsPerDeviceAlarm"])
+        "successRateAlarmPercent", "attemptsPerDeviceAlarm", "apiGatewayAccount"])
     assert parsed(["not", "an", "object"])[1] == [
         ": must be an object with the fields provisioningDomain, wafRateLimit, "
         "throttleRateLimit, throttleBurstLimit, legacyBatches, thingNamePrefix, "
-        "rootCaBundleFile, reservedConcurrency, successRateAlarmPercent, attemptsPerDeviceAlarm"]
+        "rootCaBundleFile, reservedConcurrency, successRateAlarmPercent, attemptsPerDeviceAlarm, "
+        "apiGatewayAccount"]
 
 
 def test_root_ca_bundle_file_is_read_and_checked(tmp_path: Path) -> None:

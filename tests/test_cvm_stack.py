@@ -101,9 +101,14 @@ def test_stage_traces_logs_to_kms_and_is_throttled(stack: Any) -> None:
         settings = throttling.inputs["settings"]
         assert (settings["throttlingRateLimit"], settings["throttlingBurstLimit"]) == (20, 40)
         assert settings["dataTraceEnabled"] is False and settings["loggingLevel"] == "OFF"
+        # The stacks own API Gateway's account setting (apiGatewayAccount: manage).
         account = in_region(graph, f"{APIGW}/account:Account", region, "-api-account")
         role = in_region(graph, "aws:iam/role:Role", region, "-api-logging-role")
         assert account.inputs["cloudwatchRoleArn"] == role.outputs["arn"]
+        logging_policy = in_region(graph, "aws:iam/rolePolicy:RolePolicy", region,
+                                   "-api-logging-policy")
+        writes = next(s for s in statements(logging_policy) if s["Sid"] == "WriteAccessLogs")
+        assert writes["Resource"] == f"{logs.outputs['arn']}:log-stream:*"
 
 
 def test_waf_guards_the_stage_with_a_rate_rule_and_managed_groups(stack: Any) -> None:
@@ -256,6 +261,16 @@ def test_cvm_settings_reach_the_graph() -> None:
         assert (settings["throttlingRateLimit"], settings["throttlingBurstLimit"]) == (5, 10)
         assert in_region(graph, f"{APIGW}/domainName:DomainName", region, "-domain").inputs[
             "domainName"] == "register.dev.example.com"
+    # Without apiGatewayAccount: manage, the account-wide setting is left alone.
+    assert not [r for r in graph.of_type(f"{APIGW}/account:Account")]
+
+
+def test_stacks_evaluate_without_a_cvm_section() -> None:
+    graph = evaluate_program(PROJECT_DIR, "prod", drop_keys=("cvm",))
+    regions = configured_regions("prod")
+    stages = [r for r in graph.of_type(f"{APIGW}/stage:Stage") if "-cvm" in r.name]
+    assert sorted(str(r.region) for r in stages) == sorted(regions)
+    assert graph.of_type(f"{APIGW}/account:Account") == []
 
 
 def test_bad_cvm_settings_fail_the_config_with_one_line_each(project_dir: Path) -> None:

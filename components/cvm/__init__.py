@@ -29,6 +29,7 @@ def build(name: str, ctx: RegionalContext, settings: CvmSettings,
         reserved_concurrency=settings.reserved_concurrency,
         success_rate_alarm_percent=settings.success_rate_alarm_percent,
         attempts_per_device_alarm=settings.attempts_per_device_alarm,
+        manage_api_gateway_account=settings.manage_api_gateway_account,
         tags=ctx.tags), opts)
 
 

@@ -120,6 +120,8 @@ class CvmArgs:
     reserved_concurrency: int | None = None
     success_rate_alarm_percent: int = 90
     attempts_per_device_alarm: float = 3.0
+    # API Gateway's per-region account setting (the CloudWatch role): ours only if "manage".
+    manage_api_gateway_account: bool = False
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -289,20 +291,23 @@ class CertificateVendingMachine(pulumi.ComponentResource):
             f"{name}-access-logs", region=region, name=f"/aws/apigateway/{api_name}/access",
             retention_in_days=args.log_retention_days, kms_key_id=args.kms_key_arn,
             tags=tags, opts=child)
-        # API Gateway writes logs with the account's (per region) CloudWatch role.
-        self.api_logging_role = aws.iam.Role(
-            f"{name}-api-logging-role", name=f"{prefix}-apigw-logs",
-            assume_role_policy=pulumi.Output.from_input(account_id).apply(
-                lambda account: service_trust_policy("apigateway.amazonaws.com", account)),
-            tags=tags, opts=child)
-        api_logging_policy = aws.iam.RolePolicy(
-            f"{name}-api-logging-policy", role=self.api_logging_role.id, name="access-logs",
-            policy=self.access_log_group.arn.apply(
-                lambda arn: api_logging_role_policy(access_log_group_arn=arn)),
-            opts=child)
-        self.api_account = aws.apigateway.Account(
-            f"{name}-api-account", region=region, cloudwatch_role_arn=self.api_logging_role.arn,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[api_logging_policy]))
+        # API Gateway writes access logs with the account's (per region) CloudWatch role, a
+        # singleton of the account: set here only when the stack owns it (settings).
+        stage_depends: list[pulumi.Resource] = []
+        if args.manage_api_gateway_account:
+            api_logging_role = aws.iam.Role(
+                f"{name}-api-logging-role", name=f"{prefix}-apigw-logs",
+                assume_role_policy=pulumi.Output.from_input(account_id).apply(
+                    lambda account: service_trust_policy("apigateway.amazonaws.com", account)),
+                tags=tags, opts=child)
+            api_logging_policy = aws.iam.RolePolicy(
+                f"{name}-api-logging-policy", role=api_logging_role.id, name="access-logs",
+                policy=self.access_log_group.arn.apply(
+                    lambda arn: api_logging_role_policy(access_log_group_arn=arn)),
+                opts=child)
+            stage_depends.append(aws.apigateway.Account(
+                f"{name}-api-account", region=region, cloudwatch_role_arn=api_logging_role.arn,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[api_logging_policy])))
 
         self.deployment = aws.apigateway.Deployment(
             f"{name}-deployment", region=region, rest_api=self.rest_api.id,
@@ -314,7 +319,7 @@ class CertificateVendingMachine(pulumi.ComponentResource):
             access_log_settings=aws.apigateway.StageAccessLogSettingsArgs(
                 destination_arn=self.access_log_group.arn, format=ACCESS_LOG_FORMAT),
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.api_account]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=stage_depends))
         self.method_settings = aws.apigateway.MethodSettings(
             f"{name}-throttling", region=region, rest_api=self.rest_api.id,
             stage_name=self.stage.stage_name, method_path="*/*",

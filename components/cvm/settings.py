@@ -12,7 +12,13 @@ iot-multi-region:cvm:
   reservedConcurrency: 20      # optional cap on concurrent registrations per region
   successRateAlarmPercent: 90
   attemptsPerDeviceAlarm: 3
+  apiGatewayAccount: leave     # manage: this stack sets API Gateway's CloudWatch role
 ```
+
+`apiGatewayAccount`: API Gateway writes access logs with a role set once per account and
+region (`aws.apigateway.Account`), a singleton like the edge's `iotAccountSettings`. `leave`
+(default, safe in a shared account) declares nothing: the account must already have the role.
+`manage`: this stack sets it to a role that may write only the CVM's access log group.
 """
 
 from __future__ import annotations
@@ -37,7 +43,8 @@ WAF_RATE_LIMIT_RANGE = (10, 2_000_000_000)
 
 FIELDS = ("provisioningDomain", "wafRateLimit", "throttleRateLimit", "throttleBurstLimit",
           "legacyBatches", "thingNamePrefix", "rootCaBundleFile", "reservedConcurrency",
-          "successRateAlarmPercent", "attemptsPerDeviceAlarm")
+          "successRateAlarmPercent", "attemptsPerDeviceAlarm", "apiGatewayAccount")
+ACCOUNT_CHOICES = ("manage", "leave")
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,7 @@ class CvmSettings:
     reserved_concurrency: int | None = None
     success_rate_alarm_percent: int = 90
     attempts_per_device_alarm: float = 3.0
+    manage_api_gateway_account: bool = False
 
     def domain_for(self, device_domain: str) -> str:
         return self.provisioning_domain or f"provision.{device_domain}"
@@ -169,6 +177,11 @@ def parse_settings(raw: Any, report: ReportProblem, *,
         else:
             attempts = float(attempts_value)
 
+    account = raw.get("apiGatewayAccount", "leave")
+    if account not in ACCOUNT_CHOICES:
+        report("apiGatewayAccount", f"{account!r} is not one of {', '.join(ACCOUNT_CHOICES)}")
+        account = "leave"
+
     defaults = CvmSettings()
     return CvmSettings(
         provisioning_domain=domain,
@@ -183,4 +196,5 @@ def parse_settings(raw: Any, report: ReportProblem, *,
         else defaults.success_rate_alarm_percent,
         attempts_per_device_alarm=attempts if attempts is not None
         else defaults.attempts_per_device_alarm,
+        manage_api_gateway_account=account == "manage",
     )
