@@ -235,8 +235,10 @@ def test_a_proven_device_learns_registered_or_in_progress_as_409(world: CvmWorld
     world.add_device("DEVICE001", "LEGACY")
     request = {"device_uid": "DEVICE001", "device_token": SEED_TOKEN}
     assert call(request)[0] == 200
-    status, body = call(request)
-    assert (status, body["payload"]["message"]) == (409, "device is already registered")
+    answer = app.handler(api_event(json.dumps(request)), CONTEXT)
+    assert answer["statusCode"] == 409 and "Retry-After" not in answer["multiValueHeaders"]
+    assert json.loads(answer["body"])["payload"]["message"] == "device is already registered"
+    assert answer["multiValueHeaders"]["Cache-Control"] == ["no-store"]
     assert len(world.certificates()) == 1
 
 
@@ -252,8 +254,9 @@ def test_a_fresh_claim_is_409_and_a_stale_one_is_taken_over(world: CvmWorld) -> 
                                        ":t": {"N": str(at_ms)}})
 
     claimed(int(time.time() * 1000))
-    status, body = call(request)
-    assert status == 409 and "in progress" in body["payload"]["message"]
+    answer = app.handler(api_event(json.dumps(request)), CONTEXT)
+    assert answer["statusCode"] == 409 and answer["multiValueHeaders"]["Retry-After"] == ["2"]
+    assert "in progress" in json.loads(answer["body"])["payload"]["message"]
     claimed(int(time.time() * 1000) - 61_000)  # older than CLAIM_STALE_SECONDS (60 in tests)
     assert call(request)[0] == 200
     assert world.record("DEVICE001")["registrationState"] == {"S": "REGISTERED"}

@@ -134,6 +134,9 @@ def test_waf_guards_the_stage_with_a_rate_rule_and_managed_groups(stack: Any) ->
         managed = {name for name, rule in rules.items()
                    if "managedRuleGroupStatement" in rule["statement"]}
         assert managed == set(cvm_component.WAF_MANAGED_RULE_GROUPS)
+        overrides = rules["AWSManagedRulesCommonRuleSet"]["statement"][
+            "managedRuleGroupStatement"]["ruleActionOverrides"]
+        assert overrides == [{"name": "NoUserAgent_HEADER", "actionToUse": {"count": {}}}]
         logging = in_region(graph, "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration",
                             region, "-waf-logging")
         waf_logs = in_region(graph, "aws:cloudwatch/logGroup:LogGroup", region, "-waf-logs")

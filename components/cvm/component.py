@@ -80,6 +80,11 @@ WAF_MANAGED_RULE_GROUPS = (
     "AWSManagedRulesKnownBadInputsRuleSet",
 )
 WAF_RATE_WINDOW_SECONDS = 300
+# Rules of those groups that would refuse devices the seed's contract admits: embedded HTTP
+# clients often send no User-Agent. Counted (visible in WAF metrics), not blocked.
+WAF_COUNT_ONLY_RULES: Mapping[str, tuple[str, ...]] = {
+    "AWSManagedRulesCommonRuleSet": ("NoUserAgent_HEADER",),
+}
 
 # Health (the edge's design): unhealthy while the API answers server errors in bursts (alarm)
 # or the custom domain's endpoint does not accept TCP on 443.
@@ -364,7 +369,14 @@ class CertificateVendingMachine(pulumi.ComponentResource):
                 statement=aws.wafv2.WebAclRuleStatementArgs(
                     managed_rule_group_statement=aws.wafv2
                     .WebAclRuleStatementManagedRuleGroupStatementArgs(
-                        name=group, vendor_name="AWS")),
+                        name=group, vendor_name="AWS",
+                        rule_action_overrides=[
+                            aws.wafv2.WebAclRuleStatementManagedRuleGroupStatementRuleActionOverrideArgs(
+                                name=rule, action_to_use=aws.wafv2
+                                .WebAclRuleStatementManagedRuleGroupStatementRuleActionOverrideActionToUseArgs(
+                                    count=aws.wafv2
+                                    .WebAclRuleStatementManagedRuleGroupStatementRuleActionOverrideActionToUseCountArgs()))
+                            for rule in WAF_COUNT_ONLY_RULES.get(group, ())] or None)),
                 visibility_config=visibility(f"{waf_name}-{group}")))
         self.web_acl = aws.wafv2.WebAcl(
             f"{name}-waf", region=region, name=waf_name, scope="REGIONAL",

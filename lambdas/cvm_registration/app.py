@@ -151,7 +151,7 @@ def refused(error: Refusal) -> Response:
     _outcome(_route(), error.status_code)
     logger.info("request refused", extra={"status": error.status_code, "field": error.field,
                                           "reason": type(error).__name__})
-    retry = {"Retry-After": "5"} if error.status_code in (409, 503) else None
+    retry = None if error.retry_after is None else {"Retry-After": str(error.retry_after)}
     message = error.message if error.field is None else f"{error.field} {error.message}"
     return _json(error.status_code, error_body(error.status_code, message, error.field), retry)
 

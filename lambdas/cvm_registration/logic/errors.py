@@ -7,6 +7,7 @@ from __future__ import annotations
 class Refusal(Exception):
     status_code = 400
     field: str | None = None
+    retry_after: int | None = None  # seconds, when trying again may succeed
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -32,8 +33,13 @@ class Conflict(Refusal):
 
     status_code = 409
 
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
 
 class Unavailable(Refusal):
     """503: an AWS dependency failed; everything this request did was undone, retry later."""
 
     status_code = 503
+    retry_after = 5

@@ -56,6 +56,7 @@ from .tokens import SaltRef, match_salt
 
 THING_NAME_MAX = 128
 UNAVAILABLE_MESSAGE = "registration is temporarily unavailable; nothing was kept, retry later"
+IN_PROGRESS = "a registration for this device is in progress; retry later"
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ class Registrar:
         if current.state == REGISTERED:
             return Conflict("device is already registered")
         if current.state == CLAIMED:
-            return Conflict("a registration for this device is in progress; retry later")
+            return Conflict(IN_PROGRESS, retry_after=2)
         return Forbidden(REFUSED_MESSAGE)
 
     # --- the flow -------------------------------------------------------------------------
@@ -162,7 +163,7 @@ class Registrar:
         except CommitRefused as refused:
             undo.run()
             raise (Conflict("device is already registered") if refused.inventory else
-                   Conflict("a registration for this device is in progress; retry later")
+                   Conflict(IN_PROGRESS, retry_after=2)
                    ) from None
         except BaseException:
             undo.run()
