@@ -18,7 +18,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from lambdas.cvm_registration import app
 from tests.support.cvm_world import (
     REGION,
-    CvmWorld,
     FaultPlan,
     api_event,
     cvm_world,

@@ -137,8 +137,9 @@ def test_waf_guards_the_stage_with_a_rate_rule_and_managed_groups(stack: Any) ->
         overrides = rules["AWSManagedRulesCommonRuleSet"]["statement"][
             "managedRuleGroupStatement"]["ruleActionOverrides"]
         assert overrides == [{"name": "NoUserAgent_HEADER", "actionToUse": {"count": {}}}]
-        logging = in_region(graph, "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration",
-                            region, "-waf-logging")
+        logging = in_region(
+            graph, "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration", region,
+            "-waf-logging")
         waf_logs = in_region(graph, "aws:cloudwatch/logGroup:LogGroup", region, "-waf-logs")
         assert logging.inputs["logDestinationConfigs"] == [waf_logs.outputs["arn"]]
         assert waf_logs.inputs["name"].startswith("aws-waf-logs-") and waf_logs.inputs["kmsKeyId"]
@@ -306,7 +307,8 @@ def test_dashboard_and_alarms_read_the_metrics_the_function_publishes(stack: Any
                 if isinstance(m, list) and m and m[0] == monitoring.NAMESPACE}
         assert ours and ours <= published
         alarm = in_region(graph, "aws:cloudwatch/metricAlarm:MetricAlarm", region, "-success-rate")
-        queried = {q["metric"]["metricName"] for q in alarm.inputs["metricQueries"] if "metric" in q}
+        queried = {q["metric"]["metricName"] for q in alarm.inputs["metricQueries"]
+                   if "metric" in q}
         assert queried == set(monitoring.SUCCESS_RATE_INPUTS.values()) and queried <= published
         for suffix, metric in (("-attempts", monitoring.ATTEMPTS_PER_DEVICE),
                                ("-undo-failed", monitoring.UNDO_FAILED)):
@@ -339,4 +341,5 @@ def test_gateway_400_names_the_offending_field() -> None:
     rendered = template.replace("$util.escapeJavaScript($context.error.validationErrorString)",
                                 '[object has missing required properties ([\\"device_token\\"])]')
     body = json.loads(rendered)
-    assert status == 400 and body["statusCode"] == 400 and "device_token" in body["payload"]["message"]
+    assert status == 400 and body["statusCode"] == 400
+    assert "device_token" in body["payload"]["message"]

@@ -307,7 +307,8 @@ class Manufacturer:
                     continue
                 try:
                     self.ddb.update_item(
-                        TableName=self.stack.provisioning_table, Key={"deviceUid": item["deviceUid"]},
+                        TableName=self.stack.provisioning_table,
+                        Key={"deviceUid": item["deviceUid"]},
                         UpdateExpression="SET saltVersion = :new, updatedAt = :at",
                         ConditionExpression="registrationState = :u AND saltVersion = :old",
                         ExpressionAttributeValues={

@@ -247,7 +247,7 @@ class CertificateVendingMachine(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self,
                                         depends_on=[self.function_log_group, function_policy]))
 
-        # --- the REST API --------------------------------------------------------------------------
+        # --- the REST API ------------------------------------------------------------------------
         self.rest_api = aws.apigateway.RestApi(
             f"{name}-api", region=region, name=api_name,
             description="Certificate vending machine: device registration and rotation",
@@ -343,7 +343,7 @@ class CertificateVendingMachine(pulumi.ComponentResource):
                 lambda arn: f"{arn}/{STAGE_NAME}/POST/*"),
             opts=child)
 
-        # --- WAF -------------------------------------------------------------------------------------
+        # --- WAF ---------------------------------------------------------------------------------
         waf_name = f"{prefix}-cvm"
 
         def visibility(metric: str) -> aws.wafv2.WebAclRuleVisibilityConfigArgs:
@@ -467,7 +467,7 @@ class CertificateVendingMachine(pulumi.ComponentResource):
                 evaluate_target_health=True)],
             opts=child)
 
-        # --- KPIs: dashboard and alarms -------------------------------------------------------------
+        # --- KPIs: dashboard and alarms ----------------------------------------------------------
         self.dashboard = aws.cloudwatch.Dashboard(
             f"{name}-dashboard", region=region, dashboard_name=f"{prefix}-cvm",
             dashboard_body=monitoring.dashboard_body(

@@ -121,13 +121,15 @@ def parse_settings(raw: Any, report: ReportProblem, *,
     now = now or dt.datetime.now(dt.timezone.utc)
     for name in sorted(set(raw) - set(FIELDS)):
         guess = difflib.get_close_matches(name, FIELDS, n=1)
-        report(name, f"unknown field; {'did you mean ' + repr(guess[0]) + '?' if guess else 'known: ' + ', '.join(FIELDS)}")
+        hint = f"did you mean {guess[0]!r}?" if guess else f"known: {', '.join(FIELDS)}"
+        report(name, f"unknown field; {hint}")
 
     domain = raw.get("provisioningDomain")
     if domain is not None:
         text = str(domain).lower().rstrip(".") if isinstance(domain, str) else ""
         labels = text.split(".")
-        if len(labels) < 3 or len(text) > 253 or not all(_DOMAIN_LABEL.fullmatch(x) for x in labels):
+        if len(labels) < 3 or len(text) > 253 \
+                or not all(_DOMAIN_LABEL.fullmatch(x) for x in labels):
             report("provisioningDomain", f"{domain!r} is not a domain name inside the hosted "
                    "zone (e.g. provision.iot.example.com)")
             domain = None
@@ -153,7 +155,8 @@ def parse_settings(raw: Any, report: ReportProblem, *,
     else:
         for batch in batches_value:
             if not isinstance(batch, str) or not _BATCH.fullmatch(batch):
-                report("legacyBatches", f"{batch!r} is not a batch name (1-64 of A-Z a-z 0-9 _ . -)")
+                report("legacyBatches",
+                       f"{batch!r} is not a batch name (1-64 of A-Z a-z 0-9 _ . -)")
             elif batch in batches:
                 report("legacyBatches", f"{batch!r} is listed twice")
             else:

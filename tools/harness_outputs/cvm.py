@@ -48,9 +48,11 @@ def stage(r: RecordedResource) -> dict[str, Any]:
 @register_outputs("aws:apigateway/domainName:DomainName")
 def domain_name(r: RecordedResource) -> dict[str, Any]:
     domain = r.inputs.get("domainName")
-    zone = API_GATEWAY_REGIONAL_ZONES.get(str(r.region), "Z" + _digest(str(r.region), length=12).upper())
+    zone = API_GATEWAY_REGIONAL_ZONES.get(str(r.region),
+                                          "Z" + _digest(str(r.region), length=12).upper())
+    host = f"d-{_digest(r.urn, length=10)}.execute-api.{r.region}.amazonaws.com"
     return {"arn": f"arn:{PARTITION}:apigateway:{r.region}::/domainnames/{domain}",
-            "regionalDomainName": f"d-{_digest(r.urn, length=10)}.execute-api.{r.region}.amazonaws.com",
+            "regionalDomainName": host,
             "regionalZoneId": zone}
 
 

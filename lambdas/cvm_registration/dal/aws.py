@@ -202,7 +202,8 @@ class DynamoDeviceTables:
         try:
             self._ddb.update_item(
                 TableName=self._records, Key={"deviceUid": {"S": device_uid}},
-                UpdateExpression="SET #state = :unregistered REMOVE #claim, #claimedAt, #claimRegion",
+                UpdateExpression=("SET #state = :unregistered "
+                                  "REMOVE #claim, #claimedAt, #claimRegion"),
                 ConditionExpression="#claim = :claim",
                 ExpressionAttributeNames={"#state": "registrationState", "#claim": "claimId",
                                           "#claimedAt": "claimedAt", "#claimRegion": "claimRegion"},
