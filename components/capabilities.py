@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from components import jitr
-from components import fleet_provisioning
+from components import cvm, fleet_provisioning, jitr
 from components.context import Capability
 
 CAPABILITIES: tuple[Capability[Any], ...] = (
     jitr.CAPABILITY,
+    cvm.CAPABILITY,
     fleet_provisioning.CAPABILITY,
 )
 
