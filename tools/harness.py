@@ -276,7 +276,16 @@ def _default_outputs(r: RecordedResource) -> dict[str, Any]:
     return {"arn": _arn(r, kind, _physical_name(r))}
 
 
-def _call_outputs(token: str, args: Mapping[str, Any]) -> dict[str, Any]:
+def _hosted_zone_name(config: Mapping[str, Any]) -> str:
+    """A realistic name for the stack's hosted zone: the parent of its device domain."""
+    domain = next((str(v) for k, v in config.items() if k.endswith(":deviceDomain")), "")
+    _, _, parent = domain.rstrip(".").partition(".")
+    return parent or "example.com"
+
+
+def _call_outputs(token: str, args: Mapping[str, Any],
+                  config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What a data source (invoke) returns; `config` is the evaluated stack's config."""
     region = args.get("region") or "us-east-1"
     if token == "aws:index/getCallerIdentity:getCallerIdentity":
         return {"accountId": ACCOUNT_ID, "arn": f"arn:{PARTITION}:iam::{ACCOUNT_ID}:user/offline",
@@ -293,6 +302,14 @@ def _call_outputs(token: str, args: Mapping[str, Any]) -> dict[str, Any]:
         suffix = "-ats" if endpoint_type.endswith("-ATS") else ""
         return {"endpointAddress": f"{prefix}{suffix}.iot.{region}.amazonaws.com",
                 "id": f"{region}-{endpoint_type}"}
+    if token == "aws:route53/getZone:getZone":
+        zone_id = str(args.get("zoneId") or "Z" + _digest(str(args.get("name")), length=20).upper())
+        name = str(args.get("name") or _hosted_zone_name(config or {})).rstrip(".")
+        return {"zoneId": zone_id, "id": zone_id, "name": name, "arn":
+                f"arn:{PARTITION}:route53:::hostedzone/{zone_id}", "privateZone": False,
+                "resourceRecordSetCount": 2, "callerReference": zone_id, "comment": "",
+                "nameServers": [f"ns-1.awsdns-00.{tld}" for tld in ("com", "net", "org", "co.uk")],
+                "primaryNameServer": "ns-1.awsdns-00.com", "tags": {}}
     return {}
 
 
@@ -320,7 +337,8 @@ def _comparable(value: Any) -> Any:
     return value
 
 
-def _new_recorder() -> tuple[Any, list[RecordedResource]]:
+def _new_recorder(config: Mapping[str, Any], invoke_answers: Mapping[str, Mapping[str, Any]]
+                  ) -> tuple[Any, list[RecordedResource]]:
     import pulumi
     from pulumi.runtime.mocks import MockMonitor
 
@@ -331,7 +349,8 @@ def _new_recorder() -> tuple[Any, list[RecordedResource]]:
             return None, {}  # answered by RecordingMonitor, which also sees the parent
 
         def call(self, args: pulumi.runtime.MockCallArgs) -> dict:  # type: ignore[override]
-            return _call_outputs(args.token, args.args)
+            return {**_call_outputs(args.token, args.args, config),
+                    **invoke_answers.get(args.token, {})}
 
     class RecordingMonitor(MockMonitor):
         def RegisterResource(self, request: Any) -> Any:
@@ -382,13 +401,14 @@ def _config_text(value: Any) -> str:
 
 
 def _evaluate_in_context(program: Callable[[], None], project: str, stack: str,
-                         config: Mapping[str, Any]) -> StackGraph:
+                         config: Mapping[str, Any],
+                         invoke_answers: Mapping[str, Mapping[str, Any]]) -> StackGraph:
     import pulumi
     from pulumi.runtime import settings as runtime_settings
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
 
-    monitor, recorded = _new_recorder()
+    monitor, recorded = _new_recorder(config, invoke_answers)
     diagnostics: list[tuple[str, str]] = []
     logger = _collecting_logger(diagnostics)
     pulumi.runtime.set_all_config({k: _config_text(v) for k, v in config.items()})
@@ -412,14 +432,18 @@ def _evaluate_in_context(program: Callable[[], None], project: str, stack: str,
 
 
 def evaluate(program: Callable[[], None], *, config: Mapping[str, Any] | None = None,
-             project: str = "project", stack: str = "test") -> StackGraph:
+             project: str = "project", stack: str = "test",
+             invoke_answers: Mapping[str, Mapping[str, Any]] | None = None) -> StackGraph:
     """Run `program` (a function declaring resources) under recording mocks.
 
     `config` keys are full Pulumi keys (`project:key`); non-string values are JSON-encoded
-    the way the CLI passes structured config.
+    the way the CLI passes structured config. `invoke_answers` replaces fields of what a
+    data source returns, by token (e.g. another hosted zone name for
+    `aws:route53/getZone:getZone`).
     """
     context = contextvars.Context()
-    return context.run(_evaluate_in_context, program, project, stack, dict(config or {}))
+    return context.run(_evaluate_in_context, program, project, stack, dict(config or {}),
+                       dict(invoke_answers or {}))
 
 
 @dataclass(frozen=True)
@@ -430,24 +454,74 @@ class ProgramStack:
     config: dict[str, Any]
 
 
+class StackFileError(ValueError):
+    """A program or stack file that cannot be read; one line naming the file and the fix."""
+
+
+def _stack_names(directory: Path) -> list[str]:
+    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in directory.glob("Pulumi.*.yaml"))
+
+
+def _yaml_mapping(path: Path, what: str, fix: str) -> dict[str, Any]:
+    """`path` parsed as a YAML mapping, or one StackFileError line."""
+    try:
+        document = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or type(error).__name__
+        raise StackFileError(f"{path}: not valid YAML{where} ({problem}); {fix}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise StackFileError(f"{path}: cannot be read ({error}); {fix}") from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        kind = "a list" if isinstance(document, list) else f"a {type(document).__name__}"
+        raise StackFileError(f"{path}: holds {kind} at the top level, but {what} is a mapping; "
+                             f"{fix}")
+    return document
+
+
 def load_program_stack(program_dir: Path | str, stack: str) -> ProgramStack:
-    """Read `Pulumi.yaml` and `Pulumi.<stack>.yaml` of a program directory."""
+    """Read `Pulumi.yaml` and `Pulumi.<stack>.yaml` of a program directory.
+
+    Every problem with these files is a `StackFileError` (a ValueError) whose message is
+    one line naming the file and the fix.
+    """
     directory = Path(program_dir).resolve()
     project_file = directory / "Pulumi.yaml"
     stack_file = directory / f"Pulumi.{stack}.yaml"
     if not project_file.is_file():
-        raise FileNotFoundError(f"{project_file} not found: not a Pulumi program directory")
+        raise StackFileError(f"{project_file} not found: not a Pulumi program directory; pass "
+                             "the directory that holds Pulumi.yaml")
     if not stack_file.is_file():
-        raise FileNotFoundError(f"{stack_file} not found: no stack named {stack!r} "
-                                f"(create it with `pulumi stack init {stack}`)")
-    project = yaml.safe_load(project_file.read_text())["name"]
-    stack_doc = yaml.safe_load(stack_file.read_text()) or {}
+        existing = _stack_names(directory)
+        template = f"Pulumi.{existing[0]}.yaml" if existing else None
+        create = (f"copy {template} to {stack_file.name} and edit it" if template
+                  else f"write {stack_file.name} with a `config:` mapping")
+        known = f"; existing stacks: {', '.join(existing)}" if existing else ""
+        raise StackFileError(f"{stack_file} not found: no stack named {stack!r}; to create it, "
+                             f"{create} (or `pulumi stack init {stack}` and "
+                             f"`pulumi config set ...`, see README){known}")
+    project = _yaml_mapping(project_file, "a Pulumi project file",
+                            "fix the file (it needs at least `name:` and `runtime:`)").get("name")
+    if not isinstance(project, str) or not project:
+        raise StackFileError(f"{project_file}: no project `name:`; add `name: <project>`")
+    stack_fix = (f"fix the file: it holds `config:`, a mapping of `{project}:<key>: <value>` "
+                 "lines (see Pulumi.dev.yaml)")
+    stack_doc = _yaml_mapping(stack_file, "a stack file", stack_fix)
+    raw_config = stack_doc.get("config") or {}
+    if not isinstance(raw_config, dict):
+        raise StackFileError(f"{stack_file}: `config:` holds {type(raw_config).__name__} "
+                             f"{raw_config!r}, not a mapping; {stack_fix}")
     config: dict[str, Any] = {}
-    for key, value in (stack_doc.get("config") or {}).items():
-        full_key = key if ":" in key else f"{project}:{key}"
+    for key, value in raw_config.items():
+        full_key = key if ":" in str(key) else f"{project}:{key}"
         if isinstance(value, dict) and set(value) == {"secure"}:
-            raise ValueError(f"{stack_file}: {full_key} is an encrypted secret; the offline "
-                             "harness cannot decrypt it (keep secrets out of stack config)")
+            raise StackFileError(f"{stack_file}: {full_key} is an encrypted secret, which "
+                                 "offline evaluation cannot decrypt; keep secrets out of stack "
+                                 f"config, or replace it for offline runs with --set "
+                                 f"{str(key).rpartition(':')[2]}=<value>")
         config[full_key] = value
     return ProgramStack(directory, project, stack, config)
 
@@ -474,10 +548,12 @@ def _program_imports(directory: Path) -> Iterator[None]:
 
 def evaluate_program(program_dir: Path | str, stack: str, *,
                      config_overrides: Mapping[str, Any] | None = None,
-                     drop_keys: tuple[str, ...] = ()) -> StackGraph:
+                     drop_keys: tuple[str, ...] = (),
+                     invoke_answers: Mapping[str, Mapping[str, Any]] | None = None) -> StackGraph:
     """Evaluate a program directory's `__main__.py` for one of its stacks.
 
-    `config_overrides` and `drop_keys` take short (`regions`) or full (`proj:regions`) keys.
+    `config_overrides` and `drop_keys` take short (`regions`) or full (`proj:regions`) keys;
+    `invoke_answers` as for `evaluate`.
     """
     spec = load_program_stack(program_dir, stack)
     config = dict(spec.config)
@@ -495,7 +571,8 @@ def evaluate_program(program_dir: Path | str, stack: str, *,
         runpy.run_path(str(main), run_name="__main__")
 
     with _program_imports(spec.directory), _lambda_layer_env(spec.directory):
-        return evaluate(program, config=config, project=spec.project, stack=stack)
+        return evaluate(program, config=config, project=spec.project, stack=stack,
+                        invoke_answers=invoke_answers)
 
 
 LAYER_ENV = "IOTMR_LAMBDA_LAYER_ZIP"
@@ -515,14 +592,22 @@ def offline_layer_stand_in() -> Path:
     return path
 
 
+def built_layer(directory: Path | str) -> Path | None:
+    """The dependencies layer the evaluation of `directory` uses, if one was built (None:
+    the stand-in is used, and `pulumi up` would refuse to run)."""
+    if os.environ.get(LAYER_ENV):
+        return Path(os.environ[LAYER_ENV])
+    built = Path(directory) / "build" / "lambda" / "dependencies-layer.zip"
+    return built if built.is_file() else None
+
+
 @contextlib.contextmanager
 def _lambda_layer_env(directory: Path) -> Iterator[None]:
     """Point the program at the built layer, or at the stand-in when there is none."""
     if os.environ.get(LAYER_ENV):
         yield
         return
-    built = directory / "build" / "lambda" / "dependencies-layer.zip"
-    os.environ[LAYER_ENV] = str(built if built.is_file() else offline_layer_stand_in())
+    os.environ[LAYER_ENV] = str(built_layer(directory) or offline_layer_stand_in())
     try:
         yield
     finally:
