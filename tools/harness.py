@@ -452,6 +452,9 @@ class ProgramStack:
     project: str
     stack: str
     config: dict[str, Any]
+    # Full keys of `secure:` (encrypted) values: offline evaluation cannot decrypt them, so
+    # they are left out of `config` and must be overridden or dropped to evaluate.
+    secure_keys: tuple[str, ...] = ()
 
 
 class StackFileError(ValueError):
@@ -515,15 +518,22 @@ def load_program_stack(program_dir: Path | str, stack: str) -> ProgramStack:
         raise StackFileError(f"{stack_file}: `config:` holds {type(raw_config).__name__} "
                              f"{raw_config!r}, not a mapping; {stack_fix}")
     config: dict[str, Any] = {}
+    secure: list[str] = []
     for key, value in raw_config.items():
         full_key = key if ":" in str(key) else f"{project}:{key}"
         if isinstance(value, dict) and set(value) == {"secure"}:
-            raise StackFileError(f"{stack_file}: {full_key} is an encrypted secret, which "
-                                 "offline evaluation cannot decrypt; keep secrets out of stack "
-                                 f"config, or replace it for offline runs with --set "
-                                 f"{str(key).rpartition(':')[2]}=<value>")
-        config[full_key] = value
-    return ProgramStack(directory, project, stack, config)
+            secure.append(full_key)
+        else:
+            config[full_key] = value
+    return ProgramStack(directory, project, stack, config, tuple(secure))
+
+
+def secure_value_error(spec: ProgramStack, full_key: str) -> StackFileError:
+    short = full_key.removeprefix(f"{spec.project}:")
+    return StackFileError(
+        f"{spec.directory / f'Pulumi.{spec.stack}.yaml'}: {full_key} is an encrypted (secure) "
+        "value, which offline evaluation cannot decrypt; keep secrets out of stack config, or "
+        f"give a stand-in for offline runs (tools.plan: --set {short}=<value>)")
 
 
 @contextlib.contextmanager
@@ -565,6 +575,10 @@ def evaluate_program(program_dir: Path | str, stack: str, *,
         config.pop(full(key), None)
     for key, value in (config_overrides or {}).items():
         config[full(key)] = value
+    replaced = {full(k) for k in (*drop_keys, *(config_overrides or {}))}
+    for key in spec.secure_keys:
+        if key not in replaced:
+            raise secure_value_error(spec, key)
     main = spec.directory / "__main__.py"
 
     def program() -> None:

@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = 
     warnings = [] if built_layer(args.program) else [LAYER_WARNING]
     if args.json:
         document = plan_document(build_plan(graph), summary_only=args.summary, warnings=warnings)
-        print(json.dumps(document, indent=2, sort_keys=True, default=str), file=out)
+        print(json.dumps(document, indent=2, default=str), file=out)
     else:
         render_plan(graph, out, summary_only=args.summary)
     for warning in warnings:  # last, so it is what the reader sees
