@@ -51,6 +51,9 @@ class RecordedResource:
     # What the engine would know after the create: the id and inputs + computed outputs.
     id: str = ""
     outputs: Mapping[str, Any] = field(default_factory=dict)
+    # URNs this resource was known by before (its `aliases` option): Pulumi moves state
+    # from any of them instead of replacing the resource.
+    aliases: tuple[str, ...] = ()
 
     @property
     def module(self) -> str:
@@ -353,6 +356,34 @@ def _new_recorder(config: Mapping[str, Any], invoke_answers: Mapping[str, Mappin
                     **invoke_answers.get(args.token, {})}
 
     class RecordingMonitor(MockMonitor):
+        def make_urn(self, parent: str, type_: str, name: str, stack: str = "",
+                     project: str = "") -> str:
+            """The engine's URN: the parent's whole qualified type chain (minus the root
+            stack) precedes the type, so re-parenting a component changes the URNs of
+            everything below it, as it would in a real `pulumi up`. (Pulumi's MockMonitor
+            keeps only the parent's last type, which hides such moves.)"""
+            from pulumi.runtime.settings import get_project, get_stack
+
+            if parent:
+                qualified = parent.split("::")[2]
+                if qualified != "pulumi:pulumi:Stack":
+                    type_ = f"{qualified}${type_}"
+            return (f"urn:pulumi:{stack or get_stack()}::{project or get_project()}::"
+                    f"{type_}::{name}")
+
+        def alias_urns(self, request: Any) -> tuple[str, ...]:
+            """The `aliases` option as URNs, the way the engine resolves alias specs."""
+            urns = []
+            for alias in request.aliases:
+                if alias.urn:
+                    urns.append(alias.urn)
+                    continue
+                spec = alias.spec
+                parent = "" if spec.noParent else (spec.parentUrn or request.parent)
+                urns.append(self.make_urn(parent, spec.type or request.type,
+                                          spec.name or request.name, spec.stack, spec.project))
+            return tuple(urns)
+
         def RegisterResource(self, request: Any) -> Any:
             from pulumi.runtime import rpc
             from pulumi.runtime.proto import resource_pb2
@@ -366,7 +397,7 @@ def _new_recorder(config: Mapping[str, Any], invoke_answers: Mapping[str, Mappin
             draft = RecordedResource(
                 type=request.type, name=request.name, urn=urn, inputs=_comparable(inputs),
                 parent_urn=request.parent or None, custom=bool(request.custom),
-                provider=request.provider or None)
+                provider=request.provider or None, aliases=self.alias_urns(request))
             if draft.custom:
                 computed = COMPUTED_OUTPUTS.get(draft.type, _default_outputs)(draft)
                 resource_id = request.importId or f"{request.name}-{_digest(urn, length=8)}"
