@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from components.config import iot_regions
-from tools.harness import GLOBAL
-from tools.plan import LAYER_WARNING, main
+from tests.support.snapshots import TWENTY_REGION_OVERRIDES, TWENTY_REGIONS
+from tools.harness import GLOBAL, StackGraph
+from tools.plan import LAYER_WARNING, main, render_plan
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-TWENTY_REGIONS = sorted(iot_regions())[:20]
 
 
 def run(*argv: str) -> tuple[int, str, str]:
@@ -84,24 +83,25 @@ def test_json_plan_counts_match_its_resources_and_the_summary() -> None:
     assert document["outputs"]["deviceDomain"] == "iot.dev.example.com"
 
 
-def test_summary_at_twenty_regions_is_a_table_and_one_short_line() -> None:
-    code, out, err = run("dev", "--summary", "--set", f"regions={json.dumps(TWENTY_REGIONS)}",
-                         "--set", f"primaryRegion={TWENTY_REGIONS[5]}")
-    assert code == 0, err
-    lines = out.splitlines()
+def test_summary_at_twenty_regions_is_a_table_and_one_short_line(
+        twenty_region_graph: StackGraph) -> None:
+    out = io.StringIO()
+    render_plan(twenty_region_graph, out, summary_only=True)
+    lines = out.getvalue().splitlines()
+    primary = TWENTY_REGION_OVERRIDES["primaryRegion"]
     header = next(line for line in lines if line.startswith("region "))
     assert header.split()[-1] == "total" and "DeviceEdge" in header
     rows = {line.split()[0]: line.split() for line in lines[lines.index(header) + 1:]
             if line and not line.startswith("Plan:")}
     assert set(TWENTY_REGIONS) <= set(rows)
-    assert rows[TWENTY_REGIONS[5]][1] == "(primary)"
+    assert rows[primary][1] == "(primary)"
     [summary] = [line for line in lines if line.startswith("Plan: ")]
     assert len(summary) < 160
-    assert f"in {TWENTY_REGIONS[5]} (primary)" in summary
+    assert f"in {primary} (primary)" in summary
     assert "each of the other 19 regions" in summary
     total = int(summary.split()[1])
-    assert int(rows["total"][-1]) == total
-    assert "+ aws:" not in out  # the summary lists no resources
+    assert int(rows["total"][-1]) == total == len(twenty_region_graph.custom_resources())
+    assert "+ aws:" not in out.getvalue()  # the summary lists no resources
 
 
 def test_summary_json_has_counts_but_no_resources() -> None:
