@@ -633,7 +633,10 @@ def offline_layer_stand_in() -> Path:
     path = Path(tempfile.gettempdir()) / "iotmr-offline-layer-stand-in.zip"
     data = deterministic_zip([])
     if not path.is_file() or path.read_bytes() != data:
-        path.write_bytes(data)
+        # Atomically: parallel test workers may hash it while another one writes it.
+        partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        partial.write_bytes(data)
+        partial.replace(path)
     return path
 
 
