@@ -24,6 +24,7 @@ import base64
 import functools
 import hashlib
 import io
+import os
 import shutil
 import stat
 import subprocess
@@ -92,7 +93,7 @@ def write_function_zip(package: str, data: bytes, build_dir: Path = BUILD_DIR) -
     path = build_dir / f"{package}.zip"
     if not path.is_file() or path.read_bytes() != data:
         build_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".zip.tmp")
+        tmp = path.with_suffix(f".zip.{os.getpid()}.tmp")  # parallel builds (test workers)
         tmp.write_bytes(data)
         tmp.replace(path)
     return path
