@@ -13,11 +13,12 @@ import botocore.session
 from botocore.model import StringShape
 import pytest
 
-from components.config import ConfigError, StackConfig, iot_regions, parse_stack_config
+from components.config import ConfigError, StackConfig, parse_stack_config
 from components.edge.component import IOT_LOG_GROUP_NAME
 from components.edge.settings import IotAccountSettings
 from components.edge.settings import parse as parse_account_settings
-from tools.harness import GLOBAL, RecordedResource, StackGraph, _kms_key_outputs, evaluate_program
+from tests.support.snapshots import TWENTY_REGION_OVERRIDES
+from tools.harness import GLOBAL, RecordedResource, StackGraph, evaluate_program
 
 EDGE = "iotmr:edge:DeviceEdge"
 DOMAIN_CONFIG = "aws:iot/domainConfiguration:DomainConfiguration"
@@ -35,7 +36,6 @@ EVENTS = "aws:iot/eventConfigurations:EventConfigurations"
 IOT_POLICY = "aws:iot/policy:Policy"
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-TWENTY_REGIONS = sorted(iot_regions())[:20]
 DEV_REGIONS = ("eu-west-1", "us-west-2")
 IMPORTED_ARNS = {
     region: f"arn:aws:acm:{region}:123456789012:certificate/{i:08d}-1111-2222-3333-444455556666"
@@ -54,12 +54,6 @@ def stack_config(graph_stack: str, **overrides: Any) -> StackConfig:
     raw = {k[len(prefix):]: v for k, v in spec.config.items() if k.startswith(prefix)}
     raw.update(overrides)
     return parse_stack_config(raw, project_dir=PROJECT_DIR)
-
-
-@pytest.fixture(scope="module")
-def twenty_region_graph() -> StackGraph:
-    return evaluate_program(PROJECT_DIR, "dev", config_overrides={
-        "regions": TWENTY_REGIONS, "primaryRegion": TWENTY_REGIONS[0]})
 
 
 @pytest.fixture(scope="module")
@@ -110,11 +104,6 @@ def plain(value: Any) -> Any:
     return value
 
 
-def resource_id_of(resource: RecordedResource, value: str) -> bool:
-    """The harness ids a resource `<logical name>-<8 hex>`."""
-    return value.startswith(f"{resource.name}-") and len(value) == len(resource.name) + 9
-
-
 def botocore_enum(service: str, shape: str) -> set[str]:
     """The values an AWS API accepts for an enum shape, from botocore's model."""
     found = botocore.session.get_session().get_service_model(service).shape_for(shape)
@@ -129,7 +118,7 @@ GRAPHS = ["dev", "prod", "twenty"]
 def any_graph(request: pytest.FixtureRequest) -> tuple[StackGraph, StackConfig]:
     if request.param == "twenty":
         graph = request.getfixturevalue("twenty_region_graph")
-        return graph, stack_config("dev", regions=TWENTY_REGIONS, primaryRegion=TWENTY_REGIONS[0])
+        return graph, stack_config("dev", **TWENTY_REGION_OVERRIDES)
     graph = request.getfixturevalue(f"{request.param}_graph")
     return graph, stack_config(request.param)
 
@@ -189,15 +178,14 @@ def test_latency_records_cover_every_region_once_each_with_a_health_check(any_gr
         assert inputs["latencyRoutingPolicies"] == [{"region": region}]
         [target] = inputs["records"]
         assert target.endswith(f"-ats.iot.{region}.amazonaws.com")
-        assert resource_id_of(checks[region], inputs["healthCheckId"])
+        assert inputs["healthCheckId"] == checks[region].id
         # Healthy only while every child is: the alarm check and the TCP check.
         children = {c.inputs["type"]: c for c in all_checks[region] if c is not checks[region]}
         assert sorted(children) == ["CLOUDWATCH_METRIC", "TCP"]
         calculated = checks[region].inputs
         assert len(calculated["childHealthchecks"]) == 2
         assert calculated["childHealthThreshold"] == 2
-        for child in children.values():
-            assert any(resource_id_of(child, i) for i in calculated["childHealthchecks"])
+        assert sorted(calculated["childHealthchecks"]) == sorted(c.id for c in children.values())
         tcp = children["TCP"].inputs
         assert tcp["fqdn"] == target and tcp["port"] == 8883
         check = children["CLOUDWATCH_METRIC"].inputs
@@ -262,7 +250,7 @@ def test_iot_logging_is_on_with_a_least_privilege_role(any_graph) -> None:
         group = groups[region].inputs
         assert group["name"] == IOT_LOG_GROUP_NAME
         assert group["retentionInDays"] == config.log_retention_days
-        assert group["kmsKeyId"] == _kms_key_outputs(regional_keys[region])["arn"]
+        assert group["kmsKeyId"] == regional_keys[region].outputs["arn"]
 
 
 def test_every_edge_resource_lands_in_its_region(any_graph) -> None:
@@ -331,8 +319,9 @@ def test_imported_mode_uses_configured_certificates_and_requests_none(imported_g
 
 
 def test_regional_stack_exposes_what_jitr_needs(dev_graph) -> None:
+    cas = one_per_region(dev_graph, CA, DEV_REGIONS)
     for region, outputs in dev_graph.outputs["regions"].items():
-        assert outputs["caCertificateId"].startswith(f"region-{region}-edge-ca-")
+        assert outputs["caCertificateId"] == cas[region].id
         assert outputs["devicePolicyName"] == "iotmr-dev-device"
 
 
