@@ -41,7 +41,8 @@ regional = {
         config=config, region=region, account=account, lambda_layer=lambda_layer, tags=tags,
         tables=RegionalTables(inventory=tables.in_region(INVENTORY.logical, region),
                               device_data=tables.in_region(DEVICE_DATA.logical, region),
-                              provisioning=tables.in_region(CVM_RECORDS.logical, region))))
+                              provisioning=tables.in_region(CVM_RECORDS.logical, region),
+                              key_arn=tables.keys[region])))
     for region in config.regions
 }
 

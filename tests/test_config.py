@@ -25,6 +25,8 @@ from components.config import (
     device_domain_zone_problem,
     parse_stack_config,
 )
+from components.capabilities import CAPABILITIES
+from components.edge.settings import IotAccountSettings
 from tests.support.certificates import issue
 from tools.harness import ProgramFailed, evaluate_program
 
@@ -76,6 +78,7 @@ def run_parser(parser: KeyParser, value: Any, **parsed: Any) -> tuple[Any, list[
 
 
 REGIONS = ("eu-west-1", "us-west-2")
+ALL_CAPABILITIES = tuple(c.name for c in CAPABILITIES)
 
 # (parser, value, results of earlier keys, expected result, fragment of the one problem or None)
 PARSER_CASES: list[tuple[KeyParser, Any, dict[str, Any], Any, str | None]] = [
@@ -138,10 +141,15 @@ PARSER_CASES: list[tuple[KeyParser, Any, dict[str, Any], Any, str | None]] = [
      "`pulumi config set caCertificatePemFile <path-to-ca.pem>`"),
     (cfg.parse_ca_certificate_pem_file, "certs/nope.pem", {"caCertificatePem": None}, None,
      "cannot read 'certs/nope.pem'"),
-    (cfg.parse_capabilities, None, {}, ("jitr",), None),
+    (cfg.parse_capabilities, None, {}, ALL_CAPABILITIES, None),
     (cfg.parse_capabilities, [], {}, (), None),
     (cfg.parse_capabilities, ["jitr", "jitr"], {}, None, "listed twice"),
     (cfg.parse_capabilities, ["jirt"], {}, None, "did you mean 'jitr'"),
+    (cfg.parse_iot_account_settings, None, {}, IotAccountSettings(), None),
+    (cfg.parse_iot_account_settings, {"loggingOptions": "manage"}, {},
+     IotAccountSettings(logging_options="manage"), None),
+    (cfg.parse_iot_account_settings, {"loggingOptions": "adopt"}, {}, IotAccountSettings(),
+     "'adopt' is not one of manage, leave"),
 ]
 
 
@@ -261,7 +269,7 @@ def test_valid_config_parses_to_typed_values() -> None:
     assert config.tls_security_policy == DEFAULT_TLS_SECURITY_POLICY
     assert config.ca_certificate_pem.startswith("-----BEGIN CERTIFICATE-----")
     assert config.hosted_zone_name == "example.com"
-    assert config.capabilities == ("jitr",)
+    assert config.capabilities == ALL_CAPABILITIES
     assert config.resource_name("x") == "iotmr-dev-x"
     assert not config.is_prod
 

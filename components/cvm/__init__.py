@@ -16,6 +16,7 @@ def build(name: str, ctx: RegionalContext, settings: CvmSettings,
     return CertificateVendingMachine(name, CvmArgs(
         region=ctx.region, primary_region=ctx.primary_region, name_prefix=ctx.name_prefix,
         stack_prefix=ctx.resource_name(), account=ctx.account, kms_key_arn=ctx.key_arn,
+        tables_key_arn=ctx.tables.key_arn,
         provisioning=ctx.tables.provisioning, inventory=ctx.tables.inventory,
         device_domain=ctx.edge.device_domain, hosted_zone_id=ctx.edge.hosted_zone_id,
         provisioning_domain=settings.domain_for(ctx.edge.device_domain),

@@ -24,7 +24,7 @@ from components.cvm import monitoring
 from components.cvm.policies import api_logging_role_policy, function_role_policy
 from components.dns import validation_record_for
 from components.global_tables import RegionalTable
-from components.iam import service_trust_policy
+from components.iam import lambda_trust_policy, service_trust_policy
 from components.packaging import ARCHITECTURE, RUNTIME, LambdaLayer, packaged_function
 
 HERE = Path(__file__).resolve().parent
@@ -104,9 +104,10 @@ class CvmArgs:
     region: str
     primary_region: str
     name_prefix: str  # `<app>-<env>-<region>` (IAM, alarm, health-check names)
-    stack_prefix: str  # `<app>-<env>` (the salts secret's name, the tables key alias)
+    stack_prefix: str  # `<app>-<env>` (the salts secret's name)
     account: AwsAccount
     kms_key_arn: pulumi.Input[str]
+    tables_key_arn: pulumi.Input[str]  # the global tables' CMK in this region
     provisioning: RegionalTable
     inventory: RegionalTable
     device_domain: str
@@ -133,11 +134,6 @@ class CvmArgs:
 def salts_secret_name(stack_prefix: str) -> str:
     """The same name in every region (one secret per region; see README, "Salts")."""
     return f"{stack_prefix}/cvm/batch-salts"
-
-
-def tables_key_alias(stack_prefix: str) -> str:
-    """components/global_tables.py names the tables' multi-region key so in every region."""
-    return f"alias/{stack_prefix}-tables"
 
 
 def function_environment(args: CvmArgs, *, secret_arn: str, provisioning_table: str,
@@ -189,7 +185,11 @@ class CertificateVendingMachine(pulumi.ComponentResource):
             description="CVM device-token salts per manufacturing batch "
                         "(written by tools/manufacturer.py)",
             kms_key_id=args.kms_key_arn, recovery_window_in_days=30 if args.is_prod else 7,
-            tags=tags, opts=child)
+            # A salt cannot rotate on a schedule: devices already in the field carry tokens
+            # derived from it. New batches get new salts (`tools/manufacturer.py rotate-salt`).
+            tags={**tags, "rotation-exception": "device tokens in the field derive from the "
+                  "batch salt; new batches get new salts (manufacturer rotate-salt)"},
+            opts=child)
 
         # --- the function ----------------------------------------------------------------------
         self.function_log_group = aws.cloudwatch.LogGroup(
@@ -198,21 +198,19 @@ class CertificateVendingMachine(pulumi.ComponentResource):
             tags=tags, opts=child)
         self.function_role = aws.iam.Role(
             f"{name}-function-role", name=f"{function_name}-fn",
-            assume_role_policy=pulumi.Output.all(partition, account_id).apply(
-                lambda v: service_trust_policy(
-                    "lambda.amazonaws.com", v[1],
-                    f"arn:{v[0]}:lambda:{region}:{v[1]}:function:{function_name}")),
+            assume_role_policy=pulumi.Output.from_input(account_id).apply(lambda_trust_policy),
             tags=tags, opts=child)
         function_policy = aws.iam.RolePolicy(
             f"{name}-function-policy", role=self.function_role.id, name="cvm-registration",
             policy=pulumi.Output.all(
                 partition, account_id, self.function_log_group.arn, args.kms_key_arn,
-                args.provisioning.arn, args.inventory.arn, self.salts_secret.arn).apply(
+                args.provisioning.arn, args.inventory.arn, self.salts_secret.arn,
+                args.tables_key_arn).apply(
                 lambda v: function_role_policy(
                     partition=v[0], region=region, account_id=v[1],
                     function_name=function_name, log_group_arn=v[2], key_arn=v[3],
                     provisioning_table_arn=v[4], inventory_table_arn=v[5],
-                    tables_key_alias=tables_key_alias(args.stack_prefix), secret_arn=v[6],
+                    tables_key_arn=v[7], secret_arn=v[6],
                     thing_name_prefix=args.thing_name_prefix,
                     legacy_keys=bool(args.legacy_batches))),
             opts=child)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from components.iam import Statement, lambda_basic_statements, policy_document
+from components.iam import Statement, lambda_basic_statements, policy_document, table_key_statement
 
 
 def function_role_policy(*, partition: str, region: str, account_id: str, function_name: str,
                          log_group_arn: str, key_arn: str, provisioning_table_arn: str,
-                         inventory_table_arn: str, tables_key_alias: str, secret_arn: str,
+                         inventory_table_arn: str, tables_key_arn: str, secret_arn: str,
                          thing_name_prefix: str, legacy_keys: bool) -> str:
     """Exactly the calls of lambdas/cvm_registration, on this region's resources."""
     iot = f"arn:{partition}:iot:{region}:{account_id}"
@@ -24,13 +24,8 @@ def function_role_policy(*, partition: str, region: str, account_id: str, functi
         {"Sid": "WriteInventory", "Effect": "Allow",
          "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
          "Resource": inventory_table_arn},
-        # The tables' multi-region key is not handed to capabilities; its alias is the same in
-        # every region, so the grant names it by alias, and only for use through DynamoDB.
-        {"Sid": "TablesKeyThroughDynamoDb", "Effect": "Allow",
-         "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
-         "Resource": f"arn:{partition}:kms:{region}:{account_id}:key/*",
-         "Condition": {"StringEquals": {"kms:ViaService": f"dynamodb.{region}.amazonaws.com"},
-                       "ForAnyValue:StringEquals": {"kms:ResourceAliases": tables_key_alias}}},
+        table_key_statement(key_arn=tables_key_arn, region=region, write=True,
+                            sid="TablesKeyThroughDynamoDb"),
         {"Sid": "ReadBatchSalts", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
          "Resource": secret_arn},
         {"Sid": "DecryptBatchSalts", "Effect": "Allow", "Action": "kms:Decrypt",

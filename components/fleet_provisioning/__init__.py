@@ -16,6 +16,7 @@ def build(name: str, ctx: RegionalContext, settings: FleetSettings,
         region=ctx.region, name_prefix=ctx.name_prefix, is_prod=ctx.is_prod,
         device_policy_name=ctx.edge.device_policy_name, inventory=ctx.tables.inventory,
         provisioning=ctx.tables.provisioning, kms_key_arn=ctx.key_arn,
+        tables_key_arn=ctx.tables.key_arn,
         log_retention_days=ctx.log_retention_days, account=ctx.account,
         lambda_layer=ctx.lambda_layer, settings=settings, tags=ctx.tags), opts)
 

@@ -35,7 +35,7 @@ from components.fleet_provisioning.template import (
     template_name,
 )
 from components.global_tables import RegionalTable
-from components.iam import service_trust_policy, ssl_only_queue_policy
+from components.iam import lambda_trust_policy, service_trust_policy, ssl_only_queue_policy
 from components.packaging import ARCHITECTURE, RUNTIME, LambdaLayer, packaged_function
 
 HOOK_PACKAGE = "fleet_provisioning_hook"
@@ -74,6 +74,7 @@ class FleetProvisioningArgs:
     inventory: RegionalTable
     provisioning: RegionalTable
     kms_key_arn: pulumi.Input[str]
+    tables_key_arn: pulumi.Input[str]  # the global tables' CMK in this region
     log_retention_days: int
     account: AwsAccount
     lambda_layer: LambdaLayer
@@ -200,19 +201,17 @@ class FleetProvisioning(pulumi.ComponentResource):
             tags=tags, opts=child)
         self.hook_role = aws.iam.Role(
             f"{name}-hook-role", name=f"{hook_name}-fn",
-            assume_role_policy=pulumi.Output.all(partition, account_id).apply(
-                lambda v: service_trust_policy(
-                    "lambda.amazonaws.com", v[1],
-                    f"arn:{v[0]}:lambda:{region}:{v[1]}:function:{hook_name}")),
+            assume_role_policy=pulumi.Output.from_input(account_id).apply(lambda_trust_policy),
             tags=tags, opts=child)
         hook_policy = aws.iam.RolePolicy(
             f"{name}-hook-policy", role=self.hook_role.id, name="allow-list",
             policy=pulumi.Output.all(self.hook_log_group.arn, args.kms_key_arn,
-                                     args.provisioning.arn, args.inventory.arn).apply(
+                                     args.provisioning.arn, args.inventory.arn,
+                                     args.tables_key_arn).apply(
                 lambda v: hook_role_policy(log_group_arn=v[0], key_arn=v[1],
-                                           function_name=hook_name,
+                                           function_name=hook_name, region=region,
                                            provisioning_table_arn=v[2],
-                                           inventory_table_arn=v[3])),
+                                           inventory_table_arn=v[3], tables_key_arn=v[4])),
             opts=child)
         hook_zip, hook_hash = packaged_function(HOOK_PACKAGE)
         self.hook_function = aws.lambda_.Function(
@@ -291,22 +290,19 @@ class FleetProvisioning(pulumi.ComponentResource):
             tags=tags, opts=child)
         self.recorder_role = aws.iam.Role(
             f"{name}-recorder-role", name=f"{recorder_name}-fn",
-            assume_role_policy=pulumi.Output.all(partition, account_id).apply(
-                lambda v: service_trust_policy(
-                    "lambda.amazonaws.com", v[1],
-                    f"arn:{v[0]}:lambda:{region}:{v[1]}:function:{recorder_name}")),
+            assume_role_policy=pulumi.Output.from_input(account_id).apply(lambda_trust_policy),
             tags=tags, opts=child)
         recorder_policy = aws.iam.RolePolicy(
             f"{name}-recorder-policy", role=self.recorder_role.id, name="record-devices",
             policy=pulumi.Output.all(
                 self.recorder_log_group.arn, args.kms_key_arn, partition, account_id,
                 args.provisioning.stream_arn, args.provisioning.arn, args.inventory.arn,
-                self.dead_letter_queue.arn).apply(
+                self.dead_letter_queue.arn, args.tables_key_arn).apply(
                 lambda v: recorder_role_policy(
                     log_group_arn=v[0], key_arn=v[1], function_name=recorder_name,
                     partition=v[2], region=region, account_id=v[3],
                     provisioning_stream_arn=v[4], provisioning_table_arn=v[5],
-                    inventory_table_arn=v[6], queue_arn=v[7])),
+                    inventory_table_arn=v[6], queue_arn=v[7], tables_key_arn=v[8])),
             opts=child)
         recorder_zip, recorder_hash = packaged_function(RECORDER_PACKAGE)
         self.recorder_function = aws.lambda_.Function(

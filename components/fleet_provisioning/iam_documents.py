@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from components.iam import Statement, lambda_basic_statements, policy_document
+from components.iam import Statement, lambda_basic_statements, policy_document, table_key_statement
 
 COGNITO_IDENTITY = "cognito-identity.amazonaws.com"
 # Provisioning-table items the fleet functions may touch (components/fleet_provisioning
@@ -66,8 +66,9 @@ def _allow_list_condition() -> dict[str, dict[str, list[str]]]:
     return {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [ALLOW_LIST_KEYS]}}
 
 
-def hook_role_policy(*, log_group_arn: str, key_arn: str, function_name: str,
-                     provisioning_table_arn: str, inventory_table_arn: str) -> str:
+def hook_role_policy(*, log_group_arn: str, key_arn: str, function_name: str, region: str,
+                     provisioning_table_arn: str, inventory_table_arn: str,
+                     tables_key_arn: str) -> str:
     statements: list[Statement] = lambda_basic_statements(
         log_group_arn=log_group_arn, key_arn=key_arn, function_name=function_name)
     statements += [
@@ -79,6 +80,7 @@ def hook_role_policy(*, log_group_arn: str, key_arn: str, function_name: str,
         {"Sid": "CheckTheInventory", "Effect": "Allow",
          "Action": ["dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem"],
          "Resource": inventory_table_arn},
+        table_key_statement(key_arn=tables_key_arn, region=region, write=True),
     ]
     return policy_document(statements)
 
@@ -86,7 +88,8 @@ def hook_role_policy(*, log_group_arn: str, key_arn: str, function_name: str,
 def recorder_role_policy(*, log_group_arn: str, key_arn: str, function_name: str,
                          partition: str, region: str, account_id: str,
                          provisioning_stream_arn: str, provisioning_table_arn: str,
-                         inventory_table_arn: str, queue_arn: str) -> str:
+                         inventory_table_arn: str, queue_arn: str,
+                         tables_key_arn: str) -> str:
     iot = f"arn:{partition}:iot:{region}:{account_id}"
     statements: list[Statement] = lambda_basic_statements(
         log_group_arn=log_group_arn, key_arn=key_arn, function_name=function_name)
@@ -102,6 +105,7 @@ def recorder_role_policy(*, log_group_arn: str, key_arn: str, function_name: str
          "Resource": provisioning_table_arn, "Condition": _allow_list_condition()},
         {"Sid": "RecordDevices", "Effect": "Allow",
          "Action": ["dynamodb:GetItem", "dynamodb:PutItem"], "Resource": inventory_table_arn},
+        table_key_statement(key_arn=tables_key_arn, region=region, write=True),
         {"Sid": "ConfirmCertificate", "Effect": "Allow", "Action": "iot:DescribeCertificate",
          "Resource": f"{iot}:cert/*"},
         {"Sid": "ConfirmAttachment", "Effect": "Allow", "Action": "iot:ListThingPrincipals",

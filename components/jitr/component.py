@@ -29,7 +29,9 @@ from components.iam import (
     XRAY_ACTIONS,
     lambda_basic_statements,
     policy_document,
+    lambda_trust_policy,
     service_trust_policy,
+    table_key_statement,
     ssl_only_queue_policy,
 )
 from components.packaging import ARCHITECTURE, RUNTIME, LambdaLayer, packaged_function
@@ -49,6 +51,7 @@ class JitrArgs:
     device_policy_name: pulumi.Input[str]
     inventory: RegionalTable
     kms_key_arn: pulumi.Input[str]  # the regional CMK (logs, queue, Lambda environment)
+    tables_key_arn: pulumi.Input[str]  # the global tables' CMK in this region
     log_retention_days: int
     account: AwsAccount
     lambda_layer: LambdaLayer
@@ -93,7 +96,7 @@ def rule_role_policy(*, state_machine_arn: str, queue_arn: str, key_arn: str,
 
 
 def state_machine_role_policy(*, partition: str, region: str, account_id: str,
-                              table_arn: str, function_arn: str) -> str:
+                              table_arn: str, function_arn: str, tables_key_arn: str) -> str:
     """Exactly the calls the definition makes, each as narrow as IAM can express.
 
     What IAM cannot express, stated honestly: `iot:UpdateCertificate`, `iot:AttachPolicy`,
@@ -123,6 +126,7 @@ def state_machine_role_policy(*, partition: str, region: str, account_id: str,
         # No DeleteItem/UpdateItem: the first write is the only one JITR makes.
         {"Sid": "Inventory", "Effect": "Allow",
          "Action": ["dynamodb:GetItem", "dynamodb:PutItem"], "Resource": table_arn},
+        table_key_statement(key_arn=tables_key_arn, region=region, write=True),
         {"Sid": "CheckCertificate", "Effect": "Allow", "Action": "lambda:InvokeFunction",
          "Resource": function_arn},
         # The log-delivery actions and Resource "*" exactly as AWS documents them for a state
@@ -135,19 +139,6 @@ def state_machine_role_policy(*, partition: str, region: str, account_id: str,
         # X-Ray has no resource-level permissions.
         {"Sid": "Tracing", "Effect": "Allow", "Action": list(XRAY_ACTIONS), "Resource": "*"},
     ])
-
-
-def lambda_trust_policy(account_id: str) -> str:
-    """Lambda's execution-role trust: the service principal for this account only.
-
-    No `aws:SourceArn`: AWS documents the execution role's trust as naming the Lambda
-    service principal ("Defining Lambda function permissions with an execution role",
-    https://docs.aws.amazon.com/lambda/latest/dg/lambda-intro-execution-role.html) and does
-    not document `aws:SourceArn` for it; limiting which function uses a role is done with
-    `lambda:SourceFunctionArn` in identity policies
-    (https://docs.aws.amazon.com/lambda/latest/dg/permissions-source-function-arn.html).
-    """
-    return service_trust_policy("lambda.amazonaws.com", account_id)
 
 
 def check_function_role_policy(*, log_group_arn: str, key_arn: str,
@@ -244,10 +235,10 @@ class JitrPipeline(pulumi.ComponentResource):
         machine_policy = aws.iam.RolePolicy(
             f"{name}-machine-policy", role=self.machine_role.id, name="jitr",
             policy=pulumi.Output.all(partition, account_id, args.inventory.arn,
-                                     self.check_function.arn).apply(
+                                     self.check_function.arn, args.tables_key_arn).apply(
                 lambda v: state_machine_role_policy(partition=v[0], region=region,
                                                     account_id=v[1], table_arn=v[2],
-                                                    function_arn=v[3])),
+                                                    function_arn=v[3], tables_key_arn=v[4])),
             opts=child)
         self.state_machine = aws.sfn.StateMachine(
             f"{name}-machine", region=region, name=machine_name, type="STANDARD",
