@@ -144,6 +144,10 @@ def _sdk_actions(definition: str) -> set[str]:
     return actions
 
 
+def graph_primary(graph: StackGraph) -> str:
+    return str(graph.outputs["primaryRegion"])
+
+
 def test_machine_role_is_least_privilege(stack: tuple[StackGraph, list[str]]) -> None:
     graph, regions = stack
     for region in regions:
@@ -170,8 +174,20 @@ def test_machine_role_is_least_privilege(stack: tuple[StackGraph, list[str]]) ->
         wildcard = {a for a, resources in granted.items() if "*" in resources}
         assert wildcard == set(SFN_LOG_DELIVERY_ACTIONS) | set(XRAY_ACTIONS)
         assert granted["iot:DeleteThing"] == [iot_prefix + "thing/*"]  # no narrower key exists
+        # The tables' CMK, this region's copy only, and only through DynamoDB here.
+        tables_key = next(r for r in graph.of_type("aws:kms/key:Key")
+                          if r.region == region and r.inputs.get("multiRegion")) \
+            if region == graph_primary(graph) else next(
+                r for r in graph.of_type("aws:kms/replicaKey:ReplicaKey") if r.region == region)
+        [key_statement] = [s for s in policy if "kms:Decrypt" in as_list(s["Action"])]
+        assert sorted(as_list(key_statement["Action"])) == [
+            "kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"]
+        assert key_statement["Resource"] == tables_key.outputs["arn"]
+        assert key_statement["Condition"] == {
+            "StringEquals": {"kms:ViaService": f"dynamodb.{region}.amazonaws.com"}}
         assert set(granted) - iot_granted - wildcard == {
-            "dynamodb:GetItem", "dynamodb:PutItem", "lambda:InvokeFunction"}
+            "dynamodb:GetItem", "dynamodb:PutItem", "lambda:InvokeFunction",
+            "kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"}
         [trust] = statements(role, "assumeRolePolicy")
         assert trust["Principal"] == {"Service": "states.amazonaws.com"}
         assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": ACCOUNT_ID}

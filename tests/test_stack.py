@@ -117,3 +117,33 @@ def test_tags_reach_taggable_resources(dev_graph: StackGraph) -> None:
     for table in dev_graph.of_type("aws:dynamodb/table:Table"):
         assert table.inputs["tags"]["environment"] == "dev"
         assert table.inputs["tags"]["owner"] == "iot-platform"
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_caller_of_the_tables_may_use_their_key_here_only(
+        stack: str, request: pytest.FixtureRequest) -> None:
+    """The tables are encrypted with our CMK and its key policy delegates to IAM: a role
+    that reads or writes a table needs kms:Decrypt (and Encrypt/GenerateDataKey to write)
+    on *this region's* copy of the key, through DynamoDB only - or every call fails."""
+    graph: StackGraph = request.getfixturevalue(f"{stack}_graph")
+    key_arns = {r.region: r.outputs["arn"] for r in graph.resources
+                if r.type in ("aws:kms/key:Key", "aws:kms/replicaKey:ReplicaKey")
+                and "tables" in r.name}
+    table_actions = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                     "dynamodb:BatchGetItem", "dynamodb:Query")
+    callers = 0
+    for policy in graph.of_type("aws:iam/rolePolicy:RolePolicy"):
+        statements = json.loads(policy.inputs["policy"])["Statement"]
+        touched = {r.split(":")[3] for s in statements
+                   for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+                   if a in table_actions
+                   for r in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])
+                   if ":table/" in r}
+        for region in touched:
+            callers += 1
+            grants = [s for s in statements if s.get("Resource") == key_arns[region]]
+            assert grants, f"{policy.name} uses the tables in {region} without their key"
+            for grant in grants:
+                assert grant["Condition"]["StringEquals"]["kms:ViaService"] == \
+                    f"dynamodb.{region}.amazonaws.com", policy.name
+    assert callers >= 3 * len(key_arns)  # JITR, CVM, fleet hook and recorder per region

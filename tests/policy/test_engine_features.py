@@ -145,7 +145,7 @@ def test_a_crashing_policy_fails_the_run_naming_policy_and_resource():
         aws.sqs.Queue("q", region="eu-west-1", name="q")
 
     crashing = ResourceValidationPolicy(name="crashes", description="always raises", validate=boom)
-    expected = "policy crashes failed on urn:pulumi:test::project::pulumi:pulumi:Stack$aws:sqs/queue:Queue::q: KeyError"
+    expected = "policy crashes failed on urn:pulumi:test::project::aws:sqs/queue:Queue::q: KeyError"
     with pytest.raises(check.PolicyFailed, match=re.escape(expected)):
         check.run_policies(evaluate(program), policies=[crashing])
 
