@@ -30,6 +30,7 @@ from lambdas.fleet_provisioning_hook import app as hook_app
 from lambdas.fleet_provisioning_recorder import app as recorder_app
 from tests.support.fleet_emulator import (
     AccessDenied,
+    ClaimApi,
     DeclaredFleet,
     FleetEmulator,
     IdentityPoolClient,
@@ -158,25 +159,17 @@ def onboard_installer(world: World, username: str = "alice") -> None:
 def claim(world: World, tmp_path: Path, prompter: ScriptedInstaller,
           username: str = "alice") -> tuple[installer.ProvisioningClaim, str]:
     """`claim` sub-command with the emulated IoT endpoint; returns the claim and the output."""
-    made: list[installer.ProvisioningClaim] = []
-
-    class Iot:
-        def create_provisioning_claim(self, templateName: str) -> dict[str, Any]:  # noqa: N803
-            role = world.identity.role
-            response = world.emulator.create_provisioning_claim(
-                world.declared.role_policy(role.outputs["arn"]), templateName=templateName)
-            made.append(installer.ProvisioningClaim(
-                response["certificateId"], response["certificatePem"],
-                response["keyPair"]["PrivateKey"], response["expiration"]))
-            return response
-
+    api = ClaimApi(world.emulator, world.identity)
     out = io.StringIO()
     code = installer.run_claim(world.claim_args(username, tmp_path), idp=world.idp,
-                               identity=world.identity, iot_with=lambda credentials: Iot(),
+                               identity=world.identity, iot_with=lambda credentials: api,
                                prompter=prompter, out=out,
                                now=lambda: dt.datetime.now(dt.timezone.utc))
     assert code == 0
-    return made[0], out.getvalue()
+    [response] = api.made
+    return installer.ProvisioningClaim(response["certificateId"], response["certificatePem"],
+                                       response["keyPair"]["PrivateKey"],
+                                       response["expiration"]), out.getvalue()
 
 
 def device_provisions(world: World, claim_id: str, serial: str = SERIAL) -> dict[str, Any]:

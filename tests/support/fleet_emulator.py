@@ -27,6 +27,7 @@ from tools.local.emulation.fleet_provisioning import (
     AccessDenied,
     AuthenticatorApp,
     Claim,
+    ClaimApi,
     DeclaredFleet,
     IdentityPoolClient,
     IdentityPoolEmulation,
@@ -35,7 +36,7 @@ from tools.local.emulation.fleet_provisioning import (
 )
 from tools.local.emulation.lambdas import InvokeDenied, LambdaContext, permits
 
-__all__ = ["AccessDenied", "AuthenticatorApp", "Claim", "DeclaredFleet", "FleetEmulator",
+__all__ = ["AccessDenied", "AuthenticatorApp", "Claim", "ClaimApi", "DeclaredFleet", "FleetEmulator",
            "IdentityPoolClient", "IdentityPoolEmulation", "LambdaContext", "Rejected",
            "ScriptedInstaller", "declared_environment", "declared_handler", "filter_matches",
            "invoke", "read_stream", "stream_event"]

@@ -258,6 +258,26 @@ class IdentityPoolClient:
         return self.moto.get_credentials_for_identity(**kwargs)
 
 
+class ClaimApi:
+    """The IoT client the installer tool gets for the identity pool's credentials: its
+    CreateProvisioningClaim is allowed by the policy of the role the pool chose (`made`
+    keeps the claims' answers)."""
+
+    def __init__(self, emulator: FleetEmulator, identity: IdentityPoolClient) -> None:
+        self._emulator = emulator
+        self._identity = identity
+        self.made: list[dict[str, Any]] = []
+
+    def create_provisioning_claim(self, templateName: str) -> dict[str, Any]:  # noqa: N803
+        role = self._identity.role
+        if role is None:
+            raise AccessDenied("no credentials from the identity pool")
+        response = self._emulator.create_provisioning_claim(
+            self._emulator.declared.role_policy(role.outputs["arn"]), templateName=templateName)
+        self.made.append(response)
+        return response
+
+
 # --- the installer's side: a person with an authenticator app ------------------------------
 
 class AuthenticatorApp(pyotp.TOTP):
