@@ -24,6 +24,7 @@ from components.cvm import monitoring
 from components.cvm.policies import api_logging_role_policy, function_role_policy
 from components.dns import validation_record_for
 from components.global_tables import RegionalTable
+from components.health import region_health_check
 from components.iam import service_trust_policy
 from components.lambda_function import dependencies_layer, python_function
 from components.packaging import LambdaLayer
@@ -91,10 +92,7 @@ WAF_COUNT_ONLY_RULES: Mapping[str, tuple[str, ...]] = {
 SERVER_ERRORS_PER_MINUTE = 5
 ALARM_EVALUATION_PERIODS = 5
 ALARM_DATAPOINTS_TO_ALARM = 3
-INSUFFICIENT_DATA_HEALTH_STATUS = "LastKnownStatus"
 HTTPS_PORT = 443
-TCP_CHECK_INTERVAL_SECONDS = 30
-TCP_CHECK_FAILURE_THRESHOLD = 3
 LATENCY_RECORD_TTL = 60  # alias records take the target's TTL; kept for the validation CNAME
 VALIDATION_RECORD_TTL = 300
 
@@ -416,20 +414,11 @@ class CertificateVendingMachine(pulumi.ComponentResource):
             datapoints_to_alarm=ALARM_DATAPOINTS_TO_ALARM, threshold=SERVER_ERRORS_PER_MINUTE,
             comparison_operator="GreaterThanOrEqualToThreshold",
             treat_missing_data="notBreaching", tags=tags, opts=child)
-        self.alarm_health_check = aws.route53.HealthCheck(
-            f"{name}-alarm-health-check", type="CLOUDWATCH_METRIC",
-            cloudwatch_alarm_name=self.server_error_alarm.name, cloudwatch_alarm_region=region,
-            insufficient_data_health_status=INSUFFICIENT_DATA_HEALTH_STATUS,
-            tags={**tags, "Name": f"{prefix}-cvm-server-errors"}, opts=child)
-        self.tcp_health_check = aws.route53.HealthCheck(
-            f"{name}-tcp-health-check", type="TCP", fqdn=self.domain.regional_domain_name,
-            port=HTTPS_PORT, request_interval=TCP_CHECK_INTERVAL_SECONDS,
-            failure_threshold=TCP_CHECK_FAILURE_THRESHOLD,
-            tags={**tags, "Name": f"{prefix}-cvm-https-port"}, opts=child)
-        self.health_check = aws.route53.HealthCheck(
-            f"{name}-health-check", type="CALCULATED",
-            child_healthchecks=[self.alarm_health_check.id, self.tcp_health_check.id],
-            child_health_threshold=2, tags={**tags, "Name": f"{prefix}-cvm"}, opts=child)
+        self.health_check = region_health_check(
+            name, parent=self, region=region, alarm_name=self.server_error_alarm.name,
+            fqdn=self.domain.regional_domain_name, port=HTTPS_PORT,
+            alarm_check_label=f"{prefix}-cvm-server-errors",
+            tcp_check_label=f"{prefix}-cvm-https-port", label=f"{prefix}-cvm", tags=tags)
         self.latency_record = aws.route53.Record(
             f"{name}-latency-record", zone_id=args.hosted_zone_id, name=domain, type="A",
             set_identifier=region,
