@@ -24,14 +24,15 @@ from components.cvm import monitoring
 from components.cvm.policies import api_logging_role_policy, function_role_policy
 from components.dns import validation_record_for
 from components.global_tables import RegionalTable
-from components.iam import lambda_trust_policy, service_trust_policy
-from components.packaging import ARCHITECTURE, RUNTIME, LambdaLayer, packaged_function
+from components.health import region_health_check
+from components.iam import service_trust_policy
+from components.lambda_function import dependencies_layer, python_function
+from components.packaging import LambdaLayer
 
 HERE = Path(__file__).resolve().parent
 REGISTRATION_SCHEMA = HERE / "registration.schema.json"
 ROTATION_SCHEMA = HERE / "rotation.schema.json"
 FUNCTION_PACKAGE = "cvm_registration"
-FUNCTION_HANDLER = f"{FUNCTION_PACKAGE}.app.handler"
 STAGE_NAME = "v1"
 # Route (path part) -> (request model name, schema file).
 ROUTES: Mapping[str, tuple[str, Path]] = {
@@ -91,10 +92,7 @@ WAF_COUNT_ONLY_RULES: Mapping[str, tuple[str, ...]] = {
 SERVER_ERRORS_PER_MINUTE = 5
 ALARM_EVALUATION_PERIODS = 5
 ALARM_DATAPOINTS_TO_ALARM = 3
-INSUFFICIENT_DATA_HEALTH_STATUS = "LastKnownStatus"
 HTTPS_PORT = 443
-TCP_CHECK_INTERVAL_SECONDS = 30
-TCP_CHECK_FAILURE_THRESHOLD = 3
 LATENCY_RECORD_TTL = 60  # alias records take the target's TTL; kept for the validation CNAME
 VALIDATION_RECORD_TTL = 300
 
@@ -192,18 +190,17 @@ class CertificateVendingMachine(pulumi.ComponentResource):
             opts=child)
 
         # --- the function ----------------------------------------------------------------------
-        self.function_log_group = aws.cloudwatch.LogGroup(
-            f"{name}-function-logs", region=region, name=f"/aws/lambda/{function_name}",
-            retention_in_days=args.log_retention_days, kms_key_id=args.kms_key_arn,
-            tags=tags, opts=child)
-        self.function_role = aws.iam.Role(
-            f"{name}-function-role", name=f"{function_name}-fn",
-            assume_role_policy=pulumi.Output.from_input(account_id).apply(lambda_trust_policy),
-            tags=tags, opts=child)
-        function_policy = aws.iam.RolePolicy(
-            f"{name}-function-policy", role=self.function_role.id, name="cvm-registration",
-            policy=pulumi.Output.all(
-                partition, account_id, self.function_log_group.arn, args.kms_key_arn,
+        self.dependencies_layer = dependencies_layer(
+            f"{name}-deps", parent=self, region=region, layer_name=f"{prefix}-cvm-deps",
+            lambda_layer=args.lambda_layer)
+        self.registration = python_function(
+            f"{name}-function", parent=self, region=region, account_id=account_id,
+            kms_key_arn=args.kms_key_arn, log_retention_days=args.log_retention_days, tags=tags,
+            function_name=function_name, package=FUNCTION_PACKAGE,
+            description="CVM: registers devices (token -> certificate) and rotates certificates",
+            role_policy_name="cvm-registration",
+            role_policy=lambda log_group_arn: pulumi.Output.all(
+                partition, account_id, log_group_arn, args.kms_key_arn,
                 args.provisioning.arn, args.inventory.arn, self.salts_secret.arn,
                 args.tables_key_arn).apply(
                 lambda v: function_role_policy(
@@ -213,37 +210,13 @@ class CertificateVendingMachine(pulumi.ComponentResource):
                     tables_key_arn=v[7], secret_arn=v[6],
                     thing_name_prefix=args.thing_name_prefix,
                     legacy_keys=bool(args.legacy_batches))),
-            opts=child)
-        self.dependencies_layer = aws.lambda_.LayerVersion(
-            f"{name}-deps", region=region, layer_name=f"{prefix}-cvm-deps",
-            code=pulumi.FileArchive(str(args.lambda_layer.zip_path)),
-            source_code_hash=args.lambda_layer.source_code_hash,
-            compatible_runtimes=[RUNTIME], compatible_architectures=[ARCHITECTURE],
-            description="lambdas/requirements.txt for the Lambda platform "
-                        "(python -m tools.package_lambda)",
-            opts=child)
-        code_zip, code_hash = packaged_function(FUNCTION_PACKAGE)
-        self.function = aws.lambda_.Function(
-            f"{name}-function", region=region, name=function_name,
-            description="CVM: registers devices (token -> certificate) and rotates certificates",
-            runtime=RUNTIME, architectures=[ARCHITECTURE], handler=FUNCTION_HANDLER,
-            code=pulumi.FileArchive(str(code_zip)), source_code_hash=code_hash,
-            layers=[self.dependencies_layer.arn], role=self.function_role.arn,
-            memory_size=FUNCTION_MEMORY_MB, timeout=FUNCTION_TIMEOUT_SECONDS,
-            reserved_concurrent_executions=args.reserved_concurrency,
-            kms_key_arn=args.kms_key_arn,
-            environment=aws.lambda_.FunctionEnvironmentArgs(variables=pulumi.Output.all(
+            environment=pulumi.Output.all(
                 self.salts_secret.arn, args.provisioning.name, args.inventory.name,
                 args.device_policy_name).apply(lambda v: function_environment(
                     args, secret_arn=v[0], provisioning_table=v[1], inventory_table=v[2],
-                    device_policy_name=v[3]))),
-            tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active"),
-            logging_config=aws.lambda_.FunctionLoggingConfigArgs(
-                log_format="JSON", log_group=self.function_log_group.name),
-            tags=tags,
-            # The role must be able to log and read the salts before the first invocation.
-            opts=pulumi.ResourceOptions(parent=self,
-                                        depends_on=[self.function_log_group, function_policy]))
+                    device_policy_name=v[3])),
+            layer=self.dependencies_layer, memory_size=FUNCTION_MEMORY_MB,
+            timeout=FUNCTION_TIMEOUT_SECONDS, reserved_concurrency=args.reserved_concurrency)
 
         # --- the REST API ------------------------------------------------------------------------
         self.rest_api = aws.apigateway.RestApi(
@@ -279,7 +252,7 @@ class CertificateVendingMachine(pulumi.ComponentResource):
                 f"{name}-{route}-integration", region=region, rest_api=self.rest_api.id,
                 resource_id=resource.id, http_method=method.http_method,
                 type="AWS_PROXY", integration_http_method="POST",
-                uri=self.function.invoke_arn, opts=child)
+                uri=self.registration.function.invoke_arn, opts=child)
             self.methods[route] = method
             api_parts += [model, resource, method, integration]
         for response_type, (status, template) in GATEWAY_RESPONSES.items():
@@ -334,7 +307,7 @@ class CertificateVendingMachine(pulumi.ComponentResource):
                 logging_level="OFF", data_trace_enabled=False),
             opts=child)
         aws.lambda_.Permission(
-            f"{name}-invoke", region=region, function=self.function.name,
+            f"{name}-invoke", region=region, function=self.registration.function.name,
             action="lambda:InvokeFunction", principal="apigateway.amazonaws.com",
             source_account=account_id,
             source_arn=self.rest_api.execution_arn.apply(
@@ -441,20 +414,11 @@ class CertificateVendingMachine(pulumi.ComponentResource):
             datapoints_to_alarm=ALARM_DATAPOINTS_TO_ALARM, threshold=SERVER_ERRORS_PER_MINUTE,
             comparison_operator="GreaterThanOrEqualToThreshold",
             treat_missing_data="notBreaching", tags=tags, opts=child)
-        self.alarm_health_check = aws.route53.HealthCheck(
-            f"{name}-alarm-health-check", type="CLOUDWATCH_METRIC",
-            cloudwatch_alarm_name=self.server_error_alarm.name, cloudwatch_alarm_region=region,
-            insufficient_data_health_status=INSUFFICIENT_DATA_HEALTH_STATUS,
-            tags={**tags, "Name": f"{prefix}-cvm-server-errors"}, opts=child)
-        self.tcp_health_check = aws.route53.HealthCheck(
-            f"{name}-tcp-health-check", type="TCP", fqdn=self.domain.regional_domain_name,
-            port=HTTPS_PORT, request_interval=TCP_CHECK_INTERVAL_SECONDS,
-            failure_threshold=TCP_CHECK_FAILURE_THRESHOLD,
-            tags={**tags, "Name": f"{prefix}-cvm-https-port"}, opts=child)
-        self.health_check = aws.route53.HealthCheck(
-            f"{name}-health-check", type="CALCULATED",
-            child_healthchecks=[self.alarm_health_check.id, self.tcp_health_check.id],
-            child_health_threshold=2, tags={**tags, "Name": f"{prefix}-cvm"}, opts=child)
+        self.health_check = region_health_check(
+            name, parent=self, region=region, alarm_name=self.server_error_alarm.name,
+            fqdn=self.domain.regional_domain_name, port=HTTPS_PORT,
+            alarm_check_label=f"{prefix}-cvm-server-errors",
+            tcp_check_label=f"{prefix}-cvm-https-port", label=f"{prefix}-cvm", tags=tags)
         self.latency_record = aws.route53.Record(
             f"{name}-latency-record", zone_id=args.hosted_zone_id, name=domain, type="A",
             set_identifier=region,
@@ -519,7 +483,7 @@ class CertificateVendingMachine(pulumi.ComponentResource):
             "provisioning_url": self.provisioning_url,
             "rest_api_id": self.rest_api.id,
             "stage_arn": self.stage.arn,
-            "function_arn": self.function.arn,
+            "function_arn": self.registration.function.arn,
             "salts_secret_arn": self.salts_secret.arn,
             "web_acl_arn": self.web_acl.arn,
             "health_check_id": self.health_check.id,

@@ -21,6 +21,7 @@ from components.account import AwsAccount
 from components.dns import validation_record_for
 from components.edge.device_policy import device_policy_document
 from components.edge.settings import IotAccountSettings
+from components.health import region_health_check
 from components.iam import service_trust_policy
 
 # AWS IoT V2 logging always writes to this log group name; we create it so that it is
@@ -54,12 +55,8 @@ LATENCY_RECORD_TTL = 60
 CONNECT_SERVER_ERRORS_PER_MINUTE = 10
 ALARM_EVALUATION_PERIODS = 5
 ALARM_DATAPOINTS_TO_ALARM = 3
-# A gap in CloudWatch data keeps the region's last verdict rather than flapping it.
-INSUFFICIENT_DATA_HEALTH_STATUS = "LastKnownStatus"
 # Reachability: the MQTT-over-TLS port of the region's data endpoint answers TCP.
 MQTT_TLS_PORT = 8883
-TCP_CHECK_INTERVAL_SECONDS = 30
-TCP_CHECK_FAILURE_THRESHOLD = 3
 
 
 @dataclass(frozen=True)
@@ -340,32 +337,12 @@ class DeviceEdge(pulumi.ComponentResource):
         # Route53 cannot speak MQTT, so the region counts as healthy only while both hold:
         # IoT reports no burst of server-side connect failures (the alarm), and the
         # region's MQTT port accepts TCP connections (a TCP check needs no client cert).
-        self.alarm_health_check = aws.route53.HealthCheck(
-            f"{name}-alarm-health-check",
-            type="CLOUDWATCH_METRIC",
-            cloudwatch_alarm_name=self.health_alarm.name,
-            cloudwatch_alarm_region=region,
-            insufficient_data_health_status=INSUFFICIENT_DATA_HEALTH_STATUS,
-            tags={**tags, "Name": resource_name("iot-connect-errors")},
-            opts=child,
-        )
-        self.tcp_health_check = aws.route53.HealthCheck(
-            f"{name}-tcp-health-check",
-            type="TCP",
-            fqdn=data_endpoint.endpoint_address,
-            port=MQTT_TLS_PORT,
-            request_interval=TCP_CHECK_INTERVAL_SECONDS,
-            failure_threshold=TCP_CHECK_FAILURE_THRESHOLD,
-            tags={**tags, "Name": resource_name("iot-mqtt-port")},
-            opts=child,
-        )
-        self.health_check = aws.route53.HealthCheck(
-            f"{name}-health-check",
-            type="CALCULATED",
-            child_healthchecks=[self.alarm_health_check.id, self.tcp_health_check.id],
-            child_health_threshold=2,  # healthy only while both signals are
-            tags={**tags, "Name": resource_name("iot-edge")},
-            opts=child,
+        self.health_check = region_health_check(
+            name, parent=self, region=region, alarm_name=self.health_alarm.name,
+            fqdn=data_endpoint.endpoint_address, port=MQTT_TLS_PORT,
+            alarm_check_label=resource_name("iot-connect-errors"),
+            tcp_check_label=resource_name("iot-mqtt-port"), label=resource_name("iot-edge"),
+            tags=tags,
         )
         self.latency_record = aws.route53.Record(
             f"{name}-latency-record",

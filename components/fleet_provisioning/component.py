@@ -35,8 +35,9 @@ from components.fleet_provisioning.template import (
     template_name,
 )
 from components.global_tables import RegionalTable
-from components.iam import lambda_trust_policy, service_trust_policy, ssl_only_queue_policy
-from components.packaging import ARCHITECTURE, RUNTIME, LambdaLayer, packaged_function
+from components.iam import service_trust_policy, ssl_only_queue_policy
+from components.lambda_function import dependencies_layer, python_function
+from components.packaging import LambdaLayer
 
 HOOK_PACKAGE = "fleet_provisioning_hook"
 RECORDER_PACKAGE = "fleet_provisioning_recorder"
@@ -184,48 +185,26 @@ class FleetProvisioning(pulumi.ComponentResource):
             tags=tags, opts=child)
 
         # --- shared: dependencies layer ------------------------------------------------------
-        self.dependencies_layer = aws.lambda_.LayerVersion(
-            f"{name}-deps", region=region, layer_name=f"{prefix}-fleet-deps",
-            code=pulumi.FileArchive(str(args.lambda_layer.zip_path)),
-            source_code_hash=args.lambda_layer.source_code_hash,
-            compatible_runtimes=[RUNTIME], compatible_architectures=[ARCHITECTURE],
-            description="lambdas/requirements.txt for the Lambda platform "
-                        "(python -m tools.package_lambda)",
-            opts=child)
+        self.dependencies_layer = dependencies_layer(
+            f"{name}-deps", parent=self, region=region, layer_name=f"{prefix}-fleet-deps",
+            lambda_layer=args.lambda_layer)
 
         # --- pre-provisioning hook -----------------------------------------------------------
         hook_name = f"{prefix}-fleet-hook"
-        self.hook_log_group = aws.cloudwatch.LogGroup(
-            f"{name}-hook-logs", region=region, name=f"/aws/lambda/{hook_name}",
-            retention_in_days=args.log_retention_days, kms_key_id=args.kms_key_arn,
-            tags=tags, opts=child)
-        self.hook_role = aws.iam.Role(
-            f"{name}-hook-role", name=f"{hook_name}-fn",
-            assume_role_policy=pulumi.Output.from_input(account_id).apply(lambda_trust_policy),
-            tags=tags, opts=child)
-        hook_policy = aws.iam.RolePolicy(
-            f"{name}-hook-policy", role=self.hook_role.id, name="allow-list",
-            policy=pulumi.Output.all(self.hook_log_group.arn, args.kms_key_arn,
-                                     args.provisioning.arn, args.inventory.arn,
-                                     args.tables_key_arn).apply(
+        self.hook = python_function(
+            f"{name}-hook", parent=self, region=region, account_id=account_id,
+            kms_key_arn=args.kms_key_arn, log_retention_days=args.log_retention_days, tags=tags,
+            function_name=hook_name, package=HOOK_PACKAGE,
+            description="Fleet provisioning pre-provisioning hook: allow-listed serials only",
+            role_policy_name="allow-list",
+            role_policy=lambda log_group_arn: pulumi.Output.all(
+                log_group_arn, args.kms_key_arn, args.provisioning.arn, args.inventory.arn,
+                args.tables_key_arn).apply(
                 lambda v: hook_role_policy(log_group_arn=v[0], key_arn=v[1],
                                            function_name=hook_name, region=region,
                                            provisioning_table_arn=v[2],
                                            inventory_table_arn=v[3], tables_key_arn=v[4])),
-            opts=child)
-        hook_zip, hook_hash = packaged_function(HOOK_PACKAGE)
-        self.hook_function = aws.lambda_.Function(
-            f"{name}-hook", region=region, name=hook_name,
-            description="Fleet provisioning pre-provisioning hook: allow-listed serials only",
-            runtime=RUNTIME, architectures=[ARCHITECTURE],
-            handler=f"{HOOK_PACKAGE}.app.handler",
-            code=pulumi.FileArchive(str(hook_zip)), source_code_hash=hook_hash,
-            layers=[self.dependencies_layer.arn], role=self.hook_role.arn,
-            # CPU scales with memory: 512 MB keeps the cold start (powertools, pydantic,
-            # boto3) well inside AWS IoT's 5-second limit.
-            memory_size=512, timeout=HOOK_TIMEOUT_SECONDS,
-            kms_key_arn=args.kms_key_arn,
-            environment=aws.lambda_.FunctionEnvironmentArgs(variables={
+            environment={
                 "PROVISIONING_TABLE_NAME": args.provisioning.name,
                 "INVENTORY_TABLE_NAME": args.inventory.name,
                 "TEMPLATE_ARN": self.template_arn,
@@ -234,17 +213,15 @@ class FleetProvisioning(pulumi.ComponentResource):
                 "HOOK_BUDGET_MS": str(settings.hook_budget_milliseconds),
                 "POWERTOOLS_SERVICE_NAME": "fleet-provisioning-hook",
                 "POWERTOOLS_METRICS_NAMESPACE": "IotMultiRegion/FleetProvisioning",
-            }),
-            tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active"),
-            logging_config=aws.lambda_.FunctionLoggingConfigArgs(
-                log_format="JSON", log_group=self.hook_log_group.name),
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self,
-                                        depends_on=[self.hook_log_group, hook_policy]))
+            },
+            layer=self.dependencies_layer,
+            # CPU scales with memory: 512 MB keeps the cold start (powertools, pydantic,
+            # boto3) well inside AWS IoT's 5-second limit.
+            memory_size=512, timeout=HOOK_TIMEOUT_SECONDS)
         # AWS IoT may invoke the hook only for this template of this account.
         self.hook_permission = aws.lambda_.Permission(
             f"{name}-hook-permission", region=region, statement_id="IotInvokesHookForTemplate",
-            action="lambda:InvokeFunction", function=self.hook_function.name,
+            action="lambda:InvokeFunction", function=self.hook.function.name,
             principal="iot.amazonaws.com", source_arn=self.template_arn,
             source_account=account_id, opts=child)
 
@@ -270,7 +247,7 @@ class FleetProvisioning(pulumi.ComponentResource):
             provisioning_role_arn=self.provisioning_role.arn,
             template_body=pulumi.Output.from_input(args.device_policy_name).apply(template_body),
             pre_provisioning_hook=aws.iot.ProvisioningTemplatePreProvisioningHookArgs(
-                target_arn=self.hook_function.arn, payload_version=HOOK_PAYLOAD_VERSION),
+                target_arn=self.hook.function.arn, payload_version=HOOK_PAYLOAD_VERSION),
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[
                 provisioning_policy, self.hook_permission]))
@@ -284,18 +261,14 @@ class FleetProvisioning(pulumi.ComponentResource):
         aws.sqs.QueuePolicy(
             f"{name}-recorder-dlq-policy", region=region, queue_url=self.dead_letter_queue.url,
             policy=self.dead_letter_queue.arn.apply(ssl_only_queue_policy), opts=child)
-        self.recorder_log_group = aws.cloudwatch.LogGroup(
-            f"{name}-recorder-logs", region=region, name=f"/aws/lambda/{recorder_name}",
-            retention_in_days=args.log_retention_days, kms_key_id=args.kms_key_arn,
-            tags=tags, opts=child)
-        self.recorder_role = aws.iam.Role(
-            f"{name}-recorder-role", name=f"{recorder_name}-fn",
-            assume_role_policy=pulumi.Output.from_input(account_id).apply(lambda_trust_policy),
-            tags=tags, opts=child)
-        recorder_policy = aws.iam.RolePolicy(
-            f"{name}-recorder-policy", role=self.recorder_role.id, name="record-devices",
-            policy=pulumi.Output.all(
-                self.recorder_log_group.arn, args.kms_key_arn, partition, account_id,
+        self.recorder = python_function(
+            f"{name}-recorder", parent=self, region=region, account_id=account_id,
+            kms_key_arn=args.kms_key_arn, log_retention_days=args.log_retention_days, tags=tags,
+            function_name=recorder_name, package=RECORDER_PACKAGE,
+            description="Fleet provisioning: confirm provisioned devices, write the inventory",
+            role_policy_name="record-devices",
+            role_policy=lambda log_group_arn: pulumi.Output.all(
+                log_group_arn, args.kms_key_arn, partition, account_id,
                 args.provisioning.stream_arn, args.provisioning.arn, args.inventory.arn,
                 self.dead_letter_queue.arn, args.tables_key_arn).apply(
                 lambda v: recorder_role_policy(
@@ -303,34 +276,19 @@ class FleetProvisioning(pulumi.ComponentResource):
                     partition=v[2], region=region, account_id=v[3],
                     provisioning_stream_arn=v[4], provisioning_table_arn=v[5],
                     inventory_table_arn=v[6], queue_arn=v[7], tables_key_arn=v[8])),
-            opts=child)
-        recorder_zip, recorder_hash = packaged_function(RECORDER_PACKAGE)
-        self.recorder_function = aws.lambda_.Function(
-            f"{name}-recorder", region=region, name=recorder_name,
-            description="Fleet provisioning: confirm provisioned devices, write the inventory",
-            runtime=RUNTIME, architectures=[ARCHITECTURE],
-            handler=f"{RECORDER_PACKAGE}.app.handler",
-            code=pulumi.FileArchive(str(recorder_zip)), source_code_hash=recorder_hash,
-            layers=[self.dependencies_layer.arn], role=self.recorder_role.arn,
-            memory_size=256, timeout=60, kms_key_arn=args.kms_key_arn,
-            environment=aws.lambda_.FunctionEnvironmentArgs(variables={
+            environment={
                 "PROVISIONING_TABLE_NAME": args.provisioning.name,
                 "INVENTORY_TABLE_NAME": args.inventory.name,
                 "CONFIRM_WAIT_SECONDS": "20",
                 "GIVE_UP_AFTER_SECONDS": "3600",  # certificate ownership tokens live 1 hour
                 "POWERTOOLS_SERVICE_NAME": "fleet-provisioning-recorder",
                 "POWERTOOLS_METRICS_NAMESPACE": "IotMultiRegion/FleetProvisioning",
-            }),
-            tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active"),
-            logging_config=aws.lambda_.FunctionLoggingConfigArgs(
-                log_format="JSON", log_group=self.recorder_log_group.name),
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self,
-                                        depends_on=[self.recorder_log_group, recorder_policy]))
+            },
+            layer=self.dependencies_layer, memory_size=256, timeout=60)
         self.recorder_trigger = aws.lambda_.EventSourceMapping(
             f"{name}-recorder-trigger", region=region,
             event_source_arn=args.provisioning.stream_arn,
-            function_name=self.recorder_function.arn,
+            function_name=self.recorder.function.arn,
             starting_position="LATEST", batch_size=10,
             bisect_batch_on_function_error=True, maximum_retry_attempts=5,
             maximum_record_age_in_seconds=3600,
@@ -342,7 +300,7 @@ class FleetProvisioning(pulumi.ComponentResource):
                 on_failure=aws.lambda_.EventSourceMappingDestinationConfigOnFailureArgs(
                     destination_arn=self.dead_letter_queue.arn)),
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[recorder_policy]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.recorder.role_policy]))
 
         self.register_outputs({
             "user_pool_id": self.user_pool.id,
@@ -352,7 +310,7 @@ class FleetProvisioning(pulumi.ComponentResource):
             "template_name": self.template.name,
             "template_arn": self.template.arn,
             "claim_policy_name": self.claim_policy.name,
-            "hook_function_arn": self.hook_function.arn,
-            "recorder_function_arn": self.recorder_function.arn,
+            "hook_function_arn": self.hook.function.arn,
+            "recorder_function_arn": self.recorder.function.arn,
             "recorder_dead_letter_queue_url": self.dead_letter_queue.url,
         })

@@ -29,16 +29,15 @@ from components.iam import (
     XRAY_ACTIONS,
     lambda_basic_statements,
     policy_document,
-    lambda_trust_policy,
     service_trust_policy,
-    table_key_statement,
     ssl_only_queue_policy,
+    table_key_statement,
 )
-from components.packaging import ARCHITECTURE, RUNTIME, LambdaLayer, packaged_function
+from components.lambda_function import dependencies_layer, python_function
+from components.packaging import LambdaLayer
 
 DEFINITION = Path(__file__).resolve().parent / "jitr.asl.json"
 CHECK_PACKAGE = "jitr_certificate_check"
-CHECK_HANDLER = f"{CHECK_PACKAGE}.app.handler"
 EXECUTION_NAME_PREFIX = "jitr"
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # SQS maximum: time to notice and replay
 
@@ -177,49 +176,25 @@ class JitrPipeline(pulumi.ComponentResource):
             policy=self.dead_letter_queue.arn.apply(ssl_only_queue_policy), opts=child)
 
         # --- certificate check Lambda ------------------------------------------------------
-        self.check_log_group = aws.cloudwatch.LogGroup(
-            f"{name}-check-logs", region=region, name=f"/aws/lambda/{function_name}",
-            retention_in_days=args.log_retention_days, kms_key_id=args.kms_key_arn,
-            tags=tags, opts=child)
-        self.check_role = aws.iam.Role(
-            f"{name}-check-role", name=f"{function_name}-fn",
-            assume_role_policy=pulumi.Output.from_input(account_id).apply(lambda_trust_policy),
-            tags=tags, opts=child)
-        aws.iam.RolePolicy(
-            f"{name}-check-policy", role=self.check_role.id, name="certificate-check",
-            policy=pulumi.Output.all(self.check_log_group.arn, args.kms_key_arn).apply(
+        self.dependencies_layer = dependencies_layer(
+            f"{name}-deps", parent=self, region=region,
+            layer_name=f"{args.name_prefix}-jitr-deps", lambda_layer=args.lambda_layer)
+        self.check = python_function(
+            f"{name}-check", parent=self, region=region, account_id=account_id,
+            kms_key_arn=args.kms_key_arn, log_retention_days=args.log_retention_days, tags=tags,
+            function_name=function_name, package=CHECK_PACKAGE,
+            description="JITR: is this certificate ours, valid, with a thing-name CN?",
+            role_policy_name="certificate-check",
+            role_policy=lambda log_group_arn: pulumi.Output.all(
+                log_group_arn, args.kms_key_arn).apply(
                 lambda v: check_function_role_policy(log_group_arn=v[0], key_arn=v[1],
                                                      function_name=function_name)),
-            opts=child)
-        self.dependencies_layer = aws.lambda_.LayerVersion(
-            f"{name}-deps", region=region, layer_name=f"{args.name_prefix}-jitr-deps",
-            code=pulumi.FileArchive(str(args.lambda_layer.zip_path)),
-            source_code_hash=args.lambda_layer.source_code_hash,
-            compatible_runtimes=[RUNTIME], compatible_architectures=[ARCHITECTURE],
-            description="lambdas/requirements.txt for the Lambda platform "
-                        "(python -m tools.package_lambda)",
-            opts=child)
-        code_zip, code_hash = packaged_function(CHECK_PACKAGE)
-        self.check_function = aws.lambda_.Function(
-            f"{name}-check", region=region, name=function_name,
-            description="JITR: is this certificate ours, valid, with a thing-name CN?",
-            runtime=RUNTIME, architectures=[ARCHITECTURE], handler=CHECK_HANDLER,
-            # The uploaded zip is exactly the one hashed, so the hash never drifts.
-            code=pulumi.FileArchive(str(code_zip)),
-            source_code_hash=code_hash,
-            layers=[self.dependencies_layer.arn],
-            role=self.check_role.arn, memory_size=256, timeout=10,
-            kms_key_arn=args.kms_key_arn,
-            environment=aws.lambda_.FunctionEnvironmentArgs(variables={
+            environment={
                 "CA_CERTIFICATE_PEM": args.ca_certificate_pem,
                 "POWERTOOLS_SERVICE_NAME": "jitr-certificate-check",
                 "POWERTOOLS_METRICS_NAMESPACE": "IotMultiRegion/Jitr",
-            }),
-            tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active"),
-            logging_config=aws.lambda_.FunctionLoggingConfigArgs(
-                log_format="JSON", log_group=self.check_log_group.name),
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.check_log_group]))
+            },
+            layer=self.dependencies_layer, memory_size=256, timeout=10)
 
         # --- the state machine -------------------------------------------------------------
         # /aws/vendedlogs/ keeps the Logs resource policy Step Functions writes small.
@@ -235,7 +210,7 @@ class JitrPipeline(pulumi.ComponentResource):
         machine_policy = aws.iam.RolePolicy(
             f"{name}-machine-policy", role=self.machine_role.id, name="jitr",
             policy=pulumi.Output.all(partition, account_id, args.inventory.arn,
-                                     self.check_function.arn, args.tables_key_arn).apply(
+                                     self.check.function.arn, args.tables_key_arn).apply(
                 lambda v: state_machine_role_policy(partition=v[0], region=region,
                                                     account_id=v[1], table_arn=v[2],
                                                     function_arn=v[3], tables_key_arn=v[4])),
@@ -243,7 +218,7 @@ class JitrPipeline(pulumi.ComponentResource):
         self.state_machine = aws.sfn.StateMachine(
             f"{name}-machine", region=region, name=machine_name, type="STANDARD",
             role_arn=self.machine_role.arn,
-            definition=pulumi.Output.all(args.ca_certificate_id, self.check_function.arn,
+            definition=pulumi.Output.all(args.ca_certificate_id, self.check.function.arn,
                                          args.inventory.name, args.device_policy_name).apply(
                 lambda v: state_machine_definition(
                     region=region, ca_certificate_id=v[0], check_function_arn=v[1],
@@ -290,7 +265,7 @@ class JitrPipeline(pulumi.ComponentResource):
 
         self.register_outputs({
             "state_machine_arn": self.state_machine.arn,
-            "check_function_arn": self.check_function.arn,
+            "check_function_arn": self.check.function.arn,
             "topic_rule_name": self.topic_rule.name,
             "dead_letter_queue_url": self.dead_letter_queue.url,
         })
