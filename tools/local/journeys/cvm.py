@@ -22,13 +22,12 @@ Wire this journey proves: the CVM function gets another table.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import io
 import json
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -128,13 +127,7 @@ def _tool(system: LocalSystem, region: str) -> manufacturer.Manufacturer:
                                      err=io.StringIO())
 
 
-@contextlib.contextmanager
-def _factory_files() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="local-run-cvm-") as directory:
-        yield Path(directory)
-
-
-def _post(system: LocalSystem, region: str, body: Mapping[str, Any]) -> HttpResponse:
+def post(system: LocalSystem, region: str, body: Mapping[str, Any]) -> HttpResponse:
     return system.emulation(ApiGateway).request(region, "POST", registration_url(system, region),
                                                 json.dumps(body))
 
@@ -147,6 +140,13 @@ def _summary(response: HttpResponse) -> str:
     shown = {k: short(str(v), 64 if k == "message" else 24) for k, v in payload.items()
              if k in ("message", "field", "thing_name", "certificate_id")}
     return f"HTTP {response.status} from {response.answered_by}: {shown}"
+
+
+def factory(run: JourneyRun, region: str, devices: list[Device]) -> manufacturer.Manufacturer:
+    """The factory's steps for these devices (batches, record import); returns the tool."""
+    with tempfile.TemporaryDirectory(prefix="local-run-cvm-") as directory:
+        _factory(run, region, devices, Path(directory))
+    return _tool(run.system, region)
 
 
 def _factory(run: JourneyRun, region: str, devices: list[Device], workdir: Path) -> None:
@@ -196,7 +196,7 @@ def _registers(run: JourneyRun, region: str, device: Device) -> None:
     path = "CSR" if device.key is not None else "legacy"
     with run.step(f"{path} path: device {device.uid} registers at "
                   f"{registration_url(system, region)}", region=region) as step:
-        response = _post(system, region, device.request())
+        response = post(system, region, device.request())
         payload = response.json().get("payload") or {} if response.status == 200 else {}
         certificate_pem = (payload.get("certificates") or {}).get("device_certificate", "")
         own_key = False
@@ -250,7 +250,7 @@ def _registers(run: JourneyRun, region: str, device: Device) -> None:
 
     with run.step("the same token again is a conflict (409): one certificate per device",
                   region=region) as step:
-        again = _post(system, region, device.request())
+        again = post(system, region, device.request())
         step.check(again.status == 409, _summary(again))
 
     for other in system.other_regions(region):
@@ -296,12 +296,11 @@ def cvm(run: JourneyRun) -> None:
                       ec.generate_private_key(ec.SECP256R1()))]
     if legacy:
         devices.append(Device(f"CVM-LEGACY-{region}", legacy[0], "local-salt-legacy-batch", None))
-    with _factory_files() as workdir:
-        _factory(run, region, devices, workdir)
+    factory(run, region, devices)
 
     with run.step("the gateway refuses a body its model rejects (400 naming the field), "
                   "before the function", region=region) as step:
-        response = _post(system, region, {"device_uid": devices[0].uid})
+        response = post(system, region, {"device_uid": devices[0].uid})
         message = str((response.json().get("payload") or {}).get("message", ""))
         step.check(response.status == 400 and response.answered_by.startswith("gateway")
                    and "device_token" in message, _summary(response))

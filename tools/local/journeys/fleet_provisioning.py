@@ -144,10 +144,14 @@ def _onboard(run: JourneyRun, region: str) -> None:
     inventory = _table(system, INVENTORY)
     with run.step("the recorder (stream -> declared filter) writes the inventory item (FLEET, "
                   "AMAZON, version 1); the allow-list entry is PROVISIONED", region=region) as step:
-        row = run.wait_for(partial(_row, system, region, inventory, {"thingName": {"S": serial}}),
-                           lambda r: r is not None, timeout=RECORDER_TIMEOUT_SECONDS) or {}
-        entry = _row(system, region, _table(system, PROVISIONING),
-                     {"deviceUid": {"S": f"{installer.ALLOW_LIST_KEY_PREFIX}{serial}"}}) or {}
+        def recorded() -> tuple[dict[str, Any], dict[str, Any]]:
+            return (_row(system, region, inventory, {"thingName": {"S": serial}}) or {},
+                    _row(system, region, _table(system, PROVISIONING), {"deviceUid": {
+                        "S": f"{installer.ALLOW_LIST_KEY_PREFIX}{serial}"}}) or {})
+
+        # The recorder writes the item, then settles the entry: wait for both.
+        row, entry = run.wait_for(recorded, lambda found: bool(found[0]) and found[1].get(
+            "state") != installer.CLAIMED_STATE, timeout=RECORDER_TIMEOUT_SECONDS)
         expected = {"certificateId": certificate_id, "status": "ACTIVE", "onboarding": "FLEET",
                     "issuer": "AMAZON", "originRegion": region, "writerRegion": region,
                     "version": "1", "certificatePem": certificate_pem}
