@@ -158,8 +158,13 @@ def test_the_dev_stack_runs_end_to_end(capsys: pytest.CaptureFixture[str],
 
 @pytest.mark.slow
 @pytest.mark.parametrize("wire", sorted(journeys.WIRES))
-def test_breaking_a_wire_fails_its_journey(capsys: pytest.CaptureFixture[str], wire: str) -> None:
+def test_breaking_a_wire_fails_its_journey(capsys: pytest.CaptureFixture[str], wire: str,
+                                           dev_graph: StackGraph) -> None:
     broken = journeys.WIRES[wire]
+    capability = journeys.JOURNEYS[broken.journey].capability
+    enabled = {c for r in dev_graph.outputs["regions"].values() for c in r["capabilities"]}
+    if capability is not None and capability not in enabled:
+        pytest.skip(f"the dev stack has no capability {capability} yet")
 
     code, report = run_json(capsys, "--journey", broken.journey, "--break", wire)
 

@@ -170,7 +170,10 @@ def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | N
 
     graph = evaluated
     for name in options.breaks:
-        graph = journeys.WIRES[name].mutate(graph)
+        try:
+            graph = journeys.WIRES[name].mutate(graph)
+        except LookupError as missing:  # the stack declares nothing this wire could break
+            raise SetupError(f"--break {name}: {missing}") from None
 
     adapter = SfnAdapter()
     system_args: dict[str, Any] = dict(
