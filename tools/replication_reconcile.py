@@ -229,6 +229,10 @@ def planned_calls(finding: Finding) -> dict[str, int]:
             "DeleteCertificate": 1, "ListThingPrincipals": 1, "DeleteThing": 1}
 
 
+_EPSILON = 1e-9
+_MIN_WAIT_SECONDS = 1e-4
+
+
 class QuotaLimiter:
     """One token bucket per API at `quota x utilization x factor` requests/second, bursts
     of at most `burst_seconds` of that rate. `factor` adapts: halved on throttling, grows
@@ -278,14 +282,15 @@ class QuotaLimiter:
             with self._lock:
                 self._refill(self._clock())
                 waits = [(n - self._tokens[api]) / self.rate(api)
-                         for api, n in calls.items() if self._tokens[api] < n]
+                         for api, n in calls.items() if self._tokens[api] + _EPSILON < n]
                 if not waits:
                     for api, n in calls.items():
                         self._tokens[api] -= n
                         self.granted[api] += n
                     return
                 delay = max(waits)
-            self._sleep(delay)
+            # a floor: a wait shorter than the clock's resolution would never end
+            self._sleep(max(delay, _MIN_WAIT_SECONDS))
 
     def throttled(self) -> None:
         with self._lock:
