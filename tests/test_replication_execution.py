@@ -88,7 +88,8 @@ def reconcile(graph: StackGraph, region: str, *, apply: bool) -> tuple[int, str]
 
 
 def moto_client(service: str, region: str) -> Any:
-    return boto3.client(service, region_name=region)
+    client: Any = boto3.client  # the service is chosen at run time
+    return client(service, region_name=region)
 
 
 # --- inserts ----------------------------------------------------------------------------
@@ -115,12 +116,7 @@ def test_device_onboarded_with_our_ca_in_a_becomes_usable_in_b(regions: Replicat
 
 def test_amazon_issued_certificate_is_registered_without_ca(regions: ReplicationFabric) -> None:
     f = regions
-    created = f[A].iot.create_keys_and_certificate(setAsActive=True)  # as the CVM does
-    pem, certificate_id = created["certificatePem"], created["certificateId"]
-    f[A].iot.create_thing(thingName="sensor-cvm")
-    f[A].iot.attach_thing_principal(thingName="sensor-cvm", principal=created["certificateArn"],
-                                    thingPrincipalType="EXCLUSIVE_THING")
-    f.record_device(A, "sensor-cvm", certificate_id, pem, issuer="AMAZON", onboarding="CVM")
+    certificate_id = f.onboard_amazon_issued(A, "sensor-cvm")
 
     f.settle()
 
@@ -176,7 +172,7 @@ def test_tombstone_in_a_deletes_the_device_in_b_and_ttl_removal_is_ignored(
 
     assert f[B].certificate_status(certificate_id) is None
     assert not f[B].thing_exists("sensor-gone")
-    assert f[B].item("sensor-gone")["status"] == "DELETED"
+    assert (f[B].item("sensor-gone") or {}).get("status") == "DELETED"
 
     f.expire(A, "sensor-gone")  # TTL: a REMOVE record in both streams
     deliveries = f.settle()
@@ -289,10 +285,11 @@ def test_concurrent_first_registration_leaves_one_active_certificate_everywhere(
     f.settle()
 
     for region in (A, B):
-        assert f[region].item("sensor-twin")["certificateId"] == winner  # last writer wins
+        assert (f[region].item("sensor-twin") or {}).get("certificateId") == winner  # LWW
         assert_usable_only_with(f, region, "sensor-twin", winner)
         assert f[region].certificate_status(loser) in (None, "INACTIVE")
-        assert f[region].things_of(loser) == [] if f[region].certificate_status(loser) else True
+        if f[region].certificate_status(loser) is not None:
+            assert f[region].things_of(loser) == []
     assert f[first_writer].policies_of(loser) == []
 
 
@@ -314,8 +311,8 @@ def test_a_step_that_keeps_failing_is_dead_lettered_unusable_and_repaired(
         f[B].iot.register_certificate(certificatePem=device.pem,
                                       caCertificatePem=f[B].declared.ca_certificate_pem,
                                       status="PENDING_ACTIVATION")
-    code = "ValidationException" if service == "dynamodb" else "InvalidRequestException"
-    adapter.fail(service, action, code, times=1000)
+    error_code = "ValidationException" if service == "dynamodb" else "InvalidRequestException"
+    adapter.fail(service, action, error_code, times=1000)
     certificate_id = f.onboard(A, "sensor-fault", device.pem)
 
     delivery = f.settle()[B]

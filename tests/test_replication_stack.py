@@ -42,7 +42,7 @@ def statements(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {s["Sid"]: s for s in document["Statement"]}
 
 
-def record(event: str, writer: str | None, *, version: str = "1") -> dict[str, Any]:
+def record(event: str, writer: str | None, *, version: str = "1") -> Any:
     image: dict[str, Any] = {"thingName": {"S": "t"}, "version": {"N": version}}
     if writer is not None:
         image["writerRegion"] = {"S": writer}
@@ -123,7 +123,7 @@ def test_the_definition_is_this_regions(dev_graph: StackGraph, region: str) -> N
                           "Next": "WrittenHere"}
     assert processor["ReadInventory"]["Parameters"]["TableName"] == "iotmr-dev-device-inventory"
     assert processor["ReadInventory"]["Parameters"]["ConsistentRead"] is True
-    arn = processor["ReadCertificate"]["Parameters"]["arn.$"]
+    arn = processor["ReadCertificate"]["Parameters"]["certificate"]["arn.$"]
     assert f"arn:aws:iot:{region}:123456789012:cert/" in arn
     ca = processor["RegisterWithOurCa"]["Parameters"]["CaCertificatePem"]
     assert ca.startswith("-----BEGIN CERTIFICATE-----")
@@ -210,20 +210,24 @@ def test_no_section_gives_aws_defaults() -> None:
 
 def test_section_overrides_merge_with_defaults() -> None:
     settings, problems = parse({"batchSize": 10, "retryBackoffRate": 1.5,
+                                "logExecutionData": False,
                                 "iotApiQuotas": {"RegisterCertificate": 50}})
     assert problems == []
     assert settings.batch_size == 10 and settings.retry_backoff_rate == 1.5
+    assert settings.log_execution_data is False
     assert settings.iot_api_quotas == {**DEFAULT_IOT_API_QUOTAS, "RegisterCertificate": 50.0}
 
 
 def test_every_problem_is_reported_with_its_field() -> None:
     _, problems = parse({"batchSize": 0, "maximumRetryAttempts": "5", "deadLetterRetentionDays": 30,
-                         "parallelizationFactor": 2.5, "typo": 1,
+                         "parallelizationFactor": 2.5, "typo": 1, "logExecutionData": "no",
                          "iotApiQuotas": {"RegisterThing": 5, "CreateThing": -1}})
     assert problems == [
         "typo: is not a replication setting; use one of backfillUtilization, batchSize, "
-        "deadLetterRetentionDays, iotApiQuotas, maximumRecordAgeSeconds, maximumRetryAttempts, "
-        "parallelizationFactor, retryBackoffRate, retryIntervalSeconds, retryMaxAttempts",
+        "deadLetterRetentionDays, iotApiQuotas, logExecutionData, maximumRecordAgeSeconds, "
+        "maximumRetryAttempts, parallelizationFactor, retryBackoffRate, retryIntervalSeconds, "
+        "retryMaxAttempts",
+        "logExecutionData: must be true or false, got 'no'",
         "batchSize: must be between 1 and 10000, got 0",
         "maximumRetryAttempts: must be an integer, got '5'",
         "parallelizationFactor: must be an integer, got 2.5",

@@ -63,7 +63,7 @@ def load_stack(program: Path, stack: str) -> tuple[dict[str, RegionTargets], Any
 def boto3_clients(profile: str | None = None) -> ClientFactory:
     import boto3
 
-    session = boto3.Session(profile_name=profile)
+    session: Any = boto3.Session(profile_name=profile)  # services chosen at run time
     cache: dict[tuple[str, str], Any] = {}
 
     def client(service: str, region: str) -> Any:

@@ -235,24 +235,28 @@ _MIN_WAIT_SECONDS = 1e-4
 
 class QuotaLimiter:
     """One token bucket per API at `quota x utilization x factor` requests/second, bursts
-    of at most `burst_seconds` of that rate. `factor` adapts: halved on throttling, grows
-    back by `recovery` per second without it (AIMD)."""
+    of at most `burst_seconds` of that rate. `factor` adapts (AIMD): multiplied by
+    `decrease` on throttling, at most once per `cooldown_seconds` (the repairs in flight
+    report the same burst), and grows back by `recovery` per second without it."""
 
     def __init__(self, quotas: Mapping[str, float], utilization: float, *,
-                 burst_seconds: float = 0.2, recovery: float = 0.05,
+                 burst_seconds: float = 0.2, recovery: float = 0.05, decrease: float = 0.5,
+                 cooldown_seconds: float = 1.0,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.quotas = dict(quotas)
         self.utilization = utilization
         self.burst_seconds = burst_seconds
         self.recovery = recovery
+        self.decrease = decrease
+        self.cooldown_seconds = cooldown_seconds
         self.factor = 1.0
         self._clock = clock
         self._sleep = sleep
         now = clock()
         self._tokens = {api: self._capacity(api) for api in self.quotas}
         self._updated = now
-        self._last_throttle = now
+        self._last_throttle = -math.inf
         self._lock = threading.Lock()
         self.granted: Counter[str] = Counter()
 
@@ -296,7 +300,9 @@ class QuotaLimiter:
         with self._lock:
             now = self._clock()
             self._refill(now)
-            self.factor = max(0.05, self.factor / 2)
+            if now - self._last_throttle < self.cooldown_seconds:
+                return  # the same burst, already answered
+            self.factor = max(0.05, self.factor * self.decrease)
             self._last_throttle = now
 
     def binding_rate(self, apis: Iterable[str]) -> float:
@@ -309,7 +315,10 @@ class QuotaLimiter:
 class Outcome:
     ok: bool
     error: str = ""
-    throttled: bool = False  # the failure was throttling that outlasted the retries
+    # The repair met throttling: its retries absorbed it (ok) or ran out (not ok). Either
+    # way the pace drops. An executor that cannot see absorbed throttling (Step Functions
+    # retries inside the execution) reports only the failures.
+    throttled: bool = False
 
 
 class Executor(Protocol):
@@ -423,6 +432,7 @@ class RepairResult:
     repaired: int = 0
     failed: dict[str, str] = field(default_factory=dict)  # thing -> last error
     throttled_outcomes: int = 0  # repairs whose in-machine retries ran out (requeued)
+    throttled_signals: int = 0  # repairs that met throttling at all (the pace dropped)
     skipped_done: int = 0
     elapsed_seconds: float = 0.0
 
@@ -471,8 +481,10 @@ def repair(findings: Sequence[Finding], executor: Executor, limiter: QuotaLimite
                 finding, attempt = running.pop(future)
                 outcome = future.result()
                 if outcome.throttled:
-                    result.throttled_outcomes += 1
+                    result.throttled_signals += 1
                     limiter.throttled()
+                    if not outcome.ok:
+                        result.throttled_outcomes += 1
                 if outcome.ok or attempt + 1 >= max_attempts:
                     journal.record(finding.thing_name, outcome)
                     progress.update(outcome.ok)
@@ -503,7 +515,8 @@ class RegionReport:
 def reconcile_region(targets: RegionTargets, *, iot: Any, dynamodb: Any,
                      executor: Executor | None, limiter: QuotaLimiter, deep: bool = False,
                      journal: Journal | None = None, progress_out: TextIO | None = None,
-                     only_things: set[str] | None = None) -> RegionReport:
+                     only_things: set[str] | None = None,
+                     in_flight: int | None = None) -> RegionReport:
     """Compare one region with its own replica; repair through `executor` when given."""
     report = RegionReport(targets.region)
     items = [i for i in scan_inventory(dynamodb, targets.table_name)
@@ -523,7 +536,7 @@ def reconcile_region(targets: RegionTargets, *, iot: Any, dynamodb: Any,
                                            "thing in the registry, no inventory item"))
     if executor is not None:
         report.repair = repair(report.findings, executor, limiter, journal=journal,
-                               progress_out=progress_out)
+                               progress_out=progress_out, in_flight=in_flight)
     return report
 
 

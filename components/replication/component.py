@@ -203,9 +203,9 @@ class ReplicationPipeline(pulumi.ComponentResource):
                     device_policy_name=v[3], ca_certificate_pem=args.ca_certificate_pem,
                     settings=settings)),
             # Express history exists only in these logs; the data is a public certificate
-            # and a thing name, no secret.
+            # and a thing name, no secret. Data is most of the log volume (README, "Cost").
             logging_configuration=aws.sfn.StateMachineLoggingConfigurationArgs(
-                level="ALL", include_execution_data=True,
+                level="ALL", include_execution_data=settings.log_execution_data,
                 log_destination=self.machine_log_group.arn.apply(lambda arn: f"{arn}:*")),
             tracing_configuration=aws.sfn.StateMachineTracingConfigurationArgs(enabled=True),
             tags=tags,

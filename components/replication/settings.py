@@ -10,7 +10,8 @@ backfill tool paces itself by. Every field is optional; no section at all means 
       retryIntervalSeconds: 1        # in-machine retry of throttled/unavailable IoT calls
       retryMaxAttempts: 4
       retryBackoffRate: 2.0
-      backfillUtilization: 0.9       # share of each IoT API quota the backfill may use
+      backfillUtilization: 0.95      # share of each IoT API quota the backfill may use
+      logExecutionData: true         # Express history exists only in the logs (cost: README)
       iotApiQuotas:                  # requests/second per API per account and region
         RegisterCertificate: 10      # only the APIs you changed in Service Quotas
 
@@ -70,7 +71,8 @@ class ReplicationSettings:
     retry_interval_seconds: int = 1
     retry_max_attempts: int = 4
     retry_backoff_rate: float = 2.0
-    backfill_utilization: float = 0.9
+    backfill_utilization: float = 0.95
+    log_execution_data: bool = True
     iot_api_quotas: Mapping[str, float] = field(
         default_factory=lambda: dict(DEFAULT_IOT_API_QUOTAS))
 
@@ -97,6 +99,7 @@ _FIELDS: Mapping[str, tuple[str, type, float, float]] = {
     "backfillUtilization": ("backfill_utilization", float, 0.1, 1.0),
 }
 QUOTAS_KEY = "iotApiQuotas"
+LOG_DATA_KEY = "logExecutionData"
 
 
 def parse_settings(raw: Any, report: ReportProblem) -> ReplicationSettings:
@@ -108,9 +111,14 @@ def parse_settings(raw: Any, report: ReportProblem) -> ReplicationSettings:
                    "`pulumi config set --path 'replication.batchSize' 5`")
         return ReplicationSettings()
     values: dict[str, Any] = {}
-    for key in sorted(set(raw) - set(_FIELDS) - {QUOTAS_KEY}):
+    for key in sorted(set(raw) - set(_FIELDS) - {QUOTAS_KEY, LOG_DATA_KEY}):
         report(key, f"is not a replication setting; use one of "
-                    f"{', '.join(sorted([*_FIELDS, QUOTAS_KEY]))}")
+                    f"{', '.join(sorted([*_FIELDS, QUOTAS_KEY, LOG_DATA_KEY]))}")
+    if LOG_DATA_KEY in raw:
+        if isinstance(raw[LOG_DATA_KEY], bool):
+            values["log_execution_data"] = raw[LOG_DATA_KEY]
+        else:
+            report(LOG_DATA_KEY, f"must be true or false, got {raw[LOG_DATA_KEY]!r}")
     for key, (attribute, kind, low, high) in _FIELDS.items():
         if key not in raw:
             continue

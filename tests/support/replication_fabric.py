@@ -42,7 +42,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from unittest import mock
 
 import boto3
@@ -128,6 +128,21 @@ def _exclusive(backend: Any) -> dict[str, str]:
     return found
 
 
+def _things_of(backend: Any) -> dict[str, set[str]]:
+    """principal ARN -> things it is attached to (moto scans a list for this)."""
+    if not hasattr(backend, "_replication_fabric_things_of"):
+        backend._replication_fabric_things_of = {}
+    found: dict[str, set[str]] = backend._replication_fabric_things_of
+    return found
+
+
+def _indexed_attach(original: Callable[..., Any]) -> Callable[..., Any]:
+    def attach_thing_principal(self: Any, thing_name: str, principal_arn: str) -> None:
+        original(self, thing_name=thing_name, principal_arn=principal_arn)
+        _things_of(self).setdefault(principal_arn, set()).add(thing_name)
+    return attach_thing_principal
+
+
 def _attach_thing_principal(self: Any) -> Any:
     thing_name = self._get_param("thingName")
     principal = self.headers.get("x-amzn-principal")
@@ -135,7 +150,7 @@ def _attach_thing_principal(self: Any) -> Any:
     backend = self.iot_backend
     backend.describe_thing(thing_name)
     backend._get_principal(principal)
-    others = [t for (p, t) in backend.principal_things if p == principal and t != thing_name]
+    others = sorted(_things_of(backend).get(principal, set()) - {thing_name})
     exclusive = _exclusive(backend)
     if exclusive.get(principal, thing_name) != thing_name:
         raise InvalidRequestException(
@@ -153,6 +168,7 @@ def _attach_thing_principal(self: Any) -> Any:
 def _detach_thing_principal(original: Callable[..., Any]) -> Callable[..., Any]:
     def detach_thing_principal(self: Any, thing_name: str, principal_arn: str) -> None:
         original(self, thing_name=thing_name, principal_arn=principal_arn)
+        _things_of(self).get(principal_arn, set()).discard(thing_name)
         if _exclusive(self).get(principal_arn) == thing_name:
             del _exclusive(self)[principal_arn]
     return detach_thing_principal
@@ -195,6 +211,7 @@ def faithful_iot() -> Iterator[None]:
             "describe_certificate": _describe_certificate,
             "_get_principal": _get_principal(_Backend._get_principal),
             "update_certificate": _update_certificate(_Backend.update_certificate),
+            "attach_thing_principal": _indexed_attach(_Backend.attach_thing_principal),
             "detach_thing_principal": _detach_thing_principal(_Backend.detach_thing_principal),
             "create_thing": _create_thing(_Backend.create_thing),
             "delete_thing": _delete_thing(_Backend.delete_thing),
@@ -277,7 +294,7 @@ def start_sync_execution(region: str, params: Mapping[str, Any]) -> tuple[Any, d
     started = sfn.start_execution(stateMachineArn=params["stateMachineArn"], name=name,
                                   input=params.get("input", "{}"))
     described = wait_for_execution(sfn, started["executionArn"])
-    response = {key: described[key] for key in
+    response: dict[str, Any] = {key: described[key] for key in
                 ("executionArn", "stateMachineArn", "name", "startDate", "stopDate", "status",
                  "input", "output", "error", "cause") if key in described}
     response["ResponseMetadata"] = {"HTTPStatusCode": 200}
@@ -488,7 +505,7 @@ class ReplicationFabric:
         queue_url = sqs.create_queue(QueueName=declared.dead_letter_queue_name)["QueueUrl"]
         machine_arn = sfn.create_state_machine(
             name=declared.machine_name, definition=declared.machine_definition,
-            type=declared.machine_type,
+            type=cast(Any, declared.machine_type),
             roleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/{declared.machine_name}-sfn",
         )["stateMachineArn"]
         return Region(declared=declared, iot=iot, dynamodb=dynamodb, streams=streams, sfn=sfn,
@@ -547,6 +564,21 @@ class ReplicationFabric:
         certificate_id = self.register_locally(region, thing_name, certificate_pem, issuer)
         self.record_device(region, thing_name, certificate_id, certificate_pem, issuer,
                            onboarding)
+        return certificate_id
+
+    def onboard_amazon_issued(self, region: str, thing_name: str,
+                              onboarding: str = "CVM") -> str:
+        """What the CVM / fleet provisioning do: AWS IoT issues the certificate."""
+        iot = self[region].iot
+        created = iot.create_keys_and_certificate(setAsActive=True)
+        iot.create_thing(thingName=thing_name)
+        iot.attach_thing_principal(thingName=thing_name, principal=created["certificateArn"],
+                                   thingPrincipalType="EXCLUSIVE_THING")
+        iot.attach_policy(policyName=self[region].declared.device_policy_name,
+                          target=created["certificateArn"])
+        self.record_device(region, thing_name, created["certificateId"],
+                           created["certificatePem"], "AMAZON", onboarding)
+        certificate_id: str = created["certificateId"]
         return certificate_id
 
     def write_change(self, region: str, thing_name: str, status: str) -> None:
@@ -672,7 +704,8 @@ class ReplicationFabric:
 
     def passes_filter(self, region: str, record: Mapping[str, Any]) -> bool:
         patterns = self[region].declared.pipe_filter_patterns
-        return any(EventPattern.load(p).matches_event(dict(record)) for p in patterns)
+        return any(EventPattern.load(p).matches_event(cast(Any, dict(record)))
+                   for p in patterns)
 
     def run_machine(self, region: str, items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """One synchronous execution of the region's declared machine (REQUEST_RESPONSE)."""
