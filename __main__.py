@@ -8,7 +8,7 @@ import pulumi
 from components.account import current_account
 from components.config import ConfigError, parse_stack_config, read_pulumi_config
 from components.context import RegionalTables
-from components.dns import DeviceDomainValidation, DeviceDomainValidationArgs
+from components.dns import DeviceDomainValidation, DeviceDomainValidationArgs, checked_device_domain
 from components.global_tables import CVM_RECORDS, DEVICE_DATA, INVENTORY, GlobalTables, GlobalTablesArgs
 from components.packaging import LAYER_ZIP, LambdaLayer, PackagingError
 from components.regional import RegionalStack, RegionalStackArgs
@@ -26,6 +26,9 @@ except PackagingError as error:
     raise pulumi.RunError(str(error)) from None
 
 account = current_account()
+# A CNAME cannot sit at the zone apex: stops the deployment if deviceDomain is not below it.
+device_domain = checked_device_domain(config.device_domain, config.hosted_zone_id,
+                                      config.hosted_zone_name)
 tags = {"app": config.app_name, "environment": config.environment, **config.tags}
 
 tables = GlobalTables("tables", GlobalTablesArgs(
@@ -38,7 +41,8 @@ regional = {
         config=config, region=region, account=account, lambda_layer=lambda_layer, tags=tags,
         tables=RegionalTables(inventory=tables.in_region(INVENTORY.logical, region),
                               device_data=tables.in_region(DEVICE_DATA.logical, region),
-                              provisioning=tables.in_region(CVM_RECORDS.logical, region))))
+                              provisioning=tables.in_region(CVM_RECORDS.logical, region),
+                              key_arn=tables.keys[region])))
     for region in config.regions
 }
 
@@ -50,7 +54,7 @@ if primary_certificate is not None:
         certificate=primary_certificate))
 
 pulumi.export("primaryRegion", config.primary_region)
-pulumi.export("deviceDomain", config.device_domain)
+pulumi.export("deviceDomain", device_domain)
 pulumi.export("tables", {k: {"name": t.name, "arn": t.arn} for k, t in tables.tables.items()})
 pulumi.export("regions", {
     region: {

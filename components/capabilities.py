@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from components import jitr, replication
+from components import cvm, fleet_provisioning, jitr, replication
 from components.context import Capability
 
 CAPABILITIES: tuple[Capability[Any], ...] = (
     jitr.CAPABILITY,
     replication.CAPABILITY,
+    cvm.CAPABILITY,
+    fleet_provisioning.CAPABILITY,
 )
 
 

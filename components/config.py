@@ -2,22 +2,30 @@
 
 `parse_stack_config` turns the raw key/value pairs of a Pulumi stack into a frozen
 `StackConfig`. It reports *every* problem at once (one line per problem, each naming the
-key and the fix) by raising `ConfigError`, so a bad stack fails before any resource is
-declared. Components receive `StackConfig` (or parts of it); none of them reads
-`pulumi.Config` itself.
+key and the fix: `iot-multi-region:<key>: <problem>; <fix>`) by raising `ConfigError`, so
+a bad stack fails before any resource is declared. Components receive `StackConfig` (or
+parts of it); none of them reads `pulumi.Config` itself.
+
+Each key has its own small parser in `KEYS` (key -> parser, required or not, the
+`StackConfig` field it fills). Parsers run in table order and may read what earlier
+parsers produced (`primaryRegion` reads `regions`), so a new key is one parser function,
+one line in `KEYS` and one `StackConfig` field.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
+from components.edge.settings import IotAccountSettings
+from components.edge.settings import parse as parse_account_settings
 from components.facts import DEFAULT_TLS_SECURITY_POLICY, TLS_SECURITY_POLICIES
 
 PROJECT = "iot-multi-region"
@@ -30,38 +38,14 @@ LOG_RETENTION_DAYS: tuple[int, ...] = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
     2557, 2922, 3288, 3653,
 )
+DEFAULT_LOG_RETENTION_DAYS = 365
 
 _APP_NAME = re.compile(r"^[a-z][a-z0-9-]{1,23}[a-z0-9]$")
 _HOSTED_ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
 _DNS_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _TAG_KEY = re.compile(r"^[\w.:/=+\-@ ]{1,128}$")
 _ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:([a-z0-9-]+):\d{12}:certificate/[0-9a-f-]{36}$")
-
-KNOWN_KEYS: tuple[str, ...] = (
-    "appName",
-    "environment",
-    "regions",
-    "primaryRegion",
-    "deviceDomain",
-    "hostedZoneId",
-    "tags",
-    "logRetentionDays",
-    "caCertificatePem",
-    "caCertificatePemFile",
-    "tlsSecurityPolicy",
-    "serverCertificateMode",
-    "importedServerCertificateArns",
-    "importedValidationCertificateArns",
-    "capabilities",
-)
-REQUIRED_KEYS: tuple[str, ...] = (
-    "appName",
-    "environment",
-    "regions",
-    "primaryRegion",
-    "deviceDomain",
-    "hostedZoneId",
-)
+_README = "(see README, 'Stack configuration')"
 
 
 class ConfigError(Exception):
@@ -81,8 +65,11 @@ class StackConfig:
     device_domain: str
     hosted_zone_id: str
     ca_certificate_pem: str
+    # The hosted zone's name when configured: deviceDomain was then checked against it
+    # offline; when None, the program looks the zone up at deploy time (components/dns.py).
+    hosted_zone_name: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
-    log_retention_days: int = 365
+    log_retention_days: int = DEFAULT_LOG_RETENTION_DAYS
     tls_security_policy: str = DEFAULT_TLS_SECURITY_POLICY
     server_certificate_mode: ServerCertificateMode = "acm"
     imported_server_certificate_arns: Mapping[str, str] = field(default_factory=dict)
@@ -93,6 +80,8 @@ class StackConfig:
     # parsed settings of each (its own config section; None when it takes none).
     capabilities: tuple[str, ...] = ()
     capability_settings: Mapping[str, Any] = field(default_factory=dict)
+    # Who owns the account-wide IoT settings (components/edge/settings.py).
+    iot_account_settings: IotAccountSettings = field(default_factory=IotAccountSettings)
 
     @property
     def replica_regions(self) -> tuple[str, ...]:
@@ -108,66 +97,88 @@ class StackConfig:
         return "-".join((self.app_name, self.environment, *parts))
 
 
-@lru_cache(maxsize=1)
-def iot_regions() -> frozenset[str]:
-    """Regions of the `aws` partition where AWS IoT Core exists, from botocore's maintained
-    endpoint data (what boto3's `get_available_regions("iot")` returns).
+# --- regions ------------------------------------------------------------------------------
 
-    Read as a data file: importing boto3 would double the program's start-up time.
-    """
+def _endpoint_partitions() -> list[dict[str, Any]]:
+    """botocore's maintained endpoint data, read as a data file: importing boto3 would
+    double the program's start-up time."""
     import importlib.util
 
     spec = importlib.util.find_spec("botocore")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("botocore is not installed; run `pip install -r requirements.txt`")
     data = Path(spec.submodule_search_locations[0]) / "data" / "endpoints.json"
-    partition = next(p for p in json.loads(data.read_text())["partitions"]
-                     if p["partition"] == "aws")
+    partitions: list[dict[str, Any]] = json.loads(data.read_text())["partitions"]
+    return partitions
+
+
+@lru_cache(maxsize=1)
+def iot_regions() -> frozenset[str]:
+    """Regions of the `aws` partition where AWS IoT Core exists (what boto3's
+    `get_available_regions("iot")` returns)."""
+    partition = next(p for p in _endpoint_partitions() if p["partition"] == "aws")
     return frozenset(r for r in partition["services"]["iot"]["endpoints"]
                      if r in partition["regions"])
 
 
-def all_known_keys() -> tuple[str, ...]:
-    """The stack's own keys plus each capability's settings section."""
-    from components.capabilities import CAPABILITIES
-
-    return KNOWN_KEYS + tuple(c.config_key for c in CAPABILITIES if c.config_key not in KNOWN_KEYS)
-
-
-def _key(name: str) -> str:
-    return f"{PROJECT}:{name}"
-
-
-def _as_structured(value: Any) -> Any:
-    """Pulumi hands structured config to programs as JSON text."""
-    if isinstance(value, str):
-        stripped = value.strip()
-        if stripped[:1] in ("[", "{"):
-            try:
-                return json.loads(stripped)
-            except json.JSONDecodeError:
-                return value
-    return value
+@lru_cache(maxsize=64)
+def unsupported_partition(region: str) -> str | None:
+    """`AWS China`, `AWS GovCloud (US)`, ... when `region` belongs to a partition other
+    than the standard one (this program's ARNs, endpoints and IAM assume `aws`)."""
+    for partition in _endpoint_partitions():
+        if partition["partition"] == "aws":
+            continue
+        if region in partition["regions"] or re.match(partition["regionRegex"], region):
+            return f"{partition['partitionName']} (partition {partition['partition']})"
+    return None
 
 
-def _region_hint(value: str, choices: frozenset[str]) -> str:
-    import difflib
+def _closest(value: str, choices: Iterable[str]) -> str:
+    options = sorted(choices)
+    match = difflib.get_close_matches(value, options, n=1)
+    return f"did you mean {match[0]!r}?" if match else f"use one of {', '.join(options)}"
 
-    match = difflib.get_close_matches(value, sorted(choices), n=1)
-    return f"did you mean {match[0]!r}?" if match else f"use one of {', '.join(sorted(choices))}"
+
+# --- shared checks (also used at deploy time and by the PKI tool's users) ------------------
+
+def device_domain_zone_problem(domain: str, zone_name: str) -> str | None:
+    """Why `domain` cannot be the device endpoint inside hosted zone `zone_name`.
+
+    The endpoint is a latency CNAME, and a CNAME cannot sit at a zone apex: the domain
+    must be strictly below the zone.
+    """
+    domain = domain.lower().rstrip(".")
+    zone = zone_name.lower().rstrip(".")
+    if domain == zone:
+        return (f"{domain!r} is the apex of hosted zone {zone!r}; a CNAME record cannot sit "
+                f"at a zone apex - use a name below it, e.g. iot.{zone}")
+    if not domain.endswith("." + zone):
+        return (f"{domain!r} is not inside hosted zone {zone!r}; use a name ending in "
+                f".{zone}, or the id of the zone that holds {domain!r}")
+    return None
 
 
-def ca_certificate_problems(pem: str, key: str, now: dt.datetime) -> list[str]:
-    """Why `pem` cannot be registered as our device CA (empty when it can)."""
+def ca_certificate_problems(pem: str, key: str, now: dt.datetime, source: str = "") -> list[str]:
+    """Why `pem` cannot be registered as our device CA (empty when it can).
+
+    `key` is the full config key the problems are reported under, `source` names where the
+    PEM came from (a file) for the messages.
+    """
     from cryptography import x509
 
+    where = f"{source} " if source else ""
     try:
-        cert = x509.load_pem_x509_certificate(pem.encode())
+        certs = x509.load_pem_x509_certificates(pem.encode())
     except ValueError:
-        return [f"{key}: not a PEM X.509 certificate; give the intermediate CA's certificate "
-                "(`python -m tools.pki intermediate-ca` writes one)"]
+        return [f"{key}: {where}is not a PEM X.509 certificate; give the intermediate CA's "
+                "certificate (`python -m tools.pki intermediate-ca` writes one)"]
+    if len(certs) > 1:
+        return [f"{key}: {where or 'the PEM '}holds {len(certs)} certificates, but only the first "
+                "would be registered; give only the intermediate CA certificate (the one that "
+                "signs device certificates), not a chain or bundle"]
     from components.x509 import is_ca_certificate
 
+    [cert] = certs
     problems: list[str] = []
     if not is_ca_certificate(cert):
         problems.append(f"{key}: certificate '{cert.subject.rfc4514_string()}' is not a CA "
@@ -182,57 +193,461 @@ def ca_certificate_problems(pem: str, key: str, now: dt.datetime) -> list[str]:
     return problems
 
 
+# --- the per-key parsers -------------------------------------------------------------------
+
+def full_key(name: str) -> str:
+    return f"{PROJECT}:{name}"
+
+
+class Report(Protocol):
+    """Reports one problem with the key being parsed (or with `key`, a related one)."""
+
+    def __call__(self, message: str, *, key: str | None = None) -> None: ...
+
+
+@dataclass(frozen=True)
+class ParseContext:
+    """What a key parser may read besides its own value."""
+
+    project_dir: Path
+    now: dt.datetime
+    # Results of the keys parsed before this one (None when absent-and-optional or invalid).
+    parsed: Mapping[str, Any]
+
+    def get(self, name: str) -> Any:
+        return self.parsed.get(name)
+
+
+KeyParser = Callable[[Any, ParseContext, Report], Any]
+
+
+def received(value: Any) -> str:
+    """How a wrong value is described back to the user."""
+    if isinstance(value, str):
+        return f"got the plain string {value!r}"
+    return f"got {type(value).__name__} {value!r}"
+
+
+def list_forms(name: str, items: list[str]) -> str:
+    """How to set list `name` with the Pulumi CLI and with `tools.plan --set`."""
+    path_form = " && ".join(f"pulumi config set --path '{name}[{i}]' {item}"
+                            for i, item in enumerate(items))
+    return f"`{path_form}` (or, for tools.plan, `--set '{name}={json.dumps(items, separators=(',', ':'))}'`)"
+
+
+def _split_words(text: str) -> list[str]:
+    return [word for word in re.split(r"[\s,;\[\]\"']+", text) if word]
+
+
+def _string(value: Any, report: Report) -> str | None:
+    if not isinstance(value, str):
+        report(f"must be a string, {received(value)}")
+        return None
+    return value.strip()
+
+
+def parse_app_name(value: Any, ctx: ParseContext, report: Report) -> str | None:
+    name = _string(value, report)
+    if name and not _APP_NAME.match(name):
+        report(f"{name!r} must be 3-25 lowercase letters, digits or '-', starting with a "
+               "letter (it prefixes every physical name)")
+        return None
+    return name
+
+
+def parse_environment(value: Any, ctx: ParseContext, report: Report) -> str | None:
+    environment = _string(value, report)
+    if environment and environment not in ("dev", "prod"):
+        report(f"{environment!r} must be 'dev' or 'prod'")
+        return None
+    return environment
+
+
+def parse_regions(value: Any, ctx: ParseContext, report: Report) -> tuple[str, ...] | None:
+    if not isinstance(value, list) or not all(isinstance(r, str) for r in value):
+        example = _split_words(value) if isinstance(value, str) else []
+        report(f"must be a list of region names, {received(value)}; set it with "
+               f"{list_forms('regions', example or ['eu-west-1', 'us-west-2'])}")
+        return None
+    if not value:
+        report("must name at least one region")
+        return None
+    known = iot_regions()
+    seen: set[str] = set()
+    for region in value:
+        if region in seen:
+            report(f"{region!r} is listed twice; list each region once")
+        seen.add(region)
+        if region in known:
+            continue
+        partition = unsupported_partition(region)
+        if partition:
+            report(f"{region!r} is in {partition}, which this program does not support; "
+                   "use regions of the standard aws partition")
+        else:
+            report(f"{region!r} is not an AWS region with IoT Core; {_closest(region, known)}")
+    # Returned even when an entry is wrong, so primaryRegion and the per-region maps are
+    # still checked against it (every problem at once).
+    return tuple(dict.fromkeys(value))
+
+
+def parse_primary_region(value: Any, ctx: ParseContext, report: Report) -> str | None:
+    primary = _string(value, report)
+    regions = ctx.get("regions")
+    if primary and regions and primary not in regions:
+        report(f"{primary!r} is not in regions {list(regions)}; add it to regions or pick one "
+               "of them")
+        return None
+    return primary
+
+
+def _dns_name(value: str) -> str:
+    return value.lower().rstrip(".")
+
+
+def _is_dns_name(name: str, min_labels: int) -> bool:
+    labels = name.split(".")
+    return (len(labels) >= min_labels and len(name) <= 253
+            and all(_DNS_LABEL.match(label) for label in labels))
+
+
+def parse_device_domain(value: Any, ctx: ParseContext, report: Report) -> str | None:
+    text = _string(value, report)
+    if text is None:
+        return None
+    domain = _dns_name(text)
+    if not _is_dns_name(domain, min_labels=3):
+        report(f"{domain!r} is not a valid subdomain name; use a name like iot.example.com "
+               "inside your hosted zone")
+        return None
+    return domain
+
+
+def parse_hosted_zone_id(value: Any, ctx: ParseContext, report: Report) -> str | None:
+    zone = _string(value, report)
+    if zone and not _HOSTED_ZONE_ID.match(zone):
+        report(f"{zone!r} is not a Route53 hosted zone id; it looks like Z0123456789ABCDEFGHIJ "
+               "(`aws route53 list-hosted-zones`)")
+        return None
+    return zone
+
+
+def parse_hosted_zone_name(value: Any, ctx: ParseContext, report: Report) -> str | None:
+    """Optional: lets deviceDomain be checked against its zone offline (else at deploy time)."""
+    if value is None:
+        return None
+    text = _string(value, report)
+    if text is None:
+        return None
+    zone = _dns_name(text)
+    if not _is_dns_name(zone, min_labels=2):
+        report(f"{zone!r} is not a DNS zone name; give the hosted zone's name, e.g. example.com "
+               "(`aws route53 get-hosted-zone --id <hostedZoneId>`)")
+        return None
+    domain = ctx.get("deviceDomain")
+    problem = device_domain_zone_problem(domain, zone) if domain else None
+    if problem:
+        report(problem, key="deviceDomain")
+        return None
+    return zone
+
+
+def parse_tags(value: Any, ctx: ParseContext, report: Report) -> dict[str, str] | None:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        report(f"must be a map of tag name to string value, {received(value)}; e.g. "
+               "`pulumi config set --path 'tags.owner' iot-platform` (or, for tools.plan, "
+               "`--set 'tags={\"owner\":\"iot-platform\"}'`)")
+        return None
+    tags: dict[str, str] = {}
+    ok = True
+    for tag_key, tag_value in value.items():
+        if not isinstance(tag_value, str) or not _TAG_KEY.match(str(tag_key)):
+            report(f"tag {tag_key!r}: keys need 1-128 tag characters and values must be strings")
+            ok = False
+        elif str(tag_key).lower().startswith("aws:"):
+            report(f"tag {tag_key!r}: the 'aws:' prefix is reserved by AWS")
+            ok = False
+        else:
+            tags[str(tag_key)] = tag_value
+    return tags if ok else None
+
+
+def parse_log_retention_days(value: Any, ctx: ParseContext, report: Report) -> int | None:
+    if value is None:
+        return DEFAULT_LOG_RETENTION_DAYS
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value not in LOG_RETENTION_DAYS:
+        report(f"{value!r} is not a CloudWatch Logs retention; use one of "
+               f"{', '.join(map(str, LOG_RETENTION_DAYS))}")
+        return None
+    return value
+
+
+def parse_tls_security_policy(value: Any, ctx: ParseContext, report: Report) -> str | None:
+    if value is None:
+        return DEFAULT_TLS_SECURITY_POLICY
+    policy = _string(value, report)
+    if policy is not None and policy not in TLS_SECURITY_POLICIES:
+        report(f"{policy!r} is not allowed; use one of {', '.join(TLS_SECURITY_POLICIES)} "
+               "(TLS 1.2+, AWS's exact casing)")
+        return None
+    return policy
+
+
+def parse_server_certificate_mode(value: Any, ctx: ParseContext, report: Report) -> str | None:
+    if value is None:
+        return "acm"
+    mode = _string(value, report)
+    if mode is not None and mode not in ("acm", "imported"):
+        report(f"{mode!r} must be 'acm' (ACM-issued, DNS-validated) or 'imported'")
+        return None
+    return mode
+
+
+def parse_imported_server_certificate_arns(value: Any, ctx: ParseContext,
+                                           report: Report) -> dict[str, str] | None:
+    """Region -> imported ACM certificate; every region needs one in `imported` mode."""
+    value = {} if value is None else value
+    mode, regions = ctx.get("serverCertificateMode"), ctx.get("regions") or ()
+    if not isinstance(value, dict):
+        report(f"must be a map of region to ACM certificate ARN, {received(value)}")
+        return None
+    if mode != "imported":
+        if value and mode == "acm":
+            report("is set but serverCertificateMode is 'acm'; set serverCertificateMode to "
+                   "'imported' or remove the ARNs")
+            return None
+        return {}
+    arns: dict[str, str] = {}
+    ok = True
+    for region in regions:
+        arn = value.get(region)
+        match = _ACM_ARN.match(arn) if isinstance(arn, str) else None
+        if match is None:
+            report(f"needs an ACM certificate ARN for {region!r} (`pulumi config set --path "
+                   f"'importedServerCertificateArns.{region}' arn:aws:acm:...`)")
+            ok = False
+        elif match.group(1) != region:
+            report(f"the ARN for {region!r} is in {match.group(1)!r}; ACM certificates are "
+                   f"regional, import it in {region!r}")
+            ok = False
+        else:
+            arns[region] = match.group(0)
+    return arns if ok else None
+
+
+def parse_imported_validation_certificate_arns(value: Any, ctx: ParseContext,
+                                               report: Report) -> dict[str, str] | None:
+    value = {} if value is None else value
+    mode, regions = ctx.get("serverCertificateMode"), list(ctx.get("regions") or ())
+    if not isinstance(value, dict):
+        report(f"must be a map of region to ACM certificate ARN, {received(value)}")
+        return None
+    if value and mode != "imported":
+        report("is only used with serverCertificateMode 'imported'; remove it")
+        return None
+    arns: dict[str, str] = {}
+    ok = True
+    for region, arn in sorted(value.items()):
+        match = _ACM_ARN.match(arn) if isinstance(arn, str) else None
+        if region not in regions:
+            report(f"{region!r} is not in regions {regions}; remove it or add the region")
+        elif match is None:
+            report(f"the value for {region!r} is not an ACM certificate ARN (a public "
+                   "certificate for deviceDomain, requested in ACM)")
+        elif match.group(1) != region:
+            report(f"the ARN for {region!r} is in {match.group(1)!r}; request the certificate "
+                   f"in {region!r}")
+        else:
+            arns[region] = arn
+            continue
+        ok = False
+    return arns if ok else None
+
+
+def parse_ca_certificate_pem(value: Any, ctx: ParseContext, report: Report) -> str | None:
+    """The CA certificate inline; checked together with caCertificatePemFile (next key)."""
+    if value is None:
+        return None
+    return _string(value, report)
+
+
+def parse_ca_certificate_pem_file(value: Any, ctx: ParseContext, report: Report) -> str | None:
+    """The device CA's certificate: from this file, or inline from caCertificatePem."""
+    inline = ctx.get("caCertificatePem")
+    path_text = None if value is None else _string(value, report)
+    if value is not None and path_text is None:
+        return None
+    if inline and path_text:
+        report("set either caCertificatePem or caCertificatePemFile, not both "
+               "(`pulumi config rm` one of them)", key="caCertificatePem")
+        return None
+    if not inline and not path_text:
+        report("missing; set the intermediate CA certificate with "
+               "`pulumi config set caCertificatePemFile <path-to-ca.pem>`")
+        return None
+    if path_text:
+        path = Path(path_text)
+        if not path.is_absolute():
+            path = ctx.project_dir / path
+        try:
+            pem = path.read_text()
+        except OSError as err:
+            report(f"cannot read {path_text!r} ({err.strerror}); point it at the intermediate "
+                   "CA certificate PEM")
+            return None
+        key, source = "caCertificatePemFile", f"file {path_text!r}"
+    else:
+        pem, key, source = str(inline), "caCertificatePem", ""
+    if "PRIVATE KEY" in pem:
+        report("contains a private key; the CA private key must never enter Pulumi config or "
+               "state - give the certificate only", key=key)
+        return None
+    problems = ca_certificate_problems(pem, full_key(key), ctx.now, source)
+    for line in problems:
+        report(line.removeprefix(f"{full_key(key)}: "), key=key)
+    return None if problems else pem
+
+
+def parse_capabilities(value: Any, ctx: ParseContext, report: Report) -> tuple[str, ...] | None:
+    """The enabled per-region capabilities (default: every registered one), in build order."""
+    from components.capabilities import CAPABILITIES
+
+    known = [c.name for c in CAPABILITIES]
+    if value is None:
+        return tuple(known)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        example = _split_words(value) if isinstance(value, str) else []
+        report(f"must be a list of capability names, {received(value)}; set it with "
+               f"{list_forms('capabilities', example or known[:1])}")
+        return None
+    enabled: list[str] = []
+    ok = True
+    for name in value:
+        if name not in known:
+            report(f"{name!r} is not a capability; {_closest(name, known)}")
+            ok = False
+        elif name in enabled:
+            report(f"{name!r} is listed twice; list it once")
+            ok = False
+        else:
+            enabled.append(name)
+    # Registry order is the build order.
+    return tuple(name for name in known if name in enabled) if ok else None
+
+
+def parse_iot_account_settings(value: Any, ctx: ParseContext,
+                               report: Report) -> IotAccountSettings:
+    """Who owns the account-wide IoT settings of each region (components/edge/settings.py)."""
+    return parse_account_settings(
+        value, lambda field_name, message: report(
+            message, key=f"iotAccountSettings.{field_name}" if field_name else None))
+
+
+@dataclass(frozen=True)
+class Key:
+    """One stack config key: how to parse it and which StackConfig field it fills."""
+
+    name: str
+    parse: KeyParser
+    field: str | None  # None: only read by a later key's parser
+    required: bool = False
+
+
+# In parse order: a parser may read the results of the keys above it.
+KEYS: tuple[Key, ...] = (
+    Key("appName", parse_app_name, "app_name", required=True),
+    Key("environment", parse_environment, "environment", required=True),
+    Key("regions", parse_regions, "regions", required=True),
+    Key("primaryRegion", parse_primary_region, "primary_region", required=True),
+    Key("deviceDomain", parse_device_domain, "device_domain", required=True),
+    Key("hostedZoneId", parse_hosted_zone_id, "hosted_zone_id", required=True),
+    Key("hostedZoneName", parse_hosted_zone_name, "hosted_zone_name"),
+    Key("tags", parse_tags, "tags"),
+    Key("logRetentionDays", parse_log_retention_days, "log_retention_days"),
+    Key("tlsSecurityPolicy", parse_tls_security_policy, "tls_security_policy"),
+    Key("serverCertificateMode", parse_server_certificate_mode, "server_certificate_mode"),
+    Key("importedServerCertificateArns", parse_imported_server_certificate_arns,
+        "imported_server_certificate_arns"),
+    Key("importedValidationCertificateArns", parse_imported_validation_certificate_arns,
+        "imported_validation_certificate_arns"),
+    Key("caCertificatePem", parse_ca_certificate_pem, None),
+    Key("caCertificatePemFile", parse_ca_certificate_pem_file, "ca_certificate_pem"),
+    Key("capabilities", parse_capabilities, "capabilities"),
+    Key("iotAccountSettings", parse_iot_account_settings, "iot_account_settings"),
+)
+KNOWN_KEYS: tuple[str, ...] = tuple(k.name for k in KEYS)
+REQUIRED_KEYS: tuple[str, ...] = tuple(k.name for k in KEYS if k.required)
+
+
+def all_known_keys() -> tuple[str, ...]:
+    """The stack's own keys plus each capability's settings section."""
+    from components.capabilities import CAPABILITIES
+
+    return KNOWN_KEYS + tuple(c.config_key for c in CAPABILITIES if c.config_key not in KNOWN_KEYS)
+
+
+# --- the whole config ----------------------------------------------------------------------
+
 class _Problems:
     def __init__(self) -> None:
         self.lines: list[str] = []
 
     def add(self, name: str, message: str) -> None:
-        self.lines.append(f"{_key(name)}: {message}")
+        self.lines.append(f"{full_key(name)}: {message}")
+
+    def reporter(self, name: str) -> Report:
+        def report(message: str, *, key: str | None = None) -> None:
+            self.add(key or name, message)
+        return report
 
 
-def _string(raw: Mapping[str, Any], name: str, problems: _Problems) -> str | None:
-    value = raw.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        problems.add(name, f"must be a string, got {type(value).__name__} {value!r}")
-        return None
-    return value.strip()
+def as_structured(value: Any) -> Any:
+    """Pulumi hands structured config to programs as JSON text; a blank value is absent."""
+    if isinstance(value, str):
+        stripped = value.strip()
+        if not stripped:
+            return None
+        if stripped[:1] in ("[", "{"):
+            try:
+                return json.loads(stripped)
+            except json.JSONDecodeError:
+                return value
+    return value
 
 
-def _read_ca_pem(raw: Mapping[str, Any], project_dir: Path, problems: _Problems,
-                 now: dt.datetime) -> str:
-    inline = _string(raw, "caCertificatePem", problems)
-    path_text = _string(raw, "caCertificatePemFile", problems)
-    if inline and path_text:
-        problems.add("caCertificatePem", "set either caCertificatePem or caCertificatePemFile, "
-                     "not both (`pulumi config rm` one of them)")
-        return ""
-    if not inline and not path_text:
-        problems.add("caCertificatePemFile", "missing; set the intermediate CA certificate with "
-                     "`pulumi config set caCertificatePemFile <path-to-ca.pem>`")
-        return ""
-    if path_text:
-        path = Path(path_text)
-        if not path.is_absolute():
-            path = project_dir / path
-        try:
-            pem = path.read_text()
-        except OSError as err:
-            problems.add("caCertificatePemFile", f"cannot read {path_text!r} ({err.strerror}); "
-                         "point it at the intermediate CA certificate PEM")
-            return ""
-        key = "caCertificatePemFile"
-    else:
-        pem = inline or ""
-        key = "caCertificatePem"
-    if "PRIVATE KEY" in pem:
-        problems.add(key, "contains a private key; the CA private key must never enter Pulumi "
-                     "config or state - give the certificate only")
-        return ""
-    found = ca_certificate_problems(pem, _key(key), now)
-    problems.lines.extend(found)
-    return pem if not found else ""
+def unknown_key_problems(raw: Mapping[str, Any], report: Callable[[str, str], None]) -> None:
+    known = all_known_keys()
+    for name in sorted(set(raw) - set(known)):
+        guess = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean '{guess[0]}'?" if guess else f"known keys: {', '.join(known)}"
+        report(name, f"unknown key; {hint}")
+
+
+def capability_settings(raw: Mapping[str, Any], enabled: tuple[str, ...] | None,
+                        report: Callable[[str, str], None]) -> dict[str, Any]:
+    """Each enabled capability's settings, parsed by its own parser from its section."""
+    from components.capabilities import CAPABILITIES
+
+    settings: dict[str, Any] = {}
+    for capability in CAPABILITIES:
+        section = raw.get(capability.config_key)
+        if enabled is None:
+            continue  # the capabilities list itself is wrong: reported already
+        if capability.name not in enabled:
+            if section is not None:
+                report(capability.config_key, f"is set but capability {capability.name!r} is "
+                       "not enabled; add it to capabilities or remove the key")
+            continue
+
+        def report_field(field_name: str, message: str, key: str = capability.config_key) -> None:
+            report(f"{key}.{field_name}" if field_name else key, message)
+
+        settings[capability.name] = capability.parse_settings(section, report_field)
+    return settings
 
 
 def parse_stack_config(
@@ -245,218 +660,27 @@ def parse_stack_config(
 
     Raises ConfigError listing every problem; never returns a partially valid config.
     """
-    now = now or dt.datetime.now(dt.timezone.utc)
-    project_dir = Path(project_dir)
     problems = _Problems()
-    raw = {k: _as_structured(v) for k, v in raw.items()}
+    values = {k: as_structured(v) for k, v in raw.items()}
+    parsed: dict[str, Any] = {}
+    context = ParseContext(project_dir=Path(project_dir),
+                           now=now or dt.datetime.now(dt.timezone.utc), parsed=parsed)
 
-    known_keys = all_known_keys()
-    for name in sorted(set(raw) - set(known_keys)):
-        import difflib
-
-        guess = difflib.get_close_matches(name, known_keys, n=1)
-        hint = f"did you mean '{guess[0]}'?" if guess else f"known keys: {', '.join(known_keys)}"
-        problems.add(name, f"unknown key; {hint}")
-    for name in REQUIRED_KEYS:
-        if raw.get(name) in (None, ""):
-            problems.add(name, f"missing; set it with `pulumi config set {name} <value>` "
-                         "(see README, 'Stack configuration')")
-
-    app_name = _string(raw, "appName", problems)
-    if app_name and not _APP_NAME.match(app_name):
-        problems.add("appName", f"{app_name!r} must be 3-25 lowercase letters, digits or '-', "
-                     "starting with a letter (it prefixes every physical name)")
-
-    environment = _string(raw, "environment", problems)
-    if environment and environment not in ("dev", "prod"):
-        problems.add("environment", f"{environment!r} must be 'dev' or 'prod'")
-
-    regions_value = raw.get("regions")
-    regions: list[str] = []
-    if regions_value is not None:
-        if not isinstance(regions_value, list) or not all(isinstance(r, str) for r in regions_value):
-            problems.add("regions", "must be a list of region names, e.g. "
-                         "`pulumi config set --path 'regions[0]' eu-west-1`")
-        elif not regions_value:
-            problems.add("regions", "must name at least one region")
-        else:
-            known = iot_regions()
-            seen: set[str] = set()
-            for region in regions_value:
-                if region in seen:
-                    problems.add("regions", f"{region!r} is listed twice; list each region once")
-                seen.add(region)
-                if region not in known:
-                    problems.add("regions", f"{region!r} is not an AWS region with IoT Core; "
-                                 f"{_region_hint(region, known)}")
-            regions = list(dict.fromkeys(regions_value))
-
-    primary = _string(raw, "primaryRegion", problems)
-    if primary and regions and primary not in regions:
-        problems.add("primaryRegion", f"{primary!r} is not in regions {regions}; add it to "
-                     "regions or pick one of them")
-
-    domain = _string(raw, "deviceDomain", problems)
-    if domain is not None:
-        domain = domain.lower().rstrip(".")
-        labels = domain.split(".")
-        if not domain:
-            problems.add("deviceDomain", "is empty; set the device endpoint name, e.g. "
-                         "iot.example.com")
-        elif len(labels) < 3 or len(domain) > 253 or not all(_DNS_LABEL.match(lbl) for lbl in labels):
-            problems.add("deviceDomain", f"{domain!r} is not a valid subdomain name; use a name "
-                         "like iot.example.com inside your hosted zone")
-
-    zone = _string(raw, "hostedZoneId", problems)
-    if zone and not _HOSTED_ZONE_ID.match(zone):
-        problems.add("hostedZoneId", f"{zone!r} is not a Route53 hosted zone id; it looks like "
-                     "Z0123456789ABCDEFGHIJ (`aws route53 list-hosted-zones`)")
-
-    tags_value = raw.get("tags", {})
-    tags: dict[str, str] = {}
-    if not isinstance(tags_value, dict):
-        problems.add("tags", "must be a map of tag name to string value")
-    else:
-        for tag_key, tag_value in tags_value.items():
-            if not isinstance(tag_value, str) or not _TAG_KEY.match(str(tag_key)):
-                problems.add("tags", f"tag {tag_key!r}: keys need 1-128 tag characters and values "
-                             "must be strings")
-            elif str(tag_key).lower().startswith("aws:"):
-                problems.add("tags", f"tag {tag_key!r}: the 'aws:' prefix is reserved by AWS")
-            else:
-                tags[str(tag_key)] = tag_value
-
-    retention_value = raw.get("logRetentionDays", 365)
-    retention = 365
-    if isinstance(retention_value, str) and retention_value.isdigit():
-        retention_value = int(retention_value)
-    if isinstance(retention_value, bool) or not isinstance(retention_value, int) \
-            or retention_value not in LOG_RETENTION_DAYS:
-        problems.add("logRetentionDays", f"{retention_value!r} is not a CloudWatch Logs retention; "
-                     f"use one of {', '.join(map(str, LOG_RETENTION_DAYS))}")
-    else:
-        retention = retention_value
-
-    tls_policy = _string(raw, "tlsSecurityPolicy", problems) or DEFAULT_TLS_SECURITY_POLICY
-    if tls_policy not in TLS_SECURITY_POLICIES:
-        problems.add("tlsSecurityPolicy", f"{tls_policy!r} is not allowed; use one of "
-                     f"{', '.join(TLS_SECURITY_POLICIES)} (TLS 1.2+, AWS's exact casing)")
-
-    mode = _string(raw, "serverCertificateMode", problems) or "acm"
-    imported_value = raw.get("importedServerCertificateArns", {})
-    imported: dict[str, str] = {}
-    if mode not in ("acm", "imported"):
-        problems.add("serverCertificateMode", f"{mode!r} must be 'acm' (ACM-issued, DNS-validated) "
-                     "or 'imported'")
-    if not isinstance(imported_value, dict):
-        problems.add("importedServerCertificateArns", "must be a map of region to ACM certificate ARN")
-    elif mode == "imported":
-        for region in regions:
-            arn = imported_value.get(region)
-            match = _ACM_ARN.match(arn) if isinstance(arn, str) else None
-            if match is None:
-                problems.add("importedServerCertificateArns", f"needs an ACM certificate ARN for "
-                             f"{region!r} (`pulumi config set --path "
-                             f"'importedServerCertificateArns.{region}' arn:aws:acm:...`)")
-            elif match.group(1) != region:
-                problems.add("importedServerCertificateArns", f"the ARN for {region!r} is in "
-                             f"{match.group(1)!r}; ACM certificates are regional, import it in "
-                             f"{region!r}")
-            else:
-                imported[region] = match.group(0)
-    elif imported_value:
-        problems.add("importedServerCertificateArns", "is set but serverCertificateMode is 'acm'; "
-                     "set serverCertificateMode to 'imported' or remove the ARNs")
-
-    validation_value = raw.get("importedValidationCertificateArns", {})
-    validation_arns: dict[str, str] = {}
-    if not isinstance(validation_value, dict):
-        problems.add("importedValidationCertificateArns", "must be a map of region to ACM "
-                     "certificate ARN")
-    elif validation_value and mode != "imported":
-        problems.add("importedValidationCertificateArns", "is only used with "
-                     "serverCertificateMode 'imported'; remove it")
-    else:
-        for region, arn in sorted(validation_value.items()):
-            match = _ACM_ARN.match(arn) if isinstance(arn, str) else None
-            if region not in regions:
-                problems.add("importedValidationCertificateArns", f"{region!r} is not in "
-                             f"regions {regions}; remove it or add the region")
-            elif match is None:
-                problems.add("importedValidationCertificateArns", f"the value for {region!r} "
-                             "is not an ACM certificate ARN (a public certificate for "
-                             "deviceDomain, requested in ACM)")
-            elif match.group(1) != region:
-                problems.add("importedValidationCertificateArns", f"the ARN for {region!r} is "
-                             f"in {match.group(1)!r}; request the certificate in {region!r}")
-            else:
-                validation_arns[region] = arn
-
-    ca_pem = _read_ca_pem(raw, project_dir, problems, now)
-    capabilities, capability_settings = _capabilities(raw, problems)
+    unknown_key_problems(values, problems.add)
+    for key in KEYS:
+        value = values.get(key.name)
+        if value is None and key.required:
+            problems.add(key.name, f"missing; set it with `pulumi config set {key.name} <value>` "
+                         f"{_README}")
+            parsed[key.name] = None
+            continue
+        parsed[key.name] = key.parse(value, context, problems.reporter(key.name))
+    settings = capability_settings(values, parsed["capabilities"], problems.add)
 
     if problems.lines:
         raise ConfigError(problems.lines)
-    assert app_name and environment and primary and domain and zone  # guaranteed by checks above
-    return StackConfig(
-        app_name=app_name,
-        environment=environment,  # type: ignore[arg-type]
-        regions=tuple(regions),
-        primary_region=primary,
-        device_domain=domain,
-        hosted_zone_id=zone,
-        ca_certificate_pem=ca_pem,
-        tags=tags,
-        log_retention_days=retention,
-        tls_security_policy=tls_policy,
-        server_certificate_mode=mode,  # type: ignore[arg-type]
-        imported_server_certificate_arns=imported,
-        imported_validation_certificate_arns=validation_arns,
-        capabilities=capabilities,
-        capability_settings=capability_settings,
-    )
-
-
-def _capabilities(raw: Mapping[str, Any],
-                  problems: _Problems) -> tuple[tuple[str, ...], dict[str, Any]]:
-    """The enabled capabilities (default: every registered one) and each one's settings,
-    parsed by the capability's own parser from its config section."""
-    from components.capabilities import CAPABILITIES
-
-    known = [c.name for c in CAPABILITIES]
-    value = raw.get("capabilities")
-    if value is None:
-        enabled = list(known)
-    elif not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        problems.add("capabilities", f"must be a list of capability names, got {value!r}; e.g. "
-                     f"`pulumi config set --path 'capabilities[0]' {known[0]}`")
-        enabled = []
-    else:
-        enabled = []
-        for name in value:
-            if name not in known:
-                problems.add("capabilities", f"{name!r} is not a capability; "
-                             f"{_region_hint(name, frozenset(known))}")
-            elif name in enabled:
-                problems.add("capabilities", f"{name!r} is listed twice; list it once")
-            else:
-                enabled.append(name)
-    settings: dict[str, Any] = {}
-    for capability in CAPABILITIES:
-        section = raw.get(capability.config_key)
-        if capability.name not in enabled:
-            if section is not None:
-                problems.add(capability.config_key, f"is set but capability "
-                             f"{capability.name!r} is not enabled; add it to capabilities or "
-                             "remove the key")
-            continue
-
-        def report(field_name: str, message: str, key: str = capability.config_key) -> None:
-            problems.add(f"{key}.{field_name}" if field_name else key, message)
-
-        settings[capability.name] = capability.parse_settings(section, report)
-    # Keep registry order: it is the build order.
-    return tuple(name for name in known if name in enabled), settings
+    fields = {key.field: parsed[key.name] for key in KEYS if key.field}
+    return StackConfig(**fields, capability_settings=settings)
 
 
 def read_pulumi_config() -> dict[str, Any]:

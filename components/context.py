@@ -30,6 +30,9 @@ class RegionalTables:
     inventory: RegionalTable
     device_data: RegionalTable
     provisioning: RegionalTable  # CVM / fleet-provisioning device records
+    # This region's copy of the tables' multi-region CMK: callers of the tables need
+    # `components.iam.table_key_statement` on it.
+    key_arn: pulumi.Output[str]
 
 
 @dataclass(frozen=True)

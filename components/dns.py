@@ -1,4 +1,10 @@
-"""The one global DNS record of the device domain: ACM's DNS-validation CNAME.
+"""The device domain's place in its hosted zone, and its one global DNS record: ACM's
+DNS-validation CNAME.
+
+`checked_device_domain`: the device endpoint is a latency CNAME, which cannot sit at the
+zone apex. The config parser checks that offline when `hostedZoneName` is configured;
+otherwise the program looks the zone up by id at deploy time (preview included) and stops
+with one clear error line before anything is created.
 
 ACM gives a domain the same validation CNAME (name and value) in every region of one
 account, so one record validates (and keeps renewing) the device-domain certificate of
@@ -16,8 +22,33 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.config import device_domain_zone_problem, full_key
+
 # ACM re-checks the record at every renewal; it never changes, so a long TTL is fine.
 VALIDATION_RECORD_TTL = 300
+
+
+def require_below_zone(domain: str, zone_name: str, zone_id: str) -> str:
+    """`domain`, or a RunError (one line, no traceback) when it is not strictly below the zone."""
+    problem = device_domain_zone_problem(domain, zone_name)
+    if problem:
+        raise pulumi.RunError(f"{full_key('deviceDomain')}: {problem} (hosted zone {zone_id}, "
+                              f"looked up at deploy time; set {full_key('hostedZoneName')} to "
+                              "check this offline)")
+    return domain
+
+
+def checked_device_domain(domain: str, hosted_zone_id: str,
+                          hosted_zone_name: str | None) -> pulumi.Output[str]:
+    """The device domain, once known to sit strictly below its hosted zone.
+
+    Any output that fails stops the deployment, so the caller only needs to keep it (the
+    program exports it).
+    """
+    if hosted_zone_name is not None:  # already checked offline by components/config.py
+        return pulumi.Output.from_input(domain)
+    zone = aws.route53.get_zone_output(zone_id=hosted_zone_id)
+    return zone.name.apply(lambda name: require_below_zone(domain, name, hosted_zone_id))
 
 
 @dataclass(frozen=True)

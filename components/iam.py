@@ -35,6 +35,19 @@ def service_trust_policy(service: str, account_id: str, source_arn: str | None =
     return policy_document([statement])
 
 
+def lambda_trust_policy(account_id: str) -> str:
+    """Lambda's execution-role trust: the service principal for this account only.
+
+    No `aws:SourceArn`: AWS documents the execution role's trust as naming the Lambda
+    service principal ("Defining Lambda function permissions with an execution role",
+    https://docs.aws.amazon.com/lambda/latest/dg/lambda-intro-execution-role.html) and does
+    not document `aws:SourceArn` for it; limiting which function uses a role is done with
+    `lambda:SourceFunctionArn` in identity policies
+    (https://docs.aws.amazon.com/lambda/latest/dg/permissions-source-function-arn.html).
+    """
+    return service_trust_policy("lambda.amazonaws.com", account_id)
+
+
 def account_administers_key_statement(account_id: str, partition: str) -> Statement:
     """AWS's default key-policy statement: IAM in this account decides who uses the key, so
     every grant is made by least-privilege IAM policies on the roles that need it."""
@@ -94,3 +107,17 @@ def lambda_basic_statements(*, log_group_arn: str, key_arn: str,
          "Resource": key_arn,
          "Condition": {"StringEquals": {"kms:EncryptionContext:LambdaFunctionName": function_name}}},
     ]
+
+
+def table_key_statement(*, key_arn: str, region: str, write: bool, sid: str = "TablesKey") -> Statement:
+    """Use of the global tables' customer-managed key, only through DynamoDB in this region.
+
+    Our key policy delegates to IAM (`account_administers_key_statement`), so a caller of a
+    table encrypted with it needs the KMS permissions itself: decrypt to read, encrypt and a
+    data key to write (CDK's `grantReadData` / `grantWriteData`, spelt out without
+    wildcards)."""
+    actions = ["kms:Decrypt", "kms:DescribeKey"]
+    if write:
+        actions += ["kms:Encrypt", "kms:GenerateDataKey"]
+    return {"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": key_arn,
+            "Condition": {"StringEquals": {"kms:ViaService": f"dynamodb.{region}.amazonaws.com"}}}

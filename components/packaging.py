@@ -6,8 +6,10 @@ Two artefacts, split so the Pulumi program never needs a build step to *evaluate
   evaluates (no network, no pip) into `build/lambda/<package>.zip`; the uploaded bytes are
   exactly the hashed bytes, so `source_code_hash` changes if and only if the code does.
 * Dependencies layer (`build/lambda/dependencies-layer.zip`): third-party packages from
-  `lambdas/requirements.txt`, installed by pip for the Lambda platform (arm64 / CPython
-  3.13, manylinux wheels only) into `python/` and zipped. Built by
+  `lambdas/requirements.txt` (a hashed lock for the Lambda platform, from
+  `lambdas/requirements.in` by `python -m tools.lock`), installed by pip with
+  `--require-hashes` for the Lambda platform (arm64 / CPython 3.13, manylinux wheels only)
+  into `python/` and zipped. Built by
   `python -m tools.package_lambda` before a real deployment; `__main__` refuses to deploy
   without it and says how to build it (see components/jitr/README.md, "Packaging").
 
@@ -22,6 +24,7 @@ import base64
 import functools
 import hashlib
 import io
+import os
 import shutil
 import stat
 import subprocess
@@ -90,7 +93,7 @@ def write_function_zip(package: str, data: bytes, build_dir: Path = BUILD_DIR) -
     path = build_dir / f"{package}.zip"
     if not path.is_file() or path.read_bytes() != data:
         build_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".zip.tmp")
+        tmp = path.with_suffix(f".zip.{os.getpid()}.tmp")  # parallel builds (test workers)
         tmp.write_bytes(data)
         tmp.replace(path)
     return path
@@ -142,6 +145,9 @@ def pip_command(requirements: Path, target: Path) -> list[str]:
     return [
         sys.executable, "-m", "pip", "install",
         "--requirement", str(requirements),
+        # The lock pins every package with its hashes: the same bytes at every build.
+        "--require-hashes",
+        "--no-deps",
         "--target", str(target),
         "--platform", PIP_PLATFORM,
         "--implementation", "cp",

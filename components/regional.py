@@ -65,6 +65,7 @@ def edge_args(config: StackConfig, region: str, log_key_arn: pulumi.Input[str],
         validation_certificate_arn=config.imported_validation_certificate_arns.get(region),
         log_key_arn=log_key_arn,
         account=account,
+        account_settings=config.iot_account_settings,
         tags=tags,
     )
 

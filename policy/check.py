@@ -1,9 +1,11 @@
 """Run the policy pack offline, the way the Pulumi engine would, without the Pulumi CLI.
 
-    python -m policy.check --stack dev [--program DIR] [--config policy-config.json]
+    python -m policy.check --stack dev [--program DIR] [--config policy-config.json] [--preview]
 
 The program directory's `__main__.py` is evaluated for the stack under the recording mocks
-(`tools.harness.evaluate_program`). Then every policy of `policy.pack.ALL_POLICIES` runs with
+(`tools.harness.evaluate_program`), as `pulumi up` sees it (every value known) or, with
+`--preview`, as `pulumi preview` of a first deployment sees it (computed outputs, and every
+input derived from one, unknown). Then every policy of `policy.pack.ALL_POLICIES` runs with
 its enforcement level and config resolved as the engine resolves them:
 
 * resource policies once per resource with `ResourceValidationArgs` (props = the recorded
@@ -17,6 +19,10 @@ its enforcement level and config resolved as the engine resolves them:
 The policy config file uses the CLI's `--policy-pack-config` format: `{"all": "advisory",
 "<policy>": "disabled" | {"enforcementLevel": ..., "<property>": ...}}`; schema defaults are
 applied and values are checked against each policy's `config_schema`.
+
+A policy that reads an unknown value is reported as the engine reports it: an advisory
+"can't run policy ... during preview" diagnostic (listed apart as *not judged*): the same
+policy judges the known value when it runs again during the update.
 
 Violations print like the CLI; the exit code is 1 if any mandatory violation was reported,
 2 if the program or a policy failed, 0 otherwise.
@@ -75,6 +81,9 @@ class Violation:
     urn: str
     message: str
     description: str
+    # False for the engine's "can't run policy ... during preview" diagnostic: the policy read
+    # a value unknown until the update, so it judged nothing yet.
+    judged: bool = True
 
 
 @dataclass
@@ -84,6 +93,12 @@ class Report:
     not_applicable: list[tuple[str, str]] = field(default_factory=list)
     resources: int = 0
     policies: int = 0
+    preview: bool = False
+
+    @property
+    def not_judged(self) -> list[Violation]:
+        """Policies that could not be judged at preview (they run again during the update)."""
+        return [v for v in self.violations if not v.judged]
 
     @property
     def mandatory(self) -> list[Violation]:
@@ -296,7 +311,7 @@ def derive_dependencies(graph: StackGraph) -> dict[str, dict[str, list[str]]]:
         out = outputs_of(r)
         for key in ("arn", "id", "url", "streamArn"):
             value = out.get(key)
-            if isinstance(value, str) and len(value) >= 8:
+            if isinstance(value, str) and len(value) >= 8 and value != harness.UNKNOWN:
                 identifiers[value] = r.urn
     result: dict[str, dict[str, list[str]]] = {}
     for r in graph.resources:
@@ -355,7 +370,11 @@ def _run(graph: StackGraph, resolved: Sequence[ResolvedPolicy], stack_config: Ma
     settings._set_stack(graph.stack)
     settings._set_project(graph.project)
     report = Report(stack=graph.stack, resources=len(graph.resources),
-                    policies=sum(1 for r in resolved if r.level != EnforcementLevel.DISABLED))
+                    policies=sum(1 for r in resolved if r.level != EnforcementLevel.DISABLED),
+                    preview=graph.preview)
+    from policy.pack import PACK_NAME
+
+    pack = f"{PACK_NAME}@v{pack_version()}"
     providers = _Providers(graph, stack_config)
 
     def reporter(item: ResolvedPolicy, default_urn: str) -> Any:
@@ -365,14 +384,16 @@ def _run(graph: StackGraph, resolved: Sequence[ResolvedPolicy], stack_config: Ma
                                                text, item.policy.description))
         return report_violation
 
-    def guarded(item: ResolvedPolicy, call: Any, where: str) -> None:
+    def guarded(item: ResolvedPolicy, call: Any, where: str, urn: str) -> None:
         try:
             _await(call())
         except UnknownValueError as error:
+            # What the analyzer answers (advisory, whatever the policy's level); the engine
+            # attributes a resource policy's diagnostic to the analyzed resource.
             report.violations.append(Violation(
-                item.policy.name, EnforcementLevel.ADVISORY, "",
-                f"can't run policy '{item.policy.name}' during preview: {error.message}",
-                item.policy.description))
+                item.policy.name, EnforcementLevel.ADVISORY, urn,
+                f"can't run policy '{item.policy.name}' from policy pack '{pack}' during "
+                f"preview: {error.message}", item.policy.description, judged=False))
         except _NotApplicableError as error:
             report.not_applicable.append((item.policy.name, error.reason or ""))
         except Exception as error:  # the analyzer would fail the whole update too
@@ -390,12 +411,12 @@ def _run(graph: StackGraph, resolved: Sequence[ResolvedPolicy], stack_config: Ma
                                               _provider_info(providers.for_resource(r)),
                                               dict(item.config), stack_tags)
                 guarded(item, lambda a=args, p=policy, i=item, u=r.urn: p.validate(a, reporter(i, u)),
-                        r.urn)
+                        r.urn, r.urn)
         elif isinstance(policy, StackValidationPolicy):
             stack_args = StackValidationArgs(stack_resources(graph, providers), dict(item.config),
                                              stack_tags)
             guarded(item, lambda a=stack_args, p=policy, i=item: p.validate(a, reporter(i, "")),
-                    f"stack {graph.stack}")
+                    f"stack {graph.stack}", "")
     return report
 
 
@@ -420,10 +441,12 @@ def run_policies(graph: StackGraph, *, policies: Sequence[Policy] | None = None,
 
 
 def check_program(program_dir: Path | str, stack: str, *,
-                  policy_config: Mapping[str, Any] | None = None) -> Report:
-    """Evaluate a Pulumi Python program's stack and run the pack on it."""
+                  policy_config: Mapping[str, Any] | None = None,
+                  preview: bool = False) -> Report:
+    """Evaluate a Pulumi Python program's stack (as `pulumi up`, or as `pulumi preview` of a
+    first deployment) and run the pack on it."""
     spec = harness.load_program_stack(program_dir, stack)
-    graph = harness.evaluate_program(program_dir, stack)
+    graph = harness.evaluate_program(program_dir, stack, preview=preview)
     return run_policies(graph, policy_config=policy_config, stack_config=spec.config)
 
 
@@ -449,9 +472,23 @@ def format_report(report: Report) -> str:
             lines.append(f"          {v.urn}")
         for text in v.message.splitlines():
             lines.append(f"          {text}")
-    lines.append(f"Summary: stack {report.stack}: {len(report.mandatory)} mandatory, "
-                 f"{len(report.advisory)} advisory violation(s); {report.policies} policies over "
-                 f"{report.resources} resources")
+    judged_advisory = len(report.advisory) - len(report.not_judged)
+    lines.append(f"Summary: stack {report.stack}{' (preview)' if report.preview else ''}: "
+                 f"{len(report.mandatory)} mandatory, {judged_advisory} advisory violation(s), "
+                 f"{len(report.not_judged)} not judged at preview; {report.policies} policies "
+                 f"over {report.resources} resources")
+    return "\n".join(lines)
+
+
+def violation_lines(report: Report, level: EnforcementLevel | None = None) -> str:
+    """One line per violation, `policy  type::name  first message line`: what to fix, where."""
+    lines = []
+    for v in sorted(report.violations, key=lambda v: (v.policy, v.urn)):
+        if level is not None and v.level != level:
+            continue
+        where = "::".join(v.urn.split("::")[-2:]) if v.urn else "(stack)"
+        detail = v.message.splitlines()[-1] if "\n" in v.message else v.message
+        lines.append(f"{v.level.value:9} {v.policy:45} {where}  {detail}")
     return "\n".join(lines)
 
 
@@ -460,10 +497,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stack", required=True, help="stack name (reads Pulumi.<stack>.yaml)")
     parser.add_argument("--program", default=str(PROJECT_DIR), help="Pulumi program directory")
     parser.add_argument("--config", help="policy pack config JSON (the CLI's --policy-pack-config)")
+    parser.add_argument("--preview", action="store_true",
+                        help="evaluate as `pulumi preview` of a first deployment (computed "
+                             "outputs unknown) instead of as `pulumi up`")
     options = parser.parse_args(argv)
     try:
         policy_config = json.loads(Path(options.config).read_text()) if options.config else None
-        report = check_program(options.program, options.stack, policy_config=policy_config)
+        report = check_program(options.program, options.stack, policy_config=policy_config,
+                               preview=options.preview)
     except (PolicyConfigError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -479,7 +520,6 @@ if __name__ == "__main__":
 
 
 def check_props_plain(props: Any) -> Any:
-    """Engine proxies back to plain data (to re-serialize what a policy was given)."""
-    from policy.guardrails._common import plain
-
-    return plain(props)
+    """Engine proxies back to plain data (to re-serialize what a policy was given); unknown
+    values stay the engine's sentinels instead of raising."""
+    return serialize_properties(props)

@@ -24,3 +24,11 @@ def dev_graph() -> StackGraph:
 @pytest.fixture(scope="session")
 def prod_graph() -> StackGraph:
     return evaluate_program(PROJECT_DIR, "prod")
+
+
+@pytest.fixture(scope="session")
+def twenty_region_graph() -> StackGraph:
+    """The dev stack across 20 regions (the one the snapshot records)."""
+    from tests.support.snapshots import TWENTY_REGION_OVERRIDES
+
+    return evaluate_program(PROJECT_DIR, "dev", config_overrides=TWENTY_REGION_OVERRIDES)

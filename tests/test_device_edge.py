@@ -10,11 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import botocore.session
+from botocore.model import StringShape
 import pytest
 
-from components.config import ConfigError, StackConfig, iot_regions, parse_stack_config
+from components.config import ConfigError, StackConfig, parse_stack_config
 from components.edge.component import IOT_LOG_GROUP_NAME
-from tools.harness import GLOBAL, RecordedResource, StackGraph, _kms_key_outputs, evaluate_program
+from components.edge.settings import IotAccountSettings
+from components.edge.settings import parse as parse_account_settings
+from tests.support.snapshots import TWENTY_REGION_OVERRIDES
+from tools.harness import GLOBAL, RecordedResource, StackGraph, evaluate_program
 
 EDGE = "iotmr:edge:DeviceEdge"
 DOMAIN_CONFIG = "aws:iot/domainConfiguration:DomainConfiguration"
@@ -32,7 +36,6 @@ EVENTS = "aws:iot/eventConfigurations:EventConfigurations"
 IOT_POLICY = "aws:iot/policy:Policy"
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-TWENTY_REGIONS = sorted(iot_regions())[:20]
 DEV_REGIONS = ("eu-west-1", "us-west-2")
 IMPORTED_ARNS = {
     region: f"arn:aws:acm:{region}:123456789012:certificate/{i:08d}-1111-2222-3333-444455556666"
@@ -51,12 +54,6 @@ def stack_config(graph_stack: str, **overrides: Any) -> StackConfig:
     raw = {k[len(prefix):]: v for k, v in spec.config.items() if k.startswith(prefix)}
     raw.update(overrides)
     return parse_stack_config(raw, project_dir=PROJECT_DIR)
-
-
-@pytest.fixture(scope="module")
-def twenty_region_graph() -> StackGraph:
-    return evaluate_program(PROJECT_DIR, "dev", config_overrides={
-        "regions": TWENTY_REGIONS, "primaryRegion": TWENTY_REGIONS[0]})
 
 
 @pytest.fixture(scope="module")
@@ -107,9 +104,11 @@ def plain(value: Any) -> Any:
     return value
 
 
-def resource_id_of(resource: RecordedResource, value: str) -> bool:
-    """The harness ids a resource `<logical name>-<8 hex>`."""
-    return value.startswith(f"{resource.name}-") and len(value) == len(resource.name) + 9
+def botocore_enum(service: str, shape: str) -> set[str]:
+    """The values an AWS API accepts for an enum shape, from botocore's model."""
+    found = botocore.session.get_session().get_service_model(service).shape_for(shape)
+    assert isinstance(found, StringShape)
+    return set(found.enum)
 
 
 GRAPHS = ["dev", "prod", "twenty"]
@@ -119,7 +118,7 @@ GRAPHS = ["dev", "prod", "twenty"]
 def any_graph(request: pytest.FixtureRequest) -> tuple[StackGraph, StackConfig]:
     if request.param == "twenty":
         graph = request.getfixturevalue("twenty_region_graph")
-        return graph, stack_config("dev", regions=TWENTY_REGIONS, primaryRegion=TWENTY_REGIONS[0])
+        return graph, stack_config("dev", **TWENTY_REGION_OVERRIDES)
     graph = request.getfixturevalue(f"{request.param}_graph")
     return graph, stack_config(request.param)
 
@@ -179,15 +178,14 @@ def test_latency_records_cover_every_region_once_each_with_a_health_check(any_gr
         assert inputs["latencyRoutingPolicies"] == [{"region": region}]
         [target] = inputs["records"]
         assert target.endswith(f"-ats.iot.{region}.amazonaws.com")
-        assert resource_id_of(checks[region], inputs["healthCheckId"])
+        assert inputs["healthCheckId"] == checks[region].id
         # Healthy only while every child is: the alarm check and the TCP check.
         children = {c.inputs["type"]: c for c in all_checks[region] if c is not checks[region]}
         assert sorted(children) == ["CLOUDWATCH_METRIC", "TCP"]
         calculated = checks[region].inputs
         assert len(calculated["childHealthchecks"]) == 2
         assert calculated["childHealthThreshold"] == 2
-        for child in children.values():
-            assert any(resource_id_of(child, i) for i in calculated["childHealthchecks"])
+        assert sorted(calculated["childHealthchecks"]) == sorted(c.id for c in children.values())
         tcp = children["TCP"].inputs
         assert tcp["fqdn"] == target and tcp["port"] == 8883
         check = children["CLOUDWATCH_METRIC"].inputs
@@ -204,14 +202,13 @@ def test_latency_records_cover_every_region_once_each_with_a_health_check(any_gr
 
 def test_latency_regions_and_alarm_regions_are_ones_route53_accepts(any_graph) -> None:
     graph, config = any_graph
-    model = botocore.session.get_session().get_service_model("route53")
-    latency_regions = set(model.shape_for("ResourceRecordSetRegion").enum)
-    alarm_regions = set(model.shape_for("CloudWatchRegion").enum)
+    latency_regions = botocore_enum("route53", "ResourceRecordSetRegion")
+    alarm_regions = botocore_enum("route53", "CloudWatchRegion")
     for record in graph.of_type(RECORD):
         for policy in record.inputs.get("latencyRoutingPolicies", []):
             assert policy["region"] in latency_regions
     alarm_checks = [c for c in graph.of_type(HEALTH_CHECK)
-                    if c.inputs["type"] == "CLOUDWATCH_METRIC"]
+                    if c.inputs["type"] == "CLOUDWATCH_METRIC" and in_edge(graph, c)]
     assert len(alarm_checks) == len(config.regions)
     for check in alarm_checks:
         assert check.inputs["cloudwatchAlarmRegion"] in alarm_regions
@@ -253,7 +250,7 @@ def test_iot_logging_is_on_with_a_least_privilege_role(any_graph) -> None:
         group = groups[region].inputs
         assert group["name"] == IOT_LOG_GROUP_NAME
         assert group["retentionInDays"] == config.log_retention_days
-        assert group["kmsKeyId"] == _kms_key_outputs(regional_keys[region])["arn"]
+        assert group["kmsKeyId"] == regional_keys[region].outputs["arn"]
 
 
 def test_every_edge_resource_lands_in_its_region(any_graph) -> None:
@@ -272,8 +269,7 @@ def test_every_edge_resource_lands_in_its_region(any_graph) -> None:
 
 def test_event_configurations_turn_on_thing_and_certificate_events(any_graph) -> None:
     graph, config = any_graph
-    valid = set(botocore.session.get_session().get_service_model("iot")
-                .shape_for("EventType").enum)
+    valid = botocore_enum("iot", "EventType")
     for events in one_per_region(graph, EVENTS, config.regions).values():
         settings = events.inputs["eventConfigurations"]
         assert set(settings) <= valid
@@ -291,7 +287,10 @@ def test_device_policy_exists_in_every_region_for_that_region(any_graph) -> None
 
 def test_one_global_acm_validation_record_serves_every_region(any_graph) -> None:
     graph, config = any_graph
-    validation_records = [r for r in graph.of_type(RECORD) if not in_edge(graph, r)]
+    # Outside every component: the global validation record (other capabilities, e.g. the
+    # CVM's provisioning domain, own their records inside their components).
+    validation_records = [r for r in graph.of_type(RECORD)
+                          if r.parent_urn is None or "DeviceDomainValidation" in r.parent_urn]
     assert len(validation_records) == 1
     [record] = validation_records
     assert record.inputs["type"] == "CNAME"
@@ -302,13 +301,14 @@ def test_one_global_acm_validation_record_serves_every_region(any_graph) -> None
     name = record.inputs["name"].rstrip(".")
     assert name.endswith("." + config.device_domain)
     for validation in graph.of_type(ACM_VALIDATION):
-        assert validation.inputs["validationRecordFqdns"] == [name]
+        if in_edge(graph, validation):
+            assert validation.inputs["validationRecordFqdns"] == [name]
 
 
 def test_imported_mode_uses_configured_certificates_and_requests_none(imported_graph) -> None:
     graph = imported_graph
-    assert graph.of_type(ACM_CERT) == []
-    assert graph.of_type(ACM_VALIDATION) == []
+    assert [r for r in graph.of_type(ACM_CERT) if in_edge(graph, r)] == []
+    assert [r for r in graph.of_type(ACM_VALIDATION) if in_edge(graph, r)] == []
     assert graph.of_type("iotmr:edge:DeviceDomainValidation") == []
     domains = one_per_region(graph, DOMAIN_CONFIG, DEV_REGIONS)
     for region, domain in domains.items():
@@ -323,8 +323,9 @@ def test_imported_mode_uses_configured_certificates_and_requests_none(imported_g
 
 
 def test_regional_stack_exposes_what_jitr_needs(dev_graph) -> None:
+    cas = one_per_region(dev_graph, CA, DEV_REGIONS)
     for region, outputs in dev_graph.outputs["regions"].items():
-        assert outputs["caCertificateId"].startswith(f"region-{region}-edge-ca-")
+        assert outputs["caCertificateId"] == cas[region].id
         assert outputs["devicePolicyName"] == "iotmr-dev-device"
 
 
@@ -374,3 +375,141 @@ def test_bad_validation_certificates_are_reported(changes: Mapping[str, Any],
     lines = [line for line in caught.value.problems if "importedValidationCertificateArns" in line]
     assert len(lines) == 1, caught.value.problems
     assert phrase in lines[0]
+
+
+# --- real deploy and update safety ----------------------------------------------------------
+
+def test_domain_configuration_is_deleted_before_it_is_replaced(any_graph) -> None:
+    """Rotating the server certificate replaces the domain configuration; its fixed name
+    (and AWS's one configuration per domain) rule out create-before-delete."""
+    graph, config = any_graph
+    for region, domain in one_per_region(graph, DOMAIN_CONFIG, config.regions).items():
+        assert domain.options["deleteBeforeReplace"] is True, region
+        assert domain.inputs["name"] == f"{config.app_name}-{config.environment}-devices"
+    # The certificate itself is created before the old one is deleted: the old one is
+    # deleted last, when the new domain configuration no longer uses it.
+    for certificate in graph.of_type(ACM_CERT):
+        assert certificate.options["deleteBeforeReplace"] is False
+    for record in graph.of_type(RECORD):
+        assert record.options["deleteBeforeReplace"] is False
+
+
+# Every resource a deployed dev stack's DeviceEdge holds, as (type, logical name suffix):
+# these URNs must not change (an alias would be needed, and there is none).
+DEPLOYED_EDGE_CHILDREN = sorted([
+    (ACM_CERT, "server-cert"), (CA, "ca"), (EVENTS, "events"), (ALARM, "connect-health"),
+    (IOT_POLICY, "device-policy"), (ROLE, "iot-logging-role"),
+    (HEALTH_CHECK, "tcp-health-check"), (LOG_GROUP, "iot-logs"),
+    (ROLE_POLICY, "iot-logging-policy"), (HEALTH_CHECK, "alarm-health-check"),
+    (ACM_VALIDATION, "server-cert-validation"), (LOGGING, "iot-logging"),
+    (HEALTH_CHECK, "health-check"), (DOMAIN_CONFIG, "domain"), (RECORD, "latency-record"),
+])
+
+
+def test_deployed_edge_resources_keep_their_urns(dev_graph: StackGraph) -> None:
+    for edge in dev_graph.of_type(EDGE):
+        assert edge.urn.endswith(f"::{edge.name}") and "iotmr:edge:DeviceEdge" in edge.urn
+        children = sorted((c.type, c.name.removeprefix(edge.name + "-"))
+                          for c in dev_graph.children(edge))
+        assert children == DEPLOYED_EDGE_CHILDREN
+        for child in dev_graph.children(edge):
+            assert child.urn.endswith(f"{child.type}::{child.name}")
+
+
+SINGLETONS = (EVENTS, LOGGING)
+
+
+def iot_log_groups(graph: StackGraph) -> list[RecordedResource]:
+    return [g for g in graph.of_type(LOG_GROUP) if g.inputs["name"] == IOT_LOG_GROUP_NAME]
+
+
+@pytest.fixture(scope="module")
+def hands_off_graph() -> StackGraph:
+    """The dev stack without its iotAccountSettings section: the shared-account default."""
+    return evaluate_program(PROJECT_DIR, "dev", drop_keys=("iotAccountSettings",))
+
+
+def test_by_default_no_account_wide_setting_is_touched(hands_off_graph: StackGraph) -> None:
+    graph = hands_off_graph
+    for type_ in SINGLETONS:
+        assert graph.of_type(type_) == []
+    assert iot_log_groups(graph) == []
+    assert [r for r in graph.of_type(ROLE) if r.name.endswith("-iot-logging-role")] == []
+    # Everything else of the edge (and JITR) is still there.
+    assert len(graph.of_type(DOMAIN_CONFIG)) == len(DEV_REGIONS)
+    assert len(graph.of_type("aws:sfn/stateMachine:StateMachine")) == len(DEV_REGIONS)
+    assert not [d for d in graph.diagnostics if "turned OFF" in d[1]]
+
+
+def settings_graph(**settings: str) -> StackGraph:
+    return evaluate_program(PROJECT_DIR, "dev", config_overrides={"iotAccountSettings": settings})
+
+
+@pytest.fixture(scope="module")
+def adopting_graph() -> StackGraph:
+    return settings_graph(eventConfigurations="adopt", loggingOptions="manage",
+                          iotLogGroup="adopt")
+
+
+def test_adopt_turns_on_our_events_only_and_imports_the_log_group(
+        adopting_graph: StackGraph) -> None:
+    graph = adopting_graph
+    for events in one_per_region(graph, EVENTS, DEV_REGIONS).values():
+        assert events.inputs["eventConfigurations"] == {"THING": True, "CERTIFICATE": True}
+    groups = iot_log_groups(graph)
+    assert len(groups) == len(DEV_REGIONS)
+    for group in groups:
+        assert group.options["importId"] == IOT_LOG_GROUP_NAME
+        assert group.options["retainOnDelete"] is True
+        assert sorted(group.options["ignoreChanges"]) == ["kmsKeyId", "retentionInDays", "tags"]
+    assert not [d for d in graph.diagnostics if "turned OFF" in d[1]]
+
+
+def test_manage_says_which_event_types_it_turns_off(dev_graph: StackGraph) -> None:
+    valid = botocore_enum("iot", "EventType")
+    warnings = [message for level, message in dev_graph.diagnostics if level == "WARNING"
+                and "turned OFF" in message]
+    assert sorted(w.split(":")[0] for w in warnings) == sorted(DEV_REGIONS)
+    for events in one_per_region(dev_graph, EVENTS, DEV_REGIONS).values():
+        declared = events.inputs["eventConfigurations"]
+        assert set(declared) == valid  # every type stated, so the setting is all ours
+        off = sorted(t for t, on in declared.items() if not on)
+        assert any(", ".join(off) in w for w in warnings)
+    for group in iot_log_groups(dev_graph):
+        assert group.options["importId"] == "" and group.options["retainOnDelete"] is True
+
+
+def test_logging_can_be_managed_while_someone_else_owns_the_group() -> None:
+    graph = settings_graph(loggingOptions="manage")
+    assert iot_log_groups(graph) == [] and graph.of_type(EVENTS) == []
+    for logging in one_per_region(graph, LOGGING, DEV_REGIONS).values():
+        assert logging.inputs["defaultLogLevel"] == "WARN"
+        assert logging.inputs["roleArn"].endswith("-iot-logging")
+
+
+@pytest.mark.parametrize("section, phrase", [
+    ("manage", "must be a map"),
+    ({"loggingOptions": "adopt"}, "'adopt' is not one of manage, leave; AWS keeps one logging"),
+    ({"eventConfigurations": "own"}, "'own' is not one of manage, adopt, leave"),
+    ({"logGroup": "manage"}, "unknown setting"),
+])
+def test_bad_account_settings_are_reported(section: Any, phrase: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_raw(serverCertificateMode="acm", importedServerCertificateArns={},
+                  iotAccountSettings=section)
+    lines = [line for line in caught.value.problems if "iotAccountSettings" in line]
+    assert len(lines) == 1, caught.value.problems
+    assert lines[0].startswith("iot-multi-region:iotAccountSettings")
+    assert phrase in lines[0]
+
+
+def test_account_settings_parse_with_safe_defaults() -> None:
+    reports: list[tuple[str, str]] = []
+    report = lambda field, message: reports.append((field, message))  # noqa: E731
+    assert parse_account_settings(None, report) == IotAccountSettings(
+        event_configurations="leave", logging_options="leave", iot_log_group="leave")
+    assert parse_account_settings({"iotLogGroup": "adopt"}, report) == IotAccountSettings(
+        iot_log_group="adopt")
+    assert reports == []
+    config = parse_raw(serverCertificateMode="acm", importedServerCertificateArns={})
+    assert config.iot_account_settings == IotAccountSettings()

@@ -5,11 +5,15 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from lambdas.jitr_certificate_check import app
 from lambdas.jitr_certificate_check.checks import check_certificate, issued_by, load_ca_certificates
-from tests.support.certificates import NOW, Issued, issue
+from tests.support.certificates import CLIENT_AUTH, NOW, SERVER_AUTH, Issued, device_key_usage, issue
+from tools import pki
 from tests.support.sfn_adapter import FakeLambdaContext
 
 CONTEXT = FakeLambdaContext("check", "arn:aws:lambda:eu-west-1:123456789012:function:check")
@@ -90,3 +94,60 @@ def test_handler_returns_every_key(ca: Issued, monkeypatch: pytest.MonkeyPatch) 
     assert result == {"valid": True, "reason": result["reason"], "thingName": "sensor-4",
                       "notAfter": result["notAfter"], "error": None}
     assert app.handler({"wrong": 1}, CONTEXT)["error"] == "InvalidEvent"
+
+
+# --- device certificates only (class 4) ----------------------------------------------------
+
+def _key_usage(**set_bits: bool) -> x509.KeyUsage:
+    bits = dict(digital_signature=False, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                crl_sign=False, encipher_only=False, decipher_only=False)
+    bits.update(set_bits)
+    return x509.KeyUsage(**bits)
+
+
+DEVICE_USAGES: list[tuple[str, list[x509.ObjectIdentifier] | None, x509.KeyUsage | None, str | None]] = [
+    ("no usage extensions", None, None, None),
+    ("clientAuth + digitalSignature", [CLIENT_AUTH], device_key_usage(), None),
+    ("clientAuth and serverAuth", [CLIENT_AUTH, SERVER_AUTH], device_key_usage(), None),
+    ("server certificate", [SERVER_AUTH], device_key_usage(), "lacks clientAuth"),
+    ("code signing only", [ExtendedKeyUsageOID.CODE_SIGNING], None, "lacks clientAuth"),
+    ("keyCertSign on a leaf", [CLIENT_AUTH],
+     _key_usage(digital_signature=True, key_cert_sign=True), "keyCertSign"),
+    ("no digitalSignature", [CLIENT_AUTH], _key_usage(key_encipherment=True),
+     "lacks digitalSignature"),
+]
+
+
+@pytest.mark.parametrize("ekus, key_usage, problem", [c[1:] for c in DEVICE_USAGES],
+                         ids=[c[0] for c in DEVICE_USAGES])
+def test_only_device_certificates_are_accepted(ca: Issued, ekus: list[x509.ObjectIdentifier] | None,
+                                               key_usage: x509.KeyUsage | None,
+                                               problem: str | None) -> None:
+    cert = issue("sensor-usage", ca, extended_key_usages=ekus, key_usage=key_usage)
+    result = check_certificate(cert.pem, [ca.cert], NOW)
+    if problem is None:
+        assert result.valid, result.reason
+    else:
+        assert not result.valid and problem in result.reason
+        assert result.thing_name is None
+
+
+def test_the_pki_tools_server_certificate_never_passes_but_its_device_certificate_does(
+        ca: Issued) -> None:
+    """What `tools/pki.py` really issues from our CA: server-cert is refused, device-cert is
+    accepted (so the rule is about usages, not about how the tool names things)."""
+    issuing_ca = pki.CertifiedKey(ca.key, ca.cert)
+    server = pki.create_server_cert(issuing_ca, "iot.example.com")
+    device = pki.create_device_cert(issuing_ca, "sensor-from-pki")
+
+    inside_validity = device.cert.not_valid_before_utc + dt.timedelta(minutes=1)
+    refused = check_certificate(pem(server.cert), [ca.cert], inside_validity)
+    accepted = check_certificate(pem(device.cert), [ca.cert], inside_validity)
+
+    assert not refused.valid and "lacks clientAuth" in refused.reason
+    assert accepted.valid and accepted.thing_name == "sensor-from-pki"
+
+
+def pem(cert: x509.Certificate) -> str:
+    return cert.public_bytes(serialization.Encoding.PEM).decode()

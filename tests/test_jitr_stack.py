@@ -85,7 +85,15 @@ def test_machine_uses_this_regions_replica_policy_and_function(
         assert states["CheckCertificate"]["Parameters"]["FunctionName"] == arn_of(function)
         assert f":lambda:{region}:" in arn_of(function)
         assert states["AttachDevicePolicy"]["Parameters"]["PolicyName"] == policy.inputs["name"]
-        assert states["RecordDevice"]["Parameters"]["Item"]["originRegion"] == {"S": region}
+        item = states["RecordDevice"]["Parameters"]["Item"]
+        assert item["originRegion"] == item["writerRegion"] == {"S": region}
+        assert item["issuer"] == {"S": "OWN_CA"}
+        assert item["caCertificateId"] == {"S.$": "$.certificate.CaCertificateId"}
+        # The machine knows this region's CA and compares the described certificate with it.
+        ca = in_region(graph, "aws:iot/caCertificate:CaCertificate", region, "-ca")
+        [our_ca] = states["IsIssuedByOurCa"]["Choices"]
+        assert {"Variable": "$.described.CertificateDescription.CaCertificateId",
+                "StringEquals": f"{ca.name}-{_digest(ca.urn, length=8)}"} in our_ca["And"]
         assert machine.inputs["type"] == "STANDARD"
         assert machine.inputs["tracingConfiguration"] == {"enabled": True}
         assert machine.inputs["loggingConfiguration"] == {
@@ -136,6 +144,10 @@ def _sdk_actions(definition: str) -> set[str]:
     return actions
 
 
+def graph_primary(graph: StackGraph) -> str:
+    return str(graph.outputs["primaryRegion"])
+
+
 def test_machine_role_is_least_privilege(stack: tuple[StackGraph, list[str]]) -> None:
     graph, regions = stack
     for region in regions:
@@ -161,8 +173,21 @@ def test_machine_role_is_least_privilege(stack: tuple[StackGraph, list[str]]) ->
         assert granted["lambda:InvokeFunction"] == [arn_of(function)]
         wildcard = {a for a, resources in granted.items() if "*" in resources}
         assert wildcard == set(SFN_LOG_DELIVERY_ACTIONS) | set(XRAY_ACTIONS)
+        assert granted["iot:DeleteThing"] == [iot_prefix + "thing/*"]  # no narrower key exists
+        # The tables' CMK, this region's copy only, and only through DynamoDB here.
+        tables_key = next(r for r in graph.of_type("aws:kms/key:Key")
+                          if r.region == region and r.inputs.get("multiRegion")) \
+            if region == graph_primary(graph) else next(
+                r for r in graph.of_type("aws:kms/replicaKey:ReplicaKey") if r.region == region)
+        [key_statement] = [s for s in policy if "kms:Decrypt" in as_list(s["Action"])]
+        assert sorted(as_list(key_statement["Action"])) == [
+            "kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"]
+        assert key_statement["Resource"] == tables_key.outputs["arn"]
+        assert key_statement["Condition"] == {
+            "StringEquals": {"kms:ViaService": f"dynamodb.{region}.amazonaws.com"}}
         assert set(granted) - iot_granted - wildcard == {
-            "dynamodb:GetItem", "dynamodb:PutItem", "lambda:InvokeFunction"}
+            "dynamodb:GetItem", "dynamodb:PutItem", "lambda:InvokeFunction",
+            "kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"}
         [trust] = statements(role, "assumeRolePolicy")
         assert trust["Principal"] == {"Service": "states.amazonaws.com"}
         assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": ACCOUNT_ID}
@@ -207,6 +232,11 @@ def test_check_function_role_is_least_privilege(stack: tuple[StackGraph, list[st
             "kms:EncryptionContext:LambdaFunctionName": function.inputs["name"]}}
         assert {a for a, s in by_action.items() if s["Resource"] == "*"} == {
             "xray:PutTelemetryRecords", "xray:PutTraceSegments"}
+        # Lambda documents no aws:SourceArn for execution roles: account only.
+        role = in_region(graph, "aws:iam/role:Role", region, "-jitr-check-role")
+        [trust] = statements(role, "assumeRolePolicy")
+        assert trust["Principal"] == {"Service": "lambda.amazonaws.com"}
+        assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT_ID}}
 
 
 def test_render_fills_every_placeholder_and_refuses_mistakes() -> None:

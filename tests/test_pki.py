@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import os
 import stat
@@ -584,3 +585,91 @@ def test_config_path_outside_a_project_is_absolute(tmp_path: Path) -> None:
     assert pki.config_path(cert) == str(cert.resolve())
     (tmp_path / "Pulumi.yaml").write_text("name: t\n")
     assert pki.config_path(cert) == "ca.pem"
+
+
+# --------------------------------------------------------------------------- newcomer's path
+
+
+def test_intermediate_ca_writes_the_verify_chain(ca_files: dict[str, Path]) -> None:
+    chain_file = ca_files["ca_cert"].parent / pki.CA_CHAIN_FILE
+    chain = x509.load_pem_x509_certificates(chain_file.read_bytes())
+    assert chain == [pki.load_certificate(ca_files["ca_cert"]), pki.load_certificate(ca_files["root_cert"])]
+    assert _mode(chain_file) == 0o644
+
+
+def test_device_steps_key_and_csr_then_signed_certificate_then_verify(
+    tmp_path: Path, ca_files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's device steps, as a user runs them."""
+    dev_dir = tmp_path / "devices"
+    chain = ca_files["ca_cert"].parent / pki.CA_CHAIN_FILE
+    issuer = ["--ca-cert", str(ca_files["ca_cert"]), "--ca-key", str(ca_files["ca_key"])]
+    assert pki.main(["device-csr", "--thing-name", "sensor-1", "--out-dir", str(dev_dir)]) == 0
+    assert pki.main(["sign-csr", "--csr", str(dev_dir / "sensor-1.csr.pem"), "--thing-name", "sensor-1",
+                     *issuer, "--out-dir", str(dev_dir)]) == 0
+    capsys.readouterr()
+    assert pki.main(["verify", "--cert", str(dev_dir / "sensor-1.cert.pem"), "--chain", str(chain)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("OK: client certificate: CN=sensor-1 -> CN=IoT Device Issuing CA -> CN=IoT Root CA")
+
+
+def test_every_option_of_every_command_has_help() -> None:
+    parser = pki.build_parser()
+    [commands] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    missing = [
+        f"{name} {action.option_strings[0]}"
+        for name, sub in commands.choices.items()
+        for action in sub._actions
+        if action.option_strings and action.dest != "help" and not action.help
+    ]
+    assert missing == []
+    assert len(commands.choices) == 7
+
+
+def test_cn_mismatch_is_reported_before_an_existing_output(
+    tmp_path: Path, ca_files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    dev_dir = tmp_path / "dev"
+    assert pki.main(["device-csr", "--thing-name", "dev-2", "--out-dir", str(dev_dir)]) == 0
+    (dev_dir / "dev-2.cert.pem").write_text("an earlier certificate")
+    capsys.readouterr()
+    rc = pki.main(["sign-csr", "--csr", str(dev_dir / "dev-2.csr.pem"), "--thing-name", "dev-3",
+                   "--ca-cert", str(ca_files["ca_cert"]), "--ca-key", str(ca_files["ca_key"]),
+                   "--out-dir", str(dev_dir)])
+    assert rc == 2
+    _assert_one_line_error(capsys, "does not match --thing-name 'dev-3'")
+    assert (dev_dir / "dev-2.cert.pem").read_text() == "an earlier certificate"
+
+
+def test_wrong_root_key_is_reported_before_existing_outputs(
+    tmp_path: Path, ca_files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    rc = pki.main(["intermediate-ca", "--root-cert", str(ca_files["root_cert"]),
+                   "--root-key", str(ca_files["ca_key"]), "--out-dir", str(ca_files["ca_cert"].parent)])
+    assert rc == 2
+    _assert_one_line_error(capsys, "does not match", "--root-key")
+
+
+def test_an_expired_ca_is_refused(tmp_path: Path, ca_files: dict[str, Path],
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    old = tmp_path / "old"
+    assert pki.main(["intermediate-ca", "--root-cert", str(ca_files["root_cert"]),
+                     "--root-key", str(ca_files["root_key"]), "--out-dir", str(old),
+                     "--not-before", "2026-01-01T00:00:00Z", "--days", "30"]) == 0
+    capsys.readouterr()
+    rc = pki.main(["device-cert", "--thing-name", "t", "--ca-cert", str(old / pki.INTERMEDIATE_CERT_FILE),
+                   "--ca-key", str(old / pki.INTERMEDIATE_KEY_FILE), "--out-dir", str(tmp_path / "dev")])
+    assert rc == 2
+    _assert_one_line_error(capsys, "intermediate CA certificate", "expired on 2026-01-31",
+                           "create a new one with `intermediate-ca`")
+    assert not (tmp_path / "dev").exists()
+    # An expired root cannot make a new intermediate either.
+    expired_root = tmp_path / "root"
+    assert pki.main(["root-ca", "--out-dir", str(expired_root), "--not-before", "2025-01-01T00:00:00Z",
+                     "--days", "30"]) == 0
+    capsys.readouterr()
+    rc = pki.main(["intermediate-ca", "--root-cert", str(expired_root / pki.ROOT_CERT_FILE),
+                   "--root-key", str(expired_root / pki.ROOT_KEY_FILE), "--out-dir", str(tmp_path / "i")])
+    assert rc == 2
+    _assert_one_line_error(capsys, "root CA certificate", "expired on 2025-01-31", "`root-ca`")

@@ -1,25 +1,17 @@
-"""The stack's shape under recording mocks: regions, global tables, determinism."""
+"""The stack's shape under recording mocks: regions, global tables, tags, exports.
+
+(Determinism and "nothing changed" are the snapshot's job: tests/test_snapshot.py.)"""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from components.config import iot_regions
+from tests.support.snapshots import TWENTY_REGIONS
 from tests.support.stacks import configured_regions
-from tools.harness import GLOBAL, StackGraph, evaluate_program
-
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-TWENTY_REGIONS = sorted(iot_regions())[:20]
-
-
-@pytest.fixture(scope="module")
-def twenty_region_graph() -> StackGraph:
-    return evaluate_program(PROJECT_DIR, "dev", config_overrides={
-        "regions": TWENTY_REGIONS, "primaryRegion": TWENTY_REGIONS[3]})
+from tools.harness import GLOBAL, StackGraph
 
 
 def graphs(request: pytest.FixtureRequest) -> list[tuple[StackGraph, list[str]]]:
@@ -27,7 +19,7 @@ def graphs(request: pytest.FixtureRequest) -> list[tuple[StackGraph, list[str]]]
     return [
         (request.getfixturevalue("dev_graph"), configured_regions("dev")),
         (request.getfixturevalue("prod_graph"), configured_regions("prod")),
-        (twenty, TWENTY_REGIONS),
+        (twenty, list(TWENTY_REGIONS)),
     ]
 
 
@@ -64,7 +56,7 @@ def test_global_tables_replicate_to_every_other_region(request: pytest.FixtureRe
     graph, regions = dict(zip(["dev", "prod", "twenty"], graphs(request)))[which]
     tables = graph.of_type("aws:dynamodb/table:Table")
     assert len(tables) == 3
-    keys = {k.region: k for k in graph.of_type("aws:kms/replicaKey:ReplicaKey")}
+    keys = {str(k.region): k for k in graph.of_type("aws:kms/replicaKey:ReplicaKey")}
     primary_keys = [k for k in graph.of_type("aws:kms/key:Key") if k.inputs.get("multiRegion")]
     assert len(primary_keys) == 1
     primary = primary_keys[0].region
@@ -121,17 +113,37 @@ def test_exports_name_every_region(dev_graph: StackGraph) -> None:
         assert data["inventoryStreamArn"].startswith(data["inventoryTableArn"] + "/stream/")
 
 
-def test_evaluation_is_deterministic(dev_graph: StackGraph) -> None:
-    again = evaluate_program(PROJECT_DIR, "dev")
-    first = {r.urn: r.inputs for r in dev_graph.resources}
-    second = {r.urn: r.inputs for r in again.resources}
-    assert first.keys() == second.keys()
-    differing = [urn for urn in first if first[urn] != second[urn]]
-    assert differing == []
-    assert dev_graph.outputs == again.outputs
-
-
 def test_tags_reach_taggable_resources(dev_graph: StackGraph) -> None:
     for table in dev_graph.of_type("aws:dynamodb/table:Table"):
         assert table.inputs["tags"]["environment"] == "dev"
         assert table.inputs["tags"]["owner"] == "iot-platform"
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_caller_of_the_tables_may_use_their_key_here_only(
+        stack: str, request: pytest.FixtureRequest) -> None:
+    """The tables are encrypted with our CMK and its key policy delegates to IAM: a role
+    that reads or writes a table needs kms:Decrypt (and Encrypt/GenerateDataKey to write)
+    on *this region's* copy of the key, through DynamoDB only - or every call fails."""
+    graph: StackGraph = request.getfixturevalue(f"{stack}_graph")
+    key_arns = {r.region: r.outputs["arn"] for r in graph.resources
+                if r.type in ("aws:kms/key:Key", "aws:kms/replicaKey:ReplicaKey")
+                and "tables" in r.name}
+    table_actions = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                     "dynamodb:BatchGetItem", "dynamodb:Query")
+    callers = 0
+    for policy in graph.of_type("aws:iam/rolePolicy:RolePolicy"):
+        statements = json.loads(policy.inputs["policy"])["Statement"]
+        touched = {r.split(":")[3] for s in statements
+                   for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+                   if a in table_actions
+                   for r in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])
+                   if ":table/" in r}
+        for region in touched:
+            callers += 1
+            grants = [s for s in statements if s.get("Resource") == key_arns[region]]
+            assert grants, f"{policy.name} uses the tables in {region} without their key"
+            for grant in grants:
+                assert grant["Condition"]["StringEquals"]["kms:ViaService"] == \
+                    f"dynamodb.{region}.amazonaws.com", policy.name
+    assert callers >= 3 * len(key_arns)  # JITR, CVM, fleet hook and recorder per region

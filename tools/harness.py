@@ -31,6 +31,8 @@ import yaml
 from components.facts import GLOBAL_AWS_MODULES
 
 ACCOUNT_ID = "123456789012"
+# The engine's marker for a value not known until the update (pulumi.runtime.rpc.UNKNOWN).
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 PARTITION = "aws"
 # Services whose resources have no region (pulumi-aws v7 gives them no `region` argument).
 GLOBAL_MODULES = GLOBAL_AWS_MODULES
@@ -51,6 +53,12 @@ class RecordedResource:
     # What the engine would know after the create: the id and inputs + computed outputs.
     id: str = ""
     outputs: Mapping[str, Any] = field(default_factory=dict)
+    # Resource options the engine acts on at update/delete time (deleteBeforeReplace,
+    # retainOnDelete, ignoreChanges, importId, protect), as the request carried them.
+    options: Mapping[str, Any] = field(default_factory=dict)
+    # URNs this resource was known by before (its `aliases` option): Pulumi moves state
+    # from any of them instead of replacing the resource.
+    aliases: tuple[str, ...] = ()
 
     @property
     def module(self) -> str:
@@ -79,6 +87,9 @@ class StackGraph:
     outputs: dict[str, Any] = field(default_factory=dict)
     # (level, message) of every pulumi.log call, e.g. ("ERROR", "iot-multi-region:regions: ...")
     diagnostics: list[tuple[str, str]] = field(default_factory=list)
+    # True when evaluated as `pulumi preview` sees a first deployment: computed outputs are
+    # unknown (`UNKNOWN`), and so is every input derived from one.
+    preview: bool = False
 
     def of_type(self, type_: str) -> list[RecordedResource]:
         return [r for r in self.resources if r.type == type_]
@@ -271,13 +282,55 @@ def _load_output_modules() -> None:
 
 
 def _default_outputs(r: RecordedResource) -> dict[str, Any]:
+    if isinstance(r.inputs.get("arn"), str):
+        return {}  # an `arn` input (e.g. TopicPolicy's topic) is what the engine echoes back
     kind = r.type.rsplit(":", 1)[-1]
     kind = kind[:1].lower() + kind[1:]
     return {"arn": _arn(r, kind, _physical_name(r))}
 
 
-def _call_outputs(token: str, args: Mapping[str, Any]) -> dict[str, Any]:
+# Invoke token -> its result, for invokes beyond the built-in ones below; a module of
+# tools/harness_outputs/ registers them with `@register_call("aws:...")`.
+CALL_OUTPUTS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {}
+CallFunction = Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
+def register_call(token: str) -> Callable[[CallFunction], CallFunction]:
+    """Decorator: `fn(args)` answers the invoke `token` as the provider would."""
+    def add(fn: CallFunction) -> CallFunction:
+        if token in CALL_OUTPUTS and CALL_OUTPUTS[token] is not fn:
+            raise ValueError(f"invoke {token} registered twice")
+        CALL_OUTPUTS[token] = fn
+        return fn
+    return add
+
+
+# What the engine's reads answer offline: a stack reference has no outputs we could know.
+STACK_REFERENCE = "pulumi:pulumi:StackReference"
+
+
+def _read_outputs(type_: str, name: str, resource_id: str,
+                  inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """`Resource.get(...)` and `StackReference(...)` reads: the id and the state read."""
+    if type_ == STACK_REFERENCE:
+        stack_name = str(inputs.get("name") or resource_id or name)
+        return stack_name, {"name": stack_name, "outputs": {}, "secretOutputNames": []}
+    return resource_id or name, dict(inputs)
+
+
+def _hosted_zone_name(config: Mapping[str, Any]) -> str:
+    """A realistic name for the stack's hosted zone: the parent of its device domain."""
+    domain = next((str(v) for k, v in config.items() if k.endswith(":deviceDomain")), "")
+    _, _, parent = domain.rstrip(".").partition(".")
+    return parent or "example.com"
+
+
+def _call_outputs(token: str, args: Mapping[str, Any],
+                  config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What a data source (invoke) returns; `config` is the evaluated stack's config."""
     region = args.get("region") or "us-east-1"
+    if token in CALL_OUTPUTS:
+        return CALL_OUTPUTS[token](args)
     if token == "aws:index/getCallerIdentity:getCallerIdentity":
         return {"accountId": ACCOUNT_ID, "arn": f"arn:{PARTITION}:iam::{ACCOUNT_ID}:user/offline",
                 "userId": "AIDAOFFLINE", "id": ACCOUNT_ID}
@@ -293,6 +346,14 @@ def _call_outputs(token: str, args: Mapping[str, Any]) -> dict[str, Any]:
         suffix = "-ats" if endpoint_type.endswith("-ATS") else ""
         return {"endpointAddress": f"{prefix}{suffix}.iot.{region}.amazonaws.com",
                 "id": f"{region}-{endpoint_type}"}
+    if token == "aws:route53/getZone:getZone":
+        zone_id = str(args.get("zoneId") or "Z" + _digest(str(args.get("name")), length=20).upper())
+        name = str(args.get("name") or _hosted_zone_name(config or {})).rstrip(".")
+        return {"zoneId": zone_id, "id": zone_id, "name": name, "arn":
+                f"arn:{PARTITION}:route53:::hostedzone/{zone_id}", "privateZone": False,
+                "resourceRecordSetCount": 2, "callerReference": zone_id, "comment": "",
+                "nameServers": [f"ns-1.awsdns-00.{tld}" for tld in ("com", "net", "org", "co.uk")],
+                "primaryNameServer": "ns-1.awsdns-00.com", "tags": {}}
     return {}
 
 
@@ -317,10 +378,13 @@ def _comparable(value: Any) -> Any:
         return {type(value).__name__[:1].lower() + type(value).__name__[1:]: value.uri}
     if isinstance(value, pulumi.AssetArchive):
         return {"assetArchive": {k: _comparable(v) for k, v in value.assets.items()}}
+    if isinstance(value, pulumi.output.Unknown):
+        return UNKNOWN  # the engine's sentinel for a value known only after the update
     return value
 
 
-def _new_recorder() -> tuple[Any, list[RecordedResource]]:
+def _new_recorder(config: Mapping[str, Any], invoke_answers: Mapping[str, Mapping[str, Any]],
+                  preview: bool = False) -> tuple[Any, list[RecordedResource]]:
     import pulumi
     from pulumi.runtime.mocks import MockMonitor
 
@@ -328,12 +392,43 @@ def _new_recorder() -> tuple[Any, list[RecordedResource]]:
 
     class RecordingMocks(pulumi.runtime.Mocks):
         def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
-            return None, {}  # answered by RecordingMonitor, which also sees the parent
+            # Registrations are answered by RecordingMonitor (which also sees the parent);
+            # only reads (`X.get(...)`, StackReference) reach here.
+            return _read_outputs(args.typ, args.name, args.resource_id or "", args.inputs)
 
         def call(self, args: pulumi.runtime.MockCallArgs) -> dict:  # type: ignore[override]
-            return _call_outputs(args.token, args.args)
+            return {**_call_outputs(args.token, args.args, config),
+                    **invoke_answers.get(args.token, {})}
 
     class RecordingMonitor(MockMonitor):
+        def make_urn(self, parent: str, type_: str, name: str, stack: str = "",
+                     project: str = "") -> str:
+            """The engine's URN: the parent's whole qualified type chain (minus the root
+            stack) precedes the type, so re-parenting a component changes the URNs of
+            everything below it, as it would in a real `pulumi up`. (Pulumi's MockMonitor
+            keeps only the parent's last type, which hides such moves.)"""
+            from pulumi.runtime.settings import get_project, get_stack
+
+            if parent:
+                qualified = parent.split("::")[2]
+                if qualified != "pulumi:pulumi:Stack":
+                    type_ = f"{qualified}${type_}"
+            return (f"urn:pulumi:{stack or get_stack()}::{project or get_project()}::"
+                    f"{type_}::{name}")
+
+        def alias_urns(self, request: Any) -> tuple[str, ...]:
+            """The `aliases` option as URNs, the way the engine resolves alias specs."""
+            urns = []
+            for alias in request.aliases:
+                if alias.urn:
+                    urns.append(alias.urn)
+                    continue
+                spec = alias.spec
+                parent = "" if spec.noParent else (spec.parentUrn or request.parent)
+                urns.append(self.make_urn(parent, spec.type or request.type,
+                                          spec.name or request.name, spec.stack, spec.project))
+            return tuple(urns)
+
         def RegisterResource(self, request: Any) -> Any:
             from pulumi.runtime import rpc
             from pulumi.runtime.proto import resource_pb2
@@ -347,15 +442,27 @@ def _new_recorder() -> tuple[Any, list[RecordedResource]]:
             draft = RecordedResource(
                 type=request.type, name=request.name, urn=urn, inputs=_comparable(inputs),
                 parent_urn=request.parent or None, custom=bool(request.custom),
-                provider=request.provider or None)
+                provider=request.provider or None, aliases=self.alias_urns(request),
+                options={"deleteBeforeReplace": bool(request.deleteBeforeReplace),
+                         "retainOnDelete": bool(request.retainOnDelete),
+                         "ignoreChanges": list(request.ignoreChanges),
+                         "importId": request.importId, "protect": bool(request.protect)})
             if draft.custom:
                 computed = COMPUTED_OUTPUTS.get(draft.type, _default_outputs)(draft)
                 resource_id = request.importId or f"{request.name}-{_digest(urn, length=8)}"
             else:
                 computed, resource_id = {}, ""
-            recorded.append(dataclasses.replace(
-                draft, id=resource_id, outputs={**draft.inputs, **computed}))
-            state = {**inputs, **computed}
+            if preview and draft.custom and not request.importId:
+                # A create during preview: the provider answers with the inputs; every
+                # computed output (and the id) stays unknown until the update.
+                unknown = {k: UNKNOWN for k in computed if k not in draft.inputs}
+                recorded.append(dataclasses.replace(
+                    draft, id=UNKNOWN, outputs={**draft.inputs, **unknown}))
+                state, resource_id = dict(inputs), ""
+            else:
+                recorded.append(dataclasses.replace(
+                    draft, id=resource_id, outputs={**draft.inputs, **computed}))
+                state = {**inputs, **computed}
             obj = _sync_await(rpc.serialize_properties(state, {}))
             self.resources[urn] = MockMonitor.ResourceRegistration(urn, resource_id, state)
             return resource_pb2.RegisterResourceResponse(urn=urn, id=resource_id, object=obj)
@@ -382,17 +489,19 @@ def _config_text(value: Any) -> str:
 
 
 def _evaluate_in_context(program: Callable[[], None], project: str, stack: str,
-                         config: Mapping[str, Any]) -> StackGraph:
+                         config: Mapping[str, Any],
+                         invoke_answers: Mapping[str, Mapping[str, Any]],
+                         preview: bool = False) -> StackGraph:
     import pulumi
     from pulumi.runtime import settings as runtime_settings
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
 
-    monitor, recorded = _new_recorder()
+    monitor, recorded = _new_recorder(config, invoke_answers, preview)
     diagnostics: list[tuple[str, str]] = []
     logger = _collecting_logger(diagnostics)
     pulumi.runtime.set_all_config({k: _config_text(v) for k, v in config.items()})
-    pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=False,
+    pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=preview,
                              monitor=monitor, logger=logger)
     root = runtime_settings.get_root_resource()
 
@@ -404,22 +513,28 @@ def _evaluate_in_context(program: Callable[[], None], project: str, stack: str,
         _sync_await(run_pulumi_func(program))
     except Exception as error:
         partial = StackGraph(project=project, stack=stack, resources=list(recorded),
-                             diagnostics=diagnostics)
+                             diagnostics=diagnostics, preview=preview)
         raise ProgramFailed(error, partial) from error
     exports = _sync_await(resolve_exports())
     return StackGraph(project=project, stack=stack, resources=list(recorded), outputs=exports,
-                      diagnostics=diagnostics)
+                      diagnostics=diagnostics, preview=preview)
 
 
 def evaluate(program: Callable[[], None], *, config: Mapping[str, Any] | None = None,
-             project: str = "project", stack: str = "test") -> StackGraph:
+             project: str = "project", stack: str = "test",
+             invoke_answers: Mapping[str, Mapping[str, Any]] | None = None,
+             preview: bool = False) -> StackGraph:
     """Run `program` (a function declaring resources) under recording mocks.
 
     `config` keys are full Pulumi keys (`project:key`); non-string values are JSON-encoded
-    the way the CLI passes structured config.
+    the way the CLI passes structured config. `invoke_answers` replaces fields of what a
+    data source returns, by token (e.g. another hosted zone name for
+    `aws:route53/getZone:getZone`). `preview=True` evaluates as `pulumi preview` of a first
+    deployment does (computed outputs unknown).
     """
     context = contextvars.Context()
-    return context.run(_evaluate_in_context, program, project, stack, dict(config or {}))
+    return context.run(_evaluate_in_context, program, project, stack, dict(config or {}),
+                       dict(invoke_answers or {}), preview)
 
 
 @dataclass(frozen=True)
@@ -428,28 +543,88 @@ class ProgramStack:
     project: str
     stack: str
     config: dict[str, Any]
+    # Full keys of `secure:` (encrypted) values: offline evaluation cannot decrypt them, so
+    # they are left out of `config` and must be overridden or dropped to evaluate.
+    secure_keys: tuple[str, ...] = ()
+
+
+class StackFileError(ValueError):
+    """A program or stack file that cannot be read; one line naming the file and the fix."""
+
+
+def _stack_names(directory: Path) -> list[str]:
+    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in directory.glob("Pulumi.*.yaml"))
+
+
+def _yaml_mapping(path: Path, what: str, fix: str) -> dict[str, Any]:
+    """`path` parsed as a YAML mapping, or one StackFileError line."""
+    try:
+        document = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or type(error).__name__
+        raise StackFileError(f"{path}: not valid YAML{where} ({problem}); {fix}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise StackFileError(f"{path}: cannot be read ({error}); {fix}") from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        kind = "a list" if isinstance(document, list) else f"a {type(document).__name__}"
+        raise StackFileError(f"{path}: holds {kind} at the top level, but {what} is a mapping; "
+                             f"{fix}")
+    return document
 
 
 def load_program_stack(program_dir: Path | str, stack: str) -> ProgramStack:
-    """Read `Pulumi.yaml` and `Pulumi.<stack>.yaml` of a program directory."""
+    """Read `Pulumi.yaml` and `Pulumi.<stack>.yaml` of a program directory.
+
+    Every problem with these files is a `StackFileError` (a ValueError) whose message is
+    one line naming the file and the fix.
+    """
     directory = Path(program_dir).resolve()
     project_file = directory / "Pulumi.yaml"
     stack_file = directory / f"Pulumi.{stack}.yaml"
     if not project_file.is_file():
-        raise FileNotFoundError(f"{project_file} not found: not a Pulumi program directory")
+        raise StackFileError(f"{project_file} not found: not a Pulumi program directory; pass "
+                             "the directory that holds Pulumi.yaml")
     if not stack_file.is_file():
-        raise FileNotFoundError(f"{stack_file} not found: no stack named {stack!r} "
-                                f"(create it with `pulumi stack init {stack}`)")
-    project = yaml.safe_load(project_file.read_text())["name"]
-    stack_doc = yaml.safe_load(stack_file.read_text()) or {}
+        existing = _stack_names(directory)
+        template = f"Pulumi.{existing[0]}.yaml" if existing else None
+        create = (f"copy {template} to {stack_file.name} and edit it" if template
+                  else f"write {stack_file.name} with a `config:` mapping")
+        known = f"; existing stacks: {', '.join(existing)}" if existing else ""
+        raise StackFileError(f"{stack_file} not found: no stack named {stack!r}; to create it, "
+                             f"{create} (or `pulumi stack init {stack}` and "
+                             f"`pulumi config set ...`, see README){known}")
+    project = _yaml_mapping(project_file, "a Pulumi project file",
+                            "fix the file (it needs at least `name:` and `runtime:`)").get("name")
+    if not isinstance(project, str) or not project:
+        raise StackFileError(f"{project_file}: no project `name:`; add `name: <project>`")
+    stack_fix = (f"fix the file: it holds `config:`, a mapping of `{project}:<key>: <value>` "
+                 "lines (see Pulumi.dev.yaml)")
+    stack_doc = _yaml_mapping(stack_file, "a stack file", stack_fix)
+    raw_config = stack_doc.get("config") or {}
+    if not isinstance(raw_config, dict):
+        raise StackFileError(f"{stack_file}: `config:` holds {type(raw_config).__name__} "
+                             f"{raw_config!r}, not a mapping; {stack_fix}")
     config: dict[str, Any] = {}
-    for key, value in (stack_doc.get("config") or {}).items():
-        full_key = key if ":" in key else f"{project}:{key}"
+    secure: list[str] = []
+    for key, value in raw_config.items():
+        full_key = key if ":" in str(key) else f"{project}:{key}"
         if isinstance(value, dict) and set(value) == {"secure"}:
-            raise ValueError(f"{stack_file}: {full_key} is an encrypted secret; the offline "
-                             "harness cannot decrypt it (keep secrets out of stack config)")
-        config[full_key] = value
-    return ProgramStack(directory, project, stack, config)
+            secure.append(full_key)
+        else:
+            config[full_key] = value
+    return ProgramStack(directory, project, stack, config, tuple(secure))
+
+
+def secure_value_error(spec: ProgramStack, full_key: str) -> StackFileError:
+    short = full_key.removeprefix(f"{spec.project}:")
+    return StackFileError(
+        f"{spec.directory / f'Pulumi.{spec.stack}.yaml'}: {full_key} is an encrypted (secure) "
+        "value, which offline evaluation cannot decrypt; keep secrets out of stack config, or "
+        f"give a stand-in for offline runs (tools.plan: --set {short}=<value>)")
 
 
 @contextlib.contextmanager
@@ -474,10 +649,13 @@ def _program_imports(directory: Path) -> Iterator[None]:
 
 def evaluate_program(program_dir: Path | str, stack: str, *,
                      config_overrides: Mapping[str, Any] | None = None,
-                     drop_keys: tuple[str, ...] = ()) -> StackGraph:
+                     drop_keys: tuple[str, ...] = (),
+                     invoke_answers: Mapping[str, Mapping[str, Any]] | None = None,
+                     preview: bool = False) -> StackGraph:
     """Evaluate a program directory's `__main__.py` for one of its stacks.
 
-    `config_overrides` and `drop_keys` take short (`regions`) or full (`proj:regions`) keys.
+    `config_overrides` and `drop_keys` take short (`regions`) or full (`proj:regions`) keys;
+    `invoke_answers` as for `evaluate`.
     """
     spec = load_program_stack(program_dir, stack)
     config = dict(spec.config)
@@ -489,13 +667,18 @@ def evaluate_program(program_dir: Path | str, stack: str, *,
         config.pop(full(key), None)
     for key, value in (config_overrides or {}).items():
         config[full(key)] = value
+    replaced = {full(k) for k in (*drop_keys, *(config_overrides or {}))}
+    for key in spec.secure_keys:
+        if key not in replaced:
+            raise secure_value_error(spec, key)
     main = spec.directory / "__main__.py"
 
     def program() -> None:
         runpy.run_path(str(main), run_name="__main__")
 
     with _program_imports(spec.directory), _lambda_layer_env(spec.directory):
-        return evaluate(program, config=config, project=spec.project, stack=stack)
+        return evaluate(program, config=config, project=spec.project, stack=stack,
+                        invoke_answers=invoke_answers, preview=preview)
 
 
 LAYER_ENV = "IOTMR_LAMBDA_LAYER_ZIP"
@@ -511,8 +694,20 @@ def offline_layer_stand_in() -> Path:
     path = Path(tempfile.gettempdir()) / "iotmr-offline-layer-stand-in.zip"
     data = deterministic_zip([])
     if not path.is_file() or path.read_bytes() != data:
-        path.write_bytes(data)
+        # Atomically: parallel test workers may hash it while another one writes it.
+        partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        partial.write_bytes(data)
+        partial.replace(path)
     return path
+
+
+def built_layer(directory: Path | str) -> Path | None:
+    """The dependencies layer the evaluation of `directory` uses, if one was built (None:
+    the stand-in is used, and `pulumi up` would refuse to run)."""
+    if os.environ.get(LAYER_ENV):
+        return Path(os.environ[LAYER_ENV])
+    built = Path(directory) / "build" / "lambda" / "dependencies-layer.zip"
+    return built if built.is_file() else None
 
 
 @contextlib.contextmanager
@@ -521,8 +716,7 @@ def _lambda_layer_env(directory: Path) -> Iterator[None]:
     if os.environ.get(LAYER_ENV):
         yield
         return
-    built = directory / "build" / "lambda" / "dependencies-layer.zip"
-    os.environ[LAYER_ENV] = str(built if built.is_file() else offline_layer_stand_in())
+    os.environ[LAYER_ENV] = str(built_layer(directory) or offline_layer_stand_in())
     try:
         yield
     finally:

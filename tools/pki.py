@@ -8,6 +8,11 @@ Chain layout::
     root CA (offline)  ->  intermediate CA (registered in AWS IoT, SNI_ONLY)
                                ->  device certs (clientAuth, CN = thing name)
                                ->  server cert for the custom domain (serverAuth)
+
+`intermediate-ca` also writes `ca-chain.pem` (intermediate + root), the `--chain` that
+`verify` checks device certificates against. Every command reads and checks its inputs
+(CA expired? key matches? CSR's CN?) before it looks at its outputs, so the real problem is
+reported first.
 """
 
 from __future__ import annotations
@@ -66,6 +71,8 @@ ROOT_KEY_FILE = "root-ca.key"
 ROOT_CERT_FILE = "root-ca.cert.pem"
 INTERMEDIATE_KEY_FILE = "intermediate-ca.key"
 INTERMEDIATE_CERT_FILE = "intermediate-ca.cert.pem"
+# Intermediate + root: what `verify --chain` needs to check a device certificate.
+CA_CHAIN_FILE = "ca-chain.pem"
 PULUMI_CA_CONFIG_KEY = "caCertificatePemFile"
 
 
@@ -435,6 +442,14 @@ def sign_device_csr(
 ) -> x509.Certificate:
     """Issue a device cert for a CSR. Requested extensions are ignored on purpose:
     a CSR must never be able to ask for CA rights or other EKUs."""
+    thing_name, public_key = check_device_csr(csr, expected_thing_name)
+    return _issue_device(ca, thing_name, public_key, days=days, not_before=not_before)
+
+
+def check_device_csr(
+    csr: x509.CertificateSigningRequest, expected_thing_name: str | None = None
+) -> tuple[str, PublicKey]:
+    """The CSR's thing name and public key, or the reason it cannot be signed."""
     if not csr.is_signature_valid:
         raise PkiError("CSR signature is invalid; fix: regenerate the CSR with its own private key")
     thing_name = csr_thing_name(csr)
@@ -443,8 +458,7 @@ def sign_device_csr(
             f"CSR CN {thing_name!r} does not match --thing-name {expected_thing_name!r}; "
             "fix: use the CSR generated for that thing"
         )
-    public_key = _check_supported_public_key(csr.public_key(), "CSR public key")
-    return _issue_device(ca, thing_name, public_key, days=days, not_before=not_before)
+    return thing_name, _check_supported_public_key(csr.public_key(), "CSR public key")
 
 
 def server_chain(intermediate: x509.Certificate, root: x509.Certificate) -> list[x509.Certificate]:
@@ -586,6 +600,13 @@ def load_ca(
             f"{role} certificate {cert_path} is not a CA certificate; "
             f"fix: pass the {role} cert via {cert_flag}"
         )
+    if cert.not_valid_after_utc <= utc_now():
+        renew = "`root-ca`, then a new `intermediate-ca`" if role == "root CA" else (
+            "`intermediate-ca` and put it into the stack config (caCertificatePemFile)")
+        raise PkiError(
+            f"{role} certificate {cert_path} expired on {cert.not_valid_after_utc:%Y-%m-%d}; "
+            f"fix: create a new one with {renew}"
+        )
     if _public_key_der(cert) != _public_key_der(key):
         raise PkiError(
             f"{role} private key {key_path} does not match certificate {cert_path}; "
@@ -721,16 +742,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="<command>")
 
     p = sub.add_parser("root-ca", help="create a self-signed root CA (key + cert)")
-    p.add_argument("--common-name", default="IoT Root CA")
-    p.add_argument("--organization", default=None)
+    p.add_argument("--common-name", default="IoT Root CA",
+                   help="subject CN of the root CA (default: %(default)s)")
+    p.add_argument("--organization", default=None, help="subject O (default: none)")
     _add_key_type(p)
     _add_output_args(p, DEFAULT_ROOT_DAYS)
 
-    p = sub.add_parser("intermediate-ca", help="create the issuing CA that is registered in AWS IoT")
+    p = sub.add_parser(
+        "intermediate-ca",
+        help=f"create the issuing CA that is registered in AWS IoT (also writes {CA_CHAIN_FILE})",
+    )
     p.add_argument("--root-cert", type=Path, required=True, help=f"root CA cert ({ROOT_CERT_FILE})")
     p.add_argument("--root-key", type=Path, required=True, help=f"root CA key ({ROOT_KEY_FILE})")
-    p.add_argument("--common-name", default="IoT Device Issuing CA")
-    p.add_argument("--organization", default=None)
+    p.add_argument("--common-name", default="IoT Device Issuing CA",
+                   help="subject CN of the issuing CA (default: %(default)s)")
+    p.add_argument("--organization", default=None, help="subject O (default: none)")
     p.add_argument(
         "--stack", default="dev", help="Pulumi stack for the printed config command (default: dev)"
     )
@@ -747,25 +773,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_output_args(p, DEFAULT_SERVER_DAYS)
 
     p = sub.add_parser("device-cert", help="device key + certificate (CN = thing name)")
-    p.add_argument("--thing-name", required=True)
+    p.add_argument("--thing-name", required=True, help="the AWS IoT thing name; becomes the CN")
     _add_issuer_args(p)
     _add_key_type(p)
     _add_output_args(p, DEFAULT_DEVICE_DAYS)
 
     p = sub.add_parser("device-csr", help="device key + CSR (CN = thing name)")
-    p.add_argument("--thing-name", required=True)
+    p.add_argument("--thing-name", required=True,
+                   help="the AWS IoT thing name; becomes the CSR's CN")
     _add_key_type(p)
     _add_out_dir_args(p)
 
     p = sub.add_parser("sign-csr", help="sign a device CSR with the issuing CA (clientAuth)")
-    p.add_argument("--csr", type=Path, required=True)
+    p.add_argument("--csr", type=Path, required=True, help="the device's CSR (<thing>.csr.pem)")
     p.add_argument("--thing-name", default=None, help="require the CSR CN to equal this thing name")
     _add_issuer_args(p)
     _add_output_args(p, DEFAULT_DEVICE_DAYS)
 
     p = sub.add_parser("verify", help="verify a certificate against a chain (intermediate + root)")
-    p.add_argument("--cert", type=Path, required=True)
-    p.add_argument("--chain", type=Path, required=True, help="PEM bundle: intermediate(s) + root")
+    p.add_argument("--cert", type=Path, required=True, help="the certificate to verify (PEM)")
+    p.add_argument(
+        "--chain", type=Path, required=True,
+        help=f"PEM bundle: intermediate(s) + root, e.g. the {CA_CHAIN_FILE} of intermediate-ca",
+    )
     p.add_argument("--dns-name", default=None, help="verify as a server cert for this name")
     p.add_argument(
         "--at", type=_parse_time, default=None, help="verification time, ISO 8601 (default: now)"
@@ -827,11 +857,13 @@ def _cmd_root_ca(a: argparse.Namespace) -> int:
 
 
 def _cmd_intermediate_ca(a: argparse.Namespace) -> int:
-    targets = [a.out_dir / INTERMEDIATE_KEY_FILE, a.out_dir / INTERMEDIATE_CERT_FILE]
-    _precheck(targets, a.force)
+    targets = [a.out_dir / INTERMEDIATE_KEY_FILE, a.out_dir / INTERMEDIATE_CERT_FILE,
+               a.out_dir / CA_CHAIN_FILE]
+    # Inputs first, then outputs: the real problem is reported before "file exists".
     root = load_ca(
         a.root_cert, a.root_key, "root CA", cert_flag="--root-cert", key_flag="--root-key"
     )
+    _precheck(targets, a.force)
     ca = create_intermediate_ca(
         root,
         a.common_name,
@@ -841,13 +873,15 @@ def _cmd_intermediate_ca(a: argparse.Namespace) -> int:
         not_before=a.not_before,
     )
     _warn_if_clamped(ca.cert, a.not_before, a.days)
-    files = _key_and_cert(targets, ca)
+    files = [*_key_and_cert(targets, ca), OutputFile(targets[2], pem_certs(ca.cert, root.cert))]
     write_outputs(files, force=a.force)
     _report_written(files)
     cert_arg, stack_arg = shlex.quote(config_path(targets[1])), shlex.quote(a.stack)
     print("Register this CA in AWS IoT by putting its certificate (not the key) into stack config:")
     print(f"  pulumi config set {PULUMI_CA_CONFIG_KEY} {cert_arg} -s {stack_arg}")
     print(f"Never put {targets[0]} (or any private key) into Pulumi config; keep it in a secrets store.")
+    print(f"Check a device certificate against {targets[2]}:")
+    print(f"  python -m tools.pki verify --cert <thing>.cert.pem --chain {shlex.quote(str(targets[2]))}")
     return 0
 
 
@@ -855,12 +889,12 @@ def _cmd_server_cert(a: argparse.Namespace) -> int:
     check_server_key_type(a.key_type)  # before reading any input file
     domain = validate_domain(a.domain)
     targets = [a.out_dir / f"{domain}{ext}" for ext in (".key", ".cert.pem", ".chain.pem")]
-    _precheck(targets, a.force)
     ca = _load_issuer(a)
     root = load_certificate(
         a.root_cert, "root CA certificate (--root-cert)", "pass the root CA certificate via --root-cert"
     )
     chain = server_chain(ca.cert, root)
+    _precheck(targets, a.force)
     server = create_server_cert(
         ca, domain, key_type=a.key_type, days=a.days, not_before=a.not_before
     )
@@ -888,8 +922,8 @@ def _cmd_server_cert(a: argparse.Namespace) -> int:
 def _cmd_device_cert(a: argparse.Namespace) -> int:
     thing = validate_thing_name(a.thing_name)
     targets = [a.out_dir / f"{thing}.key", a.out_dir / f"{thing}.cert.pem"]
-    _precheck(targets, a.force)
     ca = _load_issuer(a)
+    _precheck(targets, a.force)
     dev = create_device_cert(ca, thing, key_type=a.key_type, days=a.days, not_before=a.not_before)
     _warn_if_clamped(dev.cert, a.not_before, a.days)
     files = _key_and_cert(targets, dev)
@@ -916,10 +950,10 @@ def _cmd_sign_csr(a: argparse.Namespace) -> int:
     if a.thing_name is not None:
         validate_thing_name(a.thing_name)
     csr = load_csr(a.csr)
-    thing = csr_thing_name(csr)
+    thing, _ = check_device_csr(csr, a.thing_name)  # e.g. a CN mismatch before "file exists"
     targets = [a.out_dir / f"{thing}.cert.pem"]
-    _precheck(targets, a.force)
     ca = _load_issuer(a)
+    _precheck(targets, a.force)
     cert = sign_device_csr(
         ca, csr, expected_thing_name=a.thing_name, days=a.days, not_before=a.not_before
     )

@@ -32,7 +32,6 @@ from typing import Any, Protocol, TextIO
 
 PIPE = "aws:pipes/pipe:Pipe"
 STATE_MACHINE = "aws:sfn/stateMachine:StateMachine"
-IOT_POLICY = "aws:iot/policy:Policy"
 
 # Kinds of findings. MISSING / WRONG_STATE / LEFTOVER are repaired through the machine;
 # EXTRA (a thing no item names) is reported only: with no item there is nothing to converge
@@ -57,18 +56,28 @@ class RegionTargets:
     device_policy_name: str
 
 
+def _plain(value: Any) -> Any:
+    """The harness records inputs the program marked secret wrapped with their value."""
+    return value.get("value") if isinstance(value, dict) and "value" in value else value
+
+
+def attached_policy(definition: str) -> str:
+    """The device policy the replication machine attaches (its AttachDevicePolicy state)."""
+    states = json.loads(definition)["States"]["ApplyRecordsInOrder"]["ItemProcessor"]["States"]
+    return str(states["AttachDevicePolicy"]["Parameters"]["PolicyName"])
+
+
 def targets_from_graph(graph: Any) -> dict[str, RegionTargets]:
     """Names as the program declares them (a `tools.harness.StackGraph`): no second copy of
-    the naming rules."""
+    the naming rules. The pipe names its stream and machine; the machine its device policy."""
     found: dict[str, RegionTargets] = {}
     for pipe in graph.of_type(PIPE):
         region = str(pipe.region)
         machine = next(m for m in graph.of_type(STATE_MACHINE)
                        if m.outputs.get("arn") == pipe.inputs["target"])
-        policy = next(p for p in graph.of_type(IOT_POLICY) if p.region == region)
         table = str(pipe.inputs["source"]).split(":table/", 1)[1].split("/stream/")[0]
         found[region] = RegionTargets(region, table, str(machine.inputs["name"]),
-                                      str(policy.inputs["name"]))
+                                      attached_policy(str(_plain(machine.inputs["definition"]))))
     return found
 
 

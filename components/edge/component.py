@@ -2,9 +2,10 @@
 
 Per region: the server certificate for the device domain, the IoT domain configuration
 (TLS 1.2+ only, X.509 MQTT only), our intermediate CA registered for auto-registration,
-the device policy, IoT logging into a KMS-encrypted log group, the registry event
-configuration, and this region's latency record for the device domain, guarded by a
-CloudWatch-alarm health check. Design notes: components/edge/README.md.
+the device policy, and this region's latency record for the device domain, guarded by a
+CloudWatch-alarm health check. The account-wide IoT settings (registry events, logging
+options, the AWSIotLogsV2 log group) are declared only as far as `account_settings` says
+this stack owns them. Design notes: components/edge/README.md.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import pulumi_aws as aws
 from components.account import AwsAccount
 from components.dns import validation_record_for
 from components.edge.device_policy import device_policy_document
+from components.edge.settings import IotAccountSettings
+from components.health import region_health_check
 from components.iam import service_trust_policy
 
 # AWS IoT V2 logging always writes to this log group name; we create it so that it is
@@ -26,8 +29,10 @@ from components.iam import service_trust_policy
 IOT_LOG_GROUP_NAME = "AWSIotLogsV2"
 IOT_LOG_LEVEL = "WARN"
 
-# Registry events the onboarding flows listen to (thing and certificate lifecycle);
-# every other event type is stated explicitly off, so the region's setting is ours.
+# Registry events the onboarding flows listen to (thing and certificate lifecycle).
+OUR_EVENT_TYPES = ("THING", "CERTIFICATE")
+# `eventConfigurations: manage`: the region's setting is ours, every other type is stated
+# explicitly off (and the deployment says so). `adopt` turns on OUR_EVENT_TYPES only.
 IOT_EVENT_CONFIGURATIONS: Mapping[str, bool] = {
     "THING": True,
     "CERTIFICATE": True,
@@ -50,12 +55,8 @@ LATENCY_RECORD_TTL = 60
 CONNECT_SERVER_ERRORS_PER_MINUTE = 10
 ALARM_EVALUATION_PERIODS = 5
 ALARM_DATAPOINTS_TO_ALARM = 3
-# A gap in CloudWatch data keeps the region's last verdict rather than flapping it.
-INSUFFICIENT_DATA_HEALTH_STATUS = "LastKnownStatus"
 # Reachability: the MQTT-over-TLS port of the region's data endpoint answers TCP.
 MQTT_TLS_PORT = 8883
-TCP_CHECK_INTERVAL_SECONDS = 30
-TCP_CHECK_FAILURE_THRESHOLD = 3
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,36 @@ class DeviceEdgeArgs:
     account: AwsAccount
     server_certificate_arn: str | None = None
     validation_certificate_arn: str | None = None
+    # Which account-wide IoT settings this stack owns (default: none of them).
+    account_settings: IotAccountSettings = field(default_factory=IotAccountSettings)
     tags: Mapping[str, str] = field(default_factory=dict)
+
+
+def event_configurations(ownership: str) -> dict[str, bool] | None:
+    """What the EventConfigurations resource declares for an ownership choice (None: no
+    resource). The provider sends only the declared types, so `adopt` leaves every other
+    type as it is."""
+    if ownership == "manage":
+        return dict(IOT_EVENT_CONFIGURATIONS)
+    if ownership == "adopt":
+        return {event_type: True for event_type in OUR_EVENT_TYPES}
+    return None
+
+
+def log_group_options(ownership: str, parent: pulumi.Resource) -> pulumi.ResourceOptions | None:
+    """Resource options of the AWSIotLogsV2 group for an ownership choice (None: no resource).
+
+    Both keep the group on delete: it is the account's IoT log, which IoT keeps writing to
+    after this stack stops managing it (LoggingOptions outlive their resource). `adopt`
+    imports the existing group as it is: its encryption, retention and tags are not ours to
+    change (switch to `manage` afterwards to apply ours)."""
+    if ownership == "manage":
+        return pulumi.ResourceOptions(parent=parent, retain_on_delete=True)
+    if ownership == "adopt":
+        return pulumi.ResourceOptions(parent=parent, retain_on_delete=True,
+                                      import_=IOT_LOG_GROUP_NAME,
+                                      ignore_changes=["kmsKeyId", "retentionInDays", "tags"])
+    return None
 
 
 def iot_logging_trust_policy(partition: str, region: str, account_id: str) -> str:
@@ -165,6 +195,12 @@ class DeviceEdge(pulumi.ComponentResource):
         self.server_certificate_arn = pulumi.Output.from_input(server_certificate_arn)
 
         # --- domain configuration ---------------------------------------------------
+        # A new server certificate (or validation certificate, or domain) replaces the
+        # domain configuration. Its name is fixed and AWS allows one configuration per
+        # domain name, so create-before-delete would collide with itself; delete first (the
+        # provider disables it, then deletes it), then create with the new certificate. The
+        # old ACM certificate is deleted last, once nothing uses it. Rotation path and the
+        # short outage it means: components/edge/README.md, "Rotating the server certificate".
         self.domain_configuration = aws.iot.DomainConfiguration(
             f"{name}-domain",
             region=region,
@@ -182,7 +218,7 @@ class DeviceEdge(pulumi.ComponentResource):
                 security_policy=args.tls_security_policy),
             status="ENABLED",
             tags=tags,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
 
         # --- our CA, the device policy and registry events --------------------------
@@ -207,51 +243,72 @@ class DeviceEdge(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        # NOTE: deleting this resource leaves the region's event settings as they are.
-        self.event_configurations = aws.iot.EventConfigurations(
-            f"{name}-events",
-            region=region,
-            event_configurations=dict(IOT_EVENT_CONFIGURATIONS),
-            opts=child,
-        )
+        # --- account-wide IoT settings, as far as this stack owns them ------------------
+        # Deleting these resources leaves the region's settings as last applied; see
+        # components/edge/settings.py and the README for what each choice does.
+        owned = args.account_settings
+        self.event_configurations: aws.iot.EventConfigurations | None = None
+        declared_events = event_configurations(owned.event_configurations)
+        if declared_events is not None:
+            turned_off = sorted(t for t, on in declared_events.items() if not on)
+            if turned_off:
+                pulumi.log.warn(
+                    f"{region}: iotAccountSettings.eventConfigurations is 'manage': AWS IoT "
+                    f"registry events {', '.join(turned_off)} are turned OFF for the whole "
+                    "account in this region; use 'adopt' if anything else uses them",
+                    resource=self)
+            self.event_configurations = aws.iot.EventConfigurations(
+                f"{name}-events",
+                region=region,
+                event_configurations=declared_events,
+                opts=child,
+            )
 
-        # --- IoT logging --------------------------------------------------------------
-        self.log_group = aws.cloudwatch.LogGroup(
-            f"{name}-iot-logs",
-            region=region,
-            name=IOT_LOG_GROUP_NAME,
-            kms_key_id=args.log_key_arn,
-            retention_in_days=args.log_retention_days,
-            tags=tags,
-            opts=child,
-        )
-        self.logging_role = aws.iam.Role(
-            f"{name}-iot-logging-role",
-            name=resource_name("iot-logging"),
-            description=f"AWS IoT in {region} writes its logs to {IOT_LOG_GROUP_NAME}",
-            assume_role_policy=pulumi.Output.all(partition, account_id).apply(
-                lambda v: iot_logging_trust_policy(v[0], region, v[1])),
-            tags=tags,
-            opts=child,
-        )
-        logging_policy = aws.iam.RolePolicy(
-            f"{name}-iot-logging-policy",
-            role=self.logging_role.id,
-            name="write-iot-logs",
-            policy=pulumi.Output.all(partition, account_id).apply(
-                lambda v: iot_logging_policy(v[0], region, v[1])),
-            opts=child,
-        )
-        self.logging_options = aws.iot.LoggingOptions(
-            f"{name}-iot-logging",
-            region=region,
-            default_log_level=IOT_LOG_LEVEL,
-            disable_all_logs=False,
-            role_arn=self.logging_role.arn,
-            # IoT must find the group and the permission in place before it logs.
-            opts=pulumi.ResourceOptions(parent=self,
-                                        depends_on=[self.log_group, logging_policy]),
-        )
+        self.log_group: aws.cloudwatch.LogGroup | None = None
+        group_options = log_group_options(owned.iot_log_group, self)
+        if group_options is not None:
+            self.log_group = aws.cloudwatch.LogGroup(
+                f"{name}-iot-logs",
+                region=region,
+                name=IOT_LOG_GROUP_NAME,
+                kms_key_id=args.log_key_arn,
+                retention_in_days=args.log_retention_days,
+                tags=tags,
+                opts=group_options,
+            )
+
+        self.logging_role: aws.iam.Role | None = None
+        self.logging_options: aws.iot.LoggingOptions | None = None
+        if owned.logging_options == "manage":
+            self.logging_role = aws.iam.Role(
+                f"{name}-iot-logging-role",
+                name=resource_name("iot-logging"),
+                description=f"AWS IoT in {region} writes its logs to {IOT_LOG_GROUP_NAME}",
+                assume_role_policy=pulumi.Output.all(partition, account_id).apply(
+                    lambda v: iot_logging_trust_policy(v[0], region, v[1])),
+                tags=tags,
+                opts=child,
+            )
+            logging_policy = aws.iam.RolePolicy(
+                f"{name}-iot-logging-policy",
+                role=self.logging_role.id,
+                name="write-iot-logs",
+                policy=pulumi.Output.all(partition, account_id).apply(
+                    lambda v: iot_logging_policy(v[0], region, v[1])),
+                opts=child,
+            )
+            # IoT must find the permission (and our group, when we own it) before it logs.
+            ready: list[pulumi.Resource] = [logging_policy]
+            if self.log_group is not None:
+                ready.append(self.log_group)
+            self.logging_options = aws.iot.LoggingOptions(
+                f"{name}-iot-logging",
+                region=region,
+                default_log_level=IOT_LOG_LEVEL,
+                disable_all_logs=False,
+                role_arn=self.logging_role.arn,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=ready),
+            )
 
         # --- health and latency DNS ---------------------------------------------------
         self.health_alarm = aws.cloudwatch.MetricAlarm(
@@ -280,32 +337,12 @@ class DeviceEdge(pulumi.ComponentResource):
         # Route53 cannot speak MQTT, so the region counts as healthy only while both hold:
         # IoT reports no burst of server-side connect failures (the alarm), and the
         # region's MQTT port accepts TCP connections (a TCP check needs no client cert).
-        self.alarm_health_check = aws.route53.HealthCheck(
-            f"{name}-alarm-health-check",
-            type="CLOUDWATCH_METRIC",
-            cloudwatch_alarm_name=self.health_alarm.name,
-            cloudwatch_alarm_region=region,
-            insufficient_data_health_status=INSUFFICIENT_DATA_HEALTH_STATUS,
-            tags={**tags, "Name": resource_name("iot-connect-errors")},
-            opts=child,
-        )
-        self.tcp_health_check = aws.route53.HealthCheck(
-            f"{name}-tcp-health-check",
-            type="TCP",
-            fqdn=data_endpoint.endpoint_address,
-            port=MQTT_TLS_PORT,
-            request_interval=TCP_CHECK_INTERVAL_SECONDS,
-            failure_threshold=TCP_CHECK_FAILURE_THRESHOLD,
-            tags={**tags, "Name": resource_name("iot-mqtt-port")},
-            opts=child,
-        )
-        self.health_check = aws.route53.HealthCheck(
-            f"{name}-health-check",
-            type="CALCULATED",
-            child_healthchecks=[self.alarm_health_check.id, self.tcp_health_check.id],
-            child_health_threshold=2,  # healthy only while both signals are
-            tags={**tags, "Name": resource_name("iot-edge")},
-            opts=child,
+        self.health_check = region_health_check(
+            name, parent=self, region=region, alarm_name=self.health_alarm.name,
+            fqdn=data_endpoint.endpoint_address, port=MQTT_TLS_PORT,
+            alarm_check_label=resource_name("iot-connect-errors"),
+            tcp_check_label=resource_name("iot-mqtt-port"), label=resource_name("iot-edge"),
+            tags=tags,
         )
         self.latency_record = aws.route53.Record(
             f"{name}-latency-record",

@@ -17,6 +17,7 @@ def build(name: str, ctx: RegionalContext, settings: None,
         ca_certificate_pem=ctx.edge.ca_certificate_pem,
         device_policy_name=ctx.edge.device_policy_name,
         inventory=ctx.tables.inventory, kms_key_arn=ctx.key_arn,
+        tables_key_arn=ctx.tables.key_arn,
         log_retention_days=ctx.log_retention_days, account=ctx.account,
         lambda_layer=ctx.lambda_layer, tags=ctx.tags), opts)
 

@@ -2,12 +2,14 @@
 
 AWS IoT registers an unknown certificate issued by our (auto-registration enabled) CA as
 PENDING_ACTIVATION and publishes to `$aws/events/certificates/registered/<caId>`. A topic
-rule on exactly that topic starts a Standard state machine which checks the certificate,
-consults the device inventory (this region's global-table replica), creates the thing,
-attaches certificate and device policy, activates the certificate and records the device,
-undoing its own changes on failure. When the inventory already holds the device (it
-registered in another region first) the machine converges this region instead of stopping.
-Events the rule cannot deliver land in a KMS-encrypted dead-letter queue. See components/jitr/README.md.
+rule on exactly that topic starts a Standard state machine which first checks that AWS IoT
+registered the certificate under *this region's* CA (the id is rendered into the
+definition), then checks the certificate, consults the device inventory (this region's
+global-table replica), creates or joins the thing, attaches certificate and device policy,
+activates the certificate and records the device, undoing its own changes on failure. When
+the inventory already holds the device (it registered in another region first) the machine
+converges this region instead of stopping. Events the rule cannot deliver land in a
+KMS-encrypted dead-letter queue. See components/jitr/README.md.
 """
 
 from __future__ import annotations
@@ -29,12 +31,13 @@ from components.iam import (
     policy_document,
     service_trust_policy,
     ssl_only_queue_policy,
+    table_key_statement,
 )
-from components.packaging import ARCHITECTURE, RUNTIME, LambdaLayer, packaged_function
+from components.lambda_function import dependencies_layer, python_function
+from components.packaging import LambdaLayer
 
 DEFINITION = Path(__file__).resolve().parent / "jitr.asl.json"
 CHECK_PACKAGE = "jitr_certificate_check"
-CHECK_HANDLER = f"{CHECK_PACKAGE}.app.handler"
 EXECUTION_NAME_PREFIX = "jitr"
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # SQS maximum: time to notice and replay
 
@@ -47,6 +50,7 @@ class JitrArgs:
     device_policy_name: pulumi.Input[str]
     inventory: RegionalTable
     kms_key_arn: pulumi.Input[str]  # the regional CMK (logs, queue, Lambda environment)
+    tables_key_arn: pulumi.Input[str]  # the global tables' CMK in this region
     log_retention_days: int
     account: AwsAccount
     lambda_layer: LambdaLayer
@@ -60,11 +64,14 @@ def topic_rule_sql(ca_certificate_id: str) -> str:
     return f"SELECT * FROM '$aws/events/certificates/registered/{ca_certificate_id}'"
 
 
-def state_machine_definition(*, region: str, check_function_arn: str, table_name: str,
-                             device_policy_name: str, retry_interval_seconds: int = 1,
-                             retry_max_attempts: int = 6) -> str:
+def state_machine_definition(*, region: str, ca_certificate_id: str, check_function_arn: str,
+                             table_name: str, device_policy_name: str,
+                             retry_interval_seconds: int = 1, retry_max_attempts: int = 6) -> str:
+    """The JITR machine for one region. `ca_certificate_id` is this region's registration of
+    our CA: the machine changes no certificate AWS IoT registered under any other CA."""
     return render(
         DEFINITION,
+        ca_certificate_id=ca_certificate_id,
         check_function_arn=check_function_arn,
         inventory_table_name=table_name,
         device_policy_name=device_policy_name,
@@ -88,7 +95,19 @@ def rule_role_policy(*, state_machine_arn: str, queue_arn: str, key_arn: str,
 
 
 def state_machine_role_policy(*, partition: str, region: str, account_id: str,
-                              table_arn: str, function_arn: str) -> str:
+                              table_arn: str, function_arn: str, tables_key_arn: str) -> str:
+    """Exactly the calls the definition makes, each as narrow as IAM can express.
+
+    What IAM cannot express, stated honestly: `iot:UpdateCertificate`, `iot:AttachPolicy`,
+    `iot:DetachPolicy` and `iot:DescribeCertificate` authorise against `cert/*` only (the
+    Service Authorization Reference offers no condition on the certificate's CA, and
+    AttachPolicy checks the target, not the IoT policy). The control is in the definition:
+    it compares the *described* certificate's CA id with this region's CA before any write,
+    and names only the device policy. Likewise `iot:DeleteThing` offers no condition key at
+    all (things carry no tags), so it is `thing/*` of this account and region; the
+    definition deletes only a thing whose owner-token attribute it wrote itself, with
+    `ExpectedVersion`.
+    """
     iot = f"arn:{partition}:iot:{region}:{account_id}"
     return policy_document([
         {"Sid": "Certificates", "Effect": "Allow",
@@ -100,14 +119,23 @@ def state_machine_role_policy(*, partition: str, region: str, account_id: str,
          "Resource": f"{iot}:cert/*",
          "Condition": {"ArnLike": {"iot:thingArn": f"{iot}:thing/*"}}},
         {"Sid": "Things", "Effect": "Allow",
-         "Action": ["iot:CreateThing", "iot:DeleteThing", "iot:DescribeThing"],
+         "Action": ["iot:CreateThing", "iot:DeleteThing", "iot:DescribeThing",
+                    "iot:ListThingPrincipals"],
          "Resource": f"{iot}:thing/*"},
+        # No DeleteItem/UpdateItem: the first write is the only one JITR makes.
         {"Sid": "Inventory", "Effect": "Allow",
          "Action": ["dynamodb:GetItem", "dynamodb:PutItem"], "Resource": table_arn},
+        table_key_statement(key_arn=tables_key_arn, region=region, write=True),
         {"Sid": "CheckCertificate", "Effect": "Allow", "Action": "lambda:InvokeFunction",
          "Resource": function_arn},
+        # The log-delivery actions and Resource "*" exactly as AWS documents them for a state
+        # machine that logs to CloudWatch Logs: "Logging using CloudWatch Logs", section
+        # "IAM policies for logging to CloudWatch Logs",
+        # https://docs.aws.amazon.com/step-functions/latest/dg/cw-logs.html
+        # (these CloudWatch Logs APIs have no resource-level permissions).
         {"Sid": "LogDelivery", "Effect": "Allow", "Action": list(SFN_LOG_DELIVERY_ACTIONS),
          "Resource": "*"},
+        # X-Ray has no resource-level permissions.
         {"Sid": "Tracing", "Effect": "Allow", "Action": list(XRAY_ACTIONS), "Resource": "*"},
     ])
 
@@ -148,51 +176,25 @@ class JitrPipeline(pulumi.ComponentResource):
             policy=self.dead_letter_queue.arn.apply(ssl_only_queue_policy), opts=child)
 
         # --- certificate check Lambda ------------------------------------------------------
-        self.check_log_group = aws.cloudwatch.LogGroup(
-            f"{name}-check-logs", region=region, name=f"/aws/lambda/{function_name}",
-            retention_in_days=args.log_retention_days, kms_key_id=args.kms_key_arn,
-            tags=tags, opts=child)
-        self.check_role = aws.iam.Role(
-            f"{name}-check-role", name=f"{function_name}-fn",
-            assume_role_policy=pulumi.Output.all(partition, account_id).apply(
-                lambda v: service_trust_policy("lambda.amazonaws.com", v[1],
-                                 f"arn:{v[0]}:lambda:{region}:{v[1]}:function:{function_name}")),
-            tags=tags, opts=child)
-        aws.iam.RolePolicy(
-            f"{name}-check-policy", role=self.check_role.id, name="certificate-check",
-            policy=pulumi.Output.all(self.check_log_group.arn, args.kms_key_arn).apply(
+        self.dependencies_layer = dependencies_layer(
+            f"{name}-deps", parent=self, region=region,
+            layer_name=f"{args.name_prefix}-jitr-deps", lambda_layer=args.lambda_layer)
+        self.check = python_function(
+            f"{name}-check", parent=self, region=region, account_id=account_id,
+            kms_key_arn=args.kms_key_arn, log_retention_days=args.log_retention_days, tags=tags,
+            function_name=function_name, package=CHECK_PACKAGE,
+            description="JITR: is this certificate ours, valid, with a thing-name CN?",
+            role_policy_name="certificate-check",
+            role_policy=lambda log_group_arn: pulumi.Output.all(
+                log_group_arn, args.kms_key_arn).apply(
                 lambda v: check_function_role_policy(log_group_arn=v[0], key_arn=v[1],
                                                      function_name=function_name)),
-            opts=child)
-        self.dependencies_layer = aws.lambda_.LayerVersion(
-            f"{name}-deps", region=region, layer_name=f"{args.name_prefix}-jitr-deps",
-            code=pulumi.FileArchive(str(args.lambda_layer.zip_path)),
-            source_code_hash=args.lambda_layer.source_code_hash,
-            compatible_runtimes=[RUNTIME], compatible_architectures=[ARCHITECTURE],
-            description="lambdas/requirements.txt for the Lambda platform "
-                        "(python -m tools.package_lambda)",
-            opts=child)
-        code_zip, code_hash = packaged_function(CHECK_PACKAGE)
-        self.check_function = aws.lambda_.Function(
-            f"{name}-check", region=region, name=function_name,
-            description="JITR: is this certificate ours, valid, with a thing-name CN?",
-            runtime=RUNTIME, architectures=[ARCHITECTURE], handler=CHECK_HANDLER,
-            # The uploaded zip is exactly the one hashed, so the hash never drifts.
-            code=pulumi.FileArchive(str(code_zip)),
-            source_code_hash=code_hash,
-            layers=[self.dependencies_layer.arn],
-            role=self.check_role.arn, memory_size=256, timeout=10,
-            kms_key_arn=args.kms_key_arn,
-            environment=aws.lambda_.FunctionEnvironmentArgs(variables={
+            environment={
                 "CA_CERTIFICATE_PEM": args.ca_certificate_pem,
                 "POWERTOOLS_SERVICE_NAME": "jitr-certificate-check",
                 "POWERTOOLS_METRICS_NAMESPACE": "IotMultiRegion/Jitr",
-            }),
-            tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active"),
-            logging_config=aws.lambda_.FunctionLoggingConfigArgs(
-                log_format="JSON", log_group=self.check_log_group.name),
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.check_log_group]))
+            },
+            layer=self.dependencies_layer, memory_size=256, timeout=10)
 
         # --- the state machine -------------------------------------------------------------
         # /aws/vendedlogs/ keeps the Logs resource policy Step Functions writes small.
@@ -208,19 +210,20 @@ class JitrPipeline(pulumi.ComponentResource):
         machine_policy = aws.iam.RolePolicy(
             f"{name}-machine-policy", role=self.machine_role.id, name="jitr",
             policy=pulumi.Output.all(partition, account_id, args.inventory.arn,
-                                     self.check_function.arn).apply(
+                                     self.check.function.arn, args.tables_key_arn).apply(
                 lambda v: state_machine_role_policy(partition=v[0], region=region,
                                                     account_id=v[1], table_arn=v[2],
-                                                    function_arn=v[3])),
+                                                    function_arn=v[3], tables_key_arn=v[4])),
             opts=child)
         self.state_machine = aws.sfn.StateMachine(
             f"{name}-machine", region=region, name=machine_name, type="STANDARD",
             role_arn=self.machine_role.arn,
-            definition=pulumi.Output.all(self.check_function.arn, args.inventory.name,
-                                         args.device_policy_name).apply(
+            definition=pulumi.Output.all(args.ca_certificate_id, self.check.function.arn,
+                                         args.inventory.name, args.device_policy_name).apply(
                 lambda v: state_machine_definition(
-                    region=region, check_function_arn=v[0], table_name=v[1],
-                    device_policy_name=v[2], retry_interval_seconds=args.retry_interval_seconds,
+                    region=region, ca_certificate_id=v[0], check_function_arn=v[1],
+                    table_name=v[2], device_policy_name=v[3],
+                    retry_interval_seconds=args.retry_interval_seconds,
                     retry_max_attempts=args.retry_max_attempts)),
             logging_configuration=aws.sfn.StateMachineLoggingConfigurationArgs(
                 level="ALL", include_execution_data=True,
@@ -262,7 +265,7 @@ class JitrPipeline(pulumi.ComponentResource):
 
         self.register_outputs({
             "state_machine_arn": self.state_machine.arn,
-            "check_function_arn": self.check_function.arn,
+            "check_function_arn": self.check.function.arn,
             "topic_rule_name": self.topic_rule.name,
             "dead_letter_queue_url": self.dead_letter_queue.url,
         })

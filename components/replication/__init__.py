@@ -14,6 +14,7 @@ def build(name: str, ctx: RegionalContext, settings: ReplicationSettings,
           opts: pulumi.ResourceOptions) -> ReplicationPipeline:
     return ReplicationPipeline(name, ReplicationArgs(
         region=ctx.region, name_prefix=ctx.name_prefix, inventory=ctx.tables.inventory,
+        tables_key_arn=ctx.tables.key_arn,
         ca_certificate_pem=ctx.edge.ca_certificate_pem,
         device_policy_name=ctx.edge.device_policy_name, kms_key_arn=ctx.key_arn,
         log_retention_days=ctx.log_retention_days, account=ctx.account, settings=settings,

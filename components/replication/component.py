@@ -26,6 +26,7 @@ from components.iam import (
     policy_document,
     service_trust_policy,
     ssl_only_queue_policy,
+    table_key_statement,
 )
 from components.replication.settings import ReplicationSettings
 
@@ -70,11 +71,12 @@ def state_machine_definition(*, region: str, partition: str, account_id: str,
 
 
 def state_machine_role_policy(*, partition: str, region: str, account_id: str,
-                              table_arn: str) -> str:
+                              table_arn: str, tables_key_arn: str) -> str:
     iot = f"arn:{partition}:iot:{region}:{account_id}"
     return policy_document([
         {"Sid": "ReadInventoryReplica", "Effect": "Allow", "Action": "dynamodb:GetItem",
          "Resource": table_arn},
+        table_key_statement(key_arn=tables_key_arn, region=region, write=False),
         {"Sid": "Things", "Effect": "Allow",
          "Action": ["iot:CreateThing", "iot:DeleteThing", "iot:ListThingPrincipals"],
          "Resource": f"{iot}:thing/*"},
@@ -98,12 +100,14 @@ def state_machine_role_policy(*, partition: str, region: str, account_id: str,
 
 
 def pipe_role_policy(*, stream_arn: str, state_machine_arn: str, queue_arn: str, key_arn: str,
-                     log_group_arn: str, pipe_arn: str, region: str) -> str:
+                     log_group_arn: str, pipe_arn: str, region: str, tables_key_arn: str) -> str:
     return policy_document([
         {"Sid": "ReadInventoryStream", "Effect": "Allow",
          "Action": ["dynamodb:DescribeStream", "dynamodb:GetRecords",
                     "dynamodb:GetShardIterator"],
          "Resource": stream_arn},
+        # The stream's records are encrypted with the table's key.
+        table_key_statement(key_arn=tables_key_arn, region=region, write=False),
         # ListStreams names no stream (it lists them): no resource-level permission exists.
         {"Sid": "ListStreams", "Effect": "Allow", "Action": "dynamodb:ListStreams",
          "Resource": "*"},
@@ -136,6 +140,7 @@ class ReplicationArgs:
     region: str
     name_prefix: str  # `<app>-<env>-<region>`: IAM names are global
     inventory: RegionalTable  # this region's replica (name, ARN, stream ARN)
+    tables_key_arn: pulumi.Input[str]  # this region's copy of the tables' CMK
     ca_certificate_pem: str  # our CA, registered in every region (public)
     device_policy_name: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]  # the regional CMK: logs, queue, pipe data
@@ -189,9 +194,11 @@ class ReplicationPipeline(pulumi.ComponentResource):
             tags=tags, opts=child)
         machine_policy = aws.iam.RolePolicy(
             f"{name}-machine-policy", role=self.machine_role.id, name="replication",
-            policy=pulumi.Output.all(partition, account_id, args.inventory.arn).apply(
+            policy=pulumi.Output.all(partition, account_id, args.inventory.arn,
+                                     args.tables_key_arn).apply(
                 lambda v: state_machine_role_policy(partition=v[0], region=region,
-                                                    account_id=v[1], table_arn=v[2])),
+                                                    account_id=v[1], table_arn=v[2],
+                                                    tables_key_arn=v[3])),
             opts=child)
         self.state_machine = aws.sfn.StateMachine(
             f"{name}-machine", region=region, name=state_machine_name, type="EXPRESS",
@@ -225,10 +232,12 @@ class ReplicationPipeline(pulumi.ComponentResource):
             f"{name}-pipe-policy", role=self.pipe_role.id, name="replication-pipe",
             policy=pulumi.Output.all(args.inventory.stream_arn, self.state_machine.arn,
                                      self.dead_letter_queue.arn, args.kms_key_arn,
-                                     self.pipe_log_group.arn, pipe_arn).apply(
+                                     self.pipe_log_group.arn, pipe_arn,
+                                     args.tables_key_arn).apply(
                 lambda v: pipe_role_policy(stream_arn=v[0], state_machine_arn=v[1],
                                            queue_arn=v[2], key_arn=v[3], log_group_arn=v[4],
-                                           pipe_arn=v[5], region=region)),
+                                           pipe_arn=v[5], region=region,
+                                           tables_key_arn=v[6])),
             opts=child)
         self.pipe = aws.pipes.Pipe(
             f"{name}-pipe", region=region, name=pipe_name,

@@ -1,9 +1,14 @@
 """Is a device certificate one JITR may activate? Plain functions, no AWS, no I/O.
 
 A certificate is acceptable when it was issued by one of our CA certificates (issuer name,
-authority key identifier and signature all agree), is an end-entity certificate inside its
-validity period, and its subject CN is a valid AWS IoT thing name (the CN *is* the thing
-name, see docs/jitr.md).
+authority key identifier and signature all agree), is a *device* certificate (not a CA; when
+it has an extended key usage it includes clientAuth; when it has a key usage it includes
+digitalSignature and never keyCertSign), is inside its validity period, and its subject CN
+is a valid AWS IoT thing name (the CN *is* the thing name, see components/jitr/README.md).
+
+Our CA also issues the custom domain's *server* certificate (`tools/pki.py server-cert`:
+EKU serverAuth only). Its CN is the device domain, which is not a thing name anyway, but
+the EKU rule rejects it whatever its CN: a server certificate never becomes a device.
 """
 
 from __future__ import annotations
@@ -14,7 +19,13 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+_EKU_NAMES = {ExtendedKeyUsageOID.SERVER_AUTH: "serverAuth",
+              ExtendedKeyUsageOID.CLIENT_AUTH: "clientAuth",
+              ExtendedKeyUsageOID.CODE_SIGNING: "codeSigning",
+              ExtendedKeyUsageOID.EMAIL_PROTECTION: "emailProtection",
+              ExtendedKeyUsageOID.OCSP_SIGNING: "OCSPSigning"}
 
 # AWS IoT thing names; fullmatch so a trailing newline cannot slip through.
 THING_NAME = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
@@ -78,6 +89,27 @@ def _is_ca(cert: x509.Certificate) -> bool:
         return False
 
 
+def device_usage_problem(cert: x509.Certificate) -> str | None:
+    """Why the key usages make `cert` something other than a device (TLS client)
+    certificate, or None. An absent extension does not restrict the key (RFC 5280)."""
+    try:
+        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        eku = None
+    if eku is not None and ExtendedKeyUsageOID.CLIENT_AUTH not in eku:
+        names = ", ".join(_EKU_NAMES.get(oid, oid.dotted_string) for oid in eku)
+        return f"extended key usage ({names}) lacks clientAuth: not a device certificate"
+    try:
+        key_usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return None
+    if key_usage.key_cert_sign:
+        return "key usage includes keyCertSign: a certificate that can sign certificates"
+    if not key_usage.digital_signature:
+        return "key usage lacks digitalSignature, which a TLS client key needs"
+    return None
+
+
 def common_name(cert: x509.Certificate) -> str | None:
     """The subject's single CN, or None when there is none or more than one."""
     names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
@@ -100,6 +132,9 @@ def check_certificate(certificate_pem: str, cas: list[x509.Certificate],
     if _is_ca(cert):
         return CheckResult(False, "is a CA certificate, not a device certificate",
                            not_after=not_after)
+    usage_problem = device_usage_problem(cert)
+    if usage_problem is not None:
+        return CheckResult(False, usage_problem, not_after=not_after)
     if now < cert.not_valid_before_utc:
         return CheckResult(False, f"not valid before {cert.not_valid_before_utc.isoformat()}",
                            not_after=not_after)
@@ -112,5 +147,5 @@ def check_certificate(certificate_pem: str, cas: list[x509.Certificate],
     if not THING_NAME.fullmatch(name):
         return CheckResult(False, f"CN {name!r} is not a valid thing name "
                            "(1-128 of a-z A-Z 0-9 : _ -)", not_after=not_after)
-    return CheckResult(True, "issued by our CA, valid, CN is a thing name", thing_name=name,
+    return CheckResult(True, "issued by our CA, a device certificate, valid, CN is a thing name", thing_name=name,
                        not_after=not_after)

@@ -1,13 +1,15 @@
 """Building blocks shared by the guardrail modules.
 
 Props reach a policy as the engine sends them: read-only `Mapping`/`Sequence` proxies (never
-`dict`/`list`), numbers as floats (protobuf `Value`), JSON documents usually as strings. The
-helpers here accept all of those shapes.
+`dict`/`list`), numbers as floats (protobuf `Value`), JSON documents usually as strings, and
+during preview the engine's unknown-value sentinels, which raise `UnknownValueError` when
+read. The helpers here accept all of those shapes and never swallow that error: a guardrail
+that cannot see its input must not pass (the engine reports it as "can't run ... during
+preview" and judges the known value during the update).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -25,6 +27,9 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
+from components.facts import GLOBAL_AWS_MODULES
+from policy.semantics.documents import DocumentError, parse, plain, strings
+
 MANDATORY = EnforcementLevel.MANDATORY
 ADVISORY = EnforcementLevel.ADVISORY
 
@@ -33,6 +38,11 @@ ANCHORS: dict[str, tuple[str, ...]] = {}
 
 ResourceCheck = Callable[[ResourceValidationArgs], Iterable[str]]
 StackCheck = Callable[[StackValidationArgs], Iterable[tuple[str, str | None]]]
+
+__all__ = ["ADVISORY", "ANCHORS", "MANDATORY", "as_list", "config", "environment", "get",
+           "home_accounts", "is_prod", "module_of", "number", "parsed_documents", "plain",
+           "region_of", "resource_guardrail", "resource_region", "stack_guardrail", "strings",
+           "truthy"]
 
 
 def _describe(summary: str, anchors: Sequence[str]) -> str:
@@ -87,8 +97,8 @@ def as_list(value: Any) -> list[Any]:
     return [value]
 
 
-def get(props: Mapping[str, Any] | None, *path: str) -> Any:
-    """`props[a][b]...`, or None where any step is missing."""
+def get(props: Any, *path: str) -> Any:
+    """`props[a][b]...`, or None where any step is missing (or not a mapping)."""
     value: Any = props
     for key in path:
         if not isinstance(value, Mapping):
@@ -113,72 +123,27 @@ def number(value: Any) -> float | None:
         return None
 
 
-def policy_document(value: Any) -> Mapping[str, Any] | None:
-    """An IAM/IoT/KMS policy document from a JSON string or an object; None if absent."""
-    if isinstance(value, Mapping):
-        return value
-    if isinstance(value, str) and value.strip():
-        parsed = json.loads(value)  # ValueError for malformed JSON: callers decide
-        return parsed if isinstance(parsed, Mapping) else None
-    return None
-
-
-def statements(document: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
-    if document is None:
-        return []
-    return [s for s in as_list(document.get("Statement")) if isinstance(s, Mapping)]
-
-
-def allows(statement: Mapping[str, Any]) -> bool:
-    return statement.get("Effect") == "Allow"
-
-
-def actions(statement: Mapping[str, Any]) -> list[str]:
-    return [a for a in as_list(statement.get("Action")) if isinstance(a, str)]
-
-
-def resources(statement: Mapping[str, Any]) -> list[str]:
-    return [r for r in as_list(statement.get("Resource")) if isinstance(r, str)]
-
-
-def condition_keys(statement: Mapping[str, Any]) -> set[str]:
-    """Lower-cased condition keys of a statement, across all operators."""
-    keys: set[str] = set()
-    condition = statement.get("Condition")
-    if isinstance(condition, Mapping):
-        for block in condition.values():
-            if isinstance(block, Mapping):
-                keys.update(str(k).lower() for k in block)
-    return keys
-
-
-def principal_values(statement: Mapping[str, Any]) -> dict[str, list[str]]:
-    """{"AWS": [...], "Service": [...], ...}; a bare "*" principal is {"*": ["*"]}."""
-    principal = statement.get("Principal")
-    if isinstance(principal, str):
-        return {"*": [principal]}
-    if isinstance(principal, Mapping):
-        return {str(k): [str(v) for v in as_list(vs)] for k, vs in principal.items()}
-    return {}
-
-
 def parsed_documents(props: Mapping[str, Any], keys: Iterable[str]) -> Iterator[
         tuple[str, Mapping[str, Any] | None, str | None]]:
-    """(key, document, parse error) for each policy-document property present in props."""
+    """(key, document, problem) for each policy-document property present in props."""
     for key in keys:
         value = props.get(key)
         if value is None or value == "":
             continue
         try:
-            yield key, policy_document(value), None
-        except ValueError as error:
-            yield key, None, f"{key} is not valid JSON: {error}"
+            yield key, parse(value), None
+        except DocumentError as error:
+            yield key, None, f"{key} is {error}"
+
+
+def home_accounts(args: ResourceValidationArgs | PolicyResource) -> list[str]:
+    """The accounts the stack deploys to, when its provider says (aws:allowedAccountIds)."""
+    provider = args.provider
+    props = provider.props if provider is not None else None
+    return [a for a in strings(get(props, "allowedAccountIds")) if a.strip()]
 
 
 # --- where and what -------------------------------------------------------------------------
-
-GLOBAL_MODULES = frozenset({"iam", "route53", "cloudfront", "organizations", "budgets"})
-
 
 def module_of(resource_type: str) -> str:
     """`dynamodb` for `aws:dynamodb/table:Table`."""
@@ -188,7 +153,7 @@ def module_of(resource_type: str) -> str:
 def region_of(resource_type: str, props: Mapping[str, Any], provider_props: Any) -> str | None:
     """The region an AWS resource lands in: its own `region` (pulumi-aws v7), else its provider's;
     None for global services, components and non-AWS resources."""
-    if not resource_type.startswith("aws:") or module_of(resource_type) in GLOBAL_MODULES:
+    if not resource_type.startswith("aws:") or module_of(resource_type) in GLOBAL_AWS_MODULES:
         return None
     region = props.get("region")
     if isinstance(region, str) and region:
@@ -236,10 +201,17 @@ ENVIRONMENT_SCHEMA: dict[str, Any] = {
 }
 
 
-def plain(value: Any) -> Any:
-    """Engine proxies -> plain dicts/lists (for json.dumps and third-party analyzers)."""
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
-        return [plain(v) for v in value]
-    return value
+def is_customer_managed_key(key: Any) -> bool:
+    """A KMS key reference that is not an AWS managed key (alias/aws/...)."""
+    return isinstance(key, str) and bool(key.strip()) and "alias/aws/" not in key
+
+
+def by_identifier(resources: Iterable[PolicyResource], *keys: str) -> dict[str, PolicyResource]:
+    """Resources indexed by their id/ARN/name outputs, to resolve references between them."""
+    index: dict[str, PolicyResource] = {}
+    for resource in resources:
+        for key in keys:
+            value = resource.props.get(key)
+            if isinstance(value, str) and value:
+                index.setdefault(value, resource)
+    return index

@@ -1,4 +1,5 @@
-"""DynamoDB: backups, customer-managed encryption, replica coverage, deletion protection."""
+"""DynamoDB: backups, customer-managed encryption, replica coverage, deletion protection,
+resource policies that let no one outside the account in."""
 
 from __future__ import annotations
 
@@ -14,23 +15,22 @@ from ._common import (
     config,
     environment,
     get,
+    is_customer_managed_key,
     is_prod,
     resource_guardrail,
     resource_region,
     stack_guardrail,
     truthy,
 )
+from ._exposure import resource_policy_check
 
 TABLE = "aws:dynamodb/table:Table"
 TABLE_REPLICA = "aws:dynamodb/tableReplica:TableReplica"
+RESOURCE_POLICY = "aws:dynamodb/resourcePolicy:ResourcePolicy"
 
 
 def _replicas(props: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [r for r in as_list(props.get("replicas")) if isinstance(r, Mapping)]
-
-
-def _is_cmk(key: Any) -> bool:
-    return isinstance(key, str) and bool(key) and "alias/aws/" not in key
 
 
 def _pitr(args: ResourceValidationArgs) -> Iterator[str]:
@@ -49,15 +49,15 @@ def _pitr(args: ResourceValidationArgs) -> Iterator[str]:
 def _cmk(args: ResourceValidationArgs) -> Iterator[str]:
     props = args.props
     if args.resource_type == TABLE_REPLICA:
-        if not _is_cmk(props.get("kmsKeyArn")):
+        if not is_customer_managed_key(props.get("kmsKeyArn")):
             yield "table replica has no customer-managed kmsKeyArn"
         return
     sse = props.get("serverSideEncryption")
-    if not truthy(get(sse, "enabled")) or not _is_cmk(get(sse, "kmsKeyArn")):
+    if not truthy(get(sse, "enabled")) or not is_customer_managed_key(get(sse, "kmsKeyArn")):
         yield ("serverSideEncryption must be enabled with a customer-managed kmsKeyArn (the "
                "default AWS-owned key gives no key policy or audit trail)")
     for replica in _replicas(props):
-        if not _is_cmk(replica.get("kmsKeyArn")):
+        if not is_customer_managed_key(replica.get("kmsKeyArn")):
             yield f"replica in {replica.get('regionName')} has no customer-managed kmsKeyArn"
 
 
@@ -86,11 +86,11 @@ def _global_table_regions(args: StackValidationArgs) -> Iterator[tuple[str, str 
     for r in args.resources:
         if r.resource_type != TABLE:
             continue
-        covered = {replica.get("regionName") for replica in _replicas(r.props)}
+        covered = {str(replica.get("regionName")) for replica in _replicas(r.props)}
         covered |= standalone.get(str(r.props.get("arn")), set())
         if not covered:
             continue  # a single-region table, not a global table
-        covered.add(resource_region(r))
+        covered.add(str(resource_region(r)))
         missing = sorted(str(m) for m in wanted - covered)
         if missing:
             yield (f"global table {r.props.get('name') or r.name} has no replica in "
@@ -131,4 +131,10 @@ POLICIES: list[Policy] = [
         "Non-production DynamoDB tables should have deletion protection (advisory)",
         ["AWS Config dynamodb-table-deletion-protection-enabled"],
         [TABLE], _deletion_protection(False), level=ADVISORY, config_schema=ENV_SCHEMA),
+    resource_guardrail(
+        "dynamodb-resource-policy-not-public",
+        "Table and stream resource policies admit no one outside the account (shared "
+        "resource-policy judgement)",
+        ["IAM Access Analyzer external access findings (AWS::DynamoDB::Table, ::Stream)"],
+        [RESOURCE_POLICY], resource_policy_check({RESOURCE_POLICY: ("policy",)})),
 ]

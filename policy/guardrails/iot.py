@@ -1,24 +1,25 @@
-"""AWS IoT Core: device policies, claim policies, CA registration, TLS, rules and logging."""
+"""AWS IoT Core: device and claim policies judged as IoT evaluates them, CA registration,
+TLS, rules, logging, fleet provisioning templates and custom authorizers."""
 
 from __future__ import annotations
 
-import fnmatch
+import json
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from pulumi_policy import Policy, ResourceValidationArgs, Severity, StackValidationArgs
+from pulumi_policy import Policy, PolicyResource, ResourceValidationArgs, Severity, StackValidationArgs
+
+from components.facts import THING_IS_ATTACHED_KEY, THING_NAME_VARIABLE, TLS_SECURITY_POLICIES
+from policy.semantics import iot as iot_policy
+from policy.semantics.documents import DocumentError, parse, plain, statements
 
 from ._common import (
-    actions,
-    allows,
     get,
     parsed_documents,
     resource_guardrail,
     resource_region,
-    resources,
     stack_guardrail,
-    statements,
     truthy,
 )
 
@@ -27,135 +28,114 @@ CA_CERTIFICATE = "aws:iot/caCertificate:CaCertificate"
 DOMAIN_CONFIGURATION = "aws:iot/domainConfiguration:DomainConfiguration"
 TOPIC_RULE = "aws:iot/topicRule:TopicRule"
 LOGGING_OPTIONS = "aws:iot/loggingOptions:LoggingOptions"
-
-# The 2022 policies are the only ones that refuse TLS 1.0/1.1 (AWS IoT's exact casing).
-TLS12_SECURITY_POLICIES = (
-    "IoTSecurityPolicy_TLS13_1_2_2022_10",
-    "IoTSecurityPolicy_TLS13_1_3_2022_10",
-    "IoTSecurityPolicy_TLS12_1_2_2022_10",
-)
-THING_CLIENT_ID = "${iot:Connection.Thing.ThingName}"
-IS_ATTACHED = "iot:Connection.Thing.IsAttached"
+PROVISIONING_TEMPLATE = "aws:iot/provisioningTemplate:ProvisioningTemplate"
+AUTHORIZER = "aws:iot/authorizer:Authorizer"
 JITR_TOPIC_PREFIX = "$aws/events/certificates/registered/"
 
-_IOT_ARN = re.compile(r"^arn:[^:]+:iot:[^:]*:[^:]*:(?P<kind>[A-Za-z]+)/(?P<name>.*)$")
-_CLAIM_TOPICS = (
-    re.compile(r"^\$aws/certificates/create(-from-csr)?/.+$"),
-    re.compile(r"^\$aws/provisioning-templates/[^/*#+$]+/provision/.+$"),
+# A claim certificate may only ask for a certificate and run one named template.
+_CLAIM_PATHS = (
+    re.compile(r"^topic(filter)?/\$aws/certificates/create(-from-csr)?/[^*?]*(\*)?$"),
+    re.compile(r"^topic(filter)?/\$aws/provisioning-templates/[^/*?#+]+/provision/[^*?]*(\*)?$"),
 )
-_TOPIC_ACTIONS = ("iot:Publish", "iot:Subscribe", "iot:Receive", "iot:RetainPublish")
+_CLAIM_ACTIONS = frozenset({"iot:connect", "iot:publish", "iot:subscribe", "iot:receive"})
 
 
 def _documents(args: ResourceValidationArgs) -> Iterator[tuple[Mapping[str, Any] | None, str | None]]:
-    for _, document, error in parsed_documents(args.props, ["policy"]):
-        yield document, error
+    for _, document, problem in parsed_documents(args.props, ["policy"]):
+        yield document, problem
 
 
-def _covers(action_patterns: list[str], action: str) -> bool:
-    return any(fnmatch.fnmatchcase(action.lower(), p.lower()) for p in action_patterns)
-
-
-def is_claim_policy(args: ResourceValidationArgs) -> bool:
-    """Fleet provisioning claim policies are named or tagged as such (`claim` in the logical or
-    physical name, or in a tag key or value)."""
-    names = [args.name, str(args.props.get("name") or "")]
-    tags = args.props.get("tags")
+def is_claim_policy(name: str, props: Mapping[str, Any]) -> bool:
+    """Fleet provisioning claim policies: named or tagged as such (`claim` in the logical or
+    physical name, or in a tag key or value), or granting topics only within the fleet
+    provisioning topics (whatever they are called)."""
+    names = [name, str(props.get("name") or "")]
+    tags = props.get("tags")
     if isinstance(tags, Mapping):
         names += [f"{k}={v}" for k, v in tags.items()]
-    return any("claim" in n.lower() for n in names)
+    if any("claim" in n.lower() for n in names):
+        return True
+    try:
+        document = parse(props.get("policy"))
+    except DocumentError:
+        return False
+    paths = [iot_policy.resource_path(r) for s in statements(document) if s.allows
+             for r in s.resources or ()]
+    topics = [p for p in paths if not p.startswith("client/")]
+    return bool(topics) and all(any(c.match(p) for c in _CLAIM_PATHS) for p in topics)
+
+
+def _claim(args: ResourceValidationArgs) -> bool:
+    return is_claim_policy(args.name, args.props)
 
 
 def _no_wildcard_action(args: ResourceValidationArgs) -> Iterator[str]:
-    for document, error in _documents(args):
-        if error:
-            yield error
-        for statement in statements(document):
-            if not allows(statement):
-                continue
-            if "NotAction" in statement:
-                yield "an Allow statement uses NotAction, which grants every other IoT action"
-            for action in actions(statement):
-                if "*" in action or "?" in action:
-                    yield f"Allow grants wildcard action {action!r}; list the IoT actions one by one"
+    for document, problem in _documents(args):
+        if problem:
+            yield problem
+        for where, pattern in iot_policy.wildcard_actions(document):
+            yield (f"{where}: Allow grants {pattern!r}, more than one data-plane action; list the "
+                   "IoT actions one by one")
 
 
-def _broad_resource(resource: str, claim: bool) -> bool:
-    if resource.strip() == "*":
-        return True
-    match = _IOT_ARN.match(resource)
-    if match is None:
-        return resource.endswith(":*")  # arn:aws:iot:region:account:*
-    name = match.group("name")
-    if claim and match.group("kind") == "client" and name == "*":
-        return False  # claim certificates belong to no thing yet; their topics are checked instead
-    return name in ("*", "#", "+")
-
-
-def _no_wildcard_resource(args: ResourceValidationArgs) -> Iterator[str]:
-    claim = is_claim_policy(args)
+def _no_account_wide_resource(args: ResourceValidationArgs) -> Iterator[str]:
+    claim = _claim(args)
     for document, _ in _documents(args):
-        for statement in statements(document):
-            if not allows(statement):
-                continue
-            for resource in resources(statement):
-                if _broad_resource(resource, claim):
-                    yield (f"Allow on resource {resource!r} covers every client/topic; scope it to "
-                           "ARNs with the thing-name policy variable")
+        for where, resource in iot_policy.account_wide(document):
+            if claim and iot_policy.resource_path(resource).startswith("client/"):
+                continue  # a claim certificate belongs to no thing; its topics are checked
+            yield (f"{where}: Allow on {resource!r} covers every client/thing/topic of the "
+                   "account; scope it with the thing-name policy variable")
+
+
+def _device_isolation(args: ResourceValidationArgs) -> Iterator[str]:
+    if _claim(args):
+        return  # see iot-claim-policy-fleet-provisioning-only
+    for document, _ in _documents(args):
+        for reach in iot_policy.cross_device_reach(document):
+            yield str(reach)
 
 
 def _connect_bound_to_thing(args: ResourceValidationArgs) -> Iterator[str]:
-    if is_claim_policy(args):
+    if _claim(args):
         return  # a claim certificate is attached to no thing; see iot-claim-policy-*
     for document, _ in _documents(args):
-        for statement in statements(document):
-            if not allows(statement) or not _covers(actions(statement), "iot:Connect"):
-                continue
-            for resource in resources(statement):
-                match = _IOT_ARN.match(resource)
-                if match is None or match.group("kind") != "client" or match.group("name") != THING_CLIENT_ID:
-                    yield (f"iot:Connect on {resource!r}: the client id must be bound to "
-                           f"client/{THING_CLIENT_ID}")
-            condition = statement.get("Condition")
-            attached = get(condition, "Bool", IS_ATTACHED) if isinstance(condition, Mapping) else None
-            if not truthy(attached):
-                yield (f"iot:Connect without Condition Bool {IS_ATTACHED} = true: a certificate "
-                       "could connect as a thing it is not attached to")
+        for statement, granted in iot_policy.iter_actions(document):
+            if iot_policy.CONNECT in granted:
+                for problem in iot_policy.connect_bound_to_thing(statement):
+                    yield f"{statement.where}: {problem}"
 
 
 def _deny_without_mqtt_wildcards(args: ResourceValidationArgs) -> Iterator[str]:
     for document, _ in _documents(args):
-        for statement in statements(document):
-            if statement.get("Effect") != "Deny":
-                continue
-            for resource in resources(statement):
-                match = _IOT_ARN.match(resource)
-                name = match.group("name") if match else resource
-                if "#" in name or "+" in name:
-                    yield (f"Deny on {resource!r}: IoT policies treat MQTT wildcards literally, so "
-                           "this denies nothing real; use '*' (policy wildcard) in Deny statements")
+        for where, resource in iot_policy.literal_mqtt_wildcards_in_deny(document):
+            yield (f"{where}: Deny on {resource!r}: IoT policies treat MQTT wildcards literally, "
+                   "so this denies nothing real; use '*' (policy wildcard) in Deny statements")
 
 
 def _claim_fleet_provisioning_only(args: ResourceValidationArgs) -> Iterator[str]:
-    if not is_claim_policy(args):
+    if not _claim(args):
         return
-    allowed_actions = {"iot:connect", *(a.lower() for a in _TOPIC_ACTIONS)}
     for document, _ in _documents(args):
-        for statement in statements(document):
-            if not allows(statement):
+        for statement, granted in iot_policy.iter_actions(document):
+            iot_granted = {a for a in granted if a.startswith("iot:")}
+            extra = sorted(iot_granted - _CLAIM_ACTIONS)
+            if extra or len(granted) != len(iot_granted):
+                yield (f"{statement.where}: claim policy grants "
+                       f"{len(granted) - len(iot_granted & _CLAIM_ACTIONS)} action(s) beyond "
+                       "connect/publish/subscribe/receive; claims may only use the fleet "
+                       "provisioning topics")
+            if statement.not_resources is not None:
+                yield f"{statement.where}: claim policy uses NotResource"
                 continue
-            for action in actions(statement):
-                if action.lower() not in allowed_actions:
-                    yield f"claim policy grants {action!r}; claims may only connect and use the " \
-                          "fleet provisioning topics"
-            for resource in resources(statement):
-                match = _IOT_ARN.match(resource)
-                kind = match.group("kind") if match else ""
-                if kind == "client":
+            for resource in statement.resources or ():
+                path = iot_policy.resource_path(resource)
+                if path.startswith("client/"):
                     continue  # iot:Connect; a claim has no thing to bind the client id to
-                name = match.group("name") if match else resource
-                if kind not in ("topic", "topicfilter") or not any(p.match(name) for p in _CLAIM_TOPICS):
-                    yield (f"claim policy allows {resource!r}; only $aws/certificates/create/* "
-                           "and $aws/provisioning-templates/<template>/provision/* are allowed")
+                if not any(p.match(path) for p in _CLAIM_PATHS):
+                    yield (f"{statement.where}: claim policy allows {resource!r}; only "
+                           "$aws/certificates/create[-from-csr]/* and "
+                           "$aws/provisioning-templates/<template>/provision/* are allowed")
 
 
 def _ca_sni_only(args: ResourceValidationArgs) -> Iterator[str]:
@@ -166,9 +146,9 @@ def _ca_sni_only(args: ResourceValidationArgs) -> Iterator[str]:
 
 def _domain_tls12(args: ResourceValidationArgs) -> Iterator[str]:
     policy = get(args.props, "tlsConfig", "securityPolicy")
-    if policy not in TLS12_SECURITY_POLICIES:
+    if policy not in TLS_SECURITY_POLICIES:
         yield (f"tlsConfig.securityPolicy is {policy!r}; set one of "
-               f"{', '.join(TLS12_SECURITY_POLICIES)}")
+               f"{', '.join(TLS_SECURITY_POLICIES)}")
 
 
 def _topic_rule_error_action(args: ResourceValidationArgs) -> Iterator[str]:
@@ -233,19 +213,123 @@ def _logging_every_region(args: StackValidationArgs) -> Iterator[tuple[str, str 
                "nothing there", None)
 
 
+# --- fleet provisioning -------------------------------------------------------------------
+
+def _template_type(props: Mapping[str, Any]) -> str:
+    return str(props.get("type") or "FLEET_PROVISIONING").upper()
+
+
+def _pre_provisioning_hook(args: ResourceValidationArgs) -> Iterator[str]:
+    if _template_type(args.props) != "FLEET_PROVISIONING":
+        return  # JITP templates take no hook
+    if not get(args.props, "preProvisioningHook", "targetArn"):
+        yield ("fleet provisioning template has no preProvisioningHook.targetArn: any holder of "
+               "the claim certificate could register any device (validate serials/allow-list "
+               "in a hook Lambda)")
+
+
+def template_policies(body: Any) -> list[tuple[str, Any, Any]]:
+    """(resource name, PolicyName, PolicyDocument) of the AWS::IoT::Policy resources of a
+    provisioning template body (JSON text or object)."""
+    template = parse(body)
+    resources = get(template, "Resources")
+    found = []
+    if isinstance(resources, Mapping):
+        for name, resource in resources.items():
+            if isinstance(resource, Mapping) and str(resource.get("Type")) == "AWS::IoT::Policy":
+                properties = resource.get("Properties")
+                properties = properties if isinstance(properties, Mapping) else {}
+                found.append((str(name), properties.get("PolicyName"),
+                              properties.get("PolicyDocument")))
+    return found
+
+
+def _device_policies(resources: list[PolicyResource]) -> dict[str | None, list[PolicyResource]]:
+    by_region: dict[str | None, list[PolicyResource]] = {}
+    for r in resources:
+        if r.resource_type == IOT_POLICY and not is_claim_policy(r.name, r.props):
+            by_region.setdefault(resource_region(r), []).append(r)
+    return by_region
+
+
+def _template_policy_scoped(args: StackValidationArgs) -> Iterator[tuple[str, str | None]]:
+    devices = _device_policies(list(args.resources))
+    for template in args.resources:
+        if template.resource_type != PROVISIONING_TEMPLATE:
+            continue
+        region = resource_region(template)
+        candidates = devices.get(region, [])
+        try:
+            policies = template_policies(template.props.get("templateBody"))
+        except DocumentError as error:
+            yield f"templateBody is {error}", template.urn
+            continue
+        if not policies:
+            yield ("template attaches no AWS::IoT::Policy: provisioned certificates would get no "
+                   "(or a later, unchecked) policy", template.urn)
+        for name, policy_name, document in policies:
+            if policy_name is not None:
+                if not isinstance(policy_name, str):
+                    yield (f"{name}: PolicyName {json.dumps(plain(policy_name))} is chosen at provisioning "
+                           "time (a parameter the device sends); name the device policy", template.urn)
+                elif policy_name not in {str(c.props.get("name") or "") for c in candidates}:
+                    yield (f"{name}: PolicyName {policy_name!r} is not a device policy this stack "
+                           f"declares in {region}; attach the device policy", template.urn)
+                continue
+            try:
+                template_document = parse(document)
+            except DocumentError as error:
+                yield f"{name}: PolicyDocument is {error}", template.urn
+                continue
+            if not candidates:
+                yield (f"{name}: inline PolicyDocument but no device policy in {region} to "
+                       "compare it with", template.urn)
+                continue
+            gaps = [iot_policy.policy_covers(_document_or_none(c.props.get("policy")), template_document)
+                    for c in candidates]
+            best = min(gaps, key=len)
+            if best:
+                yield (f"{name}: the template's policy grants more than the device policy: "
+                       f"{'; '.join(best[:4])}", template.urn)
+
+
+def _document_or_none(value: Any) -> Mapping[str, Any] | None:
+    try:
+        return parse(value)
+    except DocumentError:
+        return None  # iot-policy-* report the broken device policy itself
+
+
+def _authorizer_signing(args: ResourceValidationArgs) -> Iterator[str]:
+    if truthy(args.props.get("signingDisabled")):
+        yield ("signingDisabled is true: anyone can present any token to the authorizer Lambda "
+               "(enable token signing with tokenSigningPublicKeys)")
+    elif not args.props.get("tokenSigningPublicKeys"):
+        yield "token signing needs tokenSigningPublicKeys and a tokenKeyName"
+
+
 POLICIES: list[Policy] = [
     resource_guardrail(
         "iot-policy-no-wildcard-action",
-        "IoT policies list actions one by one: no iot:*, no partial wildcards, no NotAction",
+        "IoT policies grant actions one by one: no iot:*, no pattern reaching more than one "
+        "data-plane action, no NotAction",
         ["IOT_POLICY_OVERLY_PERMISSIVE_CHECK"], [IOT_POLICY], _no_wildcard_action),
     resource_guardrail(
         "iot-policy-no-wildcard-resource",
-        "IoT policies never allow Resource \"*\" or a bare client/topic/topicfilter/thing wildcard",
-        ["IOT_POLICY_OVERLY_PERMISSIVE_CHECK"], [IOT_POLICY], _no_wildcard_resource),
+        "IoT policies never allow a resource covering every client/thing/topic of the account "
+        "(`*`, `topic/*`, `topicfilter/#`, `arn:aws:iot:*:*:*`, NotResource)",
+        ["IOT_POLICY_OVERLY_PERMISSIVE_CHECK"], [IOT_POLICY], _no_account_wide_resource),
+    resource_guardrail(
+        "iot-policy-device-isolation",
+        "No device can reach another device's client id, topics or thing (resources matched "
+        "as IoT matches them, policy variables filled per device)",
+        ["IOT_POLICY_OVERLY_PERMISSIVE_CHECK", "CONFLICTING_CLIENT_IDS_CHECK",
+         "DEVICE_CERTIFICATE_SHARED_CHECK"], [IOT_POLICY], _device_isolation,
+        severity=Severity.CRITICAL),
     resource_guardrail(
         "iot-connect-bound-to-thing",
-        "iot:Connect is bound to client/${iot:Connection.Thing.ThingName} with "
-        "iot:Connection.Thing.IsAttached = true (claim policies excepted)",
+        f"iot:Connect is bound to client/{THING_NAME_VARIABLE} with {THING_IS_ATTACHED_KEY} = true "
+        "(claim policies excepted)",
         ["IOT_POLICY_OVERLY_PERMISSIVE_CHECK", "CONFLICTING_CLIENT_IDS_CHECK"], [IOT_POLICY],
         _connect_bound_to_thing),
     resource_guardrail(
@@ -285,4 +369,22 @@ POLICIES: list[Policy] = [
         "iot-logging-enabled-every-region",
         "AWS IoT logging is configured and not DISABLED in every region the stack uses",
         ["LOGGING_DISABLED_CHECK"], _logging_every_region),
+    resource_guardrail(
+        "iot-provisioning-template-pre-provisioning-hook",
+        "Fleet provisioning templates validate devices with a pre-provisioning hook",
+        ["AWS IoT fleet provisioning: pre-provisioning hooks",
+         "IOT_POLICY_OVERLY_PERMISSIVE_CHECK (claim certificates)"],
+        [PROVISIONING_TEMPLATE], _pre_provisioning_hook),
+    stack_guardrail(
+        "iot-provisioning-template-policy-scoped",
+        "A provisioning template attaches the stack's device policy (by literal name) or an "
+        "inline policy no broader than it",
+        ["IOT_POLICY_OVERLY_PERMISSIVE_CHECK", "CONFLICTING_CLIENT_IDS_CHECK"],
+        _template_policy_scoped, severity=Severity.CRITICAL),
+    resource_guardrail(
+        "iot-authorizer-signing-enabled",
+        "IoT custom authorizers verify token signatures (signingDisabled false, public keys set)",
+        ["AWS IoT custom authentication: token signing (signingDisabled=false)"],
+        [AUTHORIZER], _authorizer_signing),
 ]
+

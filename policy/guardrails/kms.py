@@ -1,4 +1,4 @@
-"""KMS: automatic rotation and key policies without open principals."""
+"""KMS: automatic rotation and key policies that let no one outside the account in."""
 
 from __future__ import annotations
 
@@ -6,14 +6,12 @@ from collections.abc import Iterator
 
 from pulumi_policy import Policy, ResourceValidationArgs, Severity
 
-from ._common import allows, condition_keys, parsed_documents, principal_values, resource_guardrail, statements, truthy
+from ._common import resource_guardrail, truthy
+from ._exposure import resource_policy_check
 
 KEY = "aws:kms/key:Key"
 REPLICA_KEY = "aws:kms/replicaKey:ReplicaKey"
 KEY_POLICY = "aws:kms/keyPolicy:KeyPolicy"
-# Conditions that pin a "*" principal to this account or organization.
-ACCOUNT_PINNING_KEYS = {"kms:calleraccount", "aws:principalaccount", "aws:principalorgid",
-                        "aws:sourceaccount", "aws:principalarn"}
 
 
 def _rotation(args: ResourceValidationArgs) -> Iterator[str]:
@@ -25,27 +23,19 @@ def _rotation(args: ResourceValidationArgs) -> Iterator[str]:
         yield "enableKeyRotation is not true"
 
 
-def _no_wildcard_principal(args: ResourceValidationArgs) -> Iterator[str]:
-    for _, document, error in parsed_documents(args.props, ["policy"]):
-        if error:
-            yield error
-        for statement in statements(document):
-            if not allows(statement):
-                continue
-            principals = principal_values(statement)
-            wildcard = "*" in principals.get("*", []) or "*" in principals.get("AWS", [])
-            if wildcard and not condition_keys(statement) & ACCOUNT_PINNING_KEYS:
-                yield (f"statement {statement.get('Sid', '')!r} allows principal '*' without a "
-                       "kms:CallerAccount/aws:PrincipalOrgID condition")
-
-
 POLICIES: list[Policy] = [
     resource_guardrail(
         "kms-key-rotation", "Symmetric customer-managed keys rotate automatically",
-        ["CKV_AWS_7", "AwsSolutions-KMS5", "AWS Config cmk-backing-key-rotation-enabled"],
+        ["CKV_AWS_7", "AwsSolutions-KMS5", "Security Hub KMS.4",
+         "AWS Config cmk-backing-key-rotation-enabled"],
         [KEY], _rotation, severity=Severity.MEDIUM),
     resource_guardrail(
-        "kms-no-wildcard-principal", "Key policies allow no unconditioned '*' principal",
-        ["CKV_AWS_33"], [KEY, REPLICA_KEY, KEY_POLICY], _no_wildcard_principal,
+        "kms-no-wildcard-principal",
+        "Key policies admit no one outside the account: no '*' principal without a fixed "
+        "kms:CallerAccount/aws:PrincipalOrgID pin, no foreign accounts, service principals "
+        "pinned by source or encryption context",
+        ["CKV_AWS_33", "Security Hub KMS.5"],
+        [KEY, REPLICA_KEY, KEY_POLICY],
+        resource_policy_check({KEY: ("policy",), REPLICA_KEY: ("policy",), KEY_POLICY: ("policy",)}),
         severity=Severity.CRITICAL),
 ]

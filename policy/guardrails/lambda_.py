@@ -15,11 +15,16 @@ from pulumi_policy import (
     StackValidationArgs,
 )
 
+from policy.semantics import exposure, globs
+from policy.semantics.secrets import why_secret
+
 from ._common import (
     ADVISORY,
     as_list,
     config,
     get,
+    home_accounts,
+    is_customer_managed_key,
     number,
     resource_guardrail,
     resource_region,
@@ -28,8 +33,12 @@ from ._common import (
 
 FUNCTION = "aws:lambda/function:Function"
 PERMISSION = "aws:lambda/permission:Permission"
+FUNCTION_URL = "aws:lambda/functionUrl:FunctionUrl"
+LAYER_PERMISSION = "aws:lambda/layerVersionPermission:LayerVersionPermission"
 EVENT_INVOKE_CONFIG = "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig"
 TOPIC_RULE = "aws:iot/topicRule:TopicRule"
+PROVISIONING_TEMPLATE = "aws:iot/provisioningTemplate:ProvisioningTemplate"
+AUTHORIZER = "aws:iot/authorizer:Authorizer"
 
 # Managed runtimes AWS still supports for create and update (Lambda runtime deprecation
 # calendar, checked 2026-11). Override with the policy config `allowedRuntimes`.
@@ -46,19 +55,6 @@ ASYNC_INVOKERS = ("iot.amazonaws.com", "events.amazonaws.com", "sns.amazonaws.co
                   "s3.amazonaws.com", "ses.amazonaws.com", "config.amazonaws.com",
                   "cloudwatch.amazonaws.com", "codecommit.amazonaws.com",
                   "logs.amazonaws.com")
-
-_SECRET_NAME = re.compile(r"SECRET|PASSW(OR)?D|\bPWD\b|TOKEN|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|"
-                          r"CREDENTIAL|CLIENT_SECRET", re.IGNORECASE)
-_REFERENCE_NAME = re.compile(r"(_ARN|_NAME|_ID|_PARAM|_PARAMETER|_PATH|_TABLE|_URL|_REGION|"
-                             r"_ALIAS|_TTL|_HEADER)$", re.IGNORECASE)
-_SECRET_VALUES = (
-    re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"),  # AWS access key id
-    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
-    re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"),  # GitHub token
-    re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b"),  # Slack token
-    re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\."),  # JWT
-    re.compile(r"^[A-Za-z0-9/+]{40}$"),  # AWS secret access key shape
-)
 
 
 def _tracing(args: ResourceValidationArgs) -> Iterator[str]:
@@ -84,13 +80,7 @@ def _reserved_concurrency(args: ResourceValidationArgs) -> Iterator[str]:
 
 
 def looks_secret(name: str, value: Any) -> bool:
-    text = str(value or "")
-    if any(p.search(text) for p in _SECRET_VALUES):
-        return True
-    if not _SECRET_NAME.search(name) or _REFERENCE_NAME.search(name) or not text:
-        return False
-    # References to where a secret lives are fine; the secret itself is not.
-    return not (text.startswith(("arn:", "/", "{{resolve:")) or text.isdigit())
+    return why_secret(name, value) is not None
 
 
 def _no_secrets_in_env(args: ResourceValidationArgs) -> Iterator[str]:
@@ -98,25 +88,66 @@ def _no_secrets_in_env(args: ResourceValidationArgs) -> Iterator[str]:
     if not isinstance(variables, Mapping):
         return
     for name, value in variables.items():
-        if looks_secret(str(name), value):
-            yield (f"environment variable {name} looks like a secret; keep it in Secrets Manager "
-                   "or SSM and pass its ARN/name")
+        reason = why_secret(str(name), value)
+        if reason:
+            yield (f"environment variable {name} looks like a secret ({reason}); keep it in "
+                   "Secrets Manager or SSM and pass its ARN/name")
+
+
+def _env_cmk(args: ResourceValidationArgs) -> Iterator[str]:
+    variables = get(args.props, "environment", "variables")
+    if isinstance(variables, Mapping) and len(variables) and \
+            not is_customer_managed_key(args.props.get("kmsKeyArn")):
+        yield ("environment variables are encrypted with the AWS managed key: set kmsKeyArn to "
+               "a customer-managed key")
+
+
+def _source_arn_pins(source_arn: str) -> bool:
+    """A source ARN pins the caller when its service and account (or, for S3, its bucket)
+    are fixed: `arn:aws:execute-api:eu-west-1:123:abc/*` pins, `arn:aws:*` does not."""
+    ok, _ = exposure.fixed_arn(source_arn)
+    return ok
 
 
 def _permission_scoped(args: ResourceValidationArgs) -> Iterator[str]:
     props = args.props
-    principal = str(props.get("principal") or "")
-    if principal == "*":
-        if props.get("functionUrlAuthType") != "AWS_IAM":
-            yield "principal '*' lets anyone invoke the function"
+    principal = str(props.get("principal") or "").strip()
+    source_arn = str(props.get("sourceArn") or "")
+    source_account = str(props.get("sourceAccount") or "")
+    org_id = str(props.get("principalOrgId") or "")
+    if source_arn and not _source_arn_pins(source_arn):
+        yield (f"sourceArn {source_arn!r} pins no account or resource (wildcards in the service or "
+               "account field)")
+    home = set(home_accounts(args))
+    if globs.scopes_nothing(principal):
+        if not org_id and not exposure.account_of(source_account):
+            auth = props.get("functionUrlAuthType")
+            yield (f"principal '*' lets anyone{' with any AWS account' if auth == 'AWS_IAM' else ''} "
+                   "invoke the function: set principalOrgId (or name the principal)")
+        return
+    account = exposure.account_of(principal)
+    if account is not None:
+        if home and account not in home:
+            yield f"grants account {account}, outside this stack's account(s) {', '.join(sorted(home))}"
         return
     if principal.endswith((".amazonaws.com", ".amazonaws.com.cn")):
-        source_arn, source_account = props.get("sourceArn"), props.get("sourceAccount")
-        if not source_arn and not source_account and not props.get("principalOrgId"):
+        if not source_arn and not source_account and not org_id:
             yield (f"{principal} may invoke the function on behalf of any account: set sourceArn "
                    "(and sourceAccount) against the confused deputy")
-        elif principal == "s3.amazonaws.com" and not source_account:
+        elif principal == "s3.amazonaws.com" and not exposure.account_of(source_account):
             yield "s3.amazonaws.com needs sourceAccount too: bucket ARNs carry no account id"
+
+
+def _function_url_auth(args: ResourceValidationArgs) -> Iterator[str]:
+    if str(args.props.get("authorizationType") or "").upper() != "AWS_IAM":
+        yield ("function URL authorizationType is NONE: anyone on the internet can invoke the "
+               "function (use AWS_IAM, or API Gateway with an authorizer and WAF)")
+
+
+def _layer_not_public(args: ResourceValidationArgs) -> Iterator[str]:
+    principal = str(args.props.get("principal") or "").strip()
+    if globs.scopes_nothing(principal) and not args.props.get("organizationId"):
+        yield "layer version is shared with every AWS account (principal '*' without organizationId)"
 
 
 def function_name(reference: Any) -> str:
@@ -131,14 +162,41 @@ def _function_key(resource: PolicyResource) -> tuple[str | None, str]:
     return resource_region(resource), str(name)
 
 
+def _synchronous_source(source_arn: str) -> bool:
+    """IoT calls pre-provisioning hooks and custom authorizers synchronously (it waits for the
+    answer), unlike rule actions."""
+    return bool(re.search(r":iot:[^:]*:[^:]*:(provisioningtemplate|authorizer)/", source_arn))
+
+
+def _iot_synchronous_targets(args: StackValidationArgs) -> set[tuple[str | None, str]]:
+    """Functions IoT calls synchronously: provisioning hooks and custom authorizers."""
+    targets = set()
+    for r in args.resources:
+        if r.resource_type == PROVISIONING_TEMPLATE:
+            arn = get(r.props, "preProvisioningHook", "targetArn")
+        elif r.resource_type == AUTHORIZER:
+            arn = r.props.get("authorizerFunctionArn")
+        else:
+            continue
+        if arn:
+            targets.add((resource_region(r), function_name(arn)))
+    return targets
+
+
 def _async_failure_destination(args: StackValidationArgs) -> Iterator[tuple[str, str | None]]:
     async_reason: dict[tuple[str | None, str], str] = {}
     on_failure: set[tuple[str | None, str]] = set()
+    synchronous = _iot_synchronous_targets(args)
     for r in args.resources:
         region = resource_region(r)
         if r.resource_type == PERMISSION:
             principal = str(r.props.get("principal") or "")
-            if principal in ASYNC_INVOKERS or re.match(r"^logs\.[a-z0-9-]+\.amazonaws\.com$", principal):
+            source_arn = str(r.props.get("sourceArn") or "")
+            target = (region, function_name(r.props.get("function")))
+            if principal == "iot.amazonaws.com" and not source_arn and target in synchronous:
+                continue  # a hook or authorizer without sourceArn: still a synchronous caller
+            if (principal in ASYNC_INVOKERS or re.match(r"^logs\.[a-z0-9-]+\.amazonaws\.com$", principal)) \
+                    and not _synchronous_source(source_arn):
                 async_reason[(region, function_name(r.props.get("function")))] = f"invoked by {principal}"
         elif r.resource_type == EVENT_INVOKE_CONFIG:
             key = (region, function_name(r.props.get("functionName")))
@@ -183,9 +241,25 @@ POLICIES: list[Policy] = [
         _async_failure_destination),
     resource_guardrail(
         "lambda-permission-scoped",
-        "Lambda permissions for AWS services are pinned with sourceArn/sourceAccount; no '*'",
-        ["CKV_AWS_364", "AWS Config lambda-function-public-access-prohibited"],
+        "Lambda permissions admit no one outside the account: no '*' principal without "
+        "principalOrgId, no foreign account, service principals pinned by a sourceArn/"
+        "sourceAccount that fixes the account",
+        ["CKV_AWS_364", "CKV_AWS_301", "Security Hub Lambda.1",
+         "AWS Config lambda-function-public-access-prohibited"],
         [PERMISSION], _permission_scoped, severity=Severity.CRITICAL),
+    resource_guardrail(
+        "lambda-function-url-auth",
+        "Lambda function URLs require AWS_IAM authorization",
+        ["CKV_AWS_258"], [FUNCTION_URL], _function_url_auth, severity=Severity.CRITICAL),
+    resource_guardrail(
+        "lambda-environment-cmk",
+        "Functions with environment variables encrypt them with a customer-managed key",
+        ["CKV_AWS_173"], [FUNCTION], _env_cmk, severity=Severity.MEDIUM),
+    resource_guardrail(
+        "lambda-layer-not-public",
+        "Lambda layer versions are not shared with every AWS account",
+        ["IAM Access Analyzer external access findings (AWS::Lambda::LayerVersion)"],
+        [LAYER_PERMISSION], _layer_not_public),
     resource_guardrail(
         "lambda-reserved-concurrency", "Lambda functions reserve concurrency (advisory)",
         ["CKV_AWS_115", "NIST.800.53.R5-LambdaConcurrency",
@@ -193,7 +267,8 @@ POLICIES: list[Policy] = [
         [FUNCTION], _reserved_concurrency, level=ADVISORY, severity=Severity.LOW),
     resource_guardrail(
         "lambda-no-secrets-in-env",
-        "Lambda environment variables hold no secrets (by name or by value shape)",
+        "Lambda environment variables hold no secrets (by value shape, and by name unless the "
+        "value is a reference such as an ARN or SSM path)",
         ["CKV_AWS_45"],
         [FUNCTION], _no_secrets_in_env, severity=Severity.CRITICAL),
 ]

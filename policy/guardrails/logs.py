@@ -1,4 +1,5 @@
-"""CloudWatch Logs: a retention floor from policy config, and CMK encryption."""
+"""CloudWatch Logs: a retention floor from policy config, CMK encryption, resource policies
+that let no one outside the account in."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from collections.abc import Iterator
 from pulumi_policy import Policy, PolicyConfigSchema, ResourceValidationArgs, Severity
 
 from ._common import config, number, resource_guardrail
+from ._exposure import resource_policy_check
 
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+LOG_RESOURCE_POLICY = "aws:cloudwatch/logResourcePolicy:LogResourcePolicy"
 DEFAULT_MIN_RETENTION_DAYS = 365
 
 
@@ -41,4 +44,11 @@ POLICIES: list[Policy] = [
         "logs-kms-encryption", "Log groups are encrypted with a customer-managed KMS key",
         ["CKV_AWS_158", "NIST.800.53.R5-CloudWatchLogGroupEncrypted"], [LOG_GROUP], _kms,
         severity=Severity.MEDIUM),
+    resource_guardrail(
+        "logs-resource-policy-scoped",
+        "CloudWatch Logs resource policies admit no one outside the account; service "
+        "principals (delivery.logs, states...) are pinned by aws:SourceAccount/SourceArn",
+        ["AWS CloudWatch Logs confused deputy prevention (aws:SourceAccount, aws:SourceArn)",
+         "IAM Access Analyzer external access findings"],
+        [LOG_RESOURCE_POLICY], resource_policy_check({LOG_RESOURCE_POLICY: ("policyDocument",)})),
 ]

@@ -1,32 +1,60 @@
-"""SQS: customer-managed encryption and TLS-only access."""
+"""SQS: customer-managed encryption, TLS-only access, no public policy, failures kept."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from pulumi_policy import Policy, ResourceValidationArgs, Severity, StackValidationArgs
+from pulumi_policy import Policy, PolicyResource, ResourceValidationArgs, Severity, StackValidationArgs
 
-from ._common import get, parsed_documents, resource_guardrail, resources, stack_guardrail, statements, truthy
+from policy.semantics.documents import statements
+
+from ._common import (
+    ADVISORY,
+    is_customer_managed_key,
+    parsed_documents,
+    resource_guardrail,
+    stack_guardrail,
+)
+from ._exposure import resource_policy_check
 
 QUEUE = "aws:sqs/queue:Queue"
 QUEUE_POLICY = "aws:sqs/queuePolicy:QueuePolicy"
+REDRIVE_POLICY = "aws:sqs/redrivePolicy:RedrivePolicy"
 
 
 def _cmk(args: ResourceValidationArgs) -> Iterator[str]:
     key = args.props.get("kmsMasterKeyId")
-    if not key or str(key) == "alias/aws/sqs":
+    if not is_customer_managed_key(key):
         yield "queue has no customer-managed kmsMasterKeyId (SQS-managed SSE and alias/aws/sqs " \
               "allow no key policy)"
 
 
 def denies_insecure_transport(policy: Any) -> bool:
+    """Whether a resource policy refuses every request made without TLS."""
     for _, document, _ in parsed_documents({"policy": policy}, ["policy"]):
         for statement in statements(document):
-            secure = get(statement, "Condition", "Bool", "aws:SecureTransport")
-            if statement.get("Effect") == "Deny" and secure is not None and not truthy(secure):
-                return True
+            if not statement.denies:
+                continue
+            for condition in statement.condition("aws:SecureTransport"):
+                if condition.base == "bool" and not condition.negated and \
+                        any(v.strip().lower() == "false" for v in condition.values):
+                    return True
     return False
+
+
+def _queue_policies(queue: PolicyResource, queue_policies: list[Mapping[str, Any]]) -> list[Any]:
+    ids = {str(queue.props.get(k)) for k in ("url", "id") if queue.props.get(k)}
+    arn = str(queue.props.get("arn") or "")
+    found = [queue.props.get("policy")]
+    for qp in queue_policies:
+        if str(qp.get("queueUrl")) in ids:
+            found.append(qp.get("policy"))
+            continue
+        for _, document, _ in parsed_documents(qp, ["policy"]):
+            if arn and any(arn in (s.resources or ()) for s in statements(document)):
+                found.append(qp.get("policy"))
+    return [p for p in found if p]
 
 
 def _ssl_only(args: StackValidationArgs) -> Iterator[tuple[str, str | None]]:
@@ -35,28 +63,64 @@ def _ssl_only(args: StackValidationArgs) -> Iterator[tuple[str, str | None]]:
     for queue in args.resources:
         if queue.resource_type != QUEUE:
             continue
-        ids = {str(queue.props.get(k)) for k in ("url", "id") if queue.props.get(k)}
-        arn = str(queue.props.get("arn") or "")
-        candidates = [queue.props.get("policy")]
-        for qp in queue_policies:
-            if str(qp.get("queueUrl")) in ids:
-                candidates.append(qp.get("policy"))
-                continue
-            for _, document, _ in parsed_documents(qp, ["policy"]):
-                if arn and any(arn in resources(s) for s in statements(document)):
-                    candidates.append(qp.get("policy"))
-        if not any(denies_insecure_transport(p) for p in candidates if p):
+        if not any(denies_insecure_transport(p) for p in _queue_policies(queue, queue_policies)):
             yield ("queue policy does not Deny requests with aws:SecureTransport = false",
                    queue.urn)
+
+
+_DEAD_LETTER_KEYS = ("deadletter", "erroraction", "onfailure", "redrive", "dlq")
+
+
+def _references(value: Any, identifiers: set[str], path: str = "") -> list[str]:
+    """Key paths under which `value` mentions one of `identifiers`."""
+    found = []
+    if isinstance(value, str):
+        if any(i in value for i in identifiers):
+            found.append(path)
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            found += _references(v, identifiers, f"{path}.{k}")
+    elif isinstance(value, Sequence) and not isinstance(value, bytes):
+        for i, item in enumerate(value):
+            found += _references(item, identifiers, f"{path}[{i}]")
+    return found
+
+
+def _dead_letters_kept(args: StackValidationArgs) -> Iterator[tuple[str, str | None]]:
+    queues = [r for r in args.resources if r.resource_type == QUEUE]
+    redriven = {str(r.props.get("queueUrl")) for r in args.resources
+                if r.resource_type == REDRIVE_POLICY and r.props.get("redrivePolicy")}
+    for queue in queues:
+        if queue.props.get("redrivePolicy") or str(queue.props.get("url")) in redriven:
+            continue
+        identifiers = {str(queue.props.get(k)) for k in ("arn", "url") if queue.props.get(k)}
+        used_as_dead_letter = any(
+            any(part in path.lower() for part in _DEAD_LETTER_KEYS)
+            for other in args.resources if other is not queue
+            for path in _references(other.props, identifiers))
+        if not used_as_dead_letter:
+            yield ("queue has no redrivePolicy (dead-letter queue) and is no resource's dead-letter "
+                   "target: poison messages would be retried until they expire", queue.urn)
 
 
 POLICIES: list[Policy] = [
     resource_guardrail(
         "sqs-cmk-encryption", "Queues are encrypted with a customer-managed KMS key",
-        ["CKV_AWS_27", "AwsSolutions-SQS2"],
+        ["CKV_AWS_27", "AwsSolutions-SQS2", "Security Hub SQS.1"],
         [QUEUE], _cmk, severity=Severity.MEDIUM),
     stack_guardrail(
         "sqs-ssl-only", "Every queue's policy denies requests without TLS (aws:SecureTransport)",
         ["AwsSolutions-SQS4"], _ssl_only,
         severity=Severity.MEDIUM),
+    resource_guardrail(
+        "sqs-no-public-policy",
+        "Queue policies admit no one outside the account (shared resource-policy judgement)",
+        ["CKV_AWS_168", "CKV_AWS_72", "Security Hub SQS.3", "AWS Config sqs-queue-no-public-access"],
+        [QUEUE, QUEUE_POLICY],
+        resource_policy_check({QUEUE: ("policy",), QUEUE_POLICY: ("policy",)}),
+        severity=Severity.CRITICAL),
+    stack_guardrail(
+        "sqs-dead-letters-kept",
+        "Every queue has a dead-letter queue, or is itself a dead-letter target (advisory)",
+        ["AwsSolutions-SQS3"], _dead_letters_kept, level=ADVISORY, severity=Severity.LOW),
 ]

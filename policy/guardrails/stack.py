@@ -14,6 +14,8 @@ from pulumi_policy import Policy, PolicyConfigSchema, ResourceValidationArgs, Se
 from ._common import as_list, config, module_of, resource_guardrail, resource_region, stack_guardrail
 
 DEFAULT_REQUIRED_TAGS = ["owner", "environment"]
+AWS_PROVIDER = "pulumi:providers:aws"
+STATIC_CREDENTIALS = ("accessKey", "secretKey", "token")
 
 
 @lru_cache(maxsize=None)
@@ -37,7 +39,8 @@ def _required_tags(args: ResourceValidationArgs) -> Iterator[str]:
     is_taggable = taggable(args.resource_type)
     if is_taggable is False or (is_taggable is None and "tags" not in args.props):
         return
-    tags = dict(args.props.get("tags") or {})
+    own = args.props.get("tags")
+    tags = dict(own) if isinstance(own, Mapping) else {}
     default_tags = None
     if args.provider is not None and isinstance(args.provider.props, Mapping):
         default_tags = args.provider.props.get("defaultTags")
@@ -49,6 +52,14 @@ def _required_tags(args: ResourceValidationArgs) -> Iterator[str]:
         yield f"missing required tag(s): {', '.join(missing)}"
 
 
+def _no_static_credentials(args: ResourceValidationArgs) -> Iterator[str]:
+    present = [k for k in STATIC_CREDENTIALS if args.props.get(k)]
+    if present:
+        yield (f"explicit AWS provider carries {', '.join(present)}: long-lived credentials in "
+               "the program and the state; let the provider take role credentials from the "
+               "environment (OIDC in CI)")
+
+
 def _allowed_regions(args: StackValidationArgs) -> Iterator[tuple[str, str | None]]:
     allowed = {str(r) for r in as_list(config(args, "allowedRegions", []))}
     if not allowed:
@@ -56,8 +67,8 @@ def _allowed_regions(args: StackValidationArgs) -> Iterator[tuple[str, str | Non
     for r in args.resources:
         regions = {resource_region(r)}
         if r.resource_type == "aws:dynamodb/table:Table":
-            regions |= {rep.get("regionName") for rep in as_list(r.props.get("replicas"))
-                        if isinstance(rep, Mapping)}
+            regions |= {str(rep.get("regionName")) for rep in as_list(r.props.get("replicas"))
+                        if isinstance(rep, Mapping) and rep.get("regionName") is not None}
         for region in sorted(str(x) for x in regions - {None} - allowed):
             yield f"{r.resource_type} lands in {region}, outside {sorted(allowed)}", r.urn
 
@@ -81,4 +92,8 @@ POLICIES: list[Policy] = [
             "requiredTags": {"type": "array", "items": {"type": "string"},
                              "default": DEFAULT_REQUIRED_TAGS,
                              "description": "tag keys every taggable resource must have"}})),
+    resource_guardrail(
+        "aws-provider-no-static-credentials",
+        "Explicit AWS providers carry no access key, secret key or session token",
+        ["CKV_AWS_41"], [AWS_PROVIDER], _no_static_credentials, severity=Severity.CRITICAL),
 ]

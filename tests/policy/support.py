@@ -1,4 +1,8 @@
-"""Drive single guardrails in-process with engine-shaped arguments."""
+"""Drive guardrails in-process with engine-shaped arguments.
+
+Props go through `policy.check.wire_props`, i.e. the protobuf round trip the engine makes
+(numbers arrive as floats, maps/lists as read-only proxies, unknown sentinels as unknowns).
+"""
 
 from __future__ import annotations
 
@@ -18,9 +22,14 @@ from pulumi_policy import (
 
 from policy.check import resolve_policies, wire_props
 from policy.pack import ALL_POLICIES
+from tools.harness import UNKNOWN
 
 BY_NAME = {p.name: p for p in ALL_POLICIES}
+RESOURCE_POLICIES = [p for p in ALL_POLICIES if isinstance(p, ResourceValidationPolicy)]
+STACK_POLICIES = [p for p in ALL_POLICIES if isinstance(p, StackValidationPolicy)]
 REGION = "eu-west-1"
+
+StackSpec = tuple[str, Mapping[str, Any]] | tuple[str, Mapping[str, Any], str]
 
 
 def _options(parent: str | None = None) -> PolicyResourceOptions:
@@ -34,40 +43,92 @@ def provider(region: str = REGION, **extra: Any) -> PolicyProviderResource:
 
 
 def _config(name: str, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
-    policy = BY_NAME[name]
-    resolved = resolve_policies([policy], {name: dict(overrides)} if overrides else None)
+    if not overrides:
+        return dict(_DEFAULT_CONFIG[name])
+    resolved = resolve_policies([BY_NAME[name]], {name: dict(overrides)})
     return resolved[0].config
+
+
+_DEFAULT_CONFIG = {r.policy.name: r.config for r in resolve_policies(ALL_POLICIES, None)}
 
 
 def urn(type_: str, name: str) -> str:
     return f"urn:pulumi:test::proj::{type_}::{name}"
 
 
+def resource_args(name: str, type_: str, props: Mapping[str, Any], *,
+                  config: Mapping[str, Any] | None = None, resource_name: str = "res",
+                  prov: PolicyProviderResource | None = None) -> ResourceValidationArgs:
+    return ResourceValidationArgs(type_, wire_props(props), urn(type_, resource_name), resource_name,
+                                  _options(), prov or provider(), _config(name, config), {})
+
+
 def resource_violations(name: str, type_: str, props: Mapping[str, Any], *,
                         config: Mapping[str, Any] | None = None, resource_name: str = "res",
                         prov: PolicyProviderResource | None = None) -> list[str]:
+    """Messages the one guardrail `name` reports for a resource."""
     policy = BY_NAME[name]
     assert isinstance(policy, ResourceValidationPolicy)
     messages: list[str] = []
-    args = ResourceValidationArgs(type_, wire_props(props), urn(type_, resource_name), resource_name,
-                                  _options(), prov or provider(), _config(name, config), {})
-    policy.validate(args, lambda message, _urn=None: messages.append(message))
+    args = resource_args(name, type_, props, config=config, resource_name=resource_name, prov=prov)
+
+    def report(message: str, _urn: str | None = None) -> None:
+        messages.append(message)
+
+    policy.validate(args, report)
     return messages
 
 
-def stack_violations(name: str, resources: Sequence[tuple[str, Mapping[str, Any]] |
-                                                   tuple[str, Mapping[str, Any], str]],
-                     *, config: Mapping[str, Any] | None = None) -> list[tuple[str, str | None]]:
-    """resources: (type, props) or (type, props, logical name); region via props['region']."""
-    policy = BY_NAME[name]
-    assert isinstance(policy, StackValidationPolicy)
+def fired(type_: str, props: Mapping[str, Any], *, config: Mapping[str, Mapping[str, Any]] | None = None,
+          resource_name: str = "res", prov: PolicyProviderResource | None = None) -> dict[str, list[str]]:
+    """What the whole pack's resource guardrails report for one resource: policy -> messages."""
+    found: dict[str, list[str]] = {}
+    wired = wire_props(props)
+    prov = prov or provider()
+    for policy in RESOURCE_POLICIES:
+        args = ResourceValidationArgs(type_, wired, urn(type_, resource_name), resource_name, _options(), prov,
+                                      _config(policy.name, (config or {}).get(policy.name)), {})
+        messages = found.setdefault(policy.name, [])
+
+        def report(message: str, _urn: str | None = None, sink: list[str] = messages) -> None:
+            sink.append(message)
+
+        policy.validate(args, report)
+    return {name: messages for name, messages in found.items() if messages}
+
+
+def stack_resources(resources: Sequence[StackSpec]) -> list[PolicyResource]:
     built = []
     for index, spec in enumerate(resources):
         type_, props = spec[0], spec[1]
-        logical = spec[2] if len(spec) > 2 else f"r{index}"  # type: ignore[misc]
+        logical = str(spec[2]) if len(spec) > 2 else f"r{index}"
         built.append(PolicyResource(type_, wire_props(props), urn(type_, logical), logical,
                                     _options(), provider(), None, [], {}))
+    return built
+
+
+def stack_violations(name: str, resources: Sequence[StackSpec], *,
+                     config: Mapping[str, Any] | None = None) -> list[tuple[str, str | None]]:
+    """resources: (type, props) or (type, props, logical name); region via props['region']."""
+    policy = BY_NAME[name]
+    assert isinstance(policy, StackValidationPolicy)
     found: list[tuple[str, str | None]] = []
-    policy.validate(StackValidationArgs(built, _config(name, config), {}),
-                    lambda message, u=None: found.append((message, u)))
+
+    def report(message: str, urn_: str | None = None) -> None:
+        found.append((message, urn_))
+
+    policy.validate(StackValidationArgs(stack_resources(resources), _config(name, config), {}), report)
     return found
+
+
+def unknown_leaves(value: Any) -> Any:
+    """The same shape with every scalar replaced by the engine's unknown sentinel."""
+    if isinstance(value, Mapping):
+        return {k: unknown_leaves(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [unknown_leaves(v) for v in value]
+    return UNKNOWN
+
+
+def unknown_top_level(value: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: UNKNOWN for k in value}

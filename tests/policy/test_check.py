@@ -20,24 +20,27 @@ FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "insecure_progra
 FIXTURE_CONFIG = json.loads((FIXTURE / "policy-config.json").read_text())
 
 EXPECTED_MANDATORY = {
-    "iot-policy-no-wildcard-action", "iot-policy-no-wildcard-resource", "iot-connect-bound-to-thing",
-    "iot-deny-no-mqtt-wildcards", "iot-claim-policy-fleet-provisioning-only", "iot-ca-sni-only",
-    "iot-ca-auto-registration-needs-jitr", "iot-domain-configuration-tls12", "iot-topic-rule-error-action",
-    "iot-logging-enabled-every-region",
+    "iot-policy-no-wildcard-action", "iot-policy-no-wildcard-resource", "iot-policy-device-isolation",
+    "iot-connect-bound-to-thing", "iot-deny-no-mqtt-wildcards", "iot-claim-policy-fleet-provisioning-only",
+    "iot-ca-sni-only", "iot-ca-auto-registration-needs-jitr", "iot-domain-configuration-tls12",
+    "iot-topic-rule-error-action", "iot-logging-enabled-every-region",
     "dynamodb-pitr-enabled", "dynamodb-cmk-encryption", "dynamodb-global-table-all-regions",
     "dynamodb-deletion-protection-prod",
-    "iam-no-wildcard-actions", "iam-no-admin-managed-policies", "iam-policy-valid", "iam-trust-policy-scoped",
+    "iam-no-full-admin", "iam-no-wildcard-actions", "iam-no-privilege-escalation", "iam-no-kms-decrypt-all-keys",
+    "iam-no-admin-managed-policies", "iam-policy-valid", "iam-trust-policy-scoped",
     "lambda-tracing-active", "lambda-supported-runtime", "lambda-async-failure-destination",
-    "lambda-permission-scoped", "lambda-no-secrets-in-env",
+    "lambda-permission-scoped", "lambda-no-secrets-in-env", "lambda-environment-cmk",
     "stepfunctions-logging-all", "stepfunctions-execution-data-decision", "stepfunctions-tracing",
-    "apigateway-regional-endpoint", "apigateway-waf-associated", "apigateway-request-validation",
-    "apigateway-access-logging", "apigateway-throttling", "apigateway-tls12-custom-domain",
-    "cognito-no-unauthenticated-identities", "cognito-mfa-required",
+    "apigateway-method-authorization", "apigateway-regional-endpoint", "apigateway-waf-associated",
+    "apigateway-request-validation", "apigateway-access-logging", "apigateway-throttling",
+    "apigateway-tls12-custom-domain",
+    "cognito-no-unauthenticated-identities", "cognito-mfa-required", "cognito-password-policy",
+    "cognito-threat-protection", "cognito-admin-only-sign-up",
     "kms-key-rotation", "kms-no-wildcard-principal", "logs-retention-minimum", "logs-kms-encryption",
     "sqs-cmk-encryption", "sqs-ssl-only", "route53-latency-records-health-checked",
     "allowed-regions", "required-tags",
 }
-EXPECTED_ADVISORY = {"apigateway-xray-tracing", "lambda-reserved-concurrency"}
+EXPECTED_ADVISORY = {"apigateway-xray-tracing", "lambda-reserved-concurrency", "sqs-dead-letters-kept"}
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +54,7 @@ def test_insecure_fixture_fails_with_the_expected_policies(fixture_report):
 
 
 def test_violations_point_at_the_offending_resources(fixture_report):
-    by_policy = {}
+    by_policy: dict[str, set[str]] = {}
     for v in fixture_report.violations:
         by_policy.setdefault(v.policy, set()).add(v.urn.rsplit("::", 1)[-1] if v.urn else "")
     assert by_policy["iot-ca-sni-only"] == {"ca"}
@@ -150,11 +153,17 @@ def _provider_proto(provider):
                                           properties=_struct(check.check_props_plain(provider.props)))
 
 
-def test_runner_reports_what_the_analyzer_servicer_reports(fixture_report):
-    graph = evaluate_program(FIXTURE, "test")
+@pytest.mark.parametrize("preview", [False, True], ids=["up", "preview"])
+def test_runner_reports_what_the_analyzer_servicer_reports(preview):
+    """Same diagnostics as pulumi_policy's own analyzer servicer fed the same requests,
+    including its "can't run policy ... during preview" answers for unknown values."""
+    graph = evaluate_program(FIXTURE, "test", preview=preview)
     spec = load_program_stack(FIXTURE, "test")
+    runner_report = check.run_policies(graph, policy_config=FIXTURE_CONFIG, stack_config=spec.config)
+    assert bool(runner_report.not_judged) is preview
     resolved = check.resolve_policies(ALL_POLICIES, FIXTURE_CONFIG)
-    servicer = _PolicyAnalyzerServicer(PACK_NAME, "1.0.0", list(ALL_POLICIES), EnforcementLevel.MANDATORY)
+    servicer = _PolicyAnalyzerServicer(PACK_NAME, check.pack_version(), list(ALL_POLICIES),
+                                       EnforcementLevel.MANDATORY)
     levels = {EnforcementLevel.ADVISORY: proto.ADVISORY, EnforcementLevel.MANDATORY: proto.MANDATORY,
               EnforcementLevel.DISABLED: proto.DISABLED}
     servicer.Configure(proto.ConfigureAnalyzerRequest(policyConfig={
@@ -183,7 +192,7 @@ def test_runner_reports_what_the_analyzer_servicer_reports(fixture_report):
     diagnostics += [(d.policyName, d.urn, d.message, d.enforcementLevel)
                     for d in servicer.AnalyzeStack(stack_request, None).diagnostics]
     from_servicer = sorted(diagnostics)
-    from_runner = sorted((v.policy, v.urn, v.message, levels[v.level]) for v in fixture_report.violations)
+    from_runner = sorted((v.policy, v.urn, v.message, levels[v.level]) for v in runner_report.violations)
     assert from_runner == from_servicer
 
 

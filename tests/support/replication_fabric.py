@@ -21,13 +21,9 @@ moto has neither global-table replication nor EventBridge Pipes delivery, and no
   with its region through a botocore `before-call` hook on every client created while the
   fabric is active; `down(region)` makes any call to that region raise `RegionDown`.
 
-moto is kinder than AWS IoT in ways the replication depends on; the minimum made faithful
-here (the JITR branch's tests/support/faithful_iot.py covers the same ground; use one of them
-once both are merged): REVOKED is final, PENDING_* cannot be set, EXCLUSIVE_THING refuses a
-certificate attached to another thing, CreateThing on an existing name succeeds only with the
-same attributes (else ResourceAlreadyExists) and never replaces the thing, DeleteThing of a
-missing thing succeeds. Lookups by name/id are indexed (moto scans lists), which changes
-nothing but speed.
+moto is made faithful to AWS IoT by the shared `tests/support/faithful_iot.py` (REVOKED is
+final, EXCLUSIVE_THING, idempotent CreateThing, ...); `indexed_iot()` below only makes moto's
+lookups by name and id fast enough for a 10,000-device backfill.
 """
 
 from __future__ import annotations
@@ -49,20 +45,14 @@ import boto3
 import botocore.session
 from moto.events.models import EventPattern
 from moto.iot import models as iot_models
-from moto.iot import responses as iot_responses
-from moto.iot.exceptions import (
-    CertificateStateException,
-    InvalidRequestException,
-    ResourceAlreadyExistsException,
-    ResourceNotFoundException,
-)
+from moto.iot.exceptions import ResourceNotFoundException
 
 from tools.harness import ACCOUNT_ID, RecordedResource, StackGraph
+from tools.replication_reconcile import attached_policy
 
 PIPE = "aws:pipes/pipe:Pipe"
 STATE_MACHINE = "aws:sfn/stateMachine:StateMachine"
 QUEUE = "aws:sqs/queue:Queue"
-IOT_POLICY = "aws:iot/policy:Policy"
 CA_CERTIFICATE = "aws:iot/caCertificate:CaCertificate"
 
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "iot": {"use_valid_cert": True}}
@@ -72,11 +62,9 @@ class RegionDown(AssertionError):
     """A call reached a region the test declared down."""
 
 
-# --- moto IoT made faithful (see the module docstring) --------------------------------------
+# --- moto IoT: faithful (shared fabric) and indexed (speed only) -----------------------------
 
 _Backend = iot_models.IoTBackend
-_Response = iot_responses.IoTResponse
-_INTERNAL_STATUSES = frozenset({"PENDING_ACTIVATION", "PENDING_TRANSFER"})
 
 
 def _thing_arn(backend: Any, thing_name: str) -> str:
@@ -108,28 +96,8 @@ def _get_principal(original: Callable[..., Any]) -> Callable[..., Any]:
     return get_principal
 
 
-def _update_certificate(original: Callable[..., Any]) -> Callable[..., Any]:
-    def update_certificate(self: Any, certificate_id: str, new_status: str) -> None:
-        certificate = self.describe_certificate(certificate_id)
-        if new_status in _INTERNAL_STATUSES:
-            raise InvalidRequestException(f"{new_status} is used internally by AWS IoT")
-        if certificate.status == "REVOKED" and new_status != "REVOKED":
-            raise CertificateStateException("Certificate is revoked; its status cannot change.",
-                                            certificate_id)
-        original(self, certificate_id=certificate_id, new_status=new_status)
-    return update_certificate
-
-
-def _exclusive(backend: Any) -> dict[str, str]:
-    """principal ARN -> thing it is attached to EXCLUSIVE_THING, per backend."""
-    if not hasattr(backend, "_replication_fabric_exclusive"):
-        backend._replication_fabric_exclusive = {}
-    found: dict[str, str] = backend._replication_fabric_exclusive
-    return found
-
-
-def _things_of(backend: Any) -> dict[str, set[str]]:
-    """principal ARN -> things it is attached to (moto scans a list for this)."""
+def _principal_index(backend: Any) -> dict[str, set[str]]:
+    """principal ARN -> things it is attached to."""
     if not hasattr(backend, "_replication_fabric_things_of"):
         backend._replication_fabric_things_of = {}
     found: dict[str, set[str]] = backend._replication_fabric_things_of
@@ -139,87 +107,38 @@ def _things_of(backend: Any) -> dict[str, set[str]]:
 def _indexed_attach(original: Callable[..., Any]) -> Callable[..., Any]:
     def attach_thing_principal(self: Any, thing_name: str, principal_arn: str) -> None:
         original(self, thing_name=thing_name, principal_arn=principal_arn)
-        _things_of(self).setdefault(principal_arn, set()).add(thing_name)
+        _principal_index(self).setdefault(principal_arn, set()).add(thing_name)
     return attach_thing_principal
 
 
-def _attach_thing_principal(self: Any) -> Any:
-    thing_name = self._get_param("thingName")
-    principal = self.headers.get("x-amzn-principal")
-    principal_type = self._get_param("thingPrincipalType") or "NON_EXCLUSIVE_THING"
-    backend = self.iot_backend
-    backend.describe_thing(thing_name)
-    backend._get_principal(principal)
-    others = sorted(_things_of(backend).get(principal, set()) - {thing_name})
-    exclusive = _exclusive(backend)
-    if exclusive.get(principal, thing_name) != thing_name:
-        raise InvalidRequestException(
-            f"Principal {principal} is attached exclusively to thing {exclusive[principal]}")
-    if principal_type == "EXCLUSIVE_THING" and others:
-        raise InvalidRequestException(
-            f"Principal {principal} is attached to {', '.join(others)}; EXCLUSIVE_THING "
-            "needs it attached to no other thing")
-    backend.attach_thing_principal(thing_name=thing_name, principal_arn=principal)
-    if principal_type == "EXCLUSIVE_THING":
-        exclusive[principal] = thing_name
-    return iot_responses.EmptyResult()
-
-
-def _detach_thing_principal(original: Callable[..., Any]) -> Callable[..., Any]:
+def _indexed_detach(original: Callable[..., Any]) -> Callable[..., Any]:
     def detach_thing_principal(self: Any, thing_name: str, principal_arn: str) -> None:
         original(self, thing_name=thing_name, principal_arn=principal_arn)
-        _things_of(self).get(principal_arn, set()).discard(thing_name)
-        if _exclusive(self).get(principal_arn) == thing_name:
-            del _exclusive(self)[principal_arn]
+        _principal_index(self).get(principal_arn, set()).discard(thing_name)
     return detach_thing_principal
 
 
-def _create_thing(original: Callable[..., Any]) -> Callable[..., Any]:
-    def create_thing(self: Any, thing_name: str, thing_type_name: str,
-                     attribute_payload: dict[str, Any] | None,
-                     billing_group_name: str | None = None) -> Any:
-        existing = self.things.get(_thing_arn(self, thing_name))
-        if existing is not None:
-            attributes = (attribute_payload or {}).get("attributes") or {}
-            same = (dict(existing.attributes or {}) == dict(attributes)
-                    and (existing.thing_type.thing_type_name if existing.thing_type else None)
-                    == (thing_type_name or None))
-            if not same:
-                raise ResourceAlreadyExistsException(
-                    f"Thing {thing_name} already exists with a different configuration",
-                    existing.thing_id, existing.arn)
-            return existing
-        return original(self, thing_name=thing_name, thing_type_name=thing_type_name,
-                        attribute_payload=attribute_payload,
-                        billing_group_name=billing_group_name)
-    return create_thing
-
-
-def _delete_thing(original: Callable[..., Any]) -> Callable[..., Any]:
-    def delete_thing(self: Any, thing_name: str) -> None:
-        if _thing_arn(self, thing_name) not in self.things:
-            return  # AWS: "returns successfully ... if you specify a thing that doesn't exist"
-        original(self, thing_name=thing_name)
-    return delete_thing
+def _things_of(backend: Any, principal_arn: str) -> list[str]:
+    return sorted(_principal_index(backend).get(principal_arn, set()))
 
 
 @contextmanager
-def faithful_iot() -> Iterator[None]:
+def indexed_iot() -> Iterator[None]:
+    """moto finds things, certificates and a principal's things by scanning lists; with a
+    10,000-device backfill that dominates. Same answers, found by key. Enter inside
+    `faithful_iot()` (it wraps the methods the faithful layer calls)."""
+    from tools.local import faithful_iot as faithful_module
+
     with ExitStack() as stack:
-        patches: dict[str, Any] = {
+        for name, replacement in {
             "describe_thing": _describe_thing,
             "describe_certificate": _describe_certificate,
             "_get_principal": _get_principal(_Backend._get_principal),
-            "update_certificate": _update_certificate(_Backend.update_certificate),
             "attach_thing_principal": _indexed_attach(_Backend.attach_thing_principal),
-            "detach_thing_principal": _detach_thing_principal(_Backend.detach_thing_principal),
-            "create_thing": _create_thing(_Backend.create_thing),
-            "delete_thing": _delete_thing(_Backend.delete_thing),
-        }
-        for name, replacement in patches.items():
+            "detach_thing_principal": _indexed_detach(_Backend.detach_thing_principal),
+        }.items():
             stack.enter_context(mock.patch.object(_Backend, name, replacement))
-        stack.enter_context(mock.patch.object(
-            _Response, "attach_thing_principal", _attach_thing_principal))
+        stack.enter_context(mock.patch.object(faithful_module, "_things_of", _things_of))
         yield
 
 
@@ -347,8 +266,6 @@ def declared_regions(graph: StackGraph) -> dict[str, DeclaredRegion]:
                         if m.outputs.get("arn") == target], f"state machine {target}")
         queue = _one([q for q in graph.of_type(QUEUE)
                       if q.outputs.get("arn") == stream["deadLetterConfig"]["arn"]], "DLQ")
-        policy = _one([p for p in graph.of_type(IOT_POLICY) if p.region == region],
-                      f"device policy in {region}")
         ca = _one([c for c in graph.of_type(CA_CERTIFICATE) if c.region == region],
                   f"CA certificate in {region}")
         # arn:aws:dynamodb:<region>:<account>:table/<name>/stream/<label>
@@ -366,7 +283,7 @@ def declared_regions(graph: StackGraph) -> dict[str, DeclaredRegion]:
             invocation_type=pipe.inputs["targetParameters"][
                 "stepFunctionStateMachineParameters"]["invocationType"],
             dead_letter_queue_name=str(queue.inputs["name"]),
-            device_policy_name=str(policy.inputs["name"]),
+            device_policy_name=attached_policy(str(_plain(machine.inputs["definition"]))),
             ca_certificate_pem=str(_plain(ca.inputs["caCertificatePem"])),
         )
     return found
@@ -809,6 +726,7 @@ def fabric(graph: StackGraph, regions: Sequence[str] | None = None,
     """moto + faithful IoT + the SFN adapter + client hooks + the declared regions."""
     from moto import mock_aws
 
+    from tests.support.faithful_iot import faithful_iot
     from tests.support.sfn_adapter import SfnAdapter
 
     hooks = ClientHooks()
@@ -820,6 +738,7 @@ def fabric(graph: StackGraph, regions: Sequence[str] | None = None,
         stack.callback(interpreter_log.setLevel, level)
         stack.enter_context(mock_aws(config=MOTO_CONFIG))  # type: ignore[call-overload]
         stack.enter_context(faithful_iot())
+        stack.enter_context(indexed_iot())
         stack.enter_context((adapter or SfnAdapter()).active())
         stack.enter_context(hooks.active())
         yield ReplicationFabric(graph, hooks, regions)

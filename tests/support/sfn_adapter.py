@@ -1,49 +1,35 @@
-"""Test-only adapter: makes moto's Step Functions interpreter run our ASL the way AWS does.
+"""Test-only additions to the Step Functions adapter: a call log and fault injection.
 
-moto 5.2 executes state machine definitions (`execute_state_machine`), but its `aws-sdk:*`
-integration differs from AWS in two ways that matter to the JITR machine, and it cannot run
-Lambda code without Docker. This adapter patches exactly those seams of
-`moto.stepfunctions.parser` while active (the ASL under test stays valid for real AWS):
-
-* `aws-sdk` parameters: AWS takes PascalCase (`CertificateId`) for camelCase APIs such as
-  IoT; we map each key to the botocore input shape's member name, recursively.
-* `aws-sdk` results: AWS returns members with an upper-case first letter
-  (`CertificateDescription.CertificateArn`) and timestamps as strings; we do the same.
-* `aws-sdk` error names: AWS reports `<Service>.<Code>` with an `Exception` suffix
-  (`Iot.ResourceNotFoundException`); moto reports the exception class name.
-* `lambda:invoke`: calls the registered Python handler in-process.
-
-It also records every service call and can inject faults: `fail("iot", "attachPolicy",
-"InternalFailureException")` makes the next matching call raise that AWS error.
+The adapter itself (what makes moto's interpreter run our ASL the way AWS does: aws-sdk
+parameter/result casing, AWS error names, in-process Lambda handlers) lives in
+`tools/local/sfn_adapter.py`, shared with the local run. This subclass records every
+service call and can inject faults: `fail("iot", "attachPolicy", "InternalFailureException")`
+makes the next matching call raise that AWS error, and
+`before("iot", "attachPolicy", callback)` runs `callback(parameters)` just before the next
+matching call (outside the adapter's lock, so it may even run another execution: that is
+how tests stage a race at an exact point), and
+`interrupt("iot", "updateCertificate")` lets the next matching call take effect and then
+stops the execution there (as `StopExecution` or a timeout would: ABORTED, no Catch, no
+rollback), which is how tests leave the registry the way an interrupted run does.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from unittest import mock
 
-import botocore.session
-from botocore.exceptions import ClientError
-from botocore.model import ListShape, MapShape, Shape, StructureShape
-
-from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
-    state_task_service_aws_sdk as aws_sdk_module,
-)
-from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
-    state_task_service_dynamodb as dynamodb_module,
+from tools.local import sfn_adapter as runtime
+from tools.local.sfn_adapter import (  # noqa: F401  (re-exported: tests import them from here)
+    FakeLambdaContext,
+    Handler,
+    to_boto_parameters,
+    to_sfn_result,
 )
 
-# Service part of AWS's error names for aws-sdk integrations.
-_ERROR_SERVICE_NAMES = {"iot": "Iot", "dynamodb": "DynamoDb", "sfn": "Sfn", "lambda": "Lambda"}
-
-Handler = Callable[[dict[str, Any], Any], Any]
+_client_error = runtime.client_error
 
 
 @dataclass(frozen=True)
@@ -62,81 +48,28 @@ class Fault:
     skip: int = 0  # matching calls to let through first
     times: int = 1  # how many matching calls fail (then the fault is spent)
     fired: int = 0
+    interrupt: bool = False  # let the call happen, then stop the execution (no error)
 
 
-@dataclass(frozen=True)
-class FakeLambdaContext:
-    function_name: str
-    invoked_function_arn: str
-    memory_limit_in_mb: int = 256
-    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
-    function_version: str = "$LATEST"
-    log_group_name: str = "/aws/lambda/test"
-    log_stream_name: str = "test"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
+@dataclass
+class Hook:
+    service: str
+    action: str
+    callback: Callable[[dict[str, Any]], None]
+    when: Callable[[dict[str, Any]], bool] | None = None
+    times: int = 1
+    fired: int = 0
 
 
-def _client_error(code: str, operation: str, message: str = "injected by the test") -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": message},
-                        "ResponseMetadata": {"HTTPStatusCode": 400, "RequestId": "injected"}},
-                       operation)
-
-
-class _Shapes:
-    def __init__(self) -> None:
-        self._session = botocore.session.get_session()
-        self._models: dict[str, Any] = {}
-
-    def operation(self, service: str, action: str) -> Any:
-        if service not in self._models:
-            self._models[service] = self._session.get_service_model(service)
-        model = self._models[service]
-        wanted = action.lower()
-        name = next(n for n in model.operation_names if n.lower() == wanted)
-        return model.operation_model(name)
-
-
-def to_boto_parameters(value: Any, shape: Shape | None) -> Any:
-    """PascalCase ASL parameters -> botocore member names, following the input shape."""
-    if isinstance(shape, StructureShape) and isinstance(value, dict):
-        members = {name.lower(): (name, member) for name, member in shape.members.items()}
-        out = {}
-        for key, item in value.items():
-            name, member = members.get(key.lower(), (key, None))
-            out[name] = to_boto_parameters(item, member)
-        return out
-    if isinstance(shape, ListShape) and isinstance(value, list):
-        return [to_boto_parameters(item, shape.member) for item in value]
-    if isinstance(shape, MapShape) and isinstance(value, dict):
-        return {k: to_boto_parameters(v, shape.value) for k, v in value.items()}
-    return value
-
-
-def to_sfn_result(value: Any) -> Any:
-    """botocore result -> what an aws-sdk task returns on AWS (capitalised members, strings)."""
-    if isinstance(value, dict):
-        return {(k[:1].upper() + k[1:]): to_sfn_result(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [to_sfn_result(v) for v in value]
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.decode()
-    return value
-
-
-class SfnAdapter:
-    """Active inside `with adapter.active():`; see the module docstring."""
+class SfnAdapter(runtime.SfnAdapter):
+    """The runtime adapter plus a call log (`calls`) and fault injection (`fail`)."""
 
     def __init__(self, lambda_handlers: dict[str, Handler] | None = None) -> None:
-        # Keyed by function name or ARN, as the ASL's FunctionName gives it.
-        self.lambda_handlers = dict(lambda_handlers or {})
+        super().__init__(lambda_handlers)
         self.calls: list[Call] = []
         self.faults: list[Fault] = []
+        self.hooks: list[Hook] = []
         self._lock = threading.Lock()
-        self._shapes = _Shapes()
 
     # -- faults and call log -------------------------------------------------------------
 
@@ -146,10 +79,38 @@ class SfnAdapter:
         self.faults.append(fault)
         return fault
 
+    def before(self, service: str, action: str, callback: Callable[[dict[str, Any]], None],
+               *, times: int = 1, when: Callable[[dict[str, Any]], bool] | None = None) -> Hook:
+        """Run `callback(parameters)` just before the next `times` matching calls."""
+        hook = Hook(service, action, callback, when=when, times=times)
+        self.hooks.append(hook)
+        return hook
+
+    def interrupt(self, service: str, action: str, *, skip: int = 0,
+                  when: Callable[[dict[str, Any]], bool] | None = None) -> Fault:
+        """The next matching call takes effect, then its execution stops (ABORTED)."""
+        fault = Fault(service, action, "Interrupted", when=when, skip=skip, interrupt=True)
+        self.faults.append(fault)
+        return fault
+
     def calls_to(self, service: str, action: str) -> list[Call]:
         return [c for c in self.calls if c.service == service and c.action == action]
 
-    def _record_and_maybe_fail(self, service: str, action: str, parameters: dict[str, Any]) -> None:
+    def _before_call(self, service: str, action: str, parameters: dict[str, Any]) -> bool:
+        return self._record_and_maybe_fail(service, action, parameters) is not None
+
+    def _record_and_maybe_fail(self, service: str, action: str,
+                               parameters: dict[str, Any]) -> Fault | None:
+        """Runs hooks, records the call; raises an injected error, or returns an interrupt."""
+        for hook in self.hooks:
+            with self._lock:
+                due = ((hook.service, hook.action) == (service, action)
+                       and hook.fired < hook.times
+                       and (hook.when is None or hook.when(parameters)))
+                if due:
+                    hook.fired += 1
+            if due:
+                hook.callback(parameters)
         with self._lock:
             self.calls.append(Call(service, action, json.loads(json.dumps(parameters,
                                                                           default=str))))
@@ -162,85 +123,7 @@ class SfnAdapter:
                     fault.skip -= 1
                     continue
                 fault.fired += 1
+                if fault.interrupt:
+                    return fault
                 raise _client_error(fault.code, action)
-
-    # -- patched seams ---------------------------------------------------------------------
-
-    def _aws_sdk_task(self, task: Any, env: Any, resource_runtime_part: Any,
-                      normalised_parameters: dict, state_credentials: Any) -> None:
-        service = task.resource.api_name
-        action = task.resource.api_action
-        self._record_and_maybe_fail(service, action, normalised_parameters)
-        operation = self._shapes.operation(task._get_boto_service_name(), action)
-        parameters = to_boto_parameters(normalised_parameters, operation.input_shape)
-        client = aws_sdk_module.boto_client_for(service=task._get_boto_service_name(),
-                                                region=resource_runtime_part.region,
-                                                state_credentials=state_credentials)
-        response = getattr(client, task._get_boto_service_action())(**parameters) or {}
-        response.pop("ResponseMetadata", None)
-        env.stack.append(to_sfn_result(response))
-
-    def _dynamodb_task(self, original: Callable[..., None]) -> Callable[..., None]:
-        adapter = self
-
-        def run(task: Any, env: Any, resource_runtime_part: Any, normalised_parameters: dict,
-                state_credentials: Any) -> None:
-            adapter._record_and_maybe_fail("dynamodb", task.resource.api_action,
-                                           normalised_parameters)
-            original(task, env, resource_runtime_part, normalised_parameters, state_credentials)
-
-        return run
-
-    def _invoke_lambda(self, parameters: dict, region: str, state_credentials: Any) -> dict:
-        payload = json.loads(parameters.get("Payload") or b"{}")
-        self._record_and_maybe_fail("lambda", "invoke", {**parameters, "Payload": payload})
-        function = parameters["FunctionName"]
-        handler = self.lambda_handlers.get(function)
-        if handler is None:
-            raise _client_error("ResourceNotFoundException", "Invoke",
-                                f"no in-process handler registered for {function}")
-        context = FakeLambdaContext(function_name=function.rsplit(":", 1)[-1],
-                                    invoked_function_arn=function)
-        try:
-            result = handler(payload, context)
-        except Exception as err:  # what Lambda reports for an unhandled exception
-            return {"StatusCode": 200, "FunctionError": "Unhandled", "ExecutedVersion": "$LATEST",
-                    "Payload": {"errorType": type(err).__name__, "errorMessage": str(err)}}
-        return {"StatusCode": 200, "ExecutedVersion": "$LATEST",
-                "Payload": json.loads(json.dumps(result))}
-
-    @staticmethod
-    def _error_service_name(service_name: str) -> str:
-        return _ERROR_SERVICE_NAMES.get(service_name.lower(), service_name[:1].upper()
-                                        + service_name[1:])
-
-    @staticmethod
-    def _error_name(norm_service_name: str, ex: Exception) -> str:
-        code = ex.response["Error"]["Code"] if isinstance(ex, ClientError) else type(ex).__name__
-        name = f"{norm_service_name}.{code}"
-        return name if name.endswith("Exception") else name + "Exception"
-
-    @contextmanager
-    def active(self) -> Iterator[SfnAdapter]:
-        adapter = self
-        aws_sdk_cls = aws_sdk_module.StateTaskServiceAwsSdk
-        dynamodb_cls = dynamodb_module.StateTaskServiceDynamoDB
-
-        def aws_sdk_task(task: Any, env: Any, resource_runtime_part: Any,
-                         normalised_parameters: dict, state_credentials: Any) -> None:
-            adapter._aws_sdk_task(task, env, resource_runtime_part, normalised_parameters,
-                                  state_credentials)
-
-        with ExitStack() as stack:
-            stack.enter_context(mock.patch.object(aws_sdk_cls, "_eval_service_task", aws_sdk_task))
-            stack.enter_context(mock.patch.object(
-                aws_sdk_cls, "_normalise_service_error_name",
-                staticmethod(self._error_service_name)))
-            stack.enter_context(mock.patch.object(
-                aws_sdk_cls, "_normalise_exception_name", staticmethod(self._error_name)))
-            stack.enter_context(mock.patch.object(
-                dynamodb_cls, "_eval_service_task",
-                self._dynamodb_task(dynamodb_cls._eval_service_task)))
-            stack.enter_context(mock.patch.object(
-                lambda_eval_utils, "_invoke_lambda_function", self._invoke_lambda))
-            yield self
+        return None

@@ -1,0 +1,105 @@
+"""Time and memory of `bash .ci/run` from a fresh clone (the CI target: under 4 minutes and
+1.5 GB on a 2-core machine, installs included).
+
+    python3 benchmarks/ci_run.py [--repo DIR] [--keep]
+
+Clones the repository's committed HEAD into a temporary directory and runs `.ci/run` there,
+printing the wall time, the CPU time (user + sys, which other load on the machine does not
+inflate), the peak resident memory of the largest single process and the peak of the whole
+process tree's resident memory (pytest workers and mypy added up), sampled every 100 ms. The
+pip cache (~/.cache/pip) is used as it is: say whether it was warm when quoting figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        tasks = Path(f"/proc/{pid}/task").iterdir()
+        found: list[int] = []
+        for task in tasks:
+            text = (task / "children").read_text().split()
+            found += [int(child) for child in text]
+        return found
+    except OSError:
+        return []
+
+
+def _tree_rss_kib(root: int) -> int:
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+                    break
+        except OSError:
+            continue
+        stack += _children(pid)
+    return total
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repo", default=str(PROJECT_DIR), help="repository to clone")
+    parser.add_argument("--keep", action="store_true", help="keep the clone and its log")
+    args = parser.parse_args(argv)
+
+    workdir = Path(tempfile.mkdtemp(prefix="ci-run-"))
+    clone = workdir / "repo"
+    subprocess.run(["git", "clone", "--quiet", args.repo, str(clone)], check=True)
+    log = workdir / "ci-run.log"
+    print(f"running bash .ci/run in {clone} (log: {log})", flush=True)
+
+    peak_tree = 0
+    start = time.monotonic()
+    with log.open("w") as out:
+        process = subprocess.Popen(["bash", ".ci/run"], cwd=clone, stdout=out,
+                                   stderr=subprocess.STDOUT, env={**os.environ, "CI": "true"})
+        done = threading.Event()
+
+        def sample() -> None:
+            nonlocal peak_tree
+            while not done.is_set():
+                peak_tree = max(peak_tree, _tree_rss_kib(process.pid))
+                time.sleep(0.1)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        code = process.wait()
+        done.set()
+        sampler.join()
+    wall = time.monotonic() - start
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+
+    summary = [line for line in log.read_text().splitlines() if " passed" in line or " failed" in line]
+    print(f"exit code:               {code}")
+    print(f"tests:                   {summary[-1].strip('= ') if summary else '(no summary line)'}")
+    print(f"wall time:               {wall:.0f} s ({wall / 60:.1f} min)")
+    print(f"CPU time (user + sys):   {usage.ru_utime + usage.ru_stime:.0f} s")
+    print(f"peak RSS, one process:   {usage.ru_maxrss / 1024:.0f} MiB")
+    print(f"peak RSS, process tree:  {peak_tree / 1024:.0f} MiB (sampled every 100 ms)")
+    if args.keep:
+        print(f"kept {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

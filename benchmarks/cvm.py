@@ -1,0 +1,304 @@
+"""CVM: AWS calls per registration and warm handler time, ours against the seed's flow, in moto.
+
+    python benchmarks/cvm.py [--devices 60]
+
+Both run in one process against the same moto account (tests/support/cvm_world.py: moto with
+CreateCertificateFromCsr certifying the CSR's key and atomic DynamoDB writes). AWS calls are
+counted with botocore's `before-call` hook on each flow's session; the seed's root-CA download
+is counted separately and served by a local HTTP server (on the internet it would cost a round
+trip more). Warm time: the handler's wall time after a warm-up, one device per call.
+
+The seed's flow is re-implemented below as its document describes it: Query the record,
+compare flags and token, CreateKeysAndCertificate, AttachPolicy, CreateThing,
+AttachThingPrincipal, download the root CA, UpdateItem, DescribeEndpoint; boto3 clients made on
+every invocation.
+
+Targets: <= 6 AWS calls per registration on the CSR path (seed: 7 + a download); >= 2x the
+seed's throughput. Also printed: the 403 timings of an unknown device, a wrong token and a
+disabled device (no timing oracle).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import http.server
+import io
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_DIR))
+
+from lambdas.cvm_registration.config import PACKAGED_ROOT_CAS  # noqa: E402
+from tests.support.cvm_world import (  # noqa: E402
+    DEVICE_POLICY,
+    REGION,
+    FaultPlan,
+    api_event,
+    cvm_world,
+    function_session,
+    new_csr,
+    token,
+)
+from tests.support.sfn_adapter import FakeLambdaContext  # noqa: E402
+
+SEED_TABLE = "DeviceProvisioningInfoDB"
+SEED_SALT = "YOUR_SECRET_SALT"
+CONTEXT = FakeLambdaContext("cvm", f"arn:aws:lambda:{REGION}:123456789012:function:cvm")
+
+
+# --- the seed's flow, re-implemented -----------------------------------------------------------
+
+def seed_result(status: str, code: int, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+    result: dict[str, Any] = {"statusCode": code, "status": status}
+    if payload:
+        result["payload"] = payload
+    print(json.dumps({"finished": status, "code": code}))  # the seed logs every invocation
+    return result
+
+
+def seed_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    region = os.environ["region"]
+    table = boto3.resource("dynamodb", region_name=region).Table(
+        os.environ["device_dynamodb_table"])
+    iot = boto3.client("iot", region_name=region)
+    try:
+        uid, presented = event["device_uid"], event["device_token"]
+    except KeyError:
+        return seed_result("ERROR", 500, {"message": "Missing input data"})
+    found = table.query(KeyConditionExpression="device_uid = :a",
+                        ExpressionAttributeValues={":a": uid})["Items"]
+    if not found:
+        return seed_result("ERROR", 404, {"message": "Device not found"})
+    device = found[0]
+    if device["is_registered"] == 1:
+        return seed_result("ERROR", 500, {"message": "Device is already registered"})
+    if device["is_enabled"] == 0:
+        return seed_result("ERROR", 500, {"message": "Device isn't enabled"})
+    if device["device_token"] != presented:
+        return seed_result("ERROR", 500, {"message": "Device token is not valid"})
+    certificate = iot.create_keys_and_certificate(setAsActive=True)
+    iot.attach_policy(policyName=os.environ["iot_policy_name"],
+                      target=certificate["certificateArn"])
+    registered_on = datetime.now().isoformat()
+    thing_name = os.environ["thing_name_format"].replace("%DEVICE_UID%", uid)
+    iot.create_thing(thingName=thing_name, attributePayload={
+        "attributes": {"device_uid": uid, "registered_via": "iot-core-cvm",
+                       "registered_on": registered_on}, "merge": True})
+    iot.attach_thing_principal(principal=certificate["certificateArn"], thingName=thing_name)
+    with urllib.request.urlopen(os.environ["iot_root_ca_url"]) as download:
+        root_ca = download.read().decode()
+    table.update_item(Key={"device_uid": uid},
+                      UpdateExpression="set iot_core_thing_name = :t, iot_core_registered_on = :o, "
+                                       "is_registered = :r",
+                      ExpressionAttributeValues={":t": thing_name, ":o": registered_on, ":r": 1},
+                      ReturnValues="UPDATED_NEW")
+    endpoint = iot.describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"]
+    return seed_result("SUCCESS", 200, {
+        "endpoint": endpoint, "thing_name": thing_name,
+        "certificates": {"device_certificate": certificate["certificatePem"], "root_ca": root_ca},
+        "keyPair": {"publicKey": certificate["keyPair"]["PublicKey"],
+                    "privateKey": certificate["keyPair"]["PrivateKey"]}})
+
+
+@contextlib.contextmanager
+def root_ca_server() -> Iterator[tuple[str, list[int]]]:
+    """Serves Amazon's root CA locally; yields its URL and a download counter."""
+    pem = PACKAGED_ROOT_CAS.read_bytes()
+    downloads: list[int] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            downloads.append(1)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(pem)))
+            self.end_headers()
+            self.wfile.write(pem)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/AmazonRootCA1.pem", downloads
+    finally:
+        server.shutdown()
+
+
+# --- measuring ---------------------------------------------------------------------------------
+
+def timed(calls: list[Callable[[], Any]]) -> list[float]:
+    out: list[float] = []
+    for call in calls:
+        start = time.perf_counter()
+        call()
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def summary(name: str, seconds: list[float], aws_calls: float,
+            downloads: float = 0) -> dict[str, Any]:
+    return {"flow": name, "aws_calls": aws_calls, "downloads": downloads,
+            "median_ms": statistics.median(seconds) * 1000,
+            "p95_ms": sorted(seconds)[int(len(seconds) * 0.95) - 1] * 1000,
+            "per_second": len(seconds) / sum(seconds)}
+
+
+def run(devices: int) -> list[dict[str, Any]]:
+    from lambdas.cvm_registration import app
+
+    rows: list[dict[str, Any]] = []
+    with cvm_world(legacy_batches=("LEGACY",)) as world, root_ca_server() as (url, downloads):
+        world.add_batch("B1", "salt-1")
+        world.add_batch("LEGACY", "salt-legacy")
+        total = devices + 3
+        for n in range(total):
+            world.add_device(f"csr-{n}", "B1")
+            world.add_device(f"legacy-{n}", "LEGACY")
+        world.add_device("disabled", "B1", enabled=False)
+        csrs = [new_csr(f"csr-{n}")[1] for n in range(total)]
+
+        # Ours, on a session whose calls are counted.
+        plan = FaultPlan()
+        with function_session(plan):
+            def ours(uid: str, salt: str, csr: str | None = None) -> Callable[[], Any]:
+                body: dict[str, Any] = {"device_uid": uid, "device_token": token(salt, uid)}
+                if csr:
+                    body["csr"] = csr
+                event = api_event(json.dumps(body))
+
+                def call() -> None:
+                    answer = app.handler(event, CONTEXT)
+                    assert answer["statusCode"] == 200, answer["body"]
+                return call
+
+            for path, prefix, salt in (("CSR", "csr", "salt-1"),
+                                       ("legacy", "legacy", "salt-legacy")):
+                make = [ours(f"{prefix}-{n}", salt, csrs[n] if path == "CSR" else None)
+                        for n in range(total)]
+                timed(make[:3])  # warm-up (the first reads the salts)
+                before = len(plan.calls)
+                seconds = timed(make[3:])
+                rows.append(summary(f"ours, {path} path", seconds,
+                                    (len(plan.calls) - before) / devices))
+
+            # 403 timings: no oracle between an unknown device, a wrong token and a disabled one.
+            def refused(uid: str, device_token: str) -> Callable[[], Any]:
+                event = api_event(json.dumps({"device_uid": uid, "device_token": device_token,
+                                              "csr": csrs[0]}))
+
+                def call() -> None:
+                    assert app.handler(event, CONTEXT)["statusCode"] == 403
+                return call
+            # Without the salt (an attacker): no database read at all, whoever the UID is.
+            # With the salt: one conditional claim, whatever stops it.
+            oracle = {
+                "unknown, guessed token": refused("nobody", token("guess", "nobody")),
+                "known, wrong token": refused("csr-0", token("guess", "csr-0")),
+                "disabled, wrong token": refused("disabled", token("guess", "disabled")),
+                "unknown, salted token": refused("nobody", token("salt-1", "nobody")),
+                "disabled, salted token": refused("disabled", token("salt-1", "disabled")),
+            }
+            for name, call in oracle.items():
+                rows.append({"flow": f"403 {name}", "median_ms": statistics.median(
+                    timed([call] * 200)) * 1000})
+
+        # The seed, on boto3's default session, counted the same way.
+        world.ddb.create_table(TableName=SEED_TABLE, BillingMode="PAY_PER_REQUEST",
+                               KeySchema=[{"AttributeName": "device_uid", "KeyType": "HASH"}],
+                               AttributeDefinitions=[{"AttributeName": "device_uid",
+                                                      "AttributeType": "S"}])
+        seed_tokens = {}
+        for n in range(total):
+            uid = f"seed-{n}"
+            seed_tokens[uid] = hashlib.sha256(f"{SEED_SALT}//{uid}".encode()).hexdigest()
+            world.ddb.put_item(TableName=SEED_TABLE, Item={
+                "device_uid": {"S": uid}, "device_token": {"S": seed_tokens[uid]},
+                "is_enabled": {"N": "1"}, "is_registered": {"N": "0"}})
+        seed_calls: list[str] = []
+        boto3.setup_default_session(region_name=REGION)
+        assert boto3.DEFAULT_SESSION is not None
+        boto3.DEFAULT_SESSION.events.register(
+            "before-call.*.*", lambda model, **_: seed_calls.append(model.name))
+        with mock_env({"region": REGION, "device_dynamodb_table": SEED_TABLE,
+                       "iot_root_ca_url": url, "thing_name_format": "thing_%DEVICE_UID%",
+                       "iot_policy_name": DEVICE_POLICY}):
+            def seed(uid: str) -> Callable[[], Any]:
+                def call() -> None:
+                    answer = seed_handler({"device_uid": uid, "device_token": seed_tokens[uid]},
+                                          CONTEXT)
+                    assert answer["statusCode"] == 200, answer
+                return call
+
+            make = [seed(f"seed-{n}") for n in range(total)]
+            timed(make[:3])
+            before, fetched = len(seed_calls), len(downloads)
+            seconds = timed(make[3:])
+            rows.append(summary("seed", seconds, (len(seed_calls) - before) / devices,
+                                (len(downloads) - fetched) / devices))
+    return rows
+
+
+@contextlib.contextmanager
+def mock_env(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--devices", type=int, default=60)
+    args = parser.parse_args()
+    from lambdas.cvm_registration import app
+
+    sink = io.StringIO()  # the functions' JSON logs and metrics: written, not shown
+    app.logger.registered_handler.setStream(sink)  # type: ignore[attr-defined]
+    with contextlib.redirect_stdout(sink):
+        rows = run(args.devices)
+    print(f"{'flow':<28}{'AWS calls':>10}{'downloads':>10}{'median ms':>11}{'p95 ms':>9}"
+          f"{'per s':>8}")
+    for row in rows:
+        if "aws_calls" in row:
+            print(f"{row['flow']:<28}{row['aws_calls']:>10.1f}{row['downloads']:>10.1f}"
+                  f"{row['median_ms']:>11.1f}{row['p95_ms']:>9.1f}{row['per_second']:>8.1f}")
+        else:
+            print(f"{row['flow']:<28}{'':>10}{'':>10}{row['median_ms']:>11.2f}")
+    by_flow = {row["flow"]: row for row in rows}
+    ours, seed = by_flow["ours, CSR path"], by_flow["seed"]
+    speedup = ours["per_second"] / seed["per_second"]
+    print(f"\nCSR path: {ours['aws_calls']:.0f} AWS calls (target <= 6; seed "
+          f"{seed['aws_calls']:.0f} + {seed['downloads']:.0f} download), throughput "
+          f"{speedup:.1f}x the seed's (target >= 2x)")
+    legacy = by_flow["ours, legacy path"]["per_second"] / seed["per_second"]
+    print(f"legacy path vs seed: {legacy:.1f}x"
+          " (both make the key pair in the cloud: moto generates RSA-2048 keys in-process)")
+    met = ours["aws_calls"] <= 6 and speedup >= 2
+    print("targets met" if met else "TARGETS MISSED")
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,490 @@
+"""The certificate vending machine of one region. Design notes: components/cvm/README.md.
+
+Per region: the batch-salts secret (regional CMK), the registration function (its own KMS log
+group, least-privilege role, X-Ray, JSON logs), a REGIONAL REST API (`POST /registration`,
+`POST /rotation`) with a request validator and JSON-schema models, field-naming 400 bodies,
+stage throttling, KMS access logs and X-Ray; a WAFv2 web ACL (per-IP rate rule answering 429 +
+AWS managed rule groups) on the stage; the custom domain `provision.<deviceDomain>` with a
+latency record guarded by the edge's health-check design; KPI dashboard and alarms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+
+from components.account import AwsAccount
+from components.cvm import monitoring
+from components.cvm.policies import api_logging_role_policy, function_role_policy
+from components.dns import validation_record_for
+from components.global_tables import RegionalTable
+from components.health import region_health_check
+from components.iam import service_trust_policy
+from components.lambda_function import dependencies_layer, python_function
+from components.packaging import LambdaLayer
+
+HERE = Path(__file__).resolve().parent
+REGISTRATION_SCHEMA = HERE / "registration.schema.json"
+ROTATION_SCHEMA = HERE / "rotation.schema.json"
+FUNCTION_PACKAGE = "cvm_registration"
+STAGE_NAME = "v1"
+# Route (path part) -> (request model name, schema file).
+ROUTES: Mapping[str, tuple[str, Path]] = {
+    "registration": ("RegistrationRequest", REGISTRATION_SCHEMA),
+    "rotation": ("RotationRequest", ROTATION_SCHEMA),
+}
+FUNCTION_TIMEOUT_SECONDS = 20  # below API Gateway's 29 s integration limit
+# A claim older than this belongs to an invocation that is certainly over.
+CLAIM_STALE_SECONDS = FUNCTION_TIMEOUT_SECONDS + 30
+FUNCTION_MEMORY_MB = 512  # more memory = more CPU for CSR/signature checks
+
+# The access log: who, what, outcome, timing. Never the body (it carries the device token).
+ACCESS_LOG_FORMAT = json.dumps({
+    "requestId": "$context.requestId", "ip": "$context.identity.sourceIp",
+    "requestTime": "$context.requestTime", "httpMethod": "$context.httpMethod",
+    "path": "$context.path", "status": "$context.status",
+    "responseLength": "$context.responseLength", "latency": "$context.responseLatency",
+    "integrationLatency": "$context.integrationLatency", "wafStatus": "$context.waf.status",
+    "errorType": "$context.error.responseType", "xrayTraceId": "$context.xrayTraceId",
+    "domainName": "$context.domainName"}, separators=(",", ":"))
+
+
+def _gateway_body(status_code: int | None, message_expression: str) -> str:
+    """A gateway-made answer in the function's (the seed's) envelope. Without a fixed status
+    (DEFAULT_4XX/5XX) the envelope leaves `statusCode` out; the HTTP status says it."""
+    code = "" if status_code is None else f'"statusCode":{status_code},'
+    return '{%s"status":"ERROR","payload":{"message":%s}}' % (code, message_expression)
+
+
+# Gateway responses (API Gateway answers these without calling the function). The 400 names
+# the field: validationErrorString says which property broke which rule of the model.
+GATEWAY_RESPONSES: Mapping[str, tuple[int | None, str]] = {
+    "BAD_REQUEST_BODY": (400, _gateway_body(
+        400, '"$util.escapeJavaScript($context.error.validationErrorString)"')),
+    "THROTTLED": (429, _gateway_body(429, '"too many requests; retry later"')),
+    "WAF_FILTERED": (403, _gateway_body(403, '"request blocked"')),
+    "DEFAULT_4XX": (None, _gateway_body(None, "$context.error.messageString")),
+    "DEFAULT_5XX": (None, _gateway_body(None, '"registration is temporarily unavailable"')),
+}
+
+# WAF: the rate rule answers 429 in the seed's envelope; AWS managed groups on top.
+WAF_THROTTLED_BODY_KEY = "throttled"
+WAF_MANAGED_RULE_GROUPS = (
+    "AWSManagedRulesAmazonIpReputationList",
+    "AWSManagedRulesCommonRuleSet",
+    "AWSManagedRulesKnownBadInputsRuleSet",
+)
+WAF_RATE_WINDOW_SECONDS = 300
+# Rules of those groups that would refuse devices the seed's contract admits: embedded HTTP
+# clients often send no User-Agent. Counted (visible in WAF metrics), not blocked.
+WAF_COUNT_ONLY_RULES: Mapping[str, tuple[str, ...]] = {
+    "AWSManagedRulesCommonRuleSet": ("NoUserAgent_HEADER",),
+}
+
+# Health (the edge's design): unhealthy while the API answers server errors in bursts (alarm)
+# or the custom domain's endpoint does not accept TCP on 443.
+SERVER_ERRORS_PER_MINUTE = 5
+ALARM_EVALUATION_PERIODS = 5
+ALARM_DATAPOINTS_TO_ALARM = 3
+HTTPS_PORT = 443
+LATENCY_RECORD_TTL = 60  # alias records take the target's TTL; kept for the validation CNAME
+VALIDATION_RECORD_TTL = 300
+
+
+@dataclass(frozen=True)
+class CvmArgs:
+    region: str
+    primary_region: str
+    name_prefix: str  # `<app>-<env>-<region>` (IAM, alarm, health-check names)
+    stack_prefix: str  # `<app>-<env>` (the salts secret's name)
+    account: AwsAccount
+    kms_key_arn: pulumi.Input[str]
+    tables_key_arn: pulumi.Input[str]  # the global tables' CMK in this region
+    provisioning: RegionalTable
+    inventory: RegionalTable
+    device_domain: str
+    hosted_zone_id: str
+    provisioning_domain: str
+    device_policy_name: pulumi.Input[str]
+    lambda_layer: LambdaLayer
+    log_retention_days: int
+    is_prod: bool
+    waf_rate_limit: int
+    throttle_rate_limit: float
+    throttle_burst_limit: int
+    legacy_batches: tuple[str, ...] = ()
+    thing_name_prefix: str = ""
+    root_ca_bundle_pem: str | None = None
+    reserved_concurrency: int | None = None
+    success_rate_alarm_percent: int = 90
+    attempts_per_device_alarm: float = 3.0
+    # API Gateway's per-region account setting (the CloudWatch role): ours only if "manage".
+    manage_api_gateway_account: bool = False
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+def salts_secret_name(stack_prefix: str) -> str:
+    """The same name in every region (one secret per region; see README, "Salts")."""
+    return f"{stack_prefix}/cvm/batch-salts"
+
+
+def function_environment(args: CvmArgs, *, secret_arn: str, provisioning_table: str,
+                         inventory_table: str, device_policy_name: str) -> dict[str, str]:
+    env = {
+        "PROVISIONING_TABLE_NAME": provisioning_table,
+        "INVENTORY_TABLE_NAME": inventory_table,
+        "SALTS_SECRET_ARN": secret_arn,
+        "DEVICE_POLICY_NAME": device_policy_name,
+        "DEVICE_ENDPOINT": args.device_domain,
+        "THING_NAME_PREFIX": args.thing_name_prefix,
+        "LEGACY_BATCHES": ",".join(args.legacy_batches),
+        "CLAIM_STALE_SECONDS": str(CLAIM_STALE_SECONDS),
+        "POWERTOOLS_SERVICE_NAME": monitoring.SERVICE,
+        "POWERTOOLS_METRICS_NAMESPACE": monitoring.NAMESPACE,
+    }
+    if args.root_ca_bundle_pem:
+        env["ROOT_CA_BUNDLE_PEM"] = args.root_ca_bundle_pem
+    return env
+
+
+def api_definition_hash() -> str:
+    """Changes when what a deployment serves changes (models, routes, gateway answers)."""
+    digest = hashlib.sha256()
+    for route, (model, schema) in sorted(ROUTES.items()):
+        digest.update(f"{route}:{model}:".encode() + schema.read_bytes())
+    digest.update(json.dumps(GATEWAY_RESPONSES, sort_keys=True).encode())
+    digest.update(ACCESS_LOG_FORMAT.encode())
+    return digest.hexdigest()
+
+
+class CertificateVendingMachine(pulumi.ComponentResource):
+    def __init__(self, name: str, args: CvmArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("iotmr:cvm:CertificateVendingMachine", name, None, opts)
+        region = args.region
+        tags = dict(args.tags)
+        child = pulumi.ResourceOptions(parent=self)
+        account_id = args.account.account_id
+        partition = args.account.partition
+        prefix = args.name_prefix
+        function_name = f"{prefix}-cvm-registration"
+        api_name = f"{prefix}-cvm"
+
+        # --- batch salts ---------------------------------------------------------------------
+        # Declared empty: the manufacturer tool writes the value (never Pulumi state).
+        self.salts_secret = aws.secretsmanager.Secret(
+            f"{name}-salts", region=region, name=salts_secret_name(args.stack_prefix),
+            description="CVM device-token salts per manufacturing batch "
+                        "(written by tools/manufacturer.py)",
+            kms_key_id=args.kms_key_arn, recovery_window_in_days=30 if args.is_prod else 7,
+            # A salt cannot rotate on a schedule: devices already in the field carry tokens
+            # derived from it. New batches get new salts (`tools/manufacturer.py rotate-salt`).
+            tags={**tags, "rotation-exception": "device tokens in the field derive from the "
+                  "batch salt; new batches get new salts (manufacturer rotate-salt)"},
+            opts=child)
+
+        # --- the function ----------------------------------------------------------------------
+        self.dependencies_layer = dependencies_layer(
+            f"{name}-deps", parent=self, region=region, layer_name=f"{prefix}-cvm-deps",
+            lambda_layer=args.lambda_layer)
+        self.registration = python_function(
+            f"{name}-function", parent=self, region=region, account_id=account_id,
+            kms_key_arn=args.kms_key_arn, log_retention_days=args.log_retention_days, tags=tags,
+            function_name=function_name, package=FUNCTION_PACKAGE,
+            description="CVM: registers devices (token -> certificate) and rotates certificates",
+            role_policy_name="cvm-registration",
+            role_policy=lambda log_group_arn: pulumi.Output.all(
+                partition, account_id, log_group_arn, args.kms_key_arn,
+                args.provisioning.arn, args.inventory.arn, self.salts_secret.arn,
+                args.tables_key_arn).apply(
+                lambda v: function_role_policy(
+                    partition=v[0], region=region, account_id=v[1],
+                    function_name=function_name, log_group_arn=v[2], key_arn=v[3],
+                    provisioning_table_arn=v[4], inventory_table_arn=v[5],
+                    tables_key_arn=v[7], secret_arn=v[6],
+                    thing_name_prefix=args.thing_name_prefix,
+                    legacy_keys=bool(args.legacy_batches))),
+            environment=pulumi.Output.all(
+                self.salts_secret.arn, args.provisioning.name, args.inventory.name,
+                args.device_policy_name).apply(lambda v: function_environment(
+                    args, secret_arn=v[0], provisioning_table=v[1], inventory_table=v[2],
+                    device_policy_name=v[3])),
+            layer=self.dependencies_layer, memory_size=FUNCTION_MEMORY_MB,
+            timeout=FUNCTION_TIMEOUT_SECONDS, reserved_concurrency=args.reserved_concurrency)
+
+        # --- the REST API ------------------------------------------------------------------------
+        self.rest_api = aws.apigateway.RestApi(
+            f"{name}-api", region=region, name=api_name,
+            description="Certificate vending machine: device registration and rotation",
+            endpoint_configuration=aws.apigateway.RestApiEndpointConfigurationArgs(
+                types="REGIONAL"),
+            # Devices use provision.<deviceDomain> only; the execute-api URL is switched off.
+            disable_execute_api_endpoint=True,
+            tags=tags, opts=child)
+        self.validator = aws.apigateway.RequestValidator(
+            f"{name}-validator", region=region, rest_api=self.rest_api.id,
+            name="body-and-parameters", validate_request_body=True,
+            validate_request_parameters=True, opts=child)
+        api_parts: list[pulumi.Resource] = []
+        self.methods: dict[str, aws.apigateway.Method] = {}
+        for route, (model_name, schema_path) in ROUTES.items():
+            model = aws.apigateway.Model(
+                f"{name}-{route}-model", region=region, rest_api=self.rest_api.id,
+                name=model_name, content_type="application/json",
+                schema=schema_path.read_text(), opts=child)
+            resource = aws.apigateway.Resource(
+                f"{name}-{route}-resource", region=region, rest_api=self.rest_api.id,
+                parent_id=self.rest_api.root_resource_id, path_part=route, opts=child)
+            method = aws.apigateway.Method(
+                f"{name}-{route}-post", region=region, rest_api=self.rest_api.id,
+                resource_id=resource.id, http_method="POST",
+                # Devices have no AWS identity: the body's token (or signature) is the proof,
+                # checked by the function; WAF and throttling guard the door.
+                authorization="NONE", request_validator_id=self.validator.id,
+                request_models={"application/json": model.name}, opts=child)
+            integration = aws.apigateway.Integration(
+                f"{name}-{route}-integration", region=region, rest_api=self.rest_api.id,
+                resource_id=resource.id, http_method=method.http_method,
+                type="AWS_PROXY", integration_http_method="POST",
+                uri=self.registration.function.invoke_arn, opts=child)
+            self.methods[route] = method
+            api_parts += [model, resource, method, integration]
+        for response_type, (status, template) in GATEWAY_RESPONSES.items():
+            api_parts.append(aws.apigateway.Response(
+                f"{name}-response-{response_type.lower().replace('_', '-')}", region=region,
+                rest_api_id=self.rest_api.id, response_type=response_type,
+                status_code=None if status is None else str(status),
+                response_templates={"application/json": template},
+                opts=child))
+
+        self.access_log_group = aws.cloudwatch.LogGroup(
+            f"{name}-access-logs", region=region, name=f"/aws/apigateway/{api_name}/access",
+            retention_in_days=args.log_retention_days, kms_key_id=args.kms_key_arn,
+            tags=tags, opts=child)
+        # API Gateway writes access logs with the account's (per region) CloudWatch role, a
+        # singleton of the account: set here only when the stack owns it (settings).
+        stage_depends: list[pulumi.Resource] = []
+        if args.manage_api_gateway_account:
+            api_logging_role = aws.iam.Role(
+                f"{name}-api-logging-role", name=f"{prefix}-apigw-logs",
+                assume_role_policy=pulumi.Output.from_input(account_id).apply(
+                    lambda account: service_trust_policy("apigateway.amazonaws.com", account)),
+                tags=tags, opts=child)
+            api_logging_policy = aws.iam.RolePolicy(
+                f"{name}-api-logging-policy", role=api_logging_role.id, name="access-logs",
+                policy=self.access_log_group.arn.apply(
+                    lambda arn: api_logging_role_policy(access_log_group_arn=arn)),
+                opts=child)
+            stage_depends.append(aws.apigateway.Account(
+                f"{name}-api-account", region=region, cloudwatch_role_arn=api_logging_role.arn,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[api_logging_policy])))
+
+        self.deployment = aws.apigateway.Deployment(
+            f"{name}-deployment", region=region, rest_api=self.rest_api.id,
+            description="CVM API", triggers={"definition": api_definition_hash()},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=api_parts))
+        self.stage = aws.apigateway.Stage(
+            f"{name}-stage", region=region, rest_api=self.rest_api.id, stage_name=STAGE_NAME,
+            deployment=self.deployment.id, xray_tracing_enabled=True,
+            access_log_settings=aws.apigateway.StageAccessLogSettingsArgs(
+                destination_arn=self.access_log_group.arn, format=ACCESS_LOG_FORMAT),
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=stage_depends))
+        self.method_settings = aws.apigateway.MethodSettings(
+            f"{name}-throttling", region=region, rest_api=self.rest_api.id,
+            stage_name=self.stage.stage_name, method_path="*/*",
+            settings=aws.apigateway.MethodSettingsSettingsArgs(
+                throttling_rate_limit=args.throttle_rate_limit,
+                throttling_burst_limit=args.throttle_burst_limit,
+                metrics_enabled=True,
+                # Execution logs and data traces would write request bodies (device tokens).
+                logging_level="OFF", data_trace_enabled=False),
+            opts=child)
+        aws.lambda_.Permission(
+            f"{name}-invoke", region=region, function=self.registration.function.name,
+            action="lambda:InvokeFunction", principal="apigateway.amazonaws.com",
+            source_account=account_id,
+            source_arn=self.rest_api.execution_arn.apply(
+                lambda arn: f"{arn}/{STAGE_NAME}/POST/*"),
+            opts=child)
+
+        # --- WAF ---------------------------------------------------------------------------------
+        waf_name = f"{prefix}-cvm"
+
+        def visibility(metric: str) -> aws.wafv2.WebAclRuleVisibilityConfigArgs:
+            return aws.wafv2.WebAclRuleVisibilityConfigArgs(
+                cloudwatch_metrics_enabled=True, sampled_requests_enabled=True,
+                metric_name=metric)
+
+        rules = [aws.wafv2.WebAclRuleArgs(
+            name="rate-per-ip", priority=0,
+            action=aws.wafv2.WebAclRuleActionArgs(block=aws.wafv2.WebAclRuleActionBlockArgs(
+                custom_response=aws.wafv2.WebAclRuleActionBlockCustomResponseArgs(
+                    response_code=429, custom_response_body_key=WAF_THROTTLED_BODY_KEY))),
+            statement=aws.wafv2.WebAclRuleStatementArgs(
+                rate_based_statement=aws.wafv2.WebAclRuleStatementRateBasedStatementArgs(
+                    limit=args.waf_rate_limit, aggregate_key_type="IP",
+                    evaluation_window_sec=WAF_RATE_WINDOW_SECONDS)),
+            visibility_config=visibility(f"{waf_name}-rate-per-ip"))]
+        for priority, group in enumerate(WAF_MANAGED_RULE_GROUPS, start=1):
+            rules.append(aws.wafv2.WebAclRuleArgs(
+                name=group, priority=priority,
+                override_action=aws.wafv2.WebAclRuleOverrideActionArgs(
+                    none=aws.wafv2.WebAclRuleOverrideActionNoneArgs()),
+                statement=aws.wafv2.WebAclRuleStatementArgs(
+                    managed_rule_group_statement=aws.wafv2
+                    .WebAclRuleStatementManagedRuleGroupStatementArgs(
+                        name=group, vendor_name="AWS",
+                        rule_action_overrides=[
+                            aws.wafv2.WebAclRuleStatementManagedRuleGroupStatementRuleActionOverrideArgs(
+                                name=rule, action_to_use=aws.wafv2
+                                .WebAclRuleStatementManagedRuleGroupStatementRuleActionOverrideActionToUseArgs(
+                                    count=aws.wafv2
+                                    .WebAclRuleStatementManagedRuleGroupStatementRuleActionOverrideActionToUseCountArgs()))
+                            for rule in WAF_COUNT_ONLY_RULES.get(group, ())] or None)),
+                visibility_config=visibility(f"{waf_name}-{group}")))
+        self.web_acl = aws.wafv2.WebAcl(
+            f"{name}-waf", region=region, name=waf_name, scope="REGIONAL",
+            description="CVM: per-IP rate limit and AWS managed rules",
+            default_action=aws.wafv2.WebAclDefaultActionArgs(
+                allow=aws.wafv2.WebAclDefaultActionAllowArgs()),
+            custom_response_bodies=[aws.wafv2.WebAclCustomResponseBodyArgs(
+                key=WAF_THROTTLED_BODY_KEY, content_type="APPLICATION_JSON",
+                content=_gateway_body(429, '"too many requests; retry later"'))],
+            rules=rules, visibility_config=aws.wafv2.WebAclVisibilityConfigArgs(
+                cloudwatch_metrics_enabled=True, sampled_requests_enabled=True,
+                metric_name=waf_name),
+            tags=tags, opts=child)
+        self.web_acl_association = aws.wafv2.WebAclAssociation(
+            f"{name}-waf-association", region=region, resource_arn=self.stage.arn,
+            web_acl_arn=self.web_acl.arn, opts=child)
+        # WAF requires this log group name prefix.
+        self.waf_log_group = aws.cloudwatch.LogGroup(
+            f"{name}-waf-logs", region=region, name=f"aws-waf-logs-{waf_name}",
+            retention_in_days=args.log_retention_days, kms_key_id=args.kms_key_arn,
+            tags=tags, opts=child)
+        aws.wafv2.WebAclLoggingConfiguration(
+            f"{name}-waf-logging", region=region, resource_arn=self.web_acl.arn,
+            log_destination_configs=[self.waf_log_group.arn], opts=child)
+
+        # --- custom domain, latency record, health ----------------------------------------------
+        domain = args.provisioning_domain
+        self.certificate = aws.acm.Certificate(
+            f"{name}-domain-cert", region=region, domain_name=domain, validation_method="DNS",
+            key_algorithm="RSA_2048", tags=tags, opts=child)
+        validation = self.certificate.domain_validation_options.apply(
+            lambda options: validation_record_for(options, domain))
+        validation_fqdn = validation.apply(lambda r: r.name.rstrip("."))
+        validation_depends: list[pulumi.Resource] = []
+        if region == args.primary_region:
+            # ACM's validation CNAME is the same in every region of an account: one owner.
+            validation_depends.append(aws.route53.Record(
+                f"{name}-domain-validation", zone_id=args.hosted_zone_id,
+                name=validation.apply(lambda r: r.name), type=validation.apply(lambda r: r.type),
+                records=[validation.apply(lambda r: r.value)], ttl=VALIDATION_RECORD_TTL,
+                allow_overwrite=True, opts=child))
+        certificate_validation = aws.acm.CertificateValidation(
+            f"{name}-domain-cert-validation", region=region,
+            certificate_arn=self.certificate.arn, validation_record_fqdns=[validation_fqdn],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=validation_depends))
+        self.domain = aws.apigateway.DomainName(
+            f"{name}-domain", region=region, domain_name=domain,
+            regional_certificate_arn=certificate_validation.certificate_arn,
+            endpoint_configuration=aws.apigateway.DomainNameEndpointConfigurationArgs(
+                types="REGIONAL"),
+            security_policy="TLS_1_2", tags=tags, opts=child)
+        aws.apigateway.BasePathMapping(
+            f"{name}-domain-mapping", region=region, domain_name=self.domain.domain_name,
+            rest_api=self.rest_api.id, stage_name=self.stage.stage_name, opts=child)
+
+        self.server_error_alarm = aws.cloudwatch.MetricAlarm(
+            f"{name}-api-health", region=region, name=f"{prefix}-cvm-api-server-errors",
+            alarm_description=(
+                f"The CVM API in {region} answers server errors; while in ALARM, Route53 stops "
+                f"answering {domain} with {region}."),
+            namespace="AWS/ApiGateway", metric_name="5XXError",
+            dimensions={"ApiName": api_name, "Stage": STAGE_NAME}, statistic="Sum",
+            period=60, evaluation_periods=ALARM_EVALUATION_PERIODS,
+            datapoints_to_alarm=ALARM_DATAPOINTS_TO_ALARM, threshold=SERVER_ERRORS_PER_MINUTE,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            treat_missing_data="notBreaching", tags=tags, opts=child)
+        self.health_check = region_health_check(
+            name, parent=self, region=region, alarm_name=self.server_error_alarm.name,
+            fqdn=self.domain.regional_domain_name, port=HTTPS_PORT,
+            alarm_check_label=f"{prefix}-cvm-server-errors",
+            tcp_check_label=f"{prefix}-cvm-https-port", label=f"{prefix}-cvm", tags=tags)
+        self.latency_record = aws.route53.Record(
+            f"{name}-latency-record", zone_id=args.hosted_zone_id, name=domain, type="A",
+            set_identifier=region,
+            latency_routing_policies=[aws.route53.RecordLatencyRoutingPolicyArgs(region=region)],
+            health_check_id=self.health_check.id,
+            aliases=[aws.route53.RecordAliasArgs(
+                name=self.domain.regional_domain_name, zone_id=self.domain.regional_zone_id,
+                evaluate_target_health=True)],
+            opts=child)
+
+        # --- KPIs: dashboard and alarms ----------------------------------------------------------
+        self.dashboard = aws.cloudwatch.Dashboard(
+            f"{name}-dashboard", region=region, dashboard_name=f"{prefix}-cvm",
+            dashboard_body=monitoring.dashboard_body(
+                region=region, api_name=api_name, stage_name=STAGE_NAME,
+                function_name=function_name, web_acl_name=waf_name),
+            opts=child)
+        self.success_rate_alarm = aws.cloudwatch.MetricAlarm(
+            f"{name}-success-rate", region=region, name=f"{prefix}-cvm-success-rate",
+            alarm_description=("Registration success rate of devices that proved their token "
+                               f"fell below {args.success_rate_alarm_percent}%"),
+            comparison_operator="LessThanThreshold",
+            threshold=args.success_rate_alarm_percent, evaluation_periods=3,
+            datapoints_to_alarm=2, treat_missing_data="notBreaching",
+            metric_queries=[aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                id="rate", expression=monitoring.SUCCESS_RATE_EXPRESSION,
+                label="success rate %", return_data=True),
+                *[aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                    id=key, return_data=False,
+                    metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
+                        namespace=monitoring.NAMESPACE, metric_name=metric,
+                        dimensions=monitoring.DIMENSIONS, stat="Sum",
+                        period=monitoring.SUCCESS_RATE_PERIOD))
+                  for key, metric in monitoring.SUCCESS_RATE_INPUTS.items()]],
+            tags=tags, opts=child)
+        self.attempts_alarm = aws.cloudwatch.MetricAlarm(
+            f"{name}-attempts", region=region, name=f"{prefix}-cvm-attempts-per-device",
+            alarm_description="Devices need too many attempts to register (average per success)",
+            namespace=monitoring.NAMESPACE, metric_name=monitoring.ATTEMPTS_PER_DEVICE,
+            dimensions=monitoring.DIMENSIONS, statistic="Average", period=900,
+            evaluation_periods=1, threshold=args.attempts_per_device_alarm,
+            comparison_operator="GreaterThanThreshold", treat_missing_data="notBreaching",
+            tags=tags, opts=child)
+        self.undo_alarm = aws.cloudwatch.MetricAlarm(
+            f"{name}-undo-failed", region=region, name=f"{prefix}-cvm-undo-failed",
+            alarm_description=("A failed registration could not undo all it did: look for "
+                               "orphaned certificates/things in the function's logs"),
+            namespace=monitoring.NAMESPACE, metric_name=monitoring.UNDO_FAILED,
+            dimensions=monitoring.DIMENSIONS, statistic="Sum", period=300,
+            evaluation_periods=1, threshold=1, comparison_operator="GreaterThanOrEqualToThreshold",
+            treat_missing_data="notBreaching", tags=tags, opts=child)
+        self.errored_alarm = aws.cloudwatch.MetricAlarm(
+            f"{name}-errored", region=region, name=f"{prefix}-cvm-unexpected-errors",
+            alarm_description="The registration function hit a bug (HTTP 500 answers)",
+            namespace=monitoring.NAMESPACE, metric_name=monitoring.ERRORED,
+            dimensions=monitoring.DIMENSIONS, statistic="Sum", period=300,
+            evaluation_periods=1, threshold=1, comparison_operator="GreaterThanOrEqualToThreshold",
+            treat_missing_data="notBreaching", tags=tags, opts=child)
+
+        self.provisioning_url = f"https://{domain}/registration"
+        self.register_outputs({
+            "provisioning_url": self.provisioning_url,
+            "rest_api_id": self.rest_api.id,
+            "stage_arn": self.stage.arn,
+            "function_arn": self.registration.function.arn,
+            "salts_secret_arn": self.salts_secret.arn,
+            "web_acl_arn": self.web_acl.arn,
+            "health_check_id": self.health_check.id,
+        })

@@ -1,0 +1,67 @@
+"""IAM documents of the CVM (built with the shared builders of components/iam.py)."""
+
+from __future__ import annotations
+
+from components.iam import Statement, lambda_basic_statements, policy_document, table_key_statement
+
+
+def function_role_policy(*, partition: str, region: str, account_id: str, function_name: str,
+                         log_group_arn: str, key_arn: str, provisioning_table_arn: str,
+                         inventory_table_arn: str, tables_key_arn: str, secret_arn: str,
+                         thing_name_prefix: str, legacy_keys: bool) -> str:
+    """Exactly the calls of lambdas/cvm_registration, on this region's resources."""
+    iot = f"arn:{partition}:iot:{region}:{account_id}"
+    things = f"{iot}:thing/{thing_name_prefix}*"
+    issue = ["iot:CreateCertificateFromCsr"]
+    if legacy_keys:  # only when a batch is allowed cloud-generated keys
+        issue.append("iot:CreateKeysAndCertificate")
+    statements: list[Statement] = [
+        *lambda_basic_statements(log_group_arn=log_group_arn, key_arn=key_arn,
+                                 function_name=function_name),
+        {"Sid": "ClaimAndCommitRecords", "Effect": "Allow",
+         "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+         "Resource": provisioning_table_arn},
+        {"Sid": "WriteInventory", "Effect": "Allow",
+         "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+         "Resource": inventory_table_arn},
+        table_key_statement(key_arn=tables_key_arn, region=region, write=True,
+                            sid="TablesKeyThroughDynamoDb"),
+        {"Sid": "ReadBatchSalts", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+         "Resource": secret_arn},
+        {"Sid": "DecryptBatchSalts", "Effect": "Allow", "Action": "kms:Decrypt",
+         "Resource": key_arn,
+         "Condition": {"StringEquals": {
+             "kms:ViaService": f"secretsmanager.{region}.amazonaws.com",
+             "kms:EncryptionContext:SecretARN": secret_arn}}},
+        # IoT supports no resource-level permission for issuing certificates (the certificate
+        # does not exist yet): AWS documents Resource "*" for both actions.
+        {"Sid": "IssueCertificates", "Effect": "Allow", "Action": issue, "Resource": "*"},
+        {"Sid": "Things", "Effect": "Allow",
+         "Action": ["iot:CreateThing", "iot:DeleteThing", "iot:ListThingPrincipals"],
+         "Resource": things},
+        # AttachPolicy's resource is the target certificate; IAM has no key for the policy
+        # name, so the function can only be held to certificates of this region.
+        {"Sid": "Certificates", "Effect": "Allow",
+         "Action": ["iot:AttachPolicy", "iot:DetachPolicy", "iot:UpdateCertificate",
+                    "iot:DeleteCertificate"],
+         "Resource": f"{iot}:cert/*"},
+        {"Sid": "CertificateToThing", "Effect": "Allow",
+         "Action": ["iot:AttachThingPrincipal", "iot:DetachThingPrincipal"],
+         "Resource": f"{iot}:cert/*",
+         "Condition": {"ArnLike": {"iot:thingArn": things}}},
+    ]
+    return policy_document(statements)
+
+
+def api_logging_role_policy(*, access_log_group_arn: str) -> str:
+    """API Gateway's account-level CloudWatch role in this region: write our access logs.
+    DescribeLogGroups has no resource-level permission (Resource "*")."""
+    return policy_document([
+        {"Sid": "FindLogGroup", "Effect": "Allow", "Action": "logs:DescribeLogGroups",
+         "Resource": "*"},
+        {"Sid": "AccessLogStreams", "Effect": "Allow", "Action": "logs:DescribeLogStreams",
+         "Resource": access_log_group_arn},
+        {"Sid": "WriteAccessLogs", "Effect": "Allow",
+         "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+         "Resource": f"{access_log_group_arn}:log-stream:*"},
+    ])

@@ -1,0 +1,119 @@
+"""IAM documents of fleet provisioning (plain builders; see README.md "Permissions")."""
+
+from __future__ import annotations
+
+from components.iam import Statement, lambda_basic_statements, policy_document, table_key_statement
+
+COGNITO_IDENTITY = "cognito-identity.amazonaws.com"
+# Provisioning-table items the fleet functions may touch (components/fleet_provisioning
+# README: allow-list entries are `fleet#<serial>`; CVM records are keyed otherwise).
+ALLOW_LIST_KEYS = "fleet#*"
+
+# What the provisioning template makes AWS IoT do, and nothing more (the managed
+# AWSIoTThingsRegistration policy grants 30 actions on "*"; README.md says why each of the
+# others is not needed).
+PROVISIONING_THING_ACTIONS = ("iot:CreateThing", "iot:DescribeThing", "iot:UpdateThing")
+PROVISIONING_CERTIFICATE_ACTIONS = ("iot:AttachPolicy", "iot:DescribeCertificate",
+                                    "iot:UpdateCertificate")
+
+
+def installer_role_trust(identity_pool_id: str) -> str:
+    """Only identities of this identity pool, and only authenticated ones, may assume the
+    installer role (Cognito developer guide, "Role trust and permissions")."""
+    return policy_document([{
+        "Sid": "AuthenticatedInstallersOfThisIdentityPool",
+        "Effect": "Allow",
+        "Principal": {"Federated": COGNITO_IDENTITY},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {
+            "StringEquals": {f"{COGNITO_IDENTITY}:aud": identity_pool_id},
+            "ForAnyValue:StringLike": {f"{COGNITO_IDENTITY}:amr": "authenticated"},
+        },
+    }])
+
+
+def installer_role_policy(template_arn: str) -> str:
+    """Exactly one action on exactly one resource: a claim for this region's template."""
+    return policy_document([{
+        "Sid": "CreateClaimsForThisTemplateOnly",
+        "Effect": "Allow",
+        "Action": "iot:CreateProvisioningClaim",
+        "Resource": template_arn,
+    }])
+
+
+def provisioning_role_policy(*, partition: str, region: str, account_id: str,
+                             device_policy_name: str) -> str:
+    iot = f"arn:{partition}:iot:{region}:{account_id}"
+    return policy_document([
+        {"Sid": "ThingNamedAfterTheSerial", "Effect": "Allow",
+         "Action": list(PROVISIONING_THING_ACTIONS), "Resource": f"{iot}:thing/*"},
+        # AttachPolicy authorises against the target certificate (the Service Authorization
+        # Reference lists only cert/thinggroup), so IAM cannot pin the policy attached; the
+        # template names only the device policy.
+        {"Sid": "ActivateTheNewCertificateWithTheDevicePolicy", "Effect": "Allow",
+         "Action": list(PROVISIONING_CERTIFICATE_ACTIONS), "Resource": f"{iot}:cert/*"},
+        {"Sid": "AttachCertificateToThing", "Effect": "Allow",
+         "Action": "iot:AttachThingPrincipal", "Resource": f"{iot}:cert/*",
+         "Condition": {"ArnLike": {"iot:thingArn": f"{iot}:thing/*"}}},
+        {"Sid": "ReadTheDevicePolicyNamedByTheTemplate", "Effect": "Allow",
+         "Action": "iot:GetPolicy", "Resource": f"{iot}:policy/{device_policy_name}"},
+    ])
+
+
+def _allow_list_condition() -> dict[str, dict[str, list[str]]]:
+    """Only `fleet#` items of the shared provisioning table (never CVM records)."""
+    return {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [ALLOW_LIST_KEYS]}}
+
+
+def hook_role_policy(*, log_group_arn: str, key_arn: str, function_name: str, region: str,
+                     provisioning_table_arn: str, inventory_table_arn: str,
+                     tables_key_arn: str) -> str:
+    statements: list[Statement] = lambda_basic_statements(
+        log_group_arn=log_group_arn, key_arn=key_arn, function_name=function_name)
+    statements += [
+        # BatchGetItem reads entry and device together; TransactWriteItems authorises its
+        # parts (UpdateItem on the entry, ConditionCheckItem on the inventory).
+        {"Sid": "ReadAndClaimAllowListEntries", "Effect": "Allow",
+         "Action": ["dynamodb:BatchGetItem", "dynamodb:UpdateItem"],
+         "Resource": provisioning_table_arn, "Condition": _allow_list_condition()},
+        {"Sid": "CheckTheInventory", "Effect": "Allow",
+         "Action": ["dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem"],
+         "Resource": inventory_table_arn},
+        table_key_statement(key_arn=tables_key_arn, region=region, write=True),
+    ]
+    return policy_document(statements)
+
+
+def recorder_role_policy(*, log_group_arn: str, key_arn: str, function_name: str,
+                         partition: str, region: str, account_id: str,
+                         provisioning_stream_arn: str, provisioning_table_arn: str,
+                         inventory_table_arn: str, queue_arn: str,
+                         tables_key_arn: str) -> str:
+    iot = f"arn:{partition}:iot:{region}:{account_id}"
+    statements: list[Statement] = lambda_basic_statements(
+        log_group_arn=log_group_arn, key_arn=key_arn, function_name=function_name)
+    statements += [
+        {"Sid": "ReadProvisioningStream", "Effect": "Allow",
+         "Action": ["dynamodb:DescribeStream", "dynamodb:GetRecords",
+                    "dynamodb:GetShardIterator"],
+         "Resource": provisioning_stream_arn},
+        # ListStreams supports no resource ARN (Service Authorization Reference).
+        {"Sid": "ListStreams", "Effect": "Allow", "Action": "dynamodb:ListStreams",
+         "Resource": "*"},
+        {"Sid": "SettleAllowListEntries", "Effect": "Allow", "Action": "dynamodb:UpdateItem",
+         "Resource": provisioning_table_arn, "Condition": _allow_list_condition()},
+        {"Sid": "RecordDevices", "Effect": "Allow",
+         "Action": ["dynamodb:GetItem", "dynamodb:PutItem"], "Resource": inventory_table_arn},
+        table_key_statement(key_arn=tables_key_arn, region=region, write=True),
+        {"Sid": "ConfirmCertificate", "Effect": "Allow", "Action": "iot:DescribeCertificate",
+         "Resource": f"{iot}:cert/*"},
+        {"Sid": "ConfirmAttachment", "Effect": "Allow", "Action": "iot:ListThingPrincipals",
+         "Resource": f"{iot}:thing/*"},
+        {"Sid": "DeadLetters", "Effect": "Allow", "Action": "sqs:SendMessage",
+         "Resource": queue_arn},
+        {"Sid": "EncryptDeadLetters", "Effect": "Allow",
+         "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": key_arn,
+         "Condition": {"StringEquals": {"kms:ViaService": f"sqs.{region}.amazonaws.com"}}},
+    ]
+    return policy_document(statements)

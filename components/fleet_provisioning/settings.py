@@ -1,0 +1,69 @@
+"""The `fleetProvisioning` section of the stack config (optional; defaults fit dev and prod).
+
+    iot-multi-region:fleetProvisioning:
+      passwordMinimumLength: 14          # installers' passwords, 12..99
+      temporaryPasswordValidityDays: 3   # admin-issued first password, 1..7
+      refreshTokenValidityHours: 12      # how long an installer stays signed in, 1..720
+      claimClientIdPrefix: provision-    # a claim connects as <prefix><SerialNumber>
+      claimRetryAfterSeconds: 600        # a stale claim may be replaced after this, 300..86400
+      hookBudgetMilliseconds: 3000       # the hook's table budget, 500..4000 (AWS: 5 s total)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from components.context import ReportProblem
+
+_CLIENT_ID_PREFIX = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
+@dataclass(frozen=True)
+class FleetSettings:
+    password_minimum_length: int = 14
+    temporary_password_validity_days: int = 3
+    refresh_token_validity_hours: int = 12
+    claim_client_id_prefix: str = "provision-"
+    claim_retry_after_seconds: int = 600
+    hook_budget_milliseconds: int = 3000
+
+
+# config key -> (field, inclusive range for integers)
+_INTEGERS: Mapping[str, tuple[str, int, int]] = {
+    "passwordMinimumLength": ("password_minimum_length", 12, 99),
+    "temporaryPasswordValidityDays": ("temporary_password_validity_days", 1, 7),
+    "refreshTokenValidityHours": ("refresh_token_validity_hours", 1, 720),
+    "claimRetryAfterSeconds": ("claim_retry_after_seconds", 300, 86400),
+    "hookBudgetMilliseconds": ("hook_budget_milliseconds", 500, 4000),
+}
+_STRINGS = {"claimClientIdPrefix": "claim_client_id_prefix"}
+
+
+def parse_settings(raw: Any, report: ReportProblem) -> FleetSettings:
+    """Every problem reported (field, message); the defaults stand in for bad values."""
+    if raw is None:
+        return FleetSettings()
+    if not isinstance(raw, Mapping):
+        report("", f"must be an object of settings, got {raw!r}")
+        return FleetSettings()
+    known = sorted([*_INTEGERS, *_STRINGS])
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in _INTEGERS:
+            name, low, high = _INTEGERS[key]
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                report(key, f"must be a whole number from {low} to {high}, got {value!r}")
+            else:
+                values[name] = value
+        elif key in _STRINGS:
+            if not isinstance(value, str) or not _CLIENT_ID_PREFIX.fullmatch(value):
+                report(key, f"must be 1-32 characters of [A-Za-z0-9_-], got {value!r}")
+            else:
+                values[_STRINGS[key]] = value
+        else:
+            report(str(key), f"is not a fleetProvisioning setting; known: {', '.join(known)}")
+    assert set(values) <= {f.name for f in fields(FleetSettings)}
+    return FleetSettings(**values)

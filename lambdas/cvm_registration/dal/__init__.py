@@ -1,0 +1,1 @@
+"""Data access: the AWS services the flows use, behind the protocols of `ports`."""

@@ -1,0 +1,429 @@
+"""boto3 implementations of the ports. Every botocore error becomes `AwsFailure` (operation
+and code only) or the specific refusal the flow asked for (`ClaimRefused`, `CommitRefused`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ..logic.tokens import SaltBook, SaltBookError
+from .ports import (
+    ACTIVE,
+    CLAIMED,
+    ISSUER_AMAZON,
+    ONBOARDING_CVM,
+    REGISTERED,
+    UNREGISTERED,
+    AwsFailure,
+    Certificate,
+    Claim,
+    ClaimRefused,
+    CommitRefused,
+    DeviceRecord,
+    InventoryItem,
+    NewInventoryVersion,
+)
+
+# Short timeouts, few retries: a device waits for the answer; the flow undoes and says 503
+# rather than outliving the function timeout.
+BOTO_CONFIG = BotoConfig(connect_timeout=2, read_timeout=5,
+                         retries={"mode": "standard", "max_attempts": 3})
+
+T = TypeVar("T")
+Item = dict[str, Any]
+
+
+def call(operation: str, fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except ClientError as error:
+        raise AwsFailure(operation, str(error.response.get("Error", {}).get("Code"))) from None
+    except BotoCoreError as error:
+        raise AwsFailure(operation, type(error).__name__) from None
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+# --- DynamoDB attribute values --------------------------------------------------------------
+
+def _s(item: Item, name: str) -> str | None:
+    value = item.get(name)
+    return value.get("S") if isinstance(value, dict) else None
+
+
+def _n(item: Item, name: str) -> int | None:
+    value = item.get(name)
+    text = value.get("N") if isinstance(value, dict) else None
+    return int(text) if text is not None else None
+
+
+def record_from_item(item: Item) -> DeviceRecord:
+    enabled = item.get("enabled", {})
+    return DeviceRecord(
+        device_uid=_s(item, "deviceUid") or "",
+        batch=_s(item, "batch"),
+        salt_version=_n(item, "saltVersion"),
+        device_uid_2=_s(item, "deviceUid2"),
+        # Stored as a DynamoDB BOOL; anything else (the seed's "1" strings) is not enabled.
+        enabled=isinstance(enabled, dict) and enabled.get("BOOL") is True,
+        state=_s(item, "registrationState") or UNREGISTERED,
+        claim_id=_s(item, "claimId"),
+        claimed_at_ms=_n(item, "claimedAt"),
+        attempts=_n(item, "attempts") or 0,
+        thing_name=_s(item, "thingName"),
+        certificate_id=_s(item, "certificateId"),
+        reopened_from=_s(item, "reopenedFrom"),
+    )
+
+
+def inventory_from_item(item: Item) -> InventoryItem:
+    revoked = item.get("revokedCertificateIds", {}).get("SS", [])
+    return InventoryItem(
+        thing_name=_s(item, "thingName") or "",
+        certificate_id=_s(item, "certificateId") or "",
+        certificate_pem=_s(item, "certificatePem") or "",
+        status=_s(item, "status") or "",
+        version=_n(item, "version") or 0,
+        issuer=_s(item, "issuer") or "",
+        onboarding=_s(item, "onboarding") or "",
+        origin_region=_s(item, "originRegion") or "",
+        revoked_certificate_ids=frozenset(revoked),
+    )
+
+
+def claim_request(table: str, claim: Claim) -> dict[str, Any]:
+    """The conditional claim: only a known, enabled record of the batch and salt version the
+    token proved, unregistered (or held by a claim so old its invocation is dead), and with
+    the second identifier it was imported with."""
+    second = ("#uid2 = :uid2" if claim.device_uid_2 is not None
+              else "attribute_not_exists(#uid2)")
+    values: dict[str, Any] = {
+        ":claimed": {"S": CLAIMED}, ":unregistered": {"S": UNREGISTERED},
+        ":claim": {"S": claim.claim_id}, ":now": {"N": str(claim.now_ms)},
+        ":stale": {"N": str(claim.stale_before_ms)}, ":region": {"S": claim.region},
+        ":batch": {"S": claim.salt.batch}, ":version": {"N": str(claim.salt.version)},
+        ":true": {"BOOL": True}, ":one": {"N": "1"},
+    }
+    if claim.device_uid_2 is not None:
+        values[":uid2"] = {"S": claim.device_uid_2}
+    return {
+        "TableName": table,
+        "Key": {"deviceUid": {"S": claim.device_uid}},
+        "UpdateExpression": ("SET #state = :claimed, #claim = :claim, #claimedAt = :now, "
+                             "#claimRegion = :region ADD #attempts :one"),
+        "ConditionExpression": (
+            "attribute_exists(#uid) AND #batch = :batch AND #version = :version "
+            "AND #enabled = :true AND (#state = :unregistered OR "
+            "(#state = :claimed AND #claimedAt < :stale)) AND " + second),
+        "ExpressionAttributeNames": {
+            "#uid": "deviceUid", "#uid2": "deviceUid2", "#batch": "batch",
+            "#version": "saltVersion", "#enabled": "enabled", "#state": "registrationState",
+            "#claim": "claimId", "#claimedAt": "claimedAt", "#claimRegion": "claimRegion",
+            "#attempts": "attempts"},
+        "ExpressionAttributeValues": values,
+        "ReturnValues": "ALL_NEW",
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+
+
+def inventory_write(table: str, version: NewInventoryVersion) -> dict[str, Any]:
+    """The inventory item per docs/data-model.md: a first write (`version` 1, only if no item)
+    or the next version of the item we read (condition on its version and status)."""
+    cert = version.certificate
+    previous = version.previous
+    if previous is None:
+        item: Item = {
+            "thingName": {"S": version.thing_name},
+            "certificateId": {"S": cert.certificate_id},
+            "certificatePem": {"S": cert.pem},
+            "issuer": {"S": ISSUER_AMAZON},
+            "originRegion": {"S": version.writer_region},
+            "writerRegion": {"S": version.writer_region},
+            "status": {"S": ACTIVE},
+            "onboarding": {"S": ONBOARDING_CVM},
+            "notAfter": {"S": version.not_after},
+            "version": {"N": "1"},
+            "updatedAt": {"S": version.updated_at},
+        }
+        return {"Put": {"TableName": table, "Item": item,
+                        "ConditionExpression": "attribute_not_exists(thingName)"}}
+    values: dict[str, Any] = {
+        ":certificateId": {"S": cert.certificate_id}, ":pem": {"S": cert.pem},
+        ":issuer": {"S": ISSUER_AMAZON}, ":active": {"S": ACTIVE},
+        ":cvm": {"S": ONBOARDING_CVM}, ":notAfter": {"S": version.not_after},
+        ":next": {"N": str(previous.version + 1)}, ":expected": {"N": str(previous.version)},
+        ":writer": {"S": version.writer_region}, ":updatedAt": {"S": version.updated_at},
+        ":seenStatus": {"S": previous.status},
+        ":seenCertificate": {"S": previous.certificate_id},
+    }
+    update = ("SET certificateId = :certificateId, certificatePem = :pem, issuer = :issuer, "
+              "#status = :active, onboarding = :cvm, notAfter = :notAfter, #version = :next, "
+              "writerRegion = :writer, updatedAt = :updatedAt REMOVE caCertificateId, expiresAt")
+    if version.revoke:
+        update += " ADD revokedCertificateIds :revoked"
+        values[":revoked"] = {"SS": sorted(version.revoke)}
+    return {"Update": {
+        "TableName": table, "Key": {"thingName": {"S": version.thing_name}},
+        "UpdateExpression": update,
+        "ConditionExpression": ("#version = :expected AND #status = :seenStatus "
+                                "AND certificateId = :seenCertificate"),
+        "ExpressionAttributeNames": {"#status": "status", "#version": "version"},
+        "ExpressionAttributeValues": values}}
+
+
+class DynamoDeviceTables:
+    def __init__(self, client: Any, *, provisioning_table: str, inventory_table: str) -> None:
+        self._ddb = client
+        self._records = provisioning_table
+        self._inventory = inventory_table
+
+    def claim(self, claim: Claim) -> DeviceRecord:
+        try:
+            answer = self._ddb.update_item(**claim_request(self._records, claim))
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                old: Any = error.response.get("Item")  # ReturnValuesOnConditionCheckFailure
+                raise ClaimRefused(record_from_item(old) if old else None) from None
+            raise AwsFailure("UpdateItem(claim)", _code(error)) from None
+        except BotoCoreError as error:
+            raise AwsFailure("UpdateItem(claim)", type(error).__name__) from None
+        return record_from_item(answer["Attributes"])
+
+    def release(self, device_uid: str, claim_id: str) -> None:
+        """Give the record back (only while it is still our claim)."""
+        try:
+            self._ddb.update_item(
+                TableName=self._records, Key={"deviceUid": {"S": device_uid}},
+                UpdateExpression=("SET #state = :unregistered "
+                                  "REMOVE #claim, #claimedAt, #claimRegion"),
+                ConditionExpression="#claim = :claim",
+                ExpressionAttributeNames={"#state": "registrationState", "#claim": "claimId",
+                                          "#claimedAt": "claimedAt", "#claimRegion": "claimRegion"},
+                ExpressionAttributeValues={":unregistered": {"S": UNREGISTERED},
+                                           ":claim": {"S": claim_id}})
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                return  # no longer ours: nothing to give back
+            raise AwsFailure("UpdateItem(release)", _code(error)) from None
+
+    def read_record(self, device_uid: str) -> DeviceRecord | None:
+        answer = call("GetItem(record)", lambda: self._ddb.get_item(
+            TableName=self._records, Key={"deviceUid": {"S": device_uid}}, ConsistentRead=True))
+        return record_from_item(answer["Item"]) if "Item" in answer else None
+
+    def read_inventory(self, thing_name: str) -> InventoryItem | None:
+        answer = call("GetItem(inventory)", lambda: self._ddb.get_item(
+            TableName=self._inventory, Key={"thingName": {"S": thing_name}}, ConsistentRead=True))
+        return inventory_from_item(answer["Item"]) if "Item" in answer else None
+
+    def commit_registration(self, claim: Claim, version: NewInventoryVersion) -> None:
+        """One transaction: the inventory item and the record marked REGISTERED (only while
+        the claim is still ours). Either both are written or neither."""
+        record = {"Update": {
+            "TableName": self._records, "Key": {"deviceUid": {"S": claim.device_uid}},
+            "UpdateExpression": ("SET #state = :registered, thingName = :thing, "
+                                 "certificateId = :certificateId, registeredAt = :at, "
+                                 "registeredRegion = :region "
+                                 "REMOVE #claim, #claimedAt, #claimRegion, reopenedFrom"),
+            "ConditionExpression": "#claim = :claim",
+            "ExpressionAttributeNames": {"#state": "registrationState", "#claim": "claimId",
+                                         "#claimedAt": "claimedAt",
+                                         "#claimRegion": "claimRegion"},
+            "ExpressionAttributeValues": {
+                ":registered": {"S": REGISTERED}, ":thing": {"S": version.thing_name},
+                ":certificateId": {"S": version.certificate.certificate_id},
+                ":at": {"S": version.updated_at}, ":region": {"S": claim.region},
+                ":claim": {"S": claim.claim_id}}}}
+        self._transact("TransactWriteItems(register)",
+                       [inventory_write(self._inventory, version), record])
+
+    def commit_rotation(self, device_uid: str, version: NewInventoryVersion) -> None:
+        assert version.previous is not None
+        record = {"Update": {
+            "TableName": self._records, "Key": {"deviceUid": {"S": device_uid}},
+            "UpdateExpression": "SET certificateId = :new, rotatedAt = :at",
+            "ConditionExpression": "#state = :registered",
+            "ExpressionAttributeNames": {"#state": "registrationState"},
+            "ExpressionAttributeValues": {
+                ":new": {"S": version.certificate.certificate_id},
+                ":at": {"S": version.updated_at}, ":registered": {"S": REGISTERED}}}}
+        self._transact("TransactWriteItems(rotate)",
+                       [inventory_write(self._inventory, version), record])
+
+    def _transact(self, operation: str, items: list[dict[str, Any]]) -> None:
+        try:
+            self._ddb.transact_write_items(TransactItems=items)
+        except ClientError as error:
+            if _code(error) == "TransactionCanceledException":
+                reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
+                failed = [code == "ConditionalCheckFailed" for code in reasons]
+                if any(failed):
+                    raise CommitRefused(inventory=bool(failed[:1] and failed[0]),
+                                        record=len(failed) > 1 and failed[1]) from None
+            raise AwsFailure(operation, _code(error)) from None
+        except BotoCoreError as error:
+            raise AwsFailure(operation, type(error).__name__) from None
+
+
+# --- Secrets Manager ---------------------------------------------------------------------------
+
+class SecretSalts:
+    """The batch salts, cached for `ttl` seconds; a miss may refresh at most every
+    `min_refresh_interval` seconds (so guesses cannot turn into a flood of reads). When a
+    refresh fails, the cached salts keep serving."""
+
+    def __init__(self, client: Any, secret_id: str, *, ttl: float = 300.0,
+                 min_refresh_interval: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._client = client
+        self._secret_id = secret_id
+        self._ttl = ttl
+        self._min_refresh = min_refresh_interval
+        self._clock = clock
+        self._book: SaltBook | None = None
+        self._fetched_at = float("-inf")
+        self._lock = threading.Lock()
+
+    def _fetch(self) -> SaltBook:
+        try:
+            answer = self._client.get_secret_value(SecretId=self._secret_id)
+        except ClientError as error:
+            if _code(error) == "ResourceNotFoundException":
+                return SaltBook({})  # no batch imported yet
+            raise AwsFailure("GetSecretValue", _code(error)) from None
+        except BotoCoreError as error:
+            raise AwsFailure("GetSecretValue", type(error).__name__) from None
+        try:
+            return SaltBook.from_secret(answer.get("SecretString") or "")
+        except SaltBookError:
+            raise AwsFailure("GetSecretValue", "MalformedSalts") from None
+
+    def _load(self, max_age: float) -> SaltBook:
+        with self._lock:
+            now = self._clock()
+            if self._book is not None and now - self._fetched_at < max_age:
+                return self._book
+            try:
+                self._book = self._fetch()
+            except AwsFailure:
+                if self._book is None:
+                    raise
+            self._fetched_at = now
+            return self._book
+
+    def book(self) -> SaltBook:
+        return self._load(self._ttl)
+
+    def refreshed(self) -> SaltBook:
+        return self._load(self._min_refresh)
+
+
+# --- AWS IoT -------------------------------------------------------------------------------------
+
+class IotRegistry:
+    def __init__(self, client: Any, *, delete_retries: int = 3, retry_delay: float = 0.3,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self._iot = client
+        self._delete_retries = delete_retries
+        self._retry_delay = retry_delay
+        self._sleep = sleep
+
+    def create_thing(self, thing_name: str, attributes: Mapping[str, str]) -> bool:
+        try:
+            self._iot.create_thing(thingName=thing_name,
+                                   attributePayload={"attributes": dict(attributes)})
+        except ClientError as error:
+            if _code(error) == "ResourceAlreadyExistsException":
+                return False
+            raise AwsFailure("CreateThing", _code(error)) from None
+        except BotoCoreError as error:
+            raise AwsFailure("CreateThing", type(error).__name__) from None
+        return True
+
+    def create_certificate_from_csr(self, csr_pem: str) -> Certificate:
+        # Active at once: nobody holds the certificate before our response, and it saves the
+        # UpdateCertificate call; every failure path deactivates and deletes it.
+        answer = call("CreateCertificateFromCsr", lambda: self._iot.create_certificate_from_csr(
+            certificateSigningRequest=csr_pem, setAsActive=True))
+        return Certificate(answer["certificateId"], answer["certificateArn"],
+                           answer["certificatePem"])
+
+    def create_keys_and_certificate(self) -> Certificate:
+        answer = call("CreateKeysAndCertificate",
+                      lambda: self._iot.create_keys_and_certificate(setAsActive=True))
+        return Certificate(answer["certificateId"], answer["certificateArn"],
+                           answer["certificatePem"], answer["keyPair"]["PublicKey"],
+                           answer["keyPair"]["PrivateKey"])
+
+    def attach_thing_principal(self, thing_name: str, certificate_arn: str) -> None:
+        # EXCLUSIVE_THING: the certificate can never be attached to a second thing.
+        call("AttachThingPrincipal", lambda: self._iot.attach_thing_principal(
+            thingName=thing_name, principal=certificate_arn,
+            thingPrincipalType="EXCLUSIVE_THING"))
+
+    def attach_policy(self, policy_name: str, certificate_arn: str) -> None:
+        call("AttachPolicy", lambda: self._iot.attach_policy(policyName=policy_name,
+                                                             target=certificate_arn))
+
+    def detach_policy(self, policy_name: str, certificate_arn: str) -> None:
+        try:
+            self._iot.detach_policy(policyName=policy_name, target=certificate_arn)
+        except ClientError as error:
+            if _code(error) != "ResourceNotFoundException":
+                raise AwsFailure("DetachPolicy", _code(error)) from None
+
+    def list_thing_principals(self, thing_name: str) -> list[str]:
+        answer = call("ListThingPrincipals",
+                      lambda: self._iot.list_thing_principals(thingName=thing_name))
+        return list(answer.get("principals", []))
+
+    def detach_thing_principal(self, thing_name: str, certificate_arn: str) -> None:
+        try:
+            self._iot.detach_thing_principal(thingName=thing_name, principal=certificate_arn)
+        except ClientError as error:
+            if _code(error) != "ResourceNotFoundException":
+                raise AwsFailure("DetachThingPrincipal", _code(error)) from None
+
+    def set_certificate_status(self, certificate_id: str, status: str) -> None:
+        call("UpdateCertificate", lambda: self._iot.update_certificate(
+            certificateId=certificate_id, newStatus=status))
+
+    def delete_certificate(self, certificate_id: str) -> None:
+        """forceDelete: also when a policy is still attached (our explicit detach failed); a
+        detach from a thing takes a moment to propagate in AWS IoT, so a DeleteConflict is
+        retried a few times."""
+        for attempt in range(self._delete_retries):
+            try:
+                self._iot.delete_certificate(certificateId=certificate_id, forceDelete=True)
+                return
+            except ClientError as error:
+                code = _code(error)
+                if code == "ResourceNotFoundException":
+                    return
+                if code != "DeleteConflictException" or attempt + 1 == self._delete_retries:
+                    raise AwsFailure("DeleteCertificate", code) from None
+                self._sleep(self._retry_delay * (attempt + 1))
+
+    def delete_thing(self, thing_name: str) -> None:
+        for attempt in range(self._delete_retries):
+            try:
+                self._iot.delete_thing(thingName=thing_name)
+                return
+            except ClientError as error:
+                code = _code(error)
+                if code == "ResourceNotFoundException":
+                    return
+                if code not in ("InvalidRequestException", "ThingStillAttached",
+                                "VersionConflictException") \
+                        or attempt + 1 == self._delete_retries:
+                    raise AwsFailure("DeleteThing", code) from None
+                self._sleep(self._retry_delay * (attempt + 1))
+

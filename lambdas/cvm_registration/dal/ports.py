@@ -1,0 +1,164 @@
+"""What the flows need from AWS, as protocols and plain values (implemented in `aws.py`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ..logic.tokens import SaltBook, SaltRef
+
+# Provisioning record states (attribute `registrationState`).
+UNREGISTERED = "UNREGISTERED"
+CLAIMED = "CLAIMED"  # a request holds the record; others get 409 until it ends
+REGISTERED = "REGISTERED"
+REVOKED = "REVOKED"  # an operator revoked the device: it may never register again
+
+# Inventory (docs/data-model.md).
+ACTIVE, INACTIVE, ITEM_REVOKED, DELETED = "ACTIVE", "INACTIVE", "REVOKED", "DELETED"
+ISSUER_AMAZON = "AMAZON"
+# AWS IoT certificate statuses we set.
+CERTIFICATE_INACTIVE, CERTIFICATE_REVOKED = "INACTIVE", "REVOKED"
+ONBOARDING_CVM = "CVM"
+
+
+class AwsFailure(Exception):
+    """An AWS call failed for a reason other than a condition we asked for (throttling,
+    outage, permissions...). Carries the operation and error code only, never the request."""
+
+    def __init__(self, operation: str, code: str) -> None:
+        super().__init__(f"{operation} failed: {code}")
+        self.operation = operation
+        self.code = code
+
+
+@dataclass(frozen=True)
+class DeviceRecord:
+    device_uid: str
+    batch: str | None = None
+    salt_version: int | None = None
+    device_uid_2: str | None = None
+    enabled: bool = False
+    state: str = UNREGISTERED
+    claim_id: str | None = None
+    claimed_at_ms: int | None = None
+    attempts: int = 0
+    thing_name: str | None = None
+    certificate_id: str | None = None
+    # Set by the operator's `reissue`: the certificate revoked so the device may register again.
+    reopened_from: str | None = None
+
+
+@dataclass(frozen=True)
+class InventoryItem:
+    thing_name: str
+    certificate_id: str
+    certificate_pem: str
+    status: str
+    version: int
+    issuer: str
+    onboarding: str
+    origin_region: str
+    revoked_certificate_ids: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Certificate:
+    certificate_id: str
+    arn: str
+    pem: str
+    public_key_pem: str | None = None  # CreateKeysAndCertificate only
+    private_key_pem: str | None = None  # CreateKeysAndCertificate only
+
+
+class ClaimRefused(Exception):
+    """The conditional claim failed; `current` is the record as it was (None: no record)."""
+
+    def __init__(self, current: DeviceRecord | None) -> None:
+        super().__init__("claim refused")
+        self.current = current
+
+
+class CommitRefused(Exception):
+    """The commit transaction's condition failed: `inventory` (someone else's item is there)
+    and/or `record` (our claim was taken over)."""
+
+    def __init__(self, *, inventory: bool, record: bool) -> None:
+        super().__init__(f"commit refused (inventory={inventory}, record={record})")
+        self.inventory = inventory
+        self.record = record
+
+
+@dataclass(frozen=True)
+class Claim:
+    device_uid: str
+    claim_id: str
+    salt: SaltRef
+    device_uid_2: str | None
+    now_ms: int
+    stale_before_ms: int
+    region: str
+
+
+@dataclass(frozen=True)
+class NewInventoryVersion:
+    """What the commit writes to the inventory item (the replication contract)."""
+
+    thing_name: str
+    certificate: Certificate
+    not_after: str
+    writer_region: str
+    updated_at: str
+    previous: InventoryItem | None  # None: first write (version 1)
+    revoke: frozenset[str] = field(default_factory=frozenset)  # add to revokedCertificateIds
+
+
+class SaltSource(Protocol):
+    def book(self) -> SaltBook: ...
+
+    def refreshed(self) -> SaltBook:
+        """A fresh copy if the cached one may be stale (rate-limited: returns the cached
+        book when it was fetched very recently)."""
+        ...
+
+
+class DeviceTables(Protocol):
+    def claim(self, claim: Claim) -> DeviceRecord: ...
+
+    def release(self, device_uid: str, claim_id: str) -> None: ...
+
+    def read_record(self, device_uid: str) -> DeviceRecord | None: ...
+
+    def read_inventory(self, thing_name: str) -> InventoryItem | None: ...
+
+    def commit_registration(self, claim: Claim, version: NewInventoryVersion) -> None: ...
+
+    def commit_rotation(self, device_uid: str, version: NewInventoryVersion) -> None: ...
+
+
+class Registry(Protocol):
+    """AWS IoT in this region."""
+
+    def create_thing(self, thing_name: str, attributes: Mapping[str, str]) -> bool:
+        """True when created, False when a thing of that name already exists."""
+        ...
+
+    def create_certificate_from_csr(self, csr_pem: str) -> Certificate: ...
+
+    def create_keys_and_certificate(self) -> Certificate: ...
+
+    def attach_thing_principal(self, thing_name: str, certificate_arn: str) -> None: ...
+
+    def attach_policy(self, policy_name: str, certificate_arn: str) -> None: ...
+
+    def detach_policy(self, policy_name: str, certificate_arn: str) -> None: ...
+
+    def list_thing_principals(self, thing_name: str) -> list[str]: ...
+
+    def detach_thing_principal(self, thing_name: str, certificate_arn: str) -> None: ...
+
+    def set_certificate_status(self, certificate_id: str, status: str) -> None: ...
+
+    def delete_certificate(self, certificate_id: str) -> None: ...
+
+    def delete_thing(self, thing_name: str) -> None: ...

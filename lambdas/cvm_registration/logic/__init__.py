@@ -1,0 +1,1 @@
+"""The registration and rotation flows: plain code against the ports of `dal.ports`."""

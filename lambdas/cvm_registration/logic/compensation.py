@@ -1,0 +1,27 @@
+"""Undo what a failed request did, newest first, so the device can simply retry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+Undo = Callable[[], None]
+OnUndoFailure = Callable[[str, Exception], None]
+
+
+class Compensation:
+    def __init__(self, on_failure: OnUndoFailure) -> None:
+        self._steps: list[tuple[str, Undo]] = []
+        self._on_failure = on_failure
+
+    def push(self, name: str, undo: Undo) -> None:
+        self._steps.append((name, undo))
+
+    def run(self) -> None:
+        """Every step runs even if an earlier one failed; failures are reported, not raised
+        (the caller is already answering with the original failure)."""
+        while self._steps:
+            name, undo = self._steps.pop()
+            try:
+                undo()
+            except Exception as error:  # noqa: BLE001 - reported, and the next step must run
+                self._on_failure(name, error)

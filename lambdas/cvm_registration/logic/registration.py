@@ -1,0 +1,236 @@
+"""Registration: prove the identity, claim the record, issue, commit; undo on any failure.
+
+1. The token names the batch (see `tokens.match_salt`); no match -> 403.
+2. **Claim** the provisioning record with one conditional UpdateItem (enabled, unregistered,
+   batch/salt version and second identifier as proven). Exactly one concurrent request wins;
+   the others read the record as it was and get 409 (registered / in progress) or 403.
+3. CreateThing, CreateCertificateFromCsr (or CreateKeysAndCertificate for a legacy batch),
+   AttachThingPrincipal (EXCLUSIVE_THING), AttachPolicy (the region's device policy).
+4. **Commit**: one DynamoDB transaction writes the inventory item (the replication contract:
+   version 1 with `attribute_not_exists`, issuer AMAZON, writerRegion = originRegion = this
+   region, onboarding CVM) and marks the record REGISTERED, only while the claim is ours.
+
+Six AWS calls on the CSR path (the salts are cached). Any failure after the claim undoes, newest
+first: detach the policy and the thing, deactivate + delete the certificate, delete the thing
+if this attempt created it, release the claim; the device gets 503 (or 409) and a retry
+starts from a clean slate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..config import Config
+from ..dal.ports import (
+    ACTIVE,
+    CERTIFICATE_INACTIVE,
+    CERTIFICATE_REVOKED,
+    CLAIMED,
+    DELETED,
+    INACTIVE,
+    ITEM_REVOKED,
+    REGISTERED,
+    REVOKED,
+    AwsFailure,
+    Certificate,
+    Claim,
+    ClaimRefused,
+    CommitRefused,
+    DeviceRecord,
+    DeviceTables,
+    InventoryItem,
+    NewInventoryVersion,
+    Registry,
+    SaltSource,
+)
+from ..models.requests import RegistrationRequest
+from ..models.responses import REFUSED_MESSAGE, Issued
+from .compensation import Compensation, OnUndoFailure
+from .crypto import checked_csr, not_after
+from .errors import BadField, Conflict, Forbidden, Refusal, Unavailable
+from .tokens import SaltRef, match_salt
+
+THING_NAME_MAX = 128
+UNAVAILABLE_MESSAGE = "registration is temporarily unavailable; nothing was kept, retry later"
+IN_PROGRESS = "a registration for this device is in progress; retry later"
+
+
+@dataclass(frozen=True)
+class Registered:
+    issued: Issued
+    batch: str
+    path: str  # "csr" | "legacy"
+    attempts: int  # claims this record has seen, this one included (KPI: attempts per device)
+
+
+def thing_name_for(config: Config, device_uid: str) -> str:
+    name = config.thing_name_prefix + device_uid
+    if len(name) > THING_NAME_MAX:
+        raise BadField("device_uid", f"is too long (the thing name may have {THING_NAME_MAX} "
+                       "characters)")
+    return name
+
+
+def iso(epoch_seconds: float) -> str:
+    return dt.datetime.fromtimestamp(epoch_seconds, dt.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+
+
+def discard_certificate(registry: Registry, certificate_id: str) -> None:
+    registry.set_certificate_status(certificate_id, CERTIFICATE_INACTIVE)
+    registry.delete_certificate(certificate_id)
+
+
+class Registrar:
+    def __init__(self, config: Config, salts: SaltSource, tables: DeviceTables,
+                 registry: Registry, *, on_undo_failure: OnUndoFailure,
+                 clock: Callable[[], float] = time.time,
+                 new_claim_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
+        self._config = config
+        self._salts = salts
+        self._tables = tables
+        self._registry = registry
+        self._on_undo_failure = on_undo_failure
+        self._clock = clock
+        self._new_claim_id = new_claim_id
+
+    # --- 1. identity ----------------------------------------------------------------------
+
+    def prove(self, uid: str, uid2: str | None, token: str) -> SaltRef:
+        """The batch salt this token was made with, or Forbidden (same for every reason)."""
+        try:
+            book = self._salts.book()
+            found = match_salt(book, uid, uid2, token)
+            if found is None:
+                fresh = self._salts.refreshed()  # a batch imported after our last read
+                if fresh is not book:
+                    found = match_salt(fresh, uid, uid2, token)
+        except AwsFailure:
+            raise Unavailable(UNAVAILABLE_MESSAGE) from None
+        if found is None:
+            raise Forbidden(REFUSED_MESSAGE)
+        return found
+
+    @staticmethod
+    def refusal(current: DeviceRecord | None, salt: SaltRef, uid2: str | None) -> Refusal:
+        """Why the claim failed, as the device may learn it: it has proven the token, so it
+        may hear "registered" or "in progress"; everything else is the one 403."""
+        if (current is None or current.batch != salt.batch
+                or current.salt_version != salt.version or current.device_uid_2 != uid2
+                or not current.enabled or current.state == REVOKED):
+            return Forbidden(REFUSED_MESSAGE)
+        if current.state == REGISTERED:
+            return Conflict("device is already registered")
+        if current.state == CLAIMED:
+            return Conflict(IN_PROGRESS, retry_after=2)
+        return Forbidden(REFUSED_MESSAGE)
+
+    # --- the flow -------------------------------------------------------------------------
+
+    def register(self, request: RegistrationRequest) -> Registered:
+        config = self._config
+        thing_name = thing_name_for(config, request.device_uid)
+        if request.csr is not None:
+            checked_csr(request.csr)
+        salt = self.prove(request.device_uid, request.device_uid_2, request.device_token)
+        if request.csr is None and salt.batch not in config.legacy_batches:
+            raise BadField("csr", "is required: this device's batch does not allow "
+                           "cloud-generated keys")
+        now = self._clock()
+        now_ms = int(now * 1000)
+        claim = Claim(device_uid=request.device_uid, claim_id=self._new_claim_id(), salt=salt,
+                      device_uid_2=request.device_uid_2, now_ms=now_ms,
+                      stale_before_ms=now_ms - config.claim_stale_seconds * 1000,
+                      region=config.region)
+        try:
+            record = self._tables.claim(claim)
+        except ClaimRefused as refused:
+            raise self.refusal(refused.current, salt, request.device_uid_2) from None
+        except AwsFailure:
+            raise Unavailable(UNAVAILABLE_MESSAGE) from None
+
+        undo = Compensation(self._on_undo_failure)
+        undo.push("release claim", lambda: self._tables.release(claim.device_uid, claim.claim_id))
+        try:
+            certificate = self._issue(claim, record, thing_name, request.csr, now, undo)
+        except AwsFailure:
+            undo.run()
+            raise Unavailable(UNAVAILABLE_MESSAGE) from None
+        except CommitRefused as refused:
+            undo.run()
+            raise (Conflict("device is already registered") if refused.inventory else
+                   Conflict(IN_PROGRESS, retry_after=2)
+                   ) from None
+        except BaseException:
+            undo.run()
+            raise
+        issued = Issued(thing_name, certificate.certificate_id, certificate.pem,
+                        certificate.public_key_pem, certificate.private_key_pem)
+        return Registered(issued, salt.batch, "legacy" if request.csr is None else "csr",
+                          record.attempts)
+
+    def _issue(self, claim: Claim, record: DeviceRecord, thing_name: str, csr_pem: str | None,
+               now: float, undo: Compensation) -> Certificate:
+        registry = self._registry
+        created = registry.create_thing(thing_name, {
+            "deviceUid": claim.device_uid, "batch": claim.salt.batch, "onboarding": "CVM",
+            # Differs per attempt, so CreateThing on a leftover thing says "exists" instead
+            # of succeeding, and we never delete a thing this attempt did not create.
+            "claim": claim.claim_id})
+        if created:
+            undo.push("delete thing", lambda: registry.delete_thing(thing_name))
+        previous: InventoryItem | None = None
+        if not created or record.reopened_from:
+            previous = self._previous_item(self._tables.read_inventory(thing_name), record)
+        if not created:
+            self._revoke_leftovers(thing_name)
+
+        if csr_pem is not None:
+            certificate = registry.create_certificate_from_csr(csr_pem)
+        else:
+            certificate = registry.create_keys_and_certificate()
+        undo.push("delete certificate",
+                  lambda: discard_certificate(registry, certificate.certificate_id))
+        registry.attach_thing_principal(thing_name, certificate.arn)
+        undo.push("detach certificate",
+                  lambda: registry.detach_thing_principal(thing_name, certificate.arn))
+        policy = self._config.device_policy_name
+        registry.attach_policy(policy, certificate.arn)
+        undo.push("detach policy", lambda: registry.detach_policy(policy, certificate.arn))
+
+        revoke = frozenset({previous.certificate_id}) if previous is not None \
+            and previous.certificate_id != certificate.certificate_id else frozenset()
+        self._tables.commit_registration(claim, NewInventoryVersion(
+            thing_name=thing_name, certificate=certificate, not_after=not_after(certificate.pem),
+            writer_region=self._config.region, updated_at=iso(now), previous=previous,
+            revoke=revoke))
+        return certificate
+
+    @staticmethod
+    def _previous_item(item: InventoryItem | None, record: DeviceRecord) -> InventoryItem | None:
+        """The inventory item this registration may replace. An ACTIVE item means the device
+        (or another with its thing name) is registered, here or in another region: 409."""
+        if item is None:
+            return None
+        if item.status == ACTIVE:
+            raise Conflict("device is already registered")
+        if item.status == ITEM_REVOKED:
+            raise Forbidden(REFUSED_MESSAGE)
+        if item.status == DELETED or (item.status == INACTIVE
+                                      and record.reopened_from == item.certificate_id):
+            return item
+        raise Conflict("device is already registered")
+
+    def _revoke_leftovers(self, thing_name: str) -> None:
+        """Certificates still on an existing thing were never delivered (an invocation died
+        before answering) or were revoked by the operator's reissue: revoke, detach."""
+        for principal in self._registry.list_thing_principals(thing_name):
+            if ":cert/" not in principal:
+                continue
+            self._registry.set_certificate_status(principal.rsplit("/", 1)[1],
+                                                  CERTIFICATE_REVOKED)
+            self._registry.detach_thing_principal(thing_name, principal)

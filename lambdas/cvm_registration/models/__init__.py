@@ -1,0 +1,1 @@
+"""What devices send (requests) and read (responses)."""

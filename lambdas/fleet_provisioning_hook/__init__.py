@@ -1,0 +1,1 @@
+"""Pre-provisioning hook of the fleet-provisioning template: allow-listed serials only."""

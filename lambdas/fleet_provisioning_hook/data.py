@@ -1,0 +1,159 @@
+"""DynamoDB access for the hook, bounded by a deadline.
+
+AWS IoT gives a pre-provisioning hook 5 seconds, cold start included ("Pre-provisioning
+hooks", AWS IoT developer guide); a hook that has not answered by then fails the request.
+So every call here has short socket timeouts, botocore's own retries are off, and we retry
+at most once, and only when the time left still covers a whole attempt. When the budget is
+spent the store raises `StoreUnavailable` and the hook denies — inside the budget.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from boto3.dynamodb.types import TypeDeserializer
+from botocore.config import Config
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+from . import items
+from .logic import Claim, Records, StoreUnavailable
+
+CONNECT_TIMEOUT_SECONDS = 0.4
+READ_TIMEOUT_SECONDS = 0.8
+# Worst case of one attempt; an attempt starts only if at least this much time is left.
+ATTEMPT_SECONDS = CONNECT_TIMEOUT_SECONDS + READ_TIMEOUT_SECONDS + 0.1
+MAX_ATTEMPTS = 2
+
+# Short timeouts, no hidden retries (their back-off sleeps would blow the budget).
+CLIENT_CONFIG = Config(connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                       read_timeout=READ_TIMEOUT_SECONDS,
+                       retries={"total_max_attempts": 1, "mode": "standard"},
+                       tcp_keepalive=True)
+
+_RETRYABLE_CODES = frozenset({
+    "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+    "InternalServerError", "ServiceUnavailable", "TransactionInProgressException",
+})
+_NETWORK_ERRORS = (ReadTimeoutError, ConnectTimeoutError, EndpointConnectionError,
+                   ConnectionClosedError)
+
+T = TypeVar("T")
+
+
+class Deadline:
+    """Monotonic time left for this invocation's table work."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._end = clock() + seconds
+
+    def remaining(self) -> float:
+        return self._end - self._clock()
+
+
+def bounded(deadline: Deadline, call: Callable[[], T]) -> T:
+    """`call()` with at most MAX_ATTEMPTS attempts, each only if a whole one still fits."""
+    last: Exception | None = None
+    for _ in range(MAX_ATTEMPTS):
+        if deadline.remaining() < ATTEMPT_SECONDS:
+            break
+        try:
+            return call()
+        except _NETWORK_ERRORS as err:
+            last = err
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") not in _RETRYABLE_CODES:
+                raise
+            last = err
+    raise StoreUnavailable(f"no answer within the budget: {last!r}")
+
+
+_DESERIALIZER = TypeDeserializer()
+
+
+def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A DynamoDB item (attribute-value map) as plain Python values."""
+    return {name: _DESERIALIZER.deserialize(value) for name, value in item.items()}
+
+
+def iso(moment: Any) -> str:
+    """One timestamp format for every stored time, so strings compare like times."""
+    return str(moment.isoformat(timespec="milliseconds"))
+
+
+@dataclass
+class DynamoAllowList:
+    """The allow-list (provisioning table, `fleet#` items) and the inventory of one region."""
+
+    client: Any  # botocore DynamoDB client built with CLIENT_CONFIG
+    provisioning_table: str
+    inventory_table: str
+    region: str
+    deadline: Deadline
+
+    def read(self, serial: str) -> Records:
+        """Both items in one round trip (BatchGetItem over two tables), strongly consistent."""
+        request = {
+            self.provisioning_table: {"Keys": [{"deviceUid": {"S": items.allow_list_key(serial)}}],
+                                      "ConsistentRead": True},
+            self.inventory_table: {"Keys": [{"thingName": {"S": serial}}],
+                                   "ConsistentRead": True},
+        }
+        response = bounded(self.deadline, lambda: self.client.batch_get_item(RequestItems=request))
+        if response.get("UnprocessedKeys"):
+            raise StoreUnavailable("the table left keys unprocessed (throttled)")
+        found = response.get("Responses", {})
+        entries = [_plain(i) for i in found.get(self.provisioning_table, [])]
+        devices = [_plain(i) for i in found.get(self.inventory_table, [])]
+        return Records(allow_list=entries[0] if entries else None,
+                       inventory=devices[0] if devices else None)
+
+    def claim(self, claim: Claim) -> bool:
+        """One transaction: the inventory still has no live device under the serial, and the
+        allow-list entry still permits this claim; then it records the claim."""
+        transaction = [
+            {"ConditionCheck": {
+                "TableName": self.inventory_table,
+                "Key": {"thingName": {"S": claim.serial}},
+                "ConditionExpression": "attribute_not_exists(thingName) OR #status = :deleted",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {":deleted": {"S": "DELETED"}},
+            }},
+            {"Update": {
+                "TableName": self.provisioning_table,
+                "Key": {"deviceUid": {"S": items.allow_list_key(claim.serial)}},
+                "UpdateExpression": (
+                    "SET #state = :claimed, claimCertificateId = :cert, "
+                    "claimCertificatePem = :pem, claimClientId = :client, claimedAt = :now, "
+                    "claimRegion = :region"),
+                "ConditionExpression": (
+                    "#kind = :kind AND enabled = :true AND (attribute_not_exists(#state) "
+                    "OR #state = :allowed OR (#state = :claimed AND "
+                    "(claimCertificateId = :cert OR claimedAt < :stale)))"),
+                "ExpressionAttributeNames": {"#state": "state", "#kind": "kind"},
+                "ExpressionAttributeValues": {
+                    ":claimed": {"S": items.CLAIMED}, ":allowed": {"S": items.ALLOWED},
+                    ":kind": {"S": items.KIND}, ":true": {"BOOL": True},
+                    ":cert": {"S": claim.certificate_id}, ":pem": {"S": claim.certificate_pem},
+                    ":client": {"S": claim.client_id}, ":now": {"S": iso(claim.claimed_at)},
+                    ":stale": {"S": iso(claim.stale_before)}, ":region": {"S": self.region},
+                },
+            }},
+        ]
+        try:
+            bounded(self.deadline, lambda: self.client.transact_write_items(
+                TransactItems=transaction))
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") == "TransactionCanceledException":
+                return False  # a condition failed: someone else changed the entry or device
+            raise StoreUnavailable(f"claim write failed: {err!r}") from None
+        return True

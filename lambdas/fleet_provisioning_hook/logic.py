@@ -1,0 +1,146 @@
+"""The hook's decision: plain functions over what the tables say, deny by default.
+
+A serial may be provisioned when all of these hold:
+
+* the request is for this template and its client id is `<claim prefix><serial>`;
+* the serial is a valid thing name and has an allow-list entry (`kind = FLEET_SERIAL`)
+  that is enabled;
+* the inventory holds no live device under that thing name (`ACTIVE`/`INACTIVE`: already
+  provisioned; `REVOKED`: never again; a `DELETED` tombstone does not block);
+* the entry is not `PROVISIONED`/`CONFLICT`, and not `CLAIMED` by another certificate less
+  than `claim_retry_after` ago (the same certificate retrying RegisterThing is allowed);
+* the conditional claim write that records the certificate wins.
+
+Anything else — unknown, disabled, revoked, a table that does not answer in time — denies.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from . import items
+from .models import PreProvisioningRequest
+
+SERIAL_PARAMETER = "SerialNumber"
+
+
+class StoreUnavailable(Exception):
+    """The tables could not answer inside the hook's time budget."""
+
+
+@dataclass(frozen=True)
+class Records:
+    allow_list: Mapping[str, Any] | None  # the `fleet#<serial>` item of the provisioning table
+    inventory: Mapping[str, Any] | None  # the inventory item of thing `<serial>`
+
+
+@dataclass(frozen=True)
+class Claim:
+    serial: str
+    certificate_id: str
+    certificate_pem: str
+    client_id: str
+    claimed_at: dt.datetime
+    stale_before: dt.datetime  # an older claim by another certificate may be replaced
+
+
+class AllowListStore(Protocol):
+    def read(self, serial: str) -> Records: ...
+
+    def claim(self, claim: Claim) -> bool:
+        """Record the claim if the entry still permits it; False if the condition failed."""
+        ...
+
+
+@dataclass(frozen=True)
+class HookConfig:
+    template_arn: str
+    claim_client_id_prefix: str
+    claim_retry_after: dt.timedelta
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str  # ALLOWED or why not, one word (metric dimension and log field)
+    serial: str | None = None
+    overrides: Mapping[str, str] = field(default_factory=dict)
+
+    def as_response(self) -> dict[str, Any]:
+        """What AWS IoT reads: `allowProvisioning` (a JSON boolean) and `parameterOverrides`."""
+        return {"allowProvisioning": self.allowed, "parameterOverrides": dict(self.overrides)}
+
+
+def deny(reason: str, serial: str | None = None) -> Decision:
+    return Decision(allowed=False, reason=reason, serial=serial)
+
+
+def _claimed_at(entry: Mapping[str, Any]) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(str(entry["claimedAt"]))
+    except (KeyError, ValueError):
+        return None
+
+
+def check(request: PreProvisioningRequest, records: Records, config: HookConfig,
+          now: dt.datetime) -> Decision:
+    """Everything but the final claim write: may this request claim the serial?"""
+    serial = request.parameters.get(SERIAL_PARAMETER, "")
+    entry, device = records.allow_list, records.inventory
+    if entry is None or entry.get("kind") != items.KIND:
+        return deny("UNKNOWN_SERIAL", serial)
+    if entry.get("enabled") is not True:
+        return deny("DISABLED", serial)
+    status = device.get("status") if device is not None else None
+    if status == "REVOKED":
+        return deny("REVOKED", serial)
+    if status in ("ACTIVE", "INACTIVE"):
+        return deny("ALREADY_PROVISIONED", serial)
+    state = entry.get("state", items.ALLOWED)
+    if state in (items.PROVISIONED, items.CONFLICT):
+        return deny("ALREADY_PROVISIONED", serial)
+    if state == items.CLAIMED and entry.get("claimCertificateId") != request.certificateId:
+        claimed_at = _claimed_at(entry)
+        if claimed_at is None or now - claimed_at < config.claim_retry_after:
+            return deny("CLAIM_IN_PROGRESS", serial)
+    if state not in (items.ALLOWED, items.CLAIMED):
+        return deny("UNKNOWN_STATE", serial)
+    return Decision(allowed=True, reason="ALLOWED", serial=serial,
+                    overrides={SERIAL_PARAMETER: serial})
+
+
+def request_problem(request: PreProvisioningRequest, config: HookConfig) -> str | None:
+    """Checks needing no table: a reason to deny, or None."""
+    if request.templateArn != config.template_arn:
+        return "WRONG_TEMPLATE"
+    serial = request.parameters.get(SERIAL_PARAMETER)
+    if serial is None or not items.SERIAL_PATTERN.fullmatch(serial):
+        return "INVALID_SERIAL"
+    if request.clientId != f"{config.claim_client_id_prefix}{serial}":
+        return "CLIENT_ID_MISMATCH"
+    return None
+
+
+def decide(request: PreProvisioningRequest, store: AllowListStore, config: HookConfig,
+           now: dt.datetime) -> Decision:
+    """The whole decision; never raises for a table problem (that denies)."""
+    problem = request_problem(request, config)
+    serial = request.parameters.get(SERIAL_PARAMETER)
+    if problem is not None:
+        return deny(problem, serial)
+    assert serial is not None  # request_problem checked it
+    try:
+        decision = check(request, store.read(serial), config, now)
+        if not decision.allowed:
+            return decision
+        claim = Claim(serial=serial, certificate_id=request.certificateId,
+                      certificate_pem=request.certificatePem, client_id=request.clientId,
+                      claimed_at=now, stale_before=now - config.claim_retry_after)
+        if not store.claim(claim):
+            return deny("CLAIM_RACE", serial)  # the entry changed between read and write
+    except StoreUnavailable:
+        return deny("TABLE_UNAVAILABLE", serial)
+    return decision

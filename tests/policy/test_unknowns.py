@@ -1,0 +1,90 @@
+"""A mandatory guardrail whose input is unknown (during preview) never passes silently: it
+either still reports the violation or raises UnknownValueError, which the engine reports as
+"can't run policy ... during preview"; during the update it judges the known value.
+
+Each failing case of test_guardrails is replayed with one top-level input at a time, and
+then every leaf, replaced by the engine's unknown sentinel.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pulumi_policy import EnforcementLevel, StackValidationArgs, StackValidationPolicy
+from pulumi_policy.proxy import UnknownValueError
+
+from tools.harness import UNKNOWN
+
+from .support import BY_NAME, _config, resource_violations, stack_resources, unknown_leaves
+from .test_guardrails import RESOURCE_CASES, STACK_CASES
+
+
+def _mandatory(name: str) -> bool:
+    return BY_NAME[name].enforcement_level != EnforcementLevel.ADVISORY
+
+
+def _outcome(run: Any) -> str:
+    try:
+        return "violation" if run() else "pass"
+    except UnknownValueError:
+        return "unknown"
+
+
+RESOURCE_BADS = [(name, type_, good or {}, bad, config) for name, type_, good, bads, config in RESOURCE_CASES
+                 for bad, _ in bads if _mandatory(name)]
+
+
+def _variants(props: dict[str, Any], good: dict[str, Any] | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """One input unknown at a time (including inputs only the compliant case sets: a missing
+    value and an unknown one are different things), then every leaf."""
+    keys = list(dict.fromkeys([*props, *(good or {})]))
+    variants = [(f"{key}=unknown", {**props, key: UNKNOWN}) for key in keys]
+    variants.append(("every leaf unknown", unknown_leaves(props)))
+    return variants
+
+
+@pytest.mark.parametrize("name,type_,good,bad,config", RESOURCE_BADS,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(RESOURCE_BADS)])
+def test_resource_guardrail_never_passes_an_unknown_input(name, type_, good, bad, config):
+    assert resource_violations(name, type_, bad, config=config), "the known value is a violation"
+    for label, props in _variants(bad, good):
+        outcome = _outcome(lambda: resource_violations(name, type_, props, config=config))
+        assert outcome in ("violation", "unknown"), f"{name} passed silently with {label}"
+
+
+STACK_BADS = [(name, bad, config) for name, _, bads, config in STACK_CASES for bad, _ in bads if _mandatory(name)]
+
+
+@pytest.mark.parametrize("name,bad,config", STACK_BADS, ids=[f"{c[0]}-{i}" for i, c in enumerate(STACK_BADS)])
+def test_stack_guardrail_never_passes_an_unknown_input(name, bad, config):
+    policy = BY_NAME[name]
+    assert isinstance(policy, StackValidationPolicy)
+
+    def run(resources: list[Any]) -> list[str]:
+        found: list[str] = []
+
+        def report(message: str, urn: str | None = None) -> None:
+            found.append(message)
+
+        policy.validate(StackValidationArgs(stack_resources(resources), _config(name, config), {}), report)
+        return found
+
+    assert run(bad)
+    for index, spec in enumerate(bad):
+        for label, props in _variants(dict(spec[1])):
+            variant = [*bad[:index], (spec[0], props, *spec[2:]), *bad[index + 1:]]
+            assert _outcome(lambda v=variant: run(v)) in ("violation", "unknown"), \
+                f"{name} passed silently with resource {index} {label}"
+
+
+def test_an_unknown_value_is_reported_as_the_engine_reports_it():
+    """The same guardrail: unknown at preview -> UnknownValueError naming the property path;
+    known during the update -> the violation."""
+    public = '{"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "sqs:*", "Resource": "*"}]}'
+    with pytest.raises(UnknownValueError) as raised:
+        resource_violations("sqs-no-public-policy", "aws:sqs/queuePolicy:QueuePolicy",
+                            {"queueUrl": "u", "policy": UNKNOWN})
+    assert raised.value.message == "string value at .policy can't be known during preview"
+    assert resource_violations("sqs-no-public-policy", "aws:sqs/queuePolicy:QueuePolicy",
+                               {"queueUrl": "u", "policy": public})

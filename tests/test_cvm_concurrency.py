@@ -1,0 +1,56 @@
+"""50 concurrent registrations of one device (threads, the real handler, moto): the claim is
+conditional, so exactly one certificate is issued and one request succeeds; the others 409.
+
+moto's DynamoDB is made atomic per write (tests/support/cvm_world.py), as AWS is; without it
+moto itself could let two conditional writes through.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from lambdas.cvm_registration import app
+from tests.support.cvm_world import REGION, api_event, cvm_world, new_csr, token
+from tests.support.sfn_adapter import FakeLambdaContext
+
+CONCURRENT_REQUESTS = 50
+
+
+def test_fifty_concurrent_requests_issue_exactly_one_certificate() -> None:
+    with cvm_world() as world:
+        world.add_batch("B1", "salt-1")
+        world.add_device("sensor-50", "B1")
+        _, csr = new_csr("sensor-50")
+        body = json.dumps({"device_uid": "sensor-50", "device_token": token("salt-1", "sensor-50"),
+                           "csr": csr})
+        app.flows()  # one container: clients and salts shared by all threads, as in Lambda
+        start = threading.Barrier(CONCURRENT_REQUESTS)
+
+        def register(number: int) -> tuple[int, dict[str, Any]]:
+            context = FakeLambdaContext("cvm", f"arn:aws:lambda:{REGION}:123456789012:function:cvm",
+                                        aws_request_id=f"request-{number}")
+            event = api_event(body)
+            start.wait()
+            answer = app.handler(event, context)
+            return answer["statusCode"], json.loads(answer["body"])
+
+        with ThreadPoolExecutor(max_workers=CONCURRENT_REQUESTS) as pool:
+            answers = list(pool.map(register, range(CONCURRENT_REQUESTS)))
+
+        assert Counter(status for status, _ in answers) == {200: 1, 409: CONCURRENT_REQUESTS - 1}
+        [winner] = [body for status, body in answers if status == 200]
+        [certificate] = world.certificates()
+        assert certificate["certificateId"] == winner["payload"]["certificate_id"]
+        assert certificate["status"] == "ACTIVE"
+        assert world.things() == ["sensor-50"]
+        assert world.thing_principals("sensor-50") == [certificate["certificateArn"]]
+        item = world.inventory("sensor-50")
+        assert item["version"] == {"N": "1"}
+        assert item["certificateId"] == {"S": certificate["certificateId"]}
+        record = world.record("sensor-50")
+        assert record["registrationState"] == {"S": "REGISTERED"} and "claimId" not in record
+        assert record["attempts"] == {"N": "1"}  # only the winner's claim counted

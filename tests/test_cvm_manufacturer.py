@@ -1,0 +1,242 @@
+"""tools/manufacturer.py in moto: batches and salts in every region, CSV import (validated first,
+conditional, re-runnable), and the operator commands, checked against the real function."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from lambdas.cvm_registration import app
+from tests.support.cvm_world import (
+    REGION,
+    SECRET_NAME,
+    CvmWorld,
+    api_event,
+    cvm_world,
+    new_csr,
+    token,
+)
+from tests.support.sfn_adapter import FakeLambdaContext
+from tools import manufacturer
+
+OTHER_REGION = "us-west-2"
+CONTEXT = FakeLambdaContext("cvm", f"arn:aws:lambda:{REGION}:123456789012:function:cvm")
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A stack `test` of app `iotmr` in two regions: the names cvm_world creates."""
+    (tmp_path / "Pulumi.yaml").write_text("name: iot-multi-region\nruntime: python\n")
+    (tmp_path / "Pulumi.test.yaml").write_text(
+        "config:\n  iot-multi-region:appName: iotmr\n  iot-multi-region:environment: test\n"
+        f"  iot-multi-region:regions: [{REGION}, {OTHER_REGION}]\n"
+        f"  iot-multi-region:primaryRegion: {REGION}\n")
+    return tmp_path
+
+
+@pytest.fixture
+def world() -> Any:
+    with cvm_world(legacy_batches=("LEGACY",)) as opened:
+        boto3.client("secretsmanager", region_name=OTHER_REGION).create_secret(Name=SECRET_NAME)
+        yield opened
+
+
+def run(project: Path, *argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    status = manufacturer.main(["--stack", "test", *argv], project_dir=project, out=out, err=err)
+    return status, out.getvalue(), err.getvalue()
+
+
+def salts(region: str) -> dict[str, Any]:
+    text = boto3.client("secretsmanager", region_name=region).get_secret_value(
+        SecretId=SECRET_NAME)["SecretString"]
+    return dict(json.loads(text)["batches"])
+
+
+def register(body: dict[str, Any]) -> int:
+    app.flows.cache_clear()  # a new container: the salts the tool just wrote
+    return int(app.handler(api_event(json.dumps(body)), CONTEXT)["statusCode"])
+
+
+def write_csv(path: Path, rows: list[str]) -> Path:
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_add_batch_writes_every_region_and_never_prints_the_salt(world: CvmWorld,
+                                                                 project: Path) -> None:
+    status, out, err = run(project, "add-batch", "B1")
+    assert status == 0, err
+    assert salts(REGION) == salts(OTHER_REGION)
+    salt = salts(REGION)["B1"]["salts"]["1"]
+    assert len(salt) == 64 and salt not in out + err
+    assert run(project, "add-batch", "B1")[0] == 1  # a second, different salt is refused
+
+
+def test_a_partial_salt_write_is_repaired_by_the_re_run(world: CvmWorld, project: Path,
+                                                         tmp_path: Path) -> None:
+    salt_file = tmp_path / "salt.txt"
+    salt_file.write_text("factory-salt\n")
+    world.secrets.put_secret_value(SecretId=world.secret_arn, SecretString=json.dumps(
+        {"batches": {"B1": {"current": 1, "salts": {"1": "factory-salt"}}}}))  # only eu-west-1
+    status, out, _ = run(project, "add-batch", "B1", "--salt-file", str(salt_file))
+    assert status == 0 and f"written: {OTHER_REGION}" in out
+    assert salts(OTHER_REGION) == salts(REGION)
+
+
+def test_conflicting_salts_across_regions_are_refused(world: CvmWorld, project: Path) -> None:
+    for region, salt in ((REGION, "a"), (OTHER_REGION, "b")):
+        boto3.client("secretsmanager", region_name=region).put_secret_value(
+            SecretId=SECRET_NAME, SecretString=json.dumps(
+                {"batches": {"B1": {"current": 1, "salts": {"1": salt}}}}))
+    status, _, err = run(project, "rotate-salt", "B1")
+    assert status == 1 and "different salts in different regions" in err
+
+
+def test_bad_rows_are_all_reported_by_line_and_nothing_is_written(world: CvmWorld, project: Path,
+                                                                  tmp_path: Path) -> None:
+    assert run(project, "add-batch", "B1")[0] == 0
+    salt = salts(REGION)["B1"]["salts"]["1"]
+    csv_path = write_csv(tmp_path / "devices.csv", [
+        "device_uid,device_uid_2,device_token",
+        "good-1,,",
+        "bad uid,,",
+        f"good-2,,{token('another salt', 'good-2')}",
+        "good-1,,",
+        f"good-3,MAC+1,{token(salt, 'good-3')}",
+        "good-4,,xyz",
+        f"good-5,,{token(salt, 'good-5')}",
+    ])
+    status, out, err = run(project, "import", "B1", str(csv_path))
+    assert status == 2
+    assert err.splitlines()[1:] == [
+        "line 3: device_uid 'bad uid' must be 1-128 of A-Z a-z 0-9 : _ -",
+        "line 4: device_token does not match the batch salt (firmware built with another salt?)",
+        "line 5: device_uid good-1 repeats line 2",
+        "line 6: device_uid_2 'MAC+1' must be 1-128 of A-Z a-z 0-9 : _ . -",
+        "line 7: device_token is not 64 hex digits",
+    ]
+    assert "5 bad row(s), nothing was written" in err
+    assert world.ddb.scan(TableName="iotmr-test-cvm-provisioning")["Items"] == []
+
+
+def test_import_is_conditional_re_runnable_and_feeds_the_function(world: CvmWorld, project: Path,
+                                                                   tmp_path: Path) -> None:
+    assert run(project, "add-batch", "B1")[0] == 0
+    salt = salts(REGION)["B1"]["salts"]["1"]
+    rows = ["device_uid,device_uid_2,device_token", "sensor-1,,",
+            f"sensor-2,AA:BB:CC,{token(salt, 'sensor-2', 'AA:BB:CC')}"]
+    csv_path = write_csv(tmp_path / "devices.csv", rows)
+
+    assert run(project, "import", "B1", str(csv_path), "--dry-run")[0] == 0
+    assert world.record("sensor-1") == {}
+
+    status, out, err = run(project, "import", "B1", str(csv_path))
+    assert status == 0 and "2 imported, 0 already there, 0 conflict(s)" in out
+    assert "importing B1 [" in err and "2/2" in err  # the progress bar
+    record = world.record("sensor-2")
+    assert record["enabled"] == {"BOOL": True} and record["saltVersion"] == {"N": "1"}
+    assert record["batch"] == {"S": "B1"} and record["deviceUid2"] == {"S": "AA:BB:CC"}
+    assert record["registrationState"] == {"S": "UNREGISTERED"}
+
+    status, out, _ = run(project, "import", "B1", str(csv_path))  # the re-run
+    assert status == 0 and "0 imported, 2 already there" in out
+
+    assert run(project, "add-batch", "B2")[0] == 0
+    status, out, _ = run(project, "import", "B2", str(write_csv(
+        tmp_path / "other.csv", ["device_uid", "sensor-1", "sensor-9"])))
+    assert status == 1 and "line 2: device_uid sensor-1 already exists" in out
+    assert world.record("sensor-1")["batch"] == {"S": "B1"}  # not overwritten
+
+    _, csr = new_csr()
+    assert register({"device_uid": "sensor-2", "device_uid_2": "AA:BB:CC", "csr": csr,
+                     "device_token": token(salt, "sensor-2", "AA:BB:CC")}) == 200
+
+
+def test_factory_salt_file_checks_tokens_without_secrets_manager(world: CvmWorld, project: Path,
+                                                                 tmp_path: Path) -> None:
+    salt_file = tmp_path / "salt.txt"
+    salt_file.write_text("line-7-salt\n")
+    csv_path = write_csv(tmp_path / "devices.csv", [
+        "device_uid,device_token", f"dev-1,{token('line-7-salt', 'dev-1')}"])
+    status, out, _ = run(project, "import", "B7", str(csv_path), "--salt-file", str(salt_file))
+    assert status == 0 and "1 imported" in out
+
+
+def test_disable_and_enable_gate_registration(world: CvmWorld, project: Path,
+                                              tmp_path: Path) -> None:
+    assert run(project, "add-batch", "LEGACY")[0] == 0
+    salt = salts(REGION)["LEGACY"]["salts"]["1"]
+    run(project, "import", "LEGACY", str(write_csv(tmp_path / "d.csv", ["device_uid", "old-1"])))
+    request = {"device_uid": "old-1", "device_token": token(salt, "old-1")}
+
+    status, out, _ = run(project, "disable", "--batch", "LEGACY")
+    assert status == 0 and "1 device(s) disabled" in out
+    assert world.record("old-1")["enabled"] == {"BOOL": False}
+    assert register(request) == 403
+    assert run(project, "disable", "nobody")[0] == 1
+    assert run(project, "enable", "old-1")[0] == 0
+    assert register(request) == 200
+
+
+def test_rotate_salt_moves_unregistered_devices_to_the_new_salt(world: CvmWorld, project: Path,
+                                                                 tmp_path: Path) -> None:
+    assert run(project, "add-batch", "LEGACY")[0] == 0
+    old = salts(REGION)["LEGACY"]["salts"]["1"]
+    run(project, "import", "LEGACY", str(write_csv(tmp_path / "d.csv",
+                                                     ["device_uid", "early", "late"])))
+    assert register({"device_uid": "early", "device_token": token(old, "early")}) == 200
+
+    status, out, _ = run(project, "rotate-salt", "LEGACY", "--rekey-unregistered")
+    assert status == 0 and "1 unregistered device(s)" in out
+    new = salts(OTHER_REGION)["LEGACY"]["salts"]["2"]
+    assert salts(REGION)["LEGACY"]["current"] == 2 and new != old
+    assert world.record("early")["saltVersion"] == {"N": "1"}  # registered: untouched
+    assert register({"device_uid": "late", "device_token": token(old, "late")}) == 403
+    assert register({"device_uid": "late", "device_token": token(new, "late")}) == 200
+
+
+def test_revoke_is_final_here_and_through_the_inventory(world: CvmWorld, project: Path,
+                                                        tmp_path: Path) -> None:
+    assert run(project, "add-batch", "LEGACY")[0] == 0
+    salt = salts(REGION)["LEGACY"]["salts"]["1"]
+    run(project, "import", "LEGACY", str(write_csv(tmp_path / "d.csv", ["device_uid", "d-1"])))
+    request = {"device_uid": "d-1", "device_token": token(salt, "d-1")}
+    assert register(request) == 200
+
+    assert run(project, "revoke", "d-1")[0] == 0
+    [certificate] = world.certificates()
+    assert certificate["status"] == "REVOKED" and world.thing_principals("d-1") == []
+    item = world.inventory("d-1")
+    assert (item["status"], item["version"], item["writerRegion"]) == (
+        {"S": "REVOKED"}, {"N": "2"}, {"S": REGION})
+    assert register(request) == 403
+
+
+def test_reissue_revokes_and_lets_the_device_register_again(world: CvmWorld, project: Path,
+                                                            tmp_path: Path) -> None:
+    assert run(project, "add-batch", "LEGACY")[0] == 0
+    salt = salts(REGION)["LEGACY"]["salts"]["1"]
+    run(project, "import", "LEGACY", str(write_csv(tmp_path / "d.csv", ["device_uid", "d-2"])))
+    request = {"device_uid": "d-2", "device_token": token(salt, "d-2")}
+    assert register(request) == 200
+    old = world.inventory("d-2")["certificateId"]["S"]
+
+    status, out, _ = run(project, "reissue", "d-2")
+    assert status == 0, out
+    item = world.inventory("d-2")
+    assert (item["status"], item["version"]) == ({"S": "INACTIVE"}, {"N": "2"})
+    assert item["revokedCertificateIds"] == {"SS": [old]}
+    assert world.record("d-2")["reopenedFrom"] == {"S": old}
+
+    assert register(request) == 200
+    item = world.inventory("d-2")
+    assert (item["status"], item["version"]) == ({"S": "ACTIVE"}, {"N": "3"})
+    statuses = sorted(c["status"] for c in world.certificates())
+    assert statuses == ["ACTIVE", "REVOKED"]
+    assert run(project, "reissue", "nobody")[0] == 2

@@ -1,0 +1,142 @@
+"""Certificate rotation with proof of possession (moto, real handler): a registered device signs
+a request for a new key with its current key; the old certificate is revoked here and marked
+for revocation everywhere through the inventory item (version + 1)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from lambdas.cvm_registration import app
+from tests.support.cvm_world import (
+    REGION,
+    FaultPlan,
+    api_event,
+    cvm_world,
+    function_session,
+    new_csr,
+    token,
+)
+from tests.support.sfn_adapter import FakeLambdaContext
+
+CONTEXT = FakeLambdaContext("cvm", f"arn:aws:lambda:{REGION}:123456789012:function:cvm")
+REFUSED = {"statusCode": 403, "status": "ERROR", "payload": {"message": "registration refused"}}
+
+
+def post(body: dict[str, Any], path: str) -> tuple[int, dict[str, Any]]:
+    answer = app.handler(api_event(json.dumps(body), path=path), CONTEXT)
+    return answer["statusCode"], json.loads(answer["body"])
+
+
+def signed_rotation(uid: str, key: ec.EllipticCurvePrivateKey, csr: str,
+                    timestamp: int | None = None) -> dict[str, Any]:
+    """The device side of the contract, written out: sign
+    "cvm-rotation\\n<uid>\\n<timestamp>\\n<hex sha256 of the CSR PEM>" with the current key."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    message = f"cvm-rotation\n{uid}\n{timestamp}\n{hashlib.sha256(csr.encode()).hexdigest()}"
+    signature = key.sign(message.encode(), ec.ECDSA(hashes.SHA256()))
+    return {"device_uid": uid, "csr": csr, "timestamp": timestamp,
+            "signature": base64.b64encode(signature).decode()}
+
+
+@pytest.fixture
+def registered() -> Any:
+    """A world with sensor-1 registered through the CSR path: (world, its key, its cert id)."""
+    with cvm_world() as world:
+        world.add_batch("B1", "salt-1")
+        world.add_device("sensor-1", "B1")
+        key, csr = new_csr("sensor-1")
+        status, body = post({"device_uid": "sensor-1", "device_token": token("salt-1", "sensor-1"),
+                             "csr": csr}, "/registration")
+        assert status == 200
+        yield world, key, body["payload"]["certificate_id"]
+
+
+def test_rotation_issues_for_the_new_key_and_revokes_the_old_certificate(registered: Any) -> None:
+    world, key, old_id = registered
+    new_key, csr = new_csr("sensor-1")
+    status, body = post(signed_rotation("sensor-1", key, csr), "/rotation")
+
+    assert status == 200, body
+    new_id = body["payload"]["certificate_id"]
+    cert = x509.load_pem_x509_certificate(
+        body["payload"]["certificates"]["device_certificate"].encode())
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    assert cert.public_key().public_bytes(serialization.Encoding.DER, spki) == \
+        new_key.public_key().public_bytes(serialization.Encoding.DER, spki)
+    assert "keyPair" not in body["payload"]
+    statuses = {c["certificateId"]: c["status"] for c in world.certificates()}
+    assert statuses == {old_id: "REVOKED", new_id: "ACTIVE"}
+    new_arn = next(c["certificateArn"] for c in world.certificates()
+                   if c["certificateId"] == new_id)
+    assert world.thing_principals("sensor-1") == [new_arn]
+    item = world.inventory("sensor-1")
+    assert item["version"] == {"N": "2"} and item["status"] == {"S": "ACTIVE"}
+    assert item["certificateId"] == {"S": new_id} and item["writerRegion"] == {"S": REGION}
+    assert item["revokedCertificateIds"] == {"SS": [old_id]}
+    assert item["certificatePem"]["S"] == body["payload"]["certificates"]["device_certificate"]
+    assert world.record("sensor-1")["certificateId"] == {"S": new_id}
+
+
+def test_a_replayed_rotation_is_refused(registered: Any) -> None:
+    world, key, _ = registered
+    _, csr = new_csr()
+    request = signed_rotation("sensor-1", key, csr)
+    assert post(request, "/rotation")[0] == 200
+    assert post(request, "/rotation") == (403, REFUSED)  # the signing key is no longer current
+    assert len(world.certificates()) == 2
+
+
+@pytest.mark.parametrize("case", ["other key", "stale", "future", "unknown device",
+                                  "tampered csr"])
+def test_rotation_refusals_are_the_one_403(registered: Any, case: str) -> None:
+    world, key, old_id = registered
+    _, csr = new_csr()
+    uid, signer, timestamp = "sensor-1", key, int(time.time())
+    if case == "other key":
+        signer = ec.generate_private_key(ec.SECP256R1())
+    elif case == "stale":
+        timestamp -= 3600
+    elif case == "future":
+        timestamp += 3600
+    elif case == "unknown device":
+        uid = "sensor-404"
+    request = signed_rotation(uid, signer, csr, timestamp)
+    if case == "tampered csr":
+        request["csr"] = new_csr()[1]
+    assert post(request, "/rotation") == (403, REFUSED)
+    assert [c["certificateId"] for c in world.certificates()] == [old_id]
+    assert world.inventory("sensor-1")["version"] == {"N": "1"}
+
+
+def test_rotation_must_bring_a_new_key(registered: Any) -> None:
+    world, key, _ = registered
+    same_key_csr = (x509.CertificateSigningRequestBuilder()
+                    .subject_name(x509.Name([]))
+                    .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode())
+    status, body = post(signed_rotation("sensor-1", key, same_key_csr), "/rotation")
+    assert status == 400 and body["payload"]["field"] == "csr"
+    assert len(world.certificates()) == 1
+
+
+@pytest.mark.parametrize("operation", ["CreateCertificateFromCsr", "AttachThingPrincipal",
+                                       "AttachPolicy", "TransactWriteItems"])
+def test_a_fault_during_rotation_keeps_the_current_certificate(registered: Any,
+                                                               operation: str) -> None:
+    world, key, old_id = registered
+    _, csr = new_csr()
+    with function_session(FaultPlan(fail_operation=operation)):
+        status, _ = post(signed_rotation("sensor-1", key, csr), "/rotation")
+    assert status == 503
+    assert [(c["certificateId"], c["status"]) for c in world.certificates()] == [(old_id, "ACTIVE")]
+    assert len(world.thing_principals("sensor-1")) == 1
+    assert world.inventory("sensor-1")["version"] == {"N": "1"}
+    assert post(signed_rotation("sensor-1", key, csr), "/rotation")[0] == 200  # retry works

@@ -1,0 +1,319 @@
+"""The pre-provisioning hook against moto DynamoDB: the exact payload AWS IoT sends, every
+reason to deny, the claim it records, and a table that does not answer (deny in budget)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from lambdas.fleet_provisioning_hook import app as hook_app
+from lambdas.fleet_provisioning_hook import items
+from lambdas.fleet_provisioning_hook.data import CLIENT_CONFIG
+from tests.support.certificates import issue
+from tests.support.fleet_emulator import LambdaContext
+
+REGION = "eu-west-1"
+ACCOUNT = "123456789012"
+PROVISIONING_TABLE = "test-cvm-provisioning"
+INVENTORY_TABLE = "test-device-inventory"
+TEMPLATE_ARN = f"arn:aws:iot:{REGION}:{ACCOUNT}:provisioningtemplate/test-fleet"
+PREFIX = "provision-"
+SERIAL = "SN-0001"
+NEW_CERT = issue("unused")  # stands in for the certificate AWS IoT just created
+CERT_ID = "a" * 64
+OTHER_CERT_ID = "b" * 64
+
+
+def request(serial: str = SERIAL, **changes: Any) -> dict[str, Any]:
+    """The pre-provisioning hook input, exactly as AWS IoT documents it."""
+    event = {
+        "claimCertificateId": "c" * 64,
+        "certificateId": CERT_ID,
+        "certificatePem": NEW_CERT.pem,
+        "templateArn": TEMPLATE_ARN,
+        "clientId": f"{PREFIX}{serial}",
+        "parameters": {"SerialNumber": serial},
+    }
+    event.update(changes)
+    return event
+
+
+def context(seconds: float = 5.0) -> LambdaContext:
+    return LambdaContext(function_name="hook", invoked_function_arn="arn:aws:lambda:x",
+                         deadline=time.monotonic() + seconds)
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in {
+        "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+        "PROVISIONING_TABLE_NAME": PROVISIONING_TABLE, "INVENTORY_TABLE_NAME": INVENTORY_TABLE,
+        "TEMPLATE_ARN": TEMPLATE_ARN, "CLAIM_CLIENT_ID_PREFIX": PREFIX,
+        "CLAIM_RETRY_AFTER_SECONDS": "600", "HOOK_BUDGET_MS": "3000",
+        "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_NAMESPACE": "test",
+    }.items():
+        monkeypatch.setenv(key, value)
+
+
+@pytest.fixture
+def tables(env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    with mock_aws():
+        dynamodb = boto3.resource("dynamodb", region_name=REGION)
+        for name, key in ((PROVISIONING_TABLE, "deviceUid"), (INVENTORY_TABLE, "thingName")):
+            dynamodb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                                  KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+                                  AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}])
+        monkeypatch.setattr(hook_app, "_dynamodb",
+                            boto3.client("dynamodb", region_name=REGION, config=CLIENT_CONFIG))
+        yield dynamodb
+
+
+def allow(dynamodb: Any, serial: str = SERIAL, **extra: Any) -> None:
+    dynamodb.Table(PROVISIONING_TABLE).put_item(Item={
+        "deviceUid": items.allow_list_key(serial), "kind": items.KIND, "serialNumber": serial,
+        "enabled": True, "state": items.ALLOWED, **extra})
+
+
+def entry(dynamodb: Any, serial: str = SERIAL) -> dict[str, Any]:
+    return dict(dynamodb.Table(PROVISIONING_TABLE).get_item(
+        Key={"deviceUid": items.allow_list_key(serial)})["Item"])
+
+
+def device(dynamodb: Any, status: str, serial: str = SERIAL) -> None:
+    dynamodb.Table(INVENTORY_TABLE).put_item(Item={
+        "thingName": serial, "certificateId": OTHER_CERT_ID, "status": status, "version": 1})
+
+
+def test_allowed_serial_is_provisioned_and_its_claim_recorded(tables: Any) -> None:
+    allow(tables)
+    answer = hook_app.handler(request(), context())
+    assert answer == {"allowProvisioning": True, "parameterOverrides": {"SerialNumber": SERIAL}}
+    recorded = entry(tables)
+    assert recorded["state"] == items.CLAIMED
+    assert recorded["claimCertificateId"] == CERT_ID
+    assert recorded["claimCertificatePem"] == NEW_CERT.pem
+    assert recorded["claimClientId"] == f"{PREFIX}{SERIAL}"
+    assert recorded["claimRegion"] == REGION
+    assert dt.datetime.fromisoformat(recorded["claimedAt"]) > \
+        dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)
+
+
+def test_the_answer_is_a_json_boolean_not_a_string(tables: Any) -> None:
+    """AWS IoT provisions only on `"allowProvisioning": true`."""
+    allow(tables)
+    assert hook_app.handler(request(), context())["allowProvisioning"] is True
+    assert hook_app.handler(request("SN-unknown"), context())["allowProvisioning"] is False
+
+
+@pytest.mark.parametrize("setup, reason_state", [
+    ("unknown", None),
+    ("disabled", items.ALLOWED),
+    ("provisioned_in_allow_list", items.PROVISIONED),
+    ("conflict_in_allow_list", items.CONFLICT),
+])
+def test_denied_by_the_allow_list(tables: Any, setup: str, reason_state: str | None) -> None:
+    if setup == "disabled":
+        allow(tables, enabled=False)
+    elif setup != "unknown":
+        allow(tables, state=reason_state, claimCertificateId=OTHER_CERT_ID)
+    answer = hook_app.handler(request(), context())
+    assert answer == {"allowProvisioning": False, "parameterOverrides": {}}
+    if setup == "unknown":
+        assert "Item" not in tables.Table(PROVISIONING_TABLE).get_item(
+            Key={"deviceUid": items.allow_list_key(SERIAL)})
+    else:
+        assert entry(tables)["state"] == reason_state  # nothing claimed
+        assert entry(tables).get("claimCertificateId") in (None, OTHER_CERT_ID)
+
+
+@pytest.mark.parametrize("status", ["ACTIVE", "INACTIVE", "REVOKED"])
+def test_denied_when_the_inventory_knows_the_device(tables: Any, status: str) -> None:
+    """Already provisioned (here or in another region, replicated) or revoked for good."""
+    allow(tables)
+    device(tables, status)
+    assert hook_app.handler(request(), context())["allowProvisioning"] is False
+    assert entry(tables)["state"] == items.ALLOWED
+
+
+def test_a_tombstoned_device_may_be_provisioned_again(tables: Any) -> None:
+    allow(tables)
+    device(tables, "DELETED")
+    assert hook_app.handler(request(), context())["allowProvisioning"] is True
+    assert entry(tables)["state"] == items.CLAIMED
+
+
+def test_a_cvm_record_under_the_same_key_is_not_an_allow_list_entry(tables: Any) -> None:
+    """The CVM's records share the table; an item without `kind = FLEET_SERIAL` never allows."""
+    tables.Table(PROVISIONING_TABLE).put_item(Item={
+        "deviceUid": items.allow_list_key(SERIAL), "enabled": True, "state": items.ALLOWED})
+    assert hook_app.handler(request(), context())["allowProvisioning"] is False
+
+
+@pytest.mark.parametrize("event, field", [
+    ({k: v for k, v in request().items() if k != "certificateId"}, "certificateId"),
+    (request(certificateId="not-hex"), "certificateId"),
+    (request(parameters="SN-0001"), "parameters"),
+    (request(clientId=""), "clientId"),
+    ("not an object", "<event>"),
+    (None, "<event>"),
+])
+def test_malformed_payload_is_denied_naming_the_field(tables: Any, event: Any, field: str,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    allow(tables)
+    assert hook_app.handler(event, context()) == {"allowProvisioning": False,
+                                                  "parameterOverrides": {}}
+    [warning] = [r for r in caplog.records if r.getMessage() == "malformed pre-provisioning request"]
+    assert field in getattr(warning, "fields")
+    assert not any(r.exc_info for r in caplog.records)  # a bad request is no stack trace
+    assert entry(tables)["state"] == items.ALLOWED
+
+
+@pytest.mark.parametrize("event", [
+    request(templateArn=TEMPLATE_ARN.replace("test-fleet", "other")),
+    request(parameters={}),
+    request(parameters={"SerialNumber": "bad serial/with slash"}),
+    request(clientId="someone-else"),
+])
+def test_request_problems_deny_without_touching_the_table(tables: Any,
+                                                          event: dict[str, Any]) -> None:
+    allow(tables)
+    assert hook_app.handler(event, context())["allowProvisioning"] is False
+    assert entry(tables)["state"] == items.ALLOWED
+
+
+def test_one_serial_one_certificate_while_a_claim_is_fresh(tables: Any) -> None:
+    allow(tables)
+    assert hook_app.handler(request(), context())["allowProvisioning"] is True
+    # The same device retrying RegisterThing with the same certificate: still allowed.
+    assert hook_app.handler(request(), context())["allowProvisioning"] is True
+    # A second certificate for the same serial: denied while the first claim is fresh.
+    assert hook_app.handler(request(certificateId=OTHER_CERT_ID), context())[
+        "allowProvisioning"] is False
+    assert entry(tables)["claimCertificateId"] == CERT_ID
+
+
+def test_a_stale_claim_may_be_replaced(tables: Any) -> None:
+    stale = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)).isoformat(
+        timespec="milliseconds")
+    allow(tables, state=items.CLAIMED, claimCertificateId=OTHER_CERT_ID, claimedAt=stale)
+    assert hook_app.handler(request(), context())["allowProvisioning"] is True
+    assert entry(tables)["claimCertificateId"] == CERT_ID
+
+
+def test_a_device_recorded_between_read_and_write_loses_the_claim(
+        tables: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The claim is one transaction with an inventory condition: a device that lands in the
+    inventory after the read (e.g. replicated from another region) still denies."""
+    allow(tables)
+    from lambdas.fleet_provisioning_hook.data import DynamoAllowList
+
+    original = DynamoAllowList.read
+
+    def read_then_someone_records(self: DynamoAllowList, serial: str) -> Any:
+        records = original(self, serial)
+        device(tables, "ACTIVE")
+        return records
+
+    monkeypatch.setattr(DynamoAllowList, "read", read_then_someone_records)
+    assert hook_app.handler(request(), context())["allowProvisioning"] is False
+    assert entry(tables)["state"] == items.ALLOWED
+
+
+def test_throttled_read_is_retried_once(tables: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from botocore.exceptions import ClientError
+
+    allow(tables)
+    client = hook_app._dynamodb
+    calls: list[str] = []
+    real = client.batch_get_item
+
+    def throttled_once(**kwargs: Any) -> Any:
+        calls.append("batch_get_item")
+        if len(calls) == 1:
+            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException",
+                                         "Message": "slow down"}}, "BatchGetItem")
+        return real(**kwargs)
+
+    monkeypatch.setattr(client, "batch_get_item", throttled_once)
+    assert hook_app.handler(request(), context())["allowProvisioning"] is True
+    assert calls == ["batch_get_item", "batch_get_item"]
+
+
+class SilentEndpoint:
+    """A TCP endpoint that accepts connections and never answers: a table that hangs."""
+
+    def __init__(self) -> None:
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(16)
+        self.accepted: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.getsockname()[1]}"
+
+    def _accept(self) -> None:
+        try:
+            while True:
+                connection, _ = self.server.accept()
+                self.accepted.append(connection)
+        except OSError:
+            return
+
+    def close(self) -> None:
+        self.server.close()
+        for connection in self.accepted:
+            connection.close()
+
+
+def test_a_table_that_does_not_answer_denies_within_the_hook_limit(
+        env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real sockets, real botocore timeouts: the read times out (0.8 s), is retried once,
+    and the hook denies — well inside the 5 seconds AWS IoT waits."""
+    endpoint = SilentEndpoint()
+    try:
+        monkeypatch.setattr(hook_app, "_dynamodb", boto3.client(
+            "dynamodb", region_name=REGION, endpoint_url=endpoint.url, config=CLIENT_CONFIG))
+        started = time.monotonic()
+        answer = hook_app.handler(request(), context(5.0))
+        elapsed = time.monotonic() - started
+    finally:
+        endpoint.close()
+    assert answer == {"allowProvisioning": False, "parameterOverrides": {}}
+    assert elapsed < 3.0 + 0.5, elapsed  # HOOK_BUDGET_MS plus bookkeeping
+    assert len(endpoint.accepted) == 2  # one attempt + one bounded retry, no more
+
+
+def test_the_budget_never_exceeds_what_lambda_has_left(env: None) -> None:
+    assert hook_app.budget_seconds({"HOOK_BUDGET_MS": "3000"}, 5000) == 3.0
+    assert hook_app.budget_seconds({"HOOK_BUDGET_MS": "3000"}, 1000) == pytest.approx(0.7)
+    assert hook_app.budget_seconds({}, 100) == 0.0
+
+
+def test_no_budget_left_denies_without_calling_the_table(
+        tables: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    allow(tables)
+    calls: list[str] = []
+    monkeypatch.setattr(hook_app._dynamodb, "batch_get_item",
+                        lambda **kw: calls.append("called"))
+    assert hook_app.handler(request(), context(0.5))["allowProvisioning"] is False
+    assert calls == []
+
+
+def test_a_misconfigured_function_denies(tables: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    allow(tables)
+    monkeypatch.delenv("TEMPLATE_ARN")
+    assert hook_app.handler(request(), context()) == {"allowProvisioning": False,
+                                                      "parameterOverrides": {}}
+    assert entry(tables)["state"] == items.ALLOWED

@@ -1,0 +1,208 @@
+"""The recorder against moto IoT and DynamoDB: a confirmed fleet device lands in the
+inventory exactly as the replication contract says; everything else does not."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from boto3.dynamodb.types import TypeSerializer
+from cryptography import x509
+from moto import mock_aws
+
+from lambdas.fleet_provisioning_recorder import app as recorder_app
+from lambdas.fleet_provisioning_recorder import logic
+from tests.support.fleet_emulator import LambdaContext
+
+REGION = "eu-west-1"
+OTHER_REGION = "us-west-2"
+PROVISIONING_TABLE = "test-cvm-provisioning"
+INVENTORY_TABLE = "test-device-inventory"
+SERIAL = "SN-0042"
+STREAM_ARN = f"arn:aws:dynamodb:{REGION}:123456789012:table/{PROVISIONING_TABLE}/stream/x"
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    for key, value in {
+        "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+        "PROVISIONING_TABLE_NAME": PROVISIONING_TABLE, "INVENTORY_TABLE_NAME": INVENTORY_TABLE,
+        "CONFIRM_WAIT_SECONDS": "0", "GIVE_UP_AFTER_SECONDS": "3600",
+        "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_NAMESPACE": "test",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(recorder_app, "_ports", None)  # built inside the mock
+    with mock_aws():
+        dynamodb = boto3.resource("dynamodb", region_name=REGION)
+        for name, key in ((PROVISIONING_TABLE, "deviceUid"), (INVENTORY_TABLE, "thingName")):
+            dynamodb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                                  KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+                                  AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}])
+        iot = boto3.client("iot", region_name=REGION)
+        iot.create_policy(policyName="device", policyDocument='{"Version":"2012-10-17","Statement":[]}')
+        created = iot.create_keys_and_certificate(setAsActive=False)
+        yield {"dynamodb": dynamodb, "iot": iot, "certificate": created}
+
+
+def provision(aws: dict[str, Any]) -> None:
+    """What AWS IoT does for the template: thing, certificate ACTIVE, attached."""
+    certificate = aws["certificate"]
+    aws["iot"].create_thing(thingName=SERIAL)
+    aws["iot"].update_certificate(certificateId=certificate["certificateId"], newStatus="ACTIVE")
+    aws["iot"].attach_thing_principal(thingName=SERIAL, principal=certificate["certificateArn"])
+
+
+def claim_image(aws: dict[str, Any], *, region: str = REGION,
+                claimed_at: dt.datetime | None = None) -> dict[str, Any]:
+    certificate = aws["certificate"]
+    moment = claimed_at or dt.datetime.now(dt.timezone.utc)
+    return {"deviceUid": f"fleet#{SERIAL}", "kind": "FLEET_SERIAL", "serialNumber": SERIAL,
+            "enabled": True, "state": "CLAIMED", "claimCertificateId": certificate["certificateId"],
+            "claimCertificatePem": certificate["certificatePem"], "claimClientId": f"provision-{SERIAL}",
+            "claimedAt": moment.isoformat(timespec="milliseconds"), "claimRegion": region}
+
+
+def stored_claim(aws: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    image = claim_image(aws, **kwargs)
+    aws["dynamodb"].Table(PROVISIONING_TABLE).put_item(Item=image)
+    return image
+
+
+def stream_event(*images: dict[str, Any]) -> dict[str, Any]:
+    """Lambda's DynamoDB stream event (MODIFY records with typed images)."""
+    serializer = TypeSerializer()
+    return {"Records": [{
+        "eventID": str(index), "eventName": "MODIFY", "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb", "awsRegion": REGION, "eventSourceARN": STREAM_ARN,
+        "dynamodb": {"Keys": {"deviceUid": {"S": image["deviceUid"]}},
+                     "NewImage": {k: serializer.serialize(v) for k, v in image.items()},
+                     "SequenceNumber": f"{index + 100}", "SizeBytes": 100,
+                     "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    } for index, image in enumerate(images)]}
+
+
+def run(event: dict[str, Any]) -> dict[str, Any]:
+    context = LambdaContext("recorder", "arn:aws:lambda:x", time.monotonic() + 60)
+    return dict(recorder_app.handler(event, context))
+
+
+def inventory(aws: dict[str, Any]) -> dict[str, Any] | None:
+    item = aws["dynamodb"].Table(INVENTORY_TABLE).get_item(Key={"thingName": SERIAL}).get("Item")
+    return dict(item) if item else None
+
+
+def allow_list(aws: dict[str, Any]) -> dict[str, Any]:
+    return dict(aws["dynamodb"].Table(PROVISIONING_TABLE).get_item(
+        Key={"deviceUid": f"fleet#{SERIAL}"})["Item"])
+
+
+def test_a_provisioned_device_lands_in_the_inventory_per_the_contract(aws: dict[str, Any]) -> None:
+    provision(aws)
+    image = stored_claim(aws)
+    before = dt.datetime.now(dt.timezone.utc)
+    assert run(stream_event(image)) == {"batchItemFailures": []}
+    item = inventory(aws)
+    assert item is not None
+    certificate = x509.load_pem_x509_certificate(aws["certificate"]["certificatePem"].encode())
+    assert item == {
+        "thingName": SERIAL,
+        "certificateId": aws["certificate"]["certificateId"],
+        "certificatePem": aws["certificate"]["certificatePem"],
+        "issuer": "AMAZON",
+        "originRegion": REGION,
+        "writerRegion": REGION,
+        "status": "ACTIVE",
+        "onboarding": "FLEET",
+        "notAfter": certificate.not_valid_after_utc.isoformat(timespec="milliseconds"),
+        "version": 1,
+        "updatedAt": item["updatedAt"],
+    }
+    assert "caCertificateId" not in item and "expiresAt" not in item
+    assert dt.datetime.fromisoformat(item["updatedAt"]) >= before - dt.timedelta(seconds=1)
+    settled = allow_list(aws)
+    assert settled["state"] == "PROVISIONED"
+    assert settled["certificateId"] == aws["certificate"]["certificateId"]
+
+
+def test_a_replayed_record_changes_nothing(aws: dict[str, Any]) -> None:
+    provision(aws)
+    image = stored_claim(aws)
+    run(stream_event(image))
+    first = inventory(aws)
+    assert run(stream_event(image)) == {"batchItemFailures": []}
+    assert inventory(aws) == first  # still version 1, same updatedAt
+
+
+def test_not_provisioned_yet_is_retried_by_the_mapping(aws: dict[str, Any]) -> None:
+    image = stored_claim(aws)  # certificate still INACTIVE, no thing
+    answer = run(stream_event(image))
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "100"}]}
+    assert inventory(aws) is None
+    assert allow_list(aws)["state"] == "CLAIMED"
+
+
+def test_a_claim_that_never_provisioned_is_dropped_after_the_give_up_time(
+        aws: dict[str, Any]) -> None:
+    image = stored_claim(aws, claimed_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2))
+    assert run(stream_event(image)) == {"batchItemFailures": []}
+    assert inventory(aws) is None
+    assert allow_list(aws)["state"] == "CLAIMED"  # the hook lets the serial retry later
+
+
+def test_another_regions_claim_is_not_ours_to_record(aws: dict[str, Any]) -> None:
+    provision(aws)
+    image = stored_claim(aws, region=OTHER_REGION)
+    assert run(stream_event(image)) == {"batchItemFailures": []}
+    assert inventory(aws) is None
+
+
+def test_a_tombstone_is_revived_with_the_next_version(aws: dict[str, Any]) -> None:
+    provision(aws)
+    aws["dynamodb"].Table(INVENTORY_TABLE).put_item(Item={
+        "thingName": SERIAL, "certificateId": "0" * 64, "certificatePem": "old",
+        "issuer": "AMAZON", "originRegion": OTHER_REGION, "writerRegion": OTHER_REGION,
+        "status": "DELETED", "onboarding": "FLEET", "notAfter": "2030-01-01T00:00:00.000+00:00",
+        "version": 4, "updatedAt": "2026-01-01T00:00:00.000+00:00", "expiresAt": 1900000000})
+    image = stored_claim(aws)
+    assert run(stream_event(image)) == {"batchItemFailures": []}
+    item = inventory(aws)
+    assert item is not None
+    assert (item["version"], item["status"], item["writerRegion"], item["originRegion"]) == \
+        (5, "ACTIVE", REGION, OTHER_REGION)
+    assert item["certificateId"] == aws["certificate"]["certificateId"]
+    assert "expiresAt" not in item
+
+
+@pytest.mark.parametrize("status", ["ACTIVE", "REVOKED"])
+def test_a_different_device_under_the_name_is_a_conflict_not_an_overwrite(
+        aws: dict[str, Any], status: str) -> None:
+    provision(aws)
+    existing = {"thingName": SERIAL, "certificateId": "0" * 64, "status": status, "version": 3,
+                "writerRegion": OTHER_REGION}
+    aws["dynamodb"].Table(INVENTORY_TABLE).put_item(Item=existing)
+    image = stored_claim(aws)
+    assert run(stream_event(image)) == {"batchItemFailures": []}
+    assert inventory(aws) == existing
+    assert allow_list(aws)["state"] == "CONFLICT"
+
+
+def test_plan_follows_the_version_rules() -> None:
+    claim = logic.Claim(SERIAL, "a" * 64, _pem(), dt.datetime.now(dt.timezone.utc), REGION)
+    now = dt.datetime.now(dt.timezone.utc)
+    created = logic.plan(None, claim, now)
+    assert created.kind == "CREATE" and created.item is not None and created.item["version"] == 1
+    assert logic.plan({"certificateId": "a" * 64, "status": "ACTIVE"}, claim, now).kind == "RECORDED"
+    revived = logic.plan({"status": "DELETED", "version": 7}, claim, now)
+    assert revived.kind == "REVIVE" and revived.expected_version == 7
+    assert logic.plan({"certificateId": "a" * 64, "status": "REVOKED", "version": 2},
+                      claim, now).kind == "CONFLICT"
+
+
+def _pem() -> str:
+    from tests.support.certificates import issue
+    return issue("x").pem

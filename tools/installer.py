@@ -1,0 +1,392 @@
+"""Installer CLI for fleet provisioning by trusted user (see components/fleet_provisioning).
+
+Installers:
+
+    python -m tools.installer claim --region eu-west-1 --user-pool-id eu-west-1_abc \\
+        --client-id 1example --identity-pool-id eu-west-1:uuid --template-name iotmr-prod-eu-west-1-fleet \\
+        --username alice --serial SN-0001 --out-dir ./handover
+
+signs in with SRP (the password never leaves this machine) and TOTP MFA — on the first
+sign-in it asks for a new password and enrols an authenticator app — exchanges the ID token
+at the identity pool for credentials that may only create claims for that template, calls
+CreateProvisioningClaim and writes the claim certificate and private key (mode 0600) for
+hand-over to the device, with the expiry (five minutes) shown.
+
+Administrators (their own AWS credentials, e.g. an SSO profile):
+
+    python -m tools.installer admin create  --region R --user-pool-id P --username alice --email a@example.com
+    python -m tools.installer admin disable --region R --user-pool-id P --username alice
+    python -m tools.installer admin list    --region R --user-pool-id P
+    python -m tools.installer admin allow-serial   --region R --table T --serial SN-0001 [--reset]
+    python -m tools.installer admin disable-serial --region R --table T --serial SN-0001
+
+`--table` is the provisioning table (`<app>-<env>-cvm-provisioning`); allow-list entries are
+`fleet#<serial>` items with `kind = FLEET_SERIAL` (the CVM's records there are keyed by device
+uid and never touched). Every installer is a member of the `installers` group: only its role
+may create claims.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import getpass
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+from urllib.parse import quote
+
+# The allow-list conventions (components/fleet_provisioning/component.py and the hook's
+# items.py hold the same values; a test keeps them equal). Copied, not imported, so the
+# CLI starts without loading Pulumi.
+ALLOW_LIST_KEY_PREFIX = "fleet#"
+ALLOW_LIST_KIND = "FLEET_SERIAL"
+ALLOWED_STATE = "ALLOWED"
+CLAIMED_STATE = "CLAIMED"
+INSTALLERS_GROUP = "installers"
+SERIAL = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
+TOTP_ISSUER = "IoT installers"
+
+
+class SignInError(Exception):
+    """Sign-in cannot go on; the message says why (never a secret)."""
+
+
+class Prompter(Protocol):
+    def password(self) -> str: ...
+
+    def new_password(self) -> str: ...
+
+    def totp_code(self) -> str: ...
+
+    def show_totp_setup(self, secret: str, uri: str) -> None: ...
+
+
+class ConsolePrompter:
+    """Asks on the terminal; secrets are read without echo and never printed back."""
+
+    def __init__(self, out: TextIO = sys.stderr) -> None:
+        self.out = out
+
+    def password(self) -> str:
+        return getpass.getpass("Password: ")
+
+    def new_password(self) -> str:
+        first = getpass.getpass("First sign-in: choose a new password: ")
+        if first != getpass.getpass("Repeat the new password: "):
+            raise SignInError("the two new passwords differ")
+        return first
+
+    def totp_code(self) -> str:
+        return input("6-digit code from your authenticator app: ").strip()
+
+    def show_totp_setup(self, secret: str, uri: str) -> None:
+        print("MFA is required. Add this account to your authenticator app:\n"
+              f"  secret: {secret}\n  or URI: {uri}", file=self.out)
+
+
+@dataclass(frozen=True)
+class Tokens:
+    id_token: str
+    access_token: str
+    refresh_token: str | None
+
+
+def totp_uri(secret: str, username: str) -> str:
+    label = quote(f"{TOTP_ISSUER}:{username}")
+    return f"otpauth://totp/{label}?secret={secret}&issuer={quote(TOTP_ISSUER)}"
+
+
+def sign_in(idp: Any, *, user_pool_id: str, client_id: str, username: str,
+            prompter: Prompter) -> Tokens:
+    """USER_SRP_AUTH (pycognito's SRP maths), then every challenge Cognito sets: a new
+    password on first sign-in, TOTP enrolment if none yet, the TOTP code."""
+    from pycognito.aws_srp import AWSSRP
+
+    srp = AWSSRP(username=username, password=prompter.password(), pool_id=user_pool_id,
+                 client_id=client_id, client=idp)
+    auth_parameters = srp.get_auth_params()
+    response = idp.initiate_auth(AuthFlow="USER_SRP_AUTH", AuthParameters=auth_parameters,
+                                 ClientId=client_id)
+    if response.get("ChallengeName") != "PASSWORD_VERIFIER":
+        raise SignInError(f"unexpected challenge {response.get('ChallengeName')!r}")
+    # Cognito's internal user name (the sign-in name may be an alias); later challenges
+    # are answered for it.
+    user = response["ChallengeParameters"].get("USERNAME", username)
+    response = idp.respond_to_auth_challenge(
+        ClientId=client_id, ChallengeName="PASSWORD_VERIFIER",
+        ChallengeResponses=srp.process_challenge(response["ChallengeParameters"],
+                                                 auth_parameters))
+    for _ in range(4):  # at most: new password, MFA setup, MFA code
+        challenge = response.get("ChallengeName")
+        if challenge is None:
+            result = response["AuthenticationResult"]
+            return Tokens(id_token=result["IdToken"], access_token=result["AccessToken"],
+                          refresh_token=result.get("RefreshToken"))
+        session = response["Session"]
+        if challenge == "NEW_PASSWORD_REQUIRED":
+            response = idp.respond_to_auth_challenge(
+                ClientId=client_id, ChallengeName=challenge, Session=session,
+                ChallengeResponses={"USERNAME": user, "NEW_PASSWORD": prompter.new_password()})
+        elif challenge == "MFA_SETUP":
+            association = idp.associate_software_token(Session=session)
+            prompter.show_totp_setup(association["SecretCode"],
+                                     totp_uri(association["SecretCode"], username))
+            verified = idp.verify_software_token(Session=association["Session"],
+                                                 UserCode=prompter.totp_code(),
+                                                 FriendlyDeviceName="installer")
+            if verified.get("Status") != "SUCCESS":
+                raise SignInError("the authenticator code was not accepted")
+            response = idp.respond_to_auth_challenge(
+                ClientId=client_id, ChallengeName="MFA_SETUP", Session=verified["Session"],
+                ChallengeResponses={"USERNAME": user})
+        elif challenge == "SOFTWARE_TOKEN_MFA":
+            response = idp.respond_to_auth_challenge(
+                ClientId=client_id, ChallengeName=challenge, Session=session,
+                ChallengeResponses={"USERNAME": user,
+                                    "SOFTWARE_TOKEN_MFA_CODE": prompter.totp_code()})
+        else:
+            raise SignInError(f"challenge {challenge} is not supported by this tool")
+    raise SignInError("too many challenges")
+
+
+def provider_name(region: str, user_pool_id: str) -> str:
+    return f"cognito-idp.{region}.amazonaws.com/{user_pool_id}"
+
+
+def identity_credentials(identity: Any, *, region: str, user_pool_id: str,
+                         identity_pool_id: str, id_token: str) -> dict[str, Any]:
+    """Enhanced (simplified) flow: the identity pool picks the installers' role."""
+    logins = {provider_name(region, user_pool_id): id_token}
+    identity_id = identity.get_id(IdentityPoolId=identity_pool_id, Logins=logins)["IdentityId"]
+    return dict(identity.get_credentials_for_identity(IdentityId=identity_id,
+                                                      Logins=logins)["Credentials"])
+
+
+@dataclass(frozen=True)
+class ProvisioningClaim:
+    certificate_id: str
+    certificate_pem: str
+    private_key: str
+    expiration: dt.datetime
+
+
+def create_claim(iot: Any, template_name: str) -> ProvisioningClaim:
+    response = iot.create_provisioning_claim(templateName=template_name)
+    expiration = response["expiration"]
+    if expiration.tzinfo is None:
+        expiration = expiration.replace(tzinfo=dt.timezone.utc)
+    return ProvisioningClaim(certificate_id=response["certificateId"],
+                             certificate_pem=response["certificatePem"],
+                             private_key=response["keyPair"]["PrivateKey"],
+                             expiration=expiration)
+
+
+def _write_new(path: Path, text: str, mode: int) -> None:
+    """Create `path` with `mode` from the start (never readable by others, even briefly);
+    refuse to overwrite an earlier hand-over."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(descriptor, "w") as stream:
+        stream.write(text)
+
+
+def write_claim(claim: ProvisioningClaim, out_dir: Path, name: str) -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    certificate = out_dir / f"{name}.claim.pem.crt"
+    key = out_dir / f"{name}.claim.pem.key"
+    _write_new(certificate, claim.certificate_pem, 0o644)
+    _write_new(key, claim.private_key, 0o600)
+    return certificate, key
+
+
+def describe_expiry(expiration: dt.datetime, now: dt.datetime) -> str:
+    left = int((expiration - now).total_seconds())
+    when = expiration.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    if left <= 0:
+        return f"expired at {when}: request a new claim"
+    return f"expires at {when} (in {left // 60} min {left % 60:02d} s)"
+
+
+# --- admin ------------------------------------------------------------------------------
+
+def create_installer(idp: Any, *, user_pool_id: str, username: str, email: str) -> str:
+    """Cognito e-mails a temporary password; the installer sets a new one and enrols TOTP
+    on the first sign-in. Returns the user's status."""
+    user = idp.admin_create_user(
+        UserPoolId=user_pool_id, Username=username, DesiredDeliveryMediums=["EMAIL"],
+        UserAttributes=[{"Name": "email", "Value": email},
+                        {"Name": "email_verified", "Value": "true"}])["User"]
+    idp.admin_add_user_to_group(UserPoolId=user_pool_id, Username=username,
+                                GroupName=INSTALLERS_GROUP)
+    return str(user["UserStatus"])
+
+
+def disable_installer(idp: Any, *, user_pool_id: str, username: str) -> None:
+    """No new sign-in, and the refresh tokens already issued stop working."""
+    idp.admin_disable_user(UserPoolId=user_pool_id, Username=username)
+    idp.admin_user_global_sign_out(UserPoolId=user_pool_id, Username=username)
+
+
+def list_installers(idp: Any, *, user_pool_id: str) -> list[dict[str, Any]]:
+    installers: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"UserPoolId": user_pool_id, "GroupName": INSTALLERS_GROUP}
+    while True:
+        page = idp.list_users_in_group(**kwargs)
+        for user in page.get("Users", []):
+            email = next((a["Value"] for a in user.get("Attributes", [])
+                          if a["Name"] == "email"), "")
+            installers.append({"username": user["Username"], "email": email,
+                               "enabled": bool(user.get("Enabled")),
+                               "status": user.get("UserStatus", "")})
+        if not page.get("NextToken"):
+            return installers
+        kwargs["NextToken"] = page["NextToken"]
+
+
+def _serial(value: str) -> str:
+    if not SERIAL.fullmatch(value):
+        raise ValueError(f"serial {value!r} is not a valid thing name ([a-zA-Z0-9:_-]{{1,128}})")
+    return value
+
+
+def allow_serial(table: Any, serial: str, *, now: dt.datetime, reset: bool = False) -> None:
+    """Create (or re-enable) the allow-list entry. `reset` makes a PROVISIONED entry
+    provisionable again (e.g. a device that was decommissioned); never a CLAIMED one."""
+    from botocore.exceptions import ClientError
+
+    key = {"deviceUid": f"{ALLOW_LIST_KEY_PREFIX}{_serial(serial)}"}
+    stamp = now.isoformat(timespec="milliseconds")
+    try:
+        table.put_item(
+            Item={**key, "kind": ALLOW_LIST_KIND, "serialNumber": serial, "enabled": True,
+                  "state": ALLOWED_STATE, "allowedAt": stamp},
+            ConditionExpression="attribute_not_exists(deviceUid)")
+        return
+    except ClientError as err:
+        if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+    update = "SET enabled = :true, allowedAt = :now"
+    condition = "#kind = :kind"
+    values: dict[str, Any] = {":true": True, ":now": stamp, ":kind": ALLOW_LIST_KIND}
+    if reset:
+        update += ", #state = :allowed"
+        condition += " AND #state <> :claimed"
+        values.update({":allowed": ALLOWED_STATE, ":claimed": CLAIMED_STATE})
+    table.update_item(Key=key, UpdateExpression=update, ConditionExpression=condition,
+                      ExpressionAttributeNames={"#kind": "kind", **({"#state": "state"}
+                                                                    if reset else {})},
+                      ExpressionAttributeValues=values)
+
+
+def disable_serial(table: Any, serial: str) -> None:
+    table.update_item(Key={"deviceUid": f"{ALLOW_LIST_KEY_PREFIX}{_serial(serial)}"},
+                      UpdateExpression="SET enabled = :false",
+                      ConditionExpression="#kind = :kind",
+                      ExpressionAttributeNames={"#kind": "kind"},
+                      ExpressionAttributeValues={":false": False, ":kind": ALLOW_LIST_KIND})
+
+
+# --- command line -----------------------------------------------------------------------
+
+def run_claim(args: argparse.Namespace, *, idp: Any, identity: Any,
+              iot_with: Callable[[dict[str, Any]], Any], prompter: Prompter,
+              out: TextIO, now: Callable[[], dt.datetime]) -> int:
+    tokens = sign_in(idp, user_pool_id=args.user_pool_id, client_id=args.client_id,
+                     username=args.username, prompter=prompter)
+    credentials = identity_credentials(identity, region=args.region,
+                                       user_pool_id=args.user_pool_id,
+                                       identity_pool_id=args.identity_pool_id,
+                                       id_token=tokens.id_token)
+    claim = create_claim(iot_with(credentials), args.template_name)
+    certificate, key = write_claim(claim, Path(args.out_dir), args.serial or claim.certificate_id[:12])
+    print(f"claim certificate: {certificate}\nprivate key:       {key}\n"
+          f"claim {describe_expiry(claim.expiration, now())}; hand both to the device now",
+          file=out)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m tools.installer", description=__doc__,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = top.add_subparsers(dest="command", required=True)
+    claim = commands.add_parser("claim", help="sign in and create a provisioning claim")
+    for flag in ("--region", "--user-pool-id", "--client-id", "--identity-pool-id",
+                 "--template-name", "--username"):
+        claim.add_argument(flag, required=True)
+    claim.add_argument("--serial", help="names the files after the device")
+    claim.add_argument("--out-dir", default=".")
+    admin = commands.add_parser("admin", help="manage installers and allowed serials")
+    actions = admin.add_subparsers(dest="action", required=True)
+    for action in ("create", "disable", "list"):
+        sub = actions.add_parser(action)
+        sub.add_argument("--region", required=True)
+        sub.add_argument("--user-pool-id", required=True)
+        if action != "list":
+            sub.add_argument("--username", required=True)
+        if action == "create":
+            sub.add_argument("--email", required=True)
+    for action in ("allow-serial", "disable-serial"):
+        sub = actions.add_parser(action)
+        sub.add_argument("--region", required=True)
+        sub.add_argument("--table", required=True, help="the provisioning table")
+        sub.add_argument("--serial", required=True)
+        if action == "allow-serial":
+            sub.add_argument("--reset", action="store_true",
+                             help="make a PROVISIONED serial provisionable again")
+    return top
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
+    import boto3
+    from botocore.exceptions import ClientError
+
+    args = parser().parse_args(argv)
+    now = lambda: dt.datetime.now(dt.timezone.utc)  # noqa: E731
+    try:
+        if args.command == "claim":
+            def iot_with(credentials: dict[str, Any]) -> Any:
+                return boto3.client("iot", region_name=args.region,
+                                    aws_access_key_id=credentials["AccessKeyId"],
+                                    aws_secret_access_key=credentials["SecretKey"],
+                                    aws_session_token=credentials["SessionToken"])
+            return run_claim(args, idp=boto3.client("cognito-idp", region_name=args.region),
+                             identity=boto3.client("cognito-identity", region_name=args.region),
+                             iot_with=iot_with, prompter=ConsolePrompter(), out=out, now=now)
+        if args.action in ("allow-serial", "disable-serial"):
+            table = boto3.resource("dynamodb", region_name=args.region).Table(args.table)
+            if args.action == "allow-serial":
+                allow_serial(table, args.serial, now=now(), reset=args.reset)
+            else:
+                disable_serial(table, args.serial)
+            print(f"{args.action}: {args.serial}", file=out)
+            return 0
+        idp = boto3.client("cognito-idp", region_name=args.region)
+        if args.action == "create":
+            status = create_installer(idp, user_pool_id=args.user_pool_id,
+                                      username=args.username, email=args.email)
+            print(f"created {args.username} ({status}); Cognito e-mailed a temporary password",
+                  file=out)
+        elif args.action == "disable":
+            disable_installer(idp, user_pool_id=args.user_pool_id, username=args.username)
+            print(f"disabled {args.username} and signed them out everywhere", file=out)
+        else:
+            for user in list_installers(idp, user_pool_id=args.user_pool_id):
+                state = "enabled" if user["enabled"] else "DISABLED"
+                print(f"{user['username']}\t{user['email']}\t{state}\t{user['status']}",
+                      file=out)
+        return 0
+    except (SignInError, ValueError, FileExistsError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except ClientError as err:
+        error = err.response.get("Error", {})
+        print(f"error: {error.get('Code')}: {error.get('Message')}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""Journeys: what a device (or an operator) does, step by step, against the local system.
+
+A module here registers a journey with `@journey(name, title, capability=...)` on
+`fn(run: JourneyRun)`, and the wires its journey proves with `@wire(name, journey=...)` on
+`fn(graph) -> graph` (a copy of the resource graph with that wire broken; the tests run the
+local run once per wire and expect that journey to fail). A capability adds one module: its
+journey, its wires; it touches no other file.
+
+Inside a journey, each step is a `with run.step(title, region=...) as step:` block that ends
+with `step.check(condition, "<the state found>")`; a failed check or an error fails the
+step and ends the journey (later steps depend on it). A step that needs a capability the
+project does not have yet is recorded with `run.pending(...)` when `run.missing(capability)`
+says why, never faked.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from tools.harness import StackGraph
+from tools.local.progress import Progress
+from tools.local.report import JourneyResult, Outcome, StepResult
+from tools.local.system import LocalSystem
+
+T = TypeVar("T")
+
+
+class StepFailed(Exception):
+    """A check found the wrong state."""
+
+
+class JourneyStopped(Exception):
+    """A step failed; the journey's later steps are not run."""
+
+
+class Step:
+    def __init__(self) -> None:
+        self.checked = ""
+
+    def check(self, condition: bool, checked: str, failure: str = "") -> None:
+        """Record the state found; fail the step unless `condition` holds."""
+        self.checked = checked
+        if not condition:
+            raise StepFailed(failure or "not the expected state")
+
+
+@dataclass(frozen=True)
+class Journey:
+    name: str
+    title: str
+    run: Callable[[JourneyRun], None]
+    capability: str | None = None  # the stack capability it exercises (None: the platform)
+    needs_runtime: bool = True  # False: runs on the declared graph alone (no server)
+    order: int = 50
+
+
+@dataclass(frozen=True)
+class Wire:
+    name: str
+    journey: str  # the journey that must fail when this wire is broken
+    description: str
+    mutate: Callable[[StackGraph], StackGraph]
+
+
+JOURNEYS: dict[str, Journey] = {}
+WIRES: dict[str, Wire] = {}
+
+
+def journey(name: str, title: str, *, capability: str | None = None, needs_runtime: bool = True,
+            order: int = 50) -> Callable[[Callable[[JourneyRun], None]], Callable[[JourneyRun], None]]:
+    def add(fn: Callable[[JourneyRun], None]) -> Callable[[JourneyRun], None]:
+        if name in JOURNEYS and JOURNEYS[name].run is not fn:
+            raise ValueError(f"journey {name} registered twice")
+        JOURNEYS[name] = Journey(name, title, fn, capability, needs_runtime, order)
+        return fn
+    return add
+
+
+def wire(name: str, *, journey: str, description: str
+         ) -> Callable[[Callable[[StackGraph], StackGraph]], Callable[[StackGraph], StackGraph]]:
+    def add(fn: Callable[[StackGraph], StackGraph]) -> Callable[[StackGraph], StackGraph]:
+        if name in WIRES and WIRES[name].mutate is not fn:
+            raise ValueError(f"wire {name} registered twice")
+        WIRES[name] = Wire(name, journey, description, fn)
+        return fn
+    return add
+
+
+def load_modules() -> None:
+    from tools.local import journeys as package
+
+    for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        importlib.import_module(f"tools.local.journeys.{module.name}")
+
+
+def ordered() -> list[Journey]:
+    load_modules()
+    return sorted(JOURNEYS.values(), key=lambda j: (j.order, j.name))
+
+
+class JourneyRun:
+    """One journey's run: its steps' results, and what steps need."""
+
+    def __init__(self, system: LocalSystem, result: JourneyResult, progress: Progress) -> None:
+        self.system = system
+        self.result = result
+        self._progress = progress
+
+    @contextmanager
+    def step(self, title: str, *, region: str | None = None) -> Iterator[Step]:
+        step = Step()
+        self._progress.status(f"{self.result.name}: {region or ''} {title}")
+        try:
+            yield step
+        except StepFailed as failure:
+            self._record(title, region, Outcome.FAIL, step.checked, str(failure))
+            raise JourneyStopped from None
+        except Exception as error:  # an AWS error or a crash is this step's failure
+            self._record(title, region, Outcome.FAIL, step.checked,
+                         f"{type(error).__name__}: {error}")
+            raise JourneyStopped from None
+        self._record(title, region, Outcome.PASS, step.checked, "")
+
+    def _record(self, title: str, region: str | None, outcome: Outcome, checked: str,
+                detail: str) -> None:
+        self.result.steps.append(StepResult(title, region, outcome, checked, detail))
+
+    def pending(self, title: str, *, region: str | None = None, reason: str) -> None:
+        self._record(title, region, Outcome.PENDING, "", reason)
+
+    def skipped(self, title: str, *, region: str | None = None, reason: str) -> None:
+        self._record(title, region, Outcome.SKIPPED, "", reason)
+
+    def missing(self, capability: str, region: str | None = None) -> str | None:
+        """Why steps needing `capability` cannot run yet, or None when they can."""
+        regions = [region] if region else list(self.system.regions)
+        if not any(capability in self.system.capabilities(r) for r in regions):
+            return (f"needs capability '{capability}', which stack {self.system.stack} does "
+                    f"not have yet")
+        load_modules()
+        if not any(j.capability == capability for j in JOURNEYS.values()):
+            return (f"needs a journey module for capability '{capability}' "
+                    f"(tools/local/journeys/), which does not exist yet")
+        return None
+
+    def wait_for(self, probe: Callable[[], T], done: Callable[[T], bool], *,
+                 timeout: float, interval: float = 0.1) -> T:
+        """Probe until `done(value)` or the timeout; returns the last value either way."""
+        deadline = time.monotonic() + timeout
+        value = probe()
+        while not done(value) and time.monotonic() < deadline:
+            time.sleep(interval)
+            value = probe()
+        return value
+
+
+def short(identifier: str, keep: int = 10) -> str:
+    """Long ids (certificate ids, ARNs) shortened for the report."""
+    return identifier if len(identifier) <= keep + 2 else identifier[:keep] + "…"
+
+
+def plain_item(item: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A DynamoDB item without its type tags."""
+    if item is None:
+        return None
+    return {k: next(iter(v.values())) for k, v in item.items()}

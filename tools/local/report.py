@@ -1,0 +1,145 @@
+"""The run's report: per journey, per step, per region, what was checked and the outcome."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Outcome(str, Enum):
+    PASS = "pass"
+    FAIL = "fail"
+    PENDING = "pending"  # needs a capability (or its journey module) that does not exist yet
+    SKIPPED = "skipped"  # the stack does not enable what the journey exercises
+
+
+@dataclass
+class StepResult:
+    title: str
+    region: str | None
+    outcome: Outcome
+    checked: str = ""  # the state that was checked, as found
+    detail: str = ""  # why it failed / what it is pending on
+
+
+@dataclass
+class JourneyResult:
+    name: str
+    title: str
+    steps: list[StepResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def outcome(self) -> Outcome:
+        outcomes = {s.outcome for s in self.steps}
+        for outcome in (Outcome.FAIL, Outcome.PENDING, Outcome.PASS):
+            if outcome in outcomes:
+                return outcome
+        return Outcome.SKIPPED
+
+
+@dataclass
+class PolicySummary:
+    mandatory: int
+    advisory: int
+    policies: int
+    resources: int
+    text: str = ""  # the runner's report (printed when mandatory violations stop the run)
+
+
+@dataclass
+class RunReport:
+    stack: str
+    regions: list[str]
+    endpoint: str = ""
+    broken_wires: list[str] = field(default_factory=list)
+    policy: PolicySummary | None = None
+    materialised: dict[str, dict[str, int]] = field(default_factory=dict)
+    not_materialised: dict[str, int] = field(default_factory=dict)
+    unhandled_types: dict[str, int] = field(default_factory=dict)
+    emulations: list[str] = field(default_factory=list)
+    journeys: list[JourneyResult] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # the run itself could not proceed
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return (not self.errors and (self.policy is None or self.policy.mandatory == 0)
+                and all(j.outcome != Outcome.FAIL for j in self.journeys))
+
+    def counts(self) -> dict[str, int]:
+        counts = {o.value: 0 for o in Outcome}
+        for journey in self.journeys:
+            for step in journey.steps:
+                counts[step.outcome.value] += 1
+        return counts
+
+    def to_json(self) -> str:
+        def convert(value: Any) -> Any:
+            if isinstance(value, Enum):
+                return value.value
+            if isinstance(value, dict):
+                return {k: convert(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [convert(v) for v in value]
+            return value
+
+        data = convert(asdict(self))
+        for index, journey in enumerate(self.journeys):
+            data["journeys"][index]["outcome"] = journey.outcome.value
+        data["ok"] = self.ok
+        data["counts"] = self.counts()
+        return json.dumps(data, indent=2)
+
+
+_MARKS = {Outcome.PASS: "PASS", Outcome.FAIL: "FAIL", Outcome.PENDING: "PENDING",
+          Outcome.SKIPPED: "SKIPPED"}
+
+
+def format_text(report: RunReport) -> str:
+    lines = [f"Local run of stack {report.stack}: regions {', '.join(report.regions)}"
+             + (f", moto at {report.endpoint}" if report.endpoint else "")]
+    if report.broken_wires:
+        lines.append(f"Wires broken on purpose: {', '.join(report.broken_wires)}")
+    if report.policy is not None:
+        p = report.policy
+        lines.append(f"Policy pack: {p.mandatory} mandatory, {p.advisory} advisory violation(s) "
+                     f"({p.policies} policies over {p.resources} resources)")
+        if p.mandatory:
+            lines.append(p.text)
+    if report.materialised:
+        lines.append("Materialised from the declared graph:")
+        for region, kinds in sorted(report.materialised.items()):
+            lines.append(f"  {region}: " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())))
+    if report.not_materialised:
+        lines.append("Not materialised (nothing to run locally, or emulated): "
+                     + ", ".join(f"{n} {k}" for k, n in sorted(report.not_materialised.items())))
+    if report.unhandled_types:
+        lines.append("No materialiser yet (add a row in tools/local/materialisers/): "
+                     + ", ".join(f"{n} {k}" for k, n in sorted(report.unhandled_types.items())))
+    if report.emulations:
+        lines.append("Emulated: " + "; ".join(report.emulations))
+    for journey in report.journeys:
+        lines.append("")
+        lines.append(f"{journey.title} [{journey.name}]: {_MARKS[journey.outcome]} "
+                     f"({journey.seconds:.1f} s)")
+        for step in journey.steps:
+            where = step.region or "-"
+            lines.append(f"  {_MARKS[step.outcome]:<8}{where:<15}{step.title}")
+            if step.checked:
+                lines.append(f"  {'':<23}checked: {step.checked}")
+            if step.detail:
+                lines.append(f"  {'':<23}{step.detail}")
+    for warning in report.warnings:
+        lines.append(f"warning: {warning}")
+    for error in report.errors:
+        lines.append(f"error: {error}")
+    counts = report.counts()
+    lines.append("")
+    lines.append(f"Result: {'OK' if report.ok else 'FAILED'}: {counts['pass']} passed, "
+                 f"{counts['fail']} failed, {counts['pending']} pending, "
+                 f"{counts['skipped']} skipped step(s) in {report.seconds:.1f} s")
+    return "\n".join(lines)
