@@ -13,10 +13,11 @@ devices next to the seed's design, and a quota-paced backfill of a new region.
    (EventBridge Pipe -> custom bus -> Standard machine + cross-region Lambda).
 3. Backfill: `tools.replication_reconcile` adds a region holding --devices items and an
    empty registry, against moto IoT with a per-API throttle injected at AWS's default quotas
-   x --quota-scale (token bucket, 1 s burst; excess calls get ThrottlingException). moto's
-   interpreter runs ~10 executions/s, so this part drives the tool's scheduler with an
-   executor that makes, call for call, the machine's new-device path (checked against the
-   sequence part 1 recorded) with the machine's retry policy. Reports achieved rate /
+   x --quota-scale (default: 60 % of what moto serves here; token bucket, 1 s burst; excess
+   calls get ThrottlingException). moto's interpreter runs ~10 executions/s, so this part
+   drives the tool's scheduler with an executor that makes, call for call, the machine's
+   new-device path (checked against the sequence part 1 recorded) with the machine's retry
+   policy. Reports achieved rate /
    quota for the binding API, throttles absorbed by retries, throttles that escaped
    (retries exhausted: requeued by the tool), and the projected time to add a region to a
    --fleet-device fleet at AWS's default quotas.
@@ -369,6 +370,7 @@ def serialized_moto() -> Iterator[None]:
 
 
 PROBE_DEVICES = 300
+HEADROOM = 0.6  # the injected quota, as a share of what moto served in the probe
 
 
 def _inventory_items(names: Sequence[str], certificates: Sequence[str],
@@ -383,7 +385,7 @@ def _inventory_items(names: Sequence[str], certificates: Sequence[str],
 def backfill(devices: int, quota_scale: float | None, amazon_share: float, utilization: float,
              recorded_path: Sequence[str], in_flight: int) -> dict[str, Any]:
     """Backfill `devices` into region B against injected per-API quotas. With no
-    `quota_scale`, the quotas are AWS's defaults scaled to 70 % of what moto serves on this
+    `quota_scale`, the quotas are AWS's defaults scaled to HEADROOM of what moto serves on this
     machine (measured first on PROBE_DEVICES devices), so the figure measures the tool's
     pacing rather than moto's speed."""
     import concurrent.futures
@@ -430,7 +432,8 @@ def backfill(devices: int, quota_scale: float | None, amazon_share: float, utili
             assert all(o.ok for o in pool.map(lambda n: executor.apply(B, n), names[devices:]))
         moto_capacity = PROBE_DEVICES / (time.monotonic() - probe_started)
         if quota_scale is None:
-            quota_scale = 0.7 * moto_capacity / device_rate(DEFAULT_IOT_API_QUOTAS, calls)[0]
+            quota_scale = HEADROOM * moto_capacity / device_rate(DEFAULT_IOT_API_QUOTAS,
+                                                                 calls)[0]
         scaled = {api: q * quota_scale for api, q in DEFAULT_IOT_API_QUOTAS.items()}
 
         quota = InjectedQuota(scaled)
@@ -480,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", type=int, default=8, help="devices per path in part 1")
     parser.add_argument("--devices", type=int, default=10_000, help="backfill inventory size")
     parser.add_argument("--quota-scale", type=float, default=None,
-                        help="injected quota = AWS default x this (default: 70%% of what "
+                        help="injected quota = AWS default x this (default: 60%% of what "
                              "moto serves on this machine)")
     parser.add_argument("--amazon-share", type=float, default=0.5,
                         help="share of Amazon-issued certificates in the fleet")

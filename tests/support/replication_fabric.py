@@ -65,6 +65,7 @@ class RegionDown(AssertionError):
 # --- moto IoT: faithful (shared fabric) and indexed (speed only) -----------------------------
 
 _Backend = iot_models.IoTBackend
+_MOTO_CREATE_THING = _Backend.create_thing  # before any patch: moto's own
 
 
 def _thing_arn(backend: Any, thing_name: str) -> str:
@@ -118,6 +119,18 @@ def _indexed_detach(original: Callable[..., Any]) -> Callable[..., Any]:
     return detach_thing_principal
 
 
+def _create_thing(faithful: Callable[..., Any]) -> Callable[..., Any]:
+    """A new name goes straight to moto; an existing one to the faithful layer (which scans
+    every thing to compare configurations)."""
+    def create_thing(self: Any, thing_name: str, thing_type_name: str,
+                     attribute_payload: dict[str, Any] | None,
+                     billing_group_name: str | None = None) -> Any:
+        create = faithful if _thing_arn(self, thing_name) in self.things else _MOTO_CREATE_THING
+        return create(self, thing_name=thing_name, thing_type_name=thing_type_name,
+                      attribute_payload=attribute_payload, billing_group_name=billing_group_name)
+    return create_thing
+
+
 def _things_of(backend: Any, principal_arn: str) -> list[str]:
     return sorted(_principal_index(backend).get(principal_arn, set()))
 
@@ -136,6 +149,7 @@ def indexed_iot() -> Iterator[None]:
             "_get_principal": _get_principal(_Backend._get_principal),
             "attach_thing_principal": _indexed_attach(_Backend.attach_thing_principal),
             "detach_thing_principal": _indexed_detach(_Backend.detach_thing_principal),
+            "create_thing": _create_thing(_Backend.create_thing),
         }.items():
             stack.enter_context(mock.patch.object(_Backend, name, replacement))
         stack.enter_context(mock.patch.object(faithful_module, "_things_of", _things_of))
