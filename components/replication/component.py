@@ -29,6 +29,7 @@ from components.iam import (
     table_key_statement,
 )
 from components.replication.settings import ReplicationSettings
+from components.state_machine import state_machine
 
 DEFINITION = Path(__file__).resolve().parent / "replication.asl.json"
 # Replaying the last 24 h when a pipe is (re)created is harmless (every record converges to
@@ -165,8 +166,6 @@ class ReplicationPipeline(pulumi.ComponentResource):
 
         state_machine_name = machine_name(args.name_prefix)
         pipe_name = f"{args.name_prefix}-replication"
-        machine_arn = pulumi.Output.all(partition, account_id).apply(
-            lambda v: f"arn:{v[0]}:states:{region}:{v[1]}:stateMachine:{state_machine_name}")
         pipe_arn = pulumi.Output.all(partition, account_id).apply(
             lambda v: f"arn:{v[0]}:pipes:{region}:{v[1]}:pipe/{pipe_name}")
 
@@ -181,42 +180,25 @@ class ReplicationPipeline(pulumi.ComponentResource):
             policy=self.dead_letter_queue.arn.apply(ssl_only_queue_policy), opts=child)
 
         # --- the state machine (Express: the pipe waits for its answer) -------------------
-        # /aws/vendedlogs/ keeps the Logs resource policy Step Functions writes small.
-        self.machine_log_group = aws.cloudwatch.LogGroup(
-            f"{name}-machine-logs", region=region,
-            name=f"/aws/vendedlogs/states/{state_machine_name}",
-            retention_in_days=args.log_retention_days, kms_key_id=args.kms_key_arn,
-            tags=tags, opts=child)
-        self.machine_role = aws.iam.Role(
-            f"{name}-machine-role", name=f"{state_machine_name}-sfn",
-            assume_role_policy=pulumi.Output.all(account_id, machine_arn).apply(
-                lambda v: service_trust_policy("states.amazonaws.com", v[0], v[1])),
-            tags=tags, opts=child)
-        machine_policy = aws.iam.RolePolicy(
-            f"{name}-machine-policy", role=self.machine_role.id, name="replication",
+        # Express history exists only in these logs; the data is a public certificate and a
+        # thing name, no secret. Data is most of the log volume (README, "Cost").
+        self.machine = state_machine(
+            f"{name}-machine", parent=self, region=region, machine_name=state_machine_name,
+            machine_type="EXPRESS", account=args.account, policy_name="replication",
             policy=pulumi.Output.all(partition, account_id, args.inventory.arn,
                                      args.tables_key_arn).apply(
                 lambda v: state_machine_role_policy(partition=v[0], region=region,
                                                     account_id=v[1], table_arn=v[2],
                                                     tables_key_arn=v[3])),
-            opts=child)
-        self.state_machine = aws.sfn.StateMachine(
-            f"{name}-machine", region=region, name=state_machine_name, type="EXPRESS",
-            role_arn=self.machine_role.arn,
             definition=pulumi.Output.all(partition, account_id, args.inventory.name,
                                          args.device_policy_name).apply(
                 lambda v: state_machine_definition(
                     region=region, partition=v[0], account_id=v[1], table_name=v[2],
                     device_policy_name=v[3], ca_certificate_pem=args.ca_certificate_pem,
                     settings=settings)),
-            # Express history exists only in these logs; the data is a public certificate
-            # and a thing name, no secret. Data is most of the log volume (README, "Cost").
-            logging_configuration=aws.sfn.StateMachineLoggingConfigurationArgs(
-                level="ALL", include_execution_data=settings.log_execution_data,
-                log_destination=self.machine_log_group.arn.apply(lambda arn: f"{arn}:*")),
-            tracing_configuration=aws.sfn.StateMachineTracingConfigurationArgs(enabled=True),
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[machine_policy]))
+            include_execution_data=settings.log_execution_data,
+            kms_key_arn=args.kms_key_arn, log_retention_days=args.log_retention_days, tags=tags)
+        self.state_machine = self.machine.machine
 
         # --- the pipe ------------------------------------------------------------------------
         self.pipe_log_group = aws.cloudwatch.LogGroup(
