@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from components import cvm, fleet_provisioning, jitr
+from components import cvm, fleet_provisioning, jitr, replication
 from components.context import Capability
 
 CAPABILITIES: tuple[Capability[Any], ...] = (
     jitr.CAPABILITY,
+    replication.CAPABILITY,
     cvm.CAPABILITY,
     fleet_provisioning.CAPABILITY,
 )

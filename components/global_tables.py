@@ -45,7 +45,7 @@ class TableSpec:
     ttl_attribute: str | None = None
 
 
-INVENTORY = TableSpec("device-inventory", hash_key="thingName")
+INVENTORY = TableSpec("device-inventory", hash_key="thingName", ttl_attribute=INVENTORY_TTL_ATTRIBUTE)
 DEVICE_DATA = TableSpec("device-data", hash_key="pk", range_key="sk", ttl_attribute="expiresAt")
 CVM_RECORDS = TableSpec("cvm-provisioning", hash_key="deviceUid")
 TABLES: tuple[TableSpec, ...] = (INVENTORY, DEVICE_DATA, CVM_RECORDS)

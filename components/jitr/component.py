@@ -35,6 +35,7 @@ from components.iam import (
 )
 from components.lambda_function import dependencies_layer, python_function
 from components.packaging import LambdaLayer
+from components.state_machine import state_machine
 
 DEFINITION = Path(__file__).resolve().parent / "jitr.asl.json"
 CHECK_PACKAGE = "jitr_certificate_check"
@@ -161,8 +162,6 @@ class JitrPipeline(pulumi.ComponentResource):
         machine_name = f"{args.name_prefix}-jitr"
         function_name = f"{args.name_prefix}-jitr-check"
         rule_name = f"{args.name_prefix}_jitr".replace("-", "_")  # rules allow [A-Za-z0-9_]
-        machine_arn = pulumi.Output.all(partition, account_id).apply(
-            lambda v: f"arn:{v[0]}:states:{region}:{v[1]}:stateMachine:{machine_name}")
         rule_arn = pulumi.Output.all(partition, account_id).apply(
             lambda v: f"arn:{v[0]}:iot:{region}:{v[1]}:rule/{rule_name}")
 
@@ -197,27 +196,14 @@ class JitrPipeline(pulumi.ComponentResource):
             layer=self.dependencies_layer, memory_size=256, timeout=10)
 
         # --- the state machine -------------------------------------------------------------
-        # /aws/vendedlogs/ keeps the Logs resource policy Step Functions writes small.
-        self.machine_log_group = aws.cloudwatch.LogGroup(
-            f"{name}-machine-logs", region=region, name=f"/aws/vendedlogs/states/{machine_name}",
-            retention_in_days=args.log_retention_days, kms_key_id=args.kms_key_arn,
-            tags=tags, opts=child)
-        self.machine_role = aws.iam.Role(
-            f"{name}-machine-role", name=f"{machine_name}-sfn",
-            assume_role_policy=pulumi.Output.all(account_id, machine_arn).apply(
-                lambda v: service_trust_policy("states.amazonaws.com", v[0], v[1])),
-            tags=tags, opts=child)
-        machine_policy = aws.iam.RolePolicy(
-            f"{name}-machine-policy", role=self.machine_role.id, name="jitr",
+        self.machine = state_machine(
+            f"{name}-machine", parent=self, region=region, machine_name=machine_name,
+            machine_type="STANDARD", account=args.account, policy_name="jitr",
             policy=pulumi.Output.all(partition, account_id, args.inventory.arn,
                                      self.check.function.arn, args.tables_key_arn).apply(
                 lambda v: state_machine_role_policy(partition=v[0], region=region,
                                                     account_id=v[1], table_arn=v[2],
                                                     function_arn=v[3], tables_key_arn=v[4])),
-            opts=child)
-        self.state_machine = aws.sfn.StateMachine(
-            f"{name}-machine", region=region, name=machine_name, type="STANDARD",
-            role_arn=self.machine_role.arn,
             definition=pulumi.Output.all(args.ca_certificate_id, self.check.function.arn,
                                          args.inventory.name, args.device_policy_name).apply(
                 lambda v: state_machine_definition(
@@ -225,13 +211,8 @@ class JitrPipeline(pulumi.ComponentResource):
                     table_name=v[2], device_policy_name=v[3],
                     retry_interval_seconds=args.retry_interval_seconds,
                     retry_max_attempts=args.retry_max_attempts)),
-            logging_configuration=aws.sfn.StateMachineLoggingConfigurationArgs(
-                level="ALL", include_execution_data=True,
-                log_destination=self.machine_log_group.arn.apply(lambda arn: f"{arn}:*")),
-            tracing_configuration=aws.sfn.StateMachineTracingConfigurationArgs(enabled=True),
-            tags=tags,
-            # The role must be able to deliver logs before the machine is created.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[machine_policy]))
+            kms_key_arn=args.kms_key_arn, log_retention_days=args.log_retention_days, tags=tags)
+        self.state_machine = self.machine.machine
 
         # --- the rule ------------------------------------------------------------------------
         self.rule_role = aws.iam.Role(

@@ -1,0 +1,293 @@
+"""tools/reconcile.py: comparison, pacing, resumption, and a backfill of a region in moto
+that repairs through the declared replication machine."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.support.certificates import Issued, issue
+from tests.support.replication_fabric import ReplicationFabric, fabric
+from tools.harness import StackGraph, evaluate_program
+from tools.reconcile import main
+from tools.replication_reconcile import (
+    CONFLICT,
+    EXTRA,
+    LEFTOVER,
+    MISSING,
+    NEW_HERE,
+    WRONG_STATE,
+    Finding,
+    InventoryItem,
+    Journal,
+    Outcome,
+    Progress,
+    QuotaLimiter,
+    Registry,
+    compare,
+    planned_calls,
+    repair,
+)
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+A, B = "eu-west-1", "us-west-2"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += max(seconds, 0.0)
+
+
+# --- pacing -----------------------------------------------------------------------------
+
+def test_limiter_never_exceeds_the_quota_and_uses_it() -> None:
+    clock = FakeClock()
+    limiter = QuotaLimiter({"RegisterCertificate": 10, "CreateThing": 100}, 0.9,
+                           clock=clock, sleep=clock.sleep)
+    granted_at = []
+    for _ in range(200):
+        limiter.acquire({"RegisterCertificate": 1, "CreateThing": 1})
+        granted_at.append(clock.now)
+
+    # the binding API (10/s x 0.9) sets the pace; no 1-second window holds more than 9
+    # plus the burst allowance (0.2 s of the rate, at least one request)
+    windows = [sum(1 for t in granted_at if start <= t < start + 1.0)
+               for start in [i * 0.1 for i in range(int(granted_at[-1] * 10))]]
+    assert max(windows) <= 9 + 2
+    achieved = len(granted_at) / granted_at[-1]
+    assert 0.95 * 9 <= achieved <= 9 * 1.05
+    assert limiter.granted == {"RegisterCertificate": 200, "CreateThing": 200}
+
+
+def test_limiter_halves_on_throttling_and_recovers() -> None:
+    clock = FakeClock()
+    limiter = QuotaLimiter({"AttachPolicy": 10}, 1.0, recovery=0.1, clock=clock,
+                           sleep=clock.sleep)
+    limiter.throttled()
+    assert limiter.rate("AttachPolicy") == pytest.approx(5.0)
+    limiter.throttled()  # the same burst (within the cooldown): no second cut
+    assert limiter.rate("AttachPolicy") == pytest.approx(5.0)
+    clock.now += 1.0
+    limiter.throttled()  # recovered to 0.6 meanwhile, then halved
+    assert limiter.rate("AttachPolicy") == pytest.approx(3.0)
+    clock.now += 4.0
+    limiter.acquire({"AttachPolicy": 1})
+    assert limiter.factor == pytest.approx(0.7)  # 0.3 + 4 s x 0.1
+    clock.now += 60.0
+    limiter.acquire({"AttachPolicy": 1})
+    assert limiter.factor == 1.0
+
+
+def test_limiter_refuses_an_api_without_a_quota() -> None:
+    limiter = QuotaLimiter({"CreateThing": 100}, 0.9)
+    with pytest.raises(KeyError, match="RegisterThing"):
+        limiter.acquire({"RegisterThing": 1})
+
+
+def test_planned_calls_follow_the_machine_paths() -> None:
+    new = Finding(B, "t", MISSING, NEW_HERE, InventoryItem("t", "c", "OWN_CA", "ACTIVE", 1, A))
+    assert planned_calls(new) == {"CreateThing": 1, "RegisterCertificate": 1,
+                                  "AttachThingPrincipal": 1, "AttachPolicy": 1}
+    amazon = Finding(B, "t", MISSING, NEW_HERE, InventoryItem("t", "c", "AMAZON", "ACTIVE", 1, A))
+    assert "RegisterCertificateWithoutCA" in planned_calls(amazon)
+    pending = Finding(B, "t", WRONG_STATE, "certificate PENDING_ACTIVATION",
+                      InventoryItem("t", "c", "OWN_CA", "ACTIVE", 1, A))
+    assert planned_calls(pending)["UpdateCertificate"] == 1
+    gone = Finding(B, "t", LEFTOVER, "x", InventoryItem("t", "c", "OWN_CA", "DELETED", 3, A))
+    assert planned_calls(gone)["DeleteThing"] == 1
+
+
+# --- comparison -------------------------------------------------------------------------
+
+def item(status: str = "ACTIVE", certificate: str | None = "c1") -> InventoryItem:
+    return InventoryItem("thing", certificate, "OWN_CA", status, 2, A)
+
+
+@pytest.mark.parametrize("registry,expected", [
+    (Registry(), (MISSING, NEW_HERE)),
+    (Registry(things={"thing"}), (MISSING, "certificate not registered")),
+    (Registry(certificates={"c1": "ACTIVE"}), (MISSING, "thing missing")),
+    (Registry(things={"thing"}, certificates={"c1": "PENDING_ACTIVATION"}, policy_targets={"c1"}),
+     (WRONG_STATE, "certificate PENDING_ACTIVATION, expected ACTIVE")),
+    (Registry(things={"thing"}, certificates={"c1": "REVOKED"}),
+     (CONFLICT, "certificate REVOKED here, ACTIVE in the inventory")),
+    (Registry(things={"thing"}, certificates={"c1": "ACTIVE"}),
+     (WRONG_STATE, "device policy not attached")),
+    (Registry(things={"thing"}, certificates={"c1": "ACTIVE"}, policy_targets={"c1"},
+              principals={"thing": ["c1", "c0"]}),
+     (WRONG_STATE, "thing principals ['c1', 'c0'], expected [c1]")),
+    (Registry(things={"thing"}, certificates={"c1": "ACTIVE"}, policy_targets={"c1"},
+              principals={"thing": ["c1"]}), None),
+])
+def test_compare_an_active_item(registry: Registry, expected: tuple[str, str] | None) -> None:
+    found = compare(B, item(), registry)
+    assert (None if found is None else (found.kind, found.detail)) == expected
+
+
+def test_compare_disabled_and_deleted_items() -> None:
+    active_here = Registry(things={"thing"}, certificates={"c1": "ACTIVE"}, policy_targets={"c1"})
+    assert compare(B, item("REVOKED"), active_here).kind == WRONG_STATE  # type: ignore[union-attr]
+    assert compare(B, item("INACTIVE"), Registry(certificates={"c1": "INACTIVE"})) is None
+    assert compare(B, item("REVOKED"), Registry()) is None  # nothing here to disable
+    assert compare(B, item("DELETED"), active_here).kind == LEFTOVER  # type: ignore[union-attr]
+    assert compare(B, item("DELETED"), Registry()) is None
+
+
+# --- repair loop ------------------------------------------------------------------------
+
+class FakeExecutor:
+    def __init__(self, *, throttle_first: int = 0, crash_after: int | None = None) -> None:
+        self.applied: list[str] = []
+        self.throttle_first = throttle_first
+        self.crash_after = crash_after
+        self._lock = threading.Lock()
+
+    def apply(self, region: str, thing_name: str) -> Outcome:
+        with self._lock:
+            if self.crash_after is not None and len(self.applied) >= self.crash_after:
+                raise KeyboardInterrupt("the operator's laptop went to sleep")
+            if self.throttle_first > 0:
+                self.throttle_first -= 1
+                return Outcome(False, "Iot.ThrottlingException: Rate exceeded", throttled=True)
+            self.applied.append(thing_name)
+            return Outcome(True)
+
+
+def missing(n: int) -> list[Finding]:
+    return [Finding(B, f"t{i:03d}", MISSING, NEW_HERE,
+                    InventoryItem(f"t{i:03d}", f"c{i}", "OWN_CA", "ACTIVE", 1, A))
+            for i in range(n)]
+
+
+def test_throttled_repairs_are_requeued_and_slow_the_pace() -> None:
+    executor = FakeExecutor(throttle_first=3)
+    limiter = QuotaLimiter({"CreateThing": 1000, "RegisterCertificate": 1000,
+                            "AttachThingPrincipal": 1000, "AttachPolicy": 1000}, 1.0)
+
+    result = repair(missing(20), executor, limiter, backoff_seconds=0.01)
+
+    assert result.repaired == 20 and result.failed == {}
+    assert result.throttled_outcomes == 3
+    assert sorted(executor.applied) == [f"t{i:03d}" for i in range(20)]
+    assert limiter.factor < 1.0
+
+
+def test_a_crashed_run_resumes_from_its_journal(tmp_path: Path) -> None:
+    journal_path = tmp_path / "dev-us-west-2.jsonl"
+    quotas = {"CreateThing": 1000, "RegisterCertificate": 1000, "AttachThingPrincipal": 1000,
+              "AttachPolicy": 1000}
+    first = FakeExecutor(crash_after=7)
+    journal = Journal(journal_path)
+    with pytest.raises(KeyboardInterrupt):
+        repair(missing(20), first, QuotaLimiter(quotas, 1.0), journal=journal, in_flight=1)
+    journal.close()
+    assert len(journal_path.read_text().splitlines()) == 7
+
+    second = FakeExecutor()
+    resumed = Journal(journal_path)
+    result = repair(missing(20), second, QuotaLimiter(quotas, 1.0), journal=resumed)
+    resumed.close()
+
+    assert result.skipped_done == 7 and result.repaired == 13
+    assert sorted(first.applied + second.applied) == [f"t{i:03d}" for i in range(20)]
+
+
+def test_progress_shows_rate_and_eta() -> None:
+    clock = FakeClock()
+    out = io.StringIO()
+    progress = Progress(100, out, B, clock=clock, every=0)
+    clock.now = 10.0
+    for _ in range(25):
+        progress.update(True)
+    line = out.getvalue().rsplit("\r", 1)[-1]
+    assert "25/100" in line and "2.5/s" in line and "ETA 0m30s" in line and "25.0%" in line
+
+
+# --- the tool end to end in moto --------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def device_ca() -> Issued:
+    return issue("Reconcile Test Issuing CA", issue("Reconcile Test Root", ca=True), ca=True)
+
+
+@pytest.fixture(scope="module")
+def graph(device_ca: Issued) -> StackGraph:
+    return evaluate_program(PROJECT_DIR, "dev", drop_keys=("caCertificatePemFile",),
+                            config_overrides={"caCertificatePem": device_ca.pem})
+
+
+@pytest.fixture
+def regions(graph: StackGraph, monkeypatch: pytest.MonkeyPatch) -> Iterator[ReplicationFabric]:
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": A,
+                       "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled"}.items():
+        monkeypatch.setenv(key, value)
+    with fabric(graph) as built:
+        yield built
+
+
+def moto_client(service: str, region: str) -> Any:
+    client: Any = boto3.client  # the service is chosen at run time
+    return client(service, region_name=region)
+
+
+@pytest.mark.slow
+def test_backfill_of_a_region_through_its_machine(regions: ReplicationFabric, device_ca: Issued,
+                                                  tmp_path: Path) -> None:
+    f = regions
+    ids = {f"dev-{i}": f.onboard(A, f"dev-{i}", issue(f"dev-{i}", device_ca).pem)
+           for i in range(4)}
+    ids["dev-cvm"] = f.onboard_amazon_issued(A, "dev-cvm")
+    f.revoke(A, "dev-0")
+    f.replicate()  # B's replica has every item; B's pipe never ran (B is new)
+    f[B].iot.create_thing(thingName="stray")  # a thing no item names
+    f.hooks.down.add(A)  # reconciling B needs nothing from A
+    mark = len(f.hooks.calls)
+
+    out, err = io.StringIO(), io.StringIO()
+    dry = main(["dev", "--region", B], out=out, err=err, clients=moto_client)
+    assert dry == 2
+    assert "us-west-2: 5 devices in its replica: 4 missing, 1 extra" in out.getvalue()
+
+    out = io.StringIO()
+    code = main(["dev", "--region", B, "--apply", "--journal-dir", str(tmp_path)],
+                out=out, err=err, clients=moto_client)
+
+    assert code == 0, out.getvalue()
+    assert "repaired 4 in" in out.getvalue() and "0 failed" in out.getvalue()
+    assert "ETA" in err.getvalue()
+    for thing in ("dev-1", "dev-2", "dev-3", "dev-cvm"):
+        assert f[B].usable(thing, ids[thing])
+    assert f[B].certificate_status(ids["dev-0"]) is None  # revoked: nothing to register
+    assert f[B].thing_exists("stray")  # extra: reported, never deleted
+    journal = [json.loads(line) for line in (tmp_path / "dev-us-west-2.jsonl").read_text()
+               .splitlines()]
+    assert sorted(e["thing"] for e in journal if e["ok"]) == ["dev-1", "dev-2", "dev-3",
+                                                              "dev-cvm"]
+    assert {c.region for c in f.hooks.calls[mark:]} == {B}
+    starts = [c for c in f.hooks.calls[mark:] if c.operation == "StartSyncExecution"]
+    assert len(starts) == 4  # one repair each, through the declared machine
+
+    out = io.StringIO()
+    assert main(["dev", "--region", B, "--deep"], out=out, err=err, clients=moto_client) == 0
+    assert out.getvalue().startswith("us-west-2: 5 devices in its replica: 1 extra")
+
+
+def test_unknown_region_is_refused(regions: ReplicationFabric) -> None:
+    out = io.StringIO()
+    assert main(["dev", "--region", "ap-south-1"], out=out, err=io.StringIO(),
+                clients=moto_client) == 3
+    assert "ap-south-1 not in the stack's regions" in out.getvalue()

@@ -1,0 +1,159 @@
+"""Compare the device inventory with each region's IoT registry; repair, backfill a new region.
+
+    python -m tools.reconcile dev                         # dry run: report only
+    python -m tools.reconcile dev --apply                 # repair every region
+    python -m tools.reconcile prod --region ap-south-1 --apply   # backfill a new region
+
+For each region the tool reads that region's inventory replica (never another region's),
+lists the region's registry in bulk and reports devices missing, in the wrong state, left
+over after deletion, conflicting, or extra (a thing no item names: reported, not deleted).
+`--apply` repairs through the region's declared replication state machine
+(`StartSyncExecution` with a repair request), the same code path as a replicated record.
+
+Adding a region to a live fleet: add it to `regions`, `pulumi up` (the new replica and its
+replication pipeline), then run this with `--region <new> --apply`. It paces itself by the
+IoT API quotas in the stack config (`replication.iotApiQuotas`, AWS defaults when absent)
+at `replication.backfillUtilization`, adapts to throttling, shows progress and an ETA, and
+writes a journal (`--journal-dir`) so a rerun after a crash skips finished devices.
+
+Exit status: 0 in sync (or everything repaired), 1 failures or conflicts remain, 2 the dry
+run found something to repair, 3 bad arguments or stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from tools.replication_reconcile import (
+    CONFLICT,
+    REPAIRABLE,
+    Journal,
+    MachineExecutor,
+    QuotaLimiter,
+    RegionReport,
+    RegionTargets,
+    reconcile_region,
+    render_report,
+    targets_from_graph,
+)
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+ClientFactory = Callable[[str, str], Any]  # (service, region) -> boto3 client
+
+
+def load_stack(program: Path, stack: str) -> tuple[dict[str, RegionTargets], Any]:
+    """The declared names per region and the stack's replication settings."""
+    from components.config import PROJECT, parse_stack_config
+    from tools.harness import evaluate_program, load_program_stack
+
+    spec = load_program_stack(program, stack)
+    prefix = f"{PROJECT}:"
+    raw = {k[len(prefix):]: v for k, v in spec.config.items() if k.startswith(prefix)}
+    config = parse_stack_config(raw, project_dir=program)
+    settings = config.capability_settings.get("replication")
+    if settings is None:
+        raise ValueError(f"stack {stack!r} does not enable the replication capability")
+    return targets_from_graph(evaluate_program(program, stack)), settings
+
+
+def boto3_clients(profile: str | None = None) -> ClientFactory:
+    import boto3
+
+    session: Any = boto3.Session(profile_name=profile)  # services chosen at run time
+    cache: dict[tuple[str, str], Any] = {}
+
+    def client(service: str, region: str) -> Any:
+        if (service, region) not in cache:
+            cache[(service, region)] = session.client(service, region_name=region)
+        return cache[(service, region)]
+    return client
+
+
+def run(targets: dict[str, RegionTargets], settings: Any, clients: ClientFactory, *,
+        regions: list[str], apply: bool, deep: bool, journal_dir: Path | None,
+        stack: str, utilization: float | None, things: set[str] | None,
+        out: TextIO, progress: TextIO | None) -> tuple[int, list[RegionReport]]:
+    unknown = sorted(set(regions) - set(targets))
+    if unknown:
+        print(f"error: {', '.join(unknown)} not in the stack's regions "
+              f"({', '.join(sorted(targets))})", file=out)
+        return 3, []
+    identity = clients("sts", regions[0]).get_caller_identity()
+    account, partition = identity["Account"], identity["Arn"].split(":")[1]
+
+    def machine_arn(region: str) -> str:
+        return (f"arn:{partition}:states:{region}:{account}:stateMachine:"
+                f"{targets[region].machine_name}")
+
+    executor = MachineExecutor(lambda region: clients("stepfunctions", region), machine_arn) \
+        if apply else None
+    reports = []
+    for region in regions:
+        # One limiter per region: the quotas are per account *and region*.
+        limiter = QuotaLimiter(settings.iot_api_quotas,
+                               utilization or settings.backfill_utilization)
+        journal = Journal(journal_dir / f"{stack}-{region}.jsonl"
+                          if apply and journal_dir else None)
+        try:
+            reports.append(reconcile_region(
+                targets[region], iot=clients("iot", region),
+                dynamodb=clients("dynamodb", region), executor=executor, limiter=limiter,
+                deep=deep, journal=journal, progress_out=progress, only_things=things))
+        finally:
+            journal.close()
+    render_report(reports, out)
+    if apply:
+        unresolved = any(r.repair and r.repair.failed for r in reports) or \
+            any(f.kind == CONFLICT for r in reports for f in r.findings)
+        return (1 if unresolved else 0), reports
+    pending = any(f.kind in REPAIRABLE or f.kind == CONFLICT for r in reports for f in r.findings)
+    return (2 if pending else 0), reports
+
+
+def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
+         clients: ClientFactory | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.reconcile", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("stack", help="stack name (reads Pulumi.<stack>.yaml)")
+    parser.add_argument("--region", action="append", default=[],
+                        help="only this region (repeatable; default: every region)")
+    parser.add_argument("--apply", action="store_true",
+                        help="repair through each region's replication machine "
+                             "(default: dry run, report only)")
+    parser.add_argument("--deep", action="store_true",
+                        help="also check each thing's attached certificates "
+                             "(one ListThingPrincipals per device)")
+    parser.add_argument("--thing", action="append", default=None,
+                        help="only this thing (repeatable)")
+    parser.add_argument("--journal-dir", type=Path, default=Path(".reconcile"),
+                        help="where --apply keeps its resume journal (default: .reconcile)")
+    parser.add_argument("--utilization", type=float, default=None,
+                        help="share of each IoT API quota to use (default: from the stack)")
+    parser.add_argument("--program", type=Path, default=PROJECT_DIR,
+                        help="Pulumi program directory")
+    parser.add_argument("--profile", default=None, help="AWS profile")
+    args = parser.parse_args(argv)
+    from components.config import ConfigError
+
+    if args.utilization is not None and not 0 < args.utilization <= 1:
+        print("error: --utilization must be in (0, 1]", file=err)
+        return 3
+    try:
+        targets, settings = load_stack(args.program, args.stack)
+    except (FileNotFoundError, ValueError, ConfigError) as error:
+        print(f"error: {error}", file=err)
+        return 3
+    code, _ = run(targets, settings, clients or boto3_clients(args.profile),
+                  regions=args.region or sorted(targets), apply=args.apply, deep=args.deep,
+                  journal_dir=args.journal_dir, stack=args.stack,
+                  utilization=args.utilization,
+                  things=set(args.thing) if args.thing else None, out=out, progress=err)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
