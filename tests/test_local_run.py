@@ -148,6 +148,19 @@ def test_the_dev_stack_runs_end_to_end(capsys: pytest.CaptureFixture[str],
                for t in fleet_passed)
     assert_usable_elsewhere(fleet, f"{serial} usable in {regions[1]}", replication)
 
+    # Replication: revocation crosses regions; both region-B-first races converge.
+    if replication:
+        applied = steps(report, "replication")
+        assert applied and all(s["outcome"] == "pass" for s in applied), applied
+        titles = " | ".join(s["title"] for s in applied)
+        for expected in ("the revocation reaches", "replication activates the PENDING certificate",
+                         "the later write wins everywhere",
+                         "the region's pipe handed its machine only writes of other regions"):
+            assert expected in titles, expected
+        converged = [s for s in applied if "one ACTIVE certificate" in s["title"]]
+        assert len(converged) == 2 and all(s["checked"].count(" ACTIVE") >= len(regions)
+                                           for s in converged)
+
     violation = steps(report, "policy-violation")
     assert [s["outcome"] for s in violation] == ["pass", "pass"]
     assert "before none" in violation[1]["checked"]
