@@ -21,6 +21,7 @@ import pytest
 
 from components.edge.device_policy import device_policy_document
 from components.iam import service_trust_policy
+from tests.support.stacks import configured_regions
 from tools.harness import StackGraph
 from tools.local import journeys
 from tools.local.cli import main
@@ -28,12 +29,15 @@ from tools.local.emulation.api_gateway import render_template, validation_error_
 from tools.local.emulation.event_sources import passes, patterns_of
 from tools.local.emulation.lambdas import load_handler, permits
 from tools.local.emulation.policy_eval import allows
-from tools.local.emulation.rules_engine import UnsupportedSql, topic_filter, topic_matches
+from tools.local.emulation.rules_engine import (
+    UnsupportedSql,
+    topic_filter,
+    topic_matches,
+)
 from tools.local.graph_edit import with_inputs
 from tools.local.materialise import short_type
 from tools.local.runner import RunOptions, run
 from tools.local.system import Resolver
-from tests.support.stacks import configured_regions
 
 ACCOUNT = "123456789012"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

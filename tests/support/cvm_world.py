@@ -43,9 +43,9 @@ from cryptography.x509.oid import NameOID
 from moto import mock_aws
 
 from lambdas.cvm_registration import app as cvm_app
+from lambdas.cvm_registration.config import Config
 from tests.support.faithful_iot import faithful_iot
 from tools.local.faithful_iot import faithful_csr_issuance
-from lambdas.cvm_registration.config import Config
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"

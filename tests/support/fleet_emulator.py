@@ -22,7 +22,11 @@ from unittest import mock
 
 from tools.harness import RecordedResource
 from tools.local.emulation import fleet_provisioning as core
-from tools.local.emulation.event_sources import filter_matches, read_stream, stream_event
+from tools.local.emulation.event_sources import (
+    filter_matches,
+    read_stream,
+    stream_event,
+)
 from tools.local.emulation.fleet_provisioning import (
     AccessDenied,
     AuthenticatorApp,

@@ -111,7 +111,7 @@ def _error_text(error: jsonschema.ValidationError) -> str:
         missing = [m for m in error.validator_value if m not in (value or {})]
         return f"object has missing required properties ({json.dumps(missing)})"
     if kind == "additionalProperties":
-        allowed = set((error.schema.get("properties") or {}))
+        allowed = set(error.schema.get("properties") or {})
         extra = sorted(k for k in (value or {}) if k not in allowed)
         return f"object instance has properties which are not allowed by the schema: {json.dumps(extra)}"
     if kind == "type":

@@ -44,7 +44,14 @@ from tools.harness import RecordedResource, StackGraph
 from tools.local.emulation.api_gateway import ApiGateway, HttpResponse
 from tools.local.emulation.device_gateway import DeviceGateway
 from tools.local.graph_edit import of_capability, with_inputs
-from tools.local.journeys import JourneyRun, journey, plain_item, run_config, short, wire
+from tools.local.journeys import (
+    JourneyRun,
+    journey,
+    plain_item,
+    run_config,
+    short,
+    wire,
+)
 from tools.local.system import LocalSystem
 
 CAPABILITY = "cvm"

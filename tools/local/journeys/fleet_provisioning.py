@@ -31,12 +31,14 @@ from tools.harness import StackGraph
 from tools.local.emulation.device_gateway import DeviceGateway
 from tools.local.emulation.fleet_provisioning import (
     IOT_PRINCIPAL,
-    TEMPLATE as TEMPLATE_TYPE,
     ClaimApi,
     DeclaredFleet,
     FleetProvisioning,
     Rejected,
     ScriptedInstaller,
+)
+from tools.local.emulation.fleet_provisioning import (
+    TEMPLATE as TEMPLATE_TYPE,
 )
 from tools.local.graph_edit import with_inputs
 from tools.local.journeys import JourneyRun, journey, plain_item, short, wire
