@@ -6,8 +6,9 @@ TOTP enrolment and TOTP codes, checked with MOTO_COGNITO_IDP_USER_POOL_ENABLE_TO
 gets identity-pool credentials (moto's are static, so the role is chosen and its policy
 evaluated by the emulation of the declared identity pool) and creates a claim; the device
 runs the MQTT provisioning API against the emulation of the declared template and hook
-(tests/support/fleet_emulator.py) over moto IoT; the recorder gets the provisioning table's
-real (moto) stream records through the declared event-source filter and writes the inventory.
+(tools/local/emulation/fleet_provisioning.py, through tests/support/fleet_emulator.py) over
+moto IoT; the recorder gets the provisioning table's real (moto) stream records through the
+declared event-source filter and writes the inventory.
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ import io
 import stat
 from argparse import Namespace
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
-import pyotp
 import pytest
 from moto import mock_aws
 
@@ -30,10 +30,13 @@ from lambdas.fleet_provisioning_hook import app as hook_app
 from lambdas.fleet_provisioning_recorder import app as recorder_app
 from tests.support.fleet_emulator import (
     AccessDenied,
+    ClaimApi,
     DeclaredFleet,
     FleetEmulator,
+    IdentityPoolClient,
     IdentityPoolEmulation,
     Rejected,
+    ScriptedInstaller,
     invoke,
     read_stream,
     stream_event,
@@ -43,38 +46,6 @@ from tools import installer
 from tools.harness import StackGraph
 
 SERIAL = "SN-7000-0001"
-NEW_PASSWORD = "Correct-Horse-Battery-9"
-
-
-class AuthenticatorApp(pyotp.TOTP):
-    # moto hands every user the same 60-bit secret; Cognito's are longer. The codes are
-    # computed the same way (RFC 6238, 30 s, 6 digits).
-    min_secret_length_bits = 0
-
-
-@dataclass
-class ScriptedInstaller:
-    """Answers the CLI's prompts like a person with an authenticator app would."""
-
-    chosen_password: str = NEW_PASSWORD
-    totp: pyotp.TOTP | None = None
-    wrong_code: bool = False
-    shown: list[str] = field(default_factory=list)
-
-    def password(self) -> str:
-        return "the-temporary-password"  # moto does not verify SRP proofs
-
-    def new_password(self) -> str:
-        return self.chosen_password
-
-    def totp_code(self) -> str:
-        assert self.totp is not None, "asked for a code before enrolment"
-        code = self.totp.now()
-        return f"{(int(code) + 1) % 1_000_000:06d}" if self.wrong_code else code
-
-    def show_totp_setup(self, secret: str, uri: str) -> None:
-        self.shown.append(uri)
-        self.totp = AuthenticatorApp(secret)
 
 
 @dataclass
@@ -106,24 +77,6 @@ class World:
         out = io.StringIO()
         assert installer.main(list(argv), out=out) == 0
         return out.getvalue()
-
-
-class IdentityPool:
-    """moto's cognito-identity for ids and (static) credentials, plus the declared identity
-    pool's role choice for the ID token presented."""
-
-    def __init__(self, moto_identity: Any, emulation: IdentityPoolEmulation) -> None:
-        self.moto = moto_identity
-        self.emulation = emulation
-        self.role: Any = None
-
-    def get_id(self, **kwargs: Any) -> Any:
-        return self.moto.get_id(**kwargs)
-
-    def get_credentials_for_identity(self, **kwargs: Any) -> Any:
-        [id_token] = kwargs["Logins"].values()
-        self.role = self.emulation.role_for(id_token)  # AccessDenied if none
-        return self.moto.get_credentials_for_identity(**kwargs)
 
 
 @pytest.fixture
@@ -189,7 +142,7 @@ def world(dev_graph: StackGraph, monkeypatch: pytest.MonkeyPatch) -> Iterator[Wo
                 "ProviderName": installer.provider_name(region, pool_id), "ClientId": client_id,
                 "ServerSideTokenCheck": True}])["IdentityPoolId"]
         yield World(declared=declared, emulator=FleetEmulator(declared, iot), idp=idp,
-                    identity=IdentityPool(moto_identity, IdentityPoolEmulation(declared)),
+                    identity=IdentityPoolClient(moto_identity, IdentityPoolEmulation(declared)),
                     dynamodb=dynamodb, streams=boto3.client("dynamodbstreams", region_name=region),
                     iot=iot, pool_id=pool_id, client_id=client_id,
                     identity_pool_id=identity_pool_id,
@@ -206,25 +159,17 @@ def onboard_installer(world: World, username: str = "alice") -> None:
 def claim(world: World, tmp_path: Path, prompter: ScriptedInstaller,
           username: str = "alice") -> tuple[installer.ProvisioningClaim, str]:
     """`claim` sub-command with the emulated IoT endpoint; returns the claim and the output."""
-    made: list[installer.ProvisioningClaim] = []
-
-    class Iot:
-        def create_provisioning_claim(self, templateName: str) -> dict[str, Any]:  # noqa: N803
-            role = world.identity.role
-            response = world.emulator.create_provisioning_claim(
-                world.declared.role_policy(role.outputs["arn"]), templateName=templateName)
-            made.append(installer.ProvisioningClaim(
-                response["certificateId"], response["certificatePem"],
-                response["keyPair"]["PrivateKey"], response["expiration"]))
-            return response
-
+    api = ClaimApi(world.emulator, world.identity)
     out = io.StringIO()
     code = installer.run_claim(world.claim_args(username, tmp_path), idp=world.idp,
-                               identity=world.identity, iot_with=lambda credentials: Iot(),
+                               identity=world.identity, iot_with=lambda credentials: api,
                                prompter=prompter, out=out,
                                now=lambda: dt.datetime.now(dt.timezone.utc))
     assert code == 0
-    return made[0], out.getvalue()
+    [response] = api.made
+    return installer.ProvisioningClaim(response["certificateId"], response["certificatePem"],
+                                       response["keyPair"]["PrivateKey"],
+                                       response["expiration"]), out.getvalue()
 
 
 def device_provisions(world: World, claim_id: str, serial: str = SERIAL) -> dict[str, Any]:

@@ -21,17 +21,23 @@ import pytest
 
 from components.edge.device_policy import device_policy_document
 from components.iam import service_trust_policy
+from tests.support.stacks import configured_regions
 from tools.harness import StackGraph
 from tools.local import journeys
 from tools.local.cli import main
-from tools.local.emulation.lambdas import load_handler
+from tools.local.emulation.api_gateway import render_template, validation_error_string
+from tools.local.emulation.event_sources import passes, patterns_of
+from tools.local.emulation.lambdas import load_handler, permits
 from tools.local.emulation.policy_eval import allows
-from tools.local.emulation.rules_engine import UnsupportedSql, topic_filter, topic_matches
+from tools.local.emulation.rules_engine import (
+    UnsupportedSql,
+    topic_filter,
+    topic_matches,
+)
 from tools.local.graph_edit import with_inputs
 from tools.local.materialise import short_type
 from tools.local.runner import RunOptions, run
 from tools.local.system import Resolver
-from tests.support.stacks import configured_regions
 
 ACCOUNT = "123456789012"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -45,6 +51,17 @@ def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[
 
 def steps(report: dict[str, Any], journey: str) -> list[dict[str, Any]]:
     return next(j for j in report["journeys"] if j["name"] == journey)["steps"]
+
+
+def assert_usable_elsewhere(journey_steps: list[dict[str, Any]], title: str,
+                            replication: bool) -> None:
+    """The device works in the other region: a pass with the replication capability, pending
+    without it (never a pass)."""
+    step = next(s for s in journey_steps if s["title"].startswith(title))
+    if replication:
+        assert step["outcome"] == "pass", step
+    else:
+        assert step["outcome"] == "pending" and "replication" in step["detail"], step
 
 
 def assert_closed(endpoint: str) -> None:
@@ -84,7 +101,9 @@ def test_the_dev_stack_runs_end_to_end(capsys: pytest.CaptureFixture[str],
         declared = Counter(short_type(r.type) for r in dev_graph.custom_resources()
                            if r.region == region)
         for kind in ("iot caCertificate", "iot topicRule", "sfn stateMachine", "sqs queue",
-                     "iot policy", "cloudwatch logGroup"):
+                     "iot policy", "cloudwatch logGroup", "apigateway restApi",
+                     "apigateway method", "apigateway model", "secretsmanager secret",
+                     "cognito userPool", "cognito identityPool"):
             assert report["materialised"][region][kind] == declared[kind] > 0, kind
         tables = [t for t in dev_graph.of_type("aws:dynamodb/table:Table")
                   if region == t.region or region in [r["regionName"] for r in t.inputs["replicas"]]]
@@ -92,6 +111,8 @@ def test_the_dev_stack_runs_end_to_end(capsys: pytest.CaptureFixture[str],
 
     assert [s["outcome"] for s in steps(report, "pki")] == ["pass"] * (3 + len(regions))
 
+    replication = all("replication" in dev_graph.outputs["regions"][r]["capabilities"]
+                      for r in regions)
     jitr = steps(report, "jitr")
     for region in regions:
         others = [r for r in regions if r != region]
@@ -102,10 +123,47 @@ def test_the_dev_stack_runs_end_to_end(capsys: pytest.CaptureFixture[str],
             replicated = next(s for s in jitr if s["title"] == f"the row of jitr-{region} is "
                                                                f"replicated to {other}")
             assert replicated["outcome"] == "pass" and replicated["region"] == other
-            usable = next(s for s in jitr if s["title"].startswith(f"jitr-{region} usable in {other}"))
-            # Replication does not exist yet: pending, never a pass.
-            assert usable["outcome"] == "pending" and "replication" in usable["detail"]
+            assert_usable_elsewhere(jitr, f"jitr-{region} usable in {other}", replication)
     assert not [s for s in jitr if s["outcome"] == "fail"]
+
+    # CVM: the factory's tool, then a device on each path through the declared API.
+    primary = regions[0]
+    cvm = steps(report, "cvm")
+    assert not [s for s in cvm if s["outcome"] == "fail"]
+    cvm_passed = [s["title"] for s in cvm if s["outcome"] == "pass" and s["region"] == primary]
+    for path in ("CSR", "legacy"):
+        assert any(t.startswith(f"{path} path: device CVM-{path.upper()}-{primary} registers")
+                   for t in cvm_passed), path
+        assert f"CVM-{path.upper()}-{primary} can connect as its thing" in cvm_passed
+        assert_usable_elsewhere(cvm, f"CVM-{path.upper()}-{primary} usable in {regions[1]}",
+                                replication)
+    refused = next(s for s in cvm if s["title"].startswith("the gateway refuses"))
+    assert "HTTP 400 from gateway BAD_REQUEST_BODY" in refused["checked"]
+    assert "device_token" in refused["checked"]
+    assert cvm_passed.count("inventory item (CVM, AMAZON, version 1) and record REGISTERED") == 2
+
+    # Fleet provisioning: installer, claim, hook, template, recorder.
+    fleet = steps(report, "fleet")
+    assert not [s for s in fleet if s["outcome"] == "fail"]
+    serial = f"SN-LOCAL-{primary}"
+    fleet_passed = {s["title"] for s in fleet if s["outcome"] == "pass"}
+    assert f"{serial} can connect as its thing" in fleet_passed
+    assert any(t.startswith("the recorder (stream -> declared filter) writes the inventory item")
+               for t in fleet_passed)
+    assert_usable_elsewhere(fleet, f"{serial} usable in {regions[1]}", replication)
+
+    # Replication: revocation crosses regions; both region-B-first races converge.
+    if replication:
+        applied = steps(report, "replication")
+        assert applied and all(s["outcome"] == "pass" for s in applied), applied
+        titles = " | ".join(s["title"] for s in applied)
+        for expected in ("the revocation reaches", "replication activates the PENDING certificate",
+                         "the later write wins everywhere",
+                         "the region's pipe handed its machine only writes of other regions"):
+            assert expected in titles, expected
+        converged = [s for s in applied if "one ACTIVE certificate" in s["title"]]
+        assert len(converged) == 2 and all(s["checked"].count(" ACTIVE") >= len(regions)
+                                           for s in converged)
 
     violation = steps(report, "policy-violation")
     assert [s["outcome"] for s in violation] == ["pass", "pass"]
@@ -117,8 +175,13 @@ def test_the_dev_stack_runs_end_to_end(capsys: pytest.CaptureFixture[str],
 
 @pytest.mark.slow
 @pytest.mark.parametrize("wire", sorted(journeys.WIRES))
-def test_breaking_a_wire_fails_its_journey(capsys: pytest.CaptureFixture[str], wire: str) -> None:
+def test_breaking_a_wire_fails_its_journey(capsys: pytest.CaptureFixture[str], wire: str,
+                                           dev_graph: StackGraph) -> None:
     broken = journeys.WIRES[wire]
+    capability = journeys.JOURNEYS[broken.journey].capability
+    enabled = {c for r in dev_graph.outputs["regions"].values() for c in r["capabilities"]}
+    if capability is not None and capability not in enabled:
+        pytest.skip(f"the dev stack has no capability {capability} yet")
 
     code, report = run_json(capsys, "--journey", broken.journey, "--break", wire)
 
@@ -241,3 +304,56 @@ def test_each_function_gets_its_own_copy_of_its_handler_module() -> None:
     assert sys.modules[app.__name__] is app  # the tests' own import is left alone
     with pytest.raises(ImportError, match="Runtime.ImportModuleError"):
         load_handler("no_such_package.app.handler")
+
+
+def test_a_lambda_permission_admits_only_its_service_source_and_account() -> None:
+    function = f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:cvm"
+    api = f"arn:aws:execute-api:eu-west-1:{ACCOUNT}:abc123"
+    permission = {"function": "cvm", "action": "lambda:InvokeFunction",
+                  "principal": "apigateway.amazonaws.com", "sourceArn": f"{api}/v1/POST/*",
+                  "sourceAccount": ACCOUNT}
+
+    def may(principal: str, source: str, account: str = ACCOUNT) -> bool:
+        return permits([permission], function_name="cvm", function_arn=function,
+                       principal=principal, source_arn=source, source_account=account)
+
+    assert may("apigateway.amazonaws.com", f"{api}/v1/POST/registration")
+    assert not may("apigateway.amazonaws.com", f"{api}/v1/GET/registration")
+    assert not may("apigateway.amazonaws.com", f"{api}2/v1/POST/registration")
+    assert not may("apigateway.amazonaws.com", f"{api}/v1/POST/registration", "210987654321")
+    assert not may("iot.amazonaws.com", f"{api}/v1/POST/registration")
+    assert not permits([permission], function_name="other", function_arn=function + "2",
+                       principal="apigateway.amazonaws.com",
+                       source_arn=f"{api}/v1/POST/registration", source_account=ACCOUNT)
+
+
+def test_gateway_validation_errors_render_into_the_declared_template_as_json() -> None:
+    from jsonschema import Draft4Validator
+
+    from components.cvm.component import GATEWAY_RESPONSES, REGISTRATION_SCHEMA
+
+    schema = json.loads(REGISTRATION_SCHEMA.read_text())
+    errors = list(Draft4Validator(schema).iter_errors({"device_uid": "x y", "extra": 1}))
+    text = validation_error_string(errors)
+    _, template = GATEWAY_RESPONSES["BAD_REQUEST_BODY"]
+    body = json.loads(render_template(template, message="Invalid request body",
+                                      validation_error=text))
+
+    message = body["payload"]["message"]
+    assert body["statusCode"] == 400
+    assert '"device_token"' in message and '["extra"]' in message and "/device_uid:" in message
+
+
+def test_the_recorder_filter_passes_only_claims_of_its_own_region(dev_graph: StackGraph) -> None:
+    mappings = dev_graph.of_type("aws:lambda/eventSourceMapping:EventSourceMapping")
+    mapping = next(m for m in mappings if m.region == "eu-west-1")
+    patterns = patterns_of(mapping.inputs)
+
+    def claim(region: str, state: str = "CLAIMED", event: str = "MODIFY") -> dict[str, Any]:
+        return {"eventName": event, "dynamodb": {"NewImage": {
+            "kind": {"S": "FLEET_SERIAL"}, "state": {"S": state}, "claimRegion": {"S": region}}}}
+
+    assert passes(patterns, claim("eu-west-1"))
+    assert not passes(patterns, claim("us-west-2"))
+    assert not passes(patterns, claim("eu-west-1", state="PROVISIONED"))
+    assert not passes(patterns, claim("eu-west-1", event="REMOVE"))

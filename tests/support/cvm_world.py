@@ -6,7 +6,8 @@ configuration fails) come from tests/support/faithful_iot.py; the CVM adds:
 
 * CreateCertificateFromCsr: moto signs a certificate for a *fresh* RSA key and throws the
   CSR's key away. AWS certifies the CSR's public key (that is the point of the CSR path), so
-  we issue from the CSR's key and subject, signed by a stand-in Amazon issuer.
+  we issue from the CSR's key and subject, signed by a stand-in Amazon issuer
+  (`faithful_csr_issuance`, in tools/local/faithful_iot.py: the local run needs it too).
 * DynamoDB conditional writes: moto checks a condition and writes in two Python steps, so two
   threads can both pass it. AWS serialises writes per item; one lock makes moto atomic too
   (the 50-concurrent-requests test would otherwise test moto's race, not ours).
@@ -21,7 +22,6 @@ configuration fails) come from tests/support/faithful_iot.py; the CVM adds:
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import functools
 import hashlib
 import json
@@ -43,8 +43,9 @@ from cryptography.x509.oid import NameOID
 from moto import mock_aws
 
 from lambdas.cvm_registration import app as cvm_app
-from tests.support.faithful_iot import faithful_iot
 from lambdas.cvm_registration.config import Config
+from tests.support.faithful_iot import faithful_iot
+from tools.local.faithful_iot import faithful_csr_issuance
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -54,41 +55,6 @@ SECRET_NAME = "iotmr-test/cvm/batch-salts"
 DEVICE_POLICY = "iotmr-test-device"
 DEVICE_ENDPOINT = "iot.test.example.com"
 SEED_SALT = "YOUR_SECRET_SALT"  # the seed's example salt: its DEVICE001 token is known
-
-# --- faithful CreateCertificateFromCsr -------------------------------------------------------
-
-_ISSUER_NAME = x509.Name([
-    x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "Amazon Web Services O=Amazon.com Inc. "
-                       "L=Seattle ST=Washington C=US")])
-
-
-@functools.lru_cache(maxsize=1)
-def _issuer_key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _certificate_from_csr(self: Any, csr: str, set_as_active: bool) -> Any:
-    request = x509.load_pem_x509_csr(csr.encode())
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder()
-            .subject_name(request.subject).issuer_name(_ISSUER_NAME)
-            .public_key(request.public_key())  # the device's key, as AWS does
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=1))
-            .not_valid_after(dt.datetime(2049, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc))
-            .sign(_issuer_key(), hashes.SHA256()))
-    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
-    return self.register_certificate(pem, ca_certificate_pem=None, set_as_active=set_as_active,
-                                     status="INACTIVE")
-
-
-@contextmanager
-def faithful_csr_issuance() -> Iterator[None]:
-    from moto.iot.models import IoTBackend
-
-    with mock.patch.object(IoTBackend, "create_certificate_from_csr", _certificate_from_csr):
-        yield
-
 
 # --- atomic DynamoDB writes -------------------------------------------------------------------
 

@@ -15,7 +15,8 @@ moto has neither global-table replication nor EventBridge Pipes delivery, and no
   declared filter pattern (EventBridge pattern matching), batches by the declared batch
   size, runs the declared machine synchronously, retries failed records up to the declared
   `maximumRetryAttempts` (from the failed record: `batchItemFailures`; a failed execution is
-  bisected down to one record) and then sends the batch description to the declared DLQ;
+  bisected down to one record) and then sends the batch description to the declared DLQ
+  (the pipe semantics are tools/local/emulation/pipes.py's, shared with the local run);
 * `StartSyncExecution` (used by tools/reconcile.py) is answered from moto's interpreter;
 * every AWS call any client makes (tests, tool, the interpreter's aws-sdk tasks) is logged
   with its region through a botocore `before-call` hook on every client created while the
@@ -43,11 +44,18 @@ from unittest import mock
 
 import boto3
 import botocore.session
-from moto.events.models import EventPattern
 from moto.iot import models as iot_models
 from moto.iot.exceptions import ResourceNotFoundException
 
 from tools.harness import ACCOUNT_ID, RecordedResource, StackGraph
+from tools.local.emulation.pipes import (
+    Delivery,
+    dead_letter_message,
+    deliver,
+    passes_filter,
+    pipe_record,
+    run_sync_execution,
+)
 from tools.replication_reconcile import attached_policy
 
 PIPE = "aws:pipes/pipe:Pipe"
@@ -207,29 +215,15 @@ class ClientHooks:
             yield self
 
 
-def wait_for_execution(sfn: Any, execution_arn: str, timeout: float = 120.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
-        if described["status"] != "RUNNING":
-            return described
-        time.sleep(0.005)
-    raise AssertionError(f"{execution_arn} still running after {timeout} s")
-
-
 _names = itertools.count()
 
 
 def start_sync_execution(region: str, params: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
     """moto answers StartSyncExecution with 404: run the execution and answer like AWS."""
-    sfn = boto3.client("stepfunctions", region_name=region)
-    name = params.get("name") or f"sync-{next(_names)}"
-    started = sfn.start_execution(stateMachineArn=params["stateMachineArn"], name=name,
-                                  input=params.get("input", "{}"))
-    described = wait_for_execution(sfn, started["executionArn"])
-    response: dict[str, Any] = {key: described[key] for key in
-                ("executionArn", "stateMachineArn", "name", "startDate", "stopDate", "status",
-                 "input", "output", "error", "cause") if key in described}
+    response = run_sync_execution(boto3.client("stepfunctions", region_name=region),
+                                  params["stateMachineArn"], params.get("input", "{}"),
+                                  name=params.get("name"))
+    response.pop("result", None)
     response["ResponseMetadata"] = {"HTTPStatusCode": 200}
     return mock.Mock(status_code=200), response
 
@@ -388,14 +382,6 @@ def _fingerprint(record: Mapping[str, Any]) -> str:
     data = record["dynamodb"]
     image = data.get("NewImage") if record["eventName"] != "REMOVE" else data.get("Keys")
     return json.dumps([record["eventName"] == "REMOVE", image], sort_keys=True)
-
-
-@dataclass
-class Delivery:
-    """What one pipe delivery did: executions run, records dead-lettered."""
-
-    executions: list[dict[str, Any]] = field(default_factory=list)
-    dead_lettered: list[dict[str, Any]] = field(default_factory=list)
 
 
 class ReplicationFabric:
@@ -574,19 +560,7 @@ class ReplicationFabric:
             if not page["Records"]:
                 return
             for record in page["Records"]:
-                region.stream_log.append(self._as_pipe_record(region, record))
-
-    @staticmethod
-    def _as_pipe_record(region: Region, record: dict[str, Any]) -> dict[str, Any]:
-        """The record as a pipe hands it on (JSON, the reading region's ARN and name)."""
-        data = dict(record["dynamodb"])
-        created = data.get("ApproximateCreationDateTime")
-        if isinstance(created, dt.datetime):
-            data["ApproximateCreationDateTime"] = int(created.timestamp())
-        return {"eventID": record["eventID"], "eventName": record["eventName"],
-                "eventVersion": record["eventVersion"], "eventSource": "aws:dynamodb",
-                "awsRegion": region.name, "dynamodb": data,
-                "eventSourceARN": region.stream_arn}
+                region.stream_log.append(pipe_record(record, region.name, region.stream_arn))
 
     def replicate(self) -> int:
         """Copy every region's local writes to the others until nothing is left to copy.
@@ -634,20 +608,13 @@ class ReplicationFabric:
     # -- the pipes ---------------------------------------------------------------------------
 
     def passes_filter(self, region: str, record: Mapping[str, Any]) -> bool:
-        patterns = self[region].declared.pipe_filter_patterns
-        return any(EventPattern.load(p).matches_event(cast(Any, dict(record)))
-                   for p in patterns)
+        return passes_filter(self[region].declared.pipe_filter_patterns, record)
 
     def run_machine(self, region: str, items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """One synchronous execution of the region's declared machine (REQUEST_RESPONSE)."""
         target = self[region]
-        started = target.sfn.start_execution(
-            stateMachineArn=target.machine_arn, name=f"pipe-{next(_names)}",
-            input=json.dumps(list(items)))
-        described = wait_for_execution(target.sfn, started["executionArn"])
-        if described["status"] == "SUCCEEDED":
-            described["result"] = json.loads(described["output"])
-        return described
+        return run_sync_execution(target.sfn, target.machine_arn, json.dumps(list(items)),
+                                  name=f"pipe-{next(_names)}")
 
     def pending(self, region: str) -> list[dict[str, Any]]:
         """Records new in the region's stream that pass its declared filter, in stream
@@ -664,59 +631,20 @@ class ReplicationFabric:
         return self.deliver_records(region, self.pending(region))
 
     def deliver_records(self, region: str, records: Sequence[dict[str, Any]]) -> Delivery:
+        """The declared pipe's semantics (`deliver` of tools/local/emulation/pipes.py)."""
         declared = self[region].declared
         assert declared.invocation_type == "REQUEST_RESPONSE", \
             "the fabric emulates a synchronous pipe target only"
-        delivery = Delivery()
-        pending = list(records)
-        while pending:
-            batch, pending = pending[:declared.batch_size], pending[declared.batch_size:]
-            self._deliver_batch(region, batch, delivery, attempt=0)
-        return delivery
 
-    def _deliver_batch(self, region: str, batch: list[dict[str, Any]], delivery: Delivery,
-                       attempt: int) -> None:
-        """Pipes semantics for a stream source: a failed record is retried from that record
-        (partial failure), a failed execution is bisected; after maximumRetryAttempts the
-        single failing record's batch description goes to the dead-letter queue."""
-        declared = self[region].declared
-        while batch:
-            outcome = self.run_machine(region, batch)
-            delivery.executions.append(outcome)
-            if outcome["status"] == "SUCCEEDED":
-                failures = outcome["result"].get("batchItemFailures") or []
-                if not failures:
-                    return
-                failed_ids = {f["itemIdentifier"] for f in failures}
-                first = next(i for i, r in enumerate(batch) if r["eventID"] in failed_ids)
-                failed, rest = batch[first:first + 1], batch[first + 1:]
-            elif len(batch) > 1:  # AUTOMATIC_BISECT
-                half = len(batch) // 2
-                self._deliver_batch(region, batch[:half], delivery, attempt)
-                batch = batch[half:]
-                continue
-            else:
-                failed, rest = batch, []
-            if attempt >= declared.maximum_retry_attempts:
-                self._dead_letter(region, failed, delivery)
-                batch, attempt = rest, 0
-            else:
-                batch, attempt = failed + rest, attempt + 1
+        def dead_letter(failed: list[dict[str, Any]]) -> None:
+            self[region].sqs.send_message(
+                QueueUrl=self[region].queue_url, MessageBody=json.dumps(dead_letter_message(
+                    self[region].machine_arn, self[region].stream_arn, failed)))
 
-    def _dead_letter(self, region: str, records: list[dict[str, Any]],
-                     delivery: Delivery) -> None:
-        """Like a stream source's DLQ message: where the batch is, not the records."""
-        message = {
-            "context": {"partnerResourceArn": self[region].machine_arn},
-            "DDBStreamBatchInfo": {
-                "shardId": "shard-0", "streamArn": self[region].stream_arn,
-                "startSequenceNumber": records[0]["dynamodb"]["SequenceNumber"],
-                "endSequenceNumber": records[-1]["dynamodb"]["SequenceNumber"],
-                "batchSize": len(records)},
-        }
-        self[region].sqs.send_message(QueueUrl=self[region].queue_url,
-                                      MessageBody=json.dumps(message))
-        delivery.dead_lettered.extend(records)
+        return deliver(records, batch_size=declared.batch_size,
+                       maximum_retry_attempts=declared.maximum_retry_attempts,
+                       run_target=lambda batch: self.run_machine(region, batch),
+                       dead_letter=dead_letter)
 
     def settle(self, regions: Sequence[str] | None = None) -> dict[str, Delivery]:
         """Replicate and deliver until no region has anything new."""

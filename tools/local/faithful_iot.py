@@ -11,6 +11,7 @@ moto 5.2 is kinder than AWS IoT in ways that would let a wrong state machine pas
 | `CreateThing` | an existing name is silently *replaced* (new thing id, new attributes) | "If this call is made multiple times using the same thing name and configuration, the call will succeed. If [...] the same thing name but different configuration a `ResourceAlreadyExistsException` is thrown." Configuration = thing type, attributes, billing group. The existing thing is returned unchanged. |
 | `DeleteThing` | `expectedVersion` ignored | `expectedVersion` different from the thing's version fails with `VersionConflictException`. (moto already refuses to delete a thing with principals attached, as AWS does.) |
 | `DescribeCertificate` | omits `caCertificateId` | returns `caCertificateId` for a certificate registered with a CA (`RegisterCertificate` with `caCertificatePem`, or JITR auto-registration). |
+| `CreateCertificateFromCsr` | certifies a *fresh* key and throws the CSR's key away | certifies the CSR's public key and subject (the point of the CSR path), signed here by a stand-in Amazon issuer (`faithful_csr_issuance`, also on its own). |
 
 Use it as a context manager (tests also have the `faithful_iot_registry` fixture):
 
@@ -23,10 +24,17 @@ boto3 client in the test - and the Step Functions adapter's aws-sdk tasks - see 
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 from unittest import mock
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from moto.iot import models as iot_models
 from moto.iot import responses as iot_responses
@@ -144,10 +152,45 @@ def _describe_certificate(self: Any) -> Any:
     return iot_responses.ActionResult({"certificateDescription": description})
 
 
+# --- CreateCertificateFromCsr: the CSR's key, as AWS does ----------------------------------
+
+_AMAZON_ISSUER = x509.Name([
+    x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "Amazon Web Services O=Amazon.com Inc. "
+                       "L=Seattle ST=Washington C=US")])
+
+
+@functools.lru_cache(maxsize=1)
+def _issuer_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _certificate_from_csr(self: Any, csr: str, set_as_active: bool) -> Any:
+    request = x509.load_pem_x509_csr(csr.encode())
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder()
+            .subject_name(request.subject).issuer_name(_AMAZON_ISSUER)
+            .public_key(request.public_key())  # the device's key, as AWS does
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=1))
+            .not_valid_after(dt.datetime(2049, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc))
+            .sign(_issuer_key(), hashes.SHA256()))
+    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    return self.register_certificate(pem, ca_certificate_pem=None, set_as_active=set_as_active,
+                                     status="INACTIVE")
+
+
+@contextmanager
+def faithful_csr_issuance() -> Iterator[None]:
+    """CreateCertificateFromCsr certifies the CSR's own key (part of `faithful_iot`)."""
+    with mock.patch.object(_Backend, "create_certificate_from_csr", _certificate_from_csr):
+        yield
+
+
 @contextmanager
 def faithful_iot() -> Iterator[None]:
     """Patch moto's IoT registry to behave as described in this module's docstring."""
     with ExitStack() as stack:
+        stack.enter_context(faithful_csr_issuance())
         stack.enter_context(mock.patch.object(
             _Backend, "update_certificate", _update_certificate(_Backend.update_certificate)))
         stack.enter_context(mock.patch.object(

@@ -55,6 +55,8 @@ class RunReport:
     regions: list[str]
     endpoint: str = ""
     broken_wires: list[str] = field(default_factory=list)
+    # Stack settings the run added so a journey can exercise what the stack leaves off.
+    config_added: list[str] = field(default_factory=list)
     policy: PolicySummary | None = None
     materialised: dict[str, dict[str, int]] = field(default_factory=dict)
     not_materialised: dict[str, int] = field(default_factory=dict)
@@ -104,6 +106,8 @@ def format_text(report: RunReport) -> str:
              + (f", moto at {report.endpoint}" if report.endpoint else "")]
     if report.broken_wires:
         lines.append(f"Wires broken on purpose: {', '.join(report.broken_wires)}")
+    for added in report.config_added:
+        lines.append(f"Config added for the run: {added}")
     if report.policy is not None:
         p = report.policy
         lines.append(f"Policy pack: {p.mandatory} mandatory, {p.advisory} advisory violation(s) "

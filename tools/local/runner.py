@@ -141,8 +141,10 @@ def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | N
     progress.phase(f"evaluating stack {options.stack} offline with the intermediate as its CA")
     try:
         spec = load_program_stack(options.project_dir, options.stack)
+        added, config_notes = journeys.config_overrides(spec.config, spec.project)
         evaluated = evaluate_program(options.project_dir, options.stack,
-                                     config_overrides={"caCertificatePem": local_pki.intermediate_pem},
+                                     config_overrides={**added,
+                                                       "caCertificatePem": local_pki.intermediate_pem},
                                      drop_keys=("caCertificatePemFile",))
     except ProgramFailed as failure:
         problems = [m for level, m in failure.graph.diagnostics if level == "ERROR"]
@@ -152,7 +154,8 @@ def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | N
     stack_regions = _stack_regions(evaluated, spec.config, spec.project)
     primary = str(evaluated.outputs.get("primaryRegion") or stack_regions[0])
     regions = _select_regions(stack_regions, primary, options.regions)
-    report = RunReport(stack=options.stack, regions=regions, broken_wires=list(options.breaks))
+    report = RunReport(stack=options.stack, regions=regions, broken_wires=list(options.breaks),
+                       config_added=config_notes)
 
     progress.phase("enforcing the policy pack (policy.check)")
     policy_config = _policy_config(options.stack)
@@ -167,7 +170,10 @@ def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | N
 
     graph = evaluated
     for name in options.breaks:
-        graph = journeys.WIRES[name].mutate(graph)
+        try:
+            graph = journeys.WIRES[name].mutate(graph)
+        except LookupError as missing:  # the stack declares nothing this wire could break
+            raise SetupError(f"--break {name}: {missing}") from None
 
     adapter = SfnAdapter()
     system_args: dict[str, Any] = dict(

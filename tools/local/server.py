@@ -25,6 +25,9 @@ MOTO_CONFIG = {
     "iot": {"use_valid_cert": True},
 }
 
+# moto settings read from the environment: Cognito checks TOTP codes (as Cognito does) only
+# with this set.
+MOTO_ENVIRONMENT = {"MOTO_COGNITO_IDP_USER_POOL_ENABLE_TOTP": "true"}
 
 # The report says what happened; these would print a line per request / handled ASL error.
 QUIET_LOGGERS = {"werkzeug": logging.ERROR, "moto.stepfunctions.parser": logging.CRITICAL}
@@ -68,7 +71,7 @@ def moto_server() -> Iterator[str]:
         stack.callback(_stop, server)
         host, port = server.get_host_and_port()
         endpoint = f"http://{host}:{port}"
-        stack.enter_context(scoped_environ({"MOTO_PORT": str(port)}))
+        stack.enter_context(scoped_environ({"MOTO_PORT": str(port), **MOTO_ENVIRONMENT}))
         _reset(endpoint)
         stack.callback(_reset_quietly, endpoint)
         yield endpoint

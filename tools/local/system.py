@@ -70,6 +70,20 @@ class Resolver:
         return iter(self._map.items())
 
 
+class ServerSession:
+    """What the project's tools take as a boto3 session (`session.client(service,
+    region_name=...)`), handing out the run's clients for the local server."""
+
+    def __init__(self, system: LocalSystem) -> None:
+        self._system = system
+
+    def client(self, service: str, region_name: str | None = None, **_: Any) -> Any:
+        return self._system.client(service, region_name or self._system.primary_region)
+
+    def resource(self, service: str, region_name: str | None = None) -> Any:
+        return self._system.resource(service, region_name or self._system.primary_region)
+
+
 @dataclass(frozen=True)
 class Materialised:
     """One runtime object created from a declared resource."""
@@ -119,6 +133,21 @@ class LocalSystem:
                     config=Config(retries={"max_attempts": 2, "mode": "standard"},
                                   connect_timeout=5, read_timeout=30))
             return self._clients[key]
+
+    def resource(self, service: str, region: str) -> Any:
+        """A boto3 resource (e.g. a DynamoDB Table) for the local server, cached."""
+        key = (f"resource:{service}", region)
+        with self._client_lock:
+            if key not in self._clients:
+                if self._session is None:
+                    self._session = boto3.session.Session()
+                self._clients[key] = self._session.resource(
+                    service, region_name=region, endpoint_url=self.endpoint,
+                    aws_access_key_id=ACCESS_KEY_ID, aws_secret_access_key=SECRET_ACCESS_KEY)
+            return self._clients[key]
+
+    def session(self) -> ServerSession:
+        return ServerSession(self)
 
     def emulation(self, kind: type[E]) -> E:
         found = self.emulations.get(kind)

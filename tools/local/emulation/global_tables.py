@@ -10,10 +10,11 @@ regions replicate comes from the declared tables' `replicas`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,8 @@ class GlobalTableReplication:
         self.replicated = 0
         self.errors: list[str] = []
         self._stop = threading.Event()
+        self._held = threading.Event()
+        self._polling = threading.Lock()
         for table, regions in tables.items():
             for region in regions:
                 arn = system.client("dynamodb", region).describe_table(
@@ -74,13 +77,49 @@ class GlobalTableReplication:
             pause = FAST_POLL_SECONDS if moved else min(pause * 2, IDLE_POLL_SECONDS)
 
     def poll(self) -> int:
-        """Read every stream once and replicate what it carried; returns records handled."""
+        """Read every stream once and replicate what they carried; returns records handled.
+        All regions' new writes of an item are weighed together, so a region's own write
+        that lost to a later write elsewhere is overwritten there too (never kept)."""
+        with self._polling:
+            if self._held.is_set():
+                return 0
+            return self._poll()
+
+    def _poll(self) -> int:
+        writes: dict[tuple[str, str], list[tuple[float, str, str | None, Mapping[str, Any]]]] = {}
         handled = 0
         for stream in self._streams:
             for record in self._read(stream):
                 handled += 1
-                self._apply(stream, record)
+                change = record["dynamodb"]
+                key = _key_of(change["Keys"])
+                image = change.get("NewImage") if record["eventName"] != "REMOVE" else None
+                image_text = json.dumps(image, sort_keys=True) if image is not None else None
+                echo = (stream.region, stream.table, key, image_text or "")
+                if self._echoes[echo]:
+                    self._echoes[echo] -= 1  # our own replicated write coming back
+                    continue
+                written = change["ApproximateCreationDateTime"].timestamp()
+                writes.setdefault((stream.table, key), []).append(
+                    (written, stream.region, image_text, change["Keys"]))
+        for (table, key), found in writes.items():
+            self._settle(table, key, found)
         return handled
+
+    def _settle(self, table: str, key: str,
+                found: list[tuple[float, str, str | None, Mapping[str, Any]]]) -> None:
+        """Last writer wins (write time, then region name) across every region's writes."""
+        written, region, image_text, keys = max(found, key=lambda w: (w[0], w[1]))
+        latest = self._latest.get((table, key))
+        if latest is None or (written, region) > (latest[0], latest[1]):
+            self._latest[(table, key)] = (written, region, image_text)
+            for target in self.tables[table]:
+                if target != region:
+                    self._write(table, target, keys, image_text)
+            return
+        # Every new write lost to an earlier-replicated later one: bring those regions back.
+        for target in sorted({w[1] for w in found}):
+            self._write(table, target, keys, latest[2])
 
     def _read(self, stream: _Stream) -> list[dict[str, Any]]:
         streams = self._system.client("dynamodbstreams", stream.region)
@@ -99,25 +138,17 @@ class GlobalTableReplication:
             records.extend(page["Records"])
         return records
 
-    def _apply(self, stream: _Stream, record: Mapping[str, Any]) -> None:
-        change = record["dynamodb"]
-        key = _key_of(change["Keys"])
-        image = change.get("NewImage") if record["eventName"] != "REMOVE" else None
-        image_text = json.dumps(image, sort_keys=True) if image is not None else None
-        echo = (stream.region, stream.table, key, image_text or "")
-        if self._echoes[echo]:
-            self._echoes[echo] -= 1  # our own replicated write coming back: not a new write
-            return
-        written = change["ApproximateCreationDateTime"].timestamp()
-        latest = self._latest.get((stream.table, key))
-        if latest is not None and (latest[0], latest[1]) > (written, stream.region):
-            # A later write elsewhere wins: bring this region back to it.
-            self._write(stream.table, stream.region, change["Keys"], latest[2])
-            return
-        self._latest[(stream.table, key)] = (written, stream.region, image_text)
-        for region in self.tables[stream.table]:
-            if region != stream.region:
-                self._write(stream.table, region, change["Keys"], image_text)
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Replication paused for the block (writes in several regions within the
+        replication delay); what was written meanwhile replicates afterwards."""
+        self._held.set()
+        with self._polling:  # a poll already under way finishes first
+            pass
+        try:
+            yield
+        finally:
+            self._held.clear()
 
     def _write(self, table: str, region: str, keys: Mapping[str, Any], image_text: str | None) -> None:
         self._echoes[(region, table, _key_of(keys), image_text or "")] += 1

@@ -10,7 +10,11 @@ function's stdout (its JSON logs and metrics) is kept per function, not printed.
 
 Registered with the Step Functions adapter under the function's name and ARN, so a
 `lambda:invoke` task of a declared state machine reaches it; other emulations call
-`LambdaRuntime.invoke`.
+`LambdaRuntime.invoke`. An AWS service invoking a function (API Gateway, IoT's
+pre-provisioning hook) goes through `invoke_as_service`, which first checks the declared
+`aws:lambda/permission:Permission` resources the way Lambda evaluates a function's resource
+policy (`permits`): the service principal, the action, and the source ARN (ArnLike) and
+account the permission names.
 """
 
 from __future__ import annotations
@@ -20,20 +24,24 @@ import importlib
 import io
 import sys
 import threading
+import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from tools.local.emulation import emulation
+from tools.local.emulation.policy_eval import allows
 from tools.local.server import scoped_environ
-from tools.local.sfn_adapter import FakeLambdaContext
 from tools.local.system import ACCESS_KEY_ID, SECRET_ACCESS_KEY, LocalSystem
 
 FUNCTION_TYPE = "aws:lambda/function:Function"
+PERMISSION_TYPE = "aws:lambda/permission:Permission"
+INVOKE_ACTION = "lambda:InvokeFunction"
+DEFAULT_TIMEOUT_SECONDS = 3  # Lambda's default when a function declares none
 LAMBDAS_PACKAGE = "lambdas"
 LAMBDAS_DIR = Path(__file__).resolve().parents[3] / LAMBDAS_PACKAGE
 
@@ -45,6 +53,53 @@ class FunctionNotFound(LookupError):
     pass
 
 
+class InvokeDenied(Exception):
+    """No declared permission lets this service invoke the function for this source."""
+
+
+@dataclass(frozen=True)
+class LambdaContext:
+    """The context object Lambda hands a handler; the remaining time counts down from the
+    declared timeout."""
+
+    function_name: str
+    invoked_function_arn: str
+    deadline: float  # time.monotonic() at which Lambda stops the invocation
+    memory_limit_in_mb: int = 128
+    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
+    function_version: str = "$LATEST"
+    log_group_name: str = "/aws/lambda/local"
+    log_stream_name: str = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
+
+
+def permits(permissions: Iterable[Mapping[str, Any]], *, function_name: str, function_arn: str,
+            principal: str, source_arn: str, source_account: str,
+            action: str = INVOKE_ACTION) -> bool:
+    """Would Lambda let `principal`, acting for `source_arn` in `source_account`, perform
+    `action` on this function, given these permissions (declared `Permission` inputs:
+    function, action, principal, sourceArn, sourceAccount)? Each permission is the resource
+    policy statement Lambda's AddPermission writes: the service principal, ArnLike on
+    AWS:SourceArn, StringEquals on AWS:SourceAccount."""
+    statements = []
+    for permission in permissions:
+        if permission.get("function") not in (function_name, function_arn):
+            continue
+        condition: dict[str, dict[str, str]] = {}
+        if permission.get("sourceArn"):
+            condition["ArnLike"] = {"AWS:SourceArn": str(permission["sourceArn"])}
+        if permission.get("sourceAccount"):
+            condition["StringEquals"] = {"AWS:SourceAccount": str(permission["sourceAccount"])}
+        statements.append({"Effect": "Allow", "Principal": {"Service": permission.get("principal")},
+                           "Action": permission.get("action"), "Resource": function_arn,
+                           **({"Condition": condition} if condition else {})})
+    context = {"AWS:SourceArn": source_arn, "AWS:SourceAccount": source_account}
+    return allows([{"Statement": statements}], action, function_arn, context=context,
+                  principal_service=principal)
+
+
 @dataclass
 class DeclaredFunction:
     name: str
@@ -54,6 +109,7 @@ class DeclaredFunction:
     environment: Mapping[str, str]
     memory_mb: int
     log_group: str
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     output: deque[str] = field(default_factory=lambda: deque(maxlen=500))
     invocations: int = 0
     _callable: Callable[[Any, Any], Any] | None = None
@@ -108,8 +164,10 @@ def load_handler(handler: str) -> Callable[[Any, Any], Any]:
 
 
 class LambdaRuntime:
-    def __init__(self, system: LocalSystem, functions: list[DeclaredFunction]) -> None:
+    def __init__(self, system: LocalSystem, functions: list[DeclaredFunction],
+                 permissions: Iterable[Mapping[str, Any]] = ()) -> None:
         self._endpoint = system.endpoint
+        self.permissions = list(permissions)
         self.functions: dict[str, DeclaredFunction] = {}
         for function in functions:
             self.functions[function.name] = function
@@ -146,11 +204,29 @@ class LambdaRuntime:
             if function._callable is None:  # cold start: imports see the environment too
                 function._callable = load_handler(function.handler)
             function.invocations += 1
-            context = FakeLambdaContext(
+            context = LambdaContext(
                 function_name=function.name, invoked_function_arn=function.arn,
+                deadline=time.monotonic() + function.timeout_seconds,
                 memory_limit_in_mb=function.memory_mb, aws_request_id=str(uuid.uuid4()),
                 log_group_name=function.log_group, log_stream_name="local")
             return function._callable(event, context)
+
+    def function(self, function_name_or_arn: str) -> DeclaredFunction:
+        function = self.functions.get(function_name_or_arn)
+        if function is None:
+            raise FunctionNotFound(f"Function not found: {function_name_or_arn}")
+        return function
+
+    def invoke_as_service(self, function_name_or_arn: str, event: Any, *, principal: str,
+                          source_arn: str, source_account: str) -> Any:
+        """A service's invocation: allowed only by a declared permission (`permits`)."""
+        function = self.function(function_name_or_arn)
+        if not permits(self.permissions, function_name=function.name, function_arn=function.arn,
+                       principal=principal, source_arn=source_arn,
+                       source_account=source_account):
+            raise InvokeDenied(f"{principal} may not invoke {function.name} for {source_arn} "
+                               f"(no declared permission names this source)")
+        return self.invoke(function.arn, event)
 
     def describe(self) -> str:
         unique = {f.arn: f for f in self.functions.values()}
@@ -175,5 +251,8 @@ def start(system: LocalSystem) -> LambdaRuntime | None:
             handler=str(state.get("handler") or ""),
             environment=dict((state.get("environment") or {}).get("variables") or {}),
             memory_mb=int(state.get("memorySize") or 128),
-            log_group=logging_config.get("logGroup") or f"/aws/lambda/{state['name']}"))
-    return LambdaRuntime(system, functions) if functions else None
+            log_group=logging_config.get("logGroup") or f"/aws/lambda/{state['name']}",
+            timeout_seconds=float(state.get("timeout") or DEFAULT_TIMEOUT_SECONDS)))
+    permissions = [system.state(p) for p in system.declared(PERMISSION_TYPE)
+                   if system.in_scope(p.region)]
+    return LambdaRuntime(system, functions, permissions) if functions else None

@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -70,6 +70,32 @@ class Wire:
 
 JOURNEYS: dict[str, Journey] = {}
 WIRES: dict[str, Wire] = {}
+# (stack config, project) -> (config overrides, why) or None when the stack has what it needs.
+RunConfig = Callable[[Mapping[str, Any], str], tuple[dict[str, Any], str] | None]
+RUN_CONFIG: dict[str, RunConfig] = {}
+
+
+def run_config(name: str) -> Callable[[RunConfig], RunConfig]:
+    def add(fn: RunConfig) -> RunConfig:
+        if name in RUN_CONFIG and RUN_CONFIG[name] is not fn:
+            raise ValueError(f"run config {name} registered twice")
+        RUN_CONFIG[name] = fn
+        return fn
+    return add
+
+
+def config_overrides(stack_config: Mapping[str, Any], project: str
+                     ) -> tuple[dict[str, Any], list[str]]:
+    """Every journey module's additions to the stack config: (overrides, why each)."""
+    load_modules()
+    overrides: dict[str, Any] = {}
+    notes: list[str] = []
+    for name, contribute in sorted(RUN_CONFIG.items()):
+        added = contribute(stack_config, project)
+        if added is not None:
+            overrides.update(added[0])
+            notes.append(added[1])
+    return overrides, notes
 
 
 def journey(name: str, title: str, *, capability: str | None = None, needs_runtime: bool = True,

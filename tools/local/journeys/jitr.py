@@ -47,7 +47,9 @@ def _last(identifier: str) -> str:
     return identifier.rstrip("/").replace(":", "/").rsplit("/", 1)[-1]
 
 
-def _execution(system: LocalSystem, run: JourneyRun, region: str, arn: str) -> dict[str, Any]:
+def finished_execution(system: LocalSystem, run: JourneyRun, region: str, arn: str
+                       ) -> dict[str, Any]:
+    """The execution once it is no longer RUNNING (or after the timeout)."""
     sfn = system.client("stepfunctions", region)
     described: dict[str, Any] = run.wait_for(
         lambda: sfn.describe_execution(executionArn=arn),
@@ -99,7 +101,7 @@ def _onboard(run: JourneyRun, region: str) -> None:
                    "no state machine was started" if not started else "an action failed")
 
     with run.step("the JITR execution succeeds", region=region) as step:
-        results = [_execution(system, run, region, d.detail) for d in started]
+        results = [finished_execution(system, run, region, d.detail) for d in started]
         step.check(all(r["status"] == "SUCCEEDED" for r in results),
                    "; ".join(f"{r['executionArn'].rsplit(':', 2)[-2]} {r['status']}"
                              + (f" {r.get('error')}: {short(str(r.get('cause')), 160)}"

@@ -13,5 +13,11 @@ for _type, _reason in {
     "aws:cloudwatch/metricAlarm:MetricAlarm": "no metrics locally",
     "aws:lambda/function:Function": "run in-process by the Lambda emulation (moto needs Docker)",
     "aws:lambda/layerVersion:LayerVersion": "the in-process Lambda imports the project's own venv",
+    "aws:lambda/permission:Permission":
+        "held by the Lambda emulation, which checks it when a service invokes a function",
+    "aws:lambda/eventSourceMapping:EventSourceMapping":
+        "run by the event-source emulation (stream poller, declared filter and function)",
+    "aws:iot/provisioningTemplate:ProvisioningTemplate":
+        "moto has no provisioning templates: the fleet emulation applies the declared one",
 }.items():
     not_materialised(_type, _reason)
