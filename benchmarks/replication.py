@@ -134,7 +134,7 @@ def _transitions(fabric: Any, standard_arn: str,
                  record: dict[str, Any]) -> tuple[int, int, int]:
     """States entered (Standard would bill each) and history size, for one record alone."""
     sfn = fabric[B].sfn
-    from tests.support.replication_fabric import wait_for_execution
+    from tools.local.emulation.pipes import wait_for_execution
 
     started = sfn.start_execution(stateMachineArn=standard_arn, name=f"copy-{record['eventID']}",
                                   input=json.dumps([record]))
