@@ -29,7 +29,6 @@ import json
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +51,7 @@ from tools.local.journeys import (
     short,
     wire,
 )
+from tools.local.journeys.elsewhere import INVENTORY, inventory_row, known_elsewhere
 from tools.local.system import LocalSystem
 
 CAPABILITY = "cvm"
@@ -59,12 +59,9 @@ FUNCTION_TYPE = "aws:lambda/function:Function"
 DOMAIN_TYPE = "aws:apigateway/domainName:DomainName"
 SECRET_TYPE = "aws:secretsmanager/secret:Secret"
 PROVISIONING = "cvm-provisioning"  # the program's export keys of the tables
-INVENTORY = "device-inventory"
 REGISTRATION_PATH = "/registration"  # the device contract (components/cvm/README.md)
 CSR_BATCH = "LOCAL-2026"
 LEGACY_BATCH = "LOCAL-LEGACY"  # added to cvm.legacyBatches when the stack lists none
-REPLICATION_TIMEOUT_SECONDS = 10
-USABLE_ELSEWHERE_TIMEOUT_SECONDS = 20
 
 
 @run_config("cvm-legacy-batch")
@@ -240,7 +237,7 @@ def _registers(run: JourneyRun, region: str, device: Device) -> None:
 
     with run.step("inventory item (CVM, AMAZON, version 1) and record REGISTERED",
                   region=region) as step:
-        row = _row(system, region, thing) or {}
+        row = inventory_row(system, region, thing) or {}
         tool = _tool(system, region)
         record = plain_item(system.client("dynamodb", region).get_item(
             TableName=tool.stack.provisioning_table, Key={"deviceUid": {"S": device.uid}},
@@ -260,30 +257,7 @@ def _registers(run: JourneyRun, region: str, device: Device) -> None:
         again = post(system, region, device.request())
         step.check(again.status == 409, _summary(again))
 
-    for other in system.other_regions(region):
-        with run.step(f"the row of {thing} is replicated to {other}", region=other) as step:
-            replica = run.wait_for(partial(_row, system, other, thing), lambda r: r == row,
-                                   timeout=REPLICATION_TIMEOUT_SECONDS)
-            step.check(replica == row, f"replica row {'equals' if replica == row else 'differs from'}"
-                                       f" the row written in {region}")
-        title = f"{thing} usable in {other} without registering there"
-        reason = run.missing("replication", other)
-        if reason:
-            run.pending(title, region=other, reason=reason)
-            continue
-        with run.step(title, region=other) as step:
-            allowed, why = run.wait_for(
-                partial(system.emulation(DeviceGateway).authorize_connect, other,
-                        certificate_pem, thing),
-                lambda result: result[0], timeout=USABLE_ELSEWHERE_TIMEOUT_SECONDS)
-            step.check(allowed, why)
-
-
-def _row(system: LocalSystem, region: str, thing: str) -> dict[str, Any] | None:
-    item = system.client("dynamodb", region).get_item(
-        TableName=system.graph.outputs["tables"][INVENTORY]["name"], Key={"thingName": {"S": thing}},
-        ConsistentRead=True).get("Item")
-    return plain_item(item)
+    known_elsewhere(run, region, thing, row, certificate_pem, without="registering there")
 
 
 @journey("cvm", "CVM: devices register with their token (CSR and legacy path); then known "

@@ -22,7 +22,6 @@ import io
 import stat
 import tempfile
 from argparse import Namespace
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ from tools.local.emulation.fleet_provisioning import (
 )
 from tools.local.graph_edit import with_inputs
 from tools.local.journeys import JourneyRun, journey, plain_item, short, wire
+from tools.local.journeys.elsewhere import known_elsewhere
 from tools.local.system import LocalSystem
 
 CAPABILITY = "fleet_provisioning"
@@ -49,8 +49,6 @@ PROVISIONING = "cvm-provisioning"  # the program's export keys of the tables
 INVENTORY = "device-inventory"
 INSTALLER = "alice"
 RECORDER_TIMEOUT_SECONDS = 30  # the recorder confirms with IoT, polling once a second
-REPLICATION_TIMEOUT_SECONDS = 10
-USABLE_ELSEWHERE_TIMEOUT_SECONDS = 20
 
 
 def _table(system: LocalSystem, key: str) -> str:
@@ -176,24 +174,7 @@ def _onboard(run: JourneyRun, region: str) -> None:
             refused = f"{rejected.status_code} {rejected.error_code}"
         step.check(refused == "403 AccessDenied", f"second device: {refused}")
 
-    for other in system.other_regions(region):
-        with run.step(f"the row of {serial} is replicated to {other}", region=other) as step:
-            replica = run.wait_for(
-                partial(_row, system, other, inventory, {"thingName": {"S": serial}}),
-                lambda r: r == row, timeout=REPLICATION_TIMEOUT_SECONDS)
-            step.check(replica == row, f"replica row {'equals' if replica == row else 'differs from'}"
-                                       f" the row written in {region}")
-        title = f"{serial} usable in {other} without provisioning there"
-        reason = run.missing("replication", other)
-        if reason:
-            run.pending(title, region=other, reason=reason)
-            continue
-        with run.step(title, region=other) as step:
-            allowed, why = run.wait_for(
-                partial(system.emulation(DeviceGateway).authorize_connect, other,
-                        certificate_pem, serial),
-                lambda result: result[0], timeout=USABLE_ELSEWHERE_TIMEOUT_SECONDS)
-            step.check(allowed, why)
+    known_elsewhere(run, region, serial, row, certificate_pem, without="provisioning there")
 
 
 @journey("fleet", "Fleet provisioning: an installer's claim provisions a device; then known "

@@ -16,14 +16,14 @@ another CA.
 from __future__ import annotations
 
 import json
-from functools import partial
 from typing import Any
 
 from tools import pki
 from tools.harness import StackGraph
 from tools.local.emulation.device_gateway import DeviceGateway
 from tools.local.graph_edit import of_capability, with_inputs
-from tools.local.journeys import JourneyRun, journey, plain_item, short, wire
+from tools.local.journeys import JourneyRun, journey, short, wire
+from tools.local.journeys.elsewhere import inventory_row, inventory_table, known_elsewhere
 from tools.local.pki_material import bootstrap
 from tools.local.system import LocalSystem
 
@@ -31,15 +31,7 @@ CAPABILITY = "jitr"
 RULE_TYPE = "aws:iot/topicRule:TopicRule"
 MACHINE_TYPE = "aws:sfn/stateMachine:StateMachine"
 FUNCTION_TYPE = "aws:lambda/function:Function"
-INVENTORY = "device-inventory"  # the program's export key of the inventory table
 EXECUTION_TIMEOUT_SECONDS = 30
-REPLICATION_TIMEOUT_SECONDS = 10
-USABLE_ELSEWHERE_TIMEOUT_SECONDS = 20
-
-
-def inventory_table(system: LocalSystem) -> str:
-    """The inventory table as the program exports it (not as a wire names it)."""
-    return str(system.graph.outputs["tables"][INVENTORY]["name"])
 
 
 def _last(identifier: str) -> str:
@@ -55,13 +47,6 @@ def finished_execution(system: LocalSystem, run: JourneyRun, region: str, arn: s
         lambda: sfn.describe_execution(executionArn=arn),
         lambda d: d["status"] != "RUNNING", timeout=EXECUTION_TIMEOUT_SECONDS)
     return described
-
-
-def _row(system: LocalSystem, region: str, thing: str) -> dict[str, Any] | None:
-    item = system.client("dynamodb", region).get_item(
-        TableName=inventory_table(system), Key={"thingName": {"S": thing}},
-        ConsistentRead=True).get("Item")
-    return plain_item(item)
 
 
 def _onboard(run: JourneyRun, region: str) -> None:
@@ -124,7 +109,7 @@ def _onboard(run: JourneyRun, region: str) -> None:
         step.check(allowed, why)
 
     with run.step(f"inventory ({inventory_table(system)}) records the device", region=region) as step:
-        row = _row(system, region, thing) or {}
+        row = inventory_row(system, region, thing) or {}
         expected = {"certificateId": registration.certificate_id, "status": "ACTIVE",
                     "onboarding": "JITR", "originRegion": region, "version": "1",
                     "caCertificateId": registration.ca_certificate_id,
@@ -135,23 +120,7 @@ def _onboard(run: JourneyRun, region: str) -> None:
                                                 for k in expected if k != "certificatePem"),
                    f"unexpected: {', '.join(wrong)}" if row else "no row")
 
-    for other in system.other_regions(region):
-        with run.step(f"the row of {thing} is replicated to {other}", region=other) as step:
-            replica = run.wait_for(partial(_row, system, other, thing), lambda r: r == row,
-                                   timeout=REPLICATION_TIMEOUT_SECONDS)
-            step.check(replica == row, f"replica row {'equals' if replica == row else 'differs from'}"
-                                       f" the row written in {region}")
-
-        title = f"{thing} usable in {other} without connecting there first"
-        reason = run.missing("replication", other)
-        if reason:
-            run.pending(title, region=other, reason=reason)
-            continue
-        with run.step(title, region=other) as step:
-            allowed, why = run.wait_for(
-                partial(gateway.authorize_connect, other, device.pem, thing),
-                lambda result: result[0], timeout=USABLE_ELSEWHERE_TIMEOUT_SECONDS)
-            step.check(allowed, why)
+    known_elsewhere(run, region, thing, row, device.pem, without="connecting there first")
 
 
 @journey("jitr", "JITR: a device's first connection onboards it; it is then known everywhere",

@@ -33,7 +33,8 @@ from tools.local.emulation.pipes import PIPE_TYPE, Pipes
 from tools.local.graph_edit import with_inputs
 from tools.local.journeys import JourneyRun, journey, plain_item, short, wire
 from tools.local.journeys.cvm import CSR_BATCH, Device, factory, post
-from tools.local.journeys.jitr import finished_execution, inventory_table
+from tools.local.journeys.elsewhere import inventory_table
+from tools.local.journeys.jitr import finished_execution
 from tools.local.system import LocalSystem
 
 CAPABILITY = "replication"
