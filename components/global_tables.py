@@ -7,8 +7,8 @@ region, so each table replica is encrypted with a key in its own region.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws

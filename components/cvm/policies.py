@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from components.iam import Statement, lambda_basic_statements, policy_document, table_key_statement
+from components.iam import (
+    Statement,
+    lambda_basic_statements,
+    policy_document,
+    table_key_statement,
+)
 
 
 def function_role_policy(*, partition: str, region: str, account_id: str, function_name: str,

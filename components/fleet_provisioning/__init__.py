@@ -6,7 +6,10 @@ from __future__ import annotations
 import pulumi
 
 from components.context import Capability, RegionalContext
-from components.fleet_provisioning.component import FleetProvisioning, FleetProvisioningArgs
+from components.fleet_provisioning.component import (
+    FleetProvisioning,
+    FleetProvisioningArgs,
+)
 from components.fleet_provisioning.settings import FleetSettings, parse_settings
 
 

@@ -20,6 +20,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.account import AwsAccount
+from components.dead_letters import dead_letter_queue
 from components.fleet_provisioning.iam_documents import (
     hook_role_policy,
     installer_role_policy,
@@ -35,7 +36,7 @@ from components.fleet_provisioning.template import (
     template_name,
 )
 from components.global_tables import RegionalTable
-from components.iam import service_trust_policy, ssl_only_queue_policy
+from components.iam import service_trust_policy
 from components.lambda_function import dependencies_layer, python_function
 from components.packaging import LambdaLayer
 
@@ -44,7 +45,6 @@ RECORDER_PACKAGE = "fleet_provisioning_recorder"
 INSTALLERS_GROUP = "installers"
 HOOK_PAYLOAD_VERSION = "2020-04-01"  # the only version AWS IoT defines
 HOOK_TIMEOUT_SECONDS = 5  # AWS IoT stops waiting after 5 s; running longer is useless
-DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 
 # The allow-list entries in the provisioning table (lambdas/fleet_provisioning_hook/items.py
 # is the Lambda-side copy; a test keeps them equal).
@@ -254,13 +254,9 @@ class FleetProvisioning(pulumi.ComponentResource):
 
         # --- recorder: provisioning-table stream -> inventory --------------------------------
         recorder_name = f"{prefix}-fleet-recorder"
-        self.dead_letter_queue = aws.sqs.Queue(
-            f"{name}-recorder-dlq", region=region, name=f"{recorder_name}-dlq",
-            kms_master_key_id=args.kms_key_arn, kms_data_key_reuse_period_seconds=300,
-            message_retention_seconds=DLQ_RETENTION_SECONDS, tags=tags, opts=child)
-        aws.sqs.QueuePolicy(
-            f"{name}-recorder-dlq-policy", region=region, queue_url=self.dead_letter_queue.url,
-            policy=self.dead_letter_queue.arn.apply(ssl_only_queue_policy), opts=child)
+        self.dead_letter_queue = dead_letter_queue(
+            f"{name}-recorder-dlq", parent=self, region=region,
+            queue_name=f"{recorder_name}-dlq", kms_key_arn=args.kms_key_arn, tags=tags)
         self.recorder = python_function(
             f"{name}-recorder", parent=self, region=region, account_id=account_id,
             kms_key_arn=args.kms_key_arn, log_retention_days=args.log_retention_days, tags=tags,

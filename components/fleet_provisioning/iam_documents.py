@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from components.iam import Statement, lambda_basic_statements, policy_document, table_key_statement
+from components.iam import (
+    Statement,
+    lambda_basic_statements,
+    policy_document,
+    table_key_statement,
+)
 
 COGNITO_IDENTITY = "cognito-identity.amazonaws.com"
 # Provisioning-table items the fleet functions may touch (components/fleet_provisioning

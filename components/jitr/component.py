@@ -23,6 +23,7 @@ import pulumi_aws as aws
 
 from components.account import AwsAccount
 from components.asl import render
+from components.dead_letters import dead_letter_queue
 from components.global_tables import RegionalTable
 from components.iam import (
     SFN_LOG_DELIVERY_ACTIONS,
@@ -30,7 +31,6 @@ from components.iam import (
     lambda_basic_statements,
     policy_document,
     service_trust_policy,
-    ssl_only_queue_policy,
     table_key_statement,
 )
 from components.lambda_function import dependencies_layer, python_function
@@ -40,7 +40,6 @@ from components.state_machine import state_machine
 DEFINITION = Path(__file__).resolve().parent / "jitr.asl.json"
 CHECK_PACKAGE = "jitr_certificate_check"
 EXECUTION_NAME_PREFIX = "jitr"
-DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # SQS maximum: time to notice and replay
 
 @dataclass(frozen=True)
 class JitrArgs:
@@ -166,13 +165,9 @@ class JitrPipeline(pulumi.ComponentResource):
             lambda v: f"arn:{v[0]}:iot:{region}:{v[1]}:rule/{rule_name}")
 
         # --- dead letters: events the rule could not hand to Step Functions ---------------
-        self.dead_letter_queue = aws.sqs.Queue(
-            f"{name}-dlq", region=region, name=f"{args.name_prefix}-jitr-dlq",
-            kms_master_key_id=args.kms_key_arn, kms_data_key_reuse_period_seconds=300,
-            message_retention_seconds=DLQ_RETENTION_SECONDS, tags=tags, opts=child)
-        aws.sqs.QueuePolicy(
-            f"{name}-dlq-policy", region=region, queue_url=self.dead_letter_queue.url,
-            policy=self.dead_letter_queue.arn.apply(ssl_only_queue_policy), opts=child)
+        self.dead_letter_queue = dead_letter_queue(
+            f"{name}-dlq", parent=self, region=region, queue_name=f"{args.name_prefix}-jitr-dlq",
+            kms_key_arn=args.kms_key_arn, tags=tags)
 
         # --- certificate check Lambda ------------------------------------------------------
         self.dependencies_layer = dependencies_layer(

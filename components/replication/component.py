@@ -19,13 +19,13 @@ import pulumi_aws as aws
 
 from components.account import AwsAccount
 from components.asl import render
+from components.dead_letters import dead_letter_queue
 from components.global_tables import RegionalTable
 from components.iam import (
     SFN_LOG_DELIVERY_ACTIONS,
     XRAY_ACTIONS,
     policy_document,
     service_trust_policy,
-    ssl_only_queue_policy,
     table_key_statement,
 )
 from components.replication.settings import ReplicationSettings
@@ -170,14 +170,10 @@ class ReplicationPipeline(pulumi.ComponentResource):
             lambda v: f"arn:{v[0]}:pipes:{region}:{v[1]}:pipe/{pipe_name}")
 
         # --- dead letters: records still failing after the pipe's retries ----------------
-        self.dead_letter_queue = aws.sqs.Queue(
-            f"{name}-dlq", region=region, name=f"{args.name_prefix}-replication-dlq",
-            kms_master_key_id=args.kms_key_arn, kms_data_key_reuse_period_seconds=300,
-            message_retention_seconds=settings.dead_letter_retention_seconds,
-            tags=tags, opts=child)
-        aws.sqs.QueuePolicy(
-            f"{name}-dlq-policy", region=region, queue_url=self.dead_letter_queue.url,
-            policy=self.dead_letter_queue.arn.apply(ssl_only_queue_policy), opts=child)
+        self.dead_letter_queue = dead_letter_queue(
+            f"{name}-dlq", parent=self, region=region,
+            queue_name=f"{args.name_prefix}-replication-dlq", kms_key_arn=args.kms_key_arn,
+            tags=tags, retention_seconds=settings.dead_letter_retention_seconds)
 
         # --- the state machine (Express: the pipe waits for its answer) -------------------
         # Express history exists only in these logs; the data is a public certificate and a
