@@ -15,7 +15,7 @@ import pytest
 
 from lambdas.cvm_registration import app
 from tests.support.cvm_world import (
-    REGION,
+    CONTEXT,
     SEED_SALT,
     CvmWorld,
     FaultPlan,
@@ -25,9 +25,7 @@ from tests.support.cvm_world import (
     new_csr,
     token,
 )
-from tests.support.sfn_adapter import FakeLambdaContext
 
-CONTEXT = FakeLambdaContext("cvm", f"arn:aws:lambda:{REGION}:123456789012:function:cvm")
 CSR_PATH_CALLS = ["GetSecretValue", "UpdateItem", "CreateThing", "CreateCertificateFromCsr",
                   "AttachThingPrincipal", "AttachPolicy", "TransactWriteItems"]
 LEGACY_PATH_CALLS = ["GetSecretValue", "UpdateItem", "CreateThing", "CreateKeysAndCertificate",

@@ -17,10 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lambdas.cvm_registration import app
-from tests.support.cvm_world import REGION, SEED_SALT, api_event, cvm_world, new_csr
-from tests.support.sfn_adapter import FakeLambdaContext
+from tests.support.cvm_world import CONTEXT, SEED_SALT, api_event, cvm_world, new_csr
 
-CONTEXT = FakeLambdaContext("cvm", f"arn:aws:lambda:{REGION}:123456789012:function:cvm")
 QUICK_EXAMPLES = 400
 FULL_EXAMPLES = 10_000
 FIELDS = ["device_uid", "device_token", "device_uid_2", "csr", "timestamp", "signature",

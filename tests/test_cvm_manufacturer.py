@@ -13,6 +13,7 @@ import pytest
 
 from lambdas.cvm_registration import app
 from tests.support.cvm_world import (
+    CONTEXT,
     REGION,
     SECRET_NAME,
     CvmWorld,
@@ -21,11 +22,9 @@ from tests.support.cvm_world import (
     new_csr,
     token,
 )
-from tests.support.sfn_adapter import FakeLambdaContext
 from tools import manufacturer
 
 OTHER_REGION = "us-west-2"
-CONTEXT = FakeLambdaContext("cvm", f"arn:aws:lambda:{REGION}:123456789012:function:cvm")
 
 
 @pytest.fixture

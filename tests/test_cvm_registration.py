@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from lambdas.cvm_registration import app
 from tests.support.cvm_world import (
+    CONTEXT,
     DEVICE_ENDPOINT,
     DEVICE_POLICY,
     INVENTORY_TABLE,
@@ -34,9 +35,7 @@ from tests.support.cvm_world import (
     new_csr,
     token,
 )
-from tests.support.sfn_adapter import FakeLambdaContext
 
-CONTEXT = FakeLambdaContext("cvm", f"arn:aws:lambda:{REGION}:123456789012:function:cvm")
 # The seed's published example: SHA256("YOUR_SECRET_SALT//DEVICE001").
 SEED_TOKEN = "ecab892722df5937d055dd496cdff41ac6bdece2cfc18b31e896960e52df5787"
 AMAZON_ROOT_CA_SHA256 = {

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from lambdas.cvm_registration import app
 from tests.support.cvm_world import (
+    CONTEXT,
     REGION,
     FaultPlan,
     api_event,
@@ -25,9 +26,7 @@ from tests.support.cvm_world import (
     new_csr,
     token,
 )
-from tests.support.sfn_adapter import FakeLambdaContext
 
-CONTEXT = FakeLambdaContext("cvm", f"arn:aws:lambda:{REGION}:123456789012:function:cvm")
 REFUSED = {"statusCode": 403, "status": "ERROR", "payload": {"message": "registration refused"}}
 
 

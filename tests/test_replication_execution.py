@@ -7,7 +7,6 @@ retry count and dead-letter queue from the program's resource graph
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path

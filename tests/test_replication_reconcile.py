@@ -19,7 +19,6 @@ from tools.harness import StackGraph, evaluate_program
 from tools.reconcile import main
 from tools.replication_reconcile import (
     CONFLICT,
-    EXTRA,
     LEFTOVER,
     MISSING,
     NEW_HERE,

@@ -45,6 +45,7 @@ from moto import mock_aws
 from lambdas.cvm_registration import app as cvm_app
 from lambdas.cvm_registration.config import Config
 from tests.support.faithful_iot import faithful_iot
+from tests.support.sfn_adapter import FakeLambdaContext
 from tools.local.faithful_iot import faithful_csr_issuance
 
 REGION = "eu-west-1"
@@ -286,3 +287,7 @@ def new_csr(common_name: str = "device") -> tuple[ec.EllipticCurvePrivateKey, st
            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
            .sign(key, hashes.SHA256()))
     return key, csr.public_bytes(serialization.Encoding.PEM).decode()
+
+
+# The Lambda context every CVM handler test calls the function with.
+CONTEXT = FakeLambdaContext("cvm", f"arn:aws:lambda:{REGION}:123456789012:function:cvm")

@@ -163,6 +163,15 @@ class JourneyRun:
     def skipped(self, title: str, *, region: str | None = None, reason: str) -> None:
         self._record(title, region, Outcome.SKIPPED, "", reason)
 
+    def regions_with(self, capability: str, title: str) -> list[str]:
+        """The run's regions where `capability` is enabled; the others get `title` skipped."""
+        enabled = [r for r in self.system.regions if capability in self.system.capabilities(r)]
+        for region in self.system.regions:
+            if region not in enabled:
+                self.skipped(title, region=region,
+                             reason=f"capability {capability} is not enabled in {region}")
+        return enabled
+
     def missing(self, capability: str, region: str | None = None) -> str | None:
         """Why steps needing `capability` cannot run yet, or None when they can."""
         regions = [region] if region else list(self.system.regions)

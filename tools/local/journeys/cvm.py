@@ -264,11 +264,7 @@ def _registers(run: JourneyRun, region: str, device: Device) -> None:
          "everywhere", capability=CAPABILITY, order=20)
 def cvm(run: JourneyRun) -> None:
     system = run.system
-    regions = [r for r in system.regions if CAPABILITY in system.capabilities(r)]
-    for region in system.regions:
-        if region not in regions:
-            run.skipped("CVM registration", region=region,
-                        reason=f"capability {CAPABILITY} is not enabled in {region}")
+    regions = run.regions_with(CAPABILITY, "CVM registration")
     if not regions:
         return
     region = regions[0]

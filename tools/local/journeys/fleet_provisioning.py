@@ -180,12 +180,7 @@ def _onboard(run: JourneyRun, region: str) -> None:
 @journey("fleet", "Fleet provisioning: an installer's claim provisions a device; then known "
          "everywhere", capability=CAPABILITY, order=30)
 def fleet(run: JourneyRun) -> None:
-    system = run.system
-    regions = [r for r in system.regions if CAPABILITY in system.capabilities(r)]
-    for region in system.regions:
-        if region not in regions:
-            run.skipped("fleet provisioning", region=region,
-                        reason=f"capability {CAPABILITY} is not enabled in {region}")
+    regions = run.regions_with(CAPABILITY, "fleet provisioning")
     if regions:
         _onboard(run, regions[0])
 
