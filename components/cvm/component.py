@@ -62,11 +62,11 @@ def _gateway_body(status_code: int | None, message_expression: str) -> str:
     return '{%s"status":"ERROR","payload":{"message":%s}}' % (code, message_expression)
 
 
-# Gateway responses (API Gateway answers these without calling the function). The 400 names
-# the field: validationErrorString says which property broke which rule of the model.
+# Gateway responses (API Gateway answers these without calling the function). Their templates
+# get simple variable substitution, no VTL: only messageString is quoted for JSON by AWS, so
+# the 400 says "Invalid request body" (validationErrorString, unescaped, could break the JSON).
 GATEWAY_RESPONSES: Mapping[str, tuple[int | None, str]] = {
-    "BAD_REQUEST_BODY": (400, _gateway_body(
-        400, '"$util.escapeJavaScript($context.error.validationErrorString)"')),
+    "BAD_REQUEST_BODY": (400, _gateway_body(400, "$context.error.messageString")),
     "THROTTLED": (429, _gateway_body(429, '"too many requests; retry later"')),
     "WAF_FILTERED": (403, _gateway_body(403, '"request blocked"')),
     "DEFAULT_4XX": (None, _gateway_body(None, "$context.error.messageString")),

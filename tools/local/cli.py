@@ -14,16 +14,16 @@ from tools.local import journeys
 from tools.local.progress import Progress
 from tools.local.report import RunReport, format_text
 from tools.local.runner import RunOptions, SetupError, run
-from tools.local.system import ACCESS_KEY_ID, SECRET_ACCESS_KEY, LocalSystem
+from tools.local.world import ACCESS_KEY_ID, SECRET_ACCESS_KEY, World
 
 EXIT_OK, EXIT_FAILED, EXIT_SETUP, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 DESCRIPTION = """\
 Run the stack's whole system locally, offline, in one command: evaluate the stack under
-the Pulumi mocks and enforce the policy pack; start a moto server on 127.0.0.1; create the
-declared resources of every region in it; emulate what moto lacks (IoT rules engine,
-device auto-registration, Lambda in-process, global-table replication) from the declared
-resources; drive the device journeys and report every step per region.
+the Pulumi mocks and enforce the policy pack; create the declared resources of every region
+in moto; emulate what moto lacks (IoT rules engine and data plane, Lambda, API Gateway,
+fleet provisioning, global tables, pipes) from the declared resources; drive the device
+journeys and report every step per region.
 Exit status: 0 all journeys passed (pending steps allowed), 1 a journey failed or the
 policy pack rejected the stack, 2 the run could not start, 130 interrupted."""
 
@@ -40,8 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--journey", choices=sorted(journeys.JOURNEYS),
                         help="run only this journey (default: all)")
     parser.add_argument("--keep", action="store_true",
-                        help="after the journeys, leave the server up (with the emulations) "
-                             "and print how to reach it with the AWS CLI or boto3; Ctrl-C stops it")
+                        help="after the journeys, serve the system on 127.0.0.1 (with the "
+                             "emulations) for the AWS CLI or boto3; Ctrl-C stops it")
     parser.add_argument("--json", action="store_true",
                         help="print the report as JSON on stdout (progress stays on stderr)")
     parser.add_argument("--break", dest="breaks", action="append", default=[],
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def access_instructions(system: LocalSystem) -> str:
+def access_instructions(system: World) -> str:
     region = system.primary_region
     return "\n".join([
         f"moto server kept running at {system.endpoint} (Ctrl-C stops it).",
@@ -93,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     progress = Progress(enabled=not options.quiet)
     printed = False
 
-    def hold(report: RunReport, system: LocalSystem) -> None:
+    def hold(report: RunReport, system: World) -> None:
         nonlocal printed
         progress.done()
         _emit(report, options.json)

@@ -1,12 +1,9 @@
-"""Declared resource graph -> runtime objects in the moto server, generically by type.
+"""Declared resource graph -> objects in moto, generically by type.
 
-`MATERIALISERS` maps a Pulumi type token to a function that creates the runtime object(s)
-of one declared resource (boto3 calls against the local server) and teaches the resolver
-the runtime identifiers. Rows live in `tools/local/materialisers/<service>.py` and register
-with `@materialiser("aws:sqs/queue:Queue")`; a capability with new resource types adds a
-module there (no edit here). `not_materialised(type, reason)` records types with nothing to
-run locally (DNS, ACM, alarms...) or run by an emulation, so the report can name the types
-nobody handles yet.
+A row per Pulumi type lives in `tools/local/materialisers/<service>.py`
+(`@materialiser("aws:sqs/queue:Queue")` on `fn(resource, world) -> [Materialised]`);
+`not_materialised(type, reason)` names types with nothing to run locally or run by an
+emulation, so the report can list the types nobody handles yet.
 """
 
 from __future__ import annotations
@@ -20,42 +17,25 @@ from dataclasses import dataclass, field
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tools.harness import RecordedResource
-from tools.local.system import LocalSystem, Materialised
+from tools.local.world import Materialised, World
 
-MaterialiseFunction = Callable[[RecordedResource, LocalSystem], Iterable[Materialised]]
-
-
-@dataclass(frozen=True)
-class Row:
-    function: MaterialiseFunction
-    # The resource creates objects in several regions (a global table's replicas): it is
-    # handed over whatever region it is declared in, and picks the run's regions itself.
-    spans_regions: bool = False
-
-
-MATERIALISERS: dict[str, Row] = {}
+MaterialiseFunction = Callable[[RecordedResource, World], Iterable[Materialised]]
+MATERIALISERS: dict[str, tuple[MaterialiseFunction, bool]] = {}  # type -> (fn, spans regions)
 NOT_MATERIALISED: dict[str, str] = {}
 
 
 def materialiser(type_token: str, *, spans_regions: bool = False
                  ) -> Callable[[MaterialiseFunction], MaterialiseFunction]:
+    """`spans_regions`: the row creates objects in several regions (a global table's
+    replicas) and picks the world's regions itself."""
     def add(fn: MaterialiseFunction) -> MaterialiseFunction:
-        if type_token in MATERIALISERS and MATERIALISERS[type_token].function is not fn:
-            raise ValueError(f"materialiser for {type_token} registered twice")
-        MATERIALISERS[type_token] = Row(fn, spans_regions)
+        MATERIALISERS[type_token] = (fn, spans_regions)
         return fn
     return add
 
 
 def not_materialised(type_token: str, reason: str) -> None:
     NOT_MATERIALISED[type_token] = reason
-
-
-def load_rows() -> None:
-    from tools.local import materialisers
-
-    for module in pkgutil.iter_modules(materialisers.__path__):
-        importlib.import_module(f"tools.local.materialisers.{module.name}")
 
 
 @dataclass
@@ -72,6 +52,12 @@ class MaterialiseResult:
         return out
 
 
+class MaterialiseError(Exception):
+    def __init__(self, result: MaterialiseResult) -> None:
+        super().__init__("\n".join(result.errors))
+        self.result = result
+
+
 def short_type(type_token: str) -> str:
     """`aws:dynamodb/table:Table` -> `dynamodb table`."""
     package, _, rest = type_token.partition(":")
@@ -79,24 +65,27 @@ def short_type(type_token: str) -> str:
     return f"{module.split('/')[0]} {kind[:1].lower() + kind[1:]}" if package == "aws" else type_token
 
 
-def materialise(system: LocalSystem) -> MaterialiseResult:
-    """Create every declared custom resource of the run's regions, in registration order
-    (the program registers a resource only once its inputs resolved: dependencies first)."""
-    load_rows()
+def materialise(world: World) -> MaterialiseResult:
+    """Every declared custom resource the world includes, in registration order (the
+    program registers a resource only once its inputs resolved: dependencies first)."""
+    from tools.local import materialisers
+
+    for module in pkgutil.iter_modules(materialisers.__path__):
+        importlib.import_module(f"tools.local.materialisers.{module.name}")
     result = MaterialiseResult()
-    for resource in system.graph.custom_resources():
-        row = MATERIALISERS.get(resource.type)
-        if row is None:
-            counter = result.not_materialised if resource.type in NOT_MATERIALISED else result.unhandled
-            counter[resource.type] += 1
+    for resource in world.graph.custom_resources():
+        fn, spans_regions = MATERIALISERS.get(resource.type, (None, False))
+        if not world.includes(resource, any_region=spans_regions):
             continue
-        if not row.spans_regions and not system.in_scope(resource.region):
+        if fn is None:
+            unknown = resource.type not in NOT_MATERIALISED
+            (result.unhandled if unknown else result.not_materialised)[resource.type] += 1
             continue
         try:
-            made = list(row.function(resource, system))
+            made = list(fn(resource, world))
         except (ClientError, BotoCoreError, KeyError, ValueError) as error:
             result.errors.append(f"{resource.type} {resource.name}: {type(error).__name__}: {error}")
             continue
         result.created.extend(made)
-        system.materialised.extend(made)
+        world.materialised.extend(made)
     return result

@@ -1,39 +1,19 @@
-"""Makes moto's Step Functions interpreter run our ASL the way AWS does.
-
-moto 5.2 executes state machine definitions (`execute_state_machine`), but its `aws-sdk:*`
-integration differs from AWS in ways that matter to our state machines, and it cannot run
-Lambda code without Docker. `SfnAdapter` patches exactly those seams of
-`moto.stepfunctions.parser` while active (the ASL under test stays valid for real AWS):
-
-* `aws-sdk` parameters: AWS takes PascalCase (`CertificateId`) for camelCase APIs such as
-  IoT; we map each key to the botocore input shape's member name, recursively.
-* `aws-sdk` results: AWS returns members with an upper-case first letter
-  (`CertificateDescription.CertificateArn`) and timestamps as strings; we do the same.
-* `aws-sdk` error names: AWS reports `<Service>.<Code>` with an `Exception` suffix
-  (`Iot.ResourceNotFoundException`); moto reports the exception class name.
-* `lambda:invoke`: calls the registered Python handler in-process.
-* Choice rules: AWS fails the execution with `States.Runtime` when a rule other than
-  `IsPresent` reads a path that is not in the input; moto quietly treats the rule as false.
-  We fail as AWS does, so an unguarded optional path shows up in an executed run.
-
-Results follow the operation's output shape: structure members get AWS's upper-case first
-letter, map keys (data, e.g. a thing's attribute names) are kept as they are.
-
-The patches are class-level, so they apply to executions moto runs in its worker threads,
-in-process (`mock_aws`) and in a `ThreadedMotoServer` of the same process alike. Used by the
-local run (`python -m tools.local`) and, with a call log and fault injection added, by the
-tests (`tests/support/sfn_adapter.py`). Every service call passes `_before_call` first; when
-it answers True the call takes effect and then the execution is stopped (tests use this to
-leave the registry the way an interrupted run does).
-"""
+"""moto's Step Functions interpreter made to run our ASL as AWS does (docs/emulation.md,
+"Step Functions"): aws-sdk parameters checked and cased as AWS does, results and error
+names as AWS reports them, `lambda:invoke` in-process, a Choice on a missing path fails,
+a virtual clock for retry intervals, each definition parsed once. Patches are class-level
+(moto runs executions in worker threads) and undone on exit."""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
+import threading
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from typing import Any, cast
 from unittest import mock
 
@@ -41,7 +21,7 @@ import boto3
 import botocore.session
 from botocore.exceptions import ClientError
 from botocore.model import ListShape, MapShape, Shape, StructureShape
-
+from moto.stepfunctions.parser.api import InvalidDefinition
 from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
     FailureEvent,
@@ -53,74 +33,106 @@ from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name
 from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
     StatesErrorNameType,
 )
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
 from moto.stepfunctions.parser.asl.component.state.choice.comparison import (
     comparison_variable as comparison_variable_module,
 )
 from moto.stepfunctions.parser.asl.component.state.choice.comparison.comparison_operator_type import (
     ComparisonOperatorType,
 )
-from moto.stepfunctions.parser.asl.component.state.choice.comparison.variable import (
-    NoSuchVariable,
-)
+from moto.stepfunctions.parser.asl.component.state.choice.comparison.variable import NoSuchVariable
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
-from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service_aws_sdk as aws_sdk_module,
 )
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service_dynamodb as dynamodb_module,
 )
+from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+from moto.stepfunctions.parser.asl.parse import asl_parser
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
-# Service part of AWS's error names for aws-sdk integrations.
+from tools.local.calls import AwsCalls, Interrupted, acting_as, client_error
+
+# The service part of AWS's error names for aws-sdk integrations.
 _ERROR_SERVICE_NAMES = {"iot": "Iot", "dynamodb": "DynamoDb", "sfn": "Sfn", "lambda": "Lambda"}
+_BOTO_SERVICE = {"sfn": "stepfunctions", "states": "stepfunctions"}
+_SDK_PREFIX = "arn:aws:states:::aws-sdk:"
 
-Handler = Callable[[dict[str, Any], Any], Any]
-
-
-@dataclass(frozen=True)
-class FakeLambdaContext:
-    function_name: str
-    invoked_function_arn: str
-    memory_limit_in_mb: int = 256
-    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
-    function_version: str = "$LATEST"
-    log_group_name: str = "/aws/lambda/test"
-    log_stream_name: str = "test"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
+Handler = Callable[[Any, Any], Any]
 
 
-def client_error(code: str, operation: str, message: str = "injected by the test") -> ClientError:
-    """A botocore ClientError as AWS would return it."""
-    response: Any = {"Error": {"Code": code, "Message": message},
-                     "ResponseMetadata": {"HTTPStatusCode": 400, "RequestId": "injected"}}
-    return ClientError(response, operation)
+@functools.lru_cache(maxsize=None)
+def _model(service: str) -> Any:
+    return botocore.session.get_session().get_service_model(service)
 
 
-class _Shapes:
-    def __init__(self) -> None:
-        self._session = botocore.session.get_session()
-        self._models: dict[str, Any] = {}
+def operation(service: str, action: str) -> Any:
+    """The botocore operation of an aws-sdk resource's `service:action` (exact camelCase)."""
+    model = _model(_BOTO_SERVICE.get(service, service))
+    name = action[:1].upper() + action[1:]
+    if name not in model.operation_names:
+        raise LookupError(f"aws-sdk:{service}:{action}: {model.service_name} has no {name}")
+    return model.operation_model(name)
 
-    def operation(self, service: str, action: str) -> Any:
-        if service not in self._models:
-            self._models[service] = self._session.get_service_model(service)
-        model = self._models[service]
-        wanted = action.lower()
-        name = next(n for n in model.operation_names if n.lower() == wanted)
-        return model.operation_model(name)
+
+def _pascal(name: str) -> str:
+    return name[:1].upper() + name[1:]
+
+
+def parameter_problems(value: Any, shape: Shape | None, where: str) -> list[str]:
+    """AWS accepts an aws-sdk task's parameters only under the API's member names with an
+    upper-case first letter; anything else is refused when the machine is created."""
+    if isinstance(shape, StructureShape) and isinstance(value, dict):
+        members = {_pascal(n): m for n, m in shape.members.items()}
+        problems = []
+        for key, item in value.items():
+            name = key[:-2] if key.endswith(".$") else key
+            if name not in members:
+                problems.append(f"{where}: the field {name!r} is not supported by Step Functions "
+                                f"(members: {', '.join(sorted(members))})")
+            elif not key.endswith(".$"):
+                problems += parameter_problems(item, members[name], f"{where}.{name}")
+        return problems
+    if isinstance(shape, ListShape) and isinstance(value, list):
+        return [p for i, v in enumerate(value)
+                for p in parameter_problems(v, shape.member, f"{where}[{i}]")]
+    return []
+
+
+def _tasks(states: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, state in states.items():
+        yield name, state
+        for branch in state.get("Branches") or []:
+            yield from _tasks(branch.get("States") or {})
+        for key in ("Iterator", "ItemProcessor"):
+            if state.get(key):
+                yield from _tasks(state[key].get("States") or {})
+
+
+def definition_problems(definition: str) -> list[str]:
+    """What AWS would refuse in the aws-sdk tasks of a definition (CreateStateMachine)."""
+    problems = []
+    for name, state in _tasks(json.loads(definition).get("States") or {}):
+        resource = str(state.get("Resource") or "")
+        if state.get("Type") != "Task" or not resource.startswith(_SDK_PREFIX):
+            continue
+        service, _, action = resource[len(_SDK_PREFIX):].split(".")[0].partition(":")
+        try:
+            shape = operation(service, action).input_shape
+        except LookupError as missing:
+            problems.append(f"state {name}: {missing}")
+            continue
+        problems += parameter_problems(state.get("Parameters") or {}, shape, f"state {name}")
+    return problems
 
 
 def to_boto_parameters(value: Any, shape: Shape | None) -> Any:
-    """PascalCase ASL parameters -> botocore member names, following the input shape."""
+    """ASL parameters (member names, first letter upper-case) -> botocore's member names."""
     if isinstance(shape, StructureShape) and isinstance(value, dict):
-        members = {name.lower(): (name, member) for name, member in shape.members.items()}
-        out = {}
-        for key, item in value.items():
-            name, member = members.get(key.lower(), (key, None))
-            out[name] = to_boto_parameters(item, member)
-        return out
+        members = {_pascal(n): (n, m) for n, m in shape.members.items()}
+        return {members[k][0]: to_boto_parameters(v, members[k][1]) for k, v in value.items()}
     if isinstance(shape, ListShape) and isinstance(value, list):
         return [to_boto_parameters(item, shape.member) for item in value]
     if isinstance(shape, MapShape) and isinstance(value, dict):
@@ -129,19 +141,17 @@ def to_boto_parameters(value: Any, shape: Shape | None) -> Any:
 
 
 def to_sfn_result(value: Any, shape: Shape | None = None) -> Any:
-    """botocore result -> what an aws-sdk task returns on AWS (capitalised members, strings).
-
-    With the output `shape`, only structure members are capitalised; map keys are data and
-    stay as they are. Without it, every key is capitalised (the shape is unknown)."""
+    """A botocore result as an aws-sdk task returns it on AWS: structure members with an
+    upper-case first letter (map keys are data, kept), timestamps as ISO strings."""
     if isinstance(value, dict):
         if isinstance(shape, MapShape):
             return {k: to_sfn_result(v, shape.value) for k, v in value.items()}
         members = shape.members if isinstance(shape, StructureShape) else {}
-        return {(k[:1].upper() + k[1:]): to_sfn_result(v, members.get(k) if shape else None)
+        return {_pascal(k): to_sfn_result(v, members.get(k) if shape else None)
                 for k, v in value.items()}
     if isinstance(value, list):
-        member = shape.member if isinstance(shape, ListShape) else None
-        return [to_sfn_result(v, member) for v in value]
+        return [to_sfn_result(v, shape.member if isinstance(shape, ListShape) else None)
+                for v in value]
     if isinstance(value, dt.datetime):
         return value.isoformat()
     if isinstance(value, bytes):
@@ -149,72 +159,130 @@ def to_sfn_result(value: Any, shape: Shape | None = None) -> Any:
     return value
 
 
+def wait_for_execution(sfn: Any, execution_arn: str, timeout: float = 120.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
+        if described["status"] != "RUNNING":
+            return described
+        time.sleep(0.005)
+    raise TimeoutError(f"{execution_arn} still running after {timeout} s")
+
+
+def run_sync_execution(sfn: Any, state_machine_arn: str, execution_input: str,
+                       name: str | None = None) -> dict[str, Any]:
+    """StartSyncExecution (moto lacks it) answered from moto's interpreter: start, wait; the
+    answer carries `result`, the parsed output, when the execution succeeded."""
+    started = sfn.start_execution(stateMachineArn=state_machine_arn,
+                                  name=name or f"sync-{uuid.uuid4()}", input=execution_input)
+    described = wait_for_execution(sfn, started["executionArn"])
+    response = {k: described[k] for k in ("executionArn", "stateMachineArn", "name", "startDate",
+                                          "stopDate", "status", "input", "output", "error",
+                                          "cause") if k in described}
+    if described["status"] == "SUCCEEDED":
+        response["result"] = json.loads(described.get("output") or "null")
+    return response
+
+
+def start_sync_execution_answer(region: str, params: Any) -> dict[str, Any]:
+    """The StartSyncExecution API answer for clients (tools.reconcile), for `AwsCalls.answer`."""
+    response = run_sync_execution(boto3.client("stepfunctions", region_name=region),
+                                  params["stateMachineArn"], params.get("input", "{}"),
+                                  params.get("name"))
+    response.pop("result", None)
+    response["ResponseMetadata"] = {"HTTPStatusCode": 200}
+    return response
+
+
+class VirtualClock:
+    """Retry intervals pass instantly; `slept` says how long AWS would have waited."""
+
+    def __init__(self) -> None:
+        self.slept = 0.0
+        self._lock = threading.Lock()
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.slept += max(0.0, float(seconds))
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(definition: str) -> Any:
+    return _UNCACHED_PARSE(definition)
+
+
+_UNCACHED_PARSE = asl_parser.AmazonStateLanguageParser.parse
+
+
 class SfnAdapter:
-    """Active inside `with adapter.active():`; see the module docstring."""
+    def __init__(self, calls: AwsCalls | None = None) -> None:
+        self.calls = calls or AwsCalls()
+        self.lambda_handlers: dict[str, Handler] = {}  # by function name and ARN
+        self.clock = VirtualClock()
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
 
-    def __init__(self, lambda_handlers: dict[str, Handler] | None = None) -> None:
-        # Keyed by function name or ARN, as the ASL's FunctionName gives it.
-        self.lambda_handlers = dict(lambda_handlers or {})
-        self._shapes = _Shapes()
+    def client(self, service: str, region: str) -> Any:
+        """botocore validates parameters (moto's interpreter turns that off)."""
+        from tools.local.world import shared_session
 
-    def _before_call(self, service: str, action: str, parameters: dict[str, Any]) -> bool:
-        """Every aws-sdk, dynamodb and lambda task passes here first (tests record/fail).
-        True: let the call take effect, then stop the execution."""
-        return False
+        with self._lock:
+            if (service, region) not in self._clients:
+                self._clients[(service, region)] = shared_session().client(service, region_name=region)
+            return self._clients[(service, region)]
 
     @staticmethod
-    def _stop(env: Any) -> None:
-        """StopExecution on this execution, sent while the current state runs (after its
-        call took effect): no further state runs, no Catch, no rollback; ABORTED."""
-        execution_arn = env.states.context_object.context_object_data["Execution"]["Id"]
-        region = execution_arn.split(":")[3]
-        boto3.client("stepfunctions", region_name=region).stop_execution(
-            executionArn=execution_arn, error="Test.Interrupted", cause="interrupted by the test")
+    def _execution(env: Any) -> dict[str, Any]:
+        return cast(dict[str, Any], env.states.context_object.context_object_data)
 
-    # -- patched seams ---------------------------------------------------------------------
+    def _stop(self, env: Any) -> None:
+        """StopExecution while the current state runs: no further state, no Catch; ABORTED."""
+        arn = self._execution(env)["Execution"]["Id"]
+        boto3.client("stepfunctions", region_name=arn.split(":")[3]).stop_execution(
+            executionArn=arn, error="Test.Interrupted", cause="interrupted by the scenario")
+
+    def _caller(self, env: Any) -> str:
+        return f"states:{self._execution(env)['StateMachine']['Name']}"
 
     def _aws_sdk_task(self, task: Any, env: Any, resource_runtime_part: Any,
                       normalised_parameters: dict, state_credentials: Any) -> None:
-        service = task.resource.api_name
-        action = task.resource.api_action
-        interrupt = self._before_call(service, action, normalised_parameters)
-        operation = self._shapes.operation(task._get_boto_service_name(), action)
-        parameters = to_boto_parameters(normalised_parameters, operation.input_shape)
-        client = aws_sdk_module.boto_client_for(service=task._get_boto_service_name(),
-                                                region=resource_runtime_part.region,
-                                                state_credentials=state_credentials)
-        response = getattr(client, task._get_boto_service_action())(**parameters) or {}
-        response.pop("ResponseMetadata", None)
-        env.stack.append(to_sfn_result(response, operation.output_shape))
-        if interrupt:
+        runtime_part, parameters, credentials = (resource_runtime_part, normalised_parameters,
+                                                 state_credentials)
+        model = operation(task.resource.api_name, task.resource.api_action)
+        problems = parameter_problems(parameters, model.input_shape, task.resource.api_action)
+        if problems:  # a dynamic value AWS's validation would also refuse
+            raise client_error("ValidationException", model.name, "; ".join(problems))
+        client = self.client(task._get_boto_service_name(), runtime_part.region)
+        try:
+            with acting_as(self._caller(env)):
+                response = getattr(client, task._get_boto_service_action())(
+                    **to_boto_parameters(parameters, model.input_shape)) or {}
+        except Interrupted:
+            env.stack.append({})
             self._stop(env)
+            return
+        response.pop("ResponseMetadata", None)
+        env.stack.append(to_sfn_result(response, model.output_shape))
 
     def _dynamodb_task(self, original: Callable[..., None]) -> Callable[..., None]:
-        adapter = self
-
-        def run(task: Any, env: Any, resource_runtime_part: Any, normalised_parameters: dict,
-                state_credentials: Any) -> None:
-            interrupt = adapter._before_call("dynamodb", task.resource.api_action,
-                                             normalised_parameters)
-            original(task, env, resource_runtime_part, normalised_parameters, state_credentials)
-            if interrupt:
-                adapter._stop(env)
-
+        def run(task: Any, env: Any, *args: Any, **kwargs: Any) -> None:
+            try:
+                with acting_as(self._caller(env)):
+                    original(task, env, *args, **kwargs)
+            except Interrupted:
+                env.stack.append({})
+                self._stop(env)
         return run
 
     def _invoke_lambda(self, parameters: dict, region: str, state_credentials: Any) -> dict:
         payload = json.loads(parameters.get("Payload") or b"{}")
-        if self._before_call("lambda", "invoke", {**parameters, "Payload": payload}):
-            raise NotImplementedError("interrupting supports aws-sdk and dynamodb tasks only")
         function = parameters["FunctionName"]
+        self.calls.record(region, "lambda", "Invoke", {"FunctionName": function, "Payload": payload})
         handler = self.lambda_handlers.get(function)
         if handler is None:
-            raise client_error("ResourceNotFoundException", "Invoke",
-                               f"no in-process handler registered for {function}")
-        context = FakeLambdaContext(function_name=function.rsplit(":", 1)[-1],
-                                    invoked_function_arn=function)
+            raise client_error("ResourceNotFoundException", "Invoke", f"Function not found: {function}")
         try:
-            result = handler(payload, context)
+            result = handler(payload, None)
         except Exception as err:  # what Lambda reports for an unhandled exception
             return {"StatusCode": 200, "FunctionError": "Unhandled", "ExecutedVersion": "$LATEST",
                     "Payload": {"errorType": type(err).__name__, "errorMessage": str(err)}}
@@ -223,56 +291,62 @@ class SfnAdapter:
 
     @staticmethod
     def _choice_comparison(comparison: Any, env: Any) -> None:
-        """A Choice rule as AWS evaluates it: reading a missing path is States.Runtime."""
+        """A Choice rule reading a path the input lacks fails with States.Runtime (AWS);
+        moto treats the rule as false."""
         comparison.variable.eval(env)
-        value = env.stack[-1]
         operator = comparison.comparison_function.operator_type
-        if isinstance(value, NoSuchVariable) and operator != ComparisonOperatorType.IsPresent:
+        if isinstance(env.stack[-1], NoSuchVariable) and operator != ComparisonOperatorType.IsPresent:
             cause = (f"Invalid path '{comparison.variable.string_sampler.literal_value}': The "
                      "choice state's condition path references an invalid value.")
             raise FailureEventException(failure_event=FailureEvent(
                 env=env, error_name=StatesErrorName(typ=StatesErrorNameType.StatesRuntime),
-                event_type=HistoryEventType.TaskFailed,
-                event_details=cast(EventDetails, {
+                event_type=HistoryEventType.TaskFailed, event_details=cast(EventDetails, {
                     "taskFailedEventDetails": TaskFailedEventDetails(
                         error=StatesErrorNameType.StatesRuntime.to_name(), cause=cause)})))
         comparison.comparison_function.eval(env)
 
     @staticmethod
-    def _error_service_name(service_name: str) -> str:
-        return _ERROR_SERVICE_NAMES.get(service_name.lower(), service_name[:1].upper()
-                                        + service_name[1:])
+    def _validate_definition(definition: str) -> None:
+        try:
+            _parsed(definition)
+        except Exception as error:  # moto's own refusal, as it words it
+            raise InvalidDefinition(message=f"{type(error).__name__}: {error}") from None
+        problems = definition_problems(definition)
+        if problems:
+            raise InvalidDefinition(message="SCHEMA_VALIDATION_FAILED: " + "; ".join(problems))
 
     @staticmethod
-    def _error_name(norm_service_name: str, ex: Exception) -> str:
-        code = ex.response["Error"]["Code"] if isinstance(ex, ClientError) else type(ex).__name__
-        name = f"{norm_service_name}.{code}"
+    def _error_name(service: str, error: Exception) -> str:
+        code = error.response["Error"]["Code"] if isinstance(error, ClientError) else type(error).__name__
+        name = f"{service}.{code}"
         return name if name.endswith("Exception") else name + "Exception"
 
     @contextmanager
     def active(self) -> Iterator[SfnAdapter]:
+        sdk = aws_sdk_module.StateTaskServiceAwsSdk
+        ddb = dynamodb_module.StateTaskServiceDynamoDB
         adapter = self
-        aws_sdk_cls = aws_sdk_module.StateTaskServiceAwsSdk
-        dynamodb_cls = dynamodb_module.StateTaskServiceDynamoDB
 
-        def aws_sdk_task(task: Any, env: Any, resource_runtime_part: Any,
-                         normalised_parameters: dict, state_credentials: Any) -> None:
-            adapter._aws_sdk_task(task, env, resource_runtime_part, normalised_parameters,
-                                  state_credentials)
+        def aws_sdk_task(task: Any, env: Any, *args: Any, **kwargs: Any) -> None:
+            adapter._aws_sdk_task(task, env, *args, **kwargs)
+
+        def heap_key(component: Any) -> str:  # stable for a shared (cached) program tree
+            return f"{type(component).__name__}-{id(component)}"
 
         with ExitStack() as stack:
-            stack.enter_context(mock.patch.object(aws_sdk_cls, "_eval_service_task", aws_sdk_task))
-            stack.enter_context(mock.patch.object(
-                aws_sdk_cls, "_normalise_service_error_name",
-                staticmethod(self._error_service_name)))
-            stack.enter_context(mock.patch.object(
-                aws_sdk_cls, "_normalise_exception_name", staticmethod(self._error_name)))
-            stack.enter_context(mock.patch.object(
-                dynamodb_cls, "_eval_service_task",
-                self._dynamodb_task(dynamodb_cls._eval_service_task)))
-            stack.enter_context(mock.patch.object(
-                lambda_eval_utils, "_invoke_lambda_function", self._invoke_lambda))
-            stack.enter_context(mock.patch.object(
-                comparison_variable_module.ComparisonVariable, "_eval_body",
-                self._choice_comparison))
+            patch = stack.enter_context
+            patch(mock.patch.object(sdk, "_eval_service_task", aws_sdk_task))
+            patch(mock.patch.object(sdk, "_normalise_service_error_name", staticmethod(
+                lambda name: _ERROR_SERVICE_NAMES.get(name.lower(), _pascal(name)))))
+            patch(mock.patch.object(sdk, "_normalise_exception_name", staticmethod(self._error_name)))
+            patch(mock.patch.object(ddb, "_eval_service_task", self._dynamodb_task(ddb._eval_service_task)))
+            patch(mock.patch.object(lambda_eval_utils, "_invoke_lambda_function", self._invoke_lambda))
+            patch(mock.patch.object(comparison_variable_module.ComparisonVariable, "_eval_body",
+                                    self._choice_comparison))
+            patch(mock.patch.object(asl_parser.AmazonStateLanguageParser, "parse",
+                                    staticmethod(_parsed)))
+            patch(mock.patch.object(EvalComponent, "heap_key", property(heap_key)))
+            patch(mock.patch.object(StepFunctionsParserBackend, "_validate_definition",
+                                    staticmethod(self._validate_definition)))
+            patch(mock.patch.object(retrier_decl, "time", self.clock))
             yield self

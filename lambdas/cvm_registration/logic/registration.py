@@ -176,11 +176,12 @@ class Registrar:
     def _issue(self, claim: Claim, record: DeviceRecord, thing_name: str, csr_pem: str | None,
                now: float, undo: Compensation) -> Certificate:
         registry = self._registry
+        # A thing without a thing type may have 3 attributes (AWS IoT quotas); `onboarding`
+        # is the inventory item's. `claim` differs per attempt, so CreateThing on a leftover
+        # thing says "exists" instead of succeeding: we never delete a thing this attempt
+        # did not create.
         created = registry.create_thing(thing_name, {
-            "deviceUid": claim.device_uid, "batch": claim.salt.batch, "onboarding": "CVM",
-            # Differs per attempt, so CreateThing on a leftover thing says "exists" instead
-            # of succeeding, and we never delete a thing this attempt did not create.
-            "claim": claim.claim_id})
+            "deviceUid": claim.device_uid, "batch": claim.salt.batch, "claim": claim.claim_id})
         if created:
             undo.push("delete thing", lambda: registry.delete_thing(thing_name))
         previous: InventoryItem | None = None

@@ -1,27 +1,13 @@
-"""API Gateway REST APIs: a request in, the declared API's answer out.
+"""API Gateway REST APIs: a request in, the declared API's answer out (moto serves no route).
 
-moto stores REST APIs but serves none of their routes. `ApiGateway.request(region, method,
-url, body)` does what a regional REST API does with an HTTPS request, reading only what
-is stored in the server (materialised from the declared resources):
-
-1. the host is a custom domain of the region (its base path mapping names the API and
-   stage), or the API's own `execute-api` host unless the API disables that endpoint;
-2. the path and method select a resource and method (none: 403 `MISSING_AUTHENTICATION_TOKEN`
-   as API Gateway answers unknown routes);
-3. the method's request validator, if it validates bodies, checks the body against the
-   method's JSON-schema model for the content type (draft 4, as API Gateway): a failure is
-   the `BAD_REQUEST_BODY` gateway response, its declared template rendered with the
-   validation error string; the function is not called;
-4. an `AWS_PROXY` integration invokes the function its URI names through the Lambda
-   emulation as `apigateway.amazonaws.com` for `arn:aws:execute-api:<region>:<account>:
-   <api>/<stage>/<METHOD>/<path>`: without a declared permission for that source the answer
-   is a 500 (API Gateway's "Invalid permissions on Lambda function"); the event is the REST
-   proxy event, and the function's `{statusCode, headers, body}` is the answer (anything
-   else: 502).
-
-Gateway responses render their declared templates with the few `$context.error.*`
-variables and `$util.escapeJavaScript` they use; no other VTL. Not emulated: throttling,
-WAF, authorizers, API keys, request parameter validation, non-proxy integrations.
+`request(region, method, url, body)` reads only what is stored: the custom domain's base path
+mapping (or the API's own execute-api host unless disabled) -> stage -> resource and method
+(none: 403 MISSING_AUTHENTICATION_TOKEN); the method's request validator checks the body
+against its JSON-schema model (draft 4) and a failure is the BAD_REQUEST_BODY gateway
+response, the function not called; an AWS_PROXY integration invokes the function its URI
+names through its declared permission (none: 500) with the REST proxy event. Gateway
+responses get simple variable substitution only: a template with VTL is refused when it is
+stored. Not emulated: throttling, WAF, authorizers, API keys, non-proxy integrations.
 """
 
 from __future__ import annotations
@@ -41,7 +27,7 @@ from botocore.exceptions import ClientError
 
 from tools.local.emulation import emulation
 from tools.local.emulation.lambdas import FunctionNotFound, InvokeDenied, LambdaRuntime
-from tools.local.system import LocalSystem
+from tools.local.world import World
 
 REST_API_TYPE = "aws:apigateway/restApi:RestApi"
 API_GATEWAY_PRINCIPAL = "apigateway.amazonaws.com"
@@ -84,28 +70,29 @@ class GatewayError(Exception):
         self.validation_error = validation_error
 
 
-def escape_javascript(text: str) -> str:
-    """`$util.escapeJavaScript`: backslash, quotes and control characters escaped."""
-    return json.dumps(text)[1:-1].replace("'", "\\'")
+# `$context` variables a gateway response template may use (simple substitution). AWS's
+# messageString is the quoted message; the others are inserted as they are (no escaping is
+# documented, so none is done: a value with quotes can break a JSON body, as on AWS).
+_VARIABLE = re.compile(r"\$(?:context|stageVariables|method)\.[A-Za-z0-9_.\-]+")
+_VTL = re.compile(r"#(?:set|if|else|elseif|end|foreach|macro|include|parse|define|stop|break)\b"
+                  r"|\$!|\$\{|\$(?:util|input)\b")
 
 
-def render_template(template: str, *, message: str, validation_error: str) -> str:
-    """The `$context.error.*` variables of a gateway response template (and
-    `$util.escapeJavaScript` around them); API Gateway's messageString is a JSON string."""
-    values = {"$context.error.validationErrorString": validation_error,
-              "$context.error.messageString": json.dumps(message),
-              "$context.error.message": message}
-    for variable, value in values.items():
-        template = template.replace(f"$util.escapeJavaScript({variable})",
-                                    escape_javascript(value))
-    for variable, value in values.items():
-        template = template.replace(variable, value)
-    return template
+def template_problems(template: str) -> list[str]:
+    """VTL AWS would not evaluate in a gateway response (it is sent as text)."""
+    return [f"{found!r}: gateway responses get simple variable substitution only, no VTL "
+            "(API Gateway developer guide, x-amazon-apigateway-gateway-responses.responseTemplates)"
+            for found in sorted(set(_VTL.findall(template)))]
+
+
+def render_template(template: str, variables: Mapping[str, str]) -> str:
+    if template_problems(template):
+        raise GatewayError("API_CONFIGURATION_ERROR", "; ".join(template_problems(template)))
+    return _VARIABLE.sub(lambda m: variables.get(m.group(0), ""), template)
 
 
 def _error_text(error: jsonschema.ValidationError) -> str:
-    """One failure in the words of API Gateway's validator (json-schema-validator), which
-    uses double quotes only (its string goes through `$util.escapeJavaScript`)."""
+    """One failure in the words of API Gateway's validator (json-schema-validator)."""
     value, kind = error.instance, error.validator
     if kind == "required":
         missing = [m for m in error.validator_value if m not in (value or {})]
@@ -142,8 +129,8 @@ def validation_error_string(errors: list[jsonschema.ValidationError]) -> str:
 
 
 class ApiGateway:
-    def __init__(self, system: LocalSystem) -> None:
-        self._system = system
+    def __init__(self, world: World) -> None:
+        self._system = world
         self.requests: list[tuple[str, str, str, int, str]] = []  # region, method, url, status, by
 
     # -- routing -------------------------------------------------------------------------
@@ -305,11 +292,12 @@ class ApiGateway:
                 restApiId=api_id).get("items") or []}
             declared = stored.get(error.response_type) or stored.get(fallback) or {}
         template = (declared.get("responseTemplates") or {}).get("application/json")
-        if template is None:
-            body = json.dumps({"message": error.message})
-        else:
-            body = render_template(template, message=error.message,
-                                   validation_error=error.validation_error)
+        variables = {"$context.error.message": error.message,
+                     "$context.error.messageString": json.dumps(error.message),
+                     "$context.error.responseType": error.response_type,
+                     "$context.error.validationErrorString": error.validation_error}
+        body = json.dumps({"message": error.message}) if template is None else \
+            render_template(template, variables)
         if declared.get("statusCode") and declared.get("responseType") == error.response_type:
             status = int(declared["statusCode"])
         return HttpResponse(status, body, {"Content-Type": "application/json"},
@@ -320,17 +308,13 @@ class ApiGateway:
     # -- lifecycle -----------------------------------------------------------------------
 
     def describe(self) -> str:
-        apis = sum(len(self._system.declared(REST_API_TYPE, r)) for r in self._system.regions)
-        return (f"API Gateway: {apis} REST API(s) served from the stored routes (custom "
-                "domain, request validator + JSON-schema model, AWS_PROXY to the in-process "
-                "function under its declared permission)")
+        return ("API Gateway: REST APIs served from the stored routes (custom domain, request "
+                "validator + JSON-schema model, AWS_PROXY under the declared permission)")
 
     def stop(self) -> None:
         pass
 
 
-@emulation("api-gateway")
-def start(system: LocalSystem) -> ApiGateway | None:
-    if not any(system.declared(REST_API_TYPE, r) for r in system.regions):
-        return None
-    return ApiGateway(system)
+@emulation("api_gateway")
+def start(world: World) -> ApiGateway | None:
+    return ApiGateway(world) if world.declared(REST_API_TYPE) else None

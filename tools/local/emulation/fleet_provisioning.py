@@ -1,20 +1,16 @@
-"""Fleet provisioning as AWS IoT and Cognito would run it, built from the *declared* stack.
+"""Fleet provisioning by trusted user as AWS IoT and Cognito run it (moto has no provisioning
+templates, claims, hooks or identity-pool role mapping), from the declared stack
+(docs/emulation.md, "Fleet provisioning"):
 
-moto has no provisioning templates, claims, pre-provisioning hooks or identity-pool role
-mapping. This module takes them from the resource graph of `tools.harness.evaluate_program`
-— the template body and its hook target, the Lambda permission, the provisioning, installer
-and claim policies, the identity pool's role attachment — and runs them against moto's IoT
-registry. Every AWS IoT call the template makes is first checked against the declared
-provisioning role's policy, every MQTT operation of a claim against the declared claim
-policy, and every claim request against the policy of the role the identity pool hands out:
-a wrong wire in the stack fails the journey.
-
-Used by the local run (`@emulation("fleet-provisioning")`: the hook runs in the Lambda
-emulation, under its declared permission) and by the tests with moto in-process
-(tests/support/fleet_emulator.py runs the hook with the handler imported directly). How the
-hook is invoked is the one thing they differ in: `FleetEmulator.invoke_hook`.
-
-Where AWS is stricter than this emulation, the difference is named in the method.
+* the identity pool's Token role mapping picks the installer's role from the ID token's
+  group (ambiguous: Deny); the role must trust this pool; its policy must allow
+  CreateProvisioningClaim on the template;
+* a claim lives 5 minutes and may use only the provisioning MQTT API of its template: no
+  stack policy is attached to a claim, so none is consulted;
+* RegisterThing invokes the declared hook through its declared permission (AWS IoT, source
+  this template), 5 seconds, `allowProvisioning`; then the template body is applied with
+  every IoT call checked against the declared provisioning role (trust and policy), through
+  moto's faithful registry (CreateThing's limits included).
 """
 
 from __future__ import annotations
@@ -37,31 +33,14 @@ from cryptography.x509.oid import NameOID
 from tools.harness import ACCOUNT_ID, GLOBAL, PARTITION, RecordedResource, StackGraph
 from tools.local.emulation import emulation
 from tools.local.emulation.lambdas import InvokeDenied, LambdaRuntime
-from tools.local.emulation.policy_eval import allowed, trust_allows
-from tools.local.system import LocalSystem
+from tools.local.emulation.policy import AccessDenied, allowed, trust_allows
+from tools.local.world import World
 
 TEMPLATE = "aws:iot/provisioningTemplate:ProvisioningTemplate"
-FUNCTION = "aws:lambda/function:Function"
-PERMISSION = "aws:lambda/permission:Permission"
-ROLE = "aws:iam/role:Role"
-ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
-IOT_POLICY = "aws:iot/policy:Policy"
-USER_POOL = "aws:cognito/userPool:UserPool"
-USER_POOL_CLIENT = "aws:cognito/userPoolClient:UserPoolClient"
-USER_GROUP = "aws:cognito/userGroup:UserGroup"
-IDENTITY_POOL = "aws:cognito/identityPool:IdentityPool"
-ROLE_ATTACHMENT = "aws:cognito/identityPoolRoleAttachment:IdentityPoolRoleAttachment"
-EVENT_SOURCE_MAPPING = "aws:lambda/eventSourceMapping:EventSourceMapping"
-TABLE = "aws:dynamodb/table:Table"
-
 IOT_PRINCIPAL = "iot.amazonaws.com"
 HOOK_PAYLOAD_VERSION = "2020-04-01"
 HOOK_LIMIT_SECONDS = 5.0  # "Pre-provisioning hooks": return within 5 seconds
 CLAIM_LIFETIME = dt.timedelta(minutes=5)  # "Provisioning by trusted user"
-
-
-class AccessDenied(Exception):
-    pass
 
 
 class Rejected(Exception):
@@ -69,8 +48,7 @@ class Rejected(Exception):
 
     def __init__(self, status_code: int, error_code: str, message: str) -> None:
         super().__init__(f"{status_code} {error_code}: {message}")
-        self.status_code = status_code
-        self.error_code = error_code
+        self.status_code, self.error_code = status_code, error_code
 
 
 def only(resources: list[RecordedResource], what: str) -> RecordedResource:
@@ -93,14 +71,13 @@ class DeclaredFleet:
     def _by_arn(self, type_: str, arn: str) -> RecordedResource:
         return only([r for r in self._of(type_) if r.outputs.get("arn") == arn], f"{type_} {arn}")
 
-    def _role_policy(self, role: RecordedResource) -> dict[str, Any]:
-        policy = only([p for p in self.graph.of_type(ROLE_POLICY) if p.inputs.get("role") == role.id],
-                      f"inline policy of {role.name}")
-        return dict(json.loads(policy.inputs["policy"]))
+    def _here(self, type_: str, what: str, **inputs: Any) -> RecordedResource:
+        return only([r for r in self.graph.of_type(type_) if r.region == self.region
+                     and all(r.inputs.get(k) == v for k, v in inputs.items())], what)
 
     @property
     def template(self) -> RecordedResource:
-        return only([r for r in self.graph.of_type(TEMPLATE) if r.region == self.region], "template")
+        return self._here(TEMPLATE, "template")
 
     @property
     def template_name(self) -> str:
@@ -116,31 +93,41 @@ class DeclaredFleet:
 
     @property
     def hook(self) -> RecordedResource:
-        return self._by_arn(FUNCTION, self.template.inputs["preProvisioningHook"]["targetArn"])
+        return self._by_arn("aws:lambda/function:Function",
+                            self.template.inputs["preProvisioningHook"]["targetArn"])
 
     @property
     def hook_permissions(self) -> list[RecordedResource]:
-        return [p for p in self.graph.of_type(PERMISSION) if p.region == self.region
-                and p.inputs.get("function") in (self.hook.outputs["name"],
-                                                 self.hook.outputs["arn"])]
+        names = (self.hook.outputs["name"], self.hook.outputs["arn"])
+        return [p for p in self.graph.of_type("aws:lambda/permission:Permission")
+                if p.region == self.region and p.inputs.get("function") in names]
+
+    def role(self, arn: str) -> RecordedResource:
+        return self._by_arn("aws:iam/role:Role", arn)
+
+    def role_policy(self, arn: str) -> dict[str, Any]:
+        role = self.role(arn)
+        return dict(json.loads(only([p for p in self.graph.of_type("aws:iam/rolePolicy:RolePolicy")
+                                     if p.inputs.get("role") == role.id],
+                                    f"inline policy of {role.name}").inputs["policy"]))
 
     @property
     def provisioning_role(self) -> RecordedResource:
-        return self._by_arn(ROLE, self.template.inputs["provisioningRoleArn"])
+        return self.role(self.template.inputs["provisioningRoleArn"])
 
     @property
     def provisioning_policy(self) -> dict[str, Any]:
-        return self._role_policy(self.provisioning_role)
+        return self.role_policy(self.template.inputs["provisioningRoleArn"])
 
     @property
     def claim_policy(self) -> dict[str, Any]:
-        policy = only([p for p in self.graph.of_type(IOT_POLICY) if p.region == self.region
-                       and "claim" in str(p.inputs.get("name"))], "claim policy")
-        return dict(json.loads(policy.inputs["policy"]))
+        """The IoT policy the stack declares for claims (nothing attaches it to one)."""
+        return dict(json.loads(only([p for p in self._of("aws:iot/policy:Policy")
+                                     if "claim" in str(p.inputs.get("name"))],
+                                    "claim policy").inputs["policy"]))
 
     def iot_policy_named(self, name: str) -> RecordedResource:
-        return only([p for p in self.graph.of_type(IOT_POLICY) if p.region == self.region
-                     and p.inputs.get("name") == name], f"IoT policy {name}")
+        return self._here("aws:iot/policy:Policy", f"IoT policy {name}", name=name)
 
     @property
     def device_policy_name(self) -> str:
@@ -152,38 +139,30 @@ class DeclaredFleet:
 
     @property
     def user_pool(self) -> RecordedResource:
-        return only([r for r in self.graph.of_type(USER_POOL) if r.region == self.region], "pool")
+        return self._here("aws:cognito/userPool:UserPool", "user pool")
 
     @property
     def user_pool_client(self) -> RecordedResource:
-        return only([r for r in self.graph.of_type(USER_POOL_CLIENT) if r.region == self.region
-                     and r.inputs["userPoolId"] == self.user_pool.id], "app client")
+        return self._here("aws:cognito/userPoolClient:UserPoolClient", "app client",
+                          userPoolId=self.user_pool.id)
 
     @property
     def groups(self) -> list[RecordedResource]:
-        return [g for g in self.graph.of_type(USER_GROUP) if g.region == self.region
-                and g.inputs["userPoolId"] == self.user_pool.id]
+        return [g for g in self.graph.of_type("aws:cognito/userGroup:UserGroup")
+                if g.region == self.region and g.inputs["userPoolId"] == self.user_pool.id]
 
     @property
     def identity_pool(self) -> RecordedResource:
-        return only([r for r in self.graph.of_type(IDENTITY_POOL) if r.region == self.region],
-                    "identity pool")
+        return self._here("aws:cognito/identityPool:IdentityPool", "identity pool")
 
     @property
     def role_attachment(self) -> RecordedResource:
-        return only([r for r in self.graph.of_type(ROLE_ATTACHMENT) if r.region == self.region
-                     and r.inputs["identityPoolId"] == self.identity_pool.id],
-                    "identity pool role attachment")
-
-    def role(self, arn: str) -> RecordedResource:
-        return self._by_arn(ROLE, arn)
-
-    def role_policy(self, arn: str) -> dict[str, Any]:
-        return self._role_policy(self.role(arn))
+        return self._here("aws:cognito/identityPoolRoleAttachment:IdentityPoolRoleAttachment",
+                          "identity pool role attachment", identityPoolId=self.identity_pool.id)
 
     def table(self, suffix: str) -> RecordedResource:
-        return only([t for t in self.graph.of_type(TABLE) if str(t.inputs["name"]).endswith(suffix)],
-                    f"table {suffix}")
+        return only([t for t in self.graph.of_type("aws:dynamodb/table:Table")
+                     if str(t.inputs["name"]).endswith(suffix)], f"table {suffix}")
 
     def stream_arn(self, table: RecordedResource) -> str:
         if self.region == table.region:
@@ -193,60 +172,48 @@ class DeclaredFleet:
 
     @property
     def recorder_trigger(self) -> RecordedResource:
-        provisioning_stream = self.stream_arn(self.table("-cvm-provisioning"))
-        return only([m for m in self.graph.of_type(EVENT_SOURCE_MAPPING) if m.region == self.region
-                     and m.inputs["eventSourceArn"] == provisioning_stream], "recorder trigger")
+        return self._here("aws:lambda/eventSourceMapping:EventSourceMapping", "recorder trigger",
+                          eventSourceArn=self.stream_arn(self.table("-cvm-provisioning")))
 
     @property
     def recorder(self) -> RecordedResource:
-        return self._by_arn(FUNCTION, self.recorder_trigger.inputs["functionName"])
+        return self._by_arn("aws:lambda/function:Function",
+                            self.recorder_trigger.inputs["functionName"])
 
 
-# --- Cognito identity pool (enhanced flow, Token role mapping) -----------------------------
+# --- Cognito: the identity pool's role choice, and the installer's side -----------------------
 
-@dataclass
-class IdentityPoolEmulation:
-    """GetCredentialsForIdentity as the declared identity pool would answer it: the role
-    comes from the ID token's group (Token mapping, ambiguous -> Deny) and must trust this
-    identity pool for authenticated identities."""
-
-    declared: DeclaredFleet
-
-    def role_for(self, id_token: str) -> RecordedResource:
-        attachment = self.declared.role_attachment
-        [mapping] = attachment.inputs["roleMappings"]
-        pool, client = self.declared.user_pool, self.declared.user_pool_client
-        if mapping["identityProvider"] != f"{pool.outputs['endpoint']}:{client.id}":
-            raise AccessDenied(f"the role mapping names provider {mapping['identityProvider']}, "
-                               f"not this pool's client")
-        if mapping["type"] != "Token" or mapping["ambiguousRoleResolution"] != "Deny":
-            raise AccessDenied(f"role mapping {mapping['type']}/"
-                               f"{mapping['ambiguousRoleResolution']}: expected Token/Deny")
-        claims = jwt.decode(id_token, options={"verify_signature": False})
-        groups = {g.inputs["name"]: g for g in self.declared.groups}
-        roles = [groups[name].inputs["roleArn"] for name in claims.get("cognito:groups", [])
-                 if name in groups and groups[name].inputs.get("roleArn")]
-        if len(roles) != 1:
-            raise AccessDenied(f"no single role for groups {claims.get('cognito:groups')}")
-        role = self.declared.role(roles[0])
-        context = {"cognito-identity.amazonaws.com:aud": self.declared.identity_pool.id,
-                   "cognito-identity.amazonaws.com:amr": ["authenticated",
-                                                          pool.outputs["endpoint"]]}
-        if not trust_allows(role.inputs["assumeRolePolicy"],
-                            ("Federated", "cognito-identity.amazonaws.com"),
-                            "sts:AssumeRoleWithWebIdentity", context):
-            raise AccessDenied(f"{role.name} does not trust this identity pool")
-        return role
+def role_for(declared: DeclaredFleet, id_token: str) -> RecordedResource:
+    """GetCredentialsForIdentity's role for this ID token (Token mapping, ambiguous: Deny)."""
+    [mapping] = declared.role_attachment.inputs["roleMappings"]
+    pool, client = declared.user_pool, declared.user_pool_client
+    if mapping["identityProvider"] != f"{pool.outputs['endpoint']}:{client.id}":
+        raise AccessDenied(f"the role mapping names provider {mapping['identityProvider']}, "
+                           "not this pool's client")
+    if (mapping["type"], mapping["ambiguousRoleResolution"]) != ("Token", "Deny"):
+        raise AccessDenied(f"role mapping {mapping['type']}/{mapping['ambiguousRoleResolution']}: "
+                           "expected Token/Deny")
+    claims = jwt.decode(id_token, options={"verify_signature": False})
+    groups = {g.inputs["name"]: g for g in declared.groups}
+    roles = [groups[n].inputs["roleArn"] for n in claims.get("cognito:groups", [])
+             if n in groups and groups[n].inputs.get("roleArn")]
+    if len(roles) != 1:
+        raise AccessDenied(f"no single role for groups {claims.get('cognito:groups')}")
+    role = declared.role(roles[0])
+    context = {"cognito-identity.amazonaws.com:aud": declared.identity_pool.id,
+               "cognito-identity.amazonaws.com:amr": ["authenticated", pool.outputs["endpoint"]]}
+    if not trust_allows(role.inputs["assumeRolePolicy"], ("Federated", "cognito-identity.amazonaws.com"),
+                        "sts:AssumeRoleWithWebIdentity", context):
+        raise AccessDenied(f"{role.name} does not trust this identity pool")
+    return role
 
 
 class IdentityPoolClient:
-    """What the installer tool takes as its cognito-identity client: moto's for ids and
-    (static) credentials, plus the declared identity pool's role choice for the ID token
-    presented (`role` is the chosen role afterwards)."""
+    """The installer tool's cognito-identity client: moto's ids and (static) credentials, the
+    declared pool's role choice for the ID token (`role` afterwards)."""
 
-    def __init__(self, moto_identity: Any, emulation: IdentityPoolEmulation) -> None:
-        self.moto = moto_identity
-        self.emulation = emulation
+    def __init__(self, moto_identity: Any, declared: DeclaredFleet) -> None:
+        self.moto, self.declared = moto_identity, declared
         self.role: RecordedResource | None = None
 
     def get_id(self, **kwargs: Any) -> Any:
@@ -254,41 +221,33 @@ class IdentityPoolClient:
 
     def get_credentials_for_identity(self, **kwargs: Any) -> Any:
         [id_token] = kwargs["Logins"].values()
-        self.role = self.emulation.role_for(id_token)  # AccessDenied if none
+        self.role = role_for(self.declared, id_token)
         return self.moto.get_credentials_for_identity(**kwargs)
 
 
 class ClaimApi:
-    """The IoT client the installer tool gets for the identity pool's credentials: its
-    CreateProvisioningClaim is allowed by the policy of the role the pool chose (`made`
-    keeps the claims' answers)."""
+    """The IoT client the installer tool gets for those credentials (`made`: the claims)."""
 
-    def __init__(self, emulator: FleetEmulator, identity: IdentityPoolClient) -> None:
-        self._emulator = emulator
-        self._identity = identity
+    def __init__(self, fleet: TemplateEmulator, identity: IdentityPoolClient) -> None:
+        self._fleet, self._identity = fleet, identity
         self.made: list[dict[str, Any]] = []
 
     def create_provisioning_claim(self, templateName: str) -> dict[str, Any]:  # noqa: N803
-        role = self._identity.role
-        if role is None:
+        if self._identity.role is None:
             raise AccessDenied("no credentials from the identity pool")
-        response = self._emulator.create_provisioning_claim(
-            self._emulator.declared.role_policy(role.outputs["arn"]), templateName=templateName)
+        response = self._fleet.create_provisioning_claim(
+            self._fleet.declared.role_policy(self._identity.role.outputs["arn"]), templateName)
         self.made.append(response)
         return response
 
 
-# --- the installer's side: a person with an authenticator app ------------------------------
-
 class AuthenticatorApp(pyotp.TOTP):
-    # moto hands every user the same 60-bit secret; Cognito's are longer. The codes are
-    # computed the same way (RFC 6238, 30 s, 6 digits).
-    min_secret_length_bits = 0
+    min_secret_length_bits = 0  # moto's shared TOTP secret is short; the codes are RFC 6238
 
 
 @dataclass
 class ScriptedInstaller:
-    """Answers the installer CLI's prompts like a person with an authenticator app would."""
+    """Answers the installer CLI's prompts as a person with an authenticator app would."""
 
     chosen_password: str = "Correct-Horse-Battery-9"
     totp: pyotp.TOTP | None = None
@@ -312,144 +271,110 @@ class ScriptedInstaller:
         self.totp = AuthenticatorApp(secret)
 
 
-# --- AWS IoT: claims, the MQTT provisioning API, the template ---------------------------------
-
-@dataclass
-class Claim:
-    certificate_id: str
-    certificate_pem: str
-    private_key: str
-    expiration: dt.datetime
-
+# --- AWS IoT: claims, the MQTT provisioning API, the template ----------------------------------
 
 def claim_certificate() -> tuple[str, str, str]:
-    """A temporary claim certificate as AWS IoT hands it out: (id, PEM, private key PEM)."""
+    """A temporary claim certificate: (id, PEM, private key PEM); not in the account's list."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "AWS IoT Provisioning Claim")])
     now = dt.datetime.now(dt.timezone.utc)
     certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
                    .public_key(key.public_key()).serial_number(x509.random_serial_number())
                    .not_valid_before(now - dt.timedelta(minutes=1))
-                   .not_valid_after(now + dt.timedelta(days=1))
-                   .sign(key, hashes.SHA256()))
-    pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
+                   .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption()).decode()
-    return certificate.fingerprint(hashes.SHA256()).hex(), pem, key_pem
+    return (certificate.fingerprint(hashes.SHA256()).hex(),
+            certificate.public_bytes(serialization.Encoding.PEM).decode(), key_pem)
 
 
 @dataclass
-class FleetEmulator:
+class TemplateEmulator:
+    """One region's declared template: claims, the MQTT provisioning API, RegisterThing."""
+
+    world: World
     declared: DeclaredFleet
-    iot: Any  # moto IoT client of the region
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)
-    claims: dict[str, Claim] = field(default_factory=dict)
-    ownership_tokens: dict[str, str] = field(default_factory=dict)
+    claims: dict[str, dt.datetime] = field(default_factory=dict)  # claim id -> expiry
+    tokens: dict[str, str] = field(default_factory=dict)  # ownership token -> certificate id
     hook_answers: list[tuple[dict[str, Any], Any, float]] = field(default_factory=list)
 
     @property
-    def region(self) -> str:
-        return self.declared.region
+    def iot(self) -> Any:
+        return self.world.client("iot", self.declared.region)
 
     def _arn(self, kind: str, name: str) -> str:
-        return f"arn:{PARTITION}:iot:{self.region}:{ACCOUNT_ID}:{kind}/{name}"
+        return f"arn:{PARTITION}:iot:{self.declared.region}:{ACCOUNT_ID}:{kind}/{name}"
 
-    # CreateProvisioningClaim, by a caller holding `caller_policy`
     def create_provisioning_claim(self, caller_policy: Mapping[str, Any],
-                                  templateName: str) -> dict[str, Any]:  # noqa: N803 (boto3's name)
-        template = self.declared.template
-        if templateName != template.inputs["name"]:
-            raise Rejected(404, "ResourceNotFoundException", f"no template {templateName}")
-        arn = self.declared.template_arn
-        if not allowed(caller_policy, "iot:CreateProvisioningClaim", arn):
-            raise AccessDenied(f"not authorized to perform iot:CreateProvisioningClaim on {arn}")
-        if template.inputs.get("enabled") is not True:
+                                  template_name: str) -> dict[str, Any]:
+        """CreateProvisioningClaim by a caller holding `caller_policy`."""
+        if template_name != self.declared.template_name:
+            raise Rejected(404, "ResourceNotFoundException", f"no template {template_name}")
+        if not allowed(caller_policy, "iot:CreateProvisioningClaim", self.declared.template_arn):
+            raise AccessDenied("not authorized to perform iot:CreateProvisioningClaim on "
+                               f"{self.declared.template_arn}")
+        if self.declared.template.inputs.get("enabled") is not True:
             raise Rejected(400, "InvalidRequestException", "template disabled")
         certificate_id, pem, key_pem = claim_certificate()
-        # Not registered in the account: "Temporary provisioning claim certificates do not
-        # appear in your account's list of certificates."
-        claim = Claim(certificate_id, pem, key_pem, self.now() + CLAIM_LIFETIME)
-        self.claims[certificate_id] = claim
+        self.claims[certificate_id] = expiration = self.now() + CLAIM_LIFETIME
         return {"certificateId": certificate_id, "certificatePem": pem,
-                "keyPair": {"PrivateKey": key_pem, "PublicKey": "unused"},
-                "expiration": claim.expiration}
+                "keyPair": {"PrivateKey": key_pem, "PublicKey": "unused"}, "expiration": expiration}
 
-    def _claim_may(self, action: str, resource: str) -> None:
-        if not allowed(self.declared.claim_policy, action, resource):
-            raise AccessDenied(f"claim policy refuses {action} on {resource}")
-
-    def connect(self, claim_certificate_id: str, client_id: str) -> None:
-        claim = self.claims.get(claim_certificate_id)
-        if claim is None or self.now() >= claim.expiration:
+    def _claim_request(self, claim_id: str, topic: str) -> None:
+        """A claim connected and used the MQTT provisioning API: only its template's topics."""
+        if claim_id not in self.claims or self.now() >= self.claims[claim_id]:
             raise AccessDenied("unknown or expired claim certificate")
-        self._claim_may("iot:Connect", self._arn("client", client_id))
+        allowed_topics = ("$aws/certificates/create/json",
+                          f"$aws/provisioning-templates/{self.declared.template_name}/provision/json")
+        if topic not in allowed_topics:
+            raise AccessDenied(f"a claim may not use {topic}")
 
-    def _request(self, api: str) -> None:
-        """Subscribe to the replies first (as the MQTT API asks), then publish the request."""
-        for reply in ("accepted", "rejected"):
-            self._claim_may("iot:Subscribe", self._arn("topicfilter", f"{api}/json/{reply}"))
-            self._claim_may("iot:Receive", self._arn("topic", f"{api}/json/{reply}"))
-        self._claim_may("iot:Publish", self._arn("topic", f"{api}/json"))
-
-    def create_keys_and_certificate(self, claim_certificate_id: str,
-                                    client_id: str) -> dict[str, Any]:
-        self.connect(claim_certificate_id, client_id)
-        self._request("$aws/certificates/create")
-        # AWS creates it PENDING_ACTIVATION; moto knows only ACTIVE/INACTIVE.
-        created = self.iot.create_keys_and_certificate(setAsActive=False)
+    def create_keys_and_certificate(self, claim_id: str) -> dict[str, Any]:
+        self._claim_request(claim_id, "$aws/certificates/create/json")
+        created = self.iot.create_keys_and_certificate(setAsActive=False)  # PENDING on AWS
         token = uuid.uuid4().hex
-        self.ownership_tokens[token] = created["certificateId"]
+        self.tokens[token] = created["certificateId"]
         return {"certificateId": created["certificateId"], "certificatePem": created["certificatePem"],
                 "privateKey": created["keyPair"]["PrivateKey"], "certificateOwnershipToken": token}
 
-    def register_thing(self, claim_certificate_id: str, client_id: str, token: str,
+    def register_thing(self, claim_id: str, client_id: str, token: str,
                        parameters: Mapping[str, str]) -> dict[str, Any]:
-        self.connect(claim_certificate_id, client_id)
-        self._request(f"$aws/provisioning-templates/{self.declared.template_name}/provision")
-        certificate_id = self.ownership_tokens.get(token)
+        self._claim_request(claim_id, f"$aws/provisioning-templates/"
+                                      f"{self.declared.template_name}/provision/json")
+        certificate_id = self.tokens.get(token)
         if certificate_id is None:
             raise Rejected(400, "InvalidCertificateOwnershipToken", "unknown token")
-        description = self.iot.describe_certificate(certificateId=certificate_id)
-        event = {"claimCertificateId": claim_certificate_id, "certificateId": certificate_id,
-                 "certificatePem": description["certificateDescription"]["certificatePem"],
-                 "templateArn": self.declared.template_arn, "clientId": client_id,
-                 "parameters": dict(parameters)}
-        overrides = self.run_hook(event)
+        pem = self.iot.describe_certificate(certificateId=certificate_id)[
+            "certificateDescription"]["certificatePem"]
+        overrides = self.run_hook({"claimCertificateId": claim_id, "certificateId": certificate_id,
+                                   "certificatePem": pem, "templateArn": self.declared.template_arn,
+                                   "clientId": client_id, "parameters": dict(parameters)})
         return self.apply_template({**parameters, **overrides,
                                     "AWS::IoT::Certificate::Id": certificate_id})
 
-    def invoke_hook(self, hook: RecordedResource, event: dict[str, Any], *, source_arn: str,
-                    source_account: str) -> tuple[Any, float]:
-        """AWS IoT invoking the declared hook for this template: (answer, seconds). Raises
-        InvokeDenied when no declared permission lets IoT invoke it for this template."""
-        raise NotImplementedError("the local run and the tests each say how a hook runs")
-
     def run_hook(self, event: dict[str, Any]) -> dict[str, str]:
-        """Invoke the declared hook as AWS IoT does; anything but `allowProvisioning: true`
-        within 5 seconds is ACCESS_DENIED."""
-        hook_setting = self.declared.template.inputs["preProvisioningHook"]
-        if hook_setting.get("payloadVersion") != HOOK_PAYLOAD_VERSION:
-            raise Rejected(400, "InvalidRequestException",
-                           f"hook payload version {hook_setting.get('payloadVersion')}")
+        """The declared hook as AWS IoT invokes it: anything but `allowProvisioning: true`
+        within 5 seconds is AccessDenied."""
+        setting = self.declared.template.inputs["preProvisioningHook"]
+        if setting.get("payloadVersion") != HOOK_PAYLOAD_VERSION:
+            raise Rejected(400, "InvalidRequestException", f"hook payload {setting.get('payloadVersion')}")
+        started = time.monotonic()
         try:
-            answer, seconds = self.invoke_hook(self.declared.hook, event,
-                                               source_arn=self.declared.template_arn,
-                                               source_account=ACCOUNT_ID)
+            answer = self.world.emulation(LambdaRuntime).invoke_as_service(
+                str(self.declared.hook.outputs["arn"]), event, principal=IOT_PRINCIPAL,
+                source_arn=self.declared.template_arn, source_account=ACCOUNT_ID)
         except InvokeDenied as denied:
-            raise Rejected(403, "AccessDenied",
-                           f"AWS IoT may not invoke the hook for this template: {denied}") from None
-        except Exception as err:  # the function failed
-            raise Rejected(403, "AccessDenied", f"hook failed: {err!r}") from None
+            raise Rejected(403, "AccessDenied", f"AWS IoT may not invoke the hook: {denied}") from None
+        except Exception as error:  # the function failed
+            raise Rejected(403, "AccessDenied", f"hook failed: {error!r}") from None
+        seconds = time.monotonic() - started
         self.hook_answers.append((event, answer, seconds))
         if seconds > HOOK_LIMIT_SECONDS:
             raise Rejected(403, "AccessDenied", f"hook took {seconds:.1f}s")
         if not isinstance(answer, dict) or answer.get("allowProvisioning") is not True:
             raise Rejected(403, "AccessDenied", "the pre-provisioning hook denied the request")
         return {str(k): str(v) for k, v in (answer.get("parameterOverrides") or {}).items()}
-
-    def _role_may(self, action: str, resource: str, context: Mapping[str, Any] | None = None) -> None:
-        if not allowed(self.declared.provisioning_policy, action, resource, context):
-            raise Rejected(403, "AccessDenied", f"provisioning role may not {action} on {resource}")
 
     @staticmethod
     def resolve(value: Any, parameters: Mapping[str, str]) -> Any:
@@ -459,101 +384,75 @@ class FleetEmulator:
             return parameters[value["Ref"]]
         if isinstance(value, dict) and set(value) == {"Fn::Join"}:
             separator, items = value["Fn::Join"]
-            return separator.join(FleetEmulator.resolve(i, parameters) for i in items)
+            return separator.join(TemplateEmulator.resolve(i, parameters) for i in items)
         if isinstance(value, dict):
-            return {k: FleetEmulator.resolve(v, parameters) for k, v in value.items()}
+            return {k: TemplateEmulator.resolve(v, parameters) for k, v in value.items()}
         if isinstance(value, list):
-            return [FleetEmulator.resolve(v, parameters) for v in value]
+            return [TemplateEmulator.resolve(v, parameters) for v in value]
         return value
 
     def apply_template(self, parameters: Mapping[str, str]) -> dict[str, Any]:
         """What the provisioning role does for the declared template body."""
-        role = self.declared.provisioning_role
-        source = {"aws:SourceAccount": ACCOUNT_ID, "aws:SourceArn": self.declared.template_arn}
-        if not trust_allows(role.inputs["assumeRolePolicy"], ("Service", IOT_PRINCIPAL),
-                            "sts:AssumeRole", source):
+        role, policy = self.declared.provisioning_role, self.declared.provisioning_policy
+        if not trust_allows(role.inputs["assumeRolePolicy"], ("Service", IOT_PRINCIPAL), "sts:AssumeRole",
+                            {"aws:SourceAccount": ACCOUNT_ID, "aws:SourceArn": self.declared.template_arn}):
             raise Rejected(403, "AccessDenied", "AWS IoT cannot assume the provisioning role")
+
+        def may(action: str, resource: str, context: Mapping[str, Any] | None = None) -> None:
+            if not allowed(policy, action, resource, context):
+                raise Rejected(403, "AccessDenied", f"provisioning role may not {action} on {resource}")
+
         body = self.declared.template_body
-        declared = set(body.get("Parameters", {}))
-        values = {k: v for k, v in parameters.items() if k in declared}
-        resources = {name: (r["Type"], self.resolve(r.get("Properties", {}), values))
-                     for name, r in body["Resources"].items()}
-        things = [p for t, p in resources.values() if t == "AWS::IoT::Thing"]
-        certificates = [p for t, p in resources.values() if t == "AWS::IoT::Certificate"]
-        policies = [p for t, p in resources.values() if t == "AWS::IoT::Policy"]
+        values = {k: v for k, v in parameters.items() if k in body.get("Parameters", {})}
+        resources = [(r["Type"], self.resolve(r.get("Properties", {}), values))
+                     for r in body["Resources"].values()]
+        things = [p for t, p in resources if t == "AWS::IoT::Thing"]
+        certificates = [p for t, p in resources if t == "AWS::IoT::Certificate"]
         if len(things) != 1 or len(certificates) != 1:
-            raise Rejected(400, "InvalidRequestException",
-                           "the template must declare one thing and one certificate")
-        [thing], [certificate] = things, certificates
-        thing_name = thing["ThingName"]
-        thing_arn = self._arn("thing", thing_name)
-        certificate_arn = self._arn("cert", certificate["CertificateId"])
-        self._role_may("iot:CreateThing", thing_arn)
-        attributes = {k: str(v) for k, v in thing.get("AttributePayload", {}).items()}
-        self.iot.create_thing(thingName=thing_name, attributePayload={"attributes": attributes})
-        self._role_may("iot:UpdateCertificate", certificate_arn)
+            raise Rejected(400, "InvalidRequestException", "one thing and one certificate expected")
+        thing_name, certificate = things[0]["ThingName"], certificates[0]
+        thing_arn, certificate_arn = self._arn("thing", thing_name), self._arn("cert", certificate["CertificateId"])
+        may("iot:CreateThing", thing_arn)
+        self.iot.create_thing(thingName=thing_name, attributePayload={"attributes": {
+            k: str(v) for k, v in things[0].get("AttributePayload", {}).items()}})
+        may("iot:UpdateCertificate", certificate_arn)
         self.iot.update_certificate(certificateId=certificate["CertificateId"],
                                     newStatus=certificate.get("Status", "ACTIVE").upper())
-        for policy in policies:
-            if "PolicyDocument" in policy:
-                raise Rejected(400, "InvalidRequestException",
-                               "the template must name the device policy, not define one")
-            self._role_may("iot:GetPolicy", self._arn("policy", policy["PolicyName"]))
-            self.iot.get_policy(policyName=policy["PolicyName"])  # must exist
-            self._role_may("iot:AttachPolicy", certificate_arn)
-            self.iot.attach_policy(policyName=policy["PolicyName"], target=certificate_arn)
-        self._role_may("iot:AttachThingPrincipal", certificate_arn, {"iot:thingArn": thing_arn})
+        for policy_properties in [p for t, p in resources if t == "AWS::IoT::Policy"]:
+            if "PolicyDocument" in policy_properties:
+                raise Rejected(400, "InvalidRequestException", "the template must name the policy")
+            may("iot:GetPolicy", self._arn("policy", policy_properties["PolicyName"]))
+            self.iot.get_policy(policyName=policy_properties["PolicyName"])  # must exist
+            may("iot:AttachPolicy", certificate_arn)
+            self.iot.attach_policy(policyName=policy_properties["PolicyName"], target=certificate_arn)
+        may("iot:AttachThingPrincipal", certificate_arn, {"iot:thingArn": thing_arn})
         self.iot.attach_thing_principal(thingName=thing_name, principal=certificate_arn)
         return {"thingName": thing_name, "deviceConfiguration": body.get("DeviceConfiguration", {})}
 
 
-# --- the local run -----------------------------------------------------------------------------
-
-@dataclass
-class LocalFleetEmulator(FleetEmulator):
-    """The hook runs in the Lambda emulation, which checks the declared permission."""
-
-    system: LocalSystem | None = None
-
-    def invoke_hook(self, hook: RecordedResource, event: dict[str, Any], *, source_arn: str,
-                    source_account: str) -> tuple[Any, float]:
-        if self.system is None:
-            raise RuntimeError("a local fleet emulator needs the local system")
-        runtime = self.system.emulation(LambdaRuntime)
-        started = time.monotonic()
-        answer = runtime.invoke_as_service(str(hook.outputs["arn"]), event,
-                                           principal=IOT_PRINCIPAL, source_arn=source_arn,
-                                           source_account=source_account)
-        return answer, time.monotonic() - started
-
-
 class FleetProvisioning:
-    """Per region of the run: the declared fleet, its emulator and identity pool."""
+    """The declared template of each region of the world."""
 
-    def __init__(self, system: LocalSystem, regions: list[str]) -> None:
-        self._system = system
-        self.emulators: dict[str, LocalFleetEmulator] = {}
-        for region in regions:
-            self.emulators[region] = LocalFleetEmulator(
-                DeclaredFleet(system.graph, region), system.client("iot", region), system=system)
+    def __init__(self, world: World, regions: list[str]) -> None:
+        self._world = world
+        self.templates = {r: TemplateEmulator(world, DeclaredFleet(world.graph, r)) for r in regions}
 
-    def __getitem__(self, region: str) -> LocalFleetEmulator:
-        return self.emulators[region]
+    def __getitem__(self, region: str) -> TemplateEmulator:
+        return self.templates[region]
 
     def identity_pool(self, region: str) -> IdentityPoolClient:
-        return IdentityPoolClient(self._system.client("cognito-identity", region),
-                                  IdentityPoolEmulation(self.emulators[region].declared))
+        return IdentityPoolClient(self._world.client("cognito-identity", region),
+                                  self.templates[region].declared)
 
     def describe(self) -> str:
-        return (f"fleet provisioning: {len(self.emulators)} declared template(s) with their hook "
-                "(declared permission), provisioning role and claim policy; identity-pool role "
-                "mapping")
+        return (f"fleet provisioning: {len(self.templates)} template(s), hook under its declared "
+                "permission, provisioning role, claims limited to the provisioning API")
 
     def stop(self) -> None:
         pass
 
 
-@emulation("fleet-provisioning")
-def start(system: LocalSystem) -> FleetProvisioning | None:
-    regions = [r for r in system.regions if any(t.region == r for t in system.declared(TEMPLATE))]
-    return FleetProvisioning(system, regions) if regions else None
+@emulation("fleet_provisioning")
+def start(world: World) -> FleetProvisioning | None:
+    regions = sorted({str(t.region) for t in world.declared(TEMPLATE)})
+    return FleetProvisioning(world, regions) if regions else None

@@ -1,52 +1,33 @@
-"""Lambda functions, run in-process: the declared handler with the declared environment.
-
-moto cannot run Lambda code without Docker. Each declared function gets its own copy of its
-package's modules, imported on first invocation (a cold start) from `lambdas/<package>`
-as the declared handler string names it (`<package>.<module>.<function>`), with the
-declared environment variables plus what the Lambda runtime sets (region, function name)
-and what the local run needs (the SDK's endpoint and dummy credentials, X-Ray off: there is
-no daemon). The process environment is shared, so invocations run one at a time. A
-function's stdout (its JSON logs and metrics) is kept per function, not printed.
-
-Registered with the Step Functions adapter under the function's name and ARN, so a
-`lambda:invoke` task of a declared state machine reaches it; other emulations call
-`LambdaRuntime.invoke`. An AWS service invoking a function (API Gateway, IoT's
-pre-provisioning hook) goes through `invoke_as_service`, which first checks the declared
-`aws:lambda/permission:Permission` resources the way Lambda evaluates a function's resource
-policy (`permits`): the service principal, the action, and the source ARN (ArnLike) and
-account the permission names.
-"""
+"""Declared Lambda functions, run in-process (moto needs Docker): the declared handler from
+`lambdas/<package>` (a fresh copy of its modules per function: its own cold start), the
+declared environment plus the runtime's variables, a context counting down from the declared
+timeout, and the timeout enforced. A service's invocation (`invoke_as_service`) passes the
+function's declared permissions first. The process environment is shared: invocations of
+one function may overlap, another function waits."""
 
 from __future__ import annotations
 
 import contextlib
 import importlib
 import io
+import os
 import sys
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+from tools.local.calls import acting_as
 from tools.local.emulation import emulation
-from tools.local.emulation.policy_eval import allows
-from tools.local.server import scoped_environ
-from tools.local.system import ACCESS_KEY_ID, SECRET_ACCESS_KEY, LocalSystem
+from tools.local.emulation.policy import permits
+from tools.local.world import World
 
-FUNCTION_TYPE = "aws:lambda/function:Function"
-PERMISSION_TYPE = "aws:lambda/permission:Permission"
-INVOKE_ACTION = "lambda:InvokeFunction"
-DEFAULT_TIMEOUT_SECONDS = 3  # Lambda's default when a function declares none
-LAMBDAS_PACKAGE = "lambdas"
-LAMBDAS_DIR = Path(__file__).resolve().parents[3] / LAMBDAS_PACKAGE
-
-# One process environment: one invocation at a time (re-entrant: a handler may call another).
-_INVOKE_LOCK = threading.RLock()
+LAMBDAS_DIR = Path(__file__).resolve().parents[3] / "lambdas"
+DEFAULT_TIMEOUT_SECONDS = 3.0  # Lambda's default
 
 
 class FunctionNotFound(LookupError):
@@ -57,14 +38,15 @@ class InvokeDenied(Exception):
     """No declared permission lets this service invoke the function for this source."""
 
 
+class FunctionTimeout(Exception):
+    """"Task timed out after N seconds": Lambda discards what the handler returned."""
+
+
 @dataclass(frozen=True)
 class LambdaContext:
-    """The context object Lambda hands a handler; the remaining time counts down from the
-    declared timeout."""
-
     function_name: str
     invoked_function_arn: str
-    deadline: float  # time.monotonic() at which Lambda stops the invocation
+    deadline: float  # time.monotonic() when Lambda stops the invocation
     memory_limit_in_mb: int = 128
     aws_request_id: str = "00000000-0000-0000-0000-000000000000"
     function_version: str = "$LATEST"
@@ -75,31 +57,6 @@ class LambdaContext:
         return max(0, int((self.deadline - time.monotonic()) * 1000))
 
 
-def permits(permissions: Iterable[Mapping[str, Any]], *, function_name: str, function_arn: str,
-            principal: str, source_arn: str, source_account: str,
-            action: str = INVOKE_ACTION) -> bool:
-    """Would Lambda let `principal`, acting for `source_arn` in `source_account`, perform
-    `action` on this function, given these permissions (declared `Permission` inputs:
-    function, action, principal, sourceArn, sourceAccount)? Each permission is the resource
-    policy statement Lambda's AddPermission writes: the service principal, ArnLike on
-    AWS:SourceArn, StringEquals on AWS:SourceAccount."""
-    statements = []
-    for permission in permissions:
-        if permission.get("function") not in (function_name, function_arn):
-            continue
-        condition: dict[str, dict[str, str]] = {}
-        if permission.get("sourceArn"):
-            condition["ArnLike"] = {"AWS:SourceArn": str(permission["sourceArn"])}
-        if permission.get("sourceAccount"):
-            condition["StringEquals"] = {"AWS:SourceAccount": str(permission["sourceAccount"])}
-        statements.append({"Effect": "Allow", "Principal": {"Service": permission.get("principal")},
-                           "Action": permission.get("action"), "Resource": function_arn,
-                           **({"Condition": condition} if condition else {})})
-    context = {"AWS:SourceArn": source_arn, "AWS:SourceAccount": source_account}
-    return allows([{"Statement": statements}], action, function_arn, context=context,
-                  principal_service=principal)
-
-
 @dataclass
 class DeclaredFunction:
     name: str
@@ -107,17 +64,20 @@ class DeclaredFunction:
     region: str
     handler: str
     environment: Mapping[str, str]
-    memory_mb: int
-    log_group: str
+    memory_mb: int = 128
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     output: deque[str] = field(default_factory=lambda: deque(maxlen=500))
     invocations: int = 0
-    _callable: Callable[[Any, Any], Any] | None = None
+    loaded: Callable[[Any, Any], Any] | None = None
+
+    def variables(self) -> dict[str, str]:
+        return {**{str(k): str(v) for k, v in self.environment.items()},
+                "AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region,
+                "AWS_LAMBDA_FUNCTION_NAME": self.name, "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_mb)}
 
 
 class _Output(io.TextIOBase):
-    """A function's stdout: kept, one entry per line."""
-
     def __init__(self, lines: deque[str]) -> None:
         self._lines = lines
 
@@ -126,37 +86,24 @@ class _Output(io.TextIOBase):
         return len(text)
 
 
-@contextlib.contextmanager
-def _own_modules(package: str) -> Iterator[None]:
-    """Import `lambdas.<package>` afresh for one function, leaving sys.modules as it was."""
-    prefix = f"{LAMBDAS_PACKAGE}.{package}"
-
-    def ours(name: str) -> bool:
-        return name == prefix or name.startswith(prefix + ".")
-
-    saved = {name: module for name, module in sys.modules.items() if ours(name)}
-    for name in saved:
-        del sys.modules[name]
-    parent = sys.modules.get(LAMBDAS_PACKAGE)
-    try:
-        yield
-    finally:
-        for name in [n for n in sys.modules if ours(n)]:
-            del sys.modules[name]
-        sys.modules.update(saved)
-        if parent is not None and prefix in saved:
-            setattr(parent, package, saved[prefix])
-
-
 def load_handler(handler: str) -> Callable[[Any, Any], Any]:
-    """`pkg.module.function` from lambdas/pkg, as Lambda resolves it in the function's zip."""
+    """`pkg.module.function` from lambdas/pkg, in a fresh copy of the package's modules (the
+    process's own imports are left as they were)."""
     module_path, _, function_name = handler.rpartition(".")
     package = module_path.split(".")[0]
     if not module_path or not (LAMBDAS_DIR / package).is_dir():
-        raise ImportError(f"Runtime.ImportModuleError: handler {handler!r}: no package "
-                          f"{LAMBDAS_PACKAGE}/{package}")
-    with _own_modules(package):
-        module: ModuleType = importlib.import_module(f"{LAMBDAS_PACKAGE}.{module_path}")
+        raise ImportError(f"Runtime.ImportModuleError: handler {handler!r}: no package lambdas/{package}")
+    prefix = f"lambdas.{package}"
+    ours = [n for n in sys.modules if n == prefix or n.startswith(prefix + ".")]
+    saved = {n: sys.modules.pop(n) for n in ours}
+    try:
+        module = importlib.import_module(f"lambdas.{module_path}")
+    finally:
+        for name in [n for n in sys.modules if n == prefix or n.startswith(prefix + ".")]:
+            del sys.modules[name]
+        sys.modules.update(saved)
+        if prefix in saved and "lambdas" in sys.modules:
+            setattr(sys.modules["lambdas"], package, saved[prefix])
     function = getattr(module, function_name, None)
     if not callable(function):
         raise ImportError(f"Runtime.HandlerNotFound: {handler!r} has no function {function_name!r}")
@@ -164,95 +111,98 @@ def load_handler(handler: str) -> Callable[[Any, Any], Any]:
 
 
 class LambdaRuntime:
-    def __init__(self, system: LocalSystem, functions: list[DeclaredFunction],
-                 permissions: Iterable[Mapping[str, Any]] = ()) -> None:
-        self._endpoint = system.endpoint
-        self.permissions = list(permissions)
-        self.functions: dict[str, DeclaredFunction] = {}
-        for function in functions:
-            self.functions[function.name] = function
-            self.functions[function.arn] = function
-            for key in (function.name, function.arn):
-                system.adapter.lambda_handlers[key] = self._handler_for(function.arn)
-        self._adapter = system.adapter
+    def __init__(self, world: World, functions: list[DeclaredFunction],
+                 permissions: list[Mapping[str, Any]]) -> None:
+        self._world = world
+        self.permissions = permissions
+        self.functions = {key: f for f in functions for key in (f.name, f.arn)}
+        self._environment = threading.Condition()
+        self._owner: str | None = None
+        self._running = 0
+        self._saved: dict[str, str | None] = {}
+        for key, function in self.functions.items():
+            world.adapter.lambda_handlers[key] = (
+                lambda event, _context, arn=function.arn: self.invoke(arn, event))
 
-    def _handler_for(self, arn: str) -> Callable[[Any, Any], Any]:
-        return lambda event, context: self.invoke(arn, event)
+    def function(self, name_or_arn: str) -> DeclaredFunction:
+        found = self.functions.get(name_or_arn)
+        if found is None:
+            raise FunctionNotFound(f"Function not found: {name_or_arn}")
+        return found
 
-    def _environment(self, function: DeclaredFunction) -> dict[str, str]:
-        return {
-            **{str(k): str(v) for k, v in function.environment.items()},
-            "AWS_REGION": function.region, "AWS_DEFAULT_REGION": function.region,
-            "AWS_LAMBDA_FUNCTION_NAME": function.name,
-            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
-            "AWS_LAMBDA_LOG_GROUP_NAME": function.log_group,
-            "AWS_ENDPOINT_URL": self._endpoint,
-            "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
-            "POWERTOOLS_TRACE_DISABLED": "true",
-        }
+    @contextlib.contextmanager
+    def _environment_of(self, function: DeclaredFunction) -> Iterator[None]:
+        with self._environment:
+            self._environment.wait_for(lambda: self._running == 0 or self._owner == function.name)
+            if self._running == 0:
+                variables = function.variables()
+                self._saved = {k: os.environ.get(k) for k in variables}
+                os.environ.update(variables)
+                self._owner = function.name
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._environment:
+                self._running -= 1
+                if self._running == 0:
+                    for key, value in self._saved.items():
+                        os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+                    self._owner = None
+                    self._environment.notify_all()
 
-    def invoke(self, function_name_or_arn: str, event: Any) -> Any:
-        """Run the function's handler; its exceptions propagate (callers report them the
-        way their AWS counterpart does)."""
-        function = self.functions.get(function_name_or_arn)
-        if function is None:
-            raise FunctionNotFound(f"Function not found: {function_name_or_arn}")
-        output = _Output(function.output)
-        with _INVOKE_LOCK, scoped_environ(self._environment(function)), \
-                contextlib.redirect_stdout(output):
-            if function._callable is None:  # cold start: imports see the environment too
-                function._callable = load_handler(function.handler)
+    def invoke(self, name_or_arn: str, event: Any) -> Any:
+        """Run the handler; its exceptions propagate (callers answer as their AWS
+        counterpart does); past the declared timeout the result is lost (FunctionTimeout)."""
+        function = self.function(name_or_arn)
+        with self._environment_of(function), acting_as(f"lambda:{function.name}"), \
+                contextlib.redirect_stdout(_Output(function.output)):
+            if function.loaded is None:  # cold start: the imports see the environment too
+                function.loaded = load_handler(function.handler)
             function.invocations += 1
-            context = LambdaContext(
-                function_name=function.name, invoked_function_arn=function.arn,
-                deadline=time.monotonic() + function.timeout_seconds,
-                memory_limit_in_mb=function.memory_mb, aws_request_id=str(uuid.uuid4()),
-                log_group_name=function.log_group, log_stream_name="local")
-            return function._callable(event, context)
+            started = time.monotonic()
+            context = LambdaContext(function.name, function.arn,
+                                    started + function.timeout_seconds, function.memory_mb,
+                                    str(uuid.uuid4()), log_group_name=f"/aws/lambda/{function.name}")
+            result = function.loaded(event, context)
+        elapsed = time.monotonic() - started
+        if elapsed > function.timeout_seconds:
+            raise FunctionTimeout(f"{function.name}: Task timed out after "
+                                  f"{function.timeout_seconds:.2f} seconds ({elapsed:.2f} s)")
+        return result
 
-    def function(self, function_name_or_arn: str) -> DeclaredFunction:
-        function = self.functions.get(function_name_or_arn)
-        if function is None:
-            raise FunctionNotFound(f"Function not found: {function_name_or_arn}")
-        return function
+    def cold_start(self, name_or_arn: str) -> None:
+        """The next invocation gets a new execution environment (modules imported afresh)."""
+        self.function(name_or_arn).loaded = None
 
-    def invoke_as_service(self, function_name_or_arn: str, event: Any, *, principal: str,
+    def invoke_as_service(self, name_or_arn: str, event: Any, *, principal: str,
                           source_arn: str, source_account: str) -> Any:
-        """A service's invocation: allowed only by a declared permission (`permits`)."""
-        function = self.function(function_name_or_arn)
+        function = self.function(name_or_arn)
         if not permits(self.permissions, function_name=function.name, function_arn=function.arn,
-                       principal=principal, source_arn=source_arn,
-                       source_account=source_account):
+                       principal=principal, source_arn=source_arn, source_account=source_account):
             raise InvokeDenied(f"{principal} may not invoke {function.name} for {source_arn} "
-                               f"(no declared permission names this source)")
+                               "(no declared permission names this source)")
         return self.invoke(function.arn, event)
 
     def describe(self) -> str:
-        unique = {f.arn: f for f in self.functions.values()}
-        return (f"Lambda: {len(unique)} function(s) run in-process with their declared "
-                f"environment")
+        unique = {f.arn for f in self.functions.values()}
+        return f"Lambda: {len(unique)} function(s) in-process with their declared environment"
 
     def stop(self) -> None:
-        for key in list(self.functions):
-            self._adapter.lambda_handlers.pop(key, None)
+        for key in self.functions:
+            self._world.adapter.lambda_handlers.pop(key, None)
 
 
-@emulation("lambda")
-def start(system: LocalSystem) -> LambdaRuntime | None:
+@emulation("lambdas")
+def start(world: World) -> LambdaRuntime | None:
     functions = []
-    for resource in system.declared(FUNCTION_TYPE):
-        if not system.in_scope(resource.region):
-            continue
-        state = system.state(resource)
-        logging_config = state.get("loggingConfig") or {}
+    for resource in world.declared("aws:lambda/function:Function"):
+        state = world.state(resource)
         functions.append(DeclaredFunction(
             name=state["name"], arn=state["arn"], region=str(resource.region),
             handler=str(state.get("handler") or ""),
             environment=dict((state.get("environment") or {}).get("variables") or {}),
             memory_mb=int(state.get("memorySize") or 128),
-            log_group=logging_config.get("logGroup") or f"/aws/lambda/{state['name']}",
             timeout_seconds=float(state.get("timeout") or DEFAULT_TIMEOUT_SECONDS)))
-    permissions = [system.state(p) for p in system.declared(PERMISSION_TYPE)
-                   if system.in_scope(p.region)]
-    return LambdaRuntime(system, functions, permissions) if functions else None
+    permissions = [world.state(p) for p in world.declared("aws:lambda/permission:Permission")]
+    return LambdaRuntime(world, functions, permissions) if functions else None

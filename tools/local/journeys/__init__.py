@@ -1,34 +1,26 @@
-"""Journeys: what a device (or an operator) does, step by step, against the local system.
+"""Journeys: what a device (or an operator) does, step by step, against a world.
 
-A module here registers a journey with `@journey(name, title, capability=...)` on
-`fn(run: JourneyRun)`, and the wires its journey proves with `@wire(name, journey=...)` on
-`fn(graph) -> graph` (a copy of the resource graph with that wire broken; the tests run the
-local run once per wire and expect that journey to fail). A capability adds one module: its
-journey, its wires; it touches no other file.
-
-Inside a journey, each step is a `with run.step(title, region=...) as step:` block that ends
-with `step.check(condition, "<the state found>")`; a failed check or an error fails the
-step and ends the journey (later steps depend on it). A step that needs a capability the
-project does not have yet is recorded with `run.pending(...)` when `run.missing(capability)`
-says why, never faked.
+A capability's module holds its steps (plain functions over a `World`, which the tests call
+too), its journey (`@journey(name, title, capability=...)` on `fn(run: JourneyRun)`: the
+steps with `with run.step(title, region=...) as step: ... step.check(ok, "<state found>")`)
+and the wires the journey proves (`@wire(name, journey=...)` on `fn(graph) -> graph`, a copy
+of the graph with that wire broken). A failed check or an error fails the step and ends the
+journey; a step needing a capability the stack lacks is `run.pending(...)`, never faked.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from tools.harness import StackGraph
 from tools.local.progress import Progress
 from tools.local.report import JourneyResult, Outcome, StepResult
-from tools.local.system import LocalSystem
-
-T = TypeVar("T")
+from tools.local.world import World
 
 
 class StepFailed(Exception):
@@ -56,8 +48,9 @@ class Journey:
     title: str
     run: Callable[[JourneyRun], None]
     capability: str | None = None  # the stack capability it exercises (None: the platform)
-    needs_runtime: bool = True  # False: runs on the declared graph alone (no server)
+    needs_runtime: bool = True  # False: runs on the declared graph alone (no world)
     order: int = 50
+    uses: tuple[str, ...] = ()  # other capabilities its steps need in the world
 
 
 @dataclass(frozen=True)
@@ -99,11 +92,12 @@ def config_overrides(stack_config: Mapping[str, Any], project: str
 
 
 def journey(name: str, title: str, *, capability: str | None = None, needs_runtime: bool = True,
-            order: int = 50) -> Callable[[Callable[[JourneyRun], None]], Callable[[JourneyRun], None]]:
+            order: int = 50, uses: tuple[str, ...] = ()
+            ) -> Callable[[Callable[[JourneyRun], None]], Callable[[JourneyRun], None]]:
     def add(fn: Callable[[JourneyRun], None]) -> Callable[[JourneyRun], None]:
         if name in JOURNEYS and JOURNEYS[name].run is not fn:
             raise ValueError(f"journey {name} registered twice")
-        JOURNEYS[name] = Journey(name, title, fn, capability, needs_runtime, order)
+        JOURNEYS[name] = Journey(name, title, fn, capability, needs_runtime, order, uses)
         return fn
     return add
 
@@ -133,8 +127,8 @@ def ordered() -> list[Journey]:
 class JourneyRun:
     """One journey's run: its steps' results, and what steps need."""
 
-    def __init__(self, system: LocalSystem, result: JourneyResult, progress: Progress) -> None:
-        self.system = system
+    def __init__(self, world: World, result: JourneyResult, progress: Progress) -> None:
+        self.world = world
         self.result = result
         self._progress = progress
 
@@ -165,8 +159,8 @@ class JourneyRun:
 
     def regions_with(self, capability: str, title: str) -> list[str]:
         """The run's regions where `capability` is enabled; the others get `title` skipped."""
-        enabled = [r for r in self.system.regions if capability in self.system.capabilities(r)]
-        for region in self.system.regions:
+        enabled = [r for r in self.world.regions if capability in self.world.capabilities(r)]
+        for region in self.world.regions:
             if region not in enabled:
                 self.skipped(title, region=region,
                              reason=f"capability {capability} is not enabled in {region}")
@@ -174,9 +168,9 @@ class JourneyRun:
 
     def missing(self, capability: str, region: str | None = None) -> str | None:
         """Why steps needing `capability` cannot run yet, or None when they can."""
-        regions = [region] if region else list(self.system.regions)
-        if not any(capability in self.system.capabilities(r) for r in regions):
-            return (f"needs capability '{capability}', which stack {self.system.stack} does "
+        regions = [region] if region else list(self.world.regions)
+        if not any(capability in self.world.capabilities(r) for r in regions):
+            return (f"needs capability '{capability}', which stack {self.world.stack} does "
                     f"not have yet")
         load_modules()
         if not any(j.capability == capability for j in JOURNEYS.values()):
@@ -184,24 +178,7 @@ class JourneyRun:
                     f"(tools/local/journeys/), which does not exist yet")
         return None
 
-    def wait_for(self, probe: Callable[[], T], done: Callable[[T], bool], *,
-                 timeout: float, interval: float = 0.1) -> T:
-        """Probe until `done(value)` or the timeout; returns the last value either way."""
-        deadline = time.monotonic() + timeout
-        value = probe()
-        while not done(value) and time.monotonic() < deadline:
-            time.sleep(interval)
-            value = probe()
-        return value
-
 
 def short(identifier: str, keep: int = 10) -> str:
     """Long ids (certificate ids, ARNs) shortened for the report."""
     return identifier if len(identifier) <= keep + 2 else identifier[:keep] + "…"
-
-
-def plain_item(item: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A DynamoDB item without its type tags."""
-    if item is None:
-        return None
-    return {k: next(iter(v.values())) for k, v in item.items()}

@@ -1,18 +1,12 @@
 """Fleet provisioning by trusted user: an installer's claim provisions a device on site.
 
-In the first region of the run with the capability: the administrator creates an installer
-in the declared user pool and allow-lists a serial (`tools/installer.py`'s own functions);
-the installer signs in as the CLI does (SRP, first-sign-in password, TOTP enrolment: moto
-Cognito checks the codes), the declared identity pool hands out the installers' role
-(its Token role mapping, emulated), whose policy must allow CreateProvisioningClaim on this
-region's template; the device then runs the MQTT provisioning API with the claim: the
-declared claim policy, the declared pre-provisioning hook run in-process under its declared
-permission (which must name this template), the declared template applied with the declared
-provisioning role. The recorder, triggered through the declared event-source mapping and its
-filter on the provisioning table's stream, writes the inventory item. The row replicates;
-the device is usable in the other regions once the replication capability exists.
-
-Wire this journey proves: the hook permission names another template.
+Steps: `enrol` (the installer tool creates an installer in the declared user pool and
+allow-lists a serial), `claim` (the installer signs in as the CLI does: SRP, first-sign-in
+password, TOTP enrolment, codes checked by moto's Cognito; the identity pool hands out the
+installers' role; the role creates a claim), `provision` (the device's claim uses the MQTT
+provisioning API: the hook under its declared permission, the template with the declared
+role). The recorder (declared stream filter) writes the inventory item.
+Wire: the hook's permission names another template.
 """
 
 from __future__ import annotations
@@ -27,179 +21,153 @@ from typing import Any
 
 from tools import installer
 from tools.harness import StackGraph
-from tools.local.emulation.device_gateway import DeviceGateway
 from tools.local.emulation.fleet_provisioning import (
     IOT_PRINCIPAL,
+    TEMPLATE,
     ClaimApi,
     DeclaredFleet,
     FleetProvisioning,
+    IdentityPoolClient,
     Rejected,
     ScriptedInstaller,
 )
-from tools.local.emulation.fleet_provisioning import (
-    TEMPLATE as TEMPLATE_TYPE,
-)
+from tools.local.emulation.iot_data import IotData
 from tools.local.graph_edit import with_inputs
-from tools.local.journeys import JourneyRun, journey, plain_item, short, wire
+from tools.local.journeys import JourneyRun, journey, short, wire
+from tools.local.journeys import registry as seen
 from tools.local.journeys.elsewhere import known_elsewhere
-from tools.local.system import LocalSystem
+from tools.local.world import World
 
 CAPABILITY = "fleet_provisioning"
-PROVISIONING = "cvm-provisioning"  # the program's export keys of the tables
-INVENTORY = "device-inventory"
-INSTALLER = "alice"
-RECORDER_TIMEOUT_SECONDS = 30  # the recorder confirms with IoT, polling once a second
+RECORDER_SECONDS = 30
 
 
-def _table(system: LocalSystem, key: str) -> str:
-    return str(system.graph.outputs["tables"][key]["name"])
+def enrol(world: World, region: str, username: str, serial: str | None) -> str:
+    """The administrator's side: an installer (FORCE_CHANGE_PASSWORD), a serial allowed."""
+    declared = world.emulation(FleetProvisioning)[region].declared
+    status = installer.create_installer(world.client("cognito-idp", region),
+                                        user_pool_id=world.resolver(declared.user_pool.id),
+                                        username=username, email=f"{username}@example.com")
+    if serial is not None:
+        installer.allow_serial(world.resource("dynamodb", region).Table(world.table(seen.PROVISIONING)),
+                               serial, now=dt.datetime.now(dt.timezone.utc))
+    return str(status)
 
 
-def _row(system: LocalSystem, region: str, table: str, key: dict[str, Any]) -> dict[str, Any] | None:
-    return plain_item(system.client("dynamodb", region).get_item(
-        TableName=table, Key=key, ConsistentRead=True).get("Item"))
+def claim_args(world: World, region: str, username: str, out_dir: Path, serial: str) -> Namespace:
+    declared = world.emulation(FleetProvisioning)[region].declared
+    return Namespace(region=region, user_pool_id=world.resolver(declared.user_pool.id),
+                     client_id=world.resolver(declared.user_pool_client.id),
+                     identity_pool_id=world.resolver(declared.identity_pool.id),
+                     template_name=declared.template_name, username=username, serial=serial,
+                     out_dir=str(out_dir))
+
+
+def claim(world: World, region: str, username: str, out_dir: Path, serial: str,
+          prompter: ScriptedInstaller) -> tuple[ClaimApi, IdentityPoolClient, str]:
+    """`installer claim` as an installer runs it; (the claims made, the identity pool, output)."""
+    identity = world.emulation(FleetProvisioning).identity_pool(region)
+    api = ClaimApi(world.emulation(FleetProvisioning)[region], identity)
+    out = io.StringIO()
+    installer.run_claim(claim_args(world, region, username, out_dir, serial),
+                        idp=world.client("cognito-idp", region), identity=identity,
+                        iot_with=lambda credentials: api, prompter=prompter, out=out,
+                        now=lambda: dt.datetime.now(dt.timezone.utc))
+    return api, identity, out.getvalue()
+
+
+def provision(world: World, region: str, claim_id: str, serial: str) -> dict[str, Any]:
+    """The device: a certificate over the claim, then RegisterThing with its serial."""
+    template = world.emulation(FleetProvisioning)[region]
+    variables = world.state(template.declared.hook)["environment"]["variables"]
+    created = template.create_keys_and_certificate(claim_id)
+    accepted = template.register_thing(claim_id, f"{variables.get('CLAIM_CLIENT_ID_PREFIX', '')}{serial}",
+                                       created["certificateOwnershipToken"], {"SerialNumber": serial})
+    return {**accepted, "certificateId": created["certificateId"],
+            "certificatePem": created["certificatePem"]}
 
 
 def _onboard(run: JourneyRun, region: str) -> None:
-    system = run.system
-    emulator = system.emulation(FleetProvisioning)[region]
-    declared = emulator.declared
-    idp = system.client("cognito-idp", region)
-    iot = system.client("iot", region)
-    pool_id = system.resolver(declared.user_pool.id)
-    serial = f"SN-LOCAL-{region}"
-    hook_environment = system.state(declared.hook).get("environment", {}).get("variables", {})
-    client_id = f"{hook_environment.get('CLAIM_CLIENT_ID_PREFIX', '')}{serial}"
-
-    with run.step(f"admin: the installer tool creates installer {INSTALLER} in the declared user "
+    world = run.world
+    serial, username = f"SN-LOCAL-{region}", "alice"
+    with run.step(f"admin: the installer tool creates installer {username} in the declared user "
                   f"pool and allow-lists serial {serial}", region=region) as step:
-        status = installer.create_installer(idp, user_pool_id=pool_id, username=INSTALLER,
-                                            email=f"{INSTALLER}@example.com")
-        table = system.resource("dynamodb", region).Table(_table(system, PROVISIONING))
-        installer.allow_serial(table, serial, now=dt.datetime.now(dt.timezone.utc))
-        entry = _row(system, region, table.name,
-                     {"deviceUid": {"S": f"{installer.ALLOW_LIST_KEY_PREFIX}{serial}"}}) or {}
-        groups = [g["GroupName"] for g in idp.admin_list_groups_for_user(
-            UserPoolId=pool_id, Username=INSTALLER)["Groups"]]
-        step.check(status == "FORCE_CHANGE_PASSWORD" and groups == [installer.INSTALLERS_GROUP]
-                   and entry.get("state") == installer.ALLOWED_STATE,
-                   f"user {status}, groups {groups}; allow-list entry {entry.get('state')} "
-                   f"(kind {entry.get('kind')})")
+        status = enrol(world, region, username, serial)
+        entry = seen.record(world, region, f"{installer.ALLOW_LIST_KEY_PREFIX}{serial}") or {}
+        step.check(status == "FORCE_CHANGE_PASSWORD" and entry.get("state") == installer.ALLOWED_STATE,
+                   f"user {status}; allow-list entry {entry.get('state')} (kind {entry.get('kind')})")
 
-    with tempfile.TemporaryDirectory(prefix="local-run-fleet-") as handover:
-        with run.step("installer: signs in (SRP, new password, TOTP enrolment), gets the "
-                      "installers' role from the identity pool, creates a claim for the "
-                      "template", region=region) as step:
-            identity = system.emulation(FleetProvisioning).identity_pool(region)
-            api = ClaimApi(emulator, identity)
-            prompter = ScriptedInstaller()
-            out = io.StringIO()
-            args = Namespace(
-                region=region, user_pool_id=pool_id,
-                client_id=system.resolver(declared.user_pool_client.id),
-                identity_pool_id=system.resolver(declared.identity_pool.id),
-                template_name=declared.template_name, username=INSTALLER, serial=serial,
-                out_dir=handover)
-            code = installer.run_claim(args, idp=idp, identity=identity,
-                                       iot_with=lambda credentials: api, prompter=prompter,
-                                       out=out, now=lambda: dt.datetime.now(dt.timezone.utc))
+    with run.step("installer: signs in (SRP, new password, TOTP enrolment), gets the installers' "
+                  "role from the identity pool, creates a claim for the template", region=region) as step:
+        prompter = ScriptedInstaller()
+        with tempfile.TemporaryDirectory(prefix="local-fleet-") as handover:
+            api, identity, out = claim(world, region, username, Path(handover), serial, prompter)
             key_file = Path(handover) / f"{serial}.claim.pem.key"
             private = key_file.is_file() and stat.S_IMODE(key_file.stat().st_mode) == 0o600
-            role = identity.role.inputs.get("name") if identity.role is not None else None
-            step.check(code == 0 and len(api.made) == 1 and bool(prompter.shown) and private,
-                       f"TOTP enrolled: {bool(prompter.shown)}; role {role}; claim "
-                       f"{short(api.made[0]['certificateId']) if api.made else None}; key file "
-                       f"0600: {private}; {out.getvalue().splitlines()[-1] if out.getvalue() else ''}")
+        role = identity.role.inputs.get("name") if identity.role else None
+        step.check(len(api.made) == 1 and bool(prompter.shown) and private,
+                   f"TOTP enrolled: {bool(prompter.shown)}; role {role}; key file 0600: {private}; "
+                   f"{out.splitlines()[-1] if out else ''}")
     claim_id = api.made[0]["certificateId"]
 
-    with run.step(f"device: the claim connects as {client_id}, gets a certificate; RegisterThing "
-                  "runs the hook (declared permission) and applies the template",
+    with run.step("device: the claim gets a certificate; RegisterThing runs the hook (declared "
+                  "permission) and applies the template; ACTIVE, thing, device policy, connects",
                   region=region) as step:
-        created = emulator.create_keys_and_certificate(claim_id, client_id)
-        accepted = emulator.register_thing(claim_id, client_id,
-                                           created["certificateOwnershipToken"],
-                                           {"SerialNumber": serial})
-        _, answer, seconds = emulator.hook_answers[-1]
-        step.check(accepted["thingName"] == serial and answer.get("allowProvisioning") is True,
-                   f"hook allowProvisioning={answer.get('allowProvisioning')} in {seconds:.2f} s, "
-                   f"overrides {answer.get('parameterOverrides')}; thing {accepted['thingName']}")
-    certificate_id, certificate_pem = created["certificateId"], created["certificatePem"]
+        accepted = provision(world, region, claim_id, serial)
+        template = world.emulation(FleetProvisioning)[region]
+        _, answer, seconds = template.hook_answers[-1]
+        certificate_id, pem = accepted["certificateId"], accepted["certificatePem"]
+        allowed, why = world.emulation(IotData).authorize_connect(region, pem, serial)
+        step.check(accepted["thingName"] == serial and answer.get("allowProvisioning") is True
+                   and seen.usable(world, region, serial, certificate_id) and allowed,
+                   f"hook allowProvisioning={answer.get('allowProvisioning')} in {seconds:.2f} s; "
+                   f"thing {accepted['thingName']}; connect: {why}")
 
-    with run.step("certificate ACTIVE, thing attached, the template's device policy attached",
-                  region=region) as step:
-        described = iot.describe_certificate(certificateId=certificate_id)["certificateDescription"]
-        things = iot.list_principal_things(principal=described["certificateArn"])["things"]
-        policies = sorted(p["policyName"] for p in iot.list_attached_policies(
-            target=described["certificateArn"])["policies"])
-        step.check(described["status"] == "ACTIVE" and things == [serial]
-                   and policies == [declared.device_policy_name],
-                   f"certificate {short(certificate_id)} {described['status']}, things {things}, "
-                   f"policies {policies}")
-
-    with run.step(f"{serial} can connect as its thing", region=region) as step:
-        allowed, why = system.emulation(DeviceGateway).authorize_connect(region, certificate_pem,
-                                                                          serial)
-        step.check(allowed, why)
-
-    inventory = _table(system, INVENTORY)
     with run.step("the recorder (stream -> declared filter) writes the inventory item (FLEET, "
                   "AMAZON, version 1); the allow-list entry is PROVISIONED", region=region) as step:
         def recorded() -> tuple[dict[str, Any], dict[str, Any]]:
-            return (_row(system, region, inventory, {"thingName": {"S": serial}}) or {},
-                    _row(system, region, _table(system, PROVISIONING), {"deviceUid": {
-                        "S": f"{installer.ALLOW_LIST_KEY_PREFIX}{serial}"}}) or {})
+            return (seen.row(world, region, serial) or {},
+                    seen.record(world, region, f"{installer.ALLOW_LIST_KEY_PREFIX}{serial}") or {})
 
-        # The recorder writes the item, then settles the entry: wait for both.
-        row, entry = run.wait_for(recorded, lambda found: bool(found[0]) and found[1].get(
-            "state") != installer.CLAIMED_STATE, timeout=RECORDER_TIMEOUT_SECONDS)
+        row, entry = seen.wait_for(recorded, lambda f: bool(f[0]) and f[1].get("state") == "PROVISIONED",
+                                   timeout=RECORDER_SECONDS, world=world)
         expected = {"certificateId": certificate_id, "status": "ACTIVE", "onboarding": "FLEET",
                     "issuer": "AMAZON", "originRegion": region, "writerRegion": region,
-                    "version": "1", "certificatePem": certificate_pem}
+                    "version": "1", "certificatePem": pem}
         wrong = sorted(k for k, v in expected.items() if row.get(k) != v)
         step.check(bool(row) and not wrong and entry.get("state") == "PROVISIONED",
                    f"row {serial}: " + ", ".join(f"{k}={short(str(row.get(k)), 16)}"
                                                  for k in expected if k != "certificatePem")
-                   + f"; entry {entry.get('state')}",
-                   f"unexpected: {', '.join(wrong)}" if row and wrong else
-                   "no row" if not row else "entry not PROVISIONED")
+                   + f"; entry {entry.get('state')}", f"unexpected: {', '.join(wrong) or 'entry'}")
 
     with run.step("the same serial never provisions twice: the hook denies a second device",
                   region=region) as step:
-        again = emulator.create_keys_and_certificate(claim_id, client_id)
         try:
-            emulator.register_thing(claim_id, client_id, again["certificateOwnershipToken"],
-                                    {"SerialNumber": serial})
+            provision(world, region, claim_id, serial)
             refused = "provisioned"
         except Rejected as rejected:
             refused = f"{rejected.status_code} {rejected.error_code}"
         step.check(refused == "403 AccessDenied", f"second device: {refused}")
-
-    known_elsewhere(run, region, serial, row, certificate_pem, without="provisioning there")
+    known_elsewhere(run, region, serial, row, pem, without="provisioning there")
 
 
 @journey("fleet", "Fleet provisioning: an installer's claim provisions a device; then known "
-         "everywhere", capability=CAPABILITY, order=30)
+         "everywhere", capability=CAPABILITY, order=30, uses=("replication",))
 def fleet(run: JourneyRun) -> None:
     regions = run.regions_with(CAPABILITY, "fleet provisioning")
     if regions:
         _onboard(run, regions[0])
 
 
-# --- wires this journey proves ----------------------------------------------------------------
-
 @wire("fleet-hook-permission-names-another-template", journey="fleet",
       description="the hook's Lambda permission lets AWS IoT invoke it for another template")
 def hook_permission_names_another_template(graph: StackGraph) -> StackGraph:
-    # The permissions of the function each declared template names as its hook.
-    permissions = [p for template in graph.of_type(TEMPLATE_TYPE)
+    permissions = [p for template in graph.of_type(TEMPLATE)
                    for p in DeclaredFleet(graph, str(template.region)).hook_permissions
                    if p.inputs.get("principal") == IOT_PRINCIPAL]
     if not permissions:
         raise LookupError("no declared template's hook has an IoT permission")
-
-    def change(inputs: dict[str, Any]) -> dict[str, Any]:
-        inputs["sourceArn"] = f"{inputs['sourceArn']}-v2"
-        return inputs
     for permission in permissions:
-        graph = with_inputs(graph, graph.named(permission.name), change)
+        graph = with_inputs(graph, graph.named(permission.name),
+                            lambda inputs: {**inputs, "sourceArn": f"{inputs['sourceArn']}-v2"})
     return graph

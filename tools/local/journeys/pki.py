@@ -11,7 +11,7 @@ from cryptography import x509
 
 from components.x509 import is_ca_certificate, is_self_signed
 from tools.local.journeys import JourneyRun, journey, short
-from tools.local.system import plain
+from tools.local.world import plain
 
 CA_TYPE = "aws:iot/caCertificate:CaCertificate"
 
@@ -32,9 +32,9 @@ def _same_certificate(pem: object, certificate: x509.Certificate) -> bool:
 @journey("pki", "PKI bootstrap: root CA -> intermediate CA, registered as the stack's CA",
          order=0)
 def pki_bootstrap(run: JourneyRun) -> None:
-    system = run.system
-    root = system.pki.root.cert
-    intermediate = system.pki.intermediate.cert
+    world = run.world
+    root = world.pki.root.cert
+    intermediate = world.pki.intermediate.cert
 
     with run.step("root CA created: self-signed CA certificate") as step:
         step.check(is_self_signed(root) and is_ca_certificate(root),
@@ -49,7 +49,7 @@ def pki_bootstrap(run: JourneyRun) -> None:
 
     with run.step("the stack declares the intermediate as its CA in every region") as step:
         declared = {str(r.region): plain(dict(r.inputs)).get("caCertificatePem")
-                    for r in system.graph.of_type(CA_TYPE)}
+                    for r in world.graph.of_type(CA_TYPE)}
         wrong = sorted(region for region, pem in declared.items()
                        if not _same_certificate(pem, intermediate))
         step.check(bool(declared) and not wrong,
@@ -57,14 +57,14 @@ def pki_bootstrap(run: JourneyRun) -> None:
                    f"regions declaring another CA: {', '.join(wrong)}" if wrong
                    else "no CA registration declared")
 
-    for region in system.regions:
+    for region in world.regions:
         with run.step("our CA registered in IoT: ACTIVE, auto-registration on, as declared",
                       region=region) as step:
-            resources = system.declared(CA_TYPE, region)
+            resources = world.declared(CA_TYPE, region)
             step.check(len(resources) == 1, f"{len(resources)} CA registration(s) declared")
-            declared_state = system.state(resources[0])
-            runtime_id = system.resolver(resources[0].id)
-            described = system.client("iot", region).describe_ca_certificate(
+            declared_state = world.state(resources[0])
+            runtime_id = world.resolver(resources[0].id)
+            described = world.client("iot", region).describe_ca_certificate(
                 certificateId=runtime_id)["certificateDescription"]
             same_pem = _same_certificate(described["certificatePem"], intermediate)
             step.check(described["status"] == "ACTIVE" and same_pem

@@ -26,15 +26,15 @@ def _unencrypted(inputs: dict[str, Any]) -> dict[str, Any]:
 @journey("policy-violation", "A policy-pack violation injected into a copy of the stack is "
          "reported", needs_runtime=False, order=90)
 def policy_violation(run: JourneyRun) -> None:
-    system = run.system
+    world = run.world
     with run.step("a copy of the stack with an unencrypted log group") as step:
-        targets = [r for r in system.evaluated.of_type(LOG_GROUP_TYPE) if r.inputs.get("kmsKeyId")]
+        targets = [r for r in world.evaluated.of_type(LOG_GROUP_TYPE) if r.inputs.get("kmsKeyId")]
         step.check(bool(targets), f"{len(targets)} encrypted log group(s) declared",
                    "the stack declares no encrypted log group to break")
         target = targets[0]
-        broken = with_inputs(system.evaluated, target, _unencrypted)
+        broken = with_inputs(world.evaluated, target, _unencrypted)
         step.check("kmsKeyId" not in broken.named(target.name).inputs
-                   and bool(system.evaluated.named(target.name).inputs.get("kmsKeyId")),
+                   and bool(world.evaluated.named(target.name).inputs.get("kmsKeyId")),
                    f"log group {target.inputs.get('name')} without kmsKeyId in the copy; "
                    f"the evaluated stack untouched")
 
@@ -43,9 +43,9 @@ def policy_violation(run: JourneyRun) -> None:
             return sorted({v.policy for v in report.violations
                            if v.urn == target.urn and v.level == EnforcementLevel.MANDATORY})
 
-        before = mandatory_on(system.policy_report)  # the run's own check of the stack
-        after = mandatory_on(run_policies(broken, policy_config=system.policy_config,
-                                          stack_config=system.stack_config))
+        before = mandatory_on(world.policy_report)  # the run's own check of the stack
+        after = mandatory_on(run_policies(broken, policy_config=world.policy_config,
+                                          stack_config=world.stack_config))
         step.check(not before and bool(after),
                    f"mandatory violation(s) on {target.name}: before {before or 'none'}, "
                    f"after {', '.join(after) or 'none'}")

@@ -11,9 +11,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tools.harness import RecordedResource
+from tools.local.emulation.api_gateway import template_problems
 from tools.local.materialise import materialiser, not_materialised
 from tools.local.materialisers import whole
-from tools.local.system import LocalSystem, Materialised
+from tools.local.world import Materialised, World
 
 # Pulumi MethodSettings field -> the stage patch path's leaf (`/<resource>/<method>/<leaf>`).
 METHOD_SETTINGS = {
@@ -25,7 +26,7 @@ METHOD_SETTINGS = {
 }
 
 
-def _apigateway(system: LocalSystem, resource: RecordedResource) -> Any:
+def _apigateway(system: World, resource: RecordedResource) -> Any:
     return system.client("apigateway", str(resource.region))
 
 
@@ -39,7 +40,7 @@ def _types(configuration: Mapping[str, Any] | None) -> list[str]:
 
 
 @materialiser("aws:apigateway/restApi:RestApi")
-def rest_api(resource: RecordedResource, system: LocalSystem) -> Iterable[Materialised]:
+def rest_api(resource: RecordedResource, system: World) -> Iterable[Materialised]:
     state = system.state(resource)
     apigateway = _apigateway(system, resource)
     args: dict[str, Any] = {"name": state["name"], "description": state.get("description") or "",
@@ -56,7 +57,7 @@ def rest_api(resource: RecordedResource, system: LocalSystem) -> Iterable[Materi
 
 
 @materialiser("aws:apigateway/resource:Resource")
-def api_resource(resource: RecordedResource, system: LocalSystem) -> Iterable[Materialised]:
+def api_resource(resource: RecordedResource, system: World) -> Iterable[Materialised]:
     state = system.state(resource)
     created = _apigateway(system, resource).create_resource(
         restApiId=state["restApi"], parentId=state["parentId"], pathPart=state["pathPart"])
@@ -65,7 +66,7 @@ def api_resource(resource: RecordedResource, system: LocalSystem) -> Iterable[Ma
 
 
 @materialiser("aws:apigateway/model:Model")
-def model(resource: RecordedResource, system: LocalSystem) -> Iterable[Materialised]:
+def model(resource: RecordedResource, system: World) -> Iterable[Materialised]:
     state = system.state(resource)
     created = _apigateway(system, resource).create_model(
         restApiId=state["restApi"], name=state["name"], contentType=state["contentType"],
@@ -75,7 +76,7 @@ def model(resource: RecordedResource, system: LocalSystem) -> Iterable[Materiali
 
 
 @materialiser("aws:apigateway/requestValidator:RequestValidator")
-def request_validator(resource: RecordedResource, system: LocalSystem) -> Iterable[Materialised]:
+def request_validator(resource: RecordedResource, system: World) -> Iterable[Materialised]:
     state = system.state(resource)
     created = _apigateway(system, resource).create_request_validator(
         restApiId=state["restApi"], name=state["name"],
@@ -86,7 +87,7 @@ def request_validator(resource: RecordedResource, system: LocalSystem) -> Iterab
 
 
 @materialiser("aws:apigateway/method:Method")
-def method(resource: RecordedResource, system: LocalSystem) -> Iterable[Materialised]:
+def method(resource: RecordedResource, system: World) -> Iterable[Materialised]:
     state = system.state(resource)
     args: dict[str, Any] = {"restApiId": state["restApi"], "resourceId": state["resourceId"],
                             "httpMethod": state["httpMethod"],
@@ -104,7 +105,7 @@ def method(resource: RecordedResource, system: LocalSystem) -> Iterable[Material
 
 
 @materialiser("aws:apigateway/integration:Integration")
-def integration(resource: RecordedResource, system: LocalSystem) -> Iterable[Materialised]:
+def integration(resource: RecordedResource, system: World) -> Iterable[Materialised]:
     state = system.state(resource)
     args: dict[str, Any] = {"restApiId": state["restApi"], "resourceId": state["resourceId"],
                             "httpMethod": state["httpMethod"], "type": state["type"],
@@ -118,8 +119,11 @@ def integration(resource: RecordedResource, system: LocalSystem) -> Iterable[Mat
 
 
 @materialiser("aws:apigateway/response:Response")
-def gateway_response(resource: RecordedResource, system: LocalSystem) -> Iterable[Materialised]:
+def gateway_response(resource: RecordedResource, system: World) -> Iterable[Materialised]:
     state = system.state(resource)
+    problems = [p for t in (state.get("responseTemplates") or {}).values() for p in template_problems(t)]
+    if problems:  # AWS would send the VTL as text: refuse it here, loudly
+        raise ValueError(f"gateway response {state['responseType']}: {'; '.join(problems)}")
     args: dict[str, Any] = {"restApiId": state["restApiId"], "responseType": state["responseType"],
                             "responseTemplates": dict(state.get("responseTemplates") or {}),
                             "responseParameters": dict(state.get("responseParameters") or {})}
@@ -130,7 +134,7 @@ def gateway_response(resource: RecordedResource, system: LocalSystem) -> Iterabl
 
 
 @materialiser("aws:apigateway/deployment:Deployment")
-def deployment(resource: RecordedResource, system: LocalSystem) -> Iterable[Materialised]:
+def deployment(resource: RecordedResource, system: World) -> Iterable[Materialised]:
     state = system.state(resource)
     created = _apigateway(system, resource).create_deployment(
         restApiId=state["restApi"], description=state.get("description") or "")
@@ -139,7 +143,7 @@ def deployment(resource: RecordedResource, system: LocalSystem) -> Iterable[Mate
 
 
 @materialiser("aws:apigateway/stage:Stage")
-def stage(resource: RecordedResource, system: LocalSystem) -> Iterable[Materialised]:
+def stage(resource: RecordedResource, system: World) -> Iterable[Materialised]:
     state = system.state(resource)
     _apigateway(system, resource).create_stage(
         restApiId=state["restApi"], stageName=state["stageName"],
@@ -149,7 +153,7 @@ def stage(resource: RecordedResource, system: LocalSystem) -> Iterable[Materiali
 
 
 @materialiser("aws:apigateway/methodSettings:MethodSettings")
-def method_settings(resource: RecordedResource, system: LocalSystem) -> Iterable[Materialised]:
+def method_settings(resource: RecordedResource, system: World) -> Iterable[Materialised]:
     state = system.state(resource)
     prefix = "/" + str(state["methodPath"]).strip("/")
     operations = [{"op": "replace", "path": f"{prefix}/{leaf}",
@@ -162,7 +166,7 @@ def method_settings(resource: RecordedResource, system: LocalSystem) -> Iterable
 
 
 @materialiser("aws:apigateway/domainName:DomainName")
-def domain_name(resource: RecordedResource, system: LocalSystem) -> Iterable[Materialised]:
+def domain_name(resource: RecordedResource, system: World) -> Iterable[Materialised]:
     state = system.state(resource)
     args: dict[str, Any] = {"domainName": state["domainName"],
                             "tags": {str(k): str(v) for k, v in (state.get("tags") or {}).items()}}
@@ -177,7 +181,7 @@ def domain_name(resource: RecordedResource, system: LocalSystem) -> Iterable[Mat
 
 
 @materialiser("aws:apigateway/basePathMapping:BasePathMapping")
-def base_path_mapping(resource: RecordedResource, system: LocalSystem) -> Iterable[Materialised]:
+def base_path_mapping(resource: RecordedResource, system: World) -> Iterable[Materialised]:
     state = system.state(resource)
     args: dict[str, Any] = {"domainName": state["domainName"], "restApiId": state["restApi"]}
     if state.get("stageName"):

@@ -11,7 +11,7 @@ from typing import Any
 
 from tools.harness import RecordedResource
 from tools.local.materialise import materialiser, not_materialised
-from tools.local.system import LocalSystem, Materialised
+from tools.local.world import Materialised, World
 
 
 def _password_policy(policy: Mapping[str, Any]) -> dict[str, Any]:
@@ -30,7 +30,7 @@ def _password_policy(policy: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @materialiser("aws:cognito/userPool:UserPool")
-def user_pool(resource: RecordedResource, system: LocalSystem) -> Iterable[Materialised]:
+def user_pool(resource: RecordedResource, system: World) -> Iterable[Materialised]:
     state = system.state(resource)
     region = str(resource.region)
     idp = system.client("cognito-idp", region)
@@ -63,7 +63,7 @@ def user_pool(resource: RecordedResource, system: LocalSystem) -> Iterable[Mater
 
 
 @materialiser("aws:cognito/userPoolClient:UserPoolClient")
-def user_pool_client(resource: RecordedResource, system: LocalSystem) -> Iterable[Materialised]:
+def user_pool_client(resource: RecordedResource, system: World) -> Iterable[Materialised]:
     state = system.state(resource)
     region = str(resource.region)
     args: dict[str, Any] = {"UserPoolId": state["userPoolId"], "ClientName": state["name"],
@@ -80,7 +80,7 @@ def user_pool_client(resource: RecordedResource, system: LocalSystem) -> Iterabl
 
 
 @materialiser("aws:cognito/userGroup:UserGroup")
-def user_group(resource: RecordedResource, system: LocalSystem) -> Iterable[Materialised]:
+def user_group(resource: RecordedResource, system: World) -> Iterable[Materialised]:
     state = system.state(resource)
     region = str(resource.region)
     args: dict[str, Any] = {"UserPoolId": state["userPoolId"], "GroupName": state["name"]}
@@ -94,7 +94,7 @@ def user_group(resource: RecordedResource, system: LocalSystem) -> Iterable[Mate
 
 
 @materialiser("aws:cognito/identityPool:IdentityPool")
-def identity_pool(resource: RecordedResource, system: LocalSystem) -> Iterable[Materialised]:
+def identity_pool(resource: RecordedResource, system: World) -> Iterable[Materialised]:
     state = system.state(resource)
     region = str(resource.region)
     providers = [{"ProviderName": p["providerName"], "ClientId": p["clientId"],

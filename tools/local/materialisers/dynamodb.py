@@ -9,7 +9,7 @@ from typing import Any
 from tools.harness import RecordedResource
 from tools.local.materialise import materialiser
 from tools.local.materialisers import tag_list
-from tools.local.system import LocalSystem, Materialised
+from tools.local.world import Materialised, World
 
 
 def _index(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -66,7 +66,7 @@ def create_table_args(state: Mapping[str, Any], replica: Mapping[str, Any]) -> d
 
 
 @materialiser("aws:dynamodb/table:Table", spans_regions=True)
-def table(resource: RecordedResource, system: LocalSystem) -> Iterable[Materialised]:
+def table(resource: RecordedResource, system: World) -> Iterable[Materialised]:
     state = system.state(resource)
     made = []
     declared_replicas = {r.get("regionName"): r for r in resource.outputs.get("replicas") or []}

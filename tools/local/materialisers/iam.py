@@ -8,15 +8,15 @@ from typing import Any
 from tools.harness import GLOBAL, RecordedResource
 from tools.local.materialise import materialiser
 from tools.local.materialisers import GLOBAL_SERVICE_REGION, tag_list
-from tools.local.system import LocalSystem, Materialised
+from tools.local.world import Materialised, World
 
 
-def _iam(system: LocalSystem) -> Any:
+def _iam(system: World) -> Any:
     return system.client("iam", GLOBAL_SERVICE_REGION)
 
 
 @materialiser("aws:iam/role:Role")
-def role(resource: RecordedResource, system: LocalSystem) -> Iterable[Materialised]:
+def role(resource: RecordedResource, system: World) -> Iterable[Materialised]:
     state = system.state(resource)
     args: dict[str, Any] = {"RoleName": state["name"],
                             "AssumeRolePolicyDocument": state["assumeRolePolicy"],
@@ -33,7 +33,7 @@ def role(resource: RecordedResource, system: LocalSystem) -> Iterable[Materialis
 
 
 @materialiser("aws:iam/rolePolicy:RolePolicy")
-def role_policy(resource: RecordedResource, system: LocalSystem) -> Iterable[Materialised]:
+def role_policy(resource: RecordedResource, system: World) -> Iterable[Materialised]:
     state = system.state(resource)
     name = state.get("name") or resource.name
     _iam(system).put_role_policy(RoleName=state["role"], PolicyName=name,
@@ -42,7 +42,7 @@ def role_policy(resource: RecordedResource, system: LocalSystem) -> Iterable[Mat
 
 
 @materialiser("aws:iam/policy:Policy")
-def managed_policy(resource: RecordedResource, system: LocalSystem) -> Iterable[Materialised]:
+def managed_policy(resource: RecordedResource, system: World) -> Iterable[Materialised]:
     state = system.state(resource)
     created = _iam(system).create_policy(PolicyName=state["name"],
                                          PolicyDocument=state["policy"])["Policy"]
@@ -52,7 +52,7 @@ def managed_policy(resource: RecordedResource, system: LocalSystem) -> Iterable[
 
 
 @materialiser("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
-def role_policy_attachment(resource: RecordedResource, system: LocalSystem
+def role_policy_attachment(resource: RecordedResource, system: World
                            ) -> Iterable[Materialised]:
     state = system.state(resource)
     _iam(system).attach_role_policy(RoleName=state["role"], PolicyArn=state["policyArn"])

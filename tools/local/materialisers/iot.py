@@ -9,7 +9,7 @@ from typing import Any
 from tools.harness import RecordedResource
 from tools.local.materialise import materialiser, not_materialised
 from tools.local.materialisers import tag_list
-from tools.local.system import LocalSystem, Materialised
+from tools.local.world import Materialised, World
 
 # Topic rule inputs that are lists of actions, each becoming one `{key: action}` entry.
 RULE_ACTION_KEYS = (
@@ -38,7 +38,7 @@ def rule_payload(state: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @materialiser("aws:iot/policy:Policy")
-def policy(resource: RecordedResource, system: LocalSystem) -> Iterable[Materialised]:
+def policy(resource: RecordedResource, system: World) -> Iterable[Materialised]:
     state = system.state(resource)
     region = str(resource.region)
     system.client("iot", region).create_policy(policyName=state["name"],
@@ -47,7 +47,7 @@ def policy(resource: RecordedResource, system: LocalSystem) -> Iterable[Material
 
 
 @materialiser("aws:iot/caCertificate:CaCertificate")
-def ca_certificate(resource: RecordedResource, system: LocalSystem) -> Iterable[Materialised]:
+def ca_certificate(resource: RecordedResource, system: World) -> Iterable[Materialised]:
     state = system.state(resource)
     region = str(resource.region)
     registered = system.client("iot", region).register_ca_certificate(
@@ -61,7 +61,7 @@ def ca_certificate(resource: RecordedResource, system: LocalSystem) -> Iterable[
 
 
 @materialiser("aws:iot/topicRule:TopicRule")
-def topic_rule(resource: RecordedResource, system: LocalSystem) -> Iterable[Materialised]:
+def topic_rule(resource: RecordedResource, system: World) -> Iterable[Materialised]:
     state = system.state(resource)
     region = str(resource.region)
     system.client("iot", region).create_topic_rule(

@@ -7,17 +7,17 @@ from collections.abc import Iterable
 from tools.harness import RecordedResource
 from tools.local.materialise import materialiser
 from tools.local.materialisers import tag_list
-from tools.local.system import LocalSystem, Materialised
+from tools.local.world import Materialised, World
 
 
-def _learn_key(system: LocalSystem, resource: RecordedResource, key_id: str, arn: str) -> None:
+def _learn_key(system: World, resource: RecordedResource, key_id: str, arn: str) -> None:
     system.resolver.learn(resource.id, key_id)
     system.resolver.learn(resource.outputs.get("keyId"), key_id)
     system.resolver.learn(resource.outputs.get("arn"), arn)
 
 
 @materialiser("aws:kms/key:Key")
-def key(resource: RecordedResource, system: LocalSystem) -> Iterable[Materialised]:
+def key(resource: RecordedResource, system: World) -> Iterable[Materialised]:
     state = system.state(resource)
     region = str(resource.region)
     kms = system.client("kms", region)
@@ -33,7 +33,7 @@ def key(resource: RecordedResource, system: LocalSystem) -> Iterable[Materialise
 
 
 @materialiser("aws:kms/replicaKey:ReplicaKey")
-def replica_key(resource: RecordedResource, system: LocalSystem) -> Iterable[Materialised]:
+def replica_key(resource: RecordedResource, system: World) -> Iterable[Materialised]:
     state = system.state(resource)
     region = str(resource.region)
     declared_primary = str(resource.outputs.get("primaryKeyArn", ""))
@@ -51,7 +51,7 @@ def replica_key(resource: RecordedResource, system: LocalSystem) -> Iterable[Mat
 
 
 @materialiser("aws:kms/alias:Alias")
-def alias(resource: RecordedResource, system: LocalSystem) -> Iterable[Materialised]:
+def alias(resource: RecordedResource, system: World) -> Iterable[Materialised]:
     state = system.state(resource)
     region = str(resource.region)
     kms = system.client("kms", region)

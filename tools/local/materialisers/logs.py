@@ -7,11 +7,11 @@ from typing import Any
 
 from tools.harness import RecordedResource
 from tools.local.materialise import materialiser
-from tools.local.system import LocalSystem, Materialised
+from tools.local.world import Materialised, World
 
 
 @materialiser("aws:cloudwatch/logGroup:LogGroup")
-def log_group(resource: RecordedResource, system: LocalSystem) -> Iterable[Materialised]:
+def log_group(resource: RecordedResource, system: World) -> Iterable[Materialised]:
     state = system.state(resource)
     region = str(resource.region)
     logs = system.client("logs", region)

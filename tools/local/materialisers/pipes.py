@@ -8,7 +8,7 @@ from typing import Any
 
 from tools.harness import RecordedResource
 from tools.local.materialise import materialiser
-from tools.local.system import LocalSystem, Materialised
+from tools.local.world import Materialised, World
 
 # Pulumi's DynamoDB stream parameters -> the API's names.
 STREAM_PARAMETERS = {
@@ -46,7 +46,7 @@ def target_parameters(declared: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @materialiser("aws:pipes/pipe:Pipe")
-def pipe(resource: RecordedResource, system: LocalSystem) -> Iterable[Materialised]:
+def pipe(resource: RecordedResource, system: World) -> Iterable[Materialised]:
     state = system.state(resource)
     region = str(resource.region)
     args: dict[str, Any] = {

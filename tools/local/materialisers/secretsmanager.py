@@ -10,11 +10,11 @@ from typing import Any
 from tools.harness import RecordedResource
 from tools.local.materialise import materialiser
 from tools.local.materialisers import tag_list
-from tools.local.system import LocalSystem, Materialised
+from tools.local.world import Materialised, World
 
 
 @materialiser("aws:secretsmanager/secret:Secret")
-def secret(resource: RecordedResource, system: LocalSystem) -> Iterable[Materialised]:
+def secret(resource: RecordedResource, system: World) -> Iterable[Materialised]:
     state = system.state(resource)
     region = str(resource.region)
     args: dict[str, Any] = {"Name": state["name"], "Tags": tag_list(state.get("tags"))}

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from tools.harness import RecordedResource
 from tools.local.materialise import materialiser
 from tools.local.materialisers import whole
-from tools.local.system import LocalSystem, Materialised
+from tools.local.world import Materialised, World
 
 # Pulumi input -> SQS attribute name.
 QUEUE_ATTRIBUTES = {
@@ -28,7 +28,7 @@ QUEUE_ATTRIBUTES = {
 
 
 @materialiser("aws:sqs/queue:Queue")
-def queue(resource: RecordedResource, system: LocalSystem) -> Iterable[Materialised]:
+def queue(resource: RecordedResource, system: World) -> Iterable[Materialised]:
     state = system.state(resource)
     region = str(resource.region)
     attributes = {}
@@ -50,7 +50,7 @@ def queue(resource: RecordedResource, system: LocalSystem) -> Iterable[Materiali
 
 
 @materialiser("aws:sqs/queuePolicy:QueuePolicy")
-def queue_policy(resource: RecordedResource, system: LocalSystem) -> Iterable[Materialised]:
+def queue_policy(resource: RecordedResource, system: World) -> Iterable[Materialised]:
     state = system.state(resource)
     region = str(resource.region)
     system.client("sqs", region).set_queue_attributes(QueueUrl=state["queueUrl"],

@@ -8,11 +8,11 @@ from typing import Any
 from tools.harness import RecordedResource
 from tools.local.materialise import materialiser
 from tools.local.materialisers import tag_list
-from tools.local.system import LocalSystem, Materialised
+from tools.local.world import Materialised, World
 
 
 @materialiser("aws:sfn/stateMachine:StateMachine")
-def state_machine(resource: RecordedResource, system: LocalSystem) -> Iterable[Materialised]:
+def state_machine(resource: RecordedResource, system: World) -> Iterable[Materialised]:
     state = system.state(resource)
     region = str(resource.region)
     args: dict[str, Any] = {"name": state["name"], "definition": state["definition"],

@@ -1,0 +1,188 @@
+"""Every AWS call made while a world is open, by whom, and the faults a scenario injects.
+
+One botocore hook on every client created meanwhile (tests, tools, Lambda handlers, the
+state-machine interpreter's SDK tasks): calls are logged with their region, API parameters
+and caller (`acting_as`); `fail`, `before`, `interrupt`, `down` and `throttle` act on them.
+In-process stand-ins for AWS calls (a state machine's `lambda:invoke`) pass `record` too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from unittest import mock
+
+import botocore.session
+from botocore.exceptions import ClientError
+
+Params = Mapping[str, Any]
+Match = Callable[[Params], bool] | None
+_acting = threading.local()
+
+
+class RegionDown(ConnectionError):
+    """A call reached a region the scenario took down."""
+
+
+class Interrupted(Exception):
+    """The call took effect; the state machine that made it stops here (ABORTED)."""
+
+
+def client_error(code: str, operation: str, message: str = "injected by the scenario") -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": message},  # type: ignore[typeddict-item]
+                        "ResponseMetadata": {"HTTPStatusCode": 400}}, operation)
+
+
+@contextlib.contextmanager
+def acting_as(caller: str) -> Iterator[None]:
+    """Calls made by this thread in the block are `caller`'s (a function, a state machine)."""
+    previous = getattr(_acting, "caller", "")
+    _acting.caller = caller
+    try:
+        yield
+    finally:
+        _acting.caller = previous
+
+
+@dataclass(frozen=True)
+class Call:
+    region: str
+    service: str  # botocore's, as in event names: iot, dynamodb, sfn, lambda
+    operation: str  # API name: AttachPolicy, PutItem
+    params: dict[str, Any]
+    caller: str  # "" (the scenario or a tool), "lambda:<name>", "states:<machine>"
+
+
+@dataclass
+class Fault:
+    operation: str
+    code: str  # "" for a `before` callback or an interrupt
+    when: Match = None
+    skip: int = 0
+    times: int = 1
+    fired: int = 0
+    callback: Callable[[Params], None] | None = None
+    interrupt: bool = False
+
+
+@dataclass
+class AwsCalls:
+    calls: deque[Call] = field(default_factory=lambda: deque(maxlen=200_000))
+    faults: list[Fault] = field(default_factory=list)
+    down: set[str] = field(default_factory=set)
+    throttle: Callable[[Call], None] | None = None  # raise to throttle a call
+    answer: dict[str, Callable[[str, Params], dict[str, Any]]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # -- what a scenario asks for ------------------------------------------------------------
+
+    def fail(self, operation: str, code: str, *, when: Match = None, skip: int = 0,
+             times: int = 1) -> Fault:
+        """The next `times` matching calls raise AWS error `code` (after `skip` others)."""
+        return self._add(Fault(operation, code, when, skip, times))
+
+    def before(self, operation: str, callback: Callable[[Params], None], *,
+               when: Match = None, times: int = 1) -> Fault:
+        """Run `callback(params)` just before the next matching call (no lock held)."""
+        return self._add(Fault(operation, "", when, 0, times, callback=callback))
+
+    def interrupt(self, operation: str, *, when: Match = None, skip: int = 0) -> Fault:
+        """The next matching call takes effect, then its state machine stops (ABORTED)."""
+        return self._add(Fault(operation, "", when, skip, 1, interrupt=True))
+
+    def clear(self) -> None:
+        with self._lock:
+            self.faults.clear()
+            self.calls.clear()
+            self.down.clear()
+            self.throttle = None
+
+    def of(self, operation: str | None = None, *, region: str | None = None,
+           service: str | None = None, caller: str | None = None) -> list[Call]:
+        with self._lock:
+            found = list(self.calls)
+        return [c for c in found if (operation is None or c.operation == operation)
+                and (region is None or c.region == region)
+                and (service is None or c.service == service)
+                and (caller is None or c.caller.startswith(caller))]
+
+    def _add(self, fault: Fault) -> Fault:
+        with self._lock:
+            self.faults.append(fault)
+        return fault
+
+    def _due(self, kind: str, operation: str, params: Params) -> Fault | None:
+        with self._lock:
+            for fault in self.faults:
+                wanted = ("callback" if fault.callback else "interrupt" if fault.interrupt
+                          else "fail")
+                if wanted != kind or fault.operation != operation or fault.fired >= fault.times:
+                    continue
+                if fault.when is not None and not fault.when(params):
+                    continue
+                if fault.skip > 0:
+                    fault.skip -= 1
+                    continue
+                fault.fired += 1
+                return fault
+        return None
+
+    # -- every call --------------------------------------------------------------------------
+
+    def record(self, region: str, service: str, operation: str, params: Params) -> None:
+        """Log a call and apply the scenario to it: callbacks, regions down, throttling,
+        injected errors (raised as AWS would)."""
+        while (hook := self._due("callback", operation, params)) is not None:
+            hook.callback(params)  # type: ignore[misc]
+        call = Call(region, service, operation, dict(params), getattr(_acting, "caller", ""))
+        with self._lock:
+            self.calls.append(call)
+        if region in self.down:
+            raise RegionDown(f"{service}.{operation} called in {region}, which is down")
+        if self.throttle is not None:
+            self.throttle(call)
+        fault = self._due("fail", operation, params)
+        if fault is not None:
+            raise client_error(fault.code, operation)
+        _acting.interrupt = self._due("interrupt", operation, params) is not None
+
+    def _before_parameters(self, region: str, event_name: str, params: Params, **_: Any) -> None:
+        _, service, operation = event_name.split(".")[:3]
+        self.record(region, service, operation, params)
+
+    def _before_call(self, region: str, event_name: str, params: Params, **_: Any) -> Any:
+        operation = event_name.split(".")[2]
+        answer = self.answer.get(operation)
+        if answer is None:
+            return None
+        return mock.Mock(status_code=200), answer(region, json.loads(params["body"]))
+
+    @staticmethod
+    def _after_call(event_name: str, **_: Any) -> None:
+        if getattr(_acting, "interrupt", False):
+            _acting.interrupt = False
+            raise Interrupted(event_name.split(".")[2])
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[AwsCalls]:
+        original = botocore.session.Session.create_client
+        calls = self
+
+        def create_client(session: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
+            client = original(session, service_name, *args, **kwargs)
+            region = client.meta.region_name
+            events = client.meta.events
+            events.register("before-parameter-build",
+                            functools.partial(calls._before_parameters, region))
+            events.register("before-call", functools.partial(calls._before_call, region))
+            events.register("after-call", calls._after_call)
+            return client
+
+        with mock.patch.object(botocore.session.Session, "create_client", create_client):
+            yield self

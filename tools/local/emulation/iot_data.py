@@ -1,0 +1,142 @@
+"""The device side of AWS IoT in each region (moto has no data plane): what IoT does when a
+device presents a certificate. The local MQTT endpoint (issue 22) is meant to call these.
+
+* `auto_register`: an unknown certificate issued by a CA registered there (ACTIVE,
+  auto-registration on) is registered PENDING_ACTIVATION, the connection is dropped and
+  `$aws/events/certificates/registered/<caId>` goes to the rules engine (`publish_registered`);
+* `authorize(region, pem, client_id, action, resource)`: an ACTIVE certificate whose attached
+  policies grant the action, with the thing policy variables when the client id is a thing
+  attached to the certificate (`authorize_connect` for `iot:Connect`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+
+from tools.local.emulation import emulation
+from tools.local.emulation.policy import allows
+from tools.local.emulation.rules_engine import Delivery, RulesEngine
+from tools.local.world import World
+
+CA_TYPE = "aws:iot/caCertificate:CaCertificate"
+
+
+class ConnectionRefused(Exception):
+    pass
+
+
+def certificate_id(pem: str) -> str:
+    """AWS IoT's certificate id: SHA-256 of the DER encoding."""
+    der = x509.load_pem_x509_certificate(pem.encode()).public_bytes(serialization.Encoding.DER)
+    return hashlib.sha256(der).hexdigest()
+
+
+def _issued_by(certificate: x509.Certificate, ca_pem: str) -> bool:
+    try:
+        certificate.verify_directly_issued_by(x509.load_pem_x509_certificate(ca_pem.encode()))
+    except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError):
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Registration:
+    region: str
+    certificate_id: str
+    certificate_arn: str
+    ca_certificate_id: str
+    registered_at_ms: int
+
+    @property
+    def topic(self) -> str:
+        return f"$aws/events/certificates/registered/{self.ca_certificate_id}"
+
+    def event(self) -> dict[str, Any]:
+        """The message IoT publishes for a JITR registration."""
+        return {"certificateId": self.certificate_id, "caCertificateId": self.ca_certificate_id,
+                "timestamp": self.registered_at_ms, "certificateStatus": "PENDING_ACTIVATION",
+                "awsAccountId": self.certificate_arn.split(":")[4],
+                "certificateRegistrationTimestamp": str(self.registered_at_ms)}
+
+
+class IotData:
+    def __init__(self, world: World) -> None:
+        self._world = world
+
+    def auto_register(self, region: str, certificate_pem: str) -> Registration:
+        iot = self._world.client("iot", region)
+        try:
+            status = iot.describe_certificate(
+                certificateId=certificate_id(certificate_pem))["certificateDescription"]["status"]
+            raise ConnectionRefused(f"certificate already registered in {region} ({status}): "
+                                    "IoT does not auto-register it again")
+        except iot.exceptions.ResourceNotFoundException:
+            pass
+        device = x509.load_pem_x509_certificate(certificate_pem.encode())
+        for resource in self._world.declared(CA_TYPE, region):
+            declared = self._world.state(resource)  # moto does not keep auto-registration
+            ca_pem, ca_id = declared["caCertificatePem"], self._world.resolver(resource.id)
+            if not _issued_by(device, ca_pem):
+                continue
+            status = iot.describe_ca_certificate(certificateId=ca_id)["certificateDescription"]["status"]
+            if status != "ACTIVE" or not declared.get("allowAutoRegistration"):
+                raise ConnectionRefused(f"issuing CA {ca_id} in {region}: {status}, auto-registration "
+                                        f"{'on' if declared.get('allowAutoRegistration') else 'off'}")
+            registered = iot.register_certificate(certificatePem=certificate_pem,
+                                                  caCertificatePem=ca_pem, status="PENDING_ACTIVATION")
+            return Registration(region, registered["certificateId"], registered["certificateArn"],
+                                ca_id, int(time.time() * 1000))
+        raise ConnectionRefused(f"no CA registered in {region} issued this certificate")
+
+    def publish_registered(self, registration: Registration) -> list[Delivery]:
+        return self._world.emulation(RulesEngine).publish(
+            registration.region, registration.topic, registration.event())
+
+    def authorize(self, region: str, certificate_pem: str, client_id: str, action: str,
+                  resource: str) -> tuple[bool, str]:
+        """Would IoT in `region` let this device, connected as `client_id`, do `action` on
+        `resource` (e.g. "client/<id>")? (ok, why)"""
+        iot = self._world.client("iot", region)
+        try:
+            description = iot.describe_certificate(
+                certificateId=certificate_id(certificate_pem))["certificateDescription"]
+        except ClientError:
+            return False, "certificate unknown in this region"
+        if description["status"] != "ACTIVE":
+            return False, f"certificate {description['status']}"
+        arn = description["certificateArn"]
+        things = iot.list_principal_things(principal=arn)["things"]
+        context: Mapping[str, str] = {
+            "iot:ClientId": client_id,
+            "iot:Connection.Thing.IsAttached": "true" if client_id in things else "false",
+            **({"iot:Connection.Thing.ThingName": client_id} if client_id in things else {})}
+        names = [p["policyName"] for p in iot.list_attached_policies(target=arn)["policies"]]
+        documents = [iot.get_policy(policyName=n)["policyDocument"] for n in names]
+        target = f"arn:aws:iot:{region}:{arn.split(':')[4]}:{resource}"
+        if allows(documents, action, target, context=context):
+            return True, f"ACTIVE, thing {client_id} attached, policy {', '.join(names)} allows {action}"
+        return False, (f"no attached policy ({', '.join(names) or 'none'}) allows {action} on "
+                       f"{resource} as {client_id} (things attached: {', '.join(things) or 'none'})")
+
+    def authorize_connect(self, region: str, certificate_pem: str, client_id: str) -> tuple[bool, str]:
+        return self.authorize(region, certificate_pem, client_id, "iot:Connect", f"client/{client_id}")
+
+    def describe(self) -> str:
+        return "IoT data plane: JITR auto-registration, policy-checked connect/publish/subscribe"
+
+    def stop(self) -> None:
+        pass
+
+
+@emulation("iot_data")
+def start(world: World) -> IotData | None:
+    return IotData(world) if world.declared(CA_TYPE) else None

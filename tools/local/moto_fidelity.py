@@ -1,0 +1,257 @@
+"""moto made as strict as AWS where our code depends on it (docs/emulation.md, "moto").
+
+Patched process-wide while `faithful_moto()` is active: IoT's registry rules and limits, the
+CSR path of CreateCertificateFromCsr, DynamoDB's per-item atomic writes, and one write clock
+that stamps every stream record (global tables decide the last writer by it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+from unittest import mock
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models import table as dynamodb_table
+from moto.iot import models as iot_models
+from moto.iot import responses as iot_responses
+from moto.iot.exceptions import (
+    CertificateStateException,
+    InvalidRequestException,
+    ResourceAlreadyExistsException,
+    VersionConflictException,
+)
+
+_Backend = iot_models.IoTBackend
+_Response = iot_responses.IoTResponse
+
+# UpdateCertificate: "PENDING_TRANSFER and PENDING_ACTIVATION ... used internally by AWS IoT".
+INTERNAL_STATUSES = frozenset({"PENDING_ACTIVATION", "PENDING_TRANSFER"})
+# CreateThing / AttributePayload (API reference) and the AWS IoT Core quotas: a thing without
+# a thing type has at most 3 attributes, with one at most 50.
+THING_NAME = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
+ATTRIBUTE_NAME = re.compile(r"[a-zA-Z0-9_.,@/:#-]{1,128}")
+ATTRIBUTE_VALUE = re.compile(r"[a-zA-Z0-9_.,@/:#=\[\]-]{0,800}")
+MAX_ATTRIBUTES = {False: 3, True: 50}  # by "has a thing type"
+
+
+def thing_problems(name: str, attributes: dict[str, Any], typed: bool) -> list[str]:
+    """Why AWS IoT refuses this thing (CreateThing's limits), empty when it accepts it."""
+    problems = [] if THING_NAME.fullmatch(name) else [
+        f"thing name {name!r}: 1-128 characters of [a-zA-Z0-9:_-]"]
+    if len(attributes) > MAX_ATTRIBUTES[typed]:
+        problems.append(f"{len(attributes)} attributes: a thing {'with' if typed else 'without'} "
+                        f"a thing type may have {MAX_ATTRIBUTES[typed]}")
+    problems += [f"attribute name {k!r}: 1-128 of [a-zA-Z0-9_.,@/:#-]" for k in attributes
+                 if not ATTRIBUTE_NAME.fullmatch(str(k))]
+    problems += [f"attribute {k}={v!r}: up to 800 of [a-zA-Z0-9_.,@/:#=[]-]"
+                 for k, v in attributes.items() if not ATTRIBUTE_VALUE.fullmatch(str(v))]
+    return problems
+
+
+def _thing(backend: Any, name: str) -> Any:
+    return backend.things.get(f"arn:aws:iot:{backend.region_name}:{backend.account_id}:thing/{name}")
+
+
+def _exclusive(backend: Any) -> dict[str, str]:
+    """principal ARN -> the thing it was attached to EXCLUSIVE_THING."""
+    if not hasattr(backend, "_exclusive_principals"):
+        backend._exclusive_principals = {}
+    found: dict[str, str] = backend._exclusive_principals
+    return found
+
+
+def _create_thing(original: Callable[..., Any]) -> Callable[..., Any]:
+    def create_thing(self: Any, thing_name: str, thing_type_name: str,
+                     attribute_payload: dict[str, Any] | None,
+                     billing_group_name: str | None = None) -> Any:
+        attributes = dict((attribute_payload or {}).get("attributes") or {})
+        problems = thing_problems(thing_name, attributes, bool(thing_type_name))
+        if problems:
+            raise InvalidRequestException("; ".join(problems))
+        thing = _thing(self, thing_name)
+        if thing is None:
+            return original(self, thing_name=thing_name, thing_type_name=thing_type_name,
+                            attribute_payload=attribute_payload,
+                            billing_group_name=billing_group_name)
+        # Same name and configuration succeeds (returns the thing); another configuration
+        # is ResourceAlreadyExistsException (CreateThing API reference).
+        same = ((thing.thing_type.thing_type_name if thing.thing_type else None)
+                == (thing_type_name or None) and dict(thing.attributes or {}) == attributes
+                and (thing.billing_group_name or None) == (billing_group_name or None))
+        if not same:
+            raise ResourceAlreadyExistsException(
+                f"Thing {thing_name} already exists with different configuration",
+                thing.thing_id, thing.arn)
+        return thing
+    return create_thing
+
+
+def _update_certificate(original: Callable[..., Any]) -> Callable[..., Any]:
+    def update_certificate(self: Any, certificate_id: str, new_status: str) -> None:
+        certificate = self.describe_certificate(certificate_id)
+        if new_status in INTERNAL_STATUSES:
+            raise InvalidRequestException(f"{new_status} is used internally by AWS IoT")
+        if certificate.status == "REVOKED" and new_status != "REVOKED":
+            raise CertificateStateException("Certificate is revoked; its status cannot change.",
+                                            certificate_id)
+        original(self, certificate_id=certificate_id, new_status=new_status)
+    return update_certificate
+
+
+def _attach_thing_principal(self: Any) -> Any:
+    thing_name = self._get_param("thingName")
+    principal = self.headers.get("x-amzn-principal")
+    exclusive = self._get_param("thingPrincipalType") == "EXCLUSIVE_THING"
+    backend = self.iot_backend
+    backend.describe_thing(thing_name)  # ResourceNotFoundException first, as AWS
+    others = [t for (p, t) in backend.principal_things if p == principal and t != thing_name]
+    owner = _exclusive(backend).get(principal)
+    if owner is not None and owner != thing_name:
+        raise InvalidRequestException(f"Principal {principal} is attached exclusively to {owner}")
+    if exclusive and others:
+        raise InvalidRequestException(f"Principal {principal} is attached to {', '.join(others)}; "
+                                      "EXCLUSIVE_THING needs it attached to no other thing")
+    backend.attach_thing_principal(thing_name=thing_name, principal_arn=principal)
+    if exclusive:
+        _exclusive(backend)[principal] = thing_name
+    return iot_responses.EmptyResult()
+
+
+def _detach_thing_principal(original: Callable[..., Any]) -> Callable[..., Any]:
+    def detach_thing_principal(self: Any, thing_name: str, principal_arn: str) -> None:
+        original(self, thing_name=thing_name, principal_arn=principal_arn)
+        if _exclusive(self).get(principal_arn) == thing_name:
+            del _exclusive(self)[principal_arn]
+    return detach_thing_principal
+
+
+def _delete_thing(self: Any) -> Any:
+    thing_name, expected = self._get_param("thingName"), self._get_param("expectedVersion")
+    thing = self.iot_backend.describe_thing(thing_name)
+    if expected is not None and int(expected) != int(thing.version):
+        raise VersionConflictException(thing_name)
+    self.iot_backend.delete_thing(thing_name=thing_name)
+    return iot_responses.EmptyResult()
+
+
+def _describe_certificate(self: Any) -> Any:
+    certificate = self.iot_backend.describe_certificate(self._get_param("certificateId"))
+    description = certificate.to_description_dict()
+    if certificate.ca_certificate_id:
+        description["caCertificateId"] = certificate.ca_certificate_id
+    return iot_responses.ActionResult({"certificateDescription": description})
+
+
+_AMAZON_ISSUER = x509.Name([x509.NameAttribute(
+    NameOID.ORGANIZATIONAL_UNIT_NAME,
+    "Amazon Web Services O=Amazon.com Inc. L=Seattle ST=Washington C=US")])
+
+
+@functools.lru_cache(maxsize=1)
+def _issuer_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _certificate_from_csr(self: Any, csr: str, set_as_active: bool) -> Any:
+    """The CSR's own public key and subject, as AWS certifies them (moto certifies a new key)."""
+    request = x509.load_pem_x509_csr(csr.encode())
+    now = dt.datetime.now(dt.timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(request.subject)
+                   .issuer_name(_AMAZON_ISSUER).public_key(request.public_key())
+                   .serial_number(x509.random_serial_number())
+                   .not_valid_before(now - dt.timedelta(minutes=1))
+                   .not_valid_after(dt.datetime(2049, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc))
+                   .sign(_issuer_key(), hashes.SHA256()))
+    pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
+    return self.register_certificate(pem, ca_certificate_pem=None, set_as_active=set_as_active,
+                                     status="INACTIVE")
+
+
+# --- DynamoDB ------------------------------------------------------------------------------
+
+_ITEM_LOCK = threading.RLock()
+_ATOMIC = ("put_item", "update_item", "delete_item", "get_item", "transact_write_items",
+           "transact_get_items", "batch_write_item")
+
+
+def _atomic(original: Callable[..., Any]) -> Callable[..., Any]:
+    """AWS serialises writes per item; moto checks a condition and writes in two steps."""
+    @functools.wraps(original)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with _ITEM_LOCK:
+            return original(*args, **kwargs)
+    return run
+
+
+class WriteClock:
+    """One clock for every table of every region, strictly increasing in the milliseconds a
+    stream record carries: the order of writes is the order of their records' times."""
+
+    def __init__(self) -> None:
+        self._last = 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> dt.datetime:
+        with self._lock:
+            self._last = max(self._last + 1, time.time_ns() // 1_000_000)
+            return dt.datetime.fromtimestamp(self._last / 1e3, dt.timezone.utc).replace(tzinfo=None)
+
+
+# --- speed only (same answers): moto makes an RSA key for every symmetric KMS key, and
+# imports its one Cognito signing key afresh for every user pool (~0.4 s each).
+
+@functools.lru_cache(maxsize=8)
+def _jwk(text: str) -> Any:
+    from joserfc import jwk
+
+    return jwk.RSAKey.import_key(json.loads(text))
+
+
+class _CachedJwk:
+    class RSAKey:
+        @staticmethod
+        def import_key(data: Any) -> Any:
+            return _jwk(json.dumps(data, sort_keys=True))
+
+
+def _kms_private_key(original: Callable[..., Any]) -> Callable[..., Any]:
+    shared = functools.lru_cache(maxsize=1)(lambda: original("SYMMETRIC_DEFAULT"))
+    return lambda spec: shared() if spec == "SYMMETRIC_DEFAULT" else original(spec)
+
+
+@contextmanager
+def faithful_moto(clock: WriteClock | None = None) -> Iterator[None]:
+    """Patch moto as this module describes, undone on exit."""
+    from moto.cognitoidp import models as cognito_models
+    from moto.kms import models as kms_models
+
+    with ExitStack() as stack:
+        patch = stack.enter_context
+        patch(mock.patch.object(cognito_models, "jwk", _CachedJwk))
+        patch(mock.patch.object(kms_models, "generate_private_key",
+                                _kms_private_key(kms_models.generate_private_key)))
+        patch(mock.patch.object(_Backend, "create_certificate_from_csr", _certificate_from_csr))
+        for name, wrap in (("update_certificate", _update_certificate),
+                           ("detach_thing_principal", _detach_thing_principal),
+                           ("create_thing", _create_thing)):
+            patch(mock.patch.object(_Backend, name, wrap(getattr(_Backend, name))))
+        for name, replacement in (("attach_thing_principal", _attach_thing_principal),
+                                  ("delete_thing", _delete_thing),
+                                  ("describe_certificate", _describe_certificate)):
+            patch(mock.patch.object(_Response, name, replacement))
+        for name in _ATOMIC:
+            patch(mock.patch.object(DynamoDBBackend, name, _atomic(getattr(DynamoDBBackend, name))))
+        patch(mock.patch.object(dynamodb_table, "utcnow", clock or WriteClock()))
+        yield
