@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.harness import StackGraph, evaluate_program
+from tools.harness import StackGraph, evaluate_program, load_program_stack
+from tools.local import journeys, pki_material
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -32,3 +33,19 @@ def twenty_region_graph() -> StackGraph:
     from tests.support.snapshots import TWENTY_REGION_OVERRIDES
 
     return evaluate_program(PROJECT_DIR, "dev", config_overrides=TWENTY_REGION_OVERRIDES)
+
+
+@pytest.fixture(scope="session")
+def local_pki() -> pki_material.LocalPki:
+    """The run's PKI (tools/local/pki_material.py): root and intermediate, in memory."""
+    return pki_material.bootstrap()
+
+
+@pytest.fixture(scope="session")
+def local_graph(local_pki: pki_material.LocalPki) -> StackGraph:
+    """The dev stack as `python -m tools.local` evaluates it (our intermediate as its CA, the
+    journeys' config additions): what every world of the tests stands up."""
+    spec = load_program_stack(PROJECT_DIR, "dev")
+    added, _ = journeys.config_overrides(spec.config, spec.project)
+    return evaluate_program(PROJECT_DIR, "dev", drop_keys=("caCertificatePemFile",),
+                            config_overrides={**added, "caCertificatePem": local_pki.intermediate_pem})

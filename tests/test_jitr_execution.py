@@ -1,8 +1,6 @@
-"""The real JITR ASL, executed by moto's Step Functions interpreter against moto IoT and
-DynamoDB. tests/support/sfn_adapter.py makes the interpreter behave like AWS (aws-sdk casing
-and errors, a missing Choice path is States.Runtime); tests/support/faithful_iot.py makes
-the IoT registry behave like AWS (REVOKED is final, EXCLUSIVE_THING, CreateThing with the
-same configuration, DeleteThing's expectedVersion, caCertificateId).
+"""The declared JITR machine, executed in the world (tools/local/world.py): moto's Step
+Functions interpreter made to behave as AWS does, against moto's faithful IoT registry and
+DynamoDB, with the declared check function in-process under its declared environment.
 
 Every scenario asserts the final IoT registry (thing, principals, certificate status, policy
 attachments) and the inventory, not only the execution status. The classes in the section
@@ -12,64 +10,65 @@ titles are the "what must hold" list of components/jitr/README.md.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from components.jitr.component import state_machine_definition
-from lambdas.jitr_certificate_check import app as check_app
 from tests.support.certificates import NOW, SERVER_AUTH, Issued, device_key_usage, issue
-from tests.support.faithful_iot import faithful_iot
-from tests.support.sfn_adapter import SfnAdapter
+from tools.harness import ACCOUNT_ID, StackGraph
+from tools.local.emulation.lambdas import LambdaRuntime
+from tools.local.journeys import jitr
+from tools.local.journeys import registry as seen
+from tools.local.pki_material import LocalPki
+from tools.local.world import World, open_world
 
 pytestmark = pytest.mark.slow
 
 REGION = "eu-west-1"
 OTHER_REGION = "us-west-2"
-ACCOUNT = "123456789012"
-TABLE = "iotmr-test-device-inventory"
-POLICY = "iotmr-test-device"
-FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:iotmr-test-jitr-check"
+READS = {"DescribeCertificate", "DescribeThing", "ListThingPrincipals", "GetItem", "Invoke"}
 
-
-# --- one region of AWS, in moto -----------------------------------------------------------
 
 @dataclass(frozen=True)
 class CertificateState:
     """Everything the registry says about one certificate."""
 
-    status: str
+    status: str | None
     things: tuple[str, ...]
     policies: tuple[str, ...]
 
 
 @dataclass
 class Region:
-    iot: Any
-    dynamodb: Any
-    sfn: Any
-    adapter: SfnAdapter
-    machine_arn: str
-    ca: Issued
+    """One region of the declared stack, its JITR machine run with any event."""
+
+    world: World
+    ca: Any  # our intermediate (key and certificate)
+    ca_pem: str
     ca_id: str
-    _names: Iterator[int] = field(default_factory=itertools.count)
+    policy: str
+    check_function: str
+
+    @property
+    def iot(self) -> Any:
+        return self.world.client("iot", REGION)
+
+    @property
+    def calls(self) -> Any:
+        return self.world.calls
 
     def register(self, device: Issued, ca_pem: str | None = None,
                  status: str = "PENDING_ACTIVATION") -> str:
         """What AWS IoT does on a device's first connection (JITR): PENDING_ACTIVATION."""
         if ca_pem is None:
-            response = self.iot.register_certificate_without_ca(
-                certificatePem=device.pem, status=status)
+            response = self.iot.register_certificate_without_ca(certificatePem=device.pem, status=status)
         else:
-            response = self.iot.register_certificate(
-                certificatePem=device.pem, caCertificatePem=ca_pem, status=status)
+            response = self.iot.register_certificate(certificatePem=device.pem,
+                                                     caCertificatePem=ca_pem, status=status)
         return str(response["certificateId"])
 
     def event(self, certificate_id: str, **overrides: Any) -> dict[str, Any]:
@@ -77,38 +76,25 @@ class Region:
         millis = int(time.time() * 1000)
         return {"certificateId": certificate_id, "caCertificateId": self.ca_id,
                 "timestamp": millis, "certificateStatus": "PENDING_ACTIVATION",
-                "awsAccountId": ACCOUNT, "certificateRegistrationTimestamp": str(millis),
+                "awsAccountId": ACCOUNT_ID, "certificateRegistrationTimestamp": str(millis),
                 **overrides}
-
-    def start(self, certificate_id: str | None = None, *,
-              event: dict[str, Any] | None = None) -> str:
-        body = event if event is not None else self.event(str(certificate_id))
-        return str(self.sfn.start_execution(
-            stateMachineArn=self.machine_arn, name=f"jitr-test-{next(self._names)}",
-            input=json.dumps(body))["executionArn"])
-
-    def wait(self, execution: str) -> dict[str, Any]:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            described = self.sfn.describe_execution(executionArn=execution)
-            if described["status"] != "RUNNING":
-                return dict(described)
-            time.sleep(0.02)
-        raise AssertionError(f"{execution} still running after 60 s")
 
     def run(self, certificate_id: str | None = None, *,
             event: dict[str, Any] | None = None) -> dict[str, Any]:
-        return self.wait(self.start(certificate_id, event=event))
+        body = event if event is not None else self.event(str(certificate_id))
+        return jitr.run_machine(self.world, REGION, body)
+
+    def calls_to(self, operation: str) -> list[Any]:
+        return self.calls.of(operation, caller="states:")
 
     def cert_arn(self, certificate_id: str) -> str:
-        return f"arn:aws:iot:{REGION}:{ACCOUNT}:cert/{certificate_id}"
+        return seen.cert_arn(REGION, certificate_id)
 
-    def status(self, certificate_id: str) -> str:
-        return str(self.iot.describe_certificate(
-            certificateId=certificate_id)["certificateDescription"]["status"])
+    def status(self, certificate_id: str) -> str | None:
+        return seen.status(self.world, REGION, certificate_id)
 
     def thing_exists(self, name: str) -> bool:
-        return any(t["thingName"] == name for t in self.iot.list_things()["things"])
+        return seen.thing_exists(self.world, REGION, name)
 
     def thing_attributes(self, name: str) -> dict[str, str]:
         return dict(self.iot.describe_thing(thingName=name).get("attributes") or {})
@@ -116,26 +102,17 @@ class Region:
     def principals_of(self, thing_name: str) -> list[str]:
         return sorted(self.iot.list_thing_principals(thingName=thing_name)["principals"])
 
-    def things_of(self, certificate_id: str) -> list[str]:
-        return list(self.iot.list_principal_things(
-            principal=self.cert_arn(certificate_id))["things"])
-
-    def policies_of(self, certificate_id: str) -> list[str]:
-        attached = self.iot.list_attached_policies(target=self.cert_arn(certificate_id))
-        return [p["policyName"] for p in attached["policies"]]
-
     def state(self, certificate_id: str) -> CertificateState:
         return CertificateState(self.status(certificate_id),
-                                tuple(sorted(self.things_of(certificate_id))),
-                                tuple(sorted(self.policies_of(certificate_id))))
+                                tuple(seen.things_of(self.world, REGION, certificate_id)),
+                                tuple(seen.policies_of(self.world, REGION, certificate_id)))
 
     def row(self, thing_name: str) -> dict[str, Any] | None:
-        item = self.dynamodb.get_item(TableName=TABLE, Key={"thingName": {"S": thing_name}},
-                                      ConsistentRead=True).get("Item")
-        return None if item is None else {k: next(iter(v.values())) for k, v in item.items()}
+        return seen.row(self.world, REGION, thing_name)
 
     def rows(self) -> list[dict[str, Any]]:
-        return list(self.dynamodb.scan(TableName=TABLE)["Items"])
+        return list(self.world.client("dynamodb", REGION).scan(
+            TableName=self.world.table(seen.INVENTORY))["Items"])
 
     def put_row(self, thing_name: str, certificate: Issued, certificate_id: str, *,
                 status: str = "ACTIVE", origin: str = OTHER_REGION,
@@ -152,17 +129,16 @@ class Region:
         for name in drop:
             item.pop(name)
         item.update(raw or {})
-        self.dynamodb.put_item(TableName=TABLE, Item=item)
+        self.world.client("dynamodb", REGION).put_item(TableName=self.world.table(seen.INVENTORY),
+                                                       Item=item)
         row = self.row(thing_name)
         assert row is not None
         return row
 
     def assert_registered(self, thing_name: str, certificate_id: str) -> None:
         """The certificate is the thing's one usable identity."""
-        assert self.state(certificate_id) == CertificateState("ACTIVE", (thing_name,), (POLICY,))
-        active_on_thing = [arn for arn in self.principals_of(thing_name)
-                           if self.status(arn.rsplit("/", 1)[-1]) == "ACTIVE"]
-        assert active_on_thing == [self.cert_arn(certificate_id)]
+        assert self.state(certificate_id) == CertificateState("ACTIVE", (thing_name,), (self.policy,))
+        assert seen.usable(self.world, REGION, thing_name, certificate_id)
 
     def assert_unusable(self, certificate_id: str, status: str = "INACTIVE") -> None:
         assert self.state(certificate_id) == CertificateState(status, (), ())
@@ -175,63 +151,32 @@ class Region:
         assert self.row(thing_name) is None
 
     def writes(self) -> list[str]:
-        """Every call that could change the registry or the inventory."""
-        reads = {"describeCertificate", "describeThing", "listThingPrincipals", "getItem",
-                 "invoke"}
-        return [f"{c.service}:{c.action}" for c in self.adapter.calls if c.action not in reads]
+        """Every call of the machine that could change the registry or the inventory."""
+        return [c.operation for c in self.calls.of(caller="states:") if c.operation not in READS]
 
 
 @pytest.fixture
-def region(monkeypatch: pytest.MonkeyPatch) -> Iterator[Region]:
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION,
-                       "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
-                       "POWERTOOLS_TRACE_DISABLED": "true",
-                       "POWERTOOLS_METRICS_NAMESPACE": "test"}.items():
-        monkeypatch.setenv(key, value)
-    root = issue("Test Root CA", ca=True)
-    ca = issue("Test Device Issuing CA", root, ca=True)
-    monkeypatch.setenv("CA_CERTIFICATE_PEM", ca.pem)
-    config = {"stepfunctions": {"execute_state_machine": True}, "iot": {"use_valid_cert": True}}
-    with mock_aws(config=config), faithful_iot():  # type: ignore[call-overload]
-        iot = boto3.client("iot", region_name=REGION)
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        sfn = boto3.client("stepfunctions", region_name=REGION)
-        ca_id = iot.register_ca_certificate(caCertificate=ca.pem, setAsActive=True,
-                                            allowAutoRegistration=True)["certificateId"]
-        iot.create_policy(policyName=POLICY, policyDocument=json.dumps({
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Action": "iot:Connect",
-                           "Resource": f"arn:aws:iot:{REGION}:{ACCOUNT}:client/${{iot:Connection.Thing.ThingName}}"}]}))
-        dynamodb.create_table(
-            TableName=TABLE, BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "thingName", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "thingName", "AttributeType": "S"}])
-        definition = state_machine_definition(
-            region=REGION, ca_certificate_id=ca_id, check_function_arn=FUNCTION_ARN,
-            table_name=TABLE, device_policy_name=POLICY, retry_interval_seconds=1,
-            retry_max_attempts=2)
-        adapter = SfnAdapter({FUNCTION_ARN: check_app.handler})
-        with adapter.active():
-            machine_arn = sfn.create_state_machine(
-                name="iotmr-test-jitr", definition=definition, type="STANDARD",
-                roleArn=f"arn:aws:iam::{ACCOUNT}:role/iotmr-test-jitr-sfn")["stateMachineArn"]
-            yield Region(iot, dynamodb, sfn, adapter, machine_arn, ca, ca_id)
+def region(local_graph: StackGraph, local_pki: LocalPki) -> Iterator[Region]:
+    with open_world(local_graph, regions=[REGION], pki=local_pki, capabilities=["jitr"]) as world:
+        [ca] = world.declared("aws:iot/caCertificate:CaCertificate", REGION)
+        yield Region(world, local_pki.intermediate, world.state(ca)["caCertificatePem"],
+                     world.resolver(ca.id), seen.device_policy(world, REGION),
+                     jitr.check_function(world, REGION))
 
 
 def activation(parameters: dict[str, Any]) -> bool:
-    return parameters.get("NewStatus") == "ACTIVE"
+    return parameters.get("newStatus") == "ACTIVE"
 
 
 def deactivation(parameters: dict[str, Any]) -> bool:
-    return parameters.get("NewStatus") == "INACTIVE"
+    return parameters.get("newStatus") == "INACTIVE"
 
 
 # --- the registration itself ----------------------------------------------------------------
 
 def test_happy_path_registers_the_device_and_writes_the_contract_row(region: Region) -> None:
     device = issue("sensor-001", region.ca)
-    cert_id = region.register(device, region.ca.pem)
+    cert_id = region.register(device, region.ca_pem)
 
     result = region.run(cert_id)
 
@@ -246,15 +191,15 @@ def test_happy_path_registers_the_device_and_writes_the_contract_row(region: Reg
         "notAfter": device.cert.not_valid_after_utc.isoformat().replace("+00:00", "Z"),
         "version": "1", "updatedAt": row["updatedAt"]}
     assert dt.datetime.fromisoformat(row["updatedAt"].replace("Z", "+00:00")) > NOW
-    [put] = region.adapter.calls_to("dynamodb", "putItem")
-    assert put.parameters["ConditionExpression"] == "attribute_not_exists(thingName)"
-    attach = region.adapter.calls_to("iot", "attachThingPrincipal")
-    assert [c.parameters["ThingPrincipalType"] for c in attach] == ["EXCLUSIVE_THING"]
+    [put] = region.calls_to("PutItem")
+    assert put.params["ConditionExpression"] == "attribute_not_exists(thingName)"
+    attach = region.calls_to("AttachThingPrincipal")
+    assert [c.params["thingPrincipalType"] for c in attach] == ["EXCLUSIVE_THING"]
     assert set(region.thing_attributes("sensor-001")) == {"jitrOwner"}
 
 
 def test_the_same_event_twice_converges_without_duplicates(region: Region) -> None:
-    cert_id = region.register(issue("sensor-twice", region.ca), region.ca.pem)
+    cert_id = region.register(issue("sensor-twice", region.ca), region.ca_pem)
     assert region.run(cert_id)["status"] == "SUCCEEDED"
     first_row = region.row("sensor-twice")
 
@@ -264,13 +209,13 @@ def test_the_same_event_twice_converges_without_duplicates(region: Region) -> No
     region.assert_registered("sensor-twice", cert_id)
     assert region.row("sensor-twice") == first_row
     assert len(region.rows()) == 1
-    assert len(region.adapter.calls_to("dynamodb", "putItem")) == 1  # second run never wrote
+    assert len(region.calls_to("PutItem")) == 1  # second run never wrote
 
 
 def test_device_already_in_inventory_becomes_usable_here(region: Region) -> None:
     """Registered first in another region; the row replicated before the device came here."""
     device = issue("sensor-roaming", region.ca)
-    cert_id = region.register(device, region.ca.pem)
+    cert_id = region.register(device, region.ca_pem)
     row_before = region.put_row("sensor-roaming", device, cert_id)
 
     result = region.run(cert_id)
@@ -278,13 +223,13 @@ def test_device_already_in_inventory_becomes_usable_here(region: Region) -> None
     assert result["status"] == "SUCCEEDED", result
     region.assert_registered("sensor-roaming", cert_id)
     assert region.row("sensor-roaming") == row_before
-    assert region.adapter.calls_to("dynamodb", "putItem") == []
+    assert region.calls_to("PutItem") == []
 
 
 def test_a_thing_that_exists_without_principals_is_joined(region: Region) -> None:
     region.iot.create_thing(thingName="sensor-pre-made", attributePayload={
         "attributes": {"batch": "7"}})
-    cert_id = region.register(issue("sensor-pre-made", region.ca), region.ca.pem)
+    cert_id = region.register(issue("sensor-pre-made", region.ca), region.ca_pem)
 
     result = region.run(cert_id)
 
@@ -295,13 +240,13 @@ def test_a_thing_that_exists_without_principals_is_joined(region: Region) -> Non
 
 
 def test_throttling_is_retried(region: Region) -> None:
-    cert_id = region.register(issue("sensor-throttled", region.ca), region.ca.pem)
-    region.adapter.fail("iot", "attachPolicy", "ThrottlingException")
+    cert_id = region.register(issue("sensor-throttled", region.ca), region.ca_pem)
+    region.calls.fail("AttachPolicy", "ThrottlingException")
 
     result = region.run(cert_id)
 
     assert result["status"] == "SUCCEEDED", result
-    assert len(region.adapter.calls_to("iot", "attachPolicy")) == 2
+    assert len(region.calls_to("AttachPolicy")) == 2
     region.assert_registered("sensor-throttled", cert_id)
 
 
@@ -337,15 +282,15 @@ def test_a_certificate_of_another_ca_is_left_exactly_as_it_was(
     assert region.ca_id in result["cause"]
     assert region.state(cert_id) == before
     assert region.writes() == []
-    assert region.adapter.calls_to("lambda", "invoke") == []
+    assert region.calls.of("Invoke", service="lambda") == []
     assert not region.thing_exists("sensor-foreign") and region.rows() == []
 
 
 def test_event_fields_cannot_steer_the_machine(region: Region) -> None:
     """Only certificateId is read: a forged CA id or planted state keys change nothing."""
     device = issue("sensor-steered", region.ca)
-    cert_id = region.register(device, region.ca.pem)
-    victim = region.register(issue("victim", region.ca), region.ca.pem)
+    cert_id = region.register(device, region.ca_pem)
+    victim = region.register(issue("victim", region.ca), region.ca_pem)
     planted = region.event(
         cert_id, caCertificateId="forged-ca-id",
         check={"thingName": "victim", "notAfter": "2099-01-01T00:00:00Z"},
@@ -366,11 +311,11 @@ def test_an_event_without_a_certificate_id_is_a_clear_failure(region: Region) ->
     for body in ({}, {"certificateId": 42}):
         result = region.run(event=body)
         assert (result["status"], result["error"]) == ("FAILED", "Jitr.InvalidEvent")
-    assert region.adapter.calls == []
+    assert region.calls.of(caller="states:") == []
 
 
 def test_a_revoked_certificate_is_never_touched(region: Region) -> None:
-    cert_id = region.register(issue("sensor-was-revoked", region.ca), region.ca.pem)
+    cert_id = region.register(issue("sensor-was-revoked", region.ca), region.ca_pem)
     region.iot.update_certificate(certificateId=cert_id, newStatus="REVOKED")
 
     result = region.run(cert_id)
@@ -395,7 +340,7 @@ REJECTED: list[tuple[str, Callable[[Issued], Issued], str]] = [
 @pytest.mark.parametrize("make, reason", [r[1:] for r in REJECTED], ids=[r[0] for r in REJECTED])
 def test_our_certificate_that_is_no_device_identity_is_revoked(
         region: Region, make: Callable[[Issued], Issued], reason: str) -> None:
-    cert_id = region.register(make(region.ca), region.ca.pem)
+    cert_id = region.register(make(region.ca), region.ca_pem)
 
     result = region.run(cert_id)
 
@@ -409,7 +354,7 @@ def test_our_certificate_that_is_no_device_identity_is_revoked(
 
 def test_revoked_device_is_never_activated(region: Region) -> None:
     device = issue("sensor-revoked", region.ca)
-    cert_id = region.register(device, region.ca.pem)
+    cert_id = region.register(device, region.ca_pem)
     row_before = region.put_row("sensor-revoked", device, cert_id, status="REVOKED")
 
     result = region.run(cert_id)
@@ -437,7 +382,7 @@ def test_a_row_that_does_not_vouch_for_the_certificate_leaves_it_unusable(
         error: str) -> None:
     """Also the Choice guards of class 6: an odd row is a refusal, never States.Runtime."""
     device = issue("sensor-row", region.ca)
-    cert_id = region.register(device, region.ca.pem)
+    cert_id = region.register(device, region.ca_pem)
     row_before = region.put_row("sensor-row", device, cert_id, status=status, drop=drop, raw=raw)
 
     result = region.run(cert_id)
@@ -451,7 +396,7 @@ def test_a_row_that_does_not_vouch_for_the_certificate_leaves_it_unusable(
 def test_different_certificate_for_a_known_thing_stays_inactive(region: Region) -> None:
     known = issue("sensor-clone", region.ca)
     row_before = region.put_row("sensor-clone", known, "f" * 64)
-    cert_id = region.register(issue("sensor-clone", region.ca), region.ca.pem)
+    cert_id = region.register(issue("sensor-clone", region.ca), region.ca_pem)
 
     result = region.run(cert_id)
 
@@ -461,22 +406,17 @@ def test_different_certificate_for_a_known_thing_stays_inactive(region: Region) 
     assert region.row("sensor-clone") == row_before
 
 
-INTERRUPTION_POINTS: list[tuple[str, str, Callable[[dict[str, Any]], bool] | None]] = [
-    ("iot", "createThing", None),
-    ("iot", "attachThingPrincipal", None),
-    ("iot", "attachPolicy", None),
-    ("iot", "updateCertificate", activation),
-    ("dynamodb", "putItem", None),
+INTERRUPTION_POINTS: list[tuple[str, Callable[[dict[str, Any]], bool] | None]] = [
+    ("CreateThing", None), ("AttachThingPrincipal", None), ("AttachPolicy", None),
+    ("UpdateCertificate", activation), ("PutItem", None),
 ]
 
 
-@pytest.mark.parametrize("service, action, when", INTERRUPTION_POINTS,
-                         ids=[f"{s}:{a}" for s, a, _ in INTERRUPTION_POINTS])
+@pytest.mark.parametrize("action, when", INTERRUPTION_POINTS, ids=[a for a, _ in INTERRUPTION_POINTS])
 def test_a_rerun_after_an_interruption_converges(
-        region: Region, service: str, action: str,
-        when: Callable[[dict[str, Any]], bool] | None) -> None:
-    cert_id = region.register(issue("sensor-interrupted", region.ca), region.ca.pem)
-    region.adapter.interrupt(service, action, when=when)
+        region: Region, action: str, when: Callable[[dict[str, Any]], bool] | None) -> None:
+    cert_id = region.register(issue("sensor-interrupted", region.ca), region.ca_pem)
+    region.calls.interrupt(action, when=when, by="states:")
 
     assert region.run(cert_id)["status"] == "ABORTED"
     rerun = region.run(cert_id)
@@ -490,21 +430,21 @@ def test_a_rerun_after_an_interruption_converges(
 def _leave_active_without_a_row(region: Region, device: Issued, how: str) -> str:
     """What an interrupted run, or one whose rollback failed, leaves behind: the certificate
     ACTIVE, attached to its thing with the device policy, and no inventory row."""
-    cert_id = region.register(device, region.ca.pem)
+    cert_id = region.register(device, region.ca_pem)
     if how == "interrupted":
-        region.adapter.interrupt("iot", "updateCertificate", when=activation)
+        region.calls.interrupt("UpdateCertificate", when=activation)
         assert region.run(cert_id)["status"] == "ABORTED"
     else:
-        region.adapter.fail("dynamodb", "putItem", "ValidationException")
-        for action in ("updateCertificate", "detachPolicy", "detachThingPrincipal"):
-            region.adapter.fail("iot", action, "InvalidRequestException",
-                                when=deactivation if action == "updateCertificate" else None)
+        region.calls.fail("PutItem", "ValidationException")
+        for action in ("UpdateCertificate", "DetachPolicy", "DetachThingPrincipal"):
+            region.calls.fail(action, "InvalidRequestException",
+                                when=deactivation if action == "UpdateCertificate" else None)
         failed = region.run(cert_id)
         assert failed["error"] == "Jitr.RollbackIncomplete", failed
         assert {"deactivateCertificate", "detachDevicePolicy", "detachThingPrincipal"} <= set(
             json.loads(failed["cause"]))
     name = device.cert.subject.rfc4514_string().removeprefix("CN=")
-    assert region.state(cert_id) == CertificateState("ACTIVE", (name,), (POLICY,))
+    assert region.state(cert_id) == CertificateState("ACTIVE", (name,), (region.policy,))
     assert region.row(name) is None
     return cert_id
 
@@ -541,9 +481,9 @@ def test_a_certificate_left_active_is_kept_and_recorded_on_rerun(region: Region,
 def test_a_transient_failure_keeps_a_device_the_inventory_names(region: Region) -> None:
     """A replayed event for a working device must not cut it off because a call failed."""
     device = issue("sensor-working", region.ca)
-    cert_id = region.register(device, region.ca.pem)
+    cert_id = region.register(device, region.ca_pem)
     assert region.run(cert_id)["status"] == "SUCCEEDED"
-    region.adapter.fail("iot", "attachPolicy", "InvalidRequestException")
+    region.calls.fail("AttachPolicy", "InvalidRequestException")
 
     replay = region.run(cert_id)
 
@@ -555,7 +495,7 @@ def test_an_active_certificate_without_a_row_is_not_kept_after_a_failure(region:
     """ACTIVE but unrecorded (an interrupted run) is not yet a device: fail closed."""
     device = issue("sensor-unrecorded", region.ca)
     cert_id = _leave_active_without_a_row(region, device, "interrupted")
-    region.adapter.fail("iot", "attachPolicy", "InvalidRequestException")
+    region.calls.fail("AttachPolicy", "InvalidRequestException")
 
     rerun = region.run(cert_id)
 
@@ -568,11 +508,11 @@ def test_an_active_certificate_without_a_row_is_not_kept_after_a_failure(region:
 # --- class 3: a thing with principals is not joined silently ---------------------------------
 
 def test_a_thing_with_another_certificate_and_no_row_is_a_conflict(region: Region) -> None:
-    outsider = region.register(issue("sensor-taken", region.ca), region.ca.pem, status="ACTIVE")
+    outsider = region.register(issue("sensor-taken", region.ca), region.ca_pem, status="ACTIVE")
     region.iot.create_thing(thingName="sensor-taken")
     region.iot.attach_thing_principal(thingName="sensor-taken", principal=region.cert_arn(outsider))
     outsider_before = region.state(outsider)
-    cert_id = region.register(issue("sensor-taken", region.ca), region.ca.pem)
+    cert_id = region.register(issue("sensor-taken", region.ca), region.ca_pem)
 
     result = region.run(cert_id)
 
@@ -585,7 +525,7 @@ def test_a_thing_with_another_certificate_and_no_row_is_a_conflict(region: Regio
 
 def test_a_clone_is_refused_while_the_first_certificate_is_unrecorded(region: Region) -> None:
     first = _leave_active_without_a_row(region, issue("sensor-twin", region.ca), "interrupted")
-    clone = region.register(issue("sensor-twin", region.ca), region.ca.pem)
+    clone = region.register(issue("sensor-twin", region.ca), region.ca_pem)
 
     refused = region.run(clone)
     resumed = region.run(first)
@@ -604,14 +544,14 @@ def test_losing_the_row_to_another_certificate_keeps_the_winners_thing(region: R
     """X creates the thing; Y (same thing name) runs to completion while X is between
     CreateThing and attaching; X then loses the conditional write and rolls back without
     deleting the thing Y now uses, and without a false RollbackIncomplete."""
-    x = region.register(issue("sensor-race", region.ca), region.ca.pem)
-    y = region.register(issue("sensor-race", region.ca), region.ca.pem)
+    x = region.register(issue("sensor-race", region.ca), region.ca_pem)
+    y = region.register(issue("sensor-race", region.ca), region.ca_pem)
     outcome: dict[str, Any] = {}
 
     def y_runs_meanwhile(_: dict[str, Any]) -> None:
         outcome["y"] = region.run(y)
 
-    region.adapter.before("iot", "attachThingPrincipal", y_runs_meanwhile)
+    region.calls.before("AttachThingPrincipal", y_runs_meanwhile)
 
     x_result = region.run(x)
 
@@ -621,17 +561,17 @@ def test_losing_the_row_to_another_certificate_keeps_the_winners_thing(region: R
     region.assert_unusable(x)
     row = region.row("sensor-race")
     assert row is not None and row["certificateId"] == y
-    assert region.adapter.calls_to("iot", "deleteThing") == []
+    assert region.calls_to("DeleteThing") == []
 
 
 def test_a_thing_taken_over_during_rollback_is_not_a_failed_rollback(region: Region) -> None:
     """X created the thing and fails; just before X deletes it, Y attaches to it. DeleteThing
     is refused; X sees Y on the thing and ends with its own error, not RollbackIncomplete."""
-    x = region.register(issue("sensor-handover", region.ca), region.ca.pem)
-    y = region.register(issue("sensor-handover", region.ca), region.ca.pem)
-    region.adapter.fail("iot", "attachPolicy", "InvalidRequestException")
+    x = region.register(issue("sensor-handover", region.ca), region.ca_pem)
+    y = region.register(issue("sensor-handover", region.ca), region.ca_pem)
+    region.calls.fail("AttachPolicy", "InvalidRequestException")
     outcome: dict[str, Any] = {}
-    region.adapter.before("iot", "deleteThing",
+    region.calls.before("DeleteThing",
                           lambda _: outcome.setdefault("y", region.run(y)))
 
     x_result = region.run(x)
@@ -640,13 +580,13 @@ def test_a_thing_taken_over_during_rollback_is_not_a_failed_rollback(region: Reg
     assert (x_result["status"], x_result["error"]) == ("FAILED", "Iot.InvalidRequestException")
     region.assert_registered("sensor-handover", y)
     region.assert_unusable(x)
-    assert len(region.adapter.calls_to("iot", "deleteThing")) == 1
+    assert len(region.calls_to("DeleteThing")) == 1
 
 
 def test_duplicate_deliveries_racing_both_succeed(region: Region) -> None:
-    cert_id = region.register(issue("sensor-dup", region.ca), region.ca.pem)
+    cert_id = region.register(issue("sensor-dup", region.ca), region.ca_pem)
     outcome: dict[str, Any] = {}
-    region.adapter.before("dynamodb", "putItem",
+    region.calls.before("PutItem",
                           lambda _: outcome.setdefault("second", region.run(cert_id)))
 
     first = region.run(cert_id)
@@ -660,14 +600,14 @@ def test_rollback_deletes_a_thing_only_with_its_own_token(region: Region) -> Non
     """CreateThing succeeding says nothing: here an earlier attempt of the same call (same
     token) created it - ours, deleted on rollback. A thing someone else created with the
     same name is kept (see test_rollback_keeps_a_thing_it_did_not_create)."""
-    cert_id = region.register(issue("sensor-retried", region.ca), region.ca.pem)
+    cert_id = region.register(issue("sensor-retried", region.ca), region.ca_pem)
 
     def earlier_attempt_created_it(parameters: dict[str, Any]) -> None:
         region.iot.create_thing(thingName="sensor-retried", attributePayload={
-            "attributes": parameters["AttributePayload"]["Attributes"]})
+            "attributes": parameters["attributePayload"]["attributes"]})
 
-    region.adapter.before("iot", "createThing", earlier_attempt_created_it)
-    region.adapter.fail("iot", "attachPolicy", "InvalidRequestException")
+    region.calls.before("CreateThing", earlier_attempt_created_it)
+    region.calls.fail("AttachPolicy", "InvalidRequestException")
 
     result = region.run(cert_id)
 
@@ -677,8 +617,8 @@ def test_rollback_deletes_a_thing_only_with_its_own_token(region: Region) -> Non
 
 def test_rollback_keeps_a_thing_it_did_not_create(region: Region) -> None:
     region.iot.create_thing(thingName="sensor-pre-existing")
-    cert_id = region.register(issue("sensor-pre-existing", region.ca), region.ca.pem)
-    region.adapter.fail("iot", "attachPolicy", "InvalidRequestException")
+    cert_id = region.register(issue("sensor-pre-existing", region.ca), region.ca_pem)
+    region.calls.fail("AttachPolicy", "InvalidRequestException")
 
     result = region.run(cert_id)
 
@@ -689,9 +629,9 @@ def test_rollback_keeps_a_thing_it_did_not_create(region: Region) -> None:
 
 def test_row_written_meanwhile_for_this_certificate_converges(region: Region) -> None:
     device = issue("sensor-row-race", region.ca)
-    cert_id = region.register(device, region.ca.pem)
+    cert_id = region.register(device, region.ca_pem)
     written: dict[str, Any] = {}
-    region.adapter.before("dynamodb", "putItem", lambda _: written.update(
+    region.calls.before("PutItem", lambda _: written.update(
         region.put_row("sensor-row-race", device, cert_id)))
 
     result = region.run(cert_id)
@@ -703,33 +643,32 @@ def test_row_written_meanwhile_for_this_certificate_converges(region: Region) ->
 
 # --- failures at every step, then a re-run ----------------------------------------------------
 
-STEP_FAILURES: list[tuple[str, str, str, Callable[[dict[str, Any]], bool] | None]] = [
-    ("iot", "describeCertificate", "InvalidRequestException", None),
-    ("lambda", "invoke", "ResourceNotFoundException", None),
-    ("dynamodb", "getItem", "ValidationException", None),
-    ("iot", "createThing", "InvalidRequestException", None),
-    ("iot", "listThingPrincipals", "InvalidRequestException", None),
-    ("iot", "attachThingPrincipal", "InvalidRequestException", None),
-    ("iot", "attachPolicy", "InvalidRequestException", None),
-    ("iot", "updateCertificate", "InvalidRequestException", activation),
-    ("dynamodb", "putItem", "ValidationException", None),
+STEP_FAILURES: list[tuple[str, str, Callable[[dict[str, Any]], bool] | None]] = [
+    ("DescribeCertificate", "InvalidRequestException", None),
+    ("Invoke", "ResourceNotFoundException", None),
+    ("GetItem", "ValidationException", None),
+    ("CreateThing", "InvalidRequestException", None),
+    ("ListThingPrincipals", "InvalidRequestException", None),
+    ("AttachThingPrincipal", "InvalidRequestException", None),
+    ("AttachPolicy", "InvalidRequestException", None),
+    ("UpdateCertificate", "InvalidRequestException", activation),
+    ("PutItem", "ValidationException", None),
 ]
 
 
-@pytest.mark.parametrize("service, action, code, when", STEP_FAILURES,
-                         ids=[f"{s}:{a}" for s, a, _, _ in STEP_FAILURES])
+@pytest.mark.parametrize("action, code, when", STEP_FAILURES, ids=[a for a, _, _ in STEP_FAILURES])
 def test_failure_at_any_step_rolls_back_and_a_rerun_succeeds(
-        region: Region, service: str, action: str, code: str,
+        region: Region, action: str, code: str,
         when: Callable[[dict[str, Any]], bool] | None) -> None:
-    cert_id = region.register(issue("sensor-flaky", region.ca), region.ca.pem)
-    fault = region.adapter.fail(service, action, code, when=when)
+    cert_id = region.register(issue("sensor-flaky", region.ca), region.ca_pem)
+    fault = region.calls.fail(action, code, when=when)
 
     failed = region.run(cert_id)
 
     assert fault.fired == 1
     assert failed["status"] == "FAILED"
     assert failed["error"] != "Jitr.RollbackIncomplete", failed
-    expected = "PENDING_ACTIVATION" if action == "describeCertificate" else "INACTIVE"
+    expected = "PENDING_ACTIVATION" if action == "DescribeCertificate" else "INACTIVE"
     region.assert_nothing_left("sensor-flaky", cert_id, status=expected)
 
     rerun = region.run(cert_id)
@@ -754,12 +693,13 @@ CHECK_RESULTS: list[tuple[str, Any, str]] = [
                          ids=[c[0] for c in CHECK_RESULTS])
 def test_an_odd_check_result_rolls_back_instead_of_revoking(
         region: Region, payload: Any, error: str) -> None:
-    cert_id = region.register(issue("sensor-odd-check", region.ca), region.ca.pem)
+    cert_id = region.register(issue("sensor-odd-check", region.ca), region.ca_pem)
     if payload is None:
-        region.adapter.lambda_handlers[FUNCTION_ARN] = lambda event, context: check_app.handler(
-            {"unexpected": True}, context)
+        runtime = region.world.emulation(LambdaRuntime)
+        region.world.adapter.lambda_handlers[region.check_function] = \
+            lambda event, context: runtime.invoke(region.check_function, {"unexpected": True})
     else:
-        region.adapter.lambda_handlers[FUNCTION_ARN] = lambda event, context: payload
+        region.world.adapter.lambda_handlers[region.check_function] = lambda event, context: payload
 
     result = region.run(cert_id)
 

@@ -36,7 +36,7 @@ class Interrupted(Exception):
 
 def client_error(code: str, operation: str, message: str = "injected by the scenario") -> ClientError:
     return ClientError({"Error": {"Code": code, "Message": message},  # type: ignore[typeddict-item]
-                        "ResponseMetadata": {"HTTPStatusCode": 400}}, operation)
+                        "ResponseMetadata": {"HTTPStatusCode": 400, "RequestId": "injected"}}, operation)
 
 
 @contextlib.contextmanager
@@ -69,6 +69,7 @@ class Fault:
     fired: int = 0
     callback: Callable[[Params], None] | None = None
     interrupt: bool = False
+    by: str = ""  # only calls of this caller (prefix): "states:", "lambda:<name>"
 
 
 @dataclass
@@ -83,18 +84,19 @@ class AwsCalls:
     # -- what a scenario asks for ------------------------------------------------------------
 
     def fail(self, operation: str, code: str, *, when: Match = None, skip: int = 0,
-             times: int = 1) -> Fault:
+             times: int = 1, by: str = "") -> Fault:
         """The next `times` matching calls raise AWS error `code` (after `skip` others)."""
-        return self._add(Fault(operation, code, when, skip, times))
+        return self._add(Fault(operation, code, when, skip, times, by=by))
 
     def before(self, operation: str, callback: Callable[[Params], None], *,
-               when: Match = None, times: int = 1) -> Fault:
+               when: Match = None, times: int = 1, by: str = "") -> Fault:
         """Run `callback(params)` just before the next matching call (no lock held)."""
-        return self._add(Fault(operation, "", when, 0, times, callback=callback))
+        return self._add(Fault(operation, "", when, 0, times, callback=callback, by=by))
 
-    def interrupt(self, operation: str, *, when: Match = None, skip: int = 0) -> Fault:
+    def interrupt(self, operation: str, *, when: Match = None, skip: int = 0,
+                  by: str = "") -> Fault:
         """The next matching call takes effect, then its state machine stops (ABORTED)."""
-        return self._add(Fault(operation, "", when, skip, 1, interrupt=True))
+        return self._add(Fault(operation, "", when, skip, 1, interrupt=True, by=by))
 
     def clear(self) -> None:
         with self._lock:
@@ -122,7 +124,8 @@ class AwsCalls:
             for fault in self.faults:
                 wanted = ("callback" if fault.callback else "interrupt" if fault.interrupt
                           else "fail")
-                if wanted != kind or fault.operation != operation or fault.fired >= fault.times:
+                if (wanted != kind or fault.operation != operation or fault.fired >= fault.times
+                        or not getattr(_acting, "caller", "").startswith(fault.by)):
                     continue
                 if fault.when is not None and not fault.when(params):
                     continue

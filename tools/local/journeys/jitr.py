@@ -10,6 +10,7 @@ trusts another CA.
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from tools import pki
@@ -42,7 +43,8 @@ def check_function(world: World, region: str) -> str:
 def run_machine(world: World, region: str, event: dict[str, Any]) -> dict[str, Any]:
     """One execution of the region's JITR machine with `event`, once it finished."""
     sfn = world.client("stepfunctions", region)
-    started = sfn.start_execution(stateMachineArn=machine_arn(world, region), input=json.dumps(event))
+    started = sfn.start_execution(stateMachineArn=machine_arn(world, region), name=str(uuid.uuid4()),
+                                  input=json.dumps(event))
     return wait_for_execution(sfn, started["executionArn"])
 
 
