@@ -1,133 +1,223 @@
-"""Cross-region replication, executed: the declared replication machine of each region runs
-in moto's Step Functions interpreter against moto IoT and DynamoDB, fed by the fabric's
-global-table replication and pipe emulation, which read the declared filter, batch size,
-retry count and dead-letter queue from the program's resource graph
-(tests/support/replication_fabric.py). Every scenario asserts registry state in both regions.
+"""Cross-region replication, executed in a world of the dev stack (tools/local/world.py):
+devices onboarded by the real writers (JITR's machine, the CVM's function, the
+manufacturer tool), the global table, and each region's declared pipe and replication
+machine (tools/local/emulation/streams.py), stepped by the scenario. Every scenario asserts
+registry state in both regions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from io import StringIO
-from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
 from components.replication.settings import ReplicationSettings
-
-from tests.support.certificates import Issued, issue
-from tests.support.replication_fabric import ReplicationFabric, fabric
-from tests.support.sfn_adapter import SfnAdapter
-from tools.harness import StackGraph, evaluate_program
+from tests.support.certificates import issue
+from tools.harness import StackGraph
+from tools.local.emulation.streams import Consumer, Streams, matches
+from tools.local.journeys import cvm, jitr
+from tools.local.journeys import registry as seen
+from tools.local.pki_material import LocalPki
+from tools.local.sfn_adapter import run_sync_execution
+from tools.local.world import World, open_world
 from tools.reconcile import run as run_reconcile
 from tools.replication_reconcile import targets_from_graph
 
 pytestmark = pytest.mark.slow
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 A, B = "eu-west-1", "us-west-2"  # the dev stack's regions
-# Short in-machine retries and few pipe retries keep the tests fast (real sleeps).
-TEST_SETTINGS = {"retryIntervalSeconds": 1, "retryMaxAttempts": 1, "maximumRetryAttempts": 2,
-                 "batchSize": 5}
+
+
+@dataclass
+class Delivery:
+    executions: list[dict[str, Any]]
+    dead_lettered: list[dict[str, Any]]
+
+
+@dataclass
+class Regions:
+    """The scenario's view of a two-region world: writers, the global table, the pipes."""
+
+    world: World
+    pki: LocalPki
+
+    @property
+    def streams(self) -> Streams:
+        return self.world.emulation(Streams)
+
+    def pipe(self, region: str) -> Consumer:
+        return self.streams.consumer("pipe", region)
+
+    # writers
+    def onboard(self, region: str, thing: str) -> str:
+        """The device's first connection in `region`: JITR onboards it there."""
+        registration, _, executions = jitr.connect_first(self.world, region,
+                                                         issue(thing, self.pki.intermediate).pem)
+        assert [e["status"] for e in executions] == ["SUCCEEDED"], executions
+        return registration.certificate_id
+
+    def onboard_amazon_issued(self, region: str, uid: str) -> tuple[str, str]:
+        """A CVM registration in `region`: (thing, certificate id)."""
+        device = cvm.Device(uid)
+        cvm.factory(self.world, region, [device])
+        payload = cvm.post(self.world, region, device.request()).json()["payload"]
+        return payload["thing_name"], payload["certificate_id"]
+
+    def write_change(self, region: str, thing: str, status: str) -> None:
+        """An operator's change of the item (the contract: conditional on the version read,
+        version + 1, this region the writer); DELETED carries its TTL."""
+        item = seen.row(self.world, region, thing)
+        assert item is not None, f"{thing} is not in {region}'s replica"
+        names = {"#s": "status", "#v": "version", "#w": "writerRegion"}
+        values = {":s": {"S": status}, ":next": {"N": str(int(item["version"]) + 1)},
+                  ":expected": {"N": item["version"]}, ":w": {"S": region}}
+        update = "SET #s = :s, #v = :next, #w = :w"
+        if status == "DELETED":
+            names["#e"], values[":e"] = "expiresAt", {"N": str(int(time.time()) + 30 * 24 * 3600)}
+            update += ", #e = :e"
+        self.world.client("dynamodb", region).update_item(
+            TableName=self.world.table(seen.INVENTORY), Key={"thingName": {"S": thing}},
+            UpdateExpression=update, ConditionExpression="#v = :expected",
+            ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+
+    def delete(self, region: str, thing: str) -> None:
+        """An operator deletes the device in `region`: registry, then the tombstone."""
+        iot, item = self.world.client("iot", region), seen.row(self.world, region, thing) or {}
+        certificate, arn = item["certificateId"], seen.cert_arn(region, item["certificateId"])
+        iot.update_certificate(certificateId=certificate, newStatus="INACTIVE")
+        iot.detach_thing_principal(thingName=thing, principal=arn)
+        iot.detach_policy(policyName=seen.device_policy(self.world, region), target=arn)
+        iot.delete_certificate(certificateId=certificate)
+        iot.delete_thing(thingName=thing)
+        self.write_change(region, thing, "DELETED")
+
+    def expire(self, region: str, thing: str) -> None:
+        """TTL removes an expired tombstone (a REMOVE record in every replica's stream)."""
+        self.world.client("dynamodb", region).delete_item(
+            TableName=self.world.table(seen.INVENTORY), Key={"thingName": {"S": thing}})
+
+    # the global table and the pipes, stepped
+    def replicate(self) -> int:
+        assert self.streams.global_tables is not None
+        return self.streams.global_tables.replicate()
+
+    def pending(self, region: str) -> list[dict[str, Any]]:
+        """What the region's pipe reads next that passes its filter (read: not again)."""
+        pipe = self.pipe(region)
+        return [r for r in pipe.reader.read() if matches(pipe.patterns, r)]
+
+    def deliver_records(self, region: str, records: Sequence[dict[str, Any]]) -> Delivery:
+        pipe = self.pipe(region)
+        executions, letters = len(pipe.executions), len(pipe.dead_lettered)
+        self.streams.deliver(pipe, list(records))
+        return Delivery(pipe.executions[executions:], pipe.dead_lettered[letters:])
+
+    def deliver(self, region: str) -> Delivery:
+        return self.deliver_records(region, self.pipe(region).reader.read())
+
+    def settle(self) -> dict[str, Delivery]:
+        marks = {r: (len(self.pipe(r).executions), len(self.pipe(r).dead_lettered))
+                 for r in (A, B)}
+        self.world.settle()
+        return {r: Delivery(self.pipe(r).executions[e:], self.pipe(r).dead_lettered[d:])
+                for r, (e, d) in marks.items()}
+
+    def run_machine(self, region: str, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        return run_sync_execution(self.world.client("stepfunctions", region),
+                                  self.pipe(region).target, json.dumps(list(records)))
+
+    # what the region says
+    def dead_letters(self, region: str) -> list[dict[str, Any]]:
+        """What the region's pipe dead-lettered since the last look (taken off the queue)."""
+        sqs = self.world.client("sqs", region)
+        url = sqs.get_queue_url(QueueName=str(self.pipe(region).dead_letter_arn).rsplit(":", 1)[-1])["QueueUrl"]
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        for message in messages:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return [json.loads(m["Body"]) for m in messages]
+
+    def iot_calls(self, region: str) -> list[str]:
+        return [c.operation for c in self.world.calls.of(region=region, service="iot", caller="states:")]
 
 
 @pytest.fixture(scope="module")
-def device_ca() -> Issued:
-    return issue("Replication Test Issuing CA", issue("Replication Test Root", ca=True), ca=True)
-
-
-@pytest.fixture(scope="module")
-def graph(device_ca: Issued) -> StackGraph:
-    return evaluate_program(PROJECT_DIR, "dev", drop_keys=("caCertificatePemFile",),
-                            config_overrides={"caCertificatePem": device_ca.pem,
-                                              "replication": TEST_SETTINGS})
+def world(local_graph: StackGraph, local_pki: LocalPki) -> Iterator[World]:
+    with open_world(local_graph, regions=[A, B], pki=local_pki,
+                    capabilities=["jitr", "replication", "cvm"]) as opened:
+        yield opened
 
 
 @pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": A,
-                       "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled"}.items():
-        monkeypatch.setenv(key, value)
+def f(world: World, local_pki: LocalPki) -> Iterator[Regions]:
+    """Each scenario starts from a quiet world: no fault, nothing in flight, no call logged."""
+    world.calls.clear()
+    world.settle()
+    regions = Regions(world, local_pki)
+    for region in (A, B):
+        regions.dead_letters(region)
+    world.calls.clear()
+    yield regions
+    world.calls.clear()
 
 
-@pytest.fixture
-def adapter() -> SfnAdapter:
-    return SfnAdapter()
-
-
-@pytest.fixture
-def regions(graph: StackGraph, aws_env: None, adapter: SfnAdapter) -> Iterator[ReplicationFabric]:
-    with fabric(graph, adapter=adapter) as built:
-        yield built
-
-
-def assert_usable_only_with(f: ReplicationFabric, region: str, thing: str,
-                            certificate_id: str) -> None:
-    assert f[region].usable(thing, certificate_id), (
-        region, f[region].certificate_status(certificate_id), f[region].things_of(certificate_id),
-        f[region].policies_of(certificate_id))
-    assert f[region].active_certificates_of(thing) == [certificate_id]
-
-
-def iot_calls(f: ReplicationFabric, region: str) -> list[str]:
-    return [c.operation for c in f.hooks.calls_in(region, "iot")]
+def usable_only_with(f: Regions, region: str, thing: str, certificate_id: str) -> None:
+    assert seen.usable(f.world, region, thing, certificate_id), (
+        region, seen.status(f.world, region, certificate_id),
+        seen.things_of(f.world, region, certificate_id), seen.policies_of(f.world, region, certificate_id))
 
 
 def reconcile(graph: StackGraph, region: str, *, apply: bool) -> tuple[int, str]:
-    """tools/reconcile.py against the fabric's regions (moto), deep comparison."""
+    """tools/reconcile.py against the world's regions, deep comparison."""
     out = StringIO()
-    code, _ = run_reconcile(targets_from_graph(graph), ReplicationSettings(), moto_client,
+    code, _ = run_reconcile(targets_from_graph(graph), ReplicationSettings(), clients,
                             regions=[region], apply=apply, deep=True, journal_dir=None,
-                            stack="dev", utilization=1.0, things=None, out=out,
-                            progress=None)
+                            stack="dev", utilization=1.0, things=None, out=out, progress=None)
     return code, out.getvalue()
 
 
-def moto_client(service: str, region: str) -> Any:
+def clients(service: str, region: str) -> Any:
     client: Any = boto3.client  # the service is chosen at run time
     return client(service, region_name=region)
 
 
 # --- inserts ----------------------------------------------------------------------------
 
-def test_device_onboarded_with_our_ca_in_a_becomes_usable_in_b(regions: ReplicationFabric,
-                                                              device_ca: Issued) -> None:
-    f = regions
-    device = issue("sensor-ours", device_ca)
-    certificate_id = f.onboard(A, "sensor-ours", device.pem, issuer="OWN_CA")
+def test_device_onboarded_with_our_ca_in_a_becomes_usable_in_b(f: Regions) -> None:
+    certificate_id = f.onboard(A, "sensor-ours")
 
     deliveries = f.settle()
 
-    assert_usable_only_with(f, B, "sensor-ours", certificate_id)
-    assert_usable_only_with(f, A, "sensor-ours", certificate_id)
-    by_our_ca = f[B].iot.list_certificates_by_ca(caCertificateId=f[B].ca_certificate_id)
-    assert [c["certificateId"] for c in by_our_ca["certificates"]] == [certificate_id]
+    usable_only_with(f, B, "sensor-ours", certificate_id)
+    usable_only_with(f, A, "sensor-ours", certificate_id)
+    [ca] = f.world.declared("aws:iot/caCertificate:CaCertificate", B)
+    by_our_ca = f.world.client("iot", B).list_certificates_by_ca(caCertificateId=f.world.resolver(ca.id))
+    assert certificate_id in [c["certificateId"] for c in by_our_ca["certificates"]]
     # A's own write never reached A's machine; B ran once, without a failure.
     assert deliveries[A].executions == []
     assert [e["result"] for e in deliveries[B].executions] == [{"batchItemFailures": []}]
     # The 4-call path of a new device (+1 read of B's replica), exclusively attached.
-    assert iot_calls(f, B)[:4] == ["CreateThing", "RegisterCertificate",
-                                   "AttachThingPrincipal", "AttachPolicy"]
+    assert f.iot_calls(B)[:4] == ["CreateThing", "RegisterCertificate", "AttachThingPrincipal",
+                                  "AttachPolicy"]
 
 
-def test_amazon_issued_certificate_is_registered_without_ca(regions: ReplicationFabric) -> None:
-    f = regions
-    certificate_id = f.onboard_amazon_issued(A, "sensor-cvm")
+def test_amazon_issued_certificate_is_registered_without_ca(f: Regions) -> None:
+    thing, certificate_id = f.onboard_amazon_issued(A, "sensor-cvm")
 
     f.settle()
 
-    assert_usable_only_with(f, B, "sensor-cvm", certificate_id)  # same id: same DER
-    assert "RegisterCertificateWithoutCA" in iot_calls(f, B)
-    assert "RegisterCertificate" not in iot_calls(f, B)
+    usable_only_with(f, B, thing, certificate_id)  # same id: same DER
+    assert "RegisterCertificateWithoutCA" in f.iot_calls(B)
+    assert "RegisterCertificate" not in f.iot_calls(B)
 
 
-def test_the_same_record_twice_changes_nothing(regions: ReplicationFabric,
-                                               device_ca: Issued) -> None:
-    f = regions
-    certificate_id = f.onboard(A, "sensor-twice", issue("sensor-twice", device_ca).pem)
+def test_the_same_record_twice_changes_nothing(f: Regions) -> None:
+    certificate_id = f.onboard(A, "sensor-twice")
     f.replicate()
     records = f.pending(B)
     assert len(records) == 1
@@ -135,59 +225,57 @@ def test_the_same_record_twice_changes_nothing(regions: ReplicationFabric,
     f.deliver_records(B, records + records)
     f.deliver_records(B, records)
 
-    assert_usable_only_with(f, B, "sensor-twice", certificate_id)
-    assert len(f[B].principals_of("sensor-twice")) == 1
-    assert f[B].dead_letters() == []
-    assert iot_calls(f, B).count("RegisterCertificate") == 3  # then AlreadyExists: converged
-    assert len(f[B].iot.list_things()["things"]) == 1
+    usable_only_with(f, B, "sensor-twice", certificate_id)
+    assert len(seen.certificates_of(f.world, B, "sensor-twice")) == 1
+    assert f.dead_letters(B) == []
+    assert f.iot_calls(B).count("RegisterCertificate") == 3  # then AlreadyExists: converged
 
 
 # --- changes ----------------------------------------------------------------------------
 
-def test_revocation_in_a_reaches_b(regions: ReplicationFabric, device_ca: Issued) -> None:
-    f = regions
-    certificate_id = f.onboard(A, "sensor-revoked", issue("sensor-revoked", device_ca).pem)
+def test_revocation_in_a_reaches_b(f: Regions) -> None:
+    device = cvm.Device("sensor-revoked")
+    tool = cvm.factory(f.world, A, [device])
+    payload = cvm.post(f.world, A, device.request()).json()["payload"]
+    thing, certificate_id = payload["thing_name"], payload["certificate_id"]
     f.settle()
-    assert f[B].usable("sensor-revoked", certificate_id)
+    assert seen.usable(f.world, B, thing, certificate_id)
 
-    f.revoke(A, "sensor-revoked")
+    tool.revoke(device.uid)  # the operator's tool
     f.settle()
 
     for region in (A, B):
-        assert f[region].certificate_status(certificate_id) == "REVOKED"
-        assert f[region].things_of(certificate_id) == []
-        assert f[region].active_certificates_of("sensor-revoked") == []
-    assert f[B].policies_of(certificate_id) == []
+        assert seen.status(f.world, region, certificate_id) == "REVOKED"
+        assert seen.things_of(f.world, region, certificate_id) == []
+        assert seen.active_certificates(f.world, region, thing) == []
+    assert seen.policies_of(f.world, B, certificate_id) == []
 
 
-def test_tombstone_in_a_deletes_the_device_in_b_and_ttl_removal_is_ignored(
-        regions: ReplicationFabric, device_ca: Issued) -> None:
-    f = regions
-    certificate_id = f.onboard(A, "sensor-gone", issue("sensor-gone", device_ca).pem)
+def test_tombstone_in_a_deletes_the_device_in_b_and_ttl_removal_is_ignored(f: Regions) -> None:
+    certificate_id = f.onboard(A, "sensor-gone")
     f.settle()
 
     f.delete(A, "sensor-gone")
     f.settle()
 
-    assert f[B].certificate_status(certificate_id) is None
-    assert not f[B].thing_exists("sensor-gone")
-    assert (f[B].item("sensor-gone") or {}).get("status") == "DELETED"
+    assert seen.status(f.world, B, certificate_id) is None
+    assert not seen.thing_exists(f.world, B, "sensor-gone")
+    assert (seen.row(f.world, B, "sensor-gone") or {}).get("status") == "DELETED"
 
-    f.expire(A, "sensor-gone")  # TTL: a REMOVE record in both streams
+    f.expire(A, "sensor-gone")  # TTL: a REMOVE record, replicated as a delete
     deliveries = f.settle()
-    assert f[B].item("sensor-gone") is None
+    assert seen.row(f.world, B, "sensor-gone") is None
     assert deliveries[B].executions == []  # the declared filter dropped the REMOVE
 
 
 @pytest.mark.parametrize("final_status", ["REVOKED", "ACTIVE"])
-def test_reordered_records_converge_to_the_newest(regions: ReplicationFabric,
-                                                  device_ca: Issued, final_status: str) -> None:
-    f = regions
-    certificate_id = f.onboard(A, "sensor-order", issue("sensor-order", device_ca).pem)
+def test_reordered_records_converge_to_the_newest(f: Regions, final_status: str) -> None:
+    thing = f"sensor-order-{final_status.lower()}"
+    certificate_id = f.onboard(A, thing)
     f.replicate()
     first = f.pending(B)
-    f.write_change(A, "sensor-order", "INACTIVE")
-    f.write_change(A, "sensor-order", final_status)
+    f.write_change(A, thing, "INACTIVE")
+    f.write_change(A, thing, final_status)
     f.replicate()
     later = f.pending(B)
     assert len(first) == 1 and len(later) == 2
@@ -197,184 +285,176 @@ def test_reordered_records_converge_to_the_newest(regions: ReplicationFabric,
         f.deliver_records(B, [record])
 
     if final_status == "REVOKED":
-        assert f[B].certificate_status(certificate_id) in (None, "REVOKED")
-        assert f[B].active_certificates_of("sensor-order") == []
+        assert seen.status(f.world, B, certificate_id) in (None, "REVOKED")
+        assert seen.active_certificates(f.world, B, thing) == []
     else:
-        assert_usable_only_with(f, B, "sensor-order", certificate_id)
-    assert f[B].dead_letters() == []
+        usable_only_with(f, B, thing, certificate_id)
+    assert f.dead_letters(B) == []
 
 
-def test_a_late_record_never_reactivates_a_revoked_certificate(
-        regions: ReplicationFabric, device_ca: Issued) -> None:
-    f = regions
-    certificate_id = f.onboard(A, "sensor-late", issue("sensor-late", device_ca).pem)
+def test_a_late_record_never_reactivates_a_revoked_certificate(f: Regions) -> None:
+    certificate_id = f.onboard(A, "sensor-late")
     f.replicate()
     insert = f.pending(B)
     f.deliver_records(B, insert)
-    f.revoke(A, "sensor-late")
+    f.write_change(A, "sensor-late", "REVOKED")
     f.settle()
-    assert f[B].certificate_status(certificate_id) == "REVOKED"
+    assert seen.status(f.world, B, certificate_id) == "REVOKED"
 
     f.deliver_records(B, insert)  # the old insert again
 
-    assert f[B].certificate_status(certificate_id) == "REVOKED"
-    assert f[B].things_of(certificate_id) == []
+    assert seen.status(f.world, B, certificate_id) == "REVOKED"
+    assert seen.things_of(f.world, B, certificate_id) == []
 
 
 # --- the device reached B first ---------------------------------------------------------
 
 @pytest.mark.parametrize("jitr_progress", ["registered", "attached"])
-def test_certificate_auto_registered_in_b_first_ends_active(
-        regions: ReplicationFabric, device_ca: Issued, jitr_progress: str) -> None:
-    f = regions
-    device = issue("sensor-early", device_ca)
+def test_certificate_auto_registered_in_b_first_ends_active(f: Regions, jitr_progress: str) -> None:
+    thing = f"sensor-early-{jitr_progress}"
+    device = issue(thing, f.pki.intermediate)
+    iot = f.world.client("iot", B)
+    [ca] = f.world.declared("aws:iot/caCertificate:CaCertificate", B)
     # The device connected to B before the record arrived: AWS IoT registered its
     # certificate PENDING_ACTIVATION (and B's JITR may have got as far as attaching it).
-    early_id = f[B].iot.register_certificate(
-        certificatePem=device.pem, caCertificatePem=f[B].declared.ca_certificate_pem,
-        status="PENDING_ACTIVATION")["certificateId"]
+    early_id = iot.register_certificate(certificatePem=device.pem, status="PENDING_ACTIVATION",
+                                        caCertificatePem=f.world.state(ca)["caCertificatePem"])["certificateId"]
     if jitr_progress == "attached":
-        f[B].iot.create_thing(thingName="sensor-early")
-        f[B].iot.attach_thing_principal(thingName="sensor-early",
-                                        principal=f[B].cert_arn(early_id),
-                                        thingPrincipalType="EXCLUSIVE_THING")
-    certificate_id = f.onboard(A, "sensor-early", device.pem)
-    assert certificate_id == early_id
+        iot.create_thing(thingName=thing)
+        iot.attach_thing_principal(thingName=thing, principal=seen.cert_arn(B, early_id),
+                                   thingPrincipalType="EXCLUSIVE_THING")
+    registration, _, executions = jitr.connect_first(f.world, A, device.pem)
+    assert registration.certificate_id == early_id and executions[0]["status"] == "SUCCEEDED"
 
     f.settle()
 
-    assert_usable_only_with(f, B, "sensor-early", certificate_id)
-    assert "UpdateCertificate" in iot_calls(f, B)  # activated after its attachments
+    usable_only_with(f, B, thing, early_id)
+    assert "UpdateCertificate" in f.iot_calls(B)  # activated after its attachments
 
 
 # --- A down -----------------------------------------------------------------------------
 
-def test_b_replicates_while_a_is_down(regions: ReplicationFabric, device_ca: Issued) -> None:
-    f = regions
-    ours = f.onboard(A, "sensor-a1", issue("sensor-a1", device_ca).pem)
+def test_b_replicates_while_a_is_down(f: Regions) -> None:
+    ours = f.onboard(A, "sensor-a1")
     f.settle()
-    f.revoke(A, "sensor-a1")
-    theirs = f.onboard(A, "sensor-a2", issue("sensor-a2", device_ca).pem)
+    f.write_change(A, "sensor-a1", "REVOKED")
+    theirs = f.onboard(A, "sensor-a2")
     f.replicate()  # the global table copied A's writes before A went down
 
-    f.hooks.down.add(A)
-    calls_before = len(f.hooks.calls)
+    f.world.calls.down.add(A)
+    mark = len(f.world.calls.of())
     delivery = f.deliver(B)
 
-    made = f.hooks.calls[calls_before:]
+    made = f.world.calls.of()[mark:]
     assert made and all(c.region == B for c in made), sorted({c.region for c in made})
     assert all(e["result"] == {"batchItemFailures": []} for e in delivery.executions)
-    assert f[B].certificate_status(ours) == "REVOKED"
-    assert_usable_only_with(f, B, "sensor-a2", theirs)
+    assert seen.status(f.world, B, ours) == "REVOKED"
+    usable_only_with(f, B, "sensor-a2", theirs)
 
 
 # --- concurrent first registrations -----------------------------------------------------
 
 @pytest.mark.parametrize("last_writer", [A, B])
 def test_concurrent_first_registration_leaves_one_active_certificate_everywhere(
-        regions: ReplicationFabric, device_ca: Issued, last_writer: str) -> None:
-    f = regions
+        f: Regions, last_writer: str) -> None:
     first_writer = A if last_writer == B else B
+    thing = f"sensor-twin-{last_writer}"
     # The same thing name with two certificates, registered in both regions before either
     # write replicated: each region's conditional put succeeds locally.
-    loser = f.onboard(first_writer, "sensor-twin", issue("sensor-twin", device_ca).pem)
-    winner = f.onboard(last_writer, "sensor-twin", issue("sensor-twin", device_ca).pem)
+    with f.streams.global_tables.held():  # type: ignore[union-attr]
+        loser = f.onboard(first_writer, thing)
+        winner = f.onboard(last_writer, thing)
     assert loser != winner
 
     f.settle()
 
     for region in (A, B):
-        assert (f[region].item("sensor-twin") or {}).get("certificateId") == winner  # LWW
-        assert_usable_only_with(f, region, "sensor-twin", winner)
-        assert f[region].certificate_status(loser) in (None, "INACTIVE")
-        if f[region].certificate_status(loser) is not None:
-            assert f[region].things_of(loser) == []
-    assert f[first_writer].policies_of(loser) == []
+        assert (seen.row(f.world, region, thing) or {}).get("certificateId") == winner  # LWW
+        usable_only_with(f, region, thing, winner)
+        assert seen.status(f.world, region, loser) in (None, "INACTIVE")
+        if seen.status(f.world, region, loser) is not None:
+            assert seen.things_of(f.world, region, loser) == []
+    assert seen.policies_of(f.world, first_writer, loser) == []
 
 
 # --- faults -----------------------------------------------------------------------------
 
-NEW_DEVICE_STEPS = [("dynamodb", "getItem"), ("iot", "createThing"),
-                    ("iot", "registerCertificate"), ("iot", "attachThingPrincipal"),
-                    ("iot", "attachPolicy")]
-EXISTING_CERTIFICATE_STEPS = [("iot", "updateCertificate"), ("iot", "listThingPrincipals")]
+NEW_DEVICE_STEPS = ["GetItem", "CreateThing", "RegisterCertificate", "AttachThingPrincipal",
+                    "AttachPolicy"]
+EXISTING_CERTIFICATE_STEPS = ["UpdateCertificate", "ListThingPrincipals"]
 
 
-@pytest.mark.parametrize("service,action", NEW_DEVICE_STEPS + EXISTING_CERTIFICATE_STEPS)
+@pytest.mark.parametrize("action", NEW_DEVICE_STEPS + EXISTING_CERTIFICATE_STEPS)
 def test_a_step_that_keeps_failing_is_dead_lettered_unusable_and_repaired(
-        regions: ReplicationFabric, adapter: SfnAdapter, graph: StackGraph,
-        device_ca: Issued, service: str, action: str) -> None:
-    f = regions
-    device = issue("sensor-fault", device_ca)
-    if (service, action) in EXISTING_CERTIFICATE_STEPS:  # B's JITR registered it first
-        f[B].iot.register_certificate(certificatePem=device.pem,
-                                      caCertificatePem=f[B].declared.ca_certificate_pem,
-                                      status="PENDING_ACTIVATION")
-    error_code = "ValidationException" if service == "dynamodb" else "InvalidRequestException"
-    adapter.fail(service, action, error_code, times=1000)
-    certificate_id = f.onboard(A, "sensor-fault", device.pem)
+        f: Regions, local_graph: StackGraph, action: str) -> None:
+    thing = f"sensor-fault-{action.lower()}"
+    device = issue(thing, f.pki.intermediate)
+    if action in EXISTING_CERTIFICATE_STEPS:  # B's JITR registered it first
+        [ca] = f.world.declared("aws:iot/caCertificate:CaCertificate", B)
+        f.world.client("iot", B).register_certificate(
+            certificatePem=device.pem, status="PENDING_ACTIVATION",
+            caCertificatePem=f.world.state(ca)["caCertificatePem"])
+    registration, _, _ = jitr.connect_first(f.world, A, device.pem)
+    certificate_id = registration.certificate_id
+    f.world.calls.fail(action, "ValidationException" if action == "GetItem" else
+                       "InvalidRequestException", times=1000, by=f"states:{f.pipe(B).target.rsplit(':', 1)[-1]}")
 
     delivery = f.settle()[B]
 
-    attempts = f[B].declared.maximum_retry_attempts + 1
+    attempts = f.pipe(B).maximum_retry_attempts + 1
     assert len(delivery.executions) == attempts
     assert all(e["result"]["failure"]["eventID"] == delivery.dead_lettered[0]["eventID"]
                for e in delivery.executions)
-    letters = f[B].dead_letters()
+    letters = f.dead_letters(B)
     assert len(letters) == 1 and letters[0]["DDBStreamBatchInfo"]["batchSize"] == 1
     # Never half-applied: whatever exists in B, the certificate cannot be used there.
-    assert f[B].certificate_status(certificate_id) != "ACTIVE"
-    assert not f[B].usable("sensor-fault", certificate_id)
+    assert seen.status(f.world, B, certificate_id) != "ACTIVE"
+    assert not seen.usable(f.world, B, thing, certificate_id)
 
-    adapter.faults.clear()
-    code, report = reconcile(graph, B, apply=False)
-    assert code == 2 and "sensor-fault" in report, report  # reported
-    code, report = reconcile(graph, B, apply=True)
+    f.world.calls.clear()
+    code, report = reconcile(local_graph, B, apply=False)
+    assert code == 2 and thing in report, report  # reported
+    code, report = reconcile(local_graph, B, apply=True)
     assert code == 0 and "repaired 1 " in report, report  # through the machine
-    assert_usable_only_with(f, B, "sensor-fault", certificate_id)
-    assert reconcile(graph, B, apply=False) == (0, f"{B}: 1 devices in its replica: in sync\n")
+    usable_only_with(f, B, thing, certificate_id)
 
 
-def test_a_transient_fault_is_retried_inside_the_machine(
-        regions: ReplicationFabric, adapter: SfnAdapter, device_ca: Issued) -> None:
-    f = regions
-    adapter.fail("iot", "attachPolicy", "ThrottlingException")  # once
-    certificate_id = f.onboard(A, "sensor-retry", issue("sensor-retry", device_ca).pem)
+def test_a_transient_fault_is_retried_inside_the_machine(f: Regions) -> None:
+    machine = f.pipe(B).target.rsplit(":", 1)[-1]
+    f.world.calls.fail("AttachPolicy", "ThrottlingException", by=f"states:{machine}")  # once
+    certificate_id = f.onboard(A, "sensor-retry")
 
     delivery = f.settle()[B]
 
     assert len(delivery.executions) == 1 and delivery.dead_lettered == []
-    assert len(adapter.calls_to("iot", "attachPolicy")) == 2
-    assert_usable_only_with(f, B, "sensor-retry", certificate_id)
+    assert len(f.world.calls.of("AttachPolicy", region=B, caller=f"states:{machine}")) == 2
+    usable_only_with(f, B, "sensor-retry", certificate_id)
 
 
 def test_the_machine_reports_the_first_failed_record_and_the_pipe_retries_from_it(
-        regions: ReplicationFabric, adapter: SfnAdapter, device_ca: Issued) -> None:
-    f = regions
-    ids = {name: f.onboard(A, name, issue(name, device_ca).pem)
-           for name in ("sensor-b1", "sensor-b2", "sensor-b3")}
+        f: Regions) -> None:
+    ids = {name: f.onboard(A, name) for name in ("sensor-b1", "sensor-b2", "sensor-b3")}
     f.replicate()
     records = f.pending(B)
-    adapter.fail("iot", "createThing", "InvalidRequestException",
-                 when=lambda p: p.get("ThingName") == "sensor-b2")
+    f.world.calls.fail("CreateThing", "InvalidRequestException",
+                       when=lambda p: p.get("thingName") == "sensor-b2", by="states:")
 
     outcome = f.run_machine(B, records)
 
     failed = outcome["result"]["batchItemFailures"]
     assert failed == [{"itemIdentifier": records[1]["eventID"]}]
     assert outcome["result"]["failure"]["thingName"] == "sensor-b2"
-    assert f[B].usable("sensor-b1", ids["sensor-b1"])
-    assert not f[B].thing_exists("sensor-b3")  # not overtaken: retried from sensor-b2
+    assert seen.usable(f.world, B, "sensor-b1", ids["sensor-b1"])
+    assert not seen.thing_exists(f.world, B, "sensor-b3")  # not overtaken: retried from sensor-b2
 
     f.deliver_records(B, records[1:])
     for name, certificate_id in ids.items():
-        assert_usable_only_with(f, B, name, certificate_id)
+        usable_only_with(f, B, name, certificate_id)
 
 
-def test_malformed_input_fails_the_execution_for_the_pipe_to_bisect(
-        regions: ReplicationFabric) -> None:
-    outcome = regions.run_machine(B, [{"eventID": "x", "eventName": "INSERT"}])
+def test_malformed_input_fails_the_execution_for_the_pipe_to_bisect(f: Regions) -> None:
+    outcome = f.run_machine(B, [{"eventID": "x", "eventName": "INSERT"}])
 
     assert outcome["status"] == "FAILED"
     assert outcome["error"] == "States.Runtime"
-    assert regions[B].dead_letters() == []  # the pipe, not the machine, dead-letters
+    assert f.dead_letters(B) == []  # the pipe, not the machine, dead-letters

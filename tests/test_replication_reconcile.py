@@ -13,9 +13,13 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.support.certificates import Issued, issue
-from tests.support.replication_fabric import ReplicationFabric, fabric
-from tools.harness import StackGraph, evaluate_program
+from tests.support.certificates import issue
+from tools.harness import StackGraph
+from tools.local.emulation.streams import Streams
+from tools.local.journeys import cvm, jitr
+from tools.local.journeys import registry as seen
+from tools.local.pki_material import LocalPki
+from tools.local.world import World, open_world
 from tools.reconcile import main
 from tools.replication_reconcile import (
     CONFLICT,
@@ -35,7 +39,6 @@ from tools.replication_reconcile import (
     repair,
 )
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 A, B = "eu-west-1", "us-west-2"
 
 
@@ -215,78 +218,72 @@ def test_progress_shows_rate_and_eta() -> None:
     assert "25/100" in line and "2.5/s" in line and "ETA 0m30s" in line and "25.0%" in line
 
 
-# --- the tool end to end in moto --------------------------------------------------------
+# --- the tool end to end in a world ------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def device_ca() -> Issued:
-    return issue("Reconcile Test Issuing CA", issue("Reconcile Test Root", ca=True), ca=True)
+def world(local_graph: StackGraph, local_pki: LocalPki) -> Iterator[World]:
+    with open_world(local_graph, regions=[A, B], pki=local_pki,
+                    capabilities=["jitr", "replication", "cvm"]) as opened:
+        yield opened
 
 
-@pytest.fixture(scope="module")
-def graph(device_ca: Issued) -> StackGraph:
-    return evaluate_program(PROJECT_DIR, "dev", drop_keys=("caCertificatePemFile",),
-                            config_overrides={"caCertificatePem": device_ca.pem})
-
-
-@pytest.fixture
-def regions(graph: StackGraph, monkeypatch: pytest.MonkeyPatch) -> Iterator[ReplicationFabric]:
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": A,
-                       "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled"}.items():
-        monkeypatch.setenv(key, value)
-    with fabric(graph) as built:
-        yield built
-
-
-def moto_client(service: str, region: str) -> Any:
+def clients(service: str, region: str) -> Any:
     client: Any = boto3.client  # the service is chosen at run time
     return client(service, region_name=region)
 
 
 @pytest.mark.slow
-def test_backfill_of_a_region_through_its_machine(regions: ReplicationFabric, device_ca: Issued,
+def test_backfill_of_a_region_through_its_machine(world: World, local_pki: LocalPki,
                                                   tmp_path: Path) -> None:
-    f = regions
-    ids = {f"dev-{i}": f.onboard(A, f"dev-{i}", issue(f"dev-{i}", device_ca).pem)
-           for i in range(4)}
-    ids["dev-cvm"] = f.onboard_amazon_issued(A, "dev-cvm")
-    f.revoke(A, "dev-0")
-    f.replicate()  # B's replica has every item; B's pipe never ran (B is new)
-    f[B].iot.create_thing(thingName="stray")  # a thing no item names
-    f.hooks.down.add(A)  # reconciling B needs nothing from A
-    mark = len(f.hooks.calls)
+    ids = {}
+    for i in range(4):
+        registration, _, _ = jitr.connect_first(world, A, issue(f"dev-{i}", local_pki.intermediate).pem)
+        ids[f"dev-{i}"] = registration.certificate_id
+    device = cvm.Device("dev-cvm")
+    cvm.factory(world, A, [device])
+    ids["dev-cvm"] = cvm.post(world, A, device.request()).json()["payload"]["certificate_id"]
+    world.client("dynamodb", A).update_item(  # an operator revoked dev-0 (version 2)
+        TableName=world.table(seen.INVENTORY), Key={"thingName": {"S": "dev-0"}},
+        UpdateExpression="SET #s = :s, #v = :v, writerRegion = :w",
+        ExpressionAttributeNames={"#s": "status", "#v": "version"},
+        ExpressionAttributeValues={":s": {"S": "REVOKED"}, ":v": {"N": "2"}, ":w": {"S": A}})
+    tables = world.emulation(Streams).global_tables
+    assert tables is not None
+    tables.replicate()  # B's replica has every item; B's pipe never ran (B is new)
+    world.client("iot", B).create_thing(thingName="stray")  # a thing no item names
+    world.calls.down.add(A)  # reconciling B needs nothing from A
+    mark = len(world.calls.of())
 
     out, err = io.StringIO(), io.StringIO()
-    dry = main(["dev", "--region", B], out=out, err=err, clients=moto_client)
+    dry = main(["dev", "--region", B], out=out, err=err, clients=clients)
     assert dry == 2
     assert "us-west-2: 5 devices in its replica: 4 missing, 1 extra" in out.getvalue()
 
     out = io.StringIO()
     code = main(["dev", "--region", B, "--apply", "--journal-dir", str(tmp_path)],
-                out=out, err=err, clients=moto_client)
+                out=out, err=err, clients=clients)
 
     assert code == 0, out.getvalue()
     assert "repaired 4 in" in out.getvalue() and "0 failed" in out.getvalue()
     assert "ETA" in err.getvalue()
     for thing in ("dev-1", "dev-2", "dev-3", "dev-cvm"):
-        assert f[B].usable(thing, ids[thing])
-    assert f[B].certificate_status(ids["dev-0"]) is None  # revoked: nothing to register
-    assert f[B].thing_exists("stray")  # extra: reported, never deleted
+        assert seen.usable(world, B, thing, ids[thing])
+    assert seen.status(world, B, ids["dev-0"]) is None  # revoked: nothing to register
+    assert seen.thing_exists(world, B, "stray")  # extra: reported, never deleted
     journal = [json.loads(line) for line in (tmp_path / "dev-us-west-2.jsonl").read_text()
                .splitlines()]
-    assert sorted(e["thing"] for e in journal if e["ok"]) == ["dev-1", "dev-2", "dev-3",
-                                                              "dev-cvm"]
-    assert {c.region for c in f.hooks.calls[mark:]} == {B}
-    starts = [c for c in f.hooks.calls[mark:] if c.operation == "StartSyncExecution"]
-    assert len(starts) == 4  # one repair each, through the declared machine
+    assert sorted(e["thing"] for e in journal if e["ok"]) == ["dev-1", "dev-2", "dev-3", "dev-cvm"]
+    made = world.calls.of()[mark:]
+    assert {c.region for c in made} == {B}
+    assert len([c for c in made if c.operation == "StartSyncExecution"]) == 4  # one repair each
 
     out = io.StringIO()
-    assert main(["dev", "--region", B, "--deep"], out=out, err=err, clients=moto_client) == 0
+    assert main(["dev", "--region", B, "--deep"], out=out, err=err, clients=clients) == 0
     assert out.getvalue().startswith("us-west-2: 5 devices in its replica: 1 extra")
+    world.calls.down.clear()
 
 
-def test_unknown_region_is_refused(regions: ReplicationFabric) -> None:
+def test_unknown_region_is_refused(world: World) -> None:
     out = io.StringIO()
-    assert main(["dev", "--region", "ap-south-1"], out=out, err=io.StringIO(),
-                clients=moto_client) == 3
+    assert main(["dev", "--region", "ap-south-1"], out=out, err=io.StringIO(), clients=clients) == 3
     assert "ap-south-1 not in the stack's regions" in out.getvalue()

@@ -153,7 +153,8 @@ class Consumer:
 
 
 class GlobalTables:
-    """Replication between the replicas of each declared global table in the world."""
+    """Replication between the replicas of each declared global table in the world: every
+    write reaches the other replicas in write order, unless a replica holds a later one."""
 
     def __init__(self, world: World, tables: dict[str, list[str]]) -> None:
         self._world = world
@@ -162,33 +163,29 @@ class GlobalTables:
             TableName=t)["Table"]["LatestStreamArn"], "TRIM_HORIZON")
             for t, regions in tables.items() for r in regions}
         self._echoes: dict[tuple[str, str, str, str], int] = {}  # our own writes coming back
-        self._latest: dict[tuple[str, str], tuple[float, str, str | None]] = {}  # LWW winner
-        self._undelivered: list[tuple[str, str, str, str | None]] = []  # a region was down
+        self._held: dict[tuple[str, str, str], float] = {}  # (table, key, region) -> time held
+        self._undelivered: list[tuple[float, str, str, str, str | None]] = []  # region down
         self.replicated = 0
-        self._held = False
+        self._paused = False
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
         """Writes in the block stay where they were made (within the replication delay)."""
-        self._held = True
+        self._paused = True
         try:
             yield
         finally:
-            self._held = False
+            self._paused = False
 
     def replicate(self) -> int:
-        """Read every replica's stream once; weigh each item's new writes in all regions
-        together (last writer wins); apply the winners. Returns records read."""
-        if self._held:
+        """Read every replica's stream once and apply its writes elsewhere, in write order (the
+        write's own time); a replica that holds a later write of the item keeps it. Returns
+        the records read."""
+        if self._paused:
             return 0
-        for table, region, key, image in self._undelivered[:]:
-            self._undelivered.remove((table, region, key, image))
-            self._write(table, region, key, image)
-        writes: dict[tuple[str, str], list[tuple[float, str, str | None]]] = {}
-        read = 0
+        writes: list[tuple[float, str, str, str, str | None]] = []  # time, region, table, key, image
         for (table, region), reader in self._readers.items():
             for record in reader.read_raw():
-                read += 1
                 change = record["dynamodb"]
                 key = json.dumps(change["Keys"], sort_keys=True)
                 image = None if record["eventName"] == "REMOVE" else json.dumps(
@@ -197,22 +194,18 @@ class GlobalTables:
                 if self._echoes.get(echo):
                     self._echoes[echo] -= 1
                     continue
-                written = change["ApproximateCreationDateTime"].timestamp()
-                writes.setdefault((table, key), []).append((written, region, image))
-        for (table, key), found in writes.items():
-            latest = self._latest.get((table, key))
-            newest = max(found)
-            if latest is None or newest[:2] > latest[:2]:
-                self._latest[(table, key)] = newest
-                targets = [r for r in self.tables[table] if r != newest[1]]
-                image = newest[2]
-            else:  # every new write lost to a later one already replicated: undo them
-                targets, image = sorted({w[1] for w in found}), latest[2]
-            for target in targets:
-                self._write(table, target, key, image)
-        return read
+                writes.append((change["ApproximateCreationDateTime"].timestamp(), region, table, key, image))
+        for written, region, table, key, _ in writes:  # what each replica holds, as written
+            self._held[(table, key, region)] = max(written, self._held.get((table, key, region), 0.0))
+        retry, self._undelivered = self._undelivered, []
+        for written, region, table, key, image in sorted(retry) + sorted(writes):
+            for target in (region,) if (written, region, table, key, image) in retry else \
+                    [r for r in self.tables[table] if r != region]:
+                if written > self._held.get((table, key, target), 0.0):
+                    self._write(written, target, table, key, image)
+        return len(writes)
 
-    def _write(self, table: str, region: str, key: str, image: str | None) -> None:
+    def _write(self, written: float, region: str, table: str, key: str, image: str | None) -> None:
         dynamodb = self._world.client("dynamodb", region)
         echo = (region, table, key, image or "")
         self._echoes[echo] = self._echoes.get(echo, 0) + 1
@@ -221,10 +214,11 @@ class GlobalTables:
                 dynamodb.delete_item(TableName=table, Key=json.loads(key))
             else:
                 dynamodb.put_item(TableName=table, Item=json.loads(image))
+            self._held[(table, key, region)] = written
             self.replicated += 1
         except (RegionDown, ClientError, BotoCoreError):
             self._echoes[echo] -= 1
-            self._undelivered.append((table, region, key, image))
+            self._undelivered.append((written, region, table, key, image))
 
 
 class Streams:
