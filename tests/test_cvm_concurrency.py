@@ -1,7 +1,7 @@
 """50 concurrent registrations of one device (threads, the real handler, moto): the claim is
 conditional, so exactly one certificate is issued and one request succeeds; the others 409.
 
-moto's DynamoDB is made atomic per write (tests/support/cvm_world.py), as AWS is; without it
+moto's DynamoDB is made atomic per write (tools/local/moto_fidelity.py), as AWS is; without it
 moto itself could let two conditional writes through.
 """
 
@@ -13,29 +13,28 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from lambdas.cvm_registration import app
-from tests.support.cvm_world import REGION, api_event, cvm_world, new_csr, token
-from tests.support.sfn_adapter import FakeLambdaContext
+from tests.support.cvm import api_event, cvm_world, new_csr, token
+from tools.harness import StackGraph
+from tools.local.pki_material import LocalPki
 
 CONCURRENT_REQUESTS = 50
 
 
-def test_fifty_concurrent_requests_issue_exactly_one_certificate() -> None:
-    with cvm_world() as world:
+def test_fifty_concurrent_requests_issue_exactly_one_certificate(local_graph: StackGraph,
+                                                                 local_pki: LocalPki) -> None:
+    with cvm_world(local_graph, local_pki) as world:
         world.add_batch("B1", "salt-1")
         world.add_device("sensor-50", "B1")
         _, csr = new_csr("sensor-50")
         body = json.dumps({"device_uid": "sensor-50", "device_token": token("salt-1", "sensor-50"),
                            "csr": csr})
-        app.flows()  # one container: clients and salts shared by all threads, as in Lambda
+        world.call({"device_uid": "warm-up", "device_token": "0" * 64})  # clients, salts loaded
         start = threading.Barrier(CONCURRENT_REQUESTS)
 
         def register(number: int) -> tuple[int, dict[str, Any]]:
-            context = FakeLambdaContext("cvm", f"arn:aws:lambda:{REGION}:123456789012:function:cvm",
-                                        aws_request_id=f"request-{number}")
             event = api_event(body)
             start.wait()
-            answer = app.handler(event, context)
+            answer = world.invoke(event)
             return answer["statusCode"], json.loads(answer["body"])
 
         with ThreadPoolExecutor(max_workers=CONCURRENT_REQUESTS) as pool:

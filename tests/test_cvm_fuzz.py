@@ -16,8 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lambdas.cvm_registration import app
-from tests.support.cvm_world import CONTEXT, SEED_SALT, api_event, cvm_world, new_csr
+from tests.support.cvm import LEGACY, SEED_SALT, api_event, cvm_world, new_csr
+from tools.harness import StackGraph
+from tools.local.pki_material import LocalPki
 
 QUICK_EXAMPLES = 400
 FULL_EXAMPLES = 10_000
@@ -62,11 +63,11 @@ def bodies(draw: st.DrawFn) -> tuple[str | None, bool]:
     return None, draw(st.booleans())
 
 
-def fuzz(examples: int) -> None:
-    with cvm_world(legacy_batches=("LEGACY",)) as world:
-        world.add_batch("LEGACY", SEED_SALT)
+def fuzz(graph: StackGraph, pki: LocalPki, examples: int) -> None:
+    with cvm_world(graph, pki) as world:
+        world.add_batch(LEGACY, SEED_SALT)
         world.add_batch("B1", "salt-1")
-        world.add_device("DEVICE001", "LEGACY")
+        world.add_device("DEVICE001", LEGACY)
         world.add_device("sensor-1", "B1", uid2="AA:BB")
         seen: set[int] = set()
 
@@ -79,7 +80,7 @@ def fuzz(examples: int) -> None:
             text, encoded = body
             event: dict[str, Any] = api_event(text, path=path, base64_encoded=encoded,
                                               headers={"Content-Type": content_type})
-            answer = app.handler(event, CONTEXT)
+            answer = world.invoke(event)
             status = answer["statusCode"]
             seen.add(status)
             assert 400 <= status < 500, (status, answer["body"][:300])
@@ -93,12 +94,14 @@ def fuzz(examples: int) -> None:
         assert seen <= {400, 403} and 400 in seen
 
 
-def test_fuzzed_requests_only_ever_get_4xx_and_no_certificate() -> None:
-    fuzz(QUICK_EXAMPLES)
+def test_fuzzed_requests_only_ever_get_4xx_and_no_certificate(local_graph: StackGraph,
+                                                               local_pki: LocalPki) -> None:
+    fuzz(local_graph, local_pki, QUICK_EXAMPLES)
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get("CVM_FUZZ_FULL"),
                     reason="10 000 examples (about a minute); set CVM_FUZZ_FULL=1")
-def test_ten_thousand_fuzzed_requests_only_ever_get_4xx_and_no_certificate() -> None:
-    fuzz(FULL_EXAMPLES)
+def test_ten_thousand_fuzzed_requests_only_ever_get_4xx_and_no_certificate(
+        local_graph: StackGraph, local_pki: LocalPki) -> None:
+    fuzz(local_graph, local_pki, FULL_EXAMPLES)

@@ -27,7 +27,7 @@ from lambdas.cvm_registration.models.requests import (
     parse_body,
 )
 from tests.support.certificates import issue
-from tests.support.cvm_world import new_csr, token
+from tests.support.cvm import new_csr, token
 
 BOOK = SaltBook({SaltRef("A", 1): "salt-a1", SaltRef("A", 2): "salt-a2",
                  SaltRef("B", 1): "salt-b1"})

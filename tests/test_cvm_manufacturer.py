@@ -6,48 +6,41 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 
-from lambdas.cvm_registration import app
-from tests.support.cvm_world import (
-    CONTEXT,
-    REGION,
-    SECRET_NAME,
-    CvmWorld,
-    api_event,
-    cvm_world,
-    new_csr,
-    token,
-)
+from tests.support.cvm import LEGACY, REGION, Cvm, new_csr, token
 from tools import manufacturer
+from tools.harness import StackGraph
+from tools.local.emulation.lambdas import LambdaRuntime
+from tools.local.journeys import registry as seen
+from tools.local.pki_material import LocalPki
+from tools.local.world import open_world
 
 OTHER_REGION = "us-west-2"
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+SECRET_NAME = manufacturer.Stack.load("dev", PROJECT_DIR).secret_name
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    """A stack `test` of app `iotmr` in two regions: the names cvm_world creates."""
-    (tmp_path / "Pulumi.yaml").write_text("name: iot-multi-region\nruntime: python\n")
-    (tmp_path / "Pulumi.test.yaml").write_text(
-        "config:\n  iot-multi-region:appName: iotmr\n  iot-multi-region:environment: test\n"
-        f"  iot-multi-region:regions: [{REGION}, {OTHER_REGION}]\n"
-        f"  iot-multi-region:primaryRegion: {REGION}\n")
-    return tmp_path
+def project() -> Path:
+    return PROJECT_DIR
 
 
 @pytest.fixture
-def world() -> Any:
-    with cvm_world(legacy_batches=("LEGACY",)) as opened:
-        boto3.client("secretsmanager", region_name=OTHER_REGION).create_secret(Name=SECRET_NAME)
-        yield opened
+def world(local_graph: StackGraph, local_pki: LocalPki) -> Iterator[Cvm]:
+    """Both regions of the dev stack: the tool writes every region's salts secret."""
+    with open_world(local_graph, regions=[REGION, OTHER_REGION], pki=local_pki,
+                    capabilities=["cvm"]) as opened:
+        yield Cvm(opened)
 
 
 def run(project: Path, *argv: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
-    status = manufacturer.main(["--stack", "test", *argv], project_dir=project, out=out, err=err)
+    status = manufacturer.main(["--stack", "dev", *argv], project_dir=project, out=out, err=err)
     return status, out.getvalue(), err.getvalue()
 
 
@@ -57,9 +50,9 @@ def salts(region: str) -> dict[str, Any]:
     return dict(json.loads(text)["batches"])
 
 
-def register(body: dict[str, Any]) -> int:
-    app.flows.cache_clear()  # a new container: the salts the tool just wrote
-    return int(app.handler(api_event(json.dumps(body)), CONTEXT)["statusCode"])
+def register(world: Cvm, body: dict[str, Any]) -> int:
+    world.world.emulation(LambdaRuntime).cold_start(world.function)  # the salts just written
+    return world.call(body)[0]
 
 
 def write_csv(path: Path, rows: list[str]) -> Path:
@@ -67,7 +60,7 @@ def write_csv(path: Path, rows: list[str]) -> Path:
     return path
 
 
-def test_add_batch_writes_every_region_and_never_prints_the_salt(world: CvmWorld,
+def test_add_batch_writes_every_region_and_never_prints_the_salt(world: Cvm,
                                                                  project: Path) -> None:
     status, out, err = run(project, "add-batch", "B1")
     assert status == 0, err
@@ -77,18 +70,18 @@ def test_add_batch_writes_every_region_and_never_prints_the_salt(world: CvmWorld
     assert run(project, "add-batch", "B1")[0] == 1  # a second, different salt is refused
 
 
-def test_a_partial_salt_write_is_repaired_by_the_re_run(world: CvmWorld, project: Path,
+def test_a_partial_salt_write_is_repaired_by_the_re_run(world: Cvm, project: Path,
                                                          tmp_path: Path) -> None:
     salt_file = tmp_path / "salt.txt"
     salt_file.write_text("factory-salt\n")
-    world.secrets.put_secret_value(SecretId=world.secret_arn, SecretString=json.dumps(
+    boto3.client("secretsmanager", region_name=REGION).put_secret_value(SecretId=SECRET_NAME, SecretString=json.dumps(
         {"batches": {"B1": {"current": 1, "salts": {"1": "factory-salt"}}}}))  # only eu-west-1
     status, out, _ = run(project, "add-batch", "B1", "--salt-file", str(salt_file))
     assert status == 0 and f"written: {OTHER_REGION}" in out
     assert salts(OTHER_REGION) == salts(REGION)
 
 
-def test_conflicting_salts_across_regions_are_refused(world: CvmWorld, project: Path) -> None:
+def test_conflicting_salts_across_regions_are_refused(world: Cvm, project: Path) -> None:
     for region, salt in ((REGION, "a"), (OTHER_REGION, "b")):
         boto3.client("secretsmanager", region_name=region).put_secret_value(
             SecretId=SECRET_NAME, SecretString=json.dumps(
@@ -97,7 +90,7 @@ def test_conflicting_salts_across_regions_are_refused(world: CvmWorld, project: 
     assert status == 1 and "different salts in different regions" in err
 
 
-def test_bad_rows_are_all_reported_by_line_and_nothing_is_written(world: CvmWorld, project: Path,
+def test_bad_rows_are_all_reported_by_line_and_nothing_is_written(world: Cvm, project: Path,
                                                                   tmp_path: Path) -> None:
     assert run(project, "add-batch", "B1")[0] == 0
     salt = salts(REGION)["B1"]["salts"]["1"]
@@ -121,10 +114,10 @@ def test_bad_rows_are_all_reported_by_line_and_nothing_is_written(world: CvmWorl
         "line 7: device_token is not 64 hex digits",
     ]
     assert "5 bad row(s), nothing was written" in err
-    assert world.ddb.scan(TableName="iotmr-test-cvm-provisioning")["Items"] == []
+    assert world.ddb.scan(TableName=world.world.table(seen.PROVISIONING))["Items"] == []
 
 
-def test_import_is_conditional_re_runnable_and_feeds_the_function(world: CvmWorld, project: Path,
+def test_import_is_conditional_re_runnable_and_feeds_the_function(world: Cvm, project: Path,
                                                                    tmp_path: Path) -> None:
     assert run(project, "add-batch", "B1")[0] == 0
     salt = salts(REGION)["B1"]["salts"]["1"]
@@ -153,11 +146,11 @@ def test_import_is_conditional_re_runnable_and_feeds_the_function(world: CvmWorl
     assert world.record("sensor-1")["batch"] == {"S": "B1"}  # not overwritten
 
     _, csr = new_csr()
-    assert register({"device_uid": "sensor-2", "device_uid_2": "AA:BB:CC", "csr": csr,
+    assert register(world, {"device_uid": "sensor-2", "device_uid_2": "AA:BB:CC", "csr": csr,
                      "device_token": token(salt, "sensor-2", "AA:BB:CC")}) == 200
 
 
-def test_factory_salt_file_checks_tokens_without_secrets_manager(world: CvmWorld, project: Path,
+def test_factory_salt_file_checks_tokens_without_secrets_manager(world: Cvm, project: Path,
                                                                  tmp_path: Path) -> None:
     salt_file = tmp_path / "salt.txt"
     salt_file.write_text("line-7-salt\n")
@@ -167,46 +160,46 @@ def test_factory_salt_file_checks_tokens_without_secrets_manager(world: CvmWorld
     assert status == 0 and "1 imported" in out
 
 
-def test_disable_and_enable_gate_registration(world: CvmWorld, project: Path,
+def test_disable_and_enable_gate_registration(world: Cvm, project: Path,
                                               tmp_path: Path) -> None:
-    assert run(project, "add-batch", "LEGACY")[0] == 0
-    salt = salts(REGION)["LEGACY"]["salts"]["1"]
-    run(project, "import", "LEGACY", str(write_csv(tmp_path / "d.csv", ["device_uid", "old-1"])))
+    assert run(project, "add-batch", LEGACY)[0] == 0
+    salt = salts(REGION)[LEGACY]["salts"]["1"]
+    run(project, "import", LEGACY, str(write_csv(tmp_path / "d.csv", ["device_uid", "old-1"])))
     request = {"device_uid": "old-1", "device_token": token(salt, "old-1")}
 
-    status, out, _ = run(project, "disable", "--batch", "LEGACY")
+    status, out, _ = run(project, "disable", "--batch", LEGACY)
     assert status == 0 and "1 device(s) disabled" in out
     assert world.record("old-1")["enabled"] == {"BOOL": False}
-    assert register(request) == 403
+    assert register(world, request) == 403
     assert run(project, "disable", "nobody")[0] == 1
     assert run(project, "enable", "old-1")[0] == 0
-    assert register(request) == 200
+    assert register(world, request) == 200
 
 
-def test_rotate_salt_moves_unregistered_devices_to_the_new_salt(world: CvmWorld, project: Path,
+def test_rotate_salt_moves_unregistered_devices_to_the_new_salt(world: Cvm, project: Path,
                                                                  tmp_path: Path) -> None:
-    assert run(project, "add-batch", "LEGACY")[0] == 0
-    old = salts(REGION)["LEGACY"]["salts"]["1"]
-    run(project, "import", "LEGACY", str(write_csv(tmp_path / "d.csv",
+    assert run(project, "add-batch", LEGACY)[0] == 0
+    old = salts(REGION)[LEGACY]["salts"]["1"]
+    run(project, "import", LEGACY, str(write_csv(tmp_path / "d.csv",
                                                      ["device_uid", "early", "late"])))
-    assert register({"device_uid": "early", "device_token": token(old, "early")}) == 200
+    assert register(world, {"device_uid": "early", "device_token": token(old, "early")}) == 200
 
-    status, out, _ = run(project, "rotate-salt", "LEGACY", "--rekey-unregistered")
+    status, out, _ = run(project, "rotate-salt", LEGACY, "--rekey-unregistered")
     assert status == 0 and "1 unregistered device(s)" in out
-    new = salts(OTHER_REGION)["LEGACY"]["salts"]["2"]
-    assert salts(REGION)["LEGACY"]["current"] == 2 and new != old
+    new = salts(OTHER_REGION)[LEGACY]["salts"]["2"]
+    assert salts(REGION)[LEGACY]["current"] == 2 and new != old
     assert world.record("early")["saltVersion"] == {"N": "1"}  # registered: untouched
-    assert register({"device_uid": "late", "device_token": token(old, "late")}) == 403
-    assert register({"device_uid": "late", "device_token": token(new, "late")}) == 200
+    assert register(world, {"device_uid": "late", "device_token": token(old, "late")}) == 403
+    assert register(world, {"device_uid": "late", "device_token": token(new, "late")}) == 200
 
 
-def test_revoke_is_final_here_and_through_the_inventory(world: CvmWorld, project: Path,
+def test_revoke_is_final_here_and_through_the_inventory(world: Cvm, project: Path,
                                                         tmp_path: Path) -> None:
-    assert run(project, "add-batch", "LEGACY")[0] == 0
-    salt = salts(REGION)["LEGACY"]["salts"]["1"]
-    run(project, "import", "LEGACY", str(write_csv(tmp_path / "d.csv", ["device_uid", "d-1"])))
+    assert run(project, "add-batch", LEGACY)[0] == 0
+    salt = salts(REGION)[LEGACY]["salts"]["1"]
+    run(project, "import", LEGACY, str(write_csv(tmp_path / "d.csv", ["device_uid", "d-1"])))
     request = {"device_uid": "d-1", "device_token": token(salt, "d-1")}
-    assert register(request) == 200
+    assert register(world, request) == 200
 
     assert run(project, "revoke", "d-1")[0] == 0
     [certificate] = world.certificates()
@@ -214,16 +207,16 @@ def test_revoke_is_final_here_and_through_the_inventory(world: CvmWorld, project
     item = world.inventory("d-1")
     assert (item["status"], item["version"], item["writerRegion"]) == (
         {"S": "REVOKED"}, {"N": "2"}, {"S": REGION})
-    assert register(request) == 403
+    assert register(world, request) == 403
 
 
-def test_reissue_revokes_and_lets_the_device_register_again(world: CvmWorld, project: Path,
+def test_reissue_revokes_and_lets_the_device_register_again(world: Cvm, project: Path,
                                                             tmp_path: Path) -> None:
-    assert run(project, "add-batch", "LEGACY")[0] == 0
-    salt = salts(REGION)["LEGACY"]["salts"]["1"]
-    run(project, "import", "LEGACY", str(write_csv(tmp_path / "d.csv", ["device_uid", "d-2"])))
+    assert run(project, "add-batch", LEGACY)[0] == 0
+    salt = salts(REGION)[LEGACY]["salts"]["1"]
+    run(project, "import", LEGACY, str(write_csv(tmp_path / "d.csv", ["device_uid", "d-2"])))
     request = {"device_uid": "d-2", "device_token": token(salt, "d-2")}
-    assert register(request) == 200
+    assert register(world, request) == 200
     old = world.inventory("d-2")["certificateId"]["S"]
 
     status, out, _ = run(project, "reissue", "d-2")
@@ -233,7 +226,7 @@ def test_reissue_revokes_and_lets_the_device_register_again(world: CvmWorld, pro
     assert item["revokedCertificateIds"] == {"SS": [old]}
     assert world.record("d-2")["reopenedFrom"] == {"S": old}
 
-    assert register(request) == 200
+    assert register(world, request) == 200
     item = world.inventory("d-2")
     assert (item["status"], item["version"]) == ({"S": "ACTIVE"}, {"N": "3"})
     statuses = sorted(c["status"] for c in world.certificates())

@@ -12,29 +12,18 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from lambdas.cvm_registration import app
-from tests.support.cvm_world import (
-    CONTEXT,
-    DEVICE_ENDPOINT,
-    DEVICE_POLICY,
-    INVENTORY_TABLE,
-    PROVISIONING_TABLE,
-    REGION,
-    SEED_SALT,
-    CvmWorld,
-    FaultPlan,
-    api_event,
-    cvm_world,
-    function_session,
-    new_csr,
-    token,
-)
+from tests.support.cvm import LEGACY, REGION, SEED_SALT, Cvm, api_event, cvm_world, new_csr, token
+from tools.harness import StackGraph
+from tools.local.emulation.lambdas import LambdaRuntime
+from tools.local.journeys import registry as seen
+from tools.local.pki_material import LocalPki
 
 # The seed's published example: SHA256("YOUR_SECRET_SALT//DEVICE001").
 SEED_TOKEN = "ecab892722df5937d055dd496cdff41ac6bdece2cfc18b31e896960e52df5787"
@@ -44,21 +33,15 @@ AMAZON_ROOT_CA_SHA256 = {
 }
 
 
-def call(body: Any, **event: Any) -> tuple[int, dict[str, Any]]:
-    text = body if isinstance(body, str) or body is None else json.dumps(body)
-    answer = app.handler(api_event(text, **event), CONTEXT)
-    return answer["statusCode"], json.loads(answer["body"])
-
-
 @pytest.fixture
-def world() -> Any:
-    with cvm_world(legacy_batches=("LEGACY",)) as opened:
-        opened.add_batch("LEGACY", SEED_SALT)
+def world(local_graph: StackGraph, local_pki: LocalPki) -> Iterator[Cvm]:
+    with cvm_world(local_graph, local_pki) as opened:
+        opened.add_batch(LEGACY, SEED_SALT)
         opened.add_batch("B1", "salt-of-batch-1")
         yield opened
 
 
-def assert_nothing_issued(world: CvmWorld, uid: str) -> None:
+def assert_nothing_issued(world: Cvm, uid: str) -> None:
     assert world.certificates() == [] and world.things() == []
     record = world.record(uid)
     assert record.get("registrationState", {}).get("S") in (None, "UNREGISTERED")
@@ -69,13 +52,14 @@ def test_token_formula_is_the_seeds() -> None:
     assert token(SEED_SALT, "DEVICE001") == SEED_TOKEN
 
 
-def test_seed_request_shape_registers_a_legacy_device(world: CvmWorld) -> None:
-    world.add_device("DEVICE001", "LEGACY")
-    status, body = call('{"device_uid":"DEVICE001", "device_token":"%s"}' % SEED_TOKEN)
+def test_seed_request_shape_registers_a_legacy_device(world: Cvm) -> None:
+    world.add_device("DEVICE001", LEGACY)
+    status, body = world.call('{"device_uid":"DEVICE001", "device_token":"%s"}' % SEED_TOKEN)
 
     assert status == 200 and body["statusCode"] == 200 and body["status"] == "SUCCESS"
     payload = body["payload"]
-    assert payload["thing_name"] == "DEVICE001" and payload["endpoint"] == DEVICE_ENDPOINT
+    assert payload["thing_name"] == "DEVICE001"
+    assert payload["endpoint"] == world.environment["DEVICE_ENDPOINT"]
     pem = payload["certificates"]["device_certificate"]
     [certificate] = world.certificates()
     assert certificate["status"] == "ACTIVE"
@@ -108,21 +92,19 @@ def test_seed_request_shape_registers_a_legacy_device(world: CvmWorld) -> None:
     assert record["attempts"] == {"N": "1"}
 
 
-def test_root_ca_bundle_is_amazons_shipped_roots(world: CvmWorld) -> None:
-    world.add_device("DEVICE001", "LEGACY")
-    _, body = call({"device_uid": "DEVICE001", "device_token": SEED_TOKEN})
+def test_root_ca_bundle_is_amazons_shipped_roots(world: Cvm) -> None:
+    world.add_device("DEVICE001", LEGACY)
+    _, body = world.call({"device_uid": "DEVICE001", "device_token": SEED_TOKEN})
     roots = x509.load_pem_x509_certificates(
         body["payload"]["certificates"]["root_ca"].encode())
     assert {r.fingerprint(hashes.SHA256()).hex() for r in roots} == AMAZON_ROOT_CA_SHA256
 
 
-def test_csr_path_certifies_the_devices_key_and_never_handles_a_private_key(
-        world: CvmWorld, capsys: pytest.CaptureFixture[str],
-        caplog: pytest.LogCaptureFixture) -> None:
+def test_csr_path_certifies_the_devices_key_and_never_handles_a_private_key(world: Cvm) -> None:
     world.add_device("sensor-7", "B1")
     key, csr = new_csr("sensor-7")
     device_token = token("salt-of-batch-1", "sensor-7")
-    status, body = call({"device_uid": "sensor-7", "device_token": device_token, "csr": csr})
+    status, body = world.call({"device_uid": "sensor-7", "device_token": device_token, "csr": csr})
 
     assert status == 200, body
     cert = x509.load_pem_x509_certificate(
@@ -132,8 +114,7 @@ def test_csr_path_certifies_the_devices_key_and_never_handles_a_private_key(
         key.public_key().public_bytes(serialization.Encoding.DER, spki)
     assert "keyPair" not in body["payload"]
     assert "PRIVATE KEY" not in json.dumps(body)
-    formatter = app.logger.registered_formatter  # the function's JSON log lines, in full
-    logs = "\n".join(formatter.format(r) for r in caplog.records) + capsys.readouterr().out
+    logs = "\n".join(world.world.emulation(LambdaRuntime).function(world.function).output)
     # The logs were captured (the success line is there), and hold none of these:
     assert "device registered" in logs and '"certificateId"' in logs
     for secret in ("PRIVATE KEY", device_token, "salt-of-batch-1"):
@@ -141,9 +122,9 @@ def test_csr_path_certifies_the_devices_key_and_never_handles_a_private_key(
 
 
 def test_seed_shape_without_csr_is_refused_for_a_batch_that_requires_csrs(
-        world: CvmWorld) -> None:
+        world: Cvm) -> None:
     world.add_device("sensor-8", "B1")
-    status, body = call({"device_uid": "sensor-8",
+    status, body = world.call({"device_uid": "sensor-8",
                          "device_token": token("salt-of-batch-1", "sensor-8")})
     assert status == 400 and body["payload"]["field"] == "csr"
     assert_nothing_issued(world, "sensor-8")
@@ -169,30 +150,30 @@ def test_seed_shape_without_csr_is_refused_for_a_batch_that_requires_csrs(
     ("", "body"),
     (None, "body"),
 ])
-def test_malformed_requests_get_400_naming_the_field(world: CvmWorld, body: str | None,
+def test_malformed_requests_get_400_naming_the_field(world: Cvm, body: str | None,
                                                      field: str) -> None:
-    status, answer = call(body)
+    status, answer = world.call(body)
     assert (status, answer["statusCode"], answer["status"]) == (400, 400, "ERROR")
     assert answer["payload"]["field"] == field
     assert "Traceback" not in json.dumps(answer)
 
 
-def test_base64_encoded_bodies_are_decoded_and_bad_base64_is_a_400(world: CvmWorld) -> None:
-    world.add_device("DEVICE001", "LEGACY")
+def test_base64_encoded_bodies_are_decoded_and_bad_base64_is_a_400(world: Cvm) -> None:
+    world.add_device("DEVICE001", LEGACY)
     encoded = base64.b64encode(json.dumps(
         {"device_uid": "DEVICE001", "device_token": SEED_TOKEN}).encode()).decode()
-    assert call(encoded, base64_encoded=True)[0] == 200
-    status, answer = call("***", base64_encoded=True)
+    assert world.call(encoded, base64_encoded=True)[0] == 200
+    status, answer = world.call("***", base64_encoded=True)
     assert status == 400 and answer["payload"]["field"] == "body"
 
 
-def test_every_identity_refusal_is_the_same_403(world: CvmWorld) -> None:
+def test_every_identity_refusal_is_the_same_403(world: Cvm) -> None:
     world.add_device("known", "B1")
     world.add_device("disabled", "B1", enabled=False)
     world.add_device("paired", "B1", uid2="AA:BB:CC")
     good = "salt-of-batch-1"
     _, csr = new_csr()
-    answers = [call({**request, "csr": csr}) for request in (
+    answers = [world.call({**request, "csr": csr}) for request in (
         {"device_uid": "unknown", "device_token": token(good, "unknown")},  # no record
         {"device_uid": "known", "device_token": token("guessed", "known")},
         {"device_uid": "ghost", "device_token": token("guessed", "ghost")},
@@ -209,114 +190,113 @@ def test_every_identity_refusal_is_the_same_403(world: CvmWorld) -> None:
     assert "claimId" not in world.record("known") and "attempts" not in world.record("known")
 
 
-def test_wrong_token_and_unknown_device_take_the_same_path(world: CvmWorld) -> None:
+def test_wrong_token_and_unknown_device_take_the_same_path(world: Cvm) -> None:
     """Same AWS calls (none: the token is checked against the cached salts before any read),
     so neither the answer nor its timing tells an unknown UID from a wrong token."""
     world.add_device("known", "B1")
     world.add_device("disabled", "B1", enabled=False)
-    plan = FaultPlan()
-    with function_session(plan):
-        call({"device_uid": "warm-up", "device_token": "0" * 64})  # reads the salts once
-        calls: dict[str, list[str]] = {}
-        for name, body in {
-            "unknown": {"device_uid": "nobody", "device_token": token("x", "nobody")},
-            "wrong token": {"device_uid": "known", "device_token": token("x", "known")},
-            "disabled, wrong token": {"device_uid": "disabled",
-                                      "device_token": token("x", "disabled")},
-        }.items():
-            before = len(plan.calls)
-            assert call(body)[0] == 403
-            calls[name] = plan.calls[before:]
+    world.call({"device_uid": "warm-up", "device_token": "0" * 64})  # reads the salts once
+    calls: dict[str, list[str]] = {}
+    for name, body in {
+        "unknown": {"device_uid": "nobody", "device_token": token("x", "nobody")},
+        "wrong token": {"device_uid": "known", "device_token": token("x", "known")},
+        "disabled, wrong token": {"device_uid": "disabled", "device_token": token("x", "disabled")},
+    }.items():
+        before = len(world.calls())
+        assert world.call(body)[0] == 403
+        calls[name] = world.calls()[before:]
     assert calls == {"unknown": [], "wrong token": [], "disabled, wrong token": []}
-    assert plan.calls == ["GetSecretValue"]
+    assert world.calls() == ["GetSecretValue"]
 
 
-def test_a_proven_device_learns_registered_or_in_progress_as_409(world: CvmWorld) -> None:
-    world.add_device("DEVICE001", "LEGACY")
+def test_a_proven_device_learns_registered_or_in_progress_as_409(world: Cvm) -> None:
+    world.add_device("DEVICE001", LEGACY)
     request = {"device_uid": "DEVICE001", "device_token": SEED_TOKEN}
-    assert call(request)[0] == 200
-    answer = app.handler(api_event(json.dumps(request)), CONTEXT)
+    assert world.call(request)[0] == 200
+    answer = world.invoke(api_event(json.dumps(request)))
     assert answer["statusCode"] == 409 and "Retry-After" not in answer["multiValueHeaders"]
     assert json.loads(answer["body"])["payload"]["message"] == "device is already registered"
     assert answer["multiValueHeaders"]["Cache-Control"] == ["no-store"]
     assert len(world.certificates()) == 1
 
 
-def test_a_fresh_claim_is_409_and_a_stale_one_is_taken_over(world: CvmWorld) -> None:
-    world.add_device("DEVICE001", "LEGACY")
+def test_a_fresh_claim_is_409_and_a_stale_one_is_taken_over(world: Cvm) -> None:
+    world.add_device("DEVICE001", LEGACY)
     request = {"device_uid": "DEVICE001", "device_token": SEED_TOKEN}
 
     def claimed(at_ms: int) -> None:
         world.ddb.update_item(
-            TableName=PROVISIONING_TABLE, Key={"deviceUid": {"S": "DEVICE001"}},
+            TableName=world.world.table(seen.PROVISIONING), Key={"deviceUid": {"S": "DEVICE001"}},
             UpdateExpression="SET registrationState = :c, claimId = :i, claimedAt = :t",
             ExpressionAttributeValues={":c": {"S": "CLAIMED"}, ":i": {"S": "dead"},
                                        ":t": {"N": str(at_ms)}})
 
     claimed(int(time.time() * 1000))
-    answer = app.handler(api_event(json.dumps(request)), CONTEXT)
+    answer = world.invoke(api_event(json.dumps(request)))
     assert answer["statusCode"] == 409 and answer["multiValueHeaders"]["Retry-After"] == ["2"]
     assert "in progress" in json.loads(answer["body"])["payload"]["message"]
-    claimed(int(time.time() * 1000) - 61_000)  # older than CLAIM_STALE_SECONDS (60 in tests)
-    assert call(request)[0] == 200
+    stale_ms = int(world.environment["CLAIM_STALE_SECONDS"]) * 1000 + 1000
+    claimed(int(time.time() * 1000) - stale_ms)  # older than CLAIM_STALE_SECONDS
+    assert world.call(request)[0] == 200
     assert world.record("DEVICE001")["registrationState"] == {"S": "REGISTERED"}
 
 
-def test_second_identifier_is_part_of_the_token_and_of_the_record(world: CvmWorld) -> None:
+def test_second_identifier_is_part_of_the_token_and_of_the_record(world: Cvm) -> None:
     world.add_device("serial-1", "B1", uid2="AA:BB:CC:DD:EE:01")
     _, csr = new_csr()
-    status, _ = call({"device_uid": "serial-1", "device_uid_2": "AA:BB:CC:DD:EE:01",
+    status, _ = world.call({"device_uid": "serial-1", "device_uid_2": "AA:BB:CC:DD:EE:01",
                       "device_token": token("salt-of-batch-1", "serial-1", "AA:BB:CC:DD:EE:01"),
                       "csr": csr})
     assert status == 200 and world.things() == ["serial-1"]
 
 
-def test_salts_unreadable_is_503_and_nothing_is_claimed(world: CvmWorld) -> None:
-    world.add_device("DEVICE001", "LEGACY")
-    plan = FaultPlan(fail_operation="GetSecretValue", code="ThrottlingException")
-    with function_session(plan):
-        status, body = call({"device_uid": "DEVICE001", "device_token": SEED_TOKEN})
+def test_salts_unreadable_is_503_and_nothing_is_claimed(world: Cvm) -> None:
+    world.add_device("DEVICE001", LEGACY)
+    world.world.emulation(LambdaRuntime).cold_start(world.function)
+    world.world.calls.fail("GetSecretValue", "ThrottlingException", times=100,
+                           by=f"lambda:{world.function}")
+    status, body = world.call({"device_uid": "DEVICE001", "device_token": SEED_TOKEN})
     assert status == 503 and body["status"] == "ERROR"
     assert_nothing_issued(world, "DEVICE001")
 
 
 def test_device_registered_in_another_region_first_is_409_and_leaves_nothing_here(
-        world: CvmWorld) -> None:
+        world: Cvm) -> None:
     """The inventory item (replicated) arrived before the provisioning record's update: the
     commit's first-write condition fails; everything done here is undone."""
-    world.add_device("DEVICE001", "LEGACY")
-    world.ddb.put_item(TableName=INVENTORY_TABLE, Item={
+    world.add_device("DEVICE001", LEGACY)
+    world.ddb.put_item(TableName=world.world.table(seen.INVENTORY), Item={
         "thingName": {"S": "DEVICE001"}, "certificateId": {"S": "f" * 64},
         "certificatePem": {"S": "-----BEGIN CERTIFICATE-----"}, "status": {"S": "ACTIVE"},
         "issuer": {"S": "AMAZON"}, "onboarding": {"S": "CVM"}, "version": {"N": "1"},
         "originRegion": {"S": "us-west-2"}, "writerRegion": {"S": "us-west-2"}})
-    status, body = call({"device_uid": "DEVICE001", "device_token": SEED_TOKEN})
+    status, body = world.call({"device_uid": "DEVICE001", "device_token": SEED_TOKEN})
     assert (status, body["payload"]["message"]) == (409, "device is already registered")
     assert_nothing_issued(world, "DEVICE001")
     assert world.inventory("DEVICE001")["writerRegion"] == {"S": "us-west-2"}
 
 
-def test_reopened_device_registers_again_as_the_next_inventory_version(world: CvmWorld) -> None:
-    world.add_device("DEVICE001", "LEGACY")
+def test_reopened_device_registers_again_as_the_next_inventory_version(world: Cvm) -> None:
+    world.add_device("DEVICE001", LEGACY)
     request = {"device_uid": "DEVICE001", "device_token": SEED_TOKEN}
-    assert call(request)[0] == 200
+    assert world.call(request)[0] == 200
     old = world.inventory("DEVICE001")["certificateId"]["S"]
     old_arn = world.thing_principals("DEVICE001")[0]
     # What `tools/manufacturer.py reissue` does: revoke, detach, item INACTIVE v2, reopen.
     world.iot.update_certificate(certificateId=old, newStatus="REVOKED")
     world.iot.detach_thing_principal(thingName="DEVICE001", principal=old_arn)
     world.ddb.update_item(
-        TableName=INVENTORY_TABLE, Key={"thingName": {"S": "DEVICE001"}},
+        TableName=world.world.table(seen.INVENTORY), Key={"thingName": {"S": "DEVICE001"}},
         UpdateExpression="SET #s = :i, version = :v, revokedCertificateIds = :r",
         ExpressionAttributeNames={"#s": "status"},
         ExpressionAttributeValues={":i": {"S": "INACTIVE"}, ":v": {"N": "2"},
                                    ":r": {"SS": [old]}})
     world.ddb.update_item(
-        TableName=PROVISIONING_TABLE, Key={"deviceUid": {"S": "DEVICE001"}},
+        TableName=world.world.table(seen.PROVISIONING), Key={"deviceUid": {"S": "DEVICE001"}},
         UpdateExpression="SET registrationState = :u, reopenedFrom = :o",
         ExpressionAttributeValues={":u": {"S": "UNREGISTERED"}, ":o": {"S": old}})
 
-    status, body = call(request)
+    status, body = world.call(request)
     assert status == 200, body
     item = world.inventory("DEVICE001")
     assert item["version"] == {"N": "3"} and item["status"] == {"S": "ACTIVE"}
@@ -328,31 +308,31 @@ def test_reopened_device_registers_again_as_the_next_inventory_version(world: Cv
     assert "reopenedFrom" not in record and record["attempts"] == {"N": "2"}
 
 
-def test_device_policy_is_the_configured_one(world: CvmWorld) -> None:
-    world.add_device("DEVICE001", "LEGACY")
-    call({"device_uid": "DEVICE001", "device_token": SEED_TOKEN})
+def test_device_policy_is_the_configured_one(world: Cvm) -> None:
+    world.add_device("DEVICE001", LEGACY)
+    world.call({"device_uid": "DEVICE001", "device_token": SEED_TOKEN})
     [certificate] = world.certificates()
     policies = world.iot.list_attached_policies(target=certificate["certificateArn"])["policies"]
-    assert [p["policyName"] for p in policies] == [DEVICE_POLICY]
+    assert [p["policyName"] for p in policies] == [seen.device_policy(world.world, "eu-west-1")]
 
 
-def test_a_takeover_revokes_what_the_dead_invocation_left_on_the_thing(world: CvmWorld) -> None:
+def test_a_takeover_revokes_what_the_dead_invocation_left_on_the_thing(world: Cvm) -> None:
     """An invocation died (timeout) after CreateThing/CreateCertificate/Attach: the next claim
     finds the thing (CreateThing with another claim attribute fails, as in AWS), revokes and
     detaches the undelivered certificate, and registers with a new one."""
-    world.add_device("DEVICE001", "LEGACY")
+    world.add_device("DEVICE001", LEGACY)
     world.iot.create_thing(thingName="DEVICE001", attributePayload={"attributes": {
-        "deviceUid": "DEVICE001", "batch": "LEGACY", "onboarding": "CVM", "claim": "dead"}})
+        "deviceUid": "DEVICE001", "batch": LEGACY, "claim": "dead"}})
     leftover = world.iot.create_keys_and_certificate(setAsActive=True)
     world.iot.attach_thing_principal(thingName="DEVICE001", principal=leftover["certificateArn"],
                                      thingPrincipalType="EXCLUSIVE_THING")
     world.ddb.update_item(
-        TableName=PROVISIONING_TABLE, Key={"deviceUid": {"S": "DEVICE001"}},
+        TableName=world.world.table(seen.PROVISIONING), Key={"deviceUid": {"S": "DEVICE001"}},
         UpdateExpression="SET registrationState = :c, claimId = :i, claimedAt = :t",
         ExpressionAttributeValues={":c": {"S": "CLAIMED"}, ":i": {"S": "dead"},
-                                   ":t": {"N": str(int(time.time() * 1000) - 120_000)}})
+                                   ":t": {"N": str(int(time.time() * 1000) - 10**7)}})
 
-    status, body = call({"device_uid": "DEVICE001", "device_token": SEED_TOKEN})
+    status, body = world.call({"device_uid": "DEVICE001", "device_token": SEED_TOKEN})
     assert status == 200, body
     statuses = {c["certificateId"]: c["status"] for c in world.certificates()}
     assert statuses == {leftover["certificateId"]: "REVOKED",

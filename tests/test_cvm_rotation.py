@@ -15,23 +15,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from lambdas.cvm_registration import app
-from tests.support.cvm_world import (
-    CONTEXT,
-    REGION,
-    FaultPlan,
-    api_event,
-    cvm_world,
-    function_session,
-    new_csr,
-    token,
-)
+from tests.support.cvm import REGION, Cvm, api_event, cvm_world, new_csr, token
+from tools.harness import StackGraph
+from tools.local.pki_material import LocalPki
 
 REFUSED = {"statusCode": 403, "status": "ERROR", "payload": {"message": "registration refused"}}
 
 
-def post(body: dict[str, Any], path: str) -> tuple[int, dict[str, Any]]:
-    answer = app.handler(api_event(json.dumps(body), path=path), CONTEXT)
+def post(world: Cvm, body: dict[str, Any], path: str) -> tuple[int, dict[str, Any]]:
+    answer = world.invoke(api_event(json.dumps(body), path=path))
     return answer["statusCode"], json.loads(answer["body"])
 
 
@@ -47,14 +39,15 @@ def signed_rotation(uid: str, key: ec.EllipticCurvePrivateKey, csr: str,
 
 
 @pytest.fixture
-def registered() -> Any:
+def registered(local_graph: StackGraph, local_pki: LocalPki) -> Any:
     """A world with sensor-1 registered through the CSR path: (world, its key, its cert id)."""
-    with cvm_world() as world:
+    with cvm_world(local_graph, local_pki) as world:
         world.add_batch("B1", "salt-1")
         world.add_device("sensor-1", "B1")
         key, csr = new_csr("sensor-1")
-        status, body = post({"device_uid": "sensor-1", "device_token": token("salt-1", "sensor-1"),
-                             "csr": csr}, "/registration")
+        status, body = post(world, {"device_uid": "sensor-1",
+                                    "device_token": token("salt-1", "sensor-1"), "csr": csr},
+                            "/registration")
         assert status == 200
         yield world, key, body["payload"]["certificate_id"]
 
@@ -62,7 +55,7 @@ def registered() -> Any:
 def test_rotation_issues_for_the_new_key_and_revokes_the_old_certificate(registered: Any) -> None:
     world, key, old_id = registered
     new_key, csr = new_csr("sensor-1")
-    status, body = post(signed_rotation("sensor-1", key, csr), "/rotation")
+    status, body = post(world, signed_rotation("sensor-1", key, csr), "/rotation")
 
     assert status == 200, body
     new_id = body["payload"]["certificate_id"]
@@ -89,8 +82,8 @@ def test_a_replayed_rotation_is_refused(registered: Any) -> None:
     world, key, _ = registered
     _, csr = new_csr()
     request = signed_rotation("sensor-1", key, csr)
-    assert post(request, "/rotation")[0] == 200
-    assert post(request, "/rotation") == (403, REFUSED)  # the signing key is no longer current
+    assert post(world, request, "/rotation")[0] == 200
+    assert post(world, request, "/rotation") == (403, REFUSED)  # the signing key is no longer current
     assert len(world.certificates()) == 2
 
 
@@ -111,7 +104,7 @@ def test_rotation_refusals_are_the_one_403(registered: Any, case: str) -> None:
     request = signed_rotation(uid, signer, csr, timestamp)
     if case == "tampered csr":
         request["csr"] = new_csr()[1]
-    assert post(request, "/rotation") == (403, REFUSED)
+    assert post(world, request, "/rotation") == (403, REFUSED)
     assert [c["certificateId"] for c in world.certificates()] == [old_id]
     assert world.inventory("sensor-1")["version"] == {"N": "1"}
 
@@ -121,7 +114,7 @@ def test_rotation_must_bring_a_new_key(registered: Any) -> None:
     same_key_csr = (x509.CertificateSigningRequestBuilder()
                     .subject_name(x509.Name([]))
                     .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode())
-    status, body = post(signed_rotation("sensor-1", key, same_key_csr), "/rotation")
+    status, body = post(world, signed_rotation("sensor-1", key, same_key_csr), "/rotation")
     assert status == 400 and body["payload"]["field"] == "csr"
     assert len(world.certificates()) == 1
 
@@ -132,10 +125,10 @@ def test_a_fault_during_rotation_keeps_the_current_certificate(registered: Any,
                                                                operation: str) -> None:
     world, key, old_id = registered
     _, csr = new_csr()
-    with function_session(FaultPlan(fail_operation=operation)):
-        status, _ = post(signed_rotation("sensor-1", key, csr), "/rotation")
+    world.world.calls.fail(operation, "ServiceUnavailableException", by=f"lambda:{world.function}")
+    status, _ = post(world, signed_rotation("sensor-1", key, csr), "/rotation")
     assert status == 503
     assert [(c["certificateId"], c["status"]) for c in world.certificates()] == [(old_id, "ACTIVE")]
     assert len(world.thing_principals("sensor-1")) == 1
     assert world.inventory("sensor-1")["version"] == {"N": "1"}
-    assert post(signed_rotation("sensor-1", key, csr), "/rotation")[0] == 200  # retry works
+    assert post(world, signed_rotation("sensor-1", key, csr), "/rotation")[0] == 200  # retry works

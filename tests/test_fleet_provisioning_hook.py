@@ -18,7 +18,7 @@ from lambdas.fleet_provisioning_hook import app as hook_app
 from lambdas.fleet_provisioning_hook import items
 from lambdas.fleet_provisioning_hook.data import CLIENT_CONFIG
 from tests.support.certificates import issue
-from tests.support.fleet_emulator import LambdaContext
+from tools.local.emulation.lambdas import LambdaContext
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"

@@ -16,7 +16,7 @@ from moto import mock_aws
 
 from lambdas.fleet_provisioning_recorder import app as recorder_app
 from lambdas.fleet_provisioning_recorder import logic
-from tests.support.fleet_emulator import LambdaContext
+from tools.local.emulation.lambdas import LambdaContext
 
 REGION = "eu-west-1"
 OTHER_REGION = "us-west-2"

@@ -17,11 +17,12 @@ from components.fleet_provisioning.settings import FleetSettings, parse_settings
 from components.fleet_provisioning.template import TEMPLATE_NAME_MAX, template_name
 from lambdas.fleet_provisioning_hook import items as hook_items
 from lambdas.fleet_provisioning_recorder import logic as recorder_logic
-from tests.support.fleet_emulator import DeclaredFleet, filter_matches
-from tests.support.fleet_iam import allowed, document, trust_allows
 from tests.support.stacks import PROJECT_DIR, configured_regions
 from tools import installer
 from tools.harness import ACCOUNT_ID, StackGraph, evaluate_program
+from tools.local.emulation.fleet_provisioning import DeclaredFleet
+from tools.local.emulation.policy import allowed, document, trust_allows
+from tools.local.emulation.streams import matches
 
 COGNITO = ("Federated", "cognito-identity.amazonaws.com")
 # The managed policy AWS suggests for the provisioning role (AWSIoTThingsRegistration, v3).
@@ -307,12 +308,12 @@ def test_recorder_is_fed_only_this_regions_claims(stack: tuple[str, StackGraph, 
         [pattern] = [json.loads(f["pattern"]) for f in trigger["filterCriteria"]["filters"]]
         image = {"kind": {"S": "FLEET_SERIAL"}, "state": {"S": "CLAIMED"},
                  "claimRegion": {"S": fleet.region}}
-        assert filter_matches(pattern, {"eventName": "MODIFY", "dynamodb": {"NewImage": image}})
+        assert matches([pattern], {"eventName": "MODIFY", "dynamodb": {"NewImage": image}})
         for changed in ({"claimRegion": {"S": "elsewhere-1"}}, {"state": {"S": "PROVISIONED"}},
                         {"kind": {"S": "CVM_DEVICE"}}):
-            assert not filter_matches(pattern, {"eventName": "MODIFY",
+            assert not matches([pattern], {"eventName": "MODIFY",
                                                 "dynamodb": {"NewImage": {**image, **changed}}})
-        assert not filter_matches(pattern, {"eventName": "REMOVE", "dynamodb": {"NewImage": image}})
+        assert not matches([pattern], {"eventName": "REMOVE", "dynamodb": {"NewImage": image}})
 
 
 def test_allow_list_conventions_agree_everywhere() -> None:

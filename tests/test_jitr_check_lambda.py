@@ -14,9 +14,9 @@ from lambdas.jitr_certificate_check import app
 from lambdas.jitr_certificate_check.checks import check_certificate, issued_by, load_ca_certificates
 from tests.support.certificates import CLIENT_AUTH, NOW, SERVER_AUTH, Issued, device_key_usage, issue
 from tools import pki
-from tests.support.sfn_adapter import FakeLambdaContext
+from tools.local.emulation.lambdas import LambdaContext
 
-CONTEXT = FakeLambdaContext("check", "arn:aws:lambda:eu-west-1:123456789012:function:check")
+CONTEXT = LambdaContext("check", "arn:aws:lambda:eu-west-1:123456789012:function:check", float("inf"))
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import logging
 import os
 import sys
 import threading
@@ -78,8 +79,18 @@ class DeclaredFunction:
 
 
 class _Output(io.TextIOBase):
+    """A function's stdout and log records (as its logger formats them), line by line."""
+
     def __init__(self, lines: deque[str]) -> None:
         self._lines = lines
+        self.handler = logging.Handler()
+        thread = threading.get_ident()
+        self.handler.emit = lambda r: self.write(self._format(r)) if r.thread == thread else None  # type: ignore[method-assign]
+
+    @staticmethod
+    def _format(record: logging.LogRecord) -> str:
+        own = next((h.formatter for h in logging.getLogger(record.name).handlers if h.formatter), None)
+        return (own or logging.Formatter()).format(record) + "\n"
 
     def write(self, text: str) -> int:
         self._lines.extend(line for line in text.splitlines() if line.strip())
@@ -120,6 +131,7 @@ class LambdaRuntime:
         self._owner: str | None = None
         self._running = 0
         self._saved: dict[str, str | None] = {}
+        self._stdout: Any = sys.stdout
         for key, function in self.functions.items():
             world.adapter.lambda_handlers[key] = (
                 lambda event, _context, arn=function.arn: self.invoke(arn, event))
@@ -139,6 +151,7 @@ class LambdaRuntime:
                 self._saved = {k: os.environ.get(k) for k in variables}
                 os.environ.update(variables)
                 self._owner = function.name
+                self._stdout, sys.stdout = sys.stdout, _Output(function.output)
             self._running += 1
         try:
             yield
@@ -148,23 +161,27 @@ class LambdaRuntime:
                 if self._running == 0:
                     for key, value in self._saved.items():
                         os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
-                    self._owner = None
+                    self._owner, sys.stdout = None, self._stdout
                     self._environment.notify_all()
 
     def invoke(self, name_or_arn: str, event: Any) -> Any:
         """Run the handler; its exceptions propagate (callers answer as their AWS
         counterpart does); past the declared timeout the result is lost (FunctionTimeout)."""
         function = self.function(name_or_arn)
-        with self._environment_of(function), acting_as(f"lambda:{function.name}"), \
-                contextlib.redirect_stdout(_Output(function.output)):
-            if function.loaded is None:  # cold start: the imports see the environment too
-                function.loaded = load_handler(function.handler)
-            function.invocations += 1
-            started = time.monotonic()
-            context = LambdaContext(function.name, function.arn,
-                                    started + function.timeout_seconds, function.memory_mb,
-                                    str(uuid.uuid4()), log_group_name=f"/aws/lambda/{function.name}")
-            result = function.loaded(event, context)
+        output = _Output(function.output)
+        logging.getLogger().addHandler(output.handler)
+        try:
+            with self._environment_of(function), acting_as(f"lambda:{function.name}"):
+                if function.loaded is None:  # cold start: the imports see the environment too
+                    function.loaded = load_handler(function.handler)
+                function.invocations += 1
+                started = time.monotonic()
+                context = LambdaContext(function.name, function.arn,
+                                        started + function.timeout_seconds, function.memory_mb,
+                                        str(uuid.uuid4()), log_group_name=f"/aws/lambda/{function.name}")
+                result = function.loaded(event, context)
+        finally:
+            logging.getLogger().removeHandler(output.handler)
         elapsed = time.monotonic() - started
         if elapsed > function.timeout_seconds:
             raise FunctionTimeout(f"{function.name}: Task timed out after "
