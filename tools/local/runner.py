@@ -35,18 +35,23 @@ class RunOptions:
     journey: str | None = None
     breaks: list[str] = field(default_factory=list)
     project_dir: Path = PROJECT_DIR
+    pki: pki_material.LocalPki | None = None  # None: a new one (runs that share one share
+    # the stack's evaluation and its policy check within the process)
+
+
+# (project, stack, config overrides) -> (evaluated graph, policy report): the same stack with
+# the same CA evaluates to the same graph, so runs in one process evaluate it once.
+_EVALUATED: dict[str, tuple[StackGraph, Any]] = {}
 
 
 Hold = Callable[[RunReport, World], None]
 
 
-def _regions(graph: StackGraph, config: dict[str, Any], project: str, wanted: list[str] | None
-             ) -> list[str]:
-    exported = graph.outputs.get("regions")
+def _regions(config: dict[str, Any], project: str, wanted: list[str] | None) -> list[str]:
+    """The stack's regions (primary first), or those of `wanted`, checked before evaluating."""
     configured = config.get(f"{project}:regions") or []
-    stack_regions = list(exported) if isinstance(exported, dict) and exported else list(
-        json.loads(configured) if isinstance(configured, str) else configured)
-    primary = str(graph.outputs.get("primaryRegion") or stack_regions[0])
+    stack_regions = list(json.loads(configured) if isinstance(configured, str) else configured)
+    primary = str(config.get(f"{project}:primaryRegion") or (stack_regions or [""])[0])
     unknown = [r for r in wanted or [] if r not in stack_regions]
     if unknown:
         raise SetupError(f"--regions: {', '.join(unknown)} not in the stack's regions "
@@ -108,26 +113,31 @@ def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | N
                          f"{', '.join(sorted(journeys.WIRES))})")
 
     progress.phase("PKI bootstrap: root CA and intermediate CA (tools.pki)")
-    local_pki = pki_material.bootstrap()
+    local_pki = options.pki or pki_material.bootstrap()
     progress.phase(f"evaluating stack {options.stack} offline with the intermediate as its CA")
     try:
         spec = load_program_stack(options.project_dir, options.stack)
+        regions = _regions(spec.config, spec.project, options.regions)
         added, notes = journeys.config_overrides(spec.config, spec.project)
-        evaluated = evaluate_program(options.project_dir, options.stack, drop_keys=("caCertificatePemFile",),
-                                     config_overrides={**added, "caCertificatePem": local_pki.intermediate_pem})
+        overrides = {**added, "caCertificatePem": local_pki.intermediate_pem}
+        memo = json.dumps([str(options.project_dir), options.stack, overrides], sort_keys=True)
+        evaluated, policy_report = _EVALUATED.get(memo) or (evaluate_program(
+            options.project_dir, options.stack, drop_keys=("caCertificatePemFile",),
+            config_overrides=overrides), None)
     except ProgramFailed as failure:
         problems = [m for level, m in failure.graph.diagnostics if level == "ERROR"]
         raise SetupError("\n".join(problems) or str(failure)) from None
     except (FileNotFoundError, ValueError) as error:
         raise SetupError(str(error)) from None
-    regions = _regions(evaluated, spec.config, spec.project, options.regions)
     report = RunReport(stack=options.stack, regions=regions, broken_wires=list(options.breaks),
                        config_added=notes)
 
     progress.phase("enforcing the policy pack (policy.check)")
     path = POLICY_CONFIG_DIR / f"{options.stack}.json"
     policy_config = json.loads(path.read_text()) if path.is_file() else None
-    policy_report = run_policies(evaluated, policy_config=policy_config, stack_config=spec.config)
+    if policy_report is None:
+        policy_report = run_policies(evaluated, policy_config=policy_config, stack_config=spec.config)
+        _EVALUATED[memo] = (evaluated, policy_report)
     report.policy = PolicySummary(len(policy_report.mandatory), len(policy_report.advisory),
                                   policy_report.policies, policy_report.resources,
                                   format_report(policy_report))

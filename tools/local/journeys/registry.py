@@ -109,9 +109,9 @@ def converged(world: World, thing: str) -> tuple[bool, str]:
     the thing: the item's. (ok, what was found)"""
     items = {r: row(world, r, thing) or {} for r in world.regions}
     wanted = {str(i.get("certificateId")) for i in items.values()}
-    found = {r: certificates_of(world, r, thing) for r in world.regions}
-    ok = len(wanted) == 1 and all(active_certificates(world, r, thing) == sorted(wanted)
-                                  for r in world.regions)
+    found = {r: certificates_of(world, r, thing) for r in world.regions}  # one snapshot
+    ok = len(wanted) == 1 and all(sorted(c for c, s in found[r].items() if s == "ACTIVE")
+                                  == sorted(wanted) for r in world.regions)
     return ok, "; ".join(
         f"{r}: item {str(items[r].get('certificateId'))[:10]} (written in "
         f"{items[r].get('writerRegion')}), "
