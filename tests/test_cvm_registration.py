@@ -13,7 +13,6 @@ import base64
 import json
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from cryptography import x509

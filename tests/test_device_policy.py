@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import re
 from typing import Any
@@ -18,6 +17,7 @@ from components.edge.device_policy import (
     shadow_topic,
     telemetry_topic,
 )
+from tools.local.emulation.policy import allows
 
 ACCOUNT = "123456789012"
 IOT_DEVICE_ACTIONS = {"iot:Connect", "iot:Publish", "iot:Subscribe", "iot:Receive"}
@@ -34,18 +34,12 @@ def as_list(value: str | list[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def allowed(stmts: list[dict[str, Any]], action: str, arn: str) -> bool:
-    """IAM-style evaluation of an Allow-only policy (IoT policy wildcards are glob-like)."""
-    return any(
-        action in as_list(s["Action"])
-        and any(fnmatch.fnmatchcase(arn, pattern) for pattern in as_list(s["Resource"]))
-        for s in stmts if s["Effect"] == "Allow"
-    )
-
-
-def substitute(stmts: list[dict[str, Any]], thing: str) -> list[dict[str, Any]]:
-    """The policy as AWS IoT evaluates it for a connection from `thing`."""
-    return json.loads(json.dumps(stmts).replace(THING_NAME, thing))
+def allowed(policy: str, action: str, arn: str, thing: str = "pump-0001") -> bool:
+    """The policy as AWS IoT evaluates it for a connection of `thing`, attached to its
+    certificate (the emulation's one IAM/IoT evaluator)."""
+    return allows([policy], action, arn, context={
+        "iot:ClientId": thing, "iot:Connection.Thing.ThingName": thing,
+        "iot:Connection.Thing.IsAttached": "true"})
 
 
 def check_policy(app: str, partition: str, region: str, account: str) -> None:
@@ -90,7 +84,7 @@ def test_policy_holds_for_any_app_and_region(app: str, partition: str, region: s
 
 
 def test_device_reaches_its_own_topics() -> None:
-    stmts = substitute(statements(), "pump-0001")
+    stmts = device_policy_document("iotmr", "aws", "eu-west-1", ACCOUNT)
     arn = f"arn:aws:iot:eu-west-1:{ACCOUNT}:"
     own_telemetry = telemetry_topic("iotmr", "pump-0001")
     own_commands = command_topic("iotmr", "pump-0001")
@@ -121,12 +115,12 @@ def test_device_reaches_its_own_topics() -> None:
     ("iot:RetainPublish", "topic/dt/iotmr/pump-0001/x"),
 ])
 def test_device_cannot_reach_anything_else(action: str, resource: str) -> None:
-    stmts = substitute(statements(), "pump-0001")
+    stmts = device_policy_document("iotmr", "aws", "eu-west-1", ACCOUNT)
     assert not allowed(stmts, action, f"arn:aws:iot:eu-west-1:{ACCOUNT}:{resource}")
 
 
 def test_policy_is_scoped_to_its_region_and_account() -> None:
-    stmts = substitute(statements(region="eu-west-1"), "pump-0001")
+    stmts = device_policy_document("iotmr", "aws", "eu-west-1", ACCOUNT)
     assert not allowed(stmts, "iot:Connect", f"arn:aws:iot:us-west-2:{ACCOUNT}:client/pump-0001")
     assert not allowed(stmts, "iot:Connect", "arn:aws:iot:eu-west-1:210987654321:client/pump-0001")
 

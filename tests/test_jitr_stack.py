@@ -11,7 +11,7 @@ from components.jitr.component import SFN_LOG_DELIVERY_ACTIONS, XRAY_ACTIONS, to
 from components.asl import DefinitionError, placeholders, render
 from components.jitr.component import DEFINITION
 from tests.support.stacks import configured_regions
-from tools.harness import ACCOUNT_ID, COMPUTED_OUTPUTS, RecordedResource, StackGraph, _digest
+from tools.harness import ACCOUNT_ID, COMPUTED_OUTPUTS, RecordedResource, StackGraph
 
 
 def in_region(graph: StackGraph, type_: str, region: str, suffix: str) -> RecordedResource:
@@ -52,7 +52,7 @@ def test_rule_takes_only_this_regions_ca_events_to_this_regions_machine(
     graph, regions = stack
     for region in regions:
         ca = in_region(graph, "aws:iot/caCertificate:CaCertificate", region, "-ca")
-        ca_id = f"{ca.name}-{_digest(ca.urn, length=8)}"  # the harness's resource id
+        ca_id = ca.id  # the id the harness recorded for the registration
         rule = in_region(graph, "aws:iot/topicRule:TopicRule", region, "-jitr-rule")
         machine = in_region(graph, "aws:sfn/stateMachine:StateMachine", region, "-jitr-machine")
         queue = in_region(graph, "aws:sqs/queue:Queue", region, "-jitr-dlq")
@@ -93,7 +93,7 @@ def test_machine_uses_this_regions_replica_policy_and_function(
         ca = in_region(graph, "aws:iot/caCertificate:CaCertificate", region, "-ca")
         [our_ca] = states["IsIssuedByOurCa"]["Choices"]
         assert {"Variable": "$.described.CertificateDescription.CaCertificateId",
-                "StringEquals": f"{ca.name}-{_digest(ca.urn, length=8)}"} in our_ca["And"]
+                "StringEquals": ca.id} in our_ca["And"]
         assert machine.inputs["type"] == "STANDARD"
         assert machine.inputs["tracingConfiguration"] == {"enabled": True}
         assert machine.inputs["loggingConfiguration"] == {

@@ -19,28 +19,18 @@ from urllib.parse import urlparse
 
 import pytest
 
-from components.edge.device_policy import device_policy_document
-from components.iam import service_trust_policy
 from tests.support.stacks import configured_regions
 from tools.harness import StackGraph
 from tools.local import journeys
 from tools.local.cli import main
-from tools.local.emulation.api_gateway import render_template, validation_error_string
 from tools.local.emulation.lambdas import load_handler
-from tools.local.emulation.policy import allows, permits
-from tools.local.emulation.rules_engine import (
-    UnsupportedSql,
-    topic_filter,
-    topic_matches,
-)
+from tools.local.emulation.streams import matches
 from tools.local.graph_edit import with_inputs
 from tools.local.materialise import short_type
 from tools.local.pki_material import LocalPki
 from tools.local.runner import RunOptions, run
-from tools.local.emulation.streams import matches
 from tools.local.world import Resolver
 
-ACCOUNT = "123456789012"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 journeys.load_modules()
 
@@ -227,47 +217,7 @@ def test_unknown_region_is_a_setup_error(capsys: pytest.CaptureFixture[str]) -> 
     assert "mars-east-1 not in the stack's regions" in capsys.readouterr().err
 
 
-# --- the emulations' semantics -----------------------------------------------------------
-
-def test_rules_engine_reads_the_from_topic_and_refuses_what_it_cannot_run() -> None:
-    assert topic_filter("SELECT * FROM '$aws/events/certificates/registered/abc'") == \
-        "$aws/events/certificates/registered/abc"
-    for sql in ("SELECT certificateId FROM 'a/b'", "SELECT * FROM 'a/b' WHERE x = 1"):
-        with pytest.raises(UnsupportedSql):
-            topic_filter(sql)
-    assert topic_matches("a/+/c", "a/b/c") and topic_matches("a/#", "a/b/c")
-    assert not topic_matches("a/+", "a/b/c") and not topic_matches("a/b", "a/b/c")
-    assert not topic_matches("$aws/events/certificates/registered/abc",
-                             "$aws/events/certificates/registered/abd")
-
-
-def test_trust_policy_admits_only_the_declared_service_and_source() -> None:
-    rule = f"arn:aws:iot:eu-west-1:{ACCOUNT}:rule/jitr"
-    trust = service_trust_policy("iot.amazonaws.com", ACCOUNT, rule)
-    context = {"aws:SourceAccount": ACCOUNT, "aws:SourceArn": rule}
-
-    assert allows([trust], "sts:AssumeRole", None, context=context,
-                  principal_service="iot.amazonaws.com")
-    assert not allows([trust], "sts:AssumeRole", None, context={**context, "aws:SourceArn": rule + "2"},
-                      principal_service="iot.amazonaws.com")
-    assert not allows([trust], "sts:AssumeRole", None, context=context,
-                      principal_service="states.amazonaws.com")
-    assert not allows([trust], "sts:AssumeRole", None, context={"aws:SourceArn": rule},
-                      principal_service="iot.amazonaws.com")
-
-
-def test_device_policy_lets_a_device_connect_only_as_its_attached_thing() -> None:
-    policy = device_policy_document("iotmr", "aws", "eu-west-1", ACCOUNT)
-    client = f"arn:aws:iot:eu-west-1:{ACCOUNT}:client/sensor-1"
-    attached = {"iot:Connection.Thing.IsAttached": "true",
-                "iot:Connection.Thing.ThingName": "sensor-1"}
-
-    assert allows([policy], "iot:Connect", client, context=attached)
-    assert not allows([policy], "iot:Connect", client,
-                      context={"iot:Connection.Thing.IsAttached": "false"})
-    assert not allows([policy], "iot:Connect", client.replace("sensor-1", "sensor-2"),
-                      context=attached)
-
+# --- the run's own pieces ----------------------------------------------------------------
 
 def test_resolver_translates_declared_identifiers_inside_values() -> None:
     resolver = Resolver()
@@ -306,46 +256,6 @@ def test_each_function_gets_its_own_copy_of_its_handler_module() -> None:
     assert sys.modules[app.__name__] is app  # the tests' own import is left alone
     with pytest.raises(ImportError, match="Runtime.ImportModuleError"):
         load_handler("no_such_package.app.handler")
-
-
-def test_a_lambda_permission_admits_only_its_service_source_and_account() -> None:
-    function = f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:cvm"
-    api = f"arn:aws:execute-api:eu-west-1:{ACCOUNT}:abc123"
-    permission = {"function": "cvm", "action": "lambda:InvokeFunction",
-                  "principal": "apigateway.amazonaws.com", "sourceArn": f"{api}/v1/POST/*",
-                  "sourceAccount": ACCOUNT}
-
-    def may(principal: str, source: str, account: str = ACCOUNT) -> bool:
-        return permits([permission], function_name="cvm", function_arn=function,
-                       principal=principal, source_arn=source, source_account=account)
-
-    assert may("apigateway.amazonaws.com", f"{api}/v1/POST/registration")
-    assert not may("apigateway.amazonaws.com", f"{api}/v1/GET/registration")
-    assert not may("apigateway.amazonaws.com", f"{api}2/v1/POST/registration")
-    assert not may("apigateway.amazonaws.com", f"{api}/v1/POST/registration", "210987654321")
-    assert not may("iot.amazonaws.com", f"{api}/v1/POST/registration")
-    assert not permits([permission], function_name="other", function_arn=function + "2",
-                       principal="apigateway.amazonaws.com",
-                       source_arn=f"{api}/v1/POST/registration", source_account=ACCOUNT)
-
-
-def test_gateway_responses_get_simple_substitution_and_vtl_is_refused() -> None:
-    from jsonschema import Draft4Validator
-
-    from components.cvm.component import GATEWAY_RESPONSES, REGISTRATION_SCHEMA
-
-    schema = json.loads(REGISTRATION_SCHEMA.read_text())
-    errors = list(Draft4Validator(schema).iter_errors({"device_uid": "x y", "extra": 1}))
-    text = validation_error_string(errors)
-    assert '"device_token"' in text and '["extra"]' in text and "/device_uid:" in text
-    _, template = GATEWAY_RESPONSES["BAD_REQUEST_BODY"]
-    body = json.loads(render_template(template, {
-        "$context.error.messageString": json.dumps("Invalid request body"),
-        "$context.error.validationErrorString": text}))
-    assert body == {"statusCode": 400, "status": "ERROR",
-                    "payload": {"message": "Invalid request body"}}
-    with pytest.raises(Exception, match="no VTL"):
-        render_template('{"m": "$util.escapeJavaScript($context.error.message)"}', {})
 
 
 def test_the_recorder_filter_passes_only_claims_of_its_own_region(dev_graph: StackGraph) -> None:

@@ -19,7 +19,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from tools.local.emulation import emulation
-from tools.local.emulation.policy import GLOBAL_SERVICE_REGION, AccessDenied, assume, require
+from tools.local.emulation.policy import AccessDenied, assume, require
+from tools.local.materialisers import GLOBAL_SERVICE_REGION
 from tools.local.world import World
 
 _SQL = re.compile(r"^\s*SELECT\s+(?P<select>.+?)\s+FROM\s+'(?P<topic>[^']+)'\s*(?P<rest>.*)$",
@@ -30,10 +31,11 @@ class UnsupportedSql(ValueError):
     pass
 
 
-def topic_filter(sql: str) -> str:
-    """The FROM topic filter of `SELECT * FROM '<filter>'`."""
+def topic_filter(sql: str, *, only_select_star: bool = True) -> str:
+    """The FROM topic filter of `SELECT * FROM '<filter>'` (any other SQL is refused)."""
     match = _SQL.match(sql)
-    if match is None or match.group("select").strip() != "*" or match.group("rest").strip():
+    if match is None or only_select_star and (match.group("select").strip() != "*"
+                                              or match.group("rest").strip()):
         raise UnsupportedSql(f"the local rules engine runs only SELECT * FROM '<topic>': {sql!r}")
     return match.group("topic")
 
@@ -130,9 +132,10 @@ class RulesEngine:
             rule = fetched["rule"]
             if rule.get("ruleDisabled"):
                 continue
-            try:
-                if not topic_matches(topic_filter(rule["sql"]), topic):
+            try:  # a rule for another topic is none of this message's business
+                if not topic_matches(topic_filter(rule["sql"], only_select_star=False), topic):
                     continue
+                topic_filter(rule["sql"])
             except UnsupportedSql as error:
                 deliveries.append(Delivery(rule["ruleName"], "sql", "", False, str(error)))
                 continue

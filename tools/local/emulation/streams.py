@@ -28,7 +28,8 @@ from moto.events.models import EventPattern
 
 from tools.local.calls import RegionDown
 from tools.local.emulation import emulation
-from tools.local.emulation.policy import GLOBAL_SERVICE_REGION, AccessDenied, assume, require
+from tools.local.emulation.policy import AccessDenied, assume, require
+from tools.local.materialisers import GLOBAL_SERVICE_REGION
 from tools.local.sfn_adapter import run_sync_execution
 from tools.local.world import World
 
@@ -185,7 +186,11 @@ class GlobalTables:
             return 0
         writes: list[tuple[float, str, str, str, str | None]] = []  # time, region, table, key, image
         for (table, region), reader in self._readers.items():
-            for record in reader.read_raw():
+            try:
+                found = reader.read_raw()
+            except RegionDown:  # its writes replicate once it is back
+                continue
+            for record in found:
                 change = record["dynamodb"]
                 key = json.dumps(change["Keys"], sort_keys=True)
                 image = None if record["eventName"] == "REMOVE" else json.dumps(

@@ -1,0 +1,707 @@
+"""One test per row of the fidelity tables in docs/emulation.md: each behaviour the emulation
+adds to (or tightens in) moto, checked in a world of the dev stack (both regions, every
+capability) or, where a world adds nothing, on the emulation's function itself. What plain
+moto does is not pinned here: only what AWS does."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from botocore.exceptions import ClientError
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from components.edge.device_policy import device_policy_document
+from components.iam import service_trust_policy
+from tests.support.certificates import issue
+from tests.support.cvm import new_csr
+from tools.harness import ACCOUNT_ID, StackGraph
+from tools.local.emulation import fleet_provisioning as fleet_module
+from tools.local.emulation.api_gateway import ApiGateway
+from tools.local.emulation.fleet_provisioning import FleetProvisioning, Rejected, role_for
+from tools.local.emulation.iot_data import ConnectionRefused, IotData
+from tools.local.emulation.lambdas import FunctionTimeout, InvokeDenied, LambdaRuntime
+from tools.local.emulation.policy import AccessDenied, allows, permits
+from tools.local.emulation.rules_engine import RulesEngine, UnsupportedSql, topic_filter, topic_matches
+from tools.local.emulation.streams import Streams, TargetFailed, _pipe, deliver, matches
+from tools.local.graph_edit import with_inputs
+from tools.local.journeys import cvm, jitr
+from tools.local.journeys import registry as seen
+from tools.local.materialisers.apigateway import gateway_response
+from tools.local.pki_material import LocalPki
+from tools.local.sfn_adapter import wait_for_execution
+from tools.local.world import World, open_world
+
+pytestmark = pytest.mark.slow
+
+A, B = "eu-west-1", "us-west-2"
+DOC = Path(__file__).resolve().parent.parent / "docs" / "emulation.md"
+
+
+@pytest.fixture(scope="module")
+def world(local_graph: StackGraph, local_pki: LocalPki) -> Iterator[World]:
+    with open_world(local_graph, regions=[A, B], pki=local_pki) as opened:
+        yield opened
+
+
+@pytest.fixture(autouse=True)
+def quiet(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test of a world starts and ends without faults or regions down."""
+    world = request.getfixturevalue("world") if "world" in request.fixturenames else None
+    if world is not None:
+        world.calls.clear()
+    yield
+    if world is not None:
+        world.calls.clear()
+
+
+def name() -> str:
+    return f"t-{uuid.uuid4().hex[:10]}"
+
+
+def code(call: Any, **kwargs: Any) -> str:
+    with pytest.raises(ClientError) as caught:
+        call(**kwargs)
+    return str(caught.value.response["Error"]["Code"])
+
+
+def our_ca(world: World, region: str = A) -> tuple[str, str]:
+    """(runtime id, PEM as declared) of the region's CA registration."""
+    [ca] = world.declared("aws:iot/caCertificate:CaCertificate", region)
+    return str(world.resolver(ca.id)), str(world.state(ca)["caCertificatePem"])
+
+
+def registered(world: World, status: str = "ACTIVE", with_ca: bool = False) -> dict[str, Any]:
+    iot = world.client("iot", A)
+    if with_ca:
+        return dict(iot.register_certificate(certificatePem=issue(name(), world.pki.intermediate).pem,
+                                             caCertificatePem=our_ca(world)[1], status=status))
+    return dict(iot.register_certificate_without_ca(certificatePem=issue(name()).pem, status=status))
+
+
+def machine(world: World, definition: dict[str, Any], kind: str = "STANDARD") -> str:
+    return str(world.client("stepfunctions", A).create_state_machine(
+        name=name(), definition=json.dumps(definition), type=kind,
+        roleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/fidelity")["stateMachineArn"])
+
+
+def execute(world: World, arn: str, body: dict[str, Any]) -> dict[str, Any]:
+    sfn = world.client("stepfunctions", A)
+    return wait_for_execution(sfn, sfn.start_execution(stateMachineArn=arn, name=name(),
+                                                       input=json.dumps(body))["executionArn"])
+
+
+def test_every_fidelity_row_has_its_test() -> None:
+    rows = re.findall(r"^\|.*\| `(test_\w+)` \|$", DOC.read_text(), re.MULTILINE)
+    tests = {n for n in globals() if n.startswith("test_") and n != "test_every_fidelity_row_has_its_test"}
+    assert len(rows) == len(set(rows)) and set(rows) == tests, set(rows) ^ tests
+
+
+# --- moto made faithful ---------------------------------------------------------------------
+
+def test_revoked_is_final(world: World) -> None:
+    iot, certificate = world.client("iot", A), registered(world)["certificateId"]
+    iot.update_certificate(certificateId=certificate, newStatus="REVOKED")
+    for status in ("ACTIVE", "INACTIVE"):
+        assert code(iot.update_certificate, certificateId=certificate,
+                    newStatus=status) == "CertificateStateException"
+    iot.update_certificate(certificateId=certificate, newStatus="REVOKED")
+    assert seen.status(world, A, certificate) == "REVOKED"
+
+
+def test_internal_statuses_cannot_be_set(world: World) -> None:
+    iot, certificate = world.client("iot", A), registered(world)["certificateId"]
+    for status in ("PENDING_ACTIVATION", "PENDING_TRANSFER"):
+        assert code(iot.update_certificate, certificateId=certificate,
+                    newStatus=status) == "InvalidRequestException"
+
+
+def test_exclusive_thing_means_one_thing_per_principal(world: World) -> None:
+    iot, arn = world.client("iot", A), registered(world)["certificateArn"]
+    first, second = name(), name()
+    for thing in (first, second):
+        iot.create_thing(thingName=thing)
+    iot.attach_thing_principal(thingName=first, principal=arn, thingPrincipalType="EXCLUSIVE_THING")
+    iot.attach_thing_principal(thingName=first, principal=arn, thingPrincipalType="EXCLUSIVE_THING")
+    for kind in ("EXCLUSIVE_THING", "NON_EXCLUSIVE_THING"):
+        assert code(iot.attach_thing_principal, thingName=second, principal=arn,
+                    thingPrincipalType=kind) == "InvalidRequestException"
+    iot.detach_thing_principal(thingName=first, principal=arn)
+    iot.attach_thing_principal(thingName=second, principal=arn)  # non-exclusive
+    assert code(iot.attach_thing_principal, thingName=first, principal=arn,
+                thingPrincipalType="EXCLUSIVE_THING") == "InvalidRequestException"
+    assert iot.list_principal_things(principal=arn)["things"] == [second]
+
+
+def test_create_thing_succeeds_only_with_the_same_configuration(world: World) -> None:
+    iot, thing = world.client("iot", A), name()
+    first = iot.create_thing(thingName=thing, attributePayload={"attributes": {"k": "1"}})
+    again = iot.create_thing(thingName=thing, attributePayload={"attributes": {"k": "1"}})
+    assert again["thingId"] == first["thingId"]
+    assert code(iot.create_thing, thingName=thing,
+                attributePayload={"attributes": {"k": "2"}}) == "ResourceAlreadyExistsException"
+    assert code(iot.create_thing, thingName=thing) == "ResourceAlreadyExistsException"
+    assert iot.describe_thing(thingName=thing)["attributes"] == {"k": "1"}
+
+
+def test_a_thing_without_a_type_has_at_most_three_attributes(world: World) -> None:
+    iot = world.client("iot", A)
+    three = {f"a{i}": "v" for i in range(3)}
+    iot.create_thing(thingName=name(), attributePayload={"attributes": three})
+    assert code(iot.create_thing, thingName=name(),
+                attributePayload={"attributes": {**three, "a3": "v"}}) == "InvalidRequestException"
+    kind = name()
+    iot.create_thing_type(thingTypeName=kind)
+    iot.create_thing(thingName=name(), thingTypeName=kind,
+                     attributePayload={"attributes": {f"a{i}": "v" for i in range(50)}})
+    assert code(iot.create_thing, thingName=name(), thingTypeName=kind, attributePayload={
+        "attributes": {f"a{i}": "v" for i in range(51)}}) == "InvalidRequestException"
+
+
+def test_thing_names_and_attributes_follow_the_api_patterns(world: World) -> None:
+    iot = world.client("iot", A)
+    for thing, attributes in (("bad name", {}), ("x" * 129, {}), (name(), {"a b": "v"}),
+                              (name(), {"k": "has space"}), (name(), {"k": "v" * 801})):
+        with pytest.raises(ClientError, match="InvalidRequestException|ValidationException"):
+            iot.create_thing(thingName=thing, attributePayload={"attributes": attributes})
+    iot.create_thing(thingName="a:b_c-d", attributePayload={"attributes": {"k.@/:#-": "v=[x]/y"}})
+
+
+def test_delete_thing_checks_the_expected_version(world: World) -> None:
+    iot, thing = world.client("iot", A), name()
+    iot.create_thing(thingName=thing)
+    version = iot.describe_thing(thingName=thing)["version"]
+    assert code(iot.delete_thing, thingName=thing, expectedVersion=version + 1) == "VersionConflictException"
+    iot.delete_thing(thingName=thing, expectedVersion=version)
+    assert not seen.thing_exists(world, A, thing)
+
+
+def test_describe_certificate_names_the_ca(world: World) -> None:
+    iot = world.client("iot", A)
+    with_ca = registered(world, with_ca=True)["certificateId"]
+    without = registered(world)["certificateId"]
+    assert iot.describe_certificate(certificateId=with_ca)["certificateDescription"][
+        "caCertificateId"] == our_ca(world)[0]
+    assert "caCertificateId" not in iot.describe_certificate(certificateId=without)["certificateDescription"]
+
+
+def test_a_csr_certificate_certifies_the_csr_key(world: World) -> None:
+    key, csr = new_csr("sensor-csr")
+    made = world.client("iot", A).create_certificate_from_csr(certificateSigningRequest=csr)
+    certified = x509.load_pem_x509_certificate(made["certificatePem"].encode())
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    assert certified.public_key().public_bytes(*spki) == key.public_key().public_bytes(*spki)
+    assert certified.subject.rfc4514_string() == "CN=sensor-csr"
+
+
+def test_conditional_writes_are_atomic_per_item(world: World) -> None:
+    dynamodb, thing = world.client("dynamodb", A), name()
+    start, won = threading.Barrier(20), []
+
+    def write(number: int) -> None:
+        start.wait()
+        try:
+            dynamodb.put_item(TableName=world.table(seen.INVENTORY), Item={
+                "thingName": {"S": thing}, "writer": {"N": str(number)}},
+                ConditionExpression="attribute_not_exists(thingName)")
+            won.append(number)
+        except dynamodb.exceptions.ConditionalCheckFailedException:
+            pass
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(won) == 1
+
+
+def test_stream_records_are_stamped_in_write_order(world: World) -> None:
+    tables = world.emulation(Streams).global_tables
+    assert tables is not None
+    thing = name()
+    with tables.held():
+        for index in range(6):
+            world.client("dynamodb", (A, B)[index % 2]).put_item(
+                TableName=world.table(seen.INVENTORY),
+                Item={"thingName": {"S": thing}, "n": {"N": str(index)}})
+        readers = {r: world.emulation(Streams).consumer("pipe", r).reader for r in (A, B)}
+        records = [(rec["dynamodb"]["ApproximateCreationDateTime"], int(rec["dynamodb"]["NewImage"]["n"]["N"]))
+                   for reader in readers.values() for rec in reader.read_raw()
+                   if rec["dynamodb"]["Keys"]["thingName"]["S"] == thing]
+    assert [n for _, n in sorted(records)] == list(range(6))
+    assert len({t for t, _ in records}) == 6  # no two writes share a time
+
+
+# --- Step Functions ---------------------------------------------------------------------
+
+def task(action: str, parameters: dict[str, Any], **more: Any) -> dict[str, Any]:
+    return {"Type": "Task", "Resource": f"arn:aws:states:::aws-sdk:iot:{action}",
+            "Parameters": parameters, **more}
+
+
+def test_a_parameter_aws_would_reject_is_refused(world: World) -> None:
+    sfn = world.client("stepfunctions", A)
+    for bad, why in (({"thingName.$": "$.n"}, "'thingName' is not supported"),
+                     ({"ThingName.$": "$.n", "Colour": "red"}, "'Colour' is not supported"),
+                     ({"ThingName.$": "$.n", "AttributePayload": {"Attrs": {}}}, "'Attrs'")):
+        with pytest.raises(ClientError, match=re.escape(why)):
+            sfn.create_state_machine(name=name(), roleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/x",
+                                     definition=json.dumps({"StartAt": "T", "States": {
+                                         "T": task("createThing", bad, End=True)}}))
+    with pytest.raises(ClientError, match="has no CreateThings"):
+        machine(world, {"StartAt": "T", "States": {"T": task("createThings", {}, End=True)}})
+    machine(world, {"StartAt": "T", "States": {"T": task("createThing", {"ThingName.$": "$.n"}, End=True)}})
+
+
+def test_parameter_values_are_validated(world: World) -> None:
+    arn = machine(world, {"StartAt": "T", "States": {"T": task("createThing", {"ThingName.$": "$.n"}, End=True)}})
+    failed = execute(world, arn, {"n": 12345})
+    assert failed["status"] == "FAILED"
+    assert not seen.thing_exists(world, A, "12345")
+
+
+def test_results_keep_map_keys(world: World) -> None:
+    arn = machine(world, {"StartAt": "C", "States": {
+        "C": task("createThing", {"ThingName.$": "$.n", "AttributePayload": {"Attributes": {"ownerToken": "t"}}},
+                  ResultPath=None, Next="D"),
+        "D": task("describeThing", {"ThingName.$": "$.n"}, ResultPath="$.thing", End=True)}})
+    output = json.loads(execute(world, arn, {"n": name()})["output"])
+    assert output["thing"]["Attributes"] == {"ownerToken": "t"} and "ThingName" in output["thing"]
+
+
+def test_sdk_errors_are_named_as_aws_names_them(world: World) -> None:
+    arn = machine(world, {"StartAt": "D", "States": {"D": task("describeThing", {"ThingName.$": "$.n"}, End=True)}})
+    assert execute(world, arn, {"n": name()})["error"] == "Iot.ResourceNotFoundException"
+
+
+def test_a_choice_reading_a_missing_path_fails(world: World) -> None:
+    arn = machine(world, {"StartAt": "Decide", "States": {
+        "Decide": {"Type": "Choice", "Choices": [{"Variable": "$.missing", "StringEquals": "x",
+                                                   "Next": "Done"}], "Default": "Done"},
+        "Done": {"Type": "Succeed"}}})
+    failed = execute(world, arn, {})
+    assert (failed["status"], failed["error"]) == ("FAILED", "States.Runtime")
+    assert "Invalid path '$.missing'" in failed["cause"]
+    assert execute(world, arn, {"missing": "y"})["status"] == "SUCCEEDED"
+
+
+def test_retries_keep_their_schedule_on_a_virtual_clock(world: World) -> None:
+    arn = machine(world, {"StartAt": "D", "States": {"D": task(
+        "describeThing", {"ThingName.$": "$.n"}, End=True, Retry=[{
+            "ErrorEquals": ["Iot.ResourceNotFoundException"], "IntervalSeconds": 30,
+            "MaxAttempts": 2, "BackoffRate": 2.0}])}})
+    slept, started = world.adapter.clock.slept, time.monotonic()
+    failed = execute(world, arn, {"n": name()})
+    assert failed["error"] == "Iot.ResourceNotFoundException"
+    assert world.adapter.clock.slept - slept == 90 and time.monotonic() - started < 30
+    assert len(world.calls.of("DescribeThing", caller="states:")) == 3
+
+
+def test_start_sync_execution_answers(world: World) -> None:
+    arn = machine(world, {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": {"ok": 1},
+                                                           "End": True}}}, kind="EXPRESS")
+    answer = world.client("stepfunctions", A).start_sync_execution(stateMachineArn=arn, input="{}")
+    assert answer["status"] == "SUCCEEDED" and json.loads(answer["output"]) == {"ok": 1}
+
+
+def test_an_interrupted_call_took_effect_and_the_execution_aborted(world: World) -> None:
+    arn = machine(world, {"StartAt": "C", "States": {
+        "C": task("createThing", {"ThingName.$": "$.n"}, ResultPath=None, Next="D"),
+        "D": task("deleteThing", {"ThingName.$": "$.n"}, End=True)}})
+    thing = name()
+    world.calls.interrupt("CreateThing", by="states:")
+    assert execute(world, arn, {"n": thing})["status"] == "ABORTED"
+    assert seen.thing_exists(world, A, thing)  # the call took effect, the next state never ran
+
+
+# --- Lambda -----------------------------------------------------------------------------
+
+def test_a_service_needs_a_permission_for_its_source() -> None:
+    function = f"arn:aws:lambda:{A}:{ACCOUNT_ID}:function:cvm"
+    api = f"arn:aws:execute-api:{A}:{ACCOUNT_ID}:abc123"
+    permission = {"function": "cvm", "action": "lambda:InvokeFunction",
+                  "principal": "apigateway.amazonaws.com", "sourceArn": f"{api}/v1/POST/*",
+                  "sourceAccount": ACCOUNT_ID}
+
+    def may(principal: str, source: str, account: str = ACCOUNT_ID, function_name: str = "cvm") -> bool:
+        return permits([permission], function_name=function_name, function_arn=function,
+                       principal=principal, source_arn=source, source_account=account)
+
+    assert may("apigateway.amazonaws.com", f"{api}/v1/POST/registration")
+    assert not may("apigateway.amazonaws.com", f"{api}/v1/GET/registration")
+    assert not may("apigateway.amazonaws.com", f"{api}2/v1/POST/registration")
+    assert not may("apigateway.amazonaws.com", f"{api}/v1/POST/registration", "210987654321")
+    assert not may("iot.amazonaws.com", f"{api}/v1/POST/registration")
+    assert not may("apigateway.amazonaws.com", f"{api}/v1/POST/registration", function_name="other")
+
+
+def test_a_function_runs_with_its_declared_environment(world: World) -> None:
+    runtime = world.emulation(LambdaRuntime)
+    check = world.graph.named(next(r.name for r in world.declared("aws:lambda/function:Function", A)
+                                   if r.outputs["arn"] == jitr.check_function(world, A)))
+    declared = world.state(check)["environment"]["variables"]
+    function = runtime.function(jitr.check_function(world, A))
+    assert {k: function.variables()[k] for k in declared} == declared
+    assert function.variables()["AWS_REGION"] == A
+    assert runtime.invoke(function.arn, {"wrong": 1})["error"] == "InvalidEvent"
+    assert os.environ.get("CA_CERTIFICATE_PEM") is None  # the process's environment restored
+    with pytest.raises(InvokeDenied):
+        runtime.invoke_as_service(function.arn, {}, principal="iot.amazonaws.com",
+                                  source_arn="arn:aws:iot:x", source_account=ACCOUNT_ID)
+
+
+def test_a_function_past_its_timeout_has_no_result(world: World) -> None:
+    runtime = world.emulation(LambdaRuntime)
+    function = runtime.function(jitr.check_function(world, A))
+    declared, function.timeout_seconds = function.timeout_seconds, 0.0
+    try:
+        with pytest.raises(FunctionTimeout, match="Task timed out"):
+            runtime.invoke(function.arn, {"wrong": 1})
+    finally:
+        function.timeout_seconds = declared
+
+
+# --- API Gateway --------------------------------------------------------------------------
+
+def test_a_gateway_response_with_vtl_is_refused(world: World) -> None:
+    [response] = [r for r in world.declared("aws:apigateway/response:Response", A)
+                  if r.inputs["responseType"] == "BAD_REQUEST_BODY"]
+    templated = with_inputs(world.graph, response, lambda inputs: {**inputs, "responseTemplates": {
+        "application/json": '{"m": "$util.escapeJavaScript($context.error.message)"}'}})
+    with pytest.raises(ValueError, match="no VTL"):
+        gateway_response(templated.named(response.name), world)
+    body = cvm.post(world, A, {"device_uid": "x"}).json()  # the declared one: substitution only
+    assert body == {"statusCode": 400, "status": "ERROR", "payload": {"message": "Invalid request body"}}
+
+
+def test_the_validator_answers_before_the_function(world: World) -> None:
+    function = world.emulation(LambdaRuntime).function(str(cvm.function(world, A).outputs["name"]))
+    before = function.invocations
+    answer = cvm.post(world, A, {"device_uid": "D1", "device_token": "a" * 64, "extra": 1})
+    assert (answer.status, answer.answered_by) == (400, "gateway BAD_REQUEST_BODY")
+    assert function.invocations == before
+
+
+def test_unknown_routes_and_the_disabled_default_endpoint_are_refused(world: World) -> None:
+    gateway = world.emulation(ApiGateway)
+    unknown = gateway.request(A, "POST", cvm.registration_url(world, A, "/nothing"), "{}")
+    assert (unknown.status, unknown.answered_by) == (403, "gateway MISSING_AUTHENTICATION_TOKEN")
+    [api] = world.client("apigateway", A).get_rest_apis()["items"]
+    direct = gateway.request(A, "POST", f"https://{api['id']}.execute-api.{A}.amazonaws.com/v1/registration", "{}")
+    assert direct.status == 403
+
+
+def test_a_proxy_integration_needs_the_permission(world: World) -> None:
+    runtime = world.emulation(LambdaRuntime)
+    declared, runtime.permissions = runtime.permissions, []
+    try:
+        device = cvm.Device(name())
+        answer = cvm.post(world, A, device.request())
+    finally:
+        runtime.permissions = declared
+    assert answer.status == 500 and answer.answered_by.startswith("gateway API_CONFIGURATION_ERROR")
+    assert "no declared permission names this source" in answer.answered_by
+
+
+# --- IoT rules engine and data plane ---------------------------------------------------------
+
+def rule(world: World, sql: str, actions: list[dict[str, Any]], error: dict[str, Any] | None = None) -> str:
+    rule_name = name().replace("-", "_")
+    world.client("iot", A).create_topic_rule(ruleName=rule_name, topicRulePayload={
+        "sql": sql, "actions": actions, **({"errorAction": error} if error else {})})
+    return rule_name
+
+
+def role(world: World, trusted: str, rule_name: str, actions: list[str]) -> str:
+    iam = world.client("iam", "us-east-1")
+    role_name = name()
+    rule_arn = f"arn:aws:iot:{A}:{ACCOUNT_ID}:rule/{rule_name}"
+    iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=service_trust_policy(trusted, ACCOUNT_ID, rule_arn))
+    iam.put_role_policy(RoleName=role_name, PolicyName="p", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}))
+    return f"arn:aws:iam::{ACCOUNT_ID}:role/{role_name}"
+
+
+def test_rule_sql_beyond_select_star_is_refused(world: World) -> None:
+    assert topic_filter("SELECT * FROM 'a/+/c'") == "a/+/c"
+    assert topic_matches("a/+/c", "a/b/c") and topic_matches("a/#", "a/b/c")
+    assert not topic_matches("a/+", "a/b/c") and not topic_matches("a/b", "a/b/c")
+    for sql in ("SELECT certificateId FROM 'a/b'", "SELECT * FROM 'a/b' WHERE x = 1"):
+        with pytest.raises(UnsupportedSql):
+            topic_filter(sql)
+    topic = f"fidelity/{name()}"
+    rule(world, f"SELECT * FROM '{topic}' WHERE x = 1", [])
+    [refused] = world.emulation(RulesEngine).publish(A, topic, {"x": 1})
+    assert not refused.ok and "runs only SELECT *" in refused.detail
+
+
+def test_an_action_runs_only_under_a_role_that_fits(world: World) -> None:
+    topic, queue = f"fidelity/{name()}", world.client("sqs", A).create_queue(QueueName=name())["QueueUrl"]
+    for trusted, allowed_actions, ok in (("states.amazonaws.com", ["sqs:SendMessage"], False),
+                                         ("iot.amazonaws.com", ["sqs:ReceiveMessage"], False),
+                                         ("iot.amazonaws.com", ["sqs:SendMessage"], True)):
+        rule_name = name().replace("-", "_")
+        arn = role(world, trusted, rule_name, allowed_actions)
+        world.client("iot", A).create_topic_rule(ruleName=rule_name, topicRulePayload={
+            "sql": f"SELECT * FROM '{topic}/{rule_name}'", "actions": [{"sqs": {"queueUrl": queue, "roleArn": arn}}]})
+        [delivery] = world.emulation(RulesEngine).publish(A, f"{topic}/{rule_name}", {"n": 1})
+        assert delivery.ok == ok, delivery
+
+
+def test_a_failed_action_runs_the_error_action(world: World) -> None:
+    rule_name, topic = name().replace("-", "_"), f"fidelity/{name()}"
+    queue = world.client("sqs", A).create_queue(QueueName=name())["QueueUrl"]
+    arn = role(world, "iot.amazonaws.com", rule_name, ["states:StartExecution", "sqs:SendMessage"])
+    world.client("iot", A).create_topic_rule(ruleName=rule_name, topicRulePayload={
+        "sql": f"SELECT * FROM '{topic}'",
+        "actions": [{"stepFunctions": {"stateMachineName": "no-such-machine", "roleArn": arn}}],
+        "errorAction": {"sqs": {"queueUrl": queue, "roleArn": arn}}})
+    failed, error_action = world.emulation(RulesEngine).publish(A, topic, {"n": 1})
+    assert not failed.ok and error_action.ok and error_action.action == "errorAction:sqs"
+    [message] = world.client("sqs", A).receive_message(QueueUrl=queue)["Messages"]
+    assert json.loads(message["Body"])["failures"][0]["failedAction"] == "stepFunctions"
+
+
+def test_auto_registration_needs_an_active_ca_with_auto_registration(world: World) -> None:
+    data, iot = world.emulation(IotData), world.client("iot", A)
+    with pytest.raises(ConnectionRefused, match="no CA registered"):
+        data.auto_register(A, issue(name(), issue("Stranger CA", ca=True)).pem)
+    ca_id, _ = our_ca(world)
+    iot.update_ca_certificate(certificateId=ca_id, newStatus="INACTIVE")
+    try:
+        with pytest.raises(ConnectionRefused, match="INACTIVE"):
+            data.auto_register(A, world.pki.device(name()).pem)
+    finally:
+        iot.update_ca_certificate(certificateId=ca_id, newStatus="ACTIVE")
+    device = world.pki.device(name())
+    registration = data.auto_register(A, device.pem)
+    assert seen.status(world, A, registration.certificate_id) == "PENDING_ACTIVATION"
+    assert not data.authorize_connect(A, device.pem, device.thing_name)[0]
+    assert registration.topic == f"$aws/events/certificates/registered/{ca_id}"
+    with pytest.raises(ConnectionRefused, match="already registered"):
+        data.auto_register(A, device.pem)
+
+
+def test_connect_needs_an_active_certificate_and_its_thing(world: World) -> None:
+    device = world.pki.device(name())
+    registration, _, executions = jitr.connect_first(world, A, device.pem)
+    assert [e["status"] for e in executions] == ["SUCCEEDED"]
+    data = world.emulation(IotData)
+    assert data.authorize_connect(A, device.pem, device.thing_name)[0]
+    assert not data.authorize_connect(A, device.pem, "someone-else")[0]
+    world.client("iot", A).update_certificate(certificateId=registration.certificate_id, newStatus="INACTIVE")
+    assert data.authorize_connect(A, device.pem, device.thing_name) == (False, "certificate INACTIVE")
+
+
+# --- IAM and IoT policies -----------------------------------------------------------------
+
+def test_deny_wins_and_a_missing_variable_never_matches() -> None:
+    policy = device_policy_document("iotmr", "aws", A, ACCOUNT_ID)
+    client = f"arn:aws:iot:{A}:{ACCOUNT_ID}:client/sensor-1"
+    attached = {"iot:Connection.Thing.IsAttached": "true", "iot:Connection.Thing.ThingName": "sensor-1"}
+    assert allows([policy], "iot:Connect", client, context=attached)
+    assert not allows([policy], "iot:Connect", client, context={"iot:Connection.Thing.IsAttached": "true"})
+    assert not allows([policy], "iot:Connect", client.replace("sensor-1", "sensor-2"), context=attached)
+    deny = {"Statement": [{"Effect": "Deny", "Action": "iot:*", "Resource": "*"}]}
+    assert not allows([policy, deny], "iot:Connect", client, context=attached)
+
+
+def test_conditions_as_iam_reads_them() -> None:
+    rule_arn = f"arn:aws:iot:{A}:{ACCOUNT_ID}:rule/jitr"
+    trust = service_trust_policy("iot.amazonaws.com", ACCOUNT_ID, rule_arn)
+    context = {"AWS:SOURCEACCOUNT": ACCOUNT_ID, "aws:sourcearn": rule_arn}  # keys in any case
+    assert allows([trust], "sts:AssumeRole", None, context=context, principal_service="iot.amazonaws.com")
+    assert not allows([trust], "sts:AssumeRole", None, context={"aws:SourceArn": rule_arn},
+                      principal_service="iot.amazonaws.com")  # a missing key fails
+    assert not allows([trust], "sts:AssumeRole", None, context=context, principal_service="states.amazonaws.com")
+    negated = {"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*",
+                              "Condition": {"StringNotEquals": {"aws:PrincipalTag/x": "y"}}}]}
+    assert allows([negated], "s3:GetObject", "arn:aws:s3:::b/k")  # a missing key passes a negation
+    unknown = {"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*",
+                              "Condition": {"StringEqualsIfExists": {"aws:x": "y"}}}]}
+    assert not allows([unknown], "s3:GetObject", "arn:aws:s3:::b/k", context={"aws:x": "y"})
+
+
+# --- Streams ----------------------------------------------------------------------------
+
+def item(world: World, region: str, thing: str) -> dict[str, Any] | None:
+    return seen.row(world, region, thing)
+
+
+def put(world: World, region: str, thing: str, value: str) -> None:
+    world.client("dynamodb", region).put_item(TableName=world.table(seen.INVENTORY), Item={
+        "thingName": {"S": thing}, "value": {"S": value}, "writerRegion": {"S": region}})
+
+
+def test_global_tables_last_writer_wins_by_write_time(world: World) -> None:
+    tables = world.emulation(Streams).global_tables
+    assert tables is not None
+    for first, last in ((A, B), (B, A)):
+        thing = name()
+        with tables.held():  # both writes within the replication delay
+            put(world, first, thing, "early")
+            put(world, last, thing, "late")
+        tables.replicate()
+        assert [(item(world, r, thing) or {}).get("value") for r in (A, B)] == ["late", "late"]
+    thing = name()
+    put(world, A, thing, "1")
+    put(world, A, thing, "2")
+    tables.replicate()
+    assert (item(world, B, thing) or {}).get("value") == "2"
+
+
+def test_replication_does_not_echo_and_waits_for_a_region_that_is_down(world: World) -> None:
+    tables = world.emulation(Streams).global_tables
+    assert tables is not None
+    tables.replicate()
+    thing = name()
+    world.calls.down.add(B)
+    put(world, A, thing, "v")
+    tables.replicate()
+    world.calls.down.clear()
+    assert item(world, B, thing) is None
+    tables.replicate()
+    assert (item(world, B, thing) or {}).get("value") == "v"
+    assert tables.replicate() == 0  # the replicated write came back once and stopped there
+
+
+def test_one_matcher_for_lambda_and_pipes_filters(world: World) -> None:
+    record = {"eventName": "MODIFY", "dynamodb": {"NewImage": {"writerRegion": {"S": "us-west-2"},
+                                                               "kind": {"S": "FLEET_SERIAL"}}}}
+    assert matches([{"dynamodb": {"NewImage": {"writerRegion": {"S": [{"anything-but": [A]}]}}}}], record)
+    assert not matches([{"dynamodb": {"NewImage": {"writerRegion": {"S": [{"anything-but": [B]}]}}}}], record)
+    assert matches([{"dynamodb": {"NewImage": {"kind": {"S": [{"prefix": "FLEET"}]}}}}], record)
+    assert not matches([{"eventName": ["INSERT"]}], record) and matches([], record)
+    kinds = {c.kind for c in world.emulation(Streams).consumers if c.patterns}
+    assert kinds == {"lambda", "pipe"}  # both kinds filter, through `matches`
+
+
+def records(count: int) -> list[dict[str, Any]]:
+    return [{"eventID": str(n), "dynamodb": {"SequenceNumber": str(n)}} for n in range(count)]
+
+
+def test_delivery_retries_from_the_first_failure_then_dead_letters() -> None:
+    batches: list[list[str]] = []
+    letters: list[list[str]] = []
+
+    def run(batch: list[dict[str, Any]]) -> list[str]:
+        batches.append([r["eventID"] for r in batch])
+        return ["1"] if "1" in batches[-1] else []
+
+    deliver(records(4), batch_size=3, maximum_retry_attempts=2, bisect=False, run=run,
+            dead_letter=lambda failed: letters.append([r["eventID"] for r in failed]))
+    assert batches == [["0", "1", "2"], ["1", "2"], ["1", "2"], ["2"], ["3"]]
+    assert letters == [["1"]]
+
+
+def test_bisection_only_where_declared() -> None:
+    for bisect, dead in ((True, [["2"]]), (False, [["0", "1", "2", "3"]])):
+        letters: list[list[str]] = []
+
+        def run(batch: list[dict[str, Any]]) -> list[str]:
+            if any(r["eventID"] == "2" for r in batch):
+                raise TargetFailed("poison")
+            return []
+
+        deliver(records(4), batch_size=4, maximum_retry_attempts=0, bisect=bisect, run=run,
+                dead_letter=lambda failed: letters.append([r["eventID"] for r in failed]))
+        assert letters == dead
+
+
+def test_a_pipe_runs_only_with_a_role_that_fits(world: World) -> None:
+    pipe = world.emulation(Streams).consumer("pipe", A)
+    pipes = world.client("pipes", A)
+    declared = pipes.describe_pipe(Name=pipe.name)
+    wrong = role(world, "states.amazonaws.com", "x", ["*"])
+    for role_arn, invocation, why in ((wrong, "REQUEST_RESPONSE", "does not trust"),
+                                      (declared["RoleArn"], "FIRE_AND_FORGET", "FIRE_AND_FORGET")):
+        copy = name()
+        pipes.create_pipe(Name=copy, Source=declared["Source"], Target=declared["Target"],
+                          RoleArn=role_arn, SourceParameters={"DynamoDBStreamParameters": {
+                              "StartingPosition": "LATEST"}},
+                          TargetParameters={"StepFunctionStateMachineParameters": {"InvocationType": invocation}})
+        assert why in _pipe(world, A, copy).failed
+    assert not pipe.failed
+
+
+# --- fleet provisioning and Cognito ---------------------------------------------------------
+
+def id_token(*groups: str) -> str:
+    return jwt.encode({"cognito:groups": list(groups), "sub": "x"}, "k", algorithm="HS256")
+
+
+def test_the_identity_pool_picks_the_role_from_the_group(world: World) -> None:
+    declared = world.emulation(FleetProvisioning)[A].declared
+    [group] = declared.groups
+    assert role_for(declared, id_token(group.inputs["name"])).outputs["arn"] == group.inputs["roleArn"]
+    for groups in ((), ("strangers",)):
+        with pytest.raises(AccessDenied, match="no single role"):
+            role_for(declared, id_token(*groups))
+
+
+def claim(world: World) -> str:
+    template = world.emulation(FleetProvisioning)[A]
+    [group] = template.declared.groups
+    policy = template.declared.role_policy(group.inputs["roleArn"])
+    with pytest.raises(AccessDenied):
+        template.create_provisioning_claim({"Statement": []}, template.declared.template_name)
+    return str(template.create_provisioning_claim(policy, template.declared.template_name)["certificateId"])
+
+
+def test_a_claim_is_short_lived_and_limited_to_its_template(world: World) -> None:
+    template, claim_id = world.emulation(FleetProvisioning)[A], claim(world)
+    assert template.claims[claim_id] - dt.datetime.now(dt.timezone.utc) <= dt.timedelta(minutes=5)
+    for topic in ("$aws/things/x/shadow/update", "$aws/provisioning-templates/other/provision/json"):
+        with pytest.raises(AccessDenied, match="may not use"):
+            template._claim_request(claim_id, topic)
+    template.create_keys_and_certificate(claim_id)
+    later = template.now
+    template.now = lambda: later() + dt.timedelta(minutes=6)
+    try:
+        with pytest.raises(AccessDenied, match="expired"):
+            template.create_keys_and_certificate(claim_id)
+    finally:
+        template.now = later
+
+
+def test_the_hook_decides_within_five_seconds(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    template = world.emulation(FleetProvisioning)[A]
+    event = {"claimCertificateId": "c" * 64, "certificateId": "d" * 64, "certificatePem": "x",
+             "templateArn": template.declared.template_arn, "clientId": "provision-SN-none",
+             "parameters": {"SerialNumber": "SN-none"}}
+    with pytest.raises(Rejected, match="denied"):  # the declared hook: not allow-listed
+        template.run_hook(event)
+    monkeypatch.setattr(fleet_module, "HOOK_LIMIT_SECONDS", 0.0)
+    with pytest.raises(Rejected, match="hook took"):
+        template.run_hook(event)
+
+
+def test_the_template_is_applied_with_the_provisioning_role(world: World) -> None:
+    template = world.emulation(FleetProvisioning)[A]
+    policy = template.declared.provisioning_policy
+    narrowed = {**policy, "Statement": [{**s, "Action": [a for a in ([s["Action"]] if isinstance(
+        s["Action"], str) else s["Action"]) if a != "iot:AttachPolicy"] or ["iot:Nothing"]}
+        for s in policy["Statement"]]}
+    [role_policy] = [p for p in world.graph.of_type("aws:iam/rolePolicy:RolePolicy")
+                     if p.inputs.get("role") == template.declared.provisioning_role.id]
+    graph = with_inputs(world.graph, role_policy, lambda inputs: {**inputs, "policy": json.dumps(narrowed)})
+    narrow = fleet_module.TemplateEmulator(world, fleet_module.DeclaredFleet(graph, A))
+    certificate = world.client("iot", A).create_keys_and_certificate(setAsActive=False)["certificateId"]
+    serial = f"SN-{name()}"
+    with pytest.raises(Rejected, match="may not iot:AttachPolicy"):
+        narrow.apply_template({"SerialNumber": serial, "AWS::IoT::Certificate::Id": certificate})
+    assert seen.policies_of(world, A, certificate) == []
+    done = template.apply_template({"SerialNumber": serial, "AWS::IoT::Certificate::Id": certificate})
+    assert done["thingName"] == serial and seen.usable(world, A, serial, certificate)
