@@ -2,11 +2,12 @@
 
     python benchmarks/cvm.py [--devices 60]
 
-Both run in one process against the same moto account (tests/support/cvm_world.py: moto with
-CreateCertificateFromCsr certifying the CSR's key and atomic DynamoDB writes). AWS calls are
-counted with botocore's `before-call` hook on each flow's session; the seed's root-CA download
-is counted separately and served by a local HTTP server (on the internet it would cost a round
-trip more). Warm time: the handler's wall time after a warm-up, one device per call.
+Both run in one process in one world of the dev stack (tools/local/world.py: moto with
+CreateCertificateFromCsr certifying the CSR's key and atomic DynamoDB writes; ours is the
+declared function, in-process). AWS calls are counted from the world's call log, by caller;
+the seed's root-CA download is counted separately and served by a local HTTP server (on the
+internet it would cost a round trip more). Warm time: the handler's wall time after a
+warm-up, one device per call.
 
 The seed's flow is re-implemented below as its document describes it: Query the record,
 compare flags and token, CreateKeysAndCertificate, AttachPolicy, CreateThing,
@@ -42,22 +43,15 @@ import boto3
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
+from benchmarks.replication import stack_graph  # noqa: E402
 from lambdas.cvm_registration.config import PACKAGED_ROOT_CAS  # noqa: E402
-from tests.support.cvm_world import (  # noqa: E402
-    DEVICE_POLICY,
-    REGION,
-    FaultPlan,
-    api_event,
-    cvm_world,
-    function_session,
-    new_csr,
-    token,
-)
-from tests.support.sfn_adapter import FakeLambdaContext  # noqa: E402
+from tests.support.cvm import LEGACY, REGION, api_event, cvm_world, new_csr, token  # noqa: E402
+from tools.local import pki_material  # noqa: E402
+from tools.local.calls import acting_as  # noqa: E402
+from tools.local.journeys import registry as seen  # noqa: E402
 
 SEED_TABLE = "DeviceProvisioningInfoDB"
 SEED_SALT = "YOUR_SECRET_SALT"
-CONTEXT = FakeLambdaContext("cvm", f"arn:aws:lambda:{REGION}:123456789012:function:cvm")
 
 
 # --- the seed's flow, re-implemented -----------------------------------------------------------
@@ -160,65 +154,62 @@ def summary(name: str, seconds: list[float], aws_calls: float,
 
 
 def run(devices: int) -> list[dict[str, Any]]:
-    from lambdas.cvm_registration import app
-
+    pki = pki_material.bootstrap()
     rows: list[dict[str, Any]] = []
-    with cvm_world(legacy_batches=("LEGACY",)) as world, root_ca_server() as (url, downloads):
+    with cvm_world(stack_graph(pki), pki) as world, root_ca_server() as (url, downloads):
         world.add_batch("B1", "salt-1")
-        world.add_batch("LEGACY", "salt-legacy")
+        world.add_batch(LEGACY, "salt-legacy")
         total = devices + 3
         for n in range(total):
             world.add_device(f"csr-{n}", "B1")
-            world.add_device(f"legacy-{n}", "LEGACY")
+            world.add_device(f"legacy-{n}", LEGACY)
         world.add_device("disabled", "B1", enabled=False)
         csrs = [new_csr(f"csr-{n}")[1] for n in range(total)]
 
-        # Ours, on a session whose calls are counted.
-        plan = FaultPlan()
-        with function_session(plan):
-            def ours(uid: str, salt: str, csr: str | None = None) -> Callable[[], Any]:
-                body: dict[str, Any] = {"device_uid": uid, "device_token": token(salt, uid)}
-                if csr:
-                    body["csr"] = csr
-                event = api_event(json.dumps(body))
+        def ours(uid: str, salt: str, csr: str | None = None) -> Callable[[], Any]:
+            body: dict[str, Any] = {"device_uid": uid, "device_token": token(salt, uid)}
+            if csr:
+                body["csr"] = csr
+            event = api_event(json.dumps(body))
 
-                def call() -> None:
-                    answer = app.handler(event, CONTEXT)
-                    assert answer["statusCode"] == 200, answer["body"]
-                return call
+            def call() -> None:
+                answer = world.invoke(event)
+                if answer["statusCode"] != 200:
+                    raise SystemExit(f"registration failed: {answer['body']}")
+            return call
 
-            for path, prefix, salt in (("CSR", "csr", "salt-1"),
-                                       ("legacy", "legacy", "salt-legacy")):
-                make = [ours(f"{prefix}-{n}", salt, csrs[n] if path == "CSR" else None)
-                        for n in range(total)]
-                timed(make[:3])  # warm-up (the first reads the salts)
-                before = len(plan.calls)
-                seconds = timed(make[3:])
-                rows.append(summary(f"ours, {path} path", seconds,
-                                    (len(plan.calls) - before) / devices))
+        for path, prefix, salt in (("CSR", "csr", "salt-1"), ("legacy", "legacy", "salt-legacy")):
+            make = [ours(f"{prefix}-{n}", salt, csrs[n] if path == "CSR" else None)
+                    for n in range(total)]
+            timed(make[:3])  # warm-up (the first reads the salts)
+            before = len(world.calls())
+            seconds = timed(make[3:])
+            rows.append(summary(f"ours, {path} path", seconds,
+                                (len(world.calls()) - before) / devices))
 
-            # 403 timings: no oracle between an unknown device, a wrong token and a disabled one.
-            def refused(uid: str, device_token: str) -> Callable[[], Any]:
-                event = api_event(json.dumps({"device_uid": uid, "device_token": device_token,
-                                              "csr": csrs[0]}))
+        # 403 timings: no oracle between an unknown device, a wrong token and a disabled one.
+        def refused(uid: str, device_token: str) -> Callable[[], Any]:
+            event = api_event(json.dumps({"device_uid": uid, "device_token": device_token,
+                                          "csr": csrs[0]}))
 
-                def call() -> None:
-                    assert app.handler(event, CONTEXT)["statusCode"] == 403
-                return call
-            # Without the salt (an attacker): no database read at all, whoever the UID is.
-            # With the salt: one conditional claim, whatever stops it.
-            oracle = {
-                "unknown, guessed token": refused("nobody", token("guess", "nobody")),
-                "known, wrong token": refused("csr-0", token("guess", "csr-0")),
-                "disabled, wrong token": refused("disabled", token("guess", "disabled")),
-                "unknown, salted token": refused("nobody", token("salt-1", "nobody")),
-                "disabled, salted token": refused("disabled", token("salt-1", "disabled")),
-            }
-            for name, call in oracle.items():
-                rows.append({"flow": f"403 {name}", "median_ms": statistics.median(
-                    timed([call] * 200)) * 1000})
+            def call() -> None:
+                if world.invoke(event)["statusCode"] != 403:
+                    raise SystemExit(f"{uid} was not refused")
+            return call
+        # Without the salt (an attacker): no database read at all, whoever the UID is.
+        # With the salt: one conditional claim, whatever stops it.
+        oracle = {
+            "unknown, guessed token": refused("nobody", token("guess", "nobody")),
+            "known, wrong token": refused("csr-0", token("guess", "csr-0")),
+            "disabled, wrong token": refused("disabled", token("guess", "disabled")),
+            "unknown, salted token": refused("nobody", token("salt-1", "nobody")),
+            "disabled, salted token": refused("disabled", token("salt-1", "disabled")),
+        }
+        for name, call in oracle.items():
+            rows.append({"flow": f"403 {name}", "median_ms": statistics.median(
+                timed([call] * 200)) * 1000})
 
-        # The seed, on boto3's default session, counted the same way.
+        # The seed, on boto3's default session, its calls told apart by their caller.
         world.ddb.create_table(TableName=SEED_TABLE, BillingMode="PAY_PER_REQUEST",
                                KeySchema=[{"AttributeName": "device_uid", "KeyType": "HASH"}],
                                AttributeDefinitions=[{"AttributeName": "device_uid",
@@ -230,26 +221,24 @@ def run(devices: int) -> list[dict[str, Any]]:
             world.ddb.put_item(TableName=SEED_TABLE, Item={
                 "device_uid": {"S": uid}, "device_token": {"S": seed_tokens[uid]},
                 "is_enabled": {"N": "1"}, "is_registered": {"N": "0"}})
-        seed_calls: list[str] = []
-        boto3.setup_default_session(region_name=REGION)
-        assert boto3.DEFAULT_SESSION is not None
-        boto3.DEFAULT_SESSION.events.register(
-            "before-call.*.*", lambda model, **_: seed_calls.append(model.name))
         with mock_env({"region": REGION, "device_dynamodb_table": SEED_TABLE,
                        "iot_root_ca_url": url, "thing_name_format": "thing_%DEVICE_UID%",
-                       "iot_policy_name": DEVICE_POLICY}):
+                       "iot_policy_name": seen.device_policy(world.world, REGION)}):
             def seed(uid: str) -> Callable[[], Any]:
                 def call() -> None:
-                    answer = seed_handler({"device_uid": uid, "device_token": seed_tokens[uid]},
-                                          CONTEXT)
-                    assert answer["statusCode"] == 200, answer
+                    with acting_as("seed"):
+                        answer = seed_handler({"device_uid": uid, "device_token": seed_tokens[uid]},
+                                              None)
+                    if answer["statusCode"] != 200:
+                        raise SystemExit(f"the seed's registration failed: {answer}")
                 return call
 
             make = [seed(f"seed-{n}") for n in range(total)]
             timed(make[:3])
-            before, fetched = len(seed_calls), len(downloads)
+            before, fetched = len(world.world.calls.of(caller="seed")), len(downloads)
             seconds = timed(make[3:])
-            rows.append(summary("seed", seconds, (len(seed_calls) - before) / devices,
+            rows.append(summary("seed", seconds,
+                                (len(world.world.calls.of(caller="seed")) - before) / devices,
                                 (len(downloads) - fetched) / devices))
     return rows
 
@@ -272,10 +261,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--devices", type=int, default=60)
     args = parser.parse_args()
-    from lambdas.cvm_registration import app
-
-    sink = io.StringIO()  # the functions' JSON logs and metrics: written, not shown
-    app.logger.registered_handler.setStream(sink)  # type: ignore[attr-defined]
+    sink = io.StringIO()  # the seed's JSON lines: written, not shown (ours stay in the world)
     with contextlib.redirect_stdout(sink):
         rows = run(args.devices)
     print(f"{'flow':<28}{'AWS calls':>10}{'downloads':>10}{'median ms':>11}{'p95 ms':>9}"

@@ -4,8 +4,9 @@ devices next to the seed's design, and a quota-paced backfill of a new region.
     python -m benchmarks.replication                          # default run, ~2 minutes
     python -m benchmarks.replication --devices 50000 --quota-scale 20
 
-1. Per device (the declared machine, executed by moto's Step Functions interpreter through
-   tests/support/replication_fabric.py; region A is *down* while B applies): AWS API calls
+1. Per device (the declared machine, executed in a world of the dev stack,
+   tools/local/world.py; devices onboarded by JITR and the CVM in A; region A is *down*
+   while B applies): AWS API calls
    each replicated device costs region B, by path, and calls to any other region (target:
    <= 5 for a new device, 0 cross-region); state transitions per device (the same
    definition run as a STANDARD copy, whose history moto keeps).
@@ -29,7 +30,6 @@ import argparse
 import hashlib
 import json
 import math
-import os
 import random
 import sys
 import tempfile
@@ -37,7 +37,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,13 @@ sys.path.insert(0, str(PROJECT_DIR))
 from botocore.exceptions import ClientError  # noqa: E402
 
 from components.replication.settings import DEFAULT_IOT_API_QUOTAS, ReplicationSettings  # noqa: E402
-from tools.harness import StackGraph, evaluate_program  # noqa: E402
+from tools.harness import StackGraph, evaluate_program, load_program_stack  # noqa: E402
+from tools.local import journeys, pki_material  # noqa: E402
+from tools.local.emulation.streams import Streams, matches  # noqa: E402
+from tools.local.journeys import cvm, jitr  # noqa: E402
+from tools.local.pki_material import LocalPki  # noqa: E402
+from tools.local.sfn_adapter import wait_for_execution  # noqa: E402
+from tools.local.world import World, open_world  # noqa: E402
 from tools.replication_reconcile import (  # noqa: E402
     Journal,
     Outcome,
@@ -60,9 +66,6 @@ from tools.replication_reconcile import (  # noqa: E402
 )
 
 A, B = "eu-west-1", "us-west-2"  # the dev stack's regions: B replicates what A writes
-ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-       "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": A,
-       "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled"}
 
 # --- list prices, us-east-1 (README.md "Cost" cites the pages) ----------------------------
 PIPE_REQUEST = 0.40 / 1e6  # EventBridge Pipes, per request after filtering (64 KB chunks)
@@ -80,16 +83,12 @@ SEED_TRANSITIONS_REPLICA = 9  # Start, Choice, Fetch (Lambda), Register, CreateT
 SEED_TRANSITIONS_ORIGIN = 3  # Start, Choice, No Op: its unfiltered pipe wakes the origin too
 
 
-@contextmanager
-def aws_environment() -> Iterator[None]:
-    with mock.patch.dict(os.environ, ENV):
-        yield
-
-
-def stack_graph(ca_pem: str, settings: Mapping[str, Any] | None = None) -> StackGraph:
+def stack_graph(pki: LocalPki) -> StackGraph:
+    """The dev stack as the local run evaluates it (the run's PKI as its CA)."""
+    spec = load_program_stack(PROJECT_DIR, "dev")
+    added, _ = journeys.config_overrides(spec.config, spec.project)
     return evaluate_program(PROJECT_DIR, "dev", drop_keys=("caCertificatePemFile",),
-                            config_overrides={"caCertificatePem": ca_pem,
-                                              "replication": dict(settings or {})})
+                            config_overrides={**added, "caCertificatePem": pki.intermediate_pem})
 
 
 # --- 1. per device ---------------------------------------------------------------------------
@@ -104,38 +103,34 @@ class PathFigures:
     history_bytes_without_data: int = 0
 
 
-def _calls(fabric: Any, mark: int) -> list[Any]:
-    # iot and dynamodb are the machine's own calls; sfn is the pipe invoking it (and the
-    # fabric polling), dynamodb-streams the pipe reading.
-    return [c for c in fabric.hooks.calls[mark:] if c.service in ("iot", "dynamodb")]
-
-
-def _apply_in_b(fabric: Any, records: list[dict[str, Any]]) -> tuple[list[Any], int]:
-    """Deliver records to B while A is down; B's machine calls, calls outside B."""
-    fabric.hooks.down.add(A)
-    mark = len(fabric.hooks.calls)
+def _apply_in_b(world: World, records: list[dict[str, Any]]) -> tuple[list[Any], int]:
+    """Deliver records to B's pipe while A is down; B's machine's calls, calls outside B."""
+    streams = world.emulation(Streams)
+    pipe = streams.consumer("pipe", B)
+    world.calls.down.add(A)
+    mark, letters = len(world.calls.of()), len(pipe.dead_lettered)
     try:
-        delivery = fabric.deliver_records(B, records)
+        streams.deliver(pipe, records)
     finally:
-        fabric.hooks.down.discard(A)
-    assert not delivery.dead_lettered, "a record failed in the benchmark"
-    everything = fabric.hooks.calls[mark:]
-    return _calls(fabric, mark), sum(1 for c in everything if c.region != B)
+        world.calls.down.discard(A)
+    if len(pipe.dead_lettered) != letters:
+        raise SystemExit("a record failed in the benchmark")
+    everything = world.calls.of()[mark:]
+    machine = [c for c in everything if c.caller.startswith("states:")]  # the machine's own
+    return machine, sum(1 for c in everything if c.region != B)
 
 
-def _figures(fabric: Any, records: list[dict[str, Any]]) -> PathFigures:
-    calls, outside = _apply_in_b(fabric, records)
+def _figures(world: World, records: list[dict[str, Any]]) -> PathFigures:
+    calls, outside = _apply_in_b(world, records)
     per_record = len(calls) / len(records)
     first = [c.operation for c in calls[:round(per_record)]]
     return PathFigures(per_record, first, outside)
 
 
-def _transitions(fabric: Any, standard_arn: str,
+def _transitions(world: World, standard_arn: str,
                  record: dict[str, Any]) -> tuple[int, int, int]:
     """States entered (Standard would bill each) and history size, for one record alone."""
-    sfn = fabric[B].sfn
-    from tools.local.emulation.pipes import wait_for_execution
-
+    sfn = world.client("stepfunctions", B)
     started = sfn.start_execution(stateMachineArn=standard_arn, name=f"copy-{record['eventID']}",
                                   input=json.dumps([record]))
     wait_for_execution(sfn, started["executionArn"])
@@ -153,44 +148,54 @@ def without_data(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def per_device(sample: int) -> dict[str, PathFigures]:
-    from tests.support.certificates import issue
-    from tests.support.replication_fabric import fabric
-
-    ca = issue("Benchmark Issuing CA", issue("Benchmark Root", ca=True), ca=True)
-    graph = stack_graph(ca.pem)
+    pki = pki_material.bootstrap()
     results: dict[str, PathFigures] = {}
-    with aws_environment(), fabric(graph) as f:
-        declared = f[B].declared
-        standard_arn = f[B].sfn.create_state_machine(
-            name=f"{declared.machine_name}-standard-copy",
-            definition=declared.machine_definition, type="STANDARD",
-            roleArn="arn:aws:iam::123456789012:role/benchmark")["stateMachineArn"]
+    with open_world(stack_graph(pki), regions=[A, B], pki=pki,
+                    capabilities=["jitr", "replication", "cvm"]) as world:
+        streams = world.emulation(Streams)
+        pipe = streams.consumer("pipe", B)
+        sfn = world.client("stepfunctions", B)
+        declared = sfn.describe_state_machine(stateMachineArn=pipe.target)
+        standard_arn = sfn.create_state_machine(
+            name=f"{declared['name']}-standard-copy", definition=declared["definition"],
+            type="STANDARD", roleArn=declared["roleArn"])["stateMachineArn"]
 
         own = [f"own-{i}" for i in range(sample + 1)]
         for name in own:
-            f.onboard(A, name, issue(name, ca).pem)
-        amazon = [f"cvm-{i}" for i in range(sample + 1)]
-        for name in amazon:
-            f.onboard_amazon_issued(A, name)
-        f.replicate()
-        records = {r["dynamodb"]["Keys"]["thingName"]["S"]: r for r in f.pending(B)}
+            jitr.connect_first(world, A, pki.device(name).pem)
+        devices = [cvm.Device(f"cvm-{i}") for i in range(sample + 1)]
+        cvm.factory(world, A, devices)
+        amazon = [cvm.post(world, A, d.request()).json()["payload"]["thing_name"] for d in devices]
+        tables = streams.global_tables
+        if tables is None:
+            raise SystemExit("the dev stack declares no global table")
+
+        def pending() -> dict[str, dict[str, Any]]:
+            tables.replicate()
+            return {r["dynamodb"]["Keys"]["thingName"]["S"]: r for r in pipe.reader.read()
+                    if matches(pipe.patterns, r)}
 
         def measured(names: list[str], label: str) -> None:
-            figures = _figures(f, [records[n] for n in names[:-1]])
+            figures = _figures(world, [records[n] for n in names[:-1]])
             figures.transitions, figures.history_bytes, figures.history_bytes_without_data = \
-                _transitions(f, standard_arn, records[names[-1]])
+                _transitions(world, standard_arn, records[names[-1]])
             results[label] = figures
 
+        records = pending()
         measured(own, "new device, our CA")
         measured(amazon, "new device, Amazon-issued")
-        results["same record again"] = _figures(f, [records[n] for n in own[:-1]])
+        results["same record again"] = _figures(world, [records[n] for n in own[:-1]])
 
-        for name in own:
-            f.revoke(A, name)
-        for name in amazon:
-            f.delete(A, name)
-        f.replicate()
-        records = {r["dynamodb"]["Keys"]["thingName"]["S"]: r for r in f.pending(B)}
+        dynamodb, table = world.client("dynamodb", A), world.table("device-inventory")
+        for names, status in ((own, "REVOKED"), (amazon, "DELETED")):  # an operator's changes
+            for name in names:
+                dynamodb.update_item(TableName=table, Key={"thingName": {"S": name}},
+                                     UpdateExpression="SET #s = :s, version = version + :one, "
+                                                      "writerRegion = :a",
+                                     ExpressionAttributeNames={"#s": "status"},
+                                     ExpressionAttributeValues={":s": {"S": status},
+                                                                ":one": {"N": "1"}, ":a": {"S": A}})
+        records = pending()
         measured(own, "revocation")
         measured(amazon, "tombstone (deletion)")
     return results
@@ -354,6 +359,53 @@ def device_rate(quotas: Mapping[str, float], calls: Mapping[str, float]) -> tupl
 
 
 @contextmanager
+def indexed_iot() -> Iterator[None]:
+    """moto finds things, certificates and a principal's things by scanning lists; at 10,000
+    devices that dominates. Same answers, found by key (speed only)."""
+    from moto.iot import models as iot_models
+    from moto.iot.exceptions import ResourceNotFoundException
+
+    from tools.local import moto_fidelity
+
+    backend = iot_models.IoTBackend
+    things_of: dict[int, dict[str, set[str]]] = {}
+
+    def index(self: Any) -> dict[str, set[str]]:
+        return things_of.setdefault(id(self), {})
+
+    def describe_thing(self: Any, thing_name: str) -> Any:
+        found = self.things.get(f"arn:aws:iot:{self.region_name}:{self.account_id}:thing/{thing_name}")
+        if found is None:
+            raise ResourceNotFoundException()
+        return found
+
+    def describe_certificate(self: Any, certificate_id: str) -> Any:
+        if certificate_id not in self.certificates:
+            raise ResourceNotFoundException()
+        return self.certificates[certificate_id]
+
+    attach, detach = backend.attach_thing_principal, backend.detach_thing_principal
+
+    def attach_indexed(self: Any, thing_name: str, principal_arn: str) -> None:
+        attach(self, thing_name=thing_name, principal_arn=principal_arn)
+        index(self).setdefault(principal_arn, set()).add(thing_name)
+
+    def detach_indexed(self: Any, thing_name: str, principal_arn: str) -> None:
+        detach(self, thing_name=thing_name, principal_arn=principal_arn)
+        index(self).get(principal_arn, set()).discard(thing_name)
+
+    with ExitStack() as stack:
+        for name, replacement in (("describe_thing", describe_thing),
+                                  ("describe_certificate", describe_certificate),
+                                  ("attach_thing_principal", attach_indexed),
+                                  ("detach_thing_principal", detach_indexed)):
+            stack.enter_context(mock.patch.object(backend, name, replacement))
+        stack.enter_context(mock.patch.object(
+            moto_fidelity, "_things_of", lambda self, principal: sorted(index(self).get(principal, ()))))
+        yield
+
+
+@contextmanager
 def serialized_moto() -> Iterator[None]:
     """moto's backends are not thread-safe; the scheduler's threads take turns in it."""
     from moto.core.botocore_stubber import BotocoreStubber
@@ -394,15 +446,14 @@ def backfill(devices: int, quota_scale: float | None, amazon_share: float, utili
     import boto3
 
     from tests.support.certificates import issue
-    from tests.support.replication_fabric import fabric
 
     expected = ["GetItem", "CreateThing", "RegisterCertificate", "AttachThingPrincipal",
                 "AttachPolicy"]
     if list(recorded_path) != expected:
         raise SystemExit(f"the machine's new-device path changed: {recorded_path}; "
                          "update MachinePathExecutor")
-    ca = issue("Backfill Issuing CA", issue("Backfill Root", ca=True), ca=True)
-    graph = stack_graph(ca.pem)
+    pki = pki_material.bootstrap()
+    graph = stack_graph(pki)
     targets: RegionTargets = targets_from_graph(graph)[B]
     settings = ReplicationSettings()  # the machine's production retry policy
     calls = per_device_calls(amazon_share)
@@ -411,9 +462,11 @@ def backfill(devices: int, quota_scale: float | None, amazon_share: float, utili
     total = devices + PROBE_DEVICES
     names = [f"fleet-{i:06d}" if i < devices else f"probe-{i:06d}" for i in range(total)]
     amazon = [i % 100 < amazon_share * 100 for i in range(total)]
-    certificates = [issue(name, None if is_amazon else ca).pem
+    certificates = [issue(name, None if is_amazon else pki.intermediate).pem
                     for name, is_amazon in zip(names, amazon)]
-    with aws_environment(), fabric(graph, regions=[B]) as f, serialized_moto():
+    with open_world(graph, regions=[B], pki=pki, capabilities=["replication"]) as world, \
+            indexed_iot(), serialized_moto():
+        [ca] = world.declared("aws:iot/caCertificate:CaCertificate", B)
         dynamodb = boto3.client("dynamodb", region_name=B)
         items = _inventory_items(names, certificates, amazon)
         while batch := list(islice(items, 25)):
@@ -423,7 +476,7 @@ def backfill(devices: int, quota_scale: float | None, amazon_share: float, utili
         executor = MachinePathExecutor(
             iot=boto3.client("iot", region_name=B), dynamodb=dynamodb,
             table=targets.table_name, policy=targets.device_policy_name,
-            ca_pem=f[B].declared.ca_certificate_pem, account="123456789012",
+            ca_pem=world.state(ca)["caCertificatePem"], account="123456789012",
             settings=settings, stats=stats)
         setup_seconds = time.monotonic() - started
 
@@ -437,7 +490,7 @@ def backfill(devices: int, quota_scale: float | None, amazon_share: float, utili
         scaled = {api: q * quota_scale for api, q in DEFAULT_IOT_API_QUOTAS.items()}
 
         quota = InjectedQuota(scaled)
-        f.hooks.throttle = quota
+        world.calls.throttle = quota
         limiter = QuotaLimiter(scaled, utilization)
         with tempfile.TemporaryDirectory() as journal_dir:
             journal = Journal(Path(journal_dir) / "backfill.jsonl")
@@ -446,9 +499,9 @@ def backfill(devices: int, quota_scale: float | None, amazon_share: float, utili
                                       journal=journal, progress_out=sys.stderr,
                                       in_flight=in_flight)
             journal.close()
-        f.hooks.throttle = None
+        world.calls.throttle = None
         assert report.repair is not None
-        attached = len(f[B].iot.list_targets_for_policy(
+        attached = len(world.client("iot", B).list_targets_for_policy(
             policyName=targets.device_policy_name, pageSize=250)["targets"])
     repaired = report.repair
     elapsed = repaired.elapsed_seconds

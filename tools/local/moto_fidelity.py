@@ -72,6 +72,10 @@ def _exclusive(backend: Any) -> dict[str, str]:
     return found
 
 
+def _things_of(backend: Any, principal: str) -> list[str]:
+    return [t for (p, t) in backend.principal_things if p == principal]
+
+
 def _create_thing(original: Callable[..., Any]) -> Callable[..., Any]:
     def create_thing(self: Any, thing_name: str, thing_type_name: str,
                      attribute_payload: dict[str, Any] | None,
@@ -116,7 +120,7 @@ def _attach_thing_principal(self: Any) -> Any:
     exclusive = self._get_param("thingPrincipalType") == "EXCLUSIVE_THING"
     backend = self.iot_backend
     backend.describe_thing(thing_name)  # ResourceNotFoundException first, as AWS
-    others = [t for (p, t) in backend.principal_things if p == principal and t != thing_name]
+    others = [t for t in _things_of(backend, principal) if t != thing_name]
     owner = _exclusive(backend).get(principal)
     if owner is not None and owner != thing_name:
         raise InvalidRequestException(f"Principal {principal} is attached exclusively to {owner}")

@@ -16,7 +16,6 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-
 _VARIABLE = re.compile(r"\$\{([^}]+)\}")
 Context = Mapping[str, Any]  # key -> a string, or a list of strings (multi-valued keys)
 
