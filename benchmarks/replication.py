@@ -462,11 +462,12 @@ def backfill(devices: int, quota_scale: float | None, amazon_share: float, utili
     total = devices + PROBE_DEVICES
     names = [f"fleet-{i:06d}" if i < devices else f"probe-{i:06d}" for i in range(total)]
     amazon = [i % 100 < amazon_share * 100 for i in range(total)]
-    certificates = [issue(name, None if is_amazon else pki.intermediate).pem
+    ca: Any = pki.intermediate  # a key and its certificate, as `issue` takes them
+    certificates = [issue(name, None if is_amazon else ca).pem
                     for name, is_amazon in zip(names, amazon)]
     with open_world(graph, regions=[B], pki=pki, capabilities=["replication"]) as world, \
             indexed_iot(), serialized_moto():
-        [ca] = world.declared("aws:iot/caCertificate:CaCertificate", B)
+        [registered_ca] = world.declared("aws:iot/caCertificate:CaCertificate", B)
         dynamodb = boto3.client("dynamodb", region_name=B)
         items = _inventory_items(names, certificates, amazon)
         while batch := list(islice(items, 25)):
@@ -476,7 +477,7 @@ def backfill(devices: int, quota_scale: float | None, amazon_share: float, utili
         executor = MachinePathExecutor(
             iot=boto3.client("iot", region_name=B), dynamodb=dynamodb,
             table=targets.table_name, policy=targets.device_policy_name,
-            ca_pem=world.state(ca)["caCertificatePem"], account="123456789012",
+            ca_pem=world.state(registered_ca)["caCertificatePem"], account="123456789012",
             settings=settings, stats=stats)
         setup_seconds = time.monotonic() - started
 

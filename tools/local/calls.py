@@ -35,8 +35,9 @@ class Interrupted(Exception):
 
 
 def client_error(code: str, operation: str, message: str = "injected by the scenario") -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": message},  # type: ignore[typeddict-item]
-                        "ResponseMetadata": {"HTTPStatusCode": 400, "RequestId": "injected"}}, operation)
+    response: Any = {"Error": {"Code": code, "Message": message},
+                     "ResponseMetadata": {"HTTPStatusCode": 400, "RequestId": "injected"}}
+    return ClientError(response, operation)
 
 
 @contextlib.contextmanager
@@ -156,8 +157,8 @@ class AwsCalls:
         _acting.interrupt = self._due("interrupt", operation, params) is not None
 
     def _before_parameters(self, region: str, event_name: str, params: Params, **_: Any) -> None:
-        _, service, operation = event_name.split(".")[:3]
-        self.record(region, service, operation, params)
+        parts = event_name.split(".")
+        self.record(region, parts[1], parts[2], params)
 
     def _before_call(self, region: str, event_name: str, params: Params, **_: Any) -> Any:
         operation = event_name.split(".")[2]

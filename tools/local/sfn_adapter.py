@@ -176,7 +176,7 @@ def run_sync_execution(sfn: Any, state_machine_arn: str, execution_input: str,
     started = sfn.start_execution(stateMachineArn=state_machine_arn,
                                   name=name or f"sync-{uuid.uuid4()}", input=execution_input)
     described = wait_for_execution(sfn, started["executionArn"])
-    response = {k: described[k] for k in ("executionArn", "stateMachineArn", "name", "startDate",
+    response: dict[str, Any] = {k: described[k] for k in ("executionArn", "stateMachineArn", "name", "startDate",
                                           "stopDate", "status", "input", "output", "error",
                                           "cause") if k in described}
     if described["status"] == "SUCCEEDED":
@@ -228,7 +228,8 @@ class SfnAdapter:
 
         with self._lock:
             if (service, region) not in self._clients:
-                self._clients[(service, region)] = shared_session().client(service, region_name=region)
+                session: Any = shared_session()
+                self._clients[(service, region)] = session.client(service, region_name=region)
             return self._clients[(service, region)]
 
     @staticmethod

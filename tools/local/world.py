@@ -17,7 +17,7 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -138,12 +138,14 @@ class World:
         key = (service, region or self.primary_region)
         with self._lock:
             if key not in self._clients:
-                self._clients[key] = shared_session().client(service, region_name=key[1])
+                session: Any = shared_session()
+                self._clients[key] = session.client(service, region_name=key[1])
             return self._clients[key]
 
     def resource(self, service: str, region: str | None = None) -> Any:
+        session: Any = shared_session()
         with self._lock:
-            return shared_session().resource(service, region_name=region or self.primary_region)
+            return session.resource(service, region_name=region or self.primary_region)
 
     def session(self) -> Any:
         """What the project's tools take as a boto3 session."""
@@ -218,7 +220,7 @@ class World:
 
 @contextlib.contextmanager
 def open_world(graph: StackGraph, *, regions: Sequence[str], pki: LocalPki,
-               capabilities: Sequence[str] | None = None, background: bool = False,
+               capabilities: Iterable[str] | None = None, background: bool = False,
                **context: Any) -> Iterator[World]:
     """`graph` stood up in moto for `regions` (primary first) and `capabilities` (None: all);
     with `background` the stream consumers run on their own thread, otherwise `settle()`."""

@@ -8,6 +8,7 @@ one function may overlap, another function waits."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import io
 import logging
@@ -17,7 +18,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,8 +85,12 @@ class _Output(io.TextIOBase):
     def __init__(self, lines: deque[str]) -> None:
         self._lines = lines
         self.handler = logging.Handler()
-        thread = threading.get_ident()
-        self.handler.emit = lambda r: self.write(self._format(r)) if r.thread == thread else None  # type: ignore[method-assign]
+        self.handler.emit = self._emit  # type: ignore[method-assign]
+        self._thread = threading.get_ident()
+
+    def _emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self._thread:
+            self.write(self._format(record))
 
     @staticmethod
     def _format(record: logging.LogRecord) -> str:
@@ -123,9 +128,9 @@ def load_handler(handler: str) -> Callable[[Any, Any], Any]:
 
 class LambdaRuntime:
     def __init__(self, world: World, functions: list[DeclaredFunction],
-                 permissions: list[Mapping[str, Any]]) -> None:
+                 permissions: Iterable[Mapping[str, Any]]) -> None:
         self._world = world
-        self.permissions = permissions
+        self.permissions = list(permissions)
         self.functions = {key: f for f in functions for key in (f.name, f.arn)}
         self._environment = threading.Condition()
         self._owner: str | None = None
@@ -133,8 +138,10 @@ class LambdaRuntime:
         self._saved: dict[str, str | None] = {}
         self._stdout: Any = sys.stdout
         for key, function in self.functions.items():
-            world.adapter.lambda_handlers[key] = (
-                lambda event, _context, arn=function.arn: self.invoke(arn, event))
+            world.adapter.lambda_handlers[key] = functools.partial(self._from_state_machine, function.arn)
+
+    def _from_state_machine(self, arn: str, event: Any, _context: Any) -> Any:
+        return self.invoke(arn, event)
 
     def function(self, name_or_arn: str) -> DeclaredFunction:
         found = self.functions.get(name_or_arn)

@@ -27,14 +27,15 @@ def _unencrypted(inputs: dict[str, Any]) -> dict[str, Any]:
          "reported", needs_runtime=False, order=90)
 def policy_violation(run: JourneyRun) -> None:
     world = run.world
+    evaluated = world.evaluated or world.graph
     with run.step("a copy of the stack with an unencrypted log group") as step:
-        targets = [r for r in world.evaluated.of_type(LOG_GROUP_TYPE) if r.inputs.get("kmsKeyId")]
+        targets = [r for r in evaluated.of_type(LOG_GROUP_TYPE) if r.inputs.get("kmsKeyId")]
         step.check(bool(targets), f"{len(targets)} encrypted log group(s) declared",
                    "the stack declares no encrypted log group to break")
         target = targets[0]
-        broken = with_inputs(world.evaluated, target, _unencrypted)
+        broken = with_inputs(evaluated, target, _unencrypted)
         step.check("kmsKeyId" not in broken.named(target.name).inputs
-                   and bool(world.evaluated.named(target.name).inputs.get("kmsKeyId")),
+                   and bool(evaluated.named(target.name).inputs.get("kmsKeyId")),
                    f"log group {target.inputs.get('name')} without kmsKeyId in the copy; "
                    f"the evaluated stack untouched")
 
