@@ -38,7 +38,7 @@ from tools.local.emulation.streams import Streams, TargetFailed, _pipe, deliver,
 from tools.local.graph_edit import with_inputs
 from tools.local.journeys import cvm, jitr
 from tools.local.journeys import registry as seen
-from tools.local.materialisers.apigateway import gateway_response
+from tools.local.materialise import CUSTOM
 from tools.local.pki_material import LocalPki
 from tools.local.sfn_adapter import wait_for_execution
 from tools.local.world import World, open_world
@@ -381,7 +381,7 @@ def test_a_gateway_response_with_vtl_is_refused(world: World) -> None:
     templated = with_inputs(world.graph, response, lambda inputs: {**inputs, "responseTemplates": {
         "application/json": '{"m": "$util.escapeJavaScript($context.error.message)"}'}})
     with pytest.raises(ValueError, match="no VTL"):
-        gateway_response(templated.named(response.name), world)
+        CUSTOM["aws:apigateway/response:Response"](world, templated.named(response.name))
     body = cvm.post(world, A, {"device_uid": "x"}).json()  # the declared one: substitution only
     assert body == {"statusCode": 400, "status": "ERROR", "payload": {"message": "Invalid request body"}}
 

@@ -122,7 +122,7 @@ def format_text(report: RunReport) -> str:
         lines.append("Not materialised (nothing to run locally, or emulated): "
                      + ", ".join(f"{n} {k}" for k, n in sorted(report.not_materialised.items())))
     if report.unhandled_types:
-        lines.append("No materialiser yet (add a row in tools/local/materialisers/): "
+        lines.append("No materialiser yet (add a row in tools/local/materialise.py): "
                      + ", ".join(f"{n} {k}" for k, n in sorted(report.unhandled_types.items())))
     if report.emulations:
         lines.append("Emulated: " + "; ".join(report.emulations))

@@ -6,7 +6,7 @@ resource of the chosen regions and capabilities (materialise.py), starts the emu
 what moto lacks (emulation/) and yields the `World` that scenarios and journeys drive.
 `World.serve()` also answers over HTTP on 127.0.0.1 (`--keep`), on the same state.
 
-The harness invents ids moto assigns differently (a CA's id, a REST API's id): materialisers
+The harness invents ids moto assigns differently (a CA's id, a REST API's id): materialise.py
 `resolver.learn(declared, runtime)` them and `state(resource)` resolves every declared value
 that names one; what a wire names but nothing declared stays unresolved, as on AWS.
 """

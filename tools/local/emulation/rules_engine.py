@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 
 from tools.local.emulation import emulation
 from tools.local.emulation.policy import AccessDenied, assume, require
-from tools.local.materialisers import GLOBAL_SERVICE_REGION
+from tools.local.materialise import GLOBAL_SERVICE_REGION
 from tools.local.world import World
 
 _SQL = re.compile(r"^\s*SELECT\s+(?P<select>.+?)\s+FROM\s+'(?P<topic>[^']+)'\s*(?P<rest>.*)$",

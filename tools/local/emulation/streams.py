@@ -29,7 +29,7 @@ from moto.events.models import EventPattern
 from tools.local.calls import RegionDown
 from tools.local.emulation import emulation
 from tools.local.emulation.policy import AccessDenied, assume, require
-from tools.local.materialisers import GLOBAL_SERVICE_REGION
+from tools.local.materialise import GLOBAL_SERVICE_REGION
 from tools.local.sfn_adapter import run_sync_execution
 from tools.local.world import World
 
@@ -375,7 +375,7 @@ def _mapping(world: World, state: Mapping[str, Any], region: str) -> Consumer:
 
 @emulation("streams")
 def start(world: World) -> Streams | None:
-    from tools.local.materialisers.dynamodb import table_regions
+    from tools.local.materialise import table_regions
 
     tables = {}
     for resource in world.declared("aws:dynamodb/table:Table") + [
