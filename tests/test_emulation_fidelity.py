@@ -32,7 +32,7 @@ from tools.local.emulation.api_gateway import ApiGateway
 from tools.local.emulation.fleet_provisioning import FleetProvisioning, Rejected, role_for
 from tools.local.emulation.iot_data import ConnectionRefused, IotData
 from tools.local.emulation.lambdas import FunctionTimeout, InvokeDenied, LambdaRuntime
-from tools.local.emulation.policy import AccessDenied, allows, permits
+from tools.local.emulation.policy import AccessDenied, allows, permits, role_policies
 from tools.local.emulation.rules_engine import RulesEngine, UnsupportedSql, topic_filter, topic_matches
 from tools.local.emulation.streams import Streams, TargetFailed, _pipe, deliver, matches
 from tools.local.graph_edit import with_inputs
@@ -642,22 +642,25 @@ def id_token(*groups: str) -> str:
     return jwt.encode({"cognito:groups": list(groups), "sub": "x"}, "k", algorithm="HS256")
 
 
+def installers(world: World) -> dict[str, Any]:
+    [group] = world.declared("aws:cognito/userGroup:UserGroup", A)
+    return world.state(group)
+
+
 def test_the_identity_pool_picks_the_role_from_the_group(world: World) -> None:
-    declared = world.emulation(FleetProvisioning)[A].declared
-    [group] = declared.groups
-    assert role_for(declared, id_token(group.inputs["name"])).outputs["arn"] == group.inputs["roleArn"]
+    group = installers(world)
+    assert role_for(world, A, id_token(group["name"])) == group["roleArn"]
     for groups in ((), ("strangers",)):
         with pytest.raises(AccessDenied, match="no single role"):
-            role_for(declared, id_token(*groups))
+            role_for(world, A, id_token(*groups))
 
 
 def claim(world: World) -> str:
     template = world.emulation(FleetProvisioning)[A]
-    [group] = template.declared.groups
-    policy = template.declared.role_policy(group.inputs["roleArn"])
+    policies = role_policies(world.client("iam", "us-east-1"), installers(world)["roleArn"])
     with pytest.raises(AccessDenied):
-        template.create_provisioning_claim({"Statement": []}, template.declared.template_name)
-    return str(template.create_provisioning_claim(policy, template.declared.template_name)["certificateId"])
+        template.create_provisioning_claim([{"Statement": []}], template.name)
+    return str(template.create_provisioning_claim(policies, template.name)["certificateId"])
 
 
 def test_a_claim_is_short_lived_and_limited_to_its_template(world: World) -> None:
@@ -679,7 +682,7 @@ def test_a_claim_is_short_lived_and_limited_to_its_template(world: World) -> Non
 def test_the_hook_decides_within_five_seconds(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     template = world.emulation(FleetProvisioning)[A]
     event = {"claimCertificateId": "c" * 64, "certificateId": "d" * 64, "certificatePem": "x",
-             "templateArn": template.declared.template_arn, "clientId": "provision-SN-none",
+             "templateArn": template.template["arn"], "clientId": "provision-SN-none",
              "parameters": {"SerialNumber": "SN-none"}}
     with pytest.raises(Rejected, match="denied"):  # the declared hook: not allow-listed
         template.run_hook(event)
@@ -690,18 +693,24 @@ def test_the_hook_decides_within_five_seconds(world: World, monkeypatch: pytest.
 
 def test_the_template_is_applied_with_the_provisioning_role(world: World) -> None:
     template = world.emulation(FleetProvisioning)[A]
-    policy = template.declared.provisioning_policy
-    narrowed = {**policy, "Statement": [{**s, "Action": [a for a in ([s["Action"]] if isinstance(
-        s["Action"], str) else s["Action"]) if a != "iot:AttachPolicy"] or ["iot:Nothing"]}
-        for s in policy["Statement"]]}
-    [role_policy] = [p for p in world.graph.of_type("aws:iam/rolePolicy:RolePolicy")
-                     if p.inputs.get("role") == template.declared.provisioning_role.id]
-    graph = with_inputs(world.graph, role_policy, lambda inputs: {**inputs, "policy": json.dumps(narrowed)})
-    narrow = fleet_module.TemplateEmulator(world, fleet_module.DeclaredFleet(graph, A))
+    iam = world.client("iam", "us-east-1")
+    role = template.template["provisioningRoleArn"].rsplit("/", 1)[-1]
+    [policy_name] = iam.list_role_policies(RoleName=role)["PolicyNames"]
+    declared_policy = iam.get_role_policy(RoleName=role, PolicyName=policy_name)["PolicyDocument"]
+    deny = {"Effect": "Deny", "Action": "iot:AttachPolicy", "Resource": "*"}
+    iam.put_role_policy(RoleName=role, PolicyName=policy_name, PolicyDocument=json.dumps(
+        {**declared_policy, "Statement": [*declared_policy["Statement"], deny]}))
     certificate = world.client("iot", A).create_keys_and_certificate(setAsActive=False)["certificateId"]
     serial = f"SN-{name()}"
-    with pytest.raises(Rejected, match="may not iot:AttachPolicy"):
-        narrow.apply_template({"SerialNumber": serial, "AWS::IoT::Certificate::Id": certificate})
+    try:
+        with pytest.raises(Rejected, match="may not iot:AttachPolicy"):
+            template.apply_template({"SerialNumber": serial, "AWS::IoT::Certificate::Id": certificate})
+    finally:
+        iam.put_role_policy(RoleName=role, PolicyName=policy_name, PolicyDocument=json.dumps(declared_policy))
     assert seen.policies_of(world, A, certificate) == []
+    iot = world.client("iot", A)
+    for principal in iot.list_thing_principals(thingName=serial)["principals"]:
+        iot.detach_thing_principal(thingName=serial, principal=principal)
+    iot.delete_thing(thingName=serial)
     done = template.apply_template({"SerialNumber": serial, "AWS::IoT::Certificate::Id": certificate})
     assert done["thingName"] == serial and seen.usable(world, A, serial, certificate)

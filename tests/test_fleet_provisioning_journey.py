@@ -26,6 +26,7 @@ from tools.local.emulation.fleet_provisioning import (
     Rejected,
     ScriptedInstaller,
     TemplateEmulator,
+    declared,
 )
 from tools.local.emulation.streams import Streams
 from tools.local.journeys import fleet_provisioning as fleet
@@ -55,7 +56,7 @@ def cli(*argv: str) -> str:
 
 
 def pool_id(world: World) -> str:
-    return str(world.resolver(template(world).declared.user_pool.id))
+    return str(declared(world, "aws:cognito/userPool:UserPool", REGION)["id"])
 
 
 def claim(world: World, tmp_path: Path, prompter: ScriptedInstaller,
@@ -81,8 +82,8 @@ def test_installer_provisions_a_device_that_lands_in_the_inventory(world: World,
 
     # First sign-in: new password and TOTP enrolment happened; the role was the installers'.
     assert prompter.shown and prompter.shown[0].startswith("otpauth://totp/")
-    assert identity.role.outputs["arn"] == \
-        template(world).declared.role_attachment.inputs["roles"]["authenticated"]
+    assert identity.role == declared(world, "aws:cognito/identityPoolRoleAttachment:"
+                                            "IdentityPoolRoleAttachment", REGION)["roles"]["authenticated"]
     # Hand-over files: the key is private to the installer; the expiry is shown.
     certificate_file = tmp_path / f"{SERIAL}.claim.pem.crt"
     key_file = tmp_path / f"{SERIAL}.claim.pem.key"
@@ -94,8 +95,7 @@ def test_installer_provisions_a_device_that_lands_in_the_inventory(world: World,
     accepted = fleet.provision(world, REGION, provisioning_claim.certificate_id, SERIAL)
     assert accepted["thingName"] == SERIAL
     assert seen.usable(world, REGION, SERIAL, accepted["certificateId"])
-    assert seen.policies_of(world, REGION, accepted["certificateId"]) == \
-        [template(world).declared.device_policy_name]
+    assert seen.policies_of(world, REGION, accepted["certificateId"]) == [seen.device_policy(world, REGION)]
     [(event, answer, seconds)] = template(world).hook_answers
     assert set(event) == {"claimCertificateId", "certificateId", "certificatePem", "templateArn",
                           "clientId", "parameters"}

@@ -4,6 +4,7 @@ resources, their wiring, and what each IAM / IoT policy allows, evaluated."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -19,11 +20,11 @@ from lambdas.fleet_provisioning_hook import items as hook_items
 from lambdas.fleet_provisioning_recorder import logic as recorder_logic
 from tests.support.stacks import PROJECT_DIR, configured_regions
 from tools import installer
-from tools.harness import ACCOUNT_ID, StackGraph, evaluate_program
-from tools.local.emulation.fleet_provisioning import DeclaredFleet
+from tools.harness import ACCOUNT_ID, GLOBAL, RecordedResource, StackGraph, evaluate_program
 from tools.local.emulation.policy import allowed, document, trust_allows
 from tools.local.emulation.streams import matches
 
+TEMPLATE = "aws:iot/provisioningTemplate:ProvisioningTemplate"
 COGNITO = ("Federated", "cognito-identity.amazonaws.com")
 # The managed policy AWS suggests for the provisioning role (AWSIoTThingsRegistration, v3).
 MANAGED_THINGS_REGISTRATION = {
@@ -43,6 +44,136 @@ FORBIDDEN_FOR_INSTALLERS = sorted(MANAGED_THINGS_REGISTRATION | {
     "iot:Publish", "iot:Connect", "iot:CreateKeysAndCertificate", "iot:CreateProvisioningTemplate",
     "iot:UpdateProvisioningTemplate", "iot:DescribeEndpoint", "iot:ListThings", "sts:AssumeRole",
     "dynamodb:GetItem", "lambda:InvokeFunction", "cognito-idp:AdminCreateUser"})
+
+
+def only(resources: list[RecordedResource], what: str) -> RecordedResource:
+    if len(resources) != 1:
+        raise LookupError(f"{what}: expected one, the graph declares "
+                          f"{[r.name for r in resources] or 'none'}")
+    return resources[0]
+
+
+@dataclass(frozen=True)
+class DeclaredFleet:
+    """One region's fleet-provisioning resources, found by following the declared wiring."""
+
+    graph: StackGraph
+    region: str
+
+    def _of(self, type_: str) -> list[RecordedResource]:
+        return [r for r in self.graph.of_type(type_) if r.region in (self.region, GLOBAL)]
+
+    def _by_arn(self, type_: str, arn: str) -> RecordedResource:
+        return only([r for r in self._of(type_) if r.outputs.get("arn") == arn], f"{type_} {arn}")
+
+    def _here(self, type_: str, what: str, **inputs: Any) -> RecordedResource:
+        return only([r for r in self.graph.of_type(type_) if r.region == self.region
+                     and all(r.inputs.get(k) == v for k, v in inputs.items())], what)
+
+    @property
+    def template(self) -> RecordedResource:
+        return self._here(TEMPLATE, "template")
+
+    @property
+    def template_name(self) -> str:
+        return str(self.template.inputs["name"])
+
+    @property
+    def template_arn(self) -> str:
+        return str(self.template.outputs["arn"])
+
+    @property
+    def template_body(self) -> dict[str, Any]:
+        return dict(json.loads(self.template.inputs["templateBody"]))
+
+    @property
+    def hook(self) -> RecordedResource:
+        return self._by_arn("aws:lambda/function:Function",
+                            self.template.inputs["preProvisioningHook"]["targetArn"])
+
+    @property
+    def hook_permissions(self) -> list[RecordedResource]:
+        names = (self.hook.outputs["name"], self.hook.outputs["arn"])
+        return [p for p in self.graph.of_type("aws:lambda/permission:Permission")
+                if p.region == self.region and p.inputs.get("function") in names]
+
+    def role(self, arn: str) -> RecordedResource:
+        return self._by_arn("aws:iam/role:Role", arn)
+
+    def role_policy(self, arn: str) -> dict[str, Any]:
+        role = self.role(arn)
+        return dict(json.loads(only([p for p in self.graph.of_type("aws:iam/rolePolicy:RolePolicy")
+                                     if p.inputs.get("role") == role.id],
+                                    f"inline policy of {role.name}").inputs["policy"]))
+
+    @property
+    def provisioning_role(self) -> RecordedResource:
+        return self.role(self.template.inputs["provisioningRoleArn"])
+
+    @property
+    def provisioning_policy(self) -> dict[str, Any]:
+        return self.role_policy(self.template.inputs["provisioningRoleArn"])
+
+    @property
+    def claim_policy(self) -> dict[str, Any]:
+        """The IoT policy the stack declares for claims (nothing attaches it to one)."""
+        return dict(json.loads(only([p for p in self._of("aws:iot/policy:Policy")
+                                     if "claim" in str(p.inputs.get("name"))],
+                                    "claim policy").inputs["policy"]))
+
+    def iot_policy_named(self, name: str) -> RecordedResource:
+        return self._here("aws:iot/policy:Policy", f"IoT policy {name}", name=name)
+
+    @property
+    def device_policy_name(self) -> str:
+        names = [r["Properties"]["PolicyName"] for r in self.template_body["Resources"].values()
+                 if r["Type"] == "AWS::IoT::Policy"]
+        if len(names) != 1:
+            raise LookupError(f"the template names {len(names)} policies")
+        return str(names[0])
+
+    @property
+    def user_pool(self) -> RecordedResource:
+        return self._here("aws:cognito/userPool:UserPool", "user pool")
+
+    @property
+    def user_pool_client(self) -> RecordedResource:
+        return self._here("aws:cognito/userPoolClient:UserPoolClient", "app client",
+                          userPoolId=self.user_pool.id)
+
+    @property
+    def groups(self) -> list[RecordedResource]:
+        return [g for g in self.graph.of_type("aws:cognito/userGroup:UserGroup")
+                if g.region == self.region and g.inputs["userPoolId"] == self.user_pool.id]
+
+    @property
+    def identity_pool(self) -> RecordedResource:
+        return self._here("aws:cognito/identityPool:IdentityPool", "identity pool")
+
+    @property
+    def role_attachment(self) -> RecordedResource:
+        return self._here("aws:cognito/identityPoolRoleAttachment:IdentityPoolRoleAttachment",
+                          "identity pool role attachment", identityPoolId=self.identity_pool.id)
+
+    def table(self, suffix: str) -> RecordedResource:
+        return only([t for t in self.graph.of_type("aws:dynamodb/table:Table")
+                     if str(t.inputs["name"]).endswith(suffix)], f"table {suffix}")
+
+    def stream_arn(self, table: RecordedResource) -> str:
+        if self.region == table.region:
+            return str(table.outputs["streamArn"])
+        return next(str(r["streamArn"]) for r in table.outputs["replicas"]
+                    if r["regionName"] == self.region)
+
+    @property
+    def recorder_trigger(self) -> RecordedResource:
+        return self._here("aws:lambda/eventSourceMapping:EventSourceMapping", "recorder trigger",
+                          eventSourceArn=self.stream_arn(self.table("-cvm-provisioning")))
+
+    @property
+    def recorder(self) -> RecordedResource:
+        return self._by_arn("aws:lambda/function:Function",
+                            self.recorder_trigger.inputs["functionName"])
 
 
 @pytest.fixture(params=["dev", "prod"])

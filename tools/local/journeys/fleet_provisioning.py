@@ -25,11 +25,11 @@ from tools.local.emulation.fleet_provisioning import (
     IOT_PRINCIPAL,
     TEMPLATE,
     ClaimApi,
-    DeclaredFleet,
     FleetProvisioning,
     IdentityPoolClient,
     Rejected,
     ScriptedInstaller,
+    declared,
 )
 from tools.local.emulation.iot_data import IotData
 from tools.local.graph_edit import with_inputs
@@ -44,9 +44,8 @@ RECORDER_SECONDS = 30
 
 def enrol(world: World, region: str, username: str, serial: str | None) -> str:
     """The administrator's side: an installer (FORCE_CHANGE_PASSWORD), a serial allowed."""
-    declared = world.emulation(FleetProvisioning)[region].declared
     status = installer.create_installer(world.client("cognito-idp", region),
-                                        user_pool_id=world.resolver(declared.user_pool.id),
+                                        user_pool_id=declared(world, "aws:cognito/userPool:UserPool", region)["id"],
                                         username=username, email=f"{username}@example.com")
     if serial is not None:
         installer.allow_serial(world.resource("dynamodb", region).Table(world.table(seen.PROVISIONING)),
@@ -55,18 +54,19 @@ def enrol(world: World, region: str, username: str, serial: str | None) -> str:
 
 
 def claim_args(world: World, region: str, username: str, out_dir: Path, serial: str) -> Namespace:
-    declared = world.emulation(FleetProvisioning)[region].declared
-    return Namespace(region=region, user_pool_id=world.resolver(declared.user_pool.id),
-                     client_id=world.resolver(declared.user_pool_client.id),
-                     identity_pool_id=world.resolver(declared.identity_pool.id),
-                     template_name=declared.template_name, username=username, serial=serial,
-                     out_dir=str(out_dir))
+    def runtime_id(type_token: str) -> str:
+        return str(declared(world, type_token, region)["id"])
+    return Namespace(region=region, user_pool_id=runtime_id("aws:cognito/userPool:UserPool"),
+                     client_id=runtime_id("aws:cognito/userPoolClient:UserPoolClient"),
+                     identity_pool_id=runtime_id("aws:cognito/identityPool:IdentityPool"),
+                     template_name=world.emulation(FleetProvisioning)[region].name, username=username,
+                     serial=serial, out_dir=str(out_dir))
 
 
 def claim(world: World, region: str, username: str, out_dir: Path, serial: str,
           prompter: ScriptedInstaller) -> tuple[ClaimApi, IdentityPoolClient, str]:
     """`installer claim` as an installer runs it; (the claims made, the identity pool, output)."""
-    identity = world.emulation(FleetProvisioning).identity_pool(region)
+    identity = IdentityPoolClient(world, region)
     api = ClaimApi(world.emulation(FleetProvisioning)[region], identity)
     out = io.StringIO()
     installer.run_claim(claim_args(world, region, username, out_dir, serial),
@@ -79,7 +79,9 @@ def claim(world: World, region: str, username: str, out_dir: Path, serial: str,
 def provision(world: World, region: str, claim_id: str, serial: str) -> dict[str, Any]:
     """The device: a certificate over the claim, then RegisterThing with its serial."""
     template = world.emulation(FleetProvisioning)[region]
-    variables = world.state(template.declared.hook)["environment"]["variables"]
+    [hook] = [f for f in world.declared("aws:lambda/function:Function", region)
+              if f.outputs["arn"] == template.template["preProvisioningHook"]["targetArn"]]
+    variables = world.state(hook)["environment"]["variables"]
     created = template.create_keys_and_certificate(claim_id)
     accepted = template.register_thing(claim_id, f"{variables.get('CLAIM_CLIENT_ID_PREFIX', '')}{serial}",
                                        created["certificateOwnershipToken"], {"SerialNumber": serial})
@@ -104,7 +106,7 @@ def _onboard(run: JourneyRun, region: str) -> None:
             api, identity, out = claim(world, region, username, Path(handover), serial, prompter)
             key_file = Path(handover) / f"{serial}.claim.pem.key"
             private = key_file.is_file() and stat.S_IMODE(key_file.stat().st_mode) == 0o600
-        role = identity.role.inputs.get("name") if identity.role else None
+        role = identity.role.rsplit("/", 1)[-1] if identity.role else None
         step.check(len(api.made) == 1 and bool(prompter.shown) and private,
                    f"TOTP enrolled: {bool(prompter.shown)}; role {role}; key file 0600: {private}; "
                    f"{out.splitlines()[-1] if out else ''}")
@@ -162,9 +164,10 @@ def fleet(run: JourneyRun) -> None:
 @wire("fleet-hook-permission-names-another-template", journey="fleet",
       description="the hook's Lambda permission lets AWS IoT invoke it for another template")
 def hook_permission_names_another_template(graph: StackGraph) -> StackGraph:
-    permissions = [p for template in graph.of_type(TEMPLATE)
-                   for p in DeclaredFleet(graph, str(template.region)).hook_permissions
-                   if p.inputs.get("principal") == IOT_PRINCIPAL]
+    hooks = {t.inputs["preProvisioningHook"]["targetArn"] for t in graph.of_type(TEMPLATE)}
+    names = {f.outputs["name"] for f in graph.of_type("aws:lambda/function:Function") if f.outputs["arn"] in hooks}
+    permissions = [p for p in graph.of_type("aws:lambda/permission:Permission")
+                   if p.inputs.get("principal") == IOT_PRINCIPAL and p.inputs.get("function") in hooks | names]
     if not permissions:
         raise LookupError("no declared template's hook has an IoT permission")
     for permission in permissions:
