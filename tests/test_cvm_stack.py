@@ -17,6 +17,7 @@ from lambdas.cvm_registration import app as function_app
 from lambdas.cvm_registration.models.requests import RegistrationRequest, RotationRequest
 from tests.support.stacks import PROJECT_DIR, configured_regions
 from tools.harness import RecordedResource, StackGraph, evaluate_program, load_program_stack
+from tools.local.emulation.api_gateway import render_template, template_problems
 
 APIGW = "aws:apigateway"
 
@@ -335,11 +336,12 @@ def test_gateway_model_and_function_model_accept_the_same_shape(schema_file: Pat
             assert rule.get(keyword) == theirs.get(keyword), (name, keyword)
 
 
-def test_gateway_400_names_the_offending_field() -> None:
-    status, template = cvm_component.GATEWAY_RESPONSES["BAD_REQUEST_BODY"]
-    # What API Gateway substitutes for a body missing device_token (escaped by escapeJavaScript).
-    rendered = template.replace("$util.escapeJavaScript($context.error.validationErrorString)",
-                                '[object has missing required properties ([\\"device_token\\"])]')
-    body = json.loads(rendered)
-    assert status == 400 and body["statusCode"] == 400
-    assert "device_token" in body["payload"]["message"]
+def test_gateway_responses_are_json_after_aws_substitution() -> None:
+    # AWS substitutes variables as they are (no VTL, no escaping): the bodies must be JSON for
+    # any message, which only the quoted messageString guarantees.
+    message = 'object has missing required properties (["device_token"])'
+    for response_type, (status, template) in cvm_component.GATEWAY_RESPONSES.items():
+        assert not template_problems(template), response_type
+        body = json.loads(render_template(template, {
+            "$context.error.message": message, "$context.error.messageString": json.dumps(message)}))
+        assert body["status"] == "ERROR" and body.get("statusCode", status) == status, response_type

@@ -11,8 +11,7 @@ from collections.abc import Iterator, Sequence
 from types import FrameType
 
 from tools.local import journeys
-from tools.local.progress import Progress
-from tools.local.report import RunReport, format_text
+from tools.local.report import Progress, RunReport, format_text
 from tools.local.runner import RunOptions, SetupError, run
 from tools.local.world import ACCESS_KEY_ID, SECRET_ACCESS_KEY, World
 

@@ -1,11 +1,14 @@
-"""The run's report: per journey, per step, per region, what was checked and the outcome."""
+"""The run's report (per journey, step and region: what was checked, the outcome) and its
+progress on stderr while it runs."""
 
 from __future__ import annotations
 
 import json
+import sys
+import time
 from dataclasses import asdict, dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, TextIO
 
 
 class Outcome(str, Enum):
@@ -147,3 +150,39 @@ def format_text(report: RunReport) -> str:
                  f"{counts['fail']} failed, {counts['pending']} pending, "
                  f"{counts['skipped']} skipped step(s) in {report.seconds:.1f} s")
     return "\n".join(lines)
+
+
+class Progress:
+    def __init__(self, stream: TextIO | None = None, *, enabled: bool = True) -> None:
+        self._stream = stream if stream is not None else sys.stderr
+        self._enabled = enabled
+        self._live = enabled and self._stream.isatty()
+        self._started = time.monotonic()
+        self._status_width = 0
+
+    def _elapsed(self) -> str:
+        return f"[{time.monotonic() - self._started:5.1f}s]"
+
+    def phase(self, text: str) -> None:
+        if not self._enabled:
+            return
+        self._clear()
+        print(f"{self._elapsed()} {text}", file=self._stream, flush=True)
+
+    def status(self, text: str) -> None:
+        """A transient line (terminals only): what the run is doing right now."""
+        if not self._live:
+            return
+        line = f"{self._elapsed()}   … {text}"[:120]
+        self._stream.write("\r" + line.ljust(self._status_width))
+        self._stream.flush()
+        self._status_width = len(line)
+
+    def _clear(self) -> None:
+        if self._live and self._status_width:
+            self._stream.write("\r" + " " * self._status_width + "\r")
+            self._stream.flush()
+            self._status_width = 0
+
+    def done(self) -> None:
+        self._clear()

@@ -16,8 +16,7 @@ from tools.harness import ProgramFailed, StackGraph, evaluate_program, load_prog
 from tools.local import journeys, pki_material
 from tools.local.journeys import JourneyRun, JourneyStopped
 from tools.local.materialise import MaterialiseError, short_type
-from tools.local.progress import Progress
-from tools.local.report import JourneyResult, Outcome, PolicySummary, RunReport, StepResult
+from tools.local.report import JourneyResult, Outcome, PolicySummary, Progress, RunReport, StepResult
 from tools.local.world import PROJECT_DIR, World, open_world
 
 POLICY_CONFIG_DIR = PROJECT_DIR / "policy" / "config"

@@ -1,19 +1,18 @@
-"""The one way to stand the declared system up in moto, for the tests and the local run.
+"""The one way to stand the declared system up in moto, for the tests and the local run
+(docs/emulation.md): `open_world(graph, ...)` starts moto in this process, made faithful
+(moto_fidelity.py, sfn_adapter.py), logs every AWS call (calls.py), creates the declared
+resources of the chosen regions and capabilities (materialise.py), starts the emulations of
+what moto lacks (emulation/) and yields the `World` scenarios and journeys drive.
 
-`open_world(graph, ...)` starts moto in this process (made faithful: tools/local/
-moto_fidelity.py, sfn_adapter.py), logs every AWS call (calls.py), creates every declared
-resource of the chosen regions and capabilities (materialise.py), starts the emulations of
-what moto lacks (emulation/) and yields the `World` that scenarios and journeys drive.
-`World.serve()` also answers over HTTP on 127.0.0.1 (`--keep`), on the same state.
-
-The harness invents ids moto assigns differently (a CA's id, a REST API's id): materialise.py
-`resolver.learn(declared, runtime)` them and `state(resource)` resolves every declared value
-that names one; what a wire names but nothing declared stays unresolved, as on AWS.
+The harness invents ids moto assigns differently (a CA's, a REST API's): materialise.py
+teaches the resolver the runtime ones, and `state(resource)` resolves every declared value
+naming one; what a wire names but nothing declared stays unresolved, as on AWS.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import threading
@@ -27,69 +26,55 @@ import boto3
 
 from tools.harness import GLOBAL, RecordedResource, StackGraph
 from tools.local.calls import AwsCalls
-from tools.local.moto_fidelity import WriteClock, faithful_moto
+from tools.local.moto_fidelity import faithful_moto
 from tools.local.pki_material import LocalPki
 from tools.local.sfn_adapter import SfnAdapter, start_sync_execution_answer
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
-_SECRET_SIG = "4dabf18193072939515e22adb298388d"  # Pulumi's wire marker of a secret value
 ACCESS_KEY_ID = SECRET_ACCESS_KEY = "testing"  # moto accepts any; `--keep` prints these
-MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True},  # run the declared ASL
-               "iot": {"use_valid_cert": True}}  # certificate ids as AWS computes them
 ENVIRONMENT = {"AWS_ACCESS_KEY_ID": ACCESS_KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
                "AWS_SESSION_TOKEN": "testing", "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
                "MOTO_COGNITO_IDP_USER_POOL_ENABLE_TOTP": "true",  # Cognito checks TOTP codes
                "POWERTOOLS_TRACE_DISABLED": "true"}  # no X-Ray daemon
-QUIET_LOGGERS = ("werkzeug", "moto.stepfunctions.parser")
-# Capability components (`iotmr:<component>:*`) a world may leave out; the rest is platform.
-CAPABILITY_COMPONENTS = {"jitr": "jitr", "replication": "replication", "cvm": "cvm",
-                         "fleet_provisioning": "fleet"}
+# Capability -> its components' type tokens (`iotmr:<component>:*`); the rest is platform.
+CAPABILITY_COMPONENTS = {"jitr": "jitr", "replication": "replication", "cvm": "cvm", "fleet_provisioning": "fleet"}
 E = TypeVar("E")
-_SESSION_LOCK = threading.Lock()
-_SESSION: list[boto3.session.Session] = []
 
 
-def shared_session() -> boto3.session.Session:
+@functools.lru_cache(maxsize=1)
+def shared_session() -> Any:
     """One boto3 session for every world of the process: service models load once."""
-    with _SESSION_LOCK:
-        if not _SESSION:
-            _SESSION.append(boto3.session.Session())
-        return _SESSION[0]
+    return boto3.session.Session()
 
 
 def plain(value: Any) -> Any:
     """Recorded inputs without Pulumi's secret wrappers (all values are public here)."""
     if isinstance(value, Mapping):
-        if _SECRET_SIG in value and "value" in value:
+        if "4dabf18193072939515e22adb298388d" in value and "value" in value:  # Pulumi's secret marker
             return plain(value["value"])
         return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    return value
+    return [plain(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
 class Resolver:
     """Declared identifier -> runtime identifier, applied to strings anywhere in a value."""
 
     def __init__(self) -> None:
-        self._ordered: list[tuple[str, str]] = []
+        self._known: dict[str, str] = {}
 
     def learn(self, declared: Any, runtime: Any) -> None:
         if isinstance(declared, str) and isinstance(runtime, str) and declared and declared != runtime:
-            known = dict(self._ordered)
-            known[declared] = runtime  # longest first: an ARN before the id it contains
-            self._ordered = sorted(known.items(), key=lambda kv: -len(kv[0]))
+            # Longest first: an ARN is replaced before the id it contains.
+            self._known = dict(sorted({**self._known, declared: runtime}.items(), key=lambda kv: -len(kv[0])))
 
     def __call__(self, value: Any) -> Any:
         if isinstance(value, str):
-            for declared, runtime in self._ordered:
-                value = value.replace(declared, runtime) if declared in value else value
+            for declared, runtime in self._known.items():
+                value = value.replace(declared, runtime)
             return value
         if isinstance(value, Mapping):
             return {k: self(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [self(v) for v in value]
-        return value
+        return [self(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
 @dataclass(frozen=True)
@@ -97,7 +82,7 @@ class Materialised:
     type: str
     name: str  # the declared resource's logical name
     region: str
-    physical: str  # what it is called at runtime
+    physical: str
 
 
 @dataclass
@@ -113,62 +98,50 @@ class World:
     policy_config: Mapping[str, Any] | None = None
     policy_report: Any = None
     calls: AwsCalls = field(default_factory=AwsCalls)
-    adapter: SfnAdapter = field(init=False)
     resolver: Resolver = field(default_factory=Resolver)
     materialised: list[Materialised] = field(default_factory=list)
     emulations: dict[type, Any] = field(default_factory=dict)
-    endpoint: str = ""  # set by serve()
     made: Any = None  # materialise.MaterialiseResult
     background: bool = False  # stream consumers on their own thread (else `settle()`)
+    endpoint: str = ""  # set by serve()
     _clients: dict[tuple[str, str], Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.adapter = SfnAdapter(self.calls)
-        self.evaluated = self.evaluated or self.graph
 
     @property
     def primary_region(self) -> str:
         return self.regions[0]
-
-    # -- runtime access ----------------------------------------------------------------------
 
     def client(self, service: str, region: str | None = None) -> Any:
         """A boto3 client of the world (cached, thread-safe)."""
         key = (service, region or self.primary_region)
         with self._lock:
             if key not in self._clients:
-                session: Any = shared_session()
-                self._clients[key] = session.client(service, region_name=key[1])
+                self._clients[key] = shared_session().client(service, region_name=key[1])
             return self._clients[key]
 
     def resource(self, service: str, region: str | None = None) -> Any:
-        session: Any = shared_session()
-        with self._lock:
-            return session.resource(service, region_name=region or self.primary_region)
+        return shared_session().resource(service, region_name=region or self.primary_region)
 
     def session(self) -> Any:
         """What the project's tools take as a boto3 session."""
         return shared_session()
 
     def emulation(self, kind: type[E]) -> E:
-        found = self.emulations.get(kind)
-        if found is None:
+        if kind not in self.emulations:
             raise LookupError(f"emulation {kind.__name__} is not running")
-        return found
+        return self.emulations[kind]
 
     def settle(self, rounds: int = 50) -> None:
         """Let every stream consumer (global tables, event-source mappings, pipes) catch up."""
-        from tools.local.emulation.streams import Streams
-
-        if Streams in self.emulations:
-            self.emulations[Streams].settle(rounds)
-
-    # -- the declared graph ------------------------------------------------------------------
+        for streams in [e for e in self.emulations.values() if hasattr(e, "settle")]:
+            streams.settle(rounds)
 
     def declared(self, type_token: str, region: str | None = None) -> list[RecordedResource]:
-        return [r for r in self.graph.of_type(type_token) if (region is None or r.region == region)
-                and self.includes(r)]
+        return [r for r in self.graph.of_type(type_token)
+                if region in (None, r.region) and self.includes(r)]
 
     def state(self, resource: RecordedResource) -> dict[str, Any]:
         """Declared inputs + computed outputs, secrets unwrapped, identifiers resolved."""
@@ -178,17 +151,14 @@ class World:
         """In the world's regions and, inside a capability component, of a chosen capability."""
         if not any_region and resource.region not in (GLOBAL, *self.regions):
             return False
-        if self.capabilities_run is None:
-            return True
-        wanted = {CAPABILITY_COMPONENTS[c] for c in self.capabilities_run}
-        owners = {a.type.split(":")[1] for a in self.graph.ancestors(resource)
-                  if a.type.startswith("iotmr:")}
-        return not (owners & set(CAPABILITY_COMPONENTS.values())) or bool(owners & wanted)
+        owners = {a.type.split(":")[1] for a in self.graph.ancestors(resource) if a.type.startswith("iotmr:")}
+        capabilities = owners & set(CAPABILITY_COMPONENTS.values())
+        return self.capabilities_run is None or not capabilities or bool(
+            capabilities & {CAPABILITY_COMPONENTS[c] for c in self.capabilities_run})
 
     def capabilities(self, region: str) -> set[str]:
         """Capabilities the stack enables in `region` and this world runs."""
-        entry = (self.graph.outputs.get("regions") or {}).get(region) or {}
-        enabled = set(entry.get("capabilities") or [])
+        enabled = set(((self.graph.outputs.get("regions") or {}).get(region) or {}).get("capabilities") or [])
         return enabled if self.capabilities_run is None else enabled & self.capabilities_run
 
     def other_regions(self, region: str) -> list[str]:
@@ -198,11 +168,9 @@ class World:
         """A global table's name as the program exports it (`device-inventory`...)."""
         return str(self.graph.outputs["tables"][key]["name"])
 
-    # -- HTTP --------------------------------------------------------------------------------
-
     @contextlib.contextmanager
     def serve(self) -> Iterator[str]:
-        """The world over HTTP on 127.0.0.1 (a free port) for the AWS CLI, until the block ends."""
+        """The world over HTTP on 127.0.0.1 (a free port), for the AWS CLI, in the block."""
         from moto.server import ThreadedMotoServer
 
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -213,9 +181,7 @@ class World:
             yield self.endpoint
         finally:
             server.stop()
-            inner = getattr(server, "_server", None)
-            if inner is not None:
-                inner.server_close()  # ThreadedMotoServer.stop leaves the socket open
+            getattr(server, "_server").server_close()  # stop() leaves the socket open
 
 
 @contextlib.contextmanager
@@ -228,24 +194,23 @@ def open_world(graph: StackGraph, *, regions: Sequence[str], pki: LocalPki,
 
     from tools.local import emulation, materialise
 
-    world = World(graph=graph, regions=tuple(regions), pki=pki,
-                  capabilities_run=None if capabilities is None else frozenset(capabilities),
-                  **context)
+    world = World(graph=graph, regions=tuple(regions), pki=pki, capabilities_run=None if capabilities is None
+                  else frozenset(capabilities), **context)
     with contextlib.ExitStack() as stack:
-        stack.enter_context(mock.patch.dict(os.environ, {**ENVIRONMENT,
-                                                         "AWS_DEFAULT_REGION": world.primary_region}))
-        for name in QUIET_LOGGERS:
+        stack.enter_context(mock.patch.dict(os.environ, {**ENVIRONMENT, "AWS_DEFAULT_REGION": world.primary_region}))
+        for name in ("werkzeug", "moto.stepfunctions.parser"):  # a line per request, per ASL error
             logger = logging.getLogger(name)
             stack.callback(logger.setLevel, logger.level)
             logger.setLevel(logging.CRITICAL)
-        stack.enter_context(mock_aws(config=MOTO_CONFIG))  # type: ignore[call-overload]
-        stack.enter_context(faithful_moto(WriteClock()))
+        stack.enter_context(mock_aws(config={
+            "stepfunctions": {"execute_state_machine": True},  # run the declared ASL
+            "iot": {"use_valid_cert": True}}))  # certificate ids as AWS computes them
+        stack.enter_context(faithful_moto())
         stack.enter_context(world.calls.active())
         world.calls.answer["StartSyncExecution"] = start_sync_execution_answer
         stack.enter_context(world.adapter.active())
-        made = materialise.materialise(world)
-        if made.errors:
-            raise materialise.MaterialiseError(made)
-        world.made = made
+        world.made = materialise.materialise(world)
+        if world.made.errors:
+            raise materialise.MaterialiseError(world.made)
         stack.enter_context(emulation.running(world, background=background))
         yield world

@@ -1,11 +1,11 @@
 """Journeys: what a device (or an operator) does, step by step, against a world.
 
 A capability's module holds its steps (plain functions over a `World`, which the tests call
-too), its journey (`@journey(name, title, capability=...)` on `fn(run: JourneyRun)`: the
-steps with `with run.step(title, region=...) as step: ... step.check(ok, "<state found>")`)
-and the wires the journey proves (`@wire(name, journey=...)` on `fn(graph) -> graph`, a copy
-of the graph with that wire broken). A failed check or an error fails the step and ends the
-journey; a step needing a capability the stack lacks is `run.pending(...)`, never faked.
+too), its journey (`@journey(name, title, capability=...)` on `fn(run)`, each step a
+`with run.step(title, region=...) as step: ... step.check(ok, "<state found>")`) and the
+wires the journey proves (`@wire(name, journey=...)` on `fn(graph) -> graph`, a copy of the
+graph with that wire broken). A failed check or an error fails the step and ends the
+journey; a step needing a capability the stack lacks is pending, never faked.
 """
 
 from __future__ import annotations
@@ -15,12 +15,17 @@ import pkgutil
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from tools.harness import StackGraph
-from tools.local.progress import Progress
-from tools.local.report import JourneyResult, Outcome, StepResult
+from tools.local.report import JourneyResult, Outcome, Progress, StepResult
 from tools.local.world import World
+
+CONVERGE_SECONDS = 30
+Mutation = Callable[[StackGraph], StackGraph]
+# (stack config, project) -> (config overrides, why) or None when the stack has what it needs.
+RunConfig = Callable[[Mapping[str, Any], str], tuple[dict[str, Any], str] | None]
 
 
 class StepFailed(Exception):
@@ -32,8 +37,7 @@ class JourneyStopped(Exception):
 
 
 class Step:
-    def __init__(self) -> None:
-        self.checked = ""
+    checked = ""
 
     def check(self, condition: bool, checked: str, failure: str = "") -> None:
         """Record the state found; fail the step unless `condition` holds."""
@@ -58,65 +62,29 @@ class Wire:
     name: str
     journey: str  # the journey that must fail when this wire is broken
     description: str
-    mutate: Callable[[StackGraph], StackGraph]
+    mutate: Mutation
 
 
 JOURNEYS: dict[str, Journey] = {}
 WIRES: dict[str, Wire] = {}
-# (stack config, project) -> (config overrides, why) or None when the stack has what it needs.
-RunConfig = Callable[[Mapping[str, Any], str], tuple[dict[str, Any], str] | None]
 RUN_CONFIG: dict[str, RunConfig] = {}
 
 
+def journey(name: str, title: str, **options: Any) -> Callable[[Callable[[JourneyRun], None]], Any]:
+    return lambda fn: JOURNEYS.setdefault(name, Journey(name, title, fn, **options)).run
+
+
+def wire(name: str, *, journey: str, description: str) -> Callable[[Mutation], Mutation]:
+    return lambda fn: WIRES.setdefault(name, Wire(name, journey, description, fn)).mutate
+
+
 def run_config(name: str) -> Callable[[RunConfig], RunConfig]:
-    def add(fn: RunConfig) -> RunConfig:
-        if name in RUN_CONFIG and RUN_CONFIG[name] is not fn:
-            raise ValueError(f"run config {name} registered twice")
-        RUN_CONFIG[name] = fn
-        return fn
-    return add
-
-
-def config_overrides(stack_config: Mapping[str, Any], project: str
-                     ) -> tuple[dict[str, Any], list[str]]:
-    """Every journey module's additions to the stack config: (overrides, why each)."""
-    load_modules()
-    overrides: dict[str, Any] = {}
-    notes: list[str] = []
-    for name, contribute in sorted(RUN_CONFIG.items()):
-        added = contribute(stack_config, project)
-        if added is not None:
-            overrides.update(added[0])
-            notes.append(added[1])
-    return overrides, notes
-
-
-def journey(name: str, title: str, *, capability: str | None = None, needs_runtime: bool = True,
-            order: int = 50, uses: tuple[str, ...] = ()
-            ) -> Callable[[Callable[[JourneyRun], None]], Callable[[JourneyRun], None]]:
-    def add(fn: Callable[[JourneyRun], None]) -> Callable[[JourneyRun], None]:
-        if name in JOURNEYS and JOURNEYS[name].run is not fn:
-            raise ValueError(f"journey {name} registered twice")
-        JOURNEYS[name] = Journey(name, title, fn, capability, needs_runtime, order, uses)
-        return fn
-    return add
-
-
-def wire(name: str, *, journey: str, description: str
-         ) -> Callable[[Callable[[StackGraph], StackGraph]], Callable[[StackGraph], StackGraph]]:
-    def add(fn: Callable[[StackGraph], StackGraph]) -> Callable[[StackGraph], StackGraph]:
-        if name in WIRES and WIRES[name].mutate is not fn:
-            raise ValueError(f"wire {name} registered twice")
-        WIRES[name] = Wire(name, journey, description, fn)
-        return fn
-    return add
+    return lambda fn: RUN_CONFIG.setdefault(name, fn)
 
 
 def load_modules() -> None:
-    from tools.local import journeys as package
-
-    for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-        importlib.import_module(f"tools.local.journeys.{module.name}")
+    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        importlib.import_module(f"{__name__}.{module.name}")
 
 
 def ordered() -> list[Journey]:
@@ -124,13 +92,18 @@ def ordered() -> list[Journey]:
     return sorted(JOURNEYS.values(), key=lambda j: (j.order, j.name))
 
 
+def config_overrides(stack_config: Mapping[str, Any], project: str) -> tuple[dict[str, Any], list[str]]:
+    """Every journey module's additions to the stack config: (overrides, why each)."""
+    load_modules()
+    added = [a for _, fn in sorted(RUN_CONFIG.items()) if (a := fn(stack_config, project))]
+    return {k: v for overrides, _ in added for k, v in overrides.items()}, [why for _, why in added]
+
+
 class JourneyRun:
     """One journey's run: its steps' results, and what steps need."""
 
     def __init__(self, world: World, result: JourneyResult, progress: Progress) -> None:
-        self.world = world
-        self.result = result
-        self._progress = progress
+        self.world, self.result, self._progress = world, result, progress
 
     @contextmanager
     def step(self, title: str, *, region: str | None = None) -> Iterator[Step]:
@@ -138,21 +111,14 @@ class JourneyRun:
         self._progress.status(f"{self.result.name}: {region or ''} {title}")
         try:
             yield step
-        except StepFailed as failure:
-            self._record(title, region, Outcome.FAIL, step.checked, str(failure))
-            raise JourneyStopped from None
-        except Exception as error:  # an AWS error or a crash is this step's failure
-            self._record(title, region, Outcome.FAIL, step.checked,
-                         f"{type(error).__name__}: {error}")
+        except Exception as error:  # a failed check, an AWS error or a crash
+            detail = str(error) if isinstance(error, StepFailed) else f"{type(error).__name__}: {error}"
+            self._record(title, region, Outcome.FAIL, step.checked, detail)
             raise JourneyStopped from None
         self._record(title, region, Outcome.PASS, step.checked, "")
 
-    def _record(self, title: str, region: str | None, outcome: Outcome, checked: str,
-                detail: str) -> None:
+    def _record(self, title: str, region: str | None, outcome: Outcome, checked: str, detail: str) -> None:
         self.result.steps.append(StepResult(title, region, outcome, checked, detail))
-
-    def pending(self, title: str, *, region: str | None = None, reason: str) -> None:
-        self._record(title, region, Outcome.PENDING, "", reason)
 
     def skipped(self, title: str, *, region: str | None = None, reason: str) -> None:
         self._record(title, region, Outcome.SKIPPED, "", reason)
@@ -160,23 +126,33 @@ class JourneyRun:
     def regions_with(self, capability: str, title: str) -> list[str]:
         """The run's regions where `capability` is enabled; the others get `title` skipped."""
         enabled = [r for r in self.world.regions if capability in self.world.capabilities(r)]
-        for region in self.world.regions:
-            if region not in enabled:
-                self.skipped(title, region=region,
-                             reason=f"capability {capability} is not enabled in {region}")
+        for region in set(self.world.regions) - set(enabled):
+            self.skipped(title, region=region, reason=f"capability {capability} is not enabled in {region}")
         return enabled
 
-    def missing(self, capability: str, region: str | None = None) -> str | None:
-        """Why steps needing `capability` cannot run yet, or None when they can."""
-        regions = [region] if region else list(self.world.regions)
-        if not any(capability in self.world.capabilities(r) for r in regions):
-            return (f"needs capability '{capability}', which stack {self.world.stack} does "
-                    f"not have yet")
-        load_modules()
-        if not any(j.capability == capability for j in JOURNEYS.values()):
-            return (f"needs a journey module for capability '{capability}' "
-                    f"(tools/local/journeys/), which does not exist yet")
-        return None
+    def known_elsewhere(self, region: str, thing: str, row: dict[str, Any] | None, pem: str,
+                        *, without: str) -> None:
+        """The end of every onboarding: in each other region the replica row equals `row`
+        and the device may connect there without onboarding (replication's work)."""
+        from tools.local.emulation.iot_data import IotData
+        from tools.local.journeys import registry as seen
+
+        world = self.world
+        for other in world.other_regions(region):
+            with self.step(f"the row of {thing} is replicated to {other}", region=other) as step:
+                replica = seen.wait_for(partial(seen.row, world, other, thing), lambda r: r == row,
+                                        timeout=CONVERGE_SECONDS, world=world)
+                step.check(replica == row, f"replica row {'equals' if replica == row else 'differs from'}"
+                                           f" the row written in {region}")
+            title = f"{thing} usable in {other} without {without}"
+            if "replication" not in world.capabilities(other):
+                self._record(title, other, Outcome.PENDING, "", f"needs capability 'replication', which "
+                                                                f"stack {world.stack} does not have")
+                continue
+            with self.step(title, region=other) as step:
+                allowed, why = seen.wait_for(partial(world.emulation(IotData).authorize_connect, other, pem, thing),
+                                             lambda result: result[0], timeout=CONVERGE_SECONDS, world=world)
+                step.check(allowed, why)
 
 
 def short(identifier: str, keep: int = 10) -> str:

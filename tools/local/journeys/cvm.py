@@ -33,7 +33,6 @@ from tools.local.emulation.iot_data import IotData
 from tools.local.graph_edit import of_capability, with_inputs
 from tools.local.journeys import JourneyRun, journey, run_config, short, wire
 from tools.local.journeys import registry as seen
-from tools.local.journeys.elsewhere import known_elsewhere
 from tools.local.world import World
 
 CAPABILITY = "cvm"
@@ -168,7 +167,7 @@ def _registers(run: JourneyRun, region: str, device: Device) -> None:
                   region=region) as step:
         again = post(world, region, device.request())
         step.check(again.status == 409, summary(again))
-    known_elsewhere(run, region, thing, row, pem, without="registering there")
+    run.known_elsewhere(region, thing, row, pem, without="registering there")
 
 
 @journey("cvm", "CVM: devices register with their token (CSR and legacy path); then known "

@@ -35,7 +35,6 @@ from tools.local.emulation.iot_data import IotData
 from tools.local.graph_edit import with_inputs
 from tools.local.journeys import JourneyRun, journey, short, wire
 from tools.local.journeys import registry as seen
-from tools.local.journeys.elsewhere import known_elsewhere
 from tools.local.world import World
 
 CAPABILITY = "fleet_provisioning"
@@ -150,7 +149,7 @@ def _onboard(run: JourneyRun, region: str) -> None:
         except Rejected as rejected:
             refused = f"{rejected.status_code} {rejected.error_code}"
         step.check(refused == "403 AccessDenied", f"second device: {refused}")
-    known_elsewhere(run, region, serial, row, pem, without="provisioning there")
+    run.known_elsewhere(region, serial, row, pem, without="provisioning there")
 
 
 @journey("fleet", "Fleet provisioning: an installer's claim provisions a device; then known "

@@ -20,7 +20,6 @@ from tools.local.emulation.rules_engine import Delivery
 from tools.local.graph_edit import of_capability, with_inputs
 from tools.local.journeys import JourneyRun, journey, short, wire
 from tools.local.journeys import registry as seen
-from tools.local.journeys.elsewhere import known_elsewhere
 from tools.local.pki_material import bootstrap
 from tools.local.sfn_adapter import wait_for_execution
 from tools.local.world import World
@@ -108,7 +107,7 @@ def _onboard(run: JourneyRun, region: str) -> None:
         step.check(bool(row) and not wrong, f"row {thing}: " + ", ".join(
             f"{k}={short(str(row.get(k)), 16)}" for k in expected if k != "certificatePem"),
                    f"unexpected: {', '.join(wrong)}" if row else "no row")
-    known_elsewhere(run, region, thing, row, device.pem, without="connecting there first")
+    run.known_elsewhere(region, thing, row, device.pem, without="connecting there first")
 
 
 @journey("jitr", "JITR: a device's first connection onboards it; it is then known everywhere",
