@@ -32,6 +32,9 @@ class SiteRegion:
     installer_role_arn: pulumi.Input[str]
     admin_role_arn: pulumi.Input[str]
     allow_list_table: pulumi.Input[str]
+    # This region's AWS IoT data endpoint (iot:Data-ATS): a claim is valid only in the region
+    # that issued it, so the device provisions there, not through the latency-routed domain.
+    provisioning_endpoint: pulumi.Input[str]
 
 
 def config_document(*, stack: str, device_domain: str, claim_client_id_prefix: str,
@@ -56,6 +59,7 @@ def config_document(*, stack: str, device_domain: str, claim_client_id_prefix: s
             "installerRoleArn": r["installer_role_arn"],
             "adminRoleArn": r["admin_role_arn"],
             "allowListTable": r["allow_list_table"],
+            "provisioningEndpoint": r["provisioning_endpoint"],
             "endpoints": regional_endpoints(r["region"]),
         } for r in regions],
     }, indent=2, sort_keys=True)
@@ -63,6 +67,6 @@ def config_document(*, stack: str, device_domain: str, claim_client_id_prefix: s
 
 def region_values(region: SiteRegion) -> pulumi.Output[dict[str, Any]]:
     fields = ("user_pool_id", "user_pool_client_id", "identity_pool_id", "template_name",
-              "installer_role_arn", "admin_role_arn", "allow_list_table")
+              "installer_role_arn", "admin_role_arn", "allow_list_table", "provisioning_endpoint")
     return pulumi.Output.all(*(getattr(region, f) for f in fields)).apply(
         lambda values: {"region": region.region, **dict(zip(fields, values))})

@@ -35,7 +35,7 @@ def installer_web(config: StackConfig, regional: Mapping[str, Any],
             user_pool_client_id=fleet.user_pool_client.id,
             identity_pool_id=fleet.identity_pool.id, template_name=fleet.template_name,
             installer_role_arn=fleet.installer_role.arn, admin_role_arn=fleet.admin_role.arn,
-            allow_list_table=allow_list_table))
+            allow_list_table=allow_list_table, provisioning_endpoint=stack.edge.data_endpoint))
     fleet_settings = config.capability_settings.get("fleet_provisioning") or FleetSettings()
     return InstallerWeb(LOGICAL_NAME, InstallerWebArgs(
         name_prefix=config.resource_name(), stack=config.environment,

@@ -6,6 +6,8 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   base: "/",
+  // amazon-cognito-identity-js's Buffer polyfill expects Node's `global`.
+  define: { global: "globalThis" },
   build: {
     target: "es2022",
     outDir: "dist",

@@ -18,6 +18,8 @@ export interface RegionConfig {
   installerRoleArn: string;
   adminRoleArn: string;
   allowListTable: string;
+  // The region's AWS IoT data endpoint: a claim works only in the region that issued it.
+  provisioningEndpoint: string;
   endpoints: Endpoints;
 }
 
@@ -89,6 +91,7 @@ function region(value: unknown, index: number): RegionConfig {
     installerRoleArn: text(source, "installerRoleArn", where),
     adminRoleArn: text(source, "adminRoleArn", where),
     allowListTable: text(source, "allowListTable", where),
+    provisioningEndpoint: text(source, "provisioningEndpoint", where),
     endpoints: {
       cognitoIdp: url(endpoints, "cognitoIdp", `${where}.endpoints`),
       cognitoIdentity: url(endpoints, "cognitoIdentity", `${where}.endpoints`),

@@ -64,10 +64,14 @@ export function describe(error: unknown, stage: Stage, region: string): Problem 
     return { message: "Wrong user name or password.", recovery: "retry" };
   }
   if (stage === "credentials" && (code === "NotAuthorizedException" || code === "AccessDeniedException"
-      || code === "InvalidIdentityPoolConfigurationException" || code === "NotInGroup")) {
+      || code === "InvalidIdentityPoolConfigurationException")) {
     return { message: NOT_IN_GROUP, recovery: "none" };
   }
-  if (code === "NotAuthorizedException" || code === "ExpiredTokenException" || /expired/i.test(message) && stage !== "device") {
+  if (stage === "allowList" && (code === "NotAuthorizedException" || code === "AccessDeniedException"
+      || code === "UnauthorizedException")) {
+    return { message: NOT_ADMIN, recovery: "none" };
+  }
+  if (code === "NotAuthorizedException" || code === "ExpiredTokenException" || (/expired/i.test(message) && stage !== "device")) {
     return { message: "Your session has expired. Please sign in again.", recovery: "signIn" };
   }
   if (stage === "claim" && (code === "AccessDeniedException" || code === "UnauthorizedException" || code === "ForbiddenException")) {

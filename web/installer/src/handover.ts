@@ -10,8 +10,9 @@ export interface Handover {
   format: typeof FORMAT;
   version: 1;
   region: string;
-  endpoint: string; // the device domain, e.g. iot.example.com
+  endpoint: string; // where to provision: the claim region's AWS IoT endpoint (claims are regional)
   port: number;
+  deviceEndpoint: string; // where to connect once provisioned: the device domain (latency-routed)
   templateName: string;
   clientId: string | null; // <prefix><serial> when the serial is known; the hook requires it
   clientIdPrefix: string;
@@ -29,8 +30,9 @@ export function handover(config: SiteConfig, region: RegionConfig, claim: Provis
     format: FORMAT,
     version: 1,
     region: region.region,
-    endpoint: config.deviceEndpoint,
+    endpoint: region.provisioningEndpoint,
     port: config.devicePort,
+    deviceEndpoint: config.deviceEndpoint,
     templateName: region.templateName,
     clientId: serial ? `${config.claimClientIdPrefix}${serial}` : null,
     clientIdPrefix: config.claimClientIdPrefix,

@@ -1,13 +1,13 @@
 // The installer app: one page, one screen at a time. State lives in memory only.
 import "./styles.css";
-import { AwsError, createProvisioningClaim, identityCredentials, type Credentials } from "./aws";
+import { createProvisioningClaim, identityCredentials, type Credentials } from "./aws";
 import { AllowList, type Entry } from "./allowList";
 import { SignIn, type Session, type Step } from "./auth";
 import { ConfigProblem, loadConfig, type RegionConfig, type SiteConfig } from "./config";
 import { SERIAL_RULE, serialProblem } from "./contract";
 import { sendToDevice } from "./device";
 import { field, h } from "./dom";
-import { NOT_ADMIN, NOT_IN_GROUP, describe, type Stage } from "./errors";
+import { describe, type Stage } from "./errors";
 import { announce, formatLeft, secondsLeft } from "./expiry";
 import { fileName, handover, serialise, type Handover } from "./handover";
 import { qrSvg } from "./qr";
@@ -239,22 +239,14 @@ class App {
     code.input.focus();
   }
 
-  private isInstaller(): boolean {
-    return this.session?.groups.includes(this.config.installersGroup) ?? false;
-  }
-
   private isAdmin(): boolean {
     return this.session?.groups.includes(this.config.adminsGroup) ?? false;
   }
 
   private showHome(message?: Node): void {
+    // Whether the account may request claims is the identity pool's decision (its role
+    // mapping), not this page's: everyone gets the button, a refusal is explained.
     const admin = this.isAdmin() ? h("p", {}, h("button", { type: "button", class: "secondary", onclick: () => void this.showAdmin() }, "Manage the allow-list")) : null;
-    if (!this.isInstaller()) {
-      this.show("Signed in", [this.isAdmin()
-        ? h("p", {}, "You can manage the allow-list. To request claims too, ask to be added to the installers group.")
-        : this.alert(NOT_IN_GROUP), admin], "home");
-      return;
-    }
     const serial = field("Device serial number (optional)", { name: "serial", autocomplete: "off", autocapitalize: "characters", spellcheck: "false" },
       "Names the file after the device. The device still proves its serial when it provisions.");
     const errors = h("div", { class: "messages" }, message ?? null);
@@ -277,9 +269,6 @@ class App {
     const cached = this.credentials.get(roleArn);
     if (cached && cached.expiration - Date.now() > 60_000) return cached;
     const session = this.session!;
-    if (!session.roles.includes(roleArn) && session.roles.length > 0) {
-      throw new AwsError("NotInGroup", "role not in token", 400, this.regionName!);
-    }
     const fresh = await identityCredentials(this.region!, session.idToken, roleArn);
     this.credentials.set(roleArn, fresh);
     return fresh;
@@ -407,7 +396,7 @@ class App {
       entries = await new AllowList(region, await this.credentialsFor(region.adminRoleArn)).list();
     } catch (error) {
       const problem = describe(error, "allowList", region.region);
-      table.replaceChildren(this.alert(error instanceof AwsError && error.code === "NotInGroup" ? NOT_ADMIN : problem.message));
+      table.replaceChildren(this.alert(problem.message));
       return;
     }
     if (!entries.length) {
