@@ -3,7 +3,7 @@
 // never a CLAIMED one), disable, list.
 import { AwsError, dynamodb, type Caller, type Credentials } from "./aws";
 import type { RegionConfig } from "./config";
-import { INDEX, KEY_ATTRIBUTE, KIND, allowListKey, newEntry, write, type WriteName } from "./contract";
+import { INDEX, KEY_ATTRIBUTE, KIND, allowListKey, newEntry, timestamp, write, type WriteName } from "./contract";
 
 type AttributeValue = { S: string } | { BOOL: boolean };
 type Item = Record<string, AttributeValue | { N: string } | { NULL: boolean }>;
@@ -47,7 +47,7 @@ export class AllowList {
   }
 
   private update(serial: string, name: WriteName): Promise<unknown> {
-    const spec = write(name, this.now().toISOString());
+    const spec = write(name, timestamp(this.now()));
     return this.call("UpdateItem", {
       TableName: this.region.allowListTable,
       Key: { [KEY_ATTRIBUTE]: { S: allowListKey(serial) } },
@@ -59,7 +59,7 @@ export class AllowList {
   }
 
   async allow(serial: string, reset = false): Promise<"created" | "enabled"> {
-    const entry = newEntry(serial, this.now().toISOString());
+    const entry = newEntry(serial, timestamp(this.now()));
     try {
       await this.call("PutItem", {
         TableName: this.region.allowListTable,

@@ -10,6 +10,12 @@ export const STATES = contract.states;
 export const SERIAL_RULE: string = contract.serial.rule;
 const SERIAL = new RegExp(`^(?:${contract.serial.pattern})$`);
 
+// The entries' one time format (the CLI's `isoformat(timespec="milliseconds")`): UTC,
+// milliseconds, "+00:00", so string order is time order in conditions.
+export function timestamp(moment: Date): string {
+  return moment.toISOString().replace(/Z$/, "+00:00");
+}
+
 export function serialProblem(serial: string): string | null {
   return SERIAL.test(serial) ? null : `"${serial}" is not a valid serial: use ${SERIAL_RULE}.`;
 }

@@ -21,8 +21,9 @@ function codeOf(error: unknown): string {
 }
 
 function messageOf(error: unknown): string {
-  if (error instanceof Error) return error.message;
-  return typeof error === "string" ? error : "";
+  if (typeof error === "string") return error;
+  if (typeof error === "object" && error !== null && "message" in error) return String(error.message);
+  return "";
 }
 
 export const NOT_IN_GROUP = "Your account is not in the installers group, so it may not request claims. Ask your administrator to add you.";
