@@ -7,7 +7,7 @@ from tools.harness import built_web_bundle
 from tools.local.emulation.fleet_provisioning import FleetProvisioning
 from tools.local.installer_web.device import SimulatedDevice
 from tools.local.installer_web.gateway import Gateway
-from tools.local.installer_web.site import Site, declared_config, declared_csp, localise
+from tools.local.installer_web.site import Site, SiteProblem, declared_config, declared_csp, localise
 from tools.local.system import LocalSystem
 
 BUILD_HINT = "build the app with `python -m tools.build_web` (needs Node 20.19+ and npm)"
@@ -23,17 +23,22 @@ class InstallerWebBackend:
         self.device = SimulatedDevice(fleet, {r["region"]: r["provisioningEndpoint"]
                                               for r in declared["regions"]})
         self.site: Site | None = None
-        self.unavailable = ""
+        self.unavailable = ""  # the app cannot be served here (not built): journeys pend
+        self.problem = ""  # the stack's site would not work as declared: journeys fail
         self.gateway.start()
         self.device.start()
         bundle = built_web_bundle(system.project_dir)
         if bundle is None or not (bundle / "index.html").is_file():
             self.unavailable = f"the installer web app is not built: {BUILD_HINT}"
             return
-        self.config, self.csp = localise(
-            declared, declared_csp(system),
-            lambda region, key: self.gateway.endpoint(region, SERVICE_PATHS[key]),
-            self.device.address)
+        try:
+            self.config, self.csp = localise(
+                declared, declared_csp(system),
+                lambda region, key: self.gateway.endpoint(region, SERVICE_PATHS[key]),
+                self.device.address)
+        except SiteProblem as problem:
+            self.problem = str(problem)
+            return
         self.site = Site(bundle, self.config, self.csp)
         self.site.start()
         self.gateway.allowed_origin = self.site.url
@@ -45,7 +50,7 @@ class InstallerWebBackend:
 
     def describe(self) -> str:
         if self.site is None:
-            return f"installer web app: not served ({self.unavailable})"
+            return f"installer web app: not served ({self.unavailable or self.problem})"
         return (f"installer web app at {self.url} under the stack's CSP; its AWS endpoints "
                 f"(user pool, identity pool, IoT claims, DynamoDB) at {self.gateway.url}; a "
                 f"simulated device at {self.device.address}")
@@ -53,7 +58,7 @@ class InstallerWebBackend:
     def access(self) -> str:
         """What `--keep` prints."""
         if self.site is None:
-            return f"installer web app: {self.unavailable}"
+            return f"installer web app: {self.unavailable or self.problem}"
         return (f"installer web app: open {self.url} in a browser (regions "
                 f"{', '.join(self.gateway.regions)}); create an installer first with "
                 "`python -m tools.installer admin create` against the moto server above")

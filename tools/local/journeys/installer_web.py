@@ -37,7 +37,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from components.fleet_provisioning.component import ALLOW_LIST_ADMINS_GROUP
 from lambdas.contracts import fleet_allow_list as allow_list
 from tools import installer
-from tools.local.journeys import JourneyRun, journey, plain_item, run_config
+from tools.harness import StackGraph
+from tools.local.graph_edit import with_inputs
+from tools.local.journeys import JourneyRun, journey, plain_item, run_config, wire
 from tools.local.system import LocalSystem
 
 CAPABILITY = "fleet_provisioning"
@@ -167,6 +169,18 @@ def installer_web(run: JourneyRun) -> None:
         run.pending("installer web app", reason="the stack declares no installer web site "
                     "(installerWeb.enabled)")
         return
+    with run.step("the stack declares the site: its config.json and its response headers policy",
+                  region=regions[0]) as step:
+        from tools.local.installer_web.site import declared_config, declared_csp
+
+        declared_regions = [r["region"] for r in declared_config(system)["regions"]]
+        step.check(set(backend.gateway.regions) <= set(declared_regions)
+                   and "connect-src" in declared_csp(system),
+                   f"config.json for {declared_regions}; a CSP with connect-src")
+    if backend.problem:
+        with run.step("the site is served with the stack's security headers and config.json",
+                      region=regions[0]) as step:
+            step.check(False, backend.problem, backend.problem)
     if backend.site is None:
         run.pending("installer web app in a browser", reason=backend.unavailable)
         return
@@ -254,11 +268,13 @@ def _drive(run: JourneyRun, browser: Browser, backend: Any, region_a: str, regio
             ConsistentRead=True).get("Item")) or {} for s in ("SN-WEB-A", "SN-WEB-OFF")}
         step.check(entries["SN-WEB-A"].get("state") == allow_list.ALLOWED
                    and entries["SN-WEB-A"].get("enabled") is True
-                   and entries["SN-WEB-OFF"].get("enabled") is False and len(rows) == 2
+                   and entries["SN-WEB-OFF"].get("enabled") is False
+                   and any(r.startswith("SN-WEB-A\tALLOWED\tyes") for r in rows)
+                   and any(r.startswith("SN-WEB-OFF\tALLOWED\tno") for r in rows)
                    and allow_list.SERIAL_RULE in refused[0],
                    f"SN-WEB-A {entries['SN-WEB-A'].get('state')}/enabled="
                    f"{entries['SN-WEB-A'].get('enabled')}, SN-WEB-OFF enabled="
-                   f"{entries['SN-WEB-OFF'].get('enabled')}; list shows {len(rows)} rows; invalid "
+                   f"{entries['SN-WEB-OFF'].get('enabled')}; the list shows both ({len(rows)} rows); invalid "
                    f"serial refused with the contract's rule")
 
     with run.step("accessibility: axe-core finds no WCAG 2.1 AA violation on the admin screen"
@@ -411,3 +427,24 @@ def _installer_claims(run: JourneyRun, browser: Browser, backend: Any, region: s
                    f"{described.get('status')}" + (f", error {outcome.error}"
                                                     if outcome and outcome.error else ""))
     return claim
+
+
+# --- wires this journey proves ----------------------------------------------------------------
+
+@wire("installer-web-csp-blocks-iot", journey="installer-web",
+      description="the site's Content-Security-Policy leaves out the AWS IoT endpoints the app "
+                  "calls for claims")
+def csp_blocks_iot(graph: StackGraph) -> StackGraph:
+    policies = graph.of_type("aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy")
+    if not policies:
+        raise LookupError("the stack declares no response headers policy")
+
+    def change(inputs: dict[str, Any]) -> dict[str, Any]:
+        csp = inputs["securityHeadersConfig"]["contentSecurityPolicy"]
+        csp["contentSecurityPolicy"] = "; ".join(
+            " ".join(w for w in directive.split() if not w.startswith("https://iot."))
+            for directive in str(csp["contentSecurityPolicy"]).split("; "))
+        return inputs
+    for policy in policies:
+        graph = with_inputs(graph, graph.named(policy.name), change)
+    return graph
