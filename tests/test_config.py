@@ -27,6 +27,7 @@ from components.config import (
 )
 from components.capabilities import CAPABILITIES
 from components.edge.settings import IotAccountSettings
+from components.installer_web.settings import InstallerWebSettings
 from tests.support.certificates import issue
 from tools.harness import ProgramFailed, evaluate_program
 
@@ -150,6 +151,11 @@ PARSER_CASES: list[tuple[KeyParser, Any, dict[str, Any], Any, str | None]] = [
      IotAccountSettings(logging_options="manage"), None),
     (cfg.parse_iot_account_settings, {"loggingOptions": "adopt"}, {}, IotAccountSettings(),
      "'adopt' is not one of manage, leave"),
+    (cfg.parse_installer_web, None, {}, None, None),
+    (cfg.parse_installer_web, {"enabled": True}, {"capabilities": ("fleet_provisioning",)},
+     InstallerWebSettings(enabled=True), None),
+    (cfg.parse_installer_web, {"enabled": True}, {"capabilities": ("jitr",)}, None,
+     "capability 'fleet_provisioning' is not"),
 ]
 
 
