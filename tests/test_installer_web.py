@@ -312,3 +312,23 @@ def test_the_build_is_deterministic(tmp_path: Path) -> None:
     digests = [{key: hashlib.sha256((tmp_path / d / key).read_bytes()).hexdigest()
                 for key in BUNDLE_FILES} for d in ("one", "two")]
     assert digests[0] == digests[1]
+
+
+def test_ci_builds_the_app_from_its_committed_lock_before_the_tests() -> None:
+    root = Path(__file__).resolve().parent.parent
+    run = [line.strip() for line in (root / ".ci" / "run").read_text().splitlines()
+           if line.strip() and not line.lstrip().startswith("#")]
+    build = next(i for i, c in enumerate(run) if c == "venv/bin/python -m tools.build_web")
+    vitest = next(i for i, c in enumerate(run) if "vitest run" in c)
+    tests = next(i for i, c in enumerate(run) if " -m pytest" in c)
+    assert build < vitest < tests
+    assert any("apt-get install" in c and "chromium" in c for c in run[:build])
+    package = json.loads((root / "web" / "installer" / "package.json").read_text())
+    lock = json.loads((root / "web" / "installer" / "package-lock.json").read_text())
+    pinned = {**package["dependencies"], **package["devDependencies"]}
+    assert all(version[0].isdigit() for version in pinned.values()), pinned  # exact versions
+    installed = {k: v for k, v in lock["packages"].items() if k.startswith("node_modules/")}
+    assert installed and all(v.get("integrity", "").startswith("sha512-") for v in installed.values())
+    from tools import build_web
+
+    assert "npm\", \"ci" in Path(build_web.__file__).read_text()  # never `npm install`

@@ -15,15 +15,15 @@ import datetime as dt
 import json
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from tools.local.emulation.fleet_provisioning import AccessDenied, FleetProvisioning, Rejected
+from tools.local.installer_web.servers import LocalServer, QuietHandler
 
-HOST = "127.0.0.1"
 PATH = "/provision"
 FORMAT = "iot-multi-region/claim-handover"
 
@@ -49,37 +49,30 @@ class SimulatedDevice:
     serial: str = "SN-DEVICE"
     outcomes: list[Outcome] = field(default_factory=list)
     received: list[dict[str, Any]] = field(default_factory=list)
-    _server: ThreadingHTTPServer | None = None
+    _server: LocalServer | None = None
     _done: threading.Condition = field(default_factory=threading.Condition)
 
     @property
     def address(self) -> str:
         assert self._server is not None
-        return f"http://{HOST}:{self._server.server_port}{PATH}"
+        return f"{self._server.url}{PATH}"
 
     def start(self) -> str:
         device = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
-            def do_OPTIONS(self) -> None:  # noqa: N802
+        class Handler(QuietHandler):
+            def do_OPTIONS(self) -> None:  # noqa: N802 (stdlib name)
                 device._preflight(self)
 
             def do_POST(self) -> None:  # noqa: N802
                 device._post(self)
 
-        self._server = ThreadingHTTPServer((HOST, 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="simulated-device",
-                         daemon=True).start()
+        self._server = LocalServer(Handler, "simulated-device")
         return self.address
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
 
     def wait_for_outcome(self, count: int, timeout: float) -> list[Outcome]:
         with self._done:

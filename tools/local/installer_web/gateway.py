@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -45,10 +45,10 @@ from tools.local.emulation.fleet_provisioning import (
     Rejected,
 )
 from tools.local.emulation.policy_eval import allowed
+from tools.local.installer_web.servers import HOST, LocalServer, QuietHandler
 from tools.local.installer_web.sigv4 import SignatureRejected, verify
 from tools.local.system import LocalSystem
 
-HOST = "127.0.0.1"
 SERVICES = ("cognito-idp", "cognito-identity", "iot", "dynamodb")
 CREDENTIAL_LIFETIME = dt.timedelta(hours=1)  # GetCredentialsForIdentity: one hour
 CLAIM_PATH = re.compile(r"^/provisioning-templates/(?P<name>[^/]+)/provisioning-claim$")
@@ -108,7 +108,7 @@ class Gateway:
     _issued: dict[str, Issued] = field(default_factory=dict)
     _revoked: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _server: ThreadingHTTPServer | None = None
+    _server: LocalServer | None = None
 
     def __post_init__(self) -> None:
         self.regions: dict[str, RegionEndpoint] = {}
@@ -128,10 +128,7 @@ class Gateway:
     def start(self) -> str:
         gateway = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib name)
-                pass
-
+        class Handler(QuietHandler):
             def do_OPTIONS(self) -> None:  # noqa: N802 (stdlib name)
                 gateway._preflight(self)
 
@@ -140,24 +137,20 @@ class Gateway:
 
             do_GET = do_POST  # noqa: N815
 
-        self._server = ThreadingHTTPServer((HOST, 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="installer-web-gateway",
-                         daemon=True).start()
+        self._server = LocalServer(Handler, "installer-web-gateway")
         return self.url
 
     @property
     def url(self) -> str:
         assert self._server is not None
-        return f"http://{HOST}:{self._server.server_port}"
+        return self._server.url
 
     def endpoint(self, region: str, service: str) -> str:
         return f"{self.url}/{region}/{service}"
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
 
     def take_down(self, region: str) -> None:
         self.down.add(region)

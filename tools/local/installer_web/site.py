@@ -12,18 +12,17 @@ the run.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 from components.installer_web.bundle import BUNDLE_FILES
 from components.installer_web.headers import origin, security_headers
 from components.installer_web.site_config import CONFIG_KEY
+from tools.local.installer_web.servers import LocalServer, QuietHandler
 from tools.local.system import LocalSystem
 
-HOST = "127.0.0.1"
 OBJECT = "aws:s3/bucketObjectv2:BucketObjectv2"
 HEADERS_POLICY = "aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy"
 
@@ -100,35 +99,28 @@ class Site:
         self.config = json.dumps(config, indent=2).encode()
         self.headers = security_headers(csp)
         self.requests: list[str] = []
-        self._server: ThreadingHTTPServer | None = None
+        self._server: LocalServer | None = None
 
     def start(self) -> str:
         site = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802 (stdlib name)
                 site._get(self)
 
             do_HEAD = do_GET  # noqa: N815
 
-        self._server = ThreadingHTTPServer((HOST, 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="installer-web-site",
-                         daemon=True).start()
+        self._server = LocalServer(Handler, "installer-web-site")
         return self.url
 
     @property
     def url(self) -> str:
         assert self._server is not None
-        return f"http://{HOST}:{self._server.server_port}"
+        return self._server.url
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
 
     def _get(self, request: BaseHTTPRequestHandler) -> None:
         path = request.path.split("?", 1)[0].lstrip("/") or "index.html"
