@@ -4,7 +4,7 @@ No Pulumi CLI, no provider plugin, no cloud: every resource registration is answ
 `RecordingMocks`, which records it (type, logical name, inputs, parent, region) and fills
 the computed outputs the program reads (ARNs, stream ARNs, ids). The result is the stack's
 resource graph, used by the tests, the offline plan (`tools.plan`), the benchmark and the
-policy runner (`policy.check`).
+policy runner (`tools.policy_check`).
 
 Each evaluation runs in a fresh `contextvars.Context`, so the Pulumi runtime's ambient
 settings of one evaluation never leak into the next.

@@ -1,6 +1,6 @@
 """Drive guardrails in-process with engine-shaped arguments.
 
-Props go through `policy.check.wire_props`, i.e. the protobuf round trip the engine makes
+Props go through `tools.policy_check.wire_props`, i.e. the protobuf round trip the engine makes
 (numbers arrive as floats, maps/lists as read-only proxies, unknown sentinels as unknowns).
 """
 
@@ -20,7 +20,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from policy.check import resolve_policies, wire_props
+from tools.policy_check import resolve_policies, wire_props
 from policy.pack import ALL_POLICIES
 from tools.harness import UNKNOWN
 

@@ -15,7 +15,7 @@ import pulumi
 import pulumi_aws as aws
 import pytest
 
-from policy import check
+from tools import policy_check as check
 from tools.harness import UNKNOWN, ProgramFailed, evaluate
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -706,13 +706,13 @@ def test_deletion_protection_level_follows_the_environment():
 def test_environment_falls_back_to_the_stack_name():
     import contextvars
 
-    from pulumi.runtime import settings
+    from tools.policy_sdk import set_stack_and_project
 
     unprotected = {**GOOD_TABLE, "deletionProtectionEnabled": False}
 
     def under(stack: str) -> list[str]:
         def run() -> list[str]:
-            settings._set_stack(stack)
+            set_stack_and_project(stack, "proj")
             return resource_violations("dynamodb-deletion-protection-prod", T["table"], unprotected)
         return contextvars.Context().run(run)
 
@@ -775,7 +775,7 @@ def test_stack_violations_name_the_offending_resource():
 def test_region_falls_back_to_the_provider():
     from pulumi_policy import PolicyResource
 
-    from policy.check import wire_props
+    from tools.policy_check import wire_props
     from policy.guardrails._common import resource_region
 
     from .support import _options, provider
@@ -796,7 +796,7 @@ def test_jitr_sql_parsing():
 def test_props_arrive_as_the_engine_sends_them():
     from collections.abc import Mapping, Sequence
 
-    from policy.check import wire_props
+    from tools.policy_check import wire_props
 
     props = wire_props({"retentionInDays": 30, "tags": {"a": "b"}, "list": [1]})
     assert props["retentionInDays"] == 30.0 and isinstance(props["retentionInDays"], float)

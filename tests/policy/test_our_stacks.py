@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pulumi_policy import EnforcementLevel
 
-from policy.check import run_policies, violation_lines
+from tools.policy_check import run_policies, violation_lines
 from tools.harness import load_program_stack
 
 POLICY_CONFIG_DIR = Path(__file__).resolve().parents[2] / "policy" / "config"
@@ -50,7 +50,7 @@ def test_dev_passes_because_of_its_config_not_by_accident(dev_graph, project_dir
 def test_runner_ids_are_the_ids_the_program_saw(dev_graph):
     """Stack policies read `id` from the runner's outputs; it must equal the id the harness
     handed the program (the JITR rule's SQL embeds the CA's id)."""
-    from policy.check import outputs_of
+    from tools.policy_check import outputs_of
 
     rules = dev_graph.of_type("aws:iot/topicRule:TopicRule")
     cas = dev_graph.of_type("aws:iot/caCertificate:CaCertificate")

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from pulumi_policy import EnforcementLevel, StackValidationArgs, StackValidationPolicy
-from pulumi_policy.proxy import UnknownValueError
+from tools.policy_sdk import UnknownValueError
 
 from tools.harness import UNKNOWN
 

@@ -1,6 +1,6 @@
 """Run the policy pack offline, the way the Pulumi engine would, without the Pulumi CLI.
 
-    python -m policy.check --stack dev [--program DIR] [--config policy-config.json] [--preview]
+    python -m tools.policy_check --stack dev [--program DIR] [--config policy-config.json] [--preview]
 
 The program directory's `__main__.py` is evaluated for the stack under the recording mocks
 (`tools.harness.evaluate_program`), as `pulumi up` sees it (every value known) or, with
@@ -55,15 +55,21 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
-from pulumi_policy.deserialize import deserialize_properties, serialize_properties
-from pulumi_policy.policy import _NotApplicableError
-from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
 from tools import harness
 from tools.harness import RecordedResource, StackGraph
+from tools.policy_sdk import (
+    NotApplicableError,
+    UnknownValueError,
+    deserialize_properties,
+    serialize_properties,
+    set_stack_and_project,
+    unknown_checking_proxy,
+    unknown_error_message,
+)
 
-POLICY_DIR = Path(__file__).resolve().parent
-PROJECT_DIR = POLICY_DIR.parent
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+POLICY_DIR = PROJECT_DIR / "policy"
 
 
 class PolicyConfigError(ValueError):
@@ -364,11 +370,8 @@ def _await(result: Any) -> None:
 
 def _run(graph: StackGraph, resolved: Sequence[ResolvedPolicy], stack_config: Mapping[str, Any],
          stack_tags: Mapping[str, str]) -> Report:
-    from pulumi.runtime import settings
-
     # What `_configure_runtime_settings` does in the analyzer: policies may ask for the stack.
-    settings._set_stack(graph.stack)
-    settings._set_project(graph.project)
+    set_stack_and_project(graph.stack, graph.project)
     report = Report(stack=graph.stack, resources=len(graph.resources),
                     policies=sum(1 for r in resolved if r.level != EnforcementLevel.DISABLED),
                     preview=graph.preview)
@@ -393,8 +396,8 @@ def _run(graph: StackGraph, resolved: Sequence[ResolvedPolicy], stack_config: Ma
             report.violations.append(Violation(
                 item.policy.name, EnforcementLevel.ADVISORY, urn,
                 f"can't run policy '{item.policy.name}' from policy pack '{pack}' during "
-                f"preview: {error.message}", item.policy.description, judged=False))
-        except _NotApplicableError as error:
+                f"preview: {unknown_error_message(error)}", item.policy.description, judged=False))
+        except NotApplicableError as error:
             report.not_applicable.append((item.policy.name, error.reason or ""))
         except Exception as error:  # the analyzer would fail the whole update too
             raise PolicyFailed(f"policy {item.policy.name} failed on {where}: "
@@ -493,7 +496,7 @@ def violation_lines(report: Report, level: EnforcementLevel | None = None) -> st
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m policy.check", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.policy_check", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", required=True, help="stack name (reads Pulumi.<stack>.yaml)")
     parser.add_argument("--program", default=str(PROJECT_DIR), help="Pulumi program directory")
     parser.add_argument("--config", help="policy pack config JSON (the CLI's --policy-pack-config)")
