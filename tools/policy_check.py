@@ -257,7 +257,9 @@ class _Providers:
             props: dict[str, Any] = {}
             for key, value in self.config.items():
                 if key.startswith(f"{package}:"):
-                    props[key.split(":", 1)[1]] = _structured(value)
+                    # The engine hands a default provider its config values as text (lists and
+                    # maps as JSON), the way an explicit provider receives them too.
+                    props[key.split(":", 1)[1]] = value if isinstance(value, str) else json.dumps(value)
             name = f"default_{_package_version(package)}"
             urn = f"urn:pulumi:{self.graph.stack}::{self.graph.project}::pulumi:providers:{package}::{name}"
             self.defaults[package] = PolicyResource(
@@ -276,15 +278,6 @@ class _Providers:
                 return PolicyResource(explicit.type, wire_props(explicit.inputs), explicit.urn,
                                       explicit.name, _options(explicit), None, None, [], {})
         return self._default(resource.type.split(":", 1)[0])
-
-
-def _structured(value: Any) -> Any:
-    if isinstance(value, str) and value.strip()[:1] in ("{", "["):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    return value
 
 
 def _package_version(package: str) -> str:

@@ -538,6 +538,8 @@ BUCKET_SSL = (T["bucket_policy"], {"bucket": "b", "policy": doc({
     "Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": ["arn:aws:s3:::b", "arn:aws:s3:::b/*"],
     "Condition": {"Bool": {"aws:SecureTransport": "false"}}})})
 TOPIC: tuple[str, dict[str, Any]] = (T["topic"], {"arn": "arn:aws:sns:eu-west-1:1:t", "region": "eu-west-1"})
+TOPIC_SSL_DENY = doc({"Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "SNS:*", "Resource": TOPIC[1]["arn"],
+                      "Condition": {"Bool": {"aws:SecureTransport": "false"}}})
 SECRET: tuple[str, dict[str, Any]] = (T["secret"], {"name": "cvm/key", "arn": "arn:aws:secretsmanager:eu-west-1:1:secret:cvm/key-abc", "region": "eu-west-1"})
 ROTATION: tuple[str, dict[str, Any]] = ("aws:secretsmanager/secretRotation:SecretRotation",
             {"secretId": SECRET[1]["arn"], "rotationRules": {"automaticallyAfterDays": 30}})
@@ -634,8 +636,9 @@ STACK_CASES: list[tuple[str, Stack, list[tuple[Stack, str]], dict[str, Any] | No
         ([BUCKET, (T["versioning"], {"bucket": "b", "versioningConfiguration": {"status": "Suspended"}})], "not Enabled"),
     ], None),
     ("s3-ssl-only", [BUCKET, BUCKET_SSL], [([BUCKET], "aws:SecureTransport")], None),
-    ("sns-ssl-only", [TOPIC, (T["topic_policy"], {"arn": TOPIC[1]["arn"], "policy": SSL_DENY})],
-     [([TOPIC], "aws:SecureTransport")], None),
+    ("sns-ssl-only", [TOPIC, (T["topic_policy"], {"arn": TOPIC[1]["arn"], "policy": TOPIC_SSL_DENY})],
+     [([TOPIC], "aws:SecureTransport"),
+      ([TOPIC, (T["topic_policy"], {"arn": TOPIC[1]["arn"], "policy": SSL_DENY})], "every sns action")], None),
     ("sqs-ssl-only", [QUEUE, (T["queue_policy"], {"queueUrl": QUEUE[1]["url"], "policy": SSL_DENY})], [
         ([QUEUE], "aws:SecureTransport"),
         ([QUEUE, (T["queue_policy"], {"queueUrl": QUEUE[1]["url"], "policy": doc(
