@@ -11,6 +11,7 @@ from pulumi_policy import EnforcementLevel, Policy
 from policy.guardrails import (
     apigateway,
     cognito,
+    configuration,
     data,
     events,
     iam,
@@ -37,6 +38,7 @@ ALL_POLICIES: list[Policy] = [
     *data.POLICIES,
     *iam.POLICIES,
     *lambda_.POLICIES,
+    *configuration.POLICIES,
     *stepfunctions.POLICIES,
     *pipes.POLICIES,
     *apigateway.POLICIES,

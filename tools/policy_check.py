@@ -397,20 +397,26 @@ def _run(graph: StackGraph, resolved: Sequence[ResolvedPolicy], stack_config: Ma
                                f"{type(error).__name__}: {error}") from error
 
     active = [r for r in resolved if r.level != EnforcementLevel.DISABLED]
+    # The engine sends each resource once and the props are read-only proxies: build them once
+    # per resource (and the stack's resources once), not once per policy.
+    wired = {r.urn: (wire_props(r.inputs), _options(r), _provider_info(providers.for_resource(r)))
+             for r in graph.resources}
+    stack_view: list[PolicyResource] | None = None
     for item in active:
         if item.level == EnforcementLevel.REMEDIATE:
             item = ResolvedPolicy(item.policy, EnforcementLevel.MANDATORY, item.config)
         policy = item.policy
         if isinstance(policy, ResourceValidationPolicy):
             for r in graph.resources:
-                args = ResourceValidationArgs(r.type, wire_props(r.inputs), r.urn, r.name, _options(r),
-                                              _provider_info(providers.for_resource(r)),
+                props, options, provider = wired[r.urn]
+                args = ResourceValidationArgs(r.type, props, r.urn, r.name, options, provider,
                                               dict(item.config), stack_tags)
                 guarded(item, lambda a=args, p=policy, i=item, u=r.urn: p.validate(a, reporter(i, u)),
                         r.urn, r.urn)
         elif isinstance(policy, StackValidationPolicy):
-            stack_args = StackValidationArgs(stack_resources(graph, providers), dict(item.config),
-                                             stack_tags)
+            if stack_view is None:
+                stack_view = stack_resources(graph, providers)
+            stack_args = StackValidationArgs(stack_view, dict(item.config), stack_tags)
             guarded(item, lambda a=stack_args, p=policy, i=item: p.validate(a, reporter(i, "")),
                     f"stack {graph.stack}", "")
     return report
