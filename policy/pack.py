@@ -12,6 +12,7 @@ from policy.guardrails import (
     apigateway,
     cognito,
     configuration,
+    coverage,
     data,
     events,
     iam,
@@ -53,6 +54,7 @@ ALL_POLICIES: list[Policy] = [
     *logs.POLICIES,
     *route53.POLICIES,
     *stack.POLICIES,
+    *coverage.POLICIES,
 ]
 
 __all__ = ["ALL_POLICIES", "ANCHORS", "PACK_NAME", "build_pack"]
