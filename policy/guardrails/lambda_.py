@@ -137,11 +137,11 @@ def _permission_scoped(args: ResourceValidationArgs) -> Iterator[str]:
                    "sourceArn in this account (and sourceAccount)")
         return
     if principal.endswith((".amazonaws.com", ".amazonaws.com.cn")):
-        if not (arn_pins_account or account_pins or org_pins):
+        if arn_pins and arn_account is None and not account_pins:
+            yield f"{principal} with sourceArn {source_arn!r} needs sourceAccount too: the ARN carries no account id"
+        elif not (arn_pins_account or account_pins or org_pins):
             yield (f"{principal} may invoke the function on behalf of any account: set sourceArn "
                    "(and sourceAccount) against the confused deputy")
-        elif arn_pins and arn_account is None and not account_pins:
-            yield f"{principal} with sourceArn {source_arn!r} needs sourceAccount too: the ARN carries no account id"
     elif exposure.account_of(principal) is None and not principal.startswith("arn:"):
         yield f"principal {principal!r} is neither an account, an ARN nor a service principal"
 
