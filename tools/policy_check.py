@@ -20,9 +20,12 @@ The policy config file uses the CLI's `--policy-pack-config` format: `{"all": "a
 "<policy>": "disabled" | {"enforcementLevel": ..., "<property>": ...}}`; schema defaults are
 applied and values are checked against each policy's `config_schema`.
 
-A policy that reads an unknown value is reported as the engine reports it: an advisory
-"can't run policy ... during preview" diagnostic (listed apart as *not judged*): the same
-policy judges the known value when it runs again during the update.
+A policy that reads an unknown value is reported as the engine reports it: with `--preview`,
+an advisory "can't run policy ... during preview" diagnostic (listed apart as *not judged*;
+the same policy judges the known value when it runs again during the update). As `up`, a
+value still unknown is one offline evaluation cannot know (another stack's output, an output
+the harness has no formula for): the policy is reported *not judged* at its own level, so a
+mandatory one fails the run unless `--waive-unjudged POLICY[:NAME]` accepts it.
 
 Violations print like the CLI; the exit code is 1 if any mandatory violation was reported,
 2 if the program or a policy failed, 0 otherwise.
@@ -361,8 +364,14 @@ def _await(result: Any) -> None:
             loop.close()
 
 
+def _waived(waivers: Sequence[str], policy: str, urn: str) -> bool:
+    """`policy` waives it everywhere, `policy:<logical name>` on one resource."""
+    name = urn.rsplit("::", 1)[-1] if urn else ""
+    return any(w == policy or w == f"{policy}:{name}" for w in waivers)
+
+
 def _run(graph: StackGraph, resolved: Sequence[ResolvedPolicy], stack_config: Mapping[str, Any],
-         stack_tags: Mapping[str, str]) -> Report:
+         stack_tags: Mapping[str, str], waivers: Sequence[str] = ()) -> Report:
     # What `_configure_runtime_settings` does in the analyzer: policies may ask for the stack.
     set_stack_and_project(graph.stack, graph.project)
     report = Report(stack=graph.stack, resources=len(graph.resources),
@@ -384,12 +393,28 @@ def _run(graph: StackGraph, resolved: Sequence[ResolvedPolicy], stack_config: Ma
         try:
             _await(call())
         except UnknownValueError as error:
-            # What the analyzer answers (advisory, whatever the policy's level); the engine
-            # attributes a resource policy's diagnostic to the analyzed resource.
+            if graph.preview:
+                # What the analyzer answers (advisory, whatever the policy's level); the engine
+                # attributes a resource policy's diagnostic to the analyzed resource. The same
+                # policy runs again during the update, when the value is known.
+                report.violations.append(Violation(
+                    item.policy.name, EnforcementLevel.ADVISORY, urn,
+                    f"can't run policy '{item.policy.name}' from policy pack '{pack}' during "
+                    f"preview: {unknown_error_message(error)}", item.policy.description,
+                    judged=False))
+                return
+            # As `pulumi up` sees it, a value still unknown is one the offline evaluation
+            # cannot know (another stack's output, an output the harness does not compute):
+            # the policy judged nothing, which never passes silently. It keeps its level
+            # unless the run waives it explicitly (--waive-unjudged).
+            waived = _waived(waivers, item.policy.name, urn)
             report.violations.append(Violation(
-                item.policy.name, EnforcementLevel.ADVISORY, urn,
-                f"can't run policy '{item.policy.name}' from policy pack '{pack}' during "
-                f"preview: {unknown_error_message(error)}", item.policy.description, judged=False))
+                item.policy.name, EnforcementLevel.ADVISORY if waived else item.level, urn,
+                f"not judged offline{' (waived)' if waived else ''}: "
+                f"{unknown_error_message(error).replace(' during preview', ' offline')} (an "
+                "output of another stack or one the offline harness does not compute; judge it "
+                "with `pulumi preview --policy-pack policy`, or waive it with --waive-unjudged "
+                f"{item.policy.name})", item.policy.description, judged=False))
         except NotApplicableError as error:
             report.not_applicable.append((item.policy.name, error.reason or ""))
         except Exception as error:  # the analyzer would fail the whole update too
@@ -431,7 +456,8 @@ def _provider_info(provider: PolicyResource | None) -> PolicyProviderResource | 
 def run_policies(graph: StackGraph, *, policies: Sequence[Policy] | None = None,
                  policy_config: Mapping[str, Any] | None = None,
                  stack_config: Mapping[str, Any] | None = None,
-                 stack_tags: Mapping[str, str] | None = None) -> Report:
+                 stack_tags: Mapping[str, str] | None = None,
+                 waivers: Sequence[str] = ()) -> Report:
     """Evaluate `policies` (default: the whole pack) against an evaluated stack."""
     if policies is None:
         from policy.pack import ALL_POLICIES
@@ -439,17 +465,20 @@ def run_policies(graph: StackGraph, *, policies: Sequence[Policy] | None = None,
         policies = ALL_POLICIES
     resolved = resolve_policies(policies, policy_config)
     context = contextvars.Context()
-    return context.run(_run, graph, resolved, dict(stack_config or {}), dict(stack_tags or {}))
+    return context.run(_run, graph, resolved, dict(stack_config or {}), dict(stack_tags or {}),
+                       tuple(waivers))
 
 
 def check_program(program_dir: Path | str, stack: str, *,
                   policy_config: Mapping[str, Any] | None = None,
-                  preview: bool = False) -> Report:
+                  preview: bool = False, waivers: Sequence[str] = ()) -> Report:
     """Evaluate a Pulumi Python program's stack (as `pulumi up`, or as `pulumi preview` of a
-    first deployment) and run the pack on it."""
+    first deployment) and run the pack on it. As `up`, whatever the offline evaluation cannot
+    know stays unknown (not None), so a policy that needs it is reported "not judged"."""
     spec = harness.load_program_stack(program_dir, stack)
-    graph = harness.evaluate_program(program_dir, stack, preview=preview)
-    return run_policies(graph, policy_config=policy_config, stack_config=spec.config)
+    graph = harness.evaluate_program(program_dir, stack, preview=preview, unknown_uncomputed=True)
+    return run_policies(graph, policy_config=policy_config, stack_config=spec.config,
+                        waivers=waivers)
 
 
 def pack_version() -> str:
@@ -474,10 +503,12 @@ def format_report(report: Report) -> str:
             lines.append(f"          {v.urn}")
         for text in v.message.splitlines():
             lines.append(f"          {text}")
-    judged_advisory = len(report.advisory) - len(report.not_judged)
+    judged_mandatory = sum(1 for v in report.mandatory if v.judged)
+    judged_advisory = sum(1 for v in report.advisory if v.judged)
+    when = "at preview" if report.preview else "offline"
     lines.append(f"Summary: stack {report.stack}{' (preview)' if report.preview else ''}: "
-                 f"{len(report.mandatory)} mandatory, {judged_advisory} advisory violation(s), "
-                 f"{len(report.not_judged)} not judged at preview; {report.policies} policies "
+                 f"{judged_mandatory} mandatory, {judged_advisory} advisory violation(s), "
+                 f"{len(report.not_judged)} not judged {when}; {report.policies} policies "
                  f"over {report.resources} resources")
     return "\n".join(lines)
 
@@ -502,11 +533,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--preview", action="store_true",
                         help="evaluate as `pulumi preview` of a first deployment (computed "
                              "outputs unknown) instead of as `pulumi up`")
+    parser.add_argument("--waive-unjudged", action="append", default=[], metavar="POLICY[:NAME]",
+                        help="accept that POLICY (on every resource, or on the resource with "
+                             "logical name NAME) cannot be judged offline because an input is "
+                             "unknown; without it, such a mandatory policy fails the run")
     options = parser.parse_args(argv)
     try:
         policy_config = json.loads(Path(options.config).read_text()) if options.config else None
         report = check_program(options.program, options.stack, policy_config=policy_config,
-                               preview=options.preview)
+                               preview=options.preview, waivers=options.waive_unjudged)
     except (PolicyConfigError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
