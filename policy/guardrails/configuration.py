@@ -9,7 +9,7 @@ they sit under, JSON text decoded and walked, `{key, value}` pairs read as name 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pulumi_policy import Policy, ResourceValidationArgs, Severity
@@ -42,7 +42,7 @@ def _not_secret_flagged(value: Any) -> Any:
         if value.get("isValueSecret") is True or str(value.get("isValueSecret")).lower() == "true":
             return None
         return {k: _not_secret_flagged(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
         return [_not_secret_flagged(v) for v in value]
     return value
 
