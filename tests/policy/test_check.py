@@ -38,7 +38,7 @@ EXPECTED_MANDATORY = {
     "cognito-threat-protection", "cognito-admin-only-sign-up",
     "kms-key-rotation", "kms-no-wildcard-principal", "logs-retention-minimum", "logs-kms-encryption",
     "sqs-cmk-encryption", "sqs-ssl-only", "route53-latency-records-health-checked",
-    "allowed-regions", "required-tags",
+    "allowed-regions", "required-tags", "aws-home-account-declared",
 }
 EXPECTED_ADVISORY = {"apigateway-xray-tracing", "lambda-reserved-concurrency", "sqs-dead-letters-kept"}
 

@@ -16,10 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pulumi_policy import StackValidationArgs
 
+from .evasions import EVASIONS, SECURE
 from .support import STACK_POLICIES, fired, stack_resources
 from .test_guardrails import RESOURCE_CASES, STACK_CASES
 
-SETTINGS = settings(max_examples=40, deadline=None, derandomize=True,
+SETTINGS = settings(max_examples=25, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 scalars = st.one_of(
@@ -52,7 +53,8 @@ documents = st.fixed_dictionaries({"Statement": st.one_of(statements, st.lists(s
                                   optional={"Version": json_values, "Id": json_values})
 document_values = st.one_of(documents.map(json.dumps), documents, json_values, st.just("{not json"))
 
-DOCUMENT_KEYS = {"policy", "assumeRolePolicy", "policyDocument", "templateBody"}
+DOCUMENT_KEYS = {"policy", "assumeRolePolicy", "policyDocument", "templateBody", "body", "definition",
+                 "ruleJson", "desiredState"}
 
 
 def mutate(value: Any, data: st.DataObject, path: str = "") -> Any:
@@ -78,6 +80,9 @@ for _case in RESOURCE_CASES:
     for _props in [_case[2], *(bad for bad, _ in _case[3])]:
         if _props is not None:
             STARTS_BY_TYPE.setdefault(_case[1], []).append(_props)
+for _corpus_case in [*EVASIONS, *SECURE]:  # the issue-21 corpus: every class's shapes
+    if _corpus_case.kind == "resource":
+        STARTS_BY_TYPE.setdefault(_corpus_case.spec[0], []).append(dict(_corpus_case.spec[1]))
 
 
 @pytest.mark.parametrize("type_", sorted(STARTS_BY_TYPE), ids=lambda t: t.rsplit(":", 1)[-1])
@@ -89,7 +94,8 @@ def test_no_resource_guardrail_raises_on_mutated_props(type_, data):
     fired(type_, props)  # any exception fails the test, naming the policy in the traceback
 
 
-STACK_STARTS = [c[1] for c in STACK_CASES] + [b for c in STACK_CASES for b, _ in c[2]]
+STACK_STARTS = [c[1] for c in STACK_CASES] + [b for c in STACK_CASES for b, _ in c[2]] + \
+    [c.spec for c in [*EVASIONS, *SECURE] if c.kind == "stack"]
 
 
 @pytest.mark.parametrize("start", STACK_STARTS, ids=[f"stack-{i}" for i in range(len(STACK_STARTS))])

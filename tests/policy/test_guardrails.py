@@ -674,8 +674,14 @@ def test_stack_guardrail_passes_compliant_and_names_each_violation(name, good, b
 
 
 def test_every_guardrail_has_a_passing_and_a_failing_case():
-    failing = {c[0] for c in RESOURCE_CASES if c[3]} | {c[0] for c in STACK_CASES if c[2]}
-    passing = {c[0] for c in RESOURCE_CASES if c[2] is not None} | {c[0] for c in STACK_CASES}
+    """Here, or in the issue-21 corpus (tests/policy/evasions.py: evasions fail a guardrail,
+    secure counterparts pass the ones they name)."""
+    from .evasions import EVASIONS, SECURE
+
+    failing = {c[0] for c in RESOURCE_CASES if c[3]} | {c[0] for c in STACK_CASES if c[2]} | \
+        {c.guardrails[0] for c in EVASIONS}
+    passing = {c[0] for c in RESOURCE_CASES if c[2] is not None} | {c[0] for c in STACK_CASES} | \
+        {g for c in SECURE for g in c.guardrails}
     for policy in ALL_POLICIES:
         assert isinstance(policy, (ResourceValidationPolicy, StackValidationPolicy))
         assert policy.name in failing, f"{policy.name} has no failing case"
