@@ -27,7 +27,7 @@ def _ssl_only(args: StackValidationArgs) -> Iterator[tuple[str, str | None]]:
         candidates = [topic.props.get("policy")] + [p.get("policy") for p in policies
                                                      if str(p.get("arn")) == arn]
         problem = tls_only_problem([c for c in candidates if c], "sns",
-                                   lambda _doc, a=arn: [a or "*"])
+                                   lambda _doc: [arn or "*"])
         if problem:
             yield f"topic policy is not TLS-only (aws:SecureTransport): {problem}", topic.urn
 

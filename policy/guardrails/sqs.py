@@ -52,7 +52,7 @@ def _ssl_only(args: StackValidationArgs) -> Iterator[tuple[str, str | None]]:
             continue
         arn = queue.props.get("arn")
         problem = tls_only_problem(_queue_policies(queue, queue_policies), "sqs",
-                                   lambda _doc, a=arn: [str(a) if a else "*"])
+                                   lambda _doc: [str(arn) if arn else "*"])
         if problem:
             yield f"queue policy is not TLS-only (aws:SecureTransport): {problem}", queue.urn
 

@@ -50,6 +50,7 @@ def managed_policy_name(arn: str) -> str | None:
     return arn.rsplit("/", 1)[-1]
 
 
-def managed_policy_document(arn: str) -> dict[str, Any] | None:
+def managed_policy_document(arn: str) -> Mapping[str, Any] | None:
     name = managed_policy_name(arn)
-    return AWS_MANAGED_POLICIES.get(name) if name else None
+    document = AWS_MANAGED_POLICIES.get(name) if name else None
+    return document if isinstance(document, Mapping) else None
