@@ -1,7 +1,7 @@
 """Resources the pack would otherwise never see, and grants that leave the account through
 side doors.
 
-* **Wrappers**: `aws.cloudcontrol.Resource`, CloudFormation stacks and stack sets, Serverless
+* **Wrappers**: Cloud Control resources (`aws:cloudcontrol/resource:Resource`), CloudFormation stacks and stack sets, Serverless
   Application Repository stacks and every `aws-native` resource declare AWS resources the
   pack's typed guardrails do not read (a public bucket through Cloud Control is still a
   public bucket). Each wrapped type is refused unless `ALLOWED_WRAPPED_TYPES` lists it with
