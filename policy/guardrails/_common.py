@@ -147,7 +147,7 @@ def provider_setting(provider: Any, key: str) -> Any:
     if isinstance(value, str) and value.strip()[:1] in ("[", "{", '"'):
         try:
             return json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             return value
     return value
 

@@ -24,7 +24,7 @@ def rules_of(props: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     if isinstance(text, str) and text.strip():
         try:
             parsed = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             parsed = []
         rules += [_camel(r) for r in as_list(parsed) if isinstance(r, Mapping)]
     return rules

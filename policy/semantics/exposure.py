@@ -214,7 +214,8 @@ _POSITIVE_OF = {"stringnotequals": "stringequals", "stringnotlike": "stringlike"
                 "stringnotequalsignorecase": "stringequalsignorecase", "notipaddress": "ipaddress"}
 
 
-def _everyone(principal: Mapping[str, tuple[str, ...]] | None) -> bool:
+def everyone(principal: Mapping[str, tuple[str, ...]] | None) -> bool:
+    """`"*"` or `{"AWS": "*"}`: every principal of every account."""
     if principal is None:
         return False
     return any((kind == "*" or kind.upper() == "AWS") and any(globs.scopes_nothing(i.strip()) for i in ids)
@@ -239,7 +240,7 @@ def deny_guards(document: Mapping[str, Any] | None, allow: Statement) -> list[Co
     guards = []
     for deny in statements(document):
         if not deny.denies or deny.not_principal is not None or deny.not_actions is not None \
-                or deny.not_resources is not None or not _everyone(deny.principal):
+                or deny.not_resources is not None or not everyone(deny.principal):
             continue
         if len(deny.conditions) != 1:
             continue  # several conditions narrow the Deny (all must hold)

@@ -165,7 +165,7 @@ def _decoded(text: str) -> Any:
     if stripped[:1] in ("{", "[") and len(stripped) >= 2:
         try:
             return json.loads(stripped)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
     return None
 

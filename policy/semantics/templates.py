@@ -38,11 +38,11 @@ def load(value: Any) -> Mapping[str, Any] | None:
         return None
     try:
         parsed = json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):
         try:
             parsed = yaml.load(value, Loader=_TolerantLoader)  # noqa: S506 - SafeLoader subclass
-        except yaml.YAMLError:
-            return None
+        except (yaml.YAMLError, ValueError, TypeError, RecursionError):
+            return None  # e.g. `2020-13-45` read as a date, or nesting too deep to read
     return parsed if isinstance(parsed, Mapping) else None
 
 

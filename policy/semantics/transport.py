@@ -14,13 +14,11 @@ from typing import Any
 
 from . import globs
 from .documents import Statement, statements
+from .exposure import everyone
 
 
 def _everyone(statement: Statement) -> bool:
-    if statement.not_principal is not None or statement.principal is None:
-        return False
-    return any((kind == "*" or kind.upper() == "AWS") and any(globs.scopes_nothing(i.strip()) for i in ids)
-               for kind, ids in statement.principal.items())
+    return statement.not_principal is None and everyone(statement.principal)
 
 
 def _only_insecure_transport(statement: Statement) -> bool:
