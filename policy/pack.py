@@ -12,6 +12,8 @@ from policy.guardrails import (
     apigateway,
     cloudfront,
     cognito,
+    configuration,
+    coverage,
     data,
     events,
     iam,
@@ -38,6 +40,7 @@ ALL_POLICIES: list[Policy] = [
     *data.POLICIES,
     *iam.POLICIES,
     *lambda_.POLICIES,
+    *configuration.POLICIES,
     *stepfunctions.POLICIES,
     *pipes.POLICIES,
     *apigateway.POLICIES,
@@ -53,6 +56,7 @@ ALL_POLICIES: list[Policy] = [
     *logs.POLICIES,
     *route53.POLICIES,
     *stack.POLICIES,
+    *coverage.POLICIES,
 ]
 
 __all__ = ["ALL_POLICIES", "ANCHORS", "PACK_NAME", "build_pack"]
