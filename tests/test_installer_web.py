@@ -67,7 +67,7 @@ def test_the_bucket_is_private_encrypted_and_read_only_by_this_distribution(dev_
                                                           "kmsMasterKeyId": key.outputs["arn"]}
     distribution = only(dev_graph, DISTRIBUTION)
     policy = only(dev_graph, "aws:s3/bucketPolicy:BucketPolicy").inputs["policy"]
-    objects = f"{bucket.outputs['arn']}/*"
+    objects = f"arn:aws:s3:::{bucket.inputs['bucket']}/*"
     ours = {"AWS:SourceArn": distribution.outputs["arn"], "aws:SecureTransport": "true"}
     cloudfront = ("Service", "cloudfront.amazonaws.com")
     assert allows([policy], "s3:GetObject", objects, context=ours, principal=cloudfront)

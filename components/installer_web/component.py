@@ -205,8 +205,9 @@ class InstallerWeb(pulumi.ComponentResource):
             tags=tags, opts=pulumi.ResourceOptions(parent=self, depends_on=[block]))
         aws.s3.BucketPolicy(
             f"{name}-bucket-policy", region=region, bucket=self.bucket.id,
-            policy=pulumi.Output.all(self.bucket.arn, self.distribution.arn).apply(
-                lambda v: bucket_policy(bucket_arn=v[0], distribution_arn=v[1])),
+            policy=pulumi.Output.all(account.partition, self.bucket.bucket,
+                                     self.distribution.arn).apply(
+                lambda v: bucket_policy(bucket_arn=f"arn:{v[0]}:s3:::{v[1]}", distribution_arn=v[2])),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[block]))
         aws.kms.KeyPolicy(
             f"{name}-key-policy", region=region, key_id=self.key.key_id,

@@ -84,18 +84,20 @@ def _origin_access_control(args: ResourceValidationArgs) -> Iterator[str]:
                 yield "origin access control does not sign with sigv4"
         return
     for origin in as_list(args.props.get("origins")):
-        domain = str(get(origin, "domainName") or "")
         name = get(origin, "originId")
+        if get(origin, "s3OriginConfig", "originAccessIdentity"):
+            yield f"origin {name} uses a legacy origin access identity; use origin access control"
+            continue
+        if get(origin, "originAccessControlId"):
+            continue  # signed by OAC: the bucket stays private (the domain need not be known)
+        domain = str(get(origin, "domainName") or "")
         if _S3_WEBSITE.search(domain):
             yield (f"origin {name} is an S3 website endpoint, which needs a public bucket; use the "
                    "bucket's regional domain with origin access control")
-        elif get(origin, "s3OriginConfig", "originAccessIdentity"):
-            yield f"origin {name} uses a legacy origin access identity; use origin access control"
         elif get(origin, "customOriginConfig") is None or _S3_DOMAIN.search(domain):
             # Not a custom origin (or an S3 bucket behind one): only OAC keeps the bucket private.
-            if not get(origin, "originAccessControlId"):
-                yield (f"origin {name} has no origin access control: an S3 bucket behind it "
-                       "would have to be public")
+            yield (f"origin {name} has no origin access control: an S3 bucket behind it "
+                   "would have to be public")
 
 
 def _directives(csp: str) -> dict[str, list[str]]:
