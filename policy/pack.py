@@ -10,7 +10,10 @@ from pulumi_policy import EnforcementLevel, Policy
 
 from policy.guardrails import (
     apigateway,
+    cloudfront,
     cognito,
+    configuration,
+    coverage,
     data,
     events,
     iam,
@@ -37,6 +40,7 @@ ALL_POLICIES: list[Policy] = [
     *data.POLICIES,
     *iam.POLICIES,
     *lambda_.POLICIES,
+    *configuration.POLICIES,
     *stepfunctions.POLICIES,
     *pipes.POLICIES,
     *apigateway.POLICIES,
@@ -45,12 +49,14 @@ ALL_POLICIES: list[Policy] = [
     *kms.POLICIES,
     *secretsmanager.POLICIES,
     *s3.POLICIES,
+    *cloudfront.POLICIES,
     *sns.POLICIES,
     *sqs.POLICIES,
     *events.POLICIES,
     *logs.POLICIES,
     *route53.POLICIES,
     *stack.POLICIES,
+    *coverage.POLICIES,
 ]
 
 __all__ = ["ALL_POLICIES", "ANCHORS", "PACK_NAME", "build_pack"]

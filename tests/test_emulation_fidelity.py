@@ -23,13 +23,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from components.edge.device_policy import device_policy_document
+from components.fleet_provisioning.component import ALLOW_LIST_ADMINS_GROUP, INSTALLERS_GROUP
 from components.iam import service_trust_policy
 from tests.support.certificates import issue
 from tests.support.cvm import new_csr
 from tools.harness import ACCOUNT_ID, StackGraph
 from tools.local.emulation import fleet_provisioning as fleet_module
 from tools.local.emulation.api_gateway import ApiGateway
-from tools.local.emulation.fleet_provisioning import FleetProvisioning, Rejected, role_for
+from tools.local.emulation.fleet_provisioning import FleetProvisioning, Rejected, declared, role_for
 from tools.local.emulation.iot_data import ConnectionRefused, IotData
 from tools.local.emulation.lambdas import FunctionTimeout, InvokeDenied, LambdaRuntime
 from tools.local.emulation.policy import AccessDenied, allows, permits, role_policies
@@ -638,26 +639,39 @@ def test_a_pipe_runs_only_with_a_role_that_fits(world: World) -> None:
 
 # --- fleet provisioning and Cognito ---------------------------------------------------------
 
-def id_token(*groups: str) -> str:
-    return jwt.encode({"cognito:groups": list(groups), "sub": "x"}, "k", algorithm="HS256")
+def logins(world: World, *groups: str, **claims: Any) -> dict[str, str]:
+    """An ID token of the region's app client (as Cognito issues it), in GetCredentialsForIdentity's Logins."""
+    pool = declared(world, "aws:cognito/userPool:UserPool", A)
+    client = declared(world, "aws:cognito/userPoolClient:UserPoolClient", A)
+    token = {"iss": f"https://{pool['endpoint']}", "aud": client["id"], "token_use": "id", "sub": "x",
+             "exp": time.time() + 60, "cognito:groups": list(groups), **claims}
+    return {pool["endpoint"]: jwt.encode(token, "k" * 32, algorithm="HS256")}
 
 
-def installers(world: World) -> dict[str, Any]:
-    [group] = world.declared("aws:cognito/userGroup:UserGroup", A)
-    return world.state(group)
+def groups(world: World) -> dict[str, str]:
+    return {g["name"]: g["roleArn"] for g in map(world.state, world.declared("aws:cognito/userGroup:UserGroup", A))}
 
 
 def test_the_identity_pool_picks_the_role_from_the_group(world: World) -> None:
-    group = installers(world)
-    assert role_for(world, A, id_token(group["name"])) == group["roleArn"]
-    for groups in ((), ("strangers",)):
-        with pytest.raises(AccessDenied, match="no single role"):
-            role_for(world, A, id_token(*groups))
+    roles = groups(world)
+    installer, admin = roles[INSTALLERS_GROUP], roles[ALLOW_LIST_ADMINS_GROUP]
+    assert role_for(world, A, logins(world, INSTALLERS_GROUP)) == installer
+    assert role_for(world, A, logins(world, ALLOW_LIST_ADMINS_GROUP), admin) == admin
+    both = logins(world, INSTALLERS_GROUP, ALLOW_LIST_ADMINS_GROUP)
+    assert role_for(world, A, both) == installer  # the better (lower) precedence
+    assert role_for(world, A, both, admin) == admin  # a CustomRoleArn among the token's roles
+    refused = [(logins(world, INSTALLERS_GROUP), admin, "no single role"), (logins(world), None, "no single role"),
+               (logins(world, "strangers"), None, "no single role"), ({}, None, "unauthenticated"),
+               (logins(world, INSTALLERS_GROUP, exp=time.time() - 1), None, "unexpired"),
+               (logins(world, INSTALLERS_GROUP, aud="another-client"), None, "app client")]
+    for login, custom, why in refused:
+        with pytest.raises(AccessDenied, match=why):
+            role_for(world, A, login, custom)
 
 
 def claim(world: World) -> str:
     template = world.emulation(FleetProvisioning)[A]
-    policies = role_policies(world.client("iam", "us-east-1"), installers(world)["roleArn"])
+    policies = role_policies(world.client("iam", "us-east-1"), groups(world)[INSTALLERS_GROUP])
     with pytest.raises(AccessDenied):
         template.create_provisioning_claim([{"Statement": []}], template.name)
     return str(template.create_provisioning_claim(policies, template.name)["certificateId"])

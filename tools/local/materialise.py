@@ -256,8 +256,17 @@ def _table(world: World, resource: RecordedResource) -> list[str]:
     """One regional table per replica region of the world (same name, streams as declared)."""
     state = world.state(resource)
     declared_replicas = {r.get("regionName"): r for r in resource.outputs.get("replicas") or []}
-    keys = [{"AttributeName": state["hashKey"], "KeyType": "HASH"}] + (
-        [{"AttributeName": state["rangeKey"], "KeyType": "RANGE"}] if state.get("rangeKey") else [])
+    def keys(spec: Mapping[str, Any]) -> list[dict[str, str]]:  # pulumi-aws v7 indexes: keySchemas
+        return [{"AttributeName": k["attributeName"], "KeyType": k["keyType"]} for k in spec.get("keySchemas") or [
+            {"attributeName": spec["hashKey"], "keyType": "HASH"},
+            *([{"attributeName": spec["rangeKey"], "keyType": "RANGE"}] if spec.get("rangeKey") else [])]]
+    provisioned = (state.get("billingMode") or "PROVISIONED") == "PROVISIONED"
+    throughput = {"ProvisionedThroughput": {"ReadCapacityUnits": int(state.get("readCapacity") or 1),
+                                            "WriteCapacityUnits": int(state.get("writeCapacity") or 1)}}
+    indexes = [{"IndexName": i["name"], "KeySchema": keys(i), **(throughput if provisioned else {}), "Projection": {
+        "ProjectionType": i.get("projectionType") or "ALL",
+        **({"NonKeyAttributes": list(i["nonKeyAttributes"])} if i.get("nonKeyAttributes") else {})}}
+        for i in state.get("globalSecondaryIndexes") or []]
     made = []
     for region, replica in table_regions(state, str(resource.region)).items():
         if region not in world.regions:
@@ -266,12 +275,10 @@ def _table(world: World, resource: RecordedResource) -> list[str]:
         key = replica.get("kmsKeyArn") if replica else sse.get("kmsKeyArn")
         dynamodb = world.client("dynamodb", region)
         description = dynamodb.create_table(
-            TableName=state["name"], KeySchema=keys, BillingMode=state.get("billingMode") or "PROVISIONED",
+            TableName=state["name"], KeySchema=keys(state), BillingMode=state.get("billingMode") or "PROVISIONED",
             AttributeDefinitions=[{"AttributeName": a["name"], "AttributeType": a["type"]}
                                   for a in state.get("attributes") or []],
-            **({"ProvisionedThroughput": {"ReadCapacityUnits": int(state.get("readCapacity") or 1),
-                                          "WriteCapacityUnits": int(state.get("writeCapacity") or 1)}}
-               if (state.get("billingMode") or "PROVISIONED") == "PROVISIONED" else {}),
+            **(throughput if provisioned else {}), **({"GlobalSecondaryIndexes": indexes} if indexes else {}),
             **({"StreamSpecification": {"StreamEnabled": True, "StreamViewType": state.get("streamViewType")}}
                if state.get("streamEnabled") else {}),
             **({"SSESpecification": {"Enabled": True, "SSEType": "KMS", **({"KMSMasterKeyId": key} if key else {})}}

@@ -98,7 +98,7 @@ def _run_journeys(world: World, selected: list[journeys.Journey], report: RunRep
 def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | None = None) -> RunReport:
     """Run the stack locally. Raises SetupError when it cannot start; otherwise the report
     says what passed and failed."""
-    from policy.check import format_report, run_policies
+    from tools.policy_check import format_report, run_policies
 
     progress = progress or Progress(enabled=False)
     started = time.monotonic()
@@ -131,7 +131,7 @@ def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | N
     report = RunReport(stack=options.stack, regions=regions, broken_wires=list(options.breaks),
                        config_added=notes)
 
-    progress.phase("enforcing the policy pack (policy.check)")
+    progress.phase("enforcing the policy pack (tools.policy_check)")
     path = POLICY_CONFIG_DIR / f"{options.stack}.json"
     policy_config = json.loads(path.read_text()) if path.is_file() else None
     if policy_report is None:
@@ -176,9 +176,8 @@ def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | N
                     _run_journeys(world, selected, report, progress)
                     report.seconds = time.monotonic() - started
                     if hold is not None:
-                        with world.serve() as endpoint:
-                            report.endpoint = endpoint
-                            hold(report, world)
+                        report.endpoint = world.serve()
+                        hold(report, world)
                 finally:
                     report.warnings += _drain(world)
                 progress.phase("stopping the emulations")

@@ -105,6 +105,7 @@ class World:
     background: bool = False  # stream consumers on their own thread (else `settle()`)
     endpoint: str = ""  # set by serve()
     _clients: dict[tuple[str, str], Any] = field(default_factory=dict)
+    _closing: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -168,20 +169,19 @@ class World:
         """A global table's name as the program exports it (`device-inventory`...)."""
         return str(self.graph.outputs["tables"][key]["name"])
 
-    @contextlib.contextmanager
-    def serve(self) -> Iterator[str]:
-        """The world over HTTP on 127.0.0.1 (a free port), for the AWS CLI, in the block."""
-        from moto.server import ThreadedMotoServer
+    def serve(self) -> str:
+        """The world over HTTP on 127.0.0.1 (a free port) until it closes: for the AWS CLI
+        (`--keep`) and the emulations that forward to moto (the installer web app's gateway)."""
+        if not self.endpoint:
+            from moto.server import ThreadedMotoServer
 
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        try:
+            server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+            server.start()
+            self._closing.callback(getattr(server, "_server").server_close)  # stop() leaves it open
+            self._closing.callback(server.stop)
             host, port = server.get_host_and_port()
             self.endpoint = f"http://{host}:{port}"
-            yield self.endpoint
-        finally:
-            server.stop()
-            getattr(server, "_server").server_close()  # stop() leaves the socket open
+        return self.endpoint
 
 
 @contextlib.contextmanager
@@ -196,7 +196,7 @@ def open_world(graph: StackGraph, *, regions: Sequence[str], pki: LocalPki,
 
     world = World(graph=graph, regions=tuple(regions), pki=pki, capabilities_run=None if capabilities is None
                   else frozenset(capabilities), **context)
-    with contextlib.ExitStack() as stack:
+    with world._closing as stack:
         stack.enter_context(mock.patch.dict(os.environ, {**ENVIRONMENT, "AWS_DEFAULT_REGION": world.primary_region}))
         for name in ("werkzeug", "moto.stepfunctions.parser"):  # a line per request, per ASL error
             logger = logging.getLogger(name)

@@ -46,9 +46,30 @@ def declared(world: World, type_token: str, region: str) -> dict[str, Any]:
     return {**world.state(found), "id": world.resolver(found.id)}
 
 
-def role_for(world: World, region: str, id_token: str) -> str:
-    """The identity pool's role (ARN) for this ID token: the declared Token mapping picks
-    the group's role, ambiguous or none is Deny; the role must trust this pool."""
+def login(world: World, region: str, logins: Mapping[str, str]) -> dict[str, Any]:
+    """The ID token's claims if `logins` is what the identity pool accepts (GetId and
+    GetCredentialsForIdentity): an unexpired ID token of this pool's app client, no guests."""
+    user_pool = declared(world, "aws:cognito/userPool:UserPool", region)
+    client = declared(world, "aws:cognito/userPoolClient:UserPoolClient", region)
+    if set(logins) != {user_pool["endpoint"]}:
+        raise AccessDenied(f"logins {sorted(logins)}: this identity pool trusts only {user_pool['endpoint']}"
+                           " (unauthenticated access is not supported for this identity pool)")
+    try:
+        claims = dict(jwt.decode(logins[user_pool["endpoint"]], options={"verify_signature": False}))
+    except jwt.PyJWTError:
+        raise AccessDenied("Invalid login token.") from None
+    if (claims.get("iss"), claims.get("token_use"), claims.get("aud")) != (
+            f"https://{user_pool['endpoint']}", "id", client["id"]) or claims.get("exp", 0) < time.time():
+        raise AccessDenied("Invalid login token: not an unexpired ID token of this pool's app client")
+    return claims
+
+
+def role_for(world: World, region: str, logins: Mapping[str, str], custom_role_arn: str | None = None) -> str:
+    """The role (ARN) GetCredentialsForIdentity hands out for these Logins, as AWS documents
+    Token mapping ("Role-based access control"): the CustomRoleArn asked for if it is one of
+    the token's roles; else the only role, or the group of lowest precedence; else the
+    ambiguous-role resolution (declared: Deny). The role must trust this pool."""
+    claims = login(world, region, logins)
     pool = declared(world, "aws:cognito/identityPool:IdentityPool", region)
     [mapping] = declared(world, "aws:cognito/identityPoolRoleAttachment:IdentityPoolRoleAttachment",
                          region)["roleMappings"]
@@ -58,19 +79,27 @@ def role_for(world: World, region: str, id_token: str) -> str:
         raise AccessDenied(f"the role mapping names {mapping['identityProvider']}, not this pool's client")
     if (mapping["type"], mapping["ambiguousRoleResolution"]) != ("Token", "Deny"):
         raise AccessDenied(f"role mapping {mapping['type']}/{mapping['ambiguousRoleResolution']}: not Token/Deny")
-    idp = world.client("cognito-idp", region)
-    groups = jwt.decode(id_token, options={"verify_signature": False}).get("cognito:groups", [])
-    roles = [g["RoleArn"] for g in idp.list_groups(UserPoolId=user_pool["id"])["Groups"]
-             if g["GroupName"] in groups and g.get("RoleArn")]
+    groups = claims.get("cognito:groups", [])
+    mine = [g for g in world.client("cognito-idp", region).list_groups(UserPoolId=user_pool["id"])["Groups"]
+            if g["GroupName"] in groups and g.get("RoleArn")]
+    roles = {g["RoleArn"] for g in mine}  # the token's cognito:roles
+    ranked = sorted((g["Precedence"], g["RoleArn"]) for g in mine if "Precedence" in g)
+    best = {arn for rank, arn in ranked if rank == ranked[0][0]}
+    if custom_role_arn is not None:  # asked for: must be one of the token's roles
+        roles = {custom_role_arn} & roles
+    elif len(roles) > 1 and len(best) == 1:  # else the preferred role (lowest precedence)
+        roles = best
     if len(roles) != 1:
-        raise AccessDenied(f"no single role for groups {groups}")
+        raise AccessDenied(f"no single role for groups {groups}" + (
+            f" (CustomRoleArn {custom_role_arn})" if custom_role_arn else ""))
+    [role] = roles
     trust = world.client("iam", GLOBAL_SERVICE_REGION).get_role(
-        RoleName=roles[0].rsplit("/", 1)[-1])["Role"]["AssumeRolePolicyDocument"]
+        RoleName=role.rsplit("/", 1)[-1])["Role"]["AssumeRolePolicyDocument"]
     if not trust_allows(trust, ("Federated", "cognito-identity.amazonaws.com"), "sts:AssumeRoleWithWebIdentity", {
             "cognito-identity.amazonaws.com:aud": pool["id"],
             "cognito-identity.amazonaws.com:amr": ["authenticated", user_pool["endpoint"]]}):
-        raise AccessDenied(f"{roles[0]} does not trust this identity pool")
-    return str(roles[0])
+        raise AccessDenied(f"{role} does not trust this identity pool")
+    return str(role)
 
 
 class IdentityPoolClient:
@@ -83,11 +112,11 @@ class IdentityPoolClient:
         self.role: str | None = None
 
     def get_id(self, **kwargs: Any) -> Any:
+        login(self.world, self.region, kwargs.get("Logins") or {})
         return self.moto.get_id(**kwargs)
 
     def get_credentials_for_identity(self, **kwargs: Any) -> Any:
-        [id_token] = kwargs["Logins"].values()
-        self.role = role_for(self.world, self.region, id_token)
+        self.role = role_for(self.world, self.region, kwargs["Logins"], kwargs.get("CustomRoleArn"))
         return self.moto.get_credentials_for_identity(**kwargs)
 
 

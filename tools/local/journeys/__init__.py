@@ -120,8 +120,12 @@ class JourneyRun:
     def _record(self, title: str, region: str | None, outcome: Outcome, checked: str, detail: str) -> None:
         self.result.steps.append(StepResult(title, region, outcome, checked, detail))
 
-    def skipped(self, title: str, *, region: str | None = None, reason: str) -> None:
-        self._record(title, region, Outcome.SKIPPED, "", reason)
+    def skipped(self, title: str, *, region: str | None = None, reason: str,
+                outcome: Outcome = Outcome.SKIPPED) -> None:
+        self._record(title, region, outcome, "", reason)
+
+    def pending(self, title: str, *, region: str | None = None, reason: str) -> None:
+        self.skipped(title, region=region, reason=reason, outcome=Outcome.PENDING)
 
     def regions_with(self, capability: str, title: str) -> list[str]:
         """The run's regions where `capability` is enabled; the others get `title` skipped."""
@@ -146,8 +150,8 @@ class JourneyRun:
                                            f" the row written in {region}")
             title = f"{thing} usable in {other} without {without}"
             if "replication" not in world.capabilities(other):
-                self._record(title, other, Outcome.PENDING, "", f"needs capability 'replication', which "
-                                                                f"stack {world.stack} does not have")
+                self.pending(title, region=other, reason=f"needs capability 'replication', which stack "
+                                                         f"{world.stack} does not have")
                 continue
             with self.step(title, region=other) as step:
                 allowed, why = seen.wait_for(partial(world.emulation(IotData).authorize_connect, other, pem, thing),

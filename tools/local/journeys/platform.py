@@ -59,7 +59,7 @@ def pki_bootstrap(run: JourneyRun) -> None:
 @journey("policy-violation", "A policy-pack violation injected into a copy of the stack is reported",
          needs_runtime=False, order=90)
 def policy_violation(run: JourneyRun) -> None:
-    from policy.check import run_policies
+    from tools.policy_check import run_policies
 
     world = run.world
     evaluated = world.evaluated or world.graph
