@@ -685,14 +685,17 @@ LAYER_ENV = "IOTMR_LAMBDA_LAYER_ZIP"
 
 
 def offline_layer_stand_in() -> Path:
-    """An empty, deterministic zip standing in for the dependencies layer when it has not
-    been built (`python -m tools.package_lambda`): evaluation needs a file, not its content."""
+    """A deterministic zip standing in for the dependencies layer when it has not been built
+    (`python -m tools.package_lambda`): the shared contracts only, no third-party packages.
+    Named by its content, so checkouts with different contracts never share one file."""
+    import hashlib
     import tempfile
 
-    from components.packaging import deterministic_zip
+    from components.packaging import contracts_only_layer
 
-    path = Path(tempfile.gettempdir()) / "iotmr-offline-layer-stand-in.zip"
-    data = deterministic_zip([])
+    data = contracts_only_layer()
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / f"iotmr-offline-layer-stand-in-{digest}.zip"
     if not path.is_file() or path.read_bytes() != data:
         # Atomically: parallel test workers may hash it while another one writes it.
         partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
