@@ -15,6 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from lambdas.contracts.inventory import InventoryItem
 from lambdas.cvm_registration import app
 from tests.support.cvm_world import (
     CONTEXT,
@@ -82,6 +83,7 @@ def test_rotation_issues_for_the_new_key_and_revokes_the_old_certificate(registe
     assert item["certificateId"] == {"S": new_id} and item["writerRegion"] == {"S": REGION}
     assert item["revokedCertificateIds"] == {"SS": [old_id]}
     assert item["certificatePem"]["S"] == body["payload"]["certificates"]["device_certificate"]
+    assert InventoryItem.from_attribute_values(item).version == 2  # the contract holds
     assert world.record("sensor-1")["certificateId"] == {"S": new_id}
 
 

@@ -8,11 +8,12 @@ from components.iam import (
     policy_document,
     table_key_statement,
 )
+from lambdas.contracts import allow_list
 
 COGNITO_IDENTITY = "cognito-identity.amazonaws.com"
-# Provisioning-table items the fleet functions may touch (components/fleet_provisioning
-# README: allow-list entries are `fleet#<serial>`; CVM records are keyed otherwise).
-ALLOW_LIST_KEYS = "fleet#*"
+# Provisioning-table items the fleet functions may touch: allow-list entries only
+# (`fleet#<serial>`, lambdas/contracts/allow_list.py); CVM records are keyed otherwise.
+ALLOW_LIST_KEYS = allow_list.IAM_LEADING_KEYS
 
 # What the provisioning template makes AWS IoT do, and nothing more (the managed
 # AWSIoTThingsRegistration policy grants 30 actions on "*"; README.md says why each of the

@@ -149,8 +149,10 @@ def utc_timestamp_problem(value: object) -> str | None:
 
 
 def timestamp(moment: dt.datetime) -> str:
-    """How Python writers stamp `updatedAt`: UTC, seconds, `Z`."""
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """How Python writers stamp `updatedAt` and `notAfter`: UTC, milliseconds, `Z` (the
+    form of Step Functions' `$$.State.EnteredTime`, which the JITR machine writes)."""
+    utc = moment.astimezone(dt.timezone.utc)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
 def _text_problem(value: object) -> str | None:
