@@ -38,10 +38,27 @@ from typing import Any
 
 from .things import thing_name_problem
 
-TABLE_KEY = "thingName"
-TTL_ATTRIBUTE = "expiresAt"
 # A tombstone stays this long, then TTL removes it (TTL removals are not replicated).
 TOMBSTONE_LIFETIME_SECONDS = 30 * 24 * 3600
+
+
+class Attr:
+    """The attribute names (what declared filters, conditions and machines refer to)."""
+
+    THING_NAME = "thingName"
+    CERTIFICATE_ID = "certificateId"
+    CERTIFICATE_PEM = "certificatePem"
+    ISSUER = "issuer"
+    CA_CERTIFICATE_ID = "caCertificateId"
+    ORIGIN_REGION = "originRegion"
+    WRITER_REGION = "writerRegion"
+    STATUS = "status"
+    ONBOARDING = "onboarding"
+    NOT_AFTER = "notAfter"
+    VERSION = "version"
+    UPDATED_AT = "updatedAt"
+    REVOKED_CERTIFICATE_IDS = "revokedCertificateIds"
+    EXPIRES_AT = "expiresAt"
 
 
 class Status:
@@ -76,48 +93,50 @@ class Attribute:
 
 
 ATTRIBUTES: tuple[Attribute, ...] = (
-    Attribute("thingName", "S", "always",
+    Attribute(Attr.THING_NAME, "S", "always",
               "partition key; the AWS IoT thing name (for our CA: the certificate's CN)"),
-    Attribute("certificateId", "S", "always",
+    Attribute(Attr.CERTIFICATE_ID, "S", "always",
               "AWS IoT certificate id (SHA-256 of the DER certificate: the same in every "
               "region)"),
-    Attribute("certificatePem", "S", "always",
+    Attribute(Attr.CERTIFICATE_PEM, "S", "always",
               "the device certificate, so another region can register it without the device"),
-    Attribute("issuer", "S", "always",
+    Attribute(Attr.ISSUER, "S", "always",
               "`OWN_CA` (our intermediate CA: registered elsewhere with `RegisterCertificate` "
               "+ the CA) or `AMAZON` (issued by AWS IoT: `RegisterCertificateWithoutCA`)"),
-    Attribute("caCertificateId", "S", "OWN_CA only",
+    Attribute(Attr.CA_CERTIFICATE_ID, "S", "OWN_CA only",
               "our CA's id as *described* on the certificate in the writer region"),
-    Attribute("originRegion", "S", "always",
+    Attribute(Attr.ORIGIN_REGION, "S", "always",
               "region where the device first registered (never changes)"),
-    Attribute("writerRegion", "S", "always",
+    Attribute(Attr.WRITER_REGION, "S", "always",
               "region that wrote *this version*; replication applies only items whose "
               "`writerRegion` is another region"),
-    Attribute("status", "S", "always",
+    Attribute(Attr.STATUS, "S", "always",
               "`ACTIVE`, `INACTIVE` (disabled, may come back), `REVOKED` (never usable again, "
               "anywhere) or `DELETED` (tombstone)"),
-    Attribute("onboarding", "S", "always", "`JITR`, `CVM`, `FLEET` or `OPERATOR`"),
-    Attribute("notAfter", "S", "always", "certificate expiry (ISO 8601, UTC)"),
-    Attribute("version", "N", "always",
+    Attribute(Attr.ONBOARDING, "S", "always", "`JITR`, `CVM`, `FLEET` or `OPERATOR`"),
+    Attribute(Attr.NOT_AFTER, "S", "always", "certificate expiry (ISO 8601, UTC)"),
+    Attribute(Attr.VERSION, "N", "always",
               "1 on the first write, +1 on every change (conditional write "
               "`version = :read`)"),
-    Attribute("updatedAt", "S", "always", "time of the last change (ISO 8601, UTC)"),
-    Attribute("revokedCertificateIds", "SS", "optional",
+    Attribute(Attr.UPDATED_AT, "S", "always", "time of the last change (ISO 8601, UTC)"),
+    Attribute(Attr.REVOKED_CERTIFICATE_IDS, "SS", "optional",
               "certificates of this thing revoked by rotation or re-issue: revoked in every "
               "region; only ever grows"),
-    Attribute("expiresAt", "N", "DELETED only",
+    Attribute(Attr.EXPIRES_AT, "N", "DELETED only",
               "epoch seconds after which TTL removes the tombstone (TTL removals are not "
               "replicated into the registry)"),
 )
 ATTRIBUTE_TYPES: Mapping[str, str] = {a.name: a.type for a in ATTRIBUTES}
+TABLE_KEY = Attr.THING_NAME
+TTL_ATTRIBUTE = Attr.EXPIRES_AT
 
 # InventoryItem field -> attribute name.
 _FIELD_ATTRIBUTES: Mapping[str, str] = {
     "thing_name": "thingName", "certificate_id": "certificateId",
-    "certificate_pem": "certificatePem", "issuer": "issuer",
+    "certificate_pem": "certificatePem", "issuer": Attr.ISSUER,
     "ca_certificate_id": "caCertificateId", "origin_region": "originRegion",
-    "writer_region": "writerRegion", "status": "status", "onboarding": "onboarding",
-    "not_after": "notAfter", "version": "version", "updated_at": "updatedAt",
+    "writer_region": "writerRegion", "status": Attr.STATUS, "onboarding": Attr.ONBOARDING,
+    "not_after": "notAfter", "version": Attr.VERSION, "updated_at": "updatedAt",
     "revoked_certificate_ids": "revokedCertificateIds", "expires_at": "expiresAt",
 }
 
@@ -414,7 +433,7 @@ def put_request(table: str, item: InventoryItem, *,
                                  f"{replaces.version} is v{replaces.version + 1} of the same "
                                  "thing and origin"], item.thing_name)
     request.update({"ConditionExpression": "#version = :read",
-                    "ExpressionAttributeNames": {"#version": "version"},
+                    "ExpressionAttributeNames": {"#version": Attr.VERSION},
                     "ExpressionAttributeValues": {":read": {"N": str(replaces.version)}}})
     return request
 

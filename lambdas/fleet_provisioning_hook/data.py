@@ -125,7 +125,8 @@ class DynamoAllowList:
                 "TableName": self.inventory_table,
                 "Key": {inventory.TABLE_KEY: {"S": claim.serial}},
                 "ConditionExpression": "attribute_not_exists(#key) OR #status = :deleted",
-                "ExpressionAttributeNames": {"#key": inventory.TABLE_KEY, "#status": "status"},
+                "ExpressionAttributeNames": {"#key": inventory.TABLE_KEY,
+                                             "#status": inventory.Attr.STATUS},
                 "ExpressionAttributeValues": {":deleted": {"S": inventory.Status.DELETED}},
             }},
             {"Update": {
