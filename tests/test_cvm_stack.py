@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from components.capabilities import CAPABILITIES
 from components.config import parse_stack_config
 from components.cvm import component as cvm_component
 from components.cvm import monitoring
@@ -284,7 +285,7 @@ def test_bad_cvm_settings_fail_the_config_with_one_line_each(project_dir: Path) 
     from components.config import ConfigError
 
     with pytest.raises(ConfigError) as failure:
-        parse_stack_config(raw, project_dir=project_dir)
+        parse_stack_config(raw, capabilities=CAPABILITIES, project_dir=project_dir)
     assert failure.value.problems == [
         "iot-multi-region:cvm.throtleRateLimit: unknown field; did you mean 'throttleRateLimit'?",
         "iot-multi-region:cvm.wafRateLimit: 5 must be a whole number from 10 to 2000000000",

@@ -19,8 +19,8 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
+import components.cvm.monitoring as monitoring  # not `from components.cvm`: no import circle
 from components.account import AwsAccount
-from components.cvm import monitoring
 from components.cvm.policies import api_logging_role_policy, function_role_policy
 from components.dns import validation_record_for
 from components.global_tables import RegionalTable
