@@ -650,11 +650,10 @@ def parse_stack_config(
 
 
 def read_pulumi_config() -> dict[str, Any]:
-    """This project's raw stack config, as the Pulumi runtime holds it (prefix stripped)."""
-    from pulumi.runtime import config as runtime_config
+    """This project's raw stack config (prefix stripped), as the Pulumi language host hands
+    it to the program: the PULUMI_CONFIG environment variable, read with the SDK's public
+    `get_config_env` (tools/harness.py sets it the same way offline)."""
+    from pulumi.runtime import get_config_env
 
     prefix = f"{PROJECT}:"
-    merged: dict[str, Any] = {}
-    merged.update(runtime_config.get_config_env())
-    merged.update(runtime_config.CONFIG.get())
-    return {k[len(prefix):]: v for k, v in merged.items() if k.startswith(prefix)}
+    return {k[len(prefix):]: v for k, v in get_config_env().items() if k.startswith(prefix)}
