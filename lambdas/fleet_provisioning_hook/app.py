@@ -12,7 +12,6 @@ Layers: this handler (event in, answer and metrics out) -> `logic` (the decision
 from __future__ import annotations
 
 import datetime as dt
-import os
 from typing import Any
 
 import boto3
@@ -23,7 +22,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.contracts.metrics import FLEET_HOOK, FleetHook
 
-from .config import Config
+from .config import Config, running_in_lambda
 from .data import CLIENT_CONFIG, Deadline, DynamoAllowList
 from .logic import AllowListStore, Decision, HookConfig, decide, deny
 from .models import PreProvisioningRequest
@@ -47,7 +46,7 @@ def dynamodb_client() -> Any:
     return _dynamodb
 
 
-if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+if running_in_lambda():
     dynamodb_client()
 
 

@@ -14,6 +14,11 @@ from lambdas.contracts.environment import FleetHookEnvironment
 from .logic import HookConfig
 
 
+def running_in_lambda(environ: Mapping[str, str] | None = None) -> bool:
+    """Lambda sets AWS_LAMBDA_FUNCTION_NAME (and AWS_REGION) before the module is imported."""
+    return bool((os.environ if environ is None else environ).get("AWS_LAMBDA_FUNCTION_NAME"))
+
+
 @dataclass(frozen=True)
 class Config:
     region: str
