@@ -30,6 +30,9 @@ TABLE_KEY = "deviceUid"
 KEY_PREFIX = "fleet#"
 IAM_LEADING_KEYS = f"{KEY_PREFIX}*"  # dynamodb:LeadingKeys pattern of every entry
 KIND = "FLEET_SERIAL"
+# The provisioning template's parameter that carries the serial (the device sends it with
+# RegisterThing; the hook pins it with `parameterOverrides`; the thing is named after it).
+SERIAL_PARAMETER = "SerialNumber"
 
 
 class Attr:

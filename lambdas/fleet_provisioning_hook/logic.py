@@ -27,7 +27,7 @@ from lambdas.contracts.inventory import ContractViolation, InventoryItem, Status
 
 from .models import PreProvisioningRequest
 
-SERIAL_PARAMETER = "SerialNumber"
+SERIAL_PARAMETER = allow_list.SERIAL_PARAMETER
 
 
 class StoreUnavailable(Exception):
