@@ -376,9 +376,8 @@ class InventoryItem:
     @classmethod
     def _build(cls, values: dict[str, Any], found: list[str], thing_name: object
                ) -> InventoryItem:
-        required = [f for f in ("thing_name", "certificate_id", "certificate_pem", "issuer",
-                                "origin_region", "writer_region", "status", "onboarding",
-                                "not_after", "version", "updated_at")]
+        required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING
+                    and f.default_factory is dataclasses.MISSING]
         found += [f"{_FIELD_ATTRIBUTES[f]}: missing" for f in required if f not in values]
         if found:
             raise ContractViolation(found, thing_name)

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from lambdas.contracts.inventory import InventoryItem, Status, timestamp
+from lambdas.contracts.things import THING_NAME_MAX_LENGTH
 
 from ..config import Config
 from ..dal.ports import (
@@ -51,7 +52,7 @@ from .crypto import checked_csr, not_after
 from .errors import BadField, Conflict, Forbidden, Refusal, Unavailable
 from .tokens import SaltRef, match_salt
 
-THING_NAME_MAX = 128
+THING_NAME_MAX = THING_NAME_MAX_LENGTH
 UNAVAILABLE_MESSAGE = "registration is temporarily unavailable; nothing was kept, retry later"
 IN_PROGRESS = "a registration for this device is in progress; retry later"
 
