@@ -4,7 +4,8 @@ A serial may be provisioned when all of these hold:
 
 * the request is for this template and its client id is `<claim prefix><serial>`;
 * the serial is a valid thing name and has an allow-list entry (`kind = FLEET_SERIAL`)
-  that is enabled;
+  that keeps its contract (lambdas/contracts/allow_list.py) and is enabled;
+* the inventory item, if any, keeps its contract (lambdas/contracts/inventory.py);
 * the inventory holds no live device under that thing name (`ACTIVE`/`INACTIVE`: already
   provisioned; `REVOKED`: never again; a `DELETED` tombstone does not block);
 * the entry is not `PROVISIONED`/`CONFLICT`, and not `CLAIMED` by another certificate less
