@@ -19,6 +19,7 @@ from lambdas.contracts.inventory import InventoryItem
 from lambdas.cvm_registration import app
 from tests.support.cvm_world import (
     CONTEXT,
+    INVENTORY_TABLE,
     REGION,
     FaultPlan,
     api_event,
@@ -141,3 +142,17 @@ def test_a_fault_during_rotation_keeps_the_current_certificate(registered: Any,
     assert len(world.thing_principals("sensor-1")) == 1
     assert world.inventory("sensor-1")["version"] == {"N": "1"}
     assert post(signed_rotation("sensor-1", key, csr), "/rotation")[0] == 200  # retry works
+
+
+def test_a_broken_inventory_item_is_never_built_upon(registered: Any) -> None:
+    """The item breaks its contract (here: no writerRegion): the function writes no next
+    version over it and issues nothing; the device may retry once an operator repaired it."""
+    world, key, old_id = registered
+    world.ddb.update_item(TableName=INVENTORY_TABLE, Key={"thingName": {"S": "sensor-1"}},
+                          UpdateExpression="REMOVE writerRegion")
+    _, csr = new_csr("sensor-1")
+    status, body = post(signed_rotation("sensor-1", key, csr), "/rotation")
+    assert status == 503, body
+    assert [c["certificateId"] for c in world.certificates()] == [old_id]
+    item = world.inventory("sensor-1")
+    assert item["version"] == {"N": "1"} and "writerRegion" not in item

@@ -4,6 +4,7 @@ and code only) or the specific refusal the flow asked for (`ClaimRefused`, `Comm
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -36,6 +37,7 @@ BOTO_CONFIG = BotoConfig(connect_timeout=2, read_timeout=5,
 
 T = TypeVar("T")
 Item = dict[str, Any]
+_LOG = logging.getLogger(__name__)
 
 
 def call(operation: str, fn: Callable[[], T]) -> T:
@@ -187,7 +189,9 @@ class DynamoDeviceTables:
             return None
         try:
             return InventoryItem.from_attribute_values(answer["Item"])
-        except ContractViolation:
+        except ContractViolation as broken:
+            # For the operator (names the thing and the attributes, never a value of a key).
+            _LOG.error("%s", broken)
             raise AwsFailure("GetItem(inventory)", "InventoryContractViolation") from None
 
     def commit_registration(self, claim: Claim, version: NewInventoryVersion) -> None:
