@@ -11,8 +11,9 @@ PROJECT = "iot-multi-region"
 
 
 def full_key(name: str) -> str:
-    """`iot-multi-region:<name>`, how messages name a stack config key."""
-    return f"{PROJECT}:{name}"
+    """`iot-multi-region:regions`, how messages name a stack config key; a key of another
+    namespace (`aws:allowedAccountIds`) as given."""
+    return name if ":" in name else f"{PROJECT}:{name}"
 
 
 # AWS IoT domain-configuration TLS policies we allow: AWS's exact spelling (capital "IoT"),

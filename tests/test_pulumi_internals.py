@@ -22,7 +22,7 @@ def test_the_adapter_imports_every_internal_it_wraps() -> None:
     """Importing the module resolves every private name; a missing one fails the import."""
     for name in ("MonitorBase", "sync_await", "ensure_event_loop", "run_program",
                  "stack_exports", "deserialize_inputs", "registered", "register_response",
-                 "stack_response", "is_unknown", "UNKNOWN"):
+                 "stack_response", "is_unknown", "UNKNOWN", "set_stack_and_project"):
         assert hasattr(pulumi_internals, name), f"{UPGRADE_HINT} ({name})"
 
 
@@ -110,7 +110,8 @@ def test_the_program_reads_no_private_sdk_name() -> None:
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             names: list[str] = []
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pulumi"):
+            module = (node.module or "") if isinstance(node, ast.ImportFrom) else ""
+            if module == "pulumi" or module.startswith("pulumi."):
                 names = [f"{node.module}.{a.name}" for a in node.names]
             elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
                     and node.value.id in ("runtime_config", "rpc"):
@@ -130,3 +131,14 @@ def test_the_program_reads_no_private_sdk_name() -> None:
 @pytest.mark.parametrize("value", ["text", 3, {"a": [1]}])
 def test_known_values_are_not_unknown(value: Any) -> None:
     assert not pulumi_internals.is_unknown(value)
+
+
+def test_policies_see_the_stack_they_judge() -> None:
+    """pulumi_policy's analyzer sets the runtime's stack and project before policies run."""
+    import contextvars
+
+    def inside() -> tuple[str, str]:
+        pulumi_internals.set_stack_and_project("judged", "proj")
+        return pulumi.get_stack(), pulumi.get_project()
+
+    assert contextvars.Context().run(inside) == ("judged", "proj"), UPGRADE_HINT

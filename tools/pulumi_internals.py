@@ -1,5 +1,6 @@
-"""Every part of the Pulumi Python SDK the offline harness uses that the SDK does not make
-public, in one place (the program itself uses only public APIs).
+"""Every part of the Pulumi Python SDK (`pulumi`) the offline tools use that the SDK does not
+make public, in one place (the program itself uses only public APIs; pulumi_policy's
+internals are in tools/policy_sdk.py).
 
 The harness answers `RegisterResource` itself (our URNs, our computed outputs, a record of
 each registration), which the public `pulumi.runtime.Mocks` cannot do: it never sees the
@@ -17,6 +18,7 @@ here, nowhere else.
 | `run_program` | `pulumi.runtime.stack.run_pulumi_func` |
 | `stack_exports` | the root `Stack` resource's `outputs` |
 | `is_unknown`, `UNKNOWN` | `pulumi.output.Unknown`, `pulumi.runtime.rpc.UNKNOWN` |
+| `set_stack_and_project` (the policy engine) | `pulumi.runtime.settings._set_stack` / `_set_project` |
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any, TypeVar
 import pulumi
 from pulumi.output import Unknown as _Unknown
 from pulumi.runtime import rpc as _rpc
+from pulumi.runtime import settings as _settings
 from pulumi.runtime.mocks import MockMonitor as _MockMonitor
 from pulumi.runtime.proto import resource_pb2 as _resource_pb2
 from pulumi.runtime.stack import run_pulumi_func as _run_pulumi_func
@@ -92,3 +95,11 @@ def register_response(urn: str, resource_id: str, state: Mapping[str, Any]) -> A
 def stack_response(urn: str) -> Any:
     """The answer to the root stack's own registration."""
     return _resource_pb2.RegisterResourceResponse(urn=urn)
+
+
+def set_stack_and_project(stack: str, project: str) -> None:
+    """What pulumi_policy's analyzer leaves behind before it runs policies:
+    `pulumi.get_stack()` / `get_project()` answer for the stack being checked (in the
+    current context)."""
+    _settings._set_stack(stack)
+    _settings._set_project(project)
