@@ -27,8 +27,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from lambdas.contracts import allow_list, environment, inventory, metrics
-from lambdas.contracts.allow_list import Attr, State
+from lambdas.contracts import environment, inventory, metrics, things
+from lambdas.contracts import fleet_allow_list as allow_list
+from lambdas.contracts.fleet_allow_list import Attr, State
 from lambdas.contracts.inventory import ContractViolation, InventoryItem, Issuer, Onboarding, Status
 from tests.support.certificates import issue
 from tools import installer
@@ -166,7 +167,8 @@ def test_the_data_model_document_shows_the_contract() -> None:
 # --- the allow-list entry ------------------------------------------------------------------------
 
 def claimed_entry() -> dict[str, Any]:
-    return {**allow_list.allowed_entry("SN-1", NOW), Attr.STATE: State.CLAIMED,
+    return {**allow_list.new_entry("SN-1", allow_list.timestamp(NOW))["Item"],
+            Attr.STATE: State.CLAIMED,
             Attr.CLAIM_CERTIFICATE_ID: "a" * 64, Attr.CLAIM_CERTIFICATE_PEM: PEM,
             Attr.CLAIM_CLIENT_ID: "provision-SN-1", Attr.CLAIMED_AT: allow_list.timestamp(NOW),
             Attr.CLAIM_REGION: "eu-west-1"}
@@ -204,6 +206,23 @@ def test_entry_times_order_as_strings() -> None:
     assert early < late and late.endswith("+00:00")
 
 
+def test_what_the_web_app_reads_names_only_attributes_of_the_entry() -> None:
+    """fleet_allow_list.json (the web app's copy of nothing: it builds from the same file)
+    names only attributes, states and the serial rule of this contract."""
+    spec = json.loads((PROJECT_DIR / "lambdas" / "contracts" / "fleet_allow_list.json").read_text())
+    named = {spec["table"]["keyAttribute"], *spec["writes"]["create"]["item"],
+             spec["index"]["partitionKey"], spec["index"]["sortKey"], *spec["index"]["projected"],
+             *spec["writes"]["names"].values()}
+    assert named <= set(allow_list.ATTRIBUTES)
+    assert set(spec["states"].values()) == set(State.ALL)
+    assert allow_list.SERIAL_PATTERN.pattern == things.THING_NAME_PATTERN.pattern
+    for name in allow_list.WRITES:
+        request = allow_list.update(name, "SN-1", allow_list.timestamp(NOW))
+        assert set(request["ExpressionAttributeNames"].values()) <= set(allow_list.ATTRIBUTES)
+    created = allow_list.new_entry("SN-1", allow_list.timestamp(NOW))["Item"]
+    assert allow_list.problems(created) == []
+
+
 @pytest.fixture
 def provisioning_table() -> Iterator[Any]:
     with mock_aws():
@@ -218,7 +237,7 @@ def test_the_installer_tool_writes_entries_that_keep_the_contract(provisioning_t
     installer.allow_serial(provisioning_table, "SN-9", now=NOW)
     installer.disable_serial(provisioning_table, "SN-9")
     installer.allow_serial(provisioning_table, "SN-9", now=NOW + dt.timedelta(hours=1))
-    key = {allow_list.TABLE_KEY: allow_list.key("SN-9")}
+    key = allow_list.key("SN-9")
     entry = provisioning_table.get_item(Key=key)["Item"]
     assert allow_list.problems(entry) == []
     assert entry[Attr.ENABLED] is True and entry[Attr.STATE] == State.ALLOWED
@@ -241,7 +260,7 @@ def test_the_installer_tool_writes_entries_that_keep_the_contract(provisioning_t
 
 def test_the_installer_tool_refuses_a_serial_that_can_never_provision(
         provisioning_table: Any) -> None:
-    with pytest.raises(ValueError, match="it is the thing name"):
+    with pytest.raises(ValueError, match="is not valid: use 1 to 128"):
         installer.allow_serial(provisioning_table, "../../x", now=NOW)
     assert provisioning_table.scan()["Items"] == []
 

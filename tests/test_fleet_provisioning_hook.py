@@ -14,8 +14,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from lambdas.contracts import allow_list
-from lambdas.contracts.allow_list import State
+from lambdas.contracts import fleet_allow_list as allow_list
+from lambdas.contracts.fleet_allow_list import State
 from lambdas.contracts.environment import FleetHookEnvironment
 from lambdas.contracts.inventory import InventoryItem, Issuer, Onboarding, Status
 from lambdas.fleet_provisioning_hook import app as hook_app
@@ -84,7 +84,8 @@ def tables(env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 def allow(dynamodb: Any, serial: str = SERIAL, **extra: Any) -> None:
     dynamodb.Table(PROVISIONING_TABLE).put_item(Item={
-        **allow_list.allowed_entry(serial, dt.datetime.now(dt.timezone.utc)), **extra})
+        **allow_list.new_entry(serial, allow_list.timestamp(dt.datetime.now(dt.timezone.utc)))[
+            "Item"], **extra})
 
 
 def claim_attributes(certificate_id: str = OTHER_CERT_ID, *, serial: str = SERIAL,
@@ -98,7 +99,7 @@ def claim_attributes(certificate_id: str = OTHER_CERT_ID, *, serial: str = SERIA
 
 def entry(dynamodb: Any, serial: str = SERIAL) -> dict[str, Any]:
     return dict(dynamodb.Table(PROVISIONING_TABLE).get_item(
-        Key={"deviceUid": allow_list.key(serial)})["Item"])
+        Key=allow_list.key(serial))["Item"])
 
 
 def device(dynamodb: Any, status: str, serial: str = SERIAL) -> None:
@@ -154,7 +155,7 @@ def test_denied_by_the_allow_list(tables: Any, setup: str, reason_state: str | N
     assert answer == {"allowProvisioning": False, "parameterOverrides": {}}
     if setup == "unknown":
         assert "Item" not in tables.Table(PROVISIONING_TABLE).get_item(
-            Key={"deviceUid": allow_list.key(SERIAL)})
+            Key=allow_list.key(SERIAL))
     else:
         assert entry(tables)["state"] == reason_state  # nothing claimed
         assert entry(tables).get("claimCertificateId") in (None, OTHER_CERT_ID)
@@ -179,7 +180,7 @@ def test_a_tombstoned_device_may_be_provisioned_again(tables: Any) -> None:
 def test_a_cvm_record_under_the_same_key_is_not_an_allow_list_entry(tables: Any) -> None:
     """The CVM's records share the table; an item without `kind = FLEET_SERIAL` never allows."""
     tables.Table(PROVISIONING_TABLE).put_item(Item={
-        "deviceUid": allow_list.key(SERIAL), "enabled": True, "state": State.ALLOWED})
+        **allow_list.key(SERIAL), "enabled": True, "state": State.ALLOWED})
     assert hook_app.handler(request(), context())["allowProvisioning"] is False
 
 

@@ -14,7 +14,7 @@ from boto3.dynamodb.types import TypeSerializer
 from cryptography import x509
 from moto import mock_aws
 
-from lambdas.contracts import allow_list
+from lambdas.contracts import fleet_allow_list as allow_list
 from lambdas.contracts.environment import FleetRecorderEnvironment
 from lambdas.contracts.inventory import InventoryItem, Issuer, Onboarding, Status, timestamp
 from lambdas.fleet_provisioning_recorder import app as recorder_app
@@ -65,7 +65,8 @@ def claim_image(aws: dict[str, Any], *, region: str = REGION,
                 claimed_at: dt.datetime | None = None) -> dict[str, Any]:
     certificate = aws["certificate"]
     moment = claimed_at or dt.datetime.now(dt.timezone.utc)
-    return {**allow_list.allowed_entry(SERIAL, moment), "state": "CLAIMED",
+    return {**allow_list.new_entry(SERIAL, allow_list.timestamp(moment))["Item"],
+            "state": "CLAIMED",
             "claimCertificateId": certificate["certificateId"],
             "claimCertificatePem": certificate["certificatePem"],
             "claimClientId": f"provision-{SERIAL}", "claimedAt": allow_list.timestamp(moment),

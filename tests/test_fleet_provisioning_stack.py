@@ -15,8 +15,8 @@ from components.fleet_provisioning.iam_documents import (
 )
 from components.fleet_provisioning.settings import FleetSettings, parse_settings
 from components.fleet_provisioning.template import TEMPLATE_NAME_MAX, template_name
-from lambdas.contracts import allow_list
-from lambdas.contracts.allow_list import Attr, State
+from lambdas.contracts import fleet_allow_list as allow_list
+from lambdas.contracts.fleet_allow_list import Attr, State
 from tests.support.fleet_emulator import DeclaredFleet, filter_matches
 from tests.support.fleet_iam import allowed, document, trust_allows
 from tests.support.stacks import PROJECT_DIR, configured_regions
@@ -99,7 +99,7 @@ def test_user_pool_is_admin_only_with_required_totp_and_threat_protection(
         assert sorted(client["explicitAuthFlows"]) == ["ALLOW_REFRESH_TOKEN_AUTH",
                                                        "ALLOW_USER_SRP_AUTH"]
         assert client["preventUserExistenceErrors"] == "ENABLED"
-        [group] = fleet.groups
+        [group] = [g for g in fleet.groups if g.inputs["name"] == installer.INSTALLERS_GROUP]
         assert group.inputs["name"] == installer.INSTALLERS_GROUP == "installers"
 
 
@@ -118,7 +118,7 @@ def test_identity_pool_gives_only_installers_the_installer_role(
         assert set(attachment["roles"]) == {"authenticated"}  # no unauthenticated role
         [mapping] = attachment["roleMappings"]
         assert (mapping["type"], mapping["ambiguousRoleResolution"]) == ("Token", "Deny")
-        [group] = fleet.groups
+        [group] = [g for g in fleet.groups if g.inputs["name"] == installer.INSTALLERS_GROUP]
         assert group.inputs["roleArn"] == attachment["roles"]["authenticated"]
 
 

@@ -40,8 +40,7 @@ from typing import Any, Protocol, TextIO
 from urllib.parse import quote
 
 # The allow-list entry's contract: standard library only, so the CLI starts without Pulumi.
-from lambdas.contracts import allow_list
-from lambdas.contracts.allow_list import Attr, State
+from lambdas.contracts import fleet_allow_list as allow_list
 
 INSTALLERS_GROUP = "installers"
 TOTP_ISSUER = "IoT installers"
@@ -242,46 +241,25 @@ def list_installers(idp: Any, *, user_pool_id: str) -> list[dict[str, Any]]:
         kwargs["NextToken"] = page["NextToken"]
 
 
-def _entry_key(serial: str) -> dict[str, str]:
-    problem = allow_list.serial_problem(serial)
-    if problem:
-        raise ValueError(problem)
-    return {allow_list.TABLE_KEY: allow_list.key(serial)}
-
-
 def allow_serial(table: Any, serial: str, *, now: dt.datetime, reset: bool = False) -> None:
-    """Create (or re-enable) the allow-list entry. `reset` makes a PROVISIONED entry
-    provisionable again (e.g. a device that was decommissioned); never a CLAIMED one."""
+    """Create (or re-enable) the allow-list entry, with the contract's writes (the web app's
+    allow-list view makes the same ones). `reset` makes a PROVISIONED entry provisionable
+    again (e.g. a device that was decommissioned); never a CLAIMED one."""
     from botocore.exceptions import ClientError
 
-    key = _entry_key(serial)
+    stamp = allow_list.timestamp(now)
     try:
-        table.put_item(Item=allow_list.allowed_entry(serial, now),
-                       ConditionExpression="attribute_not_exists(#key)",
-                       ExpressionAttributeNames={"#key": allow_list.TABLE_KEY})
+        table.put_item(**allow_list.new_entry(serial, stamp))
         return
     except ClientError as err:
         if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
             raise
-    update = "SET #enabled = :true, #allowedAt = :now"
-    condition = "#kind = :kind"
-    names = {"#kind": Attr.KIND, "#enabled": Attr.ENABLED, "#allowedAt": Attr.ALLOWED_AT}
-    values: dict[str, Any] = {":true": True, ":now": allow_list.timestamp(now),
-                              ":kind": allow_list.KIND}
-    if reset:
-        update += ", #state = :allowed"
-        condition += " AND #state <> :claimed"
-        names["#state"] = Attr.STATE
-        values.update({":allowed": State.ALLOWED, ":claimed": State.CLAIMED})
-    table.update_item(Key=key, UpdateExpression=update, ConditionExpression=condition,
-                      ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+    table.update_item(**allow_list.update("enableAndReset" if reset else "enable", serial, stamp))
 
 
-def disable_serial(table: Any, serial: str) -> None:
-    table.update_item(Key=_entry_key(serial), UpdateExpression="SET #enabled = :false",
-                      ConditionExpression="#kind = :kind",
-                      ExpressionAttributeNames={"#kind": Attr.KIND, "#enabled": Attr.ENABLED},
-                      ExpressionAttributeValues={":false": False, ":kind": allow_list.KIND})
+def disable_serial(table: Any, serial: str, *, now: dt.datetime | None = None) -> None:
+    stamp = allow_list.timestamp(now or dt.datetime.now(dt.timezone.utc))
+    table.update_item(**allow_list.update("disable", serial, stamp))
 
 
 # --- command line -----------------------------------------------------------------------

@@ -8,11 +8,11 @@ from components.iam import (
     policy_document,
     table_key_statement,
 )
-from lambdas.contracts import allow_list
+from lambdas.contracts import fleet_allow_list as allow_list
 
 COGNITO_IDENTITY = "cognito-identity.amazonaws.com"
 # Provisioning-table items the fleet functions may touch: allow-list entries only
-# (`fleet#<serial>`, lambdas/contracts/allow_list.py); CVM records are keyed otherwise.
+# (`fleet#<serial>`, lambdas/contracts/fleet_allow_list.py); CVM records are keyed otherwise.
 ALLOW_LIST_KEYS = allow_list.IAM_LEADING_KEYS
 
 # What the provisioning template makes AWS IoT do, and nothing more (the managed
@@ -46,6 +46,21 @@ def installer_role_policy(template_arn: str) -> str:
         "Action": "iot:CreateProvisioningClaim",
         "Resource": template_arn,
     }])
+
+
+def allow_list_admin_policy(*, table_arn: str, tables_key_arn: str, region: str) -> str:
+    """What the web app's allow-list view does for an administrator: create and update
+    `fleet#` entries (never another item of the shared table: no Scan, no DeleteItem, no
+    other key) and list them through the allow-list index (its partition key is the kind)."""
+    return policy_document([
+        {"Sid": "WriteAllowListEntriesOnly", "Effect": "Allow",
+         "Action": ["dynamodb:PutItem", "dynamodb:UpdateItem"], "Resource": table_arn,
+         "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [ALLOW_LIST_KEYS]}}},
+        {"Sid": "ListAllowListEntries", "Effect": "Allow", "Action": "dynamodb:Query",
+         "Resource": f"{table_arn}/index/{allow_list.INDEX_NAME}",
+         "Condition": {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [allow_list.KIND]}}},
+        table_key_statement(key_arn=tables_key_arn, region=region, write=True),
+    ])
 
 
 def provisioning_role_policy(*, partition: str, region: str, account_id: str,

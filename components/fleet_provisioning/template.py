@@ -17,7 +17,7 @@ import hashlib
 import json
 import re
 
-from lambdas.contracts.allow_list import SERIAL_PARAMETER
+from lambdas.contracts.fleet_allow_list import SERIAL_PARAMETER
 
 CERTIFICATE_ID_PARAMETER = "AWS::IoT::Certificate::Id"  # filled in by AWS IoT
 PAYLOAD_FORMATS = ("json", "cbor")  # the MQTT API answers in either (topic suffix)

@@ -1,10 +1,11 @@
 """Shared data contracts: one module per item or set of names that crosses a boundary.
 
-* `inventory`   the device-inventory item (the replication contract, docs/data-model.md)
-* `allow_list`  a fleet-provisioning allow-list entry of the shared provisioning table
-* `things`      AWS IoT thing names (and so serials and device uids that become thing names)
-* `environment` the environment variables each function is deployed with and reads
-* `metrics`     the CloudWatch namespaces, services and metric names the functions publish
+* `inventory`         the device-inventory item (the replication contract, docs/data-model.md)
+* `fleet_allow_list`  a fleet-provisioning allow-list entry of the shared provisioning table
+                      (with `fleet_allow_list.json`, which the installer web app builds from)
+* `things`            AWS IoT thing names (serials and device uids become thing names)
+* `environment`       the environment variables each function is deployed with and reads
+* `metrics`           the CloudWatch namespaces, services and metric names the functions publish
 
 Standard library only. Shipped to every function in the dependencies layer (as
 `python/lambdas/contracts/`, see components/packaging.py), imported by the functions, by

@@ -24,8 +24,9 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from lambdas.contracts import allow_list, inventory
-from lambdas.contracts.allow_list import Attr, State
+from lambdas.contracts import fleet_allow_list as allow_list
+from lambdas.contracts import inventory
+from lambdas.contracts.fleet_allow_list import Attr, State
 
 from .logic import Claim, Records, StoreUnavailable
 
@@ -102,7 +103,7 @@ class DynamoAllowList:
         The inventory item is checked against its contract (ContractViolation)."""
         request = {
             self.provisioning_table: {
-                "Keys": [{allow_list.TABLE_KEY: {"S": allow_list.key(serial)}}],
+                "Keys": [{allow_list.TABLE_KEY: {"S": allow_list.entry_key(serial)}}],
                 "ConsistentRead": True},
             self.inventory_table: {"Keys": [{inventory.TABLE_KEY: {"S": serial}}],
                                    "ConsistentRead": True},
@@ -131,7 +132,7 @@ class DynamoAllowList:
             }},
             {"Update": {
                 "TableName": self.provisioning_table,
-                "Key": {allow_list.TABLE_KEY: {"S": allow_list.key(claim.serial)}},
+                "Key": {allow_list.TABLE_KEY: {"S": allow_list.entry_key(claim.serial)}},
                 "UpdateExpression": (
                     "SET #state = :claimed, #cert = :cert, #pem = :pem, #client = :client, "
                     "#claimedAt = :now, #region = :region"),

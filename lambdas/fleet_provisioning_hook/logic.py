@@ -4,7 +4,7 @@ A serial may be provisioned when all of these hold:
 
 * the request is for this template and its client id is `<claim prefix><serial>`;
 * the serial is a valid thing name and has an allow-list entry (`kind = FLEET_SERIAL`)
-  that keeps its contract (lambdas/contracts/allow_list.py) and is enabled;
+  that keeps its contract (lambdas/contracts/fleet_allow_list.py) and is enabled;
 * the inventory item, if any, keeps its contract (lambdas/contracts/inventory.py);
 * the inventory holds no live device under that thing name (`ACTIVE`/`INACTIVE`: already
   provisioned; `REVOKED`: never again; a `DELETED` tombstone does not block);
@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from lambdas.contracts import allow_list
-from lambdas.contracts.allow_list import Attr, State
+from lambdas.contracts import fleet_allow_list as allow_list
+from lambdas.contracts.fleet_allow_list import Attr, State
 from lambdas.contracts.inventory import ContractViolation, InventoryItem, Status
 
 from .models import PreProvisioningRequest

@@ -8,8 +8,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from lambdas.contracts import allow_list
-from lambdas.contracts.allow_list import Attr, State
+from lambdas.contracts import fleet_allow_list as allow_list
+from lambdas.contracts.fleet_allow_list import Attr, State
 from lambdas.contracts.inventory import TABLE_KEY, InventoryItem, plain_put_request
 
 from .logic import Claim
@@ -64,7 +64,7 @@ class DynamoAllowList:
     def settle(self, claim: Claim, state: str, now: dt.datetime) -> None:
         try:
             self.table.update_item(
-                Key={Attr.DEVICE_UID: allow_list.key(claim.serial)},
+                Key=allow_list.key(claim.serial),
                 UpdateExpression="SET #state = :state, #settledAt = :now, #cert = :cert",
                 ConditionExpression="#state = :claimed AND #claimCert = :cert",
                 ExpressionAttributeNames={"#state": Attr.STATE, "#settledAt": Attr.SETTLED_AT,

@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 from cryptography import x509
 
-from lambdas.contracts import allow_list
-from lambdas.contracts.allow_list import Attr, State
+from lambdas.contracts import fleet_allow_list as allow_list
+from lambdas.contracts.fleet_allow_list import Attr, State
 from lambdas.contracts.inventory import (
     CERTIFICATE_ID_PATTERN,
     InventoryItem,

@@ -25,7 +25,7 @@ from argparse import Namespace
 from pathlib import Path
 from typing import Any
 
-from lambdas.contracts import allow_list
+from lambdas.contracts import fleet_allow_list as allow_list
 from tools import installer
 from tools.harness import StackGraph
 from tools.local.emulation.device_gateway import DeviceGateway
@@ -79,7 +79,7 @@ def _onboard(run: JourneyRun, region: str) -> None:
         table = system.resource("dynamodb", region).Table(_table(system, PROVISIONING))
         installer.allow_serial(table, serial, now=dt.datetime.now(dt.timezone.utc))
         entry = _row(system, region, table.name,
-                     {allow_list.TABLE_KEY: {"S": allow_list.key(serial)}}) or {}
+                     {allow_list.TABLE_KEY: {"S": allow_list.entry_key(serial)}}) or {}
         groups = [g["GroupName"] for g in idp.admin_list_groups_for_user(
             UserPoolId=pool_id, Username=INSTALLER)["Groups"]]
         step.check(status == "FORCE_CHANGE_PASSWORD" and groups == [installer.INSTALLERS_GROUP]
@@ -148,7 +148,7 @@ def _onboard(run: JourneyRun, region: str) -> None:
         def recorded() -> tuple[dict[str, Any], dict[str, Any]]:
             return (_row(system, region, inventory, {"thingName": {"S": serial}}) or {},
                     _row(system, region, _table(system, PROVISIONING), {allow_list.TABLE_KEY: {
-                        "S": allow_list.key(serial)}}) or {})
+                        "S": allow_list.entry_key(serial)}}) or {})
 
         # The recorder writes the item, then settles the entry: wait for both.
         row, entry = run.wait_for(recorded, lambda found: bool(found[0]) and found[1].get(
