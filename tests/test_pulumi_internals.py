@@ -142,3 +142,19 @@ def test_policies_see_the_stack_they_judge() -> None:
         return pulumi.get_stack(), pulumi.get_project()
 
     assert contextvars.Context().run(inside) == ("judged", "proj"), UPGRADE_HINT
+
+
+def test_an_evaluation_leaves_no_stale_program_module_behind(dev_graph: Any) -> None:
+    """The harness forgets the program's modules after an evaluation; a package that stays
+    (`components`, which the harness imports itself) must not keep naming them, or the next
+    evaluation's `from components import x` gets the previous evaluation's `x` (two classes
+    of one component: isinstance fails)."""
+    import sys
+    from types import ModuleType
+
+    import components
+
+    assert dev_graph.resources
+    stale = [name for name, value in vars(components).items()
+             if isinstance(value, ModuleType) and sys.modules.get(f"components.{name}") is not value]
+    assert stale == []

@@ -670,12 +670,20 @@ def _program_imports(directory: Path) -> Iterator[None]:
     finally:
         os.chdir(old_cwd)
         sys.path.remove(str(directory))
+        forgotten = {}
         for name in set(sys.modules) - before:
             module_file = getattr(sys.modules[name], "__file__", None) or ""
             # Installed packages may sit inside the program directory (./venv): keep them, a
             # provider SDK must be imported once per process.
             if module_file.startswith(str(directory) + os.sep) and "site-packages" not in module_file:
-                del sys.modules[name]
+                forgotten[name] = sys.modules.pop(name)
+        # A package that stays (imported before, e.g. `components` by this module) still names
+        # the forgotten submodules as attributes, and `from components import jitr` would
+        # hand the next evaluation the old module: forget those names too.
+        for name, module in forgotten.items():
+            parent, _, child = name.rpartition(".")
+            if parent in sys.modules and getattr(sys.modules[parent], child, None) is module:
+                delattr(sys.modules[parent], child)
 
 
 def evaluate_program(program_dir: Path | str, stack: str, *,
