@@ -6,6 +6,7 @@ from pathlib import Path
 import pulumi
 
 from components.account import current_account
+from components.capabilities import CAPABILITIES
 from components.config import ConfigError, parse_stack_config, read_pulumi_config
 from components.context import RegionalTables
 from components.dns import DeviceDomainValidation, DeviceDomainValidationArgs, checked_device_domain
@@ -16,7 +17,8 @@ from components.packaging import LAYER_ZIP, LambdaLayer, PackagingError
 from components.regional import RegionalStack, RegionalStackArgs
 
 try:
-    config = parse_stack_config(read_pulumi_config(), project_dir=Path(__file__).parent)
+    config = parse_stack_config(read_pulumi_config(), capabilities=CAPABILITIES,
+                                project_dir=Path(__file__).parent)
     # The built Lambda dependencies layer; the offline harness points this at a stand-in.
     lambda_layer = LambdaLayer.from_zip(Path(os.environ.get("IOTMR_LAMBDA_LAYER_ZIP", LAYER_ZIP)))
     # The built installer web app (`python -m tools.build_web`), when the stack hosts it.

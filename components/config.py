@@ -10,6 +10,11 @@ Each key has its own small parser in `KEYS` (key -> parser, required or not, the
 `StackConfig` field it fills). Parsers run in table order and may read what earlier
 parsers produced (`primaryRegion` reads `regions`), so a new key is one parser function,
 one line in `KEYS` and one `StackConfig` field.
+
+The capability registry (components/capabilities.py) is an argument, not an import: the
+registry imports the capabilities, and they import what config imports, never config's
+caller. The checks of the device domain against its zone and of the CA certificate live
+beside DNS and X.509 (components/dns.py, components/x509.py); config only calls them.
 """
 
 from __future__ import annotations
@@ -18,17 +23,22 @@ import datetime as dt
 import difflib
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from components.dns import device_domain_zone_problem
 from components.edge.settings import IotAccountSettings
 from components.edge.settings import parse as parse_account_settings
-from components.facts import DEFAULT_TLS_SECURITY_POLICY, TLS_SECURITY_POLICIES
-
-PROJECT = "iot-multi-region"
+from components.facts import (
+    DEFAULT_TLS_SECURITY_POLICY,
+    PROJECT,
+    TLS_SECURITY_POLICIES,
+    full_key,
+)
+from components.x509 import ca_certificate_problems
 
 Environment = Literal["dev", "prod"]
 ServerCertificateMode = Literal["acm", "imported"]
@@ -151,65 +161,18 @@ def _closest(value: str, choices: Iterable[str]) -> str:
     return f"did you mean {match[0]!r}?" if match else f"use one of {', '.join(options)}"
 
 
-# --- shared checks (also used at deploy time and by the PKI tool's users) ------------------
-
-def device_domain_zone_problem(domain: str, zone_name: str) -> str | None:
-    """Why `domain` cannot be the device endpoint inside hosted zone `zone_name`.
-
-    The endpoint is a latency CNAME, and a CNAME cannot sit at a zone apex: the domain
-    must be strictly below the zone.
-    """
-    domain = domain.lower().rstrip(".")
-    zone = zone_name.lower().rstrip(".")
-    if domain == zone:
-        return (f"{domain!r} is the apex of hosted zone {zone!r}; a CNAME record cannot sit "
-                f"at a zone apex - use a name below it, e.g. iot.{zone}")
-    if not domain.endswith("." + zone):
-        return (f"{domain!r} is not inside hosted zone {zone!r}; use a name ending in "
-                f".{zone}, or the id of the zone that holds {domain!r}")
-    return None
-
-
-def ca_certificate_problems(pem: str, key: str, now: dt.datetime, source: str = "") -> list[str]:
-    """Why `pem` cannot be registered as our device CA (empty when it can).
-
-    `key` is the full config key the problems are reported under, `source` names where the
-    PEM came from (a file) for the messages.
-    """
-    from cryptography import x509
-
-    where = f"{source} " if source else ""
-    try:
-        certs = x509.load_pem_x509_certificates(pem.encode())
-    except ValueError:
-        return [f"{key}: {where}is not a PEM X.509 certificate; give the intermediate CA's "
-                "certificate (`python -m tools.pki intermediate-ca` writes one)"]
-    if len(certs) > 1:
-        return [f"{key}: {where or 'the PEM '}holds {len(certs)} certificates, but only the first "
-                "would be registered; give only the intermediate CA certificate (the one that "
-                "signs device certificates), not a chain or bundle"]
-    from components.x509 import is_ca_certificate
-
-    [cert] = certs
-    problems: list[str] = []
-    if not is_ca_certificate(cert):
-        problems.append(f"{key}: certificate '{cert.subject.rfc4514_string()}' is not a CA "
-                        "(basicConstraints CA:TRUE missing); give the intermediate CA certificate, "
-                        "not a device or server certificate")
-    if cert.not_valid_after_utc <= now:
-        problems.append(f"{key}: CA certificate expired on {cert.not_valid_after_utc:%Y-%m-%d}; "
-                        "issue a new intermediate CA and update the stack config")
-    elif cert.not_valid_before_utc > now:
-        problems.append(f"{key}: CA certificate is not valid before "
-                        f"{cert.not_valid_before_utc:%Y-%m-%d}; check the issuing clock")
-    return problems
-
-
 # --- the per-key parsers -------------------------------------------------------------------
 
-def full_key(name: str) -> str:
-    """`iot-multi-region:regions`; keys of another namespace (`aws:allowedAccountIds`) as given."""
-    return name if ":" in name else f"{PROJECT}:{name}"
+class KnownCapability(Protocol):
+    """What config parsing needs of a registered capability (components.context.Capability)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def config_key(self) -> str: ...
+
+    def parse_settings(self, raw: Any, report: Callable[[str, str], None]) -> Any: ...
 
 
 class Report(Protocol):
@@ -226,6 +189,7 @@ class ParseContext:
     now: dt.datetime
     # Results of the keys parsed before this one (None when absent-and-optional or invalid).
     parsed: Mapping[str, Any]
+    capabilities: Sequence[KnownCapability] = ()  # the registry, in build order
 
     def get(self, name: str) -> Any:
         return self.parsed.get(name)
@@ -527,9 +491,7 @@ def parse_ca_certificate_pem_file(value: Any, ctx: ParseContext, report: Report)
 
 def parse_capabilities(value: Any, ctx: ParseContext, report: Report) -> tuple[str, ...] | None:
     """The enabled per-region capabilities (default: every registered one), in build order."""
-    from components.capabilities import CAPABILITIES
-
-    known = [c.name for c in CAPABILITIES]
+    known = [c.name for c in ctx.capabilities]
     if value is None:
         return tuple(known)
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -640,11 +602,10 @@ KNOWN_KEYS: tuple[str, ...] = tuple(k.name for k in KEYS)
 REQUIRED_KEYS: tuple[str, ...] = tuple(k.name for k in KEYS if k.required)
 
 
-def all_known_keys() -> tuple[str, ...]:
+def all_known_keys(capabilities: Sequence[KnownCapability]) -> tuple[str, ...]:
     """The stack's own keys plus each capability's settings section."""
-    from components.capabilities import CAPABILITIES
-
-    return KNOWN_KEYS + tuple(c.config_key for c in CAPABILITIES if c.config_key not in KNOWN_KEYS)
+    return KNOWN_KEYS + tuple(c.config_key for c in capabilities
+                              if c.config_key not in KNOWN_KEYS)
 
 
 # --- the whole config ----------------------------------------------------------------------
@@ -676,8 +637,9 @@ def as_structured(value: Any) -> Any:
     return value
 
 
-def unknown_key_problems(raw: Mapping[str, Any], report: Callable[[str, str], None]) -> None:
-    known = all_known_keys()
+def unknown_key_problems(raw: Mapping[str, Any], report: Callable[[str, str], None],
+                         capabilities: Sequence[KnownCapability]) -> None:
+    known = all_known_keys(capabilities)
     for name in sorted(set(raw) - set(known)):
         guess = difflib.get_close_matches(name, known, n=1)
         hint = f"did you mean '{guess[0]}'?" if guess else f"known keys: {', '.join(known)}"
@@ -685,12 +647,11 @@ def unknown_key_problems(raw: Mapping[str, Any], report: Callable[[str, str], No
 
 
 def capability_settings(raw: Mapping[str, Any], enabled: tuple[str, ...] | None,
-                        report: Callable[[str, str], None]) -> dict[str, Any]:
+                        report: Callable[[str, str], None],
+                        capabilities: Sequence[KnownCapability]) -> dict[str, Any]:
     """Each enabled capability's settings, parsed by its own parser from its section."""
-    from components.capabilities import CAPABILITIES
-
     settings: dict[str, Any] = {}
-    for capability in CAPABILITIES:
+    for capability in capabilities:
         section = raw.get(capability.config_key)
         if enabled is None:
             continue  # the capabilities list itself is wrong: reported already
@@ -710,10 +671,12 @@ def capability_settings(raw: Mapping[str, Any], enabled: tuple[str, ...] | None,
 def parse_stack_config(
     raw: Mapping[str, Any],
     *,
+    capabilities: Sequence[KnownCapability],
     project_dir: Path | str = ".",
     now: dt.datetime | None = None,
 ) -> StackConfig:
-    """Validate raw stack config (keys without the project prefix) into a StackConfig.
+    """Validate raw stack config (keys without the project prefix) into a StackConfig;
+    `capabilities` is the registry (components.capabilities.CAPABILITIES).
 
     Raises ConfigError listing every problem; never returns a partially valid config.
     """
@@ -721,9 +684,10 @@ def parse_stack_config(
     values = {k: as_structured(v) for k, v in raw.items()}
     parsed: dict[str, Any] = {}
     context = ParseContext(project_dir=Path(project_dir),
-                           now=now or dt.datetime.now(dt.timezone.utc), parsed=parsed)
+                           now=now or dt.datetime.now(dt.timezone.utc), parsed=parsed,
+                           capabilities=tuple(capabilities))
 
-    unknown_key_problems(values, problems.add)
+    unknown_key_problems(values, problems.add, context.capabilities)
     for key in KEYS:
         value = values.get(key.name)
         if value is None and key.required:
@@ -732,7 +696,8 @@ def parse_stack_config(
             parsed[key.name] = None
             continue
         parsed[key.name] = key.parse(value, context, problems.reporter(key.name))
-    settings = capability_settings(values, parsed["capabilities"], problems.add)
+    settings = capability_settings(values, parsed["capabilities"], problems.add,
+                                   context.capabilities)
 
     if problems.lines:
         raise ConfigError(problems.lines)
@@ -741,15 +706,15 @@ def parse_stack_config(
 
 
 def read_pulumi_config() -> dict[str, Any]:
-    """This project's raw stack config, as the Pulumi runtime holds it (prefix stripped), plus
-    the provider keys the program validates too (`aws:allowedAccountIds`, full key)."""
-    from pulumi.runtime import config as runtime_config
+    """This project's raw stack config (prefix stripped), plus the provider keys the program
+    validates too (`aws:allowedAccountIds`, full key), as the Pulumi language host hands it to
+    the program: the PULUMI_CONFIG environment variable, read with the SDK's public
+    `get_config_env` (tools/harness.py hands config over the same way offline)."""
+    from pulumi.runtime import get_config_env
 
     prefix = f"{PROJECT}:"
-    merged: dict[str, Any] = {}
-    merged.update(runtime_config.get_config_env())
-    merged.update(runtime_config.CONFIG.get())
-    raw = {k[len(prefix):]: v for k, v in merged.items() if k.startswith(prefix)}
-    if ALLOWED_ACCOUNT_IDS in merged:
-        raw[ALLOWED_ACCOUNT_IDS] = merged[ALLOWED_ACCOUNT_IDS]
+    given = get_config_env()
+    raw = {k[len(prefix):]: v for k, v in given.items() if k.startswith(prefix)}
+    if ALLOWED_ACCOUNT_IDS in given:
+        raw[ALLOWED_ACCOUNT_IDS] = given[ALLOWED_ACCOUNT_IDS]
     return raw

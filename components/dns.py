@@ -22,10 +22,28 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.config import device_domain_zone_problem, full_key
+from components.facts import full_key
 
 # ACM re-checks the record at every renewal; it never changes, so a long TTL is fine.
 VALIDATION_RECORD_TTL = 300
+
+
+def device_domain_zone_problem(domain: str, zone_name: str) -> str | None:
+    """Why `domain` cannot be the device endpoint inside hosted zone `zone_name` (checked
+    offline by components/config.py when the zone's name is configured, else at deploy time).
+
+    The endpoint is a latency CNAME, and a CNAME cannot sit at a zone apex: the domain
+    must be strictly below the zone.
+    """
+    domain = domain.lower().rstrip(".")
+    zone = zone_name.lower().rstrip(".")
+    if domain == zone:
+        return (f"{domain!r} is the apex of hosted zone {zone!r}; a CNAME record cannot sit "
+                f"at a zone apex - use a name below it, e.g. iot.{zone}")
+    if not domain.endswith("." + zone):
+        return (f"{domain!r} is not inside hosted zone {zone!r}; use a name ending in "
+                f".{zone}, or the id of the zone that holds {domain!r}")
+    return None
 
 
 def require_below_zone(domain: str, zone_name: str, zone_id: str) -> str:
@@ -63,8 +81,10 @@ def validation_record_for(options: Sequence[aws.acm.outputs.CertificateDomainVal
     """The validation record ACM asks for `domain` (raises if ACM did not ask for one)."""
     for option in options:
         if (option.domain_name or "").rstrip(".").lower() == domain:
-            assert option.resource_record_name and option.resource_record_type \
-                and option.resource_record_value, "ACM returned an incomplete validation option"
+            if not (option.resource_record_name and option.resource_record_type
+                    and option.resource_record_value):
+                raise ValueError(f"ACM returned an incomplete DNS validation option for "
+                                 f"{domain!r}")
             return DnsValidationRecord(option.resource_record_name, option.resource_record_type,
                                        option.resource_record_value)
     raise ValueError(f"ACM returned no DNS validation option for {domain!r}")

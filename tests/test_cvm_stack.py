@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
+from components.capabilities import CAPABILITIES
 from components.config import parse_stack_config
 from components.cvm import component as cvm_component
 from components.cvm import monitoring
-from lambdas.cvm_registration import app as function_app
+from lambdas.contracts import metrics
 from lambdas.cvm_registration.models.requests import RegistrationRequest, RotationRequest
 from tests.support.stacks import PROJECT_DIR, configured_regions
 from tools.harness import RecordedResource, StackGraph, evaluate_program, load_program_stack
@@ -284,7 +285,7 @@ def test_bad_cvm_settings_fail_the_config_with_one_line_each(project_dir: Path) 
     from components.config import ConfigError
 
     with pytest.raises(ConfigError) as failure:
-        parse_stack_config(raw, project_dir=project_dir)
+        parse_stack_config(raw, capabilities=CAPABILITIES, project_dir=project_dir)
     assert failure.value.problems == [
         "iot-multi-region:cvm.throtleRateLimit: unknown field; did you mean 'throttleRateLimit'?",
         "iot-multi-region:cvm.wafRateLimit: 5 must be a whole number from 10 to 2000000000",
@@ -295,26 +296,22 @@ def test_bad_cvm_settings_fail_the_config_with_one_line_each(project_dir: Path) 
 
 def test_dashboard_and_alarms_read_the_metrics_the_function_publishes(stack: Any) -> None:
     _, graph, regions = stack
-    assert (monitoring.NAMESPACE, monitoring.SERVICE) == (function_app.NAMESPACE,
-                                                          function_app.SERVICE)
-    published = {f"Registration{o}" for o in function_app.OUTCOME_METRICS.values()} | {
-        "RegistrationRequests", function_app.ATTEMPTS_PER_DEVICE, function_app.UNDO_FAILED,
-        "RotationSucceeded"}
+    published = metrics.CVM.metrics  # what the function may publish (the contract)
     for region in regions:
         dashboard = json.loads(in_region(graph, "aws:cloudwatch/dashboard:Dashboard", region,
                                          "-dashboard").inputs["dashboardBody"])
         ours = {m[1] for w in dashboard["widgets"] for m in w["properties"]["metrics"]
-                if isinstance(m, list) and m and m[0] == monitoring.NAMESPACE}
+                if isinstance(m, list) and m and m[0] == metrics.CVM.namespace}
         assert ours and ours <= published
         alarm = in_region(graph, "aws:cloudwatch/metricAlarm:MetricAlarm", region, "-success-rate")
         queried = {q["metric"]["metricName"] for q in alarm.inputs["metricQueries"]
                    if "metric" in q}
         assert queried == set(monitoring.SUCCESS_RATE_INPUTS.values()) and queried <= published
-        for suffix, metric in (("-attempts", monitoring.ATTEMPTS_PER_DEVICE),
-                               ("-undo-failed", monitoring.UNDO_FAILED)):
+        for suffix, metric in (("-attempts", metrics.Cvm.ATTEMPTS_PER_DEVICE),
+                               ("-undo-failed", metrics.Cvm.UNDO_FAILED)):
             alarm = in_region(graph, "aws:cloudwatch/metricAlarm:MetricAlarm", region, suffix)
             assert alarm.inputs["metricName"] == metric and metric in published
-            assert alarm.inputs["dimensions"] == monitoring.DIMENSIONS
+            assert alarm.inputs["dimensions"] == metrics.CVM.dimensions
 
 
 @pytest.mark.parametrize("schema_file, model", [

@@ -13,6 +13,7 @@ import botocore.session
 from botocore.model import StringShape
 import pytest
 
+from components.capabilities import CAPABILITIES
 from components.config import ConfigError, StackConfig, parse_stack_config
 from components.edge.component import IOT_LOG_GROUP_NAME
 from components.edge.settings import IotAccountSettings
@@ -53,7 +54,7 @@ def stack_config(graph_stack: str, **overrides: Any) -> StackConfig:
     prefix = f"{spec.project}:"
     raw = {k[len(prefix):]: v for k, v in spec.config.items() if k.startswith(prefix)}
     raw.update(overrides)
-    return parse_stack_config(raw, project_dir=PROJECT_DIR)
+    return parse_stack_config(raw, capabilities=CAPABILITIES, project_dir=PROJECT_DIR)
 
 
 @pytest.fixture(scope="module")
@@ -343,7 +344,8 @@ def parse_raw(**changes: Any) -> StackConfig:
         "serverCertificateMode": "imported", "importedServerCertificateArns": IMPORTED_ARNS,
     }
     raw.update(changes)
-    return parse_stack_config(raw, project_dir=PROJECT_DIR, now=NOW)
+    return parse_stack_config(raw, capabilities=CAPABILITIES, project_dir=PROJECT_DIR,
+                              now=NOW)
 
 
 def test_validation_certificates_parse_per_region() -> None:

@@ -15,8 +15,8 @@ from components.fleet_provisioning.iam_documents import (
 )
 from components.fleet_provisioning.settings import FleetSettings, parse_settings
 from components.fleet_provisioning.template import TEMPLATE_NAME_MAX, template_name
-from lambdas.fleet_provisioning_hook import items as hook_items
-from lambdas.fleet_provisioning_recorder import logic as recorder_logic
+from lambdas.contracts import fleet_allow_list as allow_list
+from lambdas.contracts.fleet_allow_list import Attr, State
 from tests.support.fleet_emulator import DeclaredFleet, filter_matches
 from tests.support.fleet_iam import allowed, document, trust_allows
 from tests.support.stacks import PROJECT_DIR, configured_regions
@@ -305,8 +305,8 @@ def test_recorder_is_fed_only_this_regions_claims(stack: tuple[str, StackGraph, 
                       if q.region == fleet.region and "fleet-recorder" in q.inputs["name"]]
         assert trigger["destinationConfig"]["onFailure"]["destinationArn"] in queue_arns
         [pattern] = [json.loads(f["pattern"]) for f in trigger["filterCriteria"]["filters"]]
-        image = {"kind": {"S": "FLEET_SERIAL"}, "state": {"S": "CLAIMED"},
-                 "claimRegion": {"S": fleet.region}}
+        image = {Attr.KIND: {"S": allow_list.KIND}, Attr.STATE: {"S": State.CLAIMED},
+                 Attr.CLAIM_REGION: {"S": fleet.region}}
         assert filter_matches(pattern, {"eventName": "MODIFY", "dynamodb": {"NewImage": image}})
         for changed in ({"claimRegion": {"S": "elsewhere-1"}}, {"state": {"S": "PROVISIONED"}},
                         {"kind": {"S": "CVM_DEVICE"}}):
@@ -315,16 +315,7 @@ def test_recorder_is_fed_only_this_regions_claims(stack: tuple[str, StackGraph, 
         assert not filter_matches(pattern, {"eventName": "REMOVE", "dynamodb": {"NewImage": image}})
 
 
-def test_allow_list_conventions_agree_everywhere() -> None:
-    assert fleet_component.ALLOW_LIST_KEY_PREFIX == hook_items.KEY_PREFIX == \
-        recorder_logic.KEY_PREFIX == installer.ALLOW_LIST_KEY_PREFIX == "fleet#"
-    assert fleet_component.ALLOW_LIST_KIND == hook_items.KIND == recorder_logic.KIND == \
-        installer.ALLOW_LIST_KIND
-    assert fleet_component.CLAIMED_STATE == hook_items.CLAIMED == recorder_logic.CLAIMED == \
-        installer.CLAIMED_STATE
-    assert hook_items.ALLOWED == recorder_logic.ALLOWED == installer.ALLOWED_STATE
-    assert (hook_items.PROVISIONED, hook_items.CONFLICT) == \
-        (recorder_logic.PROVISIONED, recorder_logic.CONFLICT)
+def test_the_installer_tool_names_the_declared_group() -> None:
     assert installer.INSTALLERS_GROUP == fleet_component.INSTALLERS_GROUP
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from components.packaging import contracts_only_layer
 from tests.support.snapshots import TWENTY_REGION_OVERRIDES, TWENTY_REGIONS
 from tools.harness import GLOBAL, StackGraph
 from tools.plan import LAYER_WARNING, main, render_plan
@@ -127,7 +128,7 @@ def test_plan_warns_when_the_lambda_layer_is_not_built(monkeypatch: pytest.Monke
     assert code == 0
     assert (f"warning: {LAYER_WARNING}" in err) is (not built)
     layer = tmp_path / "layer.zip"
-    layer.write_bytes(b"PK\x05\x06" + bytes(18))
+    layer.write_bytes(contracts_only_layer())
     monkeypatch.setenv("IOTMR_LAMBDA_LAYER_ZIP", str(layer))
     code, _, err = run("dev", "--summary")
     assert code == 0 and "warning:" not in err

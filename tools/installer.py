@@ -32,7 +32,6 @@ import argparse
 import datetime as dt
 import getpass
 import os
-import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -40,15 +39,10 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 from urllib.parse import quote
 
-# The allow-list conventions (components/fleet_provisioning/component.py and the hook's
-# items.py hold the same values; a test keeps them equal). Copied, not imported, so the
-# CLI starts without loading Pulumi.
-ALLOW_LIST_KEY_PREFIX = "fleet#"
-ALLOW_LIST_KIND = "FLEET_SERIAL"
-ALLOWED_STATE = "ALLOWED"
-CLAIMED_STATE = "CLAIMED"
+# The allow-list entry's contract: standard library only, so the CLI starts without Pulumi.
+from lambdas.contracts import fleet_allow_list as allow_list
+
 INSTALLERS_GROUP = "installers"
-SERIAL = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
 TOTP_ISSUER = "IoT installers"
 
 
@@ -247,47 +241,25 @@ def list_installers(idp: Any, *, user_pool_id: str) -> list[dict[str, Any]]:
         kwargs["NextToken"] = page["NextToken"]
 
 
-def _serial(value: str) -> str:
-    if not SERIAL.fullmatch(value):
-        raise ValueError(f"serial {value!r} is not a valid thing name ([a-zA-Z0-9:_-]{{1,128}})")
-    return value
-
-
 def allow_serial(table: Any, serial: str, *, now: dt.datetime, reset: bool = False) -> None:
-    """Create (or re-enable) the allow-list entry. `reset` makes a PROVISIONED entry
-    provisionable again (e.g. a device that was decommissioned); never a CLAIMED one."""
+    """Create (or re-enable) the allow-list entry, with the contract's writes (the web app's
+    allow-list view makes the same ones). `reset` makes a PROVISIONED entry provisionable
+    again (e.g. a device that was decommissioned); never a CLAIMED one."""
     from botocore.exceptions import ClientError
 
-    key = {"deviceUid": f"{ALLOW_LIST_KEY_PREFIX}{_serial(serial)}"}
-    stamp = now.isoformat(timespec="milliseconds")
+    stamp = allow_list.timestamp(now)
     try:
-        table.put_item(
-            Item={**key, "kind": ALLOW_LIST_KIND, "serialNumber": serial, "enabled": True,
-                  "state": ALLOWED_STATE, "allowedAt": stamp},
-            ConditionExpression="attribute_not_exists(deviceUid)")
+        table.put_item(**allow_list.new_entry(serial, stamp))
         return
     except ClientError as err:
         if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
             raise
-    update = "SET enabled = :true, allowedAt = :now"
-    condition = "#kind = :kind"
-    values: dict[str, Any] = {":true": True, ":now": stamp, ":kind": ALLOW_LIST_KIND}
-    if reset:
-        update += ", #state = :allowed"
-        condition += " AND #state <> :claimed"
-        values.update({":allowed": ALLOWED_STATE, ":claimed": CLAIMED_STATE})
-    table.update_item(Key=key, UpdateExpression=update, ConditionExpression=condition,
-                      ExpressionAttributeNames={"#kind": "kind", **({"#state": "state"}
-                                                                    if reset else {})},
-                      ExpressionAttributeValues=values)
+    table.update_item(**allow_list.update("enableAndReset" if reset else "enable", serial, stamp))
 
 
-def disable_serial(table: Any, serial: str) -> None:
-    table.update_item(Key={"deviceUid": f"{ALLOW_LIST_KEY_PREFIX}{_serial(serial)}"},
-                      UpdateExpression="SET enabled = :false",
-                      ConditionExpression="#kind = :kind",
-                      ExpressionAttributeNames={"#kind": "kind"},
-                      ExpressionAttributeValues={":false": False, ":kind": ALLOW_LIST_KIND})
+def disable_serial(table: Any, serial: str, *, now: dt.datetime | None = None) -> None:
+    stamp = allow_list.timestamp(now or dt.datetime.now(dt.timezone.utc))
+    table.update_item(**allow_list.update("disable", serial, stamp))
 
 
 # --- command line -----------------------------------------------------------------------

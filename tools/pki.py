@@ -42,6 +42,11 @@ from cryptography.x509.verification import (
 )
 
 from components.x509 import has_extended_key_usage, is_ca_certificate, is_self_signed
+from lambdas.contracts.things import (
+    THING_NAME_CHARACTERS,
+    THING_NAME_MAX_LENGTH,
+    thing_name_problem,
+)
 
 KeyType = Literal["ec-p256", "rsa-2048", "rsa-3072", "rsa-4096"]
 KEY_TYPES: tuple[KeyType, ...] = get_args(KeyType)
@@ -62,8 +67,6 @@ DEFAULT_DEVICE_DAYS = 3652  # 10 years
 # AWS IoT domain configurations accept a server certificate chain of at most 5 certs.
 MAX_SERVER_CHAIN_DEPTH = 5
 
-# re.fullmatch (not match + "$") so a trailing newline cannot sneak through.
-THING_NAME_RE = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
 _DNS_LABEL_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 # Keys end in ".key" so the repository's .gitignore ("*.key") keeps them out of git.
@@ -160,10 +163,11 @@ def _check_supported_public_key(key: object, what: str) -> PublicKey:
 
 
 def validate_thing_name(thing_name: str) -> str:
-    if not THING_NAME_RE.fullmatch(thing_name):
+    problem = thing_name_problem(thing_name)
+    if problem:
         raise PkiError(
-            f"invalid thing name {thing_name!r}: AWS IoT thing names must match "
-            "^[a-zA-Z0-9:_-]{1,128}$; fix: use only letters, digits, ':', '_', '-' (max 128)"
+            f"invalid thing name {thing_name!r}: it {problem}; fix: use 1-"
+            f"{THING_NAME_MAX_LENGTH} of {THING_NAME_CHARACTERS} (AWS IoT thing names)"
         )
     return thing_name
 

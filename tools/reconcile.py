@@ -47,13 +47,15 @@ ClientFactory = Callable[[str, str], Any]  # (service, region) -> boto3 client
 
 def load_stack(program: Path, stack: str) -> tuple[dict[str, RegionTargets], Any]:
     """The declared names per region and the stack's replication settings."""
-    from components.config import PROJECT, parse_stack_config
+    from components.capabilities import CAPABILITIES
+    from components.config import parse_stack_config
+    from components.facts import PROJECT
     from tools.harness import evaluate_program, load_program_stack
 
     spec = load_program_stack(program, stack)
     prefix = f"{PROJECT}:"
     raw = {k[len(prefix):]: v for k, v in spec.config.items() if k.startswith(prefix)}
-    config = parse_stack_config(raw, project_dir=program)
+    config = parse_stack_config(raw, capabilities=CAPABILITIES, project_dir=program)
     settings = config.capability_settings.get("replication")
     if settings is None:
         raise ValueError(f"stack {stack!r} does not enable the replication capability")

@@ -19,8 +19,8 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
+import components.cvm.monitoring as monitoring  # not `from components.cvm`: no import circle
 from components.account import AwsAccount
-from components.cvm import monitoring
 from components.cvm.policies import api_logging_role_policy, function_role_policy
 from components.dns import validation_record_for
 from components.global_tables import RegionalTable
@@ -28,6 +28,7 @@ from components.health import region_health_check
 from components.iam import service_trust_policy
 from components.lambda_function import dependencies_layer, python_function
 from components.packaging import LambdaLayer
+from lambdas.contracts.environment import CvmRegistrationEnvironment
 
 HERE = Path(__file__).resolve().parent
 REGISTRATION_SCHEMA = HERE / "registration.schema.json"
@@ -136,21 +137,13 @@ def salts_secret_name(stack_prefix: str) -> str:
 
 def function_environment(args: CvmArgs, *, secret_arn: str, provisioning_table: str,
                          inventory_table: str, device_policy_name: str) -> dict[str, str]:
-    env = {
-        "PROVISIONING_TABLE_NAME": provisioning_table,
-        "INVENTORY_TABLE_NAME": inventory_table,
-        "SALTS_SECRET_ARN": secret_arn,
-        "DEVICE_POLICY_NAME": device_policy_name,
-        "DEVICE_ENDPOINT": args.device_domain,
-        "THING_NAME_PREFIX": args.thing_name_prefix,
-        "LEGACY_BATCHES": ",".join(args.legacy_batches),
-        "CLAIM_STALE_SECONDS": str(CLAIM_STALE_SECONDS),
-        "POWERTOOLS_SERVICE_NAME": monitoring.SERVICE,
-        "POWERTOOLS_METRICS_NAMESPACE": monitoring.NAMESPACE,
-    }
-    if args.root_ca_bundle_pem:
-        env["ROOT_CA_BUNDLE_PEM"] = args.root_ca_bundle_pem
-    return env
+    return CvmRegistrationEnvironment[str](
+        provisioning_table_name=provisioning_table, inventory_table_name=inventory_table,
+        salts_secret_arn=secret_arn, device_policy_name=device_policy_name,
+        device_endpoint=args.device_domain, thing_name_prefix=args.thing_name_prefix,
+        legacy_batches=",".join(args.legacy_batches),
+        claim_stale_seconds=str(CLAIM_STALE_SECONDS),
+        root_ca_bundle_pem=args.root_ca_bundle_pem or None).variables()
 
 
 def api_definition_hash() -> str:

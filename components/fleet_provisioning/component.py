@@ -40,6 +40,9 @@ from components.global_tables import RegionalTable
 from components.iam import service_trust_policy
 from components.lambda_function import dependencies_layer, python_function
 from components.packaging import LambdaLayer
+from lambdas.contracts import fleet_allow_list as allow_list
+from lambdas.contracts.fleet_allow_list import Attr, State
+from lambdas.contracts.environment import FleetHookEnvironment, FleetRecorderEnvironment
 
 HOOK_PACKAGE = "fleet_provisioning_hook"
 RECORDER_PACKAGE = "fleet_provisioning_recorder"
@@ -49,23 +52,22 @@ INSTALLERS_GROUP = "installers"
 ALLOW_LIST_ADMINS_GROUP = "allow-list-admins"
 HOOK_PAYLOAD_VERSION = "2020-04-01"  # the only version AWS IoT defines
 HOOK_TIMEOUT_SECONDS = 5  # AWS IoT stops waiting after 5 s; running longer is useless
-
-# The allow-list entries in the provisioning table (lambdas/fleet_provisioning_hook/items.py
-# is the Lambda-side copy; a test keeps them equal).
-ALLOW_LIST_KEY_PREFIX = "fleet#"
-ALLOW_LIST_KIND = "FLEET_SERIAL"
-CLAIMED_STATE = "CLAIMED"
+# How long one recorder invocation polls AWS IoT, and when it gives a claim up: certificate
+# ownership tokens live 1 hour.
+RECORDER_CONFIRM_WAIT_SECONDS = 20
+RECORDER_GIVE_UP_AFTER_SECONDS = 3600
 
 
 def recorder_filter_pattern(region: str) -> str:
-    """Event-source-mapping filter: only allow-list entries that turned CLAIMED in this
-    region (a replica's stream also carries the other regions' writes)."""
+    """Event-source-mapping filter: only allow-list entries (lambdas/contracts/fleet_allow_list.py)
+    that turned CLAIMED in this region (a replica's stream also carries the other regions'
+    writes)."""
     return json.dumps({
         "eventName": ["INSERT", "MODIFY"],
         "dynamodb": {"NewImage": {
-            "kind": {"S": [ALLOW_LIST_KIND]},
-            "state": {"S": [CLAIMED_STATE]},
-            "claimRegion": {"S": [region]},
+            Attr.KIND: {"S": [allow_list.KIND]},
+            Attr.STATE: {"S": [State.CLAIMED]},
+            Attr.CLAIM_REGION: {"S": [region]},
         }},
     }, sort_keys=True)
 
@@ -230,16 +232,13 @@ class FleetProvisioning(pulumi.ComponentResource):
                                            function_name=hook_name, region=region,
                                            provisioning_table_arn=v[2],
                                            inventory_table_arn=v[3], tables_key_arn=v[4])),
-            environment={
-                "PROVISIONING_TABLE_NAME": args.provisioning.name,
-                "INVENTORY_TABLE_NAME": args.inventory.name,
-                "TEMPLATE_ARN": self.template_arn,
-                "CLAIM_CLIENT_ID_PREFIX": settings.claim_client_id_prefix,
-                "CLAIM_RETRY_AFTER_SECONDS": str(settings.claim_retry_after_seconds),
-                "HOOK_BUDGET_MS": str(settings.hook_budget_milliseconds),
-                "POWERTOOLS_SERVICE_NAME": "fleet-provisioning-hook",
-                "POWERTOOLS_METRICS_NAMESPACE": "IotMultiRegion/FleetProvisioning",
-            },
+            environment=FleetHookEnvironment[pulumi.Input[str]](
+                provisioning_table_name=args.provisioning.name,
+                inventory_table_name=args.inventory.name,
+                template_arn=self.template_arn,
+                claim_client_id_prefix=settings.claim_client_id_prefix,
+                claim_retry_after_seconds=str(settings.claim_retry_after_seconds),
+                hook_budget_ms=str(settings.hook_budget_milliseconds)).variables(),
             layer=self.dependencies_layer,
             # CPU scales with memory: 512 MB keeps the cold start (powertools, pydantic,
             # boto3) well inside AWS IoT's 5-second limit.
@@ -298,14 +297,11 @@ class FleetProvisioning(pulumi.ComponentResource):
                     partition=v[2], region=region, account_id=v[3],
                     provisioning_stream_arn=v[4], provisioning_table_arn=v[5],
                     inventory_table_arn=v[6], queue_arn=v[7], tables_key_arn=v[8])),
-            environment={
-                "PROVISIONING_TABLE_NAME": args.provisioning.name,
-                "INVENTORY_TABLE_NAME": args.inventory.name,
-                "CONFIRM_WAIT_SECONDS": "20",
-                "GIVE_UP_AFTER_SECONDS": "3600",  # certificate ownership tokens live 1 hour
-                "POWERTOOLS_SERVICE_NAME": "fleet-provisioning-recorder",
-                "POWERTOOLS_METRICS_NAMESPACE": "IotMultiRegion/FleetProvisioning",
-            },
+            environment=FleetRecorderEnvironment[pulumi.Input[str]](
+                provisioning_table_name=args.provisioning.name,
+                inventory_table_name=args.inventory.name,
+                confirm_wait_seconds=str(RECORDER_CONFIRM_WAIT_SECONDS),
+                give_up_after_seconds=str(RECORDER_GIVE_UP_AFTER_SECONDS)).variables(),
             layer=self.dependencies_layer, memory_size=256, timeout=60)
         self.recorder_trigger = aws.lambda_.EventSourceMapping(
             f"{name}-recorder-trigger", region=region,

@@ -17,7 +17,8 @@ import hashlib
 import json
 import re
 
-SERIAL_PARAMETER = "SerialNumber"
+from lambdas.contracts.fleet_allow_list import SERIAL_PARAMETER
+
 CERTIFICATE_ID_PARAMETER = "AWS::IoT::Certificate::Id"  # filled in by AWS IoT
 PAYLOAD_FORMATS = ("json", "cbor")  # the MQTT API answers in either (topic suffix)
 TEMPLATE_NAME_MAX = 36  # CreateProvisioningClaim: templateName 1..36, [0-9A-Za-z_-]+

@@ -36,6 +36,7 @@ from components.iam import (
 from components.lambda_function import dependencies_layer, python_function
 from components.packaging import LambdaLayer
 from components.state_machine import state_machine
+from lambdas.contracts.environment import JitrCheckEnvironment
 
 DEFINITION = Path(__file__).resolve().parent / "jitr.asl.json"
 CHECK_PACKAGE = "jitr_certificate_check"
@@ -183,11 +184,8 @@ class JitrPipeline(pulumi.ComponentResource):
                 log_group_arn, args.kms_key_arn).apply(
                 lambda v: check_function_role_policy(log_group_arn=v[0], key_arn=v[1],
                                                      function_name=function_name)),
-            environment={
-                "CA_CERTIFICATE_PEM": args.ca_certificate_pem,
-                "POWERTOOLS_SERVICE_NAME": "jitr-certificate-check",
-                "POWERTOOLS_METRICS_NAMESPACE": "IotMultiRegion/Jitr",
-            },
+            environment=JitrCheckEnvironment[pulumi.Input[str]](
+                ca_certificate_pem=args.ca_certificate_pem).variables(),
             layer=self.dependencies_layer, memory_size=256, timeout=10)
 
         # --- the state machine -------------------------------------------------------------

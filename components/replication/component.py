@@ -30,6 +30,7 @@ from components.iam import (
 )
 from components.replication.settings import ReplicationSettings
 from components.state_machine import state_machine
+from lambdas.contracts.inventory import Attr
 
 DEFINITION = Path(__file__).resolve().parent / "replication.asl.json"
 # Replaying the last 24 h when a pipe is (re)created is harmless (every record converges to
@@ -50,7 +51,7 @@ def pipe_filter_pattern(region: str) -> str:
     an item without `writerRegion` breaks the contract and does not pass either."""
     return json.dumps({
         "eventName": ["INSERT", "MODIFY"],
-        "dynamodb": {"NewImage": {"writerRegion": {"S": [{"anything-but": [region]}]}}},
+        "dynamodb": {"NewImage": {Attr.WRITER_REGION: {"S": [{"anything-but": [region]}]}}},
     }, sort_keys=True)
 
 

@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from moto import mock_aws
 
+from lambdas.contracts.environment import CvmRegistrationEnvironment
 from lambdas.cvm_registration import app as cvm_app
 from lambdas.cvm_registration.config import Config
 from tests.support.faithful_iot import faithful_iot
@@ -162,14 +163,13 @@ def token(salt: str, uid: str, uid2: str | None = None) -> str:
 
 
 def function_environment(secret_arn: str, legacy_batches: tuple[str, ...]) -> dict[str, str]:
-    return {
-        "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
-        "PROVISIONING_TABLE_NAME": PROVISIONING_TABLE, "INVENTORY_TABLE_NAME": INVENTORY_TABLE,
-        "SALTS_SECRET_ARN": secret_arn, "DEVICE_POLICY_NAME": DEVICE_POLICY,
-        "DEVICE_ENDPOINT": DEVICE_ENDPOINT, "LEGACY_BATCHES": ",".join(legacy_batches),
-        "CLAIM_STALE_SECONDS": "60", "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_NAMESPACE": cvm_app.NAMESPACE,
-    }
+    declared = CvmRegistrationEnvironment[str](
+        provisioning_table_name=PROVISIONING_TABLE, inventory_table_name=INVENTORY_TABLE,
+        salts_secret_arn=secret_arn, device_policy_name=DEVICE_POLICY,
+        device_endpoint=DEVICE_ENDPOINT, thing_name_prefix="",
+        legacy_batches=",".join(legacy_batches), claim_stale_seconds="60").variables()
+    return {"AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION, **declared,
+            "POWERTOOLS_TRACE_DISABLED": "true"}
 
 
 @dataclass

@@ -47,6 +47,8 @@ import botocore.session
 from moto.iot import models as iot_models
 from moto.iot.exceptions import ResourceNotFoundException
 
+from lambdas.contracts import inventory
+from lambdas.contracts.inventory import InventoryItem
 from tools.harness import ACCOUNT_ID, RecordedResource, StackGraph
 from tools.local.emulation.pipes import (
     Delivery,
@@ -462,19 +464,14 @@ class ReplicationFabric:
 
     def record_device(self, region: str, thing_name: str, certificate_id: str,
                       certificate_pem: str, issuer: str, onboarding: str = "JITR") -> None:
-        """The first write of the inventory contract (docs/data-model.md)."""
-        item = {
-            "thingName": {"S": thing_name}, "certificateId": {"S": certificate_id},
-            "certificatePem": {"S": certificate_pem}, "issuer": {"S": issuer},
-            "originRegion": {"S": region}, "writerRegion": {"S": region},
-            "status": {"S": "ACTIVE"}, "onboarding": {"S": onboarding},
-            "notAfter": {"S": "2030-01-01T00:00:00Z"}, "version": {"N": "1"},
-            "updatedAt": {"S": self.now()},
-        }
-        if issuer == "OWN_CA":
-            item["caCertificateId"] = {"S": self[region].ca_certificate_id}
-        self[region].dynamodb.put_item(TableName=self[region].declared.table_name, Item=item,
-                                       ConditionExpression="attribute_not_exists(thingName)")
+        """The first write of the inventory contract (lambdas/contracts/inventory.py)."""
+        item = InventoryItem.first(
+            thing_name=thing_name, certificate_id=certificate_id,
+            certificate_pem=certificate_pem, issuer=issuer, onboarding=onboarding,
+            region=region, not_after="2030-01-01T00:00:00Z", updated_at=self.now(),
+            ca_certificate_id=self[region].ca_certificate_id if issuer == "OWN_CA" else None)
+        self[region].dynamodb.put_item(**inventory.put_request(
+            self[region].declared.table_name, item))
 
     def onboard(self, region: str, thing_name: str, certificate_pem: str,
                 issuer: str = "OWN_CA", onboarding: str = "JITR") -> str:
@@ -499,23 +496,18 @@ class ReplicationFabric:
         return certificate_id
 
     def write_change(self, region: str, thing_name: str, status: str) -> None:
-        """A change of the contract: conditional on the version read, version + 1."""
+        """A change of the contract: the next version of the item read, conditional on it."""
         table = self[region].declared.table_name
-        item = self[region].item(thing_name)
-        assert item is not None, f"{thing_name} is not in {region}'s replica"
-        names = {"#s": "status", "#v": "version", "#w": "writerRegion", "#u": "updatedAt"}
-        values = {":s": {"S": status}, ":next": {"N": str(int(item["version"]) + 1)},
-                  ":expected": {"N": item["version"]}, ":w": {"S": region},
-                  ":u": {"S": self.now()}}
-        update = "SET #s = :s, #v = :next, #w = :w, #u = :u"
-        if status == "DELETED":
-            names["#e"] = "expiresAt"
-            values[":e"] = {"N": str(int(time.time()) + 30 * 24 * 3600)}
-            update += ", #e = :e"
-        self[region].dynamodb.update_item(
-            TableName=table, Key={"thingName": {"S": thing_name}}, UpdateExpression=update,
-            ConditionExpression="#v = :expected", ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values)
+        raw = self[region].dynamodb.get_item(TableName=table,
+                                             Key={"thingName": {"S": thing_name}},
+                                             ConsistentRead=True).get("Item")
+        if raw is None:
+            raise AssertionError(f"{thing_name} is not in {region}'s replica")
+        read = InventoryItem.from_attribute_values(raw)
+        changed = read.tombstone(writer_region=region, updated_at=self.now(),
+                                 now_epoch=int(time.time())) if status == "DELETED" else \
+            read.changed(writer_region=region, updated_at=self.now(), status=status)
+        self[region].dynamodb.put_item(**inventory.put_request(table, changed, replaces=read))
 
     def revoke(self, region: str, thing_name: str) -> None:
         """An operator revokes in `region`: registry there, then the item."""

@@ -25,6 +25,7 @@ from argparse import Namespace
 from pathlib import Path
 from typing import Any
 
+from lambdas.contracts import fleet_allow_list as allow_list
 from tools import installer
 from tools.harness import StackGraph
 from tools.local.emulation.device_gateway import DeviceGateway
@@ -78,11 +79,11 @@ def _onboard(run: JourneyRun, region: str) -> None:
         table = system.resource("dynamodb", region).Table(_table(system, PROVISIONING))
         installer.allow_serial(table, serial, now=dt.datetime.now(dt.timezone.utc))
         entry = _row(system, region, table.name,
-                     {"deviceUid": {"S": f"{installer.ALLOW_LIST_KEY_PREFIX}{serial}"}}) or {}
+                     {allow_list.TABLE_KEY: {"S": allow_list.entry_key(serial)}}) or {}
         groups = [g["GroupName"] for g in idp.admin_list_groups_for_user(
             UserPoolId=pool_id, Username=INSTALLER)["Groups"]]
         step.check(status == "FORCE_CHANGE_PASSWORD" and groups == [installer.INSTALLERS_GROUP]
-                   and entry.get("state") == installer.ALLOWED_STATE,
+                   and entry.get("state") == allow_list.State.ALLOWED,
                    f"user {status}, groups {groups}; allow-list entry {entry.get('state')} "
                    f"(kind {entry.get('kind')})")
 
@@ -146,12 +147,12 @@ def _onboard(run: JourneyRun, region: str) -> None:
                   "AMAZON, version 1); the allow-list entry is PROVISIONED", region=region) as step:
         def recorded() -> tuple[dict[str, Any], dict[str, Any]]:
             return (_row(system, region, inventory, {"thingName": {"S": serial}}) or {},
-                    _row(system, region, _table(system, PROVISIONING), {"deviceUid": {
-                        "S": f"{installer.ALLOW_LIST_KEY_PREFIX}{serial}"}}) or {})
+                    _row(system, region, _table(system, PROVISIONING), {allow_list.TABLE_KEY: {
+                        "S": allow_list.entry_key(serial)}}) or {})
 
         # The recorder writes the item, then settles the entry: wait for both.
         row, entry = run.wait_for(recorded, lambda found: bool(found[0]) and found[1].get(
-            "state") != installer.CLAIMED_STATE, timeout=RECORDER_TIMEOUT_SECONDS)
+            "state") != allow_list.State.CLAIMED, timeout=RECORDER_TIMEOUT_SECONDS)
         expected = {"certificateId": certificate_id, "status": "ACTIVE", "onboarding": "FLEET",
                     "issuer": "AMAZON", "originRegion": region, "writerRegion": region,
                     "version": "1", "certificatePem": certificate_pem}

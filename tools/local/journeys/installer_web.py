@@ -266,7 +266,9 @@ def _drive(run: JourneyRun, browser: Browser, backend: Any, region_a: str, regio
         entries = {s: plain_item(system.client("dynamodb", region_a).get_item(
             TableName=table.name, Key={"deviceUid": {"S": f"{allow_list.KEY_PREFIX}{s}"}},
             ConsistentRead=True).get("Item")) or {} for s in ("SN-WEB-A", "SN-WEB-OFF")}
-        step.check(entries["SN-WEB-A"].get("state") == allow_list.ALLOWED
+        broken = [p for e in entries.values() for p in allow_list.problems(e)]
+        step.check(entries["SN-WEB-A"].get("state") == allow_list.State.ALLOWED
+                   and not broken  # the web app's writes keep the allow-list contract
                    and entries["SN-WEB-A"].get("enabled") is True
                    and entries["SN-WEB-OFF"].get("enabled") is False
                    and any(r.startswith("SN-WEB-A\tALLOWED\tyes") for r in rows)
@@ -275,7 +277,9 @@ def _drive(run: JourneyRun, browser: Browser, backend: Any, region_a: str, regio
                    f"SN-WEB-A {entries['SN-WEB-A'].get('state')}/enabled="
                    f"{entries['SN-WEB-A'].get('enabled')}, SN-WEB-OFF enabled="
                    f"{entries['SN-WEB-OFF'].get('enabled')}; the list shows both ({len(rows)} rows); invalid "
-                   f"serial refused with the contract's rule")
+                   f"serial refused with the contract's rule",
+                   f"entries break the allow-list contract: {'; '.join(broken)}" if broken
+                   else "")
 
     with run.step("accessibility: axe-core finds no WCAG 2.1 AA violation on the admin screen"
                   ) as step:
