@@ -27,6 +27,7 @@ from typing import Any, Literal, Protocol
 from components.edge.settings import IotAccountSettings
 from components.edge.settings import parse as parse_account_settings
 from components.facts import DEFAULT_TLS_SECURITY_POLICY, TLS_SECURITY_POLICIES
+from components.naming import StackNames
 
 PROJECT = "iot-multi-region"
 
@@ -92,9 +93,14 @@ class StackConfig:
     def is_prod(self) -> bool:
         return self.environment == "prod"
 
+    @property
+    def names(self) -> StackNames:
+        """The stack's physical names (components/naming.py, shared with the tools)."""
+        return StackNames(self.app_name, self.environment)
+
     def resource_name(self, *parts: str) -> str:
         """A deterministic physical name: `<app>-<env>-<parts...>`."""
-        return "-".join((self.app_name, self.environment, *parts))
+        return self.names.name(*parts)
 
 
 # --- regions ------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import pulumi_aws as aws
 
 from components.account import AwsAccount
 from components.iam import account_administers_key_statement, policy_document
+from components.naming import DEVICE_DATA_TABLE, INVENTORY_TABLE, PROVISIONING_TABLE
 
 # Inventory item (key: thingName): the replication contract, documented in docs/data-model.md.
 INVENTORY_ATTRIBUTES: Mapping[str, str] = {
@@ -45,9 +46,9 @@ class TableSpec:
     ttl_attribute: str | None = None
 
 
-INVENTORY = TableSpec("device-inventory", hash_key="thingName", ttl_attribute=INVENTORY_TTL_ATTRIBUTE)
-DEVICE_DATA = TableSpec("device-data", hash_key="pk", range_key="sk", ttl_attribute="expiresAt")
-CVM_RECORDS = TableSpec("cvm-provisioning", hash_key="deviceUid")
+INVENTORY = TableSpec(INVENTORY_TABLE, hash_key="thingName", ttl_attribute=INVENTORY_TTL_ATTRIBUTE)
+DEVICE_DATA = TableSpec(DEVICE_DATA_TABLE, hash_key="pk", range_key="sk", ttl_attribute="expiresAt")
+CVM_RECORDS = TableSpec(PROVISIONING_TABLE, hash_key="deviceUid")
 TABLES: tuple[TableSpec, ...] = (INVENTORY, DEVICE_DATA, CVM_RECORDS)
 
 
@@ -81,7 +82,12 @@ class GlobalTables(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: GlobalTablesArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("iotmr:data:GlobalTables", name, None, opts)
+        # The type token names the module; the alias keeps the URNs deployed as `iotmr:data`
+        # (the tables and keys below must never be replaced).
+        super().__init__("iotmr:global_tables:GlobalTables", name, None,
+                         pulumi.ResourceOptions(
+                             aliases=[pulumi.Alias(type_="iotmr:data:GlobalTables")]
+                         ).merge(opts))
         self._args = args
         child = pulumi.ResourceOptions(parent=self)
         self.account_id = args.account.account_id

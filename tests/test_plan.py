@@ -61,10 +61,12 @@ def test_each_region_section_holds_its_own_iam_and_route53_resources() -> None:
         assert roles and checks
         assert all(f"region-{region}-" in line for line in roles + checks)
         assert not any(f"region-{other}-" in line for line in found[title])
-    # Only what serves every region stays global: ACM's one validation record.
+    # Only what serves every region stays global: ACM's one validation record per domain
+    # (the device domain's and the CVM's provisioning domain's).
     global_lines = [line for line in found["global (serves every region)"] if line.startswith("+")]
-    assert global_lines == ["+ aws:route53/record:Record  device-domain-acm-validation  "
-                            "(route53: global service)"]
+    assert sorted(global_lines) == [
+        "+ aws:route53/record:Record  cvm-global-acm-validation  (route53: global service)",
+        "+ aws:route53/record:Record  device-domain-acm-validation  (route53: global service)"]
 
 
 def test_json_plan_counts_match_its_resources_and_the_summary() -> None:
