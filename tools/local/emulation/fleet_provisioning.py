@@ -566,7 +566,7 @@ class FleetProvisioning:
 
     def describe(self) -> str:
         return (f"fleet provisioning: {len(self.emulators)} declared template(s) with their hook "
-                "(declared permission), provisioning role and claim policy; identity-pool role "
+                "(declared permission), provisioning role and AWS's claim grant; identity-pool role "
                 "mapping")
 
     def stop(self) -> None:

@@ -6,7 +6,7 @@ the installer signs in as the CLI does (SRP, first-sign-in password, TOTP enrolm
 Cognito checks the codes), the declared identity pool hands out the installers' role
 (its Token role mapping, emulated), whose policy must allow CreateProvisioningClaim on this
 region's template; the device then runs the MQTT provisioning API with the claim: the
-declared claim policy, the declared pre-provisioning hook run in-process under its declared
+grant AWS gives a claim (its template's provisioning API only), the declared pre-provisioning hook run in-process under its declared
 permission (which must name this template), the declared template applied with the declared
 provisioning role. The recorder, triggered through the declared event-source mapping and its
 filter on the provisioning table's stream, writes the inventory item. The row replicates;
