@@ -228,19 +228,16 @@ class FleetProvisioning(pulumi.ComponentResource):
             # CPU scales with memory: 512 MB keeps the cold start (powertools, pydantic,
             # boto3) well inside AWS IoT's 5-second limit.
             memory_size=512, timeout=HOOK_TIMEOUT_SECONDS)
-        # AWS IoT of this account and region may invoke the hook. The source ARN is AWS
-        # IoT's documented confused-deputy form (`arn:<partition>:iot:<region>:<account>:*`,
-        # "Cross-service confused deputy prevention"): AWS does not document which ARN IoT
-        # sends when it invokes a hook, and a permission pinned to the template ARN would
-        # refuse every device if it is another one. The hook itself checks `templateArn`.
-        # No fixed statement id: the provider names it, so a replacement never collides.
+        # AWS IoT acting for this account may invoke the hook: `source-account`, one of the
+        # two keys "Pre-provisioning hooks" asks for ("include the source-arn or
+        # source-account"). AWS does not document which ARN IoT presents when it invokes a
+        # hook, and a permission pinned to the template ARN would refuse every device if it
+        # is another one; the hook itself checks `templateArn`. No fixed statement id: the
+        # provider names it, so a replacement never collides with the old statement.
         self.hook_permission = aws.lambda_.Permission(
             f"{name}-hook-permission", region=region,
             action="lambda:InvokeFunction", function=self.hook.function.name,
-            principal="iot.amazonaws.com",
-            source_arn=pulumi.Output.all(partition, account_id).apply(
-                lambda v: f"arn:{v[0]}:iot:{region}:{v[1]}:*"),
-            source_account=account_id, opts=child)
+            principal="iot.amazonaws.com", source_account=account_id, opts=child)
 
         # --- provisioning role and template --------------------------------------------------
         self.provisioning_role = aws.iam.Role(
