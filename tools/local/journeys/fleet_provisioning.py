@@ -187,9 +187,9 @@ def fleet(run: JourneyRun) -> None:
 
 # --- wires this journey proves ----------------------------------------------------------------
 
-@wire("fleet-hook-permission-names-another-template", journey="fleet",
-      description="the hook's Lambda permission lets AWS IoT invoke it for another template")
-def hook_permission_names_another_template(graph: StackGraph) -> StackGraph:
+@wire("fleet-hook-permission-names-another-account", journey="fleet",
+      description="the hook's Lambda permission lets AWS IoT invoke it for another account only")
+def hook_permission_names_another_account(graph: StackGraph) -> StackGraph:
     # The permissions of the function each declared template names as its hook.
     permissions = [p for template in graph.of_type(TEMPLATE_TYPE)
                    for p in DeclaredFleet(graph, str(template.region)).hook_permissions
@@ -198,7 +198,7 @@ def hook_permission_names_another_template(graph: StackGraph) -> StackGraph:
         raise LookupError("no declared template's hook has an IoT permission")
 
     def change(inputs: dict[str, Any]) -> dict[str, Any]:
-        inputs["sourceArn"] = f"{inputs['sourceArn']}-v2"
+        inputs["sourceAccount"] = "210987654321"
         return inputs
     for permission in permissions:
         graph = with_inputs(graph, graph.named(permission.name), change)
