@@ -83,6 +83,9 @@ class StackConfig:
     capability_settings: Mapping[str, Any] = field(default_factory=dict)
     # Who owns the account-wide IoT settings (components/edge/settings.py).
     iot_account_settings: IotAccountSettings = field(default_factory=IotAccountSettings)
+    # The AWS provider's `aws:allowedAccountIds`: the only accounts the stack may deploy to,
+    # and the home account(s) the policy pack judges cross-account grants against.
+    allowed_account_ids: tuple[str, ...] = ()
 
     @property
     def replica_regions(self) -> tuple[str, ...]:
@@ -202,7 +205,8 @@ def ca_certificate_problems(pem: str, key: str, now: dt.datetime, source: str = 
 # --- the per-key parsers -------------------------------------------------------------------
 
 def full_key(name: str) -> str:
-    return f"{PROJECT}:{name}"
+    """`iot-multi-region:regions`; keys of another namespace (`aws:allowedAccountIds`) as given."""
+    return name if ":" in name else f"{PROJECT}:{name}"
 
 
 class Report(Protocol):
@@ -563,6 +567,31 @@ class Key:
     required: bool = False
 
 
+_ACCOUNT_ID = re.compile(r"^\d{12}$")
+ALLOWED_ACCOUNT_IDS = "aws:allowedAccountIds"
+
+
+def parse_allowed_account_ids(value: Any, ctx: ParseContext, report: Report) -> tuple[str, ...] | None:
+    """The AWS provider's allow-list of accounts: 12-digit ids as strings (YAML would read an
+    unquoted id as a number and drop leading zeros)."""
+    fix = (f"list your account id(s) as quoted strings in the stack file, e.g. "
+           f"`{ALLOWED_ACCOUNT_IDS}: [\"123456789012\"]` "
+           f"(or, for tools.plan, `--set '{ALLOWED_ACCOUNT_IDS}=[\"123456789012\"]'`)")
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not value:
+        report(f"must be a non-empty list of 12-digit account ids, {received(value)}; {fix}")
+        return None
+    bad = [v for v in value if not (isinstance(v, str) and _ACCOUNT_ID.match(v))]
+    if bad:
+        report(f"{', '.join(repr(b) for b in bad)}: not a 12-digit account id string; {fix}")
+        return None
+    if len(set(value)) != len(value):
+        report(f"lists an account twice ({value}); list each account once")
+        return None
+    return tuple(value)
+
+
 # In parse order: a parser may read the results of the keys above it.
 KEYS: tuple[Key, ...] = (
     Key("appName", parse_app_name, "app_name", required=True),
@@ -584,6 +613,7 @@ KEYS: tuple[Key, ...] = (
     Key("caCertificatePemFile", parse_ca_certificate_pem_file, "ca_certificate_pem"),
     Key("capabilities", parse_capabilities, "capabilities"),
     Key("iotAccountSettings", parse_iot_account_settings, "iot_account_settings"),
+    Key(ALLOWED_ACCOUNT_IDS, parse_allowed_account_ids, "allowed_account_ids"),
 )
 KNOWN_KEYS: tuple[str, ...] = tuple(k.name for k in KEYS)
 REQUIRED_KEYS: tuple[str, ...] = tuple(k.name for k in KEYS if k.required)
@@ -690,11 +720,15 @@ def parse_stack_config(
 
 
 def read_pulumi_config() -> dict[str, Any]:
-    """This project's raw stack config, as the Pulumi runtime holds it (prefix stripped)."""
+    """This project's raw stack config, as the Pulumi runtime holds it (prefix stripped), plus
+    the provider keys the program validates too (`aws:allowedAccountIds`, full key)."""
     from pulumi.runtime import config as runtime_config
 
     prefix = f"{PROJECT}:"
     merged: dict[str, Any] = {}
     merged.update(runtime_config.get_config_env())
     merged.update(runtime_config.CONFIG.get())
-    return {k[len(prefix):]: v for k, v in merged.items() if k.startswith(prefix)}
+    raw = {k[len(prefix):]: v for k, v in merged.items() if k.startswith(prefix)}
+    if ALLOWED_ACCOUNT_IDS in merged:
+        raw[ALLOWED_ACCOUNT_IDS] = merged[ALLOWED_ACCOUNT_IDS]
+    return raw

@@ -11,6 +11,8 @@ from pulumi_policy import EnforcementLevel, Policy
 from policy.guardrails import (
     apigateway,
     cognito,
+    configuration,
+    coverage,
     data,
     events,
     iam,
@@ -37,6 +39,7 @@ ALL_POLICIES: list[Policy] = [
     *data.POLICIES,
     *iam.POLICIES,
     *lambda_.POLICIES,
+    *configuration.POLICIES,
     *stepfunctions.POLICIES,
     *pipes.POLICIES,
     *apigateway.POLICIES,
@@ -51,6 +54,7 @@ ALL_POLICIES: list[Policy] = [
     *logs.POLICIES,
     *route53.POLICIES,
     *stack.POLICIES,
+    *coverage.POLICIES,
 ]
 
 __all__ = ["ALL_POLICIES", "ANCHORS", "PACK_NAME", "build_pack"]

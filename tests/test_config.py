@@ -150,6 +150,13 @@ PARSER_CASES: list[tuple[KeyParser, Any, dict[str, Any], Any, str | None]] = [
      IotAccountSettings(logging_options="manage"), None),
     (cfg.parse_iot_account_settings, {"loggingOptions": "adopt"}, {}, IotAccountSettings(),
      "'adopt' is not one of manage, leave"),
+    (cfg.parse_allowed_account_ids, None, {}, (), None),
+    (cfg.parse_allowed_account_ids, ["123456789012"], {}, ("123456789012",), None),
+    (cfg.parse_allowed_account_ids, [123456789012], {}, None, "not a 12-digit account id string"),
+    (cfg.parse_allowed_account_ids, "123456789012", {}, None, "non-empty list"),
+    (cfg.parse_allowed_account_ids, [], {}, None, "non-empty list"),
+    (cfg.parse_allowed_account_ids, ["12345"], {}, None, "'12345'"),
+    (cfg.parse_allowed_account_ids, ["123456789012"] * 2, {}, None, "twice"),
 ]
 
 
@@ -373,7 +380,7 @@ def test_region_list_matches_boto3() -> None:
 def test_readme_documents_every_accepted_key() -> None:
     readme = (PROJECT_DIR / "README.md").read_text()
     section = readme.split("## Stack configuration", 1)[1].split("\n## ", 1)[0]
-    documented = set(re.findall(r"^\| `([A-Za-z.]+)` \|", section, flags=re.MULTILINE))
+    documented = set(re.findall(r"^\| `([A-Za-z.:]+)` \|", section, flags=re.MULTILINE))
     assert sorted(set(all_known_keys()) - documented) == []
     assert sorted(documented - set(all_known_keys())) == []
 
@@ -417,3 +424,4 @@ def test_a_configured_zone_name_is_checked_offline_instead_of_looked_up() -> Non
     graph = evaluate_program(PROJECT_DIR, "dev", config_overrides={"hostedZoneName": "example.com"},
                              invoke_answers={GET_ZONE: {"name": "iot.dev.example.com"}})
     assert graph.outputs["deviceDomain"] == "iot.dev.example.com"
+

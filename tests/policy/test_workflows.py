@@ -69,7 +69,7 @@ def test_pull_request_runs_checks_then_previews_each_stack_with_the_pack():
     assert "pull_request" in doc["on"]
     checks = _load("checks.yml")
     runs = " ".join(s.get("run", "") for s in _steps(checks))
-    for command in ("pytest", "mypy", "policy.check --stack dev", "policy.check --stack prod", "actionlint"):
+    for command in ("pytest", "mypy", "tools.policy_check --stack dev", "tools.policy_check --stack prod", "actionlint"):
         assert command in runs, command
     preview = doc["jobs"]["preview"]
     assert preview["needs"] == "checks" and preview["strategy"]["matrix"]["stack"] == ["dev", "prod"]
