@@ -1,19 +1,12 @@
-"""The device domain's place in its hosted zone, and reading ACM's DNS-validation options.
+"""The device domain's place in its hosted zone.
 
 `checked_device_domain`: the device endpoint is a latency CNAME, which cannot sit at the
 zone apex. The config parser checks that offline when `hostedZoneName` is configured;
 otherwise the program looks the zone up by id at deploy time (preview included) and stops
 with one clear error line before anything is created.
-
-ACM gives a domain the same validation CNAME (name and value) in every region of one
-account, so one record validates (and keeps renewing) a domain's certificate in every
-region: `components/failover.py` declares it once per domain, from one global owner.
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
-from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -42,22 +35,3 @@ def checked_device_domain(domain: str, hosted_zone_id: str,
         return pulumi.Output.from_input(domain)
     zone = aws.route53.get_zone_output(zone_id=hosted_zone_id)
     return zone.name.apply(lambda name: require_below_zone(domain, name, hosted_zone_id))
-
-
-@dataclass(frozen=True)
-class DnsValidationRecord:
-    name: str
-    type: str
-    value: str
-
-
-def validation_record_for(options: Sequence[aws.acm.outputs.CertificateDomainValidationOption],
-                          domain: str) -> DnsValidationRecord:
-    """The validation record ACM asks for `domain` (raises if ACM did not ask for one)."""
-    for option in options:
-        if (option.domain_name or "").rstrip(".").lower() == domain:
-            assert option.resource_record_name and option.resource_record_type \
-                and option.resource_record_value, "ACM returned an incomplete validation option"
-            return DnsValidationRecord(option.resource_record_name, option.resource_record_type,
-                                       option.resource_record_value)
-    raise ValueError(f"ACM returned no DNS validation option for {domain!r}")

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components.dns import validation_record_for
 
 # Server-side failures in at least 3 of the last 5 minutes put a region out of DNS.
 ALARM_PERIOD_SECONDS = 60
@@ -38,6 +37,26 @@ TCP_CHECK_FAILURE_THRESHOLD = 3
 VALIDATION_RECORD_TTL = 300
 # One of the two key types AWS IoT accepts; RSA suits the most devices (and API Gateway).
 CERTIFICATE_KEY_ALGORITHM = "RSA_2048"
+
+
+@dataclass(frozen=True)
+class DnsValidationRecord:
+    name: str
+    type: str
+    value: str
+
+
+def validation_record_for(options: Sequence[aws.acm.outputs.CertificateDomainValidationOption],
+                          domain: str) -> DnsValidationRecord:
+    """The validation record ACM asks for `domain` (raises if ACM did not ask for one)."""
+    for option in options:
+        if (option.domain_name or "").rstrip(".").lower() == domain:
+            if not (option.resource_record_name and option.resource_record_type
+                    and option.resource_record_value):
+                raise ValueError(f"ACM returned an incomplete validation option for {domain!r}")
+            return DnsValidationRecord(option.resource_record_name, option.resource_record_type,
+                                       option.resource_record_value)
+    raise ValueError(f"ACM returned no DNS validation option for {domain!r}")
 
 
 @dataclass(frozen=True)

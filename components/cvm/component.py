@@ -22,7 +22,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.account import AwsAccount
-from components.cvm import monitoring
+import components.cvm.monitoring as monitoring
 from components.cvm.policies import API_GATEWAY_LOGGING_POLICY, function_role_policy
 from components.failover import (
     AliasTarget,
