@@ -25,7 +25,7 @@ from typing import Any
 import pulumi_aws as aws
 import pytest
 
-from components.rest_api import _key, canonical, fingerprint, input_property_names
+from components.rest_api import canonical, fingerprint
 from tools.harness import RecordedResource, StackGraph, evaluate
 
 APIGW = "aws:apigateway/"
@@ -38,16 +38,9 @@ def kind(resource: RecordedResource) -> str:
     return resource.type.rsplit(":", 1)[-1]
 
 
-def resource_class(resource: RecordedResource) -> type:
-    service = resource.type.split(":")[1].split("/")[0]
-    return getattr(getattr(aws, service), kind(resource))  # type: ignore[no-any-return]
-
-
 def properties(resource: RecordedResource) -> dict[str, Any]:
-    """What the program's fingerprint reads of one part: every input property's value."""
-    names = {_key(n) for n in input_property_names(resource_class(resource))}
-    return {"kind": kind(resource), "inputs": canonical(
-        {k: v for k, v in resource.outputs.items() if _key(k) in names})}
+    """What the program's fingerprint reads of one part: every input it is declared with."""
+    return {"kind": kind(resource), "inputs": canonical(dict(resource.inputs))}
 
 
 def api_parts(graph: StackGraph, api: RecordedResource) -> tuple[list[RecordedResource],
@@ -123,30 +116,30 @@ BASE: dict[str, dict[str, Any]] = {
 
 def api_program(inputs: Mapping[str, Mapping[str, Any]]) -> Callable[[], None]:
     def program() -> None:
-        from components.rest_api import deployment_triggers
+        from components.rest_api import ApiDefinition
 
         region = "eu-west-1"
-        api = aws.apigateway.RestApi("api", region=region, **inputs["api"])
-        validator = aws.apigateway.RequestValidator("validator", region=region,
-                                                    rest_api=api.id, **inputs["validator"])
-        model = aws.apigateway.Model("model", region=region, rest_api=api.id, **inputs["model"])
-        resource = aws.apigateway.Resource("resource", region=region, rest_api=api.id,
-                                           parent_id=api.root_resource_id, **inputs["resource"])
-        method = aws.apigateway.Method("method", region=region, rest_api=api.id,
-                                       resource_id=resource.id,
-                                       request_validator_id=validator.id,
-                                       request_models={"application/json": model.name},
-                                       **inputs["method"])
-        integration = aws.apigateway.Integration("integration", region=region, rest_api=api.id,
-                                                 resource_id=resource.id,
-                                                 http_method=method.http_method,
-                                                 **inputs["integration"])
-        response = aws.apigateway.Response("response", region=region, rest_api_id=api.id,
-                                           **inputs["response"])
+        definition = ApiDefinition()
+        api = definition.add(aws.apigateway.RestApi, "api", region=region, **inputs["api"])
+        validator = definition.add(aws.apigateway.RequestValidator, "validator", region=region,
+                                   rest_api=api.id, **inputs["validator"])
+        model = definition.add(aws.apigateway.Model, "model", region=region, rest_api=api.id,
+                               **inputs["model"])
+        resource = definition.add(aws.apigateway.Resource, "resource", region=region,
+                                  rest_api=api.id, parent_id=api.root_resource_id,
+                                  **inputs["resource"])
+        method = definition.add(aws.apigateway.Method, "method", region=region,
+                                rest_api=api.id, resource_id=resource.id,
+                                request_validator_id=validator.id,
+                                request_models={"application/json": model.name},
+                                **inputs["method"])
+        definition.add(aws.apigateway.Integration, "integration", region=region,
+                       rest_api=api.id, resource_id=resource.id,
+                       http_method=method.http_method, **inputs["integration"])
+        definition.add(aws.apigateway.Response, "response", region=region,
+                       rest_api_id=api.id, **inputs["response"])
         aws.apigateway.Deployment("deployment", region=region, rest_api=api.id,
-                                  triggers=deployment_triggers(
-                                      [api, validator, model, resource, method, integration,
-                                       response]))
+                                  triggers=definition.triggers())
     return program
 
 

@@ -36,7 +36,7 @@ from components.global_tables import RegionalTable
 from components.iam import policy_document
 from components.lambda_function import dependencies_layer, python_function
 from components.packaging import LambdaLayer
-from components.rest_api import deployment_triggers
+from components.rest_api import ApiDefinition
 
 HERE = Path(__file__).resolve().parent
 REGISTRATION_SCHEMA = HERE / "registration.schema.json"
@@ -266,40 +266,43 @@ class CertificateVendingMachine(pulumi.ComponentResource):
     # --- the REST API ------------------------------------------------------------------------------
     def _rest_api(self) -> None:
         args, name, region, child = self._cvm, self._logical, self._cvm.region, self._child
-        self.rest_api = aws.apigateway.RestApi(
-            f"{name}-api", region=region, name=self.api_name,
+        # Everything a deployment serves, declared through `definition`: any change to any
+        # input of any part redeploys (components/rest_api.py).
+        definition = ApiDefinition()
+        self.rest_api = definition.add(
+            aws.apigateway.RestApi, f"{name}-api", region=region, name=self.api_name,
             description="Certificate vending machine: device registration and rotation",
-            endpoint_configuration=aws.apigateway.RestApiEndpointConfigurationArgs(
-                types="REGIONAL"),
+            endpoint_configuration={"types": "REGIONAL"},
             # Devices use provision.<deviceDomain> only; the execute-api URL is switched off.
             disable_execute_api_endpoint=True,
             tags=self._tags, opts=child)
-        self.validator = aws.apigateway.RequestValidator(
-            f"{name}-validator", region=region, rest_api=self.rest_api.id,
-            name="body-and-parameters", validate_request_body=True,
+        self.validator = definition.add(
+            aws.apigateway.RequestValidator, f"{name}-validator", region=region,
+            rest_api=self.rest_api.id, name="body-and-parameters", validate_request_body=True,
             validate_request_parameters=True, opts=child)
-        # Everything a deployment serves; any change to any input of any part redeploys.
-        definition: list[pulumi.CustomResource] = [self.rest_api, self.validator]
         self.methods: dict[str, aws.apigateway.Method] = {}
         for route, (model_name, schema_path) in ROUTES.items():
             # content_type is fixed: it forces a new model, whose name is unique per API and
             # which API Gateway will not delete while a method uses it (tests pin it).
-            model = aws.apigateway.Model(
-                f"{name}-{route}-model", region=region, rest_api=self.rest_api.id,
-                name=model_name, content_type="application/json",
+            model = definition.add(
+                aws.apigateway.Model, f"{name}-{route}-model", region=region,
+                rest_api=self.rest_api.id, name=model_name, content_type="application/json",
                 schema=schema_path.read_text(), opts=child)
-            resource = aws.apigateway.Resource(
-                f"{name}-{route}-resource", region=region, rest_api=self.rest_api.id,
-                parent_id=self.rest_api.root_resource_id, path_part=route, opts=child)
-            method = aws.apigateway.Method(
-                f"{name}-{route}-post", region=region, rest_api=self.rest_api.id,
+            resource = definition.add(
+                aws.apigateway.Resource, f"{name}-{route}-resource", region=region,
+                rest_api=self.rest_api.id, parent_id=self.rest_api.root_resource_id,
+                path_part=route, opts=child)
+            method = definition.add(
+                aws.apigateway.Method, f"{name}-{route}-post", region=region,
+                rest_api=self.rest_api.id,
                 resource_id=resource.id, http_method="POST",
                 # Devices have no AWS identity: the body's token (or signature) is the proof,
                 # checked by the function; WAF and throttling guard the door.
                 authorization="NONE", request_validator_id=self.validator.id,
                 request_models={"application/json": model.name}, opts=child)
-            integration = aws.apigateway.Integration(
-                f"{name}-{route}-integration", region=region, rest_api=self.rest_api.id,
+            definition.add(
+                aws.apigateway.Integration, f"{name}-{route}-integration", region=region,
+                rest_api=self.rest_api.id,
                 resource_id=resource.id, http_method=method.http_method,
                 type="AWS_PROXY", integration_http_method="POST",
                 uri=self.registration.function.invoke_arn,
@@ -307,14 +310,14 @@ class CertificateVendingMachine(pulumi.ComponentResource):
                 # the method: a replacement (new type) must delete the old one first.
                 opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True))
             self.methods[route] = method
-            definition += [model, resource, method, integration]
         for response_type, (status, template) in GATEWAY_RESPONSES.items():
-            definition.append(aws.apigateway.Response(
+            definition.add(
+                aws.apigateway.Response,
                 f"{name}-response-{response_type.lower().replace('_', '-')}", region=region,
                 rest_api_id=self.rest_api.id, response_type=response_type,
                 status_code=None if status is None else str(status),
                 response_templates={"application/json": template},
-                opts=child))
+                opts=child)
 
         self.access_log_group = aws.cloudwatch.LogGroup(
             f"{name}-access-logs", region=region, name=f"/aws/apigateway/{self.api_name}/access",
@@ -323,8 +326,8 @@ class CertificateVendingMachine(pulumi.ComponentResource):
         stage_depends = self._api_gateway_account()
         self.deployment = aws.apigateway.Deployment(
             f"{name}-deployment", region=region, rest_api=self.rest_api.id,
-            description="CVM API", triggers=deployment_triggers(definition),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=definition))
+            description="CVM API", triggers=definition.triggers(),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=definition.resources))
         self.stage = aws.apigateway.Stage(
             f"{name}-stage", region=region, rest_api=self.rest_api.id, stage_name=STAGE_NAME,
             deployment=self.deployment.id, xray_tracing_enabled=True,
