@@ -12,6 +12,8 @@ from components.context import GlobalContext, RegionalTables
 from components.dns import checked_device_domain
 from components.edge.validation import DeviceDomainValidation, DeviceDomainValidationArgs
 from components.global_tables import CVM_RECORDS, DEVICE_DATA, INVENTORY, GlobalTables, GlobalTablesArgs
+from components.installer_web import WEB_BUNDLE_DIR, WebBundle
+from components.installer_web.wiring import installer_web
 from components.packaging import LAYER_ZIP, LambdaLayer, PackagingError
 from components.regional import RegionalStack, RegionalStackArgs
 
@@ -19,6 +21,9 @@ try:
     config = parse_stack_config(read_pulumi_config(), project_dir=Path(__file__).parent)
     # The built Lambda dependencies layer; the offline harness points this at a stand-in.
     lambda_layer = LambdaLayer.from_zip(Path(os.environ.get("IOTMR_LAMBDA_LAYER_ZIP", LAYER_ZIP)))
+    # The built installer web app (`python -m tools.build_web`), when the stack hosts it.
+    web_bundle = WebBundle.from_dir(Path(os.environ.get("IOTMR_WEB_BUNDLE_DIR", WEB_BUNDLE_DIR))) \
+        if config.installer_web is not None else None
 except ConfigError as error:
     for problem in error.problems:
         pulumi.log.error(problem)
@@ -63,6 +68,9 @@ build_global_parts(
     config.capabilities, config.capability_settings,
     {region: stack.capabilities for region, stack in regional.items()})
 
+site = installer_web(config, regional, tables.tables[CVM_RECORDS.logical].name, web_bundle,
+                     account, tags)
+
 pulumi.export("primaryRegion", config.primary_region)
 pulumi.export("deviceDomain", device_domain)
 pulumi.export("tables", {k: {"name": t.name, "arn": t.arn} for k, t in tables.tables.items()})
@@ -84,3 +92,6 @@ pulumi.export("regions", {
     }
     for region, stack in regional.items()
 })
+if site is not None:
+    pulumi.export("installerWeb", {"url": site.url, "distributionId": site.distribution.id,
+                                   "contentSecurityPolicy": site.content_security_policy})

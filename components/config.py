@@ -86,6 +86,15 @@ class StackConfig:
     # The AWS provider's `aws:allowedAccountIds`: the only accounts the stack may deploy to,
     # and the home account(s) the policy pack judges cross-account grants against.
     allowed_account_ids: tuple[str, ...] = ()
+    # The installer web app's hosting (components/installer_web/settings.py); None: no site.
+    installer_web: Any = None
+
+    @property
+    def web_origins(self) -> tuple[str, ...]:
+        """The https origins of the stack's installer web app (none when it has no site)."""
+        if self.installer_web is None:
+            return ()
+        return (self.installer_web.origin(self.device_domain),)
 
     @property
     def replica_regions(self) -> tuple[str, ...]:
@@ -557,6 +566,23 @@ def parse_iot_account_settings(value: Any, ctx: ParseContext,
             message, key=f"iotAccountSettings.{field_name}" if field_name else None))
 
 
+def parse_installer_web(value: Any, ctx: ParseContext, report: Report) -> Any:
+    """The installer web app's hosting (components/installer_web/settings.py); None unless
+    enabled. It serves the fleet-provisioning capability, which must be enabled too."""
+    from components.installer_web.settings import parse_settings
+
+    settings = parse_settings(value, lambda field_name, message: report(
+        message, key=f"installerWeb.{field_name}" if field_name else None))
+    if not settings.enabled:
+        return None
+    capabilities = ctx.get("capabilities")
+    if capabilities is not None and "fleet_provisioning" not in capabilities:
+        report("is enabled but capability 'fleet_provisioning' is not: the site is that "
+               "capability's installer app; add it to capabilities or disable installerWeb")
+        return None
+    return settings
+
+
 @dataclass(frozen=True)
 class Key:
     """One stack config key: how to parse it and which StackConfig field it fills."""
@@ -614,6 +640,7 @@ KEYS: tuple[Key, ...] = (
     Key("capabilities", parse_capabilities, "capabilities"),
     Key("iotAccountSettings", parse_iot_account_settings, "iot_account_settings"),
     Key(ALLOWED_ACCOUNT_IDS, parse_allowed_account_ids, "allowed_account_ids"),
+    Key("installerWeb", parse_installer_web, "installer_web"),
 )
 KNOWN_KEYS: tuple[str, ...] = tuple(k.name for k in KEYS)
 REQUIRED_KEYS: tuple[str, ...] = tuple(k.name for k in KEYS if k.required)

@@ -70,6 +70,8 @@ class RegionalContext:
     lambda_layer: LambdaLayer  # the dependencies layer every function runs with
     log_retention_days: int
     tags: Mapping[str, str] = field(default_factory=dict)
+    # https origins of the stack's installer web app (components/installer_web), if any.
+    web_origins: tuple[str, ...] = ()
 
     @property
     def names(self) -> RegionNames:

@@ -122,6 +122,7 @@ class RegionalStack(pulumi.ComponentResource):
             lambda_layer=args.lambda_layer,
             log_retention_days=config.log_retention_days,
             tags=args.tags,
+            web_origins=config.web_origins,
         )
 
         # The onboarding and replication capabilities the stack enables, in registry order.

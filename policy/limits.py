@@ -143,6 +143,18 @@ KNOWN_LIMITS: dict[str, str] = {
     "s3-cmk-encryption": "Settings are joined to buckets by bucket name.",
     "s3-versioning": "Applies to every bucket (ours hold artefacts).",
     "s3-ssl-only": _TLS_ONLY,
+    "cloudfront-viewer-tls": "TLS names are matched by form (TLSv1.2_YYYY, TLSv1.3_YYYY); custom "
+                             "origins are told from S3 ones by their domain when it is known.",
+    "cloudfront-s3-origin-access-control": "An origin without customOriginConfig counts as S3 (its "
+                                           "domain is often unknown before the bucket exists).",
+    "cloudfront-security-headers-strict": "The CSP is parsed by directive; nonces, hashes and "
+                                          "report-only policies are not judged.",
+    "cloudfront-behaviors-use-security-headers": "Managed response headers policies (by id) count as "
+                                                 "missing: none of them sends a CSP.",
+    "cloudfront-certificates-only-in-us-east-1-exemption": "Certificates are matched to distributions "
+                                                           "by ARN.",
+    "s3-object-content-no-secrets": "Only inline `content` is judged; files uploaded from `source` are "
+                                    "checked by the build (tools.build_web).",
     "sns-cmk-encryption": "-",
     "sns-no-public-policy": _RESOURCE_POLICY,
     "sns-ssl-only": _TLS_ONLY,

@@ -10,6 +10,7 @@ from pulumi_policy import EnforcementLevel, Policy
 
 from policy.guardrails import (
     apigateway,
+    cloudfront,
     cognito,
     configuration,
     coverage,
@@ -48,6 +49,7 @@ ALL_POLICIES: list[Policy] = [
     *kms.POLICIES,
     *secretsmanager.POLICIES,
     *s3.POLICIES,
+    *cloudfront.POLICIES,
     *sns.POLICIES,
     *sqs.POLICIES,
     *events.POLICIES,

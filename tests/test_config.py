@@ -27,6 +27,7 @@ from components.config import (
 )
 from components.capabilities import CAPABILITIES
 from components.edge.settings import IotAccountSettings
+from components.installer_web.settings import InstallerWebSettings
 from tests.support.certificates import issue
 from tools.harness import ProgramFailed, evaluate_program
 
@@ -157,6 +158,11 @@ PARSER_CASES: list[tuple[KeyParser, Any, dict[str, Any], Any, str | None]] = [
     (cfg.parse_allowed_account_ids, [], {}, None, "non-empty list"),
     (cfg.parse_allowed_account_ids, ["12345"], {}, None, "'12345'"),
     (cfg.parse_allowed_account_ids, ["123456789012"] * 2, {}, None, "twice"),
+    (cfg.parse_installer_web, None, {}, None, None),
+    (cfg.parse_installer_web, {"enabled": True}, {"capabilities": ("fleet_provisioning",)},
+     InstallerWebSettings(enabled=True), None),
+    (cfg.parse_installer_web, {"enabled": True}, {"capabilities": ("jitr",)}, None,
+     "capability 'fleet_provisioning' is not"),
 ]
 
 

@@ -722,17 +722,50 @@ def built_layer(directory: Path | str) -> Path | None:
     return built if built.is_file() else None
 
 
+WEB_BUNDLE_ENV = "IOTMR_WEB_BUNDLE_DIR"
+
+
+def offline_web_bundle_stand_in() -> Path:
+    """A tiny, deterministic stand-in for the installer web app's build (`python -m
+    tools.build_web`): evaluation needs its files, not their content."""
+    import tempfile
+
+    from components.installer_web.bundle import BUNDLE_FILES
+
+    directory = Path(tempfile.gettempdir()) / "iotmr-offline-web-stand-in"
+    for key in BUNDLE_FILES:
+        path = directory / key
+        data = f"stand-in for {key}\n".encode()
+        if not path.is_file() or path.read_bytes() != data:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            partial.write_bytes(data)
+            partial.replace(path)
+    return directory
+
+
+def built_web_bundle(directory: Path | str) -> Path | None:
+    """The installer web app's build the evaluation of `directory` uses, if built."""
+    if os.environ.get(WEB_BUNDLE_ENV):
+        return Path(os.environ[WEB_BUNDLE_ENV])
+    built = Path(directory) / "build" / "web" / "installer"
+    return built if (built / "index.html").is_file() else None
+
+
 @contextlib.contextmanager
 def _lambda_layer_env(directory: Path) -> Iterator[None]:
-    """Point the program at the built layer, or at the stand-in when there is none."""
-    if os.environ.get(LAYER_ENV):
-        yield
-        return
-    os.environ[LAYER_ENV] = str(built_layer(directory) or offline_layer_stand_in())
+    """Point the program at the built layer and web bundle, or at stand-ins when not built."""
+    added = {}
+    if not os.environ.get(LAYER_ENV):
+        added[LAYER_ENV] = str(built_layer(directory) or offline_layer_stand_in())
+    if not os.environ.get(WEB_BUNDLE_ENV):
+        added[WEB_BUNDLE_ENV] = str(built_web_bundle(directory) or offline_web_bundle_stand_in())
+    os.environ.update(added)
     try:
         yield
     finally:
-        os.environ.pop(LAYER_ENV, None)
+        for key in added:
+            os.environ.pop(key, None)
 
 
 _load_output_modules()

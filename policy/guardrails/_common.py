@@ -170,12 +170,22 @@ def module_of(resource_type: str) -> str:
     return resource_type.split(":")[1].split("/")[0] if resource_type.count(":") >= 2 else ""
 
 
+# CloudFront takes its viewer certificates from ACM in us-east-1 only: such a certificate is
+# part of a global service, not a use of that region (policy/guardrails/cloudfront.py checks
+# that every one of them serves a distribution).
+CLOUDFRONT_CERTIFICATE_REGION = "us-east-1"
+ACM_CERTIFICATE_TYPES = frozenset({"aws:acm/certificate:Certificate",
+                                   "aws:acm/certificateValidation:CertificateValidation"})
+
+
 def region_of(resource_type: str, props: Mapping[str, Any], provider_props: Any) -> str | None:
     """The region an AWS resource lands in: its own `region` (pulumi-aws v7), else its provider's;
     None for global services, components and non-AWS resources."""
     if not resource_type.startswith("aws:") or module_of(resource_type) in GLOBAL_AWS_MODULES:
         return None
     region = props.get("region")
+    if resource_type in ACM_CERTIFICATE_TYPES and region == CLOUDFRONT_CERTIFICATE_REGION:
+        return None
     if isinstance(region, str) and region:
         return region
     if isinstance(provider_props, Mapping):

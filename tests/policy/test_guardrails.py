@@ -15,6 +15,8 @@ from pulumi_policy import ResourceValidationPolicy, StackValidationPolicy
 
 from policy.pack import ALL_POLICIES
 
+from .cloudfront_cases import RESOURCE_CASES as CLOUDFRONT_RESOURCE_CASES
+from .cloudfront_cases import STACK_CASES as CLOUDFRONT_STACK_CASES
 from .support import fired, resource_violations, stack_violations
 
 ACCOUNT = "123456789012"
@@ -468,6 +470,9 @@ RESOURCE_CASES: list[tuple[str, str, dict[str, Any] | None, list[Bad], dict[str,
 ]
 
 
+RESOURCE_CASES += CLOUDFRONT_RESOURCE_CASES
+
+
 def _case_id(case: tuple[Any, ...]) -> str:
     return f"{case[0]}:{case[1].rsplit(':', 1)[-1]}"
 
@@ -662,6 +667,9 @@ STACK_CASES: list[tuple[str, Stack, list[tuple[Stack, str]], dict[str, Any] | No
       ([(T["table"], {**GOOD_TABLE, "region": "eu-west-1"})], "lands in us-west-2")],
      {"allowedRegions": ["eu-west-1"]}),
 ]
+
+
+STACK_CASES += CLOUDFRONT_STACK_CASES
 
 
 @pytest.mark.parametrize("name,good,bads,config", STACK_CASES, ids=[c[0] for c in STACK_CASES])

@@ -111,6 +111,16 @@ FACTS: Mapping[str, Facts] = {
     "aws:apigateway/stage:Stage": Facts(
         f"{TF}apigateway/stage.go", ("restApi", "stageName"), identity=("restApi", "stageName"),
         name=NameRule("stageName", 128, r"[A-Za-z0-9_-]+", _api("API Gateway CreateStage"))),
+    # --- CloudFront (global) -----------------------------------------------------------------
+    "aws:cloudfront/distribution:Distribution": Facts(
+        f"{TF}cloudfront/distribution.go (updated in place; its id is generated)"),
+    "aws:cloudfront/originAccessControl:OriginAccessControl": Facts(
+        f"{TF}cloudfront/origin_access_control.go (framework; every attribute updates in place)",
+        identity=("name",),
+        name=NameRule("name", 64, None, _api("CloudFront CreateOriginAccessControl: Name"))),
+    "aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy": Facts(
+        f"{TF}cloudfront/response_headers_policy.go (updated in place)", identity=("name",),
+        name=NameRule("name", 128, r"[\w-]+", _api("CloudFront CreateResponseHeadersPolicy"))),
     # --- CloudWatch ----------------------------------------------------------------------------
     "aws:cloudwatch/dashboard:Dashboard": Facts(
         f"{TF}cloudwatch/dashboard.go", ("dashboardName",), identity=("dashboardName",),
@@ -201,6 +211,9 @@ FACTS: Mapping[str, Facts] = {
     "aws:kms/replicaKey:ReplicaKey": Facts(
         f"{TF}kms/replica_key.go", ("primaryKeyArn",),
         pins={"primaryKeyArn": (ANY, "follows the primary key, which is pinned")}),
+    "aws:kms/keyPolicy:KeyPolicy": Facts(
+        f"{TF}kms/key_policy.go (PutKeyPolicy: the key's one policy)", ("keyId",),
+        identity=("keyId",)),
     # --- Lambda --------------------------------------------------------------------------------
     "aws:lambda/eventSourceMapping:EventSourceMapping": Facts(
         f"{TF}lambda/event_source_mapping.go (index id 2052016350); one mapping per stream and "
@@ -235,6 +248,28 @@ FACTS: Mapping[str, Facts] = {
     "aws:route53/record:Record": Facts(
         f"{TF}route53/record.go@00655c1681ea (type and set_identifier update in place)",
         ("zoneId", "name"), identity=("zoneId", "name", "type", "setIdentifier")),
+    # --- S3 (bucket names are global; each bucket-level setting is "the" one of its bucket) ------
+    "aws:s3/bucket:Bucket": Facts(
+        f"{TF}s3/bucket.go", ("bucket", "bucketPrefix", "objectLockEnabled"),
+        identity=("bucket",), autonamed_limit=63,
+        name=NameRule("bucket", 63, r"[a-z0-9][a-z0-9.-]*[a-z0-9]",
+                      _api("S3 CreateBucket (bucket naming rules)"))),
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": Facts(
+        f"{TF}s3/bucket_lifecycle_configuration.go", ("bucket", "expectedBucketOwner"),
+        identity=("bucket",)),
+    "aws:s3/bucketObjectv2:BucketObjectv2": Facts(
+        f"{TF}s3/object.go", ("bucket", "key"), identity=("bucket", "key")),
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": Facts(
+        f"{TF}s3/bucket_ownership_controls.go", ("bucket",), identity=("bucket",)),
+    "aws:s3/bucketPolicy:BucketPolicy": Facts(
+        f"{TF}s3/bucket_policy.go", ("bucket",), identity=("bucket",)),
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": Facts(
+        f"{TF}s3/bucket_public_access_block.go", ("bucket",), identity=("bucket",)),
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": Facts(
+        f"{TF}s3/bucket_server_side_encryption_configuration.go", ("bucket", "expectedBucketOwner"),
+        identity=("bucket",)),
+    "aws:s3/bucketVersioning:BucketVersioning": Facts(
+        f"{TF}s3/bucket_versioning.go", ("bucket", "expectedBucketOwner"), identity=("bucket",)),
     # --- Secrets Manager ------------------------------------------------------------------------
     "aws:secretsmanager/secret:Secret": Facts(
         f"{TF}secretsmanager/secret.go", ("name", "namePrefix"), identity=("name",),
