@@ -56,7 +56,7 @@ from tools.replication_reconcile import (  # noqa: E402
     QuotaLimiter,
     RegionTargets,
     reconcile_region,
-    targets_from_graph,
+    targets_from_outputs,
 )
 
 A, B = "eu-west-1", "us-west-2"  # the dev stack's regions: B replicates what A writes
@@ -409,7 +409,7 @@ def backfill(devices: int, quota_scale: float | None, amazon_share: float, utili
                          "update MachinePathExecutor")
     ca = issue("Backfill Issuing CA", issue("Backfill Root", ca=True), ca=True)
     graph = stack_graph(ca.pem)
-    targets: RegionTargets = targets_from_graph(graph)[B]
+    targets: RegionTargets = targets_from_outputs(graph.outputs)[B]
     settings = ReplicationSettings()  # the machine's production retry policy
     calls = per_device_calls(amazon_share)
 

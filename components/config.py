@@ -38,6 +38,7 @@ from components.facts import (
     TLS_SECURITY_POLICIES,
     full_key,
 )
+from components.naming import StackNames
 from components.x509 import ca_certificate_problems
 
 Environment = Literal["dev", "prod"]
@@ -114,9 +115,14 @@ class StackConfig:
     def is_prod(self) -> bool:
         return self.environment == "prod"
 
+    @property
+    def names(self) -> StackNames:
+        """The stack's physical names (components/naming.py, shared with the tools)."""
+        return StackNames(self.app_name, self.environment)
+
     def resource_name(self, *parts: str) -> str:
         """A deterministic physical name: `<app>-<env>-<parts...>`."""
-        return "-".join((self.app_name, self.environment, *parts))
+        return self.names.name(*parts)
 
 
 # --- regions ------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import pulumi_aws as aws
 
 from components.account import AwsAccount
 from components.iam import account_administers_key_statement, policy_document
+from components.naming import DEVICE_DATA_TABLE, INVENTORY_TABLE, PROVISIONING_TABLE
 from lambdas.contracts import fleet_allow_list as allow_list
 from lambdas.contracts import inventory
 
@@ -45,15 +46,15 @@ class TableSpec:
     indexes: tuple[IndexSpec, ...] = ()
 
 
-INVENTORY = TableSpec("device-inventory", hash_key=inventory.TABLE_KEY,
+INVENTORY = TableSpec(INVENTORY_TABLE, hash_key=inventory.TABLE_KEY,
                       ttl_attribute=inventory.TTL_ATTRIBUTE)
-DEVICE_DATA = TableSpec("device-data", hash_key="pk", range_key="sk", ttl_attribute="expiresAt")
+DEVICE_DATA = TableSpec(DEVICE_DATA_TABLE, hash_key="pk", range_key="sk", ttl_attribute="expiresAt")
 # The fleet allow-list's index: administrators list the entries (kind = FLEET_SERIAL) without a
 # Scan, which could not be limited to `fleet#` keys; only allow-list entries carry `kind`, and
 # no certificate or claim PEM is projected.
 ALLOW_LIST_INDEX = IndexSpec(allow_list.INDEX_NAME, allow_list.INDEX_PARTITION_KEY,
                              allow_list.INDEX_SORT_KEY, allow_list.INDEX_PROJECTED)
-CVM_RECORDS = TableSpec("cvm-provisioning", hash_key=PROVISIONING_KEY, indexes=(ALLOW_LIST_INDEX,))
+CVM_RECORDS = TableSpec(PROVISIONING_TABLE, hash_key=PROVISIONING_KEY, indexes=(ALLOW_LIST_INDEX,))
 TABLES: tuple[TableSpec, ...] = (INVENTORY, DEVICE_DATA, CVM_RECORDS)
 
 
@@ -87,7 +88,12 @@ class GlobalTables(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: GlobalTablesArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("iotmr:data:GlobalTables", name, None, opts)
+        # The type token names the module; the alias keeps the URNs deployed as `iotmr:data`
+        # (the tables and keys below must never be replaced).
+        super().__init__("iotmr:global_tables:GlobalTables", name, None,
+                         pulumi.ResourceOptions(
+                             aliases=[pulumi.Alias(type_="iotmr:data:GlobalTables")]
+                         ).merge(opts))
         self._args = args
         child = pulumi.ResourceOptions(parent=self)
         self.account_id = args.account.account_id

@@ -62,11 +62,13 @@ def test_each_region_section_holds_its_own_iam_and_route53_resources() -> None:
         assert roles and checks
         assert all(f"region-{region}-" in line for line in roles + checks)
         assert not any(f"region-{other}-" in line for line in found[title])
-    # Only what serves every region stays global: ACM's one validation record, and the installer
-    # web app's CloudFront distribution and its names.
+    # Only what serves every region stays global: ACM's one validation record per domain (the
+    # device domain's and the CVM's provisioning domain's), and the installer web app's
+    # CloudFront distribution and its names.
     global_lines = [line for line in found["global (serves every region)"] if line.startswith("+")]
     site = [line for line in global_lines if "  installer-web-" in line]
-    assert [line for line in global_lines if line not in site] == [
+    assert sorted(line for line in global_lines if line not in site) == [
+        "+ aws:route53/record:Record  cvm-global-acm-validation  (route53: global service)",
         "+ aws:route53/record:Record  device-domain-acm-validation  (route53: global service)"]
     assert site and all("(cloudfront: global service)" in line or "(route53: global service)" in line
                         for line in site)

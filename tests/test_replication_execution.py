@@ -22,7 +22,7 @@ from tests.support.replication_fabric import ReplicationFabric, fabric
 from tests.support.sfn_adapter import SfnAdapter
 from tools.harness import StackGraph, evaluate_program
 from tools.reconcile import run as run_reconcile
-from tools.replication_reconcile import targets_from_graph
+from tools.replication_reconcile import targets_from_outputs
 
 pytestmark = pytest.mark.slow
 
@@ -79,7 +79,7 @@ def iot_calls(f: ReplicationFabric, region: str) -> list[str]:
 def reconcile(graph: StackGraph, region: str, *, apply: bool) -> tuple[int, str]:
     """tools/reconcile.py against the fabric's regions (moto), deep comparison."""
     out = StringIO()
-    code, _ = run_reconcile(targets_from_graph(graph), ReplicationSettings(), moto_client,
+    code, _ = run_reconcile(targets_from_outputs(graph.outputs), ReplicationSettings(), moto_client,
                             regions=[region], apply=apply, deep=True, journal_dir=None,
                             stack="dev", utilization=1.0, things=None, out=out,
                             progress=None)

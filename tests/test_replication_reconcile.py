@@ -228,6 +228,14 @@ def graph(device_ca: Issued) -> StackGraph:
                             config_overrides={"caCertificatePem": device_ca.pem})
 
 
+@pytest.fixture(scope="module")
+def outputs(graph: StackGraph, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The stack's outputs as `pulumi stack output --json` writes them: what the tool reads."""
+    path = tmp_path_factory.mktemp("outputs") / "dev.json"
+    path.write_text(json.dumps(graph.outputs))
+    return str(path)
+
+
 @pytest.fixture
 def regions(graph: StackGraph, monkeypatch: pytest.MonkeyPatch) -> Iterator[ReplicationFabric]:
     for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
@@ -245,6 +253,7 @@ def moto_client(service: str, region: str) -> Any:
 
 @pytest.mark.slow
 def test_backfill_of_a_region_through_its_machine(regions: ReplicationFabric, device_ca: Issued,
+                                                  outputs: str,
                                                   tmp_path: Path) -> None:
     f = regions
     ids = {f"dev-{i}": f.onboard(A, f"dev-{i}", issue(f"dev-{i}", device_ca).pem)
@@ -257,12 +266,12 @@ def test_backfill_of_a_region_through_its_machine(regions: ReplicationFabric, de
     mark = len(f.hooks.calls)
 
     out, err = io.StringIO(), io.StringIO()
-    dry = main(["dev", "--region", B], out=out, err=err, clients=moto_client)
+    dry = main(["dev", "--outputs", outputs, "--region", B], out=out, err=err, clients=moto_client)
     assert dry == 2
     assert "us-west-2: 5 devices in its replica: 4 missing, 1 extra" in out.getvalue()
 
     out = io.StringIO()
-    code = main(["dev", "--region", B, "--apply", "--journal-dir", str(tmp_path)],
+    code = main(["dev", "--outputs", outputs, "--region", B, "--apply", "--journal-dir", str(tmp_path)],
                 out=out, err=err, clients=moto_client)
 
     assert code == 0, out.getvalue()
@@ -281,12 +290,12 @@ def test_backfill_of_a_region_through_its_machine(regions: ReplicationFabric, de
     assert len(starts) == 4  # one repair each, through the declared machine
 
     out = io.StringIO()
-    assert main(["dev", "--region", B, "--deep"], out=out, err=err, clients=moto_client) == 0
+    assert main(["dev", "--outputs", outputs, "--region", B, "--deep"], out=out, err=err, clients=moto_client) == 0
     assert out.getvalue().startswith("us-west-2: 5 devices in its replica: 1 extra")
 
 
-def test_unknown_region_is_refused(regions: ReplicationFabric) -> None:
+def test_unknown_region_is_refused(regions: ReplicationFabric, outputs: str) -> None:
     out = io.StringIO()
-    assert main(["dev", "--region", "ap-south-1"], out=out, err=io.StringIO(),
+    assert main(["dev", "--outputs", outputs, "--region", "ap-south-1"], out=out, err=io.StringIO(),
                 clients=moto_client) == 3
     assert "ap-south-1 not in the stack's regions" in out.getvalue()

@@ -56,7 +56,8 @@ class RecordedResource:
     id: str = ""
     outputs: Mapping[str, Any] = field(default_factory=dict)
     # Resource options the engine acts on at update/delete time (deleteBeforeReplace,
-    # retainOnDelete, ignoreChanges, importId, protect), as the request carried them.
+    # retainOnDelete, ignoreChanges, importId, protect, replaceOnChanges), as the request
+    # carried them.
     options: Mapping[str, Any] = field(default_factory=dict)
     # URNs this resource was known by before (its `aliases` option): Pulumi moves state
     # from any of them instead of replacing the resource.
@@ -456,7 +457,8 @@ def _new_recorder(config: Mapping[str, Any], invoke_answers: Mapping[str, Mappin
                 options={"deleteBeforeReplace": bool(request.deleteBeforeReplace),
                          "retainOnDelete": bool(request.retainOnDelete),
                          "ignoreChanges": list(request.ignoreChanges),
-                         "importId": request.importId, "protect": bool(request.protect)})
+                         "importId": request.importId, "protect": bool(request.protect),
+                         "replaceOnChanges": list(request.replaceOnChanges)})
             if draft.custom:
                 computed = COMPUTED_OUTPUTS.get(draft.type, _default_outputs)(draft)
                 resource_id = request.importId or f"{request.name}-{_digest(urn, length=8)}"

@@ -2,9 +2,12 @@
 
 Installers:
 
-    python -m tools.installer claim --region eu-west-1 --user-pool-id eu-west-1_abc \\
-        --client-id 1example --identity-pool-id eu-west-1:uuid --template-name iotmr-prod-eu-west-1-fleet \\
+    python -m tools.installer claim --stack prod --region eu-west-1 \\
         --username alice --serial SN-0001 --out-dir ./handover
+
+(the user pool, app client, identity pool and template come from the stack outputs -
+`pulumi stack output --json`, or `--outputs FILE` holding them; `--user-pool-id`,
+`--client-id`, `--identity-pool-id` and `--template-name` give them explicitly)
 
 signs in with SRP (the password never leaves this machine) and TOTP MFA — on the first
 sign-in it asks for a new password and enrols an authenticator app — exchanges the ID token
@@ -14,12 +17,13 @@ hand-over to the device, with the expiry (five minutes) shown.
 
 Administrators (their own AWS credentials, e.g. an SSO profile):
 
-    python -m tools.installer admin create  --region R --user-pool-id P --username alice --email a@example.com
-    python -m tools.installer admin disable --region R --user-pool-id P --username alice
-    python -m tools.installer admin list    --region R --user-pool-id P
-    python -m tools.installer admin allow-serial   --region R --table T --serial SN-0001 [--reset]
-    python -m tools.installer admin disable-serial --region R --table T --serial SN-0001
+    python -m tools.installer admin create  --stack S --region R --username alice --email a@example.com
+    python -m tools.installer admin disable --stack S --region R --username alice
+    python -m tools.installer admin list    --stack S --region R
+    python -m tools.installer admin allow-serial   --stack S --region R --serial SN-0001 [--reset]
+    python -m tools.installer admin disable-serial --stack S --region R --serial SN-0001
 
+(`--user-pool-id P` and `--table T` instead of `--stack S` give them explicitly.)
 `--table` is the provisioning table (`<app>-<env>-cvm-provisioning`); allow-list entries are
 `fleet#<serial>` items with `kind = FLEET_SERIAL` (the CVM's records there are keyed by device
 uid and never touched). Every installer is a member of the `installers` group: only its role
@@ -281,14 +285,61 @@ def run_claim(args: argparse.Namespace, *, idp: Any, identity: Any,
     return 0
 
 
+# Flag -> (stack-output key, where): what the tool can read from the stack outputs
+# (tools/stack_outputs.py) instead of asking for it. "fleet" is the capability's outputs of
+# the region, "region" the region's own outputs.
+FROM_OUTPUTS: dict[str, dict[str, tuple[str, str]]] = {
+    "claim": {"--user-pool-id": ("userPoolId", "fleet"),
+              "--client-id": ("userPoolClientId", "fleet"),
+              "--identity-pool-id": ("identityPoolId", "fleet"),
+              "--template-name": ("templateName", "fleet")},
+    "admin": {"--user-pool-id": ("userPoolId", "fleet")},
+    "serials": {"--table": ("provisioning", "tables")},
+}
+
+
+def stack_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--stack", help="read the ids and names below from this stack's outputs")
+    sub.add_argument("--outputs", type=Path, default=None,
+                     help="the stack outputs as JSON (`pulumi stack output --json`); default: "
+                          "ask the Pulumi CLI")
+
+
+def fill_from_outputs(args: argparse.Namespace) -> None:
+    """Every id or name not given on the command line, from the stack outputs; a ValueError
+    names the flag and the fix when neither is there."""
+    from tools import stack_outputs
+
+    group = "claim" if args.command == "claim" else (
+        "serials" if args.action in ("allow-serial", "disable-serial") else "admin")
+    missing = {flag: spec for flag, spec in FROM_OUTPUTS[group].items()
+               if getattr(args, flag[2:].replace("-", "_")) is None}
+    if not missing:
+        return
+    if not args.stack:
+        raise ValueError(f"give {', '.join(missing)}, or --stack to read them from the "
+                         "stack outputs")
+    outputs = stack_outputs.load(args.stack, outputs_file=args.outputs)
+    for flag, (key, where) in missing.items():
+        if where == "fleet":
+            source = stack_outputs.capability(outputs, args.region, "fleetProvisioning")
+        else:
+            source = stack_outputs.region(outputs, args.region).get("tableNames", {})
+        if key not in source:
+            raise ValueError(f"the stack outputs have no {key} for {args.region}; give {flag}")
+        setattr(args, flag[2:].replace("-", "_"), str(source[key]))
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m tools.installer", description=__doc__,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = top.add_subparsers(dest="command", required=True)
     claim = commands.add_parser("claim", help="sign in and create a provisioning claim")
-    for flag in ("--region", "--user-pool-id", "--client-id", "--identity-pool-id",
-                 "--template-name", "--username"):
+    for flag in ("--region", "--username"):
         claim.add_argument(flag, required=True)
+    for flag in FROM_OUTPUTS["claim"]:
+        claim.add_argument(flag, help="default: from the stack outputs (--stack)")
+    stack_arguments(claim)
     claim.add_argument("--serial", help="names the files after the device")
     claim.add_argument("--out-dir", default=".")
     admin = commands.add_parser("admin", help="manage installers and allowed serials")
@@ -296,7 +347,8 @@ def parser() -> argparse.ArgumentParser:
     for action in ("create", "disable", "list"):
         sub = actions.add_parser(action)
         sub.add_argument("--region", required=True)
-        sub.add_argument("--user-pool-id", required=True)
+        sub.add_argument("--user-pool-id", help="default: from the stack outputs (--stack)")
+        stack_arguments(sub)
         if action != "list":
             sub.add_argument("--username", required=True)
         if action == "create":
@@ -304,7 +356,9 @@ def parser() -> argparse.ArgumentParser:
     for action in ("allow-serial", "disable-serial"):
         sub = actions.add_parser(action)
         sub.add_argument("--region", required=True)
-        sub.add_argument("--table", required=True, help="the provisioning table")
+        sub.add_argument("--table", help="the provisioning table; default: from the stack "
+                                         "outputs (--stack)")
+        stack_arguments(sub)
         sub.add_argument("--serial", required=True)
         if action == "allow-serial":
             sub.add_argument("--reset", action="store_true",
@@ -319,6 +373,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     args = parser().parse_args(argv)
     now = lambda: dt.datetime.now(dt.timezone.utc)  # noqa: E731
     try:
+        fill_from_outputs(args)
         if args.command == "claim":
             def iot_with(credentials: dict[str, Any]) -> Any:
                 return boto3.client("iot", region_name=args.region,
@@ -351,7 +406,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
                 print(f"{user['username']}\t{user['email']}\t{state}\t{user['status']}",
                       file=out)
         return 0
-    except (SignInError, ValueError, FileExistsError) as err:
+    except (SignInError, ValueError, FileExistsError) as err:  # OutputsError is a ValueError
         print(f"error: {err}", file=sys.stderr)
         return 2
     except ClientError as err:

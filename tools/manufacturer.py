@@ -38,8 +38,7 @@ from typing import Any, TextIO
 import boto3
 from botocore.exceptions import ClientError
 
-from components.cvm.component import salts_secret_name
-from components.global_tables import CVM_RECORDS, INVENTORY
+from components.naming import INVENTORY_TABLE, PROVISIONING_TABLE, StackNames
 from lambdas.contracts import inventory
 from lambdas.contracts.inventory import ContractViolation, InventoryItem, Status
 from lambdas.cvm_registration.logic.tokens import BATCH_PATTERN, device_token
@@ -64,27 +63,29 @@ class ToolError(Exception):
 
 @dataclass(frozen=True)
 class Stack:
-    prefix: str  # <app>-<env>
+    """The stack's names, from the one naming module the program uses (components/naming.py)."""
+
+    names: StackNames
     regions: tuple[str, ...]
     primary_region: str
 
     @property
     def provisioning_table(self) -> str:
-        return f"{self.prefix}-{CVM_RECORDS.logical}"
+        return self.names.table(PROVISIONING_TABLE)
 
     @property
     def inventory_table(self) -> str:
-        return f"{self.prefix}-{INVENTORY.logical}"
+        return self.names.table(INVENTORY_TABLE)
 
     @property
     def secret_name(self) -> str:
-        return salts_secret_name(self.prefix)
+        return self.names.salts_secret
 
     @classmethod
     def load(cls, name: str, project_dir: Path = PROJECT_DIR) -> Stack:
         config = load_program_stack(project_dir, name).config
         key = "iot-multi-region:"
-        return cls(prefix=f"{config[key + 'appName']}-{config[key + 'environment']}",
+        return cls(names=StackNames(str(config[key + "appName"]), str(config[key + "environment"])),
                    regions=tuple(config[key + "regions"]),
                    primary_region=str(config[key + "primaryRegion"]))
 

@@ -69,17 +69,17 @@ def attached_policy(definition: str) -> str:
     return str(states["AttachDevicePolicy"]["Parameters"]["PolicyName"])
 
 
-def targets_from_graph(graph: Any) -> dict[str, RegionTargets]:
-    """Names as the program declares them (a `tools.harness.StackGraph`): no second copy of
-    the naming rules. The pipe names its stream and machine; the machine its device policy."""
+def targets_from_outputs(outputs: Mapping[str, Any]) -> dict[str, RegionTargets]:
+    """Names as the deployed stack reports them (its outputs, tools/stack_outputs.py): every
+    region that runs the replication capability. No second copy of the naming rules."""
     found: dict[str, RegionTargets] = {}
-    for pipe in graph.of_type(PIPE):
-        region = str(pipe.region)
-        machine = next(m for m in graph.of_type(STATE_MACHINE)
-                       if m.outputs.get("arn") == pipe.inputs["target"])
-        table = str(pipe.inputs["source"]).split(":table/", 1)[1].split("/stream/")[0]
-        found[region] = RegionTargets(region, table, str(machine.inputs["name"]),
-                                      attached_policy(str(_plain(machine.inputs["definition"]))))
+    for region, values in (outputs.get("regions") or {}).items():
+        replication = values.get("replication")
+        if not replication:
+            continue
+        found[region] = RegionTargets(region, str(values["tableNames"]["inventory"]),
+                                      str(replication["stateMachineName"]),
+                                      str(values["devicePolicyName"]))
     return found
 
 

@@ -2,8 +2,8 @@
 
 Three things the device edge could declare are singletons of the *account and region*, not
 of this stack: the registry event configuration, the logging options and the `AWSIotLogsV2`
-log group. Declaring them overwrites what anything else in the account relies on, and
-`pulumi destroy` leaves the settings as last applied (their delete is a no-op). So
+log group. Declaring them overwrites what anything else in the account relies on, and what
+the stack declared is retained when it stops declaring it (tests/test_singletons.py). So
 ownership is a choice, per singleton (see components/edge/README.md, "Account-wide
 settings"):
 

@@ -1,17 +1,24 @@
 """Just-in-time registration of devices our CA issued. See README.md in this folder; the
-check function is `lambdas/jitr_certificate_check/`."""
+check function is `lambdas/jitr_certificate_check/`. The component loads on first use."""
 
 from __future__ import annotations
 
-import pulumi
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from components.context import Capability, RegionalContext, no_settings
-from components.jitr.component import JitrArgs, JitrPipeline
+from components.context import Capability, RegionalContext, exported, no_settings
+
+if TYPE_CHECKING:
+    import pulumi
+
+    from components.jitr.component import JitrPipeline, JitrPipelineArgs
 
 
 def build(name: str, ctx: RegionalContext, settings: None,
           opts: pulumi.ResourceOptions) -> JitrPipeline:
-    return JitrPipeline(name, JitrArgs(
+    from components.jitr.component import JitrPipeline, JitrPipelineArgs
+
+    return JitrPipeline(name, JitrPipelineArgs(
         region=ctx.region, name_prefix=ctx.name_prefix,
         ca_certificate_id=ctx.edge.ca_certificate_id,
         ca_certificate_pem=ctx.edge.ca_certificate_pem,
@@ -22,8 +29,20 @@ def build(name: str, ctx: RegionalContext, settings: None,
         lambda_layer=ctx.lambda_layer, tags=ctx.tags), opts)
 
 
-CAPABILITY: Capability[None] = Capability(
-    name="jitr", config_key="jitr", parse_settings=no_settings, build=build,
+def outputs(component: JitrPipeline) -> Mapping[str, Any]:
+    return exported(component.outputs)
+
+
+CAPABILITY: Capability[None, JitrPipeline] = Capability(
+    name="jitr", config_key="jitr", parse_settings=no_settings, build=build, outputs=outputs,
     description="just-in-time registration of devices our CA issued")
 
-__all__ = ["CAPABILITY", "JitrArgs", "JitrPipeline"]
+__all__ = ["CAPABILITY", "JitrPipeline", "JitrPipelineArgs"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("JitrPipeline", "JitrPipelineArgs"):
+        from components.jitr import component
+
+        return getattr(component, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

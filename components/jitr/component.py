@@ -34,6 +34,7 @@ from components.iam import (
     table_key_statement,
 )
 from components.lambda_function import dependencies_layer, python_function
+from components.naming import role_name
 from components.packaging import LambdaLayer
 from components.state_machine import state_machine
 from lambdas.contracts.environment import JitrCheckEnvironment
@@ -43,7 +44,7 @@ CHECK_PACKAGE = "jitr_certificate_check"
 EXECUTION_NAME_PREFIX = "jitr"
 
 @dataclass(frozen=True)
-class JitrArgs:
+class JitrPipelineArgs:
     region: str
     name_prefix: str  # e.g. `iotmr-dev-eu-west-1`; IAM names are global, so it names the region
     ca_certificate_id: pulumi.Input[str]
@@ -147,10 +148,19 @@ def check_function_role_policy(*, log_group_arn: str, key_arn: str,
                                                    function_name=function_name))
 
 
+@dataclass(frozen=True)
+class JitrOutputs:
+    """What operators read from one region's JITR pipeline (stack outputs)."""
+
+    state_machine_arn: pulumi.Output[str]
+    topic_rule_name: pulumi.Output[str]
+    dead_letter_queue_url: pulumi.Output[str]
+
+
 class JitrPipeline(pulumi.ComponentResource):
     """Topic rule -> Step Functions JITR machine (+ check Lambda, DLQ, logs, roles)."""
 
-    def __init__(self, name: str, args: JitrArgs,
+    def __init__(self, name: str, args: JitrPipelineArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("iotmr:jitr:JitrPipeline", name, None, opts)
         region = args.region
@@ -209,7 +219,7 @@ class JitrPipeline(pulumi.ComponentResource):
 
         # --- the rule ------------------------------------------------------------------------
         self.rule_role = aws.iam.Role(
-            f"{name}-rule-role", name=f"{args.name_prefix}-jitr-rule",
+            f"{name}-rule-role", name=role_name(f"{args.name_prefix}-jitr-rule"),
             assume_role_policy=pulumi.Output.all(account_id, rule_arn).apply(
                 lambda v: service_trust_policy("iot.amazonaws.com", v[0], v[1])),
             tags=tags, opts=child)
@@ -237,6 +247,9 @@ class JitrPipeline(pulumi.ComponentResource):
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[rule_policy]))
 
+        self.outputs = JitrOutputs(
+            state_machine_arn=self.state_machine.arn, topic_rule_name=self.topic_rule.name,
+            dead_letter_queue_url=self.dead_letter_queue.url)
         self.register_outputs({
             "state_machine_arn": self.state_machine.arn,
             "check_function_arn": self.check.function.arn,

@@ -28,6 +28,7 @@ from components.iam import (
     service_trust_policy,
     table_key_statement,
 )
+from components.naming import role_name
 from components.replication.settings import ReplicationSettings
 from components.state_machine import state_machine
 from lambdas.contracts.inventory import Attr
@@ -38,11 +39,6 @@ DEFINITION = Path(__file__).resolve().parent / "replication.asl.json"
 STARTING_POSITION = "TRIM_HORIZON"
 INVOCATION_TYPE = "REQUEST_RESPONSE"  # Express only; Standard would be FIRE_AND_FORGET
 PIPE_LOG_LEVEL = "ERROR"
-
-
-def machine_name(name_prefix: str) -> str:
-    """`<app>-<env>-<region>-replication`; the reconciliation tool derives it the same way."""
-    return f"{name_prefix}-replication"
 
 
 def pipe_filter_pattern(region: str) -> str:
@@ -138,9 +134,10 @@ def pipe_role_policy(*, stream_arn: str, state_machine_arn: str, queue_arn: str,
 
 
 @dataclass(frozen=True)
-class ReplicationArgs:
+class ReplicationPipelineArgs:
     region: str
     name_prefix: str  # `<app>-<env>-<region>`: IAM names are global
+    machine_name: str  # components/naming.py: the reconciliation tool reads the same name
     inventory: RegionalTable  # this region's replica (name, ARN, stream ARN)
     tables_key_arn: pulumi.Input[str]  # this region's copy of the tables' CMK
     ca_certificate_pem: str  # our CA, registered in every region (public)
@@ -152,10 +149,20 @@ class ReplicationArgs:
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ReplicationOutputs:
+    """What operators and tools/reconcile.py read from one region's pipeline (stack outputs)."""
+
+    state_machine_name: str
+    state_machine_arn: pulumi.Output[str]
+    pipe_arn: pulumi.Output[str]
+    dead_letter_queue_url: pulumi.Output[str]
+
+
 class ReplicationPipeline(pulumi.ComponentResource):
     """Replica stream -> filtered pipe -> Express replication machine (+ DLQ, logs, roles)."""
 
-    def __init__(self, name: str, args: ReplicationArgs,
+    def __init__(self, name: str, args: ReplicationPipelineArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("iotmr:replication:ReplicationPipeline", name, None, opts)
         region = args.region
@@ -165,7 +172,7 @@ class ReplicationPipeline(pulumi.ComponentResource):
         account_id = args.account.account_id
         partition = args.account.partition
 
-        state_machine_name = machine_name(args.name_prefix)
+        state_machine_name = args.machine_name
         pipe_name = f"{args.name_prefix}-replication"
         pipe_arn = pulumi.Output.all(partition, account_id).apply(
             lambda v: f"arn:{v[0]}:pipes:{region}:{v[1]}:pipe/{pipe_name}")
@@ -203,7 +210,7 @@ class ReplicationPipeline(pulumi.ComponentResource):
             retention_in_days=args.log_retention_days, kms_key_id=args.kms_key_arn,
             tags=tags, opts=child)
         self.pipe_role = aws.iam.Role(
-            f"{name}-pipe-role", name=f"{pipe_name}-pipe",
+            f"{name}-pipe-role", name=role_name(f"{pipe_name}-pipe"),
             assume_role_policy=pulumi.Output.all(account_id, pipe_arn).apply(
                 lambda v: service_trust_policy("pipes.amazonaws.com", v[0], v[1])),
             tags=tags, opts=child)
@@ -246,9 +253,15 @@ class ReplicationPipeline(pulumi.ComponentResource):
                 cloudwatch_logs_log_destination=aws.pipes.PipeLogConfigurationCloudwatchLogsLogDestinationArgs(
                     log_group_arn=self.pipe_log_group.arn)),
             tags=tags,
-            # The role must read the stream and start the machine before the pipe polls.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[pipe_policy]))
+            # The role must read the stream and start the machine before the pipe polls. The
+            # name is fixed and a new source or starting position replaces the pipe: the old
+            # pipe goes first (replaying from TRIM_HORIZON covers the gap).
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[pipe_policy],
+                                        delete_before_replace=True))
 
+        self.outputs = ReplicationOutputs(
+            state_machine_name=state_machine_name, state_machine_arn=self.state_machine.arn,
+            pipe_arn=self.pipe.arn, dead_letter_queue_url=self.dead_letter_queue.url)
         self.register_outputs({
             "state_machine_arn": self.state_machine.arn,
             "pipe_arn": self.pipe.arn,

@@ -1,7 +1,7 @@
 """Fleet provisioning as AWS IoT and Cognito would run it, built from the *declared* stack,
 for tests with moto in-process.
 
-The emulation itself (declared template, hook, permission, roles, claim policy, identity-pool
+The emulation itself (declared template, hook, permission, roles, what AWS grants a claim, identity-pool
 role mapping) is `tools/local/emulation/fleet_provisioning.py`, shared with the local run;
 the event-source filter and stream shaping are `tools/local/emulation/event_sources.py`.
 What is the tests' own: functions run by importing their declared handler directly, with the

@@ -58,6 +58,10 @@ STATEFUL_TYPES: frozenset[str] = frozenset({
     "aws:iot/caCertificate:CaCertificate",
     "aws:iot/domainConfiguration:DomainConfiguration",
     "aws:iot/policy:Policy",
+    # Installers' accounts, their identities, and the batch salts device tokens derive from.
+    "aws:cognito/userPool:UserPool",
+    "aws:cognito/identityPool:IdentityPool",
+    "aws:secretsmanager/secret:Secret",
 })
 
 # name -> how to evaluate it

@@ -2,11 +2,12 @@
 
 moto has no provisioning templates, claims, pre-provisioning hooks or identity-pool role
 mapping. This module takes them from the resource graph of `tools.harness.evaluate_program`
-— the template body and its hook target, the Lambda permission, the provisioning, installer
-and claim policies, the identity pool's role attachment — and runs them against moto's IoT
+— the template body and its hook target, the Lambda permission, the provisioning and
+installer policies, the identity pool's role attachment — and runs them against moto's IoT
 registry. Every AWS IoT call the template makes is first checked against the declared
-provisioning role's policy, every MQTT operation of a claim against the declared claim
-policy, and every claim request against the policy of the role the identity pool hands out:
+provisioning role's policy, every MQTT operation of a claim against what AWS IoT grants a
+claim (`DeclaredFleet.claim_grant`: nothing the stack declares can widen it), and every
+claim request against the policy of the role the identity pool hands out:
 a wrong wire in the stack fails the journey.
 
 Used by the local run (`@emulation("fleet-provisioning")`: the hook runs in the Lambda
@@ -133,10 +134,29 @@ class DeclaredFleet:
         return self._role_policy(self.provisioning_role)
 
     @property
-    def claim_policy(self) -> dict[str, Any]:
-        policy = only([p for p in self.graph.of_type(IOT_POLICY) if p.region == self.region
-                       and "claim" in str(p.inputs.get("name"))], "claim policy")
-        return dict(json.loads(policy.inputs["policy"]))
+    def claim_grant(self) -> dict[str, Any]:
+        """What AWS IoT lets a temporary claim (CreateProvisioningClaim) do - AWS's grant, not
+        anything the stack declares. AWS documents no policy for such a claim: the call takes
+        only a template name and "temporary provisioning claim certificates do not appear in
+        your account's list of certificates" ("Provisioning by trusted user"), so nothing can
+        attach a policy to one, and a policy the stack declared for claims would be granted
+        by nothing. Undocumented, so the less permissive reading: the fleet-provisioning MQTT
+        API ("Device provisioning MQTT API") of the claim's own template, JSON and CBOR, and
+        nothing else; Connect with any client id (AWS documents no restriction for claims;
+        the stack's hook is what pins the client id)."""
+        iot = f"arn:{PARTITION}:iot:{self.region}:{ACCOUNT_ID}"
+        apis = ("$aws/certificates/create", "$aws/certificates/create-from-csr",
+                f"$aws/provisioning-templates/{self.template_name}/provision")
+        requests = [f"{api}/{fmt}" for api in apis for fmt in ("json", "cbor")]
+        replies = [f"{topic}/{reply}" for topic in requests for reply in ("accepted", "rejected")]
+        return {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{iot}:client/*"},
+            {"Effect": "Allow", "Action": "iot:Publish",
+             "Resource": [f"{iot}:topic/{t}" for t in requests]},
+            {"Effect": "Allow", "Action": "iot:Subscribe",
+             "Resource": [f"{iot}:topicfilter/{t}" for t in replies]},
+            {"Effect": "Allow", "Action": "iot:Receive",
+             "Resource": [f"{iot}:topic/{t}" for t in replies]}]}
 
     def iot_policy_named(self, name: str) -> RecordedResource:
         return only([p for p in self.graph.of_type(IOT_POLICY) if p.region == self.region
@@ -394,8 +414,8 @@ class FleetEmulator:
                 "expiration": claim.expiration}
 
     def _claim_may(self, action: str, resource: str) -> None:
-        if not allowed(self.declared.claim_policy, action, resource):
-            raise AccessDenied(f"claim policy refuses {action} on {resource}")
+        if not allowed(self.declared.claim_grant, action, resource):
+            raise AccessDenied(f"AWS IoT grants a claim no {action} on {resource}")
 
     def connect(self, claim_certificate_id: str, client_id: str) -> None:
         claim = self.claims.get(claim_certificate_id)
@@ -565,7 +585,7 @@ class FleetProvisioning:
 
     def describe(self) -> str:
         return (f"fleet provisioning: {len(self.emulators)} declared template(s) with their hook "
-                "(declared permission), provisioning role and claim policy; identity-pool role "
+                "(declared permission), provisioning role and AWS's claim grant; identity-pool role "
                 "mapping")
 
     def stop(self) -> None:

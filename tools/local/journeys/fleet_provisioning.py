@@ -6,7 +6,7 @@ the installer signs in as the CLI does (SRP, first-sign-in password, TOTP enrolm
 Cognito checks the codes), the declared identity pool hands out the installers' role
 (its Token role mapping, emulated), whose policy must allow CreateProvisioningClaim on this
 region's template; the device then runs the MQTT provisioning API with the claim: the
-declared claim policy, the declared pre-provisioning hook run in-process under its declared
+grant AWS gives a claim (its template's provisioning API only), the declared pre-provisioning hook run in-process under its declared
 permission (which must name this template), the declared template applied with the declared
 provisioning role. The recorder, triggered through the declared event-source mapping and its
 filter on the provisioning table's stream, writes the inventory item. The row replicates;
@@ -188,9 +188,9 @@ def fleet(run: JourneyRun) -> None:
 
 # --- wires this journey proves ----------------------------------------------------------------
 
-@wire("fleet-hook-permission-names-another-template", journey="fleet",
-      description="the hook's Lambda permission lets AWS IoT invoke it for another template")
-def hook_permission_names_another_template(graph: StackGraph) -> StackGraph:
+@wire("fleet-hook-permission-names-another-account", journey="fleet",
+      description="the hook's Lambda permission lets AWS IoT invoke it for another account only")
+def hook_permission_names_another_account(graph: StackGraph) -> StackGraph:
     # The permissions of the function each declared template names as its hook.
     permissions = [p for template in graph.of_type(TEMPLATE_TYPE)
                    for p in DeclaredFleet(graph, str(template.region)).hook_permissions
@@ -199,7 +199,7 @@ def hook_permission_names_another_template(graph: StackGraph) -> StackGraph:
         raise LookupError("no declared template's hook has an IoT permission")
 
     def change(inputs: dict[str, Any]) -> dict[str, Any]:
-        inputs["sourceArn"] = f"{inputs['sourceArn']}-v2"
+        inputs["sourceAccount"] = "210987654321"
         return inputs
     for permission in permissions:
         graph = with_inputs(graph, graph.named(permission.name), change)

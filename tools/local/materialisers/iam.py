@@ -51,9 +51,33 @@ def managed_policy(resource: RecordedResource, system: LocalSystem) -> Iterable[
     return [Materialised(resource.type, resource.name, GLOBAL, created["Arn"])]
 
 
+def _aws_managed_policy(arn: str, account_id: str) -> None:
+    """Make AWS's managed policy `arn` exist in moto, as it exists in every AWS account.
+
+    moto knows AWS's managed policies only when told to load all of them (about a thousand,
+    slow); the stack attaches one (API Gateway's CloudWatch role). Load just that one, from
+    moto's own copy of AWS's documents, into the in-process server's IAM backend. A name moto
+    does not know stays unknown, and the attach then fails as it would in AWS."""
+    import json
+
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+    from moto.iam.models import AWSManagedPolicy, iam_backends
+
+    if ":iam::aws:policy/" not in arn:
+        return
+    data = json.loads(aws_managed_policies_data).get(arn.rsplit("/", 1)[1])
+    backend = iam_backends[account_id]["global"]
+    if data is not None and arn not in backend.managed_policies:
+        policy = AWSManagedPolicy.from_data(arn.rsplit("/", 1)[1], account_id,
+                                            GLOBAL_SERVICE_REGION, data)
+        backend.managed_policies[policy.arn] = policy
+
+
 @materialiser("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
 def role_policy_attachment(resource: RecordedResource, system: LocalSystem
                            ) -> Iterable[Materialised]:
     state = system.state(resource)
+    account_id = system.client("sts", GLOBAL_SERVICE_REGION).get_caller_identity()["Account"]
+    _aws_managed_policy(state["policyArn"], account_id)
     _iam(system).attach_role_policy(RoleName=state["role"], PolicyArn=state["policyArn"])
     return [Materialised(resource.type, resource.name, GLOBAL, f"{state['role']}+{state['policyArn']}")]
