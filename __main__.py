@@ -10,6 +10,7 @@ from components.config import ConfigError, parse_stack_config, read_pulumi_confi
 from components.context import RegionalTables
 from components.dns import DeviceDomainValidation, DeviceDomainValidationArgs, checked_device_domain
 from components.global_tables import CVM_RECORDS, DEVICE_DATA, INVENTORY, GlobalTables, GlobalTablesArgs
+from components.monitoring.component import GlobalDashboard, GlobalDashboardArgs
 from components.packaging import LAYER_ZIP, LambdaLayer, PackagingError
 from components.regional import RegionalStack, RegionalStackArgs
 
@@ -53,6 +54,11 @@ if primary_certificate is not None:
         domain=config.device_domain, hosted_zone_id=config.hosted_zone_id,
         certificate=primary_certificate))
 
+# One view of every region's alarms and signals, kept in the primary region.
+operations = GlobalDashboard("operations", GlobalDashboardArgs(
+    region=config.primary_region, dashboard_name=config.resource_name("operations"),
+    regions=[stack.monitoring.signals for stack in regional.values()]))
+
 pulumi.export("primaryRegion", config.primary_region)
 pulumi.export("deviceDomain", device_domain)
 pulumi.export("tables", {k: {"name": t.name, "arn": t.arn} for k, t in tables.tables.items()})
@@ -65,6 +71,9 @@ pulumi.export("regions", {
         "devicePolicyName": stack.edge.device_policy_name,
         "domainConfigurationName": stack.edge.domain_configuration.name,
         "capabilities": sorted(stack.capabilities),
+        "alertTopicArn": stack.alert_topic.arn,
+        "dashboardName": stack.monitoring.dashboard.dashboard_name,
     }
     for region, stack in regional.items()
 })
+pulumi.export("operationsDashboard", operations.dashboard.dashboard_name)

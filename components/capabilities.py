@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from components import cvm, fleet_provisioning, jitr, replication
+from components import audit, cvm, fleet_provisioning, jitr, replication
 from components.context import Capability
 
 CAPABILITIES: tuple[Capability[Any], ...] = (
@@ -16,6 +16,7 @@ CAPABILITIES: tuple[Capability[Any], ...] = (
     replication.CAPABILITY,
     cvm.CAPABILITY,
     fleet_provisioning.CAPABILITY,
+    audit.CAPABILITY,
 )
 
 

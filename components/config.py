@@ -27,6 +27,8 @@ from typing import Any, Literal, Protocol
 from components.edge.settings import IotAccountSettings
 from components.edge.settings import parse as parse_account_settings
 from components.facts import DEFAULT_TLS_SECURITY_POLICY, TLS_SECURITY_POLICIES
+from components.monitoring.settings import AlertSettings
+from components.monitoring.settings import parse as parse_alert_settings
 
 PROJECT = "iot-multi-region"
 
@@ -82,6 +84,8 @@ class StackConfig:
     capability_settings: Mapping[str, Any] = field(default_factory=dict)
     # Who owns the account-wide IoT settings (components/edge/settings.py).
     iot_account_settings: IotAccountSettings = field(default_factory=IotAccountSettings)
+    # Who is subscribed to every region's alert topic (components/monitoring/settings.py).
+    alert_settings: AlertSettings = field(default_factory=AlertSettings)
 
     @property
     def replica_regions(self) -> tuple[str, ...]:
@@ -547,6 +551,13 @@ def parse_iot_account_settings(value: Any, ctx: ParseContext,
             message, key=f"iotAccountSettings.{field_name}" if field_name else None))
 
 
+def parse_alerts(value: Any, ctx: ParseContext, report: Report) -> AlertSettings:
+    """Subscriptions of every region's alert topic (components/monitoring/settings.py)."""
+    return parse_alert_settings(
+        value, lambda field_name, message: report(
+            message, key=f"alerts.{field_name}" if field_name else None))
+
+
 @dataclass(frozen=True)
 class Key:
     """One stack config key: how to parse it and which StackConfig field it fills."""
@@ -578,6 +589,7 @@ KEYS: tuple[Key, ...] = (
     Key("caCertificatePemFile", parse_ca_certificate_pem_file, "ca_certificate_pem"),
     Key("capabilities", parse_capabilities, "capabilities"),
     Key("iotAccountSettings", parse_iot_account_settings, "iot_account_settings"),
+    Key("alerts", parse_alerts, "alert_settings"),
 )
 KNOWN_KEYS: tuple[str, ...] = tuple(k.name for k in KEYS)
 REQUIRED_KEYS: tuple[str, ...] = tuple(k.name for k in KEYS if k.required)

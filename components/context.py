@@ -19,7 +19,9 @@ from typing import Any, Generic, TypeVar
 import pulumi
 
 from components.account import AwsAccount
+from components.edge.settings import IotAccountSettings
 from components.global_tables import RegionalTable
+from components.monitoring.watch import Watch
 from components.packaging import LambdaLayer
 
 
@@ -61,6 +63,13 @@ class RegionalContext:
     edge: EdgeOutputs
     lambda_layer: LambdaLayer  # the dependencies layer every function runs with
     log_retention_days: int
+    # This region's alert topic (KMS SNS): alarms and audit findings publish to it.
+    alert_topic_arn: pulumi.Output[str]
+    # The pulumi-aws-native provider pinned to this region (Cloud Control types pulumi-aws
+    # lacks, e.g. Device Defender): pass it as `provider=` to every aws-native resource.
+    native_provider: pulumi.ProviderResource
+    # Who owns the account-wide IoT settings of the region (components/edge/settings.py).
+    account_settings: IotAccountSettings = field(default_factory=IotAccountSettings)
     tags: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -102,6 +111,9 @@ class Capability(Generic[Settings]):
     build: Callable[[str, RegionalContext, Settings, pulumi.ResourceOptions],
                     pulumi.ComponentResource]
     description: str = ""
+    # What of the built component can fail silently (dead-letter queues, machines, pipes,
+    # functions, logged decisions): RegionalMonitoring gives each its alarms.
+    watch: Callable[[Any], Watch] | None = None
 
 
 def no_settings(raw: Any, report: ReportProblem) -> None:

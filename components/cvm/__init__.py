@@ -7,8 +7,13 @@ from __future__ import annotations
 import pulumi
 
 from components.context import Capability, RegionalContext
-from components.cvm.component import CertificateVendingMachine, CvmArgs
+from components.cvm.component import STAGE_NAME, CertificateVendingMachine, CvmArgs
 from components.cvm.settings import CvmSettings, parse_settings
+from components.monitoring.watch import Watch, WatchedApi, WatchedFunction
+
+# A registration is a CSR check, one IoT call and one DynamoDB transaction: p99 above 5 s
+# for 3 of 5 minutes means devices are timing out (the function's own limit is 20 s).
+LATENCY_P99_MILLISECONDS = 5000
 
 
 def build(name: str, ctx: RegionalContext, settings: CvmSettings,
@@ -34,8 +39,19 @@ def build(name: str, ctx: RegionalContext, settings: CvmSettings,
         tags=ctx.tags), opts)
 
 
+def watch(cvm: CertificateVendingMachine) -> Watch:
+    """5xx and latency of the API, the function's errors; its KPI alarms on the dashboards."""
+    return Watch(
+        functions=(WatchedFunction("cvm", cvm.registration.function),),
+        apis=(WatchedApi("cvm-api", cvm.rest_api.name, STAGE_NAME,
+                         latency_p99_milliseconds=LATENCY_P99_MILLISECONDS),),
+        alarms=(cvm.server_error_alarm, cvm.success_rate_alarm, cvm.attempts_alarm,
+                cvm.undo_alarm, cvm.errored_alarm))
+
+
 CAPABILITY: Capability[CvmSettings] = Capability(
     name="cvm", config_key="cvm", parse_settings=parse_settings, build=build,
-    description="certificate vending machine: token-authenticated registration over HTTPS")
+    description="certificate vending machine: token-authenticated registration over HTTPS",
+    watch=watch)
 
 __all__ = ["CAPABILITY", "CertificateVendingMachine", "CvmArgs", "CvmSettings"]

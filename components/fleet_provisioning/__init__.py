@@ -11,6 +11,15 @@ from components.fleet_provisioning.component import (
     FleetProvisioningArgs,
 )
 from components.fleet_provisioning.settings import FleetSettings, parse_settings
+from components.monitoring.watch import Watch, WatchedDecisions, WatchedFunction, WatchedQueue
+
+# The hook logs one line per decision (lambdas/fleet_provisioning_hook/app.py): the reason of
+# a denial is one word. These mean the hook could not decide, not that a device was refused:
+# the allow-list table was out of reach within the budget, or the hook failed.
+HOOK_DECISION_PATTERN = '{ ($.message = "pre-provisioning decision") && ($.allowed IS FALSE) }'
+HOOK_OUTAGE_REASONS = {"TABLE_UNAVAILABLE": 1, "HOOK_ERROR": 1}
+# Denials of every reason together: a burst means a broken batch or someone probing serials.
+HOOK_DENIALS_PER_5_MINUTES = 20
 
 
 def build(name: str, ctx: RegionalContext, settings: FleetSettings,
@@ -24,8 +33,23 @@ def build(name: str, ctx: RegionalContext, settings: FleetSettings,
         lambda_layer=ctx.lambda_layer, settings=settings, tags=ctx.tags), opts)
 
 
+def watch(fleet: FleetProvisioning) -> Watch:
+    """The hook's denials by reason and its timeouts (Lambda errors), the recorder's errors
+    and the records it gave up on."""
+    return Watch(
+        queues=(WatchedQueue("fleet-recorder", fleet.dead_letter_queue),),
+        functions=(WatchedFunction("fleet-hook", fleet.hook.function),
+                   WatchedFunction("fleet-recorder", fleet.recorder.function)),
+        decisions=(WatchedDecisions(
+            "fleet-hook-denials", fleet.hook.log_group, HOOK_DECISION_PATTERN, "$.reason",
+            namespace="IotMultiRegion/FleetProvisioning", metric_name="HookDenials",
+            alarms=HOOK_OUTAGE_REASONS, total_alarm=HOOK_DENIALS_PER_5_MINUTES,
+            description="Devices are being refused provisioning."),))
+
+
 CAPABILITY: Capability[FleetSettings] = Capability(
     name="fleet_provisioning", config_key="fleetProvisioning", parse_settings=parse_settings,
-    build=build, description="fleet provisioning by trusted installers (Cognito + claims)")
+    build=build, description="fleet provisioning by trusted installers (Cognito + claims)",
+    watch=watch)
 
 __all__ = ["CAPABILITY", "FleetProvisioning", "FleetProvisioningArgs", "FleetSettings"]

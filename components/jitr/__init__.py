@@ -6,7 +6,14 @@ from __future__ import annotations
 import pulumi
 
 from components.context import Capability, RegionalContext, no_settings
-from components.jitr.component import JitrArgs, JitrPipeline
+from components.jitr.component import DEFINITION, JitrArgs, JitrPipeline
+from components.monitoring.watch import (
+    Watch,
+    WatchedFunction,
+    WatchedMachine,
+    WatchedQueue,
+    fail_state_errors,
+)
 
 
 def build(name: str, ctx: RegionalContext, settings: None,
@@ -22,8 +29,19 @@ def build(name: str, ctx: RegionalContext, settings: None,
         lambda_layer=ctx.lambda_layer, tags=ctx.tags), opts)
 
 
+def watch(pipeline: JitrPipeline) -> Watch:
+    """Undeliverable events, failed registrations and every refusal reason of the
+    definition (JITR refusals by reason), the check function."""
+    return Watch(
+        queues=(WatchedQueue("jitr", pipeline.dead_letter_queue),),
+        machines=(WatchedMachine("jitr", pipeline.state_machine, pipeline.machine.log_group,
+                                 reasons=fail_state_errors(DEFINITION),
+                                 namespace="IotMultiRegion/Jitr"),),
+        functions=(WatchedFunction("jitr-check", pipeline.check.function),))
+
+
 CAPABILITY: Capability[None] = Capability(
     name="jitr", config_key="jitr", parse_settings=no_settings, build=build,
-    description="just-in-time registration of devices our CA issued")
+    description="just-in-time registration of devices our CA issued", watch=watch)
 
 __all__ = ["CAPABILITY", "JitrArgs", "JitrPipeline"]

@@ -6,7 +6,14 @@ from __future__ import annotations
 import pulumi
 
 from components.context import Capability, RegionalContext
-from components.replication.component import ReplicationArgs, ReplicationPipeline
+from components.monitoring.watch import (
+    Watch,
+    WatchedMachine,
+    WatchedPipe,
+    WatchedQueue,
+    fail_state_errors,
+)
+from components.replication.component import DEFINITION, ReplicationArgs, ReplicationPipeline
 from components.replication.settings import ReplicationSettings, parse_settings
 
 
@@ -21,8 +28,20 @@ def build(name: str, ctx: RegionalContext, settings: ReplicationSettings,
         tags=ctx.tags), opts)
 
 
+def watch(pipeline: ReplicationPipeline) -> Watch:
+    """Records the pipe gave up on, the pipe's own failures, failed replications."""
+    return Watch(
+        queues=(WatchedQueue("replication", pipeline.dead_letter_queue),),
+        pipes=(WatchedPipe("replication", pipeline.pipe),),
+        machines=(WatchedMachine("replication", pipeline.state_machine,
+                                 pipeline.machine.log_group,
+                                 reasons=fail_state_errors(DEFINITION),
+                                 namespace="IotMultiRegion/Replication"),))
+
+
 CAPABILITY: Capability[ReplicationSettings] = Capability(
     name="replication", config_key="replication", parse_settings=parse_settings, build=build,
-    description="applies inventory changes written in other regions to this region's registry")
+    description="applies inventory changes written in other regions to this region's registry",
+    watch=watch)
 
 __all__ = ["CAPABILITY", "ReplicationArgs", "ReplicationPipeline", "ReplicationSettings"]
