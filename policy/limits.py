@@ -6,6 +6,8 @@ drift from the code (tests/policy/test_pack.py compares them).
 
 from __future__ import annotations
 
+from policy.guardrails.operations import LIMITS as OPERATIONS_LIMITS
+
 _RESOURCE_POLICY = ("Accounts count as foreign only when known: the provider's aws:allowedAccountIds or "
                     "the accounts in the policy's own Resource ARNs. Conditions are judged by value, not "
                     "evaluated against real requests.")
@@ -131,6 +133,7 @@ KNOWN_LIMITS: dict[str, str] = {
     "required-tags": "Taggable = pulumi-aws gives the type a tags argument; provider defaultTags count.",
     "aws-provider-no-static-credentials": "Explicit providers only; credentials in stack config reach the "
                                           "default provider, which no resource policy sees.",
+    **OPERATIONS_LIMITS,
 }
 
 

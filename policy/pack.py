@@ -18,6 +18,7 @@ from policy.guardrails import (
     kms,
     lambda_,
     logs,
+    operations,
     pipes,
     route53,
     s3,
@@ -51,6 +52,7 @@ ALL_POLICIES: list[Policy] = [
     *logs.POLICIES,
     *route53.POLICIES,
     *stack.POLICIES,
+    *operations.POLICIES,
 ]
 
 __all__ = ["ALL_POLICIES", "ANCHORS", "PACK_NAME", "build_pack"]

@@ -15,6 +15,8 @@ from pulumi_policy import ResourceValidationPolicy, StackValidationPolicy
 
 from policy.pack import ALL_POLICIES
 
+from .operations_cases import RESOURCE_CASES as OPERATIONS_RESOURCE_CASES
+from .operations_cases import STACK_CASES as OPERATIONS_STACK_CASES
 from .support import fired, resource_violations, stack_violations
 
 ACCOUNT = "123456789012"
@@ -470,6 +472,9 @@ RESOURCE_CASES: list[tuple[str, str, dict[str, Any] | None, list[Bad], dict[str,
 ]
 
 
+RESOURCE_CASES += OPERATIONS_RESOURCE_CASES
+
+
 def _case_id(case: tuple[Any, ...]) -> str:
     return f"{case[0]}:{case[1].rsplit(':', 1)[-1]}"
 
@@ -654,6 +659,9 @@ STACK_CASES: list[tuple[str, Stack, list[tuple[Stack, str]], dict[str, Any] | No
       ([(T["table"], {**GOOD_TABLE, "region": "eu-west-1"})], "lands in us-west-2")],
      {"allowedRegions": ["eu-west-1"]}),
 ]
+
+
+STACK_CASES += OPERATIONS_STACK_CASES
 
 
 @pytest.mark.parametrize("name,good,bads,config", STACK_CASES, ids=[c[0] for c in STACK_CASES])
