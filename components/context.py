@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar
 import pulumi
 
 from components.account import AwsAccount
+from components.edge.cas import DeviceCas
 from components.edge.settings import IotAccountSettings
 from components.global_tables import RegionalTable
 from components.monitoring.watch import Watch
@@ -48,6 +49,10 @@ class EdgeOutputs:
     device_policy_name: pulumi.Output[str]
     device_policy_arn: pulumi.Output[str]
     data_endpoint: pulumi.Output[str]  # this region's iot:Data-ATS endpoint address
+    # Every CA of a rotation (ca_certificate_id/pem above are the issuing one's) and each
+    # one's registration id in this region, by CA name.
+    device_cas: DeviceCas | None = None
+    ca_certificate_ids: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

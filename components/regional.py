@@ -79,6 +79,7 @@ def edge_args(config: StackConfig, region: str, log_key_arn: pulumi.Input[str],
         account=account,
         account_settings=config.iot_account_settings,
         tags=tags,
+        device_cas=config.device_cas,
     )
 
 
@@ -143,6 +144,8 @@ class RegionalStack(pulumi.ComponentResource):
                 device_policy_name=self.edge.device_policy_name,
                 device_policy_arn=self.edge.device_policy_arn,
                 data_endpoint=self.edge.data_endpoint,
+                device_cas=config.device_cas,
+                ca_certificate_ids={name: ca.id for name, ca in self.edge.ca_certificates.items()},
             ),
             lambda_layer=args.lambda_layer,
             log_retention_days=config.log_retention_days,

@@ -26,7 +26,8 @@ def build(name: str, ctx: RegionalContext, settings: None,
         inventory=ctx.tables.inventory, kms_key_arn=ctx.key_arn,
         tables_key_arn=ctx.tables.key_arn,
         log_retention_days=ctx.log_retention_days, account=ctx.account,
-        lambda_layer=ctx.lambda_layer, tags=ctx.tags), opts)
+        lambda_layer=ctx.lambda_layer, tags=ctx.tags, device_cas=ctx.edge.device_cas,
+        ca_certificate_ids=ctx.edge.ca_certificate_ids or None), opts)
 
 
 def watch(pipeline: JitrPipeline) -> Watch:

@@ -25,7 +25,7 @@ def build(name: str, ctx: RegionalContext, settings: ReplicationSettings,
         ca_certificate_pem=ctx.edge.ca_certificate_pem,
         device_policy_name=ctx.edge.device_policy_name, kms_key_arn=ctx.key_arn,
         log_retention_days=ctx.log_retention_days, account=ctx.account, settings=settings,
-        tags=ctx.tags), opts)
+        tags=ctx.tags, device_cas=ctx.edge.device_cas), opts)
 
 
 def watch(pipeline: ReplicationPipeline) -> Watch:
