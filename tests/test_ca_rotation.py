@@ -349,3 +349,28 @@ def test_retire_refuses_while_devices_remain_and_prints_the_next_step(monkeypatc
     assert "--path 'iot-multi-region:caCertificates[0].state' retiring" in out.getvalue()
     assert ca_rotation.main(["retire", "dev", "--ca", "ca2027"], out=out, err=out, clients=lambda s, r: None) == 2
     assert "issuing CA" in out.getvalue()
+
+
+def test_the_pki_tool_creates_the_next_intermediate_and_prints_the_overlap_config(tmp_path, capsys):
+    from tools import pki
+
+    assert pki.main(["root-ca", "--out-dir", str(tmp_path / "root")]) == 0
+    root = ["--root-cert", str(tmp_path / "root" / "root-ca.cert.pem"),
+            "--root-key", str(tmp_path / "root" / "root-ca.key")]
+    assert pki.main(["intermediate-ca", *root, "--out-dir", str(tmp_path / "a")]) == 0
+    current = tmp_path / "a" / "intermediate-ca.cert.pem"
+    capsys.readouterr()
+    # The same subject as the current CA is refused, and nothing is written.
+    assert pki.main(["intermediate-ca", *root, "--out-dir", str(tmp_path / "b"),
+                     "--replaces", str(current), "--name", "ca2027"]) != 0
+    assert not (tmp_path / "b").exists()
+    assert pki.main(["intermediate-ca", *root, "--out-dir", str(tmp_path / "b"),
+                     "--replaces", str(current), "--name", "ca2027",
+                     "--common-name", "IoT Device Issuing CA 2027", "--stack", "prod"]) == 0
+    printed = capsys.readouterr().out
+    assert "pulumi config rm caCertificatePemFile -s prod" in printed
+    assert f"'caCertificates[0].pemFile' {current}" in printed
+    assert "'caCertificates[0].state' previous" in printed
+    assert "'caCertificates[1].state' issuing" in printed
+    new_pem = (tmp_path / "b" / "intermediate-ca.cert.pem").read_text()
+    assert certificate_id(new_pem) != certificate_id(current.read_text())
