@@ -147,7 +147,7 @@ class DeviceDefenderAudit(pulumi.ComponentResource):
             if args.ownership == "manage" and turned_off:
                 pulumi.log.warn(
                     f"{region}: iotAccountSettings.auditConfiguration is 'manage': Device "
-                    f"Defender audit checks {', '.join(turned_off)} are turned OFF for the "
+                    f"Defender audit checks {', '.join(turned_off)} are switched off for the "
                     "whole account in this region; use 'adopt' if anything else uses them",
                     resource=self)
             options: dict[str, Any] = {
