@@ -4,7 +4,7 @@ registered ACTIVE with auto-registration and each has its JITR rule; a device on
 the previous CA shows up in the rotation report (tools/ca_rotation.py) and blocks the
 retirement; re-issued under the issuing CA, its first connection moves it (JITR: the row
 names the new certificate and CA, the old certificate is revoked here and, through
-replication, everywhere). Then every other device the report still lists (the earlier
+replication, unusable everywhere). Then every other device the report still lists (the earlier
 journeys' devices) is re-issued the same way, and the retirement gate opens only once none is
 left in any region. Runs after the device journeys (it re-issues their devices).
 """
@@ -123,11 +123,12 @@ def _in_region(run: JourneyRun, region: str, stack: ca_rotation.Stack) -> None:
     for other in system.other_regions(region):
         reason = run.missing("replication", other)
         if reason:
-            run.pending(f"old certificate of {thing} revoked in {other}", region=other,
+            run.pending(f"old certificate of {thing} unusable in {other}", region=other,
                         reason=reason)
             continue
-        with run.step(f"old certificate of {thing} revoked in {other} (revokedCertificateIds)",
-                      region=other) as step:
+        # The replicator deactivates a certificate the item no longer names (REVOKED where it
+        # was revoked); either way the old certificate cannot connect there.
+        with run.step(f"old certificate of {thing} unusable in {other}", region=other) as step:
             other_iot = system.client("iot", other)
 
             def status() -> str | None:
@@ -136,8 +137,9 @@ def _in_region(run: JourneyRun, region: str, stack: ca_rotation.Stack) -> None:
                         "certificateDescription"]["status"])
                 except other_iot.exceptions.ResourceNotFoundException:
                     return None
-            found_status = run.wait_for(status, lambda s: s in (None, "REVOKED"), timeout=20)
-            step.check(found_status in (None, "REVOKED"),
+            unusable = (None, "INACTIVE", "REVOKED")
+            found_status = run.wait_for(status, lambda s: s in unusable, timeout=20)
+            step.check(found_status in unusable,
                        f"old certificate {found_status or 'never registered'} in {other}")
 
 
