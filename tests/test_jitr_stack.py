@@ -189,7 +189,7 @@ def test_machine_role_is_least_privilege(stack: tuple[StackGraph, list[str]]) ->
         assert key_statement["Condition"] == {
             "StringEquals": {"kms:ViaService": f"dynamodb.{region}.amazonaws.com"}}
         assert set(granted) - iot_granted - wildcard == {
-            "dynamodb:GetItem", "dynamodb:PutItem", "lambda:InvokeFunction",
+            "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "lambda:InvokeFunction",
             "kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"}
         [trust] = statements(role, "assumeRolePolicy")
         assert trust["Principal"] == {"Service": "states.amazonaws.com"}
