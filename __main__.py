@@ -11,6 +11,8 @@ from components.context import RegionalTables
 from components.dns import DeviceDomainValidation, DeviceDomainValidationArgs, checked_device_domain
 from components.global_tables import CVM_RECORDS, DEVICE_DATA, INVENTORY, GlobalTables, GlobalTablesArgs
 from components.monitoring.component import GlobalDashboard, GlobalDashboardArgs
+from components.installer_web import WEB_BUNDLE_DIR, WebBundle
+from components.installer_web.wiring import installer_web
 from components.packaging import LAYER_ZIP, LambdaLayer, PackagingError
 from components.regional import RegionalStack, RegionalStackArgs
 
@@ -18,6 +20,9 @@ try:
     config = parse_stack_config(read_pulumi_config(), project_dir=Path(__file__).parent)
     # The built Lambda dependencies layer; the offline harness points this at a stand-in.
     lambda_layer = LambdaLayer.from_zip(Path(os.environ.get("IOTMR_LAMBDA_LAYER_ZIP", LAYER_ZIP)))
+    # The built installer web app (`python -m tools.build_web`), when the stack hosts it.
+    web_bundle = WebBundle.from_dir(Path(os.environ.get("IOTMR_WEB_BUNDLE_DIR", WEB_BUNDLE_DIR))) \
+        if config.installer_web is not None else None
 except ConfigError as error:
     for problem in error.problems:
         pulumi.log.error(problem)
@@ -58,6 +63,8 @@ if primary_certificate is not None:
 operations = GlobalDashboard("operations", GlobalDashboardArgs(
     region=config.primary_region, dashboard_name=config.resource_name("operations"),
     regions=[stack.monitoring.signals for stack in regional.values()]))
+site = installer_web(config, regional, tables.tables[CVM_RECORDS.logical].name, web_bundle,
+                     account, tags)
 
 pulumi.export("primaryRegion", config.primary_region)
 pulumi.export("deviceDomain", device_domain)
@@ -77,3 +84,6 @@ pulumi.export("regions", {
     for region, stack in regional.items()
 })
 pulumi.export("operationsDashboard", operations.dashboard.dashboard_name)
+if site is not None:
+    pulumi.export("installerWeb", {"url": site.url, "distributionId": site.distribution.id,
+                                   "contentSecurityPolicy": site.content_security_policy})

@@ -91,11 +91,23 @@ class StackConfig:
     # `caCertificates` (components/edge/cas.py) when a rotation is configured; None: the one
     # CA of caCertificatePem(File). `device_cas` is the list either way.
     ca_certificates: DeviceCas | None = None
+    # The AWS provider's `aws:allowedAccountIds`: the only accounts the stack may deploy to,
+    # and the home account(s) the policy pack judges cross-account grants against.
+    allowed_account_ids: tuple[str, ...] = ()
+    # The installer web app's hosting (components/installer_web/settings.py); None: no site.
+    installer_web: Any = None
 
     @property
     def device_cas(self) -> DeviceCas:
         """Our device CAs; `ca_certificate_pem` is always the issuing one."""
         return self.ca_certificates or single(self.ca_certificate_pem)
+
+    @property
+    def web_origins(self) -> tuple[str, ...]:
+        """The https origins of the stack's installer web app (none when it has no site)."""
+        if self.installer_web is None:
+            return ()
+        return (self.installer_web.origin(self.device_domain),)
 
     @property
     def replica_regions(self) -> tuple[str, ...]:
@@ -210,7 +222,8 @@ def ca_certificate_problems(pem: str, key: str, now: dt.datetime, source: str = 
 # --- the per-key parsers -------------------------------------------------------------------
 
 def full_key(name: str) -> str:
-    return f"{PROJECT}:{name}"
+    """`iot-multi-region:regions`; keys of another namespace (`aws:allowedAccountIds`) as given."""
+    return name if ":" in name else f"{PROJECT}:{name}"
 
 
 class Report(Protocol):
@@ -606,6 +619,23 @@ def parse_alerts(value: Any, ctx: ParseContext, report: Report) -> AlertSettings
             message, key=f"alerts.{field_name}" if field_name else None))
 
 
+def parse_installer_web(value: Any, ctx: ParseContext, report: Report) -> Any:
+    """The installer web app's hosting (components/installer_web/settings.py); None unless
+    enabled. It serves the fleet-provisioning capability, which must be enabled too."""
+    from components.installer_web.settings import parse_settings
+
+    settings = parse_settings(value, lambda field_name, message: report(
+        message, key=f"installerWeb.{field_name}" if field_name else None))
+    if not settings.enabled:
+        return None
+    capabilities = ctx.get("capabilities")
+    if capabilities is not None and "fleet_provisioning" not in capabilities:
+        report("is enabled but capability 'fleet_provisioning' is not: the site is that "
+               "capability's installer app; add it to capabilities or disable installerWeb")
+        return None
+    return settings
+
+
 @dataclass(frozen=True)
 class Key:
     """One stack config key: how to parse it and which StackConfig field it fills."""
@@ -614,6 +644,31 @@ class Key:
     parse: KeyParser
     field: str | None  # None: only read by a later key's parser
     required: bool = False
+
+
+_ACCOUNT_ID = re.compile(r"^\d{12}$")
+ALLOWED_ACCOUNT_IDS = "aws:allowedAccountIds"
+
+
+def parse_allowed_account_ids(value: Any, ctx: ParseContext, report: Report) -> tuple[str, ...] | None:
+    """The AWS provider's allow-list of accounts: 12-digit ids as strings (YAML would read an
+    unquoted id as a number and drop leading zeros)."""
+    fix = (f"list your account id(s) as quoted strings in the stack file, e.g. "
+           f"`{ALLOWED_ACCOUNT_IDS}: [\"123456789012\"]` "
+           f"(or, for tools.plan, `--set '{ALLOWED_ACCOUNT_IDS}=[\"123456789012\"]'`)")
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not value:
+        report(f"must be a non-empty list of 12-digit account ids, {received(value)}; {fix}")
+        return None
+    bad = [v for v in value if not (isinstance(v, str) and _ACCOUNT_ID.match(v))]
+    if bad:
+        report(f"{', '.join(repr(b) for b in bad)}: not a 12-digit account id string; {fix}")
+        return None
+    if len(set(value)) != len(value):
+        report(f"lists an account twice ({value}); list each account once")
+        return None
+    return tuple(value)
 
 
 # In parse order: a parser may read the results of the keys above it.
@@ -639,6 +694,8 @@ KEYS: tuple[Key, ...] = (
     Key("capabilities", parse_capabilities, "capabilities"),
     Key("iotAccountSettings", parse_iot_account_settings, "iot_account_settings"),
     Key("alerts", parse_alerts, "alert_settings"),
+    Key(ALLOWED_ACCOUNT_IDS, parse_allowed_account_ids, "allowed_account_ids"),
+    Key("installerWeb", parse_installer_web, "installer_web"),
 )
 KNOWN_KEYS: tuple[str, ...] = tuple(k.name for k in KEYS)
 REQUIRED_KEYS: tuple[str, ...] = tuple(k.name for k in KEYS if k.required)
@@ -745,11 +802,15 @@ def parse_stack_config(
 
 
 def read_pulumi_config() -> dict[str, Any]:
-    """This project's raw stack config, as the Pulumi runtime holds it (prefix stripped)."""
+    """This project's raw stack config, as the Pulumi runtime holds it (prefix stripped), plus
+    the provider keys the program validates too (`aws:allowedAccountIds`, full key)."""
     from pulumi.runtime import config as runtime_config
 
     prefix = f"{PROJECT}:"
     merged: dict[str, Any] = {}
     merged.update(runtime_config.get_config_env())
     merged.update(runtime_config.CONFIG.get())
-    return {k[len(prefix):]: v for k, v in merged.items() if k.startswith(prefix)}
+    raw = {k[len(prefix):]: v for k, v in merged.items() if k.startswith(prefix)}
+    if ALLOWED_ACCOUNT_IDS in merged:
+        raw[ALLOWED_ACCOUNT_IDS] = merged[ALLOWED_ACCOUNT_IDS]
+    return raw

@@ -76,6 +76,8 @@ class RegionalContext:
     # Who owns the account-wide IoT settings of the region (components/edge/settings.py).
     account_settings: IotAccountSettings = field(default_factory=IotAccountSettings)
     tags: Mapping[str, str] = field(default_factory=dict)
+    # https origins of the stack's installer web app (components/installer_web), if any.
+    web_origins: tuple[str, ...] = ()
 
     @property
     def name_prefix(self) -> str:

@@ -15,6 +15,7 @@ import pulumi_aws as aws
 
 from components.account import AwsAccount
 from components.iam import account_administers_key_statement, policy_document
+from lambdas.contracts import fleet_allow_list as allow_list
 
 # Inventory item (key: thingName): the replication contract, documented in docs/data-model.md.
 INVENTORY_ATTRIBUTES: Mapping[str, str] = {
@@ -38,16 +39,32 @@ INVENTORY_TTL_ATTRIBUTE = "expiresAt"
 
 
 @dataclass(frozen=True)
+class IndexSpec:
+    """A sparse global secondary index on string keys, projecting only the listed attributes."""
+
+    name: str
+    hash_key: str
+    range_key: str
+    projected: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class TableSpec:
     logical: str
     hash_key: str
     range_key: str | None = None
     ttl_attribute: str | None = None
+    indexes: tuple[IndexSpec, ...] = ()
 
 
 INVENTORY = TableSpec("device-inventory", hash_key="thingName", ttl_attribute=INVENTORY_TTL_ATTRIBUTE)
 DEVICE_DATA = TableSpec("device-data", hash_key="pk", range_key="sk", ttl_attribute="expiresAt")
-CVM_RECORDS = TableSpec("cvm-provisioning", hash_key="deviceUid")
+# The fleet allow-list's index: administrators list the entries (kind = FLEET_SERIAL) without a
+# Scan, which could not be limited to `fleet#` keys; only allow-list entries carry `kind`, and
+# no certificate or claim PEM is projected.
+ALLOW_LIST_INDEX = IndexSpec(allow_list.INDEX_NAME, allow_list.INDEX_PARTITION_KEY,
+                             allow_list.INDEX_SORT_KEY, allow_list.INDEX_PROJECTED)
+CVM_RECORDS = TableSpec("cvm-provisioning", hash_key="deviceUid", indexes=(ALLOW_LIST_INDEX,))
 TABLES: tuple[TableSpec, ...] = (INVENTORY, DEVICE_DATA, CVM_RECORDS)
 
 
@@ -133,6 +150,8 @@ class GlobalTables(pulumi.ComponentResource):
         attributes = [aws.dynamodb.TableAttributeArgs(name=spec.hash_key, type="S")]
         if spec.range_key:
             attributes.append(aws.dynamodb.TableAttributeArgs(name=spec.range_key, type="S"))
+        for key in sorted({k for index in spec.indexes for k in (index.hash_key, index.range_key)}):
+            attributes.append(aws.dynamodb.TableAttributeArgs(name=key, type="S"))
         return aws.dynamodb.Table(
             f"{name}-{spec.logical}",
             region=args.primary_region,
@@ -141,6 +160,16 @@ class GlobalTables(pulumi.ComponentResource):
             hash_key=spec.hash_key,
             range_key=spec.range_key,
             attributes=attributes,
+            global_secondary_indexes=[
+                aws.dynamodb.TableGlobalSecondaryIndexArgs(
+                    name=index.name, projection_type="INCLUDE",
+                    key_schemas=[
+                        aws.dynamodb.TableGlobalSecondaryIndexKeySchemaArgs(
+                            attribute_name=index.hash_key, key_type="HASH"),
+                        aws.dynamodb.TableGlobalSecondaryIndexKeySchemaArgs(
+                            attribute_name=index.range_key, key_type="RANGE")],
+                    non_key_attributes=list(index.projected))
+                for index in spec.indexes] or None,
             stream_enabled=True,
             stream_view_type="NEW_AND_OLD_IMAGES",
             point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=True),

@@ -153,6 +153,7 @@ class RegionalStack(pulumi.ComponentResource):
             native_provider=self.native_provider,
             account_settings=config.iot_account_settings,
             tags=args.tags,
+            web_origins=config.web_origins,
         )
 
         # The onboarding and replication capabilities the stack enables, in registry order.

@@ -10,7 +10,10 @@ from pulumi_policy import EnforcementLevel, Policy
 
 from policy.guardrails import (
     apigateway,
+    cloudfront,
     cognito,
+    configuration,
+    coverage,
     data,
     events,
     iam,
@@ -38,6 +41,7 @@ ALL_POLICIES: list[Policy] = [
     *data.POLICIES,
     *iam.POLICIES,
     *lambda_.POLICIES,
+    *configuration.POLICIES,
     *stepfunctions.POLICIES,
     *pipes.POLICIES,
     *apigateway.POLICIES,
@@ -46,6 +50,7 @@ ALL_POLICIES: list[Policy] = [
     *kms.POLICIES,
     *secretsmanager.POLICIES,
     *s3.POLICIES,
+    *cloudfront.POLICIES,
     *sns.POLICIES,
     *sqs.POLICIES,
     *events.POLICIES,
@@ -53,6 +58,7 @@ ALL_POLICIES: list[Policy] = [
     *route53.POLICIES,
     *stack.POLICIES,
     *operations.POLICIES,
+    *coverage.POLICIES,
 ]
 
 __all__ = ["ALL_POLICIES", "ANCHORS", "PACK_NAME", "build_pack"]

@@ -27,6 +27,7 @@ from components.config import (
 )
 from components.capabilities import CAPABILITIES
 from components.edge.settings import IotAccountSettings
+from components.installer_web.settings import InstallerWebSettings
 from components.monitoring.settings import AlertSettings, Subscription
 from tests.support.certificates import issue
 from tools.harness import ProgramFailed, evaluate_program
@@ -164,6 +165,18 @@ PARSER_CASES: list[tuple[KeyParser, Any, dict[str, Any], Any, str | None]] = [
     (cfg.parse_alerts, {"subscriptions": [{"protocol": "sms", "endpoint": "+15555550100"}]},
      {}, AlertSettings(), "'sms' is not one of"),
     (cfg.parse_alerts, {"subscription": []}, {}, AlertSettings(), "unknown setting"),
+    (cfg.parse_allowed_account_ids, None, {}, (), None),
+    (cfg.parse_allowed_account_ids, ["123456789012"], {}, ("123456789012",), None),
+    (cfg.parse_allowed_account_ids, [123456789012], {}, None, "not a 12-digit account id string"),
+    (cfg.parse_allowed_account_ids, "123456789012", {}, None, "non-empty list"),
+    (cfg.parse_allowed_account_ids, [], {}, None, "non-empty list"),
+    (cfg.parse_allowed_account_ids, ["12345"], {}, None, "'12345'"),
+    (cfg.parse_allowed_account_ids, ["123456789012"] * 2, {}, None, "twice"),
+    (cfg.parse_installer_web, None, {}, None, None),
+    (cfg.parse_installer_web, {"enabled": True}, {"capabilities": ("fleet_provisioning",)},
+     InstallerWebSettings(enabled=True), None),
+    (cfg.parse_installer_web, {"enabled": True}, {"capabilities": ("jitr",)}, None,
+     "capability 'fleet_provisioning' is not"),
 ]
 
 
@@ -387,7 +400,7 @@ def test_region_list_matches_boto3() -> None:
 def test_readme_documents_every_accepted_key() -> None:
     readme = (PROJECT_DIR / "README.md").read_text()
     section = readme.split("## Stack configuration", 1)[1].split("\n## ", 1)[0]
-    documented = set(re.findall(r"^\| `([A-Za-z.]+)` \|", section, flags=re.MULTILINE))
+    documented = set(re.findall(r"^\| `([A-Za-z.:]+)` \|", section, flags=re.MULTILINE))
     assert sorted(set(all_known_keys()) - documented) == []
     assert sorted(documented - set(all_known_keys())) == []
 
@@ -431,3 +444,4 @@ def test_a_configured_zone_name_is_checked_offline_instead_of_looked_up() -> Non
     graph = evaluate_program(PROJECT_DIR, "dev", config_overrides={"hostedZoneName": "example.com"},
                              invoke_answers={GET_ZONE: {"name": "iot.dev.example.com"}})
     assert graph.outputs["deviceDomain"] == "iot.dev.example.com"
+

@@ -99,7 +99,7 @@ def test_user_pool_is_admin_only_with_required_totp_and_threat_protection(
         assert sorted(client["explicitAuthFlows"]) == ["ALLOW_REFRESH_TOKEN_AUTH",
                                                        "ALLOW_USER_SRP_AUTH"]
         assert client["preventUserExistenceErrors"] == "ENABLED"
-        [group] = fleet.groups
+        [group] = [g for g in fleet.groups if g.inputs["name"] == installer.INSTALLERS_GROUP]
         assert group.inputs["name"] == installer.INSTALLERS_GROUP == "installers"
 
 
@@ -118,7 +118,7 @@ def test_identity_pool_gives_only_installers_the_installer_role(
         assert set(attachment["roles"]) == {"authenticated"}  # no unauthenticated role
         [mapping] = attachment["roleMappings"]
         assert (mapping["type"], mapping["ambiguousRoleResolution"]) == ("Token", "Deny")
-        [group] = fleet.groups
+        [group] = [g for g in fleet.groups if g.inputs["name"] == installer.INSTALLERS_GROUP]
         assert group.inputs["roleArn"] == attachment["roles"]["authenticated"]
 
 

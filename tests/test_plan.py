@@ -61,10 +61,14 @@ def test_each_region_section_holds_its_own_iam_and_route53_resources() -> None:
         assert roles and checks
         assert all(f"region-{region}-" in line for line in roles + checks)
         assert not any(f"region-{other}-" in line for line in found[title])
-    # Only what serves every region stays global: ACM's one validation record.
+    # Only what serves every region stays global: ACM's one validation record, and the installer
+    # web app's CloudFront distribution and its names.
     global_lines = [line for line in found["global (serves every region)"] if line.startswith("+")]
-    assert global_lines == ["+ aws:route53/record:Record  device-domain-acm-validation  "
-                            "(route53: global service)"]
+    site = [line for line in global_lines if "  installer-web-" in line]
+    assert [line for line in global_lines if line not in site] == [
+        "+ aws:route53/record:Record  device-domain-acm-validation  (route53: global service)"]
+    assert site and all("(cloudfront: global service)" in line or "(route53: global service)" in line
+                        for line in site)
 
 
 def test_json_plan_counts_match_its_resources_and_the_summary() -> None:
@@ -73,7 +77,10 @@ def test_json_plan_counts_match_its_resources_and_the_summary() -> None:
     document = json.loads(out)
     assert document["offline"] is True and document["stack"] == "dev"
     sections_ = document["sections"]
-    assert list(sections_) == ["eu-west-1", "us-west-2", GLOBAL]
+    # us-east-1 holds only the installer site's CloudFront certificate.
+    assert list(sections_) == ["eu-west-1", "us-east-1", "us-west-2", GLOBAL]
+    assert {r["type"] for r in sections_["us-east-1"]["resources"]} == {
+        "aws:acm/certificate:Certificate", "aws:acm/certificateValidation:CertificateValidation"}
     for section in sections_.values():
         assert section["count"] == len(section["resources"]) == sum(section["byComponent"].values())
     assert document["total"] == sum(s["count"] for s in sections_.values())

@@ -179,7 +179,7 @@ def test_every_pulumi_step_pins_the_cli_to_the_locked_sdk_and_builds_the_layer_f
             assert any(s.get("uses") == "./.github/actions/prepare" for s in steps(job))
     prepare = _load(ACTIONS / "prepare" / "action.yml")
     runs = " ".join(s.get("run", "") for s in prepare["runs"]["steps"])
-    assert "tools.package_lambda" in runs
+    assert "tools.package_lambda" in runs and "tools.build_web" in runs
     assert runs.count("--require-hashes") == 2
 
 
@@ -200,8 +200,8 @@ def test_pull_requests_preview_every_stack_with_the_pack_and_post_the_result():
 def test_checks_run_the_repositorys_ci_script_and_the_pack_offline():
     runs = [s.get("run", "") for s in steps(workflow("checks.yml")["jobs"]["checks"])]
     assert "bash .ci/run" in runs
-    assert any("policy.check --stack dev" in r for r in runs)
-    assert any("policy.check --stack prod" in r for r in runs)
+    assert any("tools.policy_check --stack dev" in r for r in runs)
+    assert any("tools.policy_check --stack prod" in r for r in runs)
 
 
 def test_main_deploys_dev_then_prod_behind_a_manual_approval():

@@ -4,7 +4,7 @@ No Pulumi CLI, no provider plugin, no cloud: every resource registration is answ
 `RecordingMocks`, which records it (type, logical name, inputs, parent, region) and fills
 the computed outputs the program reads (ARNs, stream ARNs, ids). The result is the stack's
 resource graph, used by the tests, the offline plan (`tools.plan`), the benchmark and the
-policy runner (`policy.check`).
+policy runner (`tools.policy_check`).
 
 Each evaluation runs in a fresh `contextvars.Context`, so the Pulumi runtime's ambient
 settings of one evaluation never leak into the next.
@@ -317,12 +317,14 @@ def register_call(token: str) -> Callable[[CallFunction], CallFunction]:
 STACK_REFERENCE = "pulumi:pulumi:StackReference"
 
 
-def _read_outputs(type_: str, name: str, resource_id: str,
-                  inputs: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """`Resource.get(...)` and `StackReference(...)` reads: the id and the state read."""
+def _read_outputs(type_: str, name: str, resource_id: str, inputs: Mapping[str, Any],
+                  unknown_outputs: bool = False) -> tuple[str, dict[str, Any]]:
+    """`Resource.get(...)` and `StackReference(...)` reads: the id and the state read. A stack
+    reference's outputs live in another stack: none (or, `unknown_outputs`, unknown)."""
     if type_ == STACK_REFERENCE:
         stack_name = str(inputs.get("name") or resource_id or name)
-        return stack_name, {"name": stack_name, "outputs": {}, "secretOutputNames": []}
+        return stack_name, {"name": stack_name, "outputs": UNKNOWN if unknown_outputs else {},
+                            "secretOutputNames": []}
     return resource_id or name, dict(inputs)
 
 
@@ -392,7 +394,8 @@ def _comparable(value: Any) -> Any:
 
 
 def _new_recorder(config: Mapping[str, Any], invoke_answers: Mapping[str, Mapping[str, Any]],
-                  preview: bool = False) -> tuple[Any, list[RecordedResource]]:
+                  preview: bool = False,
+                  unknown_uncomputed: bool = False) -> tuple[Any, list[RecordedResource]]:
     import pulumi
     from pulumi.runtime.mocks import MockMonitor
 
@@ -403,7 +406,8 @@ def _new_recorder(config: Mapping[str, Any], invoke_answers: Mapping[str, Mappin
         def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
             # Registrations are answered by RecordingMonitor (which also sees the parent);
             # only reads (`X.get(...)`, StackReference) reach here.
-            return _read_outputs(args.typ, args.name, args.resource_id or "", args.inputs)
+            return _read_outputs(args.typ, args.name, args.resource_id or "", args.inputs,
+                                 unknown_uncomputed)
 
         def call(self, args: pulumi.runtime.MockCallArgs) -> dict:  # type: ignore[override]
             return {**_call_outputs(args.token, args.args, config),
@@ -506,18 +510,21 @@ def _config_text(value: Any) -> str:
 def _evaluate_in_context(program: Callable[[], None], project: str, stack: str,
                          config: Mapping[str, Any],
                          invoke_answers: Mapping[str, Mapping[str, Any]],
-                         preview: bool = False) -> StackGraph:
+                         preview: bool = False, unknown_uncomputed: bool = False) -> StackGraph:
     import pulumi
     from pulumi.runtime import settings as runtime_settings
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
 
-    monitor, recorded = _new_recorder(config, invoke_answers, preview)
+    monitor, recorded = _new_recorder(config, invoke_answers, preview, unknown_uncomputed)
     diagnostics: list[tuple[str, str]] = []
     logger = _collecting_logger(diagnostics)
     pulumi.runtime.set_all_config({k: _config_text(v) for k, v in config.items()})
-    pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=preview,
-                             monitor=monitor, logger=logger)
+    # `unknown_uncomputed`: the SDK's dry-run rules make an output the mocks did not answer
+    # (and a stack reference's outputs) unknown instead of None, while every output the
+    # harness computes stays known; inputs derived from such a value are recorded UNKNOWN.
+    pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack,
+                             preview=preview or unknown_uncomputed, monitor=monitor, logger=logger)
     root = runtime_settings.get_root_resource()
 
     async def resolve_exports() -> dict[str, Any]:
@@ -538,18 +545,20 @@ def _evaluate_in_context(program: Callable[[], None], project: str, stack: str,
 def evaluate(program: Callable[[], None], *, config: Mapping[str, Any] | None = None,
              project: str = "project", stack: str = "test",
              invoke_answers: Mapping[str, Mapping[str, Any]] | None = None,
-             preview: bool = False) -> StackGraph:
+             preview: bool = False, unknown_uncomputed: bool = False) -> StackGraph:
     """Run `program` (a function declaring resources) under recording mocks.
 
     `config` keys are full Pulumi keys (`project:key`); non-string values are JSON-encoded
     the way the CLI passes structured config. `invoke_answers` replaces fields of what a
     data source returns, by token (e.g. another hosted zone name for
     `aws:route53/getZone:getZone`). `preview=True` evaluates as `pulumi preview` of a first
-    deployment does (computed outputs unknown).
+    deployment does (computed outputs unknown). `unknown_uncomputed=True` (the policy
+    runner's mode) keeps what the harness cannot compute unknown rather than None: outputs it
+    has no formula for and stack references' outputs.
     """
     context = contextvars.Context()
     return context.run(_evaluate_in_context, program, project, stack, dict(config or {}),
-                       dict(invoke_answers or {}), preview)
+                       dict(invoke_answers or {}), preview, unknown_uncomputed)
 
 
 @dataclass(frozen=True)
@@ -666,7 +675,7 @@ def evaluate_program(program_dir: Path | str, stack: str, *,
                      config_overrides: Mapping[str, Any] | None = None,
                      drop_keys: tuple[str, ...] = (),
                      invoke_answers: Mapping[str, Mapping[str, Any]] | None = None,
-                     preview: bool = False) -> StackGraph:
+                     preview: bool = False, unknown_uncomputed: bool = False) -> StackGraph:
     """Evaluate a program directory's `__main__.py` for one of its stacks.
 
     `config_overrides` and `drop_keys` take short (`regions`) or full (`proj:regions`) keys;
@@ -693,7 +702,8 @@ def evaluate_program(program_dir: Path | str, stack: str, *,
 
     with _program_imports(spec.directory), _lambda_layer_env(spec.directory):
         return evaluate(program, config=config, project=spec.project, stack=stack,
-                        invoke_answers=invoke_answers, preview=preview)
+                        invoke_answers=invoke_answers, preview=preview,
+                        unknown_uncomputed=unknown_uncomputed)
 
 
 LAYER_ENV = "IOTMR_LAMBDA_LAYER_ZIP"
@@ -725,17 +735,50 @@ def built_layer(directory: Path | str) -> Path | None:
     return built if built.is_file() else None
 
 
+WEB_BUNDLE_ENV = "IOTMR_WEB_BUNDLE_DIR"
+
+
+def offline_web_bundle_stand_in() -> Path:
+    """A tiny, deterministic stand-in for the installer web app's build (`python -m
+    tools.build_web`): evaluation needs its files, not their content."""
+    import tempfile
+
+    from components.installer_web.bundle import BUNDLE_FILES
+
+    directory = Path(tempfile.gettempdir()) / "iotmr-offline-web-stand-in"
+    for key in BUNDLE_FILES:
+        path = directory / key
+        data = f"stand-in for {key}\n".encode()
+        if not path.is_file() or path.read_bytes() != data:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            partial.write_bytes(data)
+            partial.replace(path)
+    return directory
+
+
+def built_web_bundle(directory: Path | str) -> Path | None:
+    """The installer web app's build the evaluation of `directory` uses, if built."""
+    if os.environ.get(WEB_BUNDLE_ENV):
+        return Path(os.environ[WEB_BUNDLE_ENV])
+    built = Path(directory) / "build" / "web" / "installer"
+    return built if (built / "index.html").is_file() else None
+
+
 @contextlib.contextmanager
 def _lambda_layer_env(directory: Path) -> Iterator[None]:
-    """Point the program at the built layer, or at the stand-in when there is none."""
-    if os.environ.get(LAYER_ENV):
-        yield
-        return
-    os.environ[LAYER_ENV] = str(built_layer(directory) or offline_layer_stand_in())
+    """Point the program at the built layer and web bundle, or at stand-ins when not built."""
+    added = {}
+    if not os.environ.get(LAYER_ENV):
+        added[LAYER_ENV] = str(built_layer(directory) or offline_layer_stand_in())
+    if not os.environ.get(WEB_BUNDLE_ENV):
+        added[WEB_BUNDLE_ENV] = str(built_web_bundle(directory) or offline_web_bundle_stand_in())
+    os.environ.update(added)
     try:
         yield
     finally:
-        os.environ.pop(LAYER_ENV, None)
+        for key in added:
+            os.environ.pop(key, None)
 
 
 _load_output_modules()

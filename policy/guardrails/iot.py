@@ -11,11 +11,13 @@ from typing import Any
 from pulumi_policy import Policy, PolicyResource, ResourceValidationArgs, Severity, StackValidationArgs
 
 from components.facts import THING_IS_ATTACHED_KEY, THING_NAME_VARIABLE, TLS_SECURITY_POLICIES
+from policy.semantics import globs, templates
 from policy.semantics import iot as iot_policy
 from policy.semantics.documents import DocumentError, parse, plain, statements
 
 from ._common import (
     get,
+    home_accounts,
     parsed_documents,
     resource_guardrail,
     resource_region,
@@ -76,6 +78,10 @@ def _no_wildcard_action(args: ResourceValidationArgs) -> Iterator[str]:
         for where, pattern in iot_policy.wildcard_actions(document):
             yield (f"{where}: Allow grants {pattern!r}, more than one data-plane action; list the "
                    "IoT actions one by one")
+        for where, pattern in iot_policy.unknown_actions(document):
+            yield (f"{where}: Allow grants {pattern!r}, which the IAM action database does not "
+                   "know: what it allows cannot be judged, so it is refused (after review, add it "
+                   "to SUPPLEMENT in policy/semantics/actions.py)")
 
 
 def _no_account_wide_resource(args: ResourceValidationArgs) -> Iterator[str]:
@@ -267,9 +273,15 @@ def _template_policy_scoped(args: StackValidationArgs) -> Iterator[tuple[str, st
         if not policies:
             yield ("template attaches no AWS::IoT::Policy: provisioned certificates would get no "
                    "(or a later, unchecked) policy", template.urn)
+        pseudo = {"AWS::Region": region or "*", "AWS::Partition": "aws",
+                  "AWS::AccountId": next(iter(home_accounts(template)), "*")}
         for name, policy_name, document in policies:
             if policy_name is not None:
-                if not isinstance(policy_name, str):
+                try:
+                    policy_name = templates.resolve(policy_name, pseudo)
+                except templates.Unresolvable:
+                    pass
+                if not isinstance(policy_name, str) or globs.has_wildcard(policy_name):
                     yield (f"{name}: PolicyName {json.dumps(plain(policy_name))} is chosen at provisioning "
                            "time (a parameter the device sends); name the device policy", template.urn)
                 elif policy_name not in {str(c.props.get("name") or "") for c in candidates}:
@@ -277,9 +289,18 @@ def _template_policy_scoped(args: StackValidationArgs) -> Iterator[tuple[str, st
                            f"declares in {region}; attach the device policy", template.urn)
                 continue
             try:
-                template_document = parse(document)
+                # Fn::Join / Fn::Sub evaluated; a parameter the device sends becomes `*`.
+                template_document = parse(templates.resolve(plain(document), pseudo))
+            except templates.Unresolvable as error:
+                yield (f"{name}: PolicyDocument uses {error}: what it grants cannot be judged",
+                       template.urn)
+                continue
             except DocumentError as error:
                 yield f"{name}: PolicyDocument is {error}", template.urn
+                continue
+            if not statements(template_document):
+                yield (f"{name}: PolicyDocument has no statement the pack can read (an IoT policy "
+                       "document is an object with Statement)", template.urn)
                 continue
             if not candidates:
                 yield (f"{name}: inline PolicyDocument but no device policy in {region} to "
@@ -312,7 +333,7 @@ POLICIES: list[Policy] = [
     resource_guardrail(
         "iot-policy-no-wildcard-action",
         "IoT policies grant actions one by one: no iot:*, no pattern reaching more than one "
-        "data-plane action, no NotAction",
+        "data-plane action, no NotAction, no action the IAM action database does not know",
         ["IOT_POLICY_OVERLY_PERMISSIVE_CHECK"], [IOT_POLICY], _no_wildcard_action),
     resource_guardrail(
         "iot-policy-no-wildcard-resource",

@@ -16,6 +16,7 @@ from pulumi_policy import (
 )
 
 from policy.semantics import exposure, globs
+from policy.semantics.secrets import find as find_secrets
 from policy.semantics.secrets import why_secret
 
 from ._common import (
@@ -87,11 +88,9 @@ def _no_secrets_in_env(args: ResourceValidationArgs) -> Iterator[str]:
     variables = get(args.props, "environment", "variables")
     if not isinstance(variables, Mapping):
         return
-    for name, value in variables.items():
-        reason = why_secret(str(name), value)
-        if reason:
-            yield (f"environment variable {name} looks like a secret ({reason}); keep it in "
-                   "Secrets Manager or SSM and pass its ARN/name")
+    for path, reason in find_secrets(variables):
+        yield (f"environment variable {path} looks like a secret ({reason}); keep it in "
+               "Secrets Manager or SSM and pass its ARN/name")
 
 
 def _env_cmk(args: ResourceValidationArgs) -> Iterator[str]:
@@ -102,40 +101,49 @@ def _env_cmk(args: ResourceValidationArgs) -> Iterator[str]:
                "a customer-managed key")
 
 
-def _source_arn_pins(source_arn: str) -> bool:
-    """A source ARN pins the caller when its service and account (or, for S3, its bucket)
-    are fixed: `arn:aws:execute-api:eu-west-1:123:abc/*` pins, `arn:aws:*` does not."""
-    ok, _ = exposure.fixed_arn(source_arn)
-    return ok
-
-
 def _permission_scoped(args: ResourceValidationArgs) -> Iterator[str]:
+    """Who may invoke: the principal, and what sourceArn / sourceAccount / principalOrgId
+    pin. Every account named (in the principal, sourceAccount or sourceArn) must be home."""
     props = args.props
     principal = str(props.get("principal") or "").strip()
-    source_arn = str(props.get("sourceArn") or "")
-    source_account = str(props.get("sourceAccount") or "")
-    org_id = str(props.get("principalOrgId") or "")
-    if source_arn and not _source_arn_pins(source_arn):
-        yield (f"sourceArn {source_arn!r} pins no account or resource (wildcards in the service or "
-               "account field)")
+    source_arn = str(props.get("sourceArn") or "").strip()
+    source_account = str(props.get("sourceAccount") or "").strip()
+    org_id = str(props.get("principalOrgId") or "").strip()
     home = set(home_accounts(args))
+    arn_pins, arn_account = exposure.fixed_arn(source_arn) if source_arn else (False, None)
+    if source_arn and not arn_pins:
+        yield (f"sourceArn {source_arn!r} pins no resource (a wildcard in the service or account, "
+               "or a bucket name pattern anyone could register)")
+    account_pins = exposure.account_of(source_account) is not None and \
+        exposure.ACCOUNT.match(source_account) is not None
+    if source_account and not account_pins:
+        yield f"sourceAccount {source_account!r} is not a 12-digit account id"
+    org_pins = bool(exposure.ORG_ID.match(org_id))
+    if org_id and not org_pins:
+        yield f"principalOrgId {org_id!r} is not an organization id (o-...)"
+    named = {a for a in (exposure.account_of(principal), arn_account,
+                         source_account if account_pins else None) if a}
+    foreign = sorted(a for a in named if home and a not in home)
+    if foreign:
+        yield (f"names account(s) {', '.join(foreign)}, outside this stack's account(s) "
+               f"{', '.join(sorted(home))}")
+    # A bucket ARN names no account: whose bucket it is only sourceAccount can say.
+    arn_pins_account = arn_pins and (arn_account is not None or account_pins)
     if globs.scopes_nothing(principal):
-        if not org_id and not exposure.account_of(source_account):
+        if not (org_pins or account_pins or arn_pins_account):
             auth = props.get("functionUrlAuthType")
             yield (f"principal '*' lets anyone{' with any AWS account' if auth == 'AWS_IAM' else ''} "
-                   "invoke the function: set principalOrgId (or name the principal)")
-        return
-    account = exposure.account_of(principal)
-    if account is not None:
-        if home and account not in home:
-            yield f"grants account {account}, outside this stack's account(s) {', '.join(sorted(home))}"
+                   "invoke the function: set principalOrgId, or pin the calling resource with a "
+                   "sourceArn in this account (and sourceAccount)")
         return
     if principal.endswith((".amazonaws.com", ".amazonaws.com.cn")):
-        if not source_arn and not source_account and not org_id:
+        if arn_pins and arn_account is None and not account_pins:
+            yield f"{principal} with sourceArn {source_arn!r} needs sourceAccount too: the ARN carries no account id"
+        elif not (arn_pins_account or account_pins or org_pins):
             yield (f"{principal} may invoke the function on behalf of any account: set sourceArn "
                    "(and sourceAccount) against the confused deputy")
-        elif principal == "s3.amazonaws.com" and not exposure.account_of(source_account):
-            yield "s3.amazonaws.com needs sourceAccount too: bucket ARNs carry no account id"
+    elif exposure.account_of(principal) is None and not principal.startswith("arn:"):
+        yield f"principal {principal!r} is neither an account, an ARN nor a service principal"
 
 
 def _function_url_auth(args: ResourceValidationArgs) -> Iterator[str]:

@@ -20,8 +20,9 @@ from ._common import (
     stack_guardrail,
     truthy,
 )
-from ._exposure import resource_policy_check
-from .sqs import denies_insecure_transport
+from policy.semantics import transport
+
+from ._exposure import resource_policy_check, tls_only_problem
 
 BUCKETS = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")
 PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
@@ -137,8 +138,15 @@ def _ssl_only(args: StackValidationArgs) -> Iterator[tuple[str, str | None]]:
     for bucket in _buckets(args):
         candidates = [bucket.props.get("policy")] + [p.props.get("policy")
                                                      for p in _for_bucket(bucket, policies)]
-        if not any(denies_insecure_transport(p) for p in candidates if p):
-            yield "bucket policy does not Deny requests with aws:SecureTransport = false", bucket.urn
+        name = str(bucket.props.get("bucket") or bucket.props.get("id") or "*")
+
+        def arns(document: Any, name: str = name) -> list[str]:
+            bucket_arn = f"arn:{transport.partition_of(document)}:s3:::{name}"
+            return [bucket_arn, f"{bucket_arn}/*"]  # the bucket and every object in it
+
+        problem = tls_only_problem([c for c in candidates if c], "s3", arns)
+        if problem:
+            yield f"bucket policy is not TLS-only (aws:SecureTransport): {problem}", bucket.urn
 
 
 POLICIES: list[Policy] = [

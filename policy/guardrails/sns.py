@@ -7,8 +7,7 @@ from collections.abc import Iterator
 from pulumi_policy import Policy, ResourceValidationArgs, Severity, StackValidationArgs
 
 from ._common import is_customer_managed_key, resource_guardrail, stack_guardrail
-from ._exposure import resource_policy_check
-from .sqs import denies_insecure_transport
+from ._exposure import resource_policy_check, tls_only_problem
 
 TOPIC = "aws:sns/topic:Topic"
 TOPIC_POLICY = "aws:sns/topicPolicy:TopicPolicy"
@@ -27,8 +26,10 @@ def _ssl_only(args: StackValidationArgs) -> Iterator[tuple[str, str | None]]:
         arn = str(topic.props.get("arn") or "")
         candidates = [topic.props.get("policy")] + [p.get("policy") for p in policies
                                                      if str(p.get("arn")) == arn]
-        if not any(denies_insecure_transport(p) for p in candidates if p):
-            yield "topic policy does not Deny requests with aws:SecureTransport = false", topic.urn
+        problem = tls_only_problem([c for c in candidates if c], "sns",
+                                   lambda _doc: [arn or "*"])
+        if problem:
+            yield f"topic policy is not TLS-only (aws:SecureTransport): {problem}", topic.urn
 
 
 POLICIES: list[Policy] = [

@@ -16,7 +16,7 @@ from ._common import (
     resource_guardrail,
     stack_guardrail,
 )
-from ._exposure import resource_policy_check
+from ._exposure import resource_policy_check, tls_only_problem
 
 QUEUE = "aws:sqs/queue:Queue"
 QUEUE_POLICY = "aws:sqs/queuePolicy:QueuePolicy"
@@ -28,19 +28,6 @@ def _cmk(args: ResourceValidationArgs) -> Iterator[str]:
     if not is_customer_managed_key(key):
         yield "queue has no customer-managed kmsMasterKeyId (SQS-managed SSE and alias/aws/sqs " \
               "allow no key policy)"
-
-
-def denies_insecure_transport(policy: Any) -> bool:
-    """Whether a resource policy refuses every request made without TLS."""
-    for _, document, _ in parsed_documents({"policy": policy}, ["policy"]):
-        for statement in statements(document):
-            if not statement.denies:
-                continue
-            for condition in statement.condition("aws:SecureTransport"):
-                if condition.base == "bool" and not condition.negated and \
-                        any(v.strip().lower() == "false" for v in condition.values):
-                    return True
-    return False
 
 
 def _queue_policies(queue: PolicyResource, queue_policies: list[Mapping[str, Any]]) -> list[Any]:
@@ -63,9 +50,11 @@ def _ssl_only(args: StackValidationArgs) -> Iterator[tuple[str, str | None]]:
     for queue in args.resources:
         if queue.resource_type != QUEUE:
             continue
-        if not any(denies_insecure_transport(p) for p in _queue_policies(queue, queue_policies)):
-            yield ("queue policy does not Deny requests with aws:SecureTransport = false",
-                   queue.urn)
+        arn = queue.props.get("arn")
+        problem = tls_only_problem(_queue_policies(queue, queue_policies), "sqs",
+                                   lambda _doc: [str(arn) if arn else "*"])
+        if problem:
+            yield f"queue policy is not TLS-only (aws:SecureTransport): {problem}", queue.urn
 
 
 _DEAD_LETTER_KEYS = ("deadletter", "erroraction", "onfailure", "redrive", "dlq")

@@ -11,7 +11,16 @@ from functools import lru_cache
 
 from pulumi_policy import Policy, PolicyConfigSchema, ResourceValidationArgs, Severity, StackValidationArgs
 
-from ._common import as_list, config, module_of, resource_guardrail, resource_region, stack_guardrail
+from ._common import (
+    as_list,
+    config,
+    home_accounts,
+    module_of,
+    provider_setting,
+    resource_guardrail,
+    resource_region,
+    stack_guardrail,
+)
 
 DEFAULT_REQUIRED_TAGS = ["owner", "environment"]
 AWS_PROVIDER = "pulumi:providers:aws"
@@ -41,9 +50,7 @@ def _required_tags(args: ResourceValidationArgs) -> Iterator[str]:
         return
     own = args.props.get("tags")
     tags = dict(own) if isinstance(own, Mapping) else {}
-    default_tags = None
-    if args.provider is not None and isinstance(args.provider.props, Mapping):
-        default_tags = args.provider.props.get("defaultTags")
+    default_tags = provider_setting(args.provider, "defaultTags")
     if isinstance(default_tags, Mapping) and isinstance(default_tags.get("tags"), Mapping):
         tags = {**default_tags["tags"], **tags}
     required = [str(t) for t in as_list(config(args, "requiredTags", DEFAULT_REQUIRED_TAGS))]
@@ -73,7 +80,35 @@ def _allowed_regions(args: StackValidationArgs) -> Iterator[tuple[str, str | Non
             yield f"{r.resource_type} lands in {region}, outside {sorted(allowed)}", r.urn
 
 
+def _home_account_declared(args: StackValidationArgs) -> Iterator[tuple[str, str | None]]:
+    """Every AWS provider the stack's AWS resources use names the account(s) it may deploy to:
+    without them the pack cannot tell a cross-account grant from a grant to the stack itself
+    (key and secret policies say `Resource: "*"`, S3 ARNs carry no account)."""
+    seen: set[str] = set()
+    for r in args.resources:
+        if not r.resource_type.startswith("aws:") or r.provider is None:
+            continue
+        urn = r.provider.urn
+        if urn in seen:
+            continue
+        seen.add(urn)
+        if not home_accounts(r):
+            raw = provider_setting(r.provider, "allowedAccountIds")
+            got = "is not set" if raw in (None, "", []) else f"is {raw!r}, not 12-digit account ids"
+            yield (f"AWS provider {r.provider.name}: allowedAccountIds {got}, so the pack cannot tell "
+                   "the stack's own account from another one and cross-account grants go "
+                   "unjudged; list your account(s) as quoted strings (stack config "
+                   "`aws:allowedAccountIds: [\"<account>\"]`, or `allowed_account_ids=[...]` on an "
+                   "explicit provider)", r.provider.urn)
+
+
 POLICIES: list[Policy] = [
+    stack_guardrail(
+        "aws-home-account-declared",
+        "Every AWS provider the stack uses declares the account(s) it may deploy to "
+        "(aws:allowedAccountIds): the home account every cross-account judgement compares with",
+        ["Terraform/Pulumi AWS provider allowed_account_ids", "IAM Access Analyzer zone of trust"],
+        _home_account_declared, severity=Severity.HIGH),
     stack_guardrail(
         "allowed-regions",
         "Resources (and DynamoDB replicas) land only in the regions allowed by policy config",

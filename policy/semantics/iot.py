@@ -28,7 +28,10 @@ from . import globs
 from .documents import Statement, statements
 
 ATTACKER = "thing-a"
-VICTIMS = ("thing-b", "thing-ax")  # unrelated, and the attacker's name extended
+# Another device: unrelated, and neighbours of the attacker's name (extended or prefixed,
+# with and without separators: `boiler-1` must not reach `boiler-1-2` nor `2-boiler-1`).
+VICTIMS = ("thing-b", "thing-ax", "thing-a-2", "thing-a_2", "thing-a:2", "thing-a2",
+           "xthing-a", "2-thing-a")
 GROUP_VALUE = "shared-group-value"
 
 _ARN = re.compile(r"^arn:[^:]*:iot:[^:]*:[^:]*:(?P<rest>.*)$", re.DOTALL)
@@ -47,9 +50,15 @@ THING_ACTIONS_PREFIXES = ("iot:getthingshadow", "iot:updatethingshadow",
                           "iot:deletethingshadow", "iot:listnamedshadowsforthing",
                           "iot:describejobexecution", "iot:getpendingjobexecutions",
                           "iot:startnextpendingjobexecution", "iot:updatejobexecution")
+ASSUME_ROLE = "iot:assumerolewithcertificate"
 DATA_PLANE = frozenset({"iot:connect", "iot:publish", "iot:retainpublish", "iot:receive",
                         "iot:subscribe", "iot:getretainedmessage", "iot:listretainedmessages",
-                        *THING_ACTIONS_PREFIXES})
+                        ASSUME_ROLE, *THING_ACTIONS_PREFIXES})
+# Topics AWS IoT publishes about one device (its client id or thing), which only that device
+# (or the back end) should read: lifecycle events and registry events.
+_DEVICE_EVENT_TOPICS = ("$aws/events/presence/connected/{}", "$aws/events/presence/disconnected/{}",
+                        "$aws/events/subscriptions/subscribed/{}",
+                        "$aws/events/subscriptions/unsubscribed/{}", "$aws/events/thing/{}/*")
 
 
 def resource_path(resource: str) -> str:
@@ -130,11 +139,25 @@ def _client_id_condition(statement: Statement) -> list[str] | None:
     return [v for c in bound for v in c.values]
 
 
+def bound_to_attached_thing(statement: Statement) -> bool:
+    """`Bool iot:Connection.Thing.IsAttached = true`: AWS IoT evaluates the policy for the
+    thing named by the client id, and lets the connection through only if the certificate is
+    attached to that thing, so the client id can only be a thing of the device's own (AWS IoT
+    developer guide, "Thing policy examples" and "Thing policy variables")."""
+    attached = [c for c in statement.condition(THING_IS_ATTACHED_KEY)
+                if c.base == "bool" and not c.negated and not c.if_exists and not c.set_qualifier]
+    return any(v.strip().lower() == "true" for c in attached for v in c.values) and \
+        not any(v.strip().lower() != "true" for c in attached for v in c.values)
+
+
 def connect_client_ids(document: Mapping[str, Any] | None, identity: str) -> tuple[str, ...]:
     """Client-id globs device `identity` may connect with."""
     found: list[str] = []
     for grant in grants(document):
         if CONNECT not in grant.actions:
+            continue
+        if bound_to_attached_thing(grant.statement):
+            found.append(identity)  # only a thing the certificate is attached to: its own
             continue
         if grant.paths is None:
             found.append("*")
@@ -168,8 +191,10 @@ def owned_paths(document: Mapping[str, Any] | None, victim: str,
     owned: dict[str, list[str]] = {
         "client": [f"client/{victim}"],
         "thing": [f"thing/{victim}"],
-        "topic": [f"topic/$aws/things/{victim}/*"],
-        "topicfilter": [f"topicfilter/$aws/things/{victim}/*"],
+        "topic": [f"topic/$aws/things/{victim}/*",
+                  *(f"topic/{t.format(victim)}" for t in _DEVICE_EVENT_TOPICS)],
+        "topicfilter": [f"topicfilter/$aws/things/{victim}/*",
+                        *(f"topicfilter/{t.format(victim)}" for t in _DEVICE_EVENT_TOPICS)],
     }
     for grant in grants(document):
         for path in grant.paths or ():
@@ -220,15 +245,23 @@ def cross_device_reach(document: Mapping[str, Any] | None) -> list[Reach]:
     (statement, granted resource)."""
     client_ids = connect_client_ids(document, ATTACKER)
     found: dict[tuple[str, str], tuple[list[str], list[str]]] = {}
+    allows = grants(document)
     for victim in VICTIMS:
         owned = owned_paths(document, victim, (victim,))
-        for grant in grants(document):
+        for grant in allows:
             for action in sorted(grant.actions):
                 kind = _kind_of(action)
                 if kind is None:
                     continue
+                if action == CONNECT and bound_to_attached_thing(grant.statement):
+                    continue  # the client id can only be the device's own thing
                 for target in owned.get(kind, []):
                     hit = _grant_reaches(grant, kind, target, client_ids)
+                    if hit and action == "iot:subscribe" and not _receives(
+                            document, allows, "topic/" + target.split("/", 1)[1], client_ids):
+                        # AWS checks iot:Receive on every message it delivers: a filter wider
+                        # than what the device may receive delivers nothing of another's.
+                        continue
                     if hit and not _denied(document, action, target, ATTACKER, client_ids):
                         acts, victims = found.setdefault((grant.statement.where, hit), ([], []))
                         if action not in acts:
@@ -239,9 +272,19 @@ def cross_device_reach(document: Mapping[str, Any] | None) -> list[Reach]:
             for (where, granted), (acts, victims) in found.items()]
 
 
+def _receives(document: Mapping[str, Any] | None, allows: list[Grant], topic: str,
+              client_ids: tuple[str, ...]) -> bool:
+    """May the attacker receive messages on (some of) `topic`?"""
+    return any("iot:receive" in g.actions and _grant_reaches(g, "topic", topic, client_ids)
+               and not _denied(document, "iot:receive", topic, ATTACKER, client_ids)
+               for g in allows)
+
+
 def _kind_of(action: str) -> str | None:
     if action == CONNECT:
         return "client"
+    if action == ASSUME_ROLE:
+        return "rolealias"
     if action in TOPIC_ACTIONS:
         return TOPIC_ACTIONS[action]
     if action.startswith(THING_ACTIONS_PREFIXES):
@@ -263,7 +306,9 @@ def _grant_reaches(grant: Grant, kind: str, target: str,
 
 
 PROBES = ("client/zq-probe-client", "thing/zq-probe-thing", "topic/zq-probe/level/x",
-          "topicfilter/zq-probe/level/x")
+          "topicfilter/zq-probe/level/x", "rolealias/zq-probe-alias",
+          # Basic Ingest: publishing to $aws/rules/<rule>/... feeds that rule directly.
+          "topic/$aws/rules/zq_probe_rule/x")
 
 
 def account_wide(document: Mapping[str, Any] | None) -> list[tuple[str, str]]:
@@ -272,7 +317,10 @@ def account_wide(document: Mapping[str, Any] | None) -> list[tuple[str, str]]:
     out = []
     client_ids = connect_client_ids(document, ATTACKER)
     for grant in grants(document):
-        if not grant.actions:
+        actions = grant.actions
+        if bound_to_attached_thing(grant.statement):
+            actions = actions - {CONNECT}  # iot:Connect on `*` bound to the attached thing
+        if not actions:
             continue
         if grant.paths is None:
             out.append((grant.statement.where, f"NotResource {list(grant.not_paths)}"))
@@ -288,25 +336,25 @@ def account_wide(document: Mapping[str, Any] | None) -> list[tuple[str, str]]:
 
 
 def connect_bound_to_thing(statement: Statement) -> list[str]:
-    """Problems of an Allow iot:Connect statement that should pin the client id to the thing
-    name while the certificate is attached to that thing."""
+    """Problems of an Allow iot:Connect statement, which must tie the client id to the thing
+    the certificate is attached to: `Bool iot:Connection.Thing.IsAttached = true` does (AWS
+    evaluates the policy for the thing the client id names, on any resource, `*` included);
+    client/${iot:Connection.Thing.ThingName} alone does not (without the condition a
+    certificate attached to no thing is not refused by every other statement)."""
     problems = []
-    paths = [resource_path(r) for r in statement.resources or ()]
     if statement.not_resources is not None:
         problems.append("iot:Connect with NotResource allows almost every client id")
-    pinned = _client_id_condition(statement)
-    for path in paths:
-        if path == f"client/{THING_NAME_VARIABLE}":
-            continue
-        if pinned and all(v == THING_NAME_VARIABLE for v in pinned):
-            continue
-        problems.append(f"iot:Connect on {path!r}: the client id must be "
-                        f"client/{THING_NAME_VARIABLE}")
-    attached = [c for c in statement.condition(THING_IS_ATTACHED_KEY)
-                if c.base == "bool" and not c.negated and not c.if_exists]
-    if not any(v.strip().lower() == "true" for c in attached for v in c.values):
+    if not bound_to_attached_thing(statement):
         problems.append(f"iot:Connect without Condition Bool {THING_IS_ATTACHED_KEY} = true: "
                         "a certificate could connect as a thing it is not attached to")
+        paths = [resource_path(r) for r in statement.resources or ()]
+        pinned = _client_id_condition(statement)
+        for path in paths:
+            if path == f"client/{THING_NAME_VARIABLE}" or (
+                    pinned and all(v == THING_NAME_VARIABLE for v in pinned)):
+                continue
+            problems.append(f"iot:Connect on {path!r}: the client id must be "
+                            f"client/{THING_NAME_VARIABLE} (or bound by {THING_IS_ATTACHED_KEY})")
     return problems
 
 
@@ -358,6 +406,13 @@ def wildcard_actions(document: Mapping[str, Any] | None) -> list[tuple[str, str]
             if len(expanded) != 1 or not expanded <= DATA_PLANE:
                 out.append((statement.where, pattern))
     return out
+
+
+def unknown_actions(document: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """(where, pattern) of Allow actions the action database does not know: what they grant
+    cannot be judged, so they count as dangerous (AWS adds IoT actions the database lacks)."""
+    return [(s.where, p) for s in statements(document) if s.allows
+            for p in iam_actions.unknown(s.actions if s.actions is not None else s.not_actions)]
 
 
 def iter_actions(document: Mapping[str, Any] | None) -> Iterable[tuple[Statement, frozenset[str]]]:

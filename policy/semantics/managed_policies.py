@@ -1,74 +1,46 @@
-"""Documents of the AWS managed policies this system (or a careless change) might attach.
+"""The documents of the AWS managed policies, so an attachment is judged by what it grants.
 
-Standard library only: the offline harness answers `aws.iam.get_policy` from this table
-too, so what the runner sees and what the guardrails judge are the same documents. A policy
-missing here is judged by its name only (see FORBIDDEN_NAMES in policy.guardrails.iam).
+Standard library only. `aws_managed_policies.json.xz` beside this file holds every AWS
+managed policy's default version (name -> document), refreshed from moto's maintained copy
+by `python -m tools.managed_policies`. The offline harness answers `aws.iam.get_policy` from
+the same table, so what the runner sees and what the guardrails judge are the same
+documents. An AWS managed policy missing from the snapshot is judged dangerous (a name the
+pack cannot read), never skipped.
 """
 
 from __future__ import annotations
 
+import json
+import lzma
+from collections.abc import Iterator, Mapping
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
-_ALL = "*"
-
-
-def _doc(*statements: dict[str, Any]) -> dict[str, Any]:
-    return {"Version": "2012-10-17", "Statement": list(statements)}
-
-
-AWS_MANAGED_POLICIES: dict[str, dict[str, Any]] = {
-    "AdministratorAccess": _doc({"Effect": "Allow", "Action": "*", "Resource": "*"}),
-    "PowerUserAccess": _doc(
-        {"Effect": "Allow", "NotAction": ["iam:*", "organizations:*", "account:*"],
-         "Resource": "*"},
-        {"Effect": "Allow",
-         "Action": ["iam:CreateServiceLinkedRole", "iam:DeleteServiceLinkedRole", "iam:ListRoles",
-                    "organizations:DescribeOrganization", "account:ListRegions",
-                    "account:GetAccountInformation"],
-         "Resource": "*"}),
-    "IAMFullAccess": _doc(
-        {"Effect": "Allow",
-         "Action": ["iam:*", "organizations:DescribeAccount", "organizations:DescribeOrganization",
-                    "organizations:DescribeOrganizationalUnit", "organizations:DescribePolicy",
-                    "organizations:ListChildren", "organizations:ListParents",
-                    "organizations:ListPoliciesForTarget", "organizations:ListRoots",
-                    "organizations:ListPolicies", "organizations:ListTargetsForPolicy"],
-         "Resource": "*"}),
-    "AmazonS3FullAccess": _doc(
-        {"Effect": "Allow", "Action": ["s3:*", "s3-object-lambda:*"], "Resource": "*"}),
-    "AWSLambdaBasicExecutionRole": _doc(
-        {"Effect": "Allow",
-         "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-         "Resource": "*"}),
-    "AWSXRayDaemonWriteAccess": _doc(
-        {"Effect": "Allow",
-         "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules",
-                    "xray:GetSamplingTargets", "xray:GetSamplingStatisticSummaries"],
-         "Resource": "*"}),
-    "AWSIoTLogging": _doc(
-        {"Effect": "Allow",
-         "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
-                    "logs:PutMetricFilter", "logs:PutRetentionPolicy", "logs:GetLogEvents",
-                    "logs:DeleteLogStream"],
-         "Resource": "*"}),
-    "AWSIoTThingsRegistration": _doc(
-        {"Effect": "Allow",
-         "Action": ["iot:AddThingToThingGroup", "iot:AttachPolicy", "iot:AttachPrincipalPolicy",
-                    "iot:AttachThingPrincipal", "iot:CreateCertificateFromCsr", "iot:CreatePolicy",
-                    "iot:CreateThing", "iot:DescribeCertificate", "iot:DescribeThing",
-                    "iot:DescribeThingGroup", "iot:DescribeThingType", "iot:DetachPolicy",
-                    "iot:DetachThingPrincipal", "iot:GetPolicy", "iot:ListAttachedPolicies",
-                    "iot:ListPolicyPrincipals", "iot:ListPrincipalPolicies",
-                    "iot:ListPrincipalThings", "iot:ListTargetsForPolicy",
-                    "iot:ListThingGroupsForThing", "iot:ListThingPrincipals",
-                    "iot:RegisterCertificate", "iot:RegisterThing", "iot:RemoveThingFromThingGroup",
-                    "iot:UpdateCertificate", "iot:UpdateThing", "iot:UpdateThingGroupsForThing",
-                    "iot:AddThingToBillingGroup", "iot:DescribeBillingGroup",
-                    "iot:RemoveThingFromBillingGroup"],
-         "Resource": "*"}),
-}
-
+SNAPSHOT = Path(__file__).resolve().parent / "aws_managed_policies.json.xz"
 MANAGED_POLICY_ARN_MARKER = ":iam::aws:policy/"
+
+
+@lru_cache(maxsize=1)
+def load_snapshot() -> dict[str, Any]:
+    documents: dict[str, Any] = json.loads(lzma.decompress(SNAPSHOT.read_bytes()))
+    return documents
+
+
+class _Documents(Mapping[str, Any]):
+    """name -> document, read from the snapshot on first use (the pack starts faster)."""
+
+    def __getitem__(self, name: str) -> Any:
+        return load_snapshot()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(load_snapshot())
+
+    def __len__(self) -> int:
+        return len(load_snapshot())
+
+
+AWS_MANAGED_POLICIES: Mapping[str, Any] = _Documents()
 
 
 def managed_policy_name(arn: str) -> str | None:
@@ -78,6 +50,7 @@ def managed_policy_name(arn: str) -> str | None:
     return arn.rsplit("/", 1)[-1]
 
 
-def managed_policy_document(arn: str) -> dict[str, Any] | None:
+def managed_policy_document(arn: str) -> Mapping[str, Any] | None:
     name = managed_policy_name(arn)
-    return AWS_MANAGED_POLICIES.get(name) if name else None
+    document = AWS_MANAGED_POLICIES.get(name) if name else None
+    return document if isinstance(document, Mapping) else None

@@ -1,6 +1,6 @@
 """Drive guardrails in-process with engine-shaped arguments.
 
-Props go through `policy.check.wire_props`, i.e. the protobuf round trip the engine makes
+Props go through `tools.policy_check.wire_props`, i.e. the protobuf round trip the engine makes
 (numbers arrive as floats, maps/lists as read-only proxies, unknown sentinels as unknowns).
 """
 
@@ -20,7 +20,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from policy.check import resolve_policies, wire_props
+from tools.policy_check import resolve_policies, wire_props
 from policy.pack import ALL_POLICIES
 from tools.harness import UNKNOWN
 
@@ -97,18 +97,20 @@ def fired(type_: str, props: Mapping[str, Any], *, config: Mapping[str, Mapping[
     return {name: messages for name, messages in found.items() if messages}
 
 
-def stack_resources(resources: Sequence[StackSpec]) -> list[PolicyResource]:
+def stack_resources(resources: Sequence[StackSpec],
+                    prov: PolicyProviderResource | None = None) -> list[PolicyResource]:
     built = []
     for index, spec in enumerate(resources):
         type_, props = spec[0], spec[1]
         logical = str(spec[2]) if len(spec) > 2 else f"r{index}"
         built.append(PolicyResource(type_, wire_props(props), urn(type_, logical), logical,
-                                    _options(), provider(), None, [], {}))
+                                    _options(), prov or provider(), None, [], {}))
     return built
 
 
 def stack_violations(name: str, resources: Sequence[StackSpec], *,
-                     config: Mapping[str, Any] | None = None) -> list[tuple[str, str | None]]:
+                     config: Mapping[str, Any] | None = None,
+                     prov: PolicyProviderResource | None = None) -> list[tuple[str, str | None]]:
     """resources: (type, props) or (type, props, logical name); region via props['region']."""
     policy = BY_NAME[name]
     assert isinstance(policy, StackValidationPolicy)
@@ -117,7 +119,7 @@ def stack_violations(name: str, resources: Sequence[StackSpec], *,
     def report(message: str, urn_: str | None = None) -> None:
         found.append((message, urn_))
 
-    policy.validate(StackValidationArgs(stack_resources(resources), _config(name, config), {}), report)
+    policy.validate(StackValidationArgs(stack_resources(resources, prov), _config(name, config), {}), report)
     return found
 
 

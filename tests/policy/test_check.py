@@ -10,9 +10,9 @@ import pytest
 from google.protobuf import struct_pb2
 from pulumi.runtime import proto
 from pulumi_policy import EnforcementLevel
-from pulumi_policy.policy import _PolicyAnalyzerServicer
+from tools.policy_sdk import AnalyzerServicer as _PolicyAnalyzerServicer
 
-from policy import check
+from tools import policy_check as check
 from policy.pack import ALL_POLICIES, PACK_NAME
 from tools.harness import evaluate_program, load_program_stack
 
@@ -38,7 +38,7 @@ EXPECTED_MANDATORY = {
     "cognito-threat-protection", "cognito-admin-only-sign-up",
     "kms-key-rotation", "kms-no-wildcard-principal", "logs-retention-minimum", "logs-kms-encryption",
     "sqs-cmk-encryption", "sqs-ssl-only", "route53-latency-records-health-checked",
-    "allowed-regions", "required-tags",
+    "allowed-regions", "required-tags", "aws-home-account-declared",
 }
 EXPECTED_ADVISORY = {"apigateway-xray-tracing", "lambda-reserved-concurrency", "sqs-dead-letters-kept"}
 
@@ -141,7 +141,7 @@ def test_stack_resources_carry_parent_provider_and_dependencies():
 # --- the runner agrees with pulumi_policy's own analyzer -----------------------------------------
 
 def _struct(values) -> struct_pb2.Struct:
-    from pulumi_policy.deserialize import serialize_properties
+    from tools.policy_sdk import serialize_properties
 
     s = struct_pb2.Struct()
     s.update(serialize_properties(check._jsonable(values)))
@@ -214,7 +214,7 @@ def test_module_entry_point_runs_on_prod():
     import sys
 
     root = Path(__file__).resolve().parents[2]
-    result = subprocess.run([sys.executable, "-m", "policy.check", "--stack", "prod", "--config",
+    result = subprocess.run([sys.executable, "-m", "tools.policy_check", "--stack", "prod", "--config",
                              str(root / "policy" / "config" / "prod.json")],
                             cwd=root, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr

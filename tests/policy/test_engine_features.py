@@ -15,7 +15,7 @@ import pulumi
 import pulumi_aws as aws
 import pytest
 
-from policy import check
+from tools import policy_check as check
 from tools.harness import UNKNOWN, ProgramFailed, evaluate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -174,3 +174,39 @@ runpy.run_path("__main__.py", run_name="__main__")
     from policy.pack import ALL_POLICIES, PACK_NAME
 
     assert result.stdout.split() == [PACK_NAME, str(len(ALL_POLICIES)), str(len(ALL_POLICIES))]
+
+
+def test_what_offline_cannot_know_fails_a_mandatory_policy_unless_waived():
+    """As `up`: a stack reference's output is unknown offline, never None; the policies that
+    need it are not judged, which fails the run at their level unless explicitly waived."""
+    from .evasions import HOME, program_stack_reference_policy
+
+    graph = evaluate(program_stack_reference_policy, unknown_uncomputed=True)
+    [policy] = graph.of_type("aws:sqs/queuePolicy:QueuePolicy")
+    assert policy.inputs["policy"] == UNKNOWN
+    config = {"aws:allowedAccountIds": [HOME]}
+    report = check.run_policies(graph, stack_config=config)
+    unjudged = {v.policy for v in report.mandatory if not v.judged}
+    assert {"sqs-no-public-policy"} <= unjudged
+    assert "not judged offline" in check.format_report(report)
+    waived = check.run_policies(graph, stack_config=config, waivers=["sqs-no-public-policy:from-shared"])
+    assert "sqs-no-public-policy" not in {v.policy for v in waived.mandatory}
+    assert any(v.policy == "sqs-no-public-policy" and "(waived)" in v.message for v in waived.advisory)
+
+
+def test_alias_target_key_arn_is_computed():
+    from .evasions import program_alias_target
+
+    graph = evaluate(program_alias_target, unknown_uncomputed=True)
+    [queue] = graph.of_type("aws:sqs/queue:Queue")
+    assert queue.inputs["kmsMasterKeyId"].startswith("arn:aws:kms:eu-west-1:123456789012:key/")
+
+
+def test_managed_policy_snapshot_is_what_moto_ships_and_judged_by_document():
+    from policy.semantics.managed_policies import AWS_MANAGED_POLICIES, managed_policy_document
+    from tools import managed_policies
+
+    assert len(AWS_MANAGED_POLICIES) > 1000
+    assert managed_policy_document("arn:aws:iam::aws:policy/AWSIoTFullAccess")["Statement"][0]["Action"] == \
+        ["iot:*", "iotjobsdata:*"]
+    assert managed_policies.main(["--check"]) == 0, "refresh: python -m tools.managed_policies"

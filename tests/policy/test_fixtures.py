@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pulumi_policy import EnforcementLevel, StackValidationPolicy
 
-from policy import check
+from tools import policy_check as check
 from policy.pack import ALL_POLICIES
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"

@@ -15,6 +15,8 @@ from pulumi_policy import ResourceValidationPolicy, StackValidationPolicy
 
 from policy.pack import ALL_POLICIES
 
+from .cloudfront_cases import RESOURCE_CASES as CLOUDFRONT_RESOURCE_CASES
+from .cloudfront_cases import STACK_CASES as CLOUDFRONT_STACK_CASES
 from .operations_cases import RESOURCE_CASES as OPERATIONS_RESOURCE_CASES
 from .operations_cases import STACK_CASES as OPERATIONS_STACK_CASES
 from .support import fired, resource_violations, stack_violations
@@ -84,7 +86,7 @@ GOOD_USER_POOL: dict[str, Any] = {
 }
 PUBLIC: dict[str, Any] = {"Effect": "Allow", "Principal": "*", "Action": "x:Y", "Resource": "*"}
 ORG_SCOPED: dict[str, Any] = {**PUBLIC, "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-a1b2c3d4e5"}}}
-WAF_RULE = {"name": "rate", "priority": 1, "statement": {"rateBasedStatement": {"limit": 100}},
+WAF_RULE = {"name": "rate", "priority": 1, "statement": {"rateBasedStatement": {"limit": 100}}, "action": {"block": {}},
             "visibilityConfig": {"cloudwatchMetricsEnabled": True, "metricName": "r", "sampledRequestsEnabled": True}}
 
 T = {
@@ -137,7 +139,8 @@ RESOURCE_CASES: list[tuple[str, str, dict[str, Any] | None, list[Bad], dict[str,
     ], None),
     ("iot-policy-device-isolation", T["policy"], DEVICE_POLICY, [
         (device_with({"Effect": "Allow", "Action": "iot:Publish", "Resource": f"{ARN}:topic/dt/*"}), "'topic/dt/thing-b/*'"),
-        (device_with({"Effect": "Allow", "Action": "iot:Subscribe", "Resource": f"{ARN}:topicfilter/dt/+/#"}),
+        (device_with({"Effect": "Allow", "Action": ["iot:Subscribe", "iot:Receive"],
+                      "Resource": [f"{ARN}:topicfilter/dt/+/#", f"{ARN}:topic/dt/*"]}),
          "iot:Subscribe on 'topicfilter/dt/+/#'"),
         (device_with({"Effect": "Allow", "Action": "iot:Publish", "Resource": f"{ARN}:topic/dt/{THING}*"}), "thing-ax"),
         (device_with({"Effect": "Allow", "Action": "iot:UpdateThingShadow", "Resource": f"{ARN}:thing/*"}), "'thing/thing-b'"),
@@ -148,8 +151,8 @@ RESOURCE_CASES: list[tuple[str, str, dict[str, Any] | None, list[Bad], dict[str,
                                       "Resource": f"{ARN}:topic/dt/${{iot:ClientId}}/*"})}, "'client/thing-b'"),
     ], None),
     ("iot-connect-bound-to-thing", T["policy"], DEVICE_POLICY, [
-        ({"name": "d", "policy": doc({"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{ARN}:client/*",
-                                      "Condition": ATTACHED})}, "the client id must be"),
+        ({"name": "d", "policy": doc({"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{ARN}:client/*"})},
+         "the client id must be"),
         ({"name": "d", "policy": doc({"Effect": "Allow", "Action": "iot:Connect",
                                       "Resource": f"{ARN}:client/{THING}"})}, "IsAttached = true"),
         ({"name": "d", "policy": doc({"Effect": "Allow", "Action": "iot:Conn*", "Resource": f"{ARN}:client/{THING}",
@@ -315,7 +318,7 @@ RESOURCE_CASES: list[tuple[str, str, dict[str, Any] | None, list[Bad], dict[str,
         ({"principal": "*", "function": "f", "functionUrlAuthType": "AWS_IAM"}, "any AWS account"),
         ({"principal": "s3.amazonaws.com", "function": "f", "sourceArn": "arn:aws:s3:::bucket"}, "sourceAccount too"),
         ({"principal": "events.amazonaws.com", "function": "f", "sourceArn": "arn:aws:events:*:*:rule/*"},
-         "pins no account"),
+         "pins no resource"),
     ], None),
     ("lambda-permission-scoped", T["perm"], {"principal": "*", "function": "f", "principalOrgId": "o-a1b2c3d4e5"}, [], None),
     ("lambda-function-url-auth", T["url"], {"authorizationType": "AWS_IAM", "functionName": "f"},
@@ -356,9 +359,6 @@ RESOURCE_CASES: list[tuple[str, str, dict[str, Any] | None, list[Bad], dict[str,
                                                        "no unauthenticated exception")], None),
     ("apigateway-regional-endpoint", T["api"], {"endpointConfiguration": {"types": "REGIONAL"}},
      [({}, "EDGE (default)"), ({"endpointConfiguration": {"types": "EDGE"}}, "'EDGE'")], None),
-    ("apigateway-request-validation", T["method"], {"httpMethod": "POST", "requestValidatorId": "v1"},
-     [({"httpMethod": "POST"}, "no requestValidatorId")], None),
-    ("apigateway-request-validation", T["method"], {"httpMethod": "OPTIONS"}, [], None),
     ("apigateway-access-logging", T["stage"], {"accessLogSettings": {"destinationArn": LOG_GROUP_ARN, "format": "{}"}},
      [({}, "accessLogSettings")], None),
     ("apigateway-tls12-custom-domain", T["apidomain"], {"securityPolicy": "TLS_1_2"},
@@ -472,6 +472,7 @@ RESOURCE_CASES: list[tuple[str, str, dict[str, Any] | None, list[Bad], dict[str,
 ]
 
 
+RESOURCE_CASES += CLOUDFRONT_RESOURCE_CASES
 RESOURCE_CASES += OPERATIONS_RESOURCE_CASES
 
 
@@ -509,8 +510,12 @@ CA = (T["ca"], {"allowAutoRegistration": True, "certificateMode": "SNI_ONLY", "i
 JITR_SQL = "SELECT * FROM '$aws/events/certificates/registered/ca123'"
 STAGE_ARN = "arn:aws:apigateway:eu-west-1::/restapis/api1/stages/v1"
 STAGE_V1: tuple[str, dict[str, Any]] = (T["stage"], {"restApi": "api1", "stageName": "v1", "region": "eu-west-1", "arn": STAGE_ARN})
+WEB_ACL_ARN = "arn:aws:wafv2:eu-west-1:1:regional/webacl/w/1"
 WAF = ("aws:wafv2/webAclAssociation:WebAclAssociation", {
-    "resourceArn": STAGE_ARN, "webAclArn": "arn:aws:wafv2:eu-west-1:1:regional/webacl/w/1", "region": "eu-west-1"})
+    "resourceArn": STAGE_ARN, "webAclArn": WEB_ACL_ARN, "region": "eu-west-1"})
+WEB_ACL = (T["acl"], {"arn": WEB_ACL_ARN, "rules": [WAF_RULE], "defaultAction": {"allow": {}}, "region": "eu-west-1"})
+VALIDATOR = ("aws:apigateway/requestValidator:RequestValidator",
+             {"id": "v1", "restApi": "api1", "validateRequestBody": True, "validateRequestParameters": True})
 THROTTLE: tuple[str, dict[str, Any]] = ("aws:apigateway/methodSettings:MethodSettings", {
     "restApi": "api1", "stageName": "v1", "methodPath": "*/*",
     "settings": {"throttlingBurstLimit": 100, "throttlingRateLimit": 50}})
@@ -543,6 +548,8 @@ BUCKET_SSL = (T["bucket_policy"], {"bucket": "b", "policy": doc({
     "Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": ["arn:aws:s3:::b", "arn:aws:s3:::b/*"],
     "Condition": {"Bool": {"aws:SecureTransport": "false"}}})})
 TOPIC: tuple[str, dict[str, Any]] = (T["topic"], {"arn": "arn:aws:sns:eu-west-1:1:t", "region": "eu-west-1"})
+TOPIC_SSL_DENY = doc({"Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "SNS:*", "Resource": TOPIC[1]["arn"],
+                      "Condition": {"Bool": {"aws:SecureTransport": "false"}}})
 SECRET: tuple[str, dict[str, Any]] = (T["secret"], {"name": "cvm/key", "arn": "arn:aws:secretsmanager:eu-west-1:1:secret:cvm/key-abc", "region": "eu-west-1"})
 ROTATION: tuple[str, dict[str, Any]] = ("aws:secretsmanager/secretRotation:SecretRotation",
             {"secretId": SECRET[1]["arn"], "rotationRules": {"automaticallyAfterDays": 30}})
@@ -601,16 +608,19 @@ STACK_CASES: list[tuple[str, Stack, list[tuple[Stack, str]], dict[str, Any] | No
      [([FN, (T["perm"], {**IOT_PERMISSION[1], "sourceArn": None, "sourceAccount": ACCOUNT})], "invoked by iot")], None),
     ("apigateway-method-authorization", [
         REGISTRATION, DEVICES, method("res1"), method("res2", "GET", "AWS_IAM"), method("res1", "OPTIONS", validator=None),
-        STAGE_V1, WAF, THROTTLE], [
-        ([REGISTRATION, DEVICES, method("res2", "GET"), STAGE_V1, WAF, THROTTLE], "GET /registration/{id}"),
-        ([REGISTRATION, method("res1", validator=None), STAGE_V1, WAF, THROTTLE], "a request validator"),
-        ([REGISTRATION, method("res1"), STAGE_V1, THROTTLE], "a WAF web ACL"),
-        ([REGISTRATION, method("res1"), STAGE_V1, WAF], "throttling on every stage"),
-        ([REGISTRATION, method("res1")], "WAF web ACL on every stage"),
+        STAGE_V1, WAF, WEB_ACL, VALIDATOR, THROTTLE], [
+        ([REGISTRATION, DEVICES, method("res2", "GET"), STAGE_V1, WAF, WEB_ACL, VALIDATOR, THROTTLE], "GET /registration/{id}"),
+        ([REGISTRATION, method("res1", validator=None), STAGE_V1, WAF, WEB_ACL, THROTTLE], "a request validator"),
+        ([REGISTRATION, method("res1"), STAGE_V1, VALIDATOR, THROTTLE], "a WAF web ACL"),
+        ([REGISTRATION, method("res1"), STAGE_V1, WAF, WEB_ACL, VALIDATOR], "throttling on every stage"),
+        ([REGISTRATION, method("res1"), VALIDATOR], "WAF web ACL with a blocking rate-based rule on every stage"),
     ], None),
-    ("apigateway-method-authorization", [REGISTRATION, method("res1", "PUT"), STAGE_V1, WAF, THROTTLE],
-     [([REGISTRATION, method("res1"), STAGE_V1, WAF, THROTTLE], "POST /registration")],
+    ("apigateway-method-authorization", [REGISTRATION, method("res1", "PUT"), STAGE_V1, WAF, WEB_ACL, VALIDATOR, THROTTLE],
+     [([REGISTRATION, method("res1"), STAGE_V1, WAF, WEB_ACL, VALIDATOR, THROTTLE], "POST /registration")],
      {"allowedUnauthenticatedRoutes": ["PUT /registration"]}),
+    ("apigateway-request-validation", [REGISTRATION, method("res1"), method("res1", "OPTIONS", validator=None), VALIDATOR],
+     [([REGISTRATION, method("res1", validator=None)], "no request validator"),
+      ([REGISTRATION, method("res1")], "not declared in this stack")], None),
     ("apigateway-waf-associated", [STAGE_V1, WAF], [([STAGE_V1], "no WAF web ACL")], None),
     ("apigateway-throttling", [STAGE_V1, THROTTLE],
      [([STAGE_V1], "no throttling"), ([STAGE_V1, (THROTTLE[0], {**THROTTLE[1], "settings": {"metricsEnabled": True}})],
@@ -639,8 +649,9 @@ STACK_CASES: list[tuple[str, Stack, list[tuple[Stack, str]], dict[str, Any] | No
         ([BUCKET, (T["versioning"], {"bucket": "b", "versioningConfiguration": {"status": "Suspended"}})], "not Enabled"),
     ], None),
     ("s3-ssl-only", [BUCKET, BUCKET_SSL], [([BUCKET], "aws:SecureTransport")], None),
-    ("sns-ssl-only", [TOPIC, (T["topic_policy"], {"arn": TOPIC[1]["arn"], "policy": SSL_DENY})],
-     [([TOPIC], "aws:SecureTransport")], None),
+    ("sns-ssl-only", [TOPIC, (T["topic_policy"], {"arn": TOPIC[1]["arn"], "policy": TOPIC_SSL_DENY})],
+     [([TOPIC], "aws:SecureTransport"),
+      ([TOPIC, (T["topic_policy"], {"arn": TOPIC[1]["arn"], "policy": SSL_DENY})], "every sns action")], None),
     ("sqs-ssl-only", [QUEUE, (T["queue_policy"], {"queueUrl": QUEUE[1]["url"], "policy": SSL_DENY})], [
         ([QUEUE], "aws:SecureTransport"),
         ([QUEUE, (T["queue_policy"], {"queueUrl": QUEUE[1]["url"], "policy": doc(
@@ -661,6 +672,7 @@ STACK_CASES: list[tuple[str, Stack, list[tuple[Stack, str]], dict[str, Any] | No
 ]
 
 
+STACK_CASES += CLOUDFRONT_STACK_CASES
 STACK_CASES += OPERATIONS_STACK_CASES
 
 
@@ -674,8 +686,14 @@ def test_stack_guardrail_passes_compliant_and_names_each_violation(name, good, b
 
 
 def test_every_guardrail_has_a_passing_and_a_failing_case():
-    failing = {c[0] for c in RESOURCE_CASES if c[3]} | {c[0] for c in STACK_CASES if c[2]}
-    passing = {c[0] for c in RESOURCE_CASES if c[2] is not None} | {c[0] for c in STACK_CASES}
+    """Here, or in the issue-21 corpus (tests/policy/evasions.py: evasions fail a guardrail,
+    secure counterparts pass the ones they name)."""
+    from .evasions import EVASIONS, SECURE
+
+    failing = {c[0] for c in RESOURCE_CASES if c[3]} | {c[0] for c in STACK_CASES if c[2]} | \
+        {c.guardrails[0] for c in EVASIONS}
+    passing = {c[0] for c in RESOURCE_CASES if c[2] is not None} | {c[0] for c in STACK_CASES} | \
+        {g for c in SECURE for g in c.guardrails}
     for policy in ALL_POLICIES:
         assert isinstance(policy, (ResourceValidationPolicy, StackValidationPolicy))
         assert policy.name in failing, f"{policy.name} has no failing case"
@@ -714,13 +732,13 @@ def test_deletion_protection_level_follows_the_environment():
 def test_environment_falls_back_to_the_stack_name():
     import contextvars
 
-    from pulumi.runtime import settings
+    from tools.policy_sdk import set_stack_and_project
 
     unprotected = {**GOOD_TABLE, "deletionProtectionEnabled": False}
 
     def under(stack: str) -> list[str]:
         def run() -> list[str]:
-            settings._set_stack(stack)
+            set_stack_and_project(stack, "proj")
             return resource_violations("dynamodb-deletion-protection-prod", T["table"], unprotected)
         return contextvars.Context().run(run)
 
@@ -783,7 +801,7 @@ def test_stack_violations_name_the_offending_resource():
 def test_region_falls_back_to_the_provider():
     from pulumi_policy import PolicyResource
 
-    from policy.check import wire_props
+    from tools.policy_check import wire_props
     from policy.guardrails._common import resource_region
 
     from .support import _options, provider
@@ -804,7 +822,7 @@ def test_jitr_sql_parsing():
 def test_props_arrive_as_the_engine_sends_them():
     from collections.abc import Mapping, Sequence
 
-    from policy.check import wire_props
+    from tools.policy_check import wire_props
 
     props = wire_props({"retentionInDays": 30, "tags": {"a": "b"}, "list": [1]})
     assert props["retentionInDays"] == 30.0 and isinstance(props["retentionInDays"], float)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 from pulumi_policy import EnforcementLevel, Policy
-from pulumi_policy.policy import _PolicyAnalyzerServicer
+from tools.policy_sdk import AnalyzerServicer as _PolicyAnalyzerServicer
 
 import policy.guardrails
 from policy.guardrails._common import ANCHORS
@@ -100,3 +100,14 @@ def test_every_guardrail_module_imports_shared_facts_not_copies():
         for literal in copies:
             assert literal not in text, (path.name, literal)
         assert "frozenset({\"iam\", \"route53\"" not in text, path.name
+
+
+def test_guardrails_and_their_semantics_import_no_tool():
+    """The pack runs in its own virtualenv under the Pulumi CLI: `policy/` never imports
+    `tools/` (the offline engine, tools/policy_check.py, imports the pack, not the reverse)."""
+    import re
+
+    pattern = re.compile(r"^\s*(from|import) tools(\.|\s|$)", re.MULTILINE)
+    offenders = [str(p.relative_to(POLICY_DIR)) for p in POLICY_DIR.rglob("*.py")
+                 if "venv" not in p.parts and pattern.search(p.read_text())]
+    assert offenders == []

@@ -179,7 +179,8 @@ def test_iot_device_policy_with_variables_is_isolated():
 
 
 @pytest.mark.parametrize("extra,victim", [
-    ({"Effect": "Allow", "Action": "iot:Subscribe", "Resource": f"{IOT}:topicfilter/dt/+/#"}, "topicfilter/dt/thing-b/*"),
+    ({"Effect": "Allow", "Action": ["iot:Subscribe", "iot:Receive"],
+      "Resource": [f"{IOT}:topicfilter/dt/+/#", f"{IOT}:topic/dt/*"]}, "topicfilter/dt/thing-b/*"),
     ({"Effect": "Allow", "Action": "iot:Receive", "Resource": "arn:aws:iot:*:*:topic/dt/*"}, "topic/dt/thing-b/*"),
     ({"Effect": "Allow", "Action": "iot:Publish", "Resource": f"{IOT}:topic/dt/{THING}*"}, "topic/dt/thing-ax/*"),
     ({"Effect": "Allow", "Action": "iot:Publish", "NotResource": f"{IOT}:topic/admin"}, "topic/"),

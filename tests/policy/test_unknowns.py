@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 from pulumi_policy import EnforcementLevel, StackValidationArgs, StackValidationPolicy
-from pulumi_policy.proxy import UnknownValueError
+from tools.policy_sdk import UnknownValueError
 
 from tools.harness import UNKNOWN
 
-from .support import BY_NAME, _config, resource_violations, stack_resources, unknown_leaves
+from .evasions import EVASIONS
+from .support import BY_NAME, _config, provider, resource_violations, stack_resources, unknown_leaves
 from .test_guardrails import RESOURCE_CASES, STACK_CASES
 
 
@@ -33,6 +34,9 @@ def _outcome(run: Any) -> str:
 
 RESOURCE_BADS = [(name, type_, good or {}, bad, config) for name, type_, good, bads, config in RESOURCE_CASES
                  for bad, _ in bads if _mandatory(name)]
+# The issue-21 evasions too, judged under their provider (the home account).
+CORPUS_BADS = [(c.guardrails[0], c.spec[0], {}, dict(c.spec[1]), c.provider) for c in EVASIONS
+               if c.kind == "resource" and _mandatory(c.guardrails[0])]
 
 
 def _variants(props: dict[str, Any], good: dict[str, Any] | None = None) -> list[tuple[str, dict[str, Any]]]:
@@ -50,6 +54,16 @@ def test_resource_guardrail_never_passes_an_unknown_input(name, type_, good, bad
     assert resource_violations(name, type_, bad, config=config), "the known value is a violation"
     for label, props in _variants(bad, good):
         outcome = _outcome(lambda: resource_violations(name, type_, props, config=config))
+        assert outcome in ("violation", "unknown"), f"{name} passed silently with {label}"
+
+
+@pytest.mark.parametrize("name,type_,good,bad,prov", CORPUS_BADS,
+                         ids=[f"corpus-{c[0]}-{i}" for i, c in enumerate(CORPUS_BADS)])
+def test_corpus_evasion_never_passes_an_unknown_input(name, type_, good, bad, prov):
+    judge = provider(**prov)
+    assert resource_violations(name, type_, bad, prov=judge), "the known value is a violation"
+    for label, props in _variants(bad, good):
+        outcome = _outcome(lambda p=props: resource_violations(name, type_, p, prov=judge))
         assert outcome in ("violation", "unknown"), f"{name} passed silently with {label}"
 
 

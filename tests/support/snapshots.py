@@ -26,7 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from components.packaging import file_sha256_base64
-from tools.harness import StackGraph, built_layer, evaluate_program, offline_layer_stand_in
+from tools.harness import (
+    StackGraph,
+    built_layer,
+    built_web_bundle,
+    evaluate_program,
+    offline_layer_stand_in,
+    offline_web_bundle_stand_in,
+)
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent.parent
 SNAPSHOT_DIR = PROJECT_DIR / "tests" / "snapshots"
@@ -70,8 +77,11 @@ def _machine_values() -> dict[str, str]:
     """Values that depend on this machine, not on the program: the clone's directory, the
     temp directory, and the dependencies layer (built here or the stand-in) and its hash."""
     layer = built_layer(PROJECT_DIR) or offline_layer_stand_in()
-    return {str(layer): "<layer>", file_sha256_base64(layer): "<layer-hash>",
-            str(PROJECT_DIR): "<project>", tempfile.gettempdir(): "<tmp>"}
+    web = built_web_bundle(PROJECT_DIR) or offline_web_bundle_stand_in()
+    web_files = {hashlib.sha256(path.read_bytes()).hexdigest(): f"<web-hash:{path.name}>"
+                 for path in sorted(web.rglob("*")) if path.is_file()}
+    return {str(layer): "<layer>", file_sha256_base64(layer): "<layer-hash>", str(web): "<web>",
+            **web_files, str(PROJECT_DIR): "<project>", tempfile.gettempdir(): "<tmp>"}
 
 
 def _portable(value: Any, machine: Mapping[str, str]) -> Any:

@@ -100,11 +100,11 @@ def managed_policy(args: Mapping[str, Any]) -> dict[str, Any]:
     """AWS managed policies from policy.semantics.managed_policies; anything else fails the
     way the provider fails for a policy it cannot find."""
     arn = str(args.get("arn") or "")
-    name = managed_policy_name(arn) if arn else str(args.get("name") or "")
+    name = (managed_policy_name(arn) or "") if arn else str(args.get("name") or "")
     if name not in AWS_MANAGED_POLICIES:
         raise LookupError(f"no IAM policy found matching {arn or name!r} (the offline harness "
-                          "knows the AWS managed policies in policy/semantics/"
-                          "managed_policies.py only)")
+                          "knows the AWS managed policies of the pack's snapshot, "
+                          "policy/semantics/managed_policies.py, only)")
     arn = arn or f"arn:{PARTITION}:iam::aws:policy/{name}"
     return {"arn": arn, "name": name, "path": "/", "description": f"AWS managed policy {name}",
             "policy": json.dumps(AWS_MANAGED_POLICIES[name]),

@@ -64,6 +64,8 @@ def access_instructions(system: LocalSystem) -> str:
         "boto3:",
         f"  boto3.client('iot', endpoint_url='{system.endpoint}', region_name='{region}', "
         f"aws_access_key_id='{ACCESS_KEY_ID}', aws_secret_access_key='{SECRET_ACCESS_KEY}')",
+        # Emulations that serve something a person opens (the installer web app) say where.
+        *(e.access() for e in system.emulations.values() if hasattr(e, "access")),
     ])
 
 

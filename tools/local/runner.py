@@ -124,7 +124,7 @@ def _run_journeys(system: LocalSystem, selected: list[journeys.Journey], report:
 def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | None = None) -> RunReport:
     """Run the stack locally. Raises SetupError when it cannot start; otherwise the report
     says what passed and failed."""
-    from policy.check import format_report, run_policies
+    from tools.policy_check import format_report, run_policies
 
     progress = progress or Progress(enabled=False)
     started = time.monotonic()
@@ -159,7 +159,7 @@ def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | N
     report = RunReport(stack=options.stack, regions=regions, broken_wires=list(options.breaks),
                        config_added=config_notes)
 
-    progress.phase("enforcing the policy pack (policy.check)")
+    progress.phase("enforcing the policy pack (tools.policy_check)")
     policy_config = _policy_config(options.stack)
     policy_report = run_policies(evaluated, policy_config=policy_config, stack_config=spec.config)
     report.policy = PolicySummary(len(policy_report.mandatory), len(policy_report.advisory),

@@ -110,7 +110,7 @@ class LocalSystem:
     adapter: SfnAdapter
     stack_config: Mapping[str, Any] = field(default_factory=dict)
     policy_config: Mapping[str, Any] | None = None
-    policy_report: Any = None  # policy.check.Report of the evaluated stack
+    policy_report: Any = None  # tools.policy_check.Report of the evaluated stack
     resolver: Resolver = field(default_factory=Resolver)
     materialised: list[Materialised] = field(default_factory=list)
     emulations: dict[type, Any] = field(default_factory=dict)

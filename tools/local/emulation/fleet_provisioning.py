@@ -212,7 +212,12 @@ class IdentityPoolEmulation:
 
     declared: DeclaredFleet
 
-    def role_for(self, id_token: str) -> RecordedResource:
+    def role_for(self, id_token: str, custom_role_arn: str | None = None) -> RecordedResource:
+        """The role GetCredentialsForIdentity hands out for this ID token, as AWS documents
+        Token mapping ("Using role-based access control", choosing a role from the token): the
+        `CustomRoleArn` asked for if it is one of the token's roles (else denied); otherwise
+        the preferred role (the group of lowest precedence; none on a tie between different
+        roles); otherwise the mapping's ambiguous-role resolution (ours: Deny)."""
         attachment = self.declared.role_attachment
         [mapping] = attachment.inputs["roleMappings"]
         pool, client = self.declared.user_pool, self.declared.user_pool_client
@@ -224,11 +229,25 @@ class IdentityPoolEmulation:
                                f"{mapping['ambiguousRoleResolution']}: expected Token/Deny")
         claims = jwt.decode(id_token, options={"verify_signature": False})
         groups = {g.inputs["name"]: g for g in self.declared.groups}
-        roles = [groups[name].inputs["roleArn"] for name in claims.get("cognito:groups", [])
-                 if name in groups and groups[name].inputs.get("roleArn")]
-        if len(roles) != 1:
-            raise AccessDenied(f"no single role for groups {claims.get('cognito:groups')}")
-        role = self.declared.role(roles[0])
+        mine = [groups[name] for name in claims.get("cognito:groups", [])
+                if name in groups and groups[name].inputs.get("roleArn")]
+        roles = {str(g.inputs["roleArn"]) for g in mine}  # the token's cognito:roles
+        if custom_role_arn is not None:
+            if custom_role_arn not in roles:
+                raise AccessDenied(f"CustomRoleArn {custom_role_arn} is not a role of groups "
+                                   f"{claims.get('cognito:groups')}")
+            chosen = custom_role_arn
+        else:
+            ranked = sorted((int(g.inputs.get("precedence") or 0), str(g.inputs["roleArn"]))
+                            for g in mine if g.inputs.get("precedence") is not None)
+            best = {arn for rank, arn in ranked if ranked and rank == ranked[0][0]}
+            if len(roles) == 1:
+                chosen = next(iter(roles))
+            elif len(best) == 1:
+                chosen = next(iter(best))
+            else:
+                raise AccessDenied(f"no single role for groups {claims.get('cognito:groups')}")
+        role = self.declared.role(chosen)
         context = {"cognito-identity.amazonaws.com:aud": self.declared.identity_pool.id,
                    "cognito-identity.amazonaws.com:amr": ["authenticated",
                                                           pool.outputs["endpoint"]]}

@@ -11,7 +11,7 @@ from typing import Any
 
 from pulumi_policy import EnforcementLevel
 
-from policy.check import run_policies
+from tools.policy_check import run_policies
 from tools.local.graph_edit import with_inputs
 from tools.local.journeys import JourneyRun, journey
 

@@ -13,9 +13,13 @@ from tools.local.system import LocalSystem, Materialised
 
 
 def _index(spec: Mapping[str, Any]) -> dict[str, Any]:
-    keys = [{"AttributeName": spec["hashKey"], "KeyType": "HASH"}]
-    if spec.get("rangeKey"):
-        keys.append({"AttributeName": spec["rangeKey"], "KeyType": "RANGE"})
+    if spec.get("keySchemas"):  # pulumi-aws v7's form (hashKey/rangeKey are deprecated)
+        keys = [{"AttributeName": k["attributeName"], "KeyType": k["keyType"]}
+                for k in spec["keySchemas"]]
+    else:
+        keys = [{"AttributeName": spec["hashKey"], "KeyType": "HASH"}]
+        if spec.get("rangeKey"):
+            keys.append({"AttributeName": spec["rangeKey"], "KeyType": "RANGE"})
     projection: dict[str, Any] = {"ProjectionType": spec.get("projectionType") or "ALL"}
     if spec.get("nonKeyAttributes"):
         projection["NonKeyAttributes"] = list(spec["nonKeyAttributes"])

@@ -1,6 +1,6 @@
 """Run the policy pack offline, the way the Pulumi engine would, without the Pulumi CLI.
 
-    python -m policy.check --stack dev [--program DIR] [--config policy-config.json] [--preview]
+    python -m tools.policy_check --stack dev [--program DIR] [--config policy-config.json] [--preview]
 
 The program directory's `__main__.py` is evaluated for the stack under the recording mocks
 (`tools.harness.evaluate_program`), as `pulumi up` sees it (every value known) or, with
@@ -20,9 +20,12 @@ The policy config file uses the CLI's `--policy-pack-config` format: `{"all": "a
 "<policy>": "disabled" | {"enforcementLevel": ..., "<property>": ...}}`; schema defaults are
 applied and values are checked against each policy's `config_schema`.
 
-A policy that reads an unknown value is reported as the engine reports it: an advisory
-"can't run policy ... during preview" diagnostic (listed apart as *not judged*): the same
-policy judges the known value when it runs again during the update.
+A policy that reads an unknown value is reported as the engine reports it: with `--preview`,
+an advisory "can't run policy ... during preview" diagnostic (listed apart as *not judged*;
+the same policy judges the known value when it runs again during the update). As `up`, a
+value still unknown is one offline evaluation cannot know (another stack's output, an output
+the harness has no formula for): the policy is reported *not judged* at its own level, so a
+mandatory one fails the run unless `--waive-unjudged POLICY[:NAME]` accepts it.
 
 Violations print like the CLI; the exit code is 1 if any mandatory violation was reported,
 2 if the program or a policy failed, 0 otherwise.
@@ -55,15 +58,21 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
-from pulumi_policy.deserialize import deserialize_properties, serialize_properties
-from pulumi_policy.policy import _NotApplicableError
-from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
 from tools import harness
 from tools.harness import RecordedResource, StackGraph
+from tools.policy_sdk import (
+    NotApplicableError,
+    UnknownValueError,
+    deserialize_properties,
+    serialize_properties,
+    set_stack_and_project,
+    unknown_checking_proxy,
+    unknown_error_message,
+)
 
-POLICY_DIR = Path(__file__).resolve().parent
-PROJECT_DIR = POLICY_DIR.parent
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+POLICY_DIR = PROJECT_DIR / "policy"
 
 
 class PolicyConfigError(ValueError):
@@ -251,7 +260,9 @@ class _Providers:
             props: dict[str, Any] = {}
             for key, value in self.config.items():
                 if key.startswith(f"{package}:"):
-                    props[key.split(":", 1)[1]] = _structured(value)
+                    # The engine hands a default provider its config values as text (lists and
+                    # maps as JSON), the way an explicit provider receives them too.
+                    props[key.split(":", 1)[1]] = value if isinstance(value, str) else json.dumps(value)
             name = f"default_{_package_version(package)}"
             urn = f"urn:pulumi:{self.graph.stack}::{self.graph.project}::pulumi:providers:{package}::{name}"
             self.defaults[package] = PolicyResource(
@@ -270,15 +281,6 @@ class _Providers:
                 return PolicyResource(explicit.type, wire_props(explicit.inputs), explicit.urn,
                                       explicit.name, _options(explicit), None, None, [], {})
         return self._default(resource.type.split(":", 1)[0])
-
-
-def _structured(value: Any) -> Any:
-    if isinstance(value, str) and value.strip()[:1] in ("{", "["):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    return value
 
 
 def _package_version(package: str) -> str:
@@ -362,13 +364,16 @@ def _await(result: Any) -> None:
             loop.close()
 
 
-def _run(graph: StackGraph, resolved: Sequence[ResolvedPolicy], stack_config: Mapping[str, Any],
-         stack_tags: Mapping[str, str]) -> Report:
-    from pulumi.runtime import settings
+def _waived(waivers: Sequence[str], policy: str, urn: str) -> bool:
+    """`policy` waives it everywhere, `policy:<logical name>` on one resource."""
+    name = urn.rsplit("::", 1)[-1] if urn else ""
+    return any(w == policy or w == f"{policy}:{name}" for w in waivers)
 
+
+def _run(graph: StackGraph, resolved: Sequence[ResolvedPolicy], stack_config: Mapping[str, Any],
+         stack_tags: Mapping[str, str], waivers: Sequence[str] = ()) -> Report:
     # What `_configure_runtime_settings` does in the analyzer: policies may ask for the stack.
-    settings._set_stack(graph.stack)
-    settings._set_project(graph.project)
+    set_stack_and_project(graph.stack, graph.project)
     report = Report(stack=graph.stack, resources=len(graph.resources),
                     policies=sum(1 for r in resolved if r.level != EnforcementLevel.DISABLED),
                     preview=graph.preview)
@@ -388,33 +393,55 @@ def _run(graph: StackGraph, resolved: Sequence[ResolvedPolicy], stack_config: Ma
         try:
             _await(call())
         except UnknownValueError as error:
-            # What the analyzer answers (advisory, whatever the policy's level); the engine
-            # attributes a resource policy's diagnostic to the analyzed resource.
+            if graph.preview:
+                # What the analyzer answers (advisory, whatever the policy's level); the engine
+                # attributes a resource policy's diagnostic to the analyzed resource. The same
+                # policy runs again during the update, when the value is known.
+                report.violations.append(Violation(
+                    item.policy.name, EnforcementLevel.ADVISORY, urn,
+                    f"can't run policy '{item.policy.name}' from policy pack '{pack}' during "
+                    f"preview: {unknown_error_message(error)}", item.policy.description,
+                    judged=False))
+                return
+            # As `pulumi up` sees it, a value still unknown is one the offline evaluation
+            # cannot know (another stack's output, an output the harness does not compute):
+            # the policy judged nothing, which never passes silently. It keeps its level
+            # unless the run waives it explicitly (--waive-unjudged).
+            waived = _waived(waivers, item.policy.name, urn)
             report.violations.append(Violation(
-                item.policy.name, EnforcementLevel.ADVISORY, urn,
-                f"can't run policy '{item.policy.name}' from policy pack '{pack}' during "
-                f"preview: {error.message}", item.policy.description, judged=False))
-        except _NotApplicableError as error:
+                item.policy.name, EnforcementLevel.ADVISORY if waived else item.level, urn,
+                f"not judged offline{' (waived)' if waived else ''}: "
+                f"{unknown_error_message(error).replace(' during preview', ' offline')} (an "
+                "output of another stack or one the offline harness does not compute; judge it "
+                "with `pulumi preview --policy-pack policy`, or waive it with --waive-unjudged "
+                f"{item.policy.name})", item.policy.description, judged=False))
+        except NotApplicableError as error:
             report.not_applicable.append((item.policy.name, error.reason or ""))
         except Exception as error:  # the analyzer would fail the whole update too
             raise PolicyFailed(f"policy {item.policy.name} failed on {where}: "
                                f"{type(error).__name__}: {error}") from error
 
     active = [r for r in resolved if r.level != EnforcementLevel.DISABLED]
+    # The engine sends each resource once and the props are read-only proxies: build them once
+    # per resource (and the stack's resources once), not once per policy.
+    wired = {r.urn: (wire_props(r.inputs), _options(r), _provider_info(providers.for_resource(r)))
+             for r in graph.resources}
+    stack_view: list[PolicyResource] | None = None
     for item in active:
         if item.level == EnforcementLevel.REMEDIATE:
             item = ResolvedPolicy(item.policy, EnforcementLevel.MANDATORY, item.config)
         policy = item.policy
         if isinstance(policy, ResourceValidationPolicy):
             for r in graph.resources:
-                args = ResourceValidationArgs(r.type, wire_props(r.inputs), r.urn, r.name, _options(r),
-                                              _provider_info(providers.for_resource(r)),
+                props, options, provider = wired[r.urn]
+                args = ResourceValidationArgs(r.type, props, r.urn, r.name, options, provider,
                                               dict(item.config), stack_tags)
                 guarded(item, lambda a=args, p=policy, i=item, u=r.urn: p.validate(a, reporter(i, u)),
                         r.urn, r.urn)
         elif isinstance(policy, StackValidationPolicy):
-            stack_args = StackValidationArgs(stack_resources(graph, providers), dict(item.config),
-                                             stack_tags)
+            if stack_view is None:
+                stack_view = stack_resources(graph, providers)
+            stack_args = StackValidationArgs(stack_view, dict(item.config), stack_tags)
             guarded(item, lambda a=stack_args, p=policy, i=item: p.validate(a, reporter(i, "")),
                     f"stack {graph.stack}", "")
     return report
@@ -429,7 +456,8 @@ def _provider_info(provider: PolicyResource | None) -> PolicyProviderResource | 
 def run_policies(graph: StackGraph, *, policies: Sequence[Policy] | None = None,
                  policy_config: Mapping[str, Any] | None = None,
                  stack_config: Mapping[str, Any] | None = None,
-                 stack_tags: Mapping[str, str] | None = None) -> Report:
+                 stack_tags: Mapping[str, str] | None = None,
+                 waivers: Sequence[str] = ()) -> Report:
     """Evaluate `policies` (default: the whole pack) against an evaluated stack."""
     if policies is None:
         from policy.pack import ALL_POLICIES
@@ -437,17 +465,20 @@ def run_policies(graph: StackGraph, *, policies: Sequence[Policy] | None = None,
         policies = ALL_POLICIES
     resolved = resolve_policies(policies, policy_config)
     context = contextvars.Context()
-    return context.run(_run, graph, resolved, dict(stack_config or {}), dict(stack_tags or {}))
+    return context.run(_run, graph, resolved, dict(stack_config or {}), dict(stack_tags or {}),
+                       tuple(waivers))
 
 
 def check_program(program_dir: Path | str, stack: str, *,
                   policy_config: Mapping[str, Any] | None = None,
-                  preview: bool = False) -> Report:
+                  preview: bool = False, waivers: Sequence[str] = ()) -> Report:
     """Evaluate a Pulumi Python program's stack (as `pulumi up`, or as `pulumi preview` of a
-    first deployment) and run the pack on it."""
+    first deployment) and run the pack on it. As `up`, whatever the offline evaluation cannot
+    know stays unknown (not None), so a policy that needs it is reported "not judged"."""
     spec = harness.load_program_stack(program_dir, stack)
-    graph = harness.evaluate_program(program_dir, stack, preview=preview)
-    return run_policies(graph, policy_config=policy_config, stack_config=spec.config)
+    graph = harness.evaluate_program(program_dir, stack, preview=preview, unknown_uncomputed=True)
+    return run_policies(graph, policy_config=policy_config, stack_config=spec.config,
+                        waivers=waivers)
 
 
 def pack_version() -> str:
@@ -472,10 +503,12 @@ def format_report(report: Report) -> str:
             lines.append(f"          {v.urn}")
         for text in v.message.splitlines():
             lines.append(f"          {text}")
-    judged_advisory = len(report.advisory) - len(report.not_judged)
+    judged_mandatory = sum(1 for v in report.mandatory if v.judged)
+    judged_advisory = sum(1 for v in report.advisory if v.judged)
+    when = "at preview" if report.preview else "offline"
     lines.append(f"Summary: stack {report.stack}{' (preview)' if report.preview else ''}: "
-                 f"{len(report.mandatory)} mandatory, {judged_advisory} advisory violation(s), "
-                 f"{len(report.not_judged)} not judged at preview; {report.policies} policies "
+                 f"{judged_mandatory} mandatory, {judged_advisory} advisory violation(s), "
+                 f"{len(report.not_judged)} not judged {when}; {report.policies} policies "
                  f"over {report.resources} resources")
     return "\n".join(lines)
 
@@ -493,18 +526,22 @@ def violation_lines(report: Report, level: EnforcementLevel | None = None) -> st
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m policy.check", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.policy_check", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", required=True, help="stack name (reads Pulumi.<stack>.yaml)")
     parser.add_argument("--program", default=str(PROJECT_DIR), help="Pulumi program directory")
     parser.add_argument("--config", help="policy pack config JSON (the CLI's --policy-pack-config)")
     parser.add_argument("--preview", action="store_true",
                         help="evaluate as `pulumi preview` of a first deployment (computed "
                              "outputs unknown) instead of as `pulumi up`")
+    parser.add_argument("--waive-unjudged", action="append", default=[], metavar="POLICY[:NAME]",
+                        help="accept that POLICY (on every resource, or on the resource with "
+                             "logical name NAME) cannot be judged offline because an input is "
+                             "unknown; without it, such a mandatory policy fails the run")
     options = parser.parse_args(argv)
     try:
         policy_config = json.loads(Path(options.config).read_text()) if options.config else None
         report = check_program(options.program, options.stack, policy_config=policy_config,
-                               preview=options.preview)
+                               preview=options.preview, waivers=options.waive_unjudged)
     except (PolicyConfigError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,0 +1,450 @@
+"""The installer web app in a real browser: Debian's Chromium, headless, driven through
+playwright-core (web/installer/e2e/robot.mjs) against the local run's site, the stack's own
+security headers and config, the emulated AWS endpoints and a simulated device.
+
+In the run's first region with fleet provisioning (A) and the next (B):
+* an allow-list administrator signs in for the first time (new password, TOTP enrolment
+  from the QR screen), allows a serial, refuses an invalid one, disables another;
+* an installer, on a phone-sized screen, signs in for the first time, enters a wrong TOTP
+  code, then the right one; requests a claim in A, downloads the hand-over file (checked here:
+  the certificate parses, the key matches, the expiry is the claim's), sends it to the
+  device, which provisions itself through A's template and hook;
+* signs out (browser storage empty), signs in again with the keyboard (TOTP challenge);
+* a pool member outside the installers group is refused by the identity pool;
+* A goes down: the app picks B (nearest healthy), the installer claims there and a second
+  device provisions in B;
+* every request the browser made went to the site, the stack's AWS endpoints or the device;
+  no Content-Security-Policy violation; axe-core finds no WCAG 2.1 AA violation.
+
+Screenshots of every screen go to build/installer-web/screenshots/.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import tempfile
+import time
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+
+from components.fleet_provisioning.component import ALLOW_LIST_ADMINS_GROUP
+from lambdas.contracts import fleet_allow_list as allow_list
+from tools import installer
+from tools.harness import StackGraph
+from tools.local.graph_edit import with_inputs
+from tools.local.journeys import JourneyRun, journey, plain_item, run_config, wire
+from tools.local.system import LocalSystem
+
+CAPABILITY = "fleet_provisioning"
+SCREENSHOTS = Path("build") / "installer-web" / "screenshots"
+PHONE = {"width": 390, "height": 844, "mobile": True}
+DESKTOP = {"width": 1280, "height": 860}
+TEMPORARY_PASSWORD = "Temporary-Passw0rd!"  # moto does not check SRP proofs; Cognito would
+NEW_PASSWORD = "Field-Installer-2026!"
+DEVICE_ADDRESS = "https://device-setup.invalid/provision"  # the declared one; served locally
+PROVISIONED_TIMEOUT_SECONDS = 30
+CLAIM_EXPIRY_TOLERANCE_SECONDS = 2
+
+
+@run_config("installer-web")
+def device_address(stack_config: Mapping[str, Any], project: str) -> tuple[dict[str, Any], str] | None:
+    """Give the stack's site a device setup address, so "Send to device" is exercised."""
+    key = f"{project}:installerWeb"
+    section = stack_config.get(key)
+    if not isinstance(section, Mapping) or not section.get("enabled") or section.get("deviceLocalAddress"):
+        return None
+    return ({"installerWeb": {**section, "deviceLocalAddress": DEVICE_ADDRESS}},
+            f"installerWeb.deviceLocalAddress = {DEVICE_ADDRESS} (the installer-web journey "
+            "sends the hand-over file to a simulated device)")
+
+
+def _backend(system: LocalSystem) -> Any:
+    for emulation in system.emulations.values():
+        if type(emulation).__name__ == "InstallerWebBackend":
+            return emulation
+    return None
+
+
+def _create_user(system: LocalSystem, region: str, username: str, groups: list[str]) -> None:
+    backend = _backend(system)
+    pool = backend.gateway.regions[region].pool_id
+    idp = system.client("cognito-idp", region)
+    idp.admin_create_user(UserPoolId=pool, Username=username, TemporaryPassword=TEMPORARY_PASSWORD,
+                          UserAttributes=[{"Name": "email", "Value": f"{username}@example.com"},
+                                          {"Name": "email_verified", "Value": "true"}],
+                          MessageAction="SUPPRESS")
+    for group in groups:
+        idp.admin_add_user_to_group(UserPoolId=pool, Username=username, GroupName=group)
+
+
+def check_handover(path: Path, claim: Mapping[str, Any], endpoint: str) -> str:
+    """What a device needs from the file: a parsable certificate, the matching key, the
+    claim's expiry, the claim region's endpoint. Returns what was found; raises if wrong."""
+    bundle = json.loads(path.read_text())
+    certificate = x509.load_pem_x509_certificate(bundle["certificatePem"].encode())
+    key = serialization.load_pem_private_key(bundle["privateKey"].encode(), password=None)
+    public = serialization.PublicFormat.SubjectPublicKeyInfo
+    if certificate.public_key().public_bytes(serialization.Encoding.DER, public) != \
+            key.public_key().public_bytes(serialization.Encoding.DER, public):
+        raise AssertionError("the private key does not match the claim certificate")
+    if certificate.fingerprint(hashes.SHA256()).hex() != claim["certificateId"]:
+        raise AssertionError("the file's certificate is not the claim AWS IoT issued")
+    expires = dt.datetime.fromisoformat(bundle["expiresAt"].replace("Z", "+00:00"))
+    skew = abs((expires - claim["expiration"]).total_seconds())
+    if skew > CLAIM_EXPIRY_TOLERANCE_SECONDS:
+        raise AssertionError(f"expiry {expires} is {skew:.0f} s from the claim's")
+    if bundle["endpoint"] != endpoint:
+        raise AssertionError(f"endpoint {bundle['endpoint']} is not the claim region's {endpoint}")
+    roots = x509.load_pem_x509_certificates(bundle["rootCaPem"].encode())
+    return (f"{path.name}: certificate {claim['certificateId'][:10]}…, key matches, expires "
+            f"{expires:%H:%M:%S} (claim {claim['expiration']:%H:%M:%S}), endpoint {bundle['endpoint']}, "
+            f"{len(roots)} root CA(s)")
+
+
+class Browser:
+    """The robot plus the journey's conventions (screenshots, headings)."""
+
+    def __init__(self, robot: Any, shots: Path, gateway: Any) -> None:
+        self.robot, self.shots, self.gateway = robot, shots, gateway
+        self.taken: list[Path] = []
+
+    def __call__(self, command: str, **args: Any) -> Any:
+        try:
+            return self.robot(command, **args)
+        except Exception as error:  # say what the app last asked AWS, and what it got
+            calls = "; ".join(f"{c.region} {c.service} {c.operation} -> {c.status}"
+                              for c in self.gateway.calls[-4:])
+            raise type(error)(f"{error} [last AWS calls: {calls or 'none'}]") from None
+
+    def shot(self, name: str) -> None:
+        path = self.shots / f"{len(self.taken) + 1:02d}-{name}.png"
+        self("screenshot", path=str(path))
+        self.taken.append(path)
+
+    def screen(self, heading: str, name: str | None = None) -> None:
+        self("heading", text=heading)
+        if name:
+            self.shot(name)
+
+    def first_sign_in(self, username: str, *, wrong_code_first: bool = False) -> str:
+        """Sign in, set the new password, enrol TOTP; returns the TOTP secret."""
+        self("fill", label="User name", value=username)
+        self("fill", label="Password", value=TEMPORARY_PASSWORD)
+        self("click", name="Sign in")
+        self.screen("Choose your password", f"{username}-new-password")
+        self("fill", label="New password", value=NEW_PASSWORD)
+        self("fill", label="Repeat the new password", value=NEW_PASSWORD)
+        self("click", name="Set password")
+        self.screen("Set up your authenticator app", f"{username}-totp-enrolment")
+        secret = "".join(self("texts", selector="code.secret")[0].split())
+        if wrong_code_first:
+            self("fillTotp", secret=secret, offset=1)
+            self("click", name="Confirm")
+            self("waitText", selector="[role=alert]", pattern="code is not right")
+            self.shot(f"{username}-wrong-code")
+        self("fillTotp", secret=secret)
+        self("click", name="Confirm")
+        self.screen("Provision a device")
+        return secret
+
+
+@journey("installer-web", "Installer web app in a real browser: sign-in with MFA, claim, hand "
+         "over to a device, allow-list, region failover", capability=CAPABILITY, order=35)
+def installer_web(run: JourneyRun) -> None:
+    from tools.local.installer_web import robot as robot_module
+
+    regions = run.regions_with(CAPABILITY, "installer web app")
+    if not regions:
+        return
+    system = run.system
+    backend = _backend(system)
+    if backend is None:
+        run.pending("installer web app", reason="the stack declares no installer web site "
+                    "(installerWeb.enabled)")
+        return
+    with run.step("the stack declares the site: its config.json and its response headers policy",
+                  region=regions[0]) as step:
+        from tools.local.installer_web.site import declared_config, declared_csp
+
+        declared_regions = [r["region"] for r in declared_config(system)["regions"]]
+        step.check(set(backend.gateway.regions) <= set(declared_regions)
+                   and "connect-src" in declared_csp(system),
+                   f"config.json for {declared_regions}; a CSP with connect-src")
+    if backend.problem:
+        with run.step("the site is served with the stack's security headers and config.json",
+                      region=regions[0]) as step:
+            step.check(False, backend.problem, backend.problem)
+    if backend.site is None:
+        run.pending("installer web app in a browser", reason=backend.unavailable)
+        return
+    why_not = robot_module.missing()
+    if why_not:
+        run.pending("installer web app in a browser", reason=why_not)
+        return
+    region_a = regions[0]
+    region_b = regions[1] if len(regions) > 1 else None
+    gateway, device = backend.gateway, backend.device
+    shots = system.project_dir / SCREENSHOTS
+    shots.mkdir(parents=True, exist_ok=True)
+    for old in shots.glob("*.png"):
+        old.unlink()
+    downloads = Path(tempfile.mkdtemp(prefix="installer-web-downloads-"))
+    robot = robot_module.Robot()
+    browser = Browser(robot, shots, gateway)
+    try:
+        _drive(run, browser, backend, region_a, region_b, downloads)
+    finally:
+        robot.close()
+        gateway.bring_up(region_a)
+        del device
+
+
+def _site_headers(url: str) -> dict[str, str]:
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (our local site)
+        return {k.lower(): v for k, v in response.headers.items()}
+
+
+def _drive(run: JourneyRun, browser: Browser, backend: Any, region_a: str, region_b: str | None,
+           downloads: Path) -> None:
+    system = run.system
+    gateway, device = backend.gateway, backend.device
+    endpoints = {r["region"]: r["provisioningEndpoint"] for r in backend.config["regions"]}
+    table = system.resource("dynamodb", region_a).Table(backend.config["regions"][0]["allowListTable"])
+
+    with run.step("the site is served with the stack's security headers and config.json",
+                  region=region_a) as step:
+        headers = _site_headers(backend.url)
+        config = json.loads(urllib.request.urlopen(backend.url + "config.json", timeout=10).read())
+        csp = headers.get("content-security-policy", "")
+        step.check("frame-ancestors 'none'" in csp and gateway.url in csp
+                   and headers.get("x-frame-options") == "DENY"
+                   and "max-age=" in headers.get("strict-transport-security", "")
+                   and [r["region"] for r in config["regions"]] == list(gateway.regions),
+                   f"CSP connect-src {csp.split('connect-src ')[1].split(';')[0]}; regions "
+                   f"{[r['region'] for r in config['regions']]}")
+
+    for region in filter(None, (region_a, region_b)):
+        _create_user(system, region, "tess", [installer.INSTALLERS_GROUP])
+    _create_user(system, region_a, "ada", [ALLOW_LIST_ADMINS_GROUP])
+    _create_user(system, region_a, "nadia", [])
+
+    with run.step("browser: Chromium headless starts (playwright-core)") as step:
+        browser("launch", executablePath=str(_chromium()))
+        version = browser("context", **DESKTOP)
+        heading = browser("goto", url=backend.url)
+        options = browser("regionOptions")
+        step.check(heading == "Sign in" and len(options) == len(gateway.regions),
+                   f"Chromium {version}; first screen {heading!r}; regions offered "
+                   f"{[o['text'] for o in options]}")
+        browser.shot("sign-in")
+
+    with run.step("administrator: first sign-in (new password, TOTP enrolment with QR), allows a "
+                  "serial, refuses an invalid one, disables another", region=region_a) as step:
+        browser("select", label="Region", value=region_a)
+        browser.first_sign_in("ada")
+        browser("click", name="Manage the allow-list")
+        browser.screen(f"Allow-list ({region_a})")
+        for serial in ("SN-WEB-A", "SN-WEB-OFF"):
+            browser("fill", label="Serial number", value=serial)
+            browser("click", name="Allow")
+            browser("waitText", selector="[role=status]", pattern=f"{serial} is allowed")
+        browser("fill", label="Serial number", value="SN-WEB-OFF")
+        browser("click", name="Disable")
+        browser("waitText", selector="[role=status]", pattern="SN-WEB-OFF is disabled")
+        browser("fill", label="Serial number", value="bad serial!")
+        browser("click", name="Allow")
+        refused = browser("waitText", selector="[role=alert]", pattern="not a valid serial")
+        rows = browser("texts", selector="table tbody tr")
+        browser.shot("admin-allow-list")
+        entries = {s: plain_item(system.client("dynamodb", region_a).get_item(
+            TableName=table.name, Key={"deviceUid": {"S": f"{allow_list.KEY_PREFIX}{s}"}},
+            ConsistentRead=True).get("Item")) or {} for s in ("SN-WEB-A", "SN-WEB-OFF")}
+        step.check(entries["SN-WEB-A"].get("state") == allow_list.ALLOWED
+                   and entries["SN-WEB-A"].get("enabled") is True
+                   and entries["SN-WEB-OFF"].get("enabled") is False
+                   and any(r.startswith("SN-WEB-A\tALLOWED\tyes") for r in rows)
+                   and any(r.startswith("SN-WEB-OFF\tALLOWED\tno") for r in rows)
+                   and allow_list.SERIAL_RULE in refused[0],
+                   f"SN-WEB-A {entries['SN-WEB-A'].get('state')}/enabled="
+                   f"{entries['SN-WEB-A'].get('enabled')}, SN-WEB-OFF enabled="
+                   f"{entries['SN-WEB-OFF'].get('enabled')}; the list shows both ({len(rows)} rows); invalid "
+                   f"serial refused with the contract's rule")
+
+    with run.step("accessibility: axe-core finds no WCAG 2.1 AA violation on the admin screen"
+                  ) as step:
+        found = browser("axe")
+        step.check(not found, f"{len(found)} violation(s){': ' + '; '.join(found) if found else ''}")
+
+    with run.step("administrator signs out: nothing left in browser storage", region=region_a) as step:
+        browser("click", name="Sign out")
+        browser.screen("Sign in")
+        storage = browser("storage")
+        step.check(storage == {"localStorage": 0, "sessionStorage": 0, "cookies": "",
+                               "indexedDB": [], "caches": 0}, f"after sign-out: {storage}")
+
+    claim_a = _installer_claims(run, browser, backend, region_a, "SN-WEB-A", downloads,
+                                endpoints, first=True)
+    del claim_a
+
+    with run.step("installer signs out, then signs in with the keyboard only (TOTP challenge, "
+                  "wrong code first)", region=region_a) as step:
+        browser("click", name="Sign out")
+        browser.screen("Sign in")
+        storage = browser("storage")
+        browser("keys", keys=[{"type": "tess"}, {"press": "Tab"}, {"type": TEMPORARY_PASSWORD},
+                              {"press": "Enter"}])
+        browser.screen("Enter your code", "tess-totp-challenge")
+        browser("fillTotp", secret=_secrets["tess", region_a], offset=1)
+        browser("keys", keys=[{"press": "Enter"}])
+        wrong = browser("waitText", selector="[role=alert]", pattern="code is not right")
+        browser("fillTotp", secret=_secrets["tess", region_a])
+        browser("keys", keys=[{"press": "Enter"}])
+        browser.screen("Provision a device")
+        step.check(storage["localStorage"] == 0 and storage["sessionStorage"] == 0
+                   and not storage["cookies"] and not storage["indexedDB"],
+                   f"storage after sign-out {storage}; wrong code: {wrong[0]!r}; then signed in")
+        browser("click", name="Sign out")
+        browser.screen("Sign in")
+
+    with run.step("a pool member outside the installers group is refused by the identity pool",
+                  region=region_a) as step:
+        browser.first_sign_in("nadia")
+        browser("click", name="Request claim")
+        alert = browser("waitText", selector="[role=alert]", pattern="not in the installers group")
+        browser.shot("not-in-group")
+        refusals = [c for c in gateway.calls if c.operation == "GetCredentialsForIdentity"
+                    and c.status == 400]
+        step.check(bool(refusals), f"app: {alert[0]!r}; identity pool refused "
+                   f"{len(refusals)} GetCredentialsForIdentity call(s)")
+        browser("click", name="Sign out")
+
+    if region_b is not None:
+        with run.step(f"{region_a} goes down: the app picks {region_b}, the nearest healthy region",
+                      region=region_b) as step:
+            gateway.take_down(region_a)
+            installer.allow_serial(system.resource("dynamodb", region_b).Table(table.name),
+                                   "SN-WEB-B", now=dt.datetime.now(dt.timezone.utc))
+            browser("context", **PHONE)
+            browser("goto", url=backend.url)
+            options = {o["value"]: o for o in browser("regionOptions")}
+            browser.shot("region-down")
+            step.check(options[region_b]["selected"] and "not answering" in options[region_a]["text"],
+                       f"offered: {[o['text'] for o in options.values()]}; selected {region_b}")
+        _installer_claims(run, browser, backend, region_b, "SN-WEB-B", downloads, endpoints,
+                          first=True)
+        gateway.bring_up(region_a)
+
+    with run.step("the browser talked only to the site, the stack's AWS endpoints and the device; "
+                  "no CSP violation") as step:
+        observed = browser("observed")
+        allowed = {_origin(backend.url), _origin(gateway.url), _origin(device.address)}
+        elsewhere = sorted({_origin(r["url"]) for r in observed["requests"]} - allowed)
+        step.check(not elsewhere and not observed["violations"],
+                   f"{len(observed['requests'])} requests to {sorted(allowed)}; elsewhere: "
+                   f"{elsewhere or 'none'}; CSP violations: {observed['violations'] or 'none'}; "
+                   f"{len(browser.taken)} screenshots in {SCREENSHOTS}")
+
+
+_secrets: dict[tuple[str, str], str] = {}
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _chromium() -> Path:
+    from tools.local.installer_web.robot import CHROMIUM
+
+    return CHROMIUM
+
+
+def _installer_claims(run: JourneyRun, browser: Browser, backend: Any, region: str, serial: str,
+                      downloads: Path, endpoints: Mapping[str, str], *, first: bool) -> dict[str, Any]:
+    system = run.system
+    gateway, device = backend.gateway, backend.device
+    with run.step(f"installer on a phone: first sign-in in {region} (new password, TOTP enrolment, "
+                  "a wrong code first)", region=region) as step:
+        browser("context", **PHONE)
+        browser("goto", url=backend.url)
+        browser("select", label="Region", value=region)
+        _secrets["tess", region] = browser.first_sign_in("tess", wrong_code_first=first)
+        layout = browser("layout")
+        step.check(layout["scrollWidth"] <= layout["viewport"] and layout["smallTargets"] == 0,
+                   f"signed in; {layout['viewport']} px wide, content {layout['scrollWidth']} px, "
+                   f"{layout['smallTargets']} touch target(s) under 24 px")
+
+    with run.step(f"installer requests a claim for {serial} in {region}; the countdown runs",
+                  region=region) as step:
+        before = len(gateway.claims)
+        browser("fill", label="Device serial number (optional)", value=serial)
+        browser("click", name="Request claim")
+        browser.screen("Claim ready")
+        first_count = browser("texts", selector="#countdown")[0]
+        time.sleep(1.2)
+        later = browser("texts", selector="#countdown")[0]
+        browser.shot(f"claim-{region}")
+        claims = gateway.claims[before:]
+        step.check(len(claims) == 1 and claims[0]["region"] == region and first_count != later
+                   and first_count.startswith(("4:", "5:")),
+                   f"claim {claims[0]['certificateId'][:10] if claims else None}… in "
+                   f"{claims[0]['region'] if claims else None}; countdown {first_count} -> {later}")
+    claim = claims[0]
+
+    with run.step("the downloaded hand-over file: certificate parses, key matches, expiry is the "
+                  "claim's, endpoint is the claim region's", region=region) as step:
+        path = Path(browser("download", name="Download hand-over file", dir=str(downloads)))
+        step.check(path.name == f"claim-{serial}-{region}.json",
+                   check_handover(path, claim, endpoints[region]))
+
+    with run.step("accessibility: axe-core finds no WCAG 2.1 AA violation on the claim screen"
+                  ) as step:
+        found = browser("axe")
+        step.check(not found, f"{len(found)} violation(s){': ' + '; '.join(found) if found else ''}")
+
+    with run.step(f"Send to device: the device takes the file and provisions {serial} through "
+                  f"{region}'s template and hook", region=region) as step:
+        device.serial = serial
+        seen = len(device.outcomes)
+        browser("click", name="Send to device")
+        browser("waitText", selector="[role=status]", pattern="device accepted the file")
+        outcomes = device.wait_for_outcome(seen + 1, PROVISIONED_TIMEOUT_SECONDS)[seen:]
+        outcome = outcomes[0] if outcomes else None
+        described = system.client("iot", region).describe_certificate(
+            certificateId=outcome.certificate_id)["certificateDescription"] \
+            if outcome and outcome.certificate_id else {}
+        browser.shot(f"sent-to-device-{region}")
+        step.check(outcome is not None and outcome.error is None and outcome.thing == serial
+                   and described.get("status") == "ACTIVE",
+                   f"device {serial}: thing {outcome.thing if outcome else None}, certificate "
+                   f"{described.get('status')}" + (f", error {outcome.error}"
+                                                    if outcome and outcome.error else ""))
+    return claim
+
+
+# --- wires this journey proves ----------------------------------------------------------------
+
+@wire("installer-web-csp-blocks-iot", journey="installer-web",
+      description="the site's Content-Security-Policy leaves out the AWS IoT endpoints the app "
+                  "calls for claims")
+def csp_blocks_iot(graph: StackGraph) -> StackGraph:
+    policies = graph.of_type("aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy")
+    if not policies:
+        raise LookupError("the stack declares no response headers policy")
+
+    def change(inputs: dict[str, Any]) -> dict[str, Any]:
+        csp = inputs["securityHeadersConfig"]["contentSecurityPolicy"]
+        csp["contentSecurityPolicy"] = "; ".join(
+            " ".join(w for w in directive.split() if not w.startswith("https://iot."))
+            for directive in str(csp["contentSecurityPolicy"]).split("; "))
+        return inputs
+    for policy in policies:
+        graph = with_inputs(graph, graph.named(policy.name), change)
+    return graph
