@@ -53,7 +53,8 @@ def evaluate_rotation(tmp_path: Path, old_state: str = "previous") -> StackGraph
     """One region and the capabilities a CA rotation changes (each evaluation costs seconds)."""
     return evaluate_program(".", "dev", config_overrides={
         **rotation_config(tmp_path, old_state), "regions": [REGION],
-        "capabilities": ["jitr", "replication"]}, drop_keys=("caCertificatePemFile", "cvm"))
+        "capabilities": ["jitr", "replication"]},
+        drop_keys=("caCertificatePemFile", "cvm", "installerWeb"))
 
 
 def of_region(graph: StackGraph, type_: str, region: str = REGION) -> list[Any]:

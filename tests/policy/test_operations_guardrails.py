@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pulumi_policy import PolicyProviderResource, PolicyResource
 
-from policy.check import wire_props
+from tools.policy_check import wire_props
 from policy.guardrails.operations import check_property
 
 from .operations_cases import REQUIRED, SCHEDULED, audit_configuration, checks
