@@ -12,6 +12,7 @@ from components.context import GlobalContext, RegionalTables
 from components.dns import checked_device_domain
 from components.edge.validation import DeviceDomainValidation, DeviceDomainValidationArgs
 from components.global_tables import CVM_RECORDS, DEVICE_DATA, INVENTORY, GlobalTables, GlobalTablesArgs
+from components.monitoring.component import GlobalDashboard, GlobalDashboardArgs
 from components.installer_web import WEB_BUNDLE_DIR, WebBundle
 from components.installer_web.wiring import installer_web
 from components.packaging import LAYER_ZIP, LambdaLayer, PackagingError
@@ -69,6 +70,10 @@ build_global_parts(
     config.capabilities, config.capability_settings,
     {region: stack.capabilities for region, stack in regional.items()})
 
+# One view of every region's alarms and signals, kept in the primary region.
+operations = GlobalDashboard("operations", GlobalDashboardArgs(
+    region=config.primary_region, dashboard_name=config.resource_name("operations"),
+    regions=[stack.monitoring.signals for stack in regional.values()]))
 site = installer_web(config, regional, tables.tables[CVM_RECORDS.logical].name, web_bundle,
                      account, tags)
 
@@ -90,9 +95,12 @@ pulumi.export("regions", {
         "domainConfigurationName": stack.edge.domain_configuration.name,
         "capabilities": sorted(stack.capabilities),
         **region_outputs(config.capabilities, stack.capabilities),
+        "alertTopicArn": stack.alert_topic.arn,
+        "dashboardName": stack.monitoring.dashboard.dashboard_name,
     }
     for region, stack in regional.items()
 })
+pulumi.export("operationsDashboard", operations.dashboard.dashboard_name)
 if site is not None:
     pulumi.export("installerWeb", {"url": site.url, "distributionId": site.distribution.id,
                                    "contentSecurityPolicy": site.content_security_policy})

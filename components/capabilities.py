@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from components import cvm, fleet_provisioning, jitr, replication
+from components import audit, cvm, fleet_provisioning, jitr, replication
 from components.context import Capability, GlobalContext
 
 if TYPE_CHECKING:
@@ -20,6 +20,7 @@ CAPABILITIES: tuple[Capability[Any, Any], ...] = (
     replication.CAPABILITY,
     cvm.CAPABILITY,
     fleet_provisioning.CAPABILITY,
+    audit.CAPABILITY,
 )
 
 

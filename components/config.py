@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from components.dns import device_domain_zone_problem
+from components.edge.cas import DeviceCas, single
+from components.edge.cas import parse as parse_device_cas
 from components.edge.settings import IotAccountSettings
 from components.edge.settings import parse as parse_account_settings
 from components.facts import (
@@ -38,6 +40,8 @@ from components.facts import (
     TLS_SECURITY_POLICIES,
     full_key,
 )
+from components.monitoring.settings import AlertSettings
+from components.monitoring.settings import parse as parse_alert_settings
 from components.naming import StackNames
 from components.x509 import ca_certificate_problems
 
@@ -93,11 +97,21 @@ class StackConfig:
     capability_settings: Mapping[str, Any] = field(default_factory=dict)
     # Who owns the account-wide IoT settings (components/edge/settings.py).
     iot_account_settings: IotAccountSettings = field(default_factory=IotAccountSettings)
+    # Who is subscribed to every region's alert topic (components/monitoring/settings.py).
+    alert_settings: AlertSettings = field(default_factory=AlertSettings)
+    # `caCertificates` (components/edge/cas.py) when a rotation is configured; None: the one
+    # CA of caCertificatePem(File). `device_cas` is the list either way.
+    ca_certificates: DeviceCas | None = None
     # The AWS provider's `aws:allowedAccountIds`: the only accounts the stack may deploy to,
     # and the home account(s) the policy pack judges cross-account grants against.
     allowed_account_ids: tuple[str, ...] = ()
     # The installer web app's hosting (components/installer_web/settings.py); None: no site.
     installer_web: Any = None
+
+    @property
+    def device_cas(self) -> DeviceCas:
+        """Our device CAs; `ca_certificate_pem` is always the issuing one."""
+        return self.ca_certificates or single(self.ca_certificate_pem)
 
     @property
     def web_origins(self) -> tuple[str, ...]:
@@ -458,20 +472,10 @@ def parse_ca_certificate_pem(value: Any, ctx: ParseContext, report: Report) -> s
     return _string(value, report)
 
 
-def parse_ca_certificate_pem_file(value: Any, ctx: ParseContext, report: Report) -> str | None:
-    """The device CA's certificate: from this file, or inline from caCertificatePem."""
-    inline = ctx.get("caCertificatePem")
-    path_text = None if value is None else _string(value, report)
-    if value is not None and path_text is None:
-        return None
-    if inline and path_text:
-        report("set either caCertificatePem or caCertificatePemFile, not both "
-               "(`pulumi config rm` one of them)", key="caCertificatePem")
-        return None
-    if not inline and not path_text:
-        report("missing; set the intermediate CA certificate with "
-               "`pulumi config set caCertificatePemFile <path-to-ca.pem>`")
-        return None
+def _read_ca_pem(path_text: str | None, inline: str | None, key: str, ctx: ParseContext,
+                 report: Report, *, allow_expired: bool = False) -> str | None:
+    """One CA certificate from a file (relative to the project) or inline, checked; problems
+    are reported under `key` (a full key name, or a `caCertificates[i]` path)."""
     if path_text:
         path = Path(path_text)
         if not path.is_absolute():
@@ -480,19 +484,67 @@ def parse_ca_certificate_pem_file(value: Any, ctx: ParseContext, report: Report)
             pem = path.read_text()
         except OSError as err:
             report(f"cannot read {path_text!r} ({err.strerror}); point it at the intermediate "
-                   "CA certificate PEM")
+                   "CA certificate PEM", key=key)
             return None
-        key, source = "caCertificatePemFile", f"file {path_text!r}"
+        source = f"file {path_text!r}"
     else:
-        pem, key, source = str(inline), "caCertificatePem", ""
+        pem, source = str(inline), ""
     if "PRIVATE KEY" in pem:
         report("contains a private key; the CA private key must never enter Pulumi config or "
                "state - give the certificate only", key=key)
         return None
     problems = ca_certificate_problems(pem, full_key(key), ctx.now, source)
+    if allow_expired:  # a CA being retired may well have expired: that is why it goes
+        problems = [p for p in problems if "expired on" not in p]
     for line in problems:
         report(line.removeprefix(f"{full_key(key)}: "), key=key)
     return None if problems else pem
+
+
+def parse_ca_certificates(value: Any, ctx: ParseContext, report: Report) -> DeviceCas | bool | None:
+    """The CAs of a rotation (components/edge/cas.py); None when absent, False when invalid."""
+    if value is None:
+        return None
+
+    def read(entry: Mapping[str, Any], where: str, report_field: Callable[[str, str], None],
+             may_be_expired: bool) -> str | None:
+        path_text, inline = entry.get("pemFile"), entry.get("pem")
+        if (path_text is None) == (inline is None) or not isinstance(path_text or inline, str):
+            report_field(where, "give exactly one of pemFile (a path) or pem (the certificate)")
+            return None
+        return _read_ca_pem(path_text, inline, f"caCertificates{where}", ctx, report,
+                            allow_expired=may_be_expired)
+
+    parsed = parse_device_cas(value, read, lambda field_name, message: report(
+        message, key=f"caCertificates{field_name}" if field_name else None))
+    return parsed if parsed is not None else False
+
+
+def parse_ca_certificate_pem_file(value: Any, ctx: ParseContext, report: Report) -> str | None:
+    """The device CA's certificate: from this file, or inline from caCertificatePem, or the
+    issuing CA of caCertificates."""
+    inline = ctx.get("caCertificatePem")
+    path_text = None if value is None else _string(value, report)
+    if value is not None and path_text is None:
+        return None
+    rotation = ctx.get("caCertificates")
+    if rotation is not None:
+        if inline or path_text:
+            report("set either caCertificates or caCertificatePem(File), not both; move this "
+                   "CA into caCertificates (name it `ca` to keep its resources)",
+                   key="caCertificates")
+            return None
+        return rotation.issuing.pem if isinstance(rotation, DeviceCas) else None
+    if inline and path_text:
+        report("set either caCertificatePem or caCertificatePemFile, not both "
+               "(`pulumi config rm` one of them)", key="caCertificatePem")
+        return None
+    if not inline and not path_text:
+        report("missing; set the intermediate CA certificate with "
+               "`pulumi config set caCertificatePemFile <path-to-ca.pem>`")
+        return None
+    key = "caCertificatePemFile" if path_text else "caCertificatePem"
+    return _read_ca_pem(path_text, inline, key, ctx, report)
 
 
 def parse_capabilities(value: Any, ctx: ParseContext, report: Report) -> tuple[str, ...] | None:
@@ -526,6 +578,13 @@ def parse_iot_account_settings(value: Any, ctx: ParseContext,
     return parse_account_settings(
         value, lambda field_name, message: report(
             message, key=f"iotAccountSettings.{field_name}" if field_name else None))
+
+
+def parse_alerts(value: Any, ctx: ParseContext, report: Report) -> AlertSettings:
+    """Subscriptions of every region's alert topic (components/monitoring/settings.py)."""
+    return parse_alert_settings(
+        value, lambda field_name, message: report(
+            message, key=f"alerts.{field_name}" if field_name else None))
 
 
 def parse_installer_web(value: Any, ctx: ParseContext, report: Report) -> Any:
@@ -597,10 +656,12 @@ KEYS: tuple[Key, ...] = (
         "imported_server_certificate_arns"),
     Key("importedValidationCertificateArns", parse_imported_validation_certificate_arns,
         "imported_validation_certificate_arns"),
+    Key("caCertificates", parse_ca_certificates, "ca_certificates"),
     Key("caCertificatePem", parse_ca_certificate_pem, None),
     Key("caCertificatePemFile", parse_ca_certificate_pem_file, "ca_certificate_pem"),
     Key("capabilities", parse_capabilities, "capabilities"),
     Key("iotAccountSettings", parse_iot_account_settings, "iot_account_settings"),
+    Key("alerts", parse_alerts, "alert_settings"),
     Key(ALLOWED_ACCOUNT_IDS, parse_allowed_account_ids, "allowed_account_ids"),
     Key("installerWeb", parse_installer_web, "installer_web"),
 )

@@ -21,13 +21,17 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from components.naming import RegionNames, StackNames
 
+from components.edge.settings import IotAccountSettings
+
 # Types only: the settings parsers import this module, and the operators' tools import those
 # without loading Pulumi or pulumi_aws (tests/test_tool_imports.py).
 if TYPE_CHECKING:
     import pulumi
 
     from components.account import AwsAccount
+    from components.edge.cas import DeviceCas
     from components.global_tables import RegionalTable
+    from components.monitoring.watch import Watch
     from components.packaging import LambdaLayer
 
 
@@ -54,6 +58,10 @@ class EdgeOutputs:
     device_policy_name: pulumi.Output[str]
     device_policy_arn: pulumi.Output[str]
     data_endpoint: pulumi.Output[str]  # this region's iot:Data-ATS endpoint address
+    # Every CA of a rotation (ca_certificate_id/pem above are the issuing one's) and each
+    # one's registration id in this region, by CA name.
+    device_cas: DeviceCas | None = None
+    ca_certificate_ids: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,13 @@ class RegionalContext:
     edge: EdgeOutputs
     lambda_layer: LambdaLayer  # the dependencies layer every function runs with
     log_retention_days: int
+    # This region's alert topic (KMS SNS): alarms and audit findings publish to it.
+    alert_topic_arn: pulumi.Output[str]
+    # The pulumi-aws-native provider pinned to this region (Cloud Control types pulumi-aws
+    # lacks, e.g. Device Defender): pass it as `provider=` to every aws-native resource.
+    native_provider: pulumi.ProviderResource
+    # Who owns the account-wide IoT settings of the region (components/edge/settings.py).
+    account_settings: IotAccountSettings = field(default_factory=IotAccountSettings)
     tags: Mapping[str, str] = field(default_factory=dict)
     # https origins of the stack's installer web app (components/installer_web), if any.
     web_origins: tuple[str, ...] = ()
@@ -154,6 +169,9 @@ class Capability(Generic[Settings, Built]):
     build_global: Callable[[str, GlobalContext, Settings, Mapping[str, Built],
                             pulumi.ResourceOptions], pulumi.ComponentResource] | None = None
     outputs: Callable[[Built], Mapping[str, Any]] | None = None
+    # What of the built component can fail silently (dead-letter queues, machines, pipes,
+    # functions, logged decisions): RegionalMonitoring gives each its alarms.
+    watch: Callable[[Any], Watch] | None = None
 
 
 def no_settings(raw: Any, report: ReportProblem) -> None:

@@ -28,6 +28,7 @@ from components.capabilities import CAPABILITIES
 from components.dns import device_domain_zone_problem
 from components.edge.settings import IotAccountSettings
 from components.installer_web.settings import InstallerWebSettings
+from components.monitoring.settings import AlertSettings, Subscription
 from tests.support.certificates import issue
 from tools.harness import ProgramFailed, evaluate_program
 
@@ -152,6 +153,19 @@ PARSER_CASES: list[tuple[KeyParser, Any, dict[str, Any], Any, str | None]] = [
      IotAccountSettings(logging_options="manage"), None),
     (cfg.parse_iot_account_settings, {"loggingOptions": "adopt"}, {}, IotAccountSettings(),
      "'adopt' is not one of manage, leave"),
+    (cfg.parse_iot_account_settings, {"auditConfiguration": "adopt"}, {},
+     IotAccountSettings(audit_configuration="adopt"), None),
+    (cfg.parse_ca_certificates, None, {}, None, None),
+    (cfg.parse_ca_certificates, [{"name": "ca", "pem": "x", "state": "current"}], {},
+     False, "'current' is not one of issuing, previous, retiring, retired"),
+    (cfg.parse_alerts, None, {}, AlertSettings(), None),
+    (cfg.parse_alerts, {"subscriptions": [{"protocol": "email", "endpoint": "ops@example.com"}]},
+     {}, AlertSettings((Subscription("email", "ops@example.com"),)), None),
+    (cfg.parse_alerts, {"subscriptions": [{"protocol": "https", "endpoint": "http://x.io"}]},
+     {}, AlertSettings(), "is not an https:// URL"),
+    (cfg.parse_alerts, {"subscriptions": [{"protocol": "sms", "endpoint": "+15555550100"}]},
+     {}, AlertSettings(), "'sms' is not one of"),
+    (cfg.parse_alerts, {"subscription": []}, {}, AlertSettings(), "unknown setting"),
     (cfg.parse_allowed_account_ids, None, {}, (), None),
     (cfg.parse_allowed_account_ids, ["123456789012"], {}, ("123456789012",), None),
     (cfg.parse_allowed_account_ids, [123456789012], {}, None, "not a 12-digit account id string"),

@@ -244,9 +244,9 @@ def test_the_guard_flags_a_type_without_facts() -> None:
     def program() -> None:
         import pulumi_aws as aws
 
-        aws.sns.Topic("t", region="eu-west-1", name="alerts")
+        aws.sfn.Activity("a", region="eu-west-1", name="approve")  # a type the program never uses
 
-    assert missing_facts(evaluate(program)) == ["aws:sns/topic:Topic"]
+    assert missing_facts(evaluate(program)) == ["aws:sfn/activity:Activity"]
 
 
 def _validation_record(primary: str) -> None:

@@ -39,6 +39,8 @@ PARTITION = "aws"
 # Services whose resources have no region (pulumi-aws v7 gives them no `region` argument).
 GLOBAL_MODULES = GLOBAL_AWS_MODULES
 GLOBAL = "global"
+# Packages whose type tokens are `<package>:<module>...` and which land in an AWS region.
+NATIVE_PACKAGES = ("aws", "aws-native")
 
 
 @dataclass(frozen=True)
@@ -62,20 +64,26 @@ class RecordedResource:
     # URNs this resource was known by before (its `aliases` option): Pulumi moves state
     # from any of them instead of replacing the resource.
     aliases: tuple[str, ...] = ()
+    # The `region` of the explicit provider the resource was registered with (how a
+    # pulumi-aws-native resource, which has no `region` argument, picks its region).
+    provider_region: str | None = None
 
     @property
     def module(self) -> str:
-        """`dynamodb` for `aws:dynamodb/table:Table`."""
+        """`dynamodb` for `aws:dynamodb/table:Table`, `iot` for `aws-native:iot:ScheduledAudit`."""
         package, _, rest = self.type.partition(":")
-        return rest.split("/")[0].split(":")[0] if package == "aws" else package
+        return rest.split("/")[0].split(":")[0] if package in NATIVE_PACKAGES else package
 
     @property
     def region(self) -> str | None:
         """Where the resource lands: its `region` input, `global`, or None for components."""
         if not self.custom:
             return None
-        if self.type.startswith("aws:") and self.module in GLOBAL_MODULES:
+        package = self.type.partition(":")[0]
+        if package in NATIVE_PACKAGES and self.module in GLOBAL_MODULES:
             return GLOBAL
+        if package == "aws-native":
+            return self.provider_region  # None: the default provider, which we never use
         region = self.inputs.get("region")
         return region if isinstance(region, str) else None
 
@@ -405,6 +413,7 @@ def _new_recorder(config: Mapping[str, Any], invoke_answers: Mapping[str, Mappin
     )
 
     recorded: list[RecordedResource] = []
+    provider_regions: dict[str, str] = {}  # explicit provider URN -> its `region` input
 
     class RecordingMocks(pulumi.runtime.Mocks):
         def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
@@ -450,10 +459,16 @@ def _new_recorder(config: Mapping[str, Any], invoke_answers: Mapping[str, Mappin
                 return stack_response(urn)
             ensure_event_loop()
             inputs = deserialize_inputs(request)
+            if request.type.startswith("pulumi:providers:") and isinstance(
+                    inputs.get("region"), str):
+                provider_regions[urn] = inputs["region"]
+            # A provider reference is "<provider urn>::<provider id>".
+            provider_urn = (request.provider or "").rsplit("::", 1)[0]
             draft = RecordedResource(
                 type=request.type, name=request.name, urn=urn, inputs=_comparable(inputs),
                 parent_urn=request.parent or None, custom=bool(request.custom),
                 provider=request.provider or None, aliases=self.alias_urns(request),
+                provider_region=provider_regions.get(provider_urn),
                 options={"deleteBeforeReplace": bool(request.deleteBeforeReplace),
                          "retainOnDelete": bool(request.retainOnDelete),
                          "ignoreChanges": list(request.ignoreChanges),

@@ -131,6 +131,9 @@ def _label(resource: RecordedResource) -> str:
         if replicas else ""
     if resource.custom and resource.region == GLOBAL:
         suffix += f"  ({resource.module}: global service)"
+    if resource.type.startswith("aws-native:"):
+        # No `region` argument: the explicit provider decides (None = the default provider).
+        suffix += f"  (Cloud Control, via the {resource.region or 'DEFAULT'} aws-native provider)"
     return f"{resource.type}  {resource.name}{suffix}"
 
 

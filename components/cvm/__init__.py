@@ -14,11 +14,16 @@ from typing import TYPE_CHECKING, Any
 from components.context import Capability, GlobalContext, RegionalContext, exported
 from components.cvm.settings import CvmSettings, parse_settings
 
+# A registration is a CSR check, one IoT call and one DynamoDB transaction: p99 above 5 s
+# for 3 of 5 minutes means devices are timing out (the function's own limit is 20 s).
+LATENCY_P99_MILLISECONDS = 5000
+
 if TYPE_CHECKING:
     import pulumi
 
     from components.cvm.component import CertificateVendingMachine, CertificateVendingMachineArgs
     from components.cvm.validation import ProvisioningDomainValidation
+    from components.monitoring.watch import Watch
 
 
 def build(name: str, ctx: RegionalContext, settings: CvmSettings,
@@ -64,9 +69,22 @@ def outputs(component: CertificateVendingMachine) -> Mapping[str, Any]:
     return exported(component.outputs)
 
 
+def watch(cvm: CertificateVendingMachine) -> Watch:
+    """5xx and latency of the API, the function's errors; its KPI alarms on the dashboards."""
+    from components.cvm.component import STAGE_NAME
+    from components.monitoring.watch import Watch, WatchedApi, WatchedFunction
+
+    return Watch(
+        functions=(WatchedFunction("cvm", cvm.registration.function),),
+        apis=(WatchedApi("cvm-api", cvm.rest_api.name, STAGE_NAME,
+                         latency_p99_milliseconds=LATENCY_P99_MILLISECONDS),),
+        alarms=(cvm.server_error_alarm, cvm.success_rate_alarm, cvm.attempts_alarm,
+                cvm.undo_alarm, cvm.errored_alarm))
+
+
 CAPABILITY: Capability[CvmSettings, CertificateVendingMachine] = Capability(
     name="cvm", config_key="cvm", parse_settings=parse_settings, build=build,
-    build_global=build_global, outputs=outputs,
+    build_global=build_global, outputs=outputs, watch=watch,
     description="certificate vending machine: token-authenticated registration over HTTPS")
 
 __all__ = ["CAPABILITY", "CertificateVendingMachine", "CertificateVendingMachineArgs",

@@ -18,6 +18,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.account import AwsAccount
+from components.edge.cas import LEGACY_NAME, DeviceCa, DeviceCas, single
 from components.edge.device_policy import device_policy_document
 from components.edge.settings import IotAccountSettings
 from components.failover import (
@@ -87,6 +88,13 @@ class DeviceEdgeArgs:
     # Which account-wide IoT settings this stack owns (default: none of them).
     account_settings: IotAccountSettings = field(default_factory=IotAccountSettings)
     tags: Mapping[str, str] = field(default_factory=dict)
+    # Every CA of a rotation (components/edge/cas.py); None: `ca_certificate_pem` alone.
+    device_cas: DeviceCas | None = None
+
+
+def ca_logical_name(component: str, ca: DeviceCa) -> str:
+    """The first CA keeps the name it always had; others are named after themselves."""
+    return f"{component}-ca" if ca.name == LEGACY_NAME else f"{component}-ca-{ca.name}"
 
 
 def event_configurations(ownership: str) -> dict[str, bool] | None:
@@ -211,18 +219,25 @@ class DeviceEdge(pulumi.ComponentResource):
         )
 
         # --- our CA, the device policy and registry events --------------------------
-        self.ca_certificate = aws.iot.CaCertificate(
-            f"{name}-ca",
-            region=region,
-            ca_certificate_pem=args.ca_certificate_pem,
-            # SNI_ONLY: no verification certificate, so the CA key never has to sign for
-            # AWS; devices must send SNI, which our custom domain requires anyway.
-            certificate_mode="SNI_ONLY",
-            active=True,
-            allow_auto_registration=True,
-            tags=tags,
-            opts=child,
-        )
+        # One registration per CA of the rotation, in the state the config gives it.
+        self.ca_certificates: dict[str, aws.iot.CaCertificate] = {}
+        for ca in (args.device_cas or single(args.ca_certificate_pem)).cas:
+            self.ca_certificates[ca.name] = aws.iot.CaCertificate(
+                ca_logical_name(name, ca),
+                region=region,
+                ca_certificate_pem=ca.pem,
+                # SNI_ONLY: no verification certificate, so the CA key never has to sign for
+                # AWS; devices must send SNI, which our custom domain requires anyway.
+                certificate_mode="SNI_ONLY",
+                # Retired: INACTIVE (its devices were all re-issued); retiring: no new
+                # registrations, the ones it has keep working.
+                active=ca.active,
+                allow_auto_registration=ca.auto_registration,
+                tags=tags,
+                opts=child,
+            )
+        issuing = (args.device_cas or single(args.ca_certificate_pem)).issuing
+        self.ca_certificate = self.ca_certificates[issuing.name]
         self.device_policy = aws.iot.Policy(
             f"{name}-device-policy",
             region=region,

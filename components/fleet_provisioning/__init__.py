@@ -9,6 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from components.context import Capability, RegionalContext, exported
 from components.fleet_provisioning.settings import FleetSettings, parse_settings
+# The hook logs one line per decision (lambdas/fleet_provisioning_hook/app.py): the reason of
+# a denial is one word. These mean the hook could not decide, not that a device was refused:
+# the allow-list table was out of reach within the budget, or the hook failed.
+HOOK_DECISION_PATTERN = '{ ($.message = "pre-provisioning decision") && ($.allowed IS FALSE) }'
+HOOK_OUTAGE_REASONS = {"TABLE_UNAVAILABLE": 1, "HOOK_ERROR": 1}
+# Denials of every reason together: a burst means a broken batch or someone probing serials.
+HOOK_DENIALS_PER_5_MINUTES = 20
 
 if TYPE_CHECKING:
     import pulumi
@@ -17,6 +24,7 @@ if TYPE_CHECKING:
         FleetProvisioning,
         FleetProvisioningArgs,
     )
+    from components.monitoring.watch import Watch
 
 
 def build(name: str, ctx: RegionalContext, settings: FleetSettings,
@@ -37,9 +45,25 @@ def outputs(component: FleetProvisioning) -> Mapping[str, Any]:
     return exported(component.outputs)
 
 
+def watch(fleet: FleetProvisioning) -> Watch:
+    """The hook's denials by reason and its timeouts (Lambda errors), the recorder's errors
+    and the records it gave up on."""
+    from components.monitoring.watch import Watch, WatchedDecisions, WatchedFunction, WatchedQueue
+
+    return Watch(
+        queues=(WatchedQueue("fleet-recorder", fleet.dead_letter_queue),),
+        functions=(WatchedFunction("fleet-hook", fleet.hook.function),
+                   WatchedFunction("fleet-recorder", fleet.recorder.function)),
+        decisions=(WatchedDecisions(
+            "fleet-hook-denials", fleet.hook.log_group, HOOK_DECISION_PATTERN, "$.reason",
+            namespace="IotMultiRegion/FleetProvisioning", metric_name="HookDenials",
+            alarms=HOOK_OUTAGE_REASONS, total_alarm=HOOK_DENIALS_PER_5_MINUTES,
+            description="Devices are being refused provisioning."),))
+
+
 CAPABILITY: Capability[FleetSettings, FleetProvisioning] = Capability(
     name="fleet_provisioning", config_key="fleetProvisioning", parse_settings=parse_settings,
-    build=build, outputs=outputs,
+    build=build, outputs=outputs, watch=watch,
     description="fleet provisioning by trusted installers (Cognito + claims)")
 
 __all__ = ["CAPABILITY", "FleetProvisioning", "FleetProvisioningArgs", "FleetSettings"]

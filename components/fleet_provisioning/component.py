@@ -192,7 +192,7 @@ class FleetProvisioning(pulumi.ComponentResource):
             precedence=1, role_arn=self.installer_role.arn, opts=child)
         # Allow-list administrators (web app): their own role, trusted like the installers'.
         self.admin_role = aws.iam.Role(
-            f"{name}-allow-list-admin-role", name=f"{prefix}-fleet-allow-list-admin",
+            f"{name}-allow-list-admin-role", name=role_name(f"{prefix}-fleet-allow-list-admin"),
             assume_role_policy=self.identity_pool.id.apply(installer_role_trust),
             max_session_duration=3600, tags=tags, opts=child)
         aws.iam.RolePolicy(

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     import pulumi
 
     from components.jitr.component import JitrPipeline, JitrPipelineArgs
+    from components.monitoring.watch import Watch
 
 
 def build(name: str, ctx: RegionalContext, settings: None,
@@ -26,7 +27,28 @@ def build(name: str, ctx: RegionalContext, settings: None,
         inventory=ctx.tables.inventory, kms_key_arn=ctx.key_arn,
         tables_key_arn=ctx.tables.key_arn,
         log_retention_days=ctx.log_retention_days, account=ctx.account,
-        lambda_layer=ctx.lambda_layer, tags=ctx.tags), opts)
+        lambda_layer=ctx.lambda_layer, tags=ctx.tags, device_cas=ctx.edge.device_cas,
+        ca_certificate_ids=ctx.edge.ca_certificate_ids or None), opts)
+
+
+def watch(pipeline: JitrPipeline) -> Watch:
+    """Undeliverable events, failed registrations and every refusal reason of the
+    definition (JITR refusals by reason), the check function."""
+    from components.jitr.component import DEFINITION
+    from components.monitoring.watch import (
+        Watch,
+        WatchedFunction,
+        WatchedMachine,
+        WatchedQueue,
+        fail_state_errors,
+    )
+
+    return Watch(
+        queues=(WatchedQueue("jitr", pipeline.dead_letter_queue),),
+        machines=(WatchedMachine("jitr", pipeline.state_machine, pipeline.machine.log_group,
+                                 reasons=fail_state_errors(DEFINITION),
+                                 namespace="IotMultiRegion/Jitr"),),
+        functions=(WatchedFunction("jitr-check", pipeline.check.function),))
 
 
 def outputs(component: JitrPipeline) -> Mapping[str, Any]:
@@ -35,7 +57,7 @@ def outputs(component: JitrPipeline) -> Mapping[str, Any]:
 
 CAPABILITY: Capability[None, JitrPipeline] = Capability(
     name="jitr", config_key="jitr", parse_settings=no_settings, build=build, outputs=outputs,
-    description="just-in-time registration of devices our CA issued")
+    watch=watch, description="just-in-time registration of devices our CA issued")
 
 __all__ = ["CAPABILITY", "JitrPipeline", "JitrPipelineArgs"]
 

@@ -13,6 +13,7 @@ from components.replication.settings import ReplicationSettings, parse_settings
 if TYPE_CHECKING:
     import pulumi
 
+    from components.monitoring.watch import Watch
     from components.replication.component import ReplicationPipeline, ReplicationPipelineArgs
 
 
@@ -27,7 +28,27 @@ def build(name: str, ctx: RegionalContext, settings: ReplicationSettings,
         ca_certificate_pem=ctx.edge.ca_certificate_pem,
         device_policy_name=ctx.edge.device_policy_name, kms_key_arn=ctx.key_arn,
         log_retention_days=ctx.log_retention_days, account=ctx.account, settings=settings,
-        tags=ctx.tags), opts)
+        tags=ctx.tags, device_cas=ctx.edge.device_cas), opts)
+
+
+def watch(pipeline: ReplicationPipeline) -> Watch:
+    """Records the pipe gave up on, the pipe's own failures, failed replications."""
+    from components.monitoring.watch import (
+        Watch,
+        WatchedMachine,
+        WatchedPipe,
+        WatchedQueue,
+        fail_state_errors,
+    )
+    from components.replication.component import DEFINITION
+
+    return Watch(
+        queues=(WatchedQueue("replication", pipeline.dead_letter_queue),),
+        pipes=(WatchedPipe("replication", pipeline.pipe),),
+        machines=(WatchedMachine("replication", pipeline.state_machine,
+                                 pipeline.machine.log_group,
+                                 reasons=fail_state_errors(DEFINITION),
+                                 namespace="IotMultiRegion/Replication"),))
 
 
 def outputs(component: ReplicationPipeline) -> Mapping[str, Any]:
@@ -36,7 +57,7 @@ def outputs(component: ReplicationPipeline) -> Mapping[str, Any]:
 
 CAPABILITY: Capability[ReplicationSettings, ReplicationPipeline] = Capability(
     name="replication", config_key="replication", parse_settings=parse_settings, build=build,
-    outputs=outputs,
+    outputs=outputs, watch=watch,
     description="applies inventory changes written in other regions to this region's registry")
 
 __all__ = ["CAPABILITY", "ReplicationPipeline", "ReplicationPipelineArgs", "ReplicationSettings"]

@@ -20,6 +20,7 @@ import pulumi_aws as aws
 from components.account import AwsAccount
 from components.asl import render
 from components.dead_letters import dead_letter_queue
+from components.edge.cas import DeviceCas, certificate_id
 from components.global_tables import RegionalTable
 from components.iam import (
     SFN_LOG_DELIVERY_ACTIONS,
@@ -53,7 +54,12 @@ def pipe_filter_pattern(region: str) -> str:
 
 def state_machine_definition(*, region: str, partition: str, account_id: str,
                              table_name: str, device_policy_name: str, ca_certificate_pem: str,
-                             settings: ReplicationSettings) -> str:
+                             settings: ReplicationSettings,
+                             previous_ca_certificate_pem: str | None = None) -> str:
+    """`ca_certificate_pem` is our issuing CA, `previous_ca_certificate_pem` the other CA a
+    rotation keeps ACTIVE (the same when there is none): an item's certificate is registered
+    with the CA its `caCertificateId` names, and never with any other."""
+    previous = previous_ca_certificate_pem or ca_certificate_pem
     return render(
         DEFINITION,
         region=region,
@@ -62,6 +68,9 @@ def state_machine_definition(*, region: str, partition: str, account_id: str,
         inventory_table_name=table_name,
         device_policy_name=device_policy_name,
         ca_certificate_pem=ca_certificate_pem,
+        ca_certificate_id=certificate_id(ca_certificate_pem),
+        previous_ca_certificate_pem=previous,
+        previous_ca_certificate_id=certificate_id(previous),
         retry_interval_seconds=settings.retry_interval_seconds,
         retry_max_attempts=settings.retry_max_attempts,
         retry_backoff_rate=settings.retry_backoff_rate,
@@ -140,13 +149,14 @@ class ReplicationPipelineArgs:
     machine_name: str  # components/naming.py: the reconciliation tool reads the same name
     inventory: RegionalTable  # this region's replica (name, ARN, stream ARN)
     tables_key_arn: pulumi.Input[str]  # this region's copy of the tables' CMK
-    ca_certificate_pem: str  # our CA, registered in every region (public)
+    ca_certificate_pem: str  # our (issuing) CA, registered in every region (public)
     device_policy_name: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]  # the regional CMK: logs, queue, pipe data
     log_retention_days: int
     account: AwsAccount
     settings: ReplicationSettings
     tags: Mapping[str, str] = field(default_factory=dict)
+    device_cas: DeviceCas | None = None  # a CA rotation: its previous CA is accepted too
 
 
 @dataclass(frozen=True)
@@ -199,7 +209,9 @@ class ReplicationPipeline(pulumi.ComponentResource):
                 lambda v: state_machine_definition(
                     region=region, partition=v[0], account_id=v[1], table_name=v[2],
                     device_policy_name=v[3], ca_certificate_pem=args.ca_certificate_pem,
-                    settings=settings)),
+                    settings=settings,
+                    previous_ca_certificate_pem=args.device_cas.previous.pem
+                    if args.device_cas and args.device_cas.previous else None)),
             include_execution_data=settings.log_execution_data,
             kms_key_arn=args.kms_key_arn, log_retention_days=args.log_retention_days, tags=tags)
         self.state_machine = self.machine.machine

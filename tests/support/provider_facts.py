@@ -130,6 +130,9 @@ FACTS: Mapping[str, Facts] = {
         f"{TF}logs/group.go", ("name", "namePrefix", "logGroupClass"), identity=("name",),
         name=NameRule("name", 512, r"[.\-_/#A-Za-z0-9]+",
                       _api("CloudWatch Logs CreateLogGroup: logGroupName"))),
+    "aws:cloudwatch/logMetricFilter:LogMetricFilter": Facts(
+        f"{TF}logs/metric_filter.go", ("name", "logGroupName"), identity=("logGroupName", "name"),
+        name=NameRule("name", 512, r"[^:*]+", _api("CloudWatch Logs PutMetricFilter: filterName"))),
     "aws:cloudwatch/metricAlarm:MetricAlarm": Facts(
         f"{TF}cloudwatch/metric_alarm.go", ("name",), identity=("name",),
         name=NameRule("name", 255, None, _api("CloudWatch PutMetricAlarm: AlarmName"))),
@@ -284,6 +287,17 @@ FACTS: Mapping[str, Facts] = {
     "aws:sqs/queue:Queue": Facts(
         f"{TF}sqs/queue.go", ("name", "namePrefix", "fifoQueue"), identity=("name",),
         name=NameRule("name", 80, r"[A-Za-z0-9_-]+", _api("SQS CreateQueue: QueueName"))),
+    # --- SNS ---------------------------------------------------------------------------------------
+    "aws:sns/topic:Topic": Facts(
+        f"{TF}sns/topic.go", ("name", "namePrefix", "fifoTopic"), identity=("name",),
+        name=NameRule("name", 256, r"[A-Za-z0-9_-]+(\.fifo)?", _api("SNS CreateTopic: Name"))),
+    "aws:sns/topicPolicy:TopicPolicy": Facts(
+        f"{TF}sns/topic_policy.go (SetTopicAttributes)", ("arn",), identity=("arn",)),
+    # Subscribe answers the existing subscription for the same topic, protocol and endpoint,
+    # so a replacement with those unchanged would meet (then delete) its predecessor.
+    "aws:sns/topicSubscription:TopicSubscription": Facts(
+        f"{TF}sns/topic_subscription.go@04a2e6e5bc62", ("topicArn", "protocol", "endpoint"),
+        identity=("topicArn", "protocol", "endpoint")),
     "aws:sqs/queuePolicy:QueuePolicy": Facts(
         f"{TF}sqs/queue_policy.go (SetQueueAttributes)", ("queueUrl",), identity=("queueUrl",)),
     # --- WAFv2 -----------------------------------------------------------------------------------

@@ -62,6 +62,10 @@ STATEFUL_TYPES: frozenset[str] = frozenset({
     "aws:cognito/userPool:UserPool",
     "aws:cognito/identityPool:IdentityPool",
     "aws:secretsmanager/secret:Secret",
+    # Confirmed email subscriptions live on the topic: a new topic must be confirmed again.
+    "aws:sns/topic:Topic",
+    # An account singleton: replaced, it would be deleted (all checks off) and re-created.
+    "aws-native:iot:AccountAuditConfiguration",
 })
 
 # name -> how to evaluate it

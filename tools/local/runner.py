@@ -142,10 +142,12 @@ def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | N
     try:
         spec = load_program_stack(options.project_dir, options.stack)
         added, config_notes = journeys.config_overrides(spec.config, spec.project)
+        ca_config, ca_note = local_pki.stack_ca_config()
+        config_notes.append(ca_note)
         evaluated = evaluate_program(options.project_dir, options.stack,
-                                     config_overrides={**added,
-                                                       "caCertificatePem": local_pki.intermediate_pem},
-                                     drop_keys=("caCertificatePemFile",))
+                                     config_overrides={**added, **ca_config},
+                                     drop_keys=("caCertificatePemFile", "caCertificatePem",
+                                                "caCertificates"))
     except ProgramFailed as failure:
         problems = [m for level, m in failure.graph.diagnostics if level == "ERROR"]
         raise SetupError("\n".join(problems) or str(failure)) from None
