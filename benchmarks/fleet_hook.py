@@ -89,13 +89,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=5)
     repeat = parser.parse_args().repeat
+    from lambdas.contracts.environment import FleetHookEnvironment
+
     os.environ.update({
         "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench", "PROVISIONING_TABLE_NAME": "p",
-        "INVENTORY_TABLE_NAME": "i", "TEMPLATE_ARN": TEMPLATE_ARN,
-        "CLAIM_CLIENT_ID_PREFIX": "provision-", "HOOK_BUDGET_MS": "3000",
-        "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_NAMESPACE": "bench",
-        "POWERTOOLS_LOG_LEVEL": "ERROR"})
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        **FleetHookEnvironment[str](
+            provisioning_table_name="p", inventory_table_name="i", template_arn=TEMPLATE_ARN,
+            claim_client_id_prefix="provision-", claim_retry_after_seconds="600",
+            hook_budget_ms="3000").variables(),
+        "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_LOG_LEVEL": "ERROR"})
     imports = []
     for _ in range(repeat):
         started = time.monotonic()

@@ -62,7 +62,7 @@ from tools.replication_reconcile import (  # noqa: E402
     QuotaLimiter,
     RegionTargets,
     reconcile_region,
-    targets_from_graph,
+    targets_from_outputs,
 )
 
 A, B = "eu-west-1", "us-west-2"  # the dev stack's regions: B replicates what A writes
@@ -426,12 +426,18 @@ HEADROOM = 0.6  # the injected quota, as a share of what moto served in the prob
 
 
 def _inventory_items(names: Sequence[str], certificates: Sequence[str],
-                     amazon: Sequence[bool]) -> Iterator[dict[str, Any]]:
+                     amazon: Sequence[bool], ca_id: str) -> Iterator[dict[str, Any]]:
+    """First writes in region A, per the inventory contract."""
+    from lambdas.contracts.inventory import InventoryItem, Issuer, Onboarding
+
     for name, pem, is_amazon in zip(names, certificates, amazon):
-        yield {"thingName": {"S": name}, "certificateId": {"S": certificate_id(pem)},
-               "certificatePem": {"S": pem}, "issuer": {"S": "AMAZON" if is_amazon else "OWN_CA"},
-               "status": {"S": "ACTIVE"}, "version": {"N": "1"},
-               "writerRegion": {"S": A}, "originRegion": {"S": A}}
+        yield InventoryItem.first(
+            thing_name=name, certificate_id=certificate_id(pem), certificate_pem=pem,
+            issuer=Issuer.AMAZON if is_amazon else Issuer.OWN_CA,
+            ca_certificate_id=None if is_amazon else ca_id,
+            onboarding=Onboarding.FLEET if is_amazon else Onboarding.JITR, region=A,
+            not_after="2030-01-01T00:00:00.000Z",
+            updated_at="2026-01-01T00:00:00.000Z").to_attribute_values()
 
 
 def backfill(devices: int, quota_scale: float | None, amazon_share: float, utilization: float,
@@ -454,7 +460,7 @@ def backfill(devices: int, quota_scale: float | None, amazon_share: float, utili
                          "update MachinePathExecutor")
     pki = pki_material.bootstrap()
     graph = stack_graph(pki)
-    targets: RegionTargets = targets_from_graph(graph)[B]
+    targets: RegionTargets = targets_from_outputs(graph.outputs)[B]
     settings = ReplicationSettings()  # the machine's production retry policy
     calls = per_device_calls(amazon_share)
 
@@ -469,7 +475,7 @@ def backfill(devices: int, quota_scale: float | None, amazon_share: float, utili
             indexed_iot(), serialized_moto():
         [registered_ca] = world.declared("aws:iot/caCertificate:CaCertificate", B)
         dynamodb = boto3.client("dynamodb", region_name=B)
-        items = _inventory_items(names, certificates, amazon)
+        items = _inventory_items(names, certificates, amazon, certificate_id(ca.pem))
         while batch := list(islice(items, 25)):
             dynamodb.batch_write_item(RequestItems={targets.table_name: [
                 {"PutRequest": {"Item": item}} for item in batch]})

@@ -10,6 +10,11 @@ Each key has its own small parser in `KEYS` (key -> parser, required or not, the
 `StackConfig` field it fills). Parsers run in table order and may read what earlier
 parsers produced (`primaryRegion` reads `regions`), so a new key is one parser function,
 one line in `KEYS` and one `StackConfig` field.
+
+The capability registry (components/capabilities.py) is an argument, not an import: the
+registry imports the capabilities, and they import what config imports, never config's
+caller. The checks of the device domain against its zone and of the CA certificate live
+beside DNS and X.509 (components/dns.py, components/x509.py); config only calls them.
 """
 
 from __future__ import annotations
@@ -18,17 +23,27 @@ import datetime as dt
 import difflib
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from components.dns import device_domain_zone_problem
+from components.edge.cas import DeviceCas, single
+from components.edge.cas import parse as parse_device_cas
 from components.edge.settings import IotAccountSettings
 from components.edge.settings import parse as parse_account_settings
-from components.facts import DEFAULT_TLS_SECURITY_POLICY, TLS_SECURITY_POLICIES
-
-PROJECT = "iot-multi-region"
+from components.facts import (
+    DEFAULT_TLS_SECURITY_POLICY,
+    PROJECT,
+    TLS_SECURITY_POLICIES,
+    full_key,
+)
+from components.monitoring.settings import AlertSettings
+from components.monitoring.settings import parse as parse_alert_settings
+from components.naming import StackNames
+from components.x509 import ca_certificate_problems
 
 Environment = Literal["dev", "prod"]
 ServerCertificateMode = Literal["acm", "imported"]
@@ -82,11 +97,21 @@ class StackConfig:
     capability_settings: Mapping[str, Any] = field(default_factory=dict)
     # Who owns the account-wide IoT settings (components/edge/settings.py).
     iot_account_settings: IotAccountSettings = field(default_factory=IotAccountSettings)
+    # Who is subscribed to every region's alert topic (components/monitoring/settings.py).
+    alert_settings: AlertSettings = field(default_factory=AlertSettings)
+    # `caCertificates` (components/edge/cas.py) when a rotation is configured; None: the one
+    # CA of caCertificatePem(File). `device_cas` is the list either way.
+    ca_certificates: DeviceCas | None = None
     # The AWS provider's `aws:allowedAccountIds`: the only accounts the stack may deploy to,
     # and the home account(s) the policy pack judges cross-account grants against.
     allowed_account_ids: tuple[str, ...] = ()
     # The installer web app's hosting (components/installer_web/settings.py); None: no site.
     installer_web: Any = None
+
+    @property
+    def device_cas(self) -> DeviceCas:
+        """Our device CAs; `ca_certificate_pem` is always the issuing one."""
+        return self.ca_certificates or single(self.ca_certificate_pem)
 
     @property
     def web_origins(self) -> tuple[str, ...]:
@@ -104,9 +129,14 @@ class StackConfig:
     def is_prod(self) -> bool:
         return self.environment == "prod"
 
+    @property
+    def names(self) -> StackNames:
+        """The stack's physical names (components/naming.py, shared with the tools)."""
+        return StackNames(self.app_name, self.environment)
+
     def resource_name(self, *parts: str) -> str:
         """A deterministic physical name: `<app>-<env>-<parts...>`."""
-        return "-".join((self.app_name, self.environment, *parts))
+        return self.names.name(*parts)
 
 
 # --- regions ------------------------------------------------------------------------------
@@ -151,65 +181,18 @@ def _closest(value: str, choices: Iterable[str]) -> str:
     return f"did you mean {match[0]!r}?" if match else f"use one of {', '.join(options)}"
 
 
-# --- shared checks (also used at deploy time and by the PKI tool's users) ------------------
-
-def device_domain_zone_problem(domain: str, zone_name: str) -> str | None:
-    """Why `domain` cannot be the device endpoint inside hosted zone `zone_name`.
-
-    The endpoint is a latency CNAME, and a CNAME cannot sit at a zone apex: the domain
-    must be strictly below the zone.
-    """
-    domain = domain.lower().rstrip(".")
-    zone = zone_name.lower().rstrip(".")
-    if domain == zone:
-        return (f"{domain!r} is the apex of hosted zone {zone!r}; a CNAME record cannot sit "
-                f"at a zone apex - use a name below it, e.g. iot.{zone}")
-    if not domain.endswith("." + zone):
-        return (f"{domain!r} is not inside hosted zone {zone!r}; use a name ending in "
-                f".{zone}, or the id of the zone that holds {domain!r}")
-    return None
-
-
-def ca_certificate_problems(pem: str, key: str, now: dt.datetime, source: str = "") -> list[str]:
-    """Why `pem` cannot be registered as our device CA (empty when it can).
-
-    `key` is the full config key the problems are reported under, `source` names where the
-    PEM came from (a file) for the messages.
-    """
-    from cryptography import x509
-
-    where = f"{source} " if source else ""
-    try:
-        certs = x509.load_pem_x509_certificates(pem.encode())
-    except ValueError:
-        return [f"{key}: {where}is not a PEM X.509 certificate; give the intermediate CA's "
-                "certificate (`python -m tools.pki intermediate-ca` writes one)"]
-    if len(certs) > 1:
-        return [f"{key}: {where or 'the PEM '}holds {len(certs)} certificates, but only the first "
-                "would be registered; give only the intermediate CA certificate (the one that "
-                "signs device certificates), not a chain or bundle"]
-    from components.x509 import is_ca_certificate
-
-    [cert] = certs
-    problems: list[str] = []
-    if not is_ca_certificate(cert):
-        problems.append(f"{key}: certificate '{cert.subject.rfc4514_string()}' is not a CA "
-                        "(basicConstraints CA:TRUE missing); give the intermediate CA certificate, "
-                        "not a device or server certificate")
-    if cert.not_valid_after_utc <= now:
-        problems.append(f"{key}: CA certificate expired on {cert.not_valid_after_utc:%Y-%m-%d}; "
-                        "issue a new intermediate CA and update the stack config")
-    elif cert.not_valid_before_utc > now:
-        problems.append(f"{key}: CA certificate is not valid before "
-                        f"{cert.not_valid_before_utc:%Y-%m-%d}; check the issuing clock")
-    return problems
-
-
 # --- the per-key parsers -------------------------------------------------------------------
 
-def full_key(name: str) -> str:
-    """`iot-multi-region:regions`; keys of another namespace (`aws:allowedAccountIds`) as given."""
-    return name if ":" in name else f"{PROJECT}:{name}"
+class KnownCapability(Protocol):
+    """What config parsing needs of a registered capability (components.context.Capability)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def config_key(self) -> str: ...
+
+    def parse_settings(self, raw: Any, report: Callable[[str, str], None]) -> Any: ...
 
 
 class Report(Protocol):
@@ -226,6 +209,7 @@ class ParseContext:
     now: dt.datetime
     # Results of the keys parsed before this one (None when absent-and-optional or invalid).
     parsed: Mapping[str, Any]
+    capabilities: Sequence[KnownCapability] = ()  # the registry, in build order
 
     def get(self, name: str) -> Any:
         return self.parsed.get(name)
@@ -488,20 +472,10 @@ def parse_ca_certificate_pem(value: Any, ctx: ParseContext, report: Report) -> s
     return _string(value, report)
 
 
-def parse_ca_certificate_pem_file(value: Any, ctx: ParseContext, report: Report) -> str | None:
-    """The device CA's certificate: from this file, or inline from caCertificatePem."""
-    inline = ctx.get("caCertificatePem")
-    path_text = None if value is None else _string(value, report)
-    if value is not None and path_text is None:
-        return None
-    if inline and path_text:
-        report("set either caCertificatePem or caCertificatePemFile, not both "
-               "(`pulumi config rm` one of them)", key="caCertificatePem")
-        return None
-    if not inline and not path_text:
-        report("missing; set the intermediate CA certificate with "
-               "`pulumi config set caCertificatePemFile <path-to-ca.pem>`")
-        return None
+def _read_ca_pem(path_text: str | None, inline: str | None, key: str, ctx: ParseContext,
+                 report: Report, *, allow_expired: bool = False) -> str | None:
+    """One CA certificate from a file (relative to the project) or inline, checked; problems
+    are reported under `key` (a full key name, or a `caCertificates[i]` path)."""
     if path_text:
         path = Path(path_text)
         if not path.is_absolute():
@@ -510,26 +484,72 @@ def parse_ca_certificate_pem_file(value: Any, ctx: ParseContext, report: Report)
             pem = path.read_text()
         except OSError as err:
             report(f"cannot read {path_text!r} ({err.strerror}); point it at the intermediate "
-                   "CA certificate PEM")
+                   "CA certificate PEM", key=key)
             return None
-        key, source = "caCertificatePemFile", f"file {path_text!r}"
+        source = f"file {path_text!r}"
     else:
-        pem, key, source = str(inline), "caCertificatePem", ""
+        pem, source = str(inline), ""
     if "PRIVATE KEY" in pem:
         report("contains a private key; the CA private key must never enter Pulumi config or "
                "state - give the certificate only", key=key)
         return None
     problems = ca_certificate_problems(pem, full_key(key), ctx.now, source)
+    if allow_expired:  # a CA being retired may well have expired: that is why it goes
+        problems = [p for p in problems if "expired on" not in p]
     for line in problems:
         report(line.removeprefix(f"{full_key(key)}: "), key=key)
     return None if problems else pem
 
 
+def parse_ca_certificates(value: Any, ctx: ParseContext, report: Report) -> DeviceCas | bool | None:
+    """The CAs of a rotation (components/edge/cas.py); None when absent, False when invalid."""
+    if value is None:
+        return None
+
+    def read(entry: Mapping[str, Any], where: str, report_field: Callable[[str, str], None],
+             may_be_expired: bool) -> str | None:
+        path_text, inline = entry.get("pemFile"), entry.get("pem")
+        if (path_text is None) == (inline is None) or not isinstance(path_text or inline, str):
+            report_field(where, "give exactly one of pemFile (a path) or pem (the certificate)")
+            return None
+        return _read_ca_pem(path_text, inline, f"caCertificates{where}", ctx, report,
+                            allow_expired=may_be_expired)
+
+    parsed = parse_device_cas(value, read, lambda field_name, message: report(
+        message, key=f"caCertificates{field_name}" if field_name else None))
+    return parsed if parsed is not None else False
+
+
+def parse_ca_certificate_pem_file(value: Any, ctx: ParseContext, report: Report) -> str | None:
+    """The device CA's certificate: from this file, or inline from caCertificatePem, or the
+    issuing CA of caCertificates."""
+    inline = ctx.get("caCertificatePem")
+    path_text = None if value is None else _string(value, report)
+    if value is not None and path_text is None:
+        return None
+    rotation = ctx.get("caCertificates")
+    if rotation is not None:
+        if inline or path_text:
+            report("set either caCertificates or caCertificatePem(File), not both; move this "
+                   "CA into caCertificates (name it `ca` to keep its resources)",
+                   key="caCertificates")
+            return None
+        return rotation.issuing.pem if isinstance(rotation, DeviceCas) else None
+    if inline and path_text:
+        report("set either caCertificatePem or caCertificatePemFile, not both "
+               "(`pulumi config rm` one of them)", key="caCertificatePem")
+        return None
+    if not inline and not path_text:
+        report("missing; set the intermediate CA certificate with "
+               "`pulumi config set caCertificatePemFile <path-to-ca.pem>`")
+        return None
+    key = "caCertificatePemFile" if path_text else "caCertificatePem"
+    return _read_ca_pem(path_text, inline, key, ctx, report)
+
+
 def parse_capabilities(value: Any, ctx: ParseContext, report: Report) -> tuple[str, ...] | None:
     """The enabled per-region capabilities (default: every registered one), in build order."""
-    from components.capabilities import CAPABILITIES
-
-    known = [c.name for c in CAPABILITIES]
+    known = [c.name for c in ctx.capabilities]
     if value is None:
         return tuple(known)
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -558,6 +578,13 @@ def parse_iot_account_settings(value: Any, ctx: ParseContext,
     return parse_account_settings(
         value, lambda field_name, message: report(
             message, key=f"iotAccountSettings.{field_name}" if field_name else None))
+
+
+def parse_alerts(value: Any, ctx: ParseContext, report: Report) -> AlertSettings:
+    """Subscriptions of every region's alert topic (components/monitoring/settings.py)."""
+    return parse_alert_settings(
+        value, lambda field_name, message: report(
+            message, key=f"alerts.{field_name}" if field_name else None))
 
 
 def parse_installer_web(value: Any, ctx: ParseContext, report: Report) -> Any:
@@ -629,10 +656,12 @@ KEYS: tuple[Key, ...] = (
         "imported_server_certificate_arns"),
     Key("importedValidationCertificateArns", parse_imported_validation_certificate_arns,
         "imported_validation_certificate_arns"),
+    Key("caCertificates", parse_ca_certificates, "ca_certificates"),
     Key("caCertificatePem", parse_ca_certificate_pem, None),
     Key("caCertificatePemFile", parse_ca_certificate_pem_file, "ca_certificate_pem"),
     Key("capabilities", parse_capabilities, "capabilities"),
     Key("iotAccountSettings", parse_iot_account_settings, "iot_account_settings"),
+    Key("alerts", parse_alerts, "alert_settings"),
     Key(ALLOWED_ACCOUNT_IDS, parse_allowed_account_ids, "allowed_account_ids"),
     Key("installerWeb", parse_installer_web, "installer_web"),
 )
@@ -640,11 +669,10 @@ KNOWN_KEYS: tuple[str, ...] = tuple(k.name for k in KEYS)
 REQUIRED_KEYS: tuple[str, ...] = tuple(k.name for k in KEYS if k.required)
 
 
-def all_known_keys() -> tuple[str, ...]:
+def all_known_keys(capabilities: Sequence[KnownCapability]) -> tuple[str, ...]:
     """The stack's own keys plus each capability's settings section."""
-    from components.capabilities import CAPABILITIES
-
-    return KNOWN_KEYS + tuple(c.config_key for c in CAPABILITIES if c.config_key not in KNOWN_KEYS)
+    return KNOWN_KEYS + tuple(c.config_key for c in capabilities
+                              if c.config_key not in KNOWN_KEYS)
 
 
 # --- the whole config ----------------------------------------------------------------------
@@ -676,8 +704,9 @@ def as_structured(value: Any) -> Any:
     return value
 
 
-def unknown_key_problems(raw: Mapping[str, Any], report: Callable[[str, str], None]) -> None:
-    known = all_known_keys()
+def unknown_key_problems(raw: Mapping[str, Any], report: Callable[[str, str], None],
+                         capabilities: Sequence[KnownCapability]) -> None:
+    known = all_known_keys(capabilities)
     for name in sorted(set(raw) - set(known)):
         guess = difflib.get_close_matches(name, known, n=1)
         hint = f"did you mean '{guess[0]}'?" if guess else f"known keys: {', '.join(known)}"
@@ -685,12 +714,11 @@ def unknown_key_problems(raw: Mapping[str, Any], report: Callable[[str, str], No
 
 
 def capability_settings(raw: Mapping[str, Any], enabled: tuple[str, ...] | None,
-                        report: Callable[[str, str], None]) -> dict[str, Any]:
+                        report: Callable[[str, str], None],
+                        capabilities: Sequence[KnownCapability]) -> dict[str, Any]:
     """Each enabled capability's settings, parsed by its own parser from its section."""
-    from components.capabilities import CAPABILITIES
-
     settings: dict[str, Any] = {}
-    for capability in CAPABILITIES:
+    for capability in capabilities:
         section = raw.get(capability.config_key)
         if enabled is None:
             continue  # the capabilities list itself is wrong: reported already
@@ -710,10 +738,12 @@ def capability_settings(raw: Mapping[str, Any], enabled: tuple[str, ...] | None,
 def parse_stack_config(
     raw: Mapping[str, Any],
     *,
+    capabilities: Sequence[KnownCapability],
     project_dir: Path | str = ".",
     now: dt.datetime | None = None,
 ) -> StackConfig:
-    """Validate raw stack config (keys without the project prefix) into a StackConfig.
+    """Validate raw stack config (keys without the project prefix) into a StackConfig;
+    `capabilities` is the registry (components.capabilities.CAPABILITIES).
 
     Raises ConfigError listing every problem; never returns a partially valid config.
     """
@@ -721,9 +751,10 @@ def parse_stack_config(
     values = {k: as_structured(v) for k, v in raw.items()}
     parsed: dict[str, Any] = {}
     context = ParseContext(project_dir=Path(project_dir),
-                           now=now or dt.datetime.now(dt.timezone.utc), parsed=parsed)
+                           now=now or dt.datetime.now(dt.timezone.utc), parsed=parsed,
+                           capabilities=tuple(capabilities))
 
-    unknown_key_problems(values, problems.add)
+    unknown_key_problems(values, problems.add, context.capabilities)
     for key in KEYS:
         value = values.get(key.name)
         if value is None and key.required:
@@ -732,7 +763,8 @@ def parse_stack_config(
             parsed[key.name] = None
             continue
         parsed[key.name] = key.parse(value, context, problems.reporter(key.name))
-    settings = capability_settings(values, parsed["capabilities"], problems.add)
+    settings = capability_settings(values, parsed["capabilities"], problems.add,
+                                   context.capabilities)
 
     if problems.lines:
         raise ConfigError(problems.lines)
@@ -741,15 +773,15 @@ def parse_stack_config(
 
 
 def read_pulumi_config() -> dict[str, Any]:
-    """This project's raw stack config, as the Pulumi runtime holds it (prefix stripped), plus
-    the provider keys the program validates too (`aws:allowedAccountIds`, full key)."""
-    from pulumi.runtime import config as runtime_config
+    """This project's raw stack config (prefix stripped), plus the provider keys the program
+    validates too (`aws:allowedAccountIds`, full key), as the Pulumi language host hands it to
+    the program: the PULUMI_CONFIG environment variable, read with the SDK's public
+    `get_config_env` (tools/harness.py hands config over the same way offline)."""
+    from pulumi.runtime import get_config_env
 
     prefix = f"{PROJECT}:"
-    merged: dict[str, Any] = {}
-    merged.update(runtime_config.get_config_env())
-    merged.update(runtime_config.CONFIG.get())
-    raw = {k[len(prefix):]: v for k, v in merged.items() if k.startswith(prefix)}
-    if ALLOWED_ACCOUNT_IDS in merged:
-        raw[ALLOWED_ACCOUNT_IDS] = merged[ALLOWED_ACCOUNT_IDS]
+    given = get_config_env()
+    raw = {k[len(prefix):]: v for k, v in given.items() if k.startswith(prefix)}
+    if ALLOWED_ACCOUNT_IDS in given:
+        raw[ALLOWED_ACCOUNT_IDS] = given[ALLOWED_ACCOUNT_IDS]
     return raw

@@ -6,6 +6,16 @@ and virtual environment), so it must not pull in Pulumi or the AWS SDK.
 
 from __future__ import annotations
 
+# The Pulumi project: every stack config key of the program is `<PROJECT>:<name>`.
+PROJECT = "iot-multi-region"
+
+
+def full_key(name: str) -> str:
+    """`iot-multi-region:regions`, how messages name a stack config key; a key of another
+    namespace (`aws:allowedAccountIds`) as given."""
+    return name if ":" in name else f"{PROJECT}:{name}"
+
+
 # AWS IoT domain-configuration TLS policies we allow: AWS's exact spelling (capital "IoT"),
 # only the 2022 policies, which refuse TLS < 1.2.
 TLS_SECURITY_POLICIES: tuple[str, ...] = (

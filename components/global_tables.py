@@ -15,27 +15,16 @@ import pulumi_aws as aws
 
 from components.account import AwsAccount
 from components.iam import account_administers_key_statement, policy_document
+from components.naming import DEVICE_DATA_TABLE, INVENTORY_TABLE, PROVISIONING_TABLE
 from lambdas.contracts import fleet_allow_list as allow_list
+from lambdas.contracts import inventory
 
-# Inventory item (key: thingName): the replication contract, documented in docs/data-model.md.
-INVENTORY_ATTRIBUTES: Mapping[str, str] = {
-    "thingName": "S  - partition key; AWS IoT thing name",
-    "certificateId": "S  - AWS IoT certificate id (SHA-256 of the DER certificate)",
-    "certificatePem": "S  - device certificate, so any region can register it",
-    "issuer": "S  - OWN_CA | AMAZON (how another region registers the certificate)",
-    "caCertificateId": "S  - OWN_CA only: our CA's id as described on the certificate",
-    "originRegion": "S  - region where the device first registered",
-    "writerRegion": "S  - region that wrote this version (replication skips its own)",
-    "status": "S  - ACTIVE | INACTIVE | REVOKED | DELETED (tombstone)",
-    "onboarding": "S  - JITR | CVM | FLEET | OPERATOR",
-    "notAfter": "S  - certificate expiry, ISO 8601",
-    "version": "N  - 1 on first write, +1 on every change (conditional)",
-    "updatedAt": "S  - ISO 8601 time of the last change",
-    "expiresAt": "N  - tombstones only: TTL epoch seconds",
-}
-INVENTORY_STATUSES = ("ACTIVE", "INACTIVE", "REVOKED", "DELETED")
-INVENTORY_ISSUERS = ("OWN_CA", "AMAZON")
-INVENTORY_TTL_ATTRIBUTE = "expiresAt"
+# The inventory item (key, attributes, TTL) is lambdas/contracts/inventory.py: the table is
+# declared from it, every writer builds its items with it (docs/data-model.md).
+INVENTORY_TTL_ATTRIBUTE = inventory.TTL_ATTRIBUTE
+# The provisioning table is shared: CVM device records and fleet allow-list entries, both
+# keyed by `deviceUid` (lambdas/contracts/fleet_allow_list.py).
+PROVISIONING_KEY = allow_list.TABLE_KEY
 
 
 @dataclass(frozen=True)
@@ -57,14 +46,15 @@ class TableSpec:
     indexes: tuple[IndexSpec, ...] = ()
 
 
-INVENTORY = TableSpec("device-inventory", hash_key="thingName", ttl_attribute=INVENTORY_TTL_ATTRIBUTE)
-DEVICE_DATA = TableSpec("device-data", hash_key="pk", range_key="sk", ttl_attribute="expiresAt")
+INVENTORY = TableSpec(INVENTORY_TABLE, hash_key=inventory.TABLE_KEY,
+                      ttl_attribute=inventory.TTL_ATTRIBUTE)
+DEVICE_DATA = TableSpec(DEVICE_DATA_TABLE, hash_key="pk", range_key="sk", ttl_attribute="expiresAt")
 # The fleet allow-list's index: administrators list the entries (kind = FLEET_SERIAL) without a
 # Scan, which could not be limited to `fleet#` keys; only allow-list entries carry `kind`, and
 # no certificate or claim PEM is projected.
 ALLOW_LIST_INDEX = IndexSpec(allow_list.INDEX_NAME, allow_list.INDEX_PARTITION_KEY,
                              allow_list.INDEX_SORT_KEY, allow_list.INDEX_PROJECTED)
-CVM_RECORDS = TableSpec("cvm-provisioning", hash_key="deviceUid", indexes=(ALLOW_LIST_INDEX,))
+CVM_RECORDS = TableSpec(PROVISIONING_TABLE, hash_key=PROVISIONING_KEY, indexes=(ALLOW_LIST_INDEX,))
 TABLES: tuple[TableSpec, ...] = (INVENTORY, DEVICE_DATA, CVM_RECORDS)
 
 
@@ -98,7 +88,12 @@ class GlobalTables(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: GlobalTablesArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("iotmr:data:GlobalTables", name, None, opts)
+        # The type token names the module; the alias keeps the URNs deployed as `iotmr:data`
+        # (the tables and keys below must never be replaced).
+        super().__init__("iotmr:global_tables:GlobalTables", name, None,
+                         pulumi.ResourceOptions(
+                             aliases=[pulumi.Alias(type_="iotmr:data:GlobalTables")]
+                         ).merge(opts))
         self._args = args
         child = pulumi.ResourceOptions(parent=self)
         self.account_id = args.account.account_id

@@ -19,6 +19,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import lambda_trust_policy
+from components.naming import role_name
 from components.packaging import ARCHITECTURE, RUNTIME, LambdaLayer, packaged_function
 
 
@@ -61,7 +62,7 @@ def python_function(
         f"{name}-logs", region=region, name=f"/aws/lambda/{function_name}",
         retention_in_days=log_retention_days, kms_key_id=kms_key_arn, tags=tags, opts=child)
     role = aws.iam.Role(
-        f"{name}-role", name=f"{function_name}-fn",
+        f"{name}-role", name=role_name(f"{function_name}-fn"),
         assume_role_policy=pulumi.Output.from_input(account_id).apply(lambda_trust_policy),
         tags=tags, opts=child)
     policy = aws.iam.RolePolicy(

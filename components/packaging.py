@@ -9,9 +9,11 @@ Two artefacts, split so the Pulumi program never needs a build step to *evaluate
   `lambdas/requirements.txt` (a hashed lock for the Lambda platform, from
   `lambdas/requirements.in` by `python -m tools.lock`), installed by pip with
   `--require-hashes` for the Lambda platform (arm64 / CPython 3.13, manylinux wheels only)
-  into `python/` and zipped. Built by
-  `python -m tools.package_lambda` before a real deployment; `__main__` refuses to deploy
-  without it and says how to build it (see components/jitr/README.md, "Packaging").
+  into `python/` and zipped, together with the shared data contracts (`lambdas/contracts`,
+  as `python/lambdas/contracts/`, so every function imports `lambdas.contracts.*` exactly as
+  the program and the tests do). Built by `python -m tools.package_lambda` before a real
+  deployment; `__main__` refuses to deploy without it, or with a layer whose contracts differ
+  from the checkout's, and says how to build it (see components/jitr/README.md, "Packaging").
 
 Determinism: entries sorted by path, every timestamp 1980-01-01 00:00:00, file mode 0644
 (0755 for files that were executable), no directory entries, no `__pycache__`/`*.pyc`,
@@ -39,6 +41,9 @@ LAMBDAS_DIR = ROOT / "lambdas"
 REQUIREMENTS = LAMBDAS_DIR / "requirements.txt"
 BUILD_DIR = ROOT / "build" / "lambda"
 LAYER_ZIP = BUILD_DIR / "dependencies-layer.zip"
+CONTRACTS_DIR = LAMBDAS_DIR / "contracts"
+# Where the contracts sit in the layer: Lambda puts the layer's `python/` on sys.path.
+LAYER_CONTRACTS_PREFIX = "python/lambdas/contracts/"
 
 # The Lambda platform every function of this project runs on.
 RUNTIME = "python3.13"
@@ -88,6 +93,37 @@ def function_zip(package: str, lambdas_dir: Path = LAMBDAS_DIR) -> bytes:
                              for p in _files(source))
 
 
+def contract_entries(contracts_dir: Path = CONTRACTS_DIR) -> list[tuple[str, Path]]:
+    """`(name in the layer, source file)` of every file of the shared contracts."""
+    return [(f"{LAYER_CONTRACTS_PREFIX}{p.relative_to(contracts_dir).as_posix()}", p)
+            for p in _files(contracts_dir)]
+
+
+def contracts_only_layer(contracts_dir: Path = CONTRACTS_DIR) -> bytes:
+    """A layer holding only the contracts (what the offline evaluation stands in with)."""
+    return deterministic_zip(contract_entries(contracts_dir))
+
+
+def layer_contracts_problem(layer: Path, contracts_dir: Path = CONTRACTS_DIR) -> str | None:
+    """Why the contracts in `layer` are not exactly the checkout's, or None."""
+    expected = {name: path.read_bytes() for name, path in contract_entries(contracts_dir)}
+    try:
+        with zipfile.ZipFile(layer) as archive:
+            shipped = {name: archive.read(name) for name in archive.namelist()
+                       if name.startswith(LAYER_CONTRACTS_PREFIX)}
+    except (zipfile.BadZipFile, OSError) as error:
+        return f"is not a readable zip ({error})"
+    missing = sorted(set(expected) - set(shipped))
+    extra = sorted(set(shipped) - set(expected))
+    changed = sorted(n for n in set(expected) & set(shipped) if expected[n] != shipped[n])
+    if not (missing or extra or changed):
+        return None
+    parts = [f"{what}: {', '.join(n.removeprefix(LAYER_CONTRACTS_PREFIX) for n in names)}"
+             for what, names in (("missing", missing), ("changed since", changed),
+                                 ("no longer in the checkout", extra)) if names]
+    return f"carries other shared contracts (lambdas/contracts) than this checkout ({'; '.join(parts)})"
+
+
 def write_function_zip(package: str, data: bytes, build_dir: Path = BUILD_DIR) -> Path:
     """`build/lambda/<package>.zip` holding `data`; rewritten only when the bytes changed."""
     path = build_dir / f"{package}.zip"
@@ -97,10 +133,6 @@ def write_function_zip(package: str, data: bytes, build_dir: Path = BUILD_DIR) -
         tmp.write_bytes(data)
         tmp.replace(path)
     return path
-
-
-def directory_zip(directory: Path) -> bytes:
-    return deterministic_zip((p.relative_to(directory).as_posix(), p) for p in _files(directory))
 
 
 def sha256_base64(data: bytes) -> str:
@@ -172,7 +204,9 @@ def build_layer(requirements: Path = REQUIREMENTS, out: Path = LAYER_ZIP) -> Pat
         raise PackagingError(f"pip could not install {requirements} for {PIP_PLATFORM} / "
                              f"CPython {PYTHON_VERSION}:\n{result.stderr.strip()}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(directory_zip(staging))
+    out.write_bytes(deterministic_zip([
+        *((p.relative_to(staging).as_posix(), p) for p in _files(staging)),
+        *contract_entries()]))
     shutil.rmtree(staging)
     return out
 
@@ -194,4 +228,9 @@ class LambdaLayer:
         if not path.is_file():
             raise PackagingError(f"Lambda dependencies layer {path} is missing: run "
                                  "`python -m tools.package_lambda` before `pulumi up`")
+        problem = layer_contracts_problem(path)
+        if problem:
+            # The functions would run against contracts their code was not written for.
+            raise PackagingError(f"Lambda dependencies layer {path} {problem}: rebuild it "
+                                 "with `python -m tools.package_lambda` before `pulumi up`")
         return cls(zip_path=path, source_code_hash=file_sha256_base64(path))

@@ -8,6 +8,7 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_aws_native as aws_native
 
 from components.account import AwsAccount
 from components.capabilities import CAPABILITIES
@@ -15,6 +16,13 @@ from components.config import StackConfig
 from components.context import EdgeOutputs, RegionalContext, RegionalTables
 from components.edge import DeviceEdge, DeviceEdgeArgs
 from components.iam import account_administers_key_statement, policy_document
+from components.monitoring.component import RegionalMonitoring, RegionalMonitoringArgs
+from components.monitoring.topic import (
+    alarm_actions_transformation,
+    alarm_publisher_key_statement,
+    alert_topic,
+)
+from components.monitoring.watch import Watch
 from components.packaging import LambdaLayer
 
 
@@ -28,10 +36,14 @@ class RegionalStackArgs:
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
-def regional_key_policy(account_id: str, partition: str, region: str) -> str:
+def regional_key_policy(account_id: str, partition: str, region: str, prefix: str) -> str:
     """IAM in this account administers the key; CloudWatch Logs may use it only for this
-    account's log groups in this region (the encryption context names the log group)."""
+    account's log groups in this region (the encryption context names the log group);
+    CloudWatch alarms of this region's stack may encrypt their notifications to the alert
+    topic (`prefix`: the alarms' name prefix)."""
     return policy_document([
+        alarm_publisher_key_statement(partition=partition, region=region,
+                                      account_id=account_id, prefix=prefix),
         account_administers_key_statement(account_id, partition),
         {
             "Sid": "CloudWatchLogsEncryptsOurLogGroups",
@@ -53,7 +65,7 @@ def edge_args(config: StackConfig, region: str, log_key_arn: pulumi.Input[str],
         region=region,
         app_name=config.app_name,
         domain_configuration_name=config.resource_name("devices"),
-        device_policy_name=config.resource_name("device"),
+        device_policy_name=config.names.device_policy,
         name_prefix=config.resource_name(region),
         device_domain=config.device_domain,
         hosted_zone_id=config.hosted_zone_id,
@@ -67,6 +79,7 @@ def edge_args(config: StackConfig, region: str, log_key_arn: pulumi.Input[str],
         account=account,
         account_settings=config.iot_account_settings,
         tags=tags,
+        device_cas=config.device_cas,
     )
 
 
@@ -78,7 +91,7 @@ class RegionalStack(pulumi.ComponentResource):
         super().__init__("iotmr:regional:RegionalStack", name, None, opts)
         region = args.region
         config = args.config
-        child = pulumi.ResourceOptions(parent=self)
+        prefix = config.resource_name(region)
 
         # Encrypts this region's logs, queues and topics.
         self.key = aws.kms.Key(
@@ -88,13 +101,26 @@ class RegionalStack(pulumi.ComponentResource):
             enable_key_rotation=True,
             deletion_window_in_days=30,
             policy=pulumi.Output.all(args.account.account_id, args.account.partition).apply(
-                lambda v: regional_key_policy(v[0], v[1], region)),
+                lambda v: regional_key_policy(v[0], v[1], region, prefix)),
             tags=dict(args.tags),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         aws.kms.Alias(f"{name}-key-alias", region=region,
                       name=f"alias/{config.resource_name('regional')}",
-                      target_key_id=self.key.key_id, opts=child)
+                      target_key_id=self.key.key_id, opts=pulumi.ResourceOptions(parent=self))
+
+        # Where every alarm and audit finding of the region goes (config key `alerts`).
+        self.alert_topic = alert_topic(
+            f"{name}-alerts", parent=self, region=region, topic_name=f"{prefix}-alerts",
+            prefix=prefix, kms_key_arn=self.key.arn, account_id=args.account.account_id,
+            partition=args.account.partition,
+            subscriptions=config.alert_settings.subscriptions, tags=args.tags)
+        # Everything below: each CloudWatch alarm notifies the alert topic (none is silent).
+        child = pulumi.ResourceOptions(
+            parent=self, transformations=[alarm_actions_transformation(self.alert_topic.arn)])
+        # Cloud Control types (Device Defender) go through this region's own provider.
+        self.native_provider = aws_native.Provider(
+            f"{name}-aws-native", region=region, opts=pulumi.ResourceOptions(parent=self))
 
         # Where devices connect: domain, TLS, our CA, device policy, logging, latency DNS.
         self.edge = DeviceEdge(f"{name}-edge",
@@ -118,9 +144,14 @@ class RegionalStack(pulumi.ComponentResource):
                 device_policy_name=self.edge.device_policy_name,
                 device_policy_arn=self.edge.device_policy_arn,
                 data_endpoint=self.edge.data_endpoint,
+                device_cas=config.device_cas,
+                ca_certificate_ids={name: ca.id for name, ca in self.edge.ca_certificates.items()},
             ),
             lambda_layer=args.lambda_layer,
             log_retention_days=config.log_retention_days,
+            alert_topic_arn=self.alert_topic.arn,
+            native_provider=self.native_provider,
+            account_settings=config.iot_account_settings,
             tags=args.tags,
             web_origins=config.web_origins,
         )
@@ -133,9 +164,19 @@ class RegionalStack(pulumi.ComponentResource):
             for capability in CAPABILITIES if capability.name in config.capabilities
         }
 
+        # An alarm for every failure the edge and the capabilities could otherwise hide.
+        watch = Watch(alarms=(self.edge.health_alarm,))
+        for capability in CAPABILITIES:
+            if capability.name in self.capabilities and capability.watch is not None:
+                watch = watch + capability.watch(self.capabilities[capability.name])
+        self.monitoring = RegionalMonitoring(
+            f"{name}-monitoring", RegionalMonitoringArgs(
+                region=region, name_prefix=prefix, watch=watch, tags=args.tags), opts=child)
+
         outputs: dict[str, Any] = {
             "kms_key_arn": self.key.arn,
             "ca_certificate_id": self.edge.ca_certificate_id,
             "device_policy_name": self.edge.device_policy_name,
+            "alert_topic_arn": self.alert_topic.arn,
         }
         self.register_outputs(outputs)

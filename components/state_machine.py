@@ -21,6 +21,7 @@ import pulumi_aws as aws
 
 from components.account import AwsAccount
 from components.iam import service_trust_policy
+from components.naming import role_name
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def state_machine(name: str, *, parent: pulumi.Resource, region: str, machine_na
         f"{name}-logs", region=region, name=f"/aws/vendedlogs/states/{machine_name}",
         retention_in_days=log_retention_days, kms_key_id=kms_key_arn, tags=tags, opts=child)
     role = aws.iam.Role(
-        f"{name}-role", name=f"{machine_name}-sfn",
+        f"{name}-role", name=role_name(f"{machine_name}-sfn"),
         assume_role_policy=pulumi.Output.all(account.account_id, machine_arn).apply(
             lambda v: service_trust_policy("states.amazonaws.com", v[0], v[1])),
         tags=tags, opts=child)
@@ -59,6 +60,8 @@ def state_machine(name: str, *, parent: pulumi.Resource, region: str, machine_na
             log_destination=log_group.arn.apply(lambda arn: f"{arn}:*")),
         tracing_configuration=aws.sfn.StateMachineTracingConfigurationArgs(enabled=True),
         tags=tags,
-        # The role must be able to deliver logs before the machine is created.
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=[role_policy]))
+        # The role must be able to deliver logs before the machine is created. The name is
+        # fixed and a new `type` replaces the machine: the old one goes first.
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[role_policy],
+                                    delete_before_replace=True))
     return StateMachine(log_group, role, role_policy, machine)

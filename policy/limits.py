@@ -6,6 +6,8 @@ drift from the code (tests/policy/test_pack.py compares them).
 
 from __future__ import annotations
 
+from policy.guardrails.operations import LIMITS as OPERATIONS_LIMITS
+
 _RESOURCE_POLICY = ("Home accounts are the provider's aws:allowedAccountIds (aws-home-account-declared makes "
                     "every stack declare them; only when undeclared, the accounts of the policy's own "
                     "Resource ARNs). Conditions are judged by the callers their values admit (public "
@@ -185,6 +187,7 @@ KNOWN_LIMITS: dict[str, str] = {
                            "HTTP endpoints are not accounts and are not judged here.",
     "iot-certificate-one-thing": "Attachments declared in this stack only (devices registered at run time are"
                                  " attached EXCLUSIVE_THING by the onboarding code).",
+    **OPERATIONS_LIMITS,
 }
 
 

@@ -21,6 +21,7 @@ from policy.guardrails import (
     kms,
     lambda_,
     logs,
+    operations,
     pipes,
     route53,
     s3,
@@ -56,6 +57,7 @@ ALL_POLICIES: list[Policy] = [
     *logs.POLICIES,
     *route53.POLICIES,
     *stack.POLICIES,
+    *operations.POLICIES,
     *coverage.POLICIES,
 ]
 

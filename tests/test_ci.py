@@ -33,7 +33,9 @@ def test_ci_run_installs_the_dev_lock_with_hashes_and_type_checks_before_the_tes
 
 
 def test_every_workflow_install_is_hash_checked() -> None:
-    installs = [line for path in (PROJECT_DIR / ".github" / "workflows").glob("*.yml")
+    files = [*(PROJECT_DIR / ".github" / "workflows").glob("*.yml"),
+             *(PROJECT_DIR / ".github" / "actions").glob("*/action.yml")]
+    installs = [line for path in files
                 for line in path.read_text().splitlines() if "pip install" in line]
     assert installs
     assert [line for line in installs if "--require-hashes" not in line] == []

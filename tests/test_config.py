@@ -22,12 +22,13 @@ from components.config import (
     ParseContext,
     StackConfig,
     all_known_keys,
-    device_domain_zone_problem,
     parse_stack_config,
 )
 from components.capabilities import CAPABILITIES
+from components.dns import device_domain_zone_problem
 from components.edge.settings import IotAccountSettings
 from components.installer_web.settings import InstallerWebSettings
+from components.monitoring.settings import AlertSettings, Subscription
 from tests.support.certificates import issue
 from tools.harness import ProgramFailed, evaluate_program
 
@@ -56,7 +57,7 @@ def valid_raw(**changes: Any) -> dict[str, Any]:
 
 
 def parse(raw: dict[str, Any]) -> StackConfig:
-    return parse_stack_config(raw, project_dir=PROJECT_DIR, now=NOW)
+    return parse_stack_config(raw, capabilities=CAPABILITIES, project_dir=PROJECT_DIR, now=NOW)
 
 
 def problems_of(raw: dict[str, Any]) -> list[str]:
@@ -74,7 +75,8 @@ def run_parser(parser: KeyParser, value: Any, **parsed: Any) -> tuple[Any, list[
     def report(message: str, *, key: str | None = None) -> None:
         reported.append((key, message))
 
-    context = ParseContext(project_dir=PROJECT_DIR, now=NOW, parsed=parsed)
+    context = ParseContext(project_dir=PROJECT_DIR, now=NOW, parsed=parsed,
+                           capabilities=CAPABILITIES)
     return parser(value, context, report), reported
 
 
@@ -151,6 +153,19 @@ PARSER_CASES: list[tuple[KeyParser, Any, dict[str, Any], Any, str | None]] = [
      IotAccountSettings(logging_options="manage"), None),
     (cfg.parse_iot_account_settings, {"loggingOptions": "adopt"}, {}, IotAccountSettings(),
      "'adopt' is not one of manage, leave"),
+    (cfg.parse_iot_account_settings, {"auditConfiguration": "adopt"}, {},
+     IotAccountSettings(audit_configuration="adopt"), None),
+    (cfg.parse_ca_certificates, None, {}, None, None),
+    (cfg.parse_ca_certificates, [{"name": "ca", "pem": "x", "state": "current"}], {},
+     False, "'current' is not one of issuing, previous, retiring, retired"),
+    (cfg.parse_alerts, None, {}, AlertSettings(), None),
+    (cfg.parse_alerts, {"subscriptions": [{"protocol": "email", "endpoint": "ops@example.com"}]},
+     {}, AlertSettings((Subscription("email", "ops@example.com"),)), None),
+    (cfg.parse_alerts, {"subscriptions": [{"protocol": "https", "endpoint": "http://x.io"}]},
+     {}, AlertSettings(), "is not an https:// URL"),
+    (cfg.parse_alerts, {"subscriptions": [{"protocol": "sms", "endpoint": "+15555550100"}]},
+     {}, AlertSettings(), "'sms' is not one of"),
+    (cfg.parse_alerts, {"subscription": []}, {}, AlertSettings(), "unknown setting"),
     (cfg.parse_allowed_account_ids, None, {}, (), None),
     (cfg.parse_allowed_account_ids, ["123456789012"], {}, ("123456789012",), None),
     (cfg.parse_allowed_account_ids, [123456789012], {}, None, "not a 12-digit account id string"),
@@ -387,8 +402,8 @@ def test_readme_documents_every_accepted_key() -> None:
     readme = (PROJECT_DIR / "README.md").read_text()
     section = readme.split("## Stack configuration", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"^\| `([A-Za-z.:]+)` \|", section, flags=re.MULTILINE))
-    assert sorted(set(all_known_keys()) - documented) == []
-    assert sorted(documented - set(all_known_keys())) == []
+    assert sorted(set(all_known_keys(CAPABILITIES)) - documented) == []
+    assert sorted(documented - set(all_known_keys(CAPABILITIES))) == []
 
 
 # --- what the program does with it --------------------------------------------------------
@@ -431,3 +446,32 @@ def test_a_configured_zone_name_is_checked_offline_instead_of_looked_up() -> Non
                              invoke_answers={GET_ZONE: {"name": "iot.dev.example.com"}})
     assert graph.outputs["deviceDomain"] == "iot.dev.example.com"
 
+
+
+def test_config_parsing_knows_only_the_registry_it_is_given() -> None:
+    """The registry is an argument (no import circle config -> capabilities -> ... ->
+    config): a stack naming a capability of another registry is refused."""
+    only_jitr = [c for c in CAPABILITIES if c.name == "jitr"]
+    context = ParseContext(project_dir=PROJECT_DIR, now=NOW, parsed={},
+                           capabilities=only_jitr)
+    reported: list[str] = []
+    assert cfg.parse_capabilities(None, context, lambda m, key=None: reported.append(m)) == \
+        ("jitr",)
+    assert cfg.parse_capabilities(["cvm"], context, lambda m, key=None: reported.append(m)) \
+        is None
+    assert reported == ["'cvm' is not a capability; use one of jitr"]
+
+
+def test_config_imports_neither_the_registry_nor_a_capability() -> None:
+    """Not even inside a function: that is how the old circle was hidden."""
+    import ast
+
+    from components import capabilities
+
+    tree = ast.parse((PROJECT_DIR / "components" / "config.py").read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)} | \
+        {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+         for alias in node.names}
+    forbidden = {capabilities.__name__} | {f"components.{c.name}" for c in CAPABILITIES}
+    assert {m for m in imported if m and m.split(".")[:2] in
+            [f.split(".")[:2] for f in forbidden]} == set()

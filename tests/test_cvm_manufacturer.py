@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
+from lambdas.contracts.inventory import InventoryItem
 from tests.support.cvm import LEGACY, REGION, Cvm, new_csr, token
 from tools import manufacturer
 from tools.harness import StackGraph
@@ -207,6 +208,7 @@ def test_revoke_is_final_here_and_through_the_inventory(world: Cvm, project: Pat
     item = world.inventory("d-1")
     assert (item["status"], item["version"], item["writerRegion"]) == (
         {"S": "REVOKED"}, {"N": "2"}, {"S": REGION})
+    assert InventoryItem.from_attribute_values(item).status == "REVOKED"  # contract kept
     assert register(world, request) == 403
 
 
@@ -224,6 +226,7 @@ def test_reissue_revokes_and_lets_the_device_register_again(world: Cvm, project:
     item = world.inventory("d-2")
     assert (item["status"], item["version"]) == ({"S": "INACTIVE"}, {"N": "2"})
     assert item["revokedCertificateIds"] == {"SS": [old]}
+    assert InventoryItem.from_attribute_values(item).revoked_certificate_ids == {old}
     assert world.record("d-2")["reopenedFrom"] == {"S": old}
 
     assert register(world, request) == 200
@@ -232,3 +235,17 @@ def test_reissue_revokes_and_lets_the_device_register_again(world: Cvm, project:
     statuses = sorted(c["status"] for c in world.certificates())
     assert statuses == ["ACTIVE", "REVOKED"]
     assert run(project, "reissue", "nobody")[0] == 2
+
+
+def test_revoke_refuses_to_build_on_an_item_that_breaks_the_contract(
+        world: Cvm, project: Path, tmp_path: Path) -> None:
+    """An operator's change is the next version of a *valid* item, or nothing."""
+    assert run(project, "add-batch", LEGACY)[0] == 0
+    salt = salts(REGION)[LEGACY]["salts"]["1"]
+    run(project, "import", LEGACY, str(write_csv(tmp_path / "d.csv", ["device_uid", "d-3"])))
+    assert register(world, {"device_uid": "d-3", "device_token": token(salt, "d-3")}) == 200
+    world.ddb.update_item(TableName=world.world.table(seen.INVENTORY), Key={"thingName": {"S": "d-3"}},
+                          UpdateExpression="REMOVE writerRegion")
+    status, _, err = run(project, "revoke", "d-3")
+    assert status == 1 and "writerRegion: missing" in err and "Traceback" not in err
+    assert "writerRegion" not in world.inventory("d-3")  # nothing written over it

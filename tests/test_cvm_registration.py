@@ -18,6 +18,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
+from lambdas.contracts.inventory import InventoryItem, Issuer, Onboarding, timestamp
+from tests.support.certificates import issue
 from tests.support.cvm import LEGACY, REGION, SEED_SALT, Cvm, api_event, cvm_world, new_csr, token
 from tools.harness import StackGraph
 from tools.local.emulation.lambdas import LambdaRuntime
@@ -83,8 +85,9 @@ def test_seed_request_shape_registers_a_legacy_device(world: Cvm) -> None:
         "certificatePem": {"S": pem}, "issuer": {"S": "AMAZON"},
         "originRegion": {"S": REGION}, "writerRegion": {"S": REGION},
         "status": {"S": "ACTIVE"}, "onboarding": {"S": "CVM"},
-        "notAfter": {"S": cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")},
+        "notAfter": {"S": timestamp(cert.not_valid_after_utc)},
         "version": {"N": "1"}}
+    assert InventoryItem.from_attribute_values(item).version == 1  # the contract holds
     record = world.record("DEVICE001")
     assert record["registrationState"] == {"S": "REGISTERED"}
     assert record["certificateId"] == {"S": certificate_id} and "claimId" not in record
@@ -264,11 +267,11 @@ def test_device_registered_in_another_region_first_is_409_and_leaves_nothing_her
     """The inventory item (replicated) arrived before the provisioning record's update: the
     commit's first-write condition fails; everything done here is undone."""
     world.add_device("DEVICE001", LEGACY)
-    world.ddb.put_item(TableName=world.world.table(seen.INVENTORY), Item={
-        "thingName": {"S": "DEVICE001"}, "certificateId": {"S": "f" * 64},
-        "certificatePem": {"S": "-----BEGIN CERTIFICATE-----"}, "status": {"S": "ACTIVE"},
-        "issuer": {"S": "AMAZON"}, "onboarding": {"S": "CVM"}, "version": {"N": "1"},
-        "originRegion": {"S": "us-west-2"}, "writerRegion": {"S": "us-west-2"}})
+    world.ddb.put_item(TableName=world.world.table(seen.INVENTORY), Item=InventoryItem.first(
+        thing_name="DEVICE001", certificate_id="f" * 64, certificate_pem=issue("other").pem,
+        issuer=Issuer.AMAZON, onboarding=Onboarding.CVM, region="us-west-2",
+        not_after="2030-01-01T00:00:00.000Z",
+        updated_at="2026-01-01T00:00:00.000Z").to_attribute_values())
     status, body = world.call({"device_uid": "DEVICE001", "device_token": SEED_TOKEN})
     assert (status, body["payload"]["message"]) == (409, "device is already registered")
     assert_nothing_issued(world, "DEVICE001")

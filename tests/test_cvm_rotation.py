@@ -15,8 +15,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from lambdas.contracts.inventory import InventoryItem
 from tests.support.cvm import REGION, Cvm, api_event, cvm_world, new_csr, token
 from tools.harness import StackGraph
+from tools.local.journeys import registry as seen
 from tools.local.pki_material import LocalPki
 
 REFUSED = {"statusCode": 403, "status": "ERROR", "payload": {"message": "registration refused"}}
@@ -75,6 +77,7 @@ def test_rotation_issues_for_the_new_key_and_revokes_the_old_certificate(registe
     assert item["certificateId"] == {"S": new_id} and item["writerRegion"] == {"S": REGION}
     assert item["revokedCertificateIds"] == {"SS": [old_id]}
     assert item["certificatePem"]["S"] == body["payload"]["certificates"]["device_certificate"]
+    assert InventoryItem.from_attribute_values(item).version == 2  # the contract holds
     assert world.record("sensor-1")["certificateId"] == {"S": new_id}
 
 
@@ -132,3 +135,17 @@ def test_a_fault_during_rotation_keeps_the_current_certificate(registered: Any,
     assert len(world.thing_principals("sensor-1")) == 1
     assert world.inventory("sensor-1")["version"] == {"N": "1"}
     assert post(world, signed_rotation("sensor-1", key, csr), "/rotation")[0] == 200  # retry works
+
+
+def test_a_broken_inventory_item_is_never_built_upon(registered: Any) -> None:
+    """The item breaks its contract (here: no writerRegion): the function writes no next
+    version over it and issues nothing; the device may retry once an operator repaired it."""
+    world, key, old_id = registered
+    world.ddb.update_item(TableName=world.world.table(seen.INVENTORY), Key={"thingName": {"S": "sensor-1"}},
+                          UpdateExpression="REMOVE writerRegion")
+    _, csr = new_csr("sensor-1")
+    status, body = post(world, signed_rotation("sensor-1", key, csr), "/rotation")
+    assert status == 503, body
+    assert [c["certificateId"] for c in world.certificates()] == [old_id]
+    item = world.inventory("sensor-1")
+    assert item["version"] == {"N": "1"} and "writerRegion" not in item

@@ -13,6 +13,7 @@ import botocore.session
 from botocore.model import StringShape
 import pytest
 
+from components.capabilities import CAPABILITIES
 from components.config import ConfigError, StackConfig, parse_stack_config
 from components.edge.component import IOT_LOG_GROUP_NAME
 from components.edge.settings import IotAccountSettings
@@ -53,7 +54,7 @@ def stack_config(graph_stack: str, **overrides: Any) -> StackConfig:
     prefix = f"{spec.project}:"
     raw = {k[len(prefix):]: v for k, v in spec.config.items() if k.startswith(prefix)}
     raw.update(overrides)
-    return parse_stack_config(raw, project_dir=PROJECT_DIR)
+    return parse_stack_config(raw, capabilities=CAPABILITIES, project_dir=PROJECT_DIR)
 
 
 @pytest.fixture(scope="module")
@@ -227,8 +228,11 @@ def test_iot_logging_is_on_with_a_least_privilege_role(any_graph) -> None:
         options = logging[region].inputs
         assert options["defaultLogLevel"] in ("WARN", "INFO")
         assert not options.get("disableAllLogs")
-        role_name = roles[region].inputs["name"]
-        assert options["roleArn"] == f"arn:aws:iam::123456789012:role/{role_name}"
+        # Retained with the setting and provider-named (no collision when declared again).
+        assert "name" not in roles[region].inputs
+        assert options["roleArn"] == roles[region].outputs["arn"]
+        assert logging[region].options["retainOnDelete"] and roles[region].options["retainOnDelete"]
+        assert role_policies[region].options["retainOnDelete"]
         trust = json.loads(roles[region].inputs["assumeRolePolicy"])
         [statement] = trust["Statement"]
         assert statement["Principal"] == {"Service": "iot.amazonaws.com"}
@@ -343,7 +347,8 @@ def parse_raw(**changes: Any) -> StackConfig:
         "serverCertificateMode": "imported", "importedServerCertificateArns": IMPORTED_ARNS,
     }
     raw.update(changes)
-    return parse_stack_config(raw, project_dir=PROJECT_DIR, now=NOW)
+    return parse_stack_config(raw, capabilities=CAPABILITIES, project_dir=PROJECT_DIR,
+                              now=NOW)
 
 
 def test_validation_certificates_parse_per_region() -> None:
@@ -486,7 +491,7 @@ def test_logging_can_be_managed_while_someone_else_owns_the_group() -> None:
     assert iot_log_groups(graph) == [] and graph.of_type(EVENTS) == []
     for logging in one_per_region(graph, LOGGING, DEV_REGIONS).values():
         assert logging.inputs["defaultLogLevel"] == "WARN"
-        assert logging.inputs["roleArn"].endswith("-iot-logging")
+        assert logging.inputs["roleArn"].endswith("-iot-logging-role")  # provider-named
 
 
 @pytest.mark.parametrize("section, phrase", [

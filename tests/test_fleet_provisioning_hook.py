@@ -14,8 +14,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from lambdas.contracts import fleet_allow_list as allow_list
+from lambdas.contracts.fleet_allow_list import State
+from lambdas.contracts.environment import FleetHookEnvironment
+from lambdas.contracts.inventory import InventoryItem, Issuer, Onboarding, Status
 from lambdas.fleet_provisioning_hook import app as hook_app
-from lambdas.fleet_provisioning_hook import items
 from lambdas.fleet_provisioning_hook.data import CLIENT_CONFIG
 from tests.support.certificates import issue
 from tools.local.emulation.lambdas import LambdaContext
@@ -28,6 +31,7 @@ TEMPLATE_ARN = f"arn:aws:iot:{REGION}:{ACCOUNT}:provisioningtemplate/test-fleet"
 PREFIX = "provision-"
 SERIAL = "SN-0001"
 NEW_CERT = issue("unused")  # stands in for the certificate AWS IoT just created
+OTHER_CERT = issue("other device")
 CERT_ID = "a" * 64
 OTHER_CERT_ID = "b" * 64
 
@@ -53,13 +57,14 @@ def context(seconds: float = 5.0) -> LambdaContext:
 
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch) -> None:
+    declared = FleetHookEnvironment(
+        provisioning_table_name=PROVISIONING_TABLE, inventory_table_name=INVENTORY_TABLE,
+        template_arn=TEMPLATE_ARN, claim_client_id_prefix=PREFIX,
+        claim_retry_after_seconds="600", hook_budget_ms="3000").variables()
     for key, value in {
         "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
         "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-        "PROVISIONING_TABLE_NAME": PROVISIONING_TABLE, "INVENTORY_TABLE_NAME": INVENTORY_TABLE,
-        "TEMPLATE_ARN": TEMPLATE_ARN, "CLAIM_CLIENT_ID_PREFIX": PREFIX,
-        "CLAIM_RETRY_AFTER_SECONDS": "600", "HOOK_BUDGET_MS": "3000",
-        "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_NAMESPACE": "test",
+        **declared, "POWERTOOLS_TRACE_DISABLED": "true",
     }.items():
         monkeypatch.setenv(key, value)
 
@@ -79,18 +84,37 @@ def tables(env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 def allow(dynamodb: Any, serial: str = SERIAL, **extra: Any) -> None:
     dynamodb.Table(PROVISIONING_TABLE).put_item(Item={
-        "deviceUid": items.allow_list_key(serial), "kind": items.KIND, "serialNumber": serial,
-        "enabled": True, "state": items.ALLOWED, **extra})
+        **allow_list.new_entry(serial, allow_list.timestamp(dt.datetime.now(dt.timezone.utc)))[
+            "Item"], **extra})
+
+
+def claim_attributes(certificate_id: str = OTHER_CERT_ID, *, serial: str = SERIAL,
+                     claimed_at: dt.datetime | None = None) -> dict[str, Any]:
+    """What the hook records with a claim (another device's, by default)."""
+    moment = claimed_at or dt.datetime.now(dt.timezone.utc)
+    return {"claimCertificateId": certificate_id, "claimCertificatePem": OTHER_CERT.pem,
+            "claimClientId": f"{PREFIX}{serial}", "claimedAt": allow_list.timestamp(moment),
+            "claimRegion": REGION}
 
 
 def entry(dynamodb: Any, serial: str = SERIAL) -> dict[str, Any]:
     return dict(dynamodb.Table(PROVISIONING_TABLE).get_item(
-        Key={"deviceUid": items.allow_list_key(serial)})["Item"])
+        Key=allow_list.key(serial))["Item"])
 
 
 def device(dynamodb: Any, status: str, serial: str = SERIAL) -> None:
-    dynamodb.Table(INVENTORY_TABLE).put_item(Item={
-        "thingName": serial, "certificateId": OTHER_CERT_ID, "status": status, "version": 1})
+    """Another device's inventory item under the serial, `status`, per the contract."""
+    item = InventoryItem.first(
+        thing_name=serial, certificate_id=OTHER_CERT_ID, certificate_pem=OTHER_CERT.pem,
+        issuer=Issuer.AMAZON, onboarding=Onboarding.FLEET, region="us-west-2",
+        not_after="2030-01-01T00:00:00.000Z", updated_at="2026-01-01T00:00:00.000Z")
+    if status == Status.DELETED:
+        item = item.tombstone(writer_region="us-west-2", updated_at="2026-01-02T00:00:00.000Z",
+                              now_epoch=1_900_000_000)
+    elif status != Status.ACTIVE:
+        item = item.changed(writer_region="us-west-2", updated_at="2026-01-02T00:00:00.000Z",
+                            status=status)
+    dynamodb.Table(INVENTORY_TABLE).put_item(Item=item.to_plain())
 
 
 def test_allowed_serial_is_provisioned_and_its_claim_recorded(tables: Any) -> None:
@@ -98,7 +122,8 @@ def test_allowed_serial_is_provisioned_and_its_claim_recorded(tables: Any) -> No
     answer = hook_app.handler(request(), context())
     assert answer == {"allowProvisioning": True, "parameterOverrides": {"SerialNumber": SERIAL}}
     recorded = entry(tables)
-    assert recorded["state"] == items.CLAIMED
+    assert allow_list.problems(recorded) == []  # the hook's write keeps the contract
+    assert recorded["state"] == State.CLAIMED
     assert recorded["claimCertificateId"] == CERT_ID
     assert recorded["claimCertificatePem"] == NEW_CERT.pem
     assert recorded["claimClientId"] == f"{PREFIX}{SERIAL}"
@@ -116,20 +141,21 @@ def test_the_answer_is_a_json_boolean_not_a_string(tables: Any) -> None:
 
 @pytest.mark.parametrize("setup, reason_state", [
     ("unknown", None),
-    ("disabled", items.ALLOWED),
-    ("provisioned_in_allow_list", items.PROVISIONED),
-    ("conflict_in_allow_list", items.CONFLICT),
+    ("disabled", State.ALLOWED),
+    ("provisioned_in_allow_list", State.PROVISIONED),
+    ("conflict_in_allow_list", State.CONFLICT),
 ])
 def test_denied_by_the_allow_list(tables: Any, setup: str, reason_state: str | None) -> None:
     if setup == "disabled":
         allow(tables, enabled=False)
     elif setup != "unknown":
-        allow(tables, state=reason_state, claimCertificateId=OTHER_CERT_ID)
+        allow(tables, state=reason_state, **claim_attributes(), certificateId=OTHER_CERT_ID,
+              settledAt=allow_list.timestamp(dt.datetime.now(dt.timezone.utc)))
     answer = hook_app.handler(request(), context())
     assert answer == {"allowProvisioning": False, "parameterOverrides": {}}
     if setup == "unknown":
         assert "Item" not in tables.Table(PROVISIONING_TABLE).get_item(
-            Key={"deviceUid": items.allow_list_key(SERIAL)})
+            Key=allow_list.key(SERIAL))
     else:
         assert entry(tables)["state"] == reason_state  # nothing claimed
         assert entry(tables).get("claimCertificateId") in (None, OTHER_CERT_ID)
@@ -141,20 +167,20 @@ def test_denied_when_the_inventory_knows_the_device(tables: Any, status: str) ->
     allow(tables)
     device(tables, status)
     assert hook_app.handler(request(), context())["allowProvisioning"] is False
-    assert entry(tables)["state"] == items.ALLOWED
+    assert entry(tables)["state"] == State.ALLOWED
 
 
 def test_a_tombstoned_device_may_be_provisioned_again(tables: Any) -> None:
     allow(tables)
     device(tables, "DELETED")
     assert hook_app.handler(request(), context())["allowProvisioning"] is True
-    assert entry(tables)["state"] == items.CLAIMED
+    assert entry(tables)["state"] == State.CLAIMED
 
 
 def test_a_cvm_record_under_the_same_key_is_not_an_allow_list_entry(tables: Any) -> None:
     """The CVM's records share the table; an item without `kind = FLEET_SERIAL` never allows."""
     tables.Table(PROVISIONING_TABLE).put_item(Item={
-        "deviceUid": items.allow_list_key(SERIAL), "enabled": True, "state": items.ALLOWED})
+        **allow_list.key(SERIAL), "enabled": True, "state": State.ALLOWED})
     assert hook_app.handler(request(), context())["allowProvisioning"] is False
 
 
@@ -174,7 +200,7 @@ def test_malformed_payload_is_denied_naming_the_field(tables: Any, event: Any, f
     [warning] = [r for r in caplog.records if r.getMessage() == "malformed pre-provisioning request"]
     assert field in getattr(warning, "fields")
     assert not any(r.exc_info for r in caplog.records)  # a bad request is no stack trace
-    assert entry(tables)["state"] == items.ALLOWED
+    assert entry(tables)["state"] == State.ALLOWED
 
 
 @pytest.mark.parametrize("event", [
@@ -187,7 +213,7 @@ def test_request_problems_deny_without_touching_the_table(tables: Any,
                                                           event: dict[str, Any]) -> None:
     allow(tables)
     assert hook_app.handler(event, context())["allowProvisioning"] is False
-    assert entry(tables)["state"] == items.ALLOWED
+    assert entry(tables)["state"] == State.ALLOWED
 
 
 def test_one_serial_one_certificate_while_a_claim_is_fresh(tables: Any) -> None:
@@ -202,9 +228,8 @@ def test_one_serial_one_certificate_while_a_claim_is_fresh(tables: Any) -> None:
 
 
 def test_a_stale_claim_may_be_replaced(tables: Any) -> None:
-    stale = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)).isoformat(
-        timespec="milliseconds")
-    allow(tables, state=items.CLAIMED, claimCertificateId=OTHER_CERT_ID, claimedAt=stale)
+    stale = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+    allow(tables, state=State.CLAIMED, **claim_attributes(claimed_at=stale))
     assert hook_app.handler(request(), context())["allowProvisioning"] is True
     assert entry(tables)["claimCertificateId"] == CERT_ID
 
@@ -225,7 +250,7 @@ def test_a_device_recorded_between_read_and_write_loses_the_claim(
 
     monkeypatch.setattr(DynamoAllowList, "read", read_then_someone_records)
     assert hook_app.handler(request(), context())["allowProvisioning"] is False
-    assert entry(tables)["state"] == items.ALLOWED
+    assert entry(tables)["state"] == State.ALLOWED
 
 
 def test_throttled_read_is_retried_once(tables: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -296,9 +321,9 @@ def test_a_table_that_does_not_answer_denies_within_the_hook_limit(
 
 
 def test_the_budget_never_exceeds_what_lambda_has_left(env: None) -> None:
-    assert hook_app.budget_seconds({"HOOK_BUDGET_MS": "3000"}, 5000) == 3.0
-    assert hook_app.budget_seconds({"HOOK_BUDGET_MS": "3000"}, 1000) == pytest.approx(0.7)
-    assert hook_app.budget_seconds({}, 100) == 0.0
+    assert hook_app.budget_seconds(3000, 5000) == 3.0
+    assert hook_app.budget_seconds(3000, 1000) == pytest.approx(0.7)
+    assert hook_app.budget_seconds(3000, 100) == 0.0
 
 
 def test_no_budget_left_denies_without_calling_the_table(
@@ -316,4 +341,26 @@ def test_a_misconfigured_function_denies(tables: Any, monkeypatch: pytest.Monkey
     monkeypatch.delenv("TEMPLATE_ARN")
     assert hook_app.handler(request(), context()) == {"allowProvisioning": False,
                                                       "parameterOverrides": {}}
-    assert entry(tables)["state"] == items.ALLOWED
+    assert entry(tables)["state"] == State.ALLOWED
+
+
+@pytest.mark.parametrize("breakage, reason", [
+    ({"allowedAt": "yesterday"}, "INVALID_ENTRY"),
+    ({"state": State.CLAIMED}, "INVALID_ENTRY"),  # a claim without its attributes
+    ({"enabled": "true"}, "INVALID_ENTRY"),  # a string is not a boolean
+])
+def test_an_entry_that_breaks_its_contract_denies(tables: Any, breakage: dict[str, Any],
+                                                  reason: str,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    allow(tables, **breakage)
+    assert hook_app.handler(request(), context())["allowProvisioning"] is False
+    [decision] = [r for r in caplog.records if r.getMessage() == "pre-provisioning decision"]
+    assert getattr(decision, "reason") == reason and getattr(decision, "problems")
+
+
+def test_an_inventory_item_that_breaks_its_contract_denies(tables: Any) -> None:
+    allow(tables)
+    tables.Table(INVENTORY_TABLE).put_item(Item={"thingName": SERIAL, "status": "DELETED",
+                                                 "version": 2})  # no certificate, no writer
+    assert hook_app.handler(request(), context())["allowProvisioning"] is False
+    assert entry(tables)["state"] == State.ALLOWED

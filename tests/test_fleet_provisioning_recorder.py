@@ -14,6 +14,9 @@ from boto3.dynamodb.types import TypeSerializer
 from cryptography import x509
 from moto import mock_aws
 
+from lambdas.contracts import fleet_allow_list as allow_list
+from lambdas.contracts.environment import FleetRecorderEnvironment
+from lambdas.contracts.inventory import InventoryItem, Issuer, Onboarding, Status, timestamp
 from lambdas.fleet_provisioning_recorder import app as recorder_app
 from lambdas.fleet_provisioning_recorder import logic
 from tools.local.emulation.lambdas import LambdaContext
@@ -28,12 +31,13 @@ STREAM_ARN = f"arn:aws:dynamodb:{REGION}:123456789012:table/{PROVISIONING_TABLE}
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    declared = FleetRecorderEnvironment(
+        provisioning_table_name=PROVISIONING_TABLE, inventory_table_name=INVENTORY_TABLE,
+        confirm_wait_seconds="0", give_up_after_seconds="3600").variables()
     for key, value in {
         "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
         "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-        "PROVISIONING_TABLE_NAME": PROVISIONING_TABLE, "INVENTORY_TABLE_NAME": INVENTORY_TABLE,
-        "CONFIRM_WAIT_SECONDS": "0", "GIVE_UP_AFTER_SECONDS": "3600",
-        "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_NAMESPACE": "test",
+        **declared, "POWERTOOLS_TRACE_DISABLED": "true",
     }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(recorder_app, "_ports", None)  # built inside the mock
@@ -61,10 +65,12 @@ def claim_image(aws: dict[str, Any], *, region: str = REGION,
                 claimed_at: dt.datetime | None = None) -> dict[str, Any]:
     certificate = aws["certificate"]
     moment = claimed_at or dt.datetime.now(dt.timezone.utc)
-    return {"deviceUid": f"fleet#{SERIAL}", "kind": "FLEET_SERIAL", "serialNumber": SERIAL,
-            "enabled": True, "state": "CLAIMED", "claimCertificateId": certificate["certificateId"],
-            "claimCertificatePem": certificate["certificatePem"], "claimClientId": f"provision-{SERIAL}",
-            "claimedAt": moment.isoformat(timespec="milliseconds"), "claimRegion": region}
+    return {**allow_list.new_entry(SERIAL, allow_list.timestamp(moment))["Item"],
+            "state": "CLAIMED",
+            "claimCertificateId": certificate["certificateId"],
+            "claimCertificatePem": certificate["certificatePem"],
+            "claimClientId": f"provision-{SERIAL}", "claimedAt": allow_list.timestamp(moment),
+            "claimRegion": region}
 
 
 def stored_claim(aws: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
@@ -96,7 +102,7 @@ def inventory(aws: dict[str, Any]) -> dict[str, Any] | None:
     return dict(item) if item else None
 
 
-def allow_list(aws: dict[str, Any]) -> dict[str, Any]:
+def entry(aws: dict[str, Any]) -> dict[str, Any]:
     return dict(aws["dynamodb"].Table(PROVISIONING_TABLE).get_item(
         Key={"deviceUid": f"fleet#{SERIAL}"})["Item"])
 
@@ -118,13 +124,14 @@ def test_a_provisioned_device_lands_in_the_inventory_per_the_contract(aws: dict[
         "writerRegion": REGION,
         "status": "ACTIVE",
         "onboarding": "FLEET",
-        "notAfter": certificate.not_valid_after_utc.isoformat(timespec="milliseconds"),
+        "notAfter": timestamp(certificate.not_valid_after_utc),
         "version": 1,
         "updatedAt": item["updatedAt"],
     }
-    assert "caCertificateId" not in item and "expiresAt" not in item
+    assert InventoryItem.from_plain(item).version == 1  # the recorder keeps the contract
     assert dt.datetime.fromisoformat(item["updatedAt"]) >= before - dt.timedelta(seconds=1)
-    settled = allow_list(aws)
+    settled = entry(aws)
+    assert allow_list.problems(settled) == []
     assert settled["state"] == "PROVISIONED"
     assert settled["certificateId"] == aws["certificate"]["certificateId"]
 
@@ -143,7 +150,7 @@ def test_not_provisioned_yet_is_retried_by_the_mapping(aws: dict[str, Any]) -> N
     answer = run(stream_event(image))
     assert answer == {"batchItemFailures": [{"itemIdentifier": "100"}]}
     assert inventory(aws) is None
-    assert allow_list(aws)["state"] == "CLAIMED"
+    assert entry(aws)["state"] == "CLAIMED"
 
 
 def test_a_claim_that_never_provisioned_is_dropped_after_the_give_up_time(
@@ -151,7 +158,7 @@ def test_a_claim_that_never_provisioned_is_dropped_after_the_give_up_time(
     image = stored_claim(aws, claimed_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2))
     assert run(stream_event(image)) == {"batchItemFailures": []}
     assert inventory(aws) is None
-    assert allow_list(aws)["state"] == "CLAIMED"  # the hook lets the serial retry later
+    assert entry(aws)["state"] == "CLAIMED"  # the hook lets the serial retry later
 
 
 def test_another_regions_claim_is_not_ours_to_record(aws: dict[str, Any]) -> None:
@@ -163,11 +170,7 @@ def test_another_regions_claim_is_not_ours_to_record(aws: dict[str, Any]) -> Non
 
 def test_a_tombstone_is_revived_with_the_next_version(aws: dict[str, Any]) -> None:
     provision(aws)
-    aws["dynamodb"].Table(INVENTORY_TABLE).put_item(Item={
-        "thingName": SERIAL, "certificateId": "0" * 64, "certificatePem": "old",
-        "issuer": "AMAZON", "originRegion": OTHER_REGION, "writerRegion": OTHER_REGION,
-        "status": "DELETED", "onboarding": "FLEET", "notAfter": "2030-01-01T00:00:00.000+00:00",
-        "version": 4, "updatedAt": "2026-01-01T00:00:00.000+00:00", "expiresAt": 1900000000})
+    aws["dynamodb"].Table(INVENTORY_TABLE).put_item(Item=other_device(Status.DELETED, 4))
     image = stored_claim(aws)
     assert run(stream_event(image)) == {"batchItemFailures": []}
     item = inventory(aws)
@@ -182,25 +185,44 @@ def test_a_tombstone_is_revived_with_the_next_version(aws: dict[str, Any]) -> No
 def test_a_different_device_under_the_name_is_a_conflict_not_an_overwrite(
         aws: dict[str, Any], status: str) -> None:
     provision(aws)
-    existing = {"thingName": SERIAL, "certificateId": "0" * 64, "status": status, "version": 3,
-                "writerRegion": OTHER_REGION}
+    existing = other_device(status, 3)
     aws["dynamodb"].Table(INVENTORY_TABLE).put_item(Item=existing)
     image = stored_claim(aws)
     assert run(stream_event(image)) == {"batchItemFailures": []}
     assert inventory(aws) == existing
-    assert allow_list(aws)["state"] == "CONFLICT"
+    assert entry(aws)["state"] == "CONFLICT"
 
 
 def test_plan_follows_the_version_rules() -> None:
     claim = logic.Claim(SERIAL, "a" * 64, _pem(), dt.datetime.now(dt.timezone.utc), REGION)
     now = dt.datetime.now(dt.timezone.utc)
     created = logic.plan(None, claim, now)
-    assert created.kind == "CREATE" and created.item is not None and created.item["version"] == 1
-    assert logic.plan({"certificateId": "a" * 64, "status": "ACTIVE"}, claim, now).kind == "RECORDED"
-    revived = logic.plan({"status": "DELETED", "version": 7}, claim, now)
-    assert revived.kind == "REVIVE" and revived.expected_version == 7
-    assert logic.plan({"certificateId": "a" * 64, "status": "REVOKED", "version": 2},
-                      claim, now).kind == "CONFLICT"
+    assert created.kind == "CREATE" and created.item is not None and created.item.version == 1
+    assert logic.plan(created.item, claim, now).kind == "RECORDED"
+    deleted = InventoryItem.from_plain(other_device(Status.DELETED, 7))
+    revived = logic.plan(deleted, claim, now)
+    assert revived.kind == "REVIVE" and revived.replaces == deleted
+    assert revived.item is not None and revived.item.version == 8
+    assert revived.item.origin_region == OTHER_REGION and revived.item.expires_at is None
+    revoked = InventoryItem.from_plain(other_device(Status.REVOKED, 2))
+    assert logic.plan(revoked, claim, now).kind == "CONFLICT"
+
+
+def other_device(status: str, version: int) -> dict[str, Any]:
+    """Another device's item under the serial, written in the other region."""
+    item = InventoryItem.first(
+        thing_name=SERIAL, certificate_id="0" * 64, certificate_pem=_pem(),
+        issuer=Issuer.AMAZON, onboarding=Onboarding.FLEET, region=OTHER_REGION,
+        not_after="2030-01-01T00:00:00.000Z", updated_at="2026-01-01T00:00:00.000Z")
+    while item.version < version - 1:
+        item = item.changed(writer_region=OTHER_REGION, updated_at=item.updated_at)
+    if status == Status.DELETED:
+        item = item.tombstone(writer_region=OTHER_REGION, updated_at=item.updated_at,
+                              now_epoch=1_900_000_000)
+    elif version > 1:
+        item = item.changed(writer_region=OTHER_REGION, updated_at=item.updated_at,
+                            status=status)
+    return item.to_plain()
 
 
 def _pem() -> str:

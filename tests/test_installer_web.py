@@ -16,6 +16,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from components.capabilities import CAPABILITIES
 from components.config import ConfigError, parse_stack_config
 from components.fleet_provisioning.component import ALLOW_LIST_ADMINS_GROUP, INSTALLERS_GROUP
 from components.installer_web.bundle import BUNDLE_FILES, WebBundle
@@ -185,7 +186,8 @@ BASE = {"appName": "iotmr", "environment": "dev", "regions": ["eu-west-1"], "pri
 
 def parse(installer_web: Any, **extra: Any) -> Any:
     pem = (Path(__file__).resolve().parent.parent / "certs" / "example-intermediate-ca.pem").read_text()
-    return parse_stack_config({**BASE, "caCertificatePem": pem, "installerWeb": installer_web, **extra})
+    return parse_stack_config({**BASE, "caCertificatePem": pem, "installerWeb": installer_web, **extra},
+                              capabilities=CAPABILITIES)
 
 
 def test_installer_web_is_off_unless_enabled_and_names_its_origin() -> None:

@@ -300,5 +300,6 @@ def test_the_definition_file_is_the_one_walked() -> None:
     """Guards against walking a stale copy: the rendered file is the component's file."""
     assert DEFINITION.name == "jitr.asl.json"
     assert "${ca_certificate_id}" in DEFINITION.read_text()
-    assert rendered()["States"]["IsIssuedByOurCa"]["Choices"][0]["And"][2]["StringEquals"] \
-        == "ca-id"
+    accepted = rendered()["States"]["IsIssuedByOurCa"]["Choices"][0]["And"][2]["Or"]
+    # Without a CA rotation the previous CA is the issuing one.
+    assert [rule["StringEquals"] for rule in accepted] == ["ca-id", "ca-id"]

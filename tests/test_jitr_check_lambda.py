@@ -10,7 +10,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from lambdas.contracts.environment import EnvironmentProblem
+from lambdas.contracts.inventory import timestamp
 from lambdas.jitr_certificate_check import app
+from lambdas.jitr_certificate_check.config import Config
 from lambdas.jitr_certificate_check.checks import check_certificate, issued_by, load_ca_certificates
 from tests.support.certificates import CLIENT_AUTH, NOW, SERVER_AUTH, Issued, device_key_usage, issue
 from tools import pki
@@ -28,7 +31,7 @@ def test_accepts_a_device_certificate_of_our_ca(ca: Issued) -> None:
     device = issue("sensor-1:a_b", ca)
     result = check_certificate(device.pem, [ca.cert], NOW)
     assert result.valid and result.thing_name == "sensor-1:a_b"
-    assert result.not_after == device.cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert result.not_after == timestamp(device.cert.not_valid_after_utc)
 
 
 def test_rejects_same_issuer_name_signed_by_another_key(ca: Issued) -> None:
@@ -75,15 +78,18 @@ def test_load_ca_certificates_reports_bad_pem() -> None:
 @pytest.mark.parametrize("event", [None, "text", [], {}, {"certificatePem": 5},
                                    {"certificatePem": ""}])
 def test_bad_event_gives_an_error_result(ca: Issued, event: object) -> None:
-    result = app.evaluate(event, ca.pem, NOW)
+    result = app.evaluate(event, Config([ca.cert]), NOW)
     assert result["error"] == "InvalidEvent" and result["valid"] is False
     assert set(result) == {"valid", "reason", "thingName", "notAfter", "error"}
 
 
 def test_missing_or_bad_ca_configuration_is_reported(ca: Issued) -> None:
     device = issue("sensor-3", ca)
-    assert app.evaluate({"certificatePem": device.pem}, None, NOW)["error"] == "Misconfigured"
-    assert app.evaluate({"certificatePem": device.pem}, "junk", NOW)["error"] == "Misconfigured"
+    for environment in ({}, {"CA_CERTIFICATE_PEM": ""}, {"CA_CERTIFICATE_PEM": "junk"}):
+        with pytest.raises((EnvironmentProblem, ValueError)) as problem:
+            Config.from_environment(environment)
+        result = app.evaluate({"certificatePem": device.pem}, problem.value, NOW)
+        assert result["error"] == "Misconfigured" and result["valid"] is False
 
 
 def test_handler_returns_every_key(ca: Issued, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,6 +10,7 @@ titles are the "what must hold" list of components/jitr/README.md.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from lambdas.contracts.inventory import InventoryItem, Status, timestamp
 from tests.support.certificates import NOW, SERVER_AUTH, Issued, device_key_usage, issue
 from tools.harness import ACCOUNT_ID, StackGraph
 from tools.local.emulation.lambdas import LambdaRuntime
@@ -122,10 +124,13 @@ class Region:
         item: dict[str, Any] = {
             "thingName": {"S": thing_name}, "certificateId": {"S": certificate_id},
             "certificatePem": {"S": certificate.pem}, "issuer": {"S": "OWN_CA"},
-            "caCertificateId": {"S": "ca-in-" + origin}, "originRegion": {"S": origin},
+            "caCertificateId": {"S": hashlib.sha256(origin.encode()).hexdigest()},
+            "originRegion": {"S": origin},
             "writerRegion": {"S": origin}, "status": {"S": status},
             "onboarding": {"S": "JITR"}, "notAfter": {"S": "2030-01-01T00:00:00Z"},
             "version": {"N": "3"}, "updatedAt": {"S": "2026-01-01T00:00:00Z"}}
+        if not drop and not raw and status in Status.ALL:
+            InventoryItem.from_attribute_values(item)  # a well-formed row keeps the contract
         for name in drop:
             item.pop(name)
         item.update(raw or {})
@@ -188,8 +193,13 @@ def test_happy_path_registers_the_device_and_writes_the_contract_row(region: Reg
         "thingName": "sensor-001", "certificateId": cert_id, "certificatePem": device.pem,
         "issuer": "OWN_CA", "caCertificateId": region.ca_id, "originRegion": REGION,
         "writerRegion": REGION, "status": "ACTIVE", "onboarding": "JITR",
-        "notAfter": device.cert.not_valid_after_utc.isoformat().replace("+00:00", "Z"),
+        "notAfter": timestamp(device.cert.not_valid_after_utc),
         "version": "1", "updatedAt": row["updatedAt"]}
+    # What the declared machine wrote keeps the inventory contract (it cannot import it).
+    stored = region.world.client("dynamodb", REGION).get_item(
+        TableName=region.world.table(seen.INVENTORY), Key={"thingName": {"S": "sensor-001"}},
+        ConsistentRead=True)["Item"]
+    assert InventoryItem.from_attribute_values(stored).version == 1
     assert dt.datetime.fromisoformat(row["updatedAt"].replace("Z", "+00:00")) > NOW
     [put] = region.calls_to("PutItem")
     assert put.params["ConditionExpression"] == "attribute_not_exists(thingName)"

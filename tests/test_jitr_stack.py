@@ -92,8 +92,10 @@ def test_machine_uses_this_regions_replica_policy_and_function(
         # The machine knows this region's CA and compares the described certificate with it.
         ca = in_region(graph, "aws:iot/caCertificate:CaCertificate", region, "-ca")
         [our_ca] = states["IsIssuedByOurCa"]["Choices"]
-        assert {"Variable": "$.described.CertificateDescription.CaCertificateId",
-                "StringEquals": ca.id} in our_ca["And"]
+        [accepted] = [rule["Or"] for rule in our_ca["And"] if "Or" in rule]
+        # One CA (no rotation): the issuing and the previous CA are this one.
+        assert accepted == [{"Variable": "$.described.CertificateDescription.CaCertificateId",
+                             "StringEquals": ca.id}] * 2
         assert machine.inputs["type"] == "STANDARD"
         assert machine.inputs["tracingConfiguration"] == {"enabled": True}
         assert machine.inputs["loggingConfiguration"] == {
@@ -169,7 +171,8 @@ def test_machine_role_is_least_privilege(stack: tuple[StackGraph, list[str]]) ->
             assert all(r in (iot_prefix + "cert/*", iot_prefix + "thing/*")
                        for r in granted[action]), action
         table_arn = f"arn:aws:dynamodb:{region}:{ACCOUNT_ID}:table/iotmr-{graph.stack}-device-inventory"
-        assert granted["dynamodb:GetItem"] == [table_arn] == granted["dynamodb:PutItem"]
+        assert granted["dynamodb:GetItem"] == [table_arn] == granted["dynamodb:PutItem"] \
+            == granted["dynamodb:UpdateItem"]  # UpdateItem: a CA rotation's conditional change
         assert granted["lambda:InvokeFunction"] == [arn_of(function)]
         wildcard = {a for a, resources in granted.items() if "*" in resources}
         assert wildcard == set(SFN_LOG_DELIVERY_ACTIONS) | set(XRAY_ACTIONS)
@@ -186,7 +189,7 @@ def test_machine_role_is_least_privilege(stack: tuple[StackGraph, list[str]]) ->
         assert key_statement["Condition"] == {
             "StringEquals": {"kms:ViaService": f"dynamodb.{region}.amazonaws.com"}}
         assert set(granted) - iot_granted - wildcard == {
-            "dynamodb:GetItem", "dynamodb:PutItem", "lambda:InvokeFunction",
+            "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "lambda:InvokeFunction",
             "kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"}
         [trust] = statements(role, "assumeRolePolicy")
         assert trust["Principal"] == {"Service": "states.amazonaws.com"}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from components.packaging import contracts_only_layer
 from tests.support.snapshots import TWENTY_REGION_OVERRIDES, TWENTY_REGIONS
 from tools.harness import GLOBAL, StackGraph
 from tools.plan import LAYER_WARNING, main, render_plan
@@ -61,11 +62,13 @@ def test_each_region_section_holds_its_own_iam_and_route53_resources() -> None:
         assert roles and checks
         assert all(f"region-{region}-" in line for line in roles + checks)
         assert not any(f"region-{other}-" in line for line in found[title])
-    # Only what serves every region stays global: ACM's one validation record, and the installer
-    # web app's CloudFront distribution and its names.
+    # Only what serves every region stays global: ACM's one validation record per domain (the
+    # device domain's and the CVM's provisioning domain's), and the installer web app's
+    # CloudFront distribution and its names.
     global_lines = [line for line in found["global (serves every region)"] if line.startswith("+")]
     site = [line for line in global_lines if "  installer-web-" in line]
-    assert [line for line in global_lines if line not in site] == [
+    assert sorted(line for line in global_lines if line not in site) == [
+        "+ aws:route53/record:Record  cvm-global-acm-validation  (route53: global service)",
         "+ aws:route53/record:Record  device-domain-acm-validation  (route53: global service)"]
     assert site and all("(cloudfront: global service)" in line or "(route53: global service)" in line
                         for line in site)
@@ -127,7 +130,7 @@ def test_plan_warns_when_the_lambda_layer_is_not_built(monkeypatch: pytest.Monke
     assert code == 0
     assert (f"warning: {LAYER_WARNING}" in err) is (not built)
     layer = tmp_path / "layer.zip"
-    layer.write_bytes(b"PK\x05\x06" + bytes(18))
+    layer.write_bytes(contracts_only_layer())
     monkeypatch.setenv("IOTMR_LAMBDA_LAYER_ZIP", str(layer))
     code, _, err = run("dev", "--summary")
     assert code == 0 and "warning:" not in err

@@ -7,6 +7,7 @@ registry state in both regions.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from collections.abc import Iterator, Sequence
@@ -18,6 +19,8 @@ import boto3
 import pytest
 
 from components.replication.settings import ReplicationSettings
+from lambdas.contracts import inventory
+from lambdas.contracts.inventory import InventoryItem
 from tests.support.certificates import issue
 from tools.harness import StackGraph
 from tools.local.emulation.streams import Consumer, Streams, matches
@@ -27,7 +30,7 @@ from tools.local.pki_material import LocalPki
 from tools.local.sfn_adapter import run_sync_execution
 from tools.local.world import World, open_world
 from tools.reconcile import run as run_reconcile
-from tools.replication_reconcile import targets_from_graph
+from tools.replication_reconcile import targets_from_outputs
 
 pytestmark = pytest.mark.slow
 
@@ -70,21 +73,18 @@ class Regions:
         return payload["thing_name"], payload["certificate_id"]
 
     def write_change(self, region: str, thing: str, status: str) -> None:
-        """An operator's change of the item (the contract: conditional on the version read,
-        version + 1, this region the writer); DELETED carries its TTL."""
-        item = seen.row(self.world, region, thing)
-        assert item is not None, f"{thing} is not in {region}'s replica"
-        names = {"#s": "status", "#v": "version", "#w": "writerRegion"}
-        values = {":s": {"S": status}, ":next": {"N": str(int(item["version"]) + 1)},
-                  ":expected": {"N": item["version"]}, ":w": {"S": region}}
-        update = "SET #s = :s, #v = :next, #w = :w"
-        if status == "DELETED":
-            names["#e"], values[":e"] = "expiresAt", {"N": str(int(time.time()) + 30 * 24 * 3600)}
-            update += ", #e = :e"
-        self.world.client("dynamodb", region).update_item(
-            TableName=self.world.table(seen.INVENTORY), Key={"thingName": {"S": thing}},
-            UpdateExpression=update, ConditionExpression="#v = :expected",
-            ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+        """An operator's change of the item through the inventory contract: the next version
+        of the item read, conditional on it, this region the writer; DELETED is a tombstone."""
+        table = self.world.table(seen.INVENTORY)
+        raw = self.world.client("dynamodb", region).get_item(
+            TableName=table, Key={"thingName": {"S": thing}}, ConsistentRead=True).get("Item")
+        if raw is None:
+            raise AssertionError(f"{thing} is not in {region}'s replica")
+        read = InventoryItem.from_attribute_values(raw)
+        now = inventory.timestamp(dt.datetime.now(dt.timezone.utc))
+        changed = read.tombstone(writer_region=region, updated_at=now, now_epoch=int(time.time())) \
+            if status == "DELETED" else read.changed(writer_region=region, updated_at=now, status=status)
+        self.world.client("dynamodb", region).put_item(**inventory.put_request(table, changed, replaces=read))
 
     def delete(self, region: str, thing: str) -> None:
         """An operator deletes the device in `region`: registry, then the tombstone."""
@@ -175,7 +175,7 @@ def usable_only_with(f: Regions, region: str, thing: str, certificate_id: str) -
 def reconcile(graph: StackGraph, region: str, *, apply: bool) -> tuple[int, str]:
     """tools/reconcile.py against the world's regions, deep comparison."""
     out = StringIO()
-    code, _ = run_reconcile(targets_from_graph(graph), ReplicationSettings(), clients,
+    code, _ = run_reconcile(targets_from_outputs(graph.outputs), ReplicationSettings(), clients,
                             regions=[region], apply=apply, deep=True, journal_dir=None,
                             stack="dev", utilization=1.0, things=None, out=out, progress=None)
     return code, out.getvalue()

@@ -227,13 +227,21 @@ def world(local_graph: StackGraph, local_pki: LocalPki) -> Iterator[World]:
         yield opened
 
 
+@pytest.fixture(scope="module")
+def outputs(local_graph: StackGraph, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The stack's outputs as `pulumi stack output --json` writes them: what the tool reads."""
+    path = tmp_path_factory.mktemp("outputs") / "dev.json"
+    path.write_text(json.dumps(local_graph.outputs))
+    return str(path)
+
+
 def clients(service: str, region: str) -> Any:
     client: Any = boto3.client  # the service is chosen at run time
     return client(service, region_name=region)
 
 
 @pytest.mark.slow
-def test_backfill_of_a_region_through_its_machine(world: World, local_pki: LocalPki,
+def test_backfill_of_a_region_through_its_machine(world: World, local_pki: LocalPki, outputs: str,
                                                   tmp_path: Path) -> None:
     ids = {}
     for i in range(4):
@@ -255,12 +263,12 @@ def test_backfill_of_a_region_through_its_machine(world: World, local_pki: Local
     mark = len(world.calls.of())
 
     out, err = io.StringIO(), io.StringIO()
-    dry = main(["dev", "--region", B], out=out, err=err, clients=clients)
+    dry = main(["dev", "--outputs", outputs, "--region", B], out=out, err=err, clients=clients)
     assert dry == 2
     assert "us-west-2: 5 devices in its replica: 4 missing, 1 extra" in out.getvalue()
 
     out = io.StringIO()
-    code = main(["dev", "--region", B, "--apply", "--journal-dir", str(tmp_path)],
+    code = main(["dev", "--outputs", outputs, "--region", B, "--apply", "--journal-dir", str(tmp_path)],
                 out=out, err=err, clients=clients)
 
     assert code == 0, out.getvalue()
@@ -278,12 +286,13 @@ def test_backfill_of_a_region_through_its_machine(world: World, local_pki: Local
     assert len([c for c in made if c.operation == "StartSyncExecution"]) == 4  # one repair each
 
     out = io.StringIO()
-    assert main(["dev", "--region", B, "--deep"], out=out, err=err, clients=clients) == 0
+    assert main(["dev", "--outputs", outputs, "--region", B, "--deep"], out=out, err=err, clients=clients) == 0
     assert out.getvalue().startswith("us-west-2: 5 devices in its replica: 1 extra")
     world.calls.down.clear()
 
 
-def test_unknown_region_is_refused(world: World) -> None:
+def test_unknown_region_is_refused(world: World, outputs: str) -> None:
     out = io.StringIO()
-    assert main(["dev", "--region", "ap-south-1"], out=out, err=io.StringIO(), clients=clients) == 3
+    assert main(["dev", "--outputs", outputs, "--region", "ap-south-1"], out=out, err=io.StringIO(),
+                clients=clients) == 3
     assert "ap-south-1 not in the stack's regions" in out.getvalue()

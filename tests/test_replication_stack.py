@@ -136,7 +136,8 @@ def test_definition_placeholders_are_all_parameters() -> None:
     assert placeholders(DEFINITION) == {
         "region", "partition", "account_id", "inventory_table_name", "device_policy_name",
         "ca_certificate_pem", "retry_interval_seconds", "retry_max_attempts",
-        "retry_backoff_rate"}
+        "retry_backoff_rate", "ca_certificate_id", "previous_ca_certificate_pem",
+        "previous_ca_certificate_id"}
 
 
 def test_machine_role_is_least_privilege(dev_graph: StackGraph) -> None:

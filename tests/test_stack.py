@@ -42,7 +42,7 @@ def test_every_resource_lands_in_a_configured_region(request: pytest.FixtureRequ
             assert "region" not in resource.inputs, resource.urn
             continue
         if resource.module == "acm" and resource.region == "us-east-1" and \
-                resource.urn.split("::")[2].startswith("iotmr:web:InstallerWeb$"):
+                resource.urn.split("::")[2].startswith("iotmr:installer_web:InstallerWeb$"):
             continue  # CloudFront takes its certificates from us-east-1 only
         assert resource.region in regions, f"{resource.urn} has no explicit configured region"
         home = regional_component_region(graph, resource)

@@ -7,7 +7,8 @@ resource graph, used by the tests, the offline plan (`tools.plan`), the benchmar
 policy runner (`tools.policy_check`).
 
 Each evaluation runs in a fresh `contextvars.Context`, so the Pulumi runtime's ambient
-settings of one evaluation never leak into the next.
+settings of one evaluation never leak into the next. What the harness needs of the SDK beyond
+its public API is in tools/pulumi_internals.py (and nowhere else).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import logging
 import os
 import runpy
 import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +39,8 @@ PARTITION = "aws"
 # Services whose resources have no region (pulumi-aws v7 gives them no `region` argument).
 GLOBAL_MODULES = GLOBAL_AWS_MODULES
 GLOBAL = "global"
+# Packages whose type tokens are `<package>:<module>...` and which land in an AWS region.
+NATIVE_PACKAGES = ("aws", "aws-native")
 
 
 @dataclass(frozen=True)
@@ -54,25 +58,32 @@ class RecordedResource:
     id: str = ""
     outputs: Mapping[str, Any] = field(default_factory=dict)
     # Resource options the engine acts on at update/delete time (deleteBeforeReplace,
-    # retainOnDelete, ignoreChanges, importId, protect), as the request carried them.
+    # retainOnDelete, ignoreChanges, importId, protect, replaceOnChanges), as the request
+    # carried them.
     options: Mapping[str, Any] = field(default_factory=dict)
     # URNs this resource was known by before (its `aliases` option): Pulumi moves state
     # from any of them instead of replacing the resource.
     aliases: tuple[str, ...] = ()
+    # The `region` of the explicit provider the resource was registered with (how a
+    # pulumi-aws-native resource, which has no `region` argument, picks its region).
+    provider_region: str | None = None
 
     @property
     def module(self) -> str:
-        """`dynamodb` for `aws:dynamodb/table:Table`."""
+        """`dynamodb` for `aws:dynamodb/table:Table`, `iot` for `aws-native:iot:ScheduledAudit`."""
         package, _, rest = self.type.partition(":")
-        return rest.split("/")[0].split(":")[0] if package == "aws" else package
+        return rest.split("/")[0].split(":")[0] if package in NATIVE_PACKAGES else package
 
     @property
     def region(self) -> str | None:
         """Where the resource lands: its `region` input, `global`, or None for components."""
         if not self.custom:
             return None
-        if self.type.startswith("aws:") and self.module in GLOBAL_MODULES:
+        package = self.type.partition(":")[0]
+        if package in NATIVE_PACKAGES and self.module in GLOBAL_MODULES:
             return GLOBAL
+        if package == "aws-native":
+            return self.provider_region  # None: the default provider, which we never use
         region = self.inputs.get("region")
         return region if isinstance(region, str) else None
 
@@ -380,7 +391,9 @@ def _comparable(value: Any) -> Any:
         return {type(value).__name__[:1].lower() + type(value).__name__[1:]: value.uri}
     if isinstance(value, pulumi.AssetArchive):
         return {"assetArchive": {k: _comparable(v) for k, v in value.assets.items()}}
-    if isinstance(value, pulumi.output.Unknown):
+    from tools.pulumi_internals import is_unknown
+
+    if is_unknown(value):
         return UNKNOWN  # the engine's sentinel for a value known only after the update
     return value
 
@@ -389,9 +402,18 @@ def _new_recorder(config: Mapping[str, Any], invoke_answers: Mapping[str, Mappin
                   preview: bool = False,
                   unknown_uncomputed: bool = False) -> tuple[Any, list[RecordedResource]]:
     import pulumi
-    from pulumi.runtime.mocks import MockMonitor
+
+    from tools.pulumi_internals import (
+        MonitorBase,
+        deserialize_inputs,
+        ensure_event_loop,
+        register_response,
+        registered,
+        stack_response,
+    )
 
     recorded: list[RecordedResource] = []
+    provider_regions: dict[str, str] = {}  # explicit provider URN -> its `region` input
 
     class RecordingMocks(pulumi.runtime.Mocks):
         def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
@@ -404,21 +426,19 @@ def _new_recorder(config: Mapping[str, Any], invoke_answers: Mapping[str, Mappin
             return {**_call_outputs(args.token, args.args, config),
                     **invoke_answers.get(args.token, {})}
 
-    class RecordingMonitor(MockMonitor):
+    class RecordingMonitor(MonitorBase):
         def make_urn(self, parent: str, type_: str, name: str, stack: str = "",
                      project: str = "") -> str:
             """The engine's URN: the parent's whole qualified type chain (minus the root
             stack) precedes the type, so re-parenting a component changes the URNs of
             everything below it, as it would in a real `pulumi up`. (Pulumi's MockMonitor
             keeps only the parent's last type, which hides such moves.)"""
-            from pulumi.runtime.settings import get_project, get_stack
-
             if parent:
                 qualified = parent.split("::")[2]
                 if qualified != "pulumi:pulumi:Stack":
                     type_ = f"{qualified}${type_}"
-            return (f"urn:pulumi:{stack or get_stack()}::{project or get_project()}::"
-                    f"{type_}::{name}")
+            return (f"urn:pulumi:{stack or pulumi.get_stack()}::"
+                    f"{project or pulumi.get_project()}::{type_}::{name}")
 
         def alias_urns(self, request: Any) -> tuple[str, ...]:
             """The `aliases` option as URNs, the way the engine resolves alias specs."""
@@ -434,23 +454,26 @@ def _new_recorder(config: Mapping[str, Any], invoke_answers: Mapping[str, Mappin
             return tuple(urns)
 
         def RegisterResource(self, request: Any) -> Any:
-            from pulumi.runtime import rpc
-            from pulumi.runtime.proto import resource_pb2
-            from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
-
             urn = self.make_urn(request.parent, request.type, request.name)
             if request.type == "pulumi:pulumi:Stack":
-                return resource_pb2.RegisterResourceResponse(urn=urn)
-            _ensure_event_loop()
-            inputs = rpc.deserialize_properties(request.object)
+                return stack_response(urn)
+            ensure_event_loop()
+            inputs = deserialize_inputs(request)
+            if request.type.startswith("pulumi:providers:") and isinstance(
+                    inputs.get("region"), str):
+                provider_regions[urn] = inputs["region"]
+            # A provider reference is "<provider urn>::<provider id>".
+            provider_urn = (request.provider or "").rsplit("::", 1)[0]
             draft = RecordedResource(
                 type=request.type, name=request.name, urn=urn, inputs=_comparable(inputs),
                 parent_urn=request.parent or None, custom=bool(request.custom),
                 provider=request.provider or None, aliases=self.alias_urns(request),
+                provider_region=provider_regions.get(provider_urn),
                 options={"deleteBeforeReplace": bool(request.deleteBeforeReplace),
                          "retainOnDelete": bool(request.retainOnDelete),
                          "ignoreChanges": list(request.ignoreChanges),
-                         "importId": request.importId, "protect": bool(request.protect)})
+                         "importId": request.importId, "protect": bool(request.protect),
+                         "replaceOnChanges": list(request.replaceOnChanges)})
             if draft.custom:
                 computed = COMPUTED_OUTPUTS.get(draft.type, _default_outputs)(draft)
                 resource_id = request.importId or f"{request.name}-{_digest(urn, length=8)}"
@@ -467,9 +490,8 @@ def _new_recorder(config: Mapping[str, Any], invoke_answers: Mapping[str, Mappin
                 recorded.append(dataclasses.replace(
                     draft, id=resource_id, outputs={**draft.inputs, **computed}))
                 state = {**inputs, **computed}
-            obj = _sync_await(rpc.serialize_properties(state, {}))
-            self.resources[urn] = MockMonitor.ResourceRegistration(urn, resource_id, state)
-            return resource_pb2.RegisterResourceResponse(urn=urn, id=resource_id, object=obj)
+            registered(self, urn, resource_id, state)
+            return register_response(urn, resource_id, state)
 
     mocks = RecordingMocks()
     return RecordingMonitor(mocks), recorded
@@ -492,37 +514,54 @@ def _config_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+# The program reads its stack config from PULUMI_CONFIG, as the Pulumi language host hands it
+# over; the process has one environment, so evaluations take turns.
+_CONFIG_ENV_LOCK = threading.RLock()
+CONFIG_ENV = "PULUMI_CONFIG"
+
+
+@contextlib.contextmanager
+def _stack_config_env(config: Mapping[str, str]) -> Iterator[None]:
+    with _CONFIG_ENV_LOCK:
+        before = os.environ.get(CONFIG_ENV)
+        os.environ[CONFIG_ENV] = json.dumps(dict(config))
+        try:
+            yield
+        finally:
+            if before is None:
+                os.environ.pop(CONFIG_ENV, None)
+            else:
+                os.environ[CONFIG_ENV] = before
+
+
 def _evaluate_in_context(program: Callable[[], None], project: str, stack: str,
                          config: Mapping[str, Any],
                          invoke_answers: Mapping[str, Mapping[str, Any]],
                          preview: bool = False, unknown_uncomputed: bool = False) -> StackGraph:
     import pulumi
-    from pulumi.runtime import settings as runtime_settings
-    from pulumi.runtime.stack import run_pulumi_func
-    from pulumi.runtime.sync_await import _sync_await
+
+    from tools.pulumi_internals import run_program, stack_exports
 
     monitor, recorded = _new_recorder(config, invoke_answers, preview, unknown_uncomputed)
     diagnostics: list[tuple[str, str]] = []
     logger = _collecting_logger(diagnostics)
-    pulumi.runtime.set_all_config({k: _config_text(v) for k, v in config.items()})
+    texts = {k: _config_text(v) for k, v in config.items()}
+    pulumi.runtime.set_all_config(texts)  # what pulumi.Config reads
     # `unknown_uncomputed`: the SDK's dry-run rules make an output the mocks did not answer
     # (and a stack reference's outputs) unknown instead of None, while every output the
     # harness computes stays known; inputs derived from such a value are recorded UNKNOWN.
     pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack,
                              preview=preview or unknown_uncomputed, monitor=monitor, logger=logger)
-    root = runtime_settings.get_root_resource()
+    root = pulumi.runtime.get_root_resource()
 
-    async def resolve_exports() -> dict[str, Any]:
-        outputs = getattr(root, "outputs", {}) or {}
-        return {k: await pulumi.Output.from_input(v).future() for k, v in outputs.items()}
-
-    try:
-        _sync_await(run_pulumi_func(program))
-    except Exception as error:
-        partial = StackGraph(project=project, stack=stack, resources=list(recorded),
-                             diagnostics=diagnostics, preview=preview)
-        raise ProgramFailed(error, partial) from error
-    exports = _sync_await(resolve_exports())
+    with _stack_config_env(texts):
+        try:
+            run_program(program)
+        except Exception as error:
+            partial = StackGraph(project=project, stack=stack, resources=list(recorded),
+                                 diagnostics=diagnostics, preview=preview)
+            raise ProgramFailed(error, partial) from error
+    exports = stack_exports(root)
     return StackGraph(project=project, stack=stack, resources=list(recorded), outputs=exports,
                       diagnostics=diagnostics, preview=preview)
 
@@ -648,12 +687,20 @@ def _program_imports(directory: Path) -> Iterator[None]:
     finally:
         os.chdir(old_cwd)
         sys.path.remove(str(directory))
+        forgotten = {}
         for name in set(sys.modules) - before:
             module_file = getattr(sys.modules[name], "__file__", None) or ""
             # Installed packages may sit inside the program directory (./venv): keep them, a
             # provider SDK must be imported once per process.
             if module_file.startswith(str(directory) + os.sep) and "site-packages" not in module_file:
-                del sys.modules[name]
+                forgotten[name] = sys.modules.pop(name)
+        # A package that stays (imported before, e.g. `components` by this module) still names
+        # the forgotten submodules as attributes, and `from components import jitr` would
+        # hand the next evaluation the old module: forget those names too.
+        for name, module in forgotten.items():
+            parent, _, child = name.rpartition(".")
+            if parent in sys.modules and getattr(sys.modules[parent], child, None) is module:
+                delattr(sys.modules[parent], child)
 
 
 def evaluate_program(program_dir: Path | str, stack: str, *,
@@ -695,14 +742,17 @@ LAYER_ENV = "IOTMR_LAMBDA_LAYER_ZIP"
 
 
 def offline_layer_stand_in() -> Path:
-    """An empty, deterministic zip standing in for the dependencies layer when it has not
-    been built (`python -m tools.package_lambda`): evaluation needs a file, not its content."""
+    """A deterministic zip standing in for the dependencies layer when it has not been built
+    (`python -m tools.package_lambda`): the shared contracts only, no third-party packages.
+    Named by its content, so checkouts with different contracts never share one file."""
+    import hashlib
     import tempfile
 
-    from components.packaging import deterministic_zip
+    from components.packaging import contracts_only_layer
 
-    path = Path(tempfile.gettempdir()) / "iotmr-offline-layer-stand-in.zip"
-    data = deterministic_zip([])
+    data = contracts_only_layer()
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / f"iotmr-offline-layer-stand-in-{digest}.zip"
     if not path.is_file() or path.read_bytes() != data:
         # Atomically: parallel test workers may hash it while another one writes it.
         partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")

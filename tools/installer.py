@@ -2,9 +2,12 @@
 
 Installers:
 
-    python -m tools.installer claim --region eu-west-1 --user-pool-id eu-west-1_abc \\
-        --client-id 1example --identity-pool-id eu-west-1:uuid --template-name iotmr-prod-eu-west-1-fleet \\
+    python -m tools.installer claim --stack prod --region eu-west-1 \\
         --username alice --serial SN-0001 --out-dir ./handover
+
+(the user pool, app client, identity pool and template come from the stack outputs -
+`pulumi stack output --json`, or `--outputs FILE` holding them; `--user-pool-id`,
+`--client-id`, `--identity-pool-id` and `--template-name` give them explicitly)
 
 signs in with SRP (the password never leaves this machine) and TOTP MFA — on the first
 sign-in it asks for a new password and enrols an authenticator app — exchanges the ID token
@@ -14,12 +17,13 @@ hand-over to the device, with the expiry (five minutes) shown.
 
 Administrators (their own AWS credentials, e.g. an SSO profile):
 
-    python -m tools.installer admin create  --region R --user-pool-id P --username alice --email a@example.com
-    python -m tools.installer admin disable --region R --user-pool-id P --username alice
-    python -m tools.installer admin list    --region R --user-pool-id P
-    python -m tools.installer admin allow-serial   --region R --table T --serial SN-0001 [--reset]
-    python -m tools.installer admin disable-serial --region R --table T --serial SN-0001
+    python -m tools.installer admin create  --stack S --region R --username alice --email a@example.com
+    python -m tools.installer admin disable --stack S --region R --username alice
+    python -m tools.installer admin list    --stack S --region R
+    python -m tools.installer admin allow-serial   --stack S --region R --serial SN-0001 [--reset]
+    python -m tools.installer admin disable-serial --stack S --region R --serial SN-0001
 
+(`--user-pool-id P` and `--table T` instead of `--stack S` give them explicitly.)
 `--table` is the provisioning table (`<app>-<env>-cvm-provisioning`); allow-list entries are
 `fleet#<serial>` items with `kind = FLEET_SERIAL` (the CVM's records there are keyed by device
 uid and never touched). Every installer is a member of the `installers` group: only its role
@@ -32,7 +36,6 @@ import argparse
 import datetime as dt
 import getpass
 import os
-import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -40,15 +43,10 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 from urllib.parse import quote
 
-# The allow-list conventions (components/fleet_provisioning/component.py and the hook's
-# items.py hold the same values; a test keeps them equal). Copied, not imported, so the
-# CLI starts without loading Pulumi.
-ALLOW_LIST_KEY_PREFIX = "fleet#"
-ALLOW_LIST_KIND = "FLEET_SERIAL"
-ALLOWED_STATE = "ALLOWED"
-CLAIMED_STATE = "CLAIMED"
+# The allow-list entry's contract: standard library only, so the CLI starts without Pulumi.
+from lambdas.contracts import fleet_allow_list as allow_list
+
 INSTALLERS_GROUP = "installers"
-SERIAL = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
 TOTP_ISSUER = "IoT installers"
 
 
@@ -247,47 +245,25 @@ def list_installers(idp: Any, *, user_pool_id: str) -> list[dict[str, Any]]:
         kwargs["NextToken"] = page["NextToken"]
 
 
-def _serial(value: str) -> str:
-    if not SERIAL.fullmatch(value):
-        raise ValueError(f"serial {value!r} is not a valid thing name ([a-zA-Z0-9:_-]{{1,128}})")
-    return value
-
-
 def allow_serial(table: Any, serial: str, *, now: dt.datetime, reset: bool = False) -> None:
-    """Create (or re-enable) the allow-list entry. `reset` makes a PROVISIONED entry
-    provisionable again (e.g. a device that was decommissioned); never a CLAIMED one."""
+    """Create (or re-enable) the allow-list entry, with the contract's writes (the web app's
+    allow-list view makes the same ones). `reset` makes a PROVISIONED entry provisionable
+    again (e.g. a device that was decommissioned); never a CLAIMED one."""
     from botocore.exceptions import ClientError
 
-    key = {"deviceUid": f"{ALLOW_LIST_KEY_PREFIX}{_serial(serial)}"}
-    stamp = now.isoformat(timespec="milliseconds")
+    stamp = allow_list.timestamp(now)
     try:
-        table.put_item(
-            Item={**key, "kind": ALLOW_LIST_KIND, "serialNumber": serial, "enabled": True,
-                  "state": ALLOWED_STATE, "allowedAt": stamp},
-            ConditionExpression="attribute_not_exists(deviceUid)")
+        table.put_item(**allow_list.new_entry(serial, stamp))
         return
     except ClientError as err:
         if err.response["Error"]["Code"] != "ConditionalCheckFailedException":
             raise
-    update = "SET enabled = :true, allowedAt = :now"
-    condition = "#kind = :kind"
-    values: dict[str, Any] = {":true": True, ":now": stamp, ":kind": ALLOW_LIST_KIND}
-    if reset:
-        update += ", #state = :allowed"
-        condition += " AND #state <> :claimed"
-        values.update({":allowed": ALLOWED_STATE, ":claimed": CLAIMED_STATE})
-    table.update_item(Key=key, UpdateExpression=update, ConditionExpression=condition,
-                      ExpressionAttributeNames={"#kind": "kind", **({"#state": "state"}
-                                                                    if reset else {})},
-                      ExpressionAttributeValues=values)
+    table.update_item(**allow_list.update("enableAndReset" if reset else "enable", serial, stamp))
 
 
-def disable_serial(table: Any, serial: str) -> None:
-    table.update_item(Key={"deviceUid": f"{ALLOW_LIST_KEY_PREFIX}{_serial(serial)}"},
-                      UpdateExpression="SET enabled = :false",
-                      ConditionExpression="#kind = :kind",
-                      ExpressionAttributeNames={"#kind": "kind"},
-                      ExpressionAttributeValues={":false": False, ":kind": ALLOW_LIST_KIND})
+def disable_serial(table: Any, serial: str, *, now: dt.datetime | None = None) -> None:
+    stamp = allow_list.timestamp(now or dt.datetime.now(dt.timezone.utc))
+    table.update_item(**allow_list.update("disable", serial, stamp))
 
 
 # --- command line -----------------------------------------------------------------------
@@ -309,14 +285,61 @@ def run_claim(args: argparse.Namespace, *, idp: Any, identity: Any,
     return 0
 
 
+# Flag -> (stack-output key, where): what the tool can read from the stack outputs
+# (tools/stack_outputs.py) instead of asking for it. "fleet" is the capability's outputs of
+# the region, "region" the region's own outputs.
+FROM_OUTPUTS: dict[str, dict[str, tuple[str, str]]] = {
+    "claim": {"--user-pool-id": ("userPoolId", "fleet"),
+              "--client-id": ("userPoolClientId", "fleet"),
+              "--identity-pool-id": ("identityPoolId", "fleet"),
+              "--template-name": ("templateName", "fleet")},
+    "admin": {"--user-pool-id": ("userPoolId", "fleet")},
+    "serials": {"--table": ("provisioning", "tables")},
+}
+
+
+def stack_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--stack", help="read the ids and names below from this stack's outputs")
+    sub.add_argument("--outputs", type=Path, default=None,
+                     help="the stack outputs as JSON (`pulumi stack output --json`); default: "
+                          "ask the Pulumi CLI")
+
+
+def fill_from_outputs(args: argparse.Namespace) -> None:
+    """Every id or name not given on the command line, from the stack outputs; a ValueError
+    names the flag and the fix when neither is there."""
+    from tools import stack_outputs
+
+    group = "claim" if args.command == "claim" else (
+        "serials" if args.action in ("allow-serial", "disable-serial") else "admin")
+    missing = {flag: spec for flag, spec in FROM_OUTPUTS[group].items()
+               if getattr(args, flag[2:].replace("-", "_")) is None}
+    if not missing:
+        return
+    if not args.stack:
+        raise ValueError(f"give {', '.join(missing)}, or --stack to read them from the "
+                         "stack outputs")
+    outputs = stack_outputs.load(args.stack, outputs_file=args.outputs)
+    for flag, (key, where) in missing.items():
+        if where == "fleet":
+            source = stack_outputs.capability(outputs, args.region, "fleetProvisioning")
+        else:
+            source = stack_outputs.region(outputs, args.region).get("tableNames", {})
+        if key not in source:
+            raise ValueError(f"the stack outputs have no {key} for {args.region}; give {flag}")
+        setattr(args, flag[2:].replace("-", "_"), str(source[key]))
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m tools.installer", description=__doc__,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = top.add_subparsers(dest="command", required=True)
     claim = commands.add_parser("claim", help="sign in and create a provisioning claim")
-    for flag in ("--region", "--user-pool-id", "--client-id", "--identity-pool-id",
-                 "--template-name", "--username"):
+    for flag in ("--region", "--username"):
         claim.add_argument(flag, required=True)
+    for flag in FROM_OUTPUTS["claim"]:
+        claim.add_argument(flag, help="default: from the stack outputs (--stack)")
+    stack_arguments(claim)
     claim.add_argument("--serial", help="names the files after the device")
     claim.add_argument("--out-dir", default=".")
     admin = commands.add_parser("admin", help="manage installers and allowed serials")
@@ -324,7 +347,8 @@ def parser() -> argparse.ArgumentParser:
     for action in ("create", "disable", "list"):
         sub = actions.add_parser(action)
         sub.add_argument("--region", required=True)
-        sub.add_argument("--user-pool-id", required=True)
+        sub.add_argument("--user-pool-id", help="default: from the stack outputs (--stack)")
+        stack_arguments(sub)
         if action != "list":
             sub.add_argument("--username", required=True)
         if action == "create":
@@ -332,7 +356,9 @@ def parser() -> argparse.ArgumentParser:
     for action in ("allow-serial", "disable-serial"):
         sub = actions.add_parser(action)
         sub.add_argument("--region", required=True)
-        sub.add_argument("--table", required=True, help="the provisioning table")
+        sub.add_argument("--table", help="the provisioning table; default: from the stack "
+                                         "outputs (--stack)")
+        stack_arguments(sub)
         sub.add_argument("--serial", required=True)
         if action == "allow-serial":
             sub.add_argument("--reset", action="store_true",
@@ -347,6 +373,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     args = parser().parse_args(argv)
     now = lambda: dt.datetime.now(dt.timezone.utc)  # noqa: E731
     try:
+        fill_from_outputs(args)
         if args.command == "claim":
             def iot_with(credentials: dict[str, Any]) -> Any:
                 return boto3.client("iot", region_name=args.region,
@@ -379,7 +406,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
                 print(f"{user['username']}\t{user['email']}\t{state}\t{user['status']}",
                       file=out)
         return 0
-    except (SignInError, ValueError, FileExistsError) as err:
+    except (SignInError, ValueError, FileExistsError) as err:  # OutputsError is a ValueError
         print(f"error: {err}", file=sys.stderr)
         return 2
     except ClientError as err:

@@ -38,8 +38,9 @@ from typing import Any, TextIO
 import boto3
 from botocore.exceptions import ClientError
 
-from components.cvm.component import salts_secret_name
-from components.global_tables import CVM_RECORDS, INVENTORY
+from components.naming import INVENTORY_TABLE, PROVISIONING_TABLE, StackNames
+from lambdas.contracts import inventory
+from lambdas.contracts.inventory import ContractViolation, InventoryItem, Status
 from lambdas.cvm_registration.logic.tokens import BATCH_PATTERN, device_token
 from lambdas.cvm_registration.models.requests import TOKEN_PATTERN, UID2_PATTERN, UID_PATTERN
 from tools.harness import load_program_stack
@@ -62,27 +63,29 @@ class ToolError(Exception):
 
 @dataclass(frozen=True)
 class Stack:
-    prefix: str  # <app>-<env>
+    """The stack's names, from the one naming module the program uses (components/naming.py)."""
+
+    names: StackNames
     regions: tuple[str, ...]
     primary_region: str
 
     @property
     def provisioning_table(self) -> str:
-        return f"{self.prefix}-{CVM_RECORDS.logical}"
+        return self.names.table(PROVISIONING_TABLE)
 
     @property
     def inventory_table(self) -> str:
-        return f"{self.prefix}-{INVENTORY.logical}"
+        return self.names.table(INVENTORY_TABLE)
 
     @property
     def secret_name(self) -> str:
-        return salts_secret_name(self.prefix)
+        return self.names.salts_secret
 
     @classmethod
     def load(cls, name: str, project_dir: Path = PROJECT_DIR) -> Stack:
         config = load_program_stack(project_dir, name).config
         key = "iot-multi-region:"
-        return cls(prefix=f"{config[key + 'appName']}-{config[key + 'environment']}",
+        return cls(names=StackNames(str(config[key + "appName"]), str(config[key + "environment"])),
                    regions=tuple(config[key + "regions"]),
                    primary_region=str(config[key + "primaryRegion"]))
 
@@ -410,10 +413,10 @@ class Manufacturer:
         if item is None:
             self.out.write(f"{uid}: registration refused from now on (it was not registered)\n")
             return
-        certificate_id = item["certificateId"]["S"]
-        self._revoke_certificate(thing or "", certificate_id)
-        if item["status"]["S"] != "REVOKED":
-            self._next_version(item, {"status": {"S": "REVOKED"}})
+        certificate_id = item.certificate_id
+        self._revoke_certificate(item.thing_name, certificate_id)
+        if item.status != Status.REVOKED:
+            self._write_next(item, status=Status.REVOKED)
         self.out.write(f"{uid}: revoked (certificate {certificate_id[:12]}..., inventory item "
                        "REVOKED: replication revokes it in every region)\n")
 
@@ -425,11 +428,11 @@ class Manufacturer:
             raise ToolError(f"{uid} is not registered; nothing to re-issue")
         thing = record["thingName"]["S"]
         item = self._inventory(thing)
-        if item is None or item["status"]["S"] != "ACTIVE":
+        if item is None or item.status != Status.ACTIVE:
             raise ToolError(f"{uid}: the inventory has no ACTIVE certificate for {thing}")
-        certificate_id = item["certificateId"]["S"]
+        certificate_id = item.certificate_id
         self._revoke_certificate(thing, certificate_id)
-        self._next_version(item, {"status": {"S": "INACTIVE"}}, revoke=certificate_id)
+        self._write_next(item, status=Status.INACTIVE, revoke=certificate_id)
         self.ddb.update_item(
             TableName=self.stack.provisioning_table, Key={"deviceUid": {"S": uid}},
             UpdateExpression=("SET registrationState = :u, reopenedFrom = :old, updatedAt = :at "
@@ -463,10 +466,16 @@ class Manufacturer:
             raise ToolError(f"unknown device {uid}", 2)
         return record
 
-    def _inventory(self, thing: str) -> dict[str, Any] | None:
+    def _inventory(self, thing: str) -> InventoryItem | None:
         item = self.ddb.get_item(TableName=self.stack.inventory_table,
-                                 Key={"thingName": {"S": thing}}, ConsistentRead=True).get("Item")
-        return dict(item) if item else None
+                                 Key={inventory.TABLE_KEY: {"S": thing}},
+                                 ConsistentRead=True).get("Item")
+        if not item:
+            return None
+        try:
+            return InventoryItem.from_attribute_values(item)
+        except ContractViolation as broken:
+            raise ToolError(f"{broken}; repair the item before changing it") from None
 
     def _revoke_certificate(self, thing: str, certificate_id: str) -> None:
         try:
@@ -478,23 +487,21 @@ class Manufacturer:
             if _code(error) != "ResourceNotFoundException":  # not in this region (yet)
                 raise
 
-    def _next_version(self, item: dict[str, Any], changes: dict[str, Any],
-                      revoke: str | None = None) -> None:
-        """The inventory contract's change: version + 1, writerRegion = here, conditional."""
-        version = int(item["version"]["N"])
-        names = {f"#{k}": k for k in changes} | {"#version": "version"}
-        values = {f":{k}": v for k, v in changes.items()} | {
-            ":next": {"N": str(version + 1)}, ":expected": {"N": str(version)},
-            ":writer": {"S": self.region}, ":at": {"S": now_iso()}}
-        update = "SET " + ", ".join(f"#{k} = :{k}" for k in changes) + \
-            ", #version = :next, writerRegion = :writer, updatedAt = :at"
-        if revoke:
-            update += " ADD revokedCertificateIds :revoked"
-            values[":revoked"] = {"SS": [revoke]}
-        self.ddb.update_item(TableName=self.stack.inventory_table,
-                             Key={"thingName": item["thingName"]}, UpdateExpression=update,
-                             ConditionExpression="#version = :expected",
-                             ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+    def _write_next(self, item: InventoryItem, *, status: str, revoke: str | None = None) -> None:
+        """The inventory contract's change: the next version of the item read, written only
+        if it is still the version read."""
+        changed = item.changed(writer_region=self.region,
+                               updated_at=inventory.timestamp(dt.datetime.now(dt.timezone.utc)),
+                               status=status, revoke=[revoke] if revoke else ())
+        try:
+            self.ddb.put_item(**inventory.put_request(self.stack.inventory_table, changed,
+                                                      replaces=item))
+        except ClientError as error:
+            if _code(error) != "ConditionalCheckFailedException":
+                raise
+            raise ToolError(f"{item.thing_name}: the inventory item changed while this ran "
+                            f"(it is no longer version {item.version}); run the command "
+                            "again") from None
 
 
 def check_batch(batch: str) -> None:

@@ -42,6 +42,11 @@ from cryptography.x509.verification import (
 )
 
 from components.x509 import has_extended_key_usage, is_ca_certificate, is_self_signed
+from lambdas.contracts.things import (
+    THING_NAME_CHARACTERS,
+    THING_NAME_MAX_LENGTH,
+    thing_name_problem,
+)
 
 KeyType = Literal["ec-p256", "rsa-2048", "rsa-3072", "rsa-4096"]
 KEY_TYPES: tuple[KeyType, ...] = get_args(KeyType)
@@ -62,8 +67,6 @@ DEFAULT_DEVICE_DAYS = 3652  # 10 years
 # AWS IoT domain configurations accept a server certificate chain of at most 5 certs.
 MAX_SERVER_CHAIN_DEPTH = 5
 
-# re.fullmatch (not match + "$") so a trailing newline cannot sneak through.
-THING_NAME_RE = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
 _DNS_LABEL_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 # Keys end in ".key" so the repository's .gitignore ("*.key") keeps them out of git.
@@ -160,10 +163,11 @@ def _check_supported_public_key(key: object, what: str) -> PublicKey:
 
 
 def validate_thing_name(thing_name: str) -> str:
-    if not THING_NAME_RE.fullmatch(thing_name):
+    problem = thing_name_problem(thing_name)
+    if problem:
         raise PkiError(
-            f"invalid thing name {thing_name!r}: AWS IoT thing names must match "
-            "^[a-zA-Z0-9:_-]{1,128}$; fix: use only letters, digits, ':', '_', '-' (max 128)"
+            f"invalid thing name {thing_name!r}: it {problem}; fix: use 1-"
+            f"{THING_NAME_MAX_LENGTH} of {THING_NAME_CHARACTERS} (AWS IoT thing names)"
         )
     return thing_name
 
@@ -760,6 +764,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--stack", default="dev", help="Pulumi stack for the printed config command (default: dev)"
     )
+    p.add_argument(
+        "--replaces", type=Path, default=None, metavar="CURRENT_CA_CERT",
+        help="CA rotation: the intermediate CA certificate this one succeeds; the printed config "
+             "lists both (the current one as `previous`, this one as `issuing`)")
+    p.add_argument(
+        "--name", default=None,
+        help="with --replaces: this CA's name in caCertificates (1-16 lowercase letters and "
+             "digits, e.g. ca2027)")
     _add_key_type(p)
     _add_output_args(p, DEFAULT_INTERMEDIATE_DAYS)
 
@@ -856,9 +868,38 @@ def _cmd_root_ca(a: argparse.Namespace) -> int:
     return 0
 
 
+def _rotation_config_lines(current: Path, new: Path, name: str, stack: str) -> list[str]:
+    """The stack config of a CA rotation's overlap (components/edge/cas.py): the current CA
+    keeps the name `ca` (so its registration and JITR rule keep their resources)."""
+    q = shlex.quote
+    entries = [("ca", config_path(current), "previous"), (name, config_path(new), "issuing")]
+    lines = [f"  pulumi config rm {PULUMI_CA_CONFIG_KEY} -s {q(stack)}"]
+    for index, (ca_name, path, state) in enumerate(entries):
+        for field_name, value in (("name", ca_name), ("pemFile", path), ("state", state)):
+            lines.append(f"  pulumi config set --path {q(f'caCertificates[{index}].{field_name}')} "
+                         f"{q(value)} -s {q(stack)}")
+    return lines
+
+
 def _cmd_intermediate_ca(a: argparse.Namespace) -> int:
     targets = [a.out_dir / INTERMEDIATE_KEY_FILE, a.out_dir / INTERMEDIATE_CERT_FILE,
                a.out_dir / CA_CHAIN_FILE]
+    if (a.replaces is None) != (a.name is None):
+        raise PkiError("--replaces and --name go together: the CA this one succeeds, and this "
+                        "one's name in caCertificates")
+    if a.name is not None and (not re.fullmatch(r"[a-z][a-z0-9]{0,15}", a.name) or a.name == "ca"):
+        raise PkiError(f"--name {a.name!r}: 1-16 lowercase letters and digits, starting with a "
+                        "letter, not 'ca' (the current CA keeps that name)")
+    if a.replaces is not None:
+        try:
+            current = x509.load_pem_x509_certificate(a.replaces.read_bytes())
+        except (OSError, ValueError) as error:
+            raise PkiError(f"--replaces {a.replaces}: not a readable PEM certificate ({error})") from None
+        if current.subject.rfc4514_string() == x509.Name(
+                [x509.NameAttribute(NameOID.COMMON_NAME, a.common_name)]).rfc4514_string():
+            raise PkiError(f"--common-name {a.common_name!r} is the current CA's subject; give the "
+                            "new CA its own (e.g. 'IoT Device Issuing CA 2027') so certificates "
+                            "say which CA issued them")
     # Inputs first, then outputs: the real problem is reported before "file exists".
     root = load_ca(
         a.root_cert, a.root_key, "root CA", cert_flag="--root-cert", key_flag="--root-key"
@@ -877,8 +918,15 @@ def _cmd_intermediate_ca(a: argparse.Namespace) -> int:
     write_outputs(files, force=a.force)
     _report_written(files)
     cert_arg, stack_arg = shlex.quote(config_path(targets[1])), shlex.quote(a.stack)
-    print("Register this CA in AWS IoT by putting its certificate (not the key) into stack config:")
-    print(f"  pulumi config set {PULUMI_CA_CONFIG_KEY} {cert_arg} -s {stack_arg}")
+    if a.replaces is not None:
+        print("CA rotation: list both CAs in stack config, then `pulumi up` registers this one "
+              "beside the current one in every region (components/edge/README.md, "
+              "\"Rotating our CA\"):")
+        print("\n".join(_rotation_config_lines(a.replaces, targets[1], a.name, a.stack)))
+    else:
+        print("Register this CA in AWS IoT by putting its certificate (not the key) into stack "
+              "config:")
+        print(f"  pulumi config set {PULUMI_CA_CONFIG_KEY} {cert_arg} -s {stack_arg}")
     print(f"Never put {targets[0]} (or any private key) into Pulumi config; keep it in a secrets store.")
     print(f"Check a device certificate against {targets[2]}:")
     print(f"  python -m tools.pki verify --cert <thing>.cert.pem --chain {shlex.quote(str(targets[2]))}")

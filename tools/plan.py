@@ -32,8 +32,8 @@ from tools.harness import (
 )
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-LAYER_WARNING = ("the Lambda dependencies layer is not built yet: this plan used an empty "
-                 "stand-in, and `pulumi up` refuses to run without it; build it with "
+LAYER_WARNING = ("the Lambda dependencies layer is not built yet: this plan used a "
+                 "stand-in holding only the shared contracts, and `pulumi up` refuses to run without it; build it with "
                  "`python -m tools.package_lambda`")
 
 
@@ -131,6 +131,9 @@ def _label(resource: RecordedResource) -> str:
         if replicas else ""
     if resource.custom and resource.region == GLOBAL:
         suffix += f"  ({resource.module}: global service)"
+    if resource.type.startswith("aws-native:"):
+        # No `region` argument: the explicit provider decides (None = the default provider).
+        suffix += f"  (Cloud Control, via the {resource.region or 'DEFAULT'} aws-native provider)"
     return f"{resource.type}  {resource.name}{suffix}"
 
 

@@ -20,6 +20,9 @@ from pulumi_policy.policy import _NotApplicableError as NotApplicableError
 from pulumi_policy.policy import _PolicyAnalyzerServicer as AnalyzerServicer
 from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
 
+# The pulumi runtime's own internals are all in tools/pulumi_internals.py.
+from tools.pulumi_internals import set_stack_and_project
+
 # The releases these internals were read in (major.minor); the test fails on any other, so an
 # upgrade of pulumi-policy or pulumi re-reads them (pulumi_policy/policy.py, proxy.py,
 # deserialize.py; pulumi/runtime/settings.py) before anything else runs on them.
@@ -28,15 +31,6 @@ TESTED_RELEASES = {"pulumi_policy": ("1.21",), "pulumi": ("3.",)}
 __all__ = ["AnalyzerServicer", "NotApplicableError", "TESTED_RELEASES", "UnknownValueError",
            "deserialize_properties", "installed_releases", "serialize_properties",
            "set_stack_and_project", "unknown_checking_proxy", "unknown_error_message"]
-
-
-def set_stack_and_project(stack: str, project: str) -> None:
-    """What the analyzer's `_configure_runtime_settings` leaves behind: `pulumi.get_stack()`
-    and `get_project()` answer for the stack being checked (in the current context)."""
-    from pulumi.runtime import settings
-
-    settings._set_stack(stack)
-    settings._set_project(project)
 
 
 def installed_releases() -> dict[str, str]:

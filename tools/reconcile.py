@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from tools import stack_outputs
 from tools.replication_reconcile import (
     CONFLICT,
     REPAIRABLE,
@@ -38,26 +39,32 @@ from tools.replication_reconcile import (
     RegionTargets,
     reconcile_region,
     render_report,
-    targets_from_graph,
+    targets_from_outputs,
 )
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 ClientFactory = Callable[[str, str], Any]  # (service, region) -> boto3 client
 
 
-def load_stack(program: Path, stack: str) -> tuple[dict[str, RegionTargets], Any]:
-    """The declared names per region and the stack's replication settings."""
-    from components.config import PROJECT, parse_stack_config
-    from tools.harness import evaluate_program, load_program_stack
+def load_stack(program: Path, stack: str, outputs: Mapping[str, Any]
+               ) -> tuple[dict[str, RegionTargets], Any]:
+    """The deployed names per region (the stack's outputs) and the stack's replication
+    settings (its config section, parsed by the capability's own parser)."""
+    from components.replication.settings import parse_settings
+    from tools.harness import load_program_stack
 
     spec = load_program_stack(program, stack)
-    prefix = f"{PROJECT}:"
-    raw = {k[len(prefix):]: v for k, v in spec.config.items() if k.startswith(prefix)}
-    config = parse_stack_config(raw, project_dir=program)
-    settings = config.capability_settings.get("replication")
-    if settings is None:
-        raise ValueError(f"stack {stack!r} does not enable the replication capability")
-    return targets_from_graph(evaluate_program(program, stack)), settings
+    raw = spec.config.get(f"{spec.project}:replication")
+    problems: list[str] = []
+    settings = parse_settings(raw, lambda field, message: problems.append(
+        f"{spec.project}:replication{'.' + field if field else ''}: {message}"))
+    if problems:
+        raise ValueError("; ".join(problems))
+    targets = targets_from_outputs(outputs)
+    if not targets:
+        raise ValueError(f"stack {stack!r} does not run the replication capability in any "
+                         "region (its outputs have no `regions.<region>.replication`)")
+    return targets, settings
 
 
 def boto3_clients(profile: str | None = None) -> ClientFactory:
@@ -133,18 +140,21 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = 
                         help="where --apply keeps its resume journal (default: .reconcile)")
     parser.add_argument("--utilization", type=float, default=None,
                         help="share of each IoT API quota to use (default: from the stack)")
+    parser.add_argument("--outputs", type=Path, default=None,
+                        help="the stack's outputs as JSON (`pulumi stack output --json`); "
+                             "default: ask the Pulumi CLI")
     parser.add_argument("--program", type=Path, default=PROJECT_DIR,
                         help="Pulumi program directory")
     parser.add_argument("--profile", default=None, help="AWS profile")
     args = parser.parse_args(argv)
-    from components.config import ConfigError
 
     if args.utilization is not None and not 0 < args.utilization <= 1:
         print("error: --utilization must be in (0, 1]", file=err)
         return 3
     try:
-        targets, settings = load_stack(args.program, args.stack)
-    except (FileNotFoundError, ValueError, ConfigError) as error:
+        targets, settings = load_stack(args.program, args.stack, stack_outputs.load(
+            args.stack, outputs_file=args.outputs, program=args.program))
+    except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=err)
         return 3
     code, _ = run(targets, settings, clients or boto3_clients(args.profile),

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+from lambdas.contracts.inventory import Attr
+
 PIPE = "aws:pipes/pipe:Pipe"
 STATE_MACHINE = "aws:sfn/stateMachine:StateMachine"
 
@@ -67,17 +69,17 @@ def attached_policy(definition: str) -> str:
     return str(states["AttachDevicePolicy"]["Parameters"]["PolicyName"])
 
 
-def targets_from_graph(graph: Any) -> dict[str, RegionTargets]:
-    """Names as the program declares them (a `tools.harness.StackGraph`): no second copy of
-    the naming rules. The pipe names its stream and machine; the machine its device policy."""
+def targets_from_outputs(outputs: Mapping[str, Any]) -> dict[str, RegionTargets]:
+    """Names as the deployed stack reports them (its outputs, tools/stack_outputs.py): every
+    region that runs the replication capability. No second copy of the naming rules."""
     found: dict[str, RegionTargets] = {}
-    for pipe in graph.of_type(PIPE):
-        region = str(pipe.region)
-        machine = next(m for m in graph.of_type(STATE_MACHINE)
-                       if m.outputs.get("arn") == pipe.inputs["target"])
-        table = str(pipe.inputs["source"]).split(":table/", 1)[1].split("/stream/")[0]
-        found[region] = RegionTargets(region, table, str(machine.inputs["name"]),
-                                      attached_policy(str(_plain(machine.inputs["definition"]))))
+    for region, values in (outputs.get("regions") or {}).items():
+        replication = values.get("replication")
+        if not replication:
+            continue
+        found[region] = RegionTargets(region, str(values["tableNames"]["inventory"]),
+                                      str(replication["stateMachineName"]),
+                                      str(values["devicePolicyName"]))
     return found
 
 
@@ -94,24 +96,29 @@ class InventoryItem:
 
 
 def _item(raw: Mapping[str, Any]) -> InventoryItem:
+    """The projected attributes of an item (lambdas/contracts/inventory.py names them)."""
     def text(name: str) -> str:
         value = raw.get(name, {})
         return str(value.get("S") or value.get("N") or "")
 
-    return InventoryItem(thing_name=text("thingName"), certificate_id=text("certificateId") or None,
-                         issuer=text("issuer"), status=text("status"),
-                         version=int(text("version") or 0), writer_region=text("writerRegion"))
+    return InventoryItem(thing_name=text(Attr.THING_NAME),
+                         certificate_id=text(Attr.CERTIFICATE_ID) or None,
+                         issuer=text(Attr.ISSUER), status=text(Attr.STATUS),
+                         version=int(text(Attr.VERSION) or 0),
+                         writer_region=text(Attr.WRITER_REGION))
 
 
 # Only what the comparison needs: the PEM (1-2 KB a device) stays in the table.
-_PROJECTION = "thingName, certificateId, issuer, #s, #v, writerRegion"
+_PROJECTED = (Attr.THING_NAME, Attr.CERTIFICATE_ID, Attr.ISSUER, Attr.STATUS, Attr.VERSION,
+              Attr.WRITER_REGION)
 
 
 def scan_inventory(dynamodb: Any, table_name: str) -> Iterator[InventoryItem]:
     """Every item of one replica (eventually consistent scan; the machine re-reads each
     device with a consistent read before it changes anything)."""
-    kwargs: dict[str, Any] = {"TableName": table_name, "ProjectionExpression": _PROJECTION,
-                              "ExpressionAttributeNames": {"#s": "status", "#v": "version"}}
+    names = {f"#a{i}": name for i, name in enumerate(_PROJECTED)}  # status, version: reserved
+    kwargs: dict[str, Any] = {"TableName": table_name, "ProjectionExpression": ", ".join(names),
+                              "ExpressionAttributeNames": names}
     while True:
         page = dynamodb.scan(**kwargs)
         for raw in page.get("Items", []):

@@ -1,16 +1,18 @@
 """The certificate vending machine of one region. Design notes: components/cvm/README.md.
 
-Per region: the batch-salts secret (regional CMK), the registration function (its own KMS log
-group, least-privilege role, X-Ray, JSON logs), a REGIONAL REST API (`POST /registration`,
-`POST /rotation`) with a request validator and JSON-schema models, field-naming 400 bodies,
-stage throttling, KMS access logs and X-Ray; a WAFv2 web ACL (per-IP rate rule answering 429 +
-AWS managed rule groups) on the stage; the custom domain `provision.<deviceDomain>` with a
-latency record guarded by the edge's health-check design; KPI dashboard and alarms.
+Per region, one section (method) each: the batch-salts secret (regional CMK); the
+registration function (its own KMS log group, least-privilege role, X-Ray, JSON logs); a
+REGIONAL REST API (`POST /registration`, `POST /rotation`) with a request validator and
+JSON-schema models, field-naming 400 bodies, stage throttling, KMS access logs and X-Ray,
+redeployed whenever any input of its definition changes (components/rest_api.py); a WAFv2
+web ACL (per-IP rate rule answering 429 + AWS managed rule groups) on the stage; the custom
+domain `provision.<deviceDomain>` behind the fail-over endpoint the edge uses too
+(components/failover.py); KPI dashboard and alarms. The domain's ACM validation record is the
+capability's global part (components/cvm/validation.py).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,15 +21,23 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
+import components.cvm.monitoring as monitoring  # not `from components.cvm`: no import circle
 from components.account import AwsAccount
-from components.cvm import monitoring
-from components.cvm.policies import api_logging_role_policy, function_role_policy
-from components.dns import validation_record_for
+from components.cvm.policies import API_GATEWAY_LOGGING_POLICY, function_role_policy
+from components.failover import (
+    AliasTarget,
+    HealthLabels,
+    LatencyEndpointSpec,
+    ServerErrorAlarm,
+    dns_validated_certificate,
+    latency_endpoint,
+)
 from components.global_tables import RegionalTable
-from components.health import region_health_check
-from components.iam import service_trust_policy
+from components.iam import policy_document
 from components.lambda_function import dependencies_layer, python_function
 from components.packaging import LambdaLayer
+from components.rest_api import ApiDefinition
+from lambdas.contracts.environment import CvmRegistrationEnvironment
 
 HERE = Path(__file__).resolve().parent
 REGISTRATION_SCHEMA = HERE / "registration.schema.json"
@@ -87,22 +97,17 @@ WAF_COUNT_ONLY_RULES: Mapping[str, tuple[str, ...]] = {
     "AWSManagedRulesCommonRuleSet": ("NoUserAgent_HEADER",),
 }
 
-# Health (the edge's design): unhealthy while the API answers server errors in bursts (alarm)
-# or the custom domain's endpoint does not accept TCP on 443.
+# Health (the edge's design, components/failover.py): unhealthy while the API answers server
+# errors in bursts (alarm) or the custom domain's endpoint does not accept TCP on 443.
 SERVER_ERRORS_PER_MINUTE = 5
-ALARM_EVALUATION_PERIODS = 5
-ALARM_DATAPOINTS_TO_ALARM = 3
 HTTPS_PORT = 443
-LATENCY_RECORD_TTL = 60  # alias records take the target's TTL; kept for the validation CNAME
-VALIDATION_RECORD_TTL = 300
 
 
 @dataclass(frozen=True)
-class CvmArgs:
+class CertificateVendingMachineArgs:
     region: str
-    primary_region: str
     name_prefix: str  # `<app>-<env>-<region>` (IAM, alarm, health-check names)
-    stack_prefix: str  # `<app>-<env>` (the salts secret's name)
+    salts_secret_name: str  # components/naming.py (the manufacturer tool reads the same)
     account: AwsAccount
     kms_key_arn: pulumi.Input[str]
     tables_key_arn: pulumi.Input[str]  # the global tables' CMK in this region
@@ -129,74 +134,107 @@ class CvmArgs:
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
-def salts_secret_name(stack_prefix: str) -> str:
-    """The same name in every region (one secret per region; see README, "Salts")."""
-    return f"{stack_prefix}/cvm/batch-salts"
-
-
-def function_environment(args: CvmArgs, *, secret_arn: str, provisioning_table: str,
+def function_environment(args: CertificateVendingMachineArgs, *, secret_arn: str, provisioning_table: str,
                          inventory_table: str, device_policy_name: str) -> dict[str, str]:
-    env = {
-        "PROVISIONING_TABLE_NAME": provisioning_table,
-        "INVENTORY_TABLE_NAME": inventory_table,
-        "SALTS_SECRET_ARN": secret_arn,
-        "DEVICE_POLICY_NAME": device_policy_name,
-        "DEVICE_ENDPOINT": args.device_domain,
-        "THING_NAME_PREFIX": args.thing_name_prefix,
-        "LEGACY_BATCHES": ",".join(args.legacy_batches),
-        "CLAIM_STALE_SECONDS": str(CLAIM_STALE_SECONDS),
-        "POWERTOOLS_SERVICE_NAME": monitoring.SERVICE,
-        "POWERTOOLS_METRICS_NAMESPACE": monitoring.NAMESPACE,
-    }
-    if args.root_ca_bundle_pem:
-        env["ROOT_CA_BUNDLE_PEM"] = args.root_ca_bundle_pem
-    return env
+    return CvmRegistrationEnvironment[str](
+        provisioning_table_name=provisioning_table, inventory_table_name=inventory_table,
+        salts_secret_arn=secret_arn, device_policy_name=device_policy_name,
+        device_endpoint=args.device_domain, thing_name_prefix=args.thing_name_prefix,
+        legacy_batches=",".join(args.legacy_batches),
+        claim_stale_seconds=str(CLAIM_STALE_SECONDS),
+        root_ca_bundle_pem=args.root_ca_bundle_pem or None).variables()
 
 
-def api_definition_hash() -> str:
-    """Changes when what a deployment serves changes (models, routes, gateway answers)."""
-    digest = hashlib.sha256()
-    for route, (model, schema) in sorted(ROUTES.items()):
-        digest.update(f"{route}:{model}:".encode() + schema.read_bytes())
-    digest.update(json.dumps(GATEWAY_RESPONSES, sort_keys=True).encode())
-    digest.update(ACCESS_LOG_FORMAT.encode())
-    return digest.hexdigest()
+def api_gateway_logging_trust() -> str:
+    """API Gateway's CloudWatch role, trusted as AWS documents it ("Set up CloudWatch logging
+    for REST APIs in API Gateway": a role with `apigateway.amazonaws.com` as its trusted
+    entity). API Gateway tests the role when the account setting is written; a condition it
+    does not send would fail that test."""
+    return policy_document([{"Effect": "Allow", "Principal": {"Service": "apigateway.amazonaws.com"},
+                             "Action": "sts:AssumeRole"}])
+
+
+@dataclass(frozen=True)
+class CvmOutputs:
+    """What operators and the factory's tool need from one region's CVM (stack outputs)."""
+
+    url: str  # POST here to register
+    rotation_url: str
+    rest_api_id: pulumi.Output[str]
+    function_name: pulumi.Output[str]
+    salts_secret_name: str
+    salts_secret_arn: pulumi.Output[str]
+    web_acl_arn: pulumi.Output[str]
+    health_check_id: pulumi.Output[str]
 
 
 class CertificateVendingMachine(pulumi.ComponentResource):
-    def __init__(self, name: str, args: CvmArgs,
+    """One region's CVM; each section of the declaration is one method, in dependency order."""
+
+    def __init__(self, name: str, args: CertificateVendingMachineArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("iotmr:cvm:CertificateVendingMachine", name, None, opts)
-        region = args.region
-        tags = dict(args.tags)
-        child = pulumi.ResourceOptions(parent=self)
-        account_id = args.account.account_id
-        partition = args.account.partition
+        self.logical_name = name  # the global part's alias names this component's children
+        self._cvm = args
+        self._logical = name
+        self._tags = dict(args.tags)
+        self._child = pulumi.ResourceOptions(parent=self)
         prefix = args.name_prefix
-        function_name = f"{prefix}-cvm-registration"
-        api_name = f"{prefix}-cvm"
+        self.function_name = f"{prefix}-cvm-registration"
+        self.api_name = f"{prefix}-cvm"
+        self.waf_name = f"{prefix}-cvm"
 
-        # --- batch salts ---------------------------------------------------------------------
+        self._salts()
+        self._function()
+        self._rest_api()
+        self._waf()
+        self._domain_and_health()
+        self._kpis()
+
+        domain = args.provisioning_domain
+        self.provisioning_url = f"https://{domain}/registration"
+        self.outputs = CvmOutputs(
+            url=self.provisioning_url, rotation_url=f"https://{domain}/rotation",
+            rest_api_id=self.rest_api.id, function_name=self.registration.function.name,
+            salts_secret_name=args.salts_secret_name, salts_secret_arn=self.salts_secret.arn,
+            web_acl_arn=self.web_acl.arn, health_check_id=self.health_check.id)
+        self.register_outputs({
+            "provisioning_url": self.provisioning_url,
+            "rest_api_id": self.rest_api.id,
+            "stage_arn": self.stage.arn,
+            "function_arn": self.registration.function.arn,
+            "salts_secret_arn": self.salts_secret.arn,
+            "web_acl_arn": self.web_acl.arn,
+            "health_check_id": self.health_check.id,
+        })
+
+    # --- batch salts ---------------------------------------------------------------------------
+    def _salts(self) -> None:
+        args, name = self._cvm, self._logical
         # Declared empty: the manufacturer tool writes the value (never Pulumi state).
         self.salts_secret = aws.secretsmanager.Secret(
-            f"{name}-salts", region=region, name=salts_secret_name(args.stack_prefix),
+            f"{name}-salts", region=args.region, name=args.salts_secret_name,
             description="CVM device-token salts per manufacturing batch "
                         "(written by tools/manufacturer.py)",
             kms_key_id=args.kms_key_arn, recovery_window_in_days=30 if args.is_prod else 7,
             # A salt cannot rotate on a schedule: devices already in the field carry tokens
             # derived from it. New batches get new salts (`tools/manufacturer.py rotate-salt`).
-            tags={**tags, "rotation-exception": "device tokens in the field derive from the "
-                  "batch salt; new batches get new salts (manufacturer rotate-salt)"},
-            opts=child)
+            tags={**self._tags, "rotation-exception": "device tokens in the field derive from "
+                  "the batch salt; new batches get new salts (manufacturer rotate-salt)"},
+            opts=self._child)
 
-        # --- the function ----------------------------------------------------------------------
+    # --- the function ----------------------------------------------------------------------------
+    def _function(self) -> None:
+        args, name, region = self._cvm, self._logical, self._cvm.region
+        account_id, partition = args.account.account_id, args.account.partition
+        function_name = self.function_name
         self.dependencies_layer = dependencies_layer(
-            f"{name}-deps", parent=self, region=region, layer_name=f"{prefix}-cvm-deps",
-            lambda_layer=args.lambda_layer)
+            f"{name}-deps", parent=self, region=region,
+            layer_name=f"{args.name_prefix}-cvm-deps", lambda_layer=args.lambda_layer)
         self.registration = python_function(
             f"{name}-function", parent=self, region=region, account_id=account_id,
-            kms_key_arn=args.kms_key_arn, log_retention_days=args.log_retention_days, tags=tags,
-            function_name=function_name, package=FUNCTION_PACKAGE,
+            kms_key_arn=args.kms_key_arn, log_retention_days=args.log_retention_days,
+            tags=self._tags, function_name=function_name, package=FUNCTION_PACKAGE,
             description="CVM: registers devices (token -> certificate) and rotates certificates",
             role_policy_name="cvm-registration",
             role_policy=lambda log_group_arn: pulumi.Output.all(
@@ -218,83 +256,77 @@ class CertificateVendingMachine(pulumi.ComponentResource):
             layer=self.dependencies_layer, memory_size=FUNCTION_MEMORY_MB,
             timeout=FUNCTION_TIMEOUT_SECONDS, reserved_concurrency=args.reserved_concurrency)
 
-        # --- the REST API ------------------------------------------------------------------------
-        self.rest_api = aws.apigateway.RestApi(
-            f"{name}-api", region=region, name=api_name,
+    # --- the REST API ------------------------------------------------------------------------------
+    def _rest_api(self) -> None:
+        args, name, region, child = self._cvm, self._logical, self._cvm.region, self._child
+        # Everything a deployment serves, declared through `definition`: any change to any
+        # input of any part redeploys (components/rest_api.py).
+        definition = ApiDefinition()
+        self.rest_api = definition.add(
+            aws.apigateway.RestApi, f"{name}-api", region=region, name=self.api_name,
             description="Certificate vending machine: device registration and rotation",
-            endpoint_configuration=aws.apigateway.RestApiEndpointConfigurationArgs(
-                types="REGIONAL"),
+            endpoint_configuration={"types": "REGIONAL"},
             # Devices use provision.<deviceDomain> only; the execute-api URL is switched off.
             disable_execute_api_endpoint=True,
-            tags=tags, opts=child)
-        self.validator = aws.apigateway.RequestValidator(
-            f"{name}-validator", region=region, rest_api=self.rest_api.id,
-            name="body-and-parameters", validate_request_body=True,
+            tags=self._tags, opts=child)
+        self.validator = definition.add(
+            aws.apigateway.RequestValidator, f"{name}-validator", region=region,
+            rest_api=self.rest_api.id, name="body-and-parameters", validate_request_body=True,
             validate_request_parameters=True, opts=child)
-        api_parts: list[pulumi.Resource] = []
         self.methods: dict[str, aws.apigateway.Method] = {}
         for route, (model_name, schema_path) in ROUTES.items():
-            model = aws.apigateway.Model(
-                f"{name}-{route}-model", region=region, rest_api=self.rest_api.id,
-                name=model_name, content_type="application/json",
+            # content_type is fixed: it forces a new model, whose name is unique per API and
+            # which API Gateway will not delete while a method uses it (tests pin it).
+            model = definition.add(
+                aws.apigateway.Model, f"{name}-{route}-model", region=region,
+                rest_api=self.rest_api.id, name=model_name, content_type="application/json",
                 schema=schema_path.read_text(), opts=child)
-            resource = aws.apigateway.Resource(
-                f"{name}-{route}-resource", region=region, rest_api=self.rest_api.id,
-                parent_id=self.rest_api.root_resource_id, path_part=route, opts=child)
-            method = aws.apigateway.Method(
-                f"{name}-{route}-post", region=region, rest_api=self.rest_api.id,
+            resource = definition.add(
+                aws.apigateway.Resource, f"{name}-{route}-resource", region=region,
+                rest_api=self.rest_api.id, parent_id=self.rest_api.root_resource_id,
+                path_part=route, opts=child)
+            method = definition.add(
+                aws.apigateway.Method, f"{name}-{route}-post", region=region,
+                rest_api=self.rest_api.id,
                 resource_id=resource.id, http_method="POST",
                 # Devices have no AWS identity: the body's token (or signature) is the proof,
                 # checked by the function; WAF and throttling guard the door.
                 authorization="NONE", request_validator_id=self.validator.id,
                 request_models={"application/json": model.name}, opts=child)
-            integration = aws.apigateway.Integration(
-                f"{name}-{route}-integration", region=region, rest_api=self.rest_api.id,
+            definition.add(
+                aws.apigateway.Integration, f"{name}-{route}-integration", region=region,
+                rest_api=self.rest_api.id,
                 resource_id=resource.id, http_method=method.http_method,
                 type="AWS_PROXY", integration_http_method="POST",
-                uri=self.registration.function.invoke_arn, opts=child)
+                uri=self.registration.function.invoke_arn,
+                # PutIntegration overwrites and DeleteIntegration removes "the" integration of
+                # the method: a replacement (new type) must delete the old one first.
+                opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True))
             self.methods[route] = method
-            api_parts += [model, resource, method, integration]
         for response_type, (status, template) in GATEWAY_RESPONSES.items():
-            api_parts.append(aws.apigateway.Response(
+            definition.add(
+                aws.apigateway.Response,
                 f"{name}-response-{response_type.lower().replace('_', '-')}", region=region,
                 rest_api_id=self.rest_api.id, response_type=response_type,
                 status_code=None if status is None else str(status),
                 response_templates={"application/json": template},
-                opts=child))
+                opts=child)
 
         self.access_log_group = aws.cloudwatch.LogGroup(
-            f"{name}-access-logs", region=region, name=f"/aws/apigateway/{api_name}/access",
+            f"{name}-access-logs", region=region, name=f"/aws/apigateway/{self.api_name}/access",
             retention_in_days=args.log_retention_days, kms_key_id=args.kms_key_arn,
-            tags=tags, opts=child)
-        # API Gateway writes access logs with the account's (per region) CloudWatch role, a
-        # singleton of the account: set here only when the stack owns it (settings).
-        stage_depends: list[pulumi.Resource] = []
-        if args.manage_api_gateway_account:
-            api_logging_role = aws.iam.Role(
-                f"{name}-api-logging-role", name=f"{prefix}-apigw-logs",
-                assume_role_policy=pulumi.Output.from_input(account_id).apply(
-                    lambda account: service_trust_policy("apigateway.amazonaws.com", account)),
-                tags=tags, opts=child)
-            api_logging_policy = aws.iam.RolePolicy(
-                f"{name}-api-logging-policy", role=api_logging_role.id, name="access-logs",
-                policy=self.access_log_group.arn.apply(
-                    lambda arn: api_logging_role_policy(access_log_group_arn=arn)),
-                opts=child)
-            stage_depends.append(aws.apigateway.Account(
-                f"{name}-api-account", region=region, cloudwatch_role_arn=api_logging_role.arn,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[api_logging_policy])))
-
+            tags=self._tags, opts=child)
+        stage_depends = self._api_gateway_account()
         self.deployment = aws.apigateway.Deployment(
             f"{name}-deployment", region=region, rest_api=self.rest_api.id,
-            description="CVM API", triggers={"definition": api_definition_hash()},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=api_parts))
+            description="CVM API", triggers=definition.triggers(),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=definition.resources))
         self.stage = aws.apigateway.Stage(
             f"{name}-stage", region=region, rest_api=self.rest_api.id, stage_name=STAGE_NAME,
             deployment=self.deployment.id, xray_tracing_enabled=True,
             access_log_settings=aws.apigateway.StageAccessLogSettingsArgs(
                 destination_arn=self.access_log_group.arn, format=ACCESS_LOG_FORMAT),
-            tags=tags,
+            tags=self._tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=stage_depends))
         self.method_settings = aws.apigateway.MethodSettings(
             f"{name}-throttling", region=region, rest_api=self.rest_api.id,
@@ -309,13 +341,42 @@ class CertificateVendingMachine(pulumi.ComponentResource):
         aws.lambda_.Permission(
             f"{name}-invoke", region=region, function=self.registration.function.name,
             action="lambda:InvokeFunction", principal="apigateway.amazonaws.com",
-            source_account=account_id,
+            source_account=args.account.account_id,
             source_arn=self.rest_api.execution_arn.apply(
                 lambda arn: f"{arn}/{STAGE_NAME}/POST/*"),
             opts=child)
 
-        # --- WAF ---------------------------------------------------------------------------------
-        waf_name = f"{prefix}-cvm"
+    def _api_gateway_account(self) -> list[pulumi.Resource]:
+        """API Gateway writes access logs with the account's (per region) CloudWatch role, a
+        singleton of the account that serves every API in the region: declared only when the
+        stack owns it (`cvm.apiGatewayAccount: manage`), and retained (with its role) when
+        this stack stops declaring it, so other APIs' logging never breaks with our removal
+        (the provider would otherwise reset the setting on delete). The role carries no fixed
+        name: declaring the setting again later creates a new role instead of colliding."""
+        args, name = self._cvm, self._logical
+        if not args.manage_api_gateway_account:
+            return []
+        retained = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
+        role = aws.iam.Role(
+            f"{name}-api-logging-role",
+            description=f"API Gateway in {args.region} writes CloudWatch logs (account setting)",
+            assume_role_policy=api_gateway_logging_trust(), tags=self._tags, opts=retained)
+        # The managed policy AWS documents for this role: the setting serves every API of the
+        # region, whose log groups this stack cannot know.
+        attachment = aws.iam.RolePolicyAttachment(
+            f"{name}-api-logging-policy", role=role.name,
+            policy_arn=pulumi.Output.from_input(args.account.partition).apply(
+                lambda partition: f"arn:{partition}:iam::aws:policy/{API_GATEWAY_LOGGING_POLICY}"),
+            opts=retained)
+        return [aws.apigateway.Account(
+            f"{name}-api-account", region=args.region, cloudwatch_role_arn=role.arn,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[attachment],
+                                        retain_on_delete=True))]
+
+    # --- WAF -----------------------------------------------------------------------------------------
+    def _waf(self) -> None:
+        args, name, region, child = self._cvm, self._logical, self._cvm.region, self._child
+        waf_name = self.waf_name
 
         def visibility(metric: str) -> aws.wafv2.WebAclRuleVisibilityConfigArgs:
             return aws.wafv2.WebAclRuleVisibilityConfigArgs(
@@ -360,81 +421,69 @@ class CertificateVendingMachine(pulumi.ComponentResource):
             rules=rules, visibility_config=aws.wafv2.WebAclVisibilityConfigArgs(
                 cloudwatch_metrics_enabled=True, sampled_requests_enabled=True,
                 metric_name=waf_name),
-            tags=tags, opts=child)
+            tags=self._tags, opts=child)
+        # Both are "the" association / logging configuration of their resource: deleting the
+        # old one after creating the new (the default order) would remove the new one too.
+        replace_in_place = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
         self.web_acl_association = aws.wafv2.WebAclAssociation(
             f"{name}-waf-association", region=region, resource_arn=self.stage.arn,
-            web_acl_arn=self.web_acl.arn, opts=child)
+            web_acl_arn=self.web_acl.arn, opts=replace_in_place)
         # WAF requires this log group name prefix.
         self.waf_log_group = aws.cloudwatch.LogGroup(
             f"{name}-waf-logs", region=region, name=f"aws-waf-logs-{waf_name}",
             retention_in_days=args.log_retention_days, kms_key_id=args.kms_key_arn,
-            tags=tags, opts=child)
+            tags=self._tags, opts=child)
         aws.wafv2.WebAclLoggingConfiguration(
             f"{name}-waf-logging", region=region, resource_arn=self.web_acl.arn,
-            log_destination_configs=[self.waf_log_group.arn], opts=child)
+            log_destination_configs=[self.waf_log_group.arn], opts=replace_in_place)
 
-        # --- custom domain, latency record, health ----------------------------------------------
+    # --- custom domain, latency record, health -------------------------------------------------
+    def _domain_and_health(self) -> None:
+        args, name, region, child = self._cvm, self._logical, self._cvm.region, self._child
         domain = args.provisioning_domain
-        self.certificate = aws.acm.Certificate(
-            f"{name}-domain-cert", region=region, domain_name=domain, validation_method="DNS",
-            key_algorithm="RSA_2048", tags=tags, opts=child)
-        validation = self.certificate.domain_validation_options.apply(
-            lambda options: validation_record_for(options, domain))
-        validation_fqdn = validation.apply(lambda r: r.name.rstrip("."))
-        validation_depends: list[pulumi.Resource] = []
-        if region == args.primary_region:
-            # ACM's validation CNAME is the same in every region of an account: one owner.
-            validation_depends.append(aws.route53.Record(
-                f"{name}-domain-validation", zone_id=args.hosted_zone_id,
-                name=validation.apply(lambda r: r.name), type=validation.apply(lambda r: r.type),
-                records=[validation.apply(lambda r: r.value)], ttl=VALIDATION_RECORD_TTL,
-                allow_overwrite=True, opts=child))
-        certificate_validation = aws.acm.CertificateValidation(
-            f"{name}-domain-cert-validation", region=region,
-            certificate_arn=self.certificate.arn, validation_record_fqdns=[validation_fqdn],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=validation_depends))
+        # The validation record is the capability's global part (components/cvm/validation.py).
+        issued = dns_validated_certificate(
+            f"{name}-domain-cert", parent=self, region=region, domain=domain, tags=self._tags)
+        self.certificate = issued.certificate
         self.domain = aws.apigateway.DomainName(
             f"{name}-domain", region=region, domain_name=domain,
-            regional_certificate_arn=certificate_validation.certificate_arn,
+            regional_certificate_arn=issued.arn,
             endpoint_configuration=aws.apigateway.DomainNameEndpointConfigurationArgs(
                 types="REGIONAL"),
-            security_policy="TLS_1_2", tags=tags, opts=child)
+            security_policy="TLS_1_2", tags=self._tags, opts=child)
         aws.apigateway.BasePathMapping(
             f"{name}-domain-mapping", region=region, domain_name=self.domain.domain_name,
             rest_api=self.rest_api.id, stage_name=self.stage.stage_name, opts=child)
+        prefix = args.name_prefix
+        endpoint = latency_endpoint(name, parent=self, spec=LatencyEndpointSpec(
+            region=region, hosted_zone_id=args.hosted_zone_id, domain=domain,
+            alarm=ServerErrorAlarm(
+                logical_suffix="-api-health", alarm_name=f"{prefix}-cvm-api-server-errors",
+                description=(
+                    f"The CVM API in {region} answers server errors; while in ALARM, Route53 "
+                    f"stops answering {domain} with {region}."),
+                namespace="AWS/ApiGateway", metric_name="5XXError",
+                dimensions={"ApiName": self.api_name, "Stage": STAGE_NAME},
+                errors_per_minute=SERVER_ERRORS_PER_MINUTE),
+            probe_fqdn=self.domain.regional_domain_name, probe_port=HTTPS_PORT,
+            labels=HealthLabels(alarm_check=f"{prefix}-cvm-server-errors",
+                                tcp_check=f"{prefix}-cvm-https-port", combined=f"{prefix}-cvm"),
+            target=AliasTarget(name=self.domain.regional_domain_name,
+                               zone_id=self.domain.regional_zone_id),
+            tags=self._tags))
+        self.server_error_alarm = endpoint.alarm
+        self.health_check = endpoint.health_check
+        self.latency_record = endpoint.record
 
-        self.server_error_alarm = aws.cloudwatch.MetricAlarm(
-            f"{name}-api-health", region=region, name=f"{prefix}-cvm-api-server-errors",
-            alarm_description=(
-                f"The CVM API in {region} answers server errors; while in ALARM, Route53 stops "
-                f"answering {domain} with {region}."),
-            namespace="AWS/ApiGateway", metric_name="5XXError",
-            dimensions={"ApiName": api_name, "Stage": STAGE_NAME}, statistic="Sum",
-            period=60, evaluation_periods=ALARM_EVALUATION_PERIODS,
-            datapoints_to_alarm=ALARM_DATAPOINTS_TO_ALARM, threshold=SERVER_ERRORS_PER_MINUTE,
-            comparison_operator="GreaterThanOrEqualToThreshold",
-            treat_missing_data="notBreaching", tags=tags, opts=child)
-        self.health_check = region_health_check(
-            name, parent=self, region=region, alarm_name=self.server_error_alarm.name,
-            fqdn=self.domain.regional_domain_name, port=HTTPS_PORT,
-            alarm_check_label=f"{prefix}-cvm-server-errors",
-            tcp_check_label=f"{prefix}-cvm-https-port", label=f"{prefix}-cvm", tags=tags)
-        self.latency_record = aws.route53.Record(
-            f"{name}-latency-record", zone_id=args.hosted_zone_id, name=domain, type="A",
-            set_identifier=region,
-            latency_routing_policies=[aws.route53.RecordLatencyRoutingPolicyArgs(region=region)],
-            health_check_id=self.health_check.id,
-            aliases=[aws.route53.RecordAliasArgs(
-                name=self.domain.regional_domain_name, zone_id=self.domain.regional_zone_id,
-                evaluate_target_health=True)],
-            opts=child)
-
-        # --- KPIs: dashboard and alarms ----------------------------------------------------------
+    # --- KPIs: dashboard and alarms --------------------------------------------------------------
+    def _kpis(self) -> None:
+        args, name, region, child = self._cvm, self._logical, self._cvm.region, self._child
+        prefix, tags = args.name_prefix, self._tags
         self.dashboard = aws.cloudwatch.Dashboard(
             f"{name}-dashboard", region=region, dashboard_name=f"{prefix}-cvm",
             dashboard_body=monitoring.dashboard_body(
-                region=region, api_name=api_name, stage_name=STAGE_NAME,
-                function_name=function_name, web_acl_name=waf_name),
+                region=region, api_name=self.api_name, stage_name=STAGE_NAME,
+                function_name=self.function_name, web_acl_name=self.waf_name),
             opts=child)
         self.success_rate_alarm = aws.cloudwatch.MetricAlarm(
             f"{name}-success-rate", region=region, name=f"{prefix}-cvm-success-rate",
@@ -477,14 +526,3 @@ class CertificateVendingMachine(pulumi.ComponentResource):
             dimensions=monitoring.DIMENSIONS, statistic="Sum", period=300,
             evaluation_periods=1, threshold=1, comparison_operator="GreaterThanOrEqualToThreshold",
             treat_missing_data="notBreaching", tags=tags, opts=child)
-
-        self.provisioning_url = f"https://{domain}/registration"
-        self.register_outputs({
-            "provisioning_url": self.provisioning_url,
-            "rest_api_id": self.rest_api.id,
-            "stage_arn": self.stage.arn,
-            "function_arn": self.registration.function.arn,
-            "salts_secret_arn": self.salts_secret.arn,
-            "web_acl_arn": self.web_acl.arn,
-            "health_check_id": self.health_check.id,
-        })

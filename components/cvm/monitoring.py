@@ -7,21 +7,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-# Must equal lambdas/cvm_registration/app.py (NAMESPACE, SERVICE); tests compare them.
-NAMESPACE = "IotMultiRegion/Cvm"
-SERVICE = "cvm-registration"
-DIMENSIONS = {"service": SERVICE}
+from lambdas.contracts.metrics import CVM, Cvm
 
-REQUESTS = "RegistrationRequests"
-SUCCEEDED = "RegistrationSucceeded"
-REFUSED = "RegistrationRefused"
-INVALID = "RegistrationInvalid"
-CONFLICT = "RegistrationConflict"
-UNAVAILABLE = "RegistrationUnavailable"
-ERRORED = "RegistrationErrored"
-ATTEMPTS_PER_DEVICE = "AttemptsPerDevice"
-UNDO_FAILED = "UndoFailed"
-ROTATION_SUCCEEDED = "RotationSucceeded"
+# What the function publishes: lambdas/contracts/metrics.py (the function uses it too).
+NAMESPACE = CVM.namespace
+DIMENSIONS = dict(CVM.dimensions)
+ATTEMPTS_PER_DEVICE = Cvm.ATTEMPTS_PER_DEVICE
+UNDO_FAILED = Cvm.UNDO_FAILED
+ERRORED = Cvm.ERRORED
 
 # Success rate among requests that proved a device identity (403/400 are mostly strangers
 # and broken firmware: they have their own widgets). Below MIN_ATTEMPTS in a period the rate
@@ -30,11 +23,13 @@ SUCCESS_RATE_PERIOD = 300
 MIN_ATTEMPTS = 5
 _PROVEN = "(FILL(s,0)+FILL(c,0)+FILL(u,0)+FILL(e,0))"
 SUCCESS_RATE_EXPRESSION = f"IF({_PROVEN} >= {MIN_ATTEMPTS}, 100*FILL(s,0)/{_PROVEN}, 100)"
-SUCCESS_RATE_INPUTS = {"s": SUCCEEDED, "c": CONFLICT, "u": UNAVAILABLE, "e": ERRORED}
+SUCCESS_RATE_INPUTS = {"s": Cvm.SUCCEEDED, "c": Cvm.CONFLICT, "u": Cvm.UNAVAILABLE,
+                       "e": Cvm.ERRORED}
 
 
 def _metric(name: str, stat: str = "Sum", label: str | None = None) -> list[Any]:
-    return [NAMESPACE, name, "service", SERVICE, {"stat": stat, "label": label or name}]
+    return [NAMESPACE, CVM.metric(name), "service", CVM.name,
+            {"stat": stat, "label": label or name}]
 
 
 def dashboard_body(*, region: str, api_name: str, stage_name: str, function_name: str,
@@ -48,7 +43,7 @@ def dashboard_body(*, region: str, api_name: str, stage_name: str, function_name
 
     success_rate = [
         [{"expression": SUCCESS_RATE_EXPRESSION, "label": "success rate %", "id": "rate"}],
-        *[[NAMESPACE, name, "service", SERVICE, {"id": key, "visible": False}]
+        *[[NAMESPACE, CVM.metric(name), "service", CVM.name, {"id": key, "visible": False}]
           for key, name in SUCCESS_RATE_INPUTS.items()],
     ]
     widgets = [
@@ -58,10 +53,10 @@ def dashboard_body(*, region: str, api_name: str, stage_name: str, function_name
             _metric(ATTEMPTS_PER_DEVICE, "Average", "average"),
             _metric(ATTEMPTS_PER_DEVICE, "Maximum", "maximum")], 12, 0),
         widget("Registrations by outcome", [
-            _metric(name) for name in (SUCCEEDED, CONFLICT, REFUSED, INVALID, UNAVAILABLE,
-                                       ERRORED)], 0, 6),
+            _metric(name) for name in (Cvm.SUCCEEDED, Cvm.CONFLICT, Cvm.REFUSED, Cvm.INVALID,
+                                       Cvm.UNAVAILABLE, Cvm.ERRORED)], 0, 6),
         widget("Rotations and undo failures", [
-            _metric(ROTATION_SUCCEEDED), _metric(UNDO_FAILED)], 12, 6),
+            _metric(Cvm.ROTATION_SUCCEEDED), _metric(Cvm.UNDO_FAILED)], 12, 6),
         widget("API (stage)", [
             ["AWS/ApiGateway", name, "ApiName", api_name, "Stage", stage_name]
             for name in ("Count", "4XXError", "5XXError")], 0, 12),

@@ -9,6 +9,12 @@ from components.iam import (
     table_key_statement,
 )
 
+# What AWS documents for API Gateway's account-level CloudWatch role ("Set up CloudWatch
+# logging for REST APIs in API Gateway"): the role serves every API of the region, so it is
+# the managed policy, not one scoped to our log group (API Gateway tests the role against
+# its own log groups when the setting is written).
+API_GATEWAY_LOGGING_POLICY = "service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+
 
 def function_role_policy(*, partition: str, region: str, account_id: str, function_name: str,
                          log_group_arn: str, key_arn: str, provisioning_table_arn: str,
@@ -56,17 +62,3 @@ def function_role_policy(*, partition: str, region: str, account_id: str, functi
          "Condition": {"ArnLike": {"iot:thingArn": things}}},
     ]
     return policy_document(statements)
-
-
-def api_logging_role_policy(*, access_log_group_arn: str) -> str:
-    """API Gateway's account-level CloudWatch role in this region: write our access logs.
-    DescribeLogGroups has no resource-level permission (Resource "*")."""
-    return policy_document([
-        {"Sid": "FindLogGroup", "Effect": "Allow", "Action": "logs:DescribeLogGroups",
-         "Resource": "*"},
-        {"Sid": "AccessLogStreams", "Effect": "Allow", "Action": "logs:DescribeLogStreams",
-         "Resource": access_log_group_arn},
-        {"Sid": "WriteAccessLogs", "Effect": "Allow",
-         "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-         "Resource": f"{access_log_group_arn}:log-stream:*"},
-    ])

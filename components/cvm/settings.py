@@ -18,7 +18,9 @@ iot-multi-region:cvm:
 `apiGatewayAccount`: API Gateway writes access logs with a role set once per account and
 region (`aws.apigateway.Account`), a singleton like the edge's `iotAccountSettings`. `leave`
 (default, safe in a shared account) declares nothing: the account must already have the role.
-`manage`: this stack sets it to a role that may write only the CVM's access log group.
+`manage`: this stack sets it to a role as AWS documents it (trusted by API Gateway, with the
+managed `AmazonAPIGatewayPushToCloudWatchLogs`: the setting serves every API of the region),
+and keeps setting and role when it stops declaring them (README, "Account-wide settings").
 """
 
 from __future__ import annotations

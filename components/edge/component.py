@@ -18,10 +18,17 @@ import pulumi
 import pulumi_aws as aws
 
 from components.account import AwsAccount
-from components.dns import validation_record_for
+from components.edge.cas import LEGACY_NAME, DeviceCa, DeviceCas, single
 from components.edge.device_policy import device_policy_document
 from components.edge.settings import IotAccountSettings
-from components.health import region_health_check
+from components.failover import (
+    CnameTarget,
+    HealthLabels,
+    LatencyEndpointSpec,
+    ServerErrorAlarm,
+    dns_validated_certificate,
+    latency_endpoint,
+)
 from components.iam import service_trust_policy
 
 # AWS IoT V2 logging always writes to this log group name; we create it so that it is
@@ -51,10 +58,9 @@ IOT_EVENT_CONFIGURATIONS: Mapping[str, bool] = {
 LATENCY_RECORD_TTL = 60
 
 # Health: the region is unhealthy while devices fail to connect because of IoT itself
-# (Connect.ServerError), at least this many a minute in 3 of the last 5 minutes.
+# (Connect.ServerError), at least this many a minute in 3 of the last 5 minutes
+# (components/failover.py).
 CONNECT_SERVER_ERRORS_PER_MINUTE = 10
-ALARM_EVALUATION_PERIODS = 5
-ALARM_DATAPOINTS_TO_ALARM = 3
 # Reachability: the MQTT-over-TLS port of the region's data endpoint answers TCP.
 MQTT_TLS_PORT = 8883
 
@@ -82,6 +88,13 @@ class DeviceEdgeArgs:
     # Which account-wide IoT settings this stack owns (default: none of them).
     account_settings: IotAccountSettings = field(default_factory=IotAccountSettings)
     tags: Mapping[str, str] = field(default_factory=dict)
+    # Every CA of a rotation (components/edge/cas.py); None: `ca_certificate_pem` alone.
+    device_cas: DeviceCas | None = None
+
+
+def ca_logical_name(component: str, ca: DeviceCa) -> str:
+    """The first CA keeps the name it always had; others are named after themselves."""
+    return f"{component}-ca" if ca.name == LEGACY_NAME else f"{component}-ca-{ca.name}"
 
 
 def event_configurations(ownership: str) -> dict[str, bool] | None:
@@ -164,29 +177,13 @@ class DeviceEdge(pulumi.ComponentResource):
         self.acm_certificate: aws.acm.Certificate | None = None
         validation_certificate_arn: str | None = None
         if args.server_certificate_mode == "acm":
-            self.acm_certificate = aws.acm.Certificate(
-                f"{name}-server-cert",
-                region=region,
-                domain_name=args.device_domain,
-                validation_method="DNS",
-                # One of the two key types AWS IoT accepts; RSA suits the most devices.
-                key_algorithm="RSA_2048",
-                tags=tags,
-                opts=child,
-            )
-            # The validation record itself is global (components/dns.py) and shared by
-            # all regions; here we only wait until ACM has issued this region's cert.
-            validation_fqdn = self.acm_certificate.domain_validation_options.apply(
-                lambda options: validation_record_for(options, args.device_domain)
-                .name.rstrip("."))
-            validation = aws.acm.CertificateValidation(
-                f"{name}-server-cert-validation",
-                region=region,
-                certificate_arn=self.acm_certificate.arn,
-                validation_record_fqdns=[validation_fqdn],
-                opts=child,
-            )
-            server_certificate_arn: pulumi.Input[str] = validation.certificate_arn
+            # The validation record itself is the edge's global part (validation.py), shared
+            # by all regions; here we only wait until ACM has issued this region's cert.
+            issued = dns_validated_certificate(
+                f"{name}-server-cert", parent=self, region=region, domain=args.device_domain,
+                tags=tags)
+            self.acm_certificate = issued.certificate
+            server_certificate_arn: pulumi.Input[str] = issued.arn
         else:
             if not args.server_certificate_arn:
                 raise ValueError(f"{region}: imported server certificate mode needs its ARN")
@@ -222,18 +219,25 @@ class DeviceEdge(pulumi.ComponentResource):
         )
 
         # --- our CA, the device policy and registry events --------------------------
-        self.ca_certificate = aws.iot.CaCertificate(
-            f"{name}-ca",
-            region=region,
-            ca_certificate_pem=args.ca_certificate_pem,
-            # SNI_ONLY: no verification certificate, so the CA key never has to sign for
-            # AWS; devices must send SNI, which our custom domain requires anyway.
-            certificate_mode="SNI_ONLY",
-            active=True,
-            allow_auto_registration=True,
-            tags=tags,
-            opts=child,
-        )
+        # One registration per CA of the rotation, in the state the config gives it.
+        self.ca_certificates: dict[str, aws.iot.CaCertificate] = {}
+        for ca in (args.device_cas or single(args.ca_certificate_pem)).cas:
+            self.ca_certificates[ca.name] = aws.iot.CaCertificate(
+                ca_logical_name(name, ca),
+                region=region,
+                ca_certificate_pem=ca.pem,
+                # SNI_ONLY: no verification certificate, so the CA key never has to sign for
+                # AWS; devices must send SNI, which our custom domain requires anyway.
+                certificate_mode="SNI_ONLY",
+                # Retired: INACTIVE (its devices were all re-issued); retiring: no new
+                # registrations, the ones it has keep working.
+                active=ca.active,
+                allow_auto_registration=ca.auto_registration,
+                tags=tags,
+                opts=child,
+            )
+        issuing = (args.device_cas or single(args.ca_certificate_pem)).issuing
+        self.ca_certificate = self.ca_certificates[issuing.name]
         self.device_policy = aws.iot.Policy(
             f"{name}-device-policy",
             region=region,
@@ -244,8 +248,11 @@ class DeviceEdge(pulumi.ComponentResource):
             opts=child,
         )
         # --- account-wide IoT settings, as far as this stack owns them ------------------
-        # Deleting these resources leaves the region's settings as last applied; see
-        # components/edge/settings.py and the README for what each choice does.
+        # Singletons of the account and region: retained when this stack stops declaring them
+        # (removal, a dropped region, destroy), with the role they use, so whatever else in
+        # the account relies on them keeps working (README, "Account-wide settings").
+        # components/edge/settings.py and the edge README say what each choice does.
+        retained = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
         owned = args.account_settings
         self.event_configurations: aws.iot.EventConfigurations | None = None
         declared_events = event_configurations(owned.event_configurations)
@@ -261,7 +268,7 @@ class DeviceEdge(pulumi.ComponentResource):
                 f"{name}-events",
                 region=region,
                 event_configurations=declared_events,
-                opts=child,
+                opts=retained,
             )
 
         self.log_group: aws.cloudwatch.LogGroup | None = None
@@ -280,14 +287,15 @@ class DeviceEdge(pulumi.ComponentResource):
         self.logging_role: aws.iam.Role | None = None
         self.logging_options: aws.iot.LoggingOptions | None = None
         if owned.logging_options == "manage":
+            # Retained with the setting that uses it, so it carries no fixed name: declaring
+            # the setting again later creates a new role instead of colliding with this one.
             self.logging_role = aws.iam.Role(
                 f"{name}-iot-logging-role",
-                name=resource_name("iot-logging"),
                 description=f"AWS IoT in {region} writes its logs to {IOT_LOG_GROUP_NAME}",
                 assume_role_policy=pulumi.Output.all(partition, account_id).apply(
                     lambda v: iot_logging_trust_policy(v[0], region, v[1])),
                 tags=tags,
-                opts=child,
+                opts=retained,
             )
             logging_policy = aws.iam.RolePolicy(
                 f"{name}-iot-logging-policy",
@@ -295,7 +303,7 @@ class DeviceEdge(pulumi.ComponentResource):
                 name="write-iot-logs",
                 policy=pulumi.Output.all(partition, account_id).apply(
                     lambda v: iot_logging_policy(v[0], region, v[1])),
-                opts=child,
+                opts=retained,
             )
             # IoT must find the permission (and our group, when we own it) before it logs.
             ready: list[pulumi.Resource] = [logging_policy]
@@ -307,56 +315,39 @@ class DeviceEdge(pulumi.ComponentResource):
                 default_log_level=IOT_LOG_LEVEL,
                 disable_all_logs=False,
                 role_arn=self.logging_role.arn,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=ready),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=ready, retain_on_delete=True),
             )
 
         # --- health and latency DNS ---------------------------------------------------
-        self.health_alarm = aws.cloudwatch.MetricAlarm(
-            f"{name}-connect-health",
-            region=region,
-            name=resource_name("iot-connect-server-errors"),
-            alarm_description=(
-                f"Devices fail to connect to AWS IoT in {region} because of server errors; "
-                f"while in ALARM, Route53 stops answering {args.device_domain} with {region}."),
-            namespace="AWS/IoT",
-            metric_name="Connect.ServerError",
-            dimensions={"Protocol": "MQTT"},
-            statistic="Sum",
-            period=60,
-            evaluation_periods=ALARM_EVALUATION_PERIODS,
-            datapoints_to_alarm=ALARM_DATAPOINTS_TO_ALARM,
-            threshold=CONNECT_SERVER_ERRORS_PER_MINUTE,
-            comparison_operator="GreaterThanOrEqualToThreshold",
-            # IoT publishes no datapoint in a minute without errors: that is healthy.
-            treat_missing_data="notBreaching",
-            tags=tags,
-            opts=child,
-        )
         data_endpoint = aws.iot.get_endpoint_output(endpoint_type="iot:Data-ATS", region=region,
                                                     opts=invoke_opts)
         # Route53 cannot speak MQTT, so the region counts as healthy only while both hold:
-        # IoT reports no burst of server-side connect failures (the alarm), and the
-        # region's MQTT port accepts TCP connections (a TCP check needs no client cert).
-        self.health_check = region_health_check(
-            name, parent=self, region=region, alarm_name=self.health_alarm.name,
-            fqdn=data_endpoint.endpoint_address, port=MQTT_TLS_PORT,
-            alarm_check_label=resource_name("iot-connect-errors"),
-            tcp_check_label=resource_name("iot-mqtt-port"), label=resource_name("iot-edge"),
+        # IoT reports no burst of server-side connect failures (the alarm; IoT publishes no
+        # datapoint in a minute without errors), and the region's MQTT port accepts TCP
+        # connections (a TCP check needs no client cert).
+        endpoint = latency_endpoint(name, parent=self, spec=LatencyEndpointSpec(
+            region=region, hosted_zone_id=args.hosted_zone_id, domain=args.device_domain,
+            alarm=ServerErrorAlarm(
+                logical_suffix="-connect-health",
+                alarm_name=resource_name("iot-connect-server-errors"),
+                description=(
+                    f"Devices fail to connect to AWS IoT in {region} because of server errors; "
+                    f"while in ALARM, Route53 stops answering {args.device_domain} with "
+                    f"{region}."),
+                namespace="AWS/IoT", metric_name="Connect.ServerError",
+                dimensions={"Protocol": "MQTT"},
+                errors_per_minute=CONNECT_SERVER_ERRORS_PER_MINUTE),
+            probe_fqdn=data_endpoint.endpoint_address, probe_port=MQTT_TLS_PORT,
+            labels=HealthLabels(alarm_check=resource_name("iot-connect-errors"),
+                                tcp_check=resource_name("iot-mqtt-port"),
+                                combined=resource_name("iot-edge")),
+            target=CnameTarget(value=data_endpoint.endpoint_address, ttl=LATENCY_RECORD_TTL),
             tags=tags,
-        )
-        self.latency_record = aws.route53.Record(
-            f"{name}-latency-record",
-            zone_id=args.hosted_zone_id,
-            name=args.device_domain,
-            type="CNAME",
-            ttl=LATENCY_RECORD_TTL,
-            records=[data_endpoint.endpoint_address],
-            set_identifier=region,
-            latency_routing_policies=[aws.route53.RecordLatencyRoutingPolicyArgs(region=region)],
-            health_check_id=self.health_check.id,
             # Only answer with this region once its domain configuration serves the name.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.domain_configuration]),
-        )
+            record_depends_on=[self.domain_configuration]))
+        self.health_alarm = endpoint.alarm
+        self.health_check = endpoint.health_check
+        self.latency_record = endpoint.record
 
         self.ca_certificate_id: pulumi.Output[str] = self.ca_certificate.id
         self.device_policy_name: pulumi.Output[str] = self.device_policy.name

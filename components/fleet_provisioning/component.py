@@ -30,16 +30,15 @@ from components.fleet_provisioning.iam_documents import (
     recorder_role_policy,
 )
 from components.fleet_provisioning.settings import FleetSettings
-from components.fleet_provisioning.template import (
-    claim_policy_document,
-    template_arn,
-    template_body,
-    template_name,
-)
+from components.fleet_provisioning.template import template_arn, template_body
 from components.global_tables import RegionalTable
 from components.iam import service_trust_policy
 from components.lambda_function import dependencies_layer, python_function
+from components.naming import role_name
 from components.packaging import LambdaLayer
+from lambdas.contracts import fleet_allow_list as allow_list
+from lambdas.contracts.fleet_allow_list import Attr, State
+from lambdas.contracts.environment import FleetHookEnvironment, FleetRecorderEnvironment
 
 HOOK_PACKAGE = "fleet_provisioning_hook"
 RECORDER_PACKAGE = "fleet_provisioning_recorder"
@@ -49,23 +48,22 @@ INSTALLERS_GROUP = "installers"
 ALLOW_LIST_ADMINS_GROUP = "allow-list-admins"
 HOOK_PAYLOAD_VERSION = "2020-04-01"  # the only version AWS IoT defines
 HOOK_TIMEOUT_SECONDS = 5  # AWS IoT stops waiting after 5 s; running longer is useless
-
-# The allow-list entries in the provisioning table (lambdas/fleet_provisioning_hook/items.py
-# is the Lambda-side copy; a test keeps them equal).
-ALLOW_LIST_KEY_PREFIX = "fleet#"
-ALLOW_LIST_KIND = "FLEET_SERIAL"
-CLAIMED_STATE = "CLAIMED"
+# How long one recorder invocation polls AWS IoT, and when it gives a claim up: certificate
+# ownership tokens live 1 hour.
+RECORDER_CONFIRM_WAIT_SECONDS = 20
+RECORDER_GIVE_UP_AFTER_SECONDS = 3600
 
 
 def recorder_filter_pattern(region: str) -> str:
-    """Event-source-mapping filter: only allow-list entries that turned CLAIMED in this
-    region (a replica's stream also carries the other regions' writes)."""
+    """Event-source-mapping filter: only allow-list entries (lambdas/contracts/fleet_allow_list.py)
+    that turned CLAIMED in this region (a replica's stream also carries the other regions'
+    writes)."""
     return json.dumps({
         "eventName": ["INSERT", "MODIFY"],
         "dynamodb": {"NewImage": {
-            "kind": {"S": [ALLOW_LIST_KIND]},
-            "state": {"S": [CLAIMED_STATE]},
-            "claimRegion": {"S": [region]},
+            Attr.KIND: {"S": [allow_list.KIND]},
+            Attr.STATE: {"S": [State.CLAIMED]},
+            Attr.CLAIM_REGION: {"S": [region]},
         }},
     }, sort_keys=True)
 
@@ -74,6 +72,7 @@ def recorder_filter_pattern(region: str) -> str:
 class FleetProvisioningArgs:
     region: str
     name_prefix: str  # `<app>-<env>-<region>`
+    template_name: str  # components/naming.py: installers claim with this name
     is_prod: bool
     device_policy_name: pulumi.Input[str]
     inventory: RegionalTable
@@ -90,13 +89,30 @@ class FleetProvisioningArgs:
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class FleetOutputs:
+    """What installers' and administrators' tools read from one region (stack outputs)."""
+
+    template_name: str
+    template_arn: pulumi.Output[str]
+    user_pool_id: pulumi.Output[str]
+    user_pool_client_id: pulumi.Output[str]
+    identity_pool_id: pulumi.Output[str]
+    installers_group: str
+    recorder_dead_letter_queue_url: pulumi.Output[str]
+
+
 class FleetProvisioning(pulumi.ComponentResource):
     """Cognito installers, identity pool, provisioning template + hook, claim policy and
     the recorder that writes provisioned devices into the inventory."""
 
     def __init__(self, name: str, args: FleetProvisioningArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("iotmr:fleet:FleetProvisioning", name, None, opts)
+        # The type token names the folder; the alias keeps the URNs deployed as `iotmr:fleet`.
+        super().__init__("iotmr:fleet_provisioning:FleetProvisioning", name, None,
+                         pulumi.ResourceOptions(
+                             aliases=[pulumi.Alias(type_="iotmr:fleet:FleetProvisioning")]
+                         ).merge(opts))
         region = args.region
         settings = args.settings
         tags = dict(args.tags)
@@ -105,7 +121,7 @@ class FleetProvisioning(pulumi.ComponentResource):
         partition = args.account.partition
         prefix = args.name_prefix
 
-        self.template_name = template_name(prefix)
+        self.template_name = args.template_name
         self.template_arn: pulumi.Output[str] = pulumi.Output.all(partition, account_id).apply(
             lambda v: template_arn(v[0], region, v[1], self.template_name))
 
@@ -164,7 +180,7 @@ class FleetProvisioning(pulumi.ComponentResource):
                 server_side_token_check=True)],
             tags=tags, opts=child)
         self.installer_role = aws.iam.Role(
-            f"{name}-installer-role", name=f"{prefix}-fleet-installer",
+            f"{name}-installer-role", name=role_name(f"{prefix}-fleet-installer"),
             assume_role_policy=self.identity_pool.id.apply(installer_role_trust),
             max_session_duration=3600, tags=tags, opts=child)
         aws.iam.RolePolicy(
@@ -176,7 +192,7 @@ class FleetProvisioning(pulumi.ComponentResource):
             precedence=1, role_arn=self.installer_role.arn, opts=child)
         # Allow-list administrators (web app): their own role, trusted like the installers'.
         self.admin_role = aws.iam.Role(
-            f"{name}-allow-list-admin-role", name=f"{prefix}-fleet-allow-list-admin",
+            f"{name}-allow-list-admin-role", name=role_name(f"{prefix}-fleet-allow-list-admin"),
             assume_role_policy=self.identity_pool.id.apply(installer_role_trust),
             max_session_duration=3600, tags=tags, opts=child)
         aws.iam.RolePolicy(
@@ -200,15 +216,11 @@ class FleetProvisioning(pulumi.ComponentResource):
                 type="Token", ambiguous_role_resolution="Deny")],
             opts=child)
 
-        # --- claim certificate policy ------------------------------------------------------
-        self.claim_policy = aws.iot.Policy(
-            f"{name}-claim-policy", region=region, name=f"{prefix}-fleet-claim",
-            policy=pulumi.Output.all(partition, account_id).apply(
-                lambda v: claim_policy_document(
-                    partition=v[0], region=region, account_id=v[1],
-                    template=self.template_name,
-                    client_id_prefix=settings.claim_client_id_prefix)),
-            tags=tags, opts=child)
+        # No claim-certificate policy: a claim from CreateProvisioningClaim takes only a
+        # template name, never appears in the account's certificates and so cannot be given
+        # a policy (README, "What a claim may do"). The controls in its place: the installer
+        # role may claim for this template only, a claim lives 5 minutes, and the hook admits
+        # only an allow-listed serial connecting as `<claimClientIdPrefix><serial>`, once.
 
         # --- shared: dependencies layer ------------------------------------------------------
         self.dependencies_layer = dependencies_layer(
@@ -230,30 +242,31 @@ class FleetProvisioning(pulumi.ComponentResource):
                                            function_name=hook_name, region=region,
                                            provisioning_table_arn=v[2],
                                            inventory_table_arn=v[3], tables_key_arn=v[4])),
-            environment={
-                "PROVISIONING_TABLE_NAME": args.provisioning.name,
-                "INVENTORY_TABLE_NAME": args.inventory.name,
-                "TEMPLATE_ARN": self.template_arn,
-                "CLAIM_CLIENT_ID_PREFIX": settings.claim_client_id_prefix,
-                "CLAIM_RETRY_AFTER_SECONDS": str(settings.claim_retry_after_seconds),
-                "HOOK_BUDGET_MS": str(settings.hook_budget_milliseconds),
-                "POWERTOOLS_SERVICE_NAME": "fleet-provisioning-hook",
-                "POWERTOOLS_METRICS_NAMESPACE": "IotMultiRegion/FleetProvisioning",
-            },
+            environment=FleetHookEnvironment[pulumi.Input[str]](
+                provisioning_table_name=args.provisioning.name,
+                inventory_table_name=args.inventory.name,
+                template_arn=self.template_arn,
+                claim_client_id_prefix=settings.claim_client_id_prefix,
+                claim_retry_after_seconds=str(settings.claim_retry_after_seconds),
+                hook_budget_ms=str(settings.hook_budget_milliseconds)).variables(),
             layer=self.dependencies_layer,
             # CPU scales with memory: 512 MB keeps the cold start (powertools, pydantic,
             # boto3) well inside AWS IoT's 5-second limit.
             memory_size=512, timeout=HOOK_TIMEOUT_SECONDS)
-        # AWS IoT may invoke the hook only for this template of this account.
+        # AWS IoT acting for this account may invoke the hook: `source-account`, one of the
+        # two keys "Pre-provisioning hooks" asks for ("include the source-arn or
+        # source-account"). AWS does not document which ARN IoT presents when it invokes a
+        # hook, and a permission pinned to the template ARN would refuse every device if it
+        # is another one; the hook itself checks `templateArn`. No fixed statement id: the
+        # provider names it, so a replacement never collides with the old statement.
         self.hook_permission = aws.lambda_.Permission(
-            f"{name}-hook-permission", region=region, statement_id="IotInvokesHookForTemplate",
+            f"{name}-hook-permission", region=region,
             action="lambda:InvokeFunction", function=self.hook.function.name,
-            principal="iot.amazonaws.com", source_arn=self.template_arn,
-            source_account=account_id, opts=child)
+            principal="iot.amazonaws.com", source_account=account_id, opts=child)
 
         # --- provisioning role and template --------------------------------------------------
         self.provisioning_role = aws.iam.Role(
-            f"{name}-provisioning-role", name=f"{prefix}-fleet-provisioning",
+            f"{name}-provisioning-role", name=role_name(f"{prefix}-fleet-provisioning"),
             # AWS IoT's documented confused-deputy form: SourceArn arn:...:iot:<region>:<acct>:*
             assume_role_policy=pulumi.Output.all(partition, account_id).apply(
                 lambda v: service_trust_policy("iot.amazonaws.com", v[1],
@@ -275,8 +288,12 @@ class FleetProvisioning(pulumi.ComponentResource):
             pre_provisioning_hook=aws.iot.ProvisioningTemplatePreProvisioningHookArgs(
                 target_arn=self.hook.function.arn, payload_version=HOOK_PAYLOAD_VERSION),
             tags=tags,
+            # Every template_body change would add a template version and the provider never
+            # deletes old ones (AWS keeps at most 5): a new body replaces the template, which
+            # then holds one version. Same name, so the old one goes first.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[
-                provisioning_policy, self.hook_permission]))
+                provisioning_policy, self.hook_permission],
+                replace_on_changes=["templateBody"], delete_before_replace=True))
 
         # --- recorder: provisioning-table stream -> inventory --------------------------------
         recorder_name = f"{prefix}-fleet-recorder"
@@ -298,14 +315,11 @@ class FleetProvisioning(pulumi.ComponentResource):
                     partition=v[2], region=region, account_id=v[3],
                     provisioning_stream_arn=v[4], provisioning_table_arn=v[5],
                     inventory_table_arn=v[6], queue_arn=v[7], tables_key_arn=v[8])),
-            environment={
-                "PROVISIONING_TABLE_NAME": args.provisioning.name,
-                "INVENTORY_TABLE_NAME": args.inventory.name,
-                "CONFIRM_WAIT_SECONDS": "20",
-                "GIVE_UP_AFTER_SECONDS": "3600",  # certificate ownership tokens live 1 hour
-                "POWERTOOLS_SERVICE_NAME": "fleet-provisioning-recorder",
-                "POWERTOOLS_METRICS_NAMESPACE": "IotMultiRegion/FleetProvisioning",
-            },
+            environment=FleetRecorderEnvironment[pulumi.Input[str]](
+                provisioning_table_name=args.provisioning.name,
+                inventory_table_name=args.inventory.name,
+                confirm_wait_seconds=str(RECORDER_CONFIRM_WAIT_SECONDS),
+                give_up_after_seconds=str(RECORDER_GIVE_UP_AFTER_SECONDS)).variables(),
             layer=self.dependencies_layer, memory_size=256, timeout=60)
         self.recorder_trigger = aws.lambda_.EventSourceMapping(
             f"{name}-recorder-trigger", region=region,
@@ -322,8 +336,16 @@ class FleetProvisioning(pulumi.ComponentResource):
                 on_failure=aws.lambda_.EventSourceMappingDestinationConfigOnFailureArgs(
                     destination_arn=self.dead_letter_queue.arn)),
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.recorder.role_policy]))
+            # One mapping per (stream, function): a replacement (new starting position) must
+            # delete the old mapping before it creates the new one.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.recorder.role_policy],
+                                        delete_before_replace=True))
 
+        self.outputs = FleetOutputs(
+            template_name=self.template_name, template_arn=self.template.arn,
+            user_pool_id=self.user_pool.id, user_pool_client_id=self.user_pool_client.id,
+            identity_pool_id=self.identity_pool.id, installers_group=INSTALLERS_GROUP,
+            recorder_dead_letter_queue_url=self.dead_letter_queue.url)
         self.register_outputs({
             "user_pool_id": self.user_pool.id,
             "user_pool_client_id": self.user_pool_client.id,
@@ -332,7 +354,6 @@ class FleetProvisioning(pulumi.ComponentResource):
             "allow_list_admin_role_arn": self.admin_role.arn,
             "template_name": self.template.name,
             "template_arn": self.template.arn,
-            "claim_policy_name": self.claim_policy.name,
             "hook_function_arn": self.hook.function.arn,
             "recorder_function_arn": self.recorder.function.arn,
             "recorder_dead_letter_queue_url": self.dead_letter_queue.url,

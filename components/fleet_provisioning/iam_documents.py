@@ -11,9 +11,9 @@ from components.iam import (
 from lambdas.contracts import fleet_allow_list as allow_list
 
 COGNITO_IDENTITY = "cognito-identity.amazonaws.com"
-# Provisioning-table items the fleet functions may touch (components/fleet_provisioning
-# README: allow-list entries are `fleet#<serial>`; CVM records are keyed otherwise).
-ALLOW_LIST_KEYS = f"{allow_list.KEY_PREFIX}*"
+# Provisioning-table items the fleet functions may touch: allow-list entries only
+# (`fleet#<serial>`, lambdas/contracts/fleet_allow_list.py); CVM records are keyed otherwise.
+ALLOW_LIST_KEYS = allow_list.IAM_LEADING_KEYS
 
 # What the provisioning template makes AWS IoT do, and nothing more (the managed
 # AWSIoTThingsRegistration policy grants 30 actions on "*"; README.md says why each of the

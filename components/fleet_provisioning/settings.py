@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from components.context import ReportProblem
@@ -65,5 +65,4 @@ def parse_settings(raw: Any, report: ReportProblem) -> FleetSettings:
                 values[_STRINGS[key]] = value
         else:
             report(str(key), f"is not a fleetProvisioning setting; known: {', '.join(known)}")
-    assert set(values) <= {f.name for f in fields(FleetSettings)}
     return FleetSettings(**values)

@@ -18,7 +18,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.account import AwsAccount
-from components.dns import VALIDATION_RECORD_TTL, validation_record_for
+from components.failover import validation_record
 from components.iam import account_administers_key_statement, policy_document
 from components.installer_web.bundle import WebBundle
 from components.installer_web.headers import (
@@ -80,7 +80,11 @@ def key_policy(*, account_id: str, partition: str, distribution_arn: str) -> str
 class InstallerWeb(pulumi.ComponentResource):
     def __init__(self, name: str, args: InstallerWebArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("iotmr:web:InstallerWeb", name, None, opts)
+        # The type token names the folder; the alias keeps URNs declared as `iotmr:web`.
+        super().__init__("iotmr:installer_web:InstallerWeb", name, None,
+                         pulumi.ResourceOptions(
+                             aliases=[pulumi.Alias(type_="iotmr:web:InstallerWeb")]
+                         ).merge(opts))
         child = pulumi.ResourceOptions(parent=self)
         region = args.primary_region
         tags = dict(args.tags)
@@ -137,17 +141,15 @@ class InstallerWeb(pulumi.ComponentResource):
         self.certificate = aws.acm.Certificate(
             f"{name}-certificate", region=CERTIFICATE_REGION, domain_name=args.site_domain,
             validation_method="DNS", key_algorithm="EC_prime256v1", tags=tags, opts=child)
-        record = self.certificate.domain_validation_options.apply(
-            lambda options: validation_record_for(options, args.site_domain))
-        validation_record = aws.route53.Record(
-            f"{name}-certificate-validation-record", zone_id=args.hosted_zone_id,
-            name=record.apply(lambda r: r.name), type=record.apply(lambda r: r.type),
-            records=[record.apply(lambda r: r.value)], ttl=VALIDATION_RECORD_TTL,
-            allow_overwrite=True, opts=child)
+        # The site is one per stack: this component is the record's one global owner.
+        record = validation_record(
+            f"{name}-certificate-validation-record", parent=self,
+            hosted_zone_id=args.hosted_zone_id, certificate=self.certificate,
+            domain=args.site_domain)
         validation = aws.acm.CertificateValidation(
             f"{name}-certificate-validation", region=CERTIFICATE_REGION,
             certificate_arn=self.certificate.arn,
-            validation_record_fqdns=[validation_record.fqdn], opts=child)
+            validation_record_fqdns=[record.fqdn], opts=child)
 
         # --- CloudFront: OAC, security headers, TLS 1.2+ -------------------------------------
         self.content_security_policy = content_security_policy(

@@ -24,6 +24,7 @@ import pulumi_aws as aws
 from components.account import AwsAccount
 from components.asl import render
 from components.dead_letters import dead_letter_queue
+from components.edge.cas import LEGACY_NAME, DeviceCa, DeviceCas, single
 from components.global_tables import RegionalTable
 from components.iam import (
     SFN_LOG_DELIVERY_ACTIONS,
@@ -34,15 +35,17 @@ from components.iam import (
     table_key_statement,
 )
 from components.lambda_function import dependencies_layer, python_function
+from components.naming import role_name
 from components.packaging import LambdaLayer
 from components.state_machine import state_machine
+from lambdas.contracts.environment import JitrCheckEnvironment
 
 DEFINITION = Path(__file__).resolve().parent / "jitr.asl.json"
 CHECK_PACKAGE = "jitr_certificate_check"
 EXECUTION_NAME_PREFIX = "jitr"
 
 @dataclass(frozen=True)
-class JitrArgs:
+class JitrPipelineArgs:
     region: str
     name_prefix: str  # e.g. `iotmr-dev-eu-west-1`; IAM names are global, so it names the region
     ca_certificate_id: pulumi.Input[str]
@@ -57,6 +60,10 @@ class JitrArgs:
     tags: Mapping[str, str] = field(default_factory=dict)
     retry_interval_seconds: int = 1
     retry_max_attempts: int = 6
+    # A CA rotation (components/edge/cas.py) and each CA's registration id in this region
+    # (by CA name); None: `ca_certificate_id`/`ca_certificate_pem` is the only CA.
+    device_cas: DeviceCas | None = None
+    ca_certificate_ids: Mapping[str, pulumi.Input[str]] | None = None
 
 
 def topic_rule_sql(ca_certificate_id: str) -> str:
@@ -66,12 +73,16 @@ def topic_rule_sql(ca_certificate_id: str) -> str:
 
 def state_machine_definition(*, region: str, ca_certificate_id: str, check_function_arn: str,
                              table_name: str, device_policy_name: str,
-                             retry_interval_seconds: int = 1, retry_max_attempts: int = 6) -> str:
+                             retry_interval_seconds: int = 1, retry_max_attempts: int = 6,
+                             previous_ca_certificate_id: str | None = None) -> str:
     """The JITR machine for one region. `ca_certificate_id` is this region's registration of
-    our CA: the machine changes no certificate AWS IoT registered under any other CA."""
+    our (issuing) CA, `previous_ca_certificate_id` the CA a rotation moves devices away from
+    (the same when there is none): the machine changes no certificate AWS IoT registered under
+    any other CA, and moves a device's row from the previous CA to the issuing one only."""
     return render(
         DEFINITION,
         ca_certificate_id=ca_certificate_id,
+        previous_ca_certificate_id=previous_ca_certificate_id or ca_certificate_id,
         check_function_arn=check_function_arn,
         inventory_table_name=table_name,
         device_policy_name=device_policy_name,
@@ -123,8 +134,11 @@ def state_machine_role_policy(*, partition: str, region: str, account_id: str,
                     "iot:ListThingPrincipals"],
          "Resource": f"{iot}:thing/*"},
         # No DeleteItem/UpdateItem: the first write is the only one JITR makes.
+        # PutItem: a first write; UpdateItem: a CA rotation's conditional change (the row
+        # named the previous CA's certificate at the version read). No DeleteItem.
         {"Sid": "Inventory", "Effect": "Allow",
-         "Action": ["dynamodb:GetItem", "dynamodb:PutItem"], "Resource": table_arn},
+         "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+         "Resource": table_arn},
         table_key_statement(key_arn=tables_key_arn, region=region, write=True),
         {"Sid": "CheckCertificate", "Effect": "Allow", "Action": "lambda:InvokeFunction",
          "Resource": function_arn},
@@ -146,10 +160,19 @@ def check_function_role_policy(*, log_group_arn: str, key_arn: str,
                                                    function_name=function_name))
 
 
+@dataclass(frozen=True)
+class JitrOutputs:
+    """What operators read from one region's JITR pipeline (stack outputs)."""
+
+    state_machine_arn: pulumi.Output[str]
+    topic_rule_name: pulumi.Output[str]
+    dead_letter_queue_url: pulumi.Output[str]
+
+
 class JitrPipeline(pulumi.ComponentResource):
     """Topic rule -> Step Functions JITR machine (+ check Lambda, DLQ, logs, roles)."""
 
-    def __init__(self, name: str, args: JitrArgs,
+    def __init__(self, name: str, args: JitrPipelineArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("iotmr:jitr:JitrPipeline", name, None, opts)
         region = args.region
@@ -160,9 +183,21 @@ class JitrPipeline(pulumi.ComponentResource):
 
         machine_name = f"{args.name_prefix}-jitr"
         function_name = f"{args.name_prefix}-jitr-check"
-        rule_name = f"{args.name_prefix}_jitr".replace("-", "_")  # rules allow [A-Za-z0-9_]
-        rule_arn = pulumi.Output.all(partition, account_id).apply(
-            lambda v: f"arn:{v[0]}:iot:{region}:{v[1]}:rule/{rule_name}")
+        cas = args.device_cas or single(args.ca_certificate_pem)
+        ca_ids: Mapping[str, pulumi.Input[str]] = args.ca_certificate_ids or {
+            cas.issuing.name: args.ca_certificate_id}
+        previous = cas.previous
+
+        def rule_name(ca: DeviceCa) -> str:  # rules allow [A-Za-z0-9_]
+            suffix = "" if ca.name == LEGACY_NAME else f"_{ca.name}"
+            return f"{args.name_prefix}_jitr{suffix}".replace("-", "_")
+
+        rule_names = {ca.name: rule_name(ca) for ca in cas.auto_registering}
+        # One rule per CA whose devices auto-register; the role serves exactly these rules.
+        rule_arn_pattern = pulumi.Output.all(partition, account_id).apply(
+            lambda v: f"arn:{v[0]}:iot:{region}:{v[1]}:rule/" + (
+                next(iter(rule_names.values())) if len(rule_names) == 1
+                else f"{args.name_prefix}_jitr*".replace("-", "_")))
 
         # --- dead letters: events the rule could not hand to Step Functions ---------------
         self.dead_letter_queue = dead_letter_queue(
@@ -183,11 +218,9 @@ class JitrPipeline(pulumi.ComponentResource):
                 log_group_arn, args.kms_key_arn).apply(
                 lambda v: check_function_role_policy(log_group_arn=v[0], key_arn=v[1],
                                                      function_name=function_name)),
-            environment={
-                "CA_CERTIFICATE_PEM": args.ca_certificate_pem,
-                "POWERTOOLS_SERVICE_NAME": "jitr-certificate-check",
-                "POWERTOOLS_METRICS_NAMESPACE": "IotMultiRegion/Jitr",
-            },
+            # Every CA whose devices auto-register (two during a rotation).
+            environment=JitrCheckEnvironment[pulumi.Input[str]](
+                ca_certificate_pem=cas.accepted_pem).variables(),
             layer=self.dependencies_layer, memory_size=256, timeout=10)
 
         # --- the state machine -------------------------------------------------------------
@@ -199,20 +232,23 @@ class JitrPipeline(pulumi.ComponentResource):
                 lambda v: state_machine_role_policy(partition=v[0], region=region,
                                                     account_id=v[1], table_arn=v[2],
                                                     function_arn=v[3], tables_key_arn=v[4])),
-            definition=pulumi.Output.all(args.ca_certificate_id, self.check.function.arn,
-                                         args.inventory.name, args.device_policy_name).apply(
+            definition=pulumi.Output.all(
+                ca_ids[cas.issuing.name], self.check.function.arn, args.inventory.name,
+                args.device_policy_name,
+                ca_ids[previous.name] if previous else ca_ids[cas.issuing.name]).apply(
                 lambda v: state_machine_definition(
                     region=region, ca_certificate_id=v[0], check_function_arn=v[1],
                     table_name=v[2], device_policy_name=v[3],
                     retry_interval_seconds=args.retry_interval_seconds,
-                    retry_max_attempts=args.retry_max_attempts)),
+                    retry_max_attempts=args.retry_max_attempts,
+                    previous_ca_certificate_id=v[4])),
             kms_key_arn=args.kms_key_arn, log_retention_days=args.log_retention_days, tags=tags)
         self.state_machine = self.machine.machine
 
         # --- the rule ------------------------------------------------------------------------
         self.rule_role = aws.iam.Role(
-            f"{name}-rule-role", name=f"{args.name_prefix}-jitr-rule",
-            assume_role_policy=pulumi.Output.all(account_id, rule_arn).apply(
+            f"{name}-rule-role", name=role_name(f"{args.name_prefix}-jitr-rule"),
+            assume_role_policy=pulumi.Output.all(account_id, rule_arn_pattern).apply(
                 lambda v: service_trust_policy("iot.amazonaws.com", v[0], v[1])),
             tags=tags, opts=child)
         rule_policy = aws.iam.RolePolicy(
@@ -222,23 +258,31 @@ class JitrPipeline(pulumi.ComponentResource):
                 lambda v: rule_role_policy(state_machine_arn=v[0], queue_arn=v[1],
                                            key_arn=v[2], region=region)),
             opts=child)
-        self.topic_rule = aws.iot.TopicRule(
-            f"{name}-rule", region=region, name=rule_name,
-            description="JITR: certificates our CA registered -> registration state machine",
-            enabled=True,
-            sql=pulumi.Output.from_input(args.ca_certificate_id).apply(topic_rule_sql),
-            sql_version="2016-03-23",
-            step_functions=[aws.iot.TopicRuleStepFunctionArgs(
-                state_machine_name=self.state_machine.name,
-                execution_name_prefix=EXECUTION_NAME_PREFIX,
-                role_arn=self.rule_role.arn)],
-            error_action=aws.iot.TopicRuleErrorActionArgs(
-                sqs=aws.iot.TopicRuleErrorActionSqsArgs(
-                    queue_url=self.dead_letter_queue.url, role_arn=self.rule_role.arn,
-                    use_base64=False)),
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[rule_policy]))
+        self.topic_rules: dict[str, aws.iot.TopicRule] = {}
+        for ca in cas.auto_registering:
+            self.topic_rules[ca.name] = aws.iot.TopicRule(
+                f"{name}-rule" if ca.name == LEGACY_NAME else f"{name}-rule-{ca.name}",
+                region=region, name=rule_names[ca.name],
+                description=f"JITR: certificates our CA '{ca.name}' registered -> registration "
+                            "state machine",
+                enabled=True,
+                sql=pulumi.Output.from_input(ca_ids[ca.name]).apply(topic_rule_sql),
+                sql_version="2016-03-23",
+                step_functions=[aws.iot.TopicRuleStepFunctionArgs(
+                    state_machine_name=self.state_machine.name,
+                    execution_name_prefix=EXECUTION_NAME_PREFIX,
+                    role_arn=self.rule_role.arn)],
+                error_action=aws.iot.TopicRuleErrorActionArgs(
+                    sqs=aws.iot.TopicRuleErrorActionSqsArgs(
+                        queue_url=self.dead_letter_queue.url, role_arn=self.rule_role.arn,
+                        use_base64=False)),
+                tags=tags,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[rule_policy]))
+        self.topic_rule = self.topic_rules[cas.issuing.name]
 
+        self.outputs = JitrOutputs(
+            state_machine_arn=self.state_machine.arn, topic_rule_name=self.topic_rule.name,
+            dead_letter_queue_url=self.dead_letter_queue.url)
         self.register_outputs({
             "state_machine_arn": self.state_machine.arn,
             "check_function_arn": self.check.function.arn,

@@ -20,6 +20,7 @@ import pulumi_aws as aws
 from components.account import AwsAccount
 from components.asl import render
 from components.dead_letters import dead_letter_queue
+from components.edge.cas import DeviceCas, certificate_id
 from components.global_tables import RegionalTable
 from components.iam import (
     SFN_LOG_DELIVERY_ACTIONS,
@@ -28,8 +29,10 @@ from components.iam import (
     service_trust_policy,
     table_key_statement,
 )
+from components.naming import role_name
 from components.replication.settings import ReplicationSettings
 from components.state_machine import state_machine
+from lambdas.contracts.inventory import Attr
 
 DEFINITION = Path(__file__).resolve().parent / "replication.asl.json"
 # Replaying the last 24 h when a pipe is (re)created is harmless (every record converges to
@@ -39,24 +42,24 @@ INVOCATION_TYPE = "REQUEST_RESPONSE"  # Express only; Standard would be FIRE_AND
 PIPE_LOG_LEVEL = "ERROR"
 
 
-def machine_name(name_prefix: str) -> str:
-    """`<app>-<env>-<region>-replication`; the reconciliation tool derives it the same way."""
-    return f"{name_prefix}-replication"
-
-
 def pipe_filter_pattern(region: str) -> str:
     """EventBridge pattern: inserts and updates written by another region. TTL removals
     (REMOVE) and this region's own writes (already applied by their writer) never pass, and
     an item without `writerRegion` breaks the contract and does not pass either."""
     return json.dumps({
         "eventName": ["INSERT", "MODIFY"],
-        "dynamodb": {"NewImage": {"writerRegion": {"S": [{"anything-but": [region]}]}}},
+        "dynamodb": {"NewImage": {Attr.WRITER_REGION: {"S": [{"anything-but": [region]}]}}},
     }, sort_keys=True)
 
 
 def state_machine_definition(*, region: str, partition: str, account_id: str,
                              table_name: str, device_policy_name: str, ca_certificate_pem: str,
-                             settings: ReplicationSettings) -> str:
+                             settings: ReplicationSettings,
+                             previous_ca_certificate_pem: str | None = None) -> str:
+    """`ca_certificate_pem` is our issuing CA, `previous_ca_certificate_pem` the other CA a
+    rotation keeps ACTIVE (the same when there is none): an item's certificate is registered
+    with the CA its `caCertificateId` names, and never with any other."""
+    previous = previous_ca_certificate_pem or ca_certificate_pem
     return render(
         DEFINITION,
         region=region,
@@ -65,6 +68,9 @@ def state_machine_definition(*, region: str, partition: str, account_id: str,
         inventory_table_name=table_name,
         device_policy_name=device_policy_name,
         ca_certificate_pem=ca_certificate_pem,
+        ca_certificate_id=certificate_id(ca_certificate_pem),
+        previous_ca_certificate_pem=previous,
+        previous_ca_certificate_id=certificate_id(previous),
         retry_interval_seconds=settings.retry_interval_seconds,
         retry_max_attempts=settings.retry_max_attempts,
         retry_backoff_rate=settings.retry_backoff_rate,
@@ -137,24 +143,36 @@ def pipe_role_policy(*, stream_arn: str, state_machine_arn: str, queue_arn: str,
 
 
 @dataclass(frozen=True)
-class ReplicationArgs:
+class ReplicationPipelineArgs:
     region: str
     name_prefix: str  # `<app>-<env>-<region>`: IAM names are global
+    machine_name: str  # components/naming.py: the reconciliation tool reads the same name
     inventory: RegionalTable  # this region's replica (name, ARN, stream ARN)
     tables_key_arn: pulumi.Input[str]  # this region's copy of the tables' CMK
-    ca_certificate_pem: str  # our CA, registered in every region (public)
+    ca_certificate_pem: str  # our (issuing) CA, registered in every region (public)
     device_policy_name: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]  # the regional CMK: logs, queue, pipe data
     log_retention_days: int
     account: AwsAccount
     settings: ReplicationSettings
     tags: Mapping[str, str] = field(default_factory=dict)
+    device_cas: DeviceCas | None = None  # a CA rotation: its previous CA is accepted too
+
+
+@dataclass(frozen=True)
+class ReplicationOutputs:
+    """What operators and tools/reconcile.py read from one region's pipeline (stack outputs)."""
+
+    state_machine_name: str
+    state_machine_arn: pulumi.Output[str]
+    pipe_arn: pulumi.Output[str]
+    dead_letter_queue_url: pulumi.Output[str]
 
 
 class ReplicationPipeline(pulumi.ComponentResource):
     """Replica stream -> filtered pipe -> Express replication machine (+ DLQ, logs, roles)."""
 
-    def __init__(self, name: str, args: ReplicationArgs,
+    def __init__(self, name: str, args: ReplicationPipelineArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("iotmr:replication:ReplicationPipeline", name, None, opts)
         region = args.region
@@ -164,7 +182,7 @@ class ReplicationPipeline(pulumi.ComponentResource):
         account_id = args.account.account_id
         partition = args.account.partition
 
-        state_machine_name = machine_name(args.name_prefix)
+        state_machine_name = args.machine_name
         pipe_name = f"{args.name_prefix}-replication"
         pipe_arn = pulumi.Output.all(partition, account_id).apply(
             lambda v: f"arn:{v[0]}:pipes:{region}:{v[1]}:pipe/{pipe_name}")
@@ -191,7 +209,9 @@ class ReplicationPipeline(pulumi.ComponentResource):
                 lambda v: state_machine_definition(
                     region=region, partition=v[0], account_id=v[1], table_name=v[2],
                     device_policy_name=v[3], ca_certificate_pem=args.ca_certificate_pem,
-                    settings=settings)),
+                    settings=settings,
+                    previous_ca_certificate_pem=args.device_cas.previous.pem
+                    if args.device_cas and args.device_cas.previous else None)),
             include_execution_data=settings.log_execution_data,
             kms_key_arn=args.kms_key_arn, log_retention_days=args.log_retention_days, tags=tags)
         self.state_machine = self.machine.machine
@@ -202,7 +222,7 @@ class ReplicationPipeline(pulumi.ComponentResource):
             retention_in_days=args.log_retention_days, kms_key_id=args.kms_key_arn,
             tags=tags, opts=child)
         self.pipe_role = aws.iam.Role(
-            f"{name}-pipe-role", name=f"{pipe_name}-pipe",
+            f"{name}-pipe-role", name=role_name(f"{pipe_name}-pipe"),
             assume_role_policy=pulumi.Output.all(account_id, pipe_arn).apply(
                 lambda v: service_trust_policy("pipes.amazonaws.com", v[0], v[1])),
             tags=tags, opts=child)
@@ -245,9 +265,15 @@ class ReplicationPipeline(pulumi.ComponentResource):
                 cloudwatch_logs_log_destination=aws.pipes.PipeLogConfigurationCloudwatchLogsLogDestinationArgs(
                     log_group_arn=self.pipe_log_group.arn)),
             tags=tags,
-            # The role must read the stream and start the machine before the pipe polls.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[pipe_policy]))
+            # The role must read the stream and start the machine before the pipe polls. The
+            # name is fixed and a new source or starting position replaces the pipe: the old
+            # pipe goes first (replaying from TRIM_HORIZON covers the gap).
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[pipe_policy],
+                                        delete_before_replace=True))
 
+        self.outputs = ReplicationOutputs(
+            state_machine_name=state_machine_name, state_machine_arn=self.state_machine.arn,
+            pipe_arn=self.pipe.arn, dead_letter_queue_url=self.dead_letter_queue.url)
         self.register_outputs({
             "state_machine_arn": self.state_machine.arn,
             "pipe_arn": self.pipe.arn,

@@ -1,33 +1,50 @@
-"""The fleet-provisioning allow-list entry, from `fleet_allow_list.json` (the one source the
-installer web app builds from too).
+"""A fleet-provisioning allow-list entry: one item of the shared provisioning table.
 
-Entries live in the shared provisioning table under `fleet#<serial>` with `kind =
-FLEET_SERIAL`; the serial is the AWS IoT thing name. Administrators write them with the
-conditional writes below (the installer CLI and the web app's allow-list view); the
-pre-provisioning hook and the recorder move `state` on.
+What the installer web app needs too (key, kind, states, the serial rule, the index, the
+administrators' conditional writes) is in `fleet_allow_list.json`, which the app builds
+from; this module reads it and adds the rest for the Python writers and readers.
+
+The table (key `deviceUid`) also holds the certificate vending machine's device records,
+keyed by the device's own uid. Allow-list entries never collide with them: their key is
+`fleet#<serial>` (IAM pins the fleet functions to those keys with `dynamodb:LeadingKeys`)
+and they carry `kind = FLEET_SERIAL`, checked on every read and conditional write.
+
+Writers: administrators (`tools/installer.py admin allow-serial | disable-serial` and the web
+app's allow-list view, both with `new_entry` / `update`: the entry starts ALLOWED), the
+pre-provisioning hook (ALLOWED -> CLAIMED, with the claim attributes), the recorder
+(CLAIMED -> PROVISIONED or CONFLICT, `certificateId` and `settledAt`). Readers: the hook,
+the recorder's stream filter (declared by components/fleet_provisioning from `Attr`, `KIND`
+and `State`), the recorder and the web app. `problems(entry)` states every rule; the tests
+check what each real writer stored with it.
+
+Timestamps are compared as strings in conditions (`claimedAt < :stale`), so they have
+exactly one format: `timestamp()`.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .inventory import CERTIFICATE_ID_PATTERN, REGION_PATTERN
+
 _CONTRACT: Mapping[str, Any] = json.loads(
     (Path(__file__).with_name("fleet_allow_list.json")).read_text(encoding="utf-8"))
 
 KEY_ATTRIBUTE: str = _CONTRACT["table"]["keyAttribute"]
+TABLE_KEY = KEY_ATTRIBUTE
 KEY_PREFIX: str = _CONTRACT["table"]["keyPrefix"]
+IAM_LEADING_KEYS = f"{KEY_PREFIX}*"  # dynamodb:LeadingKeys pattern of every entry
 KIND: str = _CONTRACT["kind"]
 SERIAL_PATTERN = re.compile(_CONTRACT["serial"]["pattern"])  # use with fullmatch
 SERIAL_RULE: str = _CONTRACT["serial"]["rule"]
-
-ALLOWED: str = _CONTRACT["states"]["allowed"]
-CLAIMED: str = _CONTRACT["states"]["claimed"]
-PROVISIONED: str = _CONTRACT["states"]["provisioned"]
-CONFLICT: str = _CONTRACT["states"]["conflict"]
+# The provisioning template's parameter that carries the serial (the device sends it with
+# RegisterThing; the hook pins it with `parameterOverrides`; the thing is named after it).
+SERIAL_PARAMETER = "SerialNumber"
 
 INDEX_NAME: str = _CONTRACT["index"]["name"]
 INDEX_PARTITION_KEY: str = _CONTRACT["index"]["partitionKey"]
@@ -37,11 +54,51 @@ INDEX_PROJECTED: tuple[str, ...] = tuple(_CONTRACT["index"]["projected"])
 WRITES = ("enable", "enableAndReset", "disable")
 
 
+class Attr:
+    DEVICE_UID = KEY_ATTRIBUTE  # fleet#<serial>
+    KIND = "kind"  # FLEET_SERIAL
+    SERIAL_NUMBER = "serialNumber"
+    ENABLED = "enabled"  # BOOL: an administrator may switch an entry off
+    STATE = "state"
+    ALLOWED_AT = "allowedAt"
+    CLAIM_CERTIFICATE_ID = "claimCertificateId"
+    CLAIM_CERTIFICATE_PEM = "claimCertificatePem"
+    CLAIM_CLIENT_ID = "claimClientId"
+    CLAIMED_AT = "claimedAt"
+    CLAIM_REGION = "claimRegion"
+    CERTIFICATE_ID = "certificateId"  # the certificate the recorder settled the entry with
+    SETTLED_AT = "settledAt"
+
+
+class State:
+    ALLOWED: str = _CONTRACT["states"]["allowed"]  # allowed; no claim yet
+    CLAIMED: str = _CONTRACT["states"]["claimed"]  # the hook allowed one certificate
+    PROVISIONED: str = _CONTRACT["states"]["provisioned"]  # the recorder recorded the device
+    CONFLICT: str = _CONTRACT["states"]["conflict"]  # another device holds the thing name
+    ALL = (ALLOWED, CLAIMED, PROVISIONED, CONFLICT)
+    SETTLED = (PROVISIONED, CONFLICT)
+
+
+CLAIM_ATTRIBUTES = (Attr.CLAIM_CERTIFICATE_ID, Attr.CLAIM_CERTIFICATE_PEM, Attr.CLAIM_CLIENT_ID,
+                    Attr.CLAIMED_AT, Attr.CLAIM_REGION)
+SETTLED_ATTRIBUTES = (Attr.CERTIFICATE_ID, Attr.SETTLED_AT)
+ATTRIBUTES = (Attr.DEVICE_UID, Attr.KIND, Attr.SERIAL_NUMBER, Attr.ENABLED, Attr.STATE,
+              Attr.ALLOWED_AT, *CLAIM_ATTRIBUTES, *SETTLED_ATTRIBUTES)
+_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00")
+
+
 class SerialError(ValueError):
     """A serial that cannot be a thing name; the message says the rule."""
 
 
-def serial_problem(serial: str) -> str | None:
+def timestamp(moment: dt.datetime) -> str:
+    """The one format of the entry's times (the writes' `:now`): UTC, milliseconds, `+00:00`
+    (string order is time order)."""
+    return moment.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def serial_problem(serial: object) -> str | None:
+    """Why `serial` can never be provisioned, or None. The serial *is* the thing name."""
     if isinstance(serial, str) and SERIAL_PATTERN.fullmatch(serial):
         return None
     return f"serial {serial!r} is not valid: use {SERIAL_RULE}"
@@ -54,8 +111,20 @@ def checked_serial(serial: str) -> str:
     return serial
 
 
+def entry_key(serial: str) -> str:
+    """`fleet#<serial>`, the entry's key value (SerialError for a serial that can never be
+    provisioned)."""
+    return f"{KEY_PREFIX}{checked_serial(serial)}"
+
+
 def key(serial: str) -> dict[str, str]:
-    return {KEY_ATTRIBUTE: f"{KEY_PREFIX}{checked_serial(serial)}"}
+    """The entry's key (resource API types)."""
+    return {KEY_ATTRIBUTE: entry_key(serial)}
+
+
+def serial_of(key_value: str) -> str | None:
+    """The serial an entry key names, or None for a key that is not an allow-list entry."""
+    return key_value[len(KEY_PREFIX):] if key_value.startswith(KEY_PREFIX) else None
 
 
 def _used(values: Mapping[str, Any], expressions: str) -> dict[str, Any]:
@@ -86,3 +155,45 @@ def update(name: str, serial: str, now: str) -> dict[str, Any]:
         "ExpressionAttributeValues": _used({**_CONTRACT["writes"]["values"], ":now": now},
                                            expressions),
     }
+
+
+def problems(entry: Mapping[str, Any]) -> list[str]:
+    """Every way a stored entry (boto3 resource form) breaks the contract."""
+    found = [f"{name}: is not an attribute of an allow-list entry"
+             for name in sorted(set(entry) - set(ATTRIBUTES))]
+    serial = entry.get(Attr.SERIAL_NUMBER)
+    problem = serial_problem(serial)
+    if problem:
+        found.append(f"{Attr.SERIAL_NUMBER}: {problem}")
+    elif entry.get(Attr.DEVICE_UID) != entry_key(str(serial)):
+        found.append(f"{Attr.DEVICE_UID}: {entry.get(Attr.DEVICE_UID)!r} must be "
+                     f"{entry_key(str(serial))!r}")
+    if entry.get(Attr.KIND) != KIND:
+        found.append(f"{Attr.KIND}: must be {KIND!r}, got {entry.get(Attr.KIND)!r}")
+    if not isinstance(entry.get(Attr.ENABLED), bool):
+        found.append(f"{Attr.ENABLED}: must be a boolean, got {entry.get(Attr.ENABLED)!r}")
+    state = entry.get(Attr.STATE)
+    if state not in State.ALL:
+        found.append(f"{Attr.STATE}: {state!r} is not one of {', '.join(State.ALL)}")
+    required = [Attr.ALLOWED_AT]
+    if state == State.CLAIMED or state in State.SETTLED:
+        required += CLAIM_ATTRIBUTES
+    if state in State.SETTLED:
+        required += SETTLED_ATTRIBUTES
+    found += [f"{name}: missing (state {state})" for name in required if name not in entry]
+    for name in (Attr.ALLOWED_AT, Attr.CLAIMED_AT, Attr.SETTLED_AT):
+        if name in entry and not (isinstance(entry[name], str)
+                                  and _TIMESTAMP.fullmatch(entry[name])):
+            found.append(f"{name}: {entry[name]!r} is not a timestamp() "
+                         "(YYYY-MM-DDTHH:MM:SS.mmm+00:00)")
+    for name in (Attr.CLAIM_CERTIFICATE_ID, Attr.CERTIFICATE_ID):
+        if name in entry and not (isinstance(entry[name], str)
+                                  and CERTIFICATE_ID_PATTERN.fullmatch(entry[name])):
+            found.append(f"{name}: {entry[name]!r} is not an AWS IoT certificate id")
+    if Attr.CLAIM_REGION in entry and not (isinstance(entry[Attr.CLAIM_REGION], str)
+                                           and REGION_PATTERN.fullmatch(entry[Attr.CLAIM_REGION])):
+        found.append(f"{Attr.CLAIM_REGION}: {entry[Attr.CLAIM_REGION]!r} is not a region")
+    for name in (Attr.CLAIM_CERTIFICATE_PEM, Attr.CLAIM_CLIENT_ID):
+        if name in entry and not (isinstance(entry[name], str) and entry[name]):
+            found.append(f"{name}: must be a non-empty string")
+    return found

@@ -25,6 +25,8 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from lambdas.contracts.metrics import CVM, Cvm
+
 from .config import Config
 from .dal.aws import BOTO_CONFIG, DynamoDeviceTables, IotRegistry, SecretSalts
 from .logic.errors import Refusal
@@ -33,18 +35,11 @@ from .logic.rotation import Rotator
 from .models.requests import MalformedRequest, RegistrationRequest, RotationRequest, parse_body
 from .models.responses import error_body, success_body
 
-SERVICE = "cvm-registration"
-NAMESPACE = "IotMultiRegion/Cvm"
-logger = Logger(service=SERVICE)
-tracer = Tracer(service=SERVICE)
-metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+logger = Logger(service=CVM.name)
+tracer = Tracer(service=CVM.name)
+metrics = Metrics(namespace=CVM.namespace, service=CVM.name)
 app = APIGatewayRestResolver()
 
-# Metric names (components/cvm builds the dashboard and alarms from the same names).
-OUTCOME_METRICS = {200: "Succeeded", 400: "Invalid", 403: "Refused", 409: "Conflict",
-                   503: "Unavailable", 500: "Errored"}
-ATTEMPTS_PER_DEVICE = "AttemptsPerDevice"
-UNDO_FAILED = "UndoFailed"
 NO_STORE = {"Cache-Control": "no-store"}  # bodies carry certificates (and legacy keys)
 
 
@@ -59,7 +54,7 @@ def _undo_failed(step: str, error: Exception) -> None:
     # What failed and how; the error text of our own exceptions carries no secrets.
     logger.error("undo step failed; resources may need cleanup",
                  extra={"step": step, "error": type(error).__name__, "detail": str(error)[:200]})
-    metrics.add_metric(name=UNDO_FAILED, unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=Cvm.UNDO_FAILED, unit=MetricUnit.Count, value=1)
 
 
 def build_flows(config: Config, session: boto3.session.Session) -> Flows:
@@ -99,23 +94,22 @@ def _body() -> str | None:
 
 
 def _outcome(route: str, status_code: int) -> None:
-    metrics.add_metric(name=f"{route}{OUTCOME_METRICS.get(status_code, 'Errored')}",
-                       unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=Cvm.outcome(route, status_code), unit=MetricUnit.Count, value=1)
 
 
 def _route() -> str:
-    return "Rotation" if app.current_event.path.rstrip("/").endswith("/rotation") \
-        else "Registration"
+    return Cvm.ROTATION if app.current_event.path.rstrip("/").endswith("/rotation") \
+        else Cvm.REGISTRATION
 
 
 @app.post("/registration")
 def register() -> Response:
-    metrics.add_metric(name="RegistrationRequests", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=Cvm.REQUESTS, unit=MetricUnit.Count, value=1)
     request = parse_body(_body(), RegistrationRequest)
     current = flows()
     registered = current.registrar.register(request)
-    _outcome("Registration", 200)
-    metrics.add_metric(name=ATTEMPTS_PER_DEVICE, unit=MetricUnit.Count,
+    _outcome(Cvm.REGISTRATION, 200)
+    metrics.add_metric(name=Cvm.ATTEMPTS_PER_DEVICE, unit=MetricUnit.Count,
                        value=registered.attempts)
     logger.info("device registered", extra={
         "thingName": registered.issued.thing_name,
@@ -127,11 +121,11 @@ def register() -> Response:
 
 @app.post("/rotation")
 def rotate() -> Response:
-    metrics.add_metric(name="RotationRequests", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=Cvm.ROTATION_REQUESTS, unit=MetricUnit.Count, value=1)
     request = parse_body(_body(), RotationRequest)
     current = flows()
     rotated = current.rotator.rotate(request)
-    _outcome("Rotation", 200)
+    _outcome(Cvm.ROTATION, 200)
     logger.info("certificate rotated", extra={
         "thingName": rotated.issued.thing_name, "certificateId": rotated.issued.certificate_id,
         "revokedCertificateId": rotated.revoked_certificate_id})

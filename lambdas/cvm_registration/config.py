@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from lambdas.contracts.environment import CvmRegistrationEnvironment, EnvironmentProblem
+
 PACKAGED_ROOT_CAS = Path(__file__).resolve().parent / "amazon_root_cas.pem"
 
 
@@ -32,23 +34,26 @@ class Config:
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str] | None = None) -> Config:
+        """Raises ConfigurationError naming what is missing (a deployment bug)."""
         env = os.environ if env is None else env
-        required = ("AWS_REGION", "PROVISIONING_TABLE_NAME", "INVENTORY_TABLE_NAME",
-                    "SALTS_SECRET_ARN", "DEVICE_POLICY_NAME", "DEVICE_ENDPOINT")
-        missing = [name for name in required if not env.get(name)]
-        if missing:
-            raise ConfigurationError(f"missing environment: {', '.join(missing)}")
-        bundle = env.get("ROOT_CA_BUNDLE_PEM") or PACKAGED_ROOT_CAS.read_text()
-        legacy = frozenset(b.strip() for b in env.get("LEGACY_BATCHES", "").split(",") if b.strip())
+        try:
+            declared: CvmRegistrationEnvironment[str] = \
+                CvmRegistrationEnvironment.from_environ(env)
+            claim_stale_seconds = declared.integer("claim_stale_seconds", minimum=1)
+        except EnvironmentProblem as problem:
+            raise ConfigurationError(str(problem)) from None
+        if not env.get("AWS_REGION"):
+            raise ConfigurationError("missing environment: AWS_REGION")
+        legacy = frozenset(b.strip() for b in declared.legacy_batches.split(",") if b.strip())
         return cls(
             region=env["AWS_REGION"],
-            provisioning_table=env["PROVISIONING_TABLE_NAME"],
-            inventory_table=env["INVENTORY_TABLE_NAME"],
-            salts_secret_id=env["SALTS_SECRET_ARN"],
-            device_policy_name=env["DEVICE_POLICY_NAME"],
-            device_endpoint=env["DEVICE_ENDPOINT"],
-            root_ca_bundle=bundle,
-            thing_name_prefix=env.get("THING_NAME_PREFIX", ""),
+            provisioning_table=declared.provisioning_table_name,
+            inventory_table=declared.inventory_table_name,
+            salts_secret_id=declared.salts_secret_arn,
+            device_policy_name=declared.device_policy_name,
+            device_endpoint=declared.device_endpoint,
+            root_ca_bundle=declared.root_ca_bundle_pem or PACKAGED_ROOT_CAS.read_text(),
+            thing_name_prefix=declared.thing_name_prefix,
             legacy_batches=legacy,
-            claim_stale_seconds=int(env.get("CLAIM_STALE_SECONDS", "60")),
+            claim_stale_seconds=claim_stale_seconds,
         )

@@ -5,15 +5,13 @@ AWS IoT invokes the hook synchronously for every RegisterThing on the template a
 at most 5 seconds for `{"allowProvisioning": ..., "parameterOverrides": {...}}`. A request
 that does not parse, a table that does not answer in time, anything unexpected: deny.
 
-Configuration (environment): PROVISIONING_TABLE_NAME, INVENTORY_TABLE_NAME, TEMPLATE_ARN,
-CLAIM_CLIENT_ID_PREFIX, CLAIM_RETRY_AFTER_SECONDS, HOOK_BUDGET_MS.
+Layers: this handler (event in, answer and metrics out) -> `logic` (the decision, no AWS) ->
+`data` (the tables, within the time budget); configuration from `config`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
-from collections.abc import Mapping
 from typing import Any
 
 import boto3
@@ -22,18 +20,19 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from lambdas.contracts.metrics import FLEET_HOOK, FleetHook
+
+from .config import Config, running_in_lambda
 from .data import CLIENT_CONFIG, Deadline, DynamoAllowList
 from .logic import AllowListStore, Decision, HookConfig, decide, deny
 from .models import PreProvisioningRequest
 
-SERVICE = "fleet-provisioning-hook"
-logger = Logger(service=SERVICE)
-tracer = Tracer(service=SERVICE)
-metrics = Metrics(namespace="IotMultiRegion/FleetProvisioning", service=SERVICE)
+logger = Logger(service=FLEET_HOOK.name)
+tracer = Tracer(service=FLEET_HOOK.name)
+metrics = Metrics(namespace=FLEET_HOOK.namespace, service=FLEET_HOOK.name)
 
 # Time kept back from the Lambda deadline for logging, metrics and the response.
 SAFETY_MARGIN_SECONDS = 0.3
-DEFAULT_BUDGET_MS = 3000
 
 _dynamodb: Any = None
 
@@ -47,22 +46,13 @@ def dynamodb_client() -> Any:
     return _dynamodb
 
 
-if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+if running_in_lambda():
     dynamodb_client()
 
 
-def hook_config(environ: Mapping[str, str]) -> HookConfig:
-    return HookConfig(
-        template_arn=environ["TEMPLATE_ARN"],
-        claim_client_id_prefix=environ.get("CLAIM_CLIENT_ID_PREFIX", ""),
-        claim_retry_after=dt.timedelta(seconds=int(environ.get("CLAIM_RETRY_AFTER_SECONDS",
-                                                               "600"))))
-
-
-def budget_seconds(environ: Mapping[str, str], remaining_ms: int) -> float:
+def budget_seconds(configured_ms: int, remaining_ms: int) -> float:
     """The configured budget, never beyond what the invocation has left."""
-    configured = int(environ.get("HOOK_BUDGET_MS", DEFAULT_BUDGET_MS)) / 1000
-    return max(0.0, min(configured, remaining_ms / 1000 - SAFETY_MARGIN_SECONDS))
+    return max(0.0, min(configured_ms / 1000, remaining_ms / 1000 - SAFETY_MARGIN_SECONDS))
 
 
 def evaluate(event: Any, store: AllowListStore, config: HookConfig,
@@ -81,19 +71,23 @@ def evaluate(event: Any, store: AllowListStore, config: HookConfig,
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    environ = os.environ
     try:
+        config = Config.from_environment()
         store = DynamoAllowList(
-            client=dynamodb_client(), provisioning_table=environ["PROVISIONING_TABLE_NAME"],
-            inventory_table=environ["INVENTORY_TABLE_NAME"], region=environ["AWS_REGION"],
-            deadline=Deadline(budget_seconds(environ, context.get_remaining_time_in_millis())))
-        decision = evaluate(event, store, hook_config(environ), dt.datetime.now(dt.timezone.utc))
+            client=dynamodb_client(), provisioning_table=config.provisioning_table,
+            inventory_table=config.inventory_table, region=config.region,
+            deadline=Deadline(budget_seconds(config.budget_ms,
+                                             context.get_remaining_time_in_millis())))
+        decision = evaluate(event, store, config.rules, dt.datetime.now(dt.timezone.utc))
     except Exception:  # deny by default: a bug or a misconfiguration never provisions
         logger.exception("hook failed; denying")
         decision = deny("HOOK_ERROR")
-    metrics.add_metric(name="ProvisioningAllowed" if decision.allowed else "ProvisioningDenied",
+    metrics.add_metric(name=FleetHook.ALLOWED if decision.allowed else FleetHook.DENIED,
                        unit=MetricUnit.Count, value=1)
-    logger.info("pre-provisioning decision", extra={"allowed": decision.allowed,
-                                                    "reason": decision.reason,
-                                                    "serialNumber": decision.serial})
+    log = logger.warning if decision.detail else logger.info
+    log("pre-provisioning decision", extra={"allowed": decision.allowed,
+                                            "reason": decision.reason,
+                                            "serialNumber": decision.serial,
+                                            **({"problems": list(decision.detail)}
+                                               if decision.detail else {})})
     return decision.as_response()

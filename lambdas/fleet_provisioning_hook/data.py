@@ -24,7 +24,10 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from . import items
+from lambdas.contracts import fleet_allow_list as allow_list
+from lambdas.contracts import inventory
+from lambdas.contracts.fleet_allow_list import Attr, State
+
 from .logic import Claim, Records, StoreUnavailable
 
 CONNECT_TIMEOUT_SECONDS = 0.4
@@ -85,11 +88,6 @@ def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
     return {name: _DESERIALIZER.deserialize(value) for name, value in item.items()}
 
 
-def iso(moment: Any) -> str:
-    """One timestamp format for every stored time, so strings compare like times."""
-    return str(moment.isoformat(timespec="milliseconds"))
-
-
 @dataclass
 class DynamoAllowList:
     """The allow-list (provisioning table, `fleet#` items) and the inventory of one region."""
@@ -101,11 +99,13 @@ class DynamoAllowList:
     deadline: Deadline
 
     def read(self, serial: str) -> Records:
-        """Both items in one round trip (BatchGetItem over two tables), strongly consistent."""
+        """Both items in one round trip (BatchGetItem over two tables), strongly consistent.
+        The inventory item is checked against its contract (ContractViolation)."""
         request = {
-            self.provisioning_table: {"Keys": [{"deviceUid": {"S": items.allow_list_key(serial)}}],
-                                      "ConsistentRead": True},
-            self.inventory_table: {"Keys": [{"thingName": {"S": serial}}],
+            self.provisioning_table: {
+                "Keys": [{allow_list.TABLE_KEY: {"S": allow_list.entry_key(serial)}}],
+                "ConsistentRead": True},
+            self.inventory_table: {"Keys": [{inventory.TABLE_KEY: {"S": serial}}],
                                    "ConsistentRead": True},
         }
         response = bounded(self.deadline, lambda: self.client.batch_get_item(RequestItems=request))
@@ -113,7 +113,8 @@ class DynamoAllowList:
             raise StoreUnavailable("the table left keys unprocessed (throttled)")
         found = response.get("Responses", {})
         entries = [_plain(i) for i in found.get(self.provisioning_table, [])]
-        devices = [_plain(i) for i in found.get(self.inventory_table, [])]
+        devices = [inventory.InventoryItem.from_attribute_values(i)
+                   for i in found.get(self.inventory_table, [])]
         return Records(allow_list=entries[0] if entries else None,
                        inventory=devices[0] if devices else None)
 
@@ -123,29 +124,35 @@ class DynamoAllowList:
         transaction = [
             {"ConditionCheck": {
                 "TableName": self.inventory_table,
-                "Key": {"thingName": {"S": claim.serial}},
-                "ConditionExpression": "attribute_not_exists(thingName) OR #status = :deleted",
-                "ExpressionAttributeNames": {"#status": "status"},
-                "ExpressionAttributeValues": {":deleted": {"S": "DELETED"}},
+                "Key": {inventory.TABLE_KEY: {"S": claim.serial}},
+                "ConditionExpression": "attribute_not_exists(#key) OR #status = :deleted",
+                "ExpressionAttributeNames": {"#key": inventory.TABLE_KEY,
+                                             "#status": inventory.Attr.STATUS},
+                "ExpressionAttributeValues": {":deleted": {"S": inventory.Status.DELETED}},
             }},
             {"Update": {
                 "TableName": self.provisioning_table,
-                "Key": {"deviceUid": {"S": items.allow_list_key(claim.serial)}},
+                "Key": {allow_list.TABLE_KEY: {"S": allow_list.entry_key(claim.serial)}},
                 "UpdateExpression": (
-                    "SET #state = :claimed, claimCertificateId = :cert, "
-                    "claimCertificatePem = :pem, claimClientId = :client, claimedAt = :now, "
-                    "claimRegion = :region"),
+                    "SET #state = :claimed, #cert = :cert, #pem = :pem, #client = :client, "
+                    "#claimedAt = :now, #region = :region"),
                 "ConditionExpression": (
-                    "#kind = :kind AND enabled = :true AND (attribute_not_exists(#state) "
+                    "#kind = :kind AND #enabled = :true AND (attribute_not_exists(#state) "
                     "OR #state = :allowed OR (#state = :claimed AND "
-                    "(claimCertificateId = :cert OR claimedAt < :stale)))"),
-                "ExpressionAttributeNames": {"#state": "state", "#kind": "kind"},
+                    "(#cert = :cert OR #claimedAt < :stale)))"),
+                "ExpressionAttributeNames": {
+                    "#state": Attr.STATE, "#kind": Attr.KIND, "#enabled": Attr.ENABLED,
+                    "#cert": Attr.CLAIM_CERTIFICATE_ID, "#pem": Attr.CLAIM_CERTIFICATE_PEM,
+                    "#client": Attr.CLAIM_CLIENT_ID, "#claimedAt": Attr.CLAIMED_AT,
+                    "#region": Attr.CLAIM_REGION},
                 "ExpressionAttributeValues": {
-                    ":claimed": {"S": items.CLAIMED}, ":allowed": {"S": items.ALLOWED},
-                    ":kind": {"S": items.KIND}, ":true": {"BOOL": True},
+                    ":claimed": {"S": State.CLAIMED}, ":allowed": {"S": State.ALLOWED},
+                    ":kind": {"S": allow_list.KIND}, ":true": {"BOOL": True},
                     ":cert": {"S": claim.certificate_id}, ":pem": {"S": claim.certificate_pem},
-                    ":client": {"S": claim.client_id}, ":now": {"S": iso(claim.claimed_at)},
-                    ":stale": {"S": iso(claim.stale_before)}, ":region": {"S": self.region},
+                    ":client": {"S": claim.client_id},
+                    ":now": {"S": allow_list.timestamp(claim.claimed_at)},
+                    ":stale": {"S": allow_list.timestamp(claim.stale_before)},
+                    ":region": {"S": self.region},
                 },
             }},
         ]

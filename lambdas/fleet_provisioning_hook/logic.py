@@ -4,7 +4,8 @@ A serial may be provisioned when all of these hold:
 
 * the request is for this template and its client id is `<claim prefix><serial>`;
 * the serial is a valid thing name and has an allow-list entry (`kind = FLEET_SERIAL`)
-  that is enabled;
+  that keeps its contract (lambdas/contracts/fleet_allow_list.py) and is enabled;
+* the inventory item, if any, keeps its contract (lambdas/contracts/inventory.py);
 * the inventory holds no live device under that thing name (`ACTIVE`/`INACTIVE`: already
   provisioned; `REVOKED`: never again; a `DELETED` tombstone does not block);
 * the entry is not `PROVISIONED`/`CONFLICT`, and not `CLAIMED` by another certificate less
@@ -21,10 +22,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from . import items
+from lambdas.contracts import fleet_allow_list as allow_list
+from lambdas.contracts.fleet_allow_list import Attr, State
+from lambdas.contracts.inventory import ContractViolation, InventoryItem, Status
+
 from .models import PreProvisioningRequest
 
-SERIAL_PARAMETER = "SerialNumber"
+SERIAL_PARAMETER = allow_list.SERIAL_PARAMETER
 
 
 class StoreUnavailable(Exception):
@@ -34,7 +38,7 @@ class StoreUnavailable(Exception):
 @dataclass(frozen=True)
 class Records:
     allow_list: Mapping[str, Any] | None  # the `fleet#<serial>` item of the provisioning table
-    inventory: Mapping[str, Any] | None  # the inventory item of thing `<serial>`
+    inventory: InventoryItem | None  # the inventory item of thing `<serial>`
 
 
 @dataclass(frozen=True)
@@ -68,19 +72,20 @@ class Decision:
     reason: str  # ALLOWED or why not, one word (metric dimension and log field)
     serial: str | None = None
     overrides: Mapping[str, str] = field(default_factory=dict)
+    detail: tuple[str, ...] = ()  # for the log: what was wrong with a stored item
 
     def as_response(self) -> dict[str, Any]:
         """What AWS IoT reads: `allowProvisioning` (a JSON boolean) and `parameterOverrides`."""
         return {"allowProvisioning": self.allowed, "parameterOverrides": dict(self.overrides)}
 
 
-def deny(reason: str, serial: str | None = None) -> Decision:
-    return Decision(allowed=False, reason=reason, serial=serial)
+def deny(reason: str, serial: str | None = None, detail: tuple[str, ...] = ()) -> Decision:
+    return Decision(allowed=False, reason=reason, serial=serial, detail=detail)
 
 
 def _claimed_at(entry: Mapping[str, Any]) -> dt.datetime | None:
     try:
-        return dt.datetime.fromisoformat(str(entry["claimedAt"]))
+        return dt.datetime.fromisoformat(str(entry[Attr.CLAIMED_AT]))
     except (KeyError, ValueError):
         return None
 
@@ -90,23 +95,26 @@ def check(request: PreProvisioningRequest, records: Records, config: HookConfig,
     """Everything but the final claim write: may this request claim the serial?"""
     serial = request.parameters.get(SERIAL_PARAMETER, "")
     entry, device = records.allow_list, records.inventory
-    if entry is None or entry.get("kind") != items.KIND:
+    if entry is None or entry.get(Attr.KIND) != allow_list.KIND:
         return deny("UNKNOWN_SERIAL", serial)
-    if entry.get("enabled") is not True:
+    problems = allow_list.problems(entry)
+    if problems:
+        return deny("INVALID_ENTRY", serial, tuple(problems))
+    if entry[Attr.ENABLED] is not True:
         return deny("DISABLED", serial)
-    status = device.get("status") if device is not None else None
-    if status == "REVOKED":
+    status = device.status if device is not None else None
+    if status == Status.REVOKED:
         return deny("REVOKED", serial)
-    if status in ("ACTIVE", "INACTIVE"):
+    if status in Status.LIVE:
         return deny("ALREADY_PROVISIONED", serial)
-    state = entry.get("state", items.ALLOWED)
-    if state in (items.PROVISIONED, items.CONFLICT):
+    state = entry[Attr.STATE]
+    if state in State.SETTLED:
         return deny("ALREADY_PROVISIONED", serial)
-    if state == items.CLAIMED and entry.get("claimCertificateId") != request.certificateId:
+    if state == State.CLAIMED and entry[Attr.CLAIM_CERTIFICATE_ID] != request.certificateId:
         claimed_at = _claimed_at(entry)
         if claimed_at is None or now - claimed_at < config.claim_retry_after:
             return deny("CLAIM_IN_PROGRESS", serial)
-    if state not in (items.ALLOWED, items.CLAIMED):
+    if state not in (State.ALLOWED, State.CLAIMED):
         return deny("UNKNOWN_STATE", serial)
     return Decision(allowed=True, reason="ALLOWED", serial=serial,
                     overrides={SERIAL_PARAMETER: serial})
@@ -117,7 +125,7 @@ def request_problem(request: PreProvisioningRequest, config: HookConfig) -> str 
     if request.templateArn != config.template_arn:
         return "WRONG_TEMPLATE"
     serial = request.parameters.get(SERIAL_PARAMETER)
-    if serial is None or not items.SERIAL_PATTERN.fullmatch(serial):
+    if serial is None or allow_list.serial_problem(serial):
         return "INVALID_SERIAL"
     if request.clientId != f"{config.claim_client_id_prefix}{serial}":
         return "CLIENT_ID_MISMATCH"
@@ -129,9 +137,8 @@ def decide(request: PreProvisioningRequest, store: AllowListStore, config: HookC
     """The whole decision; never raises for a table problem (that denies)."""
     problem = request_problem(request, config)
     serial = request.parameters.get(SERIAL_PARAMETER)
-    if problem is not None:
-        return deny(problem, serial)
-    assert serial is not None  # request_problem checked it
+    if problem is not None or serial is None:
+        return deny(problem or "INVALID_SERIAL", serial)
     try:
         decision = check(request, store.read(serial), config, now)
         if not decision.allowed:
@@ -143,4 +150,6 @@ def decide(request: PreProvisioningRequest, store: AllowListStore, config: HookC
             return deny("CLAIM_RACE", serial)  # the entry changed between read and write
     except StoreUnavailable:
         return deny("TABLE_UNAVAILABLE", serial)
+    except ContractViolation as broken:
+        return deny("INVALID_INVENTORY_ITEM", serial, broken.problems)
     return decision

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .logic import CLAIMED, KEY_PREFIX, Claim, Write, iso
+from lambdas.contracts import fleet_allow_list as allow_list
+from lambdas.contracts.fleet_allow_list import Attr, State
+from lambdas.contracts.inventory import TABLE_KEY, InventoryItem, plain_put_request
+
+from .logic import Claim
 
 
 def _code(err: ClientError) -> str:
@@ -38,25 +41,15 @@ class IotRegistry:
 class DynamoInventory:
     table: Any  # boto3 DynamoDB Table resource of this region's inventory replica
 
-    def get(self, thing_name: str) -> Mapping[str, Any] | None:
-        item = self.table.get_item(Key={"thingName": thing_name}, ConsistentRead=True).get("Item")
-        return dict(item) if item else None
+    def get(self, thing_name: str) -> InventoryItem | None:
+        """The item, checked against the contract (ContractViolation: the record fails and
+        is retried, then dead-lettered: a broken item is never built upon)."""
+        item = self.table.get_item(Key={TABLE_KEY: thing_name}, ConsistentRead=True).get("Item")
+        return InventoryItem.from_plain(item) if item else None
 
-    def put(self, write: Write) -> bool:
-        assert write.item is not None
-        if write.kind == "CREATE":
-            condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(thingName)"}
-        elif write.kind == "REVIVE":
-            condition = {
-                "ConditionExpression": "version = :expected AND #status = :deleted",
-                "ExpressionAttributeNames": {"#status": "status"},
-                "ExpressionAttributeValues": {":expected": write.expected_version,
-                                              ":deleted": "DELETED"},
-            }
-        else:
-            raise ValueError(f"nothing to put for {write.kind}")
+    def put(self, item: InventoryItem, replaces: InventoryItem | None) -> bool:
         try:
-            self.table.put_item(Item=dict(write.item), **condition)
+            self.table.put_item(**plain_put_request(item, replaces=replaces))
         except ClientError as err:
             if _code(err) == "ConditionalCheckFailedException":
                 return False
@@ -71,12 +64,15 @@ class DynamoAllowList:
     def settle(self, claim: Claim, state: str, now: dt.datetime) -> None:
         try:
             self.table.update_item(
-                Key={"deviceUid": f"{KEY_PREFIX}{claim.serial}"},
-                UpdateExpression="SET #state = :state, settledAt = :now, certificateId = :cert",
-                ConditionExpression="#state = :claimed AND claimCertificateId = :cert",
-                ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues={":state": state, ":now": iso(now),
-                                           ":claimed": CLAIMED, ":cert": claim.certificate_id})
+                Key=allow_list.key(claim.serial),
+                UpdateExpression="SET #state = :state, #settledAt = :now, #cert = :cert",
+                ConditionExpression="#state = :claimed AND #claimCert = :cert",
+                ExpressionAttributeNames={"#state": Attr.STATE, "#settledAt": Attr.SETTLED_AT,
+                                          "#cert": Attr.CERTIFICATE_ID,
+                                          "#claimCert": Attr.CLAIM_CERTIFICATE_ID},
+                ExpressionAttributeValues={":state": state, ":now": allow_list.timestamp(now),
+                                           ":claimed": State.CLAIMED,
+                                           ":cert": claim.certificate_id})
         except ClientError as err:
             if _code(err) != "ConditionalCheckFailedException":
                 raise  # else: settled already (a replayed record) or re-claimed since

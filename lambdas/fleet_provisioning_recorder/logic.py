@@ -1,5 +1,5 @@
-"""From a confirmed claim to the inventory item (the replication contract, see
-docs/data-model.md). Plain functions, no AWS.
+"""From a confirmed claim to the inventory item (lambdas/contracts/inventory.py). Plain
+functions, no AWS.
 
 The pre-provisioning hook writes the claim (serial, certificate id and PEM) into the
 allow-list entry before AWS IoT provisions the device; the recorder reads it from the
@@ -10,26 +10,22 @@ to the thing, then writes the inventory item here.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cryptography import x509
 
-# Copies of lambdas/fleet_provisioning_hook/items.py (a Lambda package imports no other);
-# tests/test_fleet_provisioning_lambdas.py asserts they agree.
-KEY_PREFIX = "fleet#"
-KIND = "FLEET_SERIAL"
-CLAIMED = "CLAIMED"
-PROVISIONED = "PROVISIONED"
-CONFLICT = "CONFLICT"
-ALLOWED = "ALLOWED"
-
-THING_NAME = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
-CERTIFICATE_ID = re.compile(r"[0-9a-f]{64}")
-TOMBSTONE = "DELETED"
-LIVE = ("ACTIVE", "INACTIVE")
+from lambdas.contracts import fleet_allow_list as allow_list
+from lambdas.contracts.fleet_allow_list import Attr, State
+from lambdas.contracts.inventory import (
+    CERTIFICATE_ID_PATTERN,
+    InventoryItem,
+    Issuer,
+    Onboarding,
+    Status,
+    timestamp,
+)
 
 
 @dataclass(frozen=True)
@@ -43,64 +39,55 @@ class Claim:
 
 def claim_from_image(image: Mapping[str, Any] | None, region: str) -> Claim | None:
     """The claim an allow-list stream image carries, if it is a fresh claim made here."""
-    if not image or image.get("kind") != KIND or image.get("state") != CLAIMED \
-            or image.get("claimRegion") != region:
+    if not image or image.get(Attr.KIND) != allow_list.KIND \
+            or image.get(Attr.STATE) != State.CLAIMED or image.get(Attr.CLAIM_REGION) != region:
         return None
-    key = str(image.get("deviceUid", ""))
-    serial = key[len(KEY_PREFIX):] if key.startswith(KEY_PREFIX) else ""
-    certificate_id = str(image.get("claimCertificateId", ""))
-    pem = str(image.get("claimCertificatePem", ""))
+    serial = allow_list.serial_of(str(image.get(Attr.DEVICE_UID, ""))) or ""
+    certificate_id = str(image.get(Attr.CLAIM_CERTIFICATE_ID, ""))
+    pem = str(image.get(Attr.CLAIM_CERTIFICATE_PEM, ""))
     try:
-        claimed_at = dt.datetime.fromisoformat(str(image.get("claimedAt")))
+        claimed_at = dt.datetime.fromisoformat(str(image.get(Attr.CLAIMED_AT)))
     except ValueError:
         return None
-    if not THING_NAME.fullmatch(serial) or not CERTIFICATE_ID.fullmatch(certificate_id) or not pem:
+    if allow_list.serial_problem(serial) or not CERTIFICATE_ID_PATTERN.fullmatch(certificate_id) \
+            or not pem:
         return None
     return Claim(serial=serial, certificate_id=certificate_id, certificate_pem=pem,
                  claimed_at=claimed_at, region=region)
 
 
-def iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds")
-
-
 def not_after(certificate_pem: str) -> str:
     certificate = x509.load_pem_x509_certificate(certificate_pem.encode())
-    return iso(certificate.not_valid_after_utc)
+    return timestamp(certificate.not_valid_after_utc)
 
 
 @dataclass(frozen=True)
 class Write:
     """What to do with the inventory: `kind` is CREATE (first write), REVIVE (over a
-    tombstone, version + 1), RECORDED (this certificate is already there) or CONFLICT
-    (a live or revoked device holds the thing name: nothing is written)."""
+    tombstone: the next version of the item read, `replaces`), RECORDED (this certificate is
+    already there) or CONFLICT (a live or revoked device holds the thing name: nothing is
+    written)."""
 
     kind: str
-    item: Mapping[str, Any] | None = None
-    expected_version: int | None = None
+    item: InventoryItem | None = None
+    replaces: InventoryItem | None = None
 
 
-def plan(existing: Mapping[str, Any] | None, claim: Claim, now: dt.datetime) -> Write:
-    base = {
-        "thingName": claim.serial,
-        "certificateId": claim.certificate_id,
-        "certificatePem": claim.certificate_pem,
-        "issuer": "AMAZON",  # issued by AWS IoT: other regions use RegisterCertificateWithoutCA
-        "writerRegion": claim.region,
-        "status": "ACTIVE",
-        "onboarding": "FLEET",
-        "notAfter": not_after(claim.certificate_pem),
-        "updatedAt": iso(now),
-    }
+def plan(existing: InventoryItem | None, claim: Claim, now: dt.datetime) -> Write:
+    certificate = {"certificate_id": claim.certificate_id,
+                   "certificate_pem": claim.certificate_pem,
+                   # issued by AWS IoT: other regions use RegisterCertificateWithoutCA
+                   "issuer": Issuer.AMAZON, "onboarding": Onboarding.FLEET,
+                   "not_after": not_after(claim.certificate_pem)}
     if existing is None:
-        return Write("CREATE", {**base, "originRegion": claim.region, "version": 1})
-    if existing.get("certificateId") == claim.certificate_id and existing.get("status") in LIVE:
+        return Write("CREATE", InventoryItem.first(thing_name=claim.serial, region=claim.region,
+                                                   updated_at=timestamp(now), **certificate))
+    if existing.certificate_id == claim.certificate_id and existing.status in Status.LIVE:
         return Write("RECORDED")
-    if existing.get("status") == TOMBSTONE:
-        version = int(existing["version"])
-        origin = existing.get("originRegion") or claim.region  # never changes
-        return Write("REVIVE", {**base, "originRegion": origin, "version": version + 1},
-                     expected_version=version)
+    if existing.status == Status.DELETED:
+        return Write("REVIVE", existing.changed(writer_region=claim.region,
+                                                updated_at=timestamp(now), status=Status.ACTIVE,
+                                                **certificate), replaces=existing)
     return Write("CONFLICT")
 
 
@@ -119,10 +106,10 @@ class Registry(Protocol):
 
 
 class Inventory(Protocol):
-    def get(self, thing_name: str) -> Mapping[str, Any] | None: ...
+    def get(self, thing_name: str) -> InventoryItem | None: ...
 
-    def put(self, write: Write) -> bool:
-        """Apply CREATE/REVIVE with its condition; False if the condition failed."""
+    def put(self, item: InventoryItem, replaces: InventoryItem | None) -> bool:
+        """Write `item` over `replaces` (None: a first write); False if the condition failed."""
         ...
 
 
@@ -156,9 +143,9 @@ def record(claim: Claim, registry: Registry, inventory: Inventory, allow_list: A
     for _ in range(3):
         write = plan(inventory.get(claim.serial), claim, now())
         if write.kind == "CONFLICT":
-            allow_list.settle(claim, CONFLICT, now())
+            allow_list.settle(claim, State.CONFLICT, now())
             return write.kind
-        if write.kind == "RECORDED" or inventory.put(write):
-            allow_list.settle(claim, PROVISIONED, now())
+        if write.item is None or inventory.put(write.item, write.replaces):
+            allow_list.settle(claim, State.PROVISIONED, now())
             return write.kind
     raise InventoryBusy(f"{claim.serial}: the inventory item changed three times")

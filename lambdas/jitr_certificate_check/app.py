@@ -2,13 +2,13 @@
 
 Invoked synchronously by the JITR state machine (never asynchronously, so no Lambda DLQ
 or on-failure destination: the state machine's Catch/rollback and the rule's DLQ own
-failure handling). Configuration: env `CA_CERTIFICATE_PEM` (public CA certificate(s)).
+failure handling). Layers: this handler (event in, result and metrics out) -> `checks`
+(the decision, no I/O); configuration from `config`. The check calls no AWS API.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -16,12 +16,15 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from aws_lambda_powertools.utilities.validation import SchemaValidationError, validate
 
-from .checks import check_certificate, load_ca_certificates
+from lambdas.contracts.environment import EnvironmentProblem
+from lambdas.contracts.metrics import JITR_CHECK, Jitr
 
-SERVICE = "jitr-certificate-check"
-logger = Logger(service=SERVICE)
-tracer = Tracer(service=SERVICE)
-metrics = Metrics(namespace="IotMultiRegion/Jitr", service=SERVICE)
+from .checks import check_certificate
+from .config import Config
+
+logger = Logger(service=JITR_CHECK.name)
+tracer = Tracer(service=JITR_CHECK.name)
+metrics = Metrics(namespace=JITR_CHECK.namespace, service=JITR_CHECK.name)
 
 EVENT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -37,28 +40,36 @@ def error_result(error: str, reason: str) -> dict[str, object]:
             "error": error}
 
 
-def evaluate(event: Any, ca_pem: str | None, now: dt.datetime) -> dict[str, object]:
-    """The handler's whole decision, free of Lambda context (tested directly)."""
+def evaluate(event: Any, config: Config | Exception, now: dt.datetime) -> dict[str, object]:
+    """The handler's whole decision, free of Lambda context (tested directly). `config` is
+    the configuration, or why it could not be read."""
     try:
         validate(event=event, schema=EVENT_SCHEMA)
     except SchemaValidationError as err:
         return error_result("InvalidEvent", f"event must be {{'certificatePem': '<PEM>'}}: {err}")
-    if not ca_pem:
-        return error_result("Misconfigured", "CA_CERTIFICATE_PEM is not set")
+    if isinstance(config, Exception):
+        return error_result("Misconfigured", str(config))
+    return check_certificate(event["certificatePem"], config.cas, now).as_payload()
+
+
+def configuration() -> Config | Exception:
     try:
-        cas = load_ca_certificates(ca_pem)
-    except ValueError as err:
-        return error_result("Misconfigured", str(err))
-    return check_certificate(event["certificatePem"], cas, now).as_payload()
+        return Config.from_environment()
+    except (EnvironmentProblem, ValueError) as problem:
+        return problem
+
+
+OUTCOME_METRICS = {"Accepted": Jitr.ACCEPTED, "Rejected": Jitr.REJECTED,
+                   "Errored": Jitr.ERRORED}
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def handler(event: Any, context: LambdaContext) -> dict[str, object]:
-    result = evaluate(event, os.environ.get("CA_CERTIFICATE_PEM"), dt.datetime.now(dt.timezone.utc))
+    result = evaluate(event, configuration(), dt.datetime.now(dt.timezone.utc))
     outcome = "Accepted" if result["valid"] else ("Errored" if result["error"] else "Rejected")
-    metrics.add_metric(name=f"Certificate{outcome}", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=OUTCOME_METRICS[outcome], unit=MetricUnit.Count, value=1)
     logger.info("certificate check", extra={"outcome": outcome, "reason": result["reason"],
                                             "thingName": result["thingName"]})
     return result

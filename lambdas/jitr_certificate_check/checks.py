@@ -14,21 +14,20 @@ the EKU rule rejects it whatever its CN: a server certificate never becomes a de
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from lambdas.contracts.inventory import timestamp
+from lambdas.contracts.things import THING_NAME_CHARACTERS, thing_name_problem
+
 _EKU_NAMES = {ExtendedKeyUsageOID.SERVER_AUTH: "serverAuth",
               ExtendedKeyUsageOID.CLIENT_AUTH: "clientAuth",
               ExtendedKeyUsageOID.CODE_SIGNING: "codeSigning",
               ExtendedKeyUsageOID.EMAIL_PROTECTION: "emailProtection",
               ExtendedKeyUsageOID.OCSP_SIGNING: "OCSPSigning"}
-
-# AWS IoT thing names; fullmatch so a trailing newline cannot slip through.
-THING_NAME = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
 
 
 @dataclass(frozen=True)
@@ -125,7 +124,7 @@ def check_certificate(certificate_pem: str, cas: list[x509.Certificate],
         cert = x509.load_pem_x509_certificate(certificate_pem.encode())
     except ValueError:
         return CheckResult(False, "not a PEM X.509 certificate")
-    not_after = cert.not_valid_after_utc.isoformat().replace("+00:00", "Z")
+    not_after = timestamp(cert.not_valid_after_utc)  # goes into the inventory item
     if not any(issued_by(cert, ca) for ca in cas):
         return CheckResult(False, f"not issued by our CA (issuer '{cert.issuer.rfc4514_string()}')",
                            not_after=not_after)
@@ -144,8 +143,8 @@ def check_certificate(certificate_pem: str, cas: list[x509.Certificate],
     if name is None:
         return CheckResult(False, "subject must have exactly one CN (the thing name)",
                            not_after=not_after)
-    if not THING_NAME.fullmatch(name):
+    if thing_name_problem(name):
         return CheckResult(False, f"CN {name!r} is not a valid thing name "
-                           "(1-128 of a-z A-Z 0-9 : _ -)", not_after=not_after)
+                           f"(1-128 of {THING_NAME_CHARACTERS})", not_after=not_after)
     return CheckResult(True, "issued by our CA, a device certificate, valid, CN is a thing name", thing_name=name,
                        not_after=not_after)

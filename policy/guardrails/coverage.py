@@ -39,6 +39,8 @@ ALLOWED_WRAPPED_TYPES: dict[str, str] = {
     "AWS::IoT::Dimension": "Device Defender dimension (topic filter for behaviors)",
     "AWS::IoT::ScheduledAudit": "Device Defender audit schedule",
     "AWS::IoT::AccountAuditConfiguration": "Device Defender audit checks and notification target",
+    "AWS::IoT::MitigationAction": "Device Defender mitigation: one action applied to a finding by an "
+                                  "operator; its role is an aws:iam/role the IAM guardrails judge",
 }
 _ALLOWED = {k.lower() for k in ALLOWED_WRAPPED_TYPES}
 

@@ -6,6 +6,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pulumi_policy import Policy, PolicyResource, ResourceValidationArgs, Severity, StackValidationArgs
+from pulumi_policy.proxy import (
+    UNKNOWN_ARCHIVE_VALUE,
+    UNKNOWN_ASSET_VALUE,
+    UNKNOWN_BOOLEAN_VALUE,
+    UNKNOWN_NUMBER_VALUE,
+    UNKNOWN_STRING_VALUE,
+    UnknownValueError,
+)
 
 from policy.semantics.documents import statements
 
@@ -60,19 +68,46 @@ def _ssl_only(args: StackValidationArgs) -> Iterator[tuple[str, str | None]]:
 _DEAD_LETTER_KEYS = ("deadletter", "erroraction", "onfailure", "redrive", "dlq")
 
 
+def _is_dead_letter_path(path: str) -> bool:
+    return any(part in path.lower() for part in _DEAD_LETTER_KEYS)
+
+
 def _references(value: Any, identifiers: set[str], path: str = "") -> list[str]:
-    """Key paths under which `value` mentions one of `identifiers`."""
+    """Key paths under which `value` mentions one of `identifiers`.
+
+    Only a mention under a dead-letter key counts, so a scalar unknown at preview under any
+    other key cannot change the verdict and is not read (an unknown CloudFront origin must not
+    leave every queue unjudged). An unknown object or array may hide a dead-letter key: that
+    one still raises, as the engine expects."""
     found = []
     if isinstance(value, str):
-        if any(i in value for i in identifiers):
+        if _is_dead_letter_path(path) and any(i in value for i in identifiers):
             found.append(path)
     elif isinstance(value, Mapping):
-        for k, v in value.items():
-            found += _references(v, identifiers, f"{path}.{k}")
+        for k in value:
+            child = _read(value, k, f"{path}.{k}")
+            if child is not _SKIPPED:
+                found += _references(child, identifiers, f"{path}.{k}")
     elif isinstance(value, Sequence) and not isinstance(value, bytes):
-        for i, item in enumerate(value):
-            found += _references(item, identifiers, f"{path}[{i}]")
+        for i in range(len(value)):
+            child = _read(value, i, f"{path}[{i}]")
+            if child is not _SKIPPED:
+                found += _references(child, identifiers, f"{path}[{i}]")
     return found
+
+
+_SKIPPED = object()
+_SCALAR_UNKNOWNS = frozenset({UNKNOWN_STRING_VALUE, UNKNOWN_NUMBER_VALUE, UNKNOWN_BOOLEAN_VALUE,
+                              UNKNOWN_ASSET_VALUE, UNKNOWN_ARCHIVE_VALUE})
+
+
+def _read(container: Any, key: Any, path: str) -> Any:
+    try:
+        return container[key]
+    except UnknownValueError as unknown:
+        if unknown.unknown_type_sentinel in _SCALAR_UNKNOWNS and not _is_dead_letter_path(path):
+            return _SKIPPED
+        raise
 
 
 def _dead_letters_kept(args: StackValidationArgs) -> Iterator[tuple[str, str | None]]:
@@ -83,10 +118,8 @@ def _dead_letters_kept(args: StackValidationArgs) -> Iterator[tuple[str, str | N
         if queue.props.get("redrivePolicy") or str(queue.props.get("url")) in redriven:
             continue
         identifiers = {str(queue.props.get(k)) for k in ("arn", "url") if queue.props.get(k)}
-        used_as_dead_letter = any(
-            any(part in path.lower() for part in _DEAD_LETTER_KEYS)
-            for other in args.resources if other is not queue
-            for path in _references(other.props, identifiers))
+        used_as_dead_letter = any(_references(other.props, identifiers)
+                                  for other in args.resources if other is not queue)
         if not used_as_dead_letter:
             yield ("queue has no redrivePolicy (dead-letter queue) and is no resource's dead-letter "
                    "target: poison messages would be retried until they expire", queue.urn)

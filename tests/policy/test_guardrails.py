@@ -17,6 +17,8 @@ from policy.pack import ALL_POLICIES
 
 from .cloudfront_cases import RESOURCE_CASES as CLOUDFRONT_RESOURCE_CASES
 from .cloudfront_cases import STACK_CASES as CLOUDFRONT_STACK_CASES
+from .operations_cases import RESOURCE_CASES as OPERATIONS_RESOURCE_CASES
+from .operations_cases import STACK_CASES as OPERATIONS_STACK_CASES
 from .support import fired, resource_violations, stack_violations
 
 ACCOUNT = "123456789012"
@@ -471,6 +473,7 @@ RESOURCE_CASES: list[tuple[str, str, dict[str, Any] | None, list[Bad], dict[str,
 
 
 RESOURCE_CASES += CLOUDFRONT_RESOURCE_CASES
+RESOURCE_CASES += OPERATIONS_RESOURCE_CASES
 
 
 def _case_id(case: tuple[Any, ...]) -> str:
@@ -670,6 +673,7 @@ STACK_CASES: list[tuple[str, Stack, list[tuple[Stack, str]], dict[str, Any] | No
 
 
 STACK_CASES += CLOUDFRONT_STACK_CASES
+STACK_CASES += OPERATIONS_STACK_CASES
 
 
 @pytest.mark.parametrize("name,good,bads,config", STACK_CASES, ids=[c[0] for c in STACK_CASES])

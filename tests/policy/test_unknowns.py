@@ -16,8 +16,10 @@ from tools.policy_sdk import UnknownValueError
 
 from tools.harness import UNKNOWN
 
+OBJECT_UNKNOWN = "dd056dcd-154b-4c76-9bd3-c8f88648b5ff"  # pulumi_policy's unknown object sentinel
+
 from .evasions import EVASIONS
-from .support import BY_NAME, _config, provider, resource_violations, stack_resources, unknown_leaves
+from .support import BY_NAME, _config, provider, resource_violations, stack_resources, stack_violations, unknown_leaves
 from .test_guardrails import RESOURCE_CASES, STACK_CASES
 
 
@@ -102,3 +104,22 @@ def test_an_unknown_value_is_reported_as_the_engine_reports_it():
     assert raised.value.message == "string value at .policy can't be known during preview"
     assert resource_violations("sqs-no-public-policy", "aws:sqs/queuePolicy:QueuePolicy",
                                {"queueUrl": "u", "policy": public})
+
+
+def test_an_unknown_outside_dead_letter_keys_leaves_the_dead_letter_verdict_judged():
+    """sqs-dead-letters-kept reads every resource for mentions of a queue under a dead-letter key.
+    An unknown string elsewhere (a CloudFront origin's domain at preview) cannot change that verdict,
+    so it is judged; an unknown under a dead-letter key, or an unknown object that may hide one,
+    still stops it."""
+    from .test_guardrails import QUEUE, T
+
+    target = (T["rule"], {"errorAction": {"sqs": {"queueUrl": QUEUE[1]["url"]}}})
+    site = ("aws:cloudfront/distribution:Distribution", {"origins": [{"domainName": UNKNOWN}]})
+    assert stack_violations("sqs-dead-letters-kept", [QUEUE, target, site]) == []
+    assert stack_violations("sqs-dead-letters-kept", [QUEUE, site])  # still no dead-letter target
+    hidden = (T["rule"], {"errorAction": {"sqs": {"queueUrl": UNKNOWN}}})
+    with pytest.raises(UnknownValueError):
+        stack_violations("sqs-dead-letters-kept", [QUEUE, hidden])
+    opaque = (T["rule"], {"actions": OBJECT_UNKNOWN})
+    with pytest.raises(UnknownValueError):
+        stack_violations("sqs-dead-letters-kept", [QUEUE, opaque])

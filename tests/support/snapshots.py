@@ -58,6 +58,14 @@ STATEFUL_TYPES: frozenset[str] = frozenset({
     "aws:iot/caCertificate:CaCertificate",
     "aws:iot/domainConfiguration:DomainConfiguration",
     "aws:iot/policy:Policy",
+    # Installers' accounts, their identities, and the batch salts device tokens derive from.
+    "aws:cognito/userPool:UserPool",
+    "aws:cognito/identityPool:IdentityPool",
+    "aws:secretsmanager/secret:Secret",
+    # Confirmed email subscriptions live on the topic: a new topic must be confirmed again.
+    "aws:sns/topic:Topic",
+    # An account singleton: replaced, it would be deleted (all checks off) and re-created.
+    "aws-native:iot:AccountAuditConfiguration",
 })
 
 # name -> how to evaluate it

@@ -75,6 +75,7 @@ class Row:
     after: After | None = None  # follow-up calls (rotation, retention, MFA...)
     extra: Callable[[dict[str, Any]], dict[str, Any]] | None = None  # arguments built from the state
     where: str = ""  # GLOBAL for global services
+    prepare: Callable[[World, dict[str, Any]], None] | None = None  # what AWS has before the call
 
 
 def create(world: World, resource: RecordedResource, row: Row, **fixed: Any) -> dict[str, Any]:
@@ -85,6 +86,8 @@ def create(world: World, resource: RecordedResource, row: Row, **fixed: Any) -> 
     model = client.meta.service_model.operation_model(
         next(o for o in client.meta.service_model.operation_names
              if o.lower() == row.operation.replace("_", "")))
+    if row.prepare is not None:
+        row.prepare(world, state)
     for member, key in row.rename.items():
         state[member] = state.get(key) if key in state else None
     arguments = api_value(model.input_shape, {**state, **(row.extra(state) if row.extra else {}),
@@ -106,6 +109,27 @@ def _apigw(world: World, resource: RecordedResource) -> Any:
     return world.client("apigateway", str(resource.region))
 
 
+def aws_managed_policy(world: World, state: dict[str, Any]) -> None:
+    """AWS's managed policy the attachment names exists in moto, as in every AWS account.
+
+    moto knows AWS's managed policies only when told to load all of them (about a thousand,
+    slow); the stack attaches one (API Gateway's CloudWatch role). Load just that one, from
+    moto's own copy of AWS's documents. A name moto does not know stays unknown, and the
+    attach then fails as it would in AWS."""
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+    from moto.iam.models import AWSManagedPolicy, iam_backends
+
+    arn = str(state.get("policyArn") or "")
+    if ":iam::aws:policy/" not in arn:
+        return
+    account_id = world.client("sts", GLOBAL_SERVICE_REGION).get_caller_identity()["Account"]
+    data = json.loads(aws_managed_policies_data).get(arn.rsplit("/", 1)[1])
+    backend = iam_backends[account_id]["global"]
+    if data is not None and arn not in backend.managed_policies:
+        policy = AWSManagedPolicy.from_data(arn.rsplit("/", 1)[1], account_id, GLOBAL_SERVICE_REGION, data)
+        backend.managed_policies[policy.arn] = policy
+
+
 REST = {"restApiId": "restApi"}
 ROWS: dict[str, Row] = {
     "aws:iam/role:Role": Row("iam", "create_role", {"RoleName": "name", "AssumeRolePolicyDocument":
@@ -115,7 +139,7 @@ ROWS: dict[str, Row] = {
     "aws:iam/policy:Policy": Row("iam", "create_policy", {"PolicyName": "name", "PolicyDocument": "policy"},
                                  {"id": "Policy.Arn", "arn": "Policy.Arn"}, where=GLOBAL),
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment": Row("iam", "attach_role_policy", {"RoleName": "role"},
-                                                             where=GLOBAL),
+                                                             where=GLOBAL, prepare=aws_managed_policy),
     "aws:kms/key:Key": Row("kms", "create_key", learn={"id": "KeyMetadata.KeyId", "keyId": "KeyMetadata.KeyId",
                                                        "arn": "KeyMetadata.Arn"},
                            after=_then(lambda w, r, s, a: s.get("enableKeyRotation") and w.client(
@@ -325,6 +349,15 @@ NOT_MATERIALISED = {  # nothing to run locally, or run by an emulation from the 
     "aws:wafv2/webAcl:WebAcl": "no WAF locally: requests reach the API Gateway emulation directly",
     "aws:wafv2/webAclAssociation:WebAclAssociation": "no WAF locally",
     "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration": "no WAF locally",
+    # Operations: alert topics, metric filters, Device Defender through the aws-native provider.
+    "aws:cloudwatch/logMetricFilter:LogMetricFilter": "no metrics locally",
+    "aws:sns/topic:Topic": "alarms and audit findings publish to it: no metrics or audits locally",
+    "aws:sns/topicPolicy:TopicPolicy": "with its topic",
+    "aws:sns/topicSubscription:TopicSubscription": "with its topic (no mail locally)",
+    "aws-native:iot:AccountAuditConfiguration": "moto has no Device Defender",
+    "aws-native:iot:ScheduledAudit": "moto has no Device Defender",
+    "aws-native:iot:MitigationAction": "moto has no Device Defender",
+    "pulumi:providers:aws-native": "a provider: its region is each aws-native resource's region",
 }
 
 

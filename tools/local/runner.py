@@ -118,10 +118,13 @@ def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | N
         spec = load_program_stack(options.project_dir, options.stack)
         regions = _regions(spec.config, spec.project, options.regions)
         added, notes = journeys.config_overrides(spec.config, spec.project)
-        overrides = {**added, "caCertificatePem": local_pki.intermediate_pem}
+        ca_config, ca_note = local_pki.stack_ca_config()
+        notes.append(ca_note)
+        overrides = {**added, **ca_config}
         memo = json.dumps([str(options.project_dir), options.stack, overrides], sort_keys=True)
         evaluated, policy_report = _EVALUATED.get(memo) or (evaluate_program(
-            options.project_dir, options.stack, drop_keys=("caCertificatePemFile",),
+            options.project_dir, options.stack,
+            drop_keys=("caCertificatePemFile", "caCertificatePem", "caCertificates"),
             config_overrides=overrides), None)
     except ProgramFailed as failure:
         problems = [m for level, m in failure.graph.diagnostics if level == "ERROR"]

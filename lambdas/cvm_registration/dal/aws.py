@@ -4,6 +4,7 @@ and code only) or the specific refusal the flow asked for (`ClaimRefused`, `Comm
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -12,12 +13,12 @@ from typing import Any, TypeVar
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lambdas.contracts import inventory
+from lambdas.contracts.inventory import ContractViolation, InventoryItem, Issuer, Onboarding
+
 from ..logic.tokens import SaltBook, SaltBookError
 from .ports import (
-    ACTIVE,
     CLAIMED,
-    ISSUER_AMAZON,
-    ONBOARDING_CVM,
     REGISTERED,
     UNREGISTERED,
     AwsFailure,
@@ -26,7 +27,6 @@ from .ports import (
     ClaimRefused,
     CommitRefused,
     DeviceRecord,
-    InventoryItem,
     NewInventoryVersion,
 )
 
@@ -37,6 +37,7 @@ BOTO_CONFIG = BotoConfig(connect_timeout=2, read_timeout=5,
 
 T = TypeVar("T")
 Item = dict[str, Any]
+_LOG = logging.getLogger(__name__)
 
 
 def call(operation: str, fn: Callable[[], T]) -> T:
@@ -84,21 +85,6 @@ def record_from_item(item: Item) -> DeviceRecord:
     )
 
 
-def inventory_from_item(item: Item) -> InventoryItem:
-    revoked = item.get("revokedCertificateIds", {}).get("SS", [])
-    return InventoryItem(
-        thing_name=_s(item, "thingName") or "",
-        certificate_id=_s(item, "certificateId") or "",
-        certificate_pem=_s(item, "certificatePem") or "",
-        status=_s(item, "status") or "",
-        version=_n(item, "version") or 0,
-        issuer=_s(item, "issuer") or "",
-        onboarding=_s(item, "onboarding") or "",
-        origin_region=_s(item, "originRegion") or "",
-        revoked_certificate_ids=frozenset(revoked),
-    )
-
-
 def claim_request(table: str, claim: Claim) -> dict[str, Any]:
     """The conditional claim: only a known, enabled record of the batch and salt version the
     token proved, unregistered (or held by a claim so old its invocation is dead), and with
@@ -135,48 +121,22 @@ def claim_request(table: str, claim: Claim) -> dict[str, Any]:
 
 
 def inventory_write(table: str, version: NewInventoryVersion) -> dict[str, Any]:
-    """The inventory item per docs/data-model.md: a first write (`version` 1, only if no item)
-    or the next version of the item we read (condition on its version and status)."""
+    """The inventory item (lambdas/contracts/inventory.py) as a transaction `Put`: the first
+    version (only if no item exists) or the next version of the item read (only if it is
+    still the version read)."""
     cert = version.certificate
     previous = version.previous
+    fields = {"certificate_id": cert.certificate_id, "certificate_pem": cert.pem,
+              "issuer": Issuer.AMAZON, "onboarding": Onboarding.CVM,
+              "not_after": version.not_after}
     if previous is None:
-        item: Item = {
-            "thingName": {"S": version.thing_name},
-            "certificateId": {"S": cert.certificate_id},
-            "certificatePem": {"S": cert.pem},
-            "issuer": {"S": ISSUER_AMAZON},
-            "originRegion": {"S": version.writer_region},
-            "writerRegion": {"S": version.writer_region},
-            "status": {"S": ACTIVE},
-            "onboarding": {"S": ONBOARDING_CVM},
-            "notAfter": {"S": version.not_after},
-            "version": {"N": "1"},
-            "updatedAt": {"S": version.updated_at},
-        }
-        return {"Put": {"TableName": table, "Item": item,
-                        "ConditionExpression": "attribute_not_exists(thingName)"}}
-    values: dict[str, Any] = {
-        ":certificateId": {"S": cert.certificate_id}, ":pem": {"S": cert.pem},
-        ":issuer": {"S": ISSUER_AMAZON}, ":active": {"S": ACTIVE},
-        ":cvm": {"S": ONBOARDING_CVM}, ":notAfter": {"S": version.not_after},
-        ":next": {"N": str(previous.version + 1)}, ":expected": {"N": str(previous.version)},
-        ":writer": {"S": version.writer_region}, ":updatedAt": {"S": version.updated_at},
-        ":seenStatus": {"S": previous.status},
-        ":seenCertificate": {"S": previous.certificate_id},
-    }
-    update = ("SET certificateId = :certificateId, certificatePem = :pem, issuer = :issuer, "
-              "#status = :active, onboarding = :cvm, notAfter = :notAfter, #version = :next, "
-              "writerRegion = :writer, updatedAt = :updatedAt REMOVE caCertificateId, expiresAt")
-    if version.revoke:
-        update += " ADD revokedCertificateIds :revoked"
-        values[":revoked"] = {"SS": sorted(version.revoke)}
-    return {"Update": {
-        "TableName": table, "Key": {"thingName": {"S": version.thing_name}},
-        "UpdateExpression": update,
-        "ConditionExpression": ("#version = :expected AND #status = :seenStatus "
-                                "AND certificateId = :seenCertificate"),
-        "ExpressionAttributeNames": {"#status": "status", "#version": "version"},
-        "ExpressionAttributeValues": values}}
+        item = InventoryItem.first(thing_name=version.thing_name, region=version.writer_region,
+                                   updated_at=version.updated_at, **fields)
+    else:
+        item = previous.changed(writer_region=version.writer_region,
+                                updated_at=version.updated_at, status=inventory.Status.ACTIVE,
+                                revoke=version.revoke, **fields)
+    return {"Put": inventory.put_request(table, item, replaces=previous)}
 
 
 class DynamoDeviceTables:
@@ -220,9 +180,19 @@ class DynamoDeviceTables:
         return record_from_item(answer["Item"]) if "Item" in answer else None
 
     def read_inventory(self, thing_name: str) -> InventoryItem | None:
+        """The item, checked against its contract: a broken item is never built upon (the
+        flow answers 503 and undoes; the error code names the contract)."""
         answer = call("GetItem(inventory)", lambda: self._ddb.get_item(
-            TableName=self._inventory, Key={"thingName": {"S": thing_name}}, ConsistentRead=True))
-        return inventory_from_item(answer["Item"]) if "Item" in answer else None
+            TableName=self._inventory, Key={inventory.TABLE_KEY: {"S": thing_name}},
+            ConsistentRead=True))
+        if "Item" not in answer:
+            return None
+        try:
+            return InventoryItem.from_attribute_values(answer["Item"])
+        except ContractViolation as broken:
+            # For the operator (names the thing and the attributes, never a value of a key).
+            _LOG.error("%s", broken)
+            raise AwsFailure("GetItem(inventory)", "InventoryContractViolation") from None
 
     def commit_registration(self, claim: Claim, version: NewInventoryVersion) -> None:
         """One transaction: the inventory item and the record marked REGISTERED (only while
@@ -246,7 +216,8 @@ class DynamoDeviceTables:
                        [inventory_write(self._inventory, version), record])
 
     def commit_rotation(self, device_uid: str, version: NewInventoryVersion) -> None:
-        assert version.previous is not None
+        if version.previous is None:
+            raise ValueError("a rotation changes an existing inventory item")
         record = {"Update": {
             "TableName": self._records, "Key": {"deviceUid": {"S": device_uid}},
             "UpdateExpression": "SET certificateId = :new, rotatedAt = :at",

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from lambdas.contracts.inventory import InventoryItem
+
 from ..logic.tokens import SaltBook, SaltRef
 
 # Provisioning record states (attribute `registrationState`).
@@ -14,12 +16,8 @@ CLAIMED = "CLAIMED"  # a request holds the record; others get 409 until it ends
 REGISTERED = "REGISTERED"
 REVOKED = "REVOKED"  # an operator revoked the device: it may never register again
 
-# Inventory (docs/data-model.md).
-ACTIVE, INACTIVE, ITEM_REVOKED, DELETED = "ACTIVE", "INACTIVE", "REVOKED", "DELETED"
-ISSUER_AMAZON = "AMAZON"
-# AWS IoT certificate statuses we set.
+# AWS IoT certificate statuses we set. (The inventory item: lambdas/contracts/inventory.py.)
 CERTIFICATE_INACTIVE, CERTIFICATE_REVOKED = "INACTIVE", "REVOKED"
-ONBOARDING_CVM = "CVM"
 
 
 class AwsFailure(Exception):
@@ -47,19 +45,6 @@ class DeviceRecord:
     certificate_id: str | None = None
     # Set by the operator's `reissue`: the certificate revoked so the device may register again.
     reopened_from: str | None = None
-
-
-@dataclass(frozen=True)
-class InventoryItem:
-    thing_name: str
-    certificate_id: str
-    certificate_pem: str
-    status: str
-    version: int
-    issuer: str
-    onboarding: str
-    origin_region: str
-    revoked_certificate_ids: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -102,7 +87,8 @@ class Claim:
 
 @dataclass(frozen=True)
 class NewInventoryVersion:
-    """What the commit writes to the inventory item (the replication contract)."""
+    """What the commit writes to the inventory item (lambdas/contracts/inventory.py): the
+    first version, or the next version of `previous`, the item read."""
 
     thing_name: str
     certificate: Certificate

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
 import hashlib
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+
+from lambdas.contracts.inventory import timestamp
 
 from .errors import BadField
 
@@ -19,7 +21,7 @@ EC_CURVES = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)
 RSA_MIN_BITS, RSA_MAX_BITS = 2048, 4096
 
 
-def public_key_der(key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey) -> bytes:
+def public_key_der(key: CertificatePublicKeyTypes) -> bytes:
     return key.public_bytes(serialization.Encoding.DER,
                             serialization.PublicFormat.SubjectPublicKeyInfo)
 
@@ -49,20 +51,16 @@ def checked_csr(pem: str) -> x509.CertificateSigningRequest:
 
 
 def csr_public_key_der(csr: x509.CertificateSigningRequest) -> bytes:
-    key = csr.public_key()
-    assert isinstance(key, (ec.EllipticCurvePublicKey, rsa.RSAPublicKey))
-    return public_key_der(key)
+    return public_key_der(csr.public_key())
 
 
 def certificate_public_key_der(certificate_pem: str) -> bytes:
-    key = x509.load_pem_x509_certificate(certificate_pem.encode()).public_key()
-    assert isinstance(key, (ec.EllipticCurvePublicKey, rsa.RSAPublicKey))
-    return public_key_der(key)
+    return public_key_der(x509.load_pem_x509_certificate(certificate_pem.encode()).public_key())
 
 
 def not_after(certificate_pem: str) -> str:
     cert = x509.load_pem_x509_certificate(certificate_pem.encode())
-    return cert.not_valid_after_utc.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return timestamp(cert.not_valid_after_utc)
 
 
 def rotation_message(device_uid: str, timestamp: int, csr_pem: str) -> bytes:

@@ -24,15 +24,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from lambdas.contracts.inventory import InventoryItem, Status, timestamp
+from lambdas.contracts.things import THING_NAME_MAX_LENGTH
+
 from ..config import Config
 from ..dal.ports import (
-    ACTIVE,
     CERTIFICATE_INACTIVE,
     CERTIFICATE_REVOKED,
     CLAIMED,
-    DELETED,
-    INACTIVE,
-    ITEM_REVOKED,
     REGISTERED,
     REVOKED,
     AwsFailure,
@@ -42,7 +41,6 @@ from ..dal.ports import (
     CommitRefused,
     DeviceRecord,
     DeviceTables,
-    InventoryItem,
     NewInventoryVersion,
     Registry,
     SaltSource,
@@ -54,7 +52,7 @@ from .crypto import checked_csr, not_after
 from .errors import BadField, Conflict, Forbidden, Refusal, Unavailable
 from .tokens import SaltRef, match_salt
 
-THING_NAME_MAX = 128
+THING_NAME_MAX = THING_NAME_MAX_LENGTH
 UNAVAILABLE_MESSAGE = "registration is temporarily unavailable; nothing was kept, retry later"
 IN_PROGRESS = "a registration for this device is in progress; retry later"
 
@@ -76,8 +74,7 @@ def thing_name_for(config: Config, device_uid: str) -> str:
 
 
 def iso(epoch_seconds: float) -> str:
-    return dt.datetime.fromtimestamp(epoch_seconds, dt.timezone.utc).strftime(
-        "%Y-%m-%dT%H:%M:%SZ")
+    return timestamp(dt.datetime.fromtimestamp(epoch_seconds, dt.timezone.utc))
 
 
 def discard_certificate(registry: Registry, certificate_id: str) -> None:
@@ -217,12 +214,12 @@ class Registrar:
         (or another with its thing name) is registered, here or in another region: 409."""
         if item is None:
             return None
-        if item.status == ACTIVE:
+        if item.status == Status.ACTIVE:
             raise Conflict("device is already registered")
-        if item.status == ITEM_REVOKED:
+        if item.status == Status.REVOKED:
             raise Forbidden(REFUSED_MESSAGE)
-        if item.status == DELETED or (item.status == INACTIVE
-                                      and record.reopened_from == item.certificate_id):
+        if item.status == Status.DELETED or (item.status == Status.INACTIVE
+                                             and record.reopened_from == item.certificate_id):
             return item
         raise Conflict("device is already registered")
 

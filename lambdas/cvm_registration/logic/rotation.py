@@ -25,11 +25,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from lambdas.contracts.inventory import Issuer, Status
+
 from ..config import Config
 from ..dal.ports import (
-    ACTIVE,
     CERTIFICATE_REVOKED,
-    ISSUER_AMAZON,
     REGISTERED,
     AwsFailure,
     CommitRefused,
@@ -91,8 +91,8 @@ class Rotator:
         except AwsFailure:
             raise Unavailable(UNAVAILABLE_MESSAGE) from None
         usable = (record is not None and item is not None and record.enabled
-                  and record.state == REGISTERED and item.status == ACTIVE
-                  and item.issuer == ISSUER_AMAZON
+                  and record.state == REGISTERED and item.status == Status.ACTIVE
+                  and item.issuer == Issuer.AMAZON
                   and item.certificate_id == record.certificate_id)
         current_pem = item.certificate_pem if usable and item is not None \
             else _stand_in_certificate()

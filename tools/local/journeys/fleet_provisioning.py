@@ -6,7 +6,7 @@ password, TOTP enrolment, codes checked by moto's Cognito; the identity pool han
 installers' role; the role creates a claim), `provision` (the device's claim uses the MQTT
 provisioning API: the hook under its declared permission, the template with the declared
 role). The recorder (declared stream filter) writes the inventory item.
-Wire: the hook's permission names another template.
+Wire: the hook's permission names another account.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from argparse import Namespace
 from pathlib import Path
 from typing import Any
 
+from lambdas.contracts import fleet_allow_list as allow_list
 from tools import installer
 from tools.harness import StackGraph
 from tools.local.emulation.fleet_provisioning import (
@@ -94,9 +95,15 @@ def _onboard(run: JourneyRun, region: str) -> None:
     with run.step(f"admin: the installer tool creates installer {username} in the declared user "
                   f"pool and allow-lists serial {serial}", region=region) as step:
         status = enrol(world, region, username, serial)
-        entry = seen.record(world, region, f"{installer.ALLOW_LIST_KEY_PREFIX}{serial}") or {}
-        step.check(status == "FORCE_CHANGE_PASSWORD" and entry.get("state") == installer.ALLOWED_STATE,
-                   f"user {status}; allow-list entry {entry.get('state')} (kind {entry.get('kind')})")
+        entry = seen.record(world, region, allow_list.entry_key(serial)) or {}
+        idp = world.client("cognito-idp", region)
+        pool_id = declared(world, "aws:cognito/userPool:UserPool", region)["id"]
+        groups = [g["GroupName"] for g in idp.admin_list_groups_for_user(
+            UserPoolId=pool_id, Username=username)["Groups"]]
+        step.check(status == "FORCE_CHANGE_PASSWORD" and groups == [installer.INSTALLERS_GROUP]
+                   and entry.get("state") == allow_list.State.ALLOWED,
+                   f"user {status}, groups {groups}; allow-list entry {entry.get('state')} "
+                   f"(kind {entry.get('kind')})")
 
     with run.step("installer: signs in (SRP, new password, TOTP enrolment), gets the installers' "
                   "role from the identity pool, creates a claim for the template", region=region) as step:
@@ -128,15 +135,16 @@ def _onboard(run: JourneyRun, region: str) -> None:
                   "AMAZON, version 1); the allow-list entry is PROVISIONED", region=region) as step:
         def recorded() -> tuple[dict[str, Any], dict[str, Any]]:
             return (seen.row(world, region, serial) or {},
-                    seen.record(world, region, f"{installer.ALLOW_LIST_KEY_PREFIX}{serial}") or {})
+                    seen.record(world, region, allow_list.entry_key(serial)) or {})
 
-        row, entry = seen.wait_for(recorded, lambda f: bool(f[0]) and f[1].get("state") == "PROVISIONED",
-                                   timeout=RECORDER_SECONDS, world=world)
+        # The recorder writes the item, then settles the entry: wait for both.
+        row, entry = seen.wait_for(recorded, lambda f: bool(f[0]) and f[1].get("state")
+                                   in allow_list.State.SETTLED, timeout=RECORDER_SECONDS, world=world)
         expected = {"certificateId": certificate_id, "status": "ACTIVE", "onboarding": "FLEET",
                     "issuer": "AMAZON", "originRegion": region, "writerRegion": region,
                     "version": "1", "certificatePem": pem}
         wrong = sorted(k for k, v in expected.items() if row.get(k) != v)
-        step.check(bool(row) and not wrong and entry.get("state") == "PROVISIONED",
+        step.check(bool(row) and not wrong and entry.get("state") == allow_list.State.PROVISIONED,
                    f"row {serial}: " + ", ".join(f"{k}={short(str(row.get(k)), 16)}"
                                                  for k in expected if k != "certificatePem")
                    + f"; entry {entry.get('state')}", f"unexpected: {', '.join(wrong) or 'entry'}")
@@ -160,9 +168,9 @@ def fleet(run: JourneyRun) -> None:
         _onboard(run, regions[0])
 
 
-@wire("fleet-hook-permission-names-another-template", journey="fleet",
-      description="the hook's Lambda permission lets AWS IoT invoke it for another template")
-def hook_permission_names_another_template(graph: StackGraph) -> StackGraph:
+@wire("fleet-hook-permission-names-another-account", journey="fleet",
+      description="the hook's Lambda permission lets AWS IoT invoke it for another account only")
+def hook_permission_names_another_account(graph: StackGraph) -> StackGraph:
     hooks = {t.inputs["preProvisioningHook"]["targetArn"] for t in graph.of_type(TEMPLATE)}
     names = {f.outputs["name"] for f in graph.of_type("aws:lambda/function:Function") if f.outputs["arn"] in hooks}
     permissions = [p for p in graph.of_type("aws:lambda/permission:Permission")
@@ -171,5 +179,5 @@ def hook_permission_names_another_template(graph: StackGraph) -> StackGraph:
         raise LookupError("no declared template's hook has an IoT permission")
     for permission in permissions:
         graph = with_inputs(graph, graph.named(permission.name),
-                            lambda inputs: {**inputs, "sourceArn": f"{inputs['sourceArn']}-v2"})
+                            lambda inputs: {**inputs, "sourceAccount": "210987654321"})
     return graph

@@ -240,12 +240,16 @@ def _drive(run: JourneyRun, browser: Browser, region_a: str, region_b: str | Non
         on, off = (plain_item(world.client("dynamodb", region_a).get_item(
             TableName=table, Key={"deviceUid": {"S": f"{allow_list.KEY_PREFIX}{s}"}}, ConsistentRead=True
         ).get("Item")) or {} for s in ("SN-WEB-A", "SN-WEB-OFF"))
-        step.check(on.get("state") == allow_list.ALLOWED and on.get("enabled") is True and off.get("enabled") is False
+        broken = [p for e in (on, off) for p in allow_list.problems(e)]
+        step.check(on.get("state") == allow_list.State.ALLOWED and on.get("enabled") is True
+                   and off.get("enabled") is False
+                   and not broken  # the web app's writes keep the allow-list contract
                    and any(r.startswith("SN-WEB-A\tALLOWED\tyes") for r in rows)
                    and any(r.startswith("SN-WEB-OFF\tALLOWED\tno") for r in rows)
                    and allow_list.SERIAL_RULE in refused[0],
                    f"SN-WEB-A {on.get('state')}/enabled={on.get('enabled')}, SN-WEB-OFF enabled={off.get('enabled')};"
-                   f" the list shows both ({len(rows)} rows); invalid serial refused with the contract's rule")
+                   f" the list shows both ({len(rows)} rows); invalid serial refused with the contract's rule",
+                   f"entries break the allow-list contract: {'; '.join(broken)}" if broken else "")
     browser.axe(run, "admin")
 
     with run.step("administrator signs out: nothing left in browser storage", region=region_a) as step:

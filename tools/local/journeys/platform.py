@@ -38,15 +38,21 @@ def pki_bootstrap(run: JourneyRun) -> None:
                    f"{intermediate.subject.rfc4514_string()}, signed by the root, path length "
                    f"{_path_length(intermediate)}")
     with run.step("the stack declares the intermediate as its CA in every region") as step:
-        declared = {str(r.region): plain(dict(r.inputs)).get("caCertificatePem")
-                    for r in world.graph.of_type("aws:iot/caCertificate:CaCertificate")}
-        wrong = sorted(r for r, pem in declared.items() if not _same(pem, intermediate))
+        # During a CA rotation a region declares two CAs; the intermediate must be one of them.
+        declared: dict[str, list[Any]] = {}
+        for resource in world.graph.of_type("aws:iot/caCertificate:CaCertificate"):
+            declared.setdefault(str(resource.region), []).append(
+                plain(dict(resource.inputs)).get("caCertificatePem"))
+        wrong = sorted(r for r, pems in declared.items() if not any(_same(p, intermediate) for p in pems))
         step.check(bool(declared) and not wrong, f"{len(declared)} CA registration(s) declared with the "
                                                  f"intermediate's PEM", f"other CAs in: {wrong}")
     for region in world.regions:
         with run.step("our CA registered in IoT: ACTIVE, auto-registration on, as declared",
                       region=region) as step:
-            [resource] = world.declared("aws:iot/caCertificate:CaCertificate", region)
+            resources = [r for r in world.declared("aws:iot/caCertificate:CaCertificate", region)
+                         if _same(plain(dict(r.inputs)).get("caCertificatePem"), intermediate)]
+            step.check(len(resources) == 1, f"{len(resources)} CA registration(s) of the intermediate declared")
+            [resource] = resources
             state, ca_id = world.state(resource), world.resolver(resource.id)
             described = world.client("iot", region).describe_ca_certificate(
                 certificateId=ca_id)["certificateDescription"]
