@@ -151,6 +151,7 @@ class Consumer:
     dead_lettered: list[Record] = field(default_factory=list)
     failed: str = ""  # the consumer cannot run (a pipe's role): why
     errors: list[str] = field(default_factory=list)
+    outage_polls: int = 0  # polls skipped while the consumer's region was down
 
 
 class GlobalTables:
@@ -255,7 +256,11 @@ class Streams:
                     continue
                 try:
                     moved += self.deliver(consumer, consumer.reader.read())
-                except (ClientError, BotoCoreError, RegionDown, TimeoutError) as error:
+                except RegionDown:
+                    # The region is out (a scenario took it down): its pollers wait, as an
+                    # AWS poller resumes from its checkpoint after an outage; not an error.
+                    consumer.outage_polls += 1
+                except (ClientError, BotoCoreError, TimeoutError) as error:
                     consumer.errors.append(f"{type(error).__name__}: {error}")
             return moved
 
