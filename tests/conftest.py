@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import pickle
+import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,14 +22,44 @@ def project_dir() -> Path:
     return PROJECT_DIR
 
 
+def evaluated_once(key: str, evaluate: Callable[[], StackGraph]) -> StackGraph:
+    """`evaluate()` once per test run, shared by the xdist workers: the first to ask evaluates
+    and leaves a pickle, the others wait for it (the 20-region graph costs ~40 s a worker).
+    Without xdist, or if the evaluating worker failed, it evaluates here."""
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if not run_id:
+        return evaluate()
+    shared = Path(tempfile.gettempdir()) / f"iotmr-graphs-{run_id}"
+    shared.mkdir(exist_ok=True)
+    done, failed = shared / f"{key}.pickle", shared / f"{key}.failed"
+    try:
+        (shared / f"{key}.claimed").mkdir()  # atomic: exactly one worker evaluates
+    except FileExistsError:
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline and not failed.exists():
+            if done.exists():
+                return pickle.loads(done.read_bytes())
+            time.sleep(0.2)
+        return evaluate()
+    try:
+        graph = evaluate()
+    except BaseException:
+        failed.touch()
+        raise
+    partial = shared / f"{key}.partial"
+    partial.write_bytes(pickle.dumps(graph))
+    partial.replace(done)
+    return graph
+
+
 @pytest.fixture(scope="session")
 def dev_graph() -> StackGraph:
-    return evaluate_program(PROJECT_DIR, "dev")
+    return evaluated_once("dev", lambda: evaluate_program(PROJECT_DIR, "dev"))
 
 
 @pytest.fixture(scope="session")
 def prod_graph() -> StackGraph:
-    return evaluate_program(PROJECT_DIR, "prod")
+    return evaluated_once("prod", lambda: evaluate_program(PROJECT_DIR, "prod"))
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +67,8 @@ def twenty_region_graph() -> StackGraph:
     """The dev stack across 20 regions (the one the snapshot records)."""
     from tests.support.snapshots import TWENTY_REGION_OVERRIDES
 
-    return evaluate_program(PROJECT_DIR, "dev", config_overrides=TWENTY_REGION_OVERRIDES)
+    return evaluated_once("twenty", lambda: evaluate_program(PROJECT_DIR, "dev",
+                                                             config_overrides=TWENTY_REGION_OVERRIDES))
 
 
 @pytest.fixture(scope="session")
