@@ -73,9 +73,13 @@ def claim_image(aws: dict[str, Any], *, region: str = REGION,
             "claimRegion": region}
 
 
-def stored_claim(aws: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+def stored_claim(aws: dict[str, Any], *, holds: str = SERIAL, **kwargs: Any) -> dict[str, Any]:
+    """The entry and the certificate's record as the hook's claim transaction leaves them."""
     image = claim_image(aws, **kwargs)
     aws["dynamodb"].Table(PROVISIONING_TABLE).put_item(Item=image)
+    aws["dynamodb"].Table(PROVISIONING_TABLE).put_item(Item={
+        **allow_list.certificate_key(aws["certificate"]["certificateId"]),
+        "kind": allow_list.CERTIFICATE_KIND, "serialNumber": holds})
     return image
 
 
@@ -228,3 +232,44 @@ def other_device(status: str, version: int) -> dict[str, Any]:
 def _pem() -> str:
     from tests.support.certificates import issue
     return issue("x").pem
+
+
+# --- nothing stale wins; one certificate, one device (issue 19, classes 1 and 4) ---------
+
+def test_a_redelivered_record_from_before_a_deletion_does_not_revive_the_device(
+        aws: dict[str, Any]) -> None:
+    """Recorded (v1), then deleted (tombstone v2); the old CLAIMED record arrives again: the
+    entry is no longer CLAIMED, so the revive is refused in the same transaction."""
+    provision(aws)
+    image = stored_claim(aws)
+    run(stream_event(image))
+    recorded = inventory(aws)
+    assert recorded is not None and entry(aws)["state"] == "PROVISIONED"
+    tombstone = InventoryItem.from_plain(recorded).tombstone(
+        writer_region=OTHER_REGION, updated_at="2030-01-01T00:00:00.000Z",
+        now_epoch=1_900_000_000)
+    aws["dynamodb"].Table(INVENTORY_TABLE).put_item(Item=tombstone.to_plain())
+    assert run(stream_event(image)) == {"batchItemFailures": []}
+    after = inventory(aws)
+    assert after is not None and (after["status"], after["version"]) == ("DELETED", 2)
+
+
+def test_a_record_of_a_claim_taken_over_since_writes_nothing(aws: dict[str, Any]) -> None:
+    provision(aws)
+    image = stored_claim(aws)
+    aws["dynamodb"].Table(PROVISIONING_TABLE).update_item(
+        Key=allow_list.key(SERIAL), UpdateExpression="SET claimCertificateId = :other",
+        ExpressionAttributeValues={":other": "e" * 64})
+    assert run(stream_event(image)) == {"batchItemFailures": []}
+    assert inventory(aws) is None
+    assert entry(aws)["state"] == "CLAIMED"
+
+
+def test_a_certificate_that_holds_another_serial_is_never_recorded(aws: dict[str, Any]) -> None:
+    """One certificate, one device: the recorder checks the certificate's record in the
+    transaction that writes the device."""
+    provision(aws)
+    image = stored_claim(aws, holds="SN-other")
+    assert run(stream_event(image)) == {"batchItemFailures": []}
+    assert inventory(aws) is None
+    assert entry(aws)["state"] == "CLAIMED"

@@ -122,7 +122,11 @@ def recorder_role_policy(*, log_group_arn: str, key_arn: str, function_name: str
         # ListStreams supports no resource ARN (Service Authorization Reference).
         {"Sid": "ListStreams", "Effect": "Allow", "Action": "dynamodb:ListStreams",
          "Resource": "*"},
-        {"Sid": "SettleAllowListEntries", "Effect": "Allow", "Action": "dynamodb:UpdateItem",
+        # The device is recorded in one TransactWriteItems, which authorises its parts:
+        # PutItem on the inventory, UpdateItem (settle) and ConditionCheckItem (the
+        # certificate's record) on the allow-list.
+        {"Sid": "SettleAllowListEntries", "Effect": "Allow",
+         "Action": ["dynamodb:ConditionCheckItem", "dynamodb:UpdateItem"],
          "Resource": provisioning_table_arn, "Condition": _allow_list_condition()},
         {"Sid": "RecordDevices", "Effect": "Allow",
          "Action": ["dynamodb:GetItem", "dynamodb:PutItem"], "Resource": inventory_table_arn},
