@@ -20,6 +20,7 @@ from lambdas.contracts.inventory import InventoryItem, Issuer, Onboarding, Statu
 from lambdas.fleet_provisioning_recorder import app as recorder_app
 from lambdas.fleet_provisioning_recorder import logic
 from tools.local.emulation.lambdas import LambdaContext
+from tools.local.moto_fidelity import faithful_moto
 
 REGION = "eu-west-1"
 OTHER_REGION = "us-west-2"
@@ -41,7 +42,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(recorder_app, "_ports", None)  # built inside the mock
-    with mock_aws():
+    with mock_aws(), faithful_moto():  # EXCLUSIVE_THING enforced, as AWS does
         dynamodb = boto3.resource("dynamodb", region_name=REGION)
         for name, key in ((PROVISIONING_TABLE, "deviceUid"), (INVENTORY_TABLE, "thingName")):
             dynamodb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
@@ -273,3 +274,25 @@ def test_a_certificate_that_holds_another_serial_is_never_recorded(aws: dict[str
     assert run(stream_event(image)) == {"batchItemFailures": []}
     assert inventory(aws) is None
     assert entry(aws)["state"] == "CLAIMED"
+
+
+def test_the_recorder_makes_the_attachment_exclusive(aws: dict[str, Any]) -> None:
+    provision(aws)
+    run(stream_event(stored_claim(aws)))
+    arn = aws["certificate"]["certificateArn"]
+    aws["iot"].create_thing(thingName="SN-intruder")
+    with pytest.raises(aws["iot"].exceptions.InvalidRequestException):
+        aws["iot"].attach_thing_principal(thingName="SN-intruder", principal=arn)
+
+
+def test_a_certificate_attached_to_two_things_is_never_recorded(aws: dict[str, Any]) -> None:
+    """What a claim holder gets by provisioning two serials with one certificate (were the
+    hook bypassed): the template attaches NON_EXCLUSIVE_THING, the recorder's exclusive
+    attachment fails, the entry settles CONFLICT and no device is recorded."""
+    provision(aws)
+    aws["iot"].create_thing(thingName="SN-second")
+    aws["iot"].attach_thing_principal(thingName="SN-second",
+                                      principal=aws["certificate"]["certificateArn"])
+    assert run(stream_event(stored_claim(aws))) == {"batchItemFailures": []}
+    assert inventory(aws) is None
+    assert entry(aws)["state"] == "CONFLICT"

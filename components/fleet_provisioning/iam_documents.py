@@ -135,6 +135,11 @@ def recorder_role_policy(*, log_group_arn: str, key_arn: str, function_name: str
          "Resource": f"{iot}:cert/*"},
         {"Sid": "ConfirmAttachment", "Effect": "Allow", "Action": "iot:ListThingPrincipals",
          "Resource": f"{iot}:thing/*"},
+        # The template's attachment becomes EXCLUSIVE_THING (one certificate, one device);
+        # AttachThingPrincipal authorises against the certificate, pinned to things here.
+        {"Sid": "LockAttachmentExclusive", "Effect": "Allow",
+         "Action": "iot:AttachThingPrincipal", "Resource": f"{iot}:cert/*",
+         "Condition": {"ArnLike": {"iot:thingArn": f"{iot}:thing/*"}}},
         {"Sid": "DeadLetters", "Effect": "Allow", "Action": "sqs:SendMessage",
          "Resource": queue_arn},
         {"Sid": "EncryptDeadLetters", "Effect": "Allow",

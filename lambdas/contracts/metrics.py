@@ -95,7 +95,8 @@ class FleetRecorder:
     OUTCOMES: Mapping[str, str] = {"CREATE": "DeviceCreate", "REVIVE": "DeviceRevive",
                                    "RECORDED": "DeviceRecorded", "CONFLICT": "DeviceConflict",
                                    "UNCONFIRMED": "DeviceUnconfirmed",
-                                   "STALE": "DeviceStaleClaim"}
+                                   "STALE": "DeviceStaleClaim",
+                                   "SHARED_CERTIFICATE": "DeviceSharedCertificate"}
 
     @classmethod
     def outcome(cls, outcome: str) -> str:

@@ -36,6 +36,21 @@ class IotRegistry:
             raise
         return description.get("certificateArn") in principals
 
+    def attach_exclusively(self, claim: Claim) -> bool:
+        """AttachThingPrincipal with EXCLUSIVE_THING on the attachment the template made: AWS
+        IoT refuses it (InvalidRequestException) while the certificate is attached to any
+        other thing, and afterwards refuses any other attachment."""
+        arn = self.client.describe_certificate(
+            certificateId=claim.certificate_id)["certificateDescription"]["certificateArn"]
+        try:
+            self.client.attach_thing_principal(thingName=claim.serial, principal=arn,
+                                               thingPrincipalType="EXCLUSIVE_THING")
+        except ClientError as err:
+            if _code(err) == "InvalidRequestException":
+                return False
+            raise
+        return True
+
 
 @dataclass
 class DynamoInventory:

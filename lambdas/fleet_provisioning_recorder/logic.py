@@ -110,6 +110,13 @@ class Registry(Protocol):
         """The claimed certificate is ACTIVE and attached to the thing named after the serial."""
         ...
 
+    def attach_exclusively(self, claim: Claim) -> bool:
+        """Make the certificate's attachment to the thing EXCLUSIVE_THING (a provisioning
+        template documents no attachment type, so AWS IoT attaches it NON_EXCLUSIVE_THING);
+        False if the certificate is attached to another thing too (it would be usable as
+        that thing: never recorded)."""
+        ...
+
 
 class Committed:
     WRITTEN = "WRITTEN"
@@ -145,7 +152,8 @@ def record(claim: Claim, registry: Registry, inventory: Inventory, allow_list: A
            timing: Timing, now: Callable[[], dt.datetime],
            sleep: Callable[[float], None]) -> str:
     """Confirm with AWS IoT, write the inventory item, settle the allow-list entry.
-    Returns the outcome (CREATE, REVIVE, RECORDED, CONFLICT, UNCONFIRMED, STALE)."""
+    Returns the outcome (CREATE, REVIVE, RECORDED, CONFLICT, UNCONFIRMED, STALE,
+    SHARED_CERTIFICATE)."""
     waited = 0.0
     while not registry.provisioned(claim):
         if now() - claim.claimed_at > timing.give_up_after:
@@ -155,6 +163,9 @@ def record(claim: Claim, registry: Registry, inventory: Inventory, allow_list: A
                                     "not provisioned yet")
         sleep(timing.poll_seconds)
         waited += timing.poll_seconds
+    if not registry.attach_exclusively(claim):
+        allow_list.settle(claim, State.CONFLICT, now())
+        return "SHARED_CERTIFICATE"
     for _ in range(3):
         write = plan(inventory.get(claim.serial), claim, now())
         if write.kind == "CONFLICT":
