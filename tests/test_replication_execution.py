@@ -458,3 +458,57 @@ def test_malformed_input_fails_the_execution_for_the_pipe_to_bisect(f: Regions) 
     assert outcome["status"] == "FAILED"
     assert outcome["error"] == "States.Runtime"
     assert f.dead_letters(B) == []  # the pipe, not the machine, dead-letters
+
+
+# --- nothing stale wins: a newer version lands while an execution applies (issue 19) -------
+
+@pytest.mark.parametrize("newer", ["INACTIVE", "REVOKED", "DELETED"])
+def test_a_newer_version_landing_before_the_enabling_step_is_never_overridden(
+        f: Regions, newer: str) -> None:
+    """The execution read ACTIVE v1; held just before its enabling step (AttachPolicy for a
+    new device), a newer version is written in A and replicates to B. When the execution
+    ends, the certificate is not usable in B, before the newer record is even applied."""
+    machine = f.pipe(B).target.rsplit(":", 1)[-1]
+    thing = f"sensor-stale-{newer.lower()}"
+    certificate_id = f.onboard(A, thing)
+    f.replicate()
+    [first] = f.pending(B)
+
+    def newer_version_lands(_: Any) -> None:
+        if newer == "DELETED":
+            f.delete(A, thing)
+        else:
+            f.write_change(A, thing, newer)
+        f.replicate()
+
+    f.world.calls.before("AttachPolicy", newer_version_lands, by=f"states:{machine}")
+    delivery = f.deliver_records(B, [first])
+    assert delivery.dead_lettered == [] and len(delivery.executions) == 1
+    assert seen.status(f.world, B, certificate_id) != "ACTIVE"
+    assert not seen.usable(f.world, B, thing, certificate_id)
+    f.settle()  # the newer version's own record converges B
+    assert seen.status(f.world, B, certificate_id) in (
+        {"INACTIVE": ("INACTIVE",), "REVOKED": ("REVOKED",), "DELETED": (None,)}[newer])
+
+
+def test_a_repair_that_waited_does_not_re_enable_a_device_disabled_meanwhile(
+        local_graph: StackGraph, f: Regions) -> None:
+    """`reconcile --apply` read ACTIVE, then (held at its enabling step) an operator disables
+    the device and it replicates: the repair ends with the certificate unusable."""
+    machine = f.pipe(B).target.rsplit(":", 1)[-1]
+    thing = "sensor-stale-repair"
+    f.world.calls.fail("CreateThing", "InvalidRequestException",
+                       when=lambda p: p.get("thingName") == thing, by=f"states:{machine}",
+                       times=100)
+    certificate_id = f.onboard(A, thing)
+    f.settle()  # B's pipe gives up: dead-lettered, nothing usable in B
+    f.world.calls.clear()
+
+    def disabled_meanwhile(_: Any) -> None:
+        f.write_change(A, thing, "INACTIVE")
+        f.replicate()
+
+    f.world.calls.before("AttachPolicy", disabled_meanwhile, by=f"states:{machine}")
+    reconcile(local_graph, B, apply=True)
+    assert seen.status(f.world, B, certificate_id) != "ACTIVE"
+    assert not seen.usable(f.world, B, thing, certificate_id)
