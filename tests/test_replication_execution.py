@@ -512,3 +512,28 @@ def test_a_repair_that_waited_does_not_re_enable_a_device_disabled_meanwhile(
     reconcile(local_graph, B, apply=True)
     assert seen.status(f.world, B, certificate_id) != "ACTIVE"
     assert not seen.usable(f.world, B, thing, certificate_id)
+
+
+def test_a_certificate_revoked_in_one_region_is_revoked_in_every_region(f: Regions) -> None:
+    """Rotation in A: the item's new certificate, the old one in `revokedCertificateIds`. In
+    B the old certificate ends REVOKED (final), not merely INACTIVE (re-activatable)."""
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    thing = "sensor-rotated"
+    old_id = f.onboard(A, thing)
+    f.settle()
+    assert seen.status(f.world, B, old_id) == "ACTIVE"
+    new = issue(thing, f.pki.intermediate)
+    new_id = new.cert.fingerprint(hashes.SHA256()).hex()
+    assert new.cert.public_bytes(serialization.Encoding.DER)  # a real certificate
+    table, client = f.world.table(seen.INVENTORY), f.world.client("dynamodb", A)
+    read = InventoryItem.from_attribute_values(client.get_item(
+        TableName=table, Key={"thingName": {"S": thing}}, ConsistentRead=True)["Item"])
+    rotated = read.changed(writer_region=A, certificate_id=new_id, certificate_pem=new.pem,
+                           ca_certificate_id=read.ca_certificate_id, revoke=[old_id],
+                           updated_at=inventory.timestamp(dt.datetime.now(dt.timezone.utc)))
+    client.put_item(**inventory.put_request(table, rotated, replaces=read))
+    f.settle()
+    assert seen.status(f.world, B, old_id) == "REVOKED"
+    assert seen.status(f.world, B, new_id) == "ACTIVE"
+    usable_only_with(f, B, thing, new_id)
