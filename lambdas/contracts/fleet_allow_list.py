@@ -50,7 +50,8 @@ CLAIM_PREFIX_PATTERN = re.compile(_CONTRACT["claimClientIdPrefix"]["pattern"])
 CLAIM_PREFIX_MAX_LENGTH: int = _CONTRACT["claimClientIdPrefix"]["maxLength"]
 DEFAULT_CLAIM_PREFIX: str = _CONTRACT["claimClientIdPrefix"]["default"]
 CLIENT_ID_MAX_LENGTH = 128
-assert SERIAL_MAX_LENGTH + CLAIM_PREFIX_MAX_LENGTH <= CLIENT_ID_MAX_LENGTH
+if SERIAL_MAX_LENGTH + CLAIM_PREFIX_MAX_LENGTH > CLIENT_ID_MAX_LENGTH:
+    raise ValueError("fleet_allow_list.json: serial and claim prefix exceed a client id")
 # One certificate holds one serial: the hook writes `fleet#certificate#<id>` (kind
 # FLEET_CERTIFICATE, the serial) in the claim's transaction, only if absent or for the same
 # serial; the recorder checks it in the transaction that records the device. The key is under
