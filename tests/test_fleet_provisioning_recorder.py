@@ -196,6 +196,12 @@ def test_a_different_device_under_the_name_is_a_conflict_not_an_overwrite(
     assert run(stream_event(image)) == {"batchItemFailures": []}
     assert inventory(aws) == existing
     assert entry(aws)["state"] == "CONFLICT"
+    # the detector ends the conflict: the intruder's certificate is unusable and detached
+    certificate = aws["certificate"]
+    assert aws["iot"].describe_certificate(certificateId=certificate["certificateId"])[
+        "certificateDescription"]["status"] == "INACTIVE"
+    assert certificate["certificateArn"] not in aws["iot"].list_thing_principals(
+        thingName=SERIAL)["principals"]
 
 
 def test_plan_follows_the_version_rules() -> None:
@@ -296,3 +302,5 @@ def test_a_certificate_attached_to_two_things_is_never_recorded(aws: dict[str, A
     assert run(stream_event(stored_claim(aws))) == {"batchItemFailures": []}
     assert inventory(aws) is None
     assert entry(aws)["state"] == "CONFLICT"
+    assert aws["iot"].describe_certificate(certificateId=aws["certificate"]["certificateId"])[
+        "certificateDescription"]["status"] == "INACTIVE"

@@ -136,10 +136,15 @@ def recorder_role_policy(*, log_group_arn: str, key_arn: str, function_name: str
         {"Sid": "ConfirmAttachment", "Effect": "Allow", "Action": "iot:ListThingPrincipals",
          "Resource": f"{iot}:thing/*"},
         # The template's attachment becomes EXCLUSIVE_THING (one certificate, one device);
-        # AttachThingPrincipal authorises against the certificate, pinned to things here.
-        {"Sid": "LockAttachmentExclusive", "Effect": "Allow",
-         "Action": "iot:AttachThingPrincipal", "Resource": f"{iot}:cert/*",
+        # a certificate that provisioned onto a name another device holds (or onto two
+        # things) is ended by the recorder that detects it: deactivated, then detached.
+        # Attach/Detach authorise against the certificate, pinned to things here.
+        {"Sid": "LockOrEndTheAttachment", "Effect": "Allow",
+         "Action": ["iot:AttachThingPrincipal", "iot:DetachThingPrincipal"],
+         "Resource": f"{iot}:cert/*",
          "Condition": {"ArnLike": {"iot:thingArn": f"{iot}:thing/*"}}},
+        {"Sid": "DeactivateIntruderCertificate", "Effect": "Allow",
+         "Action": "iot:UpdateCertificate", "Resource": f"{iot}:cert/*"},
         {"Sid": "DeadLetters", "Effect": "Allow", "Action": "sqs:SendMessage",
          "Resource": queue_arn},
         {"Sid": "EncryptDeadLetters", "Effect": "Allow",

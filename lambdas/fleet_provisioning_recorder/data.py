@@ -51,6 +51,18 @@ class IotRegistry:
             raise
         return True
 
+    def evict(self, claim: Claim) -> None:
+        """Deactivate first (unusable at once), then detach; idempotent for replays."""
+        try:
+            arn = self.client.describe_certificate(
+                certificateId=claim.certificate_id)["certificateDescription"]["certificateArn"]
+            self.client.update_certificate(certificateId=claim.certificate_id,
+                                           newStatus="INACTIVE")
+            self.client.detach_thing_principal(thingName=claim.serial, principal=arn)
+        except ClientError as err:
+            if _code(err) not in ("ResourceNotFoundException", "CertificateStateException"):
+                raise  # REVOKED already (final) or gone: nothing left to end
+
 
 @dataclass
 class DynamoInventory:

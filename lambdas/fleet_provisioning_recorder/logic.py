@@ -117,6 +117,11 @@ class Registry(Protocol):
         that thing: never recorded)."""
         ...
 
+    def evict(self, claim: Claim) -> None:
+        """End an intruder: the claim's certificate INACTIVE, then detached from the thing
+        (it holds a name another device owns, or several things)."""
+        ...
+
 
 class Committed:
     WRITTEN = "WRITTEN"
@@ -164,11 +169,13 @@ def record(claim: Claim, registry: Registry, inventory: Inventory, allow_list: A
         sleep(timing.poll_seconds)
         waited += timing.poll_seconds
     if not registry.attach_exclusively(claim):
+        registry.evict(claim)
         allow_list.settle(claim, State.CONFLICT, now())
         return "SHARED_CERTIFICATE"
     for _ in range(3):
         write = plan(inventory.get(claim.serial), claim, now())
         if write.kind == "CONFLICT":
+            registry.evict(claim)  # the detector ends the conflict, not only reports it
             allow_list.settle(claim, State.CONFLICT, now())
             return write.kind
         if write.item is None:
