@@ -397,7 +397,8 @@ def claim_prefix_argument(sub: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     import boto3
-    from botocore.exceptions import ClientError
+
+    from tools.aws_errors import AWS_ERRORS, describe
 
     args = parser().parse_args(argv)
     now = lambda: dt.datetime.now(dt.timezone.utc)  # noqa: E731
@@ -439,9 +440,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     except (SignInError, ValueError, FileExistsError) as err:  # OutputsError is a ValueError
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except ClientError as err:
-        error = err.response.get("Error", {})
-        print(f"error: {error.get('Code')}: {error.get('Message')}", file=sys.stderr)
+    except AWS_ERRORS as err:  # refused, or no credentials, region or network: one line
+        print(f"error: {describe(err)}", file=sys.stderr)
         return 1
 
 
