@@ -100,8 +100,12 @@ def test_the_installer_tool_without_aws_credentials_prints_one_line(
         argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
         tmp_path: Path) -> None:
     """An administrator without credentials gets the fix in one line, not a traceback."""
+    import boto3
+
     from tools import installer
 
+    # The worker's default boto3 session may hold another test's credentials: start from none.
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
