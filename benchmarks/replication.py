@@ -27,7 +27,6 @@ devices next to the seed's design, and a quota-paced backfill of a new region.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import random
@@ -49,6 +48,7 @@ sys.path.insert(0, str(PROJECT_DIR))
 from botocore.exceptions import ClientError  # noqa: E402
 
 from components.replication.settings import DEFAULT_IOT_API_QUOTAS, ReplicationSettings  # noqa: E402
+from lambdas.contracts.certificates import certificate_id as contract_certificate_id  # noqa: E402
 from tools.harness import StackGraph, evaluate_program, load_program_stack  # noqa: E402
 from tools.local import journeys, pki_material  # noqa: E402
 from tools.local.emulation.streams import Streams, matches  # noqa: E402
@@ -336,13 +336,7 @@ class MachinePathExecutor:
             return Outcome(False, f"Iot.{code}", throttled)
 
 
-def certificate_id(pem: str) -> str:
-    """What AWS IoT names a certificate: the SHA-256 of its DER encoding."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    der = x509.load_pem_x509_certificate(pem.encode()).public_bytes(Encoding.DER)
-    return hashlib.sha256(der).hexdigest()
+certificate_id = contract_certificate_id  # what AWS IoT names a certificate
 
 
 def per_device_calls(amazon_share: float) -> dict[str, float]:

@@ -60,7 +60,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> None:
     declared = FleetHookEnvironment(
         provisioning_table_name=PROVISIONING_TABLE, inventory_table_name=INVENTORY_TABLE,
         template_arn=TEMPLATE_ARN, claim_client_id_prefix=PREFIX,
-        claim_retry_after_seconds="600", hook_budget_ms="3000").variables()
+        hook_budget_ms="3000").variables()
     for key, value in {
         "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
         "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
@@ -79,6 +79,8 @@ def tables(env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
                                   AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}])
         monkeypatch.setattr(hook_app, "_dynamodb",
                             boto3.client("dynamodb", region_name=REGION, config=CLIENT_CONFIG))
+        monkeypatch.setattr(hook_app, "_iot",
+                            boto3.client("iot", region_name=REGION, config=CLIENT_CONFIG))
         yield dynamodb
 
 
@@ -228,7 +230,8 @@ def test_one_serial_one_certificate_while_a_claim_is_fresh(tables: Any) -> None:
 
 
 def test_a_stale_claim_may_be_replaced(tables: Any) -> None:
-    stale = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+    stale = dt.datetime.now(dt.timezone.utc) - allow_list.CLAIM_STALE_AFTER - dt.timedelta(
+        seconds=1)
     allow(tables, state=State.CLAIMED, **claim_attributes(claimed_at=stale))
     assert hook_app.handler(request(), context())["allowProvisioning"] is True
     assert entry(tables)["claimCertificateId"] == CERT_ID

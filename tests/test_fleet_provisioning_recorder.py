@@ -34,7 +34,7 @@ STREAM_ARN = f"arn:aws:dynamodb:{REGION}:123456789012:table/{PROVISIONING_TABLE}
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     declared = FleetRecorderEnvironment(
         provisioning_table_name=PROVISIONING_TABLE, inventory_table_name=INVENTORY_TABLE,
-        confirm_wait_seconds="0", give_up_after_seconds="3600").variables()
+        confirm_wait_seconds="0").variables()
     for key, value in {
         "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
         "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",

@@ -447,7 +447,7 @@ def test_settings_default_and_every_problem_reported() -> None:
     assert (parsed.password_minimum_length, parsed.claim_client_id_prefix) == (16, "claim_")
     assert problems == []
     parse_settings({"passwordMinimumLength": 8, "hookBudgetMilliseconds": 4800,
-                    "claimClientIdPrefix": "bad prefix/", "claimRetryAfterSeconds": True,
+                    "claimClientIdPrefix": "bad prefix/", "claimRetryAfterSeconds": 600,
                     "colour": "blue"}, report)
     assert sorted(f for f, _ in problems) == ["claimClientIdPrefix", "claimRetryAfterSeconds",
                                              "colour", "hookBudgetMilliseconds",

@@ -96,6 +96,7 @@ class FleetRecorder:
                                    "RECORDED": "DeviceRecorded", "CONFLICT": "DeviceConflict",
                                    "UNCONFIRMED": "DeviceUnconfirmed",
                                    "STALE": "DeviceStaleClaim",
+                                   "SUPERSEDED": "DeviceSuperseded",
                                    "SHARED_CERTIFICATE": "DeviceSharedCertificate"}
 
     @classmethod
