@@ -573,7 +573,7 @@ def test_an_item_naming_another_certificate_than_its_pem_is_refused() -> None:
     name."""
     other = issue("another device").pem
     for forged_id in (certificate_id(other), "a" * 64, PEM_ID.upper()):
-        with pytest.raises(ContractViolation, match="certificateId: .* is not the id"):
+        with pytest.raises(ContractViolation, match="certificateId: "):
             own_ca_item(certificate_id=forged_id)
     stored = own_ca_item().to_plain()
     with pytest.raises(ContractViolation, match="certificateId"):

@@ -705,6 +705,37 @@ def test_the_hook_decides_within_five_seconds(world: World, monkeypatch: pytest.
         template.run_hook(event)
 
 
+def test_the_template_attaches_as_aws_does_and_never_over_an_exclusive_attachment(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The template documents no attachment type: the certificate is attached
+    NON_EXCLUSIVE_THING (it may be attached elsewhere too, as AWS allows), an EXCLUSIVE_THING
+    attachment to another thing refuses RegisterThing, and a property the template page does
+    not document (such as a guessed ThingPrincipalType) is refused, not ignored."""
+    template = world.emulation(FleetProvisioning)[A]
+    iot = world.client("iot", A)
+    created = iot.create_keys_and_certificate(setAsActive=False)
+    certificate, arn = created["certificateId"], created["certificateArn"]
+    first, second, other = (f"SN-{name()}" for _ in range(3))
+    template.apply_template({"SerialNumber": first, "AWS::IoT::Certificate::Id": certificate})
+    iot.create_thing(thingName=other)
+    iot.attach_thing_principal(thingName=other, principal=arn)  # non-exclusive: AWS allows it
+    assert set(seen.things_of(world, A, certificate)) == {first, other}
+    iot.detach_thing_principal(thingName=other, principal=arn)
+    iot.attach_thing_principal(thingName=first, principal=arn, thingPrincipalType="EXCLUSIVE_THING")
+    with pytest.raises(Rejected, match="exclusively"):
+        template.apply_template({"SerialNumber": second, "AWS::IoT::Certificate::Id": certificate})
+    assert seen.things_of(world, A, certificate) == [first]
+
+    declared_template = template.template
+    body = json.loads(declared_template["templateBody"])
+    body["Resources"]["certificate"]["Properties"]["ThingPrincipalType"] = "EXCLUSIVE_THING"
+    monkeypatch.setattr(type(template), "template", property(
+        lambda self: {**declared_template, "templateBody": json.dumps(body)}))
+    with pytest.raises(Rejected, match="undocumented ThingPrincipalType"):
+        template.apply_template({"SerialNumber": f"SN-{name()}",
+                                 "AWS::IoT::Certificate::Id": certificate})
+
+
 def test_the_template_is_applied_with_the_provisioning_role(world: World) -> None:
     template = world.emulation(FleetProvisioning)[A]
     iam = world.client("iam", "us-east-1")

@@ -16,6 +16,7 @@ from moto import mock_aws
 
 from lambdas.contracts import fleet_allow_list as allow_list
 from lambdas.contracts.fleet_allow_list import State
+from lambdas.contracts.certificates import certificate_id
 from lambdas.contracts.environment import FleetHookEnvironment
 from lambdas.contracts.inventory import InventoryItem, Issuer, Onboarding, Status
 from lambdas.fleet_provisioning_hook import app as hook_app
@@ -32,8 +33,8 @@ PREFIX = "provision-"
 SERIAL = "SN-0001"
 NEW_CERT = issue("unused")  # stands in for the certificate AWS IoT just created
 OTHER_CERT = issue("other device")
-CERT_ID = "a" * 64
-OTHER_CERT_ID = "b" * 64
+CERT_ID = certificate_id(NEW_CERT.pem)  # ids as AWS IoT derives them from the PEM
+OTHER_CERT_ID = certificate_id(OTHER_CERT.pem)
 
 
 def request(serial: str = SERIAL, **changes: Any) -> dict[str, Any]:
@@ -440,3 +441,28 @@ def test_the_longest_serial_fits_the_client_id_with_the_longest_prefix() -> None
     assert allow_list.claim_prefix_problem(prefix) is None
     assert len(prefix + serial) <= 128
     assert allow_list.claim_prefix_problem(prefix + "p") is not None
+
+
+@pytest.mark.parametrize("code", ["ThrottlingException", "AccessDeniedException"])
+def test_a_registry_that_cannot_answer_keeps_the_stale_claim(
+        tables: Any, monkeypatch: pytest.MonkeyPatch, code: str) -> None:
+    """The takeover of a stale claim needs the registry's word; without it the hook denies
+    (in budget) and the entry stays the first certificate's."""
+    from botocore.exceptions import ClientError
+
+    class Unanswering:
+        calls = 0
+
+        def list_thing_principals(self, **_: Any) -> Any:
+            Unanswering.calls += 1
+            raise ClientError({"Error": {"Code": code, "Message": "no"}}, "ListThingPrincipals")
+
+        describe_certificate = list_thing_principals
+
+    monkeypatch.setattr(hook_app, "_iot", Unanswering())
+    stale = dt.datetime.now(dt.timezone.utc) - allow_list.CLAIM_STALE_AFTER - dt.timedelta(
+        seconds=1)
+    allow(tables, state=State.CLAIMED, **claim_attributes(claimed_at=stale))
+    assert hook_app.handler(request(), context())["allowProvisioning"] is False
+    assert Unanswering.calls >= 1
+    assert entry(tables)["claimCertificateId"] == OTHER_CERT_ID

@@ -15,6 +15,7 @@ from cryptography import x509
 from moto import mock_aws
 
 from lambdas.contracts import fleet_allow_list as allow_list
+from lambdas.contracts.certificates import certificate_id
 from lambdas.contracts.environment import FleetRecorderEnvironment
 from lambdas.contracts.inventory import InventoryItem, Issuer, Onboarding, Status, timestamp
 from lambdas.fleet_provisioning_recorder import app as recorder_app
@@ -205,7 +206,9 @@ def test_a_different_device_under_the_name_is_a_conflict_not_an_overwrite(
 
 
 def test_plan_follows_the_version_rules() -> None:
-    claim = logic.Claim(SERIAL, "a" * 64, _pem(), dt.datetime.now(dt.timezone.utc), REGION)
+    pem = _pem()
+    claim = logic.Claim(SERIAL, certificate_id(pem), pem, dt.datetime.now(dt.timezone.utc),
+                        REGION)
     now = dt.datetime.now(dt.timezone.utc)
     created = logic.plan(None, claim, now)
     assert created.kind == "CREATE" and created.item is not None and created.item.version == 1
@@ -221,8 +224,9 @@ def test_plan_follows_the_version_rules() -> None:
 
 def other_device(status: str, version: int) -> dict[str, Any]:
     """Another device's item under the serial, written in the other region."""
+    pem = _pem()
     item = InventoryItem.first(
-        thing_name=SERIAL, certificate_id="0" * 64, certificate_pem=_pem(),
+        thing_name=SERIAL, certificate_id=certificate_id(pem), certificate_pem=pem,
         issuer=Issuer.AMAZON, onboarding=Onboarding.FLEET, region=OTHER_REGION,
         not_after="2030-01-01T00:00:00.000Z", updated_at="2026-01-01T00:00:00.000Z")
     while item.version < version - 1:
