@@ -18,7 +18,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from lambdas.contracts.certificates import certificate_id
+from lambdas.contracts.certificates import certificate_id as id_of_pem
 from lambdas.contracts.inventory import InventoryItem, Issuer, Onboarding, timestamp
 from tests.support.certificates import issue
 from tests.support.cvm import LEGACY, REGION, SEED_SALT, Cvm, api_event, cvm_world, new_csr, token
@@ -270,7 +270,7 @@ def test_device_registered_in_another_region_first_is_409_and_leaves_nothing_her
     world.add_device("DEVICE001", LEGACY)
     other = issue("other").pem
     world.ddb.put_item(TableName=world.world.table(seen.INVENTORY), Item=InventoryItem.first(
-        thing_name="DEVICE001", certificate_id=certificate_id(other), certificate_pem=other,
+        thing_name="DEVICE001", certificate_id=id_of_pem(other), certificate_pem=other,
         issuer=Issuer.AMAZON, onboarding=Onboarding.CVM, region="us-west-2",
         not_after="2030-01-01T00:00:00.000Z",
         updated_at="2026-01-01T00:00:00.000Z").to_attribute_values())

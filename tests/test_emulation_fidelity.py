@@ -197,6 +197,21 @@ def test_describe_certificate_names_the_ca(world: World) -> None:
     assert "caCertificateId" not in iot.describe_certificate(certificateId=without)["certificateDescription"]
 
 
+def test_a_certificate_id_is_the_sha256_of_its_der(world: World) -> None:
+    """Every way a certificate enters the registry names it as AWS IoT does (moto's default
+    hashes the PEM text), so an id the contract derives from a PEM is the registry's id."""
+    import hashlib
+
+    iot = world.client("iot", A)
+    created = iot.create_keys_and_certificate(setAsActive=False)
+    other = issue("sensor-der-id")
+    registered_id = iot.register_certificate_without_ca(certificatePem=other.pem)["certificateId"]
+    for certificate_id, pem in ((created["certificateId"], created["certificatePem"]),
+                                (registered_id, other.pem)):
+        der = x509.load_pem_x509_certificate(pem.encode()).public_bytes(serialization.Encoding.DER)
+        assert certificate_id == hashlib.sha256(der).hexdigest() != hashlib.sha256(pem.encode()).hexdigest()
+
+
 def test_a_csr_certificate_certifies_the_csr_key(world: World) -> None:
     key, csr = new_csr("sensor-csr")
     made = world.client("iot", A).create_certificate_from_csr(certificateSigningRequest=csr)
