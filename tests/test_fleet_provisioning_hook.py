@@ -22,6 +22,7 @@ from lambdas.contracts.inventory import InventoryItem, Issuer, Onboarding, Statu
 from lambdas.fleet_provisioning_hook import app as hook_app
 from lambdas.fleet_provisioning_hook.data import CLIENT_CONFIG
 from tests.support.certificates import issue
+from tests.support.lambda_environment import use_function_environment
 from tools.local.emulation.lambdas import LambdaContext
 
 REGION = "eu-west-1"
@@ -62,12 +63,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> None:
         provisioning_table_name=PROVISIONING_TABLE, inventory_table_name=INVENTORY_TABLE,
         template_arn=TEMPLATE_ARN, claim_client_id_prefix=PREFIX,
         hook_budget_ms="3000").variables()
-    for key, value in {
-        "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-        **declared, "POWERTOOLS_TRACE_DISABLED": "true",
-    }.items():
-        monkeypatch.setenv(key, value)
+    use_function_environment(monkeypatch, REGION, declared)
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from lambdas.contracts.environment import FleetHookEnvironment, FleetRecorderEnv
 from lambdas.fleet_provisioning_hook import app as hook_app
 from lambdas.fleet_provisioning_hook.data import CLIENT_CONFIG
 from lambdas.fleet_provisioning_recorder import app as recorder_app
+from tests.support.lambda_environment import use_function_environment
 from tools.local.emulation.lambdas import LambdaContext
 from tools.local.moto_fidelity import faithful_moto
 
@@ -141,12 +142,7 @@ def fleet(monkeypatch: pytest.MonkeyPatch) -> Iterator[Fleet]:
     recorder_env = FleetRecorderEnvironment(
         provisioning_table_name=PROVISIONING_TABLE, inventory_table_name=INVENTORY_TABLE,
         confirm_wait_seconds="0").variables()
-    for key, value in {
-        "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-        **hook_env, **recorder_env, "POWERTOOLS_TRACE_DISABLED": "true",
-    }.items():
-        monkeypatch.setenv(key, value)
+    use_function_environment(monkeypatch, REGION, hook_env, recorder_env)
     with mock_aws(), faithful_moto():
         dynamodb = boto3.resource("dynamodb", region_name=REGION)
         for name, key in ((PROVISIONING_TABLE, "deviceUid"), (INVENTORY_TABLE, "thingName")):

@@ -20,6 +20,7 @@ from lambdas.contracts.environment import FleetRecorderEnvironment
 from lambdas.contracts.inventory import InventoryItem, Issuer, Onboarding, Status, timestamp
 from lambdas.fleet_provisioning_recorder import app as recorder_app
 from lambdas.fleet_provisioning_recorder import logic
+from tests.support.lambda_environment import use_function_environment
 from tools.local.emulation.lambdas import LambdaContext
 from tools.local.moto_fidelity import faithful_moto
 
@@ -36,12 +37,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     declared = FleetRecorderEnvironment(
         provisioning_table_name=PROVISIONING_TABLE, inventory_table_name=INVENTORY_TABLE,
         confirm_wait_seconds="0").variables()
-    for key, value in {
-        "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-        **declared, "POWERTOOLS_TRACE_DISABLED": "true",
-    }.items():
-        monkeypatch.setenv(key, value)
+    use_function_environment(monkeypatch, REGION, declared)
     monkeypatch.setattr(recorder_app, "_ports", None)  # built inside the mock
     with mock_aws(), faithful_moto():  # EXCLUSIVE_THING enforced, as AWS does
         dynamodb = boto3.resource("dynamodb", region_name=REGION)
