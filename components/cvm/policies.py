@@ -32,8 +32,11 @@ def function_role_policy(*, partition: str, region: str, account_id: str, functi
         {"Sid": "ClaimAndCommitRecords", "Effect": "Allow",
          "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
          "Resource": provisioning_table_arn},
+        # ConditionCheckItem: the claim's transaction checks the thing's inventory item
+        # ("Using IAM with DynamoDB transactions": a ConditionCheck needs that permission).
         {"Sid": "WriteInventory", "Effect": "Allow",
-         "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+         "Action": ["dynamodb:ConditionCheckItem", "dynamodb:GetItem", "dynamodb:PutItem",
+                    "dynamodb:UpdateItem"],
          "Resource": inventory_table_arn},
         table_key_statement(key_arn=tables_key_arn, region=region, write=True,
                             sid="TablesKeyThroughDynamoDb"),

@@ -109,9 +109,11 @@ def register() -> Response:
     current = flows()
     registered = current.registrar.register(request)
     _outcome(Cvm.REGISTRATION, 200)
-    metrics.add_metric(name=Cvm.ATTEMPTS_PER_DEVICE, unit=MetricUnit.Count,
-                       value=registered.attempts)
-    logger.info("device registered", extra={
+    if not registered.redelivered:  # a re-delivery is no new attempt
+        metrics.add_metric(name=Cvm.ATTEMPTS_PER_DEVICE, unit=MetricUnit.Count,
+                           value=registered.attempts)
+    logger.info("device registered" if not registered.redelivered
+                else "certificate delivered again to the key it was issued to", extra={
         "thingName": registered.issued.thing_name,
         "certificateId": registered.issued.certificate_id,
         "batch": registered.batch, "path": registered.path, "attempts": registered.attempts})

@@ -57,11 +57,17 @@ class Certificate:
 
 
 class ClaimRefused(Exception):
-    """The conditional claim failed; `current` is the record as it was (None: no record)."""
+    """The conditional claim failed; `current` is the record as it was (None: no record);
+    `inventory`: the thing's inventory item is ACTIVE or REVOKED (`item`, as it was);
+    `claimable`: only the item refused (the record met every condition; it is not returned)."""
 
-    def __init__(self, current: DeviceRecord | None) -> None:
+    def __init__(self, current: DeviceRecord | None, *, inventory: bool = False,
+                 item: InventoryItem | None = None, claimable: bool = False) -> None:
         super().__init__("claim refused")
+        self.claimable = claimable
         self.current = current
+        self.inventory = inventory
+        self.item = item
 
 
 class CommitRefused(Exception):
@@ -81,8 +87,11 @@ class Claim:
     salt: SaltRef
     device_uid_2: str | None
     now_ms: int
-    stale_before_ms: int
+    stale_before_ms: int  # a claim of this region older than this is dead
     region: str
+    # A claim of another region older than this is dead: later than `stale_before_ms` by
+    # more than replication takes, so its commit, if any, has reached us.
+    foreign_stale_before_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -109,9 +118,9 @@ class SaltSource(Protocol):
 
 
 class DeviceTables(Protocol):
-    def claim(self, claim: Claim) -> DeviceRecord: ...
+    def claim(self, thing_name: str, claim: Claim) -> DeviceRecord: ...
 
-    def release(self, device_uid: str, claim_id: str) -> None: ...
+    def release(self, device_uid: str, claim_id: str) -> bool: ...
 
     def read_record(self, device_uid: str) -> DeviceRecord | None: ...
 
