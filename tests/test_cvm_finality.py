@@ -22,6 +22,7 @@ from tests.support.cvm import LEGACY, REGION, SEED_SALT, Cvm, cvm_world, new_csr
 from tools import manufacturer
 from tools.harness import StackGraph
 from tools.local.calls import acting_as
+from tools.local.emulation.lambdas import LambdaRuntime
 from tools.local.journeys import registry as seen
 from tools.local.pki_material import LocalPki
 
@@ -220,3 +221,18 @@ def test_a_lost_claim_answer_does_not_hold_the_device(world: Cvm) -> None:
     record = world.record("sensor-1")
     assert record["registrationState"] == {"S": "UNREGISTERED"} and "claimId" not in record
     assert world.call(request(csr=csr))[0] == 200  # at once, not after the stale time
+
+
+def test_a_delete_waits_for_the_detach_to_propagate(world: Cvm) -> None:
+    """AWS: a detach "might take several seconds" to propagate; DeleteCertificate answers
+    DeleteConflictException meanwhile. The undo keeps trying (backoff) instead of leaving an
+    INACTIVE certificate and an UndoFailed alarm."""
+    world.world.calls.fail("TransactWriteItems", "RequestTimeout", when=is_commit,
+                           by=by_function(world))
+    world.world.calls.fail("DeleteCertificate", "DeleteConflictException", times=3,
+                           by=by_function(world))
+    assert world.call(request(csr=new_csr()[1]))[0] == 503
+    assert len(world.world.calls.of("DeleteCertificate", caller=by_function(world))) == 4
+    assert world.certificates() == [] and world.things() == []
+    output = world.world.emulation(LambdaRuntime).function(world.function).output
+    assert not any('"UndoFailed"' in line for line in output)

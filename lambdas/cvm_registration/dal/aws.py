@@ -367,12 +367,48 @@ class SecretSalts:
 # --- AWS IoT -------------------------------------------------------------------------------------
 
 class IotRegistry:
-    def __init__(self, client: Any, *, delete_retries: int = 3, retry_delay: float = 0.3,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    """AWS IoT calls. Deleting a certificate right after detaching it may meet
+    `DeleteConflictException`: "This call is asynchronous. It might take several seconds for
+    the detachment to propagate" (DetachThingPrincipal, AWS IoT API reference). Deletes are
+    retried with backoff for `propagation_seconds`, never past what the invocation has
+    left (`time_left`, set per invocation from the Lambda context) minus `reserve_seconds`
+    to answer."""
+
+    def __init__(self, client: Any, *, propagation_seconds: float = 10.0,
+                 first_delay: float = 0.25, reserve_seconds: float = 2.0,
+                 time_left: Callable[[], float] = lambda: float("inf"),
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._iot = client
-        self._delete_retries = delete_retries
-        self._retry_delay = retry_delay
+        self._propagation = propagation_seconds
+        self._first_delay = first_delay
+        self._reserve = reserve_seconds
         self._sleep = sleep
+        self._clock = clock
+        self._time_left = time_left
+
+    def _retrying(self, operation: str, action: Callable[[], None],
+                  retry_codes: tuple[str, ...]) -> None:
+        """`action` until it succeeds or the resource is gone; `retry_codes` are retried with
+        doubling delays (at most 2 s) within the propagation budget and the time left."""
+        started = self._clock()
+        delay = self._first_delay
+        while True:
+            try:
+                action()
+                return
+            except ClientError as error:
+                code = _code(error)
+                if code == "ResourceNotFoundException":
+                    return
+                budget = min(self._propagation - (self._clock() - started),
+                             self._time_left() - self._reserve)
+                if code not in retry_codes or budget < delay:
+                    raise AwsFailure(operation, code) from None
+            except BotoCoreError as error:
+                raise AwsFailure(operation, type(error).__name__) from None
+            self._sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     def create_thing(self, thing_name: str, attributes: Mapping[str, str]) -> bool:
         try:
@@ -435,33 +471,11 @@ class IotRegistry:
             certificateId=certificate_id, newStatus=status))
 
     def delete_certificate(self, certificate_id: str) -> None:
-        """forceDelete: also when a policy is still attached (our explicit detach failed); a
-        detach from a thing takes a moment to propagate in AWS IoT, so a DeleteConflict is
-        retried a few times."""
-        for attempt in range(self._delete_retries):
-            try:
-                self._iot.delete_certificate(certificateId=certificate_id, forceDelete=True)
-                return
-            except ClientError as error:
-                code = _code(error)
-                if code == "ResourceNotFoundException":
-                    return
-                if code != "DeleteConflictException" or attempt + 1 == self._delete_retries:
-                    raise AwsFailure("DeleteCertificate", code) from None
-                self._sleep(self._retry_delay * (attempt + 1))
+        """forceDelete: also when a policy is still attached (our explicit detach failed)."""
+        self._retrying("DeleteCertificate", lambda: self._iot.delete_certificate(
+            certificateId=certificate_id, forceDelete=True), ("DeleteConflictException",))
 
     def delete_thing(self, thing_name: str) -> None:
-        for attempt in range(self._delete_retries):
-            try:
-                self._iot.delete_thing(thingName=thing_name)
-                return
-            except ClientError as error:
-                code = _code(error)
-                if code == "ResourceNotFoundException":
-                    return
-                if code not in ("InvalidRequestException", "ThingStillAttached",
-                                "VersionConflictException") \
-                        or attempt + 1 == self._delete_retries:
-                    raise AwsFailure("DeleteThing", code) from None
-                self._sleep(self._retry_delay * (attempt + 1))
-
+        self._retrying("DeleteThing", lambda: self._iot.delete_thing(thingName=thing_name),
+                       ("InvalidRequestException", "ThingStillAttached",
+                        "VersionConflictException"))
