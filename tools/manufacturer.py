@@ -42,13 +42,13 @@ from components.naming import INVENTORY_TABLE, PROVISIONING_TABLE, StackNames
 from lambdas.contracts import inventory
 from lambdas.contracts.inventory import ContractViolation, InventoryItem, Status
 from lambdas.cvm_registration.logic.tokens import BATCH_PATTERN, device_token
-from lambdas.cvm_registration.models.requests import TOKEN_PATTERN, UID2_PATTERN, UID_PATTERN
+from lambdas.contracts.things import device_uid_problem
+from lambdas.cvm_registration.models.requests import TOKEN_PATTERN, UID2_PATTERN
 from tools.harness import load_program_stack
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 CSV_COLUMNS = ("device_uid", "device_uid_2", "device_token")
 UID_MAX = 128
-_UID = re.compile(UID_PATTERN)
 _UID2 = re.compile(UID2_PATTERN)
 _TOKEN = re.compile(TOKEN_PATTERN)
 
@@ -68,6 +68,7 @@ class Stack:
     names: StackNames
     regions: tuple[str, ...]
     primary_region: str
+    thing_name_prefix: str = ""  # the stack's cvm.thingNamePrefix: the function's thing names
 
     @property
     def provisioning_table(self) -> str:
@@ -87,7 +88,9 @@ class Stack:
         key = "iot-multi-region:"
         return cls(names=StackNames(str(config[key + "appName"]), str(config[key + "environment"])),
                    regions=tuple(config[key + "regions"]),
-                   primary_region=str(config[key + "primaryRegion"]))
+                   primary_region=str(config[key + "primaryRegion"]),
+                   thing_name_prefix=str((config.get(key + "cvm") or {}).get(
+                       "thingNamePrefix", "")))
 
 
 def now_iso() -> str:
@@ -195,8 +198,11 @@ class ImportReport:
     conflicts: list[str] = field(default_factory=list)
 
 
-def validate_csv(stream: TextIO, salt: str | None) -> tuple[list[DeviceRow], list[str]]:
-    """Every row checked before anything is written: (rows, problems with line numbers)."""
+def validate_csv(stream: TextIO, salt: str | None, thing_name_prefix: str = ""
+                 ) -> tuple[list[DeviceRow], list[str]]:
+    """Every row checked before anything is written: (rows, problems with line numbers).
+    A UID is checked with the function's own rule (lambdas/contracts/things.py), prefix
+    included: a device imported here is never refused by the function for its UID."""
     reader = csv.DictReader(stream)
     header = [h.strip() for h in (reader.fieldnames or [])]
     problems: list[str] = []
@@ -218,9 +224,9 @@ def validate_csv(stream: TextIO, salt: str | None) -> tuple[list[DeviceRow], lis
         uid = (raw.get("device_uid") or "").strip()
         uid2 = (raw.get("device_uid_2") or "").strip() or None
         presented = (raw.get("device_token") or "").strip()
-        if not _UID.match(uid) or len(uid) > UID_MAX:
-            problems.append(f"line {line}: device_uid {uid!r} must be 1-{UID_MAX} of "
-                            "A-Z a-z 0-9 : _ -")
+        uid_problem = device_uid_problem(uid, thing_name_prefix)
+        if uid_problem is not None:
+            problems.append(f"line {line}: device_uid {uid[:40]!r} {uid_problem}")
             continue
         if uid2 is not None and (not _UID2.match(uid2) or len(uid2) > UID_MAX):
             problems.append(f"line {line}: device_uid_2 {uid2!r} must be 1-{UID_MAX} of "
@@ -340,7 +346,7 @@ class Manufacturer:
                 raise ToolError(f"batch {batch} has no salt version {version}", 2)
         try:
             with csv_path.open(newline="") as stream:
-                rows, problems = validate_csv(stream, salt)
+                rows, problems = validate_csv(stream, salt, self.stack.thing_name_prefix)
         except (OSError, UnicodeDecodeError, csv.Error) as error:
             raise ToolError(f"{csv_path}: cannot read the CSV ({error})", 2) from None
         if problems:

@@ -25,7 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from lambdas.contracts.inventory import InventoryItem, Issuer, Status, timestamp
-from lambdas.contracts.things import THING_NAME_MAX_LENGTH
+from lambdas.contracts.things import (
+    THING_NAME_MAX_LENGTH,
+    device_thing_name,
+    device_uid_problem,
+)
 
 from ..config import Config
 from ..dal.ports import (
@@ -81,11 +85,11 @@ class _AlreadyIssued(Exception):
 
 
 def thing_name_for(config: Config, device_uid: str) -> str:
-    name = config.thing_name_prefix + device_uid
-    if len(name) > THING_NAME_MAX:
-        raise BadField("device_uid", f"is too long (the thing name may have {THING_NAME_MAX} "
-                       "characters)")
-    return name
+    """The contract the operator's tool imports devices with (lambdas/contracts/things.py)."""
+    problem = device_uid_problem(device_uid, config.thing_name_prefix)
+    if problem is not None:
+        raise BadField("device_uid", problem)
+    return device_thing_name(config.thing_name_prefix, device_uid)
 
 
 def iso(epoch_seconds: float) -> str:
