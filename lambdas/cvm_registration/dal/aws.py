@@ -423,16 +423,17 @@ class IotRegistry:
         return True
 
     def create_certificate_from_csr(self, csr_pem: str) -> Certificate:
-        # Active at once: nobody holds the certificate before our response, and it saves the
-        # UpdateCertificate call; every failure path deactivates and deletes it.
+        # Inactive until the flow activates it just before its commit: the SDK retries a
+        # request whose answer was lost, and AWS issues a new certificate for every call
+        # with the same CSR, so the certificate of a lost answer is an orphan nobody can use.
         answer = call("CreateCertificateFromCsr", lambda: self._iot.create_certificate_from_csr(
-            certificateSigningRequest=csr_pem, setAsActive=True))
+            certificateSigningRequest=csr_pem, setAsActive=False))
         return Certificate(answer["certificateId"], answer["certificateArn"],
                            answer["certificatePem"])
 
     def create_keys_and_certificate(self) -> Certificate:
         answer = call("CreateKeysAndCertificate",
-                      lambda: self._iot.create_keys_and_certificate(setAsActive=True))
+                      lambda: self._iot.create_keys_and_certificate(setAsActive=False))
         return Certificate(answer["certificateId"], answer["certificateArn"],
                            answer["certificatePem"], answer["keyPair"]["PublicKey"],
                            answer["keyPair"]["PrivateKey"])

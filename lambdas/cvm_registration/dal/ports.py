@@ -17,7 +17,7 @@ REGISTERED = "REGISTERED"
 REVOKED = "REVOKED"  # an operator revoked the device: it may never register again
 
 # AWS IoT certificate statuses we set. (The inventory item: lambdas/contracts/inventory.py.)
-CERTIFICATE_INACTIVE, CERTIFICATE_REVOKED = "INACTIVE", "REVOKED"
+CERTIFICATE_ACTIVE, CERTIFICATE_INACTIVE, CERTIFICATE_REVOKED = "ACTIVE", "INACTIVE", "REVOKED"
 
 
 class AwsFailure(Exception):

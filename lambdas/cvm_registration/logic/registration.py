@@ -33,6 +33,7 @@ from lambdas.contracts.things import (
 
 from ..config import Config
 from ..dal.ports import (
+    CERTIFICATE_ACTIVE,
     CERTIFICATE_INACTIVE,
     CERTIFICATE_REVOKED,
     CLAIMED,
@@ -278,6 +279,9 @@ class Registrar:
         policy = self._config.device_policy_name
         registry.attach_policy(policy, certificate.arn)
         undo.push("detach policy", lambda: registry.detach_policy(policy, certificate.arn))
+        # Created inactive (a lost creation answer leaves no usable orphan): activate now, just
+        # before the commit; the undo deactivates and deletes it.
+        registry.set_certificate_status(certificate.certificate_id, CERTIFICATE_ACTIVE)
 
         revoke = frozenset({previous.certificate_id}) if previous is not None \
             and previous.certificate_id != certificate.certificate_id else frozenset()

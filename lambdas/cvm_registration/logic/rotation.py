@@ -29,6 +29,7 @@ from lambdas.contracts.inventory import Issuer, Status
 
 from ..config import Config
 from ..dal.ports import (
+    CERTIFICATE_ACTIVE,
     CERTIFICATE_REVOKED,
     REGISTERED,
     AwsFailure,
@@ -117,6 +118,7 @@ class Rotator:
             registry.attach_policy(config.device_policy_name, certificate.arn)
             undo.push("detach policy", lambda: registry.detach_policy(
                 config.device_policy_name, certificate.arn))
+            registry.set_certificate_status(certificate.certificate_id, CERTIFICATE_ACTIVE)
             self._tables.commit_rotation(request.device_uid, NewInventoryVersion(
                 thing_name=thing_name, certificate=certificate,
                 not_after=not_after(certificate.pem), writer_region=config.region,
