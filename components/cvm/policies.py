@@ -56,7 +56,8 @@ def function_role_policy(*, partition: str, region: str, account_id: str, functi
         # AttachPolicy's resource is the target certificate; IAM has no key for the policy
         # name, so the function can only be held to certificates of this region.
         {"Sid": "Certificates", "Effect": "Allow",
-         "Action": ["iot:AttachPolicy", "iot:DetachPolicy", "iot:UpdateCertificate",
+         "Action": ["iot:AttachPolicy", "iot:DetachPolicy", "iot:DescribeCertificate",
+                    "iot:UpdateCertificate",
                     "iot:DeleteCertificate"],
          "Resource": f"{iot}:cert/*"},
         {"Sid": "CertificateToThing", "Effect": "Allow",

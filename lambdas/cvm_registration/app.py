@@ -139,7 +139,8 @@ def rotate() -> Response:
     current = flows()
     rotated = current.rotator.rotate(request)
     _outcome(Cvm.ROTATION, 200)
-    logger.info("certificate rotated", extra={
+    logger.info("certificate rotated" if not rotated.redelivered
+                else "rotation answered again (identical retry)", extra={
         "thingName": rotated.issued.thing_name, "certificateId": rotated.issued.certificate_id,
         "revokedCertificateId": rotated.revoked_certificate_id})
     return _json(200, success_body(rotated.issued, endpoint=current.config.device_endpoint,

@@ -82,6 +82,7 @@ def record_from_item(item: Item) -> DeviceRecord:
         thing_name=_s(item, "thingName"),
         certificate_id=_s(item, "certificateId"),
         reopened_from=_s(item, "reopenedFrom"),
+        previous_certificate_id=_s(item, "previousCertificateId"),
     )
 
 
@@ -279,7 +280,8 @@ class DynamoDeviceTables:
             raise ValueError("a rotation changes an existing inventory item")
         record = {"Update": {
             "TableName": self._records, "Key": {"deviceUid": {"S": device_uid}},
-            "UpdateExpression": "SET certificateId = :new, rotatedAt = :at",
+            "UpdateExpression": ("SET certificateId = :new, previousCertificateId = :old, "
+                                 "rotatedAt = :at"),
             # Legal only for the registered, enabled device whose certificate we verified.
             "ConditionExpression": ("#state = :registered AND #enabled = :true "
                                     "AND certificateId = :old"),
@@ -466,6 +468,17 @@ class IotRegistry:
         except ClientError as error:
             if _code(error) != "ResourceNotFoundException":
                 raise AwsFailure("DetachThingPrincipal", _code(error)) from None
+
+    def certificate_pem(self, certificate_id: str) -> str | None:
+        try:
+            answer = self._iot.describe_certificate(certificateId=certificate_id)
+        except ClientError as error:
+            if _code(error) == "ResourceNotFoundException":
+                return None
+            raise AwsFailure("DescribeCertificate", _code(error)) from None
+        except BotoCoreError as error:
+            raise AwsFailure("DescribeCertificate", type(error).__name__) from None
+        return str(answer["certificateDescription"]["certificatePem"])
 
     def set_certificate_status(self, certificate_id: str, status: str) -> None:
         call("UpdateCertificate", lambda: self._iot.update_certificate(

@@ -45,6 +45,8 @@ class DeviceRecord:
     certificate_id: str | None = None
     # Set by the operator's `reissue`: the certificate revoked so the device may register again.
     reopened_from: str | None = None
+    # Set by a rotation: the certificate it replaced (an identical retry is proven with it).
+    previous_certificate_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,10 @@ class Registry(Protocol):
     def detach_thing_principal(self, thing_name: str, certificate_arn: str) -> None: ...
 
     def set_certificate_status(self, certificate_id: str, status: str) -> None: ...
+
+    def certificate_pem(self, certificate_id: str) -> str | None:
+        """The certificate's PEM (whatever its status), None when it does not exist here."""
+        ...
 
     def delete_certificate(self, certificate_id: str) -> None: ...
 
