@@ -364,3 +364,26 @@ def test_the_pki_tool_creates_the_next_intermediate_and_prints_the_overlap_confi
     assert "'caCertificates[1].state' issuing" in printed
     new_pem = (tmp_path / "b" / "intermediate-ca.cert.pem").read_text()
     assert certificate_id(new_pem) != certificate_id(current.read_text())
+
+
+def test_the_report_without_a_rotation_or_credentials_says_so_in_one_line(monkeypatch):
+    """The dev stack has only its issuing CA: nothing to report, said so. With a rotation but no
+    AWS credentials: one error line naming the fix, exit 2, no traceback."""
+    from botocore.exceptions import NoCredentialsError
+
+    from components.edge.cas import DeviceCas
+
+    out, err = io.StringIO(), io.StringIO()
+    assert ca_rotation.main(["report", "dev"], out=out, err=err, clients=lambda s, r: None) == 0
+    assert "only its issuing CA" in out.getvalue()
+
+    cas = DeviceCas((DeviceCa("ca", OLD_CA.pem, "previous"), DeviceCa("ca2027", NEW_CA.pem, "issuing")))
+    monkeypatch.setattr(ca_rotation, "load_stack",
+                        lambda program, stack: ca_rotation.Stack(("eu-west-1",), TABLE, cas))
+
+    def no_credentials(service: str, region: str) -> Any:
+        raise NoCredentialsError()
+
+    err = io.StringIO()
+    assert ca_rotation.main(["report", "dev"], out=io.StringIO(), err=err, clients=no_credentials) == 2
+    assert err.getvalue().startswith("error: no AWS credentials found")

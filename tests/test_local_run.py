@@ -287,3 +287,24 @@ def test_the_recorder_filter_passes_only_claims_of_its_own_region(dev_graph: Sta
     assert not matches(patterns, claim("us-west-2"))
     assert not matches(patterns, claim("eu-west-1", state="PROVISIONED"))
     assert not matches(patterns, claim("eu-west-1", event="REMOVE"))
+
+
+def test_the_run_adds_a_legacy_batch_only_to_a_stack_that_runs_the_cvm() -> None:
+    from tools.local.journeys.cvm import LEGACY_BATCH, legacy_batch_for_the_run
+
+    project = "iot-multi-region"
+    without = legacy_batch_for_the_run({f"{project}:capabilities": ["jitr", "replication"]}, project)
+    assert without is None  # a cvm section in a stack without the CVM is refused by the parser
+    added = legacy_batch_for_the_run({f"{project}:capabilities": ["jitr", "cvm"]}, project)
+    assert added is not None and added[0] == {"cvm": {"legacyBatches": [LEGACY_BATCH]}}
+    assert legacy_batch_for_the_run({}, project) is not None  # default: every capability
+
+
+def test_a_wire_whose_journey_is_not_run_is_a_setup_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """Breaking a wire proves its journey fails; without that journey the run would say OK."""
+    wire = next(iter(sorted(journeys.WIRES)))
+    other = next(j.name for j in journeys.ordered() if j.name != journeys.WIRES[wire].journey)
+    assert main(["--journey", other, "--break", wire]) == 2
+    err = capsys.readouterr().err
+    assert f"--break {wire}: its journey {journeys.WIRES[wire].journey!r} is not selected" in err
+    assert "Traceback" not in err

@@ -3,6 +3,7 @@ summary and JSON forms, and one clear error line (never a traceback) for every b
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import shutil
@@ -13,7 +14,7 @@ import pytest
 from components.packaging import contracts_only_layer
 from tests.support.snapshots import TWENTY_REGION_OVERRIDES, TWENTY_REGIONS
 from tools.harness import GLOBAL, StackGraph
-from tools.plan import LAYER_WARNING, main, render_plan
+from tools.plan import LAYER_WARNING, build_plan, main, plan_document, render_plan, render_summary
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -206,3 +207,19 @@ def test_unknown_stack_says_how_to_create_the_stack_file() -> None:
     assert "copy Pulumi.dev.yaml to Pulumi.staging.yaml" in line
     assert "pulumi stack init staging" in line
     assert "existing stacks: dev, prod" in line
+
+
+def test_the_plan_does_not_depend_on_registration_order(dev_graph: StackGraph) -> None:
+    """The SDK registers resources asynchronously, so their order varies between runs; the
+    plan (tree, summary table, JSON) must not: plans are diffed."""
+    shuffled = dataclasses.replace(dev_graph, resources=list(reversed(dev_graph.resources)))
+    assert shuffled.resources != dev_graph.resources
+
+    def everything(graph: StackGraph) -> tuple[str, str, str]:
+        tree, table = io.StringIO(), io.StringIO()
+        render_plan(graph, tree)
+        render_summary(build_plan(graph), table)
+        document = json.dumps(plan_document(build_plan(graph), summary_only=False, warnings=[]))
+        return tree.getvalue(), table.getvalue(), document
+
+    assert everything(shuffled) == everything(dev_graph)

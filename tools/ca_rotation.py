@@ -183,7 +183,17 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = 
                       else "it is already retired")
             print(f"error: CA {ca.name} cannot be retired further: {reason}", file=err)
             return 2
-    entries = survey(stack, names, clients or boto3_clients(args.profile))
+    if not names:
+        print(f"stack {args.stack} has only its issuing CA ({', '.join(by_name)}): no rotation "
+              "in progress, nothing to report", file=out)
+        return 0
+    from tools.aws_errors import AWS_ERRORS, describe
+
+    try:
+        entries = survey(stack, names, clients or boto3_clients(args.profile))
+    except AWS_ERRORS as error:
+        print(f"error: {describe(error)}", file=err)
+        return 2
     if args.json:
         json.dump([e.__dict__ | {"remaining": e.remaining} for e in entries], out, indent=2)
         out.write("\n")

@@ -64,10 +64,10 @@ class Plan:
 
     @property
     def components(self) -> list[str]:
-        """Component names in the program's declaration order."""
-        declared = [_component_name(r) for r in self.graph.resources if not r.custom]
+        """Component names, sorted ("(stack)" last): registration order varies from run to run
+        (the SDK registers asynchronously), and plans are diffed."""
         used = {p.component for p in self.resources}
-        return [c for c in dict.fromkeys(declared + ["(stack)"]) if c in used]
+        return sorted(used - {"(stack)"}) + (["(stack)"] if "(stack)" in used else [])
 
     @property
     def component_count(self) -> int:
@@ -116,7 +116,9 @@ def build_plan(graph: StackGraph) -> Plan:
         parent = by_urn.get(resource.parent_urn or "")
         return _component_name(parent) if parent is not None else "(stack)"
 
-    planned = [PlannedResource(r, section_of(r), component_of(r)) for r in graph.custom_resources()]
+    # By URN, not registration order: the same program gives the same plan on every run.
+    planned = sorted((PlannedResource(r, section_of(r), component_of(r))
+                      for r in graph.custom_resources()), key=lambda p: p.resource.urn)
     primary = graph.outputs.get("primaryRegion")
     regions = sorted({p.section for p in planned if p.section != GLOBAL},
                      key=lambda r: (r != primary, r))
@@ -210,7 +212,7 @@ def plan_document(plan: Plan, *, summary_only: bool, warnings: list[str]) -> dic
         members = plan.in_section(section)
         entry: dict[str, Any] = {
             "count": len(members),
-            "byComponent": dict(plan.by_component(section)),
+            "byComponent": dict(sorted(plan.by_component(section).items())),
         }
         if not summary_only:
             entry["resources"] = [

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -226,7 +227,9 @@ def _no_star_resource_for_arn_actions(args: ResourceValidationArgs) -> Iterator[
 
 
 def parliament_findings(document: Mapping[str, Any]) -> list[str]:
-    from parliament import analyze_policy_string
+    with warnings.catch_warnings():  # parliament imports pkg_resources: one warning per run
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+        from parliament import analyze_policy_string
 
     text = json.dumps(plain(document))  # reads every value: unknowns stop here, not inside
     try:

@@ -110,6 +110,12 @@ def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | N
     if unknown:
         raise SetupError(f"--break: no wire {', '.join(unknown)} (available: "
                          f"{', '.join(sorted(journeys.WIRES))})")
+    # A wire proves its journey fails; with that journey not run, the run would say OK.
+    unproved = [w for w in options.breaks if journeys.WIRES[w].journey not in {j.name for j in selected}]
+    if unproved:
+        raise SetupError("--break " + ", ".join(
+            f"{w}: its journey {journeys.WIRES[w].journey!r} is not selected" for w in unproved)
+            + f"; add --journey {journeys.WIRES[unproved[0]].journey} or leave --journey out")
 
     progress.phase("PKI bootstrap: root CA and intermediate CA (tools.pki)")
     local_pki = options.pki or pki_material.bootstrap()

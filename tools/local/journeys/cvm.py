@@ -43,6 +43,10 @@ CSR_BATCH, LEGACY_BATCH = "LOCAL-2026", "LOCAL-LEGACY"
 @run_config("cvm-legacy-batch")
 def legacy_batch_for_the_run(config: Mapping[str, Any], project: str
                              ) -> tuple[dict[str, Any], str] | None:
+    enabled = config.get(f"{project}:capabilities")
+    enabled = json.loads(enabled) if isinstance(enabled, str) else enabled
+    if isinstance(enabled, list) and CAPABILITY not in enabled:
+        return None  # a stack without the CVM: a cvm section would be refused as unused
     section = config.get(f"{project}:cvm") or {}
     section = json.loads(section) if isinstance(section, str) else section
     if not isinstance(section, Mapping) or section.get("legacyBatches"):
