@@ -216,7 +216,11 @@ def test_what_the_web_app_reads_names_only_attributes_of_the_entry() -> None:
              *spec["writes"]["names"].values()}
     assert named <= set(allow_list.ATTRIBUTES)
     assert set(spec["states"].values()) == set(State.ALL)
-    assert allow_list.SERIAL_PATTERN.pattern == things.THING_NAME_PATTERN.pattern
+    # a serial is a thing name, short enough that <claim prefix><serial> is a client id
+    assert allow_list.SERIAL_PATTERN.pattern == \
+        f"[a-zA-Z0-9:_-]{{1,{allow_list.SERIAL_MAX_LENGTH}}}"
+    assert things.THING_NAME_PATTERN.pattern == "[a-zA-Z0-9:_-]{1,128}"
+    assert allow_list.SERIAL_MAX_LENGTH + allow_list.CLAIM_PREFIX_MAX_LENGTH <= 128
     for name in allow_list.WRITES:
         request = allow_list.update(name, "SN-1", allow_list.timestamp(NOW))
         assert set(request["ExpressionAttributeNames"].values()) <= set(allow_list.ATTRIBUTES)
@@ -261,9 +265,32 @@ def test_the_installer_tool_writes_entries_that_keep_the_contract(provisioning_t
 
 def test_the_installer_tool_refuses_a_serial_that_can_never_provision(
         provisioning_table: Any) -> None:
-    with pytest.raises(ValueError, match="is not valid: use 1 to 128"):
+    with pytest.raises(ValueError, match="is not valid: use 1 to 96"):
         installer.allow_serial(provisioning_table, "../../x", now=NOW)
+    with pytest.raises(ValueError, match="is not valid"):
+        installer.allow_serial(provisioning_table, "x" * 97, now=NOW)
+    with pytest.raises(ValueError, match="begins with the claim client-id prefix"):
+        installer.allow_serial(provisioning_table, "provision-SN-1", now=NOW)
+    with pytest.raises(ValueError, match="begins with the claim client-id prefix"):
+        installer.allow_serial(provisioning_table, "claim_SN-1", now=NOW, claim_prefix="claim_")
     assert provisioning_table.scan()["Items"] == []
+    installer.allow_serial(provisioning_table, "provision-SN-1", now=NOW, claim_prefix="claim_")
+    assert len(provisioning_table.scan()["Items"]) == 1
+
+
+@pytest.mark.parametrize("serial", ["../../x", "..", "a/b", "/tmp/x", "x" * 97])
+def test_the_installer_never_writes_a_claim_outside_its_out_dir(
+        tmp_path: Path, serial: str) -> None:
+    out_dir = tmp_path / "handover"
+    claim = installer.ProvisioningClaim(
+        certificate_id="a" * 64, certificate_pem="CERT", private_key="KEY",
+        expiration=NOW)
+    with pytest.raises(ValueError):
+        installer.write_claim(claim, out_dir, serial)
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+    certificate, key = installer.write_claim(claim, out_dir, "SN-1")
+    assert {certificate.parent, key.parent} == {out_dir.resolve()}
+    assert key.read_text() == "KEY"
 
 
 # --- function environments ---------------------------------------------------------------------
@@ -521,3 +548,15 @@ def test_what_the_jitr_machine_writes_is_a_contract_first_write(dev_graph: Stack
             item[attribute] = {kind: samples[attribute] if typed.get(f"{kind}.$") else value}
         parsed = InventoryItem.from_attribute_values(item)
         assert (parsed.version, parsed.origin_region) == (1, parsed.writer_region)
+
+
+def test_the_installer_cli_refuses_a_bad_serial_before_signing_in(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`claim --serial ../../x`: exit 2 with the rule, nothing written, no AWS call made."""
+    code = installer.main(["claim", "--region", "eu-west-1", "--username", "alice",
+                           "--user-pool-id", "p", "--client-id", "c", "--identity-pool-id", "i",
+                           "--template-name", "t", "--serial", "../../x",
+                           "--out-dir", str(tmp_path / "out")])
+    assert code == 2
+    assert "is not valid: use 1 to 96" in capsys.readouterr().err
+    assert list(tmp_path.rglob("*")) == []

@@ -243,8 +243,8 @@ def test_a_device_recorded_between_read_and_write_loses_the_claim(
 
     original = DynamoAllowList.read
 
-    def read_then_someone_records(self: DynamoAllowList, serial: str) -> Any:
-        records = original(self, serial)
+    def read_then_someone_records(self: DynamoAllowList, serial: str, cert: str) -> Any:
+        records = original(self, serial, cert)
         device(tables, "ACTIVE")
         return records
 
@@ -364,3 +364,76 @@ def test_an_inventory_item_that_breaks_its_contract_denies(tables: Any) -> None:
                                                  "version": 2})  # no certificate, no writer
     assert hook_app.handler(request(), context())["allowProvisioning"] is False
     assert entry(tables)["state"] == State.ALLOWED
+
+
+# --- one certificate, one device (issue 19, class 1) -------------------------------------
+
+def test_one_certificate_is_allowed_one_serial_only(tables: Any) -> None:
+    """Reconnecting as the second serial's client id with the same ownership token (so the
+    same new certificate) is refused: the certificate already holds the first serial."""
+    allow(tables)
+    allow(tables, "SN-0002")
+    assert hook_app.handler(request(), context())["allowProvisioning"] is True
+    second = request("SN-0002")
+    assert hook_app.handler(second, context()) == {"allowProvisioning": False,
+                                                   "parameterOverrides": {}}
+    assert entry(tables, "SN-0002")["state"] == State.ALLOWED  # nothing claimed
+    held = tables.Table(PROVISIONING_TABLE).get_item(Key=allow_list.certificate_key(CERT_ID))
+    assert (held["Item"]["serialNumber"], held["Item"]["kind"]) == (SERIAL,
+                                                                   allow_list.CERTIFICATE_KIND)
+    # the same certificate retrying its own serial is still allowed (a lost answer)
+    assert hook_app.handler(request(), context())["allowProvisioning"] is True
+
+
+def test_a_second_serial_claimed_between_read_and_write_loses(
+        tables: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two RegisterThing requests of one certificate racing for two serials: the claim's
+    transaction holds the certificate's record, so at most one wins."""
+    allow(tables)
+    from lambdas.fleet_provisioning_hook.data import DynamoAllowList
+
+    original = DynamoAllowList.read
+
+    def read_then_the_other_request_wins(self: DynamoAllowList, serial: str, cert: str) -> Any:
+        records = original(self, serial, cert)
+        tables.Table(PROVISIONING_TABLE).put_item(Item={
+            **allow_list.certificate_key(cert), "kind": allow_list.CERTIFICATE_KIND,
+            "serialNumber": "SN-0002"})
+        return records
+
+    monkeypatch.setattr(DynamoAllowList, "read", read_then_the_other_request_wins)
+    assert hook_app.handler(request(), context())["allowProvisioning"] is False
+    assert entry(tables)["state"] == State.ALLOWED
+
+
+# --- device parameters never name AWS's own values; one serial rule (class 3) -----------
+
+@pytest.mark.parametrize("name", ["AWS::IoT::Certificate::Id", "aws::iot::certificate::id",
+                                  "AWS::IoT::Thing::ThingName", "AWS::Anything"])
+def test_any_aws_parameter_is_refused(tables: Any, name: str) -> None:
+    allow(tables)
+    event = request()
+    event["parameters"] = {"SerialNumber": SERIAL, name: OTHER_CERT_ID}
+    assert hook_app.handler(event, context())["allowProvisioning"] is False
+    assert entry(tables)["state"] == State.ALLOWED
+
+
+@pytest.mark.parametrize("serial", [f"{PREFIX}SN-1", "x" * (allow_list.SERIAL_MAX_LENGTH + 1)])
+def test_a_serial_outside_the_shared_rule_is_refused(tables: Any, serial: str) -> None:
+    """A serial beginning with the claim prefix would be a client id every claim holder may
+    use; one longer than 96 leaves no room for the prefix in a 128-character client id."""
+    tables.Table(PROVISIONING_TABLE).put_item(Item={
+        "deviceUid": f"fleet#{serial}", "kind": allow_list.KIND, "serialNumber": serial,
+        "enabled": True, "state": State.ALLOWED,
+        "allowedAt": allow_list.timestamp(dt.datetime.now(dt.timezone.utc))})
+    assert hook_app.handler(request(serial), context())["allowProvisioning"] is False
+    assert allow_list.serial_problem(serial, PREFIX) is not None
+
+
+def test_the_longest_serial_fits_the_client_id_with_the_longest_prefix() -> None:
+    serial = "s" * allow_list.SERIAL_MAX_LENGTH
+    prefix = "p" * allow_list.CLAIM_PREFIX_MAX_LENGTH
+    assert allow_list.serial_problem(serial, prefix) is None
+    assert allow_list.claim_prefix_problem(prefix) is None
+    assert len(prefix + serial) <= 128
+    assert allow_list.claim_prefix_problem(prefix + "p") is not None

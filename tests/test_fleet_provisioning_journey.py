@@ -178,3 +178,49 @@ def test_hand_over_files_are_never_overwritten(world: World, tmp_path: Path) -> 
     claim(world, tmp_path, enrolled)
     with pytest.raises(FileExistsError):
         claim(world, tmp_path, ScriptedInstaller(totp=enrolled.totp))
+
+
+def test_one_ownership_token_provisions_one_serial_only(world: World, tmp_path: Path) -> None:
+    """A claim holder reconnects as the second serial's client id with the same ownership
+    token: the hook refuses (the certificate holds the first serial), the certificate ends
+    attached to one thing, exclusively, and one device is recorded."""
+    second = "SN-7000-0002"
+    fleet.enrol(world, REGION, "alice", SERIAL)
+    installer.allow_serial(world.resource("dynamodb", REGION).Table(world.table(seen.PROVISIONING)),
+                           second, now=dt.datetime.now(dt.timezone.utc))
+    provisioning_claim, _, _ = claim(world, tmp_path, ScriptedInstaller())
+    prefix = fleet.hook_variables(world, REGION)["CLAIM_CLIENT_ID_PREFIX"]
+    created = template(world).create_keys_and_certificate(provisioning_claim.certificate_id)
+    token = created["certificateOwnershipToken"]
+    assert template(world).register_thing(provisioning_claim.certificate_id, f"{prefix}{SERIAL}",
+                                          token, {"SerialNumber": SERIAL})["thingName"] == SERIAL
+    with pytest.raises(Rejected) as denied:
+        template(world).register_thing(provisioning_claim.certificate_id, f"{prefix}{second}",
+                                       token, {"SerialNumber": second})
+    assert denied.value.error_code == "AccessDenied"
+    world.settle()
+    iot = world.client("iot", REGION)
+    arn = iot.describe_certificate(certificateId=created["certificateId"])[
+        "certificateDescription"]["certificateArn"]
+    assert things(world) == [SERIAL]
+    assert iot.list_principal_things(principal=arn)["things"] == [SERIAL]
+    assert seen.row(world, REGION, second) is None
+    assert (seen.row(world, REGION, SERIAL) or {}).get("certificateId") == created["certificateId"]
+    iot.create_thing(thingName="SN-intruder")  # the recorder made the attachment exclusive
+    with pytest.raises(iot.exceptions.InvalidRequestException):
+        iot.attach_thing_principal(thingName="SN-intruder", principal=arn)
+
+
+def test_a_device_parameter_naming_another_certificate_is_refused(world: World,
+                                                                  tmp_path: Path) -> None:
+    fleet.enrol(world, REGION, "alice", SERIAL)
+    provisioning_claim, _, _ = claim(world, tmp_path, ScriptedInstaller())
+    prefix = fleet.hook_variables(world, REGION)["CLAIM_CLIENT_ID_PREFIX"]
+    other = world.client("iot", REGION).create_keys_and_certificate(setAsActive=False)
+    created = template(world).create_keys_and_certificate(provisioning_claim.certificate_id)
+    with pytest.raises(Rejected):
+        template(world).register_thing(
+            provisioning_claim.certificate_id, f"{prefix}{SERIAL}",
+            created["certificateOwnershipToken"],
+            {"SerialNumber": SERIAL, "AWS::IoT::Certificate::Id": other["certificateId"]})
+    assert things(world) == []

@@ -20,6 +20,7 @@ from lambdas.contracts.inventory import InventoryItem, Issuer, Onboarding, Statu
 from lambdas.fleet_provisioning_recorder import app as recorder_app
 from lambdas.fleet_provisioning_recorder import logic
 from tools.local.emulation.lambdas import LambdaContext
+from tools.local.moto_fidelity import faithful_moto
 
 REGION = "eu-west-1"
 OTHER_REGION = "us-west-2"
@@ -41,7 +42,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(recorder_app, "_ports", None)  # built inside the mock
-    with mock_aws():
+    with mock_aws(), faithful_moto():  # EXCLUSIVE_THING enforced, as AWS does
         dynamodb = boto3.resource("dynamodb", region_name=REGION)
         for name, key in ((PROVISIONING_TABLE, "deviceUid"), (INVENTORY_TABLE, "thingName")):
             dynamodb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
@@ -73,9 +74,13 @@ def claim_image(aws: dict[str, Any], *, region: str = REGION,
             "claimRegion": region}
 
 
-def stored_claim(aws: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+def stored_claim(aws: dict[str, Any], *, holds: str = SERIAL, **kwargs: Any) -> dict[str, Any]:
+    """The entry and the certificate's record as the hook's claim transaction leaves them."""
     image = claim_image(aws, **kwargs)
     aws["dynamodb"].Table(PROVISIONING_TABLE).put_item(Item=image)
+    aws["dynamodb"].Table(PROVISIONING_TABLE).put_item(Item={
+        **allow_list.certificate_key(aws["certificate"]["certificateId"]),
+        "kind": allow_list.CERTIFICATE_KIND, "serialNumber": holds})
     return image
 
 
@@ -191,6 +196,12 @@ def test_a_different_device_under_the_name_is_a_conflict_not_an_overwrite(
     assert run(stream_event(image)) == {"batchItemFailures": []}
     assert inventory(aws) == existing
     assert entry(aws)["state"] == "CONFLICT"
+    # the detector ends the conflict: the intruder's certificate is unusable and detached
+    certificate = aws["certificate"]
+    assert aws["iot"].describe_certificate(certificateId=certificate["certificateId"])[
+        "certificateDescription"]["status"] == "INACTIVE"
+    assert certificate["certificateArn"] not in aws["iot"].list_thing_principals(
+        thingName=SERIAL)["principals"]
 
 
 def test_plan_follows_the_version_rules() -> None:
@@ -228,3 +239,68 @@ def other_device(status: str, version: int) -> dict[str, Any]:
 def _pem() -> str:
     from tests.support.certificates import issue
     return issue("x").pem
+
+
+# --- nothing stale wins; one certificate, one device (issue 19, classes 1 and 4) ---------
+
+def test_a_redelivered_record_from_before_a_deletion_does_not_revive_the_device(
+        aws: dict[str, Any]) -> None:
+    """Recorded (v1), then deleted (tombstone v2); the old CLAIMED record arrives again: the
+    entry is no longer CLAIMED, so the revive is refused in the same transaction."""
+    provision(aws)
+    image = stored_claim(aws)
+    run(stream_event(image))
+    recorded = inventory(aws)
+    assert recorded is not None and entry(aws)["state"] == "PROVISIONED"
+    tombstone = InventoryItem.from_plain(recorded).tombstone(
+        writer_region=OTHER_REGION, updated_at="2030-01-01T00:00:00.000Z",
+        now_epoch=1_900_000_000)
+    aws["dynamodb"].Table(INVENTORY_TABLE).put_item(Item=tombstone.to_plain())
+    assert run(stream_event(image)) == {"batchItemFailures": []}
+    after = inventory(aws)
+    assert after is not None and (after["status"], after["version"]) == ("DELETED", 2)
+
+
+def test_a_record_of_a_claim_taken_over_since_writes_nothing(aws: dict[str, Any]) -> None:
+    provision(aws)
+    image = stored_claim(aws)
+    aws["dynamodb"].Table(PROVISIONING_TABLE).update_item(
+        Key=allow_list.key(SERIAL), UpdateExpression="SET claimCertificateId = :other",
+        ExpressionAttributeValues={":other": "e" * 64})
+    assert run(stream_event(image)) == {"batchItemFailures": []}
+    assert inventory(aws) is None
+    assert entry(aws)["state"] == "CLAIMED"
+
+
+def test_a_certificate_that_holds_another_serial_is_never_recorded(aws: dict[str, Any]) -> None:
+    """One certificate, one device: the recorder checks the certificate's record in the
+    transaction that writes the device."""
+    provision(aws)
+    image = stored_claim(aws, holds="SN-other")
+    assert run(stream_event(image)) == {"batchItemFailures": []}
+    assert inventory(aws) is None
+    assert entry(aws)["state"] == "CLAIMED"
+
+
+def test_the_recorder_makes_the_attachment_exclusive(aws: dict[str, Any]) -> None:
+    provision(aws)
+    run(stream_event(stored_claim(aws)))
+    arn = aws["certificate"]["certificateArn"]
+    aws["iot"].create_thing(thingName="SN-intruder")
+    with pytest.raises(aws["iot"].exceptions.InvalidRequestException):
+        aws["iot"].attach_thing_principal(thingName="SN-intruder", principal=arn)
+
+
+def test_a_certificate_attached_to_two_things_is_never_recorded(aws: dict[str, Any]) -> None:
+    """What a claim holder gets by provisioning two serials with one certificate (were the
+    hook bypassed): the template attaches NON_EXCLUSIVE_THING, the recorder's exclusive
+    attachment fails, the entry settles CONFLICT and no device is recorded."""
+    provision(aws)
+    aws["iot"].create_thing(thingName="SN-second")
+    aws["iot"].attach_thing_principal(thingName="SN-second",
+                                      principal=aws["certificate"]["certificateArn"])
+    assert run(stream_event(stored_claim(aws))) == {"batchItemFailures": []}
+    assert inventory(aws) is None
+    assert entry(aws)["state"] == "CONFLICT"
+    assert aws["iot"].describe_certificate(certificateId=aws["certificate"]["certificateId"])[
+        "certificateDescription"]["status"] == "INACTIVE"

@@ -278,7 +278,7 @@ def test_the_allow_list_contract_writes() -> None:
     assert set(reset["ExpressionAttributeValues"]) == {":true", ":now", ":kind", ":allowed", ":claimed"}
     assert allow_list.update("disable", "SN-1", "now")["ExpressionAttributeNames"] == {"#kind": "kind"}
     for bad in ("", "a b", "x" * 129, "SN-1\n"):
-        with pytest.raises(allow_list.SerialError, match="1 to 128"):
+        with pytest.raises(allow_list.SerialError, match="1 to 96"):
             allow_list.key(bad)
 
 

@@ -458,3 +458,82 @@ def test_malformed_input_fails_the_execution_for_the_pipe_to_bisect(f: Regions) 
     assert outcome["status"] == "FAILED"
     assert outcome["error"] == "States.Runtime"
     assert f.dead_letters(B) == []  # the pipe, not the machine, dead-letters
+
+
+# --- nothing stale wins: a newer version lands while an execution applies (issue 19) -------
+
+@pytest.mark.parametrize("newer", ["INACTIVE", "REVOKED", "DELETED"])
+def test_a_newer_version_landing_before_the_enabling_step_is_never_overridden(
+        f: Regions, newer: str) -> None:
+    """The execution read ACTIVE v1; held just before its enabling step (AttachPolicy for a
+    new device), a newer version is written in A and replicates to B. When the execution
+    ends, the certificate is not usable in B, before the newer record is even applied."""
+    machine = f.pipe(B).target.rsplit(":", 1)[-1]
+    thing = f"sensor-stale-{newer.lower()}"
+    certificate_id = f.onboard(A, thing)
+    f.replicate()
+    [first] = f.pending(B)
+
+    def newer_version_lands(_: Any) -> None:
+        if newer == "DELETED":
+            f.delete(A, thing)
+        else:
+            f.write_change(A, thing, newer)
+        f.replicate()
+
+    f.world.calls.before("AttachPolicy", newer_version_lands, by=f"states:{machine}")
+    delivery = f.deliver_records(B, [first])
+    assert delivery.dead_lettered == [] and len(delivery.executions) == 1
+    assert seen.status(f.world, B, certificate_id) != "ACTIVE"
+    assert not seen.usable(f.world, B, thing, certificate_id)
+    f.settle()  # the newer version's own record converges B
+    assert seen.status(f.world, B, certificate_id) in (
+        {"INACTIVE": ("INACTIVE",), "REVOKED": ("REVOKED",), "DELETED": (None,)}[newer])
+
+
+def test_a_repair_that_waited_does_not_re_enable_a_device_disabled_meanwhile(
+        local_graph: StackGraph, f: Regions) -> None:
+    """`reconcile --apply` read ACTIVE, then (held at its enabling step) an operator disables
+    the device and it replicates: the repair ends with the certificate unusable."""
+    machine = f.pipe(B).target.rsplit(":", 1)[-1]
+    thing = "sensor-stale-repair"
+    f.world.calls.fail("CreateThing", "InvalidRequestException",
+                       when=lambda p: p.get("thingName") == thing, by=f"states:{machine}",
+                       times=100)
+    certificate_id = f.onboard(A, thing)
+    f.settle()  # B's pipe gives up: dead-lettered, nothing usable in B
+    f.world.calls.clear()
+
+    def disabled_meanwhile(_: Any) -> None:
+        f.write_change(A, thing, "INACTIVE")
+        f.replicate()
+
+    f.world.calls.before("AttachPolicy", disabled_meanwhile, by=f"states:{machine}")
+    reconcile(local_graph, B, apply=True)
+    assert seen.status(f.world, B, certificate_id) != "ACTIVE"
+    assert not seen.usable(f.world, B, thing, certificate_id)
+
+
+def test_a_certificate_revoked_in_one_region_is_revoked_in_every_region(f: Regions) -> None:
+    """Rotation in A: the item's new certificate, the old one in `revokedCertificateIds`. In
+    B the old certificate ends REVOKED (final), not merely INACTIVE (re-activatable)."""
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    thing = "sensor-rotated"
+    old_id = f.onboard(A, thing)
+    f.settle()
+    assert seen.status(f.world, B, old_id) == "ACTIVE"
+    new = issue(thing, f.pki.intermediate)
+    new_id = new.cert.fingerprint(hashes.SHA256()).hex()
+    assert new.cert.public_bytes(serialization.Encoding.DER)  # a real certificate
+    table, client = f.world.table(seen.INVENTORY), f.world.client("dynamodb", A)
+    read = InventoryItem.from_attribute_values(client.get_item(
+        TableName=table, Key={"thingName": {"S": thing}}, ConsistentRead=True)["Item"])
+    rotated = read.changed(writer_region=A, certificate_id=new_id, certificate_pem=new.pem,
+                           ca_certificate_id=read.ca_certificate_id, revoke=[old_id],
+                           updated_at=inventory.timestamp(dt.datetime.now(dt.timezone.utc)))
+    client.put_item(**inventory.put_request(table, rotated, replaces=read))
+    f.settle()
+    assert seen.status(f.world, B, old_id) == "REVOKED"
+    assert seen.status(f.world, B, new_id) == "ACTIVE"
+    usable_only_with(f, B, thing, new_id)

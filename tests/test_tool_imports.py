@@ -4,6 +4,7 @@ start without Pulumi or pulumi_aws."""
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -89,3 +90,27 @@ def test_the_installer_takes_its_ids_from_the_stack_outputs(dev_graph: Any,
     args = installer.parser().parse_args(["admin", "list", "--region", "eu-west-1"])
     with pytest.raises(ValueError, match="give --user-pool-id, or --stack"):
         installer.fill_from_outputs(args)
+
+
+@pytest.mark.parametrize("argv", [
+    ["admin", "list", "--region", "eu-west-1", "--user-pool-id", "eu-west-1_abc"],
+    ["admin", "allow-serial", "--region", "eu-west-1", "--table", "t", "--serial", "SN-1"],
+])
+def test_the_installer_tool_without_aws_credentials_prints_one_line(
+        argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        tmp_path: Path) -> None:
+    """An administrator without credentials gets the fix in one line, not a traceback."""
+    import boto3
+
+    from tools import installer
+
+    # The worker's default boto3 session may hold another test's credentials: start from none.
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    assert installer.main(argv, out=io.StringIO()) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: no AWS credentials found") and err.count("\n") == 1

@@ -193,9 +193,16 @@ def _write_new(path: Path, text: str, mode: int) -> None:
 
 
 def write_claim(claim: ProvisioningClaim, out_dir: Path, name: str) -> tuple[Path, Path]:
+    """The claim's two files in `out_dir`, named after `name` (a serial or the claim id's
+    start): a name that is not a valid serial, or a path that would leave `out_dir`, is
+    refused before anything is written (the private key never lands elsewhere)."""
+    allow_list.checked_serial(name)  # letters, digits, ':', '_', '-' only: no separators
     out_dir.mkdir(parents=True, exist_ok=True)
-    certificate = out_dir / f"{name}.claim.pem.crt"
-    key = out_dir / f"{name}.claim.pem.key"
+    root = out_dir.resolve()
+    certificate = root / f"{name}.claim.pem.crt"
+    key = root / f"{name}.claim.pem.key"
+    if any(path.resolve().parent != root for path in (certificate, key)):
+        raise ValueError(f"--serial {name!r} would write outside --out-dir {out_dir}")
     _write_new(certificate, claim.certificate_pem, 0o644)
     _write_new(key, claim.private_key, 0o600)
     return certificate, key
@@ -245,12 +252,16 @@ def list_installers(idp: Any, *, user_pool_id: str) -> list[dict[str, Any]]:
         kwargs["NextToken"] = page["NextToken"]
 
 
-def allow_serial(table: Any, serial: str, *, now: dt.datetime, reset: bool = False) -> None:
+def allow_serial(table: Any, serial: str, *, now: dt.datetime, reset: bool = False,
+                 claim_prefix: str = allow_list.DEFAULT_CLAIM_PREFIX) -> None:
     """Create (or re-enable) the allow-list entry, with the contract's writes (the web app's
     allow-list view makes the same ones). `reset` makes a PROVISIONED entry provisionable
-    again (e.g. a device that was decommissioned); never a CLAIMED one."""
+    again (e.g. a device that was decommissioned); never a CLAIMED one. A serial the hook
+    would never allow (the contract's serial rule, with the stack's claim prefix) is refused
+    before any write (SerialError, a ValueError naming the rule)."""
     from botocore.exceptions import ClientError
 
+    allow_list.checked_serial(serial, claim_prefix)
     stamp = allow_list.timestamp(now)
     try:
         table.put_item(**allow_list.new_entry(serial, stamp))
@@ -271,6 +282,8 @@ def disable_serial(table: Any, serial: str, *, now: dt.datetime | None = None) -
 def run_claim(args: argparse.Namespace, *, idp: Any, identity: Any,
               iot_with: Callable[[dict[str, Any]], Any], prompter: Prompter,
               out: TextIO, now: Callable[[], dt.datetime]) -> int:
+    if args.serial is not None:  # checked before anything happens (a typo costs no claim)
+        allow_list.checked_serial(args.serial, args.claim_prefix)
     tokens = sign_in(idp, user_pool_id=args.user_pool_id, client_id=args.client_id,
                      username=args.username, prompter=prompter)
     credentials = identity_credentials(identity, region=args.region,
@@ -342,6 +355,7 @@ def parser() -> argparse.ArgumentParser:
     stack_arguments(claim)
     claim.add_argument("--serial", help="names the files after the device")
     claim.add_argument("--out-dir", default=".")
+    claim_prefix_argument(claim)
     admin = commands.add_parser("admin", help="manage installers and allowed serials")
     actions = admin.add_subparsers(dest="action", required=True)
     for action in ("create", "disable", "list"):
@@ -363,12 +377,28 @@ def parser() -> argparse.ArgumentParser:
         if action == "allow-serial":
             sub.add_argument("--reset", action="store_true",
                              help="make a PROVISIONED serial provisionable again")
+            claim_prefix_argument(sub)
     return top
+
+
+def _claim_prefix(value: str) -> str:
+    problem = allow_list.claim_prefix_problem(value)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return value
+
+
+def claim_prefix_argument(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--claim-prefix", type=_claim_prefix,
+                     default=allow_list.DEFAULT_CLAIM_PREFIX,
+                     help="the stack's fleetProvisioning claimClientIdPrefix (default: "
+                          f"{allow_list.DEFAULT_CLAIM_PREFIX}); serials may not begin with it")
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     import boto3
-    from botocore.exceptions import ClientError
+
+    from tools.aws_errors import AWS_ERRORS, describe
 
     args = parser().parse_args(argv)
     now = lambda: dt.datetime.now(dt.timezone.utc)  # noqa: E731
@@ -386,7 +416,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
         if args.action in ("allow-serial", "disable-serial"):
             table = boto3.resource("dynamodb", region_name=args.region).Table(args.table)
             if args.action == "allow-serial":
-                allow_serial(table, args.serial, now=now(), reset=args.reset)
+                allow_serial(table, args.serial, now=now(), reset=args.reset,
+                             claim_prefix=args.claim_prefix)
             else:
                 disable_serial(table, args.serial)
             print(f"{args.action}: {args.serial}", file=out)
@@ -409,9 +440,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     except (SignInError, ValueError, FileExistsError) as err:  # OutputsError is a ValueError
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except ClientError as err:
-        error = err.response.get("Error", {})
-        print(f"error: {error.get('Code')}: {error.get('Message')}", file=sys.stderr)
+    except AWS_ERRORS as err:  # refused, or no credentials, region or network: one line
+        print(f"error: {describe(err)}", file=sys.stderr)
         return 1
 
 

@@ -122,7 +122,11 @@ def recorder_role_policy(*, log_group_arn: str, key_arn: str, function_name: str
         # ListStreams supports no resource ARN (Service Authorization Reference).
         {"Sid": "ListStreams", "Effect": "Allow", "Action": "dynamodb:ListStreams",
          "Resource": "*"},
-        {"Sid": "SettleAllowListEntries", "Effect": "Allow", "Action": "dynamodb:UpdateItem",
+        # The device is recorded in one TransactWriteItems, which authorises its parts:
+        # PutItem on the inventory, UpdateItem (settle) and ConditionCheckItem (the
+        # certificate's record) on the allow-list.
+        {"Sid": "SettleAllowListEntries", "Effect": "Allow",
+         "Action": ["dynamodb:ConditionCheckItem", "dynamodb:UpdateItem"],
          "Resource": provisioning_table_arn, "Condition": _allow_list_condition()},
         {"Sid": "RecordDevices", "Effect": "Allow",
          "Action": ["dynamodb:GetItem", "dynamodb:PutItem"], "Resource": inventory_table_arn},
@@ -131,6 +135,16 @@ def recorder_role_policy(*, log_group_arn: str, key_arn: str, function_name: str
          "Resource": f"{iot}:cert/*"},
         {"Sid": "ConfirmAttachment", "Effect": "Allow", "Action": "iot:ListThingPrincipals",
          "Resource": f"{iot}:thing/*"},
+        # The template's attachment becomes EXCLUSIVE_THING (one certificate, one device);
+        # a certificate that provisioned onto a name another device holds (or onto two
+        # things) is ended by the recorder that detects it: deactivated, then detached.
+        # Attach/Detach authorise against the certificate, pinned to things here.
+        {"Sid": "LockOrEndTheAttachment", "Effect": "Allow",
+         "Action": ["iot:AttachThingPrincipal", "iot:DetachThingPrincipal"],
+         "Resource": f"{iot}:cert/*",
+         "Condition": {"ArnLike": {"iot:thingArn": f"{iot}:thing/*"}}},
+        {"Sid": "DeactivateIntruderCertificate", "Effect": "Allow",
+         "Action": "iot:UpdateCertificate", "Resource": f"{iot}:cert/*"},
         {"Sid": "DeadLetters", "Effect": "Allow", "Action": "sqs:SendMessage",
          "Resource": queue_arn},
         {"Sid": "EncryptDeadLetters", "Effect": "Allow",

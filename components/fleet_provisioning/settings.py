@@ -11,14 +11,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from components.context import ReportProblem
-
-_CLIENT_ID_PREFIX = re.compile(r"[A-Za-z0-9_-]{1,32}")
+from lambdas.contracts import fleet_allow_list as allow_list
 
 
 @dataclass(frozen=True)
@@ -26,7 +24,8 @@ class FleetSettings:
     password_minimum_length: int = 14
     temporary_password_validity_days: int = 3
     refresh_token_validity_hours: int = 12
-    claim_client_id_prefix: str = "provision-"
+    # the allow-list contract bounds it so that prefix + serial fits a 128-character client id
+    claim_client_id_prefix: str = allow_list.DEFAULT_CLAIM_PREFIX
     claim_retry_after_seconds: int = 600
     hook_budget_milliseconds: int = 3000
 
@@ -59,8 +58,9 @@ def parse_settings(raw: Any, report: ReportProblem) -> FleetSettings:
             else:
                 values[name] = value
         elif key in _STRINGS:
-            if not isinstance(value, str) or not _CLIENT_ID_PREFIX.fullmatch(value):
-                report(key, f"must be 1-32 characters of [A-Za-z0-9_-], got {value!r}")
+            problem = allow_list.claim_prefix_problem(value)
+            if problem:
+                report(key, problem)
             else:
                 values[_STRINGS[key]] = value
         else:

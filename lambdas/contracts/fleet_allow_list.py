@@ -42,6 +42,22 @@ IAM_LEADING_KEYS = f"{KEY_PREFIX}*"  # dynamodb:LeadingKeys pattern of every ent
 KIND: str = _CONTRACT["kind"]
 SERIAL_PATTERN = re.compile(_CONTRACT["serial"]["pattern"])  # use with fullmatch
 SERIAL_RULE: str = _CONTRACT["serial"]["rule"]
+SERIAL_MAX_LENGTH: int = _CONTRACT["serial"]["maxLength"]
+# A claim connects as <prefix><serial>; AWS IoT client ids are at most 128 characters
+# ("AWS IoT Core endpoints and quotas", message broker: client ID size), so prefix and serial
+# lengths are bounded together. The stack's prefix follows this pattern (config check).
+CLAIM_PREFIX_PATTERN = re.compile(_CONTRACT["claimClientIdPrefix"]["pattern"])
+CLAIM_PREFIX_MAX_LENGTH: int = _CONTRACT["claimClientIdPrefix"]["maxLength"]
+DEFAULT_CLAIM_PREFIX: str = _CONTRACT["claimClientIdPrefix"]["default"]
+CLIENT_ID_MAX_LENGTH = 128
+if SERIAL_MAX_LENGTH + CLAIM_PREFIX_MAX_LENGTH > CLIENT_ID_MAX_LENGTH:
+    raise ValueError("fleet_allow_list.json: serial and claim prefix exceed a client id")
+# One certificate holds one serial: the hook writes `fleet#certificate#<id>` (kind
+# FLEET_CERTIFICATE, the serial) in the claim's transaction, only if absent or for the same
+# serial; the recorder checks it in the transaction that records the device. The key is under
+# `fleet#` (the functions' IAM leading keys) and can never be an entry's (serials have no '#').
+CERTIFICATE_KEY_PREFIX: str = _CONTRACT["certificate"]["keyPrefix"]
+CERTIFICATE_KIND: str = _CONTRACT["certificate"]["kind"]
 # The provisioning template's parameter that carries the serial (the device sends it with
 # RegisterThing; the hook pins it with `parameterOverrides`; the thing is named after it).
 SERIAL_PARAMETER = "SerialNumber"
@@ -97,18 +113,37 @@ def timestamp(moment: dt.datetime) -> str:
     return moment.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
-def serial_problem(serial: object) -> str | None:
-    """Why `serial` can never be provisioned, or None. The serial *is* the thing name."""
-    if isinstance(serial, str) and SERIAL_PATTERN.fullmatch(serial):
+def serial_problem(serial: object, claim_prefix: str | None = None) -> str | None:
+    """Why `serial` can never be provisioned, or None. The serial *is* the thing name and the
+    device's client id; with `claim_prefix` (the stack's claim client-id prefix) a serial that
+    begins with it is refused too: every claim holder may connect as `<prefix>*`."""
+    if not (isinstance(serial, str) and SERIAL_PATTERN.fullmatch(serial)):
+        return f"serial {serial!r} is not valid: use {SERIAL_RULE}"
+    if claim_prefix and serial.startswith(claim_prefix):
+        return (f"serial {serial!r} begins with the claim client-id prefix {claim_prefix!r}: "
+                "claim holders may connect as any such client id; choose another serial")
+    return None
+
+
+def claim_prefix_problem(prefix: object) -> str | None:
+    if isinstance(prefix, str) and CLAIM_PREFIX_PATTERN.fullmatch(prefix):
         return None
-    return f"serial {serial!r} is not valid: use {SERIAL_RULE}"
+    return (f"claim client-id prefix {prefix!r} is not valid: use 1 to "
+            f"{CLAIM_PREFIX_MAX_LENGTH} characters of [A-Za-z0-9_-]")
 
 
-def checked_serial(serial: str) -> str:
-    problem = serial_problem(serial)
+def checked_serial(serial: str, claim_prefix: str | None = None) -> str:
+    problem = serial_problem(serial, claim_prefix)
     if problem:
         raise SerialError(problem)
     return serial
+
+
+def certificate_key(certificate_id: str) -> dict[str, str]:
+    """The key of the item that records which serial a certificate holds."""
+    if not CERTIFICATE_ID_PATTERN.fullmatch(certificate_id):
+        raise ValueError(f"{certificate_id!r} is not an AWS IoT certificate id")
+    return {KEY_ATTRIBUTE: f"{CERTIFICATE_KEY_PREFIX}{certificate_id}"}
 
 
 def entry_key(serial: str) -> str:

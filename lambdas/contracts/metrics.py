@@ -94,7 +94,9 @@ class FleetRecorder:
     # recorder outcome -> metric
     OUTCOMES: Mapping[str, str] = {"CREATE": "DeviceCreate", "REVIVE": "DeviceRevive",
                                    "RECORDED": "DeviceRecorded", "CONFLICT": "DeviceConflict",
-                                   "UNCONFIRMED": "DeviceUnconfirmed"}
+                                   "UNCONFIRMED": "DeviceUnconfirmed",
+                                   "STALE": "DeviceStaleClaim",
+                                   "SHARED_CERTIFICATE": "DeviceSharedCertificate"}
 
     @classmethod
     def outcome(cls, outcome: str) -> str:

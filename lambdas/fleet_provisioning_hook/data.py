@@ -83,6 +83,10 @@ def bounded(deadline: Deadline, call: Callable[[], T]) -> T:
 _DESERIALIZER = TypeDeserializer()
 
 
+def _certificate_key(certificate_id: str) -> str:
+    return allow_list.certificate_key(certificate_id)[allow_list.TABLE_KEY]
+
+
 def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
     """A DynamoDB item (attribute-value map) as plain Python values."""
     return {name: _DESERIALIZER.deserialize(value) for name, value in item.items()}
@@ -98,12 +102,15 @@ class DynamoAllowList:
     region: str
     deadline: Deadline
 
-    def read(self, serial: str) -> Records:
-        """Both items in one round trip (BatchGetItem over two tables), strongly consistent.
-        The inventory item is checked against its contract (ContractViolation)."""
+    def read(self, serial: str, certificate_id: str) -> Records:
+        """The entry, the serial the certificate already holds and the device, in one round
+        trip (BatchGetItem over two tables), strongly consistent. The inventory item is
+        checked against its contract (ContractViolation)."""
+        entry_key = allow_list.entry_key(serial)
         request = {
             self.provisioning_table: {
-                "Keys": [{allow_list.TABLE_KEY: {"S": allow_list.entry_key(serial)}}],
+                "Keys": [{allow_list.TABLE_KEY: {"S": entry_key}},
+                         {allow_list.TABLE_KEY: {"S": _certificate_key(certificate_id)}}],
                 "ConsistentRead": True},
             self.inventory_table: {"Keys": [{inventory.TABLE_KEY: {"S": serial}}],
                                    "ConsistentRead": True},
@@ -112,15 +119,20 @@ class DynamoAllowList:
         if response.get("UnprocessedKeys"):
             raise StoreUnavailable("the table left keys unprocessed (throttled)")
         found = response.get("Responses", {})
-        entries = [_plain(i) for i in found.get(self.provisioning_table, [])]
+        items = {str(i[allow_list.TABLE_KEY]): i
+                 for i in map(_plain, found.get(self.provisioning_table, []))}
         devices = [inventory.InventoryItem.from_attribute_values(i)
                    for i in found.get(self.inventory_table, [])]
-        return Records(allow_list=entries[0] if entries else None,
-                       inventory=devices[0] if devices else None)
+        held = items.get(_certificate_key(certificate_id))
+        return Records(allow_list=items.get(entry_key),
+                       inventory=devices[0] if devices else None,
+                       certificate_serial=None if held is None
+                       else str(held.get(Attr.SERIAL_NUMBER, "")))
 
     def claim(self, claim: Claim) -> bool:
-        """One transaction: the inventory still has no live device under the serial, and the
-        allow-list entry still permits this claim; then it records the claim."""
+        """One transaction: the inventory still has no live device under the serial, the
+        allow-list entry still permits this claim, and the certificate holds no other serial;
+        then it records the claim and that the certificate holds this serial."""
         transaction = [
             {"ConditionCheck": {
                 "TableName": self.inventory_table,
@@ -154,6 +166,19 @@ class DynamoAllowList:
                     ":stale": {"S": allow_list.timestamp(claim.stale_before)},
                     ":region": {"S": self.region},
                 },
+            }},
+            {"Update": {
+                "TableName": self.provisioning_table,
+                "Key": {allow_list.TABLE_KEY: {"S": _certificate_key(claim.certificate_id)}},
+                "UpdateExpression": "SET #kind = :kind, #serial = :serial, #claimedAt = :now",
+                "ConditionExpression": "attribute_not_exists(#key) OR #serial = :serial",
+                "ExpressionAttributeNames": {"#key": allow_list.TABLE_KEY, "#kind": Attr.KIND,
+                                             "#serial": Attr.SERIAL_NUMBER,
+                                             "#claimedAt": Attr.CLAIMED_AT},
+                "ExpressionAttributeValues": {
+                    ":kind": {"S": allow_list.CERTIFICATE_KIND},
+                    ":serial": {"S": claim.serial},
+                    ":now": {"S": allow_list.timestamp(claim.claimed_at)}},
             }},
         ]
         try:

@@ -3,14 +3,21 @@
 A serial may be provisioned when all of these hold:
 
 * the request is for this template and its client id is `<claim prefix><serial>`;
-* the serial is a valid thing name and has an allow-list entry (`kind = FLEET_SERIAL`)
+* no parameter names one of AWS's own values (`AWS::*`, e.g. `AWS::IoT::Certificate::Id`:
+  AWS IoT fills those in and documents no precedence over a device's, so any is refused);
+* the serial keeps the allow-list contract's serial rule (valid thing name, short enough
+  for `<prefix><serial>` to be a client id, not itself beginning with the claim prefix) and
+  has an allow-list entry (`kind = FLEET_SERIAL`)
   that keeps its contract (lambdas/contracts/fleet_allow_list.py) and is enabled;
 * the inventory item, if any, keeps its contract (lambdas/contracts/inventory.py);
 * the inventory holds no live device under that thing name (`ACTIVE`/`INACTIVE`: already
   provisioned; `REVOKED`: never again; a `DELETED` tombstone does not block);
 * the entry is not `PROVISIONED`/`CONFLICT`, and not `CLAIMED` by another certificate less
   than `claim_retry_after` ago (the same certificate retrying RegisterThing is allowed);
-* the conditional claim write that records the certificate wins.
+* the conditional claim write that records the certificate wins; the same transaction
+  records that the certificate holds this serial, only if it holds no other one (one
+  certificate, one device: reconnecting with the same ownership token as another serial's
+  client id is refused, `CERTIFICATE_HOLDS_ANOTHER_SERIAL` after the race).
 
 Anything else — unknown, disabled, revoked, a table that does not answer in time — denies.
 """
@@ -24,7 +31,12 @@ from typing import Any, Protocol
 
 from lambdas.contracts import fleet_allow_list as allow_list
 from lambdas.contracts.fleet_allow_list import Attr, State
-from lambdas.contracts.inventory import ContractViolation, InventoryItem, Status
+from lambdas.contracts.inventory import (
+    CERTIFICATE_ID_PATTERN,
+    ContractViolation,
+    InventoryItem,
+    Status,
+)
 
 from .models import PreProvisioningRequest
 
@@ -39,6 +51,8 @@ class StoreUnavailable(Exception):
 class Records:
     allow_list: Mapping[str, Any] | None  # the `fleet#<serial>` item of the provisioning table
     inventory: InventoryItem | None  # the inventory item of thing `<serial>`
+    # the serial the request's certificate was allowed before (`fleet#certificate#<id>`)
+    certificate_serial: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,10 +66,11 @@ class Claim:
 
 
 class AllowListStore(Protocol):
-    def read(self, serial: str) -> Records: ...
+    def read(self, serial: str, certificate_id: str) -> Records: ...
 
     def claim(self, claim: Claim) -> bool:
-        """Record the claim if the entry still permits it; False if the condition failed."""
+        """Record the claim, and that the certificate holds this serial, if the entry still
+        permits it and the certificate holds no other serial; False if a condition failed."""
         ...
 
 
@@ -95,6 +110,8 @@ def check(request: PreProvisioningRequest, records: Records, config: HookConfig,
     """Everything but the final claim write: may this request claim the serial?"""
     serial = request.parameters.get(SERIAL_PARAMETER, "")
     entry, device = records.allow_list, records.inventory
+    if records.certificate_serial is not None and records.certificate_serial != serial:
+        return deny("CERTIFICATE_HOLDS_ANOTHER_SERIAL", serial)
     if entry is None or entry.get(Attr.KIND) != allow_list.KIND:
         return deny("UNKNOWN_SERIAL", serial)
     problems = allow_list.problems(entry)
@@ -120,12 +137,19 @@ def check(request: PreProvisioningRequest, records: Records, config: HookConfig,
                     overrides={SERIAL_PARAMETER: serial})
 
 
+AWS_PARAMETER_PREFIX = "AWS::"  # AWS IoT's own parameters (provisioning templates)
+
+
 def request_problem(request: PreProvisioningRequest, config: HookConfig) -> str | None:
     """Checks needing no table: a reason to deny, or None."""
     if request.templateArn != config.template_arn:
         return "WRONG_TEMPLATE"
+    if any(name.upper().startswith(AWS_PARAMETER_PREFIX.upper()) for name in request.parameters):
+        return "RESERVED_PARAMETER"
+    if not CERTIFICATE_ID_PATTERN.fullmatch(request.certificateId):
+        return "INVALID_CERTIFICATE_ID"
     serial = request.parameters.get(SERIAL_PARAMETER)
-    if serial is None or allow_list.serial_problem(serial):
+    if serial is None or allow_list.serial_problem(serial, config.claim_client_id_prefix):
         return "INVALID_SERIAL"
     if request.clientId != f"{config.claim_client_id_prefix}{serial}":
         return "CLIENT_ID_MISMATCH"
@@ -140,7 +164,7 @@ def decide(request: PreProvisioningRequest, store: AllowListStore, config: HookC
     if problem is not None or serial is None:
         return deny(problem or "INVALID_SERIAL", serial)
     try:
-        decision = check(request, store.read(serial), config, now)
+        decision = check(request, store.read(serial, request.certificateId), config, now)
         if not decision.allowed:
             return decision
         claim = Claim(serial=serial, certificate_id=request.certificateId,

@@ -63,7 +63,8 @@ def ports() -> Ports:
         config = Config.from_environment()
         dynamodb = boto3.resource("dynamodb")
         _ports = Ports(config, IotRegistry(boto3.client("iot")),
-                       DynamoInventory(dynamodb.Table(config.inventory_table)),
+                       DynamoInventory(dynamodb.Table(config.inventory_table),
+                                       config.provisioning_table),
                        DynamoAllowList(dynamodb.Table(config.provisioning_table)))
     return _ports
 
@@ -84,7 +85,8 @@ def handle_record(record: DynamoDBRecord) -> str:
         logger.info("record retried later", extra={"reason": str(err)})
         raise
     metrics.add_metric(name=FleetRecorder.outcome(outcome), unit=MetricUnit.Count, value=1)
-    log = logger.warning if outcome in ("CONFLICT", "UNCONFIRMED") else logger.info
+    log = logger.warning if outcome in ("CONFLICT", "UNCONFIRMED", "STALE",
+                                        "SHARED_CERTIFICATE") else logger.info
     log("fleet device recorded", extra={"outcome": outcome, "thingName": claim.serial,
                                         "certificateId": claim.certificate_id})
     return outcome

@@ -5,6 +5,12 @@ The pre-provisioning hook writes the claim (serial, certificate id and PEM) into
 allow-list entry before AWS IoT provisions the device; the recorder reads it from the
 provisioning table's stream, waits until AWS IoT shows the certificate ACTIVE and attached
 to the thing, then writes the inventory item here.
+
+Nothing stale wins: the inventory write is one transaction with the allow-list settle and a
+check of the certificate's record, so it happens only over the inventory version the plan
+read, only while the entry is still CLAIMED by this certificate (a redelivered record from
+before a deletion or a re-claim writes nothing: STALE), and only if the certificate holds
+this serial and no other (one certificate, one device).
 """
 
 from __future__ import annotations
@@ -104,12 +110,33 @@ class Registry(Protocol):
         """The claimed certificate is ACTIVE and attached to the thing named after the serial."""
         ...
 
+    def attach_exclusively(self, claim: Claim) -> bool:
+        """Make the certificate's attachment to the thing EXCLUSIVE_THING (a provisioning
+        template documents no attachment type, so AWS IoT attaches it NON_EXCLUSIVE_THING);
+        False if the certificate is attached to another thing too (it would be usable as
+        that thing: never recorded)."""
+        ...
+
+    def evict(self, claim: Claim) -> None:
+        """End an intruder: the claim's certificate INACTIVE, then detached from the thing
+        (it holds a name another device owns, or several things)."""
+        ...
+
+
+class Committed:
+    WRITTEN = "WRITTEN"
+    ITEM_CHANGED = "ITEM_CHANGED"  # the inventory item is no longer the version read
+    STALE_CLAIM = "STALE_CLAIM"  # the entry is no longer CLAIMED by this certificate, or
+    #                              the certificate holds another serial
+
 
 class Inventory(Protocol):
     def get(self, thing_name: str) -> InventoryItem | None: ...
 
-    def put(self, item: InventoryItem, replaces: InventoryItem | None) -> bool:
-        """Write `item` over `replaces` (None: a first write); False if the condition failed."""
+    def put(self, item: InventoryItem, replaces: InventoryItem | None, claim: Claim,
+            now: dt.datetime) -> str:
+        """In one transaction: write `item` over `replaces` (None: a first write) and settle
+        the entry PROVISIONED, only while the claim is current. A `Committed` value."""
         ...
 
 
@@ -130,7 +157,8 @@ def record(claim: Claim, registry: Registry, inventory: Inventory, allow_list: A
            timing: Timing, now: Callable[[], dt.datetime],
            sleep: Callable[[float], None]) -> str:
     """Confirm with AWS IoT, write the inventory item, settle the allow-list entry.
-    Returns the outcome (CREATE, REVIVE, RECORDED, CONFLICT, UNCONFIRMED)."""
+    Returns the outcome (CREATE, REVIVE, RECORDED, CONFLICT, UNCONFIRMED, STALE,
+    SHARED_CERTIFICATE)."""
     waited = 0.0
     while not registry.provisioned(claim):
         if now() - claim.claimed_at > timing.give_up_after:
@@ -140,12 +168,22 @@ def record(claim: Claim, registry: Registry, inventory: Inventory, allow_list: A
                                     "not provisioned yet")
         sleep(timing.poll_seconds)
         waited += timing.poll_seconds
+    if not registry.attach_exclusively(claim):
+        registry.evict(claim)
+        allow_list.settle(claim, State.CONFLICT, now())
+        return "SHARED_CERTIFICATE"
     for _ in range(3):
         write = plan(inventory.get(claim.serial), claim, now())
         if write.kind == "CONFLICT":
+            registry.evict(claim)  # the detector ends the conflict, not only reports it
             allow_list.settle(claim, State.CONFLICT, now())
             return write.kind
-        if write.item is None or inventory.put(write.item, write.replaces):
+        if write.item is None:
             allow_list.settle(claim, State.PROVISIONED, now())
             return write.kind
+        committed = inventory.put(write.item, write.replaces, claim, now())
+        if committed == Committed.WRITTEN:
+            return write.kind
+        if committed == Committed.STALE_CLAIM:
+            return "STALE"
     raise InventoryBusy(f"{claim.serial}: the inventory item changed three times")

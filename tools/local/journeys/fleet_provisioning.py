@@ -53,6 +53,14 @@ def enrol(world: World, region: str, username: str, serial: str | None) -> str:
     return str(status)
 
 
+def hook_variables(world: World, region: str) -> dict[str, str]:
+    """The declared hook's environment (e.g. the stack's claim client-id prefix)."""
+    template = world.emulation(FleetProvisioning)[region]
+    [hook] = [f for f in world.declared("aws:lambda/function:Function", region)
+              if f.outputs["arn"] == template.template["preProvisioningHook"]["targetArn"]]
+    return dict(world.state(hook)["environment"]["variables"])
+
+
 def claim_args(world: World, region: str, username: str, out_dir: Path, serial: str) -> Namespace:
     def runtime_id(type_token: str) -> str:
         return str(declared(world, type_token, region)["id"])
@@ -60,7 +68,8 @@ def claim_args(world: World, region: str, username: str, out_dir: Path, serial: 
                      client_id=runtime_id("aws:cognito/userPoolClient:UserPoolClient"),
                      identity_pool_id=runtime_id("aws:cognito/identityPool:IdentityPool"),
                      template_name=world.emulation(FleetProvisioning)[region].name, username=username,
-                     serial=serial, out_dir=str(out_dir))
+                     serial=serial, out_dir=str(out_dir),
+                     claim_prefix=hook_variables(world, region)["CLAIM_CLIENT_ID_PREFIX"])
 
 
 def claim(world: World, region: str, username: str, out_dir: Path, serial: str,
@@ -79,9 +88,7 @@ def claim(world: World, region: str, username: str, out_dir: Path, serial: str,
 def provision(world: World, region: str, claim_id: str, serial: str) -> dict[str, Any]:
     """The device: a certificate over the claim, then RegisterThing with its serial."""
     template = world.emulation(FleetProvisioning)[region]
-    [hook] = [f for f in world.declared("aws:lambda/function:Function", region)
-              if f.outputs["arn"] == template.template["preProvisioningHook"]["targetArn"]]
-    variables = world.state(hook)["environment"]["variables"]
+    variables = hook_variables(world, region)
     created = template.create_keys_and_certificate(claim_id)
     accepted = template.register_thing(claim_id, f"{variables.get('CLAIM_CLIENT_ID_PREFIX', '')}{serial}",
                                        created["certificateOwnershipToken"], {"SerialNumber": serial})

@@ -16,8 +16,14 @@ export function timestamp(moment: Date): string {
   return moment.toISOString().replace(/Z$/, "+00:00");
 }
 
-export function serialProblem(serial: string): string | null {
-  return SERIAL.test(serial) ? null : `"${serial}" is not a valid serial: use ${SERIAL_RULE}.`;
+// With the stack's claim client-id prefix, a serial that begins with it is refused too: every
+// claim holder may connect as <prefix>* (the hook and the CLI's allow-serial refuse it alike).
+export function serialProblem(serial: string, claimPrefix?: string): string | null {
+  if (!SERIAL.test(serial)) return `"${serial}" is not a valid serial: use ${SERIAL_RULE}.`;
+  if (claimPrefix && serial.startsWith(claimPrefix)) {
+    return `"${serial}" begins with the claim client-id prefix "${claimPrefix}": choose another serial.`;
+  }
+  return null;
 }
 
 export function allowListKey(serial: string): string {

@@ -254,7 +254,7 @@ class App {
       h("p", {}, `A claim lets one device provision itself in ${this.regionName}. It expires after 5 minutes, so request it when the device is ready.`),
       this.form(async () => {
         const wanted = serial.input.value.trim() || null;
-        const problem = wanted ? serialProblem(wanted) : null;
+        const problem = wanted ? serialProblem(wanted, this.config.claimClientIdPrefix) : null;
         if (problem) {
           errors.replaceChildren(this.alert(problem));
           return;
@@ -355,7 +355,7 @@ class App {
     let action: "allow" | "disable" = "allow";
     const form = this.form(async () => {
       const value = serial.input.value.trim();
-      const problem = serialProblem(value);
+      const problem = serialProblem(value, this.config.claimClientIdPrefix);
       if (problem) {
         messages.replaceChildren(this.alert(problem));
         return;
