@@ -44,6 +44,7 @@ from lambdas.contracts.inventory import ContractViolation, InventoryItem, Status
 from lambdas.cvm_registration.logic.tokens import BATCH_PATTERN, device_token
 from lambdas.contracts.things import device_uid_problem
 from lambdas.cvm_registration.models.requests import TOKEN_PATTERN, UID2_PATTERN
+from tools.aws_errors import AWS_ERRORS, describe
 from tools.harness import load_program_stack
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -548,8 +549,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, *, session: Any = None,
-         project_dir: Path = PROJECT_DIR, out: TextIO = sys.stdout,
-         err: TextIO = sys.stderr) -> int:
+         project_dir: Path = PROJECT_DIR, out: TextIO | None = None,
+         err: TextIO | None = None) -> int:
+    # Resolved per call, not at import: a caller that redirects the streams is written to.
+    out, err = out or sys.stdout, err or sys.stderr
     args = parser().parse_args(argv)
     try:
         stack = Stack.load(args.stack, project_dir)
@@ -578,6 +581,9 @@ def main(argv: Sequence[str] | None = None, *, session: Any = None,
     except (FileNotFoundError, KeyError) as error:
         err.write(f"error: {error}\n")
         return 2
+    except AWS_ERRORS as error:  # refused, or no credentials, region or network: one line
+        err.write(f"error: {describe(error)}\n")
+        return 1
     return 0
 
 
