@@ -162,13 +162,18 @@ def _endpoint_partitions() -> list[dict[str, Any]]:
     return partitions
 
 
-@lru_cache(maxsize=1)
-def iot_regions() -> frozenset[str]:
-    """Regions of the `aws` partition where AWS IoT Core exists (what boto3's
-    `get_available_regions("iot")` returns)."""
+@lru_cache(maxsize=16)
+def service_regions(service: str) -> frozenset[str]:
+    """Regions of the `aws` partition that offer `service` (what boto3's
+    `get_available_regions(service)` returns)."""
     partition = next(p for p in _endpoint_partitions() if p["partition"] == "aws")
-    return frozenset(r for r in partition["services"]["iot"]["endpoints"]
+    return frozenset(r for r in partition["services"].get(service, {}).get("endpoints", {})
                      if r in partition["regions"])
+
+
+def iot_regions() -> frozenset[str]:
+    """Regions of the `aws` partition where AWS IoT Core exists."""
+    return service_regions("iot")
 
 
 @lru_cache(maxsize=64)
@@ -199,6 +204,9 @@ class KnownCapability(Protocol):
 
     @property
     def config_key(self) -> str: ...
+
+    @property
+    def services(self) -> tuple[str, ...]: ...
 
     def parse_settings(self, raw: Any, report: Callable[[str, str], None]) -> Any: ...
 
@@ -774,6 +782,16 @@ def parse_stack_config(
     settings = capability_settings(values, parsed["capabilities"], problems.add,
                                    context.capabilities)
 
+    for capability in context.capabilities:  # a service the capability needs, in each region
+        if capability.name not in (parsed["capabilities"] or ()):
+            continue
+        for service in capability.services:
+            missing = [r for r in parsed["regions"] or () if r not in service_regions(service)]
+            if missing:
+                problems.add("regions", f"{', '.join(missing)} does not offer {service}, which "
+                             f"capability {capability.name!r} needs in every region (botocore's "
+                             f"endpoint data); choose other regions or remove {capability.name!r} "
+                             "from capabilities")
     zone = parsed.get("hostedZoneName")
     capability_domains: dict[str, str] = {}
     for capability in context.capabilities:  # the names a capability adds to the zone

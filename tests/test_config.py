@@ -307,6 +307,8 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str, str]] = [
     ("unknown region", {"regions": ["eu-west-1", "eu-wes-2"]}, "regions", "did you mean 'eu-west-2'"),
     ("China region", {"regions": ["eu-west-1", "cn-north-1"]}, "regions", "not support"),
     ("duplicate region", {"regions": ["eu-west-1", "eu-west-1"]}, "regions", "listed twice"),
+    ("replication where Pipes is not offered", {"regions": ["eu-west-1", "il-central-1"]}, "regions",
+     "il-central-1 does not offer pipes, which capability 'replication' needs"),
     ("primary not in regions", {"primaryRegion": "us-east-1"}, "primaryRegion", "not in regions"),
     ("empty domain", {"deviceDomain": ""}, "deviceDomain", "missing"),
     ("domain not a subdomain", {"deviceDomain": "example"}, "deviceDomain", "iot.example.com"),
