@@ -485,6 +485,9 @@ class Manufacturer:
             raise ToolError(f"{broken}; repair the item before changing it") from None
 
     def _revoke_certificate(self, thing: str, certificate_id: str) -> None:
+        """Here, what the replication machine does in every other region with a REVOKED item
+        (replication.asl.json, "Revoked or disabled"): unusable first, then detached from
+        the thing and from the device policy, so `tools.reconcile` finds every region alike."""
         try:
             arn = self.iot.describe_certificate(certificateId=certificate_id)[
                 "certificateDescription"]["certificateArn"]
@@ -492,6 +495,12 @@ class Manufacturer:
             self.iot.detach_thing_principal(thingName=thing, principal=arn)
         except ClientError as error:
             if _code(error) != "ResourceNotFoundException":  # not in this region (yet)
+                raise
+            return
+        try:
+            self.iot.detach_policy(policyName=self.stack.names.device_policy, target=arn)
+        except ClientError as error:
+            if _code(error) != "ResourceNotFoundException":  # not attached (any more)
                 raise
 
     def _write_next(self, item: InventoryItem, *, status: str, revoke: str | None = None) -> None:
