@@ -132,10 +132,20 @@ class FleetRecorderEnvironment(FunctionEnvironment[V]):
     give_up_after_seconds: V  # a claim this old that never provisioned is dropped
 
 
+@dataclass(frozen=True)
+class ShadowReplicationEnvironment(FunctionEnvironment[V]):
+    SERVICE: ClassVar[metrics.Service] = metrics.SHADOW_REPLICATION
+
+    device_data_table_name: V
+    data_endpoint: V  # this region's iot:Data-ATS endpoint (the Device Shadow service)
+    dead_letter_queue_url: V
+
+
 # Lambda package (lambdas/<package>) -> its environment model.
 BY_PACKAGE: Mapping[str, type[FunctionEnvironment[Any]]] = {
     "jitr_certificate_check": JitrCheckEnvironment,
     "cvm_registration": CvmRegistrationEnvironment,
     "fleet_provisioning_hook": FleetHookEnvironment,
     "fleet_provisioning_recorder": FleetRecorderEnvironment,
+    "shadow_replication": ShadowReplicationEnvironment,
 }
