@@ -25,7 +25,7 @@ def build(name: str, ctx: RegionalContext, settings: None,
 
     return ShadowReplication(name, ShadowReplicationArgs(
         region=ctx.region, name_prefix=ctx.name_prefix, device_data=ctx.tables.device_data,
-        tables_key_arn=ctx.tables.key_arn, data_endpoint=ctx.edge.data_endpoint,
+        tables_key_arn=ctx.tables.key_arn,
         kms_key_arn=ctx.key_arn, log_retention_days=ctx.log_retention_days,
         account=ctx.account, lambda_layer=ctx.lambda_layer, tags=ctx.tags), opts)
 

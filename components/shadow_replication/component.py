@@ -143,7 +143,6 @@ class ShadowReplicationArgs:
     name_prefix: str  # `<app>-<env>-<region>`
     device_data: RegionalTable  # this region's replica (name, ARN, stream ARN)
     tables_key_arn: pulumi.Input[str]
-    data_endpoint: pulumi.Input[str]  # this region's iot:Data-ATS endpoint
     kms_key_arn: pulumi.Input[str]  # the regional CMK: logs, queue, environment
     log_retention_days: int
     account: AwsAccount
@@ -197,7 +196,6 @@ class ShadowReplication(pulumi.ComponentResource):
                     stream_arn=v[5], tables_key_arn=v[6], queue_arn=v[7])),
             environment=ShadowReplicationEnvironment[pulumi.Input[str]](
                 device_data_table_name=args.device_data.name,
-                data_endpoint=args.data_endpoint,
                 dead_letter_queue_url=self.dead_letter_queue.url).variables(),
             layer=self.dependencies_layer, memory_size=256, timeout=30)
         fn = self.function.function

@@ -137,7 +137,6 @@ class ShadowReplicationEnvironment(FunctionEnvironment[V]):
     SERVICE: ClassVar[metrics.Service] = metrics.SHADOW_REPLICATION
 
     device_data_table_name: V
-    data_endpoint: V  # this region's iot:Data-ATS endpoint (the Device Shadow service)
     dead_letter_queue_url: V
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+from decimal import Decimal
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -97,7 +98,7 @@ def is_replica_token(token: object) -> bool:
 
 
 def _whole(value: Any, name: str, problems: list[str]) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str, float)):
+    if isinstance(value, bool) or not isinstance(value, (int, str, Decimal)):
         problems.append(f"{name} must be a whole number >= 0, got {value!r}")
         return 0
     try:

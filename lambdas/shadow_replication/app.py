@@ -58,7 +58,10 @@ def runtime() -> Runtime:
     if _runtime is None:
         config = Config.from_environment()
         table = boto3.resource("dynamodb").Table(config.device_data_table)
-        shadows = boto3.client("iot-data", endpoint_url=f"https://{config.data_endpoint}")
+        # The SDK's default iot-data endpoint is the region's data-plane endpoint,
+        # data-ats.iot.<region>.amazonaws.com (AWS General Reference, "AWS IoT Core - data
+        # plane endpoints"), which serves the Device Shadow REST API.
+        shadows = boto3.client("iot-data")
         _runtime = Runtime(
             Ports(region=config.region, table=DynamoShadowTable(table),
                   shadows=IotShadows(shadows), now=time.time),
@@ -80,6 +83,11 @@ def handle_record(record: DynamoDBRecord) -> str:
         outcome = "MALFORMED"
         logger.warning("malformed shadow record dead-lettered",
                        extra={"eventID": record.event_id, "problem": str(problem)})
+    except Exception as error:  # retried by the mapping from this record, then its DLQ
+        logger.warning("shadow record failed; retried",
+                       extra={"eventID": record.event_id,
+                              "error": f"{type(error).__name__}: {error}"})
+        raise
     _count(outcome)
     return outcome
 

@@ -14,7 +14,6 @@ from lambdas.contracts.environment import ShadowReplicationEnvironment
 class Config:
     region: str
     device_data_table: str
-    data_endpoint: str
     dead_letter_queue_url: str
 
     @classmethod
@@ -23,5 +22,4 @@ class Config:
         env: ShadowReplicationEnvironment[str] = \
             ShadowReplicationEnvironment.from_environ(environ)
         return cls(region=environ["AWS_REGION"], device_data_table=env.device_data_table_name,
-                   data_endpoint=env.data_endpoint,
                    dead_letter_queue_url=env.dead_letter_queue_url)
