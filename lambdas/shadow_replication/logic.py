@@ -85,6 +85,12 @@ def captured_record(event: Mapping[str, Any], region: str) -> ShadowRecord:
     if operation not in ("UPDATE", "DELETE"):
         raise RecordProblem(f"operation must be UPDATE or DELETE, got {operation!r}")
     state: Any = None
+    origin_version = event.get("version")
+    if operation == "DELETE" and isinstance(origin_version, int) and \
+            not isinstance(origin_version, bool):
+        # /delete/accepted names the version deleted: the delete comes after that update
+        # (same second, same region: the order key must still put the delete last).
+        origin_version += 1
     if operation == "UPDATE":
         raw = event.get("state")
         # The /documents message's `current.state` holds desired and reported; anything
@@ -94,7 +100,7 @@ def captured_record(event: Mapping[str, Any], region: str) -> ShadowRecord:
     return ShadowRecord.create(
         thing_name=event.get("thingName"), shadow_name=event.get("shadowName", ""),
         status=Status.PRESENT if operation == "UPDATE" else Status.DELETED, state=state,
-        origin_timestamp=event.get("timestamp"), origin_version=event.get("version"),
+        origin_timestamp=event.get("timestamp"), origin_version=origin_version,
         writer_region=region)
 
 
