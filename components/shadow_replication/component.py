@@ -245,8 +245,8 @@ class ShadowReplication(pulumi.ComponentResource):
             opts=child)
         self.rules: dict[str, aws.iot.TopicRule] = {}
         for rule in CAPTURE_RULES:
-            rule_arn = pulumi.Output.all(partition, account_id).apply(
-                lambda v, n=rule_names[rule.suffix]: f"arn:{v[0]}:iot:{region}:{v[1]}:rule/{n}")
+            rule_arn = pulumi.Output.concat("arn:", partition, f":iot:{region}:", account_id,
+                                            f":rule/{rule_names[rule.suffix]}")
             permission = aws.lambda_.Permission(
                 f"{name}-{rule.suffix}-permission", region=region,
                 action="lambda:InvokeFunction", function=fn.name,

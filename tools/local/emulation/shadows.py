@@ -139,7 +139,7 @@ class Shadows:
         for _ in range(rounds):
             moved = self.publish_pending()
             if streams is not None:
-                streams.settle(rounds)  # type: ignore[attr-defined]
+                streams.settle(rounds)
             if not moved and not self._queue:
                 return
         raise TimeoutError(f"shadow messages still flowing after {rounds} rounds")
