@@ -47,7 +47,8 @@ def _topic(thing: str, shadow: str | None, suffix: str) -> str:
 def _document(shadow: Any) -> dict[str, Any] | None:
     if shadow is None or getattr(shadow, "deleted", False):
         return None
-    document = shadow.to_dict(include_delta=False)
+    # A deep copy: moto merges the next update into the same nested dicts.
+    document: dict[str, Any] = json.loads(json.dumps(shadow.to_dict(include_delta=False)))
     document.pop("timestamp", None)
     return document
 
