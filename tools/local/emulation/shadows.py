@@ -16,9 +16,9 @@ Shadow quotas: https://docs.aws.amazon.com/general/latest/gr/iot-core.html#devic
 and a thing must exist (AWS does not require a registry thing for a shadow: the less
 permissive reading here makes a replicated shadow wait for its replicated thing).
 
-Messages are queued when the shadow changes and published by `settle()` (the rules' actions
-then run outside the moto call that made the change); `settle` repeats with the streams
-until both are quiet.
+Messages are queued when the shadow changes and published outside the moto call that made
+the change: by `settle()` (which repeats with the streams until both are quiet) or, with
+`world.background`, by a thread of its own.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from tools.local.emulation import emulation
 from tools.local.world import World
 
 MAX_STATE_BYTES = 8 * 1024
+POLL_SECONDS = 0.05
 
 
 def _topic(thing: str, shadow: str | None, suffix: str) -> str:
@@ -66,6 +67,16 @@ class Shadows:
             mock.patch.object(IoTDataPlaneBackend, "delete_thing_shadow", self._delete())]
         for patch in self._patches:
             patch.start()
+        self._publishing = threading.Lock()  # one publisher at a time: messages stay in order
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if world.background:
+            self._thread = threading.Thread(target=self._loop, name="local-shadows", daemon=True)
+            self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(POLL_SECONDS):
+            self.publish_pending()
 
     def _update(self) -> Any:
         original = IoTDataPlaneBackend.update_thing_shadow
@@ -126,11 +137,12 @@ class Shadows:
 
         engine = self._world.emulations.get(RulesEngine)
         moved = 0
-        for region, topic, message in self.drain():
-            self.published.append((region, topic, message))
-            if engine is not None:
-                engine.publish(region, topic, message)
-            moved += 1
+        with self._publishing:
+            for region, topic, message in self.drain():
+                self.published.append((region, topic, message))
+                if engine is not None:
+                    engine.publish(region, topic, message)
+                moved += 1
         return moved
 
     def settle(self, rounds: int = 50) -> None:
@@ -149,6 +161,9 @@ class Shadows:
         return "device shadows: update/documents and delete/accepted to the rules engine"
 
     def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
         for patch in reversed(self._patches):
             patch.stop()
 
