@@ -38,13 +38,13 @@ TOMBSTONE_SECONDS = 30 * 24 * 3600
 REPLICA_TOKEN_PREFIX = "iotmr-replica:"
 CLIENT_TOKEN_MAX_BYTES = 64
 
-# Thing names: 1-128 of [a-zA-Z0-9:_-]; shadow names: 1-64 of the same (AWS IoT quotas,
-# "AWS IoT Device Shadow service limits": "Shadow name ... 64 bytes", characters per
-# CreateThing's thingName pattern).
+# Thing names: 1-128 of [a-zA-Z0-9:_-]; shadow names: 1-64 of [$a-zA-Z0-9:_-]
+# (GetThingShadow / UpdateThingShadow, URI parameters thingName and shadowName).
 _THING_NAME = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
-_SHADOW_NAME = re.compile(r"[a-zA-Z0-9:_-]{1,64}")
+_SHADOW_NAME = re.compile(r"[$a-zA-Z0-9:_-]{1,64}")
 _REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}")
-# A shadow document's state is at most 8 KB (named and classic), so a record fits easily.
+# A shadow's desired + reported state is at most 8 KB ('Diagnosing problems with shadows'),
+# so a record fits a DynamoDB item easily.
 MAX_STATE_BYTES = 8 * 1024
 _WIDTH = 12
 
@@ -156,7 +156,7 @@ class ShadowRecord:
             problems.append(f"thingName must be 1-128 of [a-zA-Z0-9:_-], got {thing_name!r}")
         if not isinstance(shadow_name, str) or (shadow_name and
                                                 not _SHADOW_NAME.fullmatch(shadow_name)):
-            problems.append(f"shadowName must be '' (classic) or 1-64 of [a-zA-Z0-9:_-], "
+            problems.append(f"shadowName must be '' (classic) or 1-64 of [$a-zA-Z0-9:_-], "
                             f"got {shadow_name!r}")
         if status not in Status.ALL:
             problems.append(f"status must be one of {Status.ALL}, got {status!r}")
