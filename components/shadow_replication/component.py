@@ -24,9 +24,11 @@ from components.account import AwsAccount
 from components.dead_letters import dead_letter_queue
 from components.global_tables import RegionalTable
 from components.iam import (
+    dead_letter_statements,
     lambda_basic_statements,
     policy_document,
     service_trust_policy,
+    stream_read_statements,
     table_key_statement,
 )
 from components.lambda_function import dependencies_layer, python_function
@@ -100,14 +102,8 @@ def function_role_policy(*, log_group_arn: str, key_arn: str, function_name: str
     iot = f"arn:{partition}:iot:{region}:{account_id}"
     statements = lambda_basic_statements(log_group_arn=log_group_arn, key_arn=key_arn,
                                          function_name=function_name)
+    statements += stream_read_statements(stream_arn=stream_arn, sid="ReadDeviceDataStream")
     statements += [
-        {"Sid": "ReadDeviceDataStream", "Effect": "Allow",
-         "Action": ["dynamodb:DescribeStream", "dynamodb:GetRecords",
-                    "dynamodb:GetShardIterator"],
-         "Resource": stream_arn},
-        # ListStreams supports no resource ARN (Service Authorization Reference).
-        {"Sid": "ListStreams", "Effect": "Allow", "Action": "dynamodb:ListStreams",
-         "Resource": "*"},
         # Only the shadow records of the shared device-data table (dynamodb:LeadingKeys).
         {"Sid": "ShadowRecords", "Effect": "Allow",
          "Action": ["dynamodb:GetItem", "dynamodb:PutItem"], "Resource": table_arn,
@@ -117,24 +113,15 @@ def function_role_policy(*, log_group_arn: str, key_arn: str, function_name: str
         {"Sid": "ThisRegionsShadows", "Effect": "Allow",
          "Action": ["iot:DeleteThingShadow", "iot:GetThingShadow", "iot:UpdateThingShadow"],
          "Resource": f"{iot}:thing/*"},
-        {"Sid": "DeadLetters", "Effect": "Allow", "Action": "sqs:SendMessage",
-         "Resource": queue_arn},
-        {"Sid": "EncryptDeadLetters", "Effect": "Allow",
-         "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": key_arn,
-         "Condition": {"StringEquals": {"kms:ViaService": f"sqs.{region}.amazonaws.com"}}},
     ]
+    statements += dead_letter_statements(queue_arn=queue_arn, key_arn=key_arn, region=region)
     return policy_document(statements)
 
 
 def rule_role_policy(*, queue_arn: str, key_arn: str, region: str) -> str:
     """The rules' error action only: the Lambda action uses the function's resource policy."""
-    return policy_document([
-        {"Sid": "DeadLetters", "Effect": "Allow", "Action": "sqs:SendMessage",
-         "Resource": queue_arn},
-        {"Sid": "EncryptDeadLetters", "Effect": "Allow",
-         "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": key_arn,
-         "Condition": {"StringEquals": {"kms:ViaService": f"sqs.{region}.amazonaws.com"}}},
-    ])
+    return policy_document(dead_letter_statements(queue_arn=queue_arn, key_arn=key_arn,
+                                                  region=region))
 
 
 @dataclass(frozen=True)
