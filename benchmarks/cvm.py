@@ -14,9 +14,21 @@ compare flags and token, CreateKeysAndCertificate, AttachPolicy, CreateThing,
 AttachThingPrincipal, download the root CA, UpdateItem, DescribeEndpoint; boto3 clients made on
 every invocation.
 
-Targets: <= 6 AWS calls per registration on the CSR path (seed: 7 + a download); >= 2x the
-seed's throughput. Also printed: the 403 timings of an unknown device, a wrong token and a
+Targets: <= 8 AWS calls per registration on the CSR path (seed: 7 + a download; issue 20 added
+the claim's read-back and the activation of a certificate created inactive). Throughput
+against the seed is printed, not a target any more: moto deep-copies every table a
+TransactWriteItems touches (for its rollback), so our two transactions per registration cost
+moto time that grows with the tables and says nothing about AWS; the function's own CPU is the
+figure that is ours. Also printed: the 403 timings of an unknown device, a wrong token and a
 disabled device (no timing oracle).
+
+The function's own cost, apart from moto's: CPU time of a warm registration on the invoking
+thread minus the CPU time spent inside botocore's API calls (where moto runs, in-process).
+Cold start: the handler module's import time (a fresh interpreter, median of 3) and the first
+invocation after a cold start (import, clients, the salts read, one registration). Budgets
+(components/cvm/README.md): own CPU <= 15 ms per CSR registration, import <= 2.5 s, first
+invocation <= 1 s (modules already imported: in-process the emulation shares them), on this
+2-core machine.
 """
 
 from __future__ import annotations
@@ -29,6 +41,7 @@ import io
 import json
 import os
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -48,6 +61,7 @@ from lambdas.cvm_registration.config import PACKAGED_ROOT_CAS  # noqa: E402
 from tests.support.cvm import LEGACY, REGION, api_event, cvm_world, new_csr, token  # noqa: E402
 from tools.local import pki_material  # noqa: E402
 from tools.local.calls import acting_as  # noqa: E402
+from tools.local.emulation.lambdas import LambdaRuntime  # noqa: E402
 from tools.local.journeys import registry as seen  # noqa: E402
 
 SEED_TABLE = "DeviceProvisioningInfoDB"
@@ -153,6 +167,49 @@ def summary(name: str, seconds: list[float], aws_calls: float,
             "per_second": len(seconds) / sum(seconds)}
 
 
+OWN_CPU_BUDGET_MS = 15.0
+IMPORT_BUDGET_S = 2.5
+FIRST_INVOCATION_BUDGET_S = 1.0
+
+
+def import_seconds(samples: int = 3) -> float:
+    """The handler module's import time in a fresh interpreter (what a cold start pays)."""
+    code = ("import time; t = time.perf_counter(); import lambdas.cvm_registration.app; "
+            "print(time.perf_counter() - t)")
+    runs = [float(subprocess.run([sys.executable, "-c", code], cwd=PROJECT_DIR, check=True,
+                                 capture_output=True, text=True).stdout.strip().splitlines()[-1])
+            for _ in range(samples)]
+    return statistics.median(runs)
+
+
+@contextlib.contextmanager
+def aws_cpu_meter() -> Iterator[list[float]]:
+    """Thread CPU seconds spent inside botocore API calls (moto runs there, in-process)."""
+    import botocore.client
+
+    client_class: Any = botocore.client.BaseClient  # botocore's stubs omit _make_api_call
+    spent = [0.0]
+    original = client_class._make_api_call
+    depth = threading.local()
+
+    def metered(self: Any, operation: str, params: Any) -> Any:
+        outer = getattr(depth, "n", 0) == 0
+        depth.n = getattr(depth, "n", 0) + 1
+        start = time.thread_time()
+        try:
+            return original(self, operation, params)
+        finally:
+            depth.n -= 1
+            if outer:
+                spent[0] += time.thread_time() - start
+
+    client_class._make_api_call = metered
+    try:
+        yield spent
+    finally:
+        client_class._make_api_call = original
+
+
 def run(devices: int) -> list[dict[str, Any]]:
     pki = pki_material.bootstrap()
     rows: list[dict[str, Any]] = []
@@ -164,6 +221,7 @@ def run(devices: int) -> list[dict[str, Any]]:
             world.add_device(f"csr-{n}", "B1")
             world.add_device(f"legacy-{n}", LEGACY)
         world.add_device("disabled", "B1", enabled=False)
+        world.add_device("cold-0", "B1")
         csrs = [new_csr(f"csr-{n}")[1] for n in range(total)]
 
         def ours(uid: str, salt: str, csr: str | None = None) -> Callable[[], Any]:
@@ -186,6 +244,23 @@ def run(devices: int) -> list[dict[str, Any]]:
             seconds = timed(make[3:])
             rows.append(summary(f"ours, {path} path", seconds,
                                 (len(world.calls()) - before) / devices))
+
+        # The function's own CPU per warm CSR registration (moto's share removed).
+        own: list[float] = []
+        with aws_cpu_meter() as in_aws:
+            for n in range(3):  # the CSR devices are registered: fresh ones
+                uid = f"cpu-{n}"
+                world.add_device(uid, "B1")
+                call = ours(uid, "salt-1", new_csr(uid)[1])
+                before_aws, start = in_aws[0], time.thread_time()
+                call()
+                own.append(time.thread_time() - start - (in_aws[0] - before_aws))
+        rows.append({"flow": "own CPU, CSR path (ms)", "median_ms": statistics.median(own) * 1000})
+
+        # Cold start: a new execution environment, then one registration.
+        world.world.emulation(LambdaRuntime).cold_start(world.function)
+        first = timed([ours("cold-0", "salt-1", new_csr("cold-0")[1])])[0]
+        rows.append({"flow": "first invocation (ms)", "median_ms": first * 1000})
 
         # 403 timings: no oracle between an unknown device, a wrong token and a disabled one.
         def refused(uid: str, device_token: str) -> Callable[[], Any]:
@@ -275,13 +350,21 @@ def main() -> int:
     by_flow = {row["flow"]: row for row in rows}
     ours, seed = by_flow["ours, CSR path"], by_flow["seed"]
     speedup = ours["per_second"] / seed["per_second"]
-    print(f"\nCSR path: {ours['aws_calls']:.0f} AWS calls (target <= 6; seed "
+    own_cpu = by_flow["own CPU, CSR path (ms)"]["median_ms"]
+    first = by_flow["first invocation (ms)"]["median_ms"] / 1000
+    imported = import_seconds()
+    print(f"\nfunction's own CPU per CSR registration: {own_cpu:.1f} ms (budget "
+          f"{OWN_CPU_BUDGET_MS:.0f}); handler import {imported:.2f} s (budget "
+          f"{IMPORT_BUDGET_S}); first invocation {first:.2f} s (budget "
+          f"{FIRST_INVOCATION_BUDGET_S})")
+    print(f"CSR path: {ours['aws_calls']:.0f} AWS calls (target <= 8; seed "
           f"{seed['aws_calls']:.0f} + {seed['downloads']:.0f} download), throughput "
-          f"{speedup:.1f}x the seed's (target >= 2x)")
+          f"{speedup:.1f}x the seed's in moto (not a target: moto copies tables per transaction)")
     legacy = by_flow["ours, legacy path"]["per_second"] / seed["per_second"]
     print(f"legacy path vs seed: {legacy:.1f}x"
           " (both make the key pair in the cloud: moto generates RSA-2048 keys in-process)")
-    met = ours["aws_calls"] <= 6 and speedup >= 2
+    met = (ours["aws_calls"] <= 8 and own_cpu <= OWN_CPU_BUDGET_MS
+           and imported <= IMPORT_BUDGET_S and first <= FIRST_INVOCATION_BUDGET_S)
     print("targets met" if met else "TARGETS MISSED")
     return 0 if met else 1
 

@@ -108,7 +108,7 @@ def test_bad_rows_are_all_reported_by_line_and_nothing_is_written(world: Cvm, pr
     status, out, err = run(project, "import", "B1", str(csv_path))
     assert status == 2
     assert err.splitlines()[1:] == [
-        "line 3: device_uid 'bad uid' must be 1-128 of A-Z a-z 0-9 : _ -",
+        "line 3: device_uid 'bad uid' may only contain a-z A-Z 0-9 : _ -",
         "line 4: device_token does not match the batch salt (firmware built with another salt?)",
         "line 5: device_uid good-1 repeats line 2",
         "line 6: device_uid_2 'MAC+1' must be 1-128 of A-Z a-z 0-9 : _ . -",
@@ -202,9 +202,11 @@ def test_revoke_is_final_here_and_through_the_inventory(world: Cvm, project: Pat
     request = {"device_uid": "d-1", "device_token": token(salt, "d-1")}
     assert register(world, request) == 200
 
+    assert world.policy_targets()
     assert run(project, "revoke", "d-1")[0] == 0
     [certificate] = world.certificates()
     assert certificate["status"] == "REVOKED" and world.thing_principals("d-1") == []
+    assert world.policy_targets() == []  # as the machine leaves it in every other region
     item = world.inventory("d-1")
     assert (item["status"], item["version"], item["writerRegion"]) == (
         {"S": "REVOKED"}, {"N": "2"}, {"S": REGION})
@@ -223,6 +225,7 @@ def test_reissue_revokes_and_lets_the_device_register_again(world: Cvm, project:
 
     status, out, _ = run(project, "reissue", "d-2")
     assert status == 0, out
+    assert world.policy_targets() == []
     item = world.inventory("d-2")
     assert (item["status"], item["version"]) == ({"S": "INACTIVE"}, {"N": "2"})
     assert item["revokedCertificateIds"] == {"SS": [old]}
@@ -249,3 +252,27 @@ def test_revoke_refuses_to_build_on_an_item_that_breaks_the_contract(
     status, _, err = run(project, "revoke", "d-3")
     assert status == 1 and "writerRegion: missing" in err and "Traceback" not in err
     assert "writerRegion" not in world.inventory("d-3")  # nothing written over it
+
+
+@pytest.mark.parametrize("prefix", ["", "thing_", "p" * 32])
+def test_the_tool_imports_exactly_the_uids_the_function_accepts(prefix: str) -> None:
+    """One contract (lambdas/contracts/things.py): the prefix counts in the thing name's
+    128 characters for the tool as for the function."""
+    from lambdas.cvm_registration.logic.errors import BadField
+    from lambdas.cvm_registration.logic.registration import thing_name_for
+    from lambdas.cvm_registration.config import Config
+
+    config = Config(region=REGION, provisioning_table="p", inventory_table="i",
+                    salts_secret_id="s", device_policy_name="d", device_endpoint="e",
+                    root_ca_bundle="", thing_name_prefix=prefix)
+    for uid in ["a" * n for n in range(90, 131)] + ["bad uid", "x+y", "ok:uid_1-2"]:
+        rows, problems = manufacturer.validate_csv(io.StringIO(f"device_uid\n{uid}\n"), None,
+                                                   prefix)
+        try:
+            thing_name_for(config, uid)
+            accepted = True
+        except BadField:
+            accepted = False
+        assert bool(rows) == accepted and bool(problems) == (not accepted), (prefix, uid)
+        if not accepted and len(uid) > 100:
+            assert "prefix" in problems[0] or not prefix

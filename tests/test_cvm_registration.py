@@ -19,6 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from lambdas.contracts.inventory import InventoryItem, Issuer, Onboarding, timestamp
+from lambdas.cvm_registration.logic.registration import FOREIGN_CLAIM_MARGIN_SECONDS
 from tests.support.certificates import issue
 from tests.support.cvm import LEGACY, REGION, SEED_SALT, Cvm, api_event, cvm_world, new_csr, token
 from tools.harness import StackGraph
@@ -226,21 +227,43 @@ def test_a_fresh_claim_is_409_and_a_stale_one_is_taken_over(world: Cvm) -> None:
     world.add_device("DEVICE001", LEGACY)
     request = {"device_uid": "DEVICE001", "device_token": SEED_TOKEN}
 
-    def claimed(at_ms: int) -> None:
+    def claimed(at_ms: int, region: str = REGION) -> None:
         world.ddb.update_item(
             TableName=world.world.table(seen.PROVISIONING), Key={"deviceUid": {"S": "DEVICE001"}},
-            UpdateExpression="SET registrationState = :c, claimId = :i, claimedAt = :t",
+            UpdateExpression="SET registrationState = :c, claimId = :i, claimedAt = :t, "
+                             "claimRegion = :r",
             ExpressionAttributeValues={":c": {"S": "CLAIMED"}, ":i": {"S": "dead"},
-                                       ":t": {"N": str(at_ms)}})
+                                       ":t": {"N": str(at_ms)}, ":r": {"S": region}})
 
     claimed(int(time.time() * 1000))
     answer = world.invoke(api_event(json.dumps(request)))
     assert answer["statusCode"] == 409 and answer["multiValueHeaders"]["Retry-After"] == ["2"]
     assert "in progress" in json.loads(answer["body"])["payload"]["message"]
     stale_ms = int(world.environment["CLAIM_STALE_SECONDS"]) * 1000 + 1000
-    claimed(int(time.time() * 1000) - stale_ms)  # older than CLAIM_STALE_SECONDS
+    # Another region's claim this old may still be committing there (its commit has not
+    # replicated here yet): not taken over before the cross-region margin.
+    claimed(int(time.time() * 1000) - stale_ms, region="us-east-1")
+    assert world.call(request)[0] == 409
+    claimed(int(time.time() * 1000) - stale_ms)  # ours, older than CLAIM_STALE_SECONDS
     assert world.call(request)[0] == 200
     assert world.record("DEVICE001")["registrationState"] == {"S": "REGISTERED"}
+
+
+def test_another_regions_dead_claim_is_taken_over_after_the_cross_region_margin(
+        world: Cvm) -> None:
+    world.add_device("DEVICE002", LEGACY)
+    old_ms = (int(world.environment["CLAIM_STALE_SECONDS"]) + FOREIGN_CLAIM_MARGIN_SECONDS
+              + 1) * 1000
+    world.ddb.update_item(
+        TableName=world.world.table(seen.PROVISIONING), Key={"deviceUid": {"S": "DEVICE002"}},
+        UpdateExpression="SET registrationState = :c, claimId = :i, claimedAt = :t, "
+                         "claimRegion = :r",
+        ExpressionAttributeValues={":c": {"S": "CLAIMED"}, ":i": {"S": "dead"},
+                                   ":t": {"N": str(int(time.time() * 1000) - old_ms)},
+                                   ":r": {"S": "us-east-1"}})
+    assert world.call({"device_uid": "DEVICE002",
+                       "device_token": token(SEED_SALT, "DEVICE002")})[0] == 200
+    assert world.record("DEVICE002")["registeredRegion"] == {"S": REGION}
 
 
 def test_second_identifier_is_part_of_the_token_and_of_the_record(world: Cvm) -> None:

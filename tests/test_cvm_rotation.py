@@ -81,13 +81,28 @@ def test_rotation_issues_for_the_new_key_and_revokes_the_old_certificate(registe
     assert world.record("sensor-1")["certificateId"] == {"S": new_id}
 
 
-def test_a_replayed_rotation_is_refused(registered: Any) -> None:
-    world, key, _ = registered
-    _, csr = new_csr()
+def test_an_identical_retry_gets_the_same_new_certificate_and_nothing_else(
+        registered: Any) -> None:
+    """The rotation's answer was lost: the device, holding only its old key, sends the same
+    request again. It gets the certificate already issued for its new key; nothing is issued
+    or revoked. Anything else signed by the old key is refused, and so is the same request
+    once it is no longer fresh."""
+    world, key, old_id = registered
+    new_key, csr = new_csr()
     request = signed_rotation("sensor-1", key, csr)
-    assert post(world, request, "/rotation")[0] == 200
-    assert post(world, request, "/rotation") == (403, REFUSED)  # the signing key is no longer current
+    status, first = post(world, request, "/rotation")
+    assert status == 200
+    status, again = post(world, request, "/rotation")
+    assert status == 200, again
+    assert again["payload"]["certificate_id"] == first["payload"]["certificate_id"]
     assert len(world.certificates()) == 2
+    assert world.inventory("sensor-1")["version"] == {"N": "2"}
+    _, other_csr = new_csr()
+    assert post(world, signed_rotation("sensor-1", key, other_csr), "/rotation") == \
+        (403, REFUSED)  # the old key proves nothing new
+    stale = signed_rotation("sensor-1", key, csr, timestamp=int(time.time()) - 600)
+    assert post(world, stale, "/rotation") == (403, REFUSED)
+    assert {c["status"] for c in world.certificates()} == {"ACTIVE", "REVOKED"}
 
 
 @pytest.mark.parametrize("case", ["other key", "stale", "future", "unknown device",

@@ -627,6 +627,21 @@ def test_replication_does_not_echo_and_waits_for_a_region_that_is_down(world: Wo
     assert tables.replicate() == 0  # the replicated write came back once and stopped there
 
 
+def test_a_cancelled_transaction_does_not_stop_the_stream(world: World) -> None:
+    tables = world.emulation(Streams).global_tables
+    assert tables is not None
+    tables.replicate()
+    first, second = name(), name()
+    put(world, A, first, "before")
+    with pytest.raises(ClientError):  # cancelled: its condition fails
+        world.client("dynamodb", A).transact_write_items(TransactItems=[{"Put": {
+            "TableName": world.table(seen.INVENTORY), "Item": {"thingName": {"S": first}},
+            "ConditionExpression": "attribute_not_exists(thingName)"}}])
+    put(world, A, second, "after")
+    tables.replicate()
+    assert [(item(world, B, t) or {}).get("value") for t in (first, second)] == ["before", "after"]
+
+
 def test_one_matcher_for_lambda_and_pipes_filters(world: World) -> None:
     record = {"eventName": "MODIFY", "dynamodb": {"NewImage": {"writerRegion": {"S": "us-west-2"},
                                                                "kind": {"S": "FLEET_SERIAL"}}}}

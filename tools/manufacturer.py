@@ -42,13 +42,14 @@ from components.naming import INVENTORY_TABLE, PROVISIONING_TABLE, StackNames
 from lambdas.contracts import inventory
 from lambdas.contracts.inventory import ContractViolation, InventoryItem, Status
 from lambdas.cvm_registration.logic.tokens import BATCH_PATTERN, device_token
-from lambdas.cvm_registration.models.requests import TOKEN_PATTERN, UID2_PATTERN, UID_PATTERN
+from lambdas.contracts.things import device_uid_problem
+from lambdas.cvm_registration.models.requests import TOKEN_PATTERN, UID2_PATTERN
+from tools.aws_errors import AWS_ERRORS, describe
 from tools.harness import load_program_stack
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 CSV_COLUMNS = ("device_uid", "device_uid_2", "device_token")
 UID_MAX = 128
-_UID = re.compile(UID_PATTERN)
 _UID2 = re.compile(UID2_PATTERN)
 _TOKEN = re.compile(TOKEN_PATTERN)
 
@@ -68,6 +69,7 @@ class Stack:
     names: StackNames
     regions: tuple[str, ...]
     primary_region: str
+    thing_name_prefix: str = ""  # the stack's cvm.thingNamePrefix: the function's thing names
 
     @property
     def provisioning_table(self) -> str:
@@ -87,7 +89,9 @@ class Stack:
         key = "iot-multi-region:"
         return cls(names=StackNames(str(config[key + "appName"]), str(config[key + "environment"])),
                    regions=tuple(config[key + "regions"]),
-                   primary_region=str(config[key + "primaryRegion"]))
+                   primary_region=str(config[key + "primaryRegion"]),
+                   thing_name_prefix=str((config.get(key + "cvm") or {}).get(
+                       "thingNamePrefix", "")))
 
 
 def now_iso() -> str:
@@ -195,8 +199,11 @@ class ImportReport:
     conflicts: list[str] = field(default_factory=list)
 
 
-def validate_csv(stream: TextIO, salt: str | None) -> tuple[list[DeviceRow], list[str]]:
-    """Every row checked before anything is written: (rows, problems with line numbers)."""
+def validate_csv(stream: TextIO, salt: str | None, thing_name_prefix: str = ""
+                 ) -> tuple[list[DeviceRow], list[str]]:
+    """Every row checked before anything is written: (rows, problems with line numbers).
+    A UID is checked with the function's own rule (lambdas/contracts/things.py), prefix
+    included: a device imported here is never refused by the function for its UID."""
     reader = csv.DictReader(stream)
     header = [h.strip() for h in (reader.fieldnames or [])]
     problems: list[str] = []
@@ -218,9 +225,9 @@ def validate_csv(stream: TextIO, salt: str | None) -> tuple[list[DeviceRow], lis
         uid = (raw.get("device_uid") or "").strip()
         uid2 = (raw.get("device_uid_2") or "").strip() or None
         presented = (raw.get("device_token") or "").strip()
-        if not _UID.match(uid) or len(uid) > UID_MAX:
-            problems.append(f"line {line}: device_uid {uid!r} must be 1-{UID_MAX} of "
-                            "A-Z a-z 0-9 : _ -")
+        uid_problem = device_uid_problem(uid, thing_name_prefix)
+        if uid_problem is not None:
+            problems.append(f"line {line}: device_uid {uid[:40]!r} {uid_problem}")
             continue
         if uid2 is not None and (not _UID2.match(uid2) or len(uid2) > UID_MAX):
             problems.append(f"line {line}: device_uid_2 {uid2!r} must be 1-{UID_MAX} of "
@@ -340,7 +347,7 @@ class Manufacturer:
                 raise ToolError(f"batch {batch} has no salt version {version}", 2)
         try:
             with csv_path.open(newline="") as stream:
-                rows, problems = validate_csv(stream, salt)
+                rows, problems = validate_csv(stream, salt, self.stack.thing_name_prefix)
         except (OSError, UnicodeDecodeError, csv.Error) as error:
             raise ToolError(f"{csv_path}: cannot read the CSV ({error})", 2) from None
         if problems:
@@ -478,6 +485,9 @@ class Manufacturer:
             raise ToolError(f"{broken}; repair the item before changing it") from None
 
     def _revoke_certificate(self, thing: str, certificate_id: str) -> None:
+        """Here, what the replication machine does in every other region with a REVOKED item
+        (replication.asl.json, "Revoked or disabled"): unusable first, then detached from
+        the thing and from the device policy, so `tools.reconcile` finds every region alike."""
         try:
             arn = self.iot.describe_certificate(certificateId=certificate_id)[
                 "certificateDescription"]["certificateArn"]
@@ -485,6 +495,12 @@ class Manufacturer:
             self.iot.detach_thing_principal(thingName=thing, principal=arn)
         except ClientError as error:
             if _code(error) != "ResourceNotFoundException":  # not in this region (yet)
+                raise
+            return
+        try:
+            self.iot.detach_policy(policyName=self.stack.names.device_policy, target=arn)
+        except ClientError as error:
+            if _code(error) != "ResourceNotFoundException":  # not attached (any more)
                 raise
 
     def _write_next(self, item: InventoryItem, *, status: str, revoke: str | None = None) -> None:
@@ -542,8 +558,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, *, session: Any = None,
-         project_dir: Path = PROJECT_DIR, out: TextIO = sys.stdout,
-         err: TextIO = sys.stderr) -> int:
+         project_dir: Path = PROJECT_DIR, out: TextIO | None = None,
+         err: TextIO | None = None) -> int:
+    # Resolved per call, not at import: a caller that redirects the streams is written to.
+    out, err = out or sys.stdout, err or sys.stderr
     args = parser().parse_args(argv)
     try:
         stack = Stack.load(args.stack, project_dir)
@@ -572,6 +590,9 @@ def main(argv: Sequence[str] | None = None, *, session: Any = None,
     except (FileNotFoundError, KeyError) as error:
         err.write(f"error: {error}\n")
         return 2
+    except AWS_ERRORS as error:  # refused, or no credentials, region or network: one line
+        err.write(f"error: {describe(error)}\n")
+        return 1
     return 0
 
 

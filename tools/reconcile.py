@@ -17,7 +17,8 @@ at `replication.backfillUtilization`, adapts to throttling, shows progress and a
 writes a journal (`--journal-dir`) so a rerun after a crash skips finished devices.
 
 Exit status: 0 in sync (or everything repaired), 1 failures or conflicts remain, 2 the dry
-run found something to repair, 3 bad arguments or stack.
+run found something to repair, 3 bad arguments or stack, or AWS not reachable (no credentials,
+region or network: one line naming the fix).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from tools import stack_outputs
+from tools.aws_errors import AWS_ERRORS, describe
 from tools.replication_reconcile import (
     CONFLICT,
     REPAIRABLE,
@@ -121,8 +123,9 @@ def run(targets: dict[str, RegionTargets], settings: Any, clients: ClientFactory
     return (2 if pending else 0), reports
 
 
-def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
+def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO | None = None,
          clients: ClientFactory | None = None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr  # per call: redirected streams are used
     parser = argparse.ArgumentParser(prog="python -m tools.reconcile", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stack", help="stack name (reads Pulumi.<stack>.yaml)")
@@ -157,11 +160,15 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = 
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=err)
         return 3
-    code, _ = run(targets, settings, clients or boto3_clients(args.profile),
-                  regions=args.region or sorted(targets), apply=args.apply, deep=args.deep,
-                  journal_dir=args.journal_dir, stack=args.stack,
-                  utilization=args.utilization,
-                  things=set(args.thing) if args.thing else None, out=out, progress=err)
+    try:
+        code, _ = run(targets, settings, clients or boto3_clients(args.profile),
+                      regions=args.region or sorted(targets), apply=args.apply, deep=args.deep,
+                      journal_dir=args.journal_dir, stack=args.stack,
+                      utilization=args.utilization,
+                      things=set(args.thing) if args.thing else None, out=out, progress=err)
+    except AWS_ERRORS as error:  # no credentials, region or network, or refused: one line
+        print(f"error: {describe(error)}", file=err)
+        return 3
     return code
 
 

@@ -32,8 +32,11 @@ def function_role_policy(*, partition: str, region: str, account_id: str, functi
         {"Sid": "ClaimAndCommitRecords", "Effect": "Allow",
          "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
          "Resource": provisioning_table_arn},
+        # ConditionCheckItem: the claim's transaction checks the thing's inventory item
+        # ("Using IAM with DynamoDB transactions": a ConditionCheck needs that permission).
         {"Sid": "WriteInventory", "Effect": "Allow",
-         "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+         "Action": ["dynamodb:ConditionCheckItem", "dynamodb:GetItem", "dynamodb:PutItem",
+                    "dynamodb:UpdateItem"],
          "Resource": inventory_table_arn},
         table_key_statement(key_arn=tables_key_arn, region=region, write=True,
                             sid="TablesKeyThroughDynamoDb"),
@@ -53,7 +56,8 @@ def function_role_policy(*, partition: str, region: str, account_id: str, functi
         # AttachPolicy's resource is the target certificate; IAM has no key for the policy
         # name, so the function can only be held to certificates of this region.
         {"Sid": "Certificates", "Effect": "Allow",
-         "Action": ["iot:AttachPolicy", "iot:DetachPolicy", "iot:UpdateCertificate",
+         "Action": ["iot:AttachPolicy", "iot:DetachPolicy", "iot:DescribeCertificate",
+                    "iot:UpdateCertificate",
                     "iot:DeleteCertificate"],
          "Resource": f"{iot}:cert/*"},
         {"Sid": "CertificateToThing", "Effect": "Allow",

@@ -30,3 +30,28 @@ def thing_name_problem(value: object) -> str | None:
 
 def is_thing_name(value: object) -> bool:
     return thing_name_problem(value) is None
+
+
+# --- CVM devices: the device UID becomes the thing name `<thingNamePrefix><device_uid>` -------
+# One rule for the function (lambdas/cvm_registration), the operator's tool
+# (tools/manufacturer.py) and the API's JSON schema (its pattern is DEVICE_UID_PATTERN).
+DEVICE_UID_PATTERN = r"^[A-Za-z0-9:_-]+$"
+_DEVICE_UID_CHARACTERS = re.compile(r"[A-Za-z0-9:_-]+")
+
+
+def device_thing_name(prefix: str, device_uid: str) -> str:
+    return prefix + device_uid
+
+
+def device_uid_problem(device_uid: object, prefix: str = "") -> str | None:
+    """Why `device_uid` cannot name a device's thing under `prefix`, or None when it can."""
+    if not isinstance(device_uid, str) or not device_uid:
+        return "must be a non-empty string"
+    if not _DEVICE_UID_CHARACTERS.fullmatch(device_uid):
+        return f"may only contain {THING_NAME_CHARACTERS}"
+    room = THING_NAME_MAX_LENGTH - len(prefix)
+    if len(device_uid) > room:
+        return (f"has {len(device_uid)} characters; with the thing-name prefix {prefix!r} "
+                f"a device UID may have at most {room} (a thing name has at most "
+                f"{THING_NAME_MAX_LENGTH})")
+    return None

@@ -50,6 +50,16 @@ class Flows:
     rotator: Rotator
 
 
+_invocation: dict[str, LambdaContext] = {}
+
+
+def _time_left() -> float:
+    """Seconds the current invocation has left (undo retries stop in time to answer)."""
+    context = _invocation.get("context")
+    return context.get_remaining_time_in_millis() / 1000 if context is not None \
+        else float("inf")
+
+
 def _undo_failed(step: str, error: Exception) -> None:
     # What failed and how; the error text of our own exceptions carries no secrets.
     logger.error("undo step failed; resources may need cleanup",
@@ -59,7 +69,8 @@ def _undo_failed(step: str, error: Exception) -> None:
 
 def build_flows(config: Config, session: boto3.session.Session) -> Flows:
     dynamodb = session.client("dynamodb", region_name=config.region, config=BOTO_CONFIG)
-    registry = IotRegistry(session.client("iot", region_name=config.region, config=BOTO_CONFIG))
+    registry = IotRegistry(session.client("iot", region_name=config.region, config=BOTO_CONFIG),
+                           time_left=_time_left)
     tables = DynamoDeviceTables(dynamodb, provisioning_table=config.provisioning_table,
                                 inventory_table=config.inventory_table)
     salts = SecretSalts(session.client("secretsmanager", region_name=config.region,
@@ -109,9 +120,11 @@ def register() -> Response:
     current = flows()
     registered = current.registrar.register(request)
     _outcome(Cvm.REGISTRATION, 200)
-    metrics.add_metric(name=Cvm.ATTEMPTS_PER_DEVICE, unit=MetricUnit.Count,
-                       value=registered.attempts)
-    logger.info("device registered", extra={
+    if not registered.redelivered:  # a re-delivery is no new attempt
+        metrics.add_metric(name=Cvm.ATTEMPTS_PER_DEVICE, unit=MetricUnit.Count,
+                           value=registered.attempts)
+    logger.info("device registered" if not registered.redelivered
+                else "certificate delivered again to the key it was issued to", extra={
         "thingName": registered.issued.thing_name,
         "certificateId": registered.issued.certificate_id,
         "batch": registered.batch, "path": registered.path, "attempts": registered.attempts})
@@ -126,7 +139,8 @@ def rotate() -> Response:
     current = flows()
     rotated = current.rotator.rotate(request)
     _outcome(Cvm.ROTATION, 200)
-    logger.info("certificate rotated", extra={
+    logger.info("certificate rotated" if not rotated.redelivered
+                else "rotation answered again (identical retry)", extra={
         "thingName": rotated.issued.thing_name, "certificateId": rotated.issued.certificate_id,
         "revokedCertificateId": rotated.revoked_certificate_id})
     return _json(200, success_body(rotated.issued, endpoint=current.config.device_endpoint,
@@ -162,4 +176,5 @@ def unexpected(error: Exception) -> Response:
 @logger.inject_lambda_context(log_event=False)
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    _invocation["context"] = context
     return app.resolve(event, context)

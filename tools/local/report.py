@@ -69,10 +69,12 @@ class RunReport:
     errors: list[str] = field(default_factory=list)  # the run itself could not proceed
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # Ctrl-C or SIGTERM stopped the journeys: what ran is reported, the rest did not run.
+    interrupted: bool = False
 
     @property
     def ok(self) -> bool:
-        return (not self.errors and (self.policy is None or self.policy.mandatory == 0)
+        return (not self.interrupted and not self.errors and (self.policy is None or self.policy.mandatory == 0)
                 and all(j.outcome != Outcome.FAIL for j in self.journeys))
 
     def counts(self) -> dict[str, int]:

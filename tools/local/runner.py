@@ -88,6 +88,13 @@ def _run_journeys(world: World, selected: list[journeys.Journey], report: RunRep
             item.run(JourneyRun(world, result, progress))
         except JourneyStopped:
             pass
+        except KeyboardInterrupt:  # keep what ran; the caller tears down and reports it
+            result.steps.append(StepResult("interrupted (Ctrl-C or SIGTERM)", None, Outcome.FAIL, "",
+                                           "the run was stopped here; later journeys did not run"))
+            result.seconds = time.monotonic() - started
+            report.interrupted = True
+            progress.done()
+            return
         except Exception as error:  # a journey bug must not hide the other journeys
             result.steps.append(StepResult("journey crashed", None, Outcome.FAIL, "",
                                            f"{type(error).__name__}: {error}"))
@@ -184,7 +191,7 @@ def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | N
                 try:
                     _run_journeys(world, selected, report, progress)
                     report.seconds = time.monotonic() - started
-                    if hold is not None:
+                    if hold is not None and not report.interrupted:
                         report.endpoint = world.serve()
                         hold(report, world)
                 finally:

@@ -82,25 +82,37 @@ def record_from_item(item: Item) -> DeviceRecord:
         thing_name=_s(item, "thingName"),
         certificate_id=_s(item, "certificateId"),
         reopened_from=_s(item, "reopenedFrom"),
+        previous_certificate_id=_s(item, "previousCertificateId"),
     )
 
 
-def claim_request(table: str, claim: Claim) -> dict[str, Any]:
-    """The conditional claim: only a known, enabled record of the batch and salt version the
-    token proved, unregistered (or held by a claim so old its invocation is dead), and with
-    the second identifier it was imported with."""
+def claim_request(table: str, inventory_table: str, thing_name: str,
+                  claim: Claim) -> list[dict[str, Any]]:
+    """The conditional claim, one transaction of two items:
+
+    * the record: known, enabled, of the batch and salt version the token proved, with the
+      second identifier it was imported with, and unregistered, or held by a claim so old its
+      invocation is dead (a claim of another region only after `foreign_stale_before_ms`:
+      a region never takes over a claim it cannot see the outcome of within replication);
+    * the inventory item of the thing: none, or neither ACTIVE nor REVOKED. Items replicate
+      one by one, so in a region where the device's item has arrived before its record, the
+      record still reads UNREGISTERED: this check refuses there and the refusal writes
+      nothing (issue 20).
+    """
     second = ("#uid2 = :uid2" if claim.device_uid_2 is not None
               else "attribute_not_exists(#uid2)")
     values: dict[str, Any] = {
         ":claimed": {"S": CLAIMED}, ":unregistered": {"S": UNREGISTERED},
         ":claim": {"S": claim.claim_id}, ":now": {"N": str(claim.now_ms)},
-        ":stale": {"N": str(claim.stale_before_ms)}, ":region": {"S": claim.region},
+        ":stale": {"N": str(claim.stale_before_ms)},
+        ":foreignStale": {"N": str(claim.foreign_stale_before_ms)},
+        ":region": {"S": claim.region},
         ":batch": {"S": claim.salt.batch}, ":version": {"N": str(claim.salt.version)},
         ":true": {"BOOL": True}, ":one": {"N": "1"},
     }
     if claim.device_uid_2 is not None:
         values[":uid2"] = {"S": claim.device_uid_2}
-    return {
+    record = {
         "TableName": table,
         "Key": {"deviceUid": {"S": claim.device_uid}},
         "UpdateExpression": ("SET #state = :claimed, #claim = :claim, #claimedAt = :now, "
@@ -108,16 +120,28 @@ def claim_request(table: str, claim: Claim) -> dict[str, Any]:
         "ConditionExpression": (
             "attribute_exists(#uid) AND #batch = :batch AND #version = :version "
             "AND #enabled = :true AND (#state = :unregistered OR "
-            "(#state = :claimed AND #claimedAt < :stale)) AND " + second),
+            "(#state = :claimed AND ((#claimRegion = :region AND #claimedAt < :stale) "
+            "OR #claimedAt < :foreignStale))) AND " + second),
         "ExpressionAttributeNames": {
             "#uid": "deviceUid", "#uid2": "deviceUid2", "#batch": "batch",
             "#version": "saltVersion", "#enabled": "enabled", "#state": "registrationState",
             "#claim": "claimId", "#claimedAt": "claimedAt", "#claimRegion": "claimRegion",
             "#attempts": "attempts"},
         "ExpressionAttributeValues": values,
-        "ReturnValues": "ALL_NEW",
         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
     }
+    item = {
+        "TableName": inventory_table,
+        "Key": {inventory.TABLE_KEY: {"S": thing_name}},
+        "ConditionExpression": ("attribute_not_exists(#thing) OR "
+                                "(#status <> :active AND #status <> :revoked)"),
+        "ExpressionAttributeNames": {"#thing": inventory.TABLE_KEY,
+                                     "#status": inventory.Attr.STATUS},
+        "ExpressionAttributeValues": {":active": {"S": inventory.Status.ACTIVE},
+                                      ":revoked": {"S": inventory.Status.REVOKED}},
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+    return [{"ConditionCheck": item}, {"Update": record}]
 
 
 def inventory_write(table: str, version: NewInventoryVersion) -> dict[str, Any]:
@@ -145,34 +169,54 @@ class DynamoDeviceTables:
         self._records = provisioning_table
         self._inventory = inventory_table
 
-    def claim(self, claim: Claim) -> DeviceRecord:
+    def claim(self, thing_name: str, claim: Claim) -> DeviceRecord:
+        """The claimed record as written (read back consistently: a transaction returns no
+        attributes), or ClaimRefused with the record as it was."""
         try:
-            answer = self._ddb.update_item(**claim_request(self._records, claim))
+            self._ddb.transact_write_items(
+                TransactItems=claim_request(self._records, self._inventory, thing_name, claim),
+                ClientRequestToken=f"claim-{claim.claim_id}")
         except ClientError as error:
-            if _code(error) == "ConditionalCheckFailedException":
-                old: Any = error.response.get("Item")  # ReturnValuesOnConditionCheckFailure
-                raise ClaimRefused(record_from_item(old) if old else None) from None
-            raise AwsFailure("UpdateItem(claim)", _code(error)) from None
+            if _code(error) == "TransactionCanceledException":
+                reasons = error.response.get("CancellationReasons", [])
+                if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
+                    old: Any = reasons[1].get("Item") if len(reasons) > 1 else None
+                    record = record_from_item(old) if old else None
+                    held = reasons[0].get("Code") == "ConditionalCheckFailed"
+                    claimable = len(reasons) > 1 and reasons[1].get("Code") in (None, "None")
+                    raise ClaimRefused(record, inventory=held, claimable=claimable,
+                                       item=self._item_or_none(reasons[0].get("Item"))
+                                       if held else None) from None
+            raise AwsFailure("TransactWriteItems(claim)", _code(error)) from None
         except BotoCoreError as error:
-            raise AwsFailure("UpdateItem(claim)", type(error).__name__) from None
-        return record_from_item(answer["Attributes"])
+            raise AwsFailure("TransactWriteItems(claim)", type(error).__name__) from None
+        record = self.read_record(claim.device_uid)
+        if record is None or record.claim_id != claim.claim_id:
+            raise AwsFailure("GetItem(record)", "ClaimNotVisible")
+        return record
 
-    def release(self, device_uid: str, claim_id: str) -> None:
-        """Give the record back (only while it is still our claim)."""
+    def release(self, device_uid: str, claim_id: str) -> bool:
+        """Give the record back (only while it is still our claim): False when it was not
+        ours (any more)."""
         try:
             self._ddb.update_item(
                 TableName=self._records, Key={"deviceUid": {"S": device_uid}},
                 UpdateExpression=("SET #state = :unregistered "
                                   "REMOVE #claim, #claimedAt, #claimRegion"),
-                ConditionExpression="#claim = :claim",
+                # Only our claim, and only while claimed: a revocation (or anything an
+                # operator wrote meanwhile) is never turned back into UNREGISTERED.
+                ConditionExpression="#claim = :claim AND #state = :claimed",
                 ExpressionAttributeNames={"#state": "registrationState", "#claim": "claimId",
                                           "#claimedAt": "claimedAt", "#claimRegion": "claimRegion"},
                 ExpressionAttributeValues={":unregistered": {"S": UNREGISTERED},
-                                           ":claim": {"S": claim_id}})
+                                           ":claim": {"S": claim_id}, ":claimed": {"S": CLAIMED}})
         except ClientError as error:
             if _code(error) == "ConditionalCheckFailedException":
-                return  # no longer ours: nothing to give back
+                return False  # no longer ours: nothing to give back
             raise AwsFailure("UpdateItem(release)", _code(error)) from None
+        except BotoCoreError as error:
+            raise AwsFailure("UpdateItem(release)", type(error).__name__) from None
+        return True
 
     def read_record(self, device_uid: str) -> DeviceRecord | None:
         answer = call("GetItem(record)", lambda: self._ddb.get_item(
@@ -194,6 +238,16 @@ class DynamoDeviceTables:
             _LOG.error("%s", broken)
             raise AwsFailure("GetItem(inventory)", "InventoryContractViolation") from None
 
+    @staticmethod
+    def _item_or_none(values: Any) -> InventoryItem | None:
+        if not values:
+            return None
+        try:
+            return InventoryItem.from_attribute_values(values)
+        except ContractViolation as broken:
+            _LOG.error("%s", broken)
+            return None
+
     def commit_registration(self, claim: Claim, version: NewInventoryVersion) -> None:
         """One transaction: the inventory item and the record marked REGISTERED (only while
         the claim is still ours). Either both are written or neither."""
@@ -203,35 +257,50 @@ class DynamoDeviceTables:
                                  "certificateId = :certificateId, registeredAt = :at, "
                                  "registeredRegion = :region "
                                  "REMOVE #claim, #claimedAt, #claimRegion, reopenedFrom"),
-            "ConditionExpression": "#claim = :claim",
+            # Legal only from our claim of an enabled record: an operator's revoke or
+            # disable while we were issuing wins, whatever the claim id says.
+            "ConditionExpression": "#claim = :claim AND #state = :claimed AND #enabled = :true",
             "ExpressionAttributeNames": {"#state": "registrationState", "#claim": "claimId",
                                          "#claimedAt": "claimedAt",
-                                         "#claimRegion": "claimRegion"},
+                                         "#claimRegion": "claimRegion", "#enabled": "enabled"},
             "ExpressionAttributeValues": {
                 ":registered": {"S": REGISTERED}, ":thing": {"S": version.thing_name},
                 ":certificateId": {"S": version.certificate.certificate_id},
                 ":at": {"S": version.updated_at}, ":region": {"S": claim.region},
-                ":claim": {"S": claim.claim_id}}}}
+                ":claim": {"S": claim.claim_id}, ":claimed": {"S": CLAIMED},
+                ":true": {"BOOL": True}}}}
+        # The token makes the SDK's own retries of a commit whose answer was lost
+        # idempotent (TransactWriteItems, ClientRequestToken: 10 minutes).
         self._transact("TransactWriteItems(register)",
-                       [inventory_write(self._inventory, version), record])
+                       [inventory_write(self._inventory, version), record],
+                       token=f"commit-{claim.claim_id}")
 
     def commit_rotation(self, device_uid: str, version: NewInventoryVersion) -> None:
         if version.previous is None:
             raise ValueError("a rotation changes an existing inventory item")
         record = {"Update": {
             "TableName": self._records, "Key": {"deviceUid": {"S": device_uid}},
-            "UpdateExpression": "SET certificateId = :new, rotatedAt = :at",
-            "ConditionExpression": "#state = :registered",
-            "ExpressionAttributeNames": {"#state": "registrationState"},
+            "UpdateExpression": ("SET certificateId = :new, previousCertificateId = :old, "
+                                 "rotatedAt = :at"),
+            # Legal only for the registered, enabled device whose certificate we verified.
+            "ConditionExpression": ("#state = :registered AND #enabled = :true "
+                                    "AND certificateId = :old"),
+            "ExpressionAttributeNames": {"#state": "registrationState", "#enabled": "enabled"},
             "ExpressionAttributeValues": {
                 ":new": {"S": version.certificate.certificate_id},
-                ":at": {"S": version.updated_at}, ":registered": {"S": REGISTERED}}}}
+                ":old": {"S": version.previous.certificate_id},
+                ":at": {"S": version.updated_at}, ":registered": {"S": REGISTERED},
+                ":true": {"BOOL": True}}}}
         self._transact("TransactWriteItems(rotate)",
                        [inventory_write(self._inventory, version), record])
 
-    def _transact(self, operation: str, items: list[dict[str, Any]]) -> None:
+    def _transact(self, operation: str, items: list[dict[str, Any]],
+                  token: str | None = None) -> None:
         try:
-            self._ddb.transact_write_items(TransactItems=items)
+            if token is None:
+                self._ddb.transact_write_items(TransactItems=items)
+            else:
+                self._ddb.transact_write_items(TransactItems=items, ClientRequestToken=token)
         except ClientError as error:
             if _code(error) == "TransactionCanceledException":
                 reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
@@ -300,12 +369,48 @@ class SecretSalts:
 # --- AWS IoT -------------------------------------------------------------------------------------
 
 class IotRegistry:
-    def __init__(self, client: Any, *, delete_retries: int = 3, retry_delay: float = 0.3,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    """AWS IoT calls. Deleting a certificate right after detaching it may meet
+    `DeleteConflictException`: "This call is asynchronous. It might take several seconds for
+    the detachment to propagate" (DetachThingPrincipal, AWS IoT API reference). Deletes are
+    retried with backoff for `propagation_seconds`, never past what the invocation has
+    left (`time_left`, set per invocation from the Lambda context) minus `reserve_seconds`
+    to answer."""
+
+    def __init__(self, client: Any, *, propagation_seconds: float = 10.0,
+                 first_delay: float = 0.25, reserve_seconds: float = 2.0,
+                 time_left: Callable[[], float] = lambda: float("inf"),
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._iot = client
-        self._delete_retries = delete_retries
-        self._retry_delay = retry_delay
+        self._propagation = propagation_seconds
+        self._first_delay = first_delay
+        self._reserve = reserve_seconds
         self._sleep = sleep
+        self._clock = clock
+        self._time_left = time_left
+
+    def _retrying(self, operation: str, action: Callable[[], None],
+                  retry_codes: tuple[str, ...]) -> None:
+        """`action` until it succeeds or the resource is gone; `retry_codes` are retried with
+        doubling delays (at most 2 s) within the propagation budget and the time left."""
+        started = self._clock()
+        delay = self._first_delay
+        while True:
+            try:
+                action()
+                return
+            except ClientError as error:
+                code = _code(error)
+                if code == "ResourceNotFoundException":
+                    return
+                budget = min(self._propagation - (self._clock() - started),
+                             self._time_left() - self._reserve)
+                if code not in retry_codes or budget < delay:
+                    raise AwsFailure(operation, code) from None
+            except BotoCoreError as error:
+                raise AwsFailure(operation, type(error).__name__) from None
+            self._sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     def create_thing(self, thing_name: str, attributes: Mapping[str, str]) -> bool:
         try:
@@ -320,16 +425,17 @@ class IotRegistry:
         return True
 
     def create_certificate_from_csr(self, csr_pem: str) -> Certificate:
-        # Active at once: nobody holds the certificate before our response, and it saves the
-        # UpdateCertificate call; every failure path deactivates and deletes it.
+        # Inactive until the flow activates it just before its commit: the SDK retries a
+        # request whose answer was lost, and AWS issues a new certificate for every call
+        # with the same CSR, so the certificate of a lost answer is an orphan nobody can use.
         answer = call("CreateCertificateFromCsr", lambda: self._iot.create_certificate_from_csr(
-            certificateSigningRequest=csr_pem, setAsActive=True))
+            certificateSigningRequest=csr_pem, setAsActive=False))
         return Certificate(answer["certificateId"], answer["certificateArn"],
                            answer["certificatePem"])
 
     def create_keys_and_certificate(self) -> Certificate:
         answer = call("CreateKeysAndCertificate",
-                      lambda: self._iot.create_keys_and_certificate(setAsActive=True))
+                      lambda: self._iot.create_keys_and_certificate(setAsActive=False))
         return Certificate(answer["certificateId"], answer["certificateArn"],
                            answer["certificatePem"], answer["keyPair"]["PublicKey"],
                            answer["keyPair"]["PrivateKey"])
@@ -363,38 +469,27 @@ class IotRegistry:
             if _code(error) != "ResourceNotFoundException":
                 raise AwsFailure("DetachThingPrincipal", _code(error)) from None
 
+    def certificate_pem(self, certificate_id: str) -> str | None:
+        try:
+            answer = self._iot.describe_certificate(certificateId=certificate_id)
+        except ClientError as error:
+            if _code(error) == "ResourceNotFoundException":
+                return None
+            raise AwsFailure("DescribeCertificate", _code(error)) from None
+        except BotoCoreError as error:
+            raise AwsFailure("DescribeCertificate", type(error).__name__) from None
+        return str(answer["certificateDescription"]["certificatePem"])
+
     def set_certificate_status(self, certificate_id: str, status: str) -> None:
         call("UpdateCertificate", lambda: self._iot.update_certificate(
             certificateId=certificate_id, newStatus=status))
 
     def delete_certificate(self, certificate_id: str) -> None:
-        """forceDelete: also when a policy is still attached (our explicit detach failed); a
-        detach from a thing takes a moment to propagate in AWS IoT, so a DeleteConflict is
-        retried a few times."""
-        for attempt in range(self._delete_retries):
-            try:
-                self._iot.delete_certificate(certificateId=certificate_id, forceDelete=True)
-                return
-            except ClientError as error:
-                code = _code(error)
-                if code == "ResourceNotFoundException":
-                    return
-                if code != "DeleteConflictException" or attempt + 1 == self._delete_retries:
-                    raise AwsFailure("DeleteCertificate", code) from None
-                self._sleep(self._retry_delay * (attempt + 1))
+        """forceDelete: also when a policy is still attached (our explicit detach failed)."""
+        self._retrying("DeleteCertificate", lambda: self._iot.delete_certificate(
+            certificateId=certificate_id, forceDelete=True), ("DeleteConflictException",))
 
     def delete_thing(self, thing_name: str) -> None:
-        for attempt in range(self._delete_retries):
-            try:
-                self._iot.delete_thing(thingName=thing_name)
-                return
-            except ClientError as error:
-                code = _code(error)
-                if code == "ResourceNotFoundException":
-                    return
-                if code not in ("InvalidRequestException", "ThingStillAttached",
-                                "VersionConflictException") \
-                        or attempt + 1 == self._delete_retries:
-                    raise AwsFailure("DeleteThing", code) from None
-                self._sleep(self._retry_delay * (attempt + 1))
-
+        self._retrying("DeleteThing", lambda: self._iot.delete_thing(thingName=thing_name),
+                       ("InvalidRequestException", "ThingStillAttached",
+                        "VersionConflictException"))

@@ -17,7 +17,7 @@ REGISTERED = "REGISTERED"
 REVOKED = "REVOKED"  # an operator revoked the device: it may never register again
 
 # AWS IoT certificate statuses we set. (The inventory item: lambdas/contracts/inventory.py.)
-CERTIFICATE_INACTIVE, CERTIFICATE_REVOKED = "INACTIVE", "REVOKED"
+CERTIFICATE_ACTIVE, CERTIFICATE_INACTIVE, CERTIFICATE_REVOKED = "ACTIVE", "INACTIVE", "REVOKED"
 
 
 class AwsFailure(Exception):
@@ -45,6 +45,8 @@ class DeviceRecord:
     certificate_id: str | None = None
     # Set by the operator's `reissue`: the certificate revoked so the device may register again.
     reopened_from: str | None = None
+    # Set by a rotation: the certificate it replaced (an identical retry is proven with it).
+    previous_certificate_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,11 +59,17 @@ class Certificate:
 
 
 class ClaimRefused(Exception):
-    """The conditional claim failed; `current` is the record as it was (None: no record)."""
+    """The conditional claim failed; `current` is the record as it was (None: no record);
+    `inventory`: the thing's inventory item is ACTIVE or REVOKED (`item`, as it was);
+    `claimable`: only the item refused (the record met every condition; it is not returned)."""
 
-    def __init__(self, current: DeviceRecord | None) -> None:
+    def __init__(self, current: DeviceRecord | None, *, inventory: bool = False,
+                 item: InventoryItem | None = None, claimable: bool = False) -> None:
         super().__init__("claim refused")
+        self.claimable = claimable
         self.current = current
+        self.inventory = inventory
+        self.item = item
 
 
 class CommitRefused(Exception):
@@ -81,8 +89,11 @@ class Claim:
     salt: SaltRef
     device_uid_2: str | None
     now_ms: int
-    stale_before_ms: int
+    stale_before_ms: int  # a claim of this region older than this is dead
     region: str
+    # A claim of another region older than this is dead: later than `stale_before_ms` by
+    # more than replication takes, so its commit, if any, has reached us.
+    foreign_stale_before_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -109,9 +120,9 @@ class SaltSource(Protocol):
 
 
 class DeviceTables(Protocol):
-    def claim(self, claim: Claim) -> DeviceRecord: ...
+    def claim(self, thing_name: str, claim: Claim) -> DeviceRecord: ...
 
-    def release(self, device_uid: str, claim_id: str) -> None: ...
+    def release(self, device_uid: str, claim_id: str) -> bool: ...
 
     def read_record(self, device_uid: str) -> DeviceRecord | None: ...
 
@@ -144,6 +155,10 @@ class Registry(Protocol):
     def detach_thing_principal(self, thing_name: str, certificate_arn: str) -> None: ...
 
     def set_certificate_status(self, certificate_id: str, status: str) -> None: ...
+
+    def certificate_pem(self, certificate_id: str) -> str | None:
+        """The certificate's PEM (whatever its status), None when it does not exist here."""
+        ...
 
     def delete_certificate(self, certificate_id: str) -> None: ...
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-Undo = Callable[[], None]
+Undo = Callable[[], object]
 OnUndoFailure = Callable[[str, Exception], None]
 
 
@@ -15,6 +15,11 @@ class Compensation:
 
     def push(self, name: str, undo: Undo) -> None:
         self._steps.append((name, undo))
+
+    def abandon(self) -> None:
+        """Forget every step: whether the work landed is unknown, and undoing work that
+        landed would do harm (the caller leaves it to a later, better-informed request)."""
+        self._steps.clear()
 
     def run(self) -> None:
         """Every step runs even if an earlier one failed; failures are reported, not raised

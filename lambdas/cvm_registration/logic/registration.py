@@ -24,11 +24,16 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lambdas.contracts.inventory import InventoryItem, Status, timestamp
-from lambdas.contracts.things import THING_NAME_MAX_LENGTH
+from lambdas.contracts.inventory import InventoryItem, Issuer, Status, timestamp
+from lambdas.contracts.things import (
+    THING_NAME_MAX_LENGTH,
+    device_thing_name,
+    device_uid_problem,
+)
 
 from ..config import Config
 from ..dal.ports import (
+    CERTIFICATE_ACTIVE,
     CERTIFICATE_INACTIVE,
     CERTIFICATE_REVOKED,
     CLAIMED,
@@ -48,11 +53,16 @@ from ..dal.ports import (
 from ..models.requests import RegistrationRequest
 from ..models.responses import REFUSED_MESSAGE, Issued
 from .compensation import Compensation, OnUndoFailure
-from .crypto import checked_csr, not_after
+from .crypto import certificate_public_key_der, checked_csr, csr_public_key_der, not_after
 from .errors import BadField, Conflict, Forbidden, Refusal, Unavailable
 from .tokens import SaltRef, match_salt
 
 THING_NAME_MAX = THING_NAME_MAX_LENGTH
+# A claim written by another region is taken over only this much later than one of ours: the
+# other region's commit (if any) replicates within seconds (DynamoDB global tables,
+# ReplicationLatency), so by then this region has seen it and the claim's inventory check or
+# the record's state refuses.
+FOREIGN_CLAIM_MARGIN_SECONDS = 300
 UNAVAILABLE_MESSAGE = "registration is temporarily unavailable; nothing was kept, retry later"
 IN_PROGRESS = "a registration for this device is in progress; retry later"
 
@@ -63,14 +73,24 @@ class Registered:
     batch: str
     path: str  # "csr" | "legacy"
     attempts: int  # claims this record has seen, this one included (KPI: attempts per device)
+    redelivered: bool = False  # the certificate issued earlier to the same key, sent again
+
+
+class _AlreadyIssued(Exception):
+    """The claim was refused because the device is registered; `item`: the certificate it
+    holds, when the request proved the same key."""
+
+    def __init__(self, item: InventoryItem | None) -> None:
+        super().__init__("already issued")
+        self.item = item
 
 
 def thing_name_for(config: Config, device_uid: str) -> str:
-    name = config.thing_name_prefix + device_uid
-    if len(name) > THING_NAME_MAX:
-        raise BadField("device_uid", f"is too long (the thing name may have {THING_NAME_MAX} "
-                       "characters)")
-    return name
+    """The contract the operator's tool imports devices with (lambdas/contracts/things.py)."""
+    problem = device_uid_problem(device_uid, config.thing_name_prefix)
+    if problem is not None:
+        raise BadField("device_uid", problem)
+    return device_thing_name(config.thing_name_prefix, device_uid)
 
 
 def iso(epoch_seconds: float) -> str:
@@ -126,6 +146,56 @@ class Registrar:
             return Conflict(IN_PROGRESS, retry_after=2)
         return Forbidden(REFUSED_MESSAGE)
 
+    def _claim(self, thing_name: str, claim: Claim, salt: SaltRef,
+               request: RegistrationRequest) -> DeviceRecord:
+        try:
+            return self._tables.claim(thing_name, claim)
+        except ClaimRefused as refused:
+            current = refused.current
+            if current is not None and current.claim_id == claim.claim_id \
+                    and current.state == CLAIMED:
+                # An SDK retry of our own claim after its answer was lost: the record is ours.
+                return current
+            held = refused.item if refused.inventory else None
+            if refused.claimable:  # only the inventory item refused
+                refusal: Refusal = Conflict("device is already registered") \
+                    if held is not None and held.status == Status.ACTIVE \
+                    else Forbidden(REFUSED_MESSAGE)
+            else:
+                refusal = self.refusal(current, salt, request.device_uid_2)
+            if isinstance(refusal, Conflict) and refusal.retry_after is None \
+                    and request.csr is not None:
+                item = refused.item if refused.inventory else None
+                raise _AlreadyIssued(self._issued_to_this_key(
+                    thing_name, current, item, request.csr)) from None
+            raise refusal from None
+        except AwsFailure:
+            # The claim's answer is lost, so it may have landed: give it back now (only if it
+            # is ours and still a claim) so the device's retry is not held for the stale time.
+            try:
+                self._tables.release(claim.device_uid, claim.claim_id)
+            except AwsFailure:
+                pass  # the claim goes stale after claim_stale_seconds
+            raise Unavailable(UNAVAILABLE_MESSAGE) from None
+
+    def _issued_to_this_key(self, thing_name: str, record: DeviceRecord | None,
+                            item: InventoryItem | None, csr_pem: str) -> InventoryItem | None:
+        """The device is registered and asks again with a CSR (its answer was lost): the
+        ACTIVE certificate already issued to the CSR's key, if there is one. The CSR's
+        signature proves the key, the token proved the identity: the retry gets the same
+        certificate, never a second one (idempotent registration)."""
+        try:
+            item = item or self._tables.read_inventory(thing_name)
+        except AwsFailure:
+            return None
+        if item is None or item.status != Status.ACTIVE or item.issuer != Issuer.AMAZON \
+                or (record is not None and record.state == REGISTERED
+                    and record.certificate_id != item.certificate_id):
+            return None
+        same_key = (csr_public_key_der(checked_csr(csr_pem))
+                    == certificate_public_key_der(item.certificate_pem))
+        return item if same_key else None
+
     # --- the flow -------------------------------------------------------------------------
 
     def register(self, request: RegistrationRequest) -> Registered:
@@ -142,13 +212,17 @@ class Registrar:
         claim = Claim(device_uid=request.device_uid, claim_id=self._new_claim_id(), salt=salt,
                       device_uid_2=request.device_uid_2, now_ms=now_ms,
                       stale_before_ms=now_ms - config.claim_stale_seconds * 1000,
-                      region=config.region)
+                      region=config.region,
+                      foreign_stale_before_ms=now_ms - (config.claim_stale_seconds
+                                                        + FOREIGN_CLAIM_MARGIN_SECONDS) * 1000)
         try:
-            record = self._tables.claim(claim)
-        except ClaimRefused as refused:
-            raise self.refusal(refused.current, salt, request.device_uid_2) from None
-        except AwsFailure:
-            raise Unavailable(UNAVAILABLE_MESSAGE) from None
+            record = self._claim(thing_name, claim, salt, request)
+        except _AlreadyIssued as again:
+            if again.item is None:
+                raise Conflict("device is already registered") from None
+            item = again.item
+            return Registered(Issued(thing_name, item.certificate_id, item.certificate_pem),
+                              salt.batch, "csr", 0, redelivered=True)
 
         undo = Compensation(self._on_undo_failure)
         undo.push("release claim", lambda: self._tables.release(claim.device_uid, claim.claim_id))
@@ -159,9 +233,15 @@ class Registrar:
             raise Unavailable(UNAVAILABLE_MESSAGE) from None
         except CommitRefused as refused:
             undo.run()
-            raise (Conflict("device is already registered") if refused.inventory else
-                   Conflict(IN_PROGRESS, retry_after=2)
-                   ) from None
+            if refused.inventory:
+                raise Conflict("device is already registered") from None
+            # The record changed under our claim (an operator revoked or disabled it, or a
+            # claim took over a slow invocation): answer as a claim refused now would.
+            try:
+                current = self._tables.read_record(claim.device_uid)
+            except AwsFailure:
+                raise Unavailable(UNAVAILABLE_MESSAGE) from None
+            raise self.refusal(current, salt, request.device_uid_2) from None
         except BaseException:
             undo.run()
             raise
@@ -199,14 +279,39 @@ class Registrar:
         policy = self._config.device_policy_name
         registry.attach_policy(policy, certificate.arn)
         undo.push("detach policy", lambda: registry.detach_policy(policy, certificate.arn))
+        # Created inactive (a lost creation answer leaves no usable orphan): activate now, just
+        # before the commit; the undo deactivates and deletes it.
+        registry.set_certificate_status(certificate.certificate_id, CERTIFICATE_ACTIVE)
 
         revoke = frozenset({previous.certificate_id}) if previous is not None \
             and previous.certificate_id != certificate.certificate_id else frozenset()
-        self._tables.commit_registration(claim, NewInventoryVersion(
-            thing_name=thing_name, certificate=certificate, not_after=not_after(certificate.pem),
-            writer_region=self._config.region, updated_at=iso(now), previous=previous,
-            revoke=revoke))
+        try:
+            self._tables.commit_registration(claim, NewInventoryVersion(
+                thing_name=thing_name, certificate=certificate,
+                not_after=not_after(certificate.pem), writer_region=self._config.region,
+                updated_at=iso(now), previous=previous, revoke=revoke))
+        except AwsFailure:
+            if self._commit_landed(claim, certificate, undo):
+                return certificate
+            raise
         return certificate
+
+    def _commit_landed(self, claim: Claim, certificate: Certificate,
+                       undo: Compensation) -> bool:
+        """The commit's answer is lost (every SDK attempt failed): did it land? Releasing our
+        claim first settles it: the commit is conditional on our claim, so once released it
+        can never land late; if the claim is no longer ours, the record says who won. When
+        neither answers, nothing is undone (undoing a commit that landed would delete the
+        device's certificate): the claim goes stale and the next claim cleans up."""
+        try:
+            if self._tables.release(claim.device_uid, claim.claim_id):
+                return False
+            record = self._tables.read_record(claim.device_uid)
+        except AwsFailure:
+            undo.abandon()
+            return False
+        return (record is not None and record.state == REGISTERED
+                and record.certificate_id == certificate.certificate_id)
 
     @staticmethod
     def _previous_item(item: InventoryItem | None, record: DeviceRecord) -> InventoryItem | None:

@@ -29,6 +29,7 @@ from lambdas.contracts.inventory import Issuer, Status
 
 from ..config import Config
 from ..dal.ports import (
+    CERTIFICATE_ACTIVE,
     CERTIFICATE_REVOKED,
     REGISTERED,
     AwsFailure,
@@ -69,6 +70,7 @@ def _stand_in_certificate() -> str:
 class Rotated:
     issued: Issued
     revoked_certificate_id: str
+    redelivered: bool = False  # the answer to an identical retry of a committed rotation
 
 
 class Rotator:
@@ -80,6 +82,24 @@ class Rotator:
         self._registry = registry
         self._on_undo_failure = on_undo_failure
         self._clock = clock
+
+    def _identical_retry(self, request: RotationRequest, csr: x509.CertificateSigningRequest,
+                         current_pem: str, previous_id: str | None) -> bool:
+        """A rotation committed and its answer was lost: the device, still holding only its
+        old key, sends the same request again. It is the same request when the CSR's key is
+        the one the current certificate certifies and the signature verifies with the
+        certificate that rotation replaced (fresh, as any rotation). The answer is the
+        current certificate again: nothing is issued or revoked."""
+        if previous_id is None or \
+                csr_public_key_der(csr) != certificate_public_key_der(current_pem):
+            return False
+        try:
+            previous_pem = self._registry.certificate_pem(previous_id)
+        except AwsFailure:
+            raise Unavailable(UNAVAILABLE_MESSAGE) from None
+        return previous_pem is not None and signature_verifies(
+            previous_pem, rotation_message(request.device_uid, request.timestamp, request.csr),
+            request.signature)
 
     def rotate(self, request: RotationRequest) -> Rotated:
         config = self._config
@@ -99,6 +119,12 @@ class Rotator:
         signed = signature_verifies(current_pem, rotation_message(
             request.device_uid, request.timestamp, request.csr), request.signature)
         fresh = abs(self._clock() - request.timestamp) <= config.rotation_clock_skew_seconds
+        if usable and fresh and not signed and item is not None and record is not None:
+            again = self._identical_retry(request, csr, item.certificate_pem,
+                                          record.previous_certificate_id)
+            if again:
+                return Rotated(Issued(thing_name, item.certificate_id, item.certificate_pem),
+                               str(record.previous_certificate_id), redelivered=True)
         if not (usable and signed and fresh) or item is None:
             raise Forbidden(REFUSED_MESSAGE)
         if csr_public_key_der(csr) == certificate_public_key_der(item.certificate_pem):
@@ -117,6 +143,7 @@ class Rotator:
             registry.attach_policy(config.device_policy_name, certificate.arn)
             undo.push("detach policy", lambda: registry.detach_policy(
                 config.device_policy_name, certificate.arn))
+            registry.set_certificate_status(certificate.certificate_id, CERTIFICATE_ACTIVE)
             self._tables.commit_rotation(request.device_uid, NewInventoryVersion(
                 thing_name=thing_name, certificate=certificate,
                 not_after=not_after(certificate.pem), writer_region=config.region,

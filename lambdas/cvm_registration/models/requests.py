@@ -11,6 +11,8 @@ gateway model is refused just the same.
 
 from __future__ import annotations
 
+from lambdas.contracts.things import DEVICE_UID_PATTERN
+
 from typing import Any, TypeVar
 
 from aws_lambda_powertools.utilities.parser import BaseModel, Field, ValidationError, parse
@@ -18,7 +20,7 @@ from pydantic import ConfigDict
 
 # Thing-name characters (the UID becomes the thing name) minus nothing; no '+' so that the
 # token input "<uid>+<uid2>" is unambiguous.
-UID_PATTERN = r"^[A-Za-z0-9:_-]+$"
+UID_PATTERN = DEVICE_UID_PATTERN  # lambdas/contracts/things.py
 UID2_PATTERN = r"^[A-Za-z0-9:_.-]+$"
 TOKEN_PATTERN = r"^[0-9a-fA-F]{64}$"
 SIGNATURE_PATTERN = r"^[A-Za-z0-9+/]+={0,2}$"

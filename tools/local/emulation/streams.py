@@ -47,28 +47,41 @@ def matches(patterns: Sequence[str | Mapping[str, Any]], record: Mapping[str, An
 
 class StreamReader:
     """Every shard of one stream from a starting position; `read()` returns what is new, as
-    Lambda and Pipes hand records on (JSON, creation time in epoch seconds, the region)."""
+    Lambda and Pipes hand records on (JSON, creation time in epoch seconds, the region).
+
+    Like a Lambda or Pipes poller it checkpoints the last sequence number it read and asks for
+    a fresh `AFTER_SEQUENCE_NUMBER` iterator on every read (GetShardIterator,
+    https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_streams_GetShardIterator.html)
+    rather than holding one: moto restores a table from a copy when a transaction is cancelled,
+    and an iterator held across that reads the discarded copy and never sees a record again."""
 
     def __init__(self, world: World, region: str, stream_arn: str, position: str = "LATEST") -> None:
         self.region, self.stream_arn = region, stream_arn
         self._streams = world.client("dynamodbstreams", region)
         shards = self._streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]["Shards"]
-        self._iterators: dict[str, str | None] = {
-            s["ShardId"]: self._streams.get_shard_iterator(
-                StreamArn=stream_arn, ShardId=s["ShardId"],
-                ShardIteratorType="TRIM_HORIZON" if position == "TRIM_HORIZON" else "LATEST",
-            )["ShardIterator"] for s in shards}
+        self._last: dict[str, str | None] = {s["ShardId"]: None for s in shards}
+        if position != "TRIM_HORIZON":  # LATEST: what the shard holds now is behind us
+            self.read_raw()
+
+    def _iterator(self, shard: str) -> str | None:
+        last = self._last[shard]
+        position: dict[str, str] = ({"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": last}
+                                    if last else {"ShardIteratorType": "TRIM_HORIZON"})
+        return str(self._streams.get_shard_iterator(StreamArn=self.stream_arn, ShardId=shard,
+                                                    **position)["ShardIterator"])
 
     def read_raw(self) -> list[dict[str, Any]]:
         """New records as the streams API returns them (creation time to the millisecond)."""
         records: list[dict[str, Any]] = []
-        for shard, iterator in list(self._iterators.items()):
+        for shard in self._last:
+            iterator: str | None = self._iterator(shard)
             while iterator:
                 page = self._streams.get_records(ShardIterator=iterator)
-                iterator = self._iterators[shard] = page.get("NextShardIterator")
-                records += page["Records"]
+                iterator = page.get("NextShardIterator")
                 if not page["Records"]:
                     break
+                records += page["Records"]
+                self._last[shard] = page["Records"][-1]["dynamodb"]["SequenceNumber"]
         return records
 
     def read(self) -> list[Record]:

@@ -167,10 +167,20 @@ def _registers(run: JourneyRun, region: str, device: Device) -> None:
                    + f"; record {record.get('registrationState')}",
                    f"unexpected: {', '.join(wrong)}" if wrong else "not usable or not REGISTERED")
 
-    with run.step("the same token again is a conflict (409): one certificate per device",
-                  region=region) as step:
-        again = post(world, region, device.request())
-        step.check(again.status == 409, summary(again))
+    if device.legacy:
+        with run.step("the same token again is a conflict (409): one certificate per device",
+                      region=region) as step:
+            again = post(world, region, device.request())
+            step.check(again.status == 409, summary(again))
+    else:
+        with run.step("the same token and key again (a lost answer) get the same certificate; "
+                      "another key is a conflict (409)", region=region) as step:
+            again = post(world, region, device.request())
+            same = again.status == 200 and (again.json().get("payload") or {}).get(
+                "certificate_id") == certificate_id
+            other = post(world, region, Device(device.uid, device.batch, device.salt).request())
+            step.check(same and other.status == 409,
+                       f"{summary(again)}; another key: HTTP {other.status}")
     run.known_elsewhere(region, thing, row, pem, without="registering there")
 
 
