@@ -367,3 +367,29 @@ def test_a_wire_whose_journey_is_not_run_is_a_setup_error(capsys: pytest.Capture
     err = capsys.readouterr().err
     assert f"--break {wire}: its journey {journeys.WIRES[wire].journey!r} is not selected" in err
     assert "Traceback" not in err
+
+
+def test_the_report_names_advisory_findings_and_what_was_not_exercised() -> None:
+    from tools.local.report import PolicySummary, RunReport, format_text
+
+    report = RunReport(stack="dev", regions=["eu-west-1"],
+                       policy=PolicySummary(0, 3, 100, 10, advisory_policies={"lambda-x": 3}),
+                       not_materialised={"route53 healthCheck": 2, "route53 record": 1,
+                                         "sqs queue": 1})
+    text = format_text(report)
+    assert "  advisory: lambda-x (3)" in text
+    untried = [line for line in text.splitlines() if line.startswith("Not exercised offline")]
+    assert len(untried) == 1 and untried[0].count("DNS failover") == 1
+    assert json.loads(report.to_json())["not_exercised"] == [
+        "DNS failover (Route53 latency records and their health checks)"]
+
+
+def test_a_wire_names_the_journeys_that_use_its_capability() -> None:
+    from tools.local.report import RunReport, format_text
+
+    assert journeys.also_affected("cvm-lambda-uses-another-table") == ["replication"]
+    assert journeys.also_affected("installer-web-csp-blocks-iot") == []
+    text = format_text(RunReport(stack="dev", regions=["eu-west-1"],
+                                 broken_wires=["cvm-lambda-uses-another-table"]))
+    assert ("cvm-lambda-uses-another-table (must fail: cvm; may also fail: replication, which use "
+            "its capability)") in text

@@ -122,3 +122,35 @@ def test_an_operator_tool_without_aws_credentials_prints_one_line(
     assert module.main(argv, out=io.StringIO()) == code
     err = capsys.readouterr().err
     assert err.startswith("error: no AWS credentials found") and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("endpoint, host", [
+    ("http://127.0.0.1:5000", "127.0.0.1:5000"),  # a kept local system: no `sync-` prefix
+    (None, "sync-states.eu-west-1.amazonaws.com"),  # AWS: the API's own host prefix
+])
+def test_the_tools_clients_reach_a_local_endpoint_for_start_sync_execution(
+        endpoint: str | None, host: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tools.aws_clients import boto3_clients
+
+    class Sent(Exception):
+        pass
+
+    for name, value in (("AWS_ENDPOINT_URL", endpoint), ("AWS_ACCESS_KEY_ID", "k"),
+                        ("AWS_SECRET_ACCESS_KEY", "s")):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    client = boto3_clients()("stepfunctions", "eu-west-1")
+    seen: list[str] = []
+
+    def capture(request: Any, **_: Any) -> None:
+        seen.append(request.url)
+        raise Sent
+
+    client.meta.events.register("before-send", capture)
+    with pytest.raises(Sent):
+        client.start_sync_execution(stateMachineArn="arn:aws:states:eu-west-1:123456789012:"
+                                                    "stateMachine:m", input="{}")
+    assert seen and seen[0].split("/")[2] == host

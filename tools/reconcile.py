@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
 from tools import stack_outputs
+from tools.aws_clients import ClientFactory, boto3_clients
 from tools.aws_errors import AWS_ERRORS, describe
 from tools.replication_reconcile import (
     CONFLICT,
@@ -45,7 +46,6 @@ from tools.replication_reconcile import (
 )
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-ClientFactory = Callable[[str, str], Any]  # (service, region) -> boto3 client
 
 
 def load_stack(program: Path, stack: str, outputs: Mapping[str, Any]
@@ -67,19 +67,6 @@ def load_stack(program: Path, stack: str, outputs: Mapping[str, Any]
         raise ValueError(f"stack {stack!r} does not run the replication capability in any "
                          "region (its outputs have no `regions.<region>.replication`)")
     return targets, settings
-
-
-def boto3_clients(profile: str | None = None) -> ClientFactory:
-    import boto3
-
-    session: Any = boto3.Session(profile_name=profile)  # services chosen at run time
-    cache: dict[tuple[str, str], Any] = {}
-
-    def client(service: str, region: str) -> Any:
-        if (service, region) not in cache:
-            cache[(service, region)] = session.client(service, region_name=region)
-        return cache[(service, region)]
-    return client
 
 
 def run(targets: dict[str, RegionTargets], settings: Any, clients: ClientFactory, *,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,9 +154,11 @@ def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | N
     if policy_report is None:
         policy_report = run_policies(evaluated, policy_config=policy_config, stack_config=spec.config)
         _EVALUATED[memo] = (evaluated, policy_report)
+    advisory = Counter(v.policy + ("" if v.judged else " (not judged)")
+                       for v in policy_report.advisory)
     report.policy = PolicySummary(len(policy_report.mandatory), len(policy_report.advisory),
                                   policy_report.policies, policy_report.resources,
-                                  format_report(policy_report))
+                                  format_report(policy_report), dict(advisory))
     if policy_report.mandatory:
         report.errors.append("mandatory policy violations: the stack would not deploy")
         report.seconds = time.monotonic() - started
