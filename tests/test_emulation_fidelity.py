@@ -34,7 +34,7 @@ from tools.local.emulation.fleet_provisioning import FleetProvisioning, Rejected
 from tools.local.emulation.iot_data import ConnectionRefused, IotData
 from tools.local.emulation.lambdas import FunctionTimeout, InvokeDenied, LambdaRuntime
 from tools.local.emulation.policy import AccessDenied, allows, permits, role_policies
-from tools.local.emulation.rules_engine import RulesEngine, UnsupportedSql, topic_filter, topic_matches
+from tools.local.emulation.rules_engine import RulesEngine, UnsupportedSql, evaluate, topic_filter, topic_matches
 from tools.local.emulation.streams import Streams, TargetFailed, _pipe, deliver, matches
 from tools.local.graph_edit import with_inputs
 from tools.local.journeys import cvm, jitr
@@ -450,17 +450,66 @@ def role(world: World, trusted: str, rule_name: str, actions: list[str]) -> str:
     return f"arn:aws:iam::{ACCOUNT_ID}:role/{role_name}"
 
 
-def test_rule_sql_beyond_select_star_is_refused(world: World) -> None:
+def test_rule_sql_beyond_the_understood_subset_is_refused(world: World) -> None:
     assert topic_filter("SELECT * FROM 'a/+/c'") == "a/+/c"
     assert topic_matches("a/+/c", "a/b/c") and topic_matches("a/#", "a/b/c")
     assert not topic_matches("a/+", "a/b/c") and not topic_matches("a/b", "a/b/c")
     for sql in ("SELECT certificateId FROM 'a/b'", "SELECT * FROM 'a/b' WHERE x = 1"):
         with pytest.raises(UnsupportedSql):
             topic_filter(sql)
+    for sql in ("SELECT * FROM 'a/b' WHERE x = 1", "SELECT upper(x) AS y FROM 'a/b'",
+                "SELECT a.b FROM 'a/b'", "SELECT * FROM 'a/b' WHERE isUndefined(x) AND isUndefined(y)",
+                "SELECT * FROM 'a/b' GROUP BY x"):
+        with pytest.raises(UnsupportedSql):
+            evaluate(sql, "a/b", {"x": 1})
     topic = f"fidelity/{name()}"
     rule(world, f"SELECT * FROM '{topic}' WHERE x = 1", [])
     [refused] = world.emulation(RulesEngine).publish(A, topic, {"x": 1})
-    assert not refused.ok and "runs only SELECT *" in refused.detail
+    assert not refused.ok and "does not understand WHERE term" in refused.detail
+
+
+def test_rule_sql_subset_selects_topic_levels_literals_and_fields_and_filters_by_where() -> None:
+    """AWS IoT SQL reference: SELECT (iot-sql-select.html), topic() and startswith() /
+    isUndefined() (iot-sql-functions.html); an undefined value is left out of the result."""
+    sql = ("SELECT topic(3) AS thing, 'UPDATE' AS operation, current.version AS version, "
+           "timestamp, clientToken FROM '$aws/things/+/shadow/update/documents' "
+           "WHERE isUndefined(clientToken) OR NOT startswith(clientToken, 'replica:')")
+    topic = "$aws/things/dev-1/shadow/update/documents"
+    message = {"current": {"version": 4}, "timestamp": 10}
+    assert evaluate(sql, topic, message) == {"thing": "dev-1", "operation": "UPDATE",
+                                             "version": 4, "timestamp": 10}
+    assert evaluate(sql, topic, {**message, "clientToken": "replica:x"}) is None
+    assert evaluate(sql, topic, {**message, "clientToken": "app"})["clientToken"] == "app"  # type: ignore[index]
+    # startswith of a non-string is undefined: NOT undefined does not fire the rule.
+    assert evaluate("SELECT * FROM 'a' WHERE NOT startswith(x, 'p')", "a", {"x": 3}) is None
+
+
+def test_shadow_updates_and_deletes_publish_what_aws_iot_publishes(world: World) -> None:
+    """Device Shadow service documents (/documents: previous, current, timestamp, the
+    request's clientToken) and MQTT topics (/delete/accepted: version, timestamp)."""
+    from tools.local.emulation.shadows import MAX_STATE_BYTES, Shadows
+
+    thing = name()
+    world.client("iot", A).create_thing(thingName=thing)
+    data, shadows = world.client("iot-data", A), world.emulation(Shadows)
+    before = len(shadows.published)
+    data.update_thing_shadow(thingName=thing, shadowName="cfg", payload=json.dumps(
+        {"state": {"desired": {"a": 1}}, "clientToken": "tok"}))
+    data.update_thing_shadow(thingName=thing, shadowName="cfg", payload=json.dumps(
+        {"state": {"desired": {"a": 2}}}))
+    data.delete_thing_shadow(thingName=thing, shadowName="cfg")
+    assert code(data.delete_thing_shadow, thingName=thing, shadowName="cfg") == "ResourceNotFoundException"
+    assert code(data.update_thing_shadow, thingName=thing, payload=json.dumps(
+        {"state": {"desired": {"big": "x" * MAX_STATE_BYTES}}})) == "InvalidRequestException"
+    shadows.publish_pending()
+    published = [(t, m) for region, t, m in shadows.published[before:] if region == A]
+    assert [t for t, _ in published] == [f"$aws/things/{thing}/shadow/name/cfg/update/documents"] * 2 + [
+        f"$aws/things/{thing}/shadow/name/cfg/delete/accepted"]
+    first, second, deleted = (m for _, m in published)
+    assert first["previous"] is None and first["current"]["state"] == {"desired": {"a": 1}}
+    assert first["clientToken"] == "tok" and "clientToken" not in second
+    assert second["previous"]["version"] == 1 and second["current"]["version"] == 2
+    assert deleted["version"] == 2 and "clientToken" not in deleted and deleted["timestamp"] > 0
 
 
 def test_an_action_runs_only_under_a_role_that_fits(world: World) -> None:

@@ -334,7 +334,8 @@ def test_each_function_gets_its_own_copy_of_its_handler_module() -> None:
 
 def test_the_recorder_filter_passes_only_claims_of_its_own_region(dev_graph: StackGraph) -> None:
     mappings = dev_graph.of_type("aws:lambda/eventSourceMapping:EventSourceMapping")
-    mapping = next(m for m in mappings if m.region == "eu-west-1")
+    mapping = next(m for m in mappings if m.region == "eu-west-1"
+                   and "fleet-recorder" in str(m.inputs["functionName"]))
     patterns = [f["pattern"] for f in mapping.inputs["filterCriteria"]["filters"]]
 
     def claim(region: str, state: str = "CLAIMED", event: str = "MODIFY") -> dict[str, Any]:

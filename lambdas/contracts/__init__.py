@@ -3,6 +3,7 @@
 * `inventory`         the device-inventory item (the replication contract, docs/data-model.md)
 * `fleet_allow_list`  a fleet-provisioning allow-list entry of the shared provisioning table
                       (with `fleet_allow_list.json`, which the installer web app builds from)
+* `shadows`           the device-state (shadow) record of the device-data table
 * `things`            AWS IoT thing names (serials and device uids become thing names)
 * `environment`       the environment variables each function is deployed with and reads
 * `metrics`           the CloudWatch namespaces, services and metric names the functions publish

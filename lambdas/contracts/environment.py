@@ -131,10 +131,19 @@ class FleetRecorderEnvironment(FunctionEnvironment[V]):
     # (the claim window itself is the allow-list contract's CLAIM_STALE_AFTER)
 
 
+@dataclass(frozen=True)
+class ShadowReplicationEnvironment(FunctionEnvironment[V]):
+    SERVICE: ClassVar[metrics.Service] = metrics.SHADOW_REPLICATION
+
+    device_data_table_name: V
+    dead_letter_queue_url: V
+
+
 # Lambda package (lambdas/<package>) -> its environment model.
 BY_PACKAGE: Mapping[str, type[FunctionEnvironment[Any]]] = {
     "jitr_certificate_check": JitrCheckEnvironment,
     "cvm_registration": CvmRegistrationEnvironment,
     "fleet_provisioning_hook": FleetHookEnvironment,
     "fleet_provisioning_recorder": FleetRecorderEnvironment,
+    "shadow_replication": ShadowReplicationEnvironment,
 }
