@@ -232,6 +232,22 @@ def test_same_second_tie_goes_to_the_greater_region_even_when_dynamodb_kept_the_
     assert s.record(A)[Attr.ORDER_KEY] == s.record(B)[Attr.ORDER_KEY]
 
 
+def test_a_change_made_after_seeing_a_record_of_the_same_second_is_not_reverted(make: Any) -> None:
+    """B writes at second 3500 and A receives it; A then deletes within the same second. The
+    region tie-break alone ("us-west-2" > "eu-west-1") would revert A's delete; A saw B's
+    record, so its delete is ordered after it and both regions end without the shadow."""
+    s = make("shadow-seen-tie")
+    s.at(3500)
+    s.update(B, {"desired": {"mode": "eco"}})
+    s.world.settle()
+    assert s.state(A) == {"desired": {"mode": "eco"}}
+    sh.delete(s.world, A, s.thing)
+    s.world.settle()
+
+    assert s.state(A) is None and s.state(B) is None
+    assert s.record(A)[Attr.STATUS] == s.record(B)[Attr.STATUS] == "DELETED"
+
+
 def test_delete_racing_an_older_update_wins_and_a_later_update_revives(make: Any) -> None:
     s = make("shadow-delete-race")
     s.at(4000)

@@ -8,6 +8,8 @@ region's shadow equal to the table's *current* record.
 
 Rules (components/shadow_replication/README.md):
 * Winner: the greatest `orderKey` (origin timestamp, then region name, then origin version).
+  A change captured in the same second as a record this region already holds from elsewhere
+  takes that second + 1 (a Lamport step): made after seeing it, it is ordered after it.
 * Echo suppression: a write this code makes carries a `iotmr-replica:` client token (the
   rules' SQL drops those documents, `capture` checks again); a captured state equal to the
   current record written elsewhere is the shadow reflecting an applied write (deletes carry
@@ -18,6 +20,7 @@ Rules (components/shadow_replication/README.md):
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -114,6 +117,14 @@ def capture(event: Mapping[str, Any], ports: Ports) -> str:
         if current is not None and current.writer_region != ports.region \
                 and current.content == candidate.content:
             return "ECHO"  # the shadow now equals a record applied from elsewhere
+        if current is not None and current.writer_region != ports.region \
+                and candidate.origin_timestamp == current.origin_timestamp \
+                and not candidate.newer_than(current):
+            # Made here within the same second as a record this region already holds from
+            # elsewhere: a Lamport step orders it after that record instead of the region
+            # tie-break reverting it (an operator deleting, in A, what B wrote a moment ago).
+            candidate = dataclasses.replace(candidate,
+                                            origin_timestamp=current.origin_timestamp + 1)
         if current is not None and not candidate.newer_than(current):
             if current.writer_region == ports.region:
                 return "SUPERSEDED"  # late or duplicate delivery of our own older change
