@@ -168,6 +168,21 @@ def _issuer_key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
+@functools.lru_cache(maxsize=1)
+def amazon_issuer_pem() -> str:
+    """A CA certificate for the issuer above, so the local device endpoint can trust
+    Amazon-issued device certificates the way AWS IoT does (its own CA, not registered)."""
+    key = _issuer_key()
+    now = dt.datetime.now(dt.timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(_AMAZON_ISSUER).issuer_name(_AMAZON_ISSUER)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - dt.timedelta(days=1))
+                   .not_valid_after(dt.datetime(2050, 1, 1, tzinfo=dt.timezone.utc))
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+                   .sign(key, hashes.SHA256()))
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
 def _certificate_from_csr(self: Any, csr: str, set_as_active: bool) -> Any:
     """The CSR's own public key and subject, as AWS certifies them (moto certifies a new key)."""
     request = x509.load_pem_x509_csr(csr.encode())
