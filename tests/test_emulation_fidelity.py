@@ -25,7 +25,8 @@ from cryptography.hazmat.primitives import serialization
 from components.edge.device_policy import device_policy_document
 from components.fleet_provisioning.component import ALLOW_LIST_ADMINS_GROUP, INSTALLERS_GROUP
 from components.iam import service_trust_policy
-from examples.devices.mqtt import Endpoint, Refused, connect_with_retries, connected
+from examples.devices import jitr_device
+from examples.devices.mqtt import Refused, connected
 from tests.support.certificates import issue
 from tests.support.cvm import new_csr
 from tools.harness import ACCOUNT_ID, StackGraph
@@ -749,29 +750,21 @@ def test_the_template_is_applied_with_the_provisioning_role(world: World) -> Non
 
 # --- The device endpoint (MQTT over mutual TLS, the device SDK) ---------------------------
 
-def endpoint_of(world: World, region: str = A) -> tuple[DeviceEndpoints, Endpoint]:
-    endpoints = world.emulation(DeviceEndpoints)
-    address = endpoints.addresses[region]
-    return endpoints, Endpoint(address.host_name, endpoints.ca_pem, address.port,
-                               ("127.0.0.1", address.proxy_port))
-
-
-def key_pem(device: Any) -> str:
-    return device.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption()).decode()
+def telemetry(thing: str) -> str:
+    return f"dt/iotmr/{thing}/status"
 
 
 def test_jitr_refuses_the_first_connection_and_the_retry_connects(world: World) -> None:
-    endpoints, endpoint = endpoint_of(world)
+    endpoints = world.emulation(DeviceEndpoints)
     device = world.pki.device(name())
-    with pytest.raises(Refused) as refused:
-        with connected(endpoint, device.pem, key_pem(device), device.thing_name):
-            pass
-    assert "PROTOCOL_ERROR" in str(refused.value)  # the SDK's word for CONNACK 5 (not authorised)
+    why = jitr_device.first_connection(endpoints.endpoint(A), device.pem, device.key_pem, device.thing_name)
+    assert "PROTOCOL_ERROR" in why  # the SDK's word for CONNACK 5 (not authorised)
     [(registration, deliveries)] = [r for r in endpoints.log(A).registrations
                                     if r[0].certificate_id == certificate_id(device.pem)]
     sfn = world.client("stepfunctions", A)
     assert [wait_for_execution(sfn, d.detail)["status"] for d in deliveries if d.action == "stepFunctions"] \
         == ["SUCCEEDED"]
-    attempt, refusals = connect_with_retries(endpoint, device.pem, key_pem(device), device.thing_name)
-    assert attempt == 1 and not refusals
+    outcome = jitr_device.run(endpoints.endpoint(A), device.pem, device.key_pem, device.thing_name,
+                              telemetry(device.thing_name))
+    assert (outcome.attempt, outcome.refusals, outcome.published) == (1, [], telemetry(device.thing_name))
+    assert endpoints.wait_for_message(A, device.thing_name, telemetry(device.thing_name))

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -34,12 +33,28 @@ class Refused(Exception):
     """The endpoint did not accept the connection (TLS or CONNACK)."""
 
 
+class Session:
+    """A connected device's MQTT connection, valid inside `connected(...)` only."""
+
+    def __init__(self, connection: mqtt.Connection) -> None:
+        self.connection: mqtt.Connection | None = connection
+
+    def publish(self, topic: str, message: Mapping[str, Any]) -> None:
+        """QoS 1: returns once the endpoint acknowledged (PUBACK), raises if it did not."""
+        if self.connection is None:
+            raise RuntimeError("the session has ended")
+        future, _ = self.connection.publish(topic=topic, payload=json.dumps(message), qos=mqtt.QoS.AT_LEAST_ONCE)
+        future.result(TIMEOUT_SECONDS)
+
+
 @contextlib.contextmanager
-def connected(endpoint: Endpoint, certificate_pem: str, key_pem: str, client_id: str) -> Iterator[mqtt.Connection]:
-    """An MQTT connection after its CONNACK; disconnected and its event loop gone on exit."""
+def connected(endpoint: Endpoint, certificate_pem: str, key_pem: str, client_id: str) -> Iterator[Session]:
+    """A session after the CONNACK accepted; on exit disconnected and its own event loop
+    shut down (awscrt frees it once nothing refers to the connection: hence the session
+    wrapper, emptied before the wait)."""
     loop_group = io.EventLoopGroup(1)
-    resolver = io.DefaultHostResolver(loop_group)
-    bootstrap = io.ClientBootstrap(loop_group, resolver)
+    shutdown = loop_group.shutdown_event
+    bootstrap = io.ClientBootstrap(loop_group, io.DefaultHostResolver(loop_group))
     proxy = HttpProxyOptions(*endpoint.proxy) if endpoint.proxy else None
     connection = mqtt_connection_builder.mtls_from_bytes(
         endpoint=endpoint.host_name, port=endpoint.port, cert_bytes=certificate_pem.encode(),
@@ -47,39 +62,23 @@ def connected(endpoint: Endpoint, certificate_pem: str, key_pem: str, client_id:
         client_bootstrap=bootstrap, http_proxy_options=proxy, clean_session=True, keep_alive_secs=30,
         tcp_connect_timeout_ms=TIMEOUT_SECONDS * 1000, protocol_operation_timeout_ms=TIMEOUT_SECONDS * 1000,
         reconnect_min_timeout_secs=1, reconnect_max_timeout_secs=1, enable_metrics_collection=False)
+    del loop_group, bootstrap
+    refused = ""
     try:
-        try:
-            connection.connect().result(TIMEOUT_SECONDS)
-        except Exception as error:  # awscrt.exceptions.AwsCrtError: TLS, CONNACK, timeout
-            raise Refused(f"{type(error).__name__}: {getattr(error, 'name', '')} {error}".strip()) from None
-        try:
-            yield connection
-        finally:
+        connection.connect().result(TIMEOUT_SECONDS)
+    except Exception as error:  # awscrt.exceptions.AwsCrtError: TLS, CONNACK, timeout
+        refused = f"{type(error).__name__}: {error}"
+    session = Session(connection)
+    try:
+        if not refused:
+            yield session
+    finally:
+        if not refused:
             with contextlib.suppress(Exception):
                 connection.disconnect().result(TIMEOUT_SECONDS)
-    finally:
-        del connection, bootstrap, resolver
-        shutdown = loop_group.shutdown_event
-        del loop_group
-        shutdown.wait(TIMEOUT_SECONDS)  # the event loop's thread has ended
-
-
-def publish(connection: mqtt.Connection, topic: str, message: Mapping[str, Any]) -> None:
-    """QoS 1: returns once the endpoint acknowledged (PUBACK), raises if it did not."""
-    future, _ = connection.publish(topic=topic, payload=json.dumps(message), qos=mqtt.QoS.AT_LEAST_ONCE)
-    future.result(TIMEOUT_SECONDS)
-
-
-def connect_with_retries(endpoint: Endpoint, certificate_pem: str, key_pem: str, client_id: str,
-                         *, attempts: int = 5, backoff_seconds: float = 0.5) -> tuple[int, list[str]]:
-    """Connect until a CONNACK accepts (then disconnect): (attempt that connected, why each
-    earlier one was refused). What a JITR device does on its first boot."""
-    refusals: list[str] = []
-    for attempt in range(1, attempts + 1):
-        try:
-            with connected(endpoint, certificate_pem, key_pem, client_id):
-                return attempt, refusals
-        except Refused as refused:
-            refusals.append(str(refused))
-            time.sleep(backoff_seconds * attempt)
-    raise Refused(f"not connected after {attempts} attempts: {'; '.join(refusals)}")
+        session.connection = None
+        del connection
+        if not shutdown.wait(TIMEOUT_SECONDS):
+            raise RuntimeError("the device's event loop did not shut down")
+    if refused:
+        raise Refused(refused)

@@ -43,6 +43,7 @@ from amqtt.session import Session
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from examples.devices.mqtt import Endpoint
 from tools import pki
 from tools.local.emulation import emulation
 from tools.local.emulation.iot_data import CA_TYPE, ConnectionRefused, IotData, Registration, certificate_id
@@ -86,7 +87,7 @@ class DeviceBroker(Broker):
         self.gate, self.region = gate, region
         super().__init__(config, loop=loop)
 
-    def _create_ssl_context(self, listener: Any) -> ssl.SSLContext:  # type: ignore[override]
+    def _create_ssl_context(self, listener: Any) -> ssl.SSLContext:
         return self.gate.tls_context(self.region)
 
     def close_session(self, session: Session) -> None:
@@ -108,7 +109,7 @@ class RegistryCheck(BaseAuthPlugin):
     """At CONNECT: JITR for an unknown certificate, else IoT's connect authorisation."""
 
     async def authenticate(self, *, session: Session) -> bool | None:
-        broker = self.context._broker_instance  # type: ignore[attr-defined]
+        broker = self.context._broker_instance
         return bool(broker.gate.connect(broker.region, session))
 
 
@@ -117,7 +118,7 @@ class PolicyCheck(BaseTopicPlugin):
 
     async def topic_filtering(self, *, session: Session | None = None, topic: str | None = None,
                               action: Action | None = None) -> bool | None:
-        broker = self.context._broker_instance  # type: ignore[attr-defined]
+        broker = self.context._broker_instance
         if session is None or topic is None or action is None:
             return False
         allowed = broker.gate.allowed(broker.region, session, action, topic)
@@ -232,7 +233,7 @@ class Routing(BasePlugin[BrokerContext]):
     """Hands every accepted publish to the gate (log, rules engine)."""
 
     async def on_broker_message_broadcast(self, *, client_id: str, message: Any) -> None:
-        broker = self.context._broker_instance  # type: ignore[attr-defined]
+        broker = self.context._broker_instance
         broker.gate.published(broker.region, client_id, message.topic, bytes(message.data))
 
 
@@ -337,6 +338,11 @@ class DeviceEndpoints:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
 
+    def endpoint(self, region: str) -> Endpoint:
+        """What a device SDK connects to for `region` (the example devices take it)."""
+        address = self.addresses[region]
+        return Endpoint(address.host_name, self.ca_pem, address.port, ("127.0.0.1", address.proxy_port))
+
     def log(self, region: str) -> Log:
         return self.gate.logs[region]
 
@@ -370,7 +376,7 @@ def declared_domains(world: World) -> dict[str, str]:
     found: dict[str, str] = {}
     for resource in world.declared(DOMAIN_TYPE):
         state = world.state(resource)
-        if state.get("serviceType", "DATA") == "DATA" and state.get("domainName"):
+        if resource.region and state.get("serviceType", "DATA") == "DATA" and state.get("domainName"):
             found[resource.region] = str(state["domainName"])
     return found
 
