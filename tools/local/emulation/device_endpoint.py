@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import ssl
 import tempfile
 import threading
@@ -93,9 +94,15 @@ class DeviceBroker(Broker):
     def close_session(self, session: Session) -> None:
         """Drop a client's network connection (AWS IoT: AUTH_ERROR)."""
         found = self._sessions.get(session.client_id or "")
-        if found and found[1].writer is not None:
-            writer = found[1].writer
-            asyncio.ensure_future(writer.close())
+        if found is None:
+            return
+        handler = found[1]
+
+        async def close() -> None:
+            with contextlib.suppress(Exception):
+                await handler.handle_connection_closed()
+                await handler.stop()
+        self.gate.keep(asyncio.ensure_future(close()))
 
 
 def _peer_pem(session: Session) -> str:
@@ -133,6 +140,12 @@ class Gate:
     def __init__(self, world: World, domains: dict[str, str], material: Path) -> None:
         self._world, self.domains, self.material = world, domains, material
         self.logs = {region: Log() for region in domains}
+        self.tasks: set[asyncio.Future[Any]] = set()
+
+    def keep(self, task: asyncio.Future[Any]) -> None:
+        """A task of the endpoint's loop, cancelled at stop if still running."""
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     # --- TLS -------------------------------------------------------------------------------
     def _trusted(self, region: str) -> str:
@@ -283,7 +296,10 @@ class DeviceEndpoints:
         self.addresses: dict[str, Address] = {}
         self._brokers: list[DeviceBroker] = []
         self._proxies: list[asyncio.Server] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        # amqtt logs every refused client and closed socket at ERROR: the log decides instead
+        self._quiet = [(logging.getLogger(n), logging.getLogger(n).level) for n in ("amqtt", "transitions")]
+        for logger, _ in self._quiet:
+            logger.setLevel(logging.CRITICAL)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="device-endpoint", daemon=True)
         self._thread.start()
@@ -315,9 +331,7 @@ class DeviceEndpoints:
 
             def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                           route: tuple[str, int] = route, port: int = broker_port) -> None:
-                task = asyncio.ensure_future(_tunnel(reader, writer, route, port))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self.gate.keep(asyncio.ensure_future(_tunnel(reader, writer, route, port)))
 
             proxy = await asyncio.start_server(connected, "127.0.0.1", 0)
             self._proxies.append(proxy)
@@ -327,9 +341,9 @@ class DeviceEndpoints:
     async def _stop(self) -> None:
         for proxy in self._proxies:
             proxy.close()
-        for task in list(self._tasks):
+        for task in list(self.gate.tasks):
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self.gate.tasks, return_exceptions=True)
         for broker in self._brokers:
             with contextlib.suppress(Exception):
                 await broker.shutdown()
@@ -369,6 +383,8 @@ class DeviceEndpoints:
         if not self._loop.is_running() and not self._loop.is_closed():
             self._loop.close()
         self._directory.cleanup()
+        for logger, level in self._quiet:
+            logger.setLevel(level)
 
 
 def declared_domains(world: World) -> dict[str, str]:

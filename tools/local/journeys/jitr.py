@@ -178,3 +178,49 @@ def check_trusts_another_ca(graph: StackGraph) -> StackGraph:
         inputs["environment"]["variables"]["CA_CERTIFICATE_PEM"] = other_ca
         return inputs
     return _each(graph, "aws:lambda/function:Function", change)
+
+
+# --- Wires of the device endpoint: each breaks what the endpoint must enforce -------------
+
+CA_TYPE = "aws:iot/caCertificate:CaCertificate"
+
+
+def _every(graph: StackGraph, resources: list[Any], change: Any) -> StackGraph:
+    if not resources:
+        raise LookupError("nothing declared for this wire")
+    for resource in resources:
+        graph = with_inputs(graph, graph.named(resource.name), change)
+    return graph
+
+
+@wire("device-endpoint-ca-not-registered", journey="jitr",
+      description="the CA registrations declare another CA: the endpoint's TLS must refuse our devices")
+def ca_not_registered(graph: StackGraph) -> StackGraph:
+    other_ca = bootstrap().intermediate_pem
+
+    def change(inputs: dict[str, Any]) -> dict[str, Any]:
+        inputs["caCertificatePem"] = other_ca
+        return inputs
+    return _every(graph, graph.of_type(CA_TYPE), change)
+
+
+@wire("device-policy-publish-names-another-topic", journey="jitr",
+      description="the device policy allows publishing under another topic root: the endpoint must "
+                  "refuse the device's telemetry")
+def policy_publish_names_another_topic(graph: StackGraph) -> StackGraph:
+    names = {str(r.get("devicePolicyName")) for r in (graph.outputs.get("regions") or {}).values()}
+
+    def change(inputs: dict[str, Any]) -> dict[str, Any]:
+        inputs["policy"] = str(inputs["policy"]).replace(":topic/dt/", ":topic/elsewhere/")
+        return inputs
+    return _every(graph, [p for p in graph.of_type("aws:iot/policy:Policy") if p.inputs.get("name") in names],
+                  change)
+
+
+@wire("jitr-ca-auto-registration-off", journey="jitr",
+      description="the CA registrations turn auto-registration off: no JITR event, the device never connects")
+def ca_auto_registration_off(graph: StackGraph) -> StackGraph:
+    def change(inputs: dict[str, Any]) -> dict[str, Any]:
+        inputs["allowAutoRegistration"] = False
+        return inputs
+    return _every(graph, graph.of_type(CA_TYPE), change)
