@@ -14,20 +14,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from examples.devices.mqtt import Endpoint, Refused, connected
+from examples.devices.mqtt import Endpoint, Outcome, Refused, connect_and_publish, connected, read_proxy
 
 ATTEMPTS, BACKOFF_SECONDS = 6, 0.5
-
-
-@dataclass
-class Outcome:
-    attempt: int = 0  # the attempt whose CONNACK accepted (0: none)
-    refusals: list[str] = field(default_factory=list)  # why each earlier attempt failed
-    published: str = ""  # the topic of the acknowledged publish
 
 
 def first_connection(endpoint: Endpoint, certificate_pem: str, key_pem: str, thing_name: str) -> str:
@@ -43,18 +34,9 @@ def first_connection(endpoint: Endpoint, certificate_pem: str, key_pem: str, thi
 def run(endpoint: Endpoint, certificate_pem: str, key_pem: str, thing_name: str, topic: str,
         *, attempts: int = ATTEMPTS, backoff_seconds: float = BACKOFF_SECONDS) -> Outcome:
     """Connect (retrying while JITR runs) and publish one status message (QoS 1)."""
-    outcome = Outcome()
-    for attempt in range(1, attempts + 1):
-        try:
-            with connected(endpoint, certificate_pem, key_pem, thing_name) as session:
-                outcome.attempt = attempt
-                session.publish(topic, {"thing": thing_name, "status": "online", "attempt": attempt})
-                outcome.published = topic
-                return outcome
-        except Refused as refused:
-            outcome.refusals.append(str(refused))
-            time.sleep(backoff_seconds * attempt)
-    return outcome
+    return connect_and_publish(endpoint, certificate_pem, key_pem, thing_name, topic,
+                               {"thing": thing_name, "status": "online"}, attempts=attempts,
+                               backoff_seconds=backoff_seconds)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,12 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--topic", required=True, help="where to publish, e.g. dt/<app>/<thing>/status")
     parser.add_argument("--proxy", help="HOST:PORT of an HTTP CONNECT proxy (the local run's)")
     args = parser.parse_args(argv)
-    proxy = None
-    if args.proxy:
-        host, _, port = args.proxy.rpartition(":")
-        proxy = (host, int(port))
     try:
-        endpoint = Endpoint(args.endpoint, args.ca.read_text(), args.port, proxy)
+        endpoint = Endpoint(args.endpoint, args.ca.read_text(), args.port, read_proxy(args.proxy))
         outcome = run(endpoint, args.cert.read_text(), args.key.read_text(), args.thing, args.topic)
     except OSError as error:
         print(f"error: {error}", file=sys.stderr)

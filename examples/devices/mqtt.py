@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from awscrt import io, mqtt
@@ -82,3 +83,37 @@ def connected(endpoint: Endpoint, certificate_pem: str, key_pem: str, client_id:
             raise RuntimeError("the device's event loop did not shut down")
     if refused:
         raise Refused(refused)
+
+
+@dataclass
+class Outcome:
+    attempt: int = 0  # the attempt whose CONNACK accepted (0: none)
+    refusals: list[str] = field(default_factory=list)  # why each earlier attempt failed
+    published: str = ""  # the topic of the acknowledged publish
+
+
+def connect_and_publish(endpoint: Endpoint, certificate_pem: str, key_pem: str, client_id: str, topic: str,
+                        message: Mapping[str, Any], *, attempts: int = 1, backoff_seconds: float = 0.5) -> Outcome:
+    """Connect as `client_id` (retrying a refused connection up to `attempts` times) and
+    publish `message` once (QoS 1)."""
+    outcome = Outcome()
+    for attempt in range(1, attempts + 1):
+        try:
+            with connected(endpoint, certificate_pem, key_pem, client_id) as session:
+                outcome.attempt = attempt
+                session.publish(topic, {**message, "attempt": attempt})
+                outcome.published = topic
+                return outcome
+        except Refused as refused:
+            outcome.refusals.append(str(refused))
+            if attempt < attempts:
+                time.sleep(backoff_seconds * attempt)
+    return outcome
+
+
+def read_proxy(value: str | None) -> tuple[str, int] | None:
+    """`HOST:PORT` of the command lines' --proxy."""
+    if not value:
+        return None
+    host, _, port = value.rpartition(":")
+    return host, int(port)
