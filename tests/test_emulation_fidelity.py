@@ -37,6 +37,7 @@ from tools.local.emulation import fleet_provisioning as fleet_module
 from tools.local.emulation.api_gateway import ApiGateway
 from tools.local.emulation.fleet_provisioning import FleetProvisioning, Rejected, declared, role_for
 from tools.local.emulation.device_endpoint import DeviceEndpoints
+from tools.local.moto_fidelity import amazon_issuer_pem
 from tools.local.emulation.iot_data import ConnectionRefused, IotData, certificate_id
 from tools.local.emulation.lambdas import FunctionTimeout, InvokeDenied, LambdaRuntime
 from tools.local.emulation.policy import AccessDenied, allows, permits, role_policies
@@ -835,3 +836,12 @@ def test_publish_and_subscribe_outside_the_policy_close_the_connection(world: Wo
         with pytest.raises(Exception):
             denied.result(10)
         assert "iot:Subscribe cmd/iotmr/someone-else/#" in endpoints.log(A).refusals[-1]
+
+
+def test_amazon_issued_certificates_chain_to_one_issuer(world: World) -> None:
+    iot = world.client("iot", A)
+    created = iot.create_keys_and_certificate(setAsActive=False)
+    from_csr = iot.create_certificate_from_csr(certificateSigningRequest=new_csr(name())[1], setAsActive=False)
+    issuer = x509.load_pem_x509_certificate(amazon_issuer_pem().encode())
+    for pem in (created["certificatePem"], from_csr["certificatePem"]):
+        x509.load_pem_x509_certificate(pem.encode()).verify_directly_issued_by(issuer)
