@@ -9,7 +9,7 @@ from components.account import current_account
 from components.capabilities import CAPABILITIES, build_global_parts, region_outputs
 from components.config import ConfigError, parse_stack_config, read_pulumi_config
 from components.context import GlobalContext, RegionalTables
-from components.dns import checked_device_domain
+from components.dns import checked_domains
 from components.edge.validation import DeviceDomainValidation, DeviceDomainValidationArgs
 from components.global_tables import CVM_RECORDS, DEVICE_DATA, INVENTORY, GlobalTables, GlobalTablesArgs
 from components.monitoring.component import GlobalDashboard, GlobalDashboardArgs
@@ -35,9 +35,10 @@ except PackagingError as error:
     raise pulumi.RunError(str(error)) from None
 
 account = current_account()
-# A CNAME cannot sit at the zone apex: stops the deployment if deviceDomain is not below it.
-device_domain = checked_device_domain(config.device_domain, config.hosted_zone_id,
-                                      config.hosted_zone_name)
+# A CNAME cannot sit at the zone apex: stops the deployment if deviceDomain (or another name
+# the stack adds to the zone) is not below it.
+device_domain = checked_domains(config.domains_in_zone(), config.hosted_zone_id,
+                                config.hosted_zone_name).apply(lambda d: d["deviceDomain"])
 tags = {"app": config.app_name, "environment": config.environment, **config.tags}
 
 tables = GlobalTables("tables", GlobalTablesArgs(

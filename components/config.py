@@ -107,6 +107,9 @@ class StackConfig:
     allowed_account_ids: tuple[str, ...] = ()
     # The installer web app's hosting (components/installer_web/settings.py); None: no site.
     installer_web: Any = None
+    # Names an enabled capability's settings add to the hosted zone ("cvm.provisioningDomain"
+    # -> domain), from the settings' optional `domains_in_zone()`.
+    capability_domains: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def device_cas(self) -> DeviceCas:
@@ -119,6 +122,11 @@ class StackConfig:
         if self.installer_web is None:
             return ()
         return (self.installer_web.origin(self.device_domain),)
+
+    def domains_in_zone(self) -> dict[str, str]:
+        """Every name the stack adds to its hosted zone, by the config key that sets it:
+        each must sit strictly below the zone (components/dns.py)."""
+        return {"deviceDomain": self.device_domain, **self.capability_domains}
 
     @property
     def replica_regions(self) -> tuple[str, ...]:
@@ -154,13 +162,18 @@ def _endpoint_partitions() -> list[dict[str, Any]]:
     return partitions
 
 
-@lru_cache(maxsize=1)
-def iot_regions() -> frozenset[str]:
-    """Regions of the `aws` partition where AWS IoT Core exists (what boto3's
-    `get_available_regions("iot")` returns)."""
+@lru_cache(maxsize=16)
+def service_regions(service: str) -> frozenset[str]:
+    """Regions of the `aws` partition that offer `service` (what boto3's
+    `get_available_regions(service)` returns)."""
     partition = next(p for p in _endpoint_partitions() if p["partition"] == "aws")
-    return frozenset(r for r in partition["services"]["iot"]["endpoints"]
+    return frozenset(r for r in partition["services"].get(service, {}).get("endpoints", {})
                      if r in partition["regions"])
+
+
+def iot_regions() -> frozenset[str]:
+    """Regions of the `aws` partition where AWS IoT Core exists."""
+    return service_regions("iot")
 
 
 @lru_cache(maxsize=64)
@@ -191,6 +204,9 @@ class KnownCapability(Protocol):
 
     @property
     def config_key(self) -> str: ...
+
+    @property
+    def services(self) -> tuple[str, ...]: ...
 
     def parse_settings(self, raw: Any, report: Callable[[str, str], None]) -> Any: ...
 
@@ -766,10 +782,33 @@ def parse_stack_config(
     settings = capability_settings(values, parsed["capabilities"], problems.add,
                                    context.capabilities)
 
+    for capability in context.capabilities:  # a service the capability needs, in each region
+        if capability.name not in (parsed["capabilities"] or ()):
+            continue
+        for service in capability.services:
+            missing = [r for r in parsed["regions"] or () if r not in service_regions(service)]
+            if missing:
+                problems.add("regions", f"{', '.join(missing)} does not offer {service}, which "
+                             f"capability {capability.name!r} needs in every region (botocore's "
+                             f"endpoint data); choose other regions or remove {capability.name!r} "
+                             "from capabilities")
+    zone = parsed.get("hostedZoneName")
+    capability_domains: dict[str, str] = {}
+    for capability in context.capabilities:  # the names a capability adds to the zone
+        names: Mapping[str, str] = getattr(settings.get(capability.name), "domains_in_zone",
+                                           lambda: {})()
+        for field_name, domain in sorted(names.items()):
+            setting = f"{capability.config_key}.{field_name}"
+            capability_domains[setting] = domain
+            problem = device_domain_zone_problem(domain, zone) if zone else None
+            if problem:
+                problems.add(setting, problem)
+
     if problems.lines:
         raise ConfigError(problems.lines)
     fields = {key.field: parsed[key.name] for key in KEYS if key.field}
-    return StackConfig(**fields, capability_settings=settings)
+    return StackConfig(**fields, capability_settings=settings,
+                       capability_domains=capability_domains)
 
 
 def read_pulumi_config() -> dict[str, Any]:

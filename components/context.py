@@ -172,6 +172,9 @@ class Capability(Generic[Settings, Built]):
     # What of the built component can fail silently (dead-letter queues, machines, pipes,
     # functions, logged decisions): RegionalMonitoring gives each its alarms.
     watch: Callable[[Any], Watch] | None = None
+    # AWS services the capability needs in every region it is built in, by botocore's
+    # endpoint names (e.g. "pipes"): config refuses a region that does not offer one.
+    services: tuple[str, ...] = ()
 
 
 def no_settings(raw: Any, report: ReportProblem) -> None:

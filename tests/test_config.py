@@ -307,6 +307,8 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str, str]] = [
     ("unknown region", {"regions": ["eu-west-1", "eu-wes-2"]}, "regions", "did you mean 'eu-west-2'"),
     ("China region", {"regions": ["eu-west-1", "cn-north-1"]}, "regions", "not support"),
     ("duplicate region", {"regions": ["eu-west-1", "eu-west-1"]}, "regions", "listed twice"),
+    ("replication where Pipes is not offered", {"regions": ["eu-west-1", "il-central-1"]}, "regions",
+     "il-central-1 does not offer pipes, which capability 'replication' needs"),
     ("primary not in regions", {"primaryRegion": "us-east-1"}, "primaryRegion", "not in regions"),
     ("empty domain", {"deviceDomain": ""}, "deviceDomain", "missing"),
     ("domain not a subdomain", {"deviceDomain": "example"}, "deviceDomain", "iot.example.com"),
@@ -314,6 +316,9 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], str, str]] = [
                                  "hostedZoneName": "iot.example.com"}, "deviceDomain", "apex"),
     ("domain outside the zone", {"hostedZoneName": "example.org"}, "deviceDomain",
      "not inside hosted zone 'example.org'"),
+    ("provisioning domain outside the zone", {"hostedZoneName": "example.com",
+                                              "cvm": {"provisioningDomain": "provision.example.org"}},
+     "cvm.provisioningDomain", "not inside hosted zone 'example.com'"),
     ("bad zone id", {"hostedZoneId": "zone-1"}, "hostedZoneId", "Z0123456789ABCDEFGHIJ"),
     ("missing regions", {"regions": None}, "regions", "pulumi config set"),
     ("missing app name", {"appName": None}, "appName", "pulumi config set"),
@@ -438,6 +443,19 @@ def test_without_zone_name_the_zone_is_looked_up_and_an_apex_domain_stops_the_pr
     message = str(caught.value.error)
     assert message.startswith("iot-multi-region:deviceDomain: 'iot.dev.example.com' is the apex")
     assert "Z0123456789DEVEXAMPLE" in message and "\n" not in message
+
+
+def test_without_zone_name_a_provisioning_domain_outside_the_zone_stops_the_program() -> None:
+    import pulumi
+
+    with pytest.raises(ProgramFailed) as caught:
+        evaluate_program(PROJECT_DIR, "dev", drop_keys=("hostedZoneName",),
+                         config_overrides={"cvm": {"provisioningDomain": "provision.example.org"}},
+                         invoke_answers={GET_ZONE: {"name": "dev.example.com."}})
+    assert isinstance(caught.value.error, pulumi.RunError)
+    message = str(caught.value.error)
+    assert message.startswith("iot-multi-region:cvm.provisioningDomain: 'provision.example.org' "
+                              "is not inside hosted zone 'dev.example.com'"), message
 
 
 def test_a_configured_zone_name_is_checked_offline_instead_of_looked_up() -> None:

@@ -202,9 +202,11 @@ def test_revoke_is_final_here_and_through_the_inventory(world: Cvm, project: Pat
     request = {"device_uid": "d-1", "device_token": token(salt, "d-1")}
     assert register(world, request) == 200
 
+    assert world.policy_targets()
     assert run(project, "revoke", "d-1")[0] == 0
     [certificate] = world.certificates()
     assert certificate["status"] == "REVOKED" and world.thing_principals("d-1") == []
+    assert world.policy_targets() == []  # as the machine leaves it in every other region
     item = world.inventory("d-1")
     assert (item["status"], item["version"], item["writerRegion"]) == (
         {"S": "REVOKED"}, {"N": "2"}, {"S": REGION})
@@ -223,6 +225,7 @@ def test_reissue_revokes_and_lets_the_device_register_again(world: Cvm, project:
 
     status, out, _ = run(project, "reissue", "d-2")
     assert status == 0, out
+    assert world.policy_targets() == []
     item = world.inventory("d-2")
     assert (item["status"], item["version"]) == ({"S": "INACTIVE"}, {"N": "2"})
     assert item["revokedCertificateIds"] == {"SS": [old]}

@@ -8,9 +8,12 @@ registers) must make its journey fail. Small unit tests pin the emulations' sema
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -23,6 +26,7 @@ import pytest
 from tests.support.stacks import configured_regions
 from tools.harness import StackGraph
 from tools.local import journeys
+from tools.local import cli, pki_material
 from tools.local.cli import main
 from tools.local.emulation.lambdas import load_handler
 from tools.local.emulation.streams import matches
@@ -223,6 +227,60 @@ def test_interrupt_tears_everything_down(local_pki: LocalPki) -> None:
     assert leftover_threads(before) == []
 
 
+def test_ctrl_c_during_a_journey_keeps_the_report_of_what_ran(
+        local_pki: LocalPki, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = set(threading.enumerate())
+
+    def stopped_midway(journey_run: journeys.JourneyRun) -> None:
+        with journey_run.step("a step that finished") as step:
+            step.check(True, "done")
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(journeys.JOURNEYS, "pki",
+                        dataclasses.replace(journeys.JOURNEYS["pki"], run=stopped_midway))
+    report = run(RunOptions(journey="pki", regions=configured_regions("dev")[:1], pki=local_pki))
+
+    assert report.interrupted and not report.ok
+    (journey,) = report.journeys
+    assert [s.outcome.value for s in journey.steps] == ["pass", "fail"]
+    assert leftover_threads(before) == []
+
+
+def test_ctrl_c_ends_a_kept_run_with_130(local_pki: LocalPki, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    def interrupted(stop: threading.Event, tick: float = 0.5) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "wait_for_interrupt", interrupted)
+    monkeypatch.setattr(pki_material, "bootstrap", lambda: local_pki)
+    code = main(["--journey", "pki", "--regions", configured_regions("dev")[0], "--keep", "--quiet"])
+
+    assert code == 130
+    assert "interrupted" in capsys.readouterr().err
+
+
+def test_a_waiting_run_notices_the_interrupt_within_its_tick() -> None:
+    stop = threading.Event()
+    threading.Timer(0.2, stop.set).start()
+    started = time.monotonic()
+    cli.wait_for_interrupt(stop, tick=0.1)
+    assert time.monotonic() - started < 1.0
+
+
+def test_help_and_list_do_not_load_the_run() -> None:
+    code = ("import sys; from tools.local import cli; cli.build_parser().format_help(); "
+            "print(sorted(m for m in ('moto', 'pulumi_aws', 'boto3') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            cwd=Path(__file__).resolve().parent.parent).stdout.strip()
+    assert loaded == "[]"
+
+
+def test_list_names_every_journey_and_wire(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--list"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"  {name} " in out for name in [*journeys.JOURNEYS, *journeys.WIRES])
+
+
 def test_a_mandatory_violation_stops_the_run_before_the_server() -> None:
     report = run(RunOptions(stack="test", project_dir=FIXTURES / "insecure_program"))
 
@@ -312,3 +370,18 @@ def test_a_wire_whose_journey_is_not_run_is_a_setup_error(capsys: pytest.Capture
     err = capsys.readouterr().err
     assert f"--break {wire}: its journey {journeys.WIRES[wire].journey!r} is not selected" in err
     assert "Traceback" not in err
+
+
+def test_the_report_names_advisory_findings_and_what_was_not_exercised() -> None:
+    from tools.local.report import PolicySummary, RunReport, format_text
+
+    report = RunReport(stack="dev", regions=["eu-west-1"],
+                       policy=PolicySummary(0, 3, 100, 10, advisory_policies={"lambda-x": 3}),
+                       not_materialised={"route53 healthCheck": 2, "route53 record": 1,
+                                         "sqs queue": 1})
+    text = format_text(report)
+    assert "  advisory: lambda-x (3)" in text
+    untried = [line for line in text.splitlines() if line.startswith("Not exercised offline")]
+    assert len(untried) == 1 and untried[0].count("DNS failover") == 1
+    assert json.loads(report.to_json())["not_exercised"] == [
+        "DNS failover (Route53 latency records and their health checks)"]

@@ -146,6 +146,10 @@ def test_compare_disabled_and_deleted_items() -> None:
     assert compare(B, item("REVOKED"), Registry()) is None  # nothing here to disable
     assert compare(B, item("DELETED"), active_here).kind == LEFTOVER  # type: ignore[union-attr]
     assert compare(B, item("DELETED"), Registry()) is None
+    policy_left = Registry(certificates={"c1": "REVOKED"}, policy_targets={"c1"})
+    found = compare(B, item("REVOKED"), policy_left)
+    assert found is not None and found.detail == ("device policy still attached to the REVOKED "
+                                                  "certificate, expected detached (REVOKED item)")
 
 
 # --- repair loop ------------------------------------------------------------------------

@@ -92,18 +92,26 @@ def test_the_installer_takes_its_ids_from_the_stack_outputs(dev_graph: Any,
         installer.fill_from_outputs(args)
 
 
-@pytest.mark.parametrize("argv", [
-    ["admin", "list", "--region", "eu-west-1", "--user-pool-id", "eu-west-1_abc"],
-    ["admin", "allow-serial", "--region", "eu-west-1", "--table", "t", "--serial", "SN-1"],
+@pytest.mark.parametrize("tool, argv, code", [
+    ("installer", ["admin", "list", "--region", "eu-west-1", "--user-pool-id", "eu-west-1_abc"], 1),
+    ("installer", ["admin", "allow-serial", "--region", "eu-west-1", "--table", "t", "--serial",
+                   "SN-1"], 1),
+    ("manufacturer", ["--stack", "dev", "disable", "DEVICE-1"], 1),
+    ("manufacturer", ["--stack", "dev", "revoke", "DEVICE-1"], 1),
+    ("reconcile", ["dev", "--outputs", "{outputs}", "--region", "eu-west-1"], 3),
 ])
-def test_the_installer_tool_without_aws_credentials_prints_one_line(
-        argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-        tmp_path: Path) -> None:
-    """An administrator without credentials gets the fix in one line, not a traceback."""
+def test_an_operator_tool_without_aws_credentials_prints_one_line(
+        tool: str, argv: list[str], code: int, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, dev_graph: Any) -> None:
+    """An operator without credentials gets the fix in one line, not a traceback."""
+    import importlib
+
     import boto3
 
-    from tools import installer
-
+    module = importlib.import_module(f"tools.{tool}")
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps(dev_graph.outputs))
+    argv = [a.replace("{outputs}", str(outputs)) for a in argv]
     # The worker's default boto3 session may hold another test's credentials: start from none.
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
@@ -111,6 +119,38 @@ def test_the_installer_tool_without_aws_credentials_prints_one_line(
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    assert installer.main(argv, out=io.StringIO()) == 1
+    assert module.main(argv, out=io.StringIO()) == code
     err = capsys.readouterr().err
-    assert err.startswith("error: no AWS credentials found") and err.count("\n") == 1
+    assert err.startswith("error: no AWS credentials found") and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("endpoint, host", [
+    ("http://127.0.0.1:5000", "127.0.0.1:5000"),  # a kept local system: no `sync-` prefix
+    (None, "sync-states.eu-west-1.amazonaws.com"),  # AWS: the API's own host prefix
+])
+def test_the_tools_clients_reach_a_local_endpoint_for_start_sync_execution(
+        endpoint: str | None, host: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tools.aws_clients import boto3_clients
+
+    class Sent(Exception):
+        pass
+
+    for name, value in (("AWS_ENDPOINT_URL", endpoint), ("AWS_ACCESS_KEY_ID", "k"),
+                        ("AWS_SECRET_ACCESS_KEY", "s")):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    client = boto3_clients()("stepfunctions", "eu-west-1")
+    seen: list[str] = []
+
+    def capture(request: Any, **_: Any) -> None:
+        seen.append(request.url)
+        raise Sent
+
+    client.meta.events.register("before-send", capture)
+    with pytest.raises(Sent):
+        client.start_sync_execution(stateMachineArn="arn:aws:states:eu-west-1:123456789012:"
+                                                    "stateMachine:m", input="{}")
+    assert seen and seen[0].split("/")[2] == host

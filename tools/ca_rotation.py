@@ -25,13 +25,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from tools.aws_clients import ClientFactory, boto3_clients
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-ClientFactory = Callable[[str, str], Any]  # (service, region) -> boto3 client
 NEXT_STATE = {"previous": "retiring", "retiring": "retired"}
 ON_CA_STATUSES = ("ACTIVE", "INACTIVE")
 USABLE_REGISTRY_STATUSES = ("ACTIVE", "PENDING_ACTIVATION")
@@ -129,19 +130,6 @@ def render(entries: list[CaInRegion], out: TextIO, examples: int = 5) -> None:
             print(f"    {thing}", file=out)
         if len(e.things) > examples:
             print(f"    … and {len(e.things) - examples} more (--json lists all)", file=out)
-
-
-def boto3_clients(profile: str | None = None) -> ClientFactory:
-    import boto3
-
-    session: Any = boto3.Session(profile_name=profile)
-    cache: dict[tuple[str, str], Any] = {}
-
-    def client(service: str, region: str) -> Any:
-        if (service, region) not in cache:
-            cache[(service, region)] = session.client(service, region_name=region)
-        return cache[(service, region)]
-    return client
 
 
 def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr,

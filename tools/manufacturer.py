@@ -44,6 +44,7 @@ from lambdas.contracts.inventory import ContractViolation, InventoryItem, Status
 from lambdas.cvm_registration.logic.tokens import BATCH_PATTERN, device_token
 from lambdas.contracts.things import device_uid_problem
 from lambdas.cvm_registration.models.requests import TOKEN_PATTERN, UID2_PATTERN
+from tools.aws_errors import AWS_ERRORS, describe
 from tools.harness import load_program_stack
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -484,6 +485,9 @@ class Manufacturer:
             raise ToolError(f"{broken}; repair the item before changing it") from None
 
     def _revoke_certificate(self, thing: str, certificate_id: str) -> None:
+        """Here, what the replication machine does in every other region with a REVOKED item
+        (replication.asl.json, "Revoked or disabled"): unusable first, then detached from
+        the thing and from the device policy, so `tools.reconcile` finds every region alike."""
         try:
             arn = self.iot.describe_certificate(certificateId=certificate_id)[
                 "certificateDescription"]["certificateArn"]
@@ -491,6 +495,12 @@ class Manufacturer:
             self.iot.detach_thing_principal(thingName=thing, principal=arn)
         except ClientError as error:
             if _code(error) != "ResourceNotFoundException":  # not in this region (yet)
+                raise
+            return
+        try:
+            self.iot.detach_policy(policyName=self.stack.names.device_policy, target=arn)
+        except ClientError as error:
+            if _code(error) != "ResourceNotFoundException":  # not attached (any more)
                 raise
 
     def _write_next(self, item: InventoryItem, *, status: str, revoke: str | None = None) -> None:
@@ -548,8 +558,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, *, session: Any = None,
-         project_dir: Path = PROJECT_DIR, out: TextIO = sys.stdout,
-         err: TextIO = sys.stderr) -> int:
+         project_dir: Path = PROJECT_DIR, out: TextIO | None = None,
+         err: TextIO | None = None) -> int:
+    # Resolved per call, not at import: a caller that redirects the streams is written to.
+    out, err = out or sys.stdout, err or sys.stderr
     args = parser().parse_args(argv)
     try:
         stack = Stack.load(args.stack, project_dir)
@@ -578,6 +590,9 @@ def main(argv: Sequence[str] | None = None, *, session: Any = None,
     except (FileNotFoundError, KeyError) as error:
         err.write(f"error: {error}\n")
         return 2
+    except AWS_ERRORS as error:  # refused, or no credentials, region or network: one line
+        err.write(f"error: {describe(error)}\n")
+        return 1
     return 0
 
 

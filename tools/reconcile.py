@@ -17,18 +17,21 @@ at `replication.backfillUtilization`, adapts to throttling, shows progress and a
 writes a journal (`--journal-dir`) so a rerun after a crash skips finished devices.
 
 Exit status: 0 in sync (or everything repaired), 1 failures or conflicts remain, 2 the dry
-run found something to repair, 3 bad arguments or stack.
+run found something to repair, 3 bad arguments or stack, or AWS not reachable (no credentials,
+region or network: one line naming the fix).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
 from tools import stack_outputs
+from tools.aws_clients import ClientFactory, boto3_clients
+from tools.aws_errors import AWS_ERRORS, describe
 from tools.replication_reconcile import (
     CONFLICT,
     REPAIRABLE,
@@ -43,7 +46,6 @@ from tools.replication_reconcile import (
 )
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-ClientFactory = Callable[[str, str], Any]  # (service, region) -> boto3 client
 
 
 def load_stack(program: Path, stack: str, outputs: Mapping[str, Any]
@@ -65,19 +67,6 @@ def load_stack(program: Path, stack: str, outputs: Mapping[str, Any]
         raise ValueError(f"stack {stack!r} does not run the replication capability in any "
                          "region (its outputs have no `regions.<region>.replication`)")
     return targets, settings
-
-
-def boto3_clients(profile: str | None = None) -> ClientFactory:
-    import boto3
-
-    session: Any = boto3.Session(profile_name=profile)  # services chosen at run time
-    cache: dict[tuple[str, str], Any] = {}
-
-    def client(service: str, region: str) -> Any:
-        if (service, region) not in cache:
-            cache[(service, region)] = session.client(service, region_name=region)
-        return cache[(service, region)]
-    return client
 
 
 def run(targets: dict[str, RegionTargets], settings: Any, clients: ClientFactory, *,
@@ -121,8 +110,9 @@ def run(targets: dict[str, RegionTargets], settings: Any, clients: ClientFactory
     return (2 if pending else 0), reports
 
 
-def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr,
+def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO | None = None,
          clients: ClientFactory | None = None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr  # per call: redirected streams are used
     parser = argparse.ArgumentParser(prog="python -m tools.reconcile", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stack", help="stack name (reads Pulumi.<stack>.yaml)")
@@ -157,11 +147,15 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = 
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=err)
         return 3
-    code, _ = run(targets, settings, clients or boto3_clients(args.profile),
-                  regions=args.region or sorted(targets), apply=args.apply, deep=args.deep,
-                  journal_dir=args.journal_dir, stack=args.stack,
-                  utilization=args.utilization,
-                  things=set(args.thing) if args.thing else None, out=out, progress=err)
+    try:
+        code, _ = run(targets, settings, clients or boto3_clients(args.profile),
+                      regions=args.region or sorted(targets), apply=args.apply, deep=args.deep,
+                      journal_dir=args.journal_dir, stack=args.stack,
+                      utilization=args.utilization,
+                      things=set(args.thing) if args.thing else None, out=out, progress=err)
+    except AWS_ERRORS as error:  # no credentials, region or network, or refused: one line
+        print(f"error: {describe(error)}", file=err)
+        return 3
     return code
 
 

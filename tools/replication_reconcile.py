@@ -213,9 +213,11 @@ def compare(region: str, item: InventoryItem, registry: Registry) -> Finding | N
                            f"{registry.principals.get(item.thing_name)}, expected [{certificate}]")
         return None
     if item.status in ("INACTIVE", "REVOKED"):
-        if status == "ACTIVE" or (certificate and certificate in registry.policy_targets):
-            return finding(WRONG_STATE, f"certificate {status} with policy "
-                           f"{certificate in registry.policy_targets}, expected {item.status}")
+        if status == "ACTIVE":
+            return finding(WRONG_STATE, f"certificate ACTIVE, expected {item.status}")
+        if certificate and certificate in registry.policy_targets:
+            return finding(WRONG_STATE, f"device policy still attached to the {status} "
+                           f"certificate, expected detached ({item.status} item)")
         return None
     if item.status == "DELETED":
         if present or status is not None:

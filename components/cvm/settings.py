@@ -68,6 +68,12 @@ class CvmSettings:
     def domain_for(self, device_domain: str) -> str:
         return self.provisioning_domain or f"provision.{device_domain}"
 
+    def domains_in_zone(self) -> dict[str, str]:
+        """A configured provisioning domain must sit below the stack's hosted zone (checked
+        by components/config.py offline, components/dns.py at deploy time); the default,
+        provision.<deviceDomain>, is below it whenever deviceDomain is."""
+        return {"provisioningDomain": self.provisioning_domain} if self.provisioning_domain else {}
+
 
 def _int(raw: dict[str, Any], name: str, low: int, high: int, report: ReportProblem
          ) -> int | None:

@@ -57,7 +57,7 @@ def outputs(component: ReplicationPipeline) -> Mapping[str, Any]:
 
 CAPABILITY: Capability[ReplicationSettings, ReplicationPipeline] = Capability(
     name="replication", config_key="replication", parse_settings=parse_settings, build=build,
-    outputs=outputs, watch=watch,
+    outputs=outputs, watch=watch, services=("pipes", "states"),
     description="applies inventory changes written in other regions to this region's registry")
 
 __all__ = ["CAPABILITY", "ReplicationPipeline", "ReplicationPipelineArgs", "ReplicationSettings"]

@@ -6,14 +6,14 @@ import argparse
 import contextlib
 import signal
 import sys
-import time
+import threading
 from collections.abc import Iterator, Sequence
 from types import FrameType
+from typing import TYPE_CHECKING
 
-from tools.local import journeys
-from tools.local.report import Progress, RunReport, format_text
-from tools.local.runner import RunOptions, SetupError, run
-from tools.local.world import ACCESS_KEY_ID, SECRET_ACCESS_KEY, World
+if TYPE_CHECKING:  # the run's modules import moto and pulumi_aws: seconds `--help` never needs
+    from tools.local.report import RunReport
+    from tools.local.world import World
 
 EXIT_OK, EXIT_FAILED, EXIT_SETUP, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -24,11 +24,11 @@ in moto; emulate what moto lacks (IoT rules engine and data plane, Lambda, API G
 fleet provisioning, global tables, pipes) from the declared resources; drive the device
 journeys and report every step per region.
 Exit status: 0 all journeys passed (pending steps allowed), 1 a journey failed or the
-policy pack rejected the stack, 2 the run could not start, 130 interrupted."""
+policy pack rejected the stack, 2 the run could not start, 130 interrupted (Ctrl-C or
+SIGTERM; also how a --keep run ends). `--list` names the journeys and wires."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    journeys.load_modules()
     parser = argparse.ArgumentParser(prog="python -m tools.local", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stack", default="dev",
@@ -36,22 +36,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--regions", type=lambda v: [r for r in v.split(",") if r],
                         metavar="R1,R2",
                         help="run only these of the stack's regions (comma-separated)")
-    parser.add_argument("--journey", choices=sorted(journeys.JOURNEYS),
-                        help="run only this journey (default: all)")
+    # Names are checked by the run (an unknown one is exit 2 naming the available ones), so
+    # that --help does not import every journey.
+    parser.add_argument("--journey", metavar="NAME",
+                        help="run only this journey (default: all; --list names them)")
     parser.add_argument("--keep", action="store_true",
                         help="after the journeys, serve the system on 127.0.0.1 (with the "
                              "emulations) for the AWS CLI or boto3; Ctrl-C stops it")
     parser.add_argument("--json", action="store_true",
                         help="print the report as JSON on stdout (progress stays on stderr)")
-    parser.add_argument("--break", dest="breaks", action="append", default=[],
-                        choices=sorted(journeys.WIRES), metavar="WIRE",
+    parser.add_argument("--break", dest="breaks", action="append", default=[], metavar="WIRE",
                         help="break a wire in a copy of the resource graph before running, to see "
-                             f"the run catch it; one of: {', '.join(sorted(journeys.WIRES))}")
+                             "the run catch it (--list names them)")
+    parser.add_argument("--list", action="store_true",
+                        help="list the journeys and the wires, then exit")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     return parser
 
 
 def access_instructions(system: World) -> str:
+    from tools.local.world import ACCESS_KEY_ID, SECRET_ACCESS_KEY
+
     region = system.primary_region
     return "\n".join([
         f"moto server kept running at {system.endpoint} (Ctrl-C stops it).",
@@ -86,26 +91,50 @@ def _terminate_as_interrupt() -> Iterator[None]:
 
 
 def _emit(report: RunReport, as_json: bool) -> None:
+    from tools.local.report import format_text
+
     print(report.to_json() if as_json else format_text(report), flush=True)
+
+
+def list_names() -> str:
+    from tools.local import journeys
+
+    journeys.load_modules()
+    lines = ["journeys (--journey NAME), in run order:"]
+    lines += [f"  {j.name:<18} {j.title}" for j in journeys.ordered()]
+    lines += ["wires (--break WIRE), each with the journey that must catch it:"]
+    lines += [f"  {name:<44} {wire.journey}" for name, wire in sorted(journeys.WIRES.items())]
+    return "\n".join(lines)
+
+
+def wait_for_interrupt(stop: threading.Event, tick: float = 0.5) -> None:
+    """Until Ctrl-C or SIGTERM: short waits, so a signal is acted on within `tick`."""
+    while not stop.wait(tick):
+        pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     options = build_parser().parse_args(argv)
+    if options.list:
+        print(list_names())
+        return EXIT_OK
+    from tools.local.report import Progress
+    from tools.local.runner import RunOptions, SetupError, run
+
     progress = Progress(enabled=not options.quiet)
-    printed = False
+    printed = kept_until_interrupted = False
 
     def hold(report: RunReport, system: World) -> None:
-        nonlocal printed
+        nonlocal printed, kept_until_interrupted
         progress.done()
         _emit(report, options.json)
         printed = True
         print(access_instructions(system), file=sys.stderr if options.json else sys.stdout,
               flush=True)
         try:
-            while True:
-                time.sleep(3600)
+            wait_for_interrupt(threading.Event())
         except KeyboardInterrupt:
-            pass
+            kept_until_interrupted = True
 
     try:
         with _terminate_as_interrupt():
@@ -116,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress.done()
         print(f"error: {error}", file=sys.stderr)
         return EXIT_SETUP
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # before the journeys (evaluating, materialising) or a second one
         progress.done()
         print("interrupted: the server and emulations were stopped", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -124,4 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _emit(report, options.json)
     elif report.warnings:
         print("\n".join(f"warning: {w}" for w in report.warnings), file=sys.stderr)
+    if report.interrupted or kept_until_interrupted:
+        print("interrupted: the server and emulations were stopped", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return EXIT_OK if report.ok else EXIT_FAILED

@@ -50,6 +50,8 @@ class PolicySummary:
     policies: int
     resources: int
     text: str = ""  # the runner's report (printed when mandatory violations stop the run)
+    # Advisory findings by policy name (how many resources each), so none passes unnamed.
+    advisory_policies: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -69,10 +71,12 @@ class RunReport:
     errors: list[str] = field(default_factory=list)  # the run itself could not proceed
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # Ctrl-C or SIGTERM stopped the journeys: what ran is reported, the rest did not run.
+    interrupted: bool = False
 
     @property
     def ok(self) -> bool:
-        return (not self.errors and (self.policy is None or self.policy.mandatory == 0)
+        return (not self.interrupted and not self.errors and (self.policy is None or self.policy.mandatory == 0)
                 and all(j.outcome != Outcome.FAIL for j in self.journeys))
 
     def counts(self) -> dict[str, int]:
@@ -96,12 +100,35 @@ class RunReport:
         for index, journey in enumerate(self.journeys):
             data["journeys"][index]["outcome"] = journey.outcome.value
         data["ok"] = self.ok
+        data["not_exercised"] = not_exercised(self.not_materialised)
         data["counts"] = self.counts()
         return json.dumps(data, indent=2)
 
 
 _MARKS = {Outcome.PASS: "PASS", Outcome.FAIL: "FAIL", Outcome.PENDING: "PENDING",
           Outcome.SKIPPED: "SKIPPED"}
+
+
+# What a declared resource kind left unmaterialised means for the system: the behaviour no
+# journey exercises offline, however green the run.
+NOT_EXERCISED: dict[str, str] = {
+    "route53 healthCheck": "DNS failover (Route53 latency records and their health checks)",
+    "route53 record": "DNS failover (Route53 latency records and their health checks)",
+    "iot domainConfiguration": "the device endpoint's TLS security policy and certificate "
+                               "(domain configuration)",
+    "wafv2 webAcl": "WAF rate limiting of the HTTPS APIs",
+    "acm certificate": "ACM certificates and their DNS validation",
+    "cloudwatch metricAlarm": "alarms, dashboards and their notifications",
+    "cloudwatch dashboard": "alarms, dashboards and their notifications",
+    "aws-native:iot:AccountAuditConfiguration": "Device Defender audits",
+    "aws-native:iot:ScheduledAudit": "Device Defender audits",
+    "iot loggingOptions": "AWS IoT logging",
+}
+
+
+def not_exercised(not_materialised: dict[str, int]) -> list[str]:
+    """The behaviours behind the declared kinds the run did not stand up, each once."""
+    return sorted({NOT_EXERCISED[kind] for kind in not_materialised if kind in NOT_EXERCISED})
 
 
 def format_text(report: RunReport) -> str:
@@ -115,6 +142,9 @@ def format_text(report: RunReport) -> str:
         p = report.policy
         lines.append(f"Policy pack: {p.mandatory} mandatory, {p.advisory} advisory violation(s) "
                      f"({p.policies} policies over {p.resources} resources)")
+        if p.advisory_policies:
+            lines.append("  advisory: " + ", ".join(
+                f"{name} ({count})" for name, count in sorted(p.advisory_policies.items())))
         if p.mandatory:
             lines.append(p.text)
     if report.materialised:
@@ -129,6 +159,10 @@ def format_text(report: RunReport) -> str:
                      + ", ".join(f"{n} {k}" for k, n in sorted(report.unhandled_types.items())))
     if report.emulations:
         lines.append("Emulated: " + "; ".join(report.emulations))
+    untried = not_exercised(report.not_materialised)
+    if untried:
+        lines.append("Not exercised offline (declared, checked by the policy pack and the "
+                     "mocks tests only): " + "; ".join(untried))
     for journey in report.journeys:
         lines.append("")
         lines.append(f"{journey.title} [{journey.name}]: {_MARKS[journey.outcome]} "

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +89,13 @@ def _run_journeys(world: World, selected: list[journeys.Journey], report: RunRep
             item.run(JourneyRun(world, result, progress))
         except JourneyStopped:
             pass
+        except KeyboardInterrupt:  # keep what ran; the caller tears down and reports it
+            result.steps.append(StepResult("interrupted (Ctrl-C or SIGTERM)", None, Outcome.FAIL, "",
+                                           "the run was stopped here; later journeys did not run"))
+            result.seconds = time.monotonic() - started
+            report.interrupted = True
+            progress.done()
+            return
         except Exception as error:  # a journey bug must not hide the other journeys
             result.steps.append(StepResult("journey crashed", None, Outcome.FAIL, "",
                                            f"{type(error).__name__}: {error}"))
@@ -146,9 +154,11 @@ def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | N
     if policy_report is None:
         policy_report = run_policies(evaluated, policy_config=policy_config, stack_config=spec.config)
         _EVALUATED[memo] = (evaluated, policy_report)
+    advisory = Counter(v.policy + ("" if v.judged else " (not judged)")
+                       for v in policy_report.advisory)
     report.policy = PolicySummary(len(policy_report.mandatory), len(policy_report.advisory),
                                   policy_report.policies, policy_report.resources,
-                                  format_report(policy_report))
+                                  format_report(policy_report), dict(advisory))
     if policy_report.mandatory:
         report.errors.append("mandatory policy violations: the stack would not deploy")
         report.seconds = time.monotonic() - started
@@ -184,7 +194,7 @@ def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | N
                 try:
                     _run_journeys(world, selected, report, progress)
                     report.seconds = time.monotonic() - started
-                    if hold is not None:
+                    if hold is not None and not report.interrupted:
                         report.endpoint = world.serve()
                         hold(report, world)
                 finally:
