@@ -21,22 +21,21 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from components.edge.device_policy import telemetry_topic
+from examples.devices import cvm_device
+from examples.devices.mqtt import connect_and_publish
 from lambdas.cvm_registration.logic.tokens import device_token
 from tools import manufacturer
 from tools.harness import RecordedResource, StackGraph
 from tools.local.emulation.api_gateway import ApiGateway, HttpResponse
-from examples.devices import cvm_device
-from examples.devices.mqtt import connect_and_publish
-from components.edge.device_policy import telemetry_topic
 from tools.local.emulation.device_endpoint import DeviceEndpoints
-from tools.local.journeys.jitr import app_name
 from tools.local.graph_edit import of_capability, with_inputs
 from tools.local.journeys import JourneyRun, journey, run_config, short, wire
 from tools.local.journeys import registry as seen
+from tools.local.journeys.jitr import app_name
 from tools.local.world import World
 
 CAPABILITY = "cvm"

@@ -13,12 +13,12 @@ import json
 import uuid
 from typing import Any
 
+from components.edge.device_policy import telemetry_topic
+from examples.devices import jitr_device
 from tools import pki
 from tools.harness import StackGraph
-from examples.devices import jitr_device
-from components.edge.device_policy import telemetry_topic
 from tools.local.emulation.device_endpoint import DeviceEndpoints
-from tools.local.emulation.iot_data import IotData, Registration, certificate_id
+from tools.local.emulation.iot_data import CA_TYPE, IotData, Registration, certificate_id
 from tools.local.emulation.rules_engine import Delivery
 from tools.local.graph_edit import of_capability, with_inputs
 from tools.local.journeys import JourneyRun, journey, short, wire
@@ -137,13 +137,18 @@ def jitr(run: JourneyRun) -> None:
         _onboard(run, region)
 
 
-def _each(graph: StackGraph, type_token: str, change: Any) -> StackGraph:
-    targets = of_capability(graph, CAPABILITY, type_token)
-    if not targets:
-        raise LookupError(f"no {type_token} in capability {CAPABILITY}")
-    for target in targets:
-        graph = with_inputs(graph, graph.named(target.name), change)
+def _every(graph: StackGraph, resources: list[Any], change: Any, what: str) -> StackGraph:
+    """`graph` with `change` applied to each of `resources` (a wire needs at least one)."""
+    if not resources:
+        raise LookupError(f"no {what}")
+    for resource in resources:
+        graph = with_inputs(graph, graph.named(resource.name), change)
     return graph
+
+
+def _each(graph: StackGraph, type_token: str, change: Any) -> StackGraph:
+    return _every(graph, of_capability(graph, CAPABILITY, type_token), change,
+                  f"{type_token} in capability {CAPABILITY}")
 
 
 @wire("jitr-rule-targets-another-machine", journey="jitr",
@@ -182,17 +187,6 @@ def check_trusts_another_ca(graph: StackGraph) -> StackGraph:
 
 # --- Wires of the device endpoint: each breaks what the endpoint must enforce -------------
 
-CA_TYPE = "aws:iot/caCertificate:CaCertificate"
-
-
-def _every(graph: StackGraph, resources: list[Any], change: Any) -> StackGraph:
-    if not resources:
-        raise LookupError("nothing declared for this wire")
-    for resource in resources:
-        graph = with_inputs(graph, graph.named(resource.name), change)
-    return graph
-
-
 @wire("device-endpoint-ca-not-registered", journey="jitr",
       description="the CA registrations declare another CA: the endpoint's TLS must refuse our devices")
 def ca_not_registered(graph: StackGraph) -> StackGraph:
@@ -201,7 +195,7 @@ def ca_not_registered(graph: StackGraph) -> StackGraph:
     def change(inputs: dict[str, Any]) -> dict[str, Any]:
         inputs["caCertificatePem"] = other_ca
         return inputs
-    return _every(graph, graph.of_type(CA_TYPE), change)
+    return _every(graph, graph.of_type(CA_TYPE), change, "CA registration")
 
 
 @wire("device-policy-publish-names-another-topic", journey="jitr",
@@ -214,7 +208,7 @@ def policy_publish_names_another_topic(graph: StackGraph) -> StackGraph:
         inputs["policy"] = str(inputs["policy"]).replace(":topic/dt/", ":topic/elsewhere/")
         return inputs
     return _every(graph, [p for p in graph.of_type("aws:iot/policy:Policy") if p.inputs.get("name") in names],
-                  change)
+                  change, "device policy")
 
 
 @wire("jitr-ca-auto-registration-off", journey="jitr",
@@ -223,4 +217,4 @@ def ca_auto_registration_off(graph: StackGraph) -> StackGraph:
     def change(inputs: dict[str, Any]) -> dict[str, Any]:
         inputs["allowAutoRegistration"] = False
         return inputs
-    return _every(graph, graph.of_type(CA_TYPE), change)
+    return _every(graph, graph.of_type(CA_TYPE), change, "CA registration")
