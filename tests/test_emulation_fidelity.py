@@ -845,3 +845,27 @@ def test_amazon_issued_certificates_chain_to_one_issuer(world: World) -> None:
     issuer = x509.load_pem_x509_certificate(amazon_issuer_pem().encode())
     for pem in (created["certificatePem"], from_csr["certificatePem"]):
         x509.load_pem_x509_certificate(pem.encode()).verify_directly_issued_by(issuer)
+
+
+def test_a_delivery_the_receivers_policy_denies_is_dropped(world: World) -> None:
+    endpoints, device = world.emulation(DeviceEndpoints), onboarded(world)
+    iot, commands = world.client("iot", A), f"cmd/iotmr/{device.thing_name}"
+    policy = name()
+    iot.create_policy(policyName=policy, policyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Deny", "Action": "iot:Receive",
+         "Resource": f"arn:aws:iot:{A}:{ACCOUNT_ID}:topic/{commands}/secret"}]}))
+    iot.attach_policy(policyName=policy, target=iot.describe_certificate(
+        certificateId=certificate_id(device.pem))["certificateDescription"]["certificateArn"])
+    received: list[str] = []
+    with connected(endpoints.endpoint(A), device.pem, device.key_pem, device.thing_name) as session:
+        assert session.connection is not None
+        subscribed, _ = session.connection.subscribe(f"{commands}/#", mqtt.QoS.AT_LEAST_ONCE,
+                                                     callback=lambda topic, payload, **_: received.append(topic))
+        subscribed.result(10)
+        endpoints.publish(A, f"{commands}/secret", {"n": 1})
+        endpoints.publish(A, f"{commands}/hello", {"n": 2})
+        deadline = time.monotonic() + 5
+        while f"{commands}/hello" not in received and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert received == [f"{commands}/hello"]
+    assert any(r.startswith(f"iot:Receive {commands}/secret") for r in endpoints.log(A).refusals)

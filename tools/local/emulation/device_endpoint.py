@@ -357,6 +357,13 @@ class DeviceEndpoints:
         address = self.addresses[region]
         return Endpoint(address.host_name, self.ca_pem, address.port, ("127.0.0.1", address.proxy_port))
 
+    def publish(self, region: str, topic: str, message: Any) -> None:
+        """The cloud side's Publish (AWS IoT's data-plane API): delivered to every subscriber
+        whose policy allows iot:Receive on the topic."""
+        broker = next(b for b in self._brokers if b.region == region)
+        asyncio.run_coroutine_threadsafe(
+            broker.internal_message_broadcast(topic, json.dumps(message).encode(), 1), self._loop).result(10)
+
     def log(self, region: str) -> Log:
         return self.gate.logs[region]
 
