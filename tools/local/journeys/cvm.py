@@ -25,13 +25,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from components.edge.device_policy import telemetry_topic
-from examples.devices import cvm_device
-from examples.devices.mqtt import connect_and_publish
 from lambdas.cvm_registration.logic.tokens import device_token
 from tools import manufacturer
 from tools.harness import RecordedResource, StackGraph
 from tools.local.emulation.api_gateway import ApiGateway, HttpResponse
-from tools.local.emulation.device_endpoint import DeviceEndpoints
 from tools.local.graph_edit import of_capability, with_inputs
 from tools.local.journeys import JourneyRun, journey, run_config, short, wire
 from tools.local.journeys import registry as seen
@@ -72,6 +69,8 @@ class Device:
         return device_token(self.salt, self.uid)  # what the firmware computes
 
     def request(self) -> dict[str, str]:
+        from examples.devices import cvm_device  # the device SDK: only when a device runs
+
         return cvm_device.registration_request(self.uid, self.token, None if self.legacy else self.key)
 
 
@@ -149,6 +148,10 @@ def _registers(run: JourneyRun, region: str, device: Device) -> None:
                    f"{summary(response)}; certificate certifies the device's key: {own_key}")
     thing, certificate_id = payload["thing_name"], payload["certificate_id"]
     pem = payload["certificates"]["device_certificate"]
+
+    from examples.devices import cvm_device
+    from examples.devices.mqtt import connect_and_publish
+    from tools.local.emulation.device_endpoint import DeviceEndpoints
 
     endpoints = world.emulation(DeviceEndpoints)
     topic = f"{telemetry_topic(app_name(world), thing)}/status"

@@ -14,10 +14,8 @@ import uuid
 from typing import Any
 
 from components.edge.device_policy import telemetry_topic
-from examples.devices import jitr_device
 from tools import pki
 from tools.harness import StackGraph
-from tools.local.emulation.device_endpoint import DeviceEndpoints
 from tools.local.emulation.iot_data import CA_TYPE, IotData, Registration, certificate_id
 from tools.local.emulation.rules_engine import Delivery
 from tools.local.graph_edit import of_capability, with_inputs
@@ -77,6 +75,9 @@ def _onboard(run: JourneyRun, region: str) -> None:
         chain = pki.verify_certificate(device.certificate, [world.pki.intermediate.cert,
                                                             world.pki.root.cert], purpose="client")
         step.check(len(chain) == 3, f"CN={thing}, device -> intermediate -> root verifies for clientAuth")
+
+    from examples.devices import jitr_device  # the device SDK and the broker: only when a device runs
+    from tools.local.emulation.device_endpoint import DeviceEndpoints
 
     endpoints = world.emulation(DeviceEndpoints)
     endpoint = endpoints.endpoint(region)
