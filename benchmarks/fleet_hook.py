@@ -96,7 +96,7 @@ def main() -> None:
         "AWS_SECRET_ACCESS_KEY": "bench",
         **FleetHookEnvironment[str](
             provisioning_table_name="p", inventory_table_name="i", template_arn=TEMPLATE_ARN,
-            claim_client_id_prefix="provision-", claim_retry_after_seconds="600",
+            claim_client_id_prefix="provision-",
             hook_budget_ms="3000").variables(),
         "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_LOG_LEVEL": "ERROR"})
     imports = []

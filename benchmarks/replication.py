@@ -22,12 +22,15 @@ devices next to the seed's design, and a quota-paced backfill of a new region.
    quota for the binding API, throttles absorbed by retries, throttles that escaped
    (retries exhausted: requeued by the tool), and the projected time to add a region to a
    --fleet-device fleet at AWS's default quotas.
+4. Shadows (`--only-shadows` runs this part alone): shadow changes in A applied in B by
+   the declared capture rules, function and event source mapping; calls per change on each
+   side, calls from B to other regions (target 0), and the cost per million changes per
+   extra region at us-east-1 list prices.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import random
@@ -49,6 +52,7 @@ sys.path.insert(0, str(PROJECT_DIR))
 from botocore.exceptions import ClientError  # noqa: E402
 
 from components.replication.settings import DEFAULT_IOT_API_QUOTAS, ReplicationSettings  # noqa: E402
+from lambdas.contracts.certificates import certificate_id as contract_certificate_id  # noqa: E402
 from tools.harness import StackGraph, evaluate_program, load_program_stack  # noqa: E402
 from tools.local import journeys, pki_material  # noqa: E402
 from tools.local.emulation.streams import Streams, matches  # noqa: E402
@@ -336,13 +340,7 @@ class MachinePathExecutor:
             return Outcome(False, f"Iot.{code}", throttled)
 
 
-def certificate_id(pem: str) -> str:
-    """What AWS IoT names a certificate: the SHA-256 of its DER encoding."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    der = x509.load_pem_x509_certificate(pem.encode()).public_bytes(Encoding.DER)
-    return hashlib.sha256(der).hexdigest()
+certificate_id = contract_certificate_id  # what AWS IoT names a certificate
 
 
 def per_device_calls(amazon_share: float) -> dict[str, float]:
@@ -537,6 +535,75 @@ def backfill(devices: int, quota_scale: float | None, amazon_share: float, utili
 
 # --- report ------------------------------------------------------------------------------------
 
+# --- 4. shadows ------------------------------------------------------------------------------
+
+# us-east-1 list prices (components/shadow_replication/README.md, "Sources").
+SHADOW_OPERATION = 1.25e-6  # Device Shadow operation (per 1 KB)
+RULE_TRIGGERED = 0.15e-6
+RULE_ACTION = 0.15e-6
+DYNAMODB_WRITE = 0.625e-6  # WRU and replicated WRU, on demand
+DYNAMODB_READ = 0.125e-6  # RRU
+LAMBDA_REQUEST = 0.20e-6
+LAMBDA_GB_SECOND = 0.0000166667
+
+
+def shadow_changes(changes: int) -> dict[str, Any]:
+    """`changes` shadow changes in A (new classic, update removing a key, named, delete), all
+    applied in B: calls per change by the capture (A) and the apply (B), calls from B's
+    function to A, and what B's rules handed its function (echoes)."""
+    from tools.local.emulation.rules_engine import RulesEngine
+    from tools.local.journeys import shadows as sh
+
+    pki = pki_material.bootstrap()
+    with open_world(stack_graph(pki), regions=[A, B], pki=pki,
+                    capabilities=["shadow_replication"]) as world:
+        for index in range(changes // 4):
+            sh.ensure_thing(world, A, f"bench-{index}")
+            sh.ensure_thing(world, B, f"bench-{index}")
+        world.settle()
+        world.calls.clear()
+        deliveries = len(world.emulation(RulesEngine).deliveries)
+        done = 0
+        for index in range(changes // 4):
+            thing = f"bench-{index}"
+            # Each change replicates before the next (changes spaced in time; closer ones
+            # coalesce: B applies only the current record, the others are superseded).
+            for change in (lambda: sh.update(world, A, thing, {"reported": {"t": index, "fw": "1.0"}}),
+                           lambda: sh.update(world, A, thing, {"reported": {"fw": None}}),
+                           lambda: sh.update(world, A, thing, {"desired": {"mode": "eco"}},
+                                             shadow="config"),
+                           lambda: sh.delete(world, A, thing, shadow="config")):
+                change()
+                done += 1
+                world.settle()
+        calls = list(world.calls.calls)
+        b_rules = [d for d in world.emulation(RulesEngine).deliveries[deliveries:]
+                   if B.replace("-", "_") in d.rule and d.action == "lambda"]
+    apply = Counter(c.operation for c in calls if c.caller.endswith(f"{B}-shadow-replication"))
+    capture = Counter(c.operation for c in calls if c.caller.endswith(f"{A}-shadow-replication"))
+    cross = sum(1 for c in calls if c.caller.endswith(f"{B}-shadow-replication") and c.region != B)
+    return {"changes": done, "apply": {k: v / done for k, v in apply.items()},
+            "capture": {k: v / done for k, v in capture.items()}, "cross_region": cross,
+            "b_rule_invocations_per_change": len(b_rules) / done}
+
+
+def shadow_cost_per_million(figures: Mapping[str, Any], *, lambda_ms: float) -> dict[str, float]:
+    apply = figures["apply"]
+    shadow_ops = sum(v for k, v in apply.items() if k.endswith("ThingShadow"))
+    million = 1e6
+    return {
+        "global table replicated write (1 rWRU, record <= 1 KB)": DYNAMODB_WRITE * million,
+        "consistent GetItem (measured per change)": DYNAMODB_READ * apply.get("GetItem", 0) * million,
+        "Device Shadow operations (measured per change)": SHADOW_OPERATION * shadow_ops * million,
+        "Lambda requests (batch of 1, worst case)": LAMBDA_REQUEST * million,
+        f"Lambda duration ({lambda_ms:.0f} ms at 256 MB)":
+            LAMBDA_GB_SECOND * 0.25 * lambda_ms / 1000 * million,
+        "rules triggered by applied updates (WHERE drops them)": RULE_TRIGGERED * million,
+        "rule actions that reach the function in B (deletes: content check)":
+            RULE_ACTION * figures["b_rule_invocations_per_change"] * million,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -557,7 +624,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="concurrent repairs (moto answers in ~1 ms, an Express "
                              "execution in ~1 s: the tool's default is 2 s of the quota)")
     parser.add_argument("--skip-backfill", action="store_true")
+    parser.add_argument("--shadow-changes", type=int, default=40,
+                        help="shadow changes in part 4 (a multiple of 4)")
+    parser.add_argument("--shadow-lambda-ms", type=float, default=50.0,
+                        help="assumed duration of one shadow apply invocation (cost)")
+    parser.add_argument("--only-shadows", action="store_true", help="run part 4 only")
     args = parser.parse_args(argv)
+    if args.only_shadows:
+        return shadow_part(args)
     wall = time.monotonic()
 
     print("== 1. API calls and state transitions per replicated device (region B; A down)")
@@ -606,7 +680,28 @@ def main(argv: list[str] | None = None) -> int:
               f"{'OK' if result['escaped_throttles'] == 0 else 'MISSED'}")
         print(f"projected: a new region for a {args.fleet:,}-device fleet at AWS's default "
               f"quotas ({result['default_binding_api']} binds): {hours:.1f} h")
+    shadow_part(args)
     print(f"\n(benchmark wall time {time.monotonic() - wall:.0f} s)")
+    return 0
+
+
+def shadow_part(args: argparse.Namespace) -> int:
+    print(f"\n== 4. Shadow replication: {args.shadow_changes} changes in A applied in B")
+    figures = shadow_changes(args.shadow_changes)
+    for side in ("capture", "apply"):
+        shown = ", ".join(f"{k} {v:.2f}" for k, v in sorted(figures[side].items()))
+        print(f"  {side + ' calls per change':<34} {shown}")
+    print(f"  {'calls from B to other regions':<34} {figures['cross_region']}")
+    print(f"  {'B rule invocations per change':<34} {figures['b_rule_invocations_per_change']:.2f} "
+          "(applied updates dropped by the rules' WHERE; applied deletes reach the function)")
+    rows = shadow_cost_per_million(figures, lambda_ms=args.shadow_lambda_ms)
+    print("  cost per million shadow changes per extra region, us-east-1 list prices:")
+    for label, dollars in rows.items():
+        print(f"    {label:<66} ${dollars:>7.2f}")
+    total = sum(rows.values())
+    print(f"    {'total':<66} ${total:>7.2f}")
+    print(f"  a million devices changing a shadow once an hour (720 M changes a month): "
+          f"${total * 720:,.0f} per extra region per month")
     return 0
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from components import audit, cvm, fleet_provisioning, jitr, replication
+from components import audit, cvm, fleet_provisioning, jitr, replication, shadow_replication
 from components.context import Capability, GlobalContext
 
 if TYPE_CHECKING:
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 CAPABILITIES: tuple[Capability[Any, Any], ...] = (
     jitr.CAPABILITY,
     replication.CAPABILITY,
+    shadow_replication.CAPABILITY,
     cvm.CAPABILITY,
     fleet_provisioning.CAPABILITY,
     audit.CAPABILITY,

@@ -149,9 +149,10 @@ class StackConfig:
 
 # --- regions ------------------------------------------------------------------------------
 
+@lru_cache(maxsize=1)
 def _endpoint_partitions() -> list[dict[str, Any]]:
     """botocore's maintained endpoint data, read as a data file: importing boto3 would
-    double the program's start-up time."""
+    double the program's start-up time. Read once (1.2 MB of JSON)."""
     import importlib.util
 
     spec = importlib.util.find_spec("botocore")

@@ -121,3 +121,28 @@ def table_key_statement(*, key_arn: str, region: str, write: bool, sid: str = "T
         actions += ["kms:Encrypt", "kms:GenerateDataKey"]
     return {"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": key_arn,
             "Condition": {"StringEquals": {"kms:ViaService": f"dynamodb.{region}.amazonaws.com"}}}
+
+
+def dead_letter_statements(*, queue_arn: str, key_arn: str, region: str) -> list[Statement]:
+    """Send to one KMS-encrypted dead-letter queue: the queue, and its key only through SQS
+    in this region (components/dead_letters.py)."""
+    return [
+        {"Sid": "DeadLetters", "Effect": "Allow", "Action": "sqs:SendMessage",
+         "Resource": queue_arn},
+        {"Sid": "EncryptDeadLetters", "Effect": "Allow",
+         "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": key_arn,
+         "Condition": {"StringEquals": {"kms:ViaService": f"sqs.{region}.amazonaws.com"}}},
+    ]
+
+
+def stream_read_statements(*, stream_arn: str, sid: str) -> list[Statement]:
+    """Read one DynamoDB stream (an event source mapping or a pipe polls it)."""
+    return [
+        {"Sid": sid, "Effect": "Allow",
+         "Action": ["dynamodb:DescribeStream", "dynamodb:GetRecords",
+                    "dynamodb:GetShardIterator"],
+         "Resource": stream_arn},
+        # ListStreams names no stream (it lists them): no resource-level permission exists.
+        {"Sid": "ListStreams", "Effect": "Allow", "Action": "dynamodb:ListStreams",
+         "Resource": "*"},
+    ]

@@ -32,19 +32,21 @@ from lambdas.contracts import environment, inventory, metrics, things
 from lambdas.contracts import fleet_allow_list as allow_list
 from lambdas.contracts.fleet_allow_list import Attr, State
 from lambdas.contracts.inventory import ContractViolation, InventoryItem, Issuer, Onboarding, Status
+from lambdas.contracts.certificates import certificate_id
 from tests.support.certificates import issue
 from tools import installer
 from tools.harness import StackGraph
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PEM = issue("sensor-7").pem
+PEM_ID = certificate_id(PEM)  # AWS IoT's id of PEM: the only id an item may pair with it
 CA_ID = "c" * 64
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.timezone.utc)
 
 
 def own_ca_item(**changes: Any) -> InventoryItem:
     item = InventoryItem.first(
-        thing_name="sensor-7", certificate_id="a" * 64, certificate_pem=PEM,
+        thing_name="sensor-7", certificate_id=PEM_ID, certificate_pem=PEM,
         issuer=Issuer.OWN_CA, ca_certificate_id=CA_ID, onboarding=Onboarding.JITR,
         region="eu-west-1", not_after="2030-01-01T00:00:00.000Z",
         updated_at="2026-01-01T00:00:00.000Z")
@@ -100,8 +102,10 @@ def test_a_change_is_the_next_version_written_here() -> None:
                             revoke=["d" * 64])
     assert again.revoked_certificate_ids == {"b" * 64, "d" * 64}  # only ever grows
     # A new Amazon-issued certificate drops the old CA id; an OWN_CA one must bring its own.
+    renewed = issue("sensor-7 renewed").pem
     amazon = again.changed(writer_region="eu-west-1", updated_at="2026-02-03T00:00:00Z",
-                           certificate_id="e" * 64, issuer=Issuer.AMAZON)
+                           certificate_id=certificate_id(renewed), certificate_pem=renewed,
+                           issuer=Issuer.AMAZON)
     assert amazon.ca_certificate_id is None
     with pytest.raises(ContractViolation, match="caCertificateId: missing"):
         amazon.changed(writer_region="eu-west-1", updated_at="2026-02-04T00:00:00Z",
@@ -525,7 +529,7 @@ def test_what_the_jitr_machine_writes_is_a_contract_first_write(dev_graph: Stack
     """Values the machine fills at run time (JSONPath) stand in as valid samples; the names,
     types and literal values are the machine's own. The executed machine is checked in
     test_jitr_execution (happy path)."""
-    samples = {"thingName": "sensor-7", "certificateId": "a" * 64, "certificatePem": PEM,
+    samples = {"thingName": "sensor-7", "certificateId": PEM_ID, "certificatePem": PEM,
                "caCertificateId": CA_ID, "notAfter": "2030-01-01T00:00:00Z",
                "updatedAt": "2026-01-01T00:00:00.000Z"}
     writes = [(name, state) for name, definition in machines(dev_graph).items()
@@ -560,3 +564,44 @@ def test_the_installer_cli_refuses_a_bad_serial_before_signing_in(
     assert code == 2
     assert "is not valid: use 1 to 96" in capsys.readouterr().err
     assert list(tmp_path.rglob("*")) == []
+
+
+def test_an_item_naming_another_certificate_than_its_pem_is_refused() -> None:
+    """certificateId is AWS IoT's id of certificatePem (SHA-256 of the DER) or the item is
+    refused: by every writer (put_request builds from the item) and every reader
+    (from_plain / from_attribute_values), so no component acts on an id the PEM does not
+    name."""
+    other = issue("another device").pem
+    for forged_id in (certificate_id(other), "a" * 64, PEM_ID.upper()):
+        with pytest.raises(ContractViolation, match="certificateId: "):
+            own_ca_item(certificate_id=forged_id)
+    stored = own_ca_item().to_plain()
+    with pytest.raises(ContractViolation, match="certificateId"):
+        InventoryItem.from_plain({**stored, "certificatePem": other})
+    with pytest.raises(ContractViolation, match="certificateId"):
+        InventoryItem.from_attribute_values(
+            {**own_ca_item().to_attribute_values(), "certificateId": {"S": certificate_id(other)}})
+    # a writer that swaps only the certificate id of a change is refused before any write
+    with pytest.raises(ContractViolation, match="certificateId"):
+        own_ca_item().changed(writer_region="eu-west-1", updated_at="2026-02-03T00:00:00Z",
+                              certificate_id=certificate_id(other))
+
+
+def test_the_certificate_id_is_derived_as_aws_iot_names_it() -> None:
+    """One derivation for the contract, the edge's CA ids and the local emulation."""
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from components.edge import cas
+    from lambdas.contracts.certificates import CertificatePemError, id_mismatch
+    from tools.local.emulation import iot_data
+
+    der = x509.load_pem_x509_certificate(PEM.encode()).public_bytes(Encoding.DER)
+    assert certificate_id(PEM) == hashlib.sha256(der).hexdigest() == PEM_ID
+    assert cas.certificate_id(PEM) == iot_data.certificate_id(PEM) == PEM_ID
+    assert id_mismatch(PEM_ID, PEM) is None
+    with pytest.raises(CertificatePemError):
+        certificate_id("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    assert "not a PEM" in (id_mismatch(PEM_ID, "CERT") or "")

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
 from lambdas.contracts import inventory
+from lambdas.contracts.certificates import certificate_id as id_of_pem
 from lambdas.contracts.inventory import InventoryItem, Issuer, Onboarding
 from tests.support.certificates import issue
 from tests.support.cvm import LEGACY, REGION, SEED_SALT, Cvm, cvm_world, new_csr, token
@@ -124,7 +125,7 @@ def replicated_item(world: Cvm, thing: str, status: str) -> dict[str, Any]:
     pem = issue(thing).pem
     item = InventoryItem.first(thing_name=thing, region="us-east-1",
                                updated_at="2026-01-01T00:00:00.000Z",
-                               certificate_id="c" * 64, certificate_pem=pem,
+                               certificate_id=id_of_pem(pem), certificate_pem=pem,
                                issuer=Issuer.AMAZON, onboarding=Onboarding.CVM,
                                not_after="2030-01-01T00:00:00.000Z")
     table = world.world.table(seen.INVENTORY)

@@ -18,6 +18,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
+from lambdas.contracts.certificates import certificate_id as id_of_pem
 from lambdas.contracts.inventory import InventoryItem, Issuer, Onboarding, timestamp
 from lambdas.cvm_registration.logic.registration import FOREIGN_CLAIM_MARGIN_SECONDS
 from tests.support.certificates import issue
@@ -290,8 +291,9 @@ def test_device_registered_in_another_region_first_is_409_and_leaves_nothing_her
     """The inventory item (replicated) arrived before the provisioning record's update: the
     commit's first-write condition fails; everything done here is undone."""
     world.add_device("DEVICE001", LEGACY)
+    other = issue("other").pem
     world.ddb.put_item(TableName=world.world.table(seen.INVENTORY), Item=InventoryItem.first(
-        thing_name="DEVICE001", certificate_id="f" * 64, certificate_pem=issue("other").pem,
+        thing_name="DEVICE001", certificate_id=id_of_pem(other), certificate_pem=other,
         issuer=Issuer.AMAZON, onboarding=Onboarding.CVM, region="us-west-2",
         not_after="2030-01-01T00:00:00.000Z",
         updated_at="2026-01-01T00:00:00.000Z").to_attribute_values())

@@ -41,7 +41,7 @@ from tools.local.moto_fidelity import amazon_issuer_pem
 from tools.local.emulation.iot_data import ConnectionRefused, IotData, certificate_id
 from tools.local.emulation.lambdas import FunctionTimeout, InvokeDenied, LambdaRuntime
 from tools.local.emulation.policy import AccessDenied, allows, permits, role_policies
-from tools.local.emulation.rules_engine import RulesEngine, UnsupportedSql, topic_filter, topic_matches
+from tools.local.emulation.rules_engine import RulesEngine, UnsupportedSql, evaluate, topic_filter, topic_matches
 from tools.local.emulation.streams import Streams, TargetFailed, _pipe, deliver, matches
 from tools.local.graph_edit import with_inputs
 from tools.local.journeys import cvm, jitr
@@ -202,6 +202,21 @@ def test_describe_certificate_names_the_ca(world: World) -> None:
     assert iot.describe_certificate(certificateId=with_ca)["certificateDescription"][
         "caCertificateId"] == our_ca(world)[0]
     assert "caCertificateId" not in iot.describe_certificate(certificateId=without)["certificateDescription"]
+
+
+def test_a_certificate_id_is_the_sha256_of_its_der(world: World) -> None:
+    """Every way a certificate enters the registry names it as AWS IoT does (moto's default
+    hashes the PEM text), so an id the contract derives from a PEM is the registry's id."""
+    import hashlib
+
+    iot = world.client("iot", A)
+    created = iot.create_keys_and_certificate(setAsActive=False)
+    other = issue("sensor-der-id")
+    registered_id = iot.register_certificate_without_ca(certificatePem=other.pem)["certificateId"]
+    for certificate_id, pem in ((created["certificateId"], created["certificatePem"]),
+                                (registered_id, other.pem)):
+        der = x509.load_pem_x509_certificate(pem.encode()).public_bytes(serialization.Encoding.DER)
+        assert certificate_id == hashlib.sha256(der).hexdigest() != hashlib.sha256(pem.encode()).hexdigest()
 
 
 def test_a_csr_certificate_certifies_the_csr_key(world: World) -> None:
@@ -442,17 +457,66 @@ def role(world: World, trusted: str, rule_name: str, actions: list[str]) -> str:
     return f"arn:aws:iam::{ACCOUNT_ID}:role/{role_name}"
 
 
-def test_rule_sql_beyond_select_star_is_refused(world: World) -> None:
+def test_rule_sql_beyond_the_understood_subset_is_refused(world: World) -> None:
     assert topic_filter("SELECT * FROM 'a/+/c'") == "a/+/c"
     assert topic_matches("a/+/c", "a/b/c") and topic_matches("a/#", "a/b/c")
     assert not topic_matches("a/+", "a/b/c") and not topic_matches("a/b", "a/b/c")
     for sql in ("SELECT certificateId FROM 'a/b'", "SELECT * FROM 'a/b' WHERE x = 1"):
         with pytest.raises(UnsupportedSql):
             topic_filter(sql)
+    for sql in ("SELECT * FROM 'a/b' WHERE x = 1", "SELECT upper(x) AS y FROM 'a/b'",
+                "SELECT a.b FROM 'a/b'", "SELECT * FROM 'a/b' WHERE isUndefined(x) AND isUndefined(y)",
+                "SELECT * FROM 'a/b' GROUP BY x"):
+        with pytest.raises(UnsupportedSql):
+            evaluate(sql, "a/b", {"x": 1})
     topic = f"fidelity/{name()}"
     rule(world, f"SELECT * FROM '{topic}' WHERE x = 1", [])
     [refused] = world.emulation(RulesEngine).publish(A, topic, {"x": 1})
-    assert not refused.ok and "runs only SELECT *" in refused.detail
+    assert not refused.ok and "does not understand WHERE term" in refused.detail
+
+
+def test_rule_sql_subset_selects_topic_levels_literals_and_fields_and_filters_by_where() -> None:
+    """AWS IoT SQL reference: SELECT (iot-sql-select.html), topic() and startswith() /
+    isUndefined() (iot-sql-functions.html); an undefined value is left out of the result."""
+    sql = ("SELECT topic(3) AS thing, 'UPDATE' AS operation, current.version AS version, "
+           "timestamp, clientToken FROM '$aws/things/+/shadow/update/documents' "
+           "WHERE isUndefined(clientToken) OR NOT startswith(clientToken, 'replica:')")
+    topic = "$aws/things/dev-1/shadow/update/documents"
+    message = {"current": {"version": 4}, "timestamp": 10}
+    assert evaluate(sql, topic, message) == {"thing": "dev-1", "operation": "UPDATE",
+                                             "version": 4, "timestamp": 10}
+    assert evaluate(sql, topic, {**message, "clientToken": "replica:x"}) is None
+    assert evaluate(sql, topic, {**message, "clientToken": "app"})["clientToken"] == "app"  # type: ignore[index]
+    # startswith of a non-string is undefined: NOT undefined does not fire the rule.
+    assert evaluate("SELECT * FROM 'a' WHERE NOT startswith(x, 'p')", "a", {"x": 3}) is None
+
+
+def test_shadow_updates_and_deletes_publish_what_aws_iot_publishes(world: World) -> None:
+    """Device Shadow service documents (/documents: previous, current, timestamp, the
+    request's clientToken) and MQTT topics (/delete/accepted: version, timestamp)."""
+    from tools.local.emulation.shadows import MAX_STATE_BYTES, Shadows
+
+    thing = name()
+    world.client("iot", A).create_thing(thingName=thing)
+    data, shadows = world.client("iot-data", A), world.emulation(Shadows)
+    before = len(shadows.published)
+    data.update_thing_shadow(thingName=thing, shadowName="cfg", payload=json.dumps(
+        {"state": {"desired": {"a": 1}}, "clientToken": "tok"}))
+    data.update_thing_shadow(thingName=thing, shadowName="cfg", payload=json.dumps(
+        {"state": {"desired": {"a": 2}}}))
+    data.delete_thing_shadow(thingName=thing, shadowName="cfg")
+    assert code(data.delete_thing_shadow, thingName=thing, shadowName="cfg") == "ResourceNotFoundException"
+    assert code(data.update_thing_shadow, thingName=thing, payload=json.dumps(
+        {"state": {"desired": {"big": "x" * MAX_STATE_BYTES}}})) == "InvalidRequestException"
+    shadows.publish_pending()
+    published = [(t, m) for region, t, m in shadows.published[before:] if region == A]
+    assert [t for t, _ in published] == [f"$aws/things/{thing}/shadow/name/cfg/update/documents"] * 2 + [
+        f"$aws/things/{thing}/shadow/name/cfg/delete/accepted"]
+    first, second, deleted = (m for _, m in published)
+    assert first["previous"] is None and first["current"]["state"] == {"desired": {"a": 1}}
+    assert first["clientToken"] == "tok" and "clientToken" not in second
+    assert second["previous"]["version"] == 1 and second["current"]["version"] == 2
+    assert deleted["version"] == 2 and "clientToken" not in deleted and deleted["timestamp"] > 0
 
 
 def test_an_action_runs_only_under_a_role_that_fits(world: World) -> None:
@@ -725,6 +789,37 @@ def test_the_hook_decides_within_five_seconds(world: World, monkeypatch: pytest.
     monkeypatch.setattr(fleet_module, "HOOK_LIMIT_SECONDS", 0.0)
     with pytest.raises(Rejected, match="hook took"):
         template.run_hook(event)
+
+
+def test_the_template_attaches_as_aws_does_and_never_over_an_exclusive_attachment(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The template documents no attachment type: the certificate is attached
+    NON_EXCLUSIVE_THING (it may be attached elsewhere too, as AWS allows), an EXCLUSIVE_THING
+    attachment to another thing refuses RegisterThing, and a property the template page does
+    not document (such as a guessed ThingPrincipalType) is refused, not ignored."""
+    template = world.emulation(FleetProvisioning)[A]
+    iot = world.client("iot", A)
+    created = iot.create_keys_and_certificate(setAsActive=False)
+    certificate, arn = created["certificateId"], created["certificateArn"]
+    first, second, other = (f"SN-{name()}" for _ in range(3))
+    template.apply_template({"SerialNumber": first, "AWS::IoT::Certificate::Id": certificate})
+    iot.create_thing(thingName=other)
+    iot.attach_thing_principal(thingName=other, principal=arn)  # non-exclusive: AWS allows it
+    assert set(seen.things_of(world, A, certificate)) == {first, other}
+    iot.detach_thing_principal(thingName=other, principal=arn)
+    iot.attach_thing_principal(thingName=first, principal=arn, thingPrincipalType="EXCLUSIVE_THING")
+    with pytest.raises(Rejected, match="exclusively"):
+        template.apply_template({"SerialNumber": second, "AWS::IoT::Certificate::Id": certificate})
+    assert seen.things_of(world, A, certificate) == [first]
+
+    declared_template = template.template
+    body = json.loads(declared_template["templateBody"])
+    body["Resources"]["certificate"]["Properties"]["ThingPrincipalType"] = "EXCLUSIVE_THING"
+    monkeypatch.setattr(type(template), "template", property(
+        lambda self: {**declared_template, "templateBody": json.dumps(body)}))
+    with pytest.raises(Rejected, match="undocumented ThingPrincipalType"):
+        template.apply_template({"SerialNumber": f"SN-{name()}",
+                                 "AWS::IoT::Certificate::Id": certificate})
 
 
 def test_the_template_is_applied_with_the_provisioning_role(world: World) -> None:

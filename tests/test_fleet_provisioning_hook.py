@@ -16,11 +16,13 @@ from moto import mock_aws
 
 from lambdas.contracts import fleet_allow_list as allow_list
 from lambdas.contracts.fleet_allow_list import State
+from lambdas.contracts.certificates import certificate_id
 from lambdas.contracts.environment import FleetHookEnvironment
 from lambdas.contracts.inventory import InventoryItem, Issuer, Onboarding, Status
 from lambdas.fleet_provisioning_hook import app as hook_app
 from lambdas.fleet_provisioning_hook.data import CLIENT_CONFIG
 from tests.support.certificates import issue
+from tests.support.lambda_environment import use_function_environment
 from tools.local.emulation.lambdas import LambdaContext
 
 REGION = "eu-west-1"
@@ -32,8 +34,8 @@ PREFIX = "provision-"
 SERIAL = "SN-0001"
 NEW_CERT = issue("unused")  # stands in for the certificate AWS IoT just created
 OTHER_CERT = issue("other device")
-CERT_ID = "a" * 64
-OTHER_CERT_ID = "b" * 64
+CERT_ID = certificate_id(NEW_CERT.pem)  # ids as AWS IoT derives them from the PEM
+OTHER_CERT_ID = certificate_id(OTHER_CERT.pem)
 
 
 def request(serial: str = SERIAL, **changes: Any) -> dict[str, Any]:
@@ -60,13 +62,8 @@ def env(monkeypatch: pytest.MonkeyPatch) -> None:
     declared = FleetHookEnvironment(
         provisioning_table_name=PROVISIONING_TABLE, inventory_table_name=INVENTORY_TABLE,
         template_arn=TEMPLATE_ARN, claim_client_id_prefix=PREFIX,
-        claim_retry_after_seconds="600", hook_budget_ms="3000").variables()
-    for key, value in {
-        "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-        **declared, "POWERTOOLS_TRACE_DISABLED": "true",
-    }.items():
-        monkeypatch.setenv(key, value)
+        hook_budget_ms="3000").variables()
+    use_function_environment(monkeypatch, REGION, declared)
 
 
 @pytest.fixture
@@ -79,6 +76,8 @@ def tables(env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
                                   AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}])
         monkeypatch.setattr(hook_app, "_dynamodb",
                             boto3.client("dynamodb", region_name=REGION, config=CLIENT_CONFIG))
+        monkeypatch.setattr(hook_app, "_iot",
+                            boto3.client("iot", region_name=REGION, config=CLIENT_CONFIG))
         yield dynamodb
 
 
@@ -228,7 +227,8 @@ def test_one_serial_one_certificate_while_a_claim_is_fresh(tables: Any) -> None:
 
 
 def test_a_stale_claim_may_be_replaced(tables: Any) -> None:
-    stale = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+    stale = dt.datetime.now(dt.timezone.utc) - allow_list.CLAIM_STALE_AFTER - dt.timedelta(
+        seconds=1)
     allow(tables, state=State.CLAIMED, **claim_attributes(claimed_at=stale))
     assert hook_app.handler(request(), context())["allowProvisioning"] is True
     assert entry(tables)["claimCertificateId"] == CERT_ID
@@ -437,3 +437,28 @@ def test_the_longest_serial_fits_the_client_id_with_the_longest_prefix() -> None
     assert allow_list.claim_prefix_problem(prefix) is None
     assert len(prefix + serial) <= 128
     assert allow_list.claim_prefix_problem(prefix + "p") is not None
+
+
+@pytest.mark.parametrize("code", ["ThrottlingException", "AccessDeniedException"])
+def test_a_registry_that_cannot_answer_keeps_the_stale_claim(
+        tables: Any, monkeypatch: pytest.MonkeyPatch, code: str) -> None:
+    """The takeover of a stale claim needs the registry's word; without it the hook denies
+    (in budget) and the entry stays the first certificate's."""
+    from botocore.exceptions import ClientError
+
+    class Unanswering:
+        calls = 0
+
+        def list_thing_principals(self, **_: Any) -> Any:
+            Unanswering.calls += 1
+            raise ClientError({"Error": {"Code": code, "Message": "no"}}, "ListThingPrincipals")
+
+        describe_certificate = list_thing_principals
+
+    monkeypatch.setattr(hook_app, "_iot", Unanswering())
+    stale = dt.datetime.now(dt.timezone.utc) - allow_list.CLAIM_STALE_AFTER - dt.timedelta(
+        seconds=1)
+    allow(tables, state=State.CLAIMED, **claim_attributes(claimed_at=stale))
+    assert hook_app.handler(request(), context())["allowProvisioning"] is False
+    assert Unanswering.calls >= 1
+    assert entry(tables)["claimCertificateId"] == OTHER_CERT_ID

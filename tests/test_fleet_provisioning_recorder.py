@@ -15,10 +15,12 @@ from cryptography import x509
 from moto import mock_aws
 
 from lambdas.contracts import fleet_allow_list as allow_list
+from lambdas.contracts.certificates import certificate_id
 from lambdas.contracts.environment import FleetRecorderEnvironment
 from lambdas.contracts.inventory import InventoryItem, Issuer, Onboarding, Status, timestamp
 from lambdas.fleet_provisioning_recorder import app as recorder_app
 from lambdas.fleet_provisioning_recorder import logic
+from tests.support.lambda_environment import use_function_environment
 from tools.local.emulation.lambdas import LambdaContext
 from tools.local.moto_fidelity import faithful_moto
 
@@ -34,13 +36,8 @@ STREAM_ARN = f"arn:aws:dynamodb:{REGION}:123456789012:table/{PROVISIONING_TABLE}
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     declared = FleetRecorderEnvironment(
         provisioning_table_name=PROVISIONING_TABLE, inventory_table_name=INVENTORY_TABLE,
-        confirm_wait_seconds="0", give_up_after_seconds="3600").variables()
-    for key, value in {
-        "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-        **declared, "POWERTOOLS_TRACE_DISABLED": "true",
-    }.items():
-        monkeypatch.setenv(key, value)
+        confirm_wait_seconds="0").variables()
+    use_function_environment(monkeypatch, REGION, declared)
     monkeypatch.setattr(recorder_app, "_ports", None)  # built inside the mock
     with mock_aws(), faithful_moto():  # EXCLUSIVE_THING enforced, as AWS does
         dynamodb = boto3.resource("dynamodb", region_name=REGION)
@@ -205,7 +202,9 @@ def test_a_different_device_under_the_name_is_a_conflict_not_an_overwrite(
 
 
 def test_plan_follows_the_version_rules() -> None:
-    claim = logic.Claim(SERIAL, "a" * 64, _pem(), dt.datetime.now(dt.timezone.utc), REGION)
+    pem = _pem()
+    claim = logic.Claim(SERIAL, certificate_id(pem), pem, dt.datetime.now(dt.timezone.utc),
+                        REGION)
     now = dt.datetime.now(dt.timezone.utc)
     created = logic.plan(None, claim, now)
     assert created.kind == "CREATE" and created.item is not None and created.item.version == 1
@@ -221,8 +220,9 @@ def test_plan_follows_the_version_rules() -> None:
 
 def other_device(status: str, version: int) -> dict[str, Any]:
     """Another device's item under the serial, written in the other region."""
+    pem = _pem()
     item = InventoryItem.first(
-        thing_name=SERIAL, certificate_id="0" * 64, certificate_pem=_pem(),
+        thing_name=SERIAL, certificate_id=certificate_id(pem), certificate_pem=pem,
         issuer=Issuer.AMAZON, onboarding=Onboarding.FLEET, region=OTHER_REGION,
         not_after="2030-01-01T00:00:00.000Z", updated_at="2026-01-01T00:00:00.000Z")
     while item.version < version - 1:

@@ -408,6 +408,26 @@ def test_hook_and_recorder_roles_touch_only_fleet_items_of_the_shared_table(
         assert not allowed(recorder_policy, "dynamodb:DeleteItem", arn(inventory))
         assert allowed(recorder_policy, "dynamodb:GetRecords",
                        fleet.stream_arn(provisioning))
+        # the recorder reads who holds the entry now (a superseded claim is evicted)
+        assert allowed(recorder_policy, "dynamodb:GetItem", arn(provisioning), fleet_key)
+        assert not allowed(recorder_policy, "dynamodb:GetItem", arn(provisioning), cvm_key)
+
+
+def test_the_hook_reads_this_regions_registry_and_changes_nothing_there(
+        stack: tuple[str, StackGraph, list[str]]) -> None:
+    """Before a stale claim passes on, the hook asks the registry (read only, this region)."""
+    for fleet in fleets(stack):
+        hook_policy = fleet.role_policy(fleet.hook.inputs["role"])
+        iot = f"arn:aws:iot:{fleet.region}:{ACCOUNT_ID}"
+        assert allowed(hook_policy, "iot:ListThingPrincipals", f"{iot}:thing/SN-1")
+        assert allowed(hook_policy, "iot:DescribeCertificate", f"{iot}:cert/{'a' * 64}")
+        other = "us-east-2" if fleet.region != "us-east-2" else "eu-west-1"
+        assert not allowed(hook_policy, "iot:ListThingPrincipals",
+                           f"arn:aws:iot:{other}:{ACCOUNT_ID}:thing/SN-1")
+        for action in ("iot:UpdateCertificate", "iot:AttachThingPrincipal",
+                       "iot:DetachThingPrincipal", "iot:DeleteThing", "iot:CreateThing"):
+            assert not allowed(hook_policy, action, f"{iot}:cert/{'a' * 64}"), action
+            assert not allowed(hook_policy, action, f"{iot}:thing/SN-1"), action
 
 
 def test_recorder_is_fed_only_this_regions_claims(stack: tuple[str, StackGraph, list[str]]) -> None:
@@ -447,7 +467,7 @@ def test_settings_default_and_every_problem_reported() -> None:
     assert (parsed.password_minimum_length, parsed.claim_client_id_prefix) == (16, "claim_")
     assert problems == []
     parse_settings({"passwordMinimumLength": 8, "hookBudgetMilliseconds": 4800,
-                    "claimClientIdPrefix": "bad prefix/", "claimRetryAfterSeconds": True,
+                    "claimClientIdPrefix": "bad prefix/", "claimRetryAfterSeconds": 600,
                     "colour": "blue"}, report)
     assert sorted(f for f, _ in problems) == ["claimClientIdPrefix", "claimRetryAfterSeconds",
                                              "colour", "hookBudgetMilliseconds",

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from lambdas.contracts.certificates import certificate_id as id_of_pem
 from lambdas.contracts.inventory import InventoryItem, Status, timestamp
 from tests.support.certificates import NOW, SERVER_AUTH, Issued, device_key_usage, issue
 from tools.harness import ACCOUNT_ID, StackGraph
@@ -405,7 +406,7 @@ def test_a_row_that_does_not_vouch_for_the_certificate_leaves_it_unusable(
 
 def test_different_certificate_for_a_known_thing_stays_inactive(region: Region) -> None:
     known = issue("sensor-clone", region.ca)
-    row_before = region.put_row("sensor-clone", known, "f" * 64)
+    row_before = region.put_row("sensor-clone", known, id_of_pem(known.pem))
     cert_id = region.register(issue("sensor-clone", region.ca), region.ca_pem)
 
     result = region.run(cert_id)
@@ -465,8 +466,8 @@ def test_a_conflicting_certificate_that_was_left_active_is_deactivated_on_rerun(
     """Class 2: meanwhile another region recorded a different certificate for the thing."""
     device = issue("sensor-left-active", region.ca)
     cert_id = _leave_active_without_a_row(region, device, how)
-    winner = region.put_row("sensor-left-active", issue("sensor-left-active", region.ca),
-                            "e" * 64)
+    other = issue("sensor-left-active", region.ca)
+    winner = region.put_row("sensor-left-active", other, id_of_pem(other.pem))
 
     rerun = region.run(cert_id)
 

@@ -135,10 +135,10 @@ def test_build_layer_ships_the_contracts_next_to_the_dependencies(
 def test_each_function_imports_from_its_zip_and_the_layer_alone(tmp_path: Path) -> None:
     """Lambda's view: /var/task is the function zip, /opt/python the layer; the checkout is
     not there. Every import of each handler module (the contracts included) must resolve.
-    (One process for the four functions: each zip holds only its own package.)"""
+    (One process for the five functions: each zip holds only its own package.)"""
     packages = sorted(p.name for p in package_lambda.LAMBDAS_DIR.iterdir()
                       if (p / "app.py").is_file())
-    assert len(packages) == 4
+    assert len(packages) == 5
     task, opt = tmp_path / "task", tmp_path / "opt"
     for package in packages:
         zipfile.ZipFile(io.BytesIO(function_zip(package))).extractall(task)

@@ -338,7 +338,8 @@ def test_each_function_gets_its_own_copy_of_its_handler_module() -> None:
 
 def test_the_recorder_filter_passes_only_claims_of_its_own_region(dev_graph: StackGraph) -> None:
     mappings = dev_graph.of_type("aws:lambda/eventSourceMapping:EventSourceMapping")
-    mapping = next(m for m in mappings if m.region == "eu-west-1")
+    mapping = next(m for m in mappings if m.region == "eu-west-1"
+                   and "fleet-recorder" in str(m.inputs["functionName"]))
     patterns = [f["pattern"] for f in mapping.inputs["filterCriteria"]["filters"]]
 
     def claim(region: str, state: str = "CLAIMED", event: str = "MODIFY") -> dict[str, Any]:
@@ -385,3 +386,14 @@ def test_the_report_names_advisory_findings_and_what_was_not_exercised() -> None
     assert len(untried) == 1 and untried[0].count("DNS failover") == 1
     assert json.loads(report.to_json())["not_exercised"] == [
         "DNS failover (Route53 latency records and their health checks)"]
+
+
+def test_a_wire_names_the_journeys_that_use_its_capability() -> None:
+    from tools.local.report import RunReport, format_text
+
+    assert journeys.also_affected("cvm-lambda-uses-another-table") == ["replication"]
+    assert journeys.also_affected("installer-web-csp-blocks-iot") == []
+    text = format_text(RunReport(stack="dev", regions=["eu-west-1"],
+                                 broken_wires=["cvm-lambda-uses-another-table"]))
+    assert ("cvm-lambda-uses-another-table (must fail: cvm; may also fail: replication, which use "
+            "its capability)") in text

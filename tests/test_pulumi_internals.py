@@ -158,3 +158,14 @@ def test_an_evaluation_leaves_no_stale_program_module_behind(dev_graph: Any) -> 
     stale = [name for name, value in vars(components).items()
              if isinstance(value, ModuleType) and sys.modules.get(f"components.{name}") is not value]
     assert stale == []
+
+
+def test_a_program_runs_without_the_sdk_walking_the_stack_and_gets_it_back() -> None:
+    from pulumi.runtime import resource
+
+    original = resource._get_stack_trace
+    seen: list[tuple[bool, int]] = []
+    harness.evaluate(lambda: seen.append((resource._get_stack_trace is original,
+                                          len(resource._get_stack_trace().frames))))
+    assert seen == [(False, 0)], UPGRADE_HINT
+    assert resource._get_stack_trace is original

@@ -20,6 +20,7 @@ import pytest
 
 from components.replication.settings import ReplicationSettings
 from lambdas.contracts import inventory
+from lambdas.contracts.certificates import certificate_id as id_of_pem
 from lambdas.contracts.inventory import InventoryItem
 from tests.support.certificates import issue
 from tools.harness import StackGraph
@@ -537,3 +538,40 @@ def test_a_certificate_revoked_in_one_region_is_revoked_in_every_region(f: Regio
     assert seen.status(f.world, B, old_id) == "REVOKED"
     assert seen.status(f.world, B, new_id) == "ACTIVE"
     usable_only_with(f, B, thing, new_id)
+
+
+def test_an_item_whose_id_is_not_its_pems_is_refused_and_quarantine_acts_on_the_pem(
+        f: Regions) -> None:
+    """An item written around the contract (lambdas/contracts refuses it at every writer)
+    pairs a new certificate's PEM with another device's certificateId. B registers the PEM,
+    learns AWS IoT's id for it, refuses the item and deactivates the certificate it
+    registered, never the one the item names, which stays its own device's."""
+    victim_thing, victim = f.onboard_amazon_issued(A, "sensor-victim")
+    f.settle()
+    usable_only_with(f, B, victim_thing, victim)
+    forged = issue("sensor-forged")
+    forged_id = id_of_pem(forged.pem)
+    now = inventory.timestamp(dt.datetime.now(dt.timezone.utc))
+    f.world.client("dynamodb", A).put_item(TableName=f.world.table(seen.INVENTORY), Item={
+        "thingName": {"S": "sensor-forged"}, "certificateId": {"S": victim},
+        "certificatePem": {"S": forged.pem}, "issuer": {"S": "AMAZON"},
+        "originRegion": {"S": A}, "writerRegion": {"S": A}, "status": {"S": "ACTIVE"},
+        "onboarding": {"S": "CVM"}, "notAfter": {"S": "2030-01-01T00:00:00.000Z"},
+        "version": {"N": "1"}, "updatedAt": {"S": now}})
+    with pytest.raises(inventory.ContractViolation, match="certificateId"):
+        InventoryItem.from_attribute_values(f.world.client("dynamodb", A).get_item(
+            TableName=f.world.table(seen.INVENTORY), Key={"thingName": {"S": "sensor-forged"}},
+            ConsistentRead=True)["Item"])
+
+    delivery = f.settle()[B]
+
+    assert delivery.dead_lettered, "the forged item must fail, not apply"
+    assert all("failure" in e["result"] for e in delivery.executions)
+    # the first attempt learns the PEM's id from the registration; the retries find the
+    # certificate registered (and quarantined) already and fail at the exclusive attach
+    assert delivery.executions[0]["result"]["failure"]["error"] == \
+        "Replication.CertificateIdMismatch"
+    assert seen.status(f.world, B, forged_id) == "INACTIVE"  # quarantined: the PEM's id
+    assert seen.things_of(f.world, B, forged_id) == []
+    assert seen.things_of(f.world, B, victim) == [victim_thing]
+    usable_only_with(f, B, victim_thing, victim)

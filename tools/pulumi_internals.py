@@ -15,7 +15,7 @@ here, nowhere else.
 | `MonitorBase`, `registered` | `pulumi.runtime.mocks.MockMonitor` (+ `.resources`, `.ResourceRegistration`) |
 | `deserialize_inputs`, `register_response`, `stack_response` | `pulumi.runtime.rpc.(de)serialize_properties`, `pulumi.runtime.proto.resource_pb2` |
 | `sync_await`, `ensure_event_loop` | `pulumi.runtime.sync_await._sync_await` / `_ensure_event_loop` |
-| `run_program` | `pulumi.runtime.stack.run_pulumi_func` |
+| `run_program` | `pulumi.runtime.stack.run_pulumi_func`; `pulumi.runtime.resource._get_stack_trace` (skipped) |
 | `stack_exports` | the root `Stack` resource's `outputs` |
 | `is_unknown`, `UNKNOWN` | `pulumi.output.Unknown`, `pulumi.runtime.rpc.UNKNOWN` |
 | `set_stack_and_project` (the policy engine) | `pulumi.runtime.settings._set_stack` / `_set_project` |
@@ -28,10 +28,12 @@ from typing import Any, TypeVar
 
 import pulumi
 from pulumi.output import Unknown as _Unknown
+from pulumi.runtime import resource as _resource
 from pulumi.runtime import rpc as _rpc
 from pulumi.runtime import settings as _settings
 from pulumi.runtime.mocks import MockMonitor as _MockMonitor
 from pulumi.runtime.proto import resource_pb2 as _resource_pb2
+from pulumi.runtime.proto import source_pb2 as _source_pb2
 from pulumi.runtime.stack import run_pulumi_func as _run_pulumi_func
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
@@ -60,10 +62,23 @@ def ensure_event_loop() -> None:
     _ensure_event_loop()
 
 
+def _no_stack_trace() -> Any:
+    return _source_pb2.StackTrace()
+
+
 def run_program(program: Callable[[], None]) -> None:
     """Run `program` in the root stack `set_mocks` created, and wait until every
-    registration it started has been answered."""
-    sync_await(_run_pulumi_func(program))
+    registration it started has been answered.
+
+    The SDK walks the Python stack at every registration to send the engine source
+    positions; offline nothing reads them and the walk is about a tenth of an evaluation,
+    so it is skipped while the program runs."""
+    original = _resource._get_stack_trace
+    _resource._get_stack_trace = _no_stack_trace
+    try:
+        sync_await(_run_pulumi_func(program))
+    finally:
+        _resource._get_stack_trace = original
 
 
 def stack_exports(root: pulumi.Resource | None) -> dict[str, Any]:

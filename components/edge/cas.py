@@ -27,11 +27,12 @@ that retires it only when none remain. Without this key, `caCertificatePemFile` 
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from lambdas.contracts.certificates import certificate_id as contract_certificate_id
 
 CaState = Literal["issuing", "previous", "retiring", "retired"]
 STATES: tuple[CaState, ...] = ("issuing", "previous", "retiring", "retired")
@@ -40,13 +41,10 @@ _NAME = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 
 
 def certificate_id(pem: str) -> str:
-    """AWS IoT's id for a certificate: the SHA-256 of its DER encoding (the same in every
-    region and account), as DescribeCACertificate and the registered-certificate topic show."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    der = x509.load_pem_x509_certificate(pem.encode()).public_bytes(Encoding.DER)
-    return hashlib.sha256(der).hexdigest()
+    """AWS IoT's id for a certificate (the same in every region and account), as
+    DescribeCACertificate and the registered-certificate topic show: the one derivation in
+    lambdas/contracts/certificates.py."""
+    return contract_certificate_id(pem)
 
 
 @dataclass(frozen=True)

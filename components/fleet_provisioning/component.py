@@ -48,10 +48,9 @@ INSTALLERS_GROUP = "installers"
 ALLOW_LIST_ADMINS_GROUP = "allow-list-admins"
 HOOK_PAYLOAD_VERSION = "2020-04-01"  # the only version AWS IoT defines
 HOOK_TIMEOUT_SECONDS = 5  # AWS IoT stops waiting after 5 s; running longer is useless
-# How long one recorder invocation polls AWS IoT, and when it gives a claim up: certificate
-# ownership tokens live 1 hour.
+# How long one recorder invocation polls AWS IoT (when it gives a claim up is the allow-list
+# contract's CLAIM_STALE_AFTER, shared with the hook).
 RECORDER_CONFIRM_WAIT_SECONDS = 20
-RECORDER_GIVE_UP_AFTER_SECONDS = 3600
 
 
 def recorder_filter_pattern(region: str) -> str:
@@ -237,9 +236,10 @@ class FleetProvisioning(pulumi.ComponentResource):
             role_policy_name="allow-list",
             role_policy=lambda log_group_arn: pulumi.Output.all(
                 log_group_arn, args.kms_key_arn, args.provisioning.arn, args.inventory.arn,
-                args.tables_key_arn).apply(
+                args.tables_key_arn, partition, account_id).apply(
                 lambda v: hook_role_policy(log_group_arn=v[0], key_arn=v[1],
-                                           function_name=hook_name, region=region,
+                                           function_name=hook_name, partition=v[5],
+                                           region=region, account_id=v[6],
                                            provisioning_table_arn=v[2],
                                            inventory_table_arn=v[3], tables_key_arn=v[4])),
             environment=FleetHookEnvironment[pulumi.Input[str]](
@@ -247,7 +247,6 @@ class FleetProvisioning(pulumi.ComponentResource):
                 inventory_table_name=args.inventory.name,
                 template_arn=self.template_arn,
                 claim_client_id_prefix=settings.claim_client_id_prefix,
-                claim_retry_after_seconds=str(settings.claim_retry_after_seconds),
                 hook_budget_ms=str(settings.hook_budget_milliseconds)).variables(),
             layer=self.dependencies_layer,
             # CPU scales with memory: 512 MB keeps the cold start (powertools, pydantic,
@@ -318,8 +317,7 @@ class FleetProvisioning(pulumi.ComponentResource):
             environment=FleetRecorderEnvironment[pulumi.Input[str]](
                 provisioning_table_name=args.provisioning.name,
                 inventory_table_name=args.inventory.name,
-                confirm_wait_seconds=str(RECORDER_CONFIRM_WAIT_SECONDS),
-                give_up_after_seconds=str(RECORDER_GIVE_UP_AFTER_SECONDS)).variables(),
+                confirm_wait_seconds=str(RECORDER_CONFIRM_WAIT_SECONDS)).variables(),
             layer=self.dependencies_layer, memory_size=256, timeout=60)
         self.recorder_trigger = aws.lambda_.EventSourceMapping(
             f"{name}-recorder-trigger", region=region,
@@ -327,7 +325,8 @@ class FleetProvisioning(pulumi.ComponentResource):
             function_name=self.recorder.function.arn,
             starting_position="LATEST", batch_size=10,
             bisect_batch_on_function_error=True, maximum_retry_attempts=5,
-            maximum_record_age_in_seconds=3600,
+            # a record older than the claim window has nothing left to wait for
+            maximum_record_age_in_seconds=int(allow_list.CLAIM_STALE_AFTER.total_seconds()),
             function_response_types=["ReportBatchItemFailures"],
             filter_criteria=aws.lambda_.EventSourceMappingFilterCriteriaArgs(filters=[
                 aws.lambda_.EventSourceMappingFilterCriteriaFilterArgs(

@@ -87,9 +87,11 @@ def _allow_list_condition() -> dict[str, dict[str, list[str]]]:
     return {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [ALLOW_LIST_KEYS]}}
 
 
-def hook_role_policy(*, log_group_arn: str, key_arn: str, function_name: str, region: str,
+def hook_role_policy(*, log_group_arn: str, key_arn: str, function_name: str,
+                     partition: str, region: str, account_id: str,
                      provisioning_table_arn: str, inventory_table_arn: str,
                      tables_key_arn: str) -> str:
+    iot = f"arn:{partition}:iot:{region}:{account_id}"
     statements: list[Statement] = lambda_basic_statements(
         log_group_arn=log_group_arn, key_arn=key_arn, function_name=function_name)
     statements += [
@@ -102,6 +104,12 @@ def hook_role_policy(*, log_group_arn: str, key_arn: str, function_name: str, re
          "Action": ["dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem"],
          "Resource": inventory_table_arn},
         table_key_statement(key_arn=tables_key_arn, region=region, write=True),
+        # Before a stale claim passes to another certificate the hook asks this region's
+        # registry whether the claimed device provisioned after all (read only).
+        {"Sid": "ReadRegistryBeforeTakeover", "Effect": "Allow",
+         "Action": "iot:ListThingPrincipals", "Resource": f"{iot}:thing/*"},
+        {"Sid": "ReadClaimedCertificate", "Effect": "Allow",
+         "Action": "iot:DescribeCertificate", "Resource": f"{iot}:cert/*"},
     ]
     return policy_document(statements)
 
@@ -126,7 +134,7 @@ def recorder_role_policy(*, log_group_arn: str, key_arn: str, function_name: str
         # PutItem on the inventory, UpdateItem (settle) and ConditionCheckItem (the
         # certificate's record) on the allow-list.
         {"Sid": "SettleAllowListEntries", "Effect": "Allow",
-         "Action": ["dynamodb:ConditionCheckItem", "dynamodb:UpdateItem"],
+         "Action": ["dynamodb:ConditionCheckItem", "dynamodb:GetItem", "dynamodb:UpdateItem"],
          "Resource": provisioning_table_arn, "Condition": _allow_list_condition()},
         {"Sid": "RecordDevices", "Effect": "Allow",
          "Action": ["dynamodb:GetItem", "dynamodb:PutItem"], "Resource": inventory_table_arn},

@@ -5,7 +5,6 @@
       temporaryPasswordValidityDays: 3   # admin-issued first password, 1..7
       refreshTokenValidityHours: 12      # how long an installer stays signed in, 1..720
       claimClientIdPrefix: provision-    # a claim connects as <prefix><SerialNumber>
-      claimRetryAfterSeconds: 600        # a stale claim may be replaced after this, 300..86400
       hookBudgetMilliseconds: 3000       # the hook's table budget, 500..4000 (AWS: 5 s total)
 """
 
@@ -26,7 +25,6 @@ class FleetSettings:
     refresh_token_validity_hours: int = 12
     # the allow-list contract bounds it so that prefix + serial fits a 128-character client id
     claim_client_id_prefix: str = allow_list.DEFAULT_CLAIM_PREFIX
-    claim_retry_after_seconds: int = 600
     hook_budget_milliseconds: int = 3000
 
 
@@ -35,10 +33,12 @@ _INTEGERS: Mapping[str, tuple[str, int, int]] = {
     "passwordMinimumLength": ("password_minimum_length", 12, 99),
     "temporaryPasswordValidityDays": ("temporary_password_validity_days", 1, 7),
     "refreshTokenValidityHours": ("refresh_token_validity_hours", 1, 720),
-    "claimRetryAfterSeconds": ("claim_retry_after_seconds", 300, 86400),
     "hookBudgetMilliseconds": ("hook_budget_milliseconds", 500, 4000),
 }
 _STRINGS = {"claimClientIdPrefix": "claim_client_id_prefix"}
+# One window for hook and recorder, fixed by AWS's token life; a stack that still sets the old
+# key is told why it went.
+_RETIRED_CLAIM_WINDOW = "claimRetryAfterSeconds"
 
 
 def parse_settings(raw: Any, report: ReportProblem) -> FleetSettings:
@@ -63,6 +63,9 @@ def parse_settings(raw: Any, report: ReportProblem) -> FleetSettings:
                 report(key, problem)
             else:
                 values[_STRINGS[key]] = value
+        elif key == _RETIRED_CLAIM_WINDOW:
+            report(key, "is no longer a setting: the claim window is the certificate ownership "
+                        "token's life (lambdas/contracts/fleet_allow_list.json, claim); remove it")
         else:
             report(str(key), f"is not a fleetProvisioning setting; known: {', '.join(known)}")
     return FleetSettings(**values)

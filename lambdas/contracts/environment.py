@@ -118,7 +118,6 @@ class FleetHookEnvironment(FunctionEnvironment[V]):
     inventory_table_name: V
     template_arn: V
     claim_client_id_prefix: V
-    claim_retry_after_seconds: V
     hook_budget_ms: V
 
 
@@ -129,7 +128,15 @@ class FleetRecorderEnvironment(FunctionEnvironment[V]):
     provisioning_table_name: V
     inventory_table_name: V
     confirm_wait_seconds: V  # how long one invocation polls AWS IoT
-    give_up_after_seconds: V  # a claim this old that never provisioned is dropped
+    # (the claim window itself is the allow-list contract's CLAIM_STALE_AFTER)
+
+
+@dataclass(frozen=True)
+class ShadowReplicationEnvironment(FunctionEnvironment[V]):
+    SERVICE: ClassVar[metrics.Service] = metrics.SHADOW_REPLICATION
+
+    device_data_table_name: V
+    dead_letter_queue_url: V
 
 
 # Lambda package (lambdas/<package>) -> its environment model.
@@ -138,4 +145,5 @@ BY_PACKAGE: Mapping[str, type[FunctionEnvironment[Any]]] = {
     "cvm_registration": CvmRegistrationEnvironment,
     "fleet_provisioning_hook": FleetHookEnvironment,
     "fleet_provisioning_recorder": FleetRecorderEnvironment,
+    "shadow_replication": ShadowReplicationEnvironment,
 }

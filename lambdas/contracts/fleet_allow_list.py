@@ -58,6 +58,13 @@ if SERIAL_MAX_LENGTH + CLAIM_PREFIX_MAX_LENGTH > CLIENT_ID_MAX_LENGTH:
 # `fleet#` (the functions' IAM leading keys) and can never be an entry's (serials have no '#').
 CERTIFICATE_KEY_PREFIX: str = _CONTRACT["certificate"]["keyPrefix"]
 CERTIFICATE_KIND: str = _CONTRACT["certificate"]["kind"]
+# One window for the hook, the recorder and the docs (the contract's `claim.rule`): a claim
+# this old may pass to another certificate only if AWS IoT's registry shows it never
+# provisioned; the recorder stops waiting for it. It is the certificate ownership token's life
+# ("Device provisioning MQTT API": the token expires after one hour), after which the claimed
+# certificate can no longer be used with RegisterThing.
+CLAIM_STALE_AFTER = dt.timedelta(seconds=int(_CONTRACT["claim"]["staleAfterSeconds"]))
+CLAIM_RULE: str = _CONTRACT["claim"]["rule"]
 # The provisioning template's parameter that carries the serial (the device sends it with
 # RegisterThing; the hook pins it with `parameterOverrides`; the thing is named after it).
 SERIAL_PARAMETER = "SerialNumber"

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from .certificates import id_mismatch
 from .things import thing_name_problem
 
 # A tombstone stays this long, then TTL removes it (TTL removals are not replicated).
@@ -391,6 +392,12 @@ def problems(item: InventoryItem) -> list[str]:
         problem = check(getattr(item, field_name))
         if problem:
             found.append(f"{_FIELD_ATTRIBUTES[field_name]}: {problem}")
+    if not found:
+        # The id every reader acts on is the PEM's (replication registers the PEM, quarantine
+        # deactivates what it registered): an item naming another certificate is refused.
+        mismatch = id_mismatch(item.certificate_id, item.certificate_pem)
+        if mismatch:
+            found.append(f"certificateId: {mismatch}")
     if item.issuer == Issuer.OWN_CA:
         if item.ca_certificate_id is None:
             found.append("caCertificateId: missing (required when issuer is OWN_CA)")

@@ -96,6 +96,7 @@ class FleetRecorder:
                                    "RECORDED": "DeviceRecorded", "CONFLICT": "DeviceConflict",
                                    "UNCONFIRMED": "DeviceUnconfirmed",
                                    "STALE": "DeviceStaleClaim",
+                                   "SUPERSEDED": "DeviceSuperseded",
                                    "SHARED_CERTIFICATE": "DeviceSharedCertificate"}
 
     @classmethod
@@ -106,4 +107,25 @@ class FleetRecorder:
 FLEET_RECORDER = Service(FLEET_NAMESPACE, "fleet-provisioning-recorder",
                          frozenset({FleetRecorder.RETRIED, *FleetRecorder.OUTCOMES.values()}))
 
-SERVICES: tuple[Service, ...] = (JITR_CHECK, CVM, FLEET_HOOK, FLEET_RECORDER)
+
+# --- shadow replication ----------------------------------------------------------------------
+
+class ShadowReplication:
+    # capture / apply outcome -> metric (lambdas/shadow_replication/logic.py)
+    OUTCOMES: Mapping[str, str] = {
+        "RECORDED": "ShadowRecorded", "ECHO": "ShadowEchoDropped",
+        "SUPERSEDED": "ShadowSuperseded", "LOST_CONVERGED": "ShadowLostConverged",
+        "APPLIED": "ShadowApplied", "DELETED": "ShadowDeleted", "IN_SYNC": "ShadowInSync",
+        "REASSERTED": "ShadowReasserted", "OWN": "ShadowOwnRecord",
+        "OWN_CURRENT": "ShadowOwnRecord", "GONE": "ShadowGone",
+        "MALFORMED": "ShadowMalformed"}
+
+    @classmethod
+    def outcome(cls, outcome: str) -> str:
+        return SHADOW_REPLICATION.metric(cls.OUTCOMES.get(outcome, outcome))
+
+
+SHADOW_REPLICATION = Service("IotMultiRegion/ShadowReplication", "shadow-replication",
+                             frozenset(ShadowReplication.OUTCOMES.values()))
+
+SERVICES: tuple[Service, ...] = (JITR_CHECK, CVM, FLEET_HOOK, FLEET_RECORDER, SHADOW_REPLICATION)

@@ -23,8 +23,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from lambdas.contracts.metrics import FLEET_HOOK, FleetHook
 
 from .config import Config, running_in_lambda
-from .data import CLIENT_CONFIG, Deadline, DynamoAllowList
-from .logic import AllowListStore, Decision, HookConfig, decide, deny
+from .data import CLIENT_CONFIG, Deadline, DynamoAllowList, IotRegistry
+from .logic import AllowListStore, Decision, HookConfig, Registry, decide, deny
 from .models import PreProvisioningRequest
 
 logger = Logger(service=FLEET_HOOK.name)
@@ -35,6 +35,7 @@ metrics = Metrics(namespace=FLEET_HOOK.namespace, service=FLEET_HOOK.name)
 SAFETY_MARGIN_SECONDS = 0.3
 
 _dynamodb: Any = None
+_iot: Any = None
 
 
 def dynamodb_client() -> Any:
@@ -46,8 +47,17 @@ def dynamodb_client() -> Any:
     return _dynamodb
 
 
+def iot_client() -> Any:
+    """The registry client (only a stale claim's takeover uses it), built like the table's."""
+    global _iot
+    if _iot is None:
+        _iot = boto3.client("iot", config=CLIENT_CONFIG)
+    return _iot
+
+
 if running_in_lambda():
     dynamodb_client()
+    iot_client()
 
 
 def budget_seconds(configured_ms: int, remaining_ms: int) -> float:
@@ -55,7 +65,7 @@ def budget_seconds(configured_ms: int, remaining_ms: int) -> float:
     return max(0.0, min(configured_ms / 1000, remaining_ms / 1000 - SAFETY_MARGIN_SECONDS))
 
 
-def evaluate(event: Any, store: AllowListStore, config: HookConfig,
+def evaluate(event: Any, store: AllowListStore, registry: Registry, config: HookConfig,
              now: dt.datetime) -> Decision:
     """Parse at the edge, then decide; a malformed request names its fields and denies."""
     try:
@@ -64,7 +74,7 @@ def evaluate(event: Any, store: AllowListStore, config: HookConfig,
         fields = sorted({".".join(str(p) for p in e["loc"]) or "<event>" for e in err.errors()})
         logger.warning("malformed pre-provisioning request", extra={"fields": fields})
         return deny("MALFORMED_REQUEST")
-    return decide(request, store, config, now)
+    return decide(request, store, registry, config, now)
 
 
 @metrics.log_metrics
@@ -73,12 +83,13 @@ def evaluate(event: Any, store: AllowListStore, config: HookConfig,
 def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     try:
         config = Config.from_environment()
+        deadline = Deadline(budget_seconds(config.budget_ms,
+                                           context.get_remaining_time_in_millis()))
         store = DynamoAllowList(
             client=dynamodb_client(), provisioning_table=config.provisioning_table,
-            inventory_table=config.inventory_table, region=config.region,
-            deadline=Deadline(budget_seconds(config.budget_ms,
-                                             context.get_remaining_time_in_millis())))
-        decision = evaluate(event, store, config.rules, dt.datetime.now(dt.timezone.utc))
+            inventory_table=config.inventory_table, region=config.region, deadline=deadline)
+        decision = evaluate(event, store, IotRegistry(client=iot_client(), deadline=deadline),
+                            config.rules, dt.datetime.now(dt.timezone.utc))
     except Exception:  # deny by default: a bug or a misconfiguration never provisions
         logger.exception("hook failed; denying")
         decision = deny("HOOK_ERROR")

@@ -4,11 +4,11 @@ declares the environment from the same model (lambdas/contracts/environment.py).
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from lambdas.contracts import fleet_allow_list as allow_list
 from lambdas.contracts.environment import FleetHookEnvironment
 
 from .logic import HookConfig
@@ -38,5 +38,4 @@ class Config:
             rules=HookConfig(
                 template_arn=env.template_arn,
                 claim_client_id_prefix=env.claim_client_id_prefix,
-                claim_retry_after=dt.timedelta(
-                    seconds=env.integer("claim_retry_after_seconds", minimum=1))))
+                claim_stale_after=allow_list.CLAIM_STALE_AFTER))

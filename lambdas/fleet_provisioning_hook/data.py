@@ -189,3 +189,31 @@ class DynamoAllowList:
                 return False  # a condition failed: someone else changed the entry or device
             raise StoreUnavailable(f"claim write failed: {err!r}") from None
         return True
+
+
+@dataclass
+class IotRegistry:
+    """AWS IoT's registry of this region, read only when a stale claim would be replaced
+    (ListThingPrincipals, then DescribeCertificate), within the same deadline."""
+
+    client: Any  # botocore IoT client built with CLIENT_CONFIG
+    deadline: Deadline
+
+    def holds_device(self, serial: str, certificate_id: str) -> bool:
+        try:
+            principals = bounded(self.deadline, lambda: self.client.list_thing_principals(
+                thingName=serial)).get("principals", [])
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                raise StoreUnavailable(f"registry read failed: {err!r}") from None
+            principals = []  # no thing: the template never created it
+        if principals:
+            return True
+        try:
+            description = bounded(self.deadline, lambda: self.client.describe_certificate(
+                certificateId=certificate_id))["certificateDescription"]
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                return False  # AWS IoT deleted the never-provisioned certificate
+            raise StoreUnavailable(f"registry read failed: {err!r}") from None
+        return description.get("status") == "ACTIVE"  # the template activated it

@@ -13,7 +13,12 @@ A serial may be provisioned when all of these hold:
 * the inventory holds no live device under that thing name (`ACTIVE`/`INACTIVE`: already
   provisioned; `REVOKED`: never again; a `DELETED` tombstone does not block);
 * the entry is not `PROVISIONED`/`CONFLICT`, and not `CLAIMED` by another certificate less
-  than `claim_retry_after` ago (the same certificate retrying RegisterThing is allowed);
+  than `claim_stale_after` ago (the same certificate retrying RegisterThing is allowed);
+* a claim by another certificate older than that (the allow-list contract's one window,
+  `CLAIM_STALE_AFTER`, the ownership token's life) passes to this certificate only if AWS
+  IoT's registry, the authoritative record, shows the claimed device never provisioned: no
+  certificate attached to the thing `<serial>` and the claimed certificate not ACTIVE (a
+  device whose recorder lagged or failed keeps its name: `PROVISIONED_UNRECORDED`);
 * the conditional claim write that records the certificate wins; the same transaction
   records that the certificate holds this serial, only if it holds no other one (one
   certificate, one device: reconnecting with the same ownership token as another serial's
@@ -65,6 +70,14 @@ class Claim:
     stale_before: dt.datetime  # an older claim by another certificate may be replaced
 
 
+class Registry(Protocol):
+    def holds_device(self, serial: str, certificate_id: str) -> bool:
+        """AWS IoT shows the claimed device provisioned (or provisioning): a certificate is
+        attached to the thing `serial`, or `certificate_id` is ACTIVE. StoreUnavailable when
+        it cannot answer in time (the hook then denies)."""
+        ...
+
+
 class AllowListStore(Protocol):
     def read(self, serial: str, certificate_id: str) -> Records: ...
 
@@ -78,7 +91,7 @@ class AllowListStore(Protocol):
 class HookConfig:
     template_arn: str
     claim_client_id_prefix: str
-    claim_retry_after: dt.timedelta
+    claim_stale_after: dt.timedelta  # fleet_allow_list.CLAIM_STALE_AFTER
 
 
 @dataclass(frozen=True)
@@ -88,6 +101,8 @@ class Decision:
     serial: str | None = None
     overrides: Mapping[str, str] = field(default_factory=dict)
     detail: tuple[str, ...] = ()  # for the log: what was wrong with a stored item
+    # the certificate of a stale claim this decision would replace (the registry decides)
+    takes_over: str | None = None
 
     def as_response(self) -> dict[str, Any]:
         """What AWS IoT reads: `allowProvisioning` (a JSON boolean) and `parameterOverrides`."""
@@ -129,8 +144,11 @@ def check(request: PreProvisioningRequest, records: Records, config: HookConfig,
         return deny("ALREADY_PROVISIONED", serial)
     if state == State.CLAIMED and entry[Attr.CLAIM_CERTIFICATE_ID] != request.certificateId:
         claimed_at = _claimed_at(entry)
-        if claimed_at is None or now - claimed_at < config.claim_retry_after:
+        if claimed_at is None or now - claimed_at < config.claim_stale_after:
             return deny("CLAIM_IN_PROGRESS", serial)
+        return Decision(allowed=True, reason="ALLOWED", serial=serial,
+                        overrides={SERIAL_PARAMETER: serial},
+                        takes_over=str(entry[Attr.CLAIM_CERTIFICATE_ID]))
     if state not in (State.ALLOWED, State.CLAIMED):
         return deny("UNKNOWN_STATE", serial)
     return Decision(allowed=True, reason="ALLOWED", serial=serial,
@@ -156,8 +174,8 @@ def request_problem(request: PreProvisioningRequest, config: HookConfig) -> str 
     return None
 
 
-def decide(request: PreProvisioningRequest, store: AllowListStore, config: HookConfig,
-           now: dt.datetime) -> Decision:
+def decide(request: PreProvisioningRequest, store: AllowListStore, registry: Registry,
+           config: HookConfig, now: dt.datetime) -> Decision:
     """The whole decision; never raises for a table problem (that denies)."""
     problem = request_problem(request, config)
     serial = request.parameters.get(SERIAL_PARAMETER)
@@ -167,9 +185,12 @@ def decide(request: PreProvisioningRequest, store: AllowListStore, config: HookC
         decision = check(request, store.read(serial, request.certificateId), config, now)
         if not decision.allowed:
             return decision
+        if decision.takes_over is not None \
+                and registry.holds_device(serial, decision.takes_over):
+            return deny("PROVISIONED_UNRECORDED", serial)
         claim = Claim(serial=serial, certificate_id=request.certificateId,
                       certificate_pem=request.certificatePem, client_id=request.clientId,
-                      claimed_at=now, stale_before=now - config.claim_retry_after)
+                      claimed_at=now, stale_before=now - config.claim_stale_after)
         if not store.claim(claim):
             return deny("CLAIM_RACE", serial)  # the entry changed between read and write
     except StoreUnavailable:

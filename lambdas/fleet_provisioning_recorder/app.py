@@ -85,7 +85,7 @@ def handle_record(record: DynamoDBRecord) -> str:
         logger.info("record retried later", extra={"reason": str(err)})
         raise
     metrics.add_metric(name=FleetRecorder.outcome(outcome), unit=MetricUnit.Count, value=1)
-    log = logger.warning if outcome in ("CONFLICT", "UNCONFIRMED", "STALE",
+    log = logger.warning if outcome in ("CONFLICT", "UNCONFIRMED", "STALE", "SUPERSEDED",
                                         "SHARED_CERTIFICATE") else logger.info
     log("fleet device recorded", extra={"outcome": outcome, "thingName": claim.serial,
                                         "certificateId": claim.certificate_id})

@@ -3,11 +3,11 @@ declares it from the same model, lambdas/contracts/environment.py)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from lambdas.contracts import fleet_allow_list as allow_list
 from lambdas.contracts.environment import FleetRecorderEnvironment
 
 from .logic import Timing
@@ -30,5 +30,4 @@ class Config:
                    provisioning_table=env.provisioning_table_name,
                    timing=Timing(wait_seconds=env.integer("confirm_wait_seconds"),
                                  poll_seconds=POLL_SECONDS,
-                                 give_up_after=dt.timedelta(
-                                     seconds=env.integer("give_up_after_seconds", minimum=1))))
+                                 give_up_after=allow_list.CLAIM_STALE_AFTER))

@@ -125,6 +125,13 @@ def _settle(claim: Claim, state: str, now: dt.datetime) -> dict[str, Any]:
 class DynamoAllowList:
     table: Any  # boto3 DynamoDB Table resource of this region's provisioning replica
 
+    def holder(self, serial: str) -> str | None:
+        entry = self.table.get_item(Key=allow_list.key(serial), ConsistentRead=True).get("Item")
+        if not entry or entry.get(Attr.KIND) != allow_list.KIND:
+            return None
+        holder = entry.get(Attr.CLAIM_CERTIFICATE_ID)
+        return str(holder) if holder else None
+
     def settle(self, claim: Claim, state: str, now: dt.datetime) -> None:
         try:
             self.table.update_item(**_settle(claim, state, now))

@@ -145,6 +145,10 @@ class AllowList(Protocol):
         """Move the entry from this claim to `state` (no-op if it moved on already)."""
         ...
 
+    def holder(self, serial: str) -> str | None:
+        """The certificate the entry is claimed by now (strongly consistent), if any."""
+        ...
+
 
 @dataclass(frozen=True)
 class Timing:
@@ -158,7 +162,7 @@ def record(claim: Claim, registry: Registry, inventory: Inventory, allow_list: A
            sleep: Callable[[float], None]) -> str:
     """Confirm with AWS IoT, write the inventory item, settle the allow-list entry.
     Returns the outcome (CREATE, REVIVE, RECORDED, CONFLICT, UNCONFIRMED, STALE,
-    SHARED_CERTIFICATE)."""
+    SUPERSEDED, SHARED_CERTIFICATE)."""
     waited = 0.0
     while not registry.provisioned(claim):
         if now() - claim.claimed_at > timing.give_up_after:
@@ -185,5 +189,12 @@ def record(claim: Claim, registry: Registry, inventory: Inventory, allow_list: A
         if committed == Committed.WRITTEN:
             return write.kind
         if committed == Committed.STALE_CLAIM:
+            holder = allow_list.holder(claim.serial)
+            if holder is not None and holder != claim.certificate_id:
+                # A newer claim owns the serial (the hook passed a stale claim on while this
+                # device's provisioning was still in flight): this certificate is the
+                # intruder now, whatever order the two records arrive in.
+                registry.evict(claim)
+                return "SUPERSEDED"
             return "STALE"
     raise InventoryBusy(f"{claim.serial}: the inventory item changed three times")

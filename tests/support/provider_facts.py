@@ -223,6 +223,10 @@ FACTS: Mapping[str, Facts] = {
         "function", ("eventSourceArn", "startingPosition", "startingPositionTimestamp",
                      "topics", "queues", "selfManagedEventSource"),
         identity=("eventSourceArn", "functionName")),
+    "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig": Facts(
+        f"{TF}lambda/function_event_invoke_config.go; one configuration per function and "
+        "qualifier (PutFunctionEventInvokeConfig)", ("functionName", "qualifier"),
+        identity=("functionName", "qualifier")),
     "aws:lambda/function:Function": Facts(
         f"{TF}lambda/function.go", ("name", "packageType"), identity=("name",),
         name=NameRule("name", 64, r"[a-zA-Z0-9_-]+", _api("Lambda CreateFunction: "

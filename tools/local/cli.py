@@ -102,8 +102,10 @@ def list_names() -> str:
     journeys.load_modules()
     lines = ["journeys (--journey NAME), in run order:"]
     lines += [f"  {j.name:<18} {j.title}" for j in journeys.ordered()]
-    lines += ["wires (--break WIRE), each with the journey that must catch it:"]
-    lines += [f"  {name:<44} {wire.journey}" for name, wire in sorted(journeys.WIRES.items())]
+    lines += ["wires (--break WIRE), each with the journey that must catch it (and those that may "
+              "fail too: they use its capability):"]
+    lines += [f"  {name:<44} {wire.journey}" + (f" (may also fail: {', '.join(also)})" if (
+        also := journeys.also_affected(name)) else "") for name, wire in sorted(journeys.WIRES.items())]
     return "\n".join(lines)
 
 

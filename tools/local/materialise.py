@@ -339,6 +339,8 @@ NOT_MATERIALISED = {  # nothing to run locally, or run by an emulation from the 
     "aws:lambda/layerVersion:LayerVersion": "the in-process Lambda imports the project's own venv",
     "aws:lambda/permission:Permission": "checked by the Lambda emulation when a service invokes",
     "aws:lambda/eventSourceMapping:EventSourceMapping": "run by the streams emulation",
+    "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig":
+        "the rules engine's Lambda action records a failed invocation (no async retries locally)",
     "aws:iot/provisioningTemplate:ProvisioningTemplate": "applied by the fleet-provisioning emulation",
     "aws:cognito/identityPoolRoleAttachment:IdentityPoolRoleAttachment":
         "moto has no identity-pool roles: the fleet emulation reads the declared attachment",

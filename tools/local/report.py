@@ -137,7 +137,13 @@ def format_text(report: RunReport) -> str:
     lines = [f"Local run of stack {report.stack}: regions {', '.join(report.regions)}"
              + (f", moto at {report.endpoint}" if report.endpoint else "")]
     if report.broken_wires:
-        lines.append(f"Wires broken on purpose: {', '.join(report.broken_wires)}")
+        from tools.local import journeys
+
+        lines.append("Wires broken on purpose: " + "; ".join(
+            f"{w} (must fail: {journeys.WIRES[w].journey}"
+            + (f"; may also fail: {', '.join(also)}, which use its capability" if (
+                also := journeys.also_affected(w)) else "") + ")"
+            for w in report.broken_wires if w in journeys.WIRES))
     for added in report.config_added:
         lines.append(f"Config added for the run: {added}")
     if report.policy is not None:

@@ -37,7 +37,8 @@ ENVIRONMENT = {"AWS_ACCESS_KEY_ID": ACCESS_KEY_ID, "AWS_SECRET_ACCESS_KEY": SECR
                "MOTO_COGNITO_IDP_USER_POOL_ENABLE_TOTP": "true",  # Cognito checks TOTP codes
                "POWERTOOLS_TRACE_DISABLED": "true"}  # no X-Ray daemon
 # Capability -> its components' type tokens (`iotmr:<component>:*`); the rest is platform.
-CAPABILITY_COMPONENTS = {"jitr": "jitr", "replication": "replication", "cvm": "cvm", "fleet_provisioning": "fleet"}
+CAPABILITY_COMPONENTS = {"jitr": "jitr", "replication": "replication", "cvm": "cvm", "fleet_provisioning": "fleet",
+                         "shadow_replication": "shadow_replication"}
 E = TypeVar("E")
 
 

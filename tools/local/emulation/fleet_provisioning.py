@@ -14,6 +14,7 @@ from typing import Any
 
 import jwt
 import pyotp
+from botocore.exceptions import ClientError
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -30,6 +31,21 @@ TEMPLATE = "aws:iot/provisioningTemplate:ProvisioningTemplate"
 IOT_PRINCIPAL = "iot.amazonaws.com"
 HOOK_LIMIT_SECONDS = 5.0  # "Pre-provisioning hooks": return within 5 seconds
 CLAIM_LIFETIME = dt.timedelta(minutes=5)  # "Provisioning by trusted user"
+# "Provisioning templates", Resources section: the properties each resource type documents
+# (OverrideSettings sits beside Properties). Anything else is refused, the less permissive
+# reading of an undocumented property, never silently ignored or guessed at.
+DOCUMENTED_PROPERTIES: Mapping[str, frozenset[str]] = {
+    "AWS::IoT::Thing": frozenset({"ThingName", "AttributePayload", "ThingTypeName", "ThingGroups",
+                                  "BillingGroup", "PackageVersions"}),
+    "AWS::IoT::Certificate": frozenset({"CertificateId", "CertificatePem", "CACertificatePem",
+                                        "CertificateSigningRequest", "Status"}),
+    "AWS::IoT::Policy": frozenset({"PolicyName", "PolicyDocument"}),
+}
+# The template page documents no thing-principal attachment type, so AWS IoT attaches the
+# certificate as AttachThingPrincipal does without one: NON_EXCLUSIVE_THING (the certificate
+# may then be attached to other things too; the recorder locks it EXCLUSIVE_THING). An
+# existing EXCLUSIVE_THING attachment elsewhere refuses it (AttachThingPrincipal).
+TEMPLATE_ATTACHMENT_TYPE = "NON_EXCLUSIVE_THING"
 
 
 class Rejected(Exception):
@@ -299,6 +315,13 @@ class TemplateEmulator:
                 raise Rejected(403, "AccessDenied", f"provisioning role may not {action} on {resource}")
 
         body = json.loads(template["templateBody"])
+        for logical, resource in body["Resources"].items():
+            undocumented = sorted(set(resource.get("Properties", {}))
+                                  - DOCUMENTED_PROPERTIES.get(resource["Type"], frozenset()))
+            if resource["Type"] not in DOCUMENTED_PROPERTIES or undocumented:
+                raise Rejected(400, "InvalidRequestException",
+                               f"template resource {logical} ({resource['Type']}): "
+                               f"undocumented {', '.join(undocumented) or 'type'}")
         values = {k: v for k, v in parameters.items() if k in body.get("Parameters", {})}
         resources = [(r["Type"], self.resolve(r.get("Properties", {}), values)) for r in body["Resources"].values()]
         things = [p for t, p in resources if t == "AWS::IoT::Thing"]
@@ -321,7 +344,12 @@ class TemplateEmulator:
             may("iot:AttachPolicy", certificate_arn)
             self.iot.attach_policy(policyName=policy["PolicyName"], target=certificate_arn)
         may("iot:AttachThingPrincipal", certificate_arn, {"iot:thingArn": thing_arn})
-        self.iot.attach_thing_principal(thingName=thing_name, principal=certificate_arn)
+        try:
+            self.iot.attach_thing_principal(thingName=thing_name, principal=certificate_arn,
+                                            thingPrincipalType=TEMPLATE_ATTACHMENT_TYPE)
+        except ClientError as error:  # e.g. attached EXCLUSIVE_THING to another thing
+            raise Rejected(400, str(error.response["Error"]["Code"]),
+                           str(error.response["Error"]["Message"])) from None
         return {"thingName": thing_name, "deviceConfiguration": body.get("DeviceConfiguration", {})}
 
 

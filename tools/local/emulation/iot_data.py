@@ -11,7 +11,6 @@ device presents a certificate. The local MQTT endpoint (issue 22) is meant to ca
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,7 +19,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
+
+from lambdas.contracts.certificates import certificate_id as contract_certificate_id
 
 from tools.local.emulation import emulation
 from tools.local.emulation.policy import allows
@@ -34,10 +34,7 @@ class ConnectionRefused(Exception):
     pass
 
 
-def certificate_id(pem: str) -> str:
-    """AWS IoT's certificate id: SHA-256 of the DER encoding."""
-    der = x509.load_pem_x509_certificate(pem.encode()).public_bytes(serialization.Encoding.DER)
-    return hashlib.sha256(der).hexdigest()
+certificate_id = contract_certificate_id  # AWS IoT's id: SHA-256 of the DER (one derivation)
 
 
 def _issued_by(certificate: x509.Certificate, ca_pem: str) -> bool:

@@ -1,9 +1,11 @@
 """AWS IoT's rules engine for the topic rules stored in moto (which never runs them).
 
-`publish(region, topic, message)`: every enabled rule of the region whose `SELECT * FROM
-'<filter>'` matches runs its actions, each under its role (trust for that rule, the action
-granted on the target); a failed action runs the error action with IoT's error message. Any
-other SQL is refused, never half-run. A new action type is a row in `ACTIONS`.
+`publish(region, topic, message)`: every enabled rule of the region whose FROM filter
+matches, and whose WHERE holds, runs its actions with the SELECTed message, each under its
+role (trust for that rule, the action granted on the target); a failed action runs the error
+action with IoT's error message. The SQL understood is a strict subset of AWS IoT SQL
+(`evaluate`); any other SQL is refused, never half-run. A new action type is a row in
+`ACTIONS`.
 """
 
 from __future__ import annotations
@@ -49,6 +51,105 @@ def topic_matches(filter_: str, topic: str) -> bool:
         if index >= len(actual) or level not in ("+", actual[index]):
             return False
     return len(wanted) == len(actual)
+
+
+# --- a strict subset of AWS IoT SQL (https://docs.aws.amazon.com/iot/latest/developerguide/
+# iot-sql-reference.html): SELECT items `*`, `topic(n)`, a 'string literal' or a field path
+# `a.b.c`, each `AS alias` (a bare single field keeps its name); WHERE terms joined by OR
+# (no AND, no parentheses), each `isUndefined(path)` or `[NOT] startswith(path, 'literal')`
+# (iot-sql-functions.html). A function of an undefined value is undefined, and a WHERE that
+# is not true does not fire the rule; an undefined SELECTed value is left out of the
+# message (iot-sql-select.html). Anything else is UnsupportedSql.
+_ITEM = re.compile(r"^(?P<expr>topic\((?P<level>\d+)\)|'(?P<literal>[^']*)'|(?P<path>[A-Za-z_][\w.]*|\*))"
+                   r"(?:\s+AS\s+(?P<alias>[A-Za-z_]\w*))?$", re.IGNORECASE)
+_TERM = re.compile(r"^(?P<not>NOT\s+)?(?P<fn>isUndefined|startswith)\((?P<path>[A-Za-z_][\w.]*)"
+                   r"(?:,\s*'(?P<literal>[^']*)')?\)$", re.IGNORECASE)
+_UNDEFINED = object()
+
+
+def _split_items(select: str) -> list[str]:
+    items, depth, quoted, current = [], 0, False, ""
+    for char in select:
+        if char == "'":
+            quoted = not quoted
+        elif not quoted and char in "()":
+            depth += 1 if char == "(" else -1
+        if char == "," and depth == 0 and not quoted:
+            items.append(current.strip())
+            current = ""
+        else:
+            current += char
+    items.append(current.strip())
+    return items
+
+
+def _field(message: Mapping[str, Any], path: str) -> Any:
+    value: Any = message
+    for part in path.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return _UNDEFINED
+        value = value[part]
+    return value
+
+
+def _term(term: str, message: Mapping[str, Any], sql: str) -> bool | None:
+    match = _TERM.match(term.strip())
+    if match is None:
+        raise UnsupportedSql(f"the local rules engine does not understand WHERE term {term!r}: {sql!r}")
+    value = _field(message, match.group("path"))
+    if match.group("fn").lower() == "isundefined":
+        if match.group("literal") is not None:
+            raise UnsupportedSql(f"isUndefined takes one argument: {sql!r}")
+        result: bool | None = value is _UNDEFINED
+    else:
+        if match.group("literal") is None:
+            raise UnsupportedSql(f"startswith takes a path and a 'literal': {sql!r}")
+        result = value.startswith(match.group("literal")) if isinstance(value, str) else None
+    if match.group("not"):
+        return None if result is None else not result
+    return result
+
+
+def evaluate(sql: str, topic: str, message: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The message a rule's actions receive, or None when its WHERE does not hold."""
+    match = _SQL.match(sql)
+    if match is None:
+        raise UnsupportedSql(f"the local rules engine runs only SELECT ... FROM '<topic>' [WHERE ...]: {sql!r}")
+    rest = match.group("rest").strip()
+    if rest:
+        if not rest.upper().startswith("WHERE "):
+            raise UnsupportedSql(f"the local rules engine understands only a WHERE after FROM: {sql!r}")
+        condition = rest[len("WHERE "):]
+        if re.search(r"\bAND\b|\(\s*\(", condition, re.IGNORECASE):
+            raise UnsupportedSql(f"the local rules engine's WHERE joins terms with OR only: {sql!r}")
+        if not any(_term(term, message, sql) is True
+                   for term in re.split(r"\s+OR\s+", condition, flags=re.IGNORECASE)):
+            return None
+    levels = topic.split("/")
+    out: dict[str, Any] = {}
+    for item in _split_items(match.group("select")):
+        parsed = _ITEM.match(item)
+        if parsed is None:
+            raise UnsupportedSql(f"the local rules engine does not understand SELECT item {item!r}: {sql!r}")
+        alias, path = parsed.group("alias"), parsed.group("path")
+        if path == "*":
+            if alias:
+                raise UnsupportedSql(f"* takes no alias: {sql!r}")
+            out.update(message)
+            continue
+        if parsed.group("level") is not None:
+            index = int(parsed.group("level"))
+            value: Any = levels[index - 1] if 1 <= index <= len(levels) else _UNDEFINED
+        elif parsed.group("literal") is not None:
+            value = parsed.group("literal")
+        else:
+            value = _field(message, path)
+        name = alias or (path if path and "." not in path else None)
+        if name is None:
+            raise UnsupportedSql(f"SELECT item {item!r} needs AS <name> locally: {sql!r}")
+        if value is not _UNDEFINED:
+            out[name] = value
+    return out
 
 
 @dataclass(frozen=True)
@@ -135,11 +236,13 @@ class RulesEngine:
             try:  # a rule for another topic is none of this message's business
                 if not topic_matches(topic_filter(rule["sql"], only_select_star=False), topic):
                     continue
-                topic_filter(rule["sql"])
+                selected = evaluate(rule["sql"], topic, message)
             except UnsupportedSql as error:
                 deliveries.append(Delivery(rule["ruleName"], "sql", "", False, str(error)))
                 continue
-            call = ActionCall(self._world, region, fetched["ruleArn"], topic, message)
+            if selected is None:
+                continue  # the WHERE clause did not hold
+            call = ActionCall(self._world, region, fetched["ruleArn"], topic, selected)
             deliveries += self._run_rule(call, rule)
         self.deliveries += deliveries
         return deliveries
@@ -178,7 +281,8 @@ class RulesEngine:
         return Delivery(rule, kind, target, True, detail)
 
     def describe(self) -> str:
-        return f"IoT rules engine: actions {', '.join(ACTIONS)}; SQL SELECT * FROM '<topic>'"
+        return (f"IoT rules engine: actions {', '.join(ACTIONS)}; SQL SELECT */topic(n)/'literal'/path "
+                f"AS name FROM '<topic>' [WHERE isUndefined/startswith OR ...]")
 
     def stop(self) -> None:
         pass

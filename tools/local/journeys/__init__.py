@@ -82,6 +82,14 @@ def run_config(name: str) -> Callable[[RunConfig], RunConfig]:
     return lambda fn: RUN_CONFIG.setdefault(name, fn)
 
 
+def also_affected(wire_name: str) -> list[str]:
+    """Journeys a broken wire may fail besides its own: those whose steps use the capability
+    its journey proves (the replication journey onboards with CVM and JITR)."""
+    capability = JOURNEYS[WIRES[wire_name].journey].capability
+    return sorted(j.name for j in JOURNEYS.values()
+                  if capability and capability in j.uses and j.name != WIRES[wire_name].journey)
+
+
 def load_modules() -> None:
     for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         importlib.import_module(f"{__name__}.{module.name}")

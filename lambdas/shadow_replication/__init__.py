@@ -1,0 +1,1 @@
+"""Shadow replication: capture (IoT rules) and apply (device-data stream), one function."""

@@ -1,0 +1,100 @@
+"""AWS access of the shadow replication: the device-data table (shadow records only), this
+region's Device Shadow service, the dead-letter queue."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from lambdas.contracts.shadows import Attr, ShadowRecord, partition_key, sort_key
+
+from .logic import LocalShadow, VersionConflict
+
+
+def _code(err: ClientError) -> str:
+    return str(err.response.get("Error", {}).get("Code", ""))
+
+
+@dataclass
+class DynamoShadowTable:
+    table: Any  # boto3 dynamodb Table (resource API)
+
+    def get(self, thing_name: str, shadow_name: str) -> ShadowRecord | None:
+        item = self.table.get_item(
+            Key={Attr.PK: partition_key(thing_name), Attr.SK: sort_key(shadow_name)},
+            ConsistentRead=True).get("Item")
+        return None if item is None else ShadowRecord.from_plain(item)
+
+    def put(self, record: ShadowRecord, expected_version: int | None) -> bool:
+        condition = ({"ConditionExpression": "attribute_not_exists(#pk)",
+                      "ExpressionAttributeNames": {"#pk": Attr.PK}}
+                     if expected_version is None else
+                     {"ConditionExpression": "#v = :read",
+                      "ExpressionAttributeNames": {"#v": Attr.VERSION},
+                      "ExpressionAttributeValues": {":read": expected_version}})
+        try:
+            self.table.put_item(Item=record.to_plain(), **condition)
+        except ClientError as err:
+            if _code(err) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+
+def _shadow_name(shadow_name: str) -> dict[str, str]:
+    return {"shadowName": shadow_name} if shadow_name else {}
+
+
+@dataclass
+class IotShadows:
+    client: Any  # botocore iot-data client on this region's data endpoint
+
+    def get(self, thing_name: str, shadow_name: str) -> LocalShadow | None:
+        try:
+            response = self.client.get_thing_shadow(thingName=thing_name,
+                                                    **_shadow_name(shadow_name))
+        except ClientError as err:
+            if _code(err) == "ResourceNotFoundException":
+                return None
+            raise
+        document = json.loads(response["payload"].read())
+        state = document.get("state") or {}
+        return LocalShadow(state={k: v for k, v in state.items()
+                                  if k in ("desired", "reported")},
+                           version=int(document.get("version", 0)))
+
+    def update(self, thing_name: str, shadow_name: str, state: Mapping[str, Any],
+               expected_version: int | None, client_token: str) -> None:
+        payload: dict[str, Any] = {"state": dict(state), "clientToken": client_token}
+        if expected_version is not None:
+            payload["version"] = expected_version
+        try:
+            self.client.update_thing_shadow(thingName=thing_name, payload=json.dumps(payload),
+                                            **_shadow_name(shadow_name))
+        except ClientError as err:
+            if _code(err) == "ConflictException":
+                raise VersionConflict(f"{thing_name}/{shadow_name or 'classic'}") from None
+            raise
+
+    def delete(self, thing_name: str, shadow_name: str) -> bool:
+        try:
+            self.client.delete_thing_shadow(thingName=thing_name, **_shadow_name(shadow_name))
+        except ClientError as err:
+            if _code(err) == "ResourceNotFoundException":
+                return False
+            raise
+        return True
+
+
+@dataclass
+class DeadLetters:
+    client: Any  # botocore SQS client
+    queue_url: str
+
+    def send(self, reason: str, payload: Any) -> None:
+        self.client.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(
+            {"reason": reason, "payload": payload}, default=str, sort_keys=True))

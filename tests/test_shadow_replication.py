@@ -1,0 +1,330 @@
+"""Shadow replication executed in a two-region world of the dev stack (tools/local/world.py):
+the declared capture rules (rules engine emulation, fed by the Device Shadow emulation on
+every accepted update/delete), the declared function run in-process, the global table
+(last writer wins) and the declared event source mapping with its filter. Adversarial:
+duplicate and out-of-order delivery, concurrent writes in two regions, deletes racing
+updates, a region down, malformed input to the DLQ, echo suppression.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from lambdas.contracts.shadows import Attr, partition_key, sort_key
+from tools.harness import StackGraph
+from tools.local.emulation.rules_engine import RulesEngine
+from tools.local.emulation.shadows import Shadows
+from tools.local.emulation.streams import Consumer, Streams
+from tools.local.journeys import shadows as sh
+from tools.local.pki_material import LocalPki
+from tools.local.world import World, open_world
+
+pytestmark = pytest.mark.slow
+
+A, B = "eu-west-1", "us-west-2"  # the dev stack's regions; "us-west-2" > "eu-west-1"
+
+
+@pytest.fixture(scope="module")
+def world(local_graph: StackGraph, local_pki: LocalPki) -> Iterator[World]:
+    with open_world(local_graph, regions=[A, B], pki=local_pki,
+                    capabilities=["shadow_replication"]) as opened:
+        yield opened
+
+
+class Scenario:
+    def __init__(self, world: World, thing: str) -> None:
+        self.world, self.thing = world, thing
+        for region in (A, B):
+            sh.ensure_thing(world, region, thing)
+
+    @property
+    def streams(self) -> Streams:
+        return self.world.emulation(Streams)
+
+    @property
+    def shadows(self) -> Shadows:
+        return self.world.emulation(Shadows)
+
+    def at(self, second: int) -> None:
+        self.shadows.clock = lambda: second
+
+    def mapping(self, region: str) -> Consumer:
+        [found] = [c for c in self.streams.consumers
+                   if c.kind == "lambda" and c.region == region and "shadow" in c.target]
+        return found
+
+    def update(self, region: str, state: dict[str, Any], shadow: str = "") -> None:
+        sh.update(self.world, region, self.thing, state, shadow)
+
+    def state(self, region: str, shadow: str = "") -> dict[str, Any] | None:
+        return sh.state(self.world, region, self.thing, shadow)
+
+    def record(self, region: str, shadow: str = "") -> dict[str, Any]:
+        return sh.record(self.world, region, self.thing, shadow) or {}
+
+    def shadow_version(self, region: str, shadow: str = "") -> int:
+        answer = self.world.client("iot-data", region).get_thing_shadow(
+            thingName=self.thing, **({"shadowName": shadow} if shadow else {}))
+        return int(json.loads(answer["payload"].read())["version"])
+
+    def captured(self, region: str) -> list[str]:
+        """Outcomes of the region's captures of this thing (the function's log lines)."""
+        from tools.local.emulation.lambdas import LambdaRuntime
+
+        name = f"iotmr-dev-{region}-shadow-replication"
+        runtime = self.world.emulation(LambdaRuntime)
+        # The functions share one powertools logger (same service): lines are told apart
+        # by the function name each carries.
+        lines = dict.fromkeys(line for r in (A, B) for line in runtime.function(
+            f"iotmr-dev-{r}-shadow-replication").output if line.startswith("{"))
+        parsed = [json.loads(line) for line in lines]
+        return [str(line.get("outcome")) for line in parsed
+                if line.get("message") == "shadow change captured"
+                and line.get("thingName") == self.thing and line.get("function_name") == name]
+
+    def dead_letters(self, region: str) -> list[dict[str, Any]]:
+        sqs = self.world.client("sqs", region)
+        url = sqs.get_queue_url(QueueName=self.mapping(region).dead_letter_arn.rsplit(":", 1)[-1])["QueueUrl"]
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        for message in messages:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return [json.loads(m["Body"]) for m in messages]
+
+
+@pytest.fixture
+def make(world: World) -> Iterator[Any]:
+    world.settle()
+    world.calls.clear()
+    made: list[Scenario] = []
+
+    def new(thing: str) -> Scenario:
+        scenario = Scenario(world, thing)
+        for region in (A, B):
+            scenario.dead_letters(region)
+        made.append(scenario)
+        return scenario
+    yield new
+    world.calls.down.clear()
+    world.emulation(Shadows).clock = lambda: int(time.time())
+    world.settle()
+
+
+# --- the happy paths ------------------------------------------------------------------------
+
+def test_classic_shadow_written_in_a_is_found_in_b_and_not_echoed(make: Any) -> None:
+    s = make("shadow-classic")
+    s.update(A, {"reported": {"temperature": 21, "firmware": {"version": "1.0"}}})
+    s.world.settle()
+
+    assert s.state(B) == {"reported": {"temperature": 21, "firmware": {"version": "1.0"}}}
+    # One record, written by A, once: B's applied write was not re-exported.
+    assert (s.record(A)[Attr.WRITER_REGION], s.record(A)[Attr.VERSION]) == (A, 1)
+    assert s.record(B) == s.record(A)
+    assert s.captured(A) == ["RECORDED"]
+    assert s.captured(B) == []  # the rules' WHERE dropped B's replica-token documents
+    assert s.shadow_version(B) == 1 and s.shadow_version(A) == 1
+
+
+def test_named_shadow_update_and_key_removal_and_delete_replicate_from_b(make: Any) -> None:
+    s = make("shadow-named")
+    s.at(6000)
+    s.update(B, {"desired": {"mode": "eco", "limits": {"low": 1, "high": 9}}}, "config")
+    s.world.settle()
+    assert s.state(A, "config") == {"desired": {"mode": "eco", "limits": {"low": 1, "high": 9}}}
+
+    s.at(6001)
+    s.update(B, {"desired": {"limits": {"low": None}, "mode": None, "fan": True}}, "config")
+    s.world.settle()
+    assert s.state(A, "config") == {"desired": {"limits": {"high": 9}, "fan": True}}
+    assert s.state(A) is None  # the classic shadow is another document
+
+    s.at(6002)
+    sh.delete(s.world, B, s.thing, "config")
+    s.world.emulation(Shadows).publish_pending()  # B's capture records the delete at 6002
+    s.at(6005)  # A applies it later: A's own /delete/accepted carries 6005 and no token
+    s.world.settle()
+    assert s.state(A, "config") is None
+    record = s.record(A, "config")
+    assert (record[Attr.STATUS], record[Attr.WRITER_REGION], record[Attr.VERSION]) == ("DELETED", B, 3)
+    assert Attr.EXPIRES_AT in record
+    # A's applied updates never reached its function (the rules' WHERE); its applied delete
+    # did (no token on deletes) and was recognised as the record's content: not re-exported.
+    assert s.captured(A) == ["ECHO"], (s.captured(A), s.captured(B))
+
+
+# --- delivery ---------------------------------------------------------------------------------
+
+def test_duplicate_delivery_changes_nothing(make: Any) -> None:
+    s = make("shadow-duplicate")
+    s.update(A, {"reported": {"on": True}})
+    s.shadows.publish_pending()  # A's capture records it
+    s.streams.global_tables.replicate()  # type: ignore[union-attr]
+    mapping = s.mapping(B)
+    records = mapping.reader.read()
+    s.streams.deliver(mapping, records)
+    version = s.shadow_version(B)
+    s.streams.deliver(mapping, records)  # the mapping's retry or a replay
+    s.world.settle()
+
+    assert s.state(B) == {"reported": {"on": True}}
+    assert s.shadow_version(B) == version  # no second write
+    assert s.dead_letters(B) == []
+
+
+def test_out_of_order_delivery_ends_at_the_newest_state(make: Any) -> None:
+    s = make("shadow-out-of-order")
+    s.at(1000)
+    s.update(A, {"reported": {"step": 1}})
+    s.world.emulation(Shadows).publish_pending()
+    s.at(1001)
+    s.update(A, {"reported": {"step": 2}})
+    s.world.emulation(Shadows).publish_pending()
+    s.streams.global_tables.replicate()  # type: ignore[union-attr]
+    mapping = s.mapping(B)
+    records = [r for r in mapping.reader.read() if s.thing in json.dumps(r)]
+    assert len(records) == 2
+    s.streams.deliver(mapping, list(reversed(records)))  # newest first, then the stale one
+    s.world.settle()
+
+    assert s.state(B) == {"reported": {"step": 2}}
+    assert s.shadow_version(B) == 1  # the stale record was superseded, never applied
+
+
+# --- conflicts ----------------------------------------------------------------------------
+
+def test_concurrent_updates_the_later_origin_timestamp_wins_everywhere(make: Any) -> None:
+    s = make("shadow-concurrent")
+    tables = s.streams.global_tables
+    assert tables is not None
+    with tables.held():
+        s.at(2000)
+        s.update(B, {"desired": {"color": "blue"}})
+        s.at(2001)
+        s.update(A, {"desired": {"color": "red"}})
+        s.world.emulation(Shadows).publish_pending()
+    s.world.settle()
+
+    assert s.state(A) == s.state(B) == {"desired": {"color": "red"}}
+    assert s.record(A)[Attr.WRITER_REGION] == s.record(B)[Attr.WRITER_REGION] == A
+
+
+def test_same_second_tie_goes_to_the_greater_region_even_when_dynamodb_kept_the_other(make: Any) -> None:
+    """B writes first, A second in the same second: the global table keeps A's (the later
+    write) but the rule says B (region tie-break). B sees its write overwritten in its
+    stream, re-asserts it, and every region converges on B's."""
+    s = make("shadow-tie")
+    tables = s.streams.global_tables
+    assert tables is not None
+    s.at(3000)
+    with tables.held():
+        s.update(B, {"desired": {"color": "blue"}})
+        s.update(A, {"desired": {"color": "red"}})
+        s.world.emulation(Shadows).publish_pending()
+    s.world.settle()
+
+    assert s.state(A) == s.state(B) == {"desired": {"color": "blue"}}
+    assert s.record(A)[Attr.WRITER_REGION] == s.record(B)[Attr.WRITER_REGION] == B
+    assert s.record(A)[Attr.ORDER_KEY] == s.record(B)[Attr.ORDER_KEY]
+
+
+def test_delete_racing_an_older_update_wins_and_a_later_update_revives(make: Any) -> None:
+    s = make("shadow-delete-race")
+    s.at(4000)
+    s.update(A, {"reported": {"x": 1}})
+    s.world.settle()
+    tables = s.streams.global_tables
+    assert tables is not None
+    with tables.held():
+        s.at(4001)
+        s.update(B, {"reported": {"x": 2}})
+        s.at(4002)
+        sh.delete(s.world, A, s.thing)
+        s.world.emulation(Shadows).publish_pending()
+    s.world.settle()
+    assert s.state(A) is None and s.state(B) is None
+    assert s.record(B)[Attr.STATUS] == "DELETED"
+
+    s.at(4003)
+    s.update(B, {"reported": {"x": 3}})
+    s.world.settle()
+    assert s.state(A) == s.state(B) == {"reported": {"x": 3}}
+
+
+def test_a_late_local_write_older_than_the_record_converges_back(make: Any) -> None:
+    """Clock skew: B applied A's state from second 5001, then a device in B writes with the
+    shadow service's timestamp 5000. By the rule A's wins: B's capture puts it back."""
+    s = make("shadow-skew")
+    s.at(5001)
+    s.update(A, {"desired": {"level": 7}})
+    s.world.settle()
+    s.at(5000)
+    s.update(B, {"desired": {"level": 1}})
+    s.world.settle()
+
+    assert s.state(B) == s.state(A) == {"desired": {"level": 7}}
+    assert s.record(B)[Attr.WRITER_REGION] == A
+
+
+# --- failures -----------------------------------------------------------------------------
+
+def test_b_applies_while_a_is_down_and_a_catches_up_after(make: Any) -> None:
+    s = make("shadow-region-down")
+    s.update(A, {"reported": {"battery": 80}})
+    s.shadows.publish_pending()  # A's capture records it
+    s.streams.global_tables.replicate()  # type: ignore[union-attr]
+    s.world.calls.down.add(A)
+    s.world.calls.clear()
+    s.world.settle()
+    assert s.state(B) == {"reported": {"battery": 80}}
+    b_function = [c for c in s.world.calls.calls if B in c.caller and "shadow" in c.caller]
+    assert b_function and not [c for c in b_function if c.region == A]  # nothing left B
+
+    s.update(B, {"reported": {"battery": 75}})
+    s.world.settle()
+    s.world.calls.down.discard(A)
+    s.world.settle()
+    assert s.state(A) == {"reported": {"battery": 75}}
+
+
+def test_malformed_record_goes_to_the_dlq_with_its_content_and_is_not_applied(make: Any) -> None:
+    s = make("shadow-malformed")
+    s.world.resource("dynamodb", A).Table(s.world.table(sh.DEVICE_DATA)).put_item(Item={
+        Attr.PK: partition_key(s.thing), Attr.SK: sort_key(""), Attr.THING_NAME: s.thing,
+        Attr.SHADOW_NAME: "", Attr.STATUS: "PRESENT", Attr.STATE: "{not json",
+        Attr.ORIGIN_TIMESTAMP: 1, Attr.ORIGIN_VERSION: 1, Attr.WRITER_REGION: A,
+        Attr.VERSION: 1})
+    s.world.settle()
+
+    [letter] = s.dead_letters(B)
+    assert "state is not JSON" in letter["reason"]
+    assert s.thing in json.dumps(letter["payload"])
+    assert s.state(B) is None
+    assert not s.mapping(B).dead_lettered  # answered, not retried into the mapping's DLQ
+
+
+def test_malformed_shadow_message_goes_to_the_dlq(make: Any) -> None:
+    s = make("shadow-bad-message")
+    s.world.emulation(RulesEngine).publish(
+        A, f"$aws/things/{s.thing}/shadow/update/documents",
+        {"current": {"state": {"desired": "not an object"}, "version": 1}, "timestamp": 1})
+    [letter] = s.dead_letters(A)
+    assert "state.desired must be an object" in letter["reason"]
+    assert s.record(A) == {}
+
+
+def test_a_capture_carrying_the_replica_token_is_dropped_even_without_the_rule_filter(make: Any) -> None:
+    """The function checks the token itself (the rules' WHERE is the first line)."""
+    from tools.local.emulation.lambdas import LambdaRuntime
+
+    s = make("shadow-token")
+    [function] = [f for f in s.world.emulation(LambdaRuntime).functions
+                  if "shadow" in f and A in f and not f.startswith("arn:")]
+    answer = s.world.emulation(LambdaRuntime).invoke(function, {
+        "thingName": s.thing, "shadowName": "", "operation": "UPDATE", "timestamp": 1,
+        "version": 1, "state": {"desired": {"a": 1}}, "clientToken": "iotmr-replica:eu-west-1:1"})
+    assert answer == {"outcome": "ECHO"} and s.record(A) == {}

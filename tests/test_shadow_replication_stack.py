@@ -1,0 +1,145 @@
+"""Shadow replication's graph (dev and prod, every region) and its decisions without AWS:
+the record contract, the conflict order, the update that makes one shadow equal another."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from components.shadow_replication.component import CAPTURE_RULES
+from lambdas.contracts.shadows import (
+    RecordProblem,
+    ShadowRecord,
+    Status,
+    order_key,
+    replica_client_token,
+)
+from lambdas.shadow_replication.logic import captured_record, state_update
+from tools.harness import StackGraph
+
+
+@pytest.fixture(params=["dev", "prod"])
+def graph(request: pytest.FixtureRequest) -> StackGraph:
+    return request.getfixturevalue(f"{request.param}_graph")  # type: ignore[no-any-return]
+
+
+def regions(graph: StackGraph) -> list[str]:
+    return sorted(graph.outputs["regions"])
+
+
+def shadow_resources(graph: StackGraph, type_: str, region: str) -> list[Any]:
+    return [r for r in graph.of_type(type_) if r.region == region
+            and any(a.type == "iotmr:shadow_replication:ShadowReplication"
+                    for a in graph.ancestors(r))]
+
+
+def test_every_region_captures_all_four_shadow_topics_into_its_function(graph: StackGraph) -> None:
+    for region in regions(graph):
+        rules = shadow_resources(graph, "aws:iot/topicRule:TopicRule", region)
+        [function] = shadow_resources(graph, "aws:lambda/function:Function", region)
+        assert sorted(r.inputs["sql"].split(" FROM '")[1].split("'")[0] for r in rules) == sorted(
+            rule.topic for rule in CAPTURE_RULES)
+        for rule in rules:
+            assert [a["functionArn"] for a in rule.inputs["lambdas"]] == [function.outputs["arn"]]
+            assert "startswith(clientToken, 'iotmr-replica:')" in rule.inputs["sql"]
+            assert rule.inputs["errorAction"]["sqs"]["queueUrl"]
+        # each rule, and only it, may invoke the function
+        permissions = shadow_resources(graph, "aws:lambda/permission:Permission", region)
+        assert sorted(p.inputs["sourceArn"].rsplit("/", 1)[1] for p in permissions) == sorted(
+            r.inputs["name"] for r in rules)
+        assert function.inputs["tracingConfig"]["mode"] == "Active"
+        assert function.inputs["kmsKeyArn"]
+
+
+def test_the_mapping_admits_only_other_regions_shadow_records(graph: StackGraph) -> None:
+    for region in regions(graph):
+        [mapping] = shadow_resources(graph, "aws:lambda/eventSourceMapping:EventSourceMapping", region)
+        [pattern] = [json.loads(f["pattern"]) for f in mapping.inputs["filterCriteria"]["filters"]]
+        assert pattern["eventName"] == ["INSERT", "MODIFY"]
+        assert pattern["dynamodb"]["Keys"]["pk"] == {"S": [{"prefix": "shadow#"}]}
+        assert pattern["dynamodb"]["NewImage"]["writerRegion"] == {"S": [{"anything-but": [region]}]}
+        assert "device-data" in mapping.inputs["eventSourceArn"]
+        assert mapping.inputs["functionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert mapping.inputs["destinationConfig"]["onFailure"]["destinationArn"]
+        assert 0 < mapping.inputs["maximumRetryAttempts"] < 10
+
+
+def test_the_function_reaches_only_shadow_records_and_this_regions_shadows(graph: StackGraph) -> None:
+    for region in regions(graph):
+        # IAM is global: the policy belongs to this region's component.
+        [policy] = [p for p in graph.of_type("aws:iam/rolePolicy:RolePolicy")
+                    if p.inputs["name"] == "shadow-replication"
+                    and any(a.type == "iotmr:shadow_replication:ShadowReplication"
+                            and region in a.name for a in graph.ancestors(p))]
+        statements = {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
+        records = statements["ShadowRecords"]
+        assert sorted(records["Action"]) == ["dynamodb:GetItem", "dynamodb:PutItem"]
+        assert records["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["shadow#*"]}}
+        shadows = statements["ThisRegionsShadows"]
+        assert f":iot:{region}:" in shadows["Resource"] and shadows["Resource"].endswith(":thing/*")
+        assert not [s for s in statements.values() if "*" in str(s["Action"])]
+
+
+def test_order_key_orders_by_time_then_region_then_version() -> None:
+    assert order_key(10, "eu-west-1", 99) < order_key(11, "eu-west-1", 1)
+    assert order_key(10, "eu-west-1", 99) < order_key(10, "us-west-2", 1)
+    assert order_key(10, "us-west-2", 1) < order_key(10, "us-west-2", 2)
+    assert order_key(9, "us-west-2", 1) < order_key(10, "af-south-1", 1)  # fixed width
+
+
+def test_a_record_refuses_each_broken_field_by_name() -> None:
+    with pytest.raises(RecordProblem) as caught:
+        ShadowRecord.create(thing_name="bad name", shadow_name="x" * 65, status="GONE",
+                            state=None, origin_timestamp=-1, origin_version="v",
+                            writer_region="mars")
+    for field in ("thingName", "shadowName", "status", "writerRegion", "originTimestamp",
+                  "originVersion"):
+        assert field in str(caught.value)
+    with pytest.raises(RecordProblem, match="at most 8192"):
+        ShadowRecord.create(thing_name="t", shadow_name="", status=Status.PRESENT,
+                            state={"desired": {"x": "y" * 9000}}, origin_timestamp=1,
+                            origin_version=1, writer_region="eu-west-1")
+    with pytest.raises(RecordProblem, match="carries no state"):
+        ShadowRecord.create(thing_name="t", shadow_name="", status=Status.DELETED,
+                            state={"desired": {}}, origin_timestamp=1, origin_version=1,
+                            writer_region="eu-west-1")
+    named = ShadowRecord.create(thing_name="t", shadow_name="$cfg", status=Status.PRESENT,
+                                state={"reported": {}}, origin_timestamp=1, origin_version=1,
+                                writer_region="eu-west-1", version=3)
+    assert ShadowRecord.from_plain(named.to_plain()) == named
+
+
+def test_a_record_whose_key_or_order_key_disagrees_is_refused() -> None:
+    record = ShadowRecord.create(thing_name="t", shadow_name="", status=Status.PRESENT,
+                                 state={"reported": {"a": 1}}, origin_timestamp=5,
+                                 origin_version=1, writer_region="eu-west-1", version=1)
+    with pytest.raises(RecordProblem, match="does not name"):
+        ShadowRecord.from_plain({**record.to_plain(), "pk": "shadow#other"})
+    with pytest.raises(RecordProblem, match="orderKey"):
+        ShadowRecord.from_plain({**record.to_plain(), "orderKey": order_key(9, "eu-west-1", 1)})
+
+
+def test_a_delete_orders_after_the_update_it_deletes() -> None:
+    update = captured_record({"operation": "UPDATE", "thingName": "t", "shadowName": "",
+                              "timestamp": 7, "version": 4, "state": {"desired": {"a": 1}}},
+                             "eu-west-1")
+    delete = captured_record({"operation": "DELETE", "thingName": "t", "shadowName": "",
+                              "timestamp": 7, "version": 4}, "eu-west-1")
+    assert delete.newer_than(update) and delete.status == Status.DELETED
+
+
+def test_state_update_turns_one_shadow_into_the_other() -> None:
+    local = {"desired": {"a": 1, "nested": {"x": 1, "y": 2}, "gone": True},
+             "reported": {"r": 1}}
+    target = {"desired": {"a": 1, "nested": {"x": 2}, "new": [1, 2]}}
+    assert state_update(local, target) == {
+        "desired": {"nested": {"x": 2, "y": None}, "gone": None, "new": [1, 2]},
+        "reported": None}
+    assert state_update(target, target) == {}
+    assert state_update({"desired": {"a": 1}}, {"desired": {"a": True}}) == {"desired": {"a": True}}
+
+
+def test_replica_tokens_fit_the_shadow_client_token_limit() -> None:
+    assert len(replica_client_token("ap-southeast-2", 10 ** 11).encode()) <= 64

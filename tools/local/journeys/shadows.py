@@ -1,0 +1,141 @@
+"""Shadow replication: a device's classic and named shadows follow it to every region.
+
+Steps (the tests call them too): an update or a delete of a shadow in one region, as a device
+or an application makes it (iot-data in that region); what a region's shadow holds; what the
+device-data table's record says. The journey: a device's shadows written in A appear in B
+and the reverse, a delete replicates, and nothing echoes (each region's capture recorded
+each change once, and no applied write was re-exported).
+Wire: the capture rules may not invoke the function (its permissions name other rules).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from lambdas.contracts.shadows import Attr, partition_key, sort_key
+from tools.harness import StackGraph
+from tools.local.graph_edit import with_inputs
+from tools.local.journeys import JourneyRun, journey, wire
+from tools.local.journeys import registry as seen
+from tools.local.world import World
+
+CAPABILITY = "shadow_replication"
+DEVICE_DATA = "device-data"  # the program's export key of the table
+CONVERGE_SECONDS = 30
+
+
+def _name(shadow: str) -> dict[str, str]:
+    return {"shadowName": shadow} if shadow else {}
+
+
+def ensure_thing(world: World, region: str, thing: str) -> None:
+    try:
+        world.client("iot", region).create_thing(thingName=thing)
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ResourceAlreadyExistsException":
+            raise
+
+
+def update(world: World, region: str, thing: str, state: dict[str, Any], shadow: str = "",
+           client_token: str | None = None) -> int:
+    """UpdateThingShadow in `region` as a device or an application; the new version."""
+    payload: dict[str, Any] = {"state": state}
+    if client_token is not None:
+        payload["clientToken"] = client_token
+    answer = world.client("iot-data", region).update_thing_shadow(
+        thingName=thing, payload=json.dumps(payload), **_name(shadow))
+    return int(json.loads(answer["payload"].read())["version"])
+
+
+def delete(world: World, region: str, thing: str, shadow: str = "") -> None:
+    world.client("iot-data", region).delete_thing_shadow(thingName=thing, **_name(shadow))
+
+
+def state(world: World, region: str, thing: str, shadow: str = "") -> dict[str, Any] | None:
+    """The shadow's desired and reported state in `region`; None when it has none."""
+    try:
+        answer = world.client("iot-data", region).get_thing_shadow(thingName=thing, **_name(shadow))
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ResourceNotFoundException":
+            return None
+        raise
+    document = json.loads(answer["payload"].read()).get("state") or {}
+    return {k: v for k, v in document.items() if k in ("desired", "reported")}
+
+
+def record(world: World, region: str, thing: str, shadow: str = "") -> dict[str, Any] | None:
+    """The shadow's record in `region`'s replica of the device-data table (plain values)."""
+    item = world.resource("dynamodb", region).Table(world.table(DEVICE_DATA)).get_item(
+        Key={Attr.PK: partition_key(thing), Attr.SK: sort_key(shadow)},
+        ConsistentRead=True).get("Item")
+    return None if item is None else dict(item)
+
+
+@journey("shadow-replication", "Shadows: classic and named shadows written in one region are "
+         "found in the others; deletes replicate; nothing echoes", capability=CAPABILITY,
+         order=45)
+def shadow_replication(run: JourneyRun) -> None:
+    world = run.world
+    regions = run.regions_with(CAPABILITY, "shadow replication")
+    if len(regions) < 2:
+        run.skipped("shadow replication", reason=f"needs two regions with {CAPABILITY}")
+        return
+    a, b = regions[0], regions[1]
+    thing = "shadow-journey-1"
+    with run.step(f"{thing} exists in {a} and {b} (the registry's replication's work)",
+                  region=a) as step:
+        for region in (a, b):
+            ensure_thing(world, region, thing)
+        step.check(all(seen.thing_exists(world, r, thing) for r in (a, b)), "thing in both")
+    wanted_a = {"reported": {"firmware": "1.0", "temperature": 21}}
+    with run.step(f"the device reports its classic shadow in {a}", region=a) as step:
+        update(world, a, thing, wanted_a)
+        step.check(state(world, a, thing) == wanted_a, f"{a}: {state(world, a, thing)}")
+    with run.step(f"{b} finds the classic shadow", region=b) as step:
+        found = seen.wait_for(partial(state, world, b, thing), lambda s: s == wanted_a,
+                              timeout=CONVERGE_SECONDS, world=world)
+        step.check(found == wanted_a, f"{b}: {found}")
+    wanted_b = {"desired": {"mode": "eco"}}
+    with run.step(f"an application sets the named shadow 'config' in {b}", region=b) as step:
+        update(world, b, thing, wanted_b, shadow="config")
+        step.check(state(world, b, thing, "config") == wanted_b, f"{b}: {state(world, b, thing, 'config')}")
+    with run.step(f"{a} finds the named shadow", region=a) as step:
+        found = seen.wait_for(partial(state, world, a, thing, "config"), lambda s: s == wanted_b,
+                              timeout=CONVERGE_SECONDS, world=world)
+        step.check(found == wanted_b, f"{a}: {found}")
+    with run.step(f"the named shadow is deleted in {a}; {b} loses it too", region=b) as step:
+        delete(world, a, thing, "config")
+        found = seen.wait_for(partial(state, world, b, thing, "config"), lambda s: s is None,
+                              timeout=CONVERGE_SECONDS, world=world)
+        step.check(found is None, f"{b}: {found}")
+    with run.step("nothing echoed: each shadow's record names the region that wrote it, once",
+                  region=a) as step:
+        world.settle()
+        classic = {r: (record(world, r, thing) or {}) for r in (a, b)}
+        named = {r: (record(world, r, thing, "config") or {}) for r in (a, b)}
+        ok = (all(c.get(Attr.WRITER_REGION) == a and c.get(Attr.VERSION) == 1 for c in classic.values())
+              and all(n.get(Attr.WRITER_REGION) == a and n.get(Attr.STATUS) == "DELETED"
+                      and n.get(Attr.VERSION) == 2 for n in named.values()))
+        step.check(ok, f"classic: {[(c.get(Attr.WRITER_REGION), c.get(Attr.VERSION)) for c in classic.values()]}; "
+                       f"named: {[(n.get(Attr.WRITER_REGION), n.get(Attr.STATUS), n.get(Attr.VERSION)) for n in named.values()]}")
+
+
+@wire("shadow-capture-rules-may-not-invoke", journey="shadow-replication",
+      description="the function's permissions for the capture rules name another rule, so "
+                  "AWS IoT may not invoke it: no shadow change is recorded")
+def capture_rules_may_not_invoke(graph: StackGraph) -> StackGraph:
+    permissions = [p for p in graph.of_type("aws:lambda/permission:Permission")
+                   if "shadow" in p.name]
+    if not permissions:
+        raise LookupError("no shadow capture permission declared")
+
+    def change(inputs: dict[str, Any]) -> dict[str, Any]:
+        inputs["sourceArn"] = str(inputs["sourceArn"]) + "_elsewhere"
+        return inputs
+    for permission in permissions:
+        graph = with_inputs(graph, graph.named(permission.name), change)
+    return graph
