@@ -9,6 +9,8 @@ import datetime as dt
 import json
 import os
 import re
+import socket
+import ssl
 import threading
 import time
 import uuid
@@ -18,6 +20,7 @@ from typing import Any
 
 import jwt
 import pytest
+from awscrt import mqtt
 from botocore.exceptions import ClientError
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -25,13 +28,17 @@ from cryptography.hazmat.primitives import serialization
 from components.edge.device_policy import device_policy_document
 from components.fleet_provisioning.component import ALLOW_LIST_ADMINS_GROUP, INSTALLERS_GROUP
 from components.iam import service_trust_policy
+from examples.devices import jitr_device
+from examples.devices.mqtt import Refused, connected
 from tests.support.certificates import issue
 from tests.support.cvm import new_csr
 from tools.harness import ACCOUNT_ID, StackGraph
 from tools.local.emulation import fleet_provisioning as fleet_module
 from tools.local.emulation.api_gateway import ApiGateway
 from tools.local.emulation.fleet_provisioning import FleetProvisioning, Rejected, declared, role_for
-from tools.local.emulation.iot_data import ConnectionRefused, IotData
+from tools.local.emulation.device_endpoint import DeviceEndpoints
+from tools.local.moto_fidelity import amazon_issuer_pem
+from tools.local.emulation.iot_data import ConnectionRefused, IotData, certificate_id
 from tools.local.emulation.lambdas import FunctionTimeout, InvokeDenied, LambdaRuntime
 from tools.local.emulation.policy import AccessDenied, allows, permits, role_policies
 from tools.local.emulation.rules_engine import RulesEngine, UnsupportedSql, evaluate, topic_filter, topic_matches
@@ -838,3 +845,122 @@ def test_the_template_is_applied_with_the_provisioning_role(world: World) -> Non
     iot.delete_thing(thingName=serial)
     done = template.apply_template({"SerialNumber": serial, "AWS::IoT::Certificate::Id": certificate})
     assert done["thingName"] == serial and seen.usable(world, A, serial, certificate)
+
+
+# --- The device endpoint (MQTT over mutual TLS, the device SDK) ---------------------------
+
+def telemetry(thing: str) -> str:
+    return f"dt/iotmr/{thing}/status"
+
+
+def test_jitr_refuses_the_first_connection_and_the_retry_connects(world: World) -> None:
+    endpoints = world.emulation(DeviceEndpoints)
+    device = world.pki.device(name())
+    why = jitr_device.first_connection(endpoints.endpoint(A), device.pem, device.key_pem, device.thing_name)
+    assert "PROTOCOL_ERROR" in why  # the SDK's word for CONNACK 5 (not authorised)
+    [(registration, deliveries)] = [r for r in endpoints.log(A).registrations
+                                    if r[0].certificate_id == certificate_id(device.pem)]
+    sfn = world.client("stepfunctions", A)
+    assert [wait_for_execution(sfn, d.detail)["status"] for d in deliveries if d.action == "stepFunctions"] \
+        == ["SUCCEEDED"]
+    outcome = jitr_device.run(endpoints.endpoint(A), device.pem, device.key_pem, device.thing_name,
+                              telemetry(device.thing_name))
+    assert (outcome.attempt, outcome.refusals, outcome.published) == (1, [], telemetry(device.thing_name))
+    assert endpoints.wait_for_message(A, device.thing_name, telemetry(device.thing_name))
+
+
+def onboarded(world: World) -> Any:
+    """A device JITR'd in region A (through IotData, as the endpoint does it)."""
+    device = world.pki.device(name())
+    _, _, executions = jitr.connect_first(world, A, device.pem)
+    assert [e["status"] for e in executions] == ["SUCCEEDED"]
+    return device
+
+
+def test_the_endpoint_serves_the_device_domain_and_requires_a_client_certificate(world: World) -> None:
+    endpoints = world.emulation(DeviceEndpoints)
+    address = endpoints.addresses[A]
+    client = ssl.create_default_context(cadata=endpoints.ca_pem)
+    client.check_hostname = False  # let the server judge the name it is sent
+    for server_name in ("other.example.com", address.host_name):
+        with socket.create_connection(("127.0.0.1", address.broker_port), timeout=5) as raw:
+            with pytest.raises((ssl.SSLError, ConnectionError)):
+                with client.wrap_socket(raw, server_hostname=server_name) as tls:
+                    tls.sendall(b"\x10\x00")  # TLS 1.3 reports a missing client certificate on use
+                    if not tls.recv(1):
+                        raise ConnectionResetError("closed without an answer")
+    assert any("SNI 'other.example.com'" in r for r in endpoints.log(A).refusals)
+
+
+def test_a_certificate_from_an_unregistered_ca_never_reaches_mqtt(world: World) -> None:
+    endpoints = world.emulation(DeviceEndpoints)
+    stranger = issue(name(), issue("Stranger CA", ca=True))
+    before = len(endpoints.log(A).registrations)
+    why = jitr_device.first_connection(endpoints.endpoint(A), stranger.pem, stranger.key_pem, name())
+    assert "SOCKET_CLOSED" in why or "TLS" in why, why
+    assert len(endpoints.log(A).registrations) == before
+    assert code(world.client("iot", A).describe_certificate, certificateId=certificate_id(stranger.pem)) \
+        == "ResourceNotFoundException"
+
+
+def test_connect_is_refused_to_another_client_id_and_an_inactive_certificate(world: World) -> None:
+    endpoints, device = world.emulation(DeviceEndpoints), onboarded(world)
+    assert "PROTOCOL_ERROR" in jitr_device.first_connection(endpoints.endpoint(A), device.pem, device.key_pem,
+                                                            "someone-else")
+    assert jitr_device.first_connection(endpoints.endpoint(A), device.pem, device.key_pem, device.thing_name) == ""
+    world.client("iot", A).update_certificate(certificateId=certificate_id(device.pem), newStatus="INACTIVE")
+    assert "PROTOCOL_ERROR" in jitr_device.first_connection(endpoints.endpoint(A), device.pem, device.key_pem,
+                                                            device.thing_name)
+    assert "certificate INACTIVE" in endpoints.log(A).refusals[-1]
+
+
+def test_publish_and_subscribe_outside_the_policy_close_the_connection(world: World) -> None:
+    endpoints, device = world.emulation(DeviceEndpoints), onboarded(world)
+    mine, theirs = telemetry(device.thing_name), telemetry("someone-else")
+    with connected(endpoints.endpoint(A), device.pem, device.key_pem, device.thing_name) as session:
+        session.publish(mine, {"ok": True})
+        assert endpoints.wait_for_message(A, device.thing_name, mine)
+        session.publish(theirs, {"ok": False})  # amqtt acknowledges before the policy decides
+        assert endpoints.wait_for_message(A, device.thing_name, theirs, timeout=1) is None
+        assert f"iot:Publish {theirs}" in endpoints.log(A).refusals[-1]
+    with connected(endpoints.endpoint(A), device.pem, device.key_pem, device.thing_name) as session:
+        assert session.connection is not None
+        subscribed, _ = session.connection.subscribe(f"cmd/iotmr/{device.thing_name}/#", mqtt.QoS.AT_LEAST_ONCE)
+        assert subscribed.result(10)["qos"] == mqtt.QoS.AT_LEAST_ONCE
+        denied, _ = session.connection.subscribe("cmd/iotmr/someone-else/#", mqtt.QoS.AT_LEAST_ONCE)
+        with pytest.raises(Exception):
+            denied.result(10)
+        assert "iot:Subscribe cmd/iotmr/someone-else/#" in endpoints.log(A).refusals[-1]
+
+
+def test_amazon_issued_certificates_chain_to_one_issuer(world: World) -> None:
+    iot = world.client("iot", A)
+    created = iot.create_keys_and_certificate(setAsActive=False)
+    from_csr = iot.create_certificate_from_csr(certificateSigningRequest=new_csr(name())[1], setAsActive=False)
+    issuer = x509.load_pem_x509_certificate(amazon_issuer_pem().encode())
+    for pem in (created["certificatePem"], from_csr["certificatePem"]):
+        x509.load_pem_x509_certificate(pem.encode()).verify_directly_issued_by(issuer)
+
+
+def test_a_delivery_the_receivers_policy_denies_is_dropped(world: World) -> None:
+    endpoints, device = world.emulation(DeviceEndpoints), onboarded(world)
+    iot, commands = world.client("iot", A), f"cmd/iotmr/{device.thing_name}"
+    policy = name()
+    iot.create_policy(policyName=policy, policyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Deny", "Action": "iot:Receive",
+         "Resource": f"arn:aws:iot:{A}:{ACCOUNT_ID}:topic/{commands}/secret"}]}))
+    iot.attach_policy(policyName=policy, target=iot.describe_certificate(
+        certificateId=certificate_id(device.pem))["certificateDescription"]["certificateArn"])
+    received: list[str] = []
+    with connected(endpoints.endpoint(A), device.pem, device.key_pem, device.thing_name) as session:
+        assert session.connection is not None
+        subscribed, _ = session.connection.subscribe(f"{commands}/#", mqtt.QoS.AT_LEAST_ONCE,
+                                                     callback=lambda topic, payload, **_: received.append(topic))
+        subscribed.result(10)
+        endpoints.publish(A, f"{commands}/secret", {"n": 1})
+        endpoints.publish(A, f"{commands}/hello", {"n": 2})
+        deadline = time.monotonic() + 5
+        while f"{commands}/hello" not in received and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert received == [f"{commands}/hello"]
+    assert any(r.startswith(f"iot:Receive {commands}/secret") for r in endpoints.log(A).refusals)

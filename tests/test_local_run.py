@@ -117,10 +117,12 @@ def test_the_dev_stack_runs_end_to_end(local_pki: LocalPki, dev_graph: StackGrap
     jitr = steps(report, "jitr")
     for region in regions:
         others = [r for r in regions if r != region]
-        passed = {s["title"] for s in jitr if s["outcome"] == "pass" and s["region"] == region}
-        assert {"first connection: auto-registered PENDING_ACTIVATION, refused; the event "
-                "reaches the JITR rule, which starts the machine; it succeeds",
-                "certificate ACTIVE, thing attached exclusively, device policy; connects"} <= passed
+        passed = {s["title"]: s["checked"] for s in jitr if s["outcome"] == "pass" and s["region"] == region}
+        # The device SDK over MQTT/TLS: refused while JITR runs, then a CONNACK and a publish.
+        first = next(c for t, c in passed.items() if t.startswith("first connection (device SDK, MQTT over TLS"))
+        assert "connection refused" in first and "PENDING_ACTIVATION" in first and "SUCCEEDED" in first
+        retry = next(c for t, c in passed.items() if t.startswith("the device's retry connects (CONNACK)"))
+        assert "attempt 1 connected" in retry and "arrived" in retry and "certificate ACTIVE" in retry
         for other in others:
             replicated = next(s for s in jitr if s["title"] == f"the row of jitr-{region} is "
                                                                f"replicated to {other}")
@@ -141,7 +143,9 @@ def test_the_dev_stack_runs_end_to_end(local_pki: LocalPki, dev_graph: StackGrap
     refused = next(s for s in cvm if s["title"].startswith("the gateway refuses"))
     assert "HTTP 400 from gateway BAD_REQUEST_BODY" in refused["checked"]
     assert "Invalid request body" in refused["checked"]
-    assert len([t for t in cvm_passed if t.startswith("certificate ACTIVE, thing attached")]) == 2
+    connected = [s["checked"] for s in cvm if s["outcome"] == "pass" and s["title"].startswith(
+        "certificate ACTIVE, thing attached")]
+    assert len(connected) == 2 and all("connected, publish to" in c and "arrived" in c for c in connected)
 
     # Fleet provisioning: installer, claim, hook, template, recorder.
     fleet = steps(report, "fleet")

@@ -168,19 +168,46 @@ def _issuer_key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def _certificate_from_csr(self: Any, csr: str, set_as_active: bool) -> Any:
-    """The CSR's own public key and subject, as AWS certifies them (moto certifies a new key)."""
-    request = x509.load_pem_x509_csr(csr.encode())
+@functools.lru_cache(maxsize=1)
+def amazon_issuer_pem() -> str:
+    """A CA certificate for the issuer above, so the local device endpoint can trust
+    Amazon-issued device certificates the way AWS IoT does (its own CA, not registered)."""
+    key = _issuer_key()
     now = dt.datetime.now(dt.timezone.utc)
-    certificate = (x509.CertificateBuilder().subject_name(request.subject)
-                   .issuer_name(_AMAZON_ISSUER).public_key(request.public_key())
+    certificate = (x509.CertificateBuilder().subject_name(_AMAZON_ISSUER).issuer_name(_AMAZON_ISSUER)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - dt.timedelta(days=1))
+                   .not_valid_after(dt.datetime(2050, 1, 1, tzinfo=dt.timezone.utc))
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+                   .sign(key, hashes.SHA256()))
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def _amazon_issued(subject: x509.Name, public_key: Any) -> str:
+    """A certificate for `public_key` from the Amazon issuer above, as AWS IoT issues them."""
+    now = dt.datetime.now(dt.timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(subject)
+                   .issuer_name(_AMAZON_ISSUER).public_key(public_key)
                    .serial_number(x509.random_serial_number())
                    .not_valid_before(now - dt.timedelta(minutes=1))
                    .not_valid_after(dt.datetime(2049, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc))
                    .sign(_issuer_key(), hashes.SHA256()))
-    pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
-    return self.register_certificate(pem, ca_certificate_pem=None, set_as_active=set_as_active,
-                                     status="INACTIVE")
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def _certificate_from_csr(self: Any, csr: str, set_as_active: bool) -> Any:
+    """The CSR's own public key and subject, as AWS certifies them (moto certifies a new key)."""
+    request = x509.load_pem_x509_csr(csr.encode())
+    return self.register_certificate(_amazon_issued(request.subject, request.public_key()),
+                                     ca_certificate_pem=None, set_as_active=set_as_active, status="INACTIVE")
+
+
+def _generated_certificate(self: Any, domain_name: str, subject: x509.Name, key: Any = None) -> str:
+    """CreateKeysAndCertificate's certificate: Amazon-issued (moto self-signs it), so a
+    device endpoint that trusts the Amazon issuer accepts it as AWS IoT does."""
+    if key is None:
+        raise ValueError("moto generates a certificate without a key only for the CSR path, patched above")
+    return _amazon_issued(subject, key.public_key())
 
 
 # --- DynamoDB ------------------------------------------------------------------------------
@@ -247,6 +274,7 @@ def faithful_moto(clock: WriteClock | None = None) -> Iterator[None]:
         patch(mock.patch.object(kms_models, "generate_private_key",
                                 _kms_private_key(kms_models.generate_private_key)))
         patch(mock.patch.object(_Backend, "create_certificate_from_csr", _certificate_from_csr))
+        patch(mock.patch.object(_Backend, "_generate_certificate_pem", _generated_certificate))
         # A certificate's id is the SHA-256 of its DER, as AWS IoT names it (moto's default
         # hashes the PEM text: ids no AWS region would give, lambdas/contracts/certificates.py).
         patch(mock.patch.object(iot_models, "iot_use_valid_cert", lambda: True))

@@ -34,6 +34,10 @@ class Device:
     def pem(self) -> str:
         return pki.pem_certs(self.certificate).decode()
 
+    @property
+    def key_pem(self) -> str:
+        return pki.pem_private_key(self.key).decode()
+
 
 @dataclass(frozen=True)
 class LocalPki:

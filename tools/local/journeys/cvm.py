@@ -21,18 +21,18 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from components.edge.device_policy import telemetry_topic
 from lambdas.cvm_registration.logic.tokens import device_token
 from tools import manufacturer
 from tools.harness import RecordedResource, StackGraph
 from tools.local.emulation.api_gateway import ApiGateway, HttpResponse
-from tools.local.emulation.iot_data import IotData
 from tools.local.graph_edit import of_capability, with_inputs
 from tools.local.journeys import JourneyRun, journey, run_config, short, wire
 from tools.local.journeys import registry as seen
+from tools.local.journeys.jitr import app_name
 from tools.local.world import World
 
 CAPABILITY = "cvm"
@@ -69,12 +69,9 @@ class Device:
         return device_token(self.salt, self.uid)  # what the firmware computes
 
     def request(self) -> dict[str, str]:
-        body = {"device_uid": self.uid, "device_token": self.token}
-        if not self.legacy:
-            csr = (x509.CertificateSigningRequestBuilder().subject_name(
-                x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, self.uid)])).sign(self.key, hashes.SHA256()))
-            body["csr"] = csr.public_bytes(serialization.Encoding.PEM).decode()
-        return body
+        from examples.devices import cvm_device  # the device SDK: only when a device runs
+
+        return cvm_device.registration_request(self.uid, self.token, None if self.legacy else self.key)
 
 
 def function(world: World, region: str) -> RecordedResource:
@@ -152,9 +149,22 @@ def _registers(run: JourneyRun, region: str, device: Device) -> None:
     thing, certificate_id = payload["thing_name"], payload["certificate_id"]
     pem = payload["certificates"]["device_certificate"]
 
-    with run.step("certificate ACTIVE, thing attached, device policy; connects; inventory item "
-                  "(CVM, AMAZON, version 1); record REGISTERED", region=region) as step:
-        allowed, why = world.emulation(IotData).authorize_connect(region, pem, thing)
+    from examples.devices import cvm_device
+    from examples.devices.mqtt import connect_and_publish
+    from tools.local.emulation.device_endpoint import DeviceEndpoints
+
+    endpoints = world.emulation(DeviceEndpoints)
+    topic = f"{telemetry_topic(app_name(world), thing)}/status"
+    with run.step("certificate ACTIVE, thing attached, device policy; the device connects with the SDK "
+                  "(CONNACK) and its publish arrives; inventory item (CVM, AMAZON, version 1); record "
+                  "REGISTERED", region=region) as step:
+        made = cvm_device.credentials(payload, None if device.legacy else device.key)
+        outcome = connect_and_publish(endpoints.endpoint(region), made.certificate_pem, made.key_pem, thing,
+                                      topic, {"thing": thing, "status": "online"})
+        allowed = outcome.published != "" and endpoints.wait_for_message(region, thing, topic) is not None
+        why = (f"connected, publish to {topic} arrived" if allowed else
+               f"not connected or not published: {'; '.join(outcome.refusals)} "
+               f"{'; '.join(endpoints.log(region).refusals[-1:])}")
         row, record = seen.row(world, region, thing) or {}, seen.record(world, region, device.uid) or {}
         expected = {"certificateId": certificate_id, "status": "ACTIVE", "onboarding": "CVM",
                     "issuer": "AMAZON", "originRegion": region, "writerRegion": region,

@@ -13,9 +13,10 @@ import json
 import uuid
 from typing import Any
 
+from components.edge.device_policy import telemetry_topic
 from tools import pki
 from tools.harness import StackGraph
-from tools.local.emulation.iot_data import IotData, Registration
+from tools.local.emulation.iot_data import CA_TYPE, IotData, Registration, certificate_id
 from tools.local.emulation.rules_engine import Delivery
 from tools.local.graph_edit import of_capability, with_inputs
 from tools.local.journeys import JourneyRun, journey, short, wire
@@ -37,6 +38,11 @@ def check_function(world: World, region: str) -> str:
     [function] = [f for f in of_capability(world.graph, CAPABILITY, "aws:lambda/function:Function")
                   if f.region == region]
     return str(function.outputs["arn"])
+
+
+def app_name(world: World) -> str:
+    """The stack's appName (the device policy's topics are under it)."""
+    return str(next(v for k, v in world.stack_config.items() if k.endswith(":appName")))
 
 
 def run_machine(world: World, region: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -62,7 +68,6 @@ def connect_first(world: World, region: str, certificate_pem: str
 
 def _onboard(run: JourneyRun, region: str) -> None:
     world = run.world
-    data = world.emulation(IotData)
     thing = f"jitr-{region}"
     with run.step(f"device {thing}: key and CSR on the device, certificate from our intermediate",
                   region=region) as step:
@@ -71,36 +76,52 @@ def _onboard(run: JourneyRun, region: str) -> None:
                                                             world.pki.root.cert], purpose="client")
         step.check(len(chain) == 3, f"CN={thing}, device -> intermediate -> root verifies for clientAuth")
 
-    with run.step("first connection: auto-registered PENDING_ACTIVATION, refused; the event "
-                  "reaches the JITR rule, which starts the machine; it succeeds", region=region) as step:
-        registration = data.auto_register(region, device.pem)
+    from examples.devices import jitr_device  # the device SDK and the broker: only when a device runs
+    from tools.local.emulation.device_endpoint import DeviceEndpoints
+
+    endpoints = world.emulation(DeviceEndpoints)
+    endpoint = endpoints.endpoint(region)
+    with run.step(f"first connection (device SDK, MQTT over TLS to {endpoint.host_name}): refused, the "
+                  "certificate auto-registered PENDING_ACTIVATION; the event reaches the JITR rule, "
+                  "which starts the machine; it succeeds", region=region) as step:
+        refused = jitr_device.first_connection(endpoint, device.pem, device.key_pem, thing)
+        mine = [r for r in endpoints.log(region).registrations if r[0].certificate_id == certificate_id(device.pem)]
+        if not mine:
+            step.check(False, f"connection {'refused: ' + refused if refused else 'accepted'}; the endpoint "
+                              f"registered nothing ({'; '.join(endpoints.log(region).refusals[-2:])})")
+        registration, deliveries = mine[0]
         pending = seen.status(world, region, registration.certificate_id)
-        refused, why = data.authorize_connect(region, device.pem, thing)
-        deliveries = data.publish_registered(registration)
         sfn = world.client("stepfunctions", region)
         results = [wait_for_execution(sfn, d.detail) for d in deliveries
                    if d.action == "stepFunctions" and d.ok]
-        step.check(pending == "PENDING_ACTIVATION" and not refused and bool(results)
+        step.check(bool(refused) and pending == "PENDING_ACTIVATION" and bool(results)
                    and all(d.ok for d in deliveries) and all(r["status"] == "SUCCEEDED" for r in results),
-                   f"certificate {short(registration.certificate_id)} {pending} (connect: {why}); "
+                   f"connection refused ({short(refused, 60)}); certificate {short(registration.certificate_id)} "
+                   f"registered {pending}; "
                    + "; ".join(f"rule {d.rule} -> {d.action}: {'ok' if d.ok else d.detail}"
                                for d in deliveries)
                    + "; executions " + ", ".join(f"{r['status']} {r.get('error') or ''}"
                                                  f"{short(str(r.get('cause') or ''), 160)}"
                                                  for r in results))
 
-    with run.step("certificate ACTIVE, thing attached exclusively, device policy; connects",
+    topic = f"{telemetry_topic(app_name(world), thing)}/status"
+    with run.step("the device's retry connects (CONNACK) as its thing and publishes; the endpoint "
+                  "accepts the publish; certificate ACTIVE, thing attached exclusively, device policy",
                   region=region) as step:
-        certificate_id = registration.certificate_id
-        allowed, why = data.authorize_connect(region, device.pem, thing)
-        step.check(seen.usable(world, region, thing, certificate_id) and allowed,
-                   f"certificate {seen.status(world, region, certificate_id)}, things "
-                   f"{seen.things_of(world, region, certificate_id)}, policies "
-                   f"{seen.policies_of(world, region, certificate_id)}; connect: {why}")
+        certificate_id_ = registration.certificate_id
+        outcome = jitr_device.run(endpoint, device.pem, device.key_pem, thing, topic)
+        arrived = endpoints.wait_for_message(region, thing, topic) if outcome.published else None
+        step.check(bool(outcome.attempt) and arrived is not None and seen.usable(world, region, thing, certificate_id_),
+                   f"attempt {outcome.attempt or 'none'} connected, publish to {topic} "
+                   f"{'arrived' if arrived else 'did not arrive'}; certificate "
+                   f"{seen.status(world, region, certificate_id_)}, things {seen.things_of(world, region, certificate_id_)}, "
+                   f"policies {seen.policies_of(world, region, certificate_id_)}"
+                   + (f"; refused: {'; '.join(short(r, 80) for r in outcome.refusals)}" if outcome.refusals else "")
+                   + (f"; endpoint: {endpoints.log(region).refusals[-1]}" if not arrived and endpoints.log(region).refusals else ""))
 
     with run.step(f"inventory ({world.table(seen.INVENTORY)}) records the device", region=region) as step:
         row = seen.row(world, region, thing) or {}
-        expected = {"certificateId": certificate_id, "status": "ACTIVE", "onboarding": "JITR",
+        expected = {"certificateId": certificate_id_, "status": "ACTIVE", "onboarding": "JITR",
                     "originRegion": region, "version": "1", "certificatePem": device.pem,
                     "caCertificateId": registration.ca_certificate_id}
         wrong = sorted(k for k, v in expected.items() if row.get(k) != v)
@@ -117,13 +138,18 @@ def jitr(run: JourneyRun) -> None:
         _onboard(run, region)
 
 
-def _each(graph: StackGraph, type_token: str, change: Any) -> StackGraph:
-    targets = of_capability(graph, CAPABILITY, type_token)
-    if not targets:
-        raise LookupError(f"no {type_token} in capability {CAPABILITY}")
-    for target in targets:
-        graph = with_inputs(graph, graph.named(target.name), change)
+def _every(graph: StackGraph, resources: list[Any], change: Any, what: str) -> StackGraph:
+    """`graph` with `change` applied to each of `resources` (a wire needs at least one)."""
+    if not resources:
+        raise LookupError(f"no {what}")
+    for resource in resources:
+        graph = with_inputs(graph, graph.named(resource.name), change)
     return graph
+
+
+def _each(graph: StackGraph, type_token: str, change: Any) -> StackGraph:
+    return _every(graph, of_capability(graph, CAPABILITY, type_token), change,
+                  f"{type_token} in capability {CAPABILITY}")
 
 
 @wire("jitr-rule-targets-another-machine", journey="jitr",
@@ -158,3 +184,38 @@ def check_trusts_another_ca(graph: StackGraph) -> StackGraph:
         inputs["environment"]["variables"]["CA_CERTIFICATE_PEM"] = other_ca
         return inputs
     return _each(graph, "aws:lambda/function:Function", change)
+
+
+# --- Wires of the device endpoint: each breaks what the endpoint must enforce -------------
+
+@wire("device-endpoint-ca-not-registered", journey="jitr",
+      description="the CA registrations declare another CA: the endpoint's TLS must refuse our devices")
+def ca_not_registered(graph: StackGraph) -> StackGraph:
+    other_ca = bootstrap().intermediate_pem
+
+    def change(inputs: dict[str, Any]) -> dict[str, Any]:
+        inputs["caCertificatePem"] = other_ca
+        return inputs
+    return _every(graph, graph.of_type(CA_TYPE), change, "CA registration")
+
+
+@wire("device-policy-publish-names-another-topic", journey="jitr",
+      description="the device policy allows publishing under another topic root: the endpoint must "
+                  "refuse the device's telemetry")
+def policy_publish_names_another_topic(graph: StackGraph) -> StackGraph:
+    names = {str(r.get("devicePolicyName")) for r in (graph.outputs.get("regions") or {}).values()}
+
+    def change(inputs: dict[str, Any]) -> dict[str, Any]:
+        inputs["policy"] = str(inputs["policy"]).replace(":topic/dt/", ":topic/elsewhere/")
+        return inputs
+    return _every(graph, [p for p in graph.of_type("aws:iot/policy:Policy") if p.inputs.get("name") in names],
+                  change, "device policy")
+
+
+@wire("jitr-ca-auto-registration-off", journey="jitr",
+      description="the CA registrations turn auto-registration off: no JITR event, the device never connects")
+def ca_auto_registration_off(graph: StackGraph) -> StackGraph:
+    def change(inputs: dict[str, Any]) -> dict[str, Any]:
+        inputs["allowAutoRegistration"] = False
+        return inputs
+    return _every(graph, graph.of_type(CA_TYPE), change, "CA registration")

@@ -1,0 +1,1 @@
+"""Runnable examples of the project's device side (see examples/README.md)."""

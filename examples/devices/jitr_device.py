@@ -1,0 +1,69 @@
+"""A device onboarded by JITR (just-in-time registration): its certificate comes from our CA
+at the factory; its first connection to a region is refused while AWS IoT registers the
+certificate and the region's JITR machine activates it, so it retries until a CONNACK
+accepts, then publishes.
+
+    python -m examples.devices.jitr_device --endpoint iot.dev.example.com \\
+        --ca root-ca.pem --cert device.pem --key device.key --thing my-device \\
+        --topic dt/iotmr/my-device/status [--proxy 127.0.0.1:PORT]
+
+(`python -m tools.local --keep` prints the endpoint, the proxy and the files to use.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from examples.devices.mqtt import Endpoint, Outcome, Refused, connect_and_publish, connected, read_proxy
+
+ATTEMPTS, BACKOFF_SECONDS = 6, 0.5
+
+
+def first_connection(endpoint: Endpoint, certificate_pem: str, key_pem: str, thing_name: str) -> str:
+    """One connection attempt, as a freshly made device makes it: '' when accepted, else why
+    it was refused (under JITR the first one is refused)."""
+    try:
+        with connected(endpoint, certificate_pem, key_pem, thing_name):
+            return ""
+    except Refused as refused:
+        return str(refused)
+
+
+def run(endpoint: Endpoint, certificate_pem: str, key_pem: str, thing_name: str, topic: str,
+        *, attempts: int = ATTEMPTS, backoff_seconds: float = BACKOFF_SECONDS) -> Outcome:
+    """Connect (retrying while JITR runs) and publish one status message (QoS 1)."""
+    return connect_and_publish(endpoint, certificate_pem, key_pem, thing_name, topic,
+                               {"thing": thing_name, "status": "online"}, attempts=attempts,
+                               backoff_seconds=backoff_seconds)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--endpoint", required=True, help="the device domain, e.g. iot.dev.example.com")
+    parser.add_argument("--port", type=int, default=8883)
+    parser.add_argument("--ca", type=Path, required=True, help="CA certificate that signed the server's")
+    parser.add_argument("--cert", type=Path, required=True, help="the device certificate (PEM)")
+    parser.add_argument("--key", type=Path, required=True, help="the device's private key (PEM)")
+    parser.add_argument("--thing", required=True, help="thing name = MQTT client id")
+    parser.add_argument("--topic", required=True, help="where to publish, e.g. dt/<app>/<thing>/status")
+    parser.add_argument("--proxy", help="HOST:PORT of an HTTP CONNECT proxy (the local run's)")
+    args = parser.parse_args(argv)
+    try:
+        endpoint = Endpoint(args.endpoint, args.ca.read_text(), args.port, read_proxy(args.proxy))
+        outcome = run(endpoint, args.cert.read_text(), args.key.read_text(), args.thing, args.topic)
+    except OSError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for number, why in enumerate(outcome.refusals, 1):
+        print(f"attempt {number}: refused ({why})")
+    if not outcome.published:
+        print(f"not connected after {ATTEMPTS} attempts", file=sys.stderr)
+        return 1
+    print(f"attempt {outcome.attempt}: connected as {args.thing}, published to {outcome.published}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""The MQTT side every example device shares: a connection over mutual TLS built with
+`awsiot.mqtt_connection_builder.mtls_from_bytes`, on its own awscrt event loop that is shut
+down (and waited for) when the session ends, so nothing keeps running after the device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from awscrt import io, mqtt
+from awscrt.http import HttpProxyOptions
+from awsiot import mqtt_connection_builder
+
+TIMEOUT_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the device connects: AWS IoT's (custom) device domain, port 8883, the CA that
+    signed the server certificate; `proxy` (host, port) is an HTTP CONNECT proxy to reach it
+    through (the local run's stand-in for DNS)."""
+    host_name: str
+    ca_pem: str
+    port: int = 8883
+    proxy: tuple[str, int] | None = None
+
+
+class Refused(Exception):
+    """The endpoint did not accept the connection (TLS or CONNACK)."""
+
+
+class Session:
+    """A connected device's MQTT connection, valid inside `connected(...)` only."""
+
+    def __init__(self, connection: mqtt.Connection) -> None:
+        self.connection: mqtt.Connection | None = connection
+
+    def publish(self, topic: str, message: Mapping[str, Any]) -> None:
+        """QoS 1: returns once the endpoint acknowledged (PUBACK), raises if it did not."""
+        if self.connection is None:
+            raise RuntimeError("the session has ended")
+        future, _ = self.connection.publish(topic=topic, payload=json.dumps(message), qos=mqtt.QoS.AT_LEAST_ONCE)
+        future.result(TIMEOUT_SECONDS)
+
+
+@contextlib.contextmanager
+def connected(endpoint: Endpoint, certificate_pem: str, key_pem: str, client_id: str) -> Iterator[Session]:
+    """A session after the CONNACK accepted; on exit disconnected and its own event loop
+    shut down (awscrt frees it once nothing refers to the connection: hence the session
+    wrapper, emptied before the wait)."""
+    loop_group = io.EventLoopGroup(1)
+    shutdown = loop_group.shutdown_event
+    bootstrap = io.ClientBootstrap(loop_group, io.DefaultHostResolver(loop_group))
+    proxy = HttpProxyOptions(*endpoint.proxy) if endpoint.proxy else None
+    connection = mqtt_connection_builder.mtls_from_bytes(
+        endpoint=endpoint.host_name, port=endpoint.port, cert_bytes=certificate_pem.encode(),
+        pri_key_bytes=key_pem.encode(), ca_bytes=endpoint.ca_pem.encode(), client_id=client_id,
+        client_bootstrap=bootstrap, http_proxy_options=proxy, clean_session=True, keep_alive_secs=30,
+        tcp_connect_timeout_ms=TIMEOUT_SECONDS * 1000, protocol_operation_timeout_ms=TIMEOUT_SECONDS * 1000,
+        reconnect_min_timeout_secs=1, reconnect_max_timeout_secs=1, enable_metrics_collection=False)
+    del loop_group, bootstrap
+    refused = ""
+    try:
+        connection.connect().result(TIMEOUT_SECONDS)
+    except Exception as error:  # awscrt.exceptions.AwsCrtError: TLS, CONNACK, timeout
+        refused = f"{type(error).__name__}: {error}"
+    session = Session(connection)
+    try:
+        if not refused:
+            yield session
+    finally:
+        if not refused:
+            with contextlib.suppress(Exception):
+                connection.disconnect().result(TIMEOUT_SECONDS)
+        session.connection = None
+        del connection
+        if not shutdown.wait(TIMEOUT_SECONDS):
+            raise RuntimeError("the device's event loop did not shut down")
+    if refused:
+        raise Refused(refused)
+
+
+@dataclass
+class Outcome:
+    attempt: int = 0  # the attempt whose CONNACK accepted (0: none)
+    refusals: list[str] = field(default_factory=list)  # why each earlier attempt failed
+    published: str = ""  # the topic of the acknowledged publish
+
+
+def connect_and_publish(endpoint: Endpoint, certificate_pem: str, key_pem: str, client_id: str, topic: str,
+                        message: Mapping[str, Any], *, attempts: int = 1, backoff_seconds: float = 0.5) -> Outcome:
+    """Connect as `client_id` (retrying a refused connection up to `attempts` times) and
+    publish `message` once (QoS 1)."""
+    outcome = Outcome()
+    for attempt in range(1, attempts + 1):
+        try:
+            with connected(endpoint, certificate_pem, key_pem, client_id) as session:
+                outcome.attempt = attempt
+                session.publish(topic, {**message, "attempt": attempt})
+                outcome.published = topic
+                return outcome
+        except Refused as refused:
+            outcome.refusals.append(str(refused))
+            if attempt < attempts:
+                time.sleep(backoff_seconds * attempt)
+    return outcome
+
+
+def read_proxy(value: str | None) -> tuple[str, int] | None:
+    """`HOST:PORT` of the command lines' --proxy."""
+    if not value:
+        return None
+    host, _, port = value.rpartition(":")
+    return host, int(port)
