@@ -397,3 +397,24 @@ def test_a_wire_names_the_journeys_that_use_its_capability() -> None:
                                  broken_wires=["cvm-lambda-uses-another-table"]))
     assert ("cvm-lambda-uses-another-table (must fail: cvm; may also fail: replication, which use "
             "its capability)") in text
+
+
+def test_a_kept_run_hands_out_material_a_device_of_ones_own_connects_with(
+        local_pki: LocalPki, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The guide `--keep` prints is followed literally: the example device, with the files
+    and the command it names, is onboarded by JITR and publishes."""
+    import shlex
+
+    from examples.devices import jitr_device
+
+    guides: list[str] = []
+
+    def follow(report: Any, system: Any) -> None:
+        guides.append(cli.device_guide(system, tmp_path))
+        command = next(line for line in guides[0].splitlines() if "examples.devices" in line)
+        assert jitr_device.main(shlex.split(command)[3:]) == 0
+
+    run(RunOptions(journey="jitr", regions=configured_regions("dev")[:1], pki=local_pki),
+        hold=follow)
+    assert guides and (tmp_path / "local-device-1.key").stat().st_mode & 0o077 == 0
+    assert "connected as local-device-1, published to" in capsys.readouterr().out

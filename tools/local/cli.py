@@ -6,8 +6,10 @@ import argparse
 import contextlib
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -73,6 +75,42 @@ def access_instructions(system: World) -> str:
     ])
 
 
+def device_guide(system: World, directory: Path) -> str:
+    """Material for a device of one's own against the kept system, written to `directory`:
+    the run's root (what the endpoint's server certificate chains to), its intermediate (the
+    stack's CA) and a new device certificate and key the intermediate signed, which JITR
+    onboards on its first connection, as in AWS. Keys are written owner-readable only."""
+    from components.edge.device_policy import telemetry_topic
+    from tools.local.emulation.device_endpoint import DeviceEndpoints
+
+    endpoints = system.emulations.get(DeviceEndpoints)
+    if not isinstance(endpoints, DeviceEndpoints) or not endpoints.addresses:
+        return ""
+    thing = "local-device-1"
+    device = system.pki.device(thing)
+    files = {"root-ca.pem": system.pki.root_pem, "intermediate-ca.pem": system.pki.intermediate_pem,
+             f"{thing}.pem": device.pem, f"{thing}.key": device.key_pem}
+    for name, text in files.items():
+        path = directory / name
+        path.write_text(text)
+        if name.endswith(".key"):
+            path.chmod(0o600)
+    app = next(str(v) for k, v in system.stack_config.items() if k.endswith(":appName"))
+    address = endpoints.addresses[system.primary_region]
+    return "\n".join([
+        f"Device material in {directory} (removed when this run stops):",
+        "  root-ca.pem (the endpoint's server chain), intermediate-ca.pem (the stack's CA), "
+        f"{thing}.pem / .key (signed by it, not yet registered: JITR onboards it)",
+        f"Connect a device to {address.region} ({address.host_name}) with the AWS IoT Device SDK:",
+        f"  python -m examples.devices.jitr_device --endpoint {address.host_name} "
+        f"--ca {directory / 'root-ca.pem'} --cert {directory / (thing + '.pem')} "
+        f"--key {directory / (thing + '.key')} --thing {thing} "
+        f"--topic {telemetry_topic(app, thing)}/status --proxy 127.0.0.1:{address.proxy_port}",
+        *(f"  {a.region}: {a.host_name} via --proxy 127.0.0.1:{a.proxy_port}"
+          for a in endpoints.addresses.values() if a.region != address.region),
+    ])
+
+
 @contextlib.contextmanager
 def _terminate_as_interrupt() -> Iterator[None]:
     """SIGTERM unwinds like Ctrl-C, so the server is stopped either way."""
@@ -131,12 +169,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress.done()
         _emit(report, options.json)
         printed = True
-        print(access_instructions(system), file=sys.stderr if options.json else sys.stdout,
-              flush=True)
-        try:
-            wait_for_interrupt(threading.Event())
-        except KeyboardInterrupt:
-            kept_until_interrupted = True
+        with tempfile.TemporaryDirectory(prefix="iotmr-local-") as material:
+            guide = [access_instructions(system), device_guide(system, Path(material))]
+            print("\n".join(g for g in guide if g),
+                  file=sys.stderr if options.json else sys.stdout, flush=True)
+            try:
+                wait_for_interrupt(threading.Event())
+            except KeyboardInterrupt:
+                kept_until_interrupted = True
 
     try:
         with _terminate_as_interrupt():
