@@ -82,6 +82,7 @@ def device_guide(system: World, directory: Path) -> str:
     onboards on its first connection, as in AWS. Keys are written owner-readable only."""
     from components.edge.device_policy import telemetry_topic
     from tools.local.emulation.device_endpoint import DeviceEndpoints
+    from tools.local.journeys.jitr import app_name
 
     endpoints = system.emulations.get(DeviceEndpoints)
     if not isinstance(endpoints, DeviceEndpoints) or not endpoints.addresses:
@@ -95,7 +96,7 @@ def device_guide(system: World, directory: Path) -> str:
         path.write_text(text)
         if name.endswith(".key"):
             path.chmod(0o600)
-    app = next(str(v) for k, v in system.stack_config.items() if k.endswith(":appName"))
+    app = app_name(system)
     address = endpoints.addresses[system.primary_region]
     return "\n".join([
         f"Device material in {directory} (removed when this run stops):",

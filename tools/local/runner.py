@@ -92,15 +92,14 @@ def _run_journeys(world: World, selected: list[journeys.Journey], report: RunRep
         except KeyboardInterrupt:  # keep what ran; the caller tears down and reports it
             result.steps.append(StepResult("interrupted (Ctrl-C or SIGTERM)", None, Outcome.FAIL, "",
                                            "the run was stopped here; later journeys did not run"))
-            result.seconds = time.monotonic() - started
             report.interrupted = True
-            progress.done()
-            return
         except Exception as error:  # a journey bug must not hide the other journeys
             result.steps.append(StepResult("journey crashed", None, Outcome.FAIL, "",
                                            f"{type(error).__name__}: {error}"))
         result.seconds = time.monotonic() - started
         progress.done()
+        if report.interrupted:
+            return
 
 
 def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | None = None) -> RunReport:
