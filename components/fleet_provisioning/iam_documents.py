@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from components.iam import (
     Statement,
+    dead_letter_statements,
     lambda_basic_statements,
     policy_document,
+    stream_read_statements,
     table_key_statement,
 )
 from lambdas.contracts import fleet_allow_list as allow_list
@@ -122,14 +124,9 @@ def recorder_role_policy(*, log_group_arn: str, key_arn: str, function_name: str
     iot = f"arn:{partition}:iot:{region}:{account_id}"
     statements: list[Statement] = lambda_basic_statements(
         log_group_arn=log_group_arn, key_arn=key_arn, function_name=function_name)
+    statements += stream_read_statements(stream_arn=provisioning_stream_arn,
+                                         sid="ReadProvisioningStream")
     statements += [
-        {"Sid": "ReadProvisioningStream", "Effect": "Allow",
-         "Action": ["dynamodb:DescribeStream", "dynamodb:GetRecords",
-                    "dynamodb:GetShardIterator"],
-         "Resource": provisioning_stream_arn},
-        # ListStreams supports no resource ARN (Service Authorization Reference).
-        {"Sid": "ListStreams", "Effect": "Allow", "Action": "dynamodb:ListStreams",
-         "Resource": "*"},
         # The device is recorded in one TransactWriteItems, which authorises its parts:
         # PutItem on the inventory, UpdateItem (settle) and ConditionCheckItem (the
         # certificate's record) on the allow-list.
@@ -153,10 +150,6 @@ def recorder_role_policy(*, log_group_arn: str, key_arn: str, function_name: str
          "Condition": {"ArnLike": {"iot:thingArn": f"{iot}:thing/*"}}},
         {"Sid": "DeactivateIntruderCertificate", "Effect": "Allow",
          "Action": "iot:UpdateCertificate", "Resource": f"{iot}:cert/*"},
-        {"Sid": "DeadLetters", "Effect": "Allow", "Action": "sqs:SendMessage",
-         "Resource": queue_arn},
-        {"Sid": "EncryptDeadLetters", "Effect": "Allow",
-         "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": key_arn,
-         "Condition": {"StringEquals": {"kms:ViaService": f"sqs.{region}.amazonaws.com"}}},
     ]
+    statements += dead_letter_statements(queue_arn=queue_arn, key_arn=key_arn, region=region)
     return policy_document(statements)
