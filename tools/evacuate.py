@@ -38,6 +38,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
+from botocore.exceptions import ClientError
+
 from tools import stack_outputs
 from tools.aws_clients import ClientFactory, boto3_clients
 from tools.aws_errors import AWS_ERRORS, describe
@@ -279,13 +281,15 @@ class Run:
                 try:
                     data.delete_connection(clientId=thing, preventWillMessage=False)
                     moved.append(thing)
-                except data.exceptions.ResourceNotFoundException:
-                    pass  # not connected here
-                except data.exceptions.ThrottlingException:
-                    limiter.throttled()
-                    journal.record(thing, Outcome(False, "throttled", True))
-                    progress.update(False)
-                    continue
+                except ClientError as error:
+                    if error_code(error) == "ThrottlingException":
+                        limiter.throttled()
+                        journal.record(thing, Outcome(False, "throttled", True))
+                        progress.update(False)
+                        continue
+                    if error_code(error) != "ResourceNotFoundException":
+                        raise
+                    # not connected here
                 journal.record(thing, Outcome(True))
                 progress.update(True)
         finally:
@@ -301,8 +305,9 @@ class Run:
             try:
                 if data.get_connection(clientId=thing).get("connected"):
                     back.append(thing)
-            except data.exceptions.ResourceNotFoundException:
-                pass
+            except ClientError as error:
+                if error_code(error) != "ResourceNotFoundException":
+                    raise
         devices, stranded = self.usable_elsewhere(others)
         self.say(f"5 verify: {len(back)} devices back in {self.region}, {len(stranded)} of {devices} "
                  f"usable in no region in DNS")
@@ -340,6 +345,10 @@ class Run:
 
     program: Path = PROJECT_DIR
     outputs: Mapping[str, Any] = field(default_factory=dict)
+
+
+def error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 def active_things(dynamodb: Any, table_name: str) -> list[str]:

@@ -34,6 +34,7 @@ _CONFIG = {"type": "Type", "childHealthchecks": "ChildHealthChecks", "childHealt
            "invertHealthcheck": "Inverted", "disabled": "Disabled", "fqdn": "FullyQualifiedDomainName",
            "port": "Port", "requestInterval": "RequestInterval", "failureThreshold": "FailureThreshold",
            "insufficientDataHealthStatus": "InsufficientDataHealthStatus"}
+_INTEGERS = {"HealthThreshold", "Port", "RequestInterval", "FailureThreshold"}
 
 
 def _region_of(world: World, resource: RecordedResource) -> str:
@@ -48,6 +49,13 @@ def _region_of(world: World, resource: RecordedResource) -> str:
     return found.group(1)
 
 
+def _refusal(world: World, service: str, region: str, code: str, operation: str, message: str) -> Exception:
+    """The error AWS's SDK raises: the service's modelled exception class for `code`."""
+    plain = client_error(code, operation, message)
+    modelled: Any = world.client(service, region).exceptions.from_code(code)
+    return modelled(plain.response, operation)  # type: ignore[no-any-return]
+
+
 class Dns:
     def __init__(self, world: World) -> None:
         self.world = world
@@ -60,15 +68,15 @@ class Dns:
         route53 = world.client("route53", ROUTE53_REGION)
         for resource in world.declared(HEALTH_CHECK):  # registered after their children
             state = world.state(resource)
-            config: dict[str, Any] = {api: state[key] for key, api in _CONFIG.items()
-                                      if state.get(key) not in (None, "")}
+            config: dict[str, Any] = {api: int(state[key]) if api in _INTEGERS else state[key]
+                                      for key, api in _CONFIG.items() if state.get(key) not in (None, "")}
             if state.get("cloudwatchAlarmName"):
                 config["AlarmIdentifier"] = {"Region": state["cloudwatchAlarmRegion"],
                                              "Name": state["cloudwatchAlarmName"]}
             runtime = route53.create_health_check(CallerReference=resource.name,
                                                   HealthCheckConfig=config)["HealthCheck"]["Id"]
             world.resolver.learn(resource.id, runtime)
-            self.region_of[runtime] = _region_of(world, resource)
+            self.region_of[runtime] = str(state.get("cloudwatchAlarmRegion") or _region_of(world, resource))
         for resource in world.declared(RECORD):
             state = world.state(resource)
             for policy in state.get("latencyRoutingPolicies") or []:
@@ -89,9 +97,7 @@ class Dns:
         if config["Type"] == "CALCULATED":
             children = config.get("ChildHealthChecks") or []
             raw = sum(self.healthy(c) for c in children) >= int(config.get("HealthThreshold") or 0)
-        elif config["Type"] == "CLOUDWATCH_METRIC":
-            raw = config["AlarmIdentifier"]["Region"] not in self.world.calls.down
-        else:
+        else:  # an alarm (in its alarm's region) or a TCP probe: healthy while its region is up
             raw = self.region_of.get(check_id) not in self.world.calls.down
         return raw != bool(config.get("Inverted"))
 
@@ -120,8 +126,8 @@ class Dns:
         config = self.world.client("route53", ROUTE53_REGION).get_health_check(
             HealthCheckId=check)["HealthCheck"]["HealthCheckConfig"]
         if config["Type"] == "CALCULATED":
-            raise client_error("InvalidInput", "GetHealthCheckStatus",
-                               "You can't use GetHealthCheckStatus to get the status of a calculated health check")
+            raise _refusal(self.world, "route53", ROUTE53_REGION, "InvalidInput", "GetHealthCheckStatus",
+                           "You can't use GetHealthCheckStatus to get the status of a calculated health check")
         return None
 
     def resolve(self, name: str, client_region: str) -> str:
@@ -147,8 +153,8 @@ class Dns:
         self.calls["DeleteConnection"] = self.calls.get("DeleteConnection", 0) + 1
         endpoints = self._endpoints()
         if endpoints is None or not endpoints.connected(region, client_id):
-            raise client_error("ResourceNotFoundException", "DeleteConnection",
-                               f"client {client_id} is not connected")
+            raise _refusal(self.world, "iot-data", region, "ResourceNotFoundException", "DeleteConnection",
+                           f"client {client_id} is not connected")
         endpoints.disconnect(region, client_id)
         self.disconnected.add((region, client_id))
         return {}
@@ -160,7 +166,8 @@ class Dns:
             return {"connected": True, "clientId": client_id}
         if (region, client_id) in self.disconnected:
             return {"connected": False, "clientId": client_id, "disconnectReason": "API_INITIATED_DISCONNECT"}
-        raise client_error("ResourceNotFoundException", "GetConnection", f"no connection of {client_id}")
+        raise _refusal(self.world, "iot-data", region, "ResourceNotFoundException", "GetConnection",
+                       f"no connection of {client_id}")
 
     def describe(self) -> str:
         return (f"DNS failover: {len(self.region_of)} Route 53 health checks, "
