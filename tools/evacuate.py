@@ -17,8 +17,8 @@ Evacuate, each step decided by what it observes (a rerun picks up where one stop
    call per ACTIVE device of the inventory, `ResourceNotFoundException` = not connected),
    paced by `--rate`, with a progress bar and a journal; devices reconnect through DNS to
    the next region;
-5. verify: the devices disconnected are not back in the region (GetConnection) and every
-   device is usable in another region in DNS.
+5. verify: the devices disconnected are not back in the region (a second DeleteConnection
+   finds none) and every device is usable in another region in DNS.
 Restore: backfill the region (`tools.reconcile --region X --apply`, the same code), then
 invert the controls back and wait for Route53 to report the region healthy.
 
@@ -170,6 +170,7 @@ class Run:
     sleep: Callable[[float], None] = time.sleep
     now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
     poll_seconds: float = 10.0
+    settle_seconds: float = 30.0  # before checking that no disconnected device came back
     calls: dict[str, int] = field(default_factory=dict)
 
     def say(self, text: str) -> None:
@@ -299,12 +300,18 @@ class Run:
         return moved
 
     def verify(self, others: list[str], moved: list[str]) -> int:
+        """Devices disconnected here that came back (a resolver ignoring the TTL) are found
+        by a second DeleteConnection, which moves them again; the rest must be usable in a
+        region in DNS."""
         data = self.clients("iot-data", self.region)
         back = []
+        if moved:
+            self.sleep(self.settle_seconds)  # time to reconnect, wherever DNS sends them
         for thing in moved:
+            self.calls["DeleteConnection"] = self.calls.get("DeleteConnection", 0) + 1
             try:
-                if data.get_connection(clientId=thing).get("connected"):
-                    back.append(thing)
+                data.delete_connection(clientId=thing, preventWillMessage=False)
+                back.append(thing)
             except ClientError as error:
                 if error_code(error) != "ResourceNotFoundException":
                     raise
@@ -312,8 +319,8 @@ class Run:
         self.say(f"5 verify: {len(back)} devices back in {self.region}, {len(stranded)} of {devices} "
                  f"usable in no region in DNS")
         if back:
-            self.say(f"  still resolving to {self.region} (a resolver ignoring the TTL?): "
-                     f"{', '.join(back[:5])}; run again to disconnect them")
+            self.say(f"  reconnected to {self.region} (a resolver ignoring the TTL?) and disconnected "
+                     f"again: {', '.join(back[:5])}; run again to check them")
         return 1 if back or stranded else 0
 
     def restore(self) -> int:

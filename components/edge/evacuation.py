@@ -2,8 +2,8 @@
 
 One IAM managed policy for the stack (IAM is global): attach it to the operators' role. It
 allows only the calls the tool makes: reading and flipping the stack's own evacuation
-controls (components/failover.py), reading its regions' health, disconnecting and looking up
-MQTT clients (AWS IoT data plane DeleteConnection / GetConnection) and the read-only
+controls (components/failover.py), reading its regions' health, disconnecting MQTT clients
+(AWS IoT data plane DeleteConnection) and the read-only
 comparison of each region's registry with its inventory replica (tools/replication_reconcile.py).
 `--restore`'s backfill starts the replication machine exactly as `tools.reconcile --apply`
 does and needs that tool's permission as well.
@@ -53,7 +53,7 @@ def evacuation_operator_policy(partition: str, account_id: str,
         {"Sid": "ReadRegionHealth", "Effect": "Allow",
          "Action": ["route53:GetHealthCheck", "route53:GetHealthCheckStatus"], "Resource": checks},
         {"Sid": "MoveConnectedDevices", "Effect": "Allow",
-         "Action": ["iot:DeleteConnection", "iot:GetConnection"], "Resource": clients},
+         "Action": ["iot:DeleteConnection"], "Resource": clients},
         {"Sid": "ReadInventoryReplicas", "Effect": "Allow", "Action": ["dynamodb:Scan"],
          "Resource": sorted(r.inventory_table_arn for r in regions)},
         *[{"Sid": f"DecryptInventory{i}", "Effect": "Allow", "Action": ["kms:Decrypt"],

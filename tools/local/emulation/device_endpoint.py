@@ -391,6 +391,9 @@ class DeviceEndpoints:
         broker = next(b for b in self._brokers if b.region == region)
         session = broker._sessions[client_id][0]
         self._loop.call_soon_threadsafe(broker.close_session, session)
+        deadline = time.monotonic() + 5  # answered once the connection is closed
+        while self.connected(region, client_id) and time.monotonic() < deadline:
+            time.sleep(0.01)
         return True
 
     def resolving(self, choose: Callable[[], str]) -> Endpoint:

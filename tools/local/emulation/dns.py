@@ -9,8 +9,8 @@
 * GetHealthCheckStatus refuses CALCULATED checks, as AWS documents.
 * `resolve(name, client_region)`: the latency records of `name` whose checks are healthy, the
   client's own region first, else the stack's regions in order; none healthy: all (fail open).
-* IoT data plane DeleteConnection / GetConnection act on the device endpoints' sessions
-  (emulation/device_endpoint.py).
+* IoT data plane DeleteConnection closes the client's session on the region's device endpoint
+  (emulation/device_endpoint.py); a client not connected there: ResourceNotFoundException.
 Fidelity rows: docs/emulation.md, "DNS failover and connections".
 """
 
@@ -62,7 +62,6 @@ class Dns:
         self.region_of: dict[str, str] = {}  # runtime health check id -> its region
         self.records: list[tuple[str, str, str]] = []  # (name, latency region, runtime check id)
         self.published: dict[str, bool] = {}  # the verdict Route53 last published per check
-        self.disconnected: set[tuple[str, str]] = set()  # (region, client id) DeleteConnection closed
         self.calls: dict[str, int] = {}
         self._lock = threading.Lock()
         route53 = world.client("route53", ROUTE53_REGION)
@@ -83,8 +82,7 @@ class Dns:
                 if state.get("healthCheckId"):
                     self.records.append((str(state["name"]), str(policy["region"]), str(state["healthCheckId"])))
         world.calls.answer.update({"GetMetricStatistics": self._metric, "GetHealthCheckStatus": self._status,
-                                   "DeleteConnection": self._delete_connection,
-                                   "GetConnection": self._get_connection})
+                                   "DeleteConnection": self._delete_connection})
 
     # -- Route 53 --------------------------------------------------------------------------------
 
@@ -156,25 +154,14 @@ class Dns:
             raise _refusal(self.world, "iot-data", region, "ResourceNotFoundException", "DeleteConnection",
                            f"client {client_id} is not connected")
         endpoints.disconnect(region, client_id)
-        self.disconnected.add((region, client_id))
         return {}
-
-    def _get_connection(self, region: str, request: dict[str, Any]) -> dict[str, Any]:
-        client_id = str(request.get("clientId") or "")
-        endpoints = self._endpoints()
-        if endpoints is not None and endpoints.connected(region, client_id):
-            return {"connected": True, "clientId": client_id}
-        if (region, client_id) in self.disconnected:
-            return {"connected": False, "clientId": client_id, "disconnectReason": "API_INITIATED_DISCONNECT"}
-        raise _refusal(self.world, "iot-data", region, "ResourceNotFoundException", "GetConnection",
-                       f"no connection of {client_id}")
 
     def describe(self) -> str:
         return (f"DNS failover: {len(self.region_of)} Route 53 health checks, "
-                f"{len(self.records)} latency records; IoT DeleteConnection/GetConnection")
+                f"{len(self.records)} latency records; IoT DeleteConnection")
 
     def stop(self) -> None:
-        for operation in ("GetMetricStatistics", "GetHealthCheckStatus", "DeleteConnection", "GetConnection"):
+        for operation in ("GetMetricStatistics", "GetHealthCheckStatus", "DeleteConnection"):
             self.world.calls.answer.pop(operation, None)
 
 
