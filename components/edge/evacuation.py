@@ -65,6 +65,10 @@ def evacuation_operator_policy(partition: str, account_id: str,
                             f"{r.device_policy_name}" for r in regions)},
         {"Sid": "ListRegistries", "Effect": "Allow", "Action": list(REGISTRY_READS),
          "Resource": ["*"]},
+        # Route53's verdict on a calculated check is only in CloudWatch (HealthCheckStatus);
+        # GetMetricStatistics takes no resource ARN.
+        {"Sid": "ReadRoute53Verdict", "Effect": "Allow", "Action": ["cloudwatch:GetMetricStatistics"],
+         "Resource": ["*"]},
     ])
 
 

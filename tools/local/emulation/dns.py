@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -53,7 +54,8 @@ def _refusal(world: World, service: str, region: str, code: str, operation: str,
     """The error AWS's SDK raises: the service's modelled exception class for `code`."""
     plain = client_error(code, operation, message)
     modelled: Any = world.client(service, region).exceptions.from_code(code)
-    return modelled(plain.response, operation)  # type: ignore[no-any-return]
+    error: Exception = modelled(plain.response, operation)
+    return error
 
 
 class Dns:
@@ -108,7 +110,7 @@ class Dns:
             self.published[check_id] = current
         return previous
 
-    def _metric(self, region: str, request: dict[str, Any]) -> dict[str, Any] | None:
+    def _metric(self, region: str, request: Mapping[str, Any]) -> dict[str, Any] | None:
         if request.get("Namespace") != "AWS/Route53" or request.get("MetricName") != "HealthCheckStatus":
             return None
         dimensions = {d["Name"]: d["Value"] for d in request.get("Dimensions") or []}
@@ -119,7 +121,7 @@ class Dns:
         return {"Label": "HealthCheckStatus", "Datapoints": [
             {"Timestamp": datetime.now(timezone.utc), "Minimum": value, "Unit": "None"}]}
 
-    def _status(self, region: str, request: dict[str, Any]) -> dict[str, Any] | None:
+    def _status(self, region: str, request: Mapping[str, Any]) -> dict[str, Any] | None:
         check = str(request.get("HealthCheckId") or "")
         config = self.world.client("route53", ROUTE53_REGION).get_health_check(
             HealthCheckId=check)["HealthCheck"]["HealthCheckConfig"]
@@ -146,7 +148,7 @@ class Dns:
 
         return self.world.emulations.get(DeviceEndpoints)
 
-    def _delete_connection(self, region: str, request: dict[str, Any]) -> dict[str, Any]:
+    def _delete_connection(self, region: str, request: Mapping[str, Any]) -> dict[str, Any] | None:
         client_id = str(request.get("clientId") or "")
         self.calls["DeleteConnection"] = self.calls.get("DeleteConnection", 0) + 1
         endpoints = self._endpoints()

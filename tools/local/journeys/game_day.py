@@ -7,6 +7,7 @@ Device SDK over MQTT/mTLS, and report their shadows; the operator evacuates A wi
 disconnected); the SDK reconnects, DNS now answers B, and each device is accepted there with
 its identity and finds its shadow; B's application updates meanwhile; `--restore` backfills
 and readmits A; A has B's updates, nothing lost, nothing echoed.
+Wire: the combined health checks leave the evacuation control out.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from tools.local.emulation.dns import Dns
-from tools.local.journeys import JourneyRun, journey
+from tools.harness import StackGraph
+from tools.local.emulation.dns import HEALTH_CHECK, Dns
+from tools.local.graph_edit import with_inputs
+from tools.local.journeys import JourneyRun, journey, wire
 from tools.local.journeys import registry as seen
 from tools.local.journeys import shadows
 from tools.local.journeys.jitr import connect_first
@@ -32,7 +35,7 @@ DEVICES = 3
 # The tool's waits, shortened for the run: Route53's publication lag is one poll
 # (emulation/dns.py) and no resolver caches the record here.
 TOOL_OPTIONS = {"poll_seconds": 0.05, "settle_seconds": 2.0}
-TOOL_ARGS = ["--ttl-seconds", "0", "--rate", "50", "--timeout", "30"]
+TOOL_ARGS = ["--ttl-seconds", "0", "--rate", "50", "--timeout", "5"]
 
 
 def device_domain(world: World) -> str:
@@ -167,3 +170,23 @@ def game_day(run: JourneyRun) -> None:
         ok = all(rec.get(Attr.WRITER_REGION) == b and int(rec.get(Attr.VERSION) or 0) == 2 for rec in records.values())
         step.check(ok, "; ".join(sorted({f"{rec.get(Attr.WRITER_REGION)} v{rec.get(Attr.VERSION)}"
                                          for rec in records.values()})))
+
+
+@wire("evacuation-control-not-a-child", journey="game-day",
+      description="each region's combined health check leaves its evacuation control out (two "
+                  "children, threshold 2): the tool inverts the control, Route53 keeps answering "
+                  "with the region, and the devices stay there")
+def control_not_a_child(graph: StackGraph) -> StackGraph:
+    controls = {c.id for c in graph.of_type(HEALTH_CHECK) if c.name.endswith("-evacuation-control")}
+    combined = [c for c in graph.of_type(HEALTH_CHECK)
+                if set(c.inputs.get("childHealthchecks") or []) & controls]
+    if not combined:
+        raise LookupError("no combined health check with an evacuation control declared")
+
+    def change(inputs: dict[str, Any]) -> dict[str, Any]:
+        inputs["childHealthchecks"] = [c for c in inputs["childHealthchecks"] if c not in controls]
+        inputs["childHealthThreshold"] = len(inputs["childHealthchecks"])
+        return inputs
+    for check in combined:
+        graph = with_inputs(graph, graph.named(check.name), change)
+    return graph
