@@ -430,6 +430,7 @@ DEPLOYED_EDGE_CHILDREN = sorted([
     (ROLE_POLICY, "iot-logging-policy"), (HEALTH_CHECK, "alarm-health-check"),
     (ACM_VALIDATION, "server-cert-validation"), (LOGGING, "iot-logging"),
     (HEALTH_CHECK, "health-check"), (DOMAIN_CONFIG, "domain"), (RECORD, "latency-record"),
+    (HEALTH_CHECK, "evacuation-control"),  # added by issue 24: new, nothing renamed
 ])
 
 

@@ -275,6 +275,7 @@ class Run:
         todo = [t for t in things if t not in journal.done]
         progress = Progress(len(todo), self.progress, f"4 disconnect {self.region}", self.clock)
         moved: list[str] = []
+        start = self.clock()
         try:
             for thing in todo:
                 limiter.acquire({"DeleteConnection": 1})
@@ -296,7 +297,8 @@ class Run:
         finally:
             journal.close()
         self.say(f"4 disconnected {len(moved)} of {len(things)} devices "
-                 f"({len(things) - len(todo)} already done by an earlier run)")
+                 f"({len(things) - len(todo)} already done by an earlier run) with {len(todo)} "
+                 f"DeleteConnection calls in {self.clock() - start:.1f} s")
         return moved
 
     def verify(self, others: list[str], moved: list[str]) -> int:
