@@ -74,7 +74,7 @@ build_global_parts(
 
 # The operators' permission to evacuate a region and restore it (tools/evacuate.py).
 evacuation = EvacuationAccess("evacuation", EvacuationAccessArgs(
-    name=config.resource_name("evacuation-operator"), account=account, tags=tags,
+    account=account, tags=tags,
     regions={region: {
         "control_ids": [e.control.id for e in stack.evacuation_endpoints.values()],
         "health_check_ids": [e.health_check.id for e in stack.evacuation_endpoints.values()],

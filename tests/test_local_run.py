@@ -392,12 +392,13 @@ def test_the_report_names_advisory_findings_and_what_was_not_exercised() -> None
 def test_a_wire_names_the_journeys_that_use_its_capability() -> None:
     from tools.local.report import RunReport, format_text
 
-    assert journeys.also_affected("cvm-lambda-uses-another-table") == ["replication"]
+    # game-day runs the CVM too: its evacuation controls are flipped with the device domain's
+    assert journeys.also_affected("cvm-lambda-uses-another-table") == ["game-day", "replication"]
     assert journeys.also_affected("installer-web-csp-blocks-iot") == []
     text = format_text(RunReport(stack="dev", regions=["eu-west-1"],
                                  broken_wires=["cvm-lambda-uses-another-table"]))
-    assert ("cvm-lambda-uses-another-table (must fail: cvm; may also fail: replication, which use "
-            "its capability)") in text
+    assert ("cvm-lambda-uses-another-table (must fail: cvm; may also fail: game-day, replication, "
+            "which use its capability)") in text
 
 
 def test_a_kept_run_hands_out_material_a_device_of_ones_own_connects_with(

@@ -74,7 +74,6 @@ def evacuation_operator_policy(partition: str, account_id: str,
 
 @dataclass(frozen=True)
 class EvacuationAccessArgs:
-    name: str  # the managed policy's name
     account: AwsAccount
     regions: Mapping[str, Mapping[str, pulumi.Input[str] | Sequence[pulumi.Input[str]]]]
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -94,8 +93,10 @@ class EvacuationAccess(pulumi.ComponentResource):
                        for i, region in enumerate(region_names)]
             return evacuation_operator_policy(str(partition), str(account_id), regions)
 
+        # Provider-named (`evacuation-operator-<hex>`, output `evacuationOperatorPolicyArn`): a
+        # change that replaces it creates the new policy before the old one goes.
         self.policy = aws.iam.Policy(
-            f"{name}-operator", name=args.name,
+            f"{name}-operator",
             description="Evacuate a region of the device domain and restore it "
                         "(python -m tools.evacuate)",
             policy=pulumi.Output.all(args.account.partition, args.account.account_id,
