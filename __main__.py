@@ -10,6 +10,7 @@ from components.capabilities import CAPABILITIES, build_global_parts, region_out
 from components.config import ConfigError, parse_stack_config, read_pulumi_config
 from components.context import GlobalContext, RegionalTables
 from components.dns import checked_domains
+from components.edge.evacuation import EvacuationAccess, EvacuationAccessArgs
 from components.edge.validation import DeviceDomainValidation, DeviceDomainValidationArgs
 from components.global_tables import CVM_RECORDS, DEVICE_DATA, INVENTORY, GlobalTables, GlobalTablesArgs
 from components.monitoring.component import GlobalDashboard, GlobalDashboardArgs
@@ -71,6 +72,17 @@ build_global_parts(
     config.capabilities, config.capability_settings,
     {region: stack.capabilities for region, stack in regional.items()})
 
+# The operators' permission to evacuate a region and restore it (tools/evacuate.py).
+evacuation = EvacuationAccess("evacuation", EvacuationAccessArgs(
+    account=account, tags=tags,
+    regions={region: {
+        "control_ids": [e.control.id for e in stack.evacuation_endpoints.values()],
+        "health_check_ids": [e.health_check.id for e in stack.evacuation_endpoints.values()],
+        "inventory_table_arn": stack.context.tables.inventory.arn,
+        "key_arn": stack.key.arn,
+        "device_policy_name": stack.edge.device_policy_name,
+    } for region, stack in regional.items()}))
+
 # One view of every region's alarms and signals, kept in the primary region.
 operations = GlobalDashboard("operations", GlobalDashboardArgs(
     region=config.primary_region, dashboard_name=config.resource_name("operations"),
@@ -98,9 +110,13 @@ pulumi.export("regions", {
         **region_outputs(config.capabilities, stack.capabilities),
         "alertTopicArn": stack.alert_topic.arn,
         "dashboardName": stack.monitoring.dashboard.dashboard_name,
+        # Per latency endpoint (device domain, CVM): its combined check and evacuation control.
+        "evacuation": {key: endpoint.outputs()
+                       for key, endpoint in stack.evacuation_endpoints.items()},
     }
     for region, stack in regional.items()
 })
+pulumi.export("evacuationOperatorPolicyArn", evacuation.policy.arn)
 pulumi.export("operationsDashboard", operations.dashboard.dashboard_name)
 if site is not None:
     pulumi.export("installerWeb", {"url": site.url, "distributionId": site.distribution.id,

@@ -9,8 +9,8 @@ custom domain) between them:
    (`validation_record`, used by the edge's and each capability's global part) and every
    region only waits for it by name.
 2. `latency_endpoint`: the region's health (a CloudWatch alarm on server-side failures in
-   bursts, a TCP check of the endpoint's port, combined) and its latency record, answered
-   only while the region is healthy.
+   bursts, a TCP check of the endpoint's port and the operator's evacuation control,
+   combined) and its latency record, answered only while the region is healthy.
 
 Builders, not components: the resources keep the caller's logical names and parent, so the
 URNs the edge and the CVM always had do not change.
@@ -115,11 +115,15 @@ class ServerErrorAlarm:
 
 @dataclass(frozen=True)
 class HealthLabels:
-    """`Name` tags of the three Route53 health checks (what the Route53 console shows)."""
+    """`Name` tags of the four Route53 health checks (what the Route53 console shows)."""
 
     alarm_check: str
     tcp_check: str
     combined: str
+
+    @property
+    def evacuation_control(self) -> str:
+        return f"{self.combined}-evacuation-control"
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,8 @@ class LatencyEndpoint:
     alarm: aws.cloudwatch.MetricAlarm
     health_check: aws.route53.HealthCheck
     record: aws.route53.Record
+    # The operator's switch (`python -m tools.evacuate`): inverted, the region leaves DNS.
+    evacuation_control: aws.route53.HealthCheck
 
 
 @dataclass(frozen=True)
@@ -156,11 +162,32 @@ class LatencyEndpointSpec:
     record_depends_on: Sequence[pulumi.Resource] = ()
 
 
+# The evacuation control's only input the operator changes (Pulumi's name for `Inverted`).
+EVACUATION_CONTROL_FIELD = "invertHealthcheck"
+
+
+@dataclass(frozen=True)
+class RegionHealth:
+    combined: aws.route53.HealthCheck
+    evacuation_control: aws.route53.HealthCheck
+
+
 def region_health_check(name: str, *, parent: pulumi.Resource, region: str,
                         alarm_name: pulumi.Input[str], fqdn: pulumi.Input[str], port: int,
-                        labels: HealthLabels, tags: Mapping[str, str]) -> aws.route53.HealthCheck:
-    """`<name>-alarm-health-check` and `<name>-tcp-health-check`, combined into the returned
-    `<name>-health-check` (CALCULATED): healthy only while both signals are."""
+                        labels: HealthLabels, tags: Mapping[str, str]) -> RegionHealth:
+    """`<name>-alarm-health-check`, `<name>-tcp-health-check` and
+    `<name>-evacuation-control`, combined into `<name>-health-check` (CALCULATED): healthy
+    only while all three are.
+
+    The evacuation control is a CALCULATED check with no children and a threshold of 0,
+    which Route53 always considers healthy (API UpdateHealthCheck, HealthThreshold: "If you
+    specify 0, Route 53 always considers this health check to be healthy"); inverting it
+    (`Inverted`, "Route 53 considers the health check to be unhealthy when the status is
+    healthy") makes it always unhealthy, and with it the region. Only the operator's tool
+    sets `Inverted`: Pulumi ignores the field, so `pulumi up` during an evacuation neither
+    readmits the region nor shows a diff for it (components/edge/README.md). The region's
+    own signals stay children, so an evacuated region that also fails is not readmitted by
+    accident, as inverting the combined check itself would do."""
     child = pulumi.ResourceOptions(parent=parent)
     alarm_check = aws.route53.HealthCheck(
         f"{name}-alarm-health-check", type="CLOUDWATCH_METRIC",
@@ -172,11 +199,17 @@ def region_health_check(name: str, *, parent: pulumi.Resource, region: str,
         request_interval=TCP_CHECK_INTERVAL_SECONDS,
         failure_threshold=TCP_CHECK_FAILURE_THRESHOLD,
         tags={**tags, "Name": labels.tcp_check}, opts=child)
-    return aws.route53.HealthCheck(
+    control = aws.route53.HealthCheck(
+        f"{name}-evacuation-control", type="CALCULATED", child_healthchecks=[],
+        child_health_threshold=0, invert_healthcheck=False,
+        tags={**tags, "Name": labels.evacuation_control},
+        opts=pulumi.ResourceOptions(parent=parent, ignore_changes=[EVACUATION_CONTROL_FIELD]))
+    children = [alarm_check.id, tcp_check.id, control.id]
+    combined = aws.route53.HealthCheck(
         f"{name}-health-check", type="CALCULATED",
-        child_healthchecks=[alarm_check.id, tcp_check.id],
-        child_health_threshold=2,
+        child_healthchecks=children, child_health_threshold=len(children),
         tags={**tags, "Name": labels.combined}, opts=child)
+    return RegionHealth(combined, control)
 
 
 def latency_endpoint(name: str, *, parent: pulumi.Resource,
@@ -196,9 +229,10 @@ def latency_endpoint(name: str, *, parent: pulumi.Resource,
         # No datapoint in a minute without errors: that is healthy.
         treat_missing_data="notBreaching", tags=tags,
         opts=pulumi.ResourceOptions(parent=parent))
-    health_check = region_health_check(
+    health = region_health_check(
         name, parent=parent, region=spec.region, alarm_name=alarm.name,
         fqdn=spec.probe_fqdn, port=spec.probe_port, labels=spec.labels, tags=tags)
+    health_check = health.combined
     target = spec.target
     routing = [aws.route53.RecordLatencyRoutingPolicyArgs(region=spec.region)]
     if isinstance(target, CnameTarget):
@@ -217,4 +251,4 @@ def latency_endpoint(name: str, *, parent: pulumi.Resource,
                 name=target.name, zone_id=target.zone_id, evaluate_target_health=True)],
             opts=pulumi.ResourceOptions(parent=parent,
                                         depends_on=list(spec.record_depends_on)))
-    return LatencyEndpoint(alarm, health_check, record)
+    return LatencyEndpoint(alarm, health_check, record, health.evacuation_control)

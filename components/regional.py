@@ -27,6 +27,17 @@ from components.packaging import LambdaLayer
 
 
 @dataclass(frozen=True)
+class EvacuationEndpoint:
+    """One latency endpoint's combined health check and its operator's evacuation control."""
+
+    health_check: aws.route53.HealthCheck
+    control: aws.route53.HealthCheck
+
+    def outputs(self) -> dict[str, pulumi.Output[str]]:
+        return {"healthCheckId": self.health_check.id, "controlId": self.control.id}
+
+
+@dataclass(frozen=True)
 class RegionalStackArgs:
     config: StackConfig  # the composition root of a region reads the whole config once
     region: str
@@ -163,6 +174,17 @@ class RegionalStack(pulumi.ComponentResource):
                 config.capability_settings.get(capability.name), child)
             for capability in CAPABILITIES if capability.name in config.capabilities
         }
+
+        # Every latency endpoint of the region with its evacuation control (the device domain,
+        # and each capability that answers on a name of its own, e.g. the CVM):
+        # `python -m tools.evacuate` flips them all together.
+        self.evacuation_endpoints: dict[str, EvacuationEndpoint] = {
+            "device": EvacuationEndpoint(self.edge.health_check, self.edge.evacuation_control)}
+        for capability_name, component in self.capabilities.items():
+            control = getattr(component, "evacuation_control", None)
+            if control is not None:
+                self.evacuation_endpoints[capability_name] = EvacuationEndpoint(
+                    getattr(component, "health_check"), control)
 
         # An alarm for every failure the edge and the capabilities could otherwise hide.
         watch = Watch(alarms=(self.edge.health_alarm,))

@@ -170,6 +170,9 @@ KNOWN_LIMITS: dict[str, str] = {
     "logs-kms-encryption": "-",
     "logs-resource-policy-scoped": _RESOURCE_POLICY,
     "route53-latency-records-health-checked": "-",
+    "route53-latency-records-evacuable": "Judges latency records whose health check the stack "
+                                         "declares; a check declared elsewhere is not seen (the "
+                                         "health-checked guardrail still requires one).",
     "aws-home-account-declared": "Checks the providers of the stack's aws:* resources; settings arrive as "
                                  "JSON text (the engine's form) or lists. Resources of other providers "
                                  "(aws-native) are refused by unjudged-resource-types-allow-listed instead.",

@@ -198,9 +198,13 @@ def test_custom_domain_latency_record_and_the_edges_health_design(stack: Any) ->
                                 "-alarm-health-check")
         tcp_check = in_region(graph, "aws:route53/healthCheck:HealthCheck", region,
                               "-tcp-health-check")
+        control = in_region(graph, "aws:route53/healthCheck:HealthCheck", region,
+                            "-evacuation-control")  # the operator's switch (tools/evacuate.py)
         assert sorted(calculated.inputs["childHealthchecks"]) == sorted([alarm_check.id,
-                                                                         tcp_check.id])
-        assert calculated.inputs["childHealthThreshold"] == 2
+                                                                         tcp_check.id, control.id])
+        assert calculated.inputs["childHealthThreshold"] == 3
+        assert control.inputs["childHealthThreshold"] == 0
+        assert "invertHealthcheck" in control.options.get("ignoreChanges", [])
         alarm = in_region(graph, "aws:cloudwatch/metricAlarm:MetricAlarm", region, "-api-health")
         api = in_region(graph, f"{APIGW}/restApi:RestApi", region, "-api")
         assert alarm_check.inputs["cloudwatchAlarmName"] == alarm.inputs["name"]

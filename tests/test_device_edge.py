@@ -160,7 +160,8 @@ def test_latency_records_cover_every_region_once_each_with_a_health_check(any_gr
     records = one_per_region(graph, RECORD, config.regions)
     all_checks = per_region(graph, HEALTH_CHECK)
     assert sorted(all_checks) == sorted(config.regions)
-    checks = {region: next(c for c in found if c.inputs["type"] == "CALCULATED")
+    checks = {region: next(c for c in found if c.inputs["type"] == "CALCULATED"
+                           and c.inputs.get("childHealthchecks"))
               for region, found in all_checks.items()}
     alarms = one_per_region(graph, ALARM, config.regions)
     device_domain_records = [r for r in graph.of_type(RECORD)
@@ -180,12 +181,13 @@ def test_latency_records_cover_every_region_once_each_with_a_health_check(any_gr
         [target] = inputs["records"]
         assert target.endswith(f"-ats.iot.{region}.amazonaws.com")
         assert inputs["healthCheckId"] == checks[region].id
-        # Healthy only while every child is: the alarm check and the TCP check.
+        # Healthy only while every child is: the alarm check, the TCP check and the
+        # operator's evacuation control.
         children = {c.inputs["type"]: c for c in all_checks[region] if c is not checks[region]}
-        assert sorted(children) == ["CLOUDWATCH_METRIC", "TCP"]
+        assert sorted(children) == ["CALCULATED", "CLOUDWATCH_METRIC", "TCP"]
         calculated = checks[region].inputs
-        assert len(calculated["childHealthchecks"]) == 2
-        assert calculated["childHealthThreshold"] == 2
+        assert len(calculated["childHealthchecks"]) == 3
+        assert calculated["childHealthThreshold"] == 3
         assert sorted(calculated["childHealthchecks"]) == sorted(c.id for c in children.values())
         tcp = children["TCP"].inputs
         assert tcp["fqdn"] == target and tcp["port"] == 8883
@@ -199,6 +201,26 @@ def test_latency_records_cover_every_region_once_each_with_a_health_check(any_gr
         assert alarm["statistic"] == "Sum"  # Route53 refuses extended statistics
         assert alarm["period"] >= 60       # and high-resolution alarms
         assert alarm["treatMissingData"] == "notBreaching"
+
+
+def test_every_region_has_an_evacuation_control_pulumi_leaves_to_the_operator(any_graph) -> None:
+    """Healthy by default (no children, threshold 0), `Inverted` only by the tool, whose
+    ids the stack exports per region, beside the combined check's."""
+    graph, config = any_graph
+    for region, found in per_region(graph, HEALTH_CHECK).items():
+        controls = [c for c in found if c.name.endswith("-edge-evacuation-control")]
+        assert len(controls) == 1, region
+        control = controls[0]
+        assert control.inputs["type"] == "CALCULATED"
+        assert control.inputs.get("childHealthchecks") in (None, [])
+        assert control.inputs["childHealthThreshold"] == 0
+        assert control.inputs.get("invertHealthcheck") is False
+        assert "invertHealthcheck" in control.options.get("ignoreChanges", [])
+        exported = graph.outputs["regions"][region]["evacuation"]["device"]
+        assert exported["controlId"] == control.id
+        combined = next(c for c in found if c.name.endswith("-edge-health-check"))
+        assert exported["healthCheckId"] == combined.id
+        assert control.id in combined.inputs["childHealthchecks"]
 
 
 def test_latency_regions_and_alarm_regions_are_ones_route53_accepts(any_graph) -> None:
@@ -408,6 +430,7 @@ DEPLOYED_EDGE_CHILDREN = sorted([
     (ROLE_POLICY, "iot-logging-policy"), (HEALTH_CHECK, "alarm-health-check"),
     (ACM_VALIDATION, "server-cert-validation"), (LOGGING, "iot-logging"),
     (HEALTH_CHECK, "health-check"), (DOMAIN_CONFIG, "domain"), (RECORD, "latency-record"),
+    (HEALTH_CHECK, "evacuation-control"),  # added by issue 24: new, nothing renamed
 ])
 
 

@@ -964,3 +964,109 @@ def test_a_delivery_the_receivers_policy_denies_is_dropped(world: World) -> None
             time.sleep(0.05)
     assert received == [f"{commands}/hello"]
     assert any(r.startswith(f"iot:Receive {commands}/secret") for r in endpoints.log(A).refusals)
+
+
+# --- DNS failover and connections (emulation/dns.py) ---------------------------------------
+
+def _edge_checks(world: World, region: str) -> dict[str, str]:
+    """The runtime ids of a region's device-domain checks: alarm, tcp, control, combined."""
+    found = {}
+    for resource in world.declared("aws:route53/healthCheck:HealthCheck"):
+        for suffix, key in (("-edge-alarm-health-check", "alarm"), ("-edge-tcp-health-check", "tcp"),
+                            ("-edge-evacuation-control", "control"), ("-edge-health-check", "combined")):
+            if resource.name == f"region-{region}{suffix}":
+                found[key] = str(world.resolver(resource.id))
+    return found
+
+
+def _invert(world: World, check: str, inverted: bool) -> None:
+    route53 = world.client("route53", "us-east-1")
+    version = route53.get_health_check(HealthCheckId=check)["HealthCheck"]["HealthCheckVersion"]
+    route53.update_health_check(HealthCheckId=check, Inverted=inverted, HealthCheckVersion=version)
+
+
+def test_update_health_check_checks_its_version(world: World) -> None:
+    route53 = world.client("route53", "us-east-1")
+    check = route53.create_health_check(CallerReference=name(), HealthCheckConfig={
+        "Type": "CALCULATED", "ChildHealthChecks": [], "HealthThreshold": 0})["HealthCheck"]["Id"]
+    route53.update_health_check(HealthCheckId=check, Inverted=True, HealthCheckVersion=1)
+    assert route53.get_health_check(HealthCheckId=check)["HealthCheck"]["HealthCheckVersion"] == 2
+    assert code(route53.update_health_check, HealthCheckId=check, Inverted=False,
+                HealthCheckVersion=1) == "HealthCheckVersionMismatch"
+    assert route53.get_health_check(HealthCheckId=check)["HealthCheck"]["HealthCheckConfig"]["Inverted"] is True
+
+
+def test_calculated_checks_count_their_children_and_invert(world: World) -> None:
+    from tools.local.emulation.dns import Dns
+
+    dns, checks = world.emulation(Dns), _edge_checks(world, A)
+    assert dns.healthy(checks["control"]) and dns.healthy(checks["combined"])  # threshold 0: healthy
+    _invert(world, checks["control"], True)
+    try:
+        assert not dns.healthy(checks["control"]) and not dns.healthy(checks["combined"])
+    finally:
+        _invert(world, checks["control"], False)
+    world.calls.down.add(A)  # the region's alarm and TCP children fail: one child short
+    assert dns.healthy(checks["control"]) and not dns.healthy(checks["tcp"])
+    assert not dns.healthy(checks["combined"])
+
+
+def test_route53_publishes_status_one_evaluation_late_and_in_us_east_1_only(world: World) -> None:
+    from tools.local.emulation.dns import Dns
+
+    checks, dns = _edge_checks(world, B), world.emulation(Dns)
+    cloudwatch = world.client("cloudwatch", "us-east-1")
+
+    def status(client: Any = cloudwatch) -> list[float]:
+        now = dt.datetime.now(dt.timezone.utc)
+        points = client.get_metric_statistics(
+            Namespace="AWS/Route53", MetricName="HealthCheckStatus", Period=60, Statistics=["Minimum"],
+            Dimensions=[{"Name": "HealthCheckId", "Value": checks["combined"]}],
+            StartTime=now - dt.timedelta(minutes=5), EndTime=now)["Datapoints"]
+        return [p["Minimum"] for p in points]
+
+    assert status() == [1.0]
+    _invert(world, checks["control"], True)
+    try:
+        assert status() == [1.0]  # the previous evaluation's verdict
+        assert status() == [0.0]
+        assert status(world.client("cloudwatch", A)) == []  # Route53 metrics live in us-east-1
+    finally:
+        _invert(world, checks["control"], False)
+        dns.published.clear()
+
+
+def test_get_health_check_status_refuses_calculated_checks(world: World) -> None:
+    route53, checks = world.client("route53", "us-east-1"), _edge_checks(world, A)
+    assert code(route53.get_health_check_status, HealthCheckId=checks["combined"]) == "InvalidInput"
+    assert route53.get_health_check_status(HealthCheckId=checks["tcp"])["HealthCheckObservations"]
+
+
+def test_latency_resolution_fails_over_to_a_healthy_region_and_fails_open(world: World) -> None:
+    from tools.local.emulation.dns import Dns
+
+    dns, domain = world.emulation(Dns), str(world.graph.outputs["deviceDomain"])
+    controls = {r: _edge_checks(world, r)["control"] for r in (A, B)}
+    dns.published.clear()
+    assert dns.resolve(domain, A) == A and dns.resolve(domain, B) == B
+    try:
+        _invert(world, controls[A], True)
+        dns.resolve(domain, A)  # Route53's verdict changes one evaluation late
+        assert dns.resolve(domain, A) == B
+        _invert(world, controls[B], True)
+        dns.resolve(domain, A)
+        assert dns.resolve(domain, A) == A and dns.resolve(domain, B) == B  # none healthy: all answer
+    finally:
+        for control in controls.values():
+            _invert(world, control, False)
+        dns.published.clear()
+
+
+def test_delete_connection_closes_the_session_and_refuses_an_unconnected_client(world: World) -> None:
+    endpoints, device = world.emulation(DeviceEndpoints), onboarded(world)
+    data = world.client("iot-data", A)
+    assert code(data.delete_connection, clientId=device.thing_name) == "ResourceNotFoundException"
+    with connected(endpoints.endpoint(A), device.pem, device.key_pem, device.thing_name):
+        assert endpoints.connected(A, device.thing_name)
+        data.delete_connection(clientId=device.thing_name)
+        assert not endpoints.connected(A, device.thing_name)

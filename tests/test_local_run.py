@@ -379,24 +379,26 @@ def test_the_report_names_advisory_findings_and_what_was_not_exercised() -> None
     report = RunReport(stack="dev", regions=["eu-west-1"],
                        policy=PolicySummary(0, 3, 100, 10, advisory_policies={"lambda-x": 3}),
                        not_materialised={"route53 healthCheck": 2, "route53 record": 1,
-                                         "sqs queue": 1})
+                                         "wafv2 webAcl": 2, "sqs queue": 1})
     text = format_text(report)
     assert "  advisory: lambda-x (3)" in text
     untried = [line for line in text.splitlines() if line.startswith("Not exercised offline")]
-    assert len(untried) == 1 and untried[0].count("DNS failover") == 1
-    assert json.loads(report.to_json())["not_exercised"] == [
-        "DNS failover (Route53 latency records and their health checks)"]
+    assert len(untried) == 1 and untried[0].count("WAF rate limiting") == 1
+    # DNS failover is run by the DNS emulation (the game-day journey): exercised.
+    assert "DNS failover" not in untried[0]
+    assert json.loads(report.to_json())["not_exercised"] == ["WAF rate limiting of the HTTPS APIs"]
 
 
 def test_a_wire_names_the_journeys_that_use_its_capability() -> None:
     from tools.local.report import RunReport, format_text
 
-    assert journeys.also_affected("cvm-lambda-uses-another-table") == ["replication"]
+    # game-day runs the CVM too: its evacuation controls are flipped with the device domain's
+    assert journeys.also_affected("cvm-lambda-uses-another-table") == ["game-day", "replication"]
     assert journeys.also_affected("installer-web-csp-blocks-iot") == []
     text = format_text(RunReport(stack="dev", regions=["eu-west-1"],
                                  broken_wires=["cvm-lambda-uses-another-table"]))
-    assert ("cvm-lambda-uses-another-table (must fail: cvm; may also fail: replication, which use "
-            "its capability)") in text
+    assert ("cvm-lambda-uses-another-table (must fail: cvm; may also fail: game-day, replication, "
+            "which use its capability)") in text
 
 
 def test_a_kept_run_hands_out_material_a_device_of_ones_own_connects_with(

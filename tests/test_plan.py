@@ -65,10 +65,12 @@ def test_each_region_section_holds_its_own_iam_and_route53_resources() -> None:
         assert not any(f"region-{other}-" in line for line in found[title])
     # Only what serves every region stays global: ACM's one validation record per domain (the
     # device domain's and the CVM's provisioning domain's), and the installer web app's
-    # CloudFront distribution and its names.
+    # CloudFront distribution and its names, and the evacuation operators' IAM policy (IAM is
+    # global; it names every region's controls).
     global_lines = [line for line in found["global (serves every region)"] if line.startswith("+")]
     site = [line for line in global_lines if "  installer-web-" in line]
     assert sorted(line for line in global_lines if line not in site) == [
+        "+ aws:iam/policy:Policy  evacuation-operator  (iam: global service)",
         "+ aws:route53/record:Record  cvm-global-acm-validation  (route53: global service)",
         "+ aws:route53/record:Record  device-domain-acm-validation  (route53: global service)"]
     assert site and all("(cloudfront: global service)" in line or "(route53: global service)" in line

@@ -235,7 +235,11 @@ def _jsonable(value: Any) -> Any:
 
 
 def _options(resource: RecordedResource) -> PolicyResourceOptions:
-    return PolicyResourceOptions(protect=False, ignore_changes=[], delete_before_replace=None,
+    """The options the engine hands a policy (as the program registered them)."""
+    options = resource.options or {}
+    return PolicyResourceOptions(protect=bool(options.get("protect")),
+                                 ignore_changes=list(options.get("ignoreChanges") or []),
+                                 delete_before_replace=options.get("deleteBeforeReplace"),
                                  aliases=[], custom_timeouts=PolicyCustomTimeouts(0, 0, 0),
                                  additional_secret_outputs=[], parent=resource.parent_urn)
 

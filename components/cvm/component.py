@@ -169,6 +169,8 @@ class CvmOutputs:
     salts_secret_arn: pulumi.Output[str]
     web_acl_arn: pulumi.Output[str]
     health_check_id: pulumi.Output[str]
+    # The operator's switch for this endpoint (tools/evacuate.py; components/failover.py).
+    evacuation_control_id: pulumi.Output[str]
 
 
 class CertificateVendingMachine(pulumi.ComponentResource):
@@ -200,7 +202,8 @@ class CertificateVendingMachine(pulumi.ComponentResource):
             url=self.provisioning_url, rotation_url=f"https://{domain}/rotation",
             rest_api_id=self.rest_api.id, function_name=self.registration.function.name,
             salts_secret_name=args.salts_secret_name, salts_secret_arn=self.salts_secret.arn,
-            web_acl_arn=self.web_acl.arn, health_check_id=self.health_check.id)
+            web_acl_arn=self.web_acl.arn, health_check_id=self.health_check.id,
+            evacuation_control_id=self.evacuation_control.id)
         self.register_outputs({
             "provisioning_url": self.provisioning_url,
             "rest_api_id": self.rest_api.id,
@@ -209,6 +212,7 @@ class CertificateVendingMachine(pulumi.ComponentResource):
             "salts_secret_arn": self.salts_secret.arn,
             "web_acl_arn": self.web_acl.arn,
             "health_check_id": self.health_check.id,
+            "evacuation_control_id": self.evacuation_control.id,
         })
 
     # --- batch salts ---------------------------------------------------------------------------
@@ -477,6 +481,7 @@ class CertificateVendingMachine(pulumi.ComponentResource):
         self.server_error_alarm = endpoint.alarm
         self.health_check = endpoint.health_check
         self.latency_record = endpoint.record
+        self.evacuation_control = endpoint.evacuation_control
 
     # --- KPIs: dashboard and alarms --------------------------------------------------------------
     def _kpis(self) -> None:

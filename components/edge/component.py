@@ -348,6 +348,7 @@ class DeviceEdge(pulumi.ComponentResource):
         self.health_alarm = endpoint.alarm
         self.health_check = endpoint.health_check
         self.latency_record = endpoint.record
+        self.evacuation_control = endpoint.evacuation_control
 
         self.ca_certificate_id: pulumi.Output[str] = self.ca_certificate.id
         self.device_policy_name: pulumi.Output[str] = self.device_policy.name
@@ -359,6 +360,7 @@ class DeviceEdge(pulumi.ComponentResource):
             "ca_certificate_id": self.ca_certificate.id,
             "device_policy_name": self.device_policy.name,
             "health_check_id": self.health_check.id,
+            "evacuation_control_id": self.evacuation_control.id,
             "data_endpoint": data_endpoint.endpoint_address,
         })
 

@@ -29,7 +29,9 @@ RESOURCE_POLICIES = [p for p in ALL_POLICIES if isinstance(p, ResourceValidation
 STACK_POLICIES = [p for p in ALL_POLICIES if isinstance(p, StackValidationPolicy)]
 REGION = "eu-west-1"
 
-StackSpec = tuple[str, Mapping[str, Any]] | tuple[str, Mapping[str, Any], str]
+# (type, props[, logical name[, ignoreChanges]])
+StackSpec = (tuple[str, Mapping[str, Any]] | tuple[str, Mapping[str, Any], str]
+             | tuple[str, Mapping[str, Any], str, Sequence[str]])
 
 
 def _options(parent: str | None = None) -> PolicyResourceOptions:
@@ -103,8 +105,11 @@ def stack_resources(resources: Sequence[StackSpec],
     for index, spec in enumerate(resources):
         type_, props = spec[0], spec[1]
         logical = str(spec[2]) if len(spec) > 2 else f"r{index}"
+        options = _options()
+        if len(spec) > 3:
+            options.ignore_changes = list(spec[3])
         built.append(PolicyResource(type_, wire_props(props), urn(type_, logical), logical,
-                                    _options(), prov or provider(), None, [], {}))
+                                    options, prov or provider(), None, [], {}))
     return built
 
 

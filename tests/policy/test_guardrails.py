@@ -672,6 +672,21 @@ STACK_CASES: list[tuple[str, Stack, list[tuple[Stack, str]], dict[str, Any] | No
 ]
 
 
+_HC = "aws:route53/healthCheck:HealthCheck"
+_CONTROL = {"id": "hc-c", "type": "CALCULATED", "childHealthchecks": [], "childHealthThreshold": 0,
+            "invertHealthcheck": False}
+_COMBINED = {"id": "hc-x", "type": "CALCULATED", "childHealthchecks": ["hc-a", "hc-c"], "childHealthThreshold": 2}
+_LATENCY = (T["record"], {"type": "CNAME", "setIdentifier": "eu-west-1", "healthCheckId": "hc-x",
+                          "latencyRoutingPolicies": [{"region": "eu-west-1"}]}, "record")
+STACK_CASES.append(("route53-latency-records-evacuable", [
+    (_HC, {"id": "hc-a", "type": "TCP"}), (_HC, _CONTROL, "control", ["invertHealthcheck"]), (_HC, _COMBINED),
+    _LATENCY,
+], [
+    ([(_HC, {"id": "hc-a", "type": "TCP"}), (_HC, _CONTROL, "control"), (_HC, _COMBINED), _LATENCY],
+     "no evacuation control"),
+    ([(_HC, {"id": "hc-a", "type": "TCP"}), (_HC, _CONTROL, "control", ["invertHealthcheck"]),
+      (_HC, {**_COMBINED, "childHealthThreshold": 1}), _LATENCY], "need every child"),
+], None))
 STACK_CASES += CLOUDFRONT_STACK_CASES
 STACK_CASES += OPERATIONS_STACK_CASES
 

@@ -162,6 +162,10 @@ FACTS: Mapping[str, Facts] = {
         f"{TF}dynamodb/table.go", ("name", "hashKey", "rangeKey"), identity=("name",),
         name=NameRule("name", 255, r"[a-zA-Z0-9_.-]+", _api("DynamoDB CreateTable: TableName"))),
     # --- IAM (global) --------------------------------------------------------------------------
+    # ForceNew: name, name_prefix, path, description (terraform aws_iam_policy schema).
+    "aws:iam/policy:Policy": Facts(
+        f"{TF}iam/policy.go", ("name", "namePrefix", "path", "description"), identity=("name",),
+        name=NameRule("name", 128, IAM_NAME, _api("IAM CreatePolicy: PolicyName")), autonamed_limit=128),
     "aws:iam/role:Role": Facts(
         f"{TF}iam/role.go@0040ea6911af", ("name", "namePrefix", "path"), identity=("name",),
         name=ROLE_NAME, autonamed_limit=64),

@@ -51,6 +51,21 @@ def acting_as(caller: str) -> Iterator[None]:
         _acting.caller = previous
 
 
+def _request(params: Params) -> dict[str, Any]:
+    """What an answer sees of a request: a JSON body parsed, else the API parameters the
+    caller gave (REST calls without a body, CBOR bodies). An answer returning None leaves
+    the call to moto."""
+    body = params.get("body")
+    if isinstance(body, (bytes, str)) and body:
+        try:
+            parsed = json.loads(body)
+            if isinstance(parsed, dict):
+                return parsed
+        except (ValueError, UnicodeDecodeError):
+            pass
+    return dict(getattr(_acting, "params", None) or {})
+
+
 @dataclass(frozen=True)
 class Call:
     region: str
@@ -79,7 +94,7 @@ class AwsCalls:
     faults: list[Fault] = field(default_factory=list)
     down: set[str] = field(default_factory=set)
     throttle: Callable[[Call], None] | None = None  # raise to throttle a call
-    answer: dict[str, Callable[[str, Params], dict[str, Any]]] = field(default_factory=dict)
+    answer: dict[str, Callable[[str, Params], dict[str, Any] | None]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- what a scenario asks for ------------------------------------------------------------
@@ -158,6 +173,7 @@ class AwsCalls:
 
     def _before_parameters(self, region: str, event_name: str, params: Params, **_: Any) -> None:
         parts = event_name.split(".")
+        _acting.params = params  # what an answer to this call sees (_request)
         self.record(region, parts[1], parts[2], params)
 
     def _before_call(self, region: str, event_name: str, params: Params, **_: Any) -> Any:
@@ -165,7 +181,8 @@ class AwsCalls:
         answer = self.answer.get(operation)
         if answer is None:
             return None
-        return mock.Mock(status_code=200), answer(region, json.loads(params["body"]))
+        answered = answer(region, _request(params))
+        return None if answered is None else (mock.Mock(status_code=200), answered)
 
     @staticmethod
     def _after_call(event_name: str, **_: Any) -> None:

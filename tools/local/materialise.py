@@ -331,8 +331,9 @@ CUSTOM: dict[str, Callable[[World, RecordedResource], Any]] = {
 NOT_MATERIALISED = {  # nothing to run locally, or run by an emulation from the declaration
     "aws:acm/certificate:Certificate": "no TLS endpoint locally",
     "aws:acm/certificateValidation:CertificateValidation": "no TLS endpoint locally",
-    "aws:route53/record:Record": "no DNS locally: each region is addressed directly",
-    "aws:route53/healthCheck:HealthCheck": "no DNS locally", "aws:route53/zone:Zone": "no DNS locally",
+    "aws:route53/record:Record": "latency records resolved by the DNS emulation (emulation/dns.py)",
+    "aws:route53/healthCheck:HealthCheck": "created and evaluated by the DNS emulation (emulation/dns.py)",
+    "aws:route53/zone:Zone": "no hosted zone locally: the DNS emulation resolves the declared records",
     "aws:cloudwatch/metricAlarm:MetricAlarm": "no metrics locally",
     "aws:cloudwatch/dashboard:Dashboard": "no metrics locally",
     "aws:lambda/function:Function": "run in-process by the Lambda emulation (moto needs Docker)",

@@ -262,11 +262,30 @@ def _kms_private_key(original: Callable[..., Any]) -> Callable[..., Any]:
     return lambda spec: shared() if spec == "SYMMETRIC_DEFAULT" else original(spec)
 
 
+def _update_health_check(original: Callable[..., Any]) -> Callable[..., Any]:
+    """UpdateHealthCheck refuses a stale `HealthCheckVersion` (HealthCheckVersionMismatch) and
+    bumps the version (API UpdateHealthCheck: "increments by 1 each time you update")."""
+    from moto.route53.exceptions import Route53ClientError
+
+    def update(self: Any) -> Any:
+        check = self.backend.get_health_check(self._get_param("HealthCheckId"))
+        expected = self._get_param("HealthCheckVersion")
+        if expected is not None and int(expected) != check.health_check_version:
+            raise Route53ClientError("HealthCheckVersionMismatch",
+                                     f"version {expected} is not the health check's "
+                                     f"{check.health_check_version}: read it again")
+        answer = original(self)
+        check.health_check_version += 1
+        return answer
+    return update
+
+
 @contextmanager
 def faithful_moto(clock: WriteClock | None = None) -> Iterator[None]:
     """Patch moto as this module describes, undone on exit."""
     from moto.cognitoidp import models as cognito_models
     from moto.kms import models as kms_models
+    from moto.route53.responses import Route53 as Route53Response
 
     with ExitStack() as stack:
         patch = stack.enter_context
@@ -289,4 +308,6 @@ def faithful_moto(clock: WriteClock | None = None) -> Iterator[None]:
         for name in _ATOMIC:
             patch(mock.patch.object(DynamoDBBackend, name, _atomic(getattr(DynamoDBBackend, name))))
         patch(mock.patch.object(dynamodb_table, "utcnow", clock or WriteClock()))
+        patch(mock.patch.object(Route53Response, "update_health_check",
+                                _update_health_check(Route53Response.update_health_check)))
         yield

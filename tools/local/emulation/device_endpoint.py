@@ -33,6 +33,7 @@ import ssl
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -376,6 +377,39 @@ class DeviceEndpoints:
                     return message
             time.sleep(0.02)
         return None
+
+    def connected(self, region: str, client_id: str) -> bool:
+        """Whether `client_id` holds a connection to `region`'s endpoint (GetConnection)."""
+        broker = next(b for b in self._brokers if b.region == region)
+        found = broker._sessions.get(client_id)
+        return found is not None and found[0].transitions.state == "connected"
+
+    def disconnect(self, region: str, client_id: str) -> bool:
+        """Close `client_id`'s connection to `region` (DeleteConnection); False: none."""
+        if not self.connected(region, client_id):
+            return False
+        broker = next(b for b in self._brokers if b.region == region)
+        session = broker._sessions[client_id][0]
+        self._loop.call_soon_threadsafe(broker.close_session, session)
+        deadline = time.monotonic() + 5  # answered once the connection is closed
+        while self.connected(region, client_id) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return True
+
+    def resolving(self, choose: Callable[[], str]) -> Endpoint:
+        """The device domain through a proxy that asks `choose()` for the region at every
+        connection: a device whose name resolution can change (the DNS emulation's)."""
+        domain = next(iter(self.addresses.values())).host_name
+
+        def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            port = self.addresses[choose()].broker_port
+            self.gate.keep(asyncio.ensure_future(_tunnel(reader, writer, (domain, MQTT_PORT), port)))
+
+        async def start() -> asyncio.Server:
+            return await asyncio.start_server(connected, "127.0.0.1", 0)
+        proxy = asyncio.run_coroutine_threadsafe(start(), self._loop).result(10)
+        self._proxies.append(proxy)
+        return Endpoint(domain, self.ca_pem, MQTT_PORT, ("127.0.0.1", proxy.sockets[0].getsockname()[1]))
 
     def describe(self) -> str:
         return "device endpoints (MQTT over mutual TLS, amqtt): " + ", ".join(

@@ -1,0 +1,129 @@
+"""tools/evacuate.py in a world: a region leaves DNS through its evacuation controls, its
+devices are disconnected, and `--restore` backfills and readmits it; each step resumable."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.support.certificates import issue
+from tools.evacuate import main
+from tools.harness import StackGraph
+from tools.local.emulation.dns import Dns
+from tools.local.emulation.streams import Streams
+from tools.local.journeys import jitr
+from tools.local.pki_material import LocalPki
+from tools.local.world import World, open_world
+
+A, B = "eu-west-1", "us-west-2"
+FAST = {"sleep": lambda seconds: None, "poll_seconds": 0.0}
+
+
+@pytest.fixture(scope="module")
+def world(local_graph: StackGraph, local_pki: LocalPki) -> Iterator[World]:
+    with open_world(local_graph, regions=[A, B], pki=local_pki,
+                    capabilities=["jitr", "replication", "cvm"]) as opened:
+        yield opened
+
+
+@pytest.fixture(scope="module")
+def outputs(world: World, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The outputs with the ids the world's AWS assigned (health checks: moto's)."""
+    path = tmp_path_factory.mktemp("outputs") / "dev.json"
+    path.write_text(json.dumps(world.resolver(world.graph.outputs)))
+    return str(path)
+
+
+def clients(service: str, region: str) -> Any:
+    client: Any = boto3.client
+    return client(service, region_name=region)
+
+
+def control(world: World, region: str, outputs: str) -> dict[str, Any]:
+    control_id = json.loads(Path(outputs).read_text())["regions"][region]["evacuation"]["device"]["controlId"]
+    return dict(world.client("route53", "us-east-1").get_health_check(HealthCheckId=control_id)["HealthCheck"])
+
+
+def domain(world: World) -> str:
+    return str(world.graph.outputs["deviceDomain"])
+
+
+@pytest.mark.slow
+def test_evacuate_and_restore_a_region(world: World, local_pki: LocalPki, outputs: str, tmp_path: Path) -> None:
+    for i in range(3):
+        jitr.connect_first(world, A, issue(f"evac-{i}", local_pki.intermediate).pem)
+    tables = world.emulation(Streams).global_tables
+    assert tables is not None
+    tables.replicate()
+    world.settle()
+    dns = world.emulation(Dns)
+    assert dns.resolve(domain(world), A) == A
+    args = ["dev", "--outputs", outputs, "--region", A, "--journal-dir", str(tmp_path)]
+
+    out, err = io.StringIO(), io.StringIO()
+    assert main(args, out=out, err=err, clients=clients, **FAST) == 2, out.getvalue() + err.getvalue()
+    assert "1 preflight: 3 ACTIVE devices, 0 usable in no other region" in out.getvalue()
+    assert "2 controls: 0 of 2 inverted; invert cvm, device" in out.getvalue() and "Dry run" in out.getvalue()
+    assert control(world, A, outputs)["HealthCheckConfig"]["Inverted"] is False  # nothing changed
+
+    mark = len(world.calls.of())
+    out = io.StringIO()
+    code = main([*args, "--apply"], out=out, err=err, clients=clients, **FAST)
+    assert code == 0, out.getvalue() + err.getvalue()
+    assert control(world, A, outputs)["HealthCheckConfig"]["Inverted"] is True
+    assert dns.resolve(domain(world), A) == B  # A's devices now find B
+    made = world.calls.of()[mark:]
+    assert len([c for c in made if c.operation == "UpdateHealthCheck"]) == 2  # device domain, CVM
+    assert len([c for c in made if c.operation == "DeleteConnection" and c.region == A]) == 3
+    assert "5 verify: 0 devices back in eu-west-1, 0 of 3 usable in no region in DNS" in out.getvalue()
+
+    # A rerun observes every step done: no flip, no second sweep (the journal).
+    mark = len(world.calls.of())
+    out = io.StringIO()
+    assert main([*args, "--apply"], out=out, err=err, clients=clients, **FAST) == 0, out.getvalue()
+    made = world.calls.of()[mark:]
+    assert not [c for c in made if c.operation in ("UpdateHealthCheck", "DeleteConnection")]
+    assert "2 controls: 2 of 2 inverted" in out.getvalue()
+
+    # Evacuating B as well would leave the devices nowhere: refused, nothing flipped.
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["dev", "--outputs", outputs, "--region", B, "--apply", "--journal-dir", str(tmp_path)],
+                out=out, err=err, clients=clients, **FAST) == 1
+    assert "no other region is in DNS" in err.getvalue() and "Traceback" not in err.getvalue()
+    assert control(world, B, outputs)["HealthCheckConfig"]["Inverted"] is False
+
+    out = io.StringIO()
+    assert main([*args, "--restore", "--apply"], out=out, err=err, clients=clients, **FAST) == 0, \
+        out.getvalue() + err.getvalue()
+    assert control(world, A, outputs)["HealthCheckConfig"]["Inverted"] is False
+    assert dns.resolve(domain(world), A) == A
+    assert f"3 {A} is back in DNS" in out.getvalue()
+
+
+def test_a_stale_control_version_is_refused(world: World, outputs: str) -> None:
+    """Route53 refuses an update naming an older HealthCheckVersion (moto made faithful)."""
+    check = control(world, B, outputs)
+    route53 = world.client("route53", "us-east-1")
+    route53.update_health_check(HealthCheckId=check["Id"], Inverted=False,
+                                HealthCheckVersion=check["HealthCheckVersion"])
+    with pytest.raises(route53.exceptions.ClientError, match="HealthCheckVersionMismatch"):
+        route53.update_health_check(HealthCheckId=check["Id"], Inverted=True,
+                                    HealthCheckVersion=check["HealthCheckVersion"])
+
+
+def test_bad_arguments_and_outputs_get_one_line(outputs: str, tmp_path: Path) -> None:
+    """No AWS call is needed to refuse these."""
+    err = io.StringIO()
+    assert main(["dev", "--outputs", outputs, "--region", "ap-south-1"], out=io.StringIO(), err=err) == 3
+    assert err.getvalue().startswith("error: region 'ap-south-1' is not in the stack")
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"regions": {A: {"tableNames": {}}}}))
+    err = io.StringIO()
+    assert main(["dev", "--outputs", str(old), "--region", A], out=io.StringIO(), err=err) == 3
+    assert "exports no evacuation controls" in err.getvalue() and "Traceback" not in err.getvalue()
