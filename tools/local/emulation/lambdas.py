@@ -69,8 +69,13 @@ class DeclaredFunction:
     memory_mb: int = 128
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     output: deque[str] = field(default_factory=lambda: deque(maxlen=500))
+    written: int = 0  # lines ever written to `output` (a mark for `logs_since`)
     invocations: int = 0
     loaded: Callable[[Any, Any], Any] | None = None
+
+    def logs_since(self, mark: int) -> list[str]:
+        """The lines written after `mark` (a past `written`) still held."""
+        return list(self.output)[max(0, len(self.output) - (self.written - mark)):]
 
     def variables(self) -> dict[str, str]:
         return {**{str(k): str(v) for k, v in self.environment.items()},
@@ -82,8 +87,8 @@ class DeclaredFunction:
 class _Output(io.TextIOBase):
     """A function's stdout and log records (as its logger formats them), line by line."""
 
-    def __init__(self, lines: deque[str]) -> None:
-        self._lines = lines
+    def __init__(self, function: DeclaredFunction) -> None:
+        self._function = function
         self.handler = logging.Handler()
         self.handler.emit = self._emit  # type: ignore[method-assign]
         self._thread = threading.get_ident()
@@ -98,7 +103,9 @@ class _Output(io.TextIOBase):
         return (own or logging.Formatter()).format(record) + "\n"
 
     def write(self, text: str) -> int:
-        self._lines.extend(line for line in text.splitlines() if line.strip())
+        lines = [line for line in text.splitlines() if line.strip()]
+        self._function.output.extend(lines)
+        self._function.written += len(lines)
         return len(text)
 
 
@@ -158,7 +165,7 @@ class LambdaRuntime:
                 self._saved = {k: os.environ.get(k) for k in variables}
                 os.environ.update(variables)
                 self._owner = function.name
-                self._stdout, sys.stdout = sys.stdout, _Output(function.output)
+                self._stdout, sys.stdout = sys.stdout, _Output(function)
             self._running += 1
         try:
             yield
@@ -175,7 +182,7 @@ class LambdaRuntime:
         """Run the handler; its exceptions propagate (callers answer as their AWS
         counterpart does); past the declared timeout the result is lost (FunctionTimeout)."""
         function = self.function(name_or_arn)
-        output = _Output(function.output)
+        output = _Output(function)
         logging.getLogger().addHandler(output.handler)
         try:
             with self._environment_of(function), acting_as(f"lambda:{function.name}"):
