@@ -342,7 +342,7 @@ class TemplateEmulator:
         except InvokeDenied as denied:
             raise Rejected(403, "AccessDenied", f"AWS IoT may not invoke the hook: {denied}") from None
         except Exception as error:  # the function failed
-            raise Rejected(403, "AccessDenied", f"hook failed: {error!r}") from None
+            raise Rejected(403, "AccessDenied", f"hook failed: {type(error).__name__}: {error}") from None
         seconds = time.monotonic() - started
         self.hook_answers.append((event, answer, seconds))
         if seconds > HOOK_LIMIT_SECONDS:

@@ -11,6 +11,7 @@ import contextlib
 import functools
 import importlib
 import io
+import json
 import logging
 import os
 import sys
@@ -74,14 +75,36 @@ class DeclaredFunction:
     loaded: Callable[[Any, Any], Any] | None = None
 
     def logs_since(self, mark: int) -> list[str]:
-        """The lines written after `mark` (a past `written`) still held."""
-        return list(self.output)[max(0, len(self.output) - (self.written - mark)):]
+        """The lines written after `mark` (a past `written`) still held, readable."""
+        lines = list(self.output)[max(0, len(self.output) - (self.written - mark)):]
+        return [shown for line in lines if (shown := readable(line)) is not None]
 
     def variables(self) -> dict[str, str]:
         return {**{str(k): str(v) for k, v in self.environment.items()},
                 "AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region,
                 "AWS_LAMBDA_FUNCTION_NAME": self.name, "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_mb)}
+
+
+# Powertools' structured-log keys every line carries: left out of the report's short form.
+_BOILERPLATE = frozenset({"level", "message", "location", "timestamp", "service", "cold_start", "function_name",
+                          "function_memory_size", "function_arn", "function_request_id", "xray_trace_id",
+                          "sampling_rate"})
+
+
+def readable(line: str) -> str | None:
+    """A log line as a person reads it: a JSON record as `LEVEL message key=value ...`; a
+    metrics record (CloudWatch EMF) None; anything else as it is."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return line
+    if not isinstance(record, dict):
+        return line
+    if "_aws" in record:
+        return None
+    extra = " ".join(f"{k}={v}" for k, v in record.items() if k not in _BOILERPLATE)
+    return " ".join(str(p) for p in (record.get("level", ""), record.get("message", ""), extra) if p)
 
 
 class _Output(io.TextIOBase):
@@ -94,6 +117,9 @@ class _Output(io.TextIOBase):
         self._thread = threading.get_ident()
 
     def _emit(self, record: logging.LogRecord) -> None:
+        own = logging.getLogger(record.name).handlers
+        if any(getattr(getattr(h, "stream", None), "_function", None) is self._function for h in own):
+            return  # the function's logger writes it to this function's stdout already: once only
         if record.thread == self._thread:
             self.write(self._format(record))
 
