@@ -35,6 +35,7 @@ from tests.support.cvm import new_csr
 from tools import installer
 from tools.harness import ACCOUNT_ID, StackGraph
 from tools.local.emulation import fleet_provisioning as fleet_module
+from tools.local.emulation import lambdas as lambdas_module
 from tools.local.emulation.api_gateway import ApiGateway
 from tools.local.emulation.fleet_provisioning import FleetProvisioning, Rejected, declared, role_for
 from tools.local.emulation.device_endpoint import DeviceEndpoints
@@ -1061,3 +1062,32 @@ def test_a_rejected_request_answers_as_the_mqtt_api_documents(world: World) -> N
         == [(f"{provision}/rejected", {"statusCode": 400, "errorCode": "InvalidCertificateOwnershipToken"}),
             ("$aws/certificates/create/json/rejected", {"statusCode": 400, "errorCode": "InvalidPayload"})]
     assert fleet.mqtt_request(A, made_claim["certificateId"], "c", "$aws/things/x/shadow/update", b"{}") is None
+
+
+def test_a_cold_start_counts_by_its_cpu_time_and_an_invocation_in_full(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cold start that waits (a busy machine) is not the hook taking long; a slow invocation is."""
+    runtime, template = world.emulation(LambdaRuntime), world.emulation(FleetProvisioning)[A]
+    hook = fleet_journey.hook_arn(world, A)
+    event = {"claimCertificateId": "c" * 64, "certificateId": "d" * 64, "certificatePem": "x",
+             "templateArn": template.template["arn"], "clientId": "provision-SN-none",
+             "parameters": {"SerialNumber": "SN-none"}}
+    monkeypatch.setattr(fleet_module, "HOOK_LIMIT_SECONDS", 0.6)
+    real_load = lambdas_module.load_handler
+
+    def waiting_load(handler: str) -> Any:
+        time.sleep(0.8)  # the importing thread waits, as it does for the GIL under load
+        return real_load(handler)
+
+    runtime.cold_start(hook)
+    monkeypatch.setattr(lambdas_module, "load_handler", waiting_load)
+    with pytest.raises(Rejected, match="denied the request"):  # refused for the serial, not the time
+        template.run_hook(event)
+    timing = runtime.last_timing()
+    assert timing.init_wall >= 0.8 and timing.init_cpu < 0.6 and template.hook_answers[-1][2] == timing.counted
+
+    loaded = runtime.function(hook).loaded
+    assert loaded is not None
+    monkeypatch.setattr(runtime.function(hook), "loaded", lambda e, c: (time.sleep(0.8), loaded(e, c))[1])
+    with pytest.raises(Rejected, match="hook took"):
+        template.run_hook(event)

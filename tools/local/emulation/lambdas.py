@@ -60,6 +60,26 @@ class LambdaContext:
         return max(0, int((self.deadline - time.monotonic()) * 1000))
 
 
+@dataclass(frozen=True)
+class Timing:
+    """One invocation's time. The Init phase (a cold start's imports and clients) runs in this
+    process on a CPU the whole local run shares: its wall time says how busy the machine was,
+    not how long Lambda's Init takes, so it is also measured in the importing thread's own CPU
+    time. `counted` is what a caller's time limit should see: that CPU time plus the
+    invocation's wall time (tables, waits: counted in full)."""
+    init_wall: float = 0.0
+    init_cpu: float = 0.0
+    run_wall: float = 0.0
+
+    @property
+    def counted(self) -> float:
+        return self.init_cpu + self.run_wall
+
+    @property
+    def wall(self) -> float:
+        return self.init_wall + self.run_wall
+
+
 @dataclass
 class DeclaredFunction:
     name: str
@@ -163,6 +183,7 @@ class LambdaRuntime:
     def __init__(self, world: World, functions: list[DeclaredFunction],
                  permissions: Iterable[Mapping[str, Any]]) -> None:
         self._world = world
+        self._timings = threading.local()  # per calling thread: invocations may overlap
         self.permissions = list(permissions)
         self.functions = {key: f for f in functions for key in (f.name, f.arn)}
         self._environment = threading.Condition()
@@ -212,8 +233,11 @@ class LambdaRuntime:
         logging.getLogger().addHandler(output.handler)
         try:
             with self._environment_of(function), acting_as(f"lambda:{function.name}"):
+                init_wall = init_cpu = 0.0
                 if function.loaded is None:  # cold start: the imports see the environment too
+                    wall, cpu = time.monotonic(), time.thread_time()
                     function.loaded = load_handler(function.handler)
+                    init_wall, init_cpu = time.monotonic() - wall, time.thread_time() - cpu
                 function.invocations += 1
                 started = time.monotonic()
                 context = LambdaContext(function.name, function.arn,
@@ -223,10 +247,15 @@ class LambdaRuntime:
         finally:
             logging.getLogger().removeHandler(output.handler)
         elapsed = time.monotonic() - started
+        self._timings.last = Timing(init_wall, init_cpu, elapsed)
         if elapsed > function.timeout_seconds:
             raise FunctionTimeout(f"{function.name}: Task timed out after "
                                   f"{function.timeout_seconds:.2f} seconds ({elapsed:.2f} s)")
         return result
+
+    def last_timing(self) -> Timing:
+        """The time of the last invocation this thread made."""
+        return getattr(self._timings, "last", None) or Timing()
 
     def cold_start(self, name_or_arn: str) -> None:
         """The next invocation gets a new execution environment (modules imported afresh)."""
