@@ -27,7 +27,9 @@ fleet provisioning, global tables, pipes) from the declared resources; drive the
 journeys and report every step per region.
 Exit status: 0 all journeys passed (pending steps allowed), 1 a journey failed or the
 policy pack rejected the stack, 2 the run could not start, 130 interrupted (Ctrl-C or
-SIGTERM; also how a --keep run ends). `--list` names the journeys and wires."""
+SIGTERM; also how a --keep run ends). `--list` names the journeys and wires.
+`python -m tools.local invoke <function> -e event.json` invokes one declared Lambda
+function in the local world instead (`invoke --help`)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,7 +157,12 @@ def wait_for_interrupt(stop: threading.Event, tick: float = 0.5) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    options = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["invoke"]:
+        from tools.local import invoke
+
+        return invoke.main(arguments[1:])
+    options = build_parser().parse_args(arguments)
     if options.list:
         print(list_names())
         return EXIT_OK

@@ -231,13 +231,16 @@ class LambdaRuntime:
         function = self.function(name_or_arn)
         output = _Output(function)
         logging.getLogger().addHandler(output.handler)
+        init_wall = init_cpu = 0.0
+        started = time.monotonic()
         try:
             with self._environment_of(function), acting_as(f"lambda:{function.name}"):
-                init_wall = init_cpu = 0.0
                 if function.loaded is None:  # cold start: the imports see the environment too
                     wall, cpu = time.monotonic(), time.thread_time()
-                    function.loaded = load_handler(function.handler)
-                    init_wall, init_cpu = time.monotonic() - wall, time.thread_time() - cpu
+                    try:
+                        function.loaded = load_handler(function.handler)
+                    finally:
+                        init_wall, init_cpu = time.monotonic() - wall, time.thread_time() - cpu
                 function.invocations += 1
                 started = time.monotonic()
                 context = LambdaContext(function.name, function.arn,
@@ -246,8 +249,8 @@ class LambdaRuntime:
                 result = function.loaded(event, context)
         finally:
             logging.getLogger().removeHandler(output.handler)
-        elapsed = time.monotonic() - started
-        self._timings.last = Timing(init_wall, init_cpu, elapsed)
+            elapsed = time.monotonic() - started
+            self._timings.last = Timing(init_wall, init_cpu, elapsed)  # failed invocations too
         if elapsed > function.timeout_seconds:
             raise FunctionTimeout(f"{function.name}: Task timed out after "
                                   f"{function.timeout_seconds:.2f} seconds ({elapsed:.2f} s)")
