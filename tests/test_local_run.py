@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -31,8 +32,10 @@ from tools.local.cli import main
 from tools.local.emulation.lambdas import load_handler
 from tools.local.emulation.streams import matches
 from tools.local.graph_edit import with_inputs
+from tools.local.journeys import JourneyRun, JourneyStopped, shown
 from tools.local.materialise import short_type
 from tools.local.pki_material import LocalPki
+from tools.local.report import JourneyResult, Progress
 from tools.local.runner import RunOptions, run
 from tools.local.world import Resolver
 
@@ -88,6 +91,10 @@ def test_the_dev_stack_runs_end_to_end(local_pki: LocalPki, dev_graph: StackGrap
 
     assert code == 0, json.dumps(report, indent=1)
     assert report["ok"] and not report["errors"] and not report["warnings"]
+    # What the report says it checked reads as prose: no Python reprs of lists, dicts or None.
+    reprs = [s["checked"] for j in report["journeys"] for s in j["steps"]
+             if re.search(r"[\[{(]'|\bNone\b|\(\)|\[\]|\{\}", s["checked"])]
+    assert reprs == []
     regions = configured_regions("dev")
     assert report["regions"] == regions  # primary first
     assert report["policy"]["mandatory"] == 0
@@ -418,3 +425,17 @@ def test_a_kept_run_hands_out_material_a_device_of_ones_own_connects_with(
         hold=follow)
     assert guides and (tmp_path / "local-device-1.key").stat().st_mode & 0o077 == 0
     assert "connected as local-device-1, published to" in capsys.readouterr().out
+
+
+def test_a_failed_check_says_what_was_expected() -> None:
+    """A check without its own expectation fails with the step's title (what must hold); the
+    values it shows read as prose."""
+    result = JourneyResult("j", "J")
+    run = JourneyRun(None, result, Progress(enabled=False))  # type: ignore[arg-type]
+    for failure in ("", "expected thing SN-1"):
+        with pytest.raises(JourneyStopped):
+            with run.step("the row is ACTIVE in every region") as step:
+                step.check(False, f"rows {shown({'eu-west-1': None, 'us-west-2': ['INACTIVE']})}", failure)
+    assert [(s.checked, s.detail) for s in result.steps] == [
+        ("rows eu-west-1 none, us-west-2 INACTIVE", "expected: the row is ACTIVE in every region"),
+        ("rows eu-west-1 none, us-west-2 INACTIVE", "expected thing SN-1")]

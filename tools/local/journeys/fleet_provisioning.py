@@ -39,7 +39,7 @@ from tools.local.emulation.fleet_provisioning import (
 )
 from tools.local.emulation.iot_data import IotData
 from tools.local.graph_edit import with_inputs
-from tools.local.journeys import JourneyRun, journey, short, wire
+from tools.local.journeys import JourneyRun, journey, short, shown, wire
 from tools.local.journeys import registry as seen
 from tools.local.world import World
 
@@ -132,8 +132,10 @@ def _onboard(run: JourneyRun, region: str) -> None:
             UserPoolId=pool_id, Username=username)["Groups"]]
         step.check(status == "FORCE_CHANGE_PASSWORD" and groups == [installer.INSTALLERS_GROUP]
                    and entry.get("state") == allow_list.State.ALLOWED,
-                   f"user {status}, groups {groups}; allow-list entry {entry.get('state')} "
-                   f"(kind {entry.get('kind')})")
+                   f"user {status}, groups {shown(groups)}; allow-list entry {shown(entry.get('state'))} "
+                   f"(kind {shown(entry.get('kind'))})",
+                   f"expected the user FORCE_CHANGE_PASSWORD in group {installer.INSTALLERS_GROUP} only and "
+                   f"serial {serial} ALLOWED")
 
     with run.step("installer: signs in (SRP, new password, TOTP enrolment), gets the installers' "
                   "role from the identity pool, creates a claim for the template", region=region) as step:

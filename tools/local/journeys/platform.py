@@ -10,7 +10,7 @@ from pulumi_policy import EnforcementLevel
 
 from components.x509 import is_ca_certificate, is_self_signed
 from tools.local.graph_edit import with_inputs
-from tools.local.journeys import JourneyRun, journey, short
+from tools.local.journeys import JourneyRun, journey, short, shown
 from tools.local.world import plain
 
 
@@ -45,7 +45,8 @@ def pki_bootstrap(run: JourneyRun) -> None:
                 plain(dict(resource.inputs)).get("caCertificatePem"))
         wrong = sorted(r for r, pems in declared.items() if not any(_same(p, intermediate) for p in pems))
         step.check(bool(declared) and not wrong, f"{len(declared)} CA registration(s) declared with the "
-                                                 f"intermediate's PEM", f"other CAs in: {wrong}")
+                                                 f"intermediate's PEM", f"expected the intermediate in every CA registration; "
+                                                                       f"other CAs in: {shown(wrong)}")
     for region in world.regions:
         with run.step("our CA registered in IoT: ACTIVE, auto-registration on, as declared",
                       region=region) as step:
