@@ -118,9 +118,9 @@ def summary(response: HttpResponse) -> str:
         payload = response.json().get("payload") or {}
     except ValueError:
         payload = {"body": response.body[:120]}
-    shown = {k: short(str(v), 64 if k == "message" else 24) for k, v in payload.items()
+    found = {k: short(str(v), 64 if k == "message" else 24) for k, v in payload.items()
              if k in ("message", "field", "thing_name", "certificate_id")}
-    return f"HTTP {response.status} from {response.answered_by}: {shown}"
+    return f"HTTP {response.status} from {response.answered_by}: {shown(found)}"
 
 
 def _spki(key: Any) -> bytes:

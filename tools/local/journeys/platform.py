@@ -31,12 +31,12 @@ def pki_bootstrap(run: JourneyRun) -> None:
     root, intermediate = world.pki.root.cert, world.pki.intermediate.cert
     with run.step("root CA created: self-signed CA certificate") as step:
         step.check(is_self_signed(root) and is_ca_certificate(root),
-                   f"{root.subject.rfc4514_string()}, self-signed, CA, path length {_path_length(root)}")
+                   f"{root.subject.rfc4514_string()}, self-signed, CA, path length {shown(_path_length(root))}")
     with run.step("intermediate CA issued by the root, may issue device certificates only") as step:
         intermediate.verify_directly_issued_by(root)
         step.check(is_ca_certificate(intermediate) and _path_length(intermediate) == 0,
                    f"{intermediate.subject.rfc4514_string()}, signed by the root, path length "
-                   f"{_path_length(intermediate)}")
+                   f"{shown(_path_length(intermediate))}")
     with run.step("the stack declares the intermediate as its CA in every region") as step:
         # During a CA rotation a region declares two CAs; the intermediate must be one of them.
         declared: dict[str, list[Any]] = {}
