@@ -439,3 +439,29 @@ def test_a_failed_check_says_what_was_expected() -> None:
     assert [(s.checked, s.detail) for s in result.steps] == [
         ("rows eu-west-1 none, us-west-2 INACTIVE", "expected: the row is ACTIVE in every region"),
         ("rows eu-west-1 none, us-west-2 INACTIVE", "expected thing SN-1")]
+
+
+def test_a_kept_run_gives_a_url_the_documented_cvm_request_can_be_curled_at(local_pki: LocalPki) -> None:
+    """The `curl` the `--keep` guide prints, followed literally (its URL, header and body):
+    the CVM answers 200 with the device's thing, certificate and key."""
+    import shlex
+    import urllib.request
+
+    answers: list[tuple[int, dict[str, Any]]] = []
+
+    def follow(report: Any, system: Any) -> None:
+        command = next(line for line in cli.cvm_guide(system).splitlines() if line.strip().startswith("curl "))
+        words = shlex.split(command)
+        url = next(w for w in words if w.startswith("http://127.0.0.1:"))
+        header = words[words.index("-H") + 1].split(": ", 1)
+        request = urllib.request.Request(url, words[words.index("-d") + 1].encode(), {header[0]: header[1]},
+                                         method=words[words.index("-X") + 1])
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answers.append((response.status, json.loads(response.read())))
+
+    run(RunOptions(journey="cvm", regions=configured_regions("dev")[:1], pki=local_pki), hold=follow)
+    [(status, answer)] = answers
+    payload = answer["payload"]
+    assert status == 200 and answer["status"] == "SUCCESS", answer
+    assert payload["thing_name"] and payload["certificates"]["device_certificate"].startswith("-----BEGIN CERTIFICATE")
+    assert payload["keyPair"]["privateKey"]

@@ -114,6 +114,38 @@ def device_guide(system: World, directory: Path) -> str:
     ])
 
 
+def cvm_guide(system: World) -> str:
+    """A device the factory imported into a legacy batch (no key of its own) and the `curl`
+    of the registration request for it (components/cvm/README.md), against a local URL for
+    the CVM's route; the answer holds its certificate and key."""
+    import json
+    import shlex
+
+    from tools.local.emulation.api_gateway import ApiGateway
+    from tools.local.journeys import cvm
+
+    gateway = system.emulations.get(ApiGateway)
+    regions = [r for r in system.regions if cvm.CAPABILITY in system.capabilities(r)]
+    if not isinstance(gateway, ApiGateway) or not regions:
+        return ""
+    region = regions[0]
+    legacy = [b for b in system.state(cvm.function(system, region))["environment"]["variables"]
+              .get("LEGACY_BATCHES", "").split(",") if b]
+    if not legacy:
+        return ""
+    device = cvm.Device("LOCAL-CURL-1", legacy[0], "local-salt-legacy-batch", legacy=True)
+    cvm.factory(system, region, [device])
+    registration = cvm.registration_url(system, region)
+    host, _, path = registration.removeprefix("https://").partition("/")
+    url = f"{gateway.serve(region, host)}/{path}"
+    body = json.dumps({"device_uid": device.uid, "device_token": device.token})
+    return "\n".join([
+        f"CVM registration in {region} ({registration}) at {url}; device {device.uid} is imported "
+        f"(legacy batch {device.batch}: the answer carries its certificate and key):",
+        f"  curl -s -X POST {url} -H 'Content-Type: application/json' -d {shlex.quote(body)}",
+    ])
+
+
 @contextlib.contextmanager
 def _terminate_as_interrupt() -> Iterator[None]:
     """SIGTERM unwinds like Ctrl-C, so the server is stopped either way."""
@@ -178,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _emit(report, options.json)
         printed = True
         with tempfile.TemporaryDirectory(prefix="iotmr-local-") as material:
-            guide = [access_instructions(system), device_guide(system, Path(material))]
+            guide = [access_instructions(system), device_guide(system, Path(material)), cvm_guide(system)]
             print("\n".join(g for g in guide if g),
                   file=sys.stderr if options.json else sys.stdout, flush=True)
             try:
