@@ -114,6 +114,51 @@ def device_guide(system: World, directory: Path) -> str:
     ])
 
 
+def fleet_guide(system: World, directory: Path) -> str:
+    """A serial allow-listed and a claim for it, as an installer's `tools.installer claim`
+    would hand over (written to `directory`, the key owner-only), and the fleet device example's
+    command: it provisions over MQTT with the claim, then connects as its thing."""
+    import datetime as dt
+
+    from components.edge.device_policy import telemetry_topic
+    from tools import installer
+    from tools.local.emulation.device_endpoint import DeviceEndpoints
+    from tools.local.emulation.fleet_provisioning import FleetProvisioning
+    from tools.local.emulation.policy import role_policies
+    from tools.local.journeys import fleet_provisioning as fleet
+    from tools.local.journeys import registry as seen
+    from tools.local.journeys.jitr import app_name
+    from tools.local.materialise import GLOBAL_SERVICE_REGION
+
+    provisioning, endpoints = system.emulations.get(FleetProvisioning), system.emulations.get(DeviceEndpoints)
+    regions = [r for r in system.regions if fleet.CAPABILITY in system.capabilities(r)]
+    if not isinstance(provisioning, FleetProvisioning) or not isinstance(endpoints, DeviceEndpoints) or not regions:
+        return ""
+    region, serial = regions[0], "SN-KEPT-0001"
+    installer.allow_serial(system.resource("dynamodb", region).Table(system.table(seen.PROVISIONING)), serial,
+                           now=dt.datetime.now(dt.timezone.utc))
+    [role] = [system.state(g)["roleArn"] for g in system.declared("aws:cognito/userGroup:UserGroup", region)
+              if system.state(g)["name"] == installer.INSTALLERS_GROUP]
+    template = provisioning[region]
+    claim = template.create_provisioning_claim(
+        role_policies(system.client("iam", GLOBAL_SERVICE_REGION), role), template.name)
+    certificate, key = directory / f"{serial}.claim.pem.crt", directory / f"{serial}.claim.pem.key"
+    certificate.write_text(claim["certificatePem"])
+    key.touch(mode=0o600)
+    key.write_text(claim["keyPair"]["PrivateKey"])
+    address = endpoints.addresses[region]
+    prefix = fleet.hook_variables(system, region).get("CLAIM_CLIENT_ID_PREFIX", "")
+    return "\n".join([
+        f"Fleet provisioning in {region}: serial {serial} is allow-listed and {certificate.name} / {key.name} "
+        f"are its claim (valid until {claim['expiration']:%H:%M:%S} UTC; `python -m tools.installer claim` "
+        "makes another). The device provisions over MQTT, then connects as its thing:",
+        f"  python -m examples.devices.fleet_device --endpoint {address.host_name} --ca {directory / 'root-ca.pem'} "
+        f"--claim-cert {certificate} --claim-key {key} --template {template.name} --serial {serial} "
+        f"--client-id {prefix}{serial} --topic-root {telemetry_topic(app_name(system), '').rstrip('/')} "
+        f"--proxy 127.0.0.1:{address.proxy_port}",
+    ])
+
+
 def cvm_guide(system: World) -> str:
     """A device the factory imported into a legacy batch (no key of its own) and the `curl`
     of the registration request for it (components/cvm/README.md), against a local URL for
@@ -210,7 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _emit(report, options.json)
         printed = True
         with tempfile.TemporaryDirectory(prefix="iotmr-local-") as material:
-            guide = [access_instructions(system), device_guide(system, Path(material)), cvm_guide(system)]
+            guide = [access_instructions(system), device_guide(system, Path(material)),
+                     fleet_guide(system, Path(material)), cvm_guide(system)]
             print("\n".join(g for g in guide if g),
                   file=sys.stderr if options.json else sys.stdout, flush=True)
             try:
