@@ -28,7 +28,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from examples.devices.mqtt import TIMEOUT_SECONDS, Endpoint, Outcome, connect_and_publish, connected, read_proxy
+from examples.devices.mqtt import (
+    TIMEOUT_SECONDS,
+    Endpoint,
+    Outcome,
+    add_endpoint_arguments,
+    connect_and_publish,
+    connected,
+    endpoint_from,
+)
 
 
 class ProvisioningRejected(Exception):
@@ -143,9 +151,7 @@ def run(endpoint: Endpoint, claim_pem: str, claim_key_pem: str, client_id: str, 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--endpoint", required=True, help="the device domain, e.g. iot.dev.example.com")
-    parser.add_argument("--port", type=int, default=8883)
-    parser.add_argument("--ca", type=Path, required=True, help="CA certificate that signed the server's")
+    add_endpoint_arguments(parser)
     parser.add_argument("--claim-cert", type=Path, required=True, help="the claim certificate (PEM)")
     parser.add_argument("--claim-key", type=Path, required=True, help="the claim's private key (PEM)")
     parser.add_argument("--template", required=True, help="the provisioning template's name")
@@ -155,10 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--topic-root", required=True, help="e.g. dt/<app>: publishes to <root>/<thing>/status")
     parser.add_argument("--csr", action="store_true", help="keep the private key on the device (CSR)")
     parser.add_argument("--out", type=Path, help="write the new certificate and key here")
-    parser.add_argument("--proxy", help="HOST:PORT of an HTTP CONNECT proxy (the local run's)")
     args = parser.parse_args(argv)
     try:
-        endpoint = Endpoint(args.endpoint, args.ca.read_text(), args.port, read_proxy(args.proxy))
+        endpoint = endpoint_from(args)
         made, outcome = run(endpoint, args.claim_cert.read_text(), args.claim_key.read_text(), args.client_id,
                             args.template, args.serial, args.topic_root, own_key=args.csr)
         if args.out:
