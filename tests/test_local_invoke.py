@@ -65,3 +65,33 @@ def test_a_missing_or_invalid_event_file_is_one_line_before_anything_runs(
     assert main(["invoke", HOOK, "-e", str(event)]) == invoke.EXIT_SETUP
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == f"error: event file {event}: {expected}\n"
+
+
+def test_only_the_invoking_thread_writes_to_a_functions_logs(world: World, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """sys.stdout is the function's while it runs, for its own thread only: what another
+    thread prints meanwhile (the report, a guide) is not lost in the function's logs."""
+    import threading
+
+    from tools.local.emulation.lambdas import LambdaRuntime
+
+    runtime = world.emulation(LambdaRuntime)
+    function = runtime.function(HOOK)
+    running, release = threading.Event(), threading.Event()
+
+    def handler(event: object, context: object) -> dict[str, bool]:
+        print("inside the function")
+        running.set()
+        release.wait(10)
+        return {"allowProvisioning": False}
+
+    monkeypatch.setattr(function, "loaded", handler)
+    mark = function.written
+    invocation = threading.Thread(target=runtime.invoke, args=(HOOK, {}))
+    invocation.start()
+    assert running.wait(10)
+    print("the report, printed meanwhile")
+    release.set()
+    invocation.join(10)
+    assert function.logs_since(mark) == ["inside the function"]
+    assert "the report, printed meanwhile" in capsys.readouterr().out

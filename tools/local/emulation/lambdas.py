@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,8 +130,11 @@ def readable(line: str) -> str | None:
 class _Output(io.TextIOBase):
     """A function's stdout and log records (as its logger formats them), line by line."""
 
-    def __init__(self, function: DeclaredFunction) -> None:
-        self._function = function
+    def __init__(self, function: DeclaredFunction, passthrough: Any = None,
+                 invoking: Counter[int] | None = None) -> None:
+        # As the process's sys.stdout during invocations: only the invoking threads' writes
+        # are the function's; any other thread's (the report, a guide, a device) pass through.
+        self._function, self._passthrough, self._invoking = function, passthrough, invoking
         self.handler = logging.Handler()
         self.handler.emit = self._emit  # type: ignore[method-assign]
         self._thread = threading.get_ident()
@@ -149,6 +152,9 @@ class _Output(io.TextIOBase):
         return (own or logging.Formatter()).format(record) + "\n"
 
     def write(self, text: str) -> int:
+        if self._passthrough is not None and self._invoking is not None \
+                and not self._invoking[threading.get_ident()]:
+            return int(self._passthrough.write(text))
         lines = [line for line in text.splitlines() if line.strip()]
         self._function.output.extend(lines)
         self._function.written += len(lines)
@@ -184,6 +190,7 @@ class LambdaRuntime:
                  permissions: Iterable[Mapping[str, Any]]) -> None:
         self._world = world
         self._timings = threading.local()  # per calling thread: invocations may overlap
+        self._invoking: Counter[int] = Counter()  # thread -> invocations it is running
         self.permissions = list(permissions)
         self.functions = {key: f for f in functions for key in (f.name, f.arn)}
         self._environment = threading.Condition()
@@ -212,13 +219,16 @@ class LambdaRuntime:
                 self._saved = {k: os.environ.get(k) for k in variables}
                 os.environ.update(variables)
                 self._owner = function.name
-                self._stdout, sys.stdout = sys.stdout, _Output(function)
+                self._stdout = sys.stdout
+                sys.stdout = _Output(function, self._stdout, self._invoking)
             self._running += 1
+            self._invoking[threading.get_ident()] += 1
         try:
             yield
         finally:
             with self._environment:
                 self._running -= 1
+                self._invoking[threading.get_ident()] -= 1
                 if self._running == 0:
                     for key, value in self._saved.items():
                         os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
