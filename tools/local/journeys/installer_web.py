@@ -203,7 +203,7 @@ def _drive(run: JourneyRun, browser: Browser, region_a: str, region_b: str | Non
                    and "max-age=" in headers.get("strict-transport-security", "")
                    and [r["region"] for r in config["regions"]] == list(gateway.regions),
                    f"CSP connect-src {csp.split('connect-src ')[1].split(';')[0]}; regions "
-                   f"{[r['region'] for r in config['regions']]}")
+                   f"{shown([r['region'] for r in config['regions']])}")
 
     for region in filter(None, (region_a, region_b)):
         create_user(world, region, "tess", [installer.INSTALLERS_GROUP])
