@@ -159,7 +159,11 @@ def test_the_dev_stack_runs_end_to_end(local_pki: LocalPki, dev_graph: StackGrap
     assert not [s for s in fleet if s["outcome"] == "fail"]
     serial = f"SN-LOCAL-{primary}"
     fleet_passed = {s["title"] for s in fleet if s["outcome"] == "pass"}
-    assert any(t.startswith("device: the claim gets a certificate") for t in fleet_passed)
+    device = next(s for s in fleet if s["title"].startswith("device (SDK iotidentity, MQTT over TLS"))
+    assert device["outcome"] == "pass"
+    # "Provisioned" means over MQTT: the API's accepted answers, then a publish as the thing arrived.
+    assert "over MQTT: create/accepted, provision/accepted" in device["checked"]
+    assert f"as {serial}: published to dt/" in device["checked"] and device["checked"].endswith("arrived")
     assert any(t.startswith("the recorder (stream -> declared filter) writes the inventory item")
                for t in fleet_passed)
     assert_usable_elsewhere(fleet, f"{serial} usable in {regions[1]}", replication)
