@@ -28,12 +28,14 @@ from cryptography.hazmat.primitives import serialization
 from components.edge.device_policy import device_policy_document
 from components.fleet_provisioning.component import ALLOW_LIST_ADMINS_GROUP, INSTALLERS_GROUP
 from components.iam import service_trust_policy
-from examples.devices import jitr_device
+from examples.devices import fleet_device, jitr_device
 from examples.devices.mqtt import Refused, connected
 from tests.support.certificates import issue
 from tests.support.cvm import new_csr
+from tools import installer
 from tools.harness import ACCOUNT_ID, StackGraph
 from tools.local.emulation import fleet_provisioning as fleet_module
+from tools.local.emulation import lambdas as lambdas_module
 from tools.local.emulation.api_gateway import ApiGateway
 from tools.local.emulation.fleet_provisioning import FleetProvisioning, Rejected, declared, role_for
 from tools.local.emulation.device_endpoint import DeviceEndpoints
@@ -45,6 +47,7 @@ from tools.local.emulation.rules_engine import RulesEngine, UnsupportedSql, eval
 from tools.local.emulation.streams import Streams, TargetFailed, _pipe, deliver, matches
 from tools.local.graph_edit import with_inputs
 from tools.local.journeys import cvm, jitr
+from tools.local.journeys import fleet_provisioning as fleet_journey
 from tools.local.journeys import registry as seen
 from tools.local.materialise import CUSTOM
 from tools.local.pki_material import LocalPki
@@ -767,7 +770,7 @@ def test_a_claim_is_short_lived_and_limited_to_its_template(world: World) -> Non
     template, claim_id = world.emulation(FleetProvisioning)[A], claim(world)
     assert template.claims[claim_id] - dt.datetime.now(dt.timezone.utc) <= dt.timedelta(minutes=5)
     for topic in ("$aws/things/x/shadow/update", "$aws/provisioning-templates/other/provision/json"):
-        with pytest.raises(AccessDenied, match="may not use"):
+        with pytest.raises(AccessDenied, match="claim policy does not allow iot:Publish"):
             template._claim_request(claim_id, topic)
     template.create_keys_and_certificate(claim_id)
     later = template.now
@@ -1070,3 +1073,127 @@ def test_delete_connection_closes_the_session_and_refuses_an_unconnected_client(
         assert endpoints.connected(A, device.thing_name)
         data.delete_connection(clientId=device.thing_name)
         assert not endpoints.connected(A, device.thing_name)
+
+
+# --- Fleet provisioning over MQTT (a claim on the device endpoint, the SDK's iotidentity) -----
+
+def mqtt_claim(world: World) -> dict[str, Any]:
+    """A claim as the installers' role creates it: certificate, key, id."""
+    template = world.emulation(FleetProvisioning)[A]
+    policies = role_policies(world.client("iam", "us-east-1"), groups(world)[INSTALLERS_GROUP])
+    return template.create_provisioning_claim(policies, template.name)
+
+
+def allowed_serial(world: World) -> str:
+    serial = f"SN-{uuid.uuid4().hex[:8].upper()}"
+    installer.allow_serial(world.resource("dynamodb", A).Table(world.table(seen.PROVISIONING)), serial,
+                           now=dt.datetime.now(dt.timezone.utc))
+    return serial
+
+
+def claim_client(world: World, serial: str) -> str:
+    return f"{fleet_journey.hook_variables(world, A)['CLAIM_CLIENT_ID_PREFIX']}{serial}"
+
+
+def test_a_claim_provisions_over_mqtt_with_the_answers_on_its_own_connection(world: World) -> None:
+    endpoints, template, made_claim = world.emulation(DeviceEndpoints), world.emulation(FleetProvisioning)[A], \
+        mqtt_claim(world)
+    serial = allowed_serial(world)
+    before = len(endpoints.log(A).provisioning)
+    made = fleet_device.provision(endpoints.endpoint(A), made_claim["certificatePem"],
+                                  made_claim["keyPair"]["PrivateKey"], claim_client(world, serial), template.name,
+                                  {"SerialNumber": serial}, own_key=True)
+    assert made.thing_name == serial and seen.usable(world, A, serial, made.certificate_id)
+    certified = x509.load_pem_x509_certificate(made.certificate_pem.encode()).public_key()
+    own = serialization.load_pem_private_key(made.key_pem.encode(), None).public_key()
+    assert certified.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) \
+        == own.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    answered = [(client, topic, answer[0] if answer else None)
+                for client, topic, answer in endpoints.log(A).provisioning[before:]]
+    assert answered == [
+        (claim_client(world, serial), "$aws/certificates/create-from-csr/json",
+         "$aws/certificates/create-from-csr/json/accepted"),
+        (claim_client(world, serial), f"$aws/provisioning-templates/{template.name}/provision/json",
+         f"$aws/provisioning-templates/{template.name}/provision/json/accepted")]
+
+
+def test_the_claim_policy_bounds_every_claim_publish_subscribe_and_connect(world: World) -> None:
+    endpoints, template, made_claim = world.emulation(DeviceEndpoints), world.emulation(FleetProvisioning)[A], \
+        mqtt_claim(world)
+    pem, key, client = made_claim["certificatePem"], made_claim["keyPair"]["PrivateKey"], claim_client(world, "SN-X")
+    with connected(endpoints.endpoint(A), pem, key, client) as session:
+        assert session.connection is not None
+        refused, _ = session.connection.subscribe("$aws/provisioning-templates/other/provision/json/accepted",
+                                                  mqtt.QoS.AT_LEAST_ONCE)
+        with pytest.raises(Exception):
+            refused.result(10)
+    assert endpoints.log(A).refusals[-1].startswith(
+        "iot:Subscribe $aws/provisioning-templates/other/provision/json/accepted by")
+    with connected(endpoints.endpoint(A), pem, key, client) as session:
+        session.publish("dt/iotmr/SN-X/status", {"claim": "telemetry"})  # amqtt acknowledges first (kinder)
+        deadline = time.monotonic() + 5
+        while not endpoints.log(A).refusals[-1].startswith("iot:Publish dt/iotmr/SN-X/status") \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert endpoints.log(A).refusals[-1].startswith("iot:Publish dt/iotmr/SN-X/status")
+    assert endpoints.wait_for_message(A, client, "dt/iotmr/SN-X/status", timeout=0.5) is None
+    later = template.now
+    template.now = lambda: later() + dt.timedelta(minutes=6)
+    try:
+        with pytest.raises(Refused):
+            with connected(endpoints.endpoint(A), pem, key, client):
+                pass
+    finally:
+        template.now = later
+    assert "expired claim" in endpoints.log(A).refusals[-1]
+
+
+def test_a_rejected_request_answers_as_the_mqtt_api_documents(world: World) -> None:
+    endpoints, fleet = world.emulation(DeviceEndpoints), world.emulation(FleetProvisioning)
+    template, made_claim = fleet[A], mqtt_claim(world)
+    # Over MQTT with the SDK: a serial nobody allowed, so the hook denies; 403 on .../rejected.
+    with pytest.raises(fleet_device.ProvisioningRejected) as denied:
+        fleet_device.provision(endpoints.endpoint(A), made_claim["certificatePem"],
+                               made_claim["keyPair"]["PrivateKey"], claim_client(world, "SN-NOBODY"),
+                               template.name, {"SerialNumber": "SN-NOBODY"})
+    assert (denied.value.status_code, denied.value.error_code) == (403, "AccessDenied")
+    # A token is good on the claim it was issued to only, and a payload must be a JSON object.
+    other = mqtt_claim(world)
+    token = template.create_keys_and_certificate(other["certificateId"])["certificateOwnershipToken"]
+    provision = f"$aws/provisioning-templates/{template.name}/provision/json"
+    answers = [fleet.mqtt_request(A, made_claim["certificateId"], "c", provision,
+                                  json.dumps({"certificateOwnershipToken": token}).encode()),
+               fleet.mqtt_request(A, made_claim["certificateId"], "c", "$aws/certificates/create/json", b"[1]")]
+    assert [(topic, {k: v for k, v in body.items() if k != "errorMessage"}) for topic, body in filter(None, answers)] \
+        == [(f"{provision}/rejected", {"statusCode": 400, "errorCode": "InvalidCertificateOwnershipToken"}),
+            ("$aws/certificates/create/json/rejected", {"statusCode": 400, "errorCode": "InvalidPayload"})]
+    assert fleet.mqtt_request(A, made_claim["certificateId"], "c", "$aws/things/x/shadow/update", b"{}") is None
+
+
+def test_a_cold_start_counts_by_its_cpu_time_and_an_invocation_in_full(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cold start that waits (a busy machine) is not the hook taking long; a slow invocation is."""
+    runtime, template = world.emulation(LambdaRuntime), world.emulation(FleetProvisioning)[A]
+    hook = fleet_journey.hook_arn(world, A)
+    event = {"claimCertificateId": "c" * 64, "certificateId": "d" * 64, "certificatePem": "x",
+             "templateArn": template.template["arn"], "clientId": "provision-SN-none",
+             "parameters": {"SerialNumber": "SN-none"}}
+    monkeypatch.setattr(fleet_module, "HOOK_LIMIT_SECONDS", 0.6)
+    real_load = lambdas_module.load_handler
+
+    def waiting_load(handler: str) -> Any:
+        time.sleep(0.8)  # the importing thread waits, as it does for the GIL under load
+        return real_load(handler)
+
+    runtime.cold_start(hook)
+    monkeypatch.setattr(lambdas_module, "load_handler", waiting_load)
+    with pytest.raises(Rejected, match="denied the request"):  # refused for the serial, not the time
+        template.run_hook(event)
+    timing = runtime.last_timing()
+    assert timing.init_wall >= 0.8 and timing.init_cpu < 0.6 and template.hook_answers[-1][2] == timing.counted
+
+    loaded = runtime.function(hook).loaded
+    assert loaded is not None
+    monkeypatch.setattr(runtime.function(hook), "loaded", lambda e, c: (time.sleep(0.8), loaded(e, c))[1])
+    with pytest.raises(Rejected, match="hook took"):
+        template.run_hook(event)

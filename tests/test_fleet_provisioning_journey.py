@@ -29,9 +29,11 @@ from tools.local.emulation.fleet_provisioning import (
     declared,
 )
 from tools.local.emulation.streams import Streams
+from tools.local.journeys import JourneyRun, JourneyStopped
 from tools.local.journeys import fleet_provisioning as fleet
 from tools.local.journeys import registry as seen
 from tools.local.pki_material import LocalPki
+from tools.local.report import JourneyResult, Outcome, Progress, RunReport, format_text
 from tools.local.world import World, open_world
 
 REGION = "eu-west-1"
@@ -224,3 +226,26 @@ def test_a_device_parameter_naming_another_certificate_is_refused(world: World,
             created["certificateOwnershipToken"],
             {"SerialNumber": SERIAL, "AWS::IoT::Certificate::Id": other["certificateId"]})
     assert things(world) == []
+
+
+def test_a_failed_step_reports_what_the_hook_logged(world: World, tmp_path: Path) -> None:
+    """The hook's reason to deny is in the report of the step that failed on it (and only the
+    lines it wrote during that step, made readable: no metrics records, no JSON boilerplate)."""
+    fleet.enrol(world, REGION, "alice", None)  # no serial allowed: the hook will deny
+    provisioning_claim, _, _ = claim(world, tmp_path, ScriptedInstaller())
+    with pytest.raises(Rejected):
+        template(world).run_hook({"clientId": "noise"})  # lines before the step: not reported
+    result = JourneyResult("fleet", "Fleet")
+    run = JourneyRun(world, result, Progress(enabled=False))
+    with pytest.raises(JourneyStopped):
+        with run.step("device provisions", region=REGION) as step:
+            step.logs_of(fleet.hook_arn(world, REGION))
+            fleet.provision(world, REGION, provisioning_claim.certificate_id, SERIAL)
+    [failed] = result.steps
+    assert failed.outcome == Outcome.FAIL and "403 AccessDenied" in failed.detail
+    [line] = failed.logs
+    assert line.startswith("iotmr-dev-eu-west-1-fleet-hook: INFO ")
+    assert "pre-provisioning decision" in line and "allowed=False" in line and "reason=" in line
+    assert "noise" not in line and "{" not in line
+    report = format_text(RunReport("dev", [REGION], journeys=[result]))
+    assert f"function logs meanwhile:\n{' ' * 27}{line}\n" in report

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -31,8 +32,10 @@ from tools.local.cli import main
 from tools.local.emulation.lambdas import load_handler
 from tools.local.emulation.streams import matches
 from tools.local.graph_edit import with_inputs
+from tools.local.journeys import JourneyRun, JourneyStopped, shown
 from tools.local.materialise import short_type
 from tools.local.pki_material import LocalPki
+from tools.local.report import JourneyResult, Progress
 from tools.local.runner import RunOptions, run
 from tools.local.world import Resolver
 
@@ -88,6 +91,10 @@ def test_the_dev_stack_runs_end_to_end(local_pki: LocalPki, dev_graph: StackGrap
 
     assert code == 0, json.dumps(report, indent=1)
     assert report["ok"] and not report["errors"] and not report["warnings"]
+    # What the report says it checked reads as prose: no Python reprs of lists, dicts or None.
+    reprs = [s["checked"] for j in report["journeys"] for s in j["steps"]
+             if re.search(r"[\[{(]'|\bNone\b|\(\)|\[\]|\{\}", s["checked"])]
+    assert reprs == []
     regions = configured_regions("dev")
     assert report["regions"] == regions  # primary first
     assert report["policy"]["mandatory"] == 0
@@ -152,7 +159,11 @@ def test_the_dev_stack_runs_end_to_end(local_pki: LocalPki, dev_graph: StackGrap
     assert not [s for s in fleet if s["outcome"] == "fail"]
     serial = f"SN-LOCAL-{primary}"
     fleet_passed = {s["title"] for s in fleet if s["outcome"] == "pass"}
-    assert any(t.startswith("device: the claim gets a certificate") for t in fleet_passed)
+    device = next(s for s in fleet if s["title"].startswith("device (SDK iotidentity, MQTT over TLS"))
+    assert device["outcome"] == "pass"
+    # "Provisioned" means over MQTT: the API's accepted answers, then a publish as the thing arrived.
+    assert "over MQTT: create/accepted, provision/accepted" in device["checked"]
+    assert f"as {serial}: published to dt/" in device["checked"] and device["checked"].endswith("arrived")
     assert any(t.startswith("the recorder (stream -> declared filter) writes the inventory item")
                for t in fleet_passed)
     assert_usable_elsewhere(fleet, f"{serial} usable in {regions[1]}", replication)
@@ -420,3 +431,58 @@ def test_a_kept_run_hands_out_material_a_device_of_ones_own_connects_with(
         hold=follow)
     assert guides and (tmp_path / "local-device-1.key").stat().st_mode & 0o077 == 0
     assert "connected as local-device-1, published to" in capsys.readouterr().out
+
+
+def test_a_failed_check_says_what_was_expected() -> None:
+    """A check without its own expectation fails with the step's title (what must hold); the
+    values it shows read as prose."""
+    result = JourneyResult("j", "J")
+    run = JourneyRun(None, result, Progress(enabled=False))  # type: ignore[arg-type]
+    for failure in ("", "expected thing SN-1"):
+        with pytest.raises(JourneyStopped):
+            with run.step("the row is ACTIVE in every region") as step:
+                step.check(False, f"rows {shown({'eu-west-1': None, 'us-west-2': ['INACTIVE']})}", failure)
+    assert [(s.checked, s.detail) for s in result.steps] == [
+        ("rows eu-west-1 none, us-west-2 INACTIVE", "expected: the row is ACTIVE in every region"),
+        ("rows eu-west-1 none, us-west-2 INACTIVE", "expected thing SN-1")]
+
+
+def test_a_kept_runs_fleet_and_cvm_guides_work_as_printed(local_pki: LocalPki, tmp_path: Path) -> None:
+    """The fleet device command and the CVM `curl` the `--keep` guide prints, followed
+    literally: the device provisions over MQTT with the handed-over claim and publishes as its
+    thing; the CVM answers 200 with the device's thing, certificate and key."""
+    import shlex
+    import urllib.request
+
+    from examples.devices import fleet_device
+
+    from tools.local.emulation.device_endpoint import DeviceEndpoints
+
+    answers: list[tuple[int, dict[str, Any]]] = []
+    published: list[str] = []  # (stdout is no witness: a function running meanwhile holds it)
+
+    def follow(report: Any, system: Any) -> None:
+        cli.device_guide(system, tmp_path)  # the root CA the fleet command names
+        fleet_command = next(line for line in cli.fleet_guide(system, tmp_path).splitlines()
+                             if "examples.devices.fleet_device" in line)
+        assert fleet_device.main(shlex.split(fleet_command)[3:]) == 0
+        endpoints = system.emulation(DeviceEndpoints)
+        arrived = endpoints.wait_for_message(system.regions[0], "SN-KEPT-0001", "dt/iotmr/SN-KEPT-0001/status")
+        published.extend([arrived.topic] if arrived else [])
+        command = next(line for line in cli.cvm_guide(system).splitlines() if line.strip().startswith("curl "))
+        words = shlex.split(command)
+        url = next(w for w in words if w.startswith("http://127.0.0.1:"))
+        header = words[words.index("-H") + 1].split(": ", 1)
+        request = urllib.request.Request(url, words[words.index("-d") + 1].encode(), {header[0]: header[1]},
+                                         method=words[words.index("-X") + 1])
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answers.append((response.status, json.loads(response.read())))
+
+    run(RunOptions(journeys=False, serve=False, regions=configured_regions("dev")[:1], pki=local_pki), hold=follow)
+    assert published == ["dt/iotmr/SN-KEPT-0001/status"]
+    assert (tmp_path / "SN-KEPT-0001.claim.pem.key").stat().st_mode & 0o077 == 0
+    [(status, answer)] = answers
+    payload = answer["payload"]
+    assert status == 200 and answer["status"] == "SUCCESS", answer
+    assert payload["thing_name"] and payload["certificates"]["device_certificate"].startswith("-----BEGIN CERTIFICATE")
+    assert payload["keyPair"]["privateKey"]

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from examples.devices.mqtt import Endpoint, Outcome, connect_and_publish, read_proxy
+from examples.devices.mqtt import Endpoint, Outcome, add_endpoint_arguments, connect_and_publish, endpoint_from
 
 # The registration contract (components/cvm/README.md): POST JSON, answer {status, payload}.
 Post = Callable[[Mapping[str, Any]], tuple[int, Mapping[str, Any]]]
@@ -88,15 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--uid", required=True)
     parser.add_argument("--token", required=True, help="the device token the factory derived")
     parser.add_argument("--legacy", action="store_true", help="no key of its own: receive a key pair")
-    parser.add_argument("--endpoint", required=True, help="the device domain, e.g. iot.dev.example.com")
-    parser.add_argument("--port", type=int, default=8883)
-    parser.add_argument("--ca", type=Path, required=True, help="CA certificate that signed the server's")
+    add_endpoint_arguments(parser)
     parser.add_argument("--topic-root", required=True, help="e.g. dt/<app>: publishes to <root>/<thing>/status")
-    parser.add_argument("--proxy", help="HOST:PORT of an HTTP CONNECT proxy (the local run's)")
     parser.add_argument("--out", type=Path, help="directory to keep certificate.pem and private.key in")
     args = parser.parse_args(argv)
     try:
-        endpoint = Endpoint(args.endpoint, args.ca.read_text(), args.port, read_proxy(args.proxy))
+        endpoint = endpoint_from(args)
         made, outcome = run(https_post(args.url), endpoint, args.uid, args.token, args.topic_root,
                             legacy=args.legacy)
         if args.out:

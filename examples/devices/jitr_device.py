@@ -16,7 +16,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from examples.devices.mqtt import Endpoint, Outcome, Refused, connect_and_publish, connected, read_proxy
+from examples.devices.mqtt import (
+    Endpoint,
+    Outcome,
+    Refused,
+    add_endpoint_arguments,
+    connect_and_publish,
+    connected,
+    endpoint_from,
+)
 
 ATTEMPTS, BACKOFF_SECONDS = 6, 0.5
 
@@ -41,17 +49,14 @@ def run(endpoint: Endpoint, certificate_pem: str, key_pem: str, thing_name: str,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--endpoint", required=True, help="the device domain, e.g. iot.dev.example.com")
-    parser.add_argument("--port", type=int, default=8883)
-    parser.add_argument("--ca", type=Path, required=True, help="CA certificate that signed the server's")
+    add_endpoint_arguments(parser)
     parser.add_argument("--cert", type=Path, required=True, help="the device certificate (PEM)")
     parser.add_argument("--key", type=Path, required=True, help="the device's private key (PEM)")
     parser.add_argument("--thing", required=True, help="thing name = MQTT client id")
     parser.add_argument("--topic", required=True, help="where to publish, e.g. dt/<app>/<thing>/status")
-    parser.add_argument("--proxy", help="HOST:PORT of an HTTP CONNECT proxy (the local run's)")
     args = parser.parse_args(argv)
     try:
-        endpoint = Endpoint(args.endpoint, args.ca.read_text(), args.port, read_proxy(args.proxy))
+        endpoint = endpoint_from(args)
         outcome = run(endpoint, args.cert.read_text(), args.key.read_text(), args.thing, args.topic)
     except OSError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -5,11 +5,13 @@ down (and waited for) when the session ends, so nothing keeps running after the 
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from awscrt import io, mqtt
@@ -109,6 +111,19 @@ def connect_and_publish(endpoint: Endpoint, certificate_pem: str, key_pem: str, 
             if attempt < attempts:
                 time.sleep(backoff_seconds * attempt)
     return outcome
+
+
+def add_endpoint_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command-line options every example device takes to reach the endpoint."""
+    parser.add_argument("--endpoint", required=True, help="the device domain, e.g. iot.dev.example.com")
+    parser.add_argument("--port", type=int, default=8883)
+    parser.add_argument("--ca", type=Path, required=True, help="CA certificate that signed the server's")
+    parser.add_argument("--proxy", help="HOST:PORT of an HTTP CONNECT proxy (the local run's)")
+
+
+def endpoint_from(args: argparse.Namespace) -> Endpoint:
+    """The Endpoint those options name (reads the CA file: OSError when it is missing)."""
+    return Endpoint(args.endpoint, args.ca.read_text(), args.port, read_proxy(args.proxy))
 
 
 def read_proxy(value: str | None) -> tuple[str, int] | None:

@@ -27,7 +27,9 @@ fleet provisioning, global tables, pipes) from the declared resources; drive the
 journeys and report every step per region.
 Exit status: 0 all journeys passed (pending steps allowed), 1 a journey failed or the
 policy pack rejected the stack, 2 the run could not start, 130 interrupted (Ctrl-C or
-SIGTERM; also how a --keep run ends). `--list` names the journeys and wires."""
+SIGTERM; also how a --keep run ends). `--list` names the journeys and wires.
+`python -m tools.local invoke <function> -e event.json` invokes one declared Lambda
+function in the local world instead (`invoke --help`)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,6 +114,83 @@ def device_guide(system: World, directory: Path) -> str:
     ])
 
 
+def fleet_guide(system: World, directory: Path) -> str:
+    """A serial allow-listed and a claim for it, as an installer's `tools.installer claim`
+    would hand over (written to `directory`, the key owner-only), and the fleet device example's
+    command: it provisions over MQTT with the claim, then connects as its thing."""
+    import datetime as dt
+
+    from components.edge.device_policy import telemetry_topic
+    from tools import installer
+    from tools.local.emulation.device_endpoint import DeviceEndpoints
+    from tools.local.emulation.fleet_provisioning import FleetProvisioning
+    from tools.local.emulation.policy import role_policies
+    from tools.local.journeys import fleet_provisioning as fleet
+    from tools.local.journeys import registry as seen
+    from tools.local.journeys.jitr import app_name
+    from tools.local.materialise import GLOBAL_SERVICE_REGION
+
+    provisioning, endpoints = system.emulations.get(FleetProvisioning), system.emulations.get(DeviceEndpoints)
+    regions = [r for r in system.regions if fleet.CAPABILITY in system.capabilities(r)]
+    if not isinstance(provisioning, FleetProvisioning) or not isinstance(endpoints, DeviceEndpoints) or not regions:
+        return ""
+    region, serial = regions[0], "SN-KEPT-0001"
+    installer.allow_serial(system.resource("dynamodb", region).Table(system.table(seen.PROVISIONING)), serial,
+                           now=dt.datetime.now(dt.timezone.utc))
+    [role] = [system.state(g)["roleArn"] for g in system.declared("aws:cognito/userGroup:UserGroup", region)
+              if system.state(g)["name"] == installer.INSTALLERS_GROUP]
+    template = provisioning[region]
+    claim = template.create_provisioning_claim(
+        role_policies(system.client("iam", GLOBAL_SERVICE_REGION), role), template.name)
+    certificate, key = directory / f"{serial}.claim.pem.crt", directory / f"{serial}.claim.pem.key"
+    certificate.write_text(claim["certificatePem"])
+    key.touch(mode=0o600)
+    key.write_text(claim["keyPair"]["PrivateKey"])
+    address = endpoints.addresses[region]
+    prefix = fleet.hook_variables(system, region).get("CLAIM_CLIENT_ID_PREFIX", "")
+    return "\n".join([
+        f"Fleet provisioning in {region}: serial {serial} is allow-listed and {certificate.name} / {key.name} "
+        f"are its claim (valid until {claim['expiration']:%H:%M:%S} UTC; `python -m tools.installer claim` "
+        "makes another). The device provisions over MQTT, then connects as its thing:",
+        f"  python -m examples.devices.fleet_device --endpoint {address.host_name} --ca {directory / 'root-ca.pem'} "
+        f"--claim-cert {certificate} --claim-key {key} --template {template.name} --serial {serial} "
+        f"--client-id {prefix}{serial} --topic-root {telemetry_topic(app_name(system), '').rstrip('/')} "
+        f"--proxy 127.0.0.1:{address.proxy_port}",
+    ])
+
+
+def cvm_guide(system: World) -> str:
+    """A device the factory imported into a legacy batch (no key of its own) and the `curl`
+    of the registration request for it (components/cvm/README.md), against a local URL for
+    the CVM's route; the answer holds its certificate and key."""
+    import json
+    import shlex
+
+    from tools.local.emulation.api_gateway import ApiGateway
+    from tools.local.journeys import cvm
+
+    gateway = system.emulations.get(ApiGateway)
+    regions = [r for r in system.regions if cvm.CAPABILITY in system.capabilities(r)]
+    if not isinstance(gateway, ApiGateway) or not regions:
+        return ""
+    region = regions[0]
+    legacy = [b for b in system.state(cvm.function(system, region))["environment"]["variables"]
+              .get("LEGACY_BATCHES", "").split(",") if b]
+    if not legacy:
+        return ""
+    device = cvm.Device("LOCAL-CURL-1", legacy[0], "local-salt-legacy-batch", legacy=True)
+    cvm.factory(system, region, [device])
+    registration = cvm.registration_url(system, region)
+    host, _, path = registration.removeprefix("https://").partition("/")
+    url = f"{gateway.serve(region, host)}/{path}"
+    body = json.dumps({"device_uid": device.uid, "device_token": device.token})
+    return "\n".join([
+        f"CVM registration in {region} ({registration}) at {url}; device {device.uid} is imported "
+        f"(legacy batch {device.batch}: the answer carries its certificate and key):",
+        f"  curl -s -X POST {url} -H 'Content-Type: application/json' -d {shlex.quote(body)}",
+    ])
+
+
 @contextlib.contextmanager
 def _terminate_as_interrupt() -> Iterator[None]:
     """SIGTERM unwinds like Ctrl-C, so the server is stopped either way."""
@@ -155,7 +234,12 @@ def wait_for_interrupt(stop: threading.Event, tick: float = 0.5) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    options = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["invoke"]:
+        from tools.local import invoke
+
+        return invoke.main(arguments[1:])
+    options = build_parser().parse_args(arguments)
     if options.list:
         print(list_names())
         return EXIT_OK
@@ -171,7 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _emit(report, options.json)
         printed = True
         with tempfile.TemporaryDirectory(prefix="iotmr-local-") as material:
-            guide = [access_instructions(system), device_guide(system, Path(material))]
+            guide = [access_instructions(system), device_guide(system, Path(material)),
+                     fleet_guide(system, Path(material)), cvm_guide(system)]
             print("\n".join(g for g in guide if g),
                   file=sys.stderr if options.json else sys.stdout, flush=True)
             try:

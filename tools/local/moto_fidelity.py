@@ -183,7 +183,7 @@ def amazon_issuer_pem() -> str:
     return certificate.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def _amazon_issued(subject: x509.Name, public_key: Any) -> str:
+def amazon_issued(subject: x509.Name, public_key: Any) -> str:
     """A certificate for `public_key` from the Amazon issuer above, as AWS IoT issues them."""
     now = dt.datetime.now(dt.timezone.utc)
     certificate = (x509.CertificateBuilder().subject_name(subject)
@@ -198,7 +198,7 @@ def _amazon_issued(subject: x509.Name, public_key: Any) -> str:
 def _certificate_from_csr(self: Any, csr: str, set_as_active: bool) -> Any:
     """The CSR's own public key and subject, as AWS certifies them (moto certifies a new key)."""
     request = x509.load_pem_x509_csr(csr.encode())
-    return self.register_certificate(_amazon_issued(request.subject, request.public_key()),
+    return self.register_certificate(amazon_issued(request.subject, request.public_key()),
                                      ca_certificate_pem=None, set_as_active=set_as_active, status="INACTIVE")
 
 
@@ -207,7 +207,7 @@ def _generated_certificate(self: Any, domain_name: str, subject: x509.Name, key:
     device endpoint that trusts the Amazon issuer accepts it as AWS IoT does."""
     if key is None:
         raise ValueError("moto generates a certificate without a key only for the CSR path, patched above")
-    return _amazon_issued(subject, key.public_key())
+    return amazon_issued(subject, key.public_key())
 
 
 # --- DynamoDB ------------------------------------------------------------------------------

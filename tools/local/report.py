@@ -25,6 +25,8 @@ class StepResult:
     outcome: Outcome
     checked: str = ""  # the state that was checked, as found
     detail: str = ""  # why it failed / what it is pending on
+    # A failed step: what the functions it relies on logged meanwhile ("<function>: <line>").
+    logs: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -182,6 +184,9 @@ def format_text(report: RunReport) -> str:
                 lines.append(f"  {'':<23}checked: {step.checked}")
             if step.detail:
                 lines.append(f"  {'':<23}{step.detail}")
+            if step.logs:
+                lines.append(f"  {'':<23}function logs meanwhile:")
+                lines.extend(f"  {'':<25}{line}" for line in step.logs)
     for warning in report.warnings:
         lines.append(f"warning: {warning}")
     for error in report.errors:

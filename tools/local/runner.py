@@ -37,6 +37,8 @@ class RunOptions:
     project_dir: Path = PROJECT_DIR
     pki: pki_material.LocalPki | None = None  # None: a new one (runs that share one share
     # the stack's evaluation and its policy check within the process)
+    journeys: bool = True  # False: stand the world up (every capability) for `hold` only
+    serve: bool = True  # the moto server for `hold` (--keep); `invoke` needs none
 
 
 # (project, stack, config overrides) -> (evaluated graph, policy report): the same stack with
@@ -109,8 +111,8 @@ def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | N
 
     progress = progress or Progress(enabled=False)
     started = time.monotonic()
-    selected = [j for j in journeys.ordered() if options.journey in (None, j.name)]
-    if not selected:
+    selected = [j for j in journeys.ordered() if options.journey in (None, j.name) and options.journeys]
+    if not selected and options.journeys:
         raise SetupError(f"--journey: no journey {options.journey!r} (available: "
                          f"{', '.join(j.name for j in journeys.ordered())})")
     unknown = [w for w in options.breaks if w not in journeys.WIRES]
@@ -175,7 +177,7 @@ def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | N
         policy_report=policy_report)
     threads_before = set(threading.enumerate())
     runtime = [j for j in selected if j.needs_runtime]
-    if not runtime:
+    if not runtime and options.journeys:
         _run_journeys(World(graph=graph, **{k: v for k, v in context.items() if k != "regions"},
                             regions=tuple(regions)), selected, report, progress)
     else:
@@ -194,7 +196,7 @@ def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | N
                     _run_journeys(world, selected, report, progress)
                     report.seconds = time.monotonic() - started
                     if hold is not None and not report.interrupted:
-                        report.endpoint = world.serve()
+                        report.endpoint = world.serve() if options.serve else ""
                         hold(report, world)
                 finally:
                     report.warnings += _drain(world)

@@ -9,10 +9,12 @@ from __future__ import annotations
 import base64
 import json
 import re
+import threading
 import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -77,6 +79,41 @@ def validation_error_string(errors: list[jsonschema.ValidationError]) -> str:
 class ApiGateway:
     def __init__(self, world: World) -> None:
         self._world = world
+        self._servers: dict[tuple[str, str], ThreadingHTTPServer] = {}
+
+    def serve(self, region: str, host: str) -> str:
+        """A plain-HTTP listener on 127.0.0.1 (a free port) for the API behind `host` (a custom
+        domain or an execute-api host) in `region`, for a person's `curl` (`--keep`): each
+        request goes through `request` as if sent to https://<host><path>. Not TLS: the real
+        domain's certificate is ACM's, which the local run does not have."""
+        if (region, host) not in self._servers:
+            gateway = self
+
+            class Forward(BaseHTTPRequestHandler):
+                def _answer(self) -> None:
+                    length = int(self.headers.get("Content-Length") or 0)
+                    body = self.rfile.read(length).decode("utf-8", "replace") if length else None
+                    answer = gateway.request(region, self.command, f"https://{host}{self.path}", body,
+                                             {k: v for k, v in self.headers.items()
+                                              if k.lower() not in ("host", "content-length")})
+                    data = answer.body.encode()
+                    self.send_response(answer.status)
+                    for key, value in answer.headers.items():
+                        self.send_header(key, value)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+
+                do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _answer
+
+                def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                    pass  # the run's output stays the report and the guide
+
+            server = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+            server.daemon_threads = True
+            threading.Thread(target=server.serve_forever, name=f"api-gateway-{region}", daemon=True).start()
+            self._servers[(region, host)] = server
+        return f"http://127.0.0.1:{self._servers[(region, host)].server_address[1]}"
 
     def request(self, region: str, method: str, url: str, body: str | None = None,
                 headers: Mapping[str, str] | None = None) -> HttpResponse:
@@ -194,7 +231,10 @@ class ApiGateway:
                 "validator + JSON-schema model, AWS_PROXY under the declared permission)")
 
     def stop(self) -> None:
-        pass
+        for server in self._servers.values():
+            server.shutdown()
+            server.server_close()
+        self._servers.clear()
 
 
 @emulation("api_gateway")

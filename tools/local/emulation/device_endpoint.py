@@ -17,6 +17,12 @@ What a device meets (docs/emulation.md, "Device endpoint", cites the AWS pages):
   packet (a policy or certificate changed meanwhile counts). A denied PUBLISH or SUBSCRIBE
   closes the connection (AWS: disconnect reason AUTH_ERROR); a denied delivery is dropped.
 * An accepted PUBLISH whose payload is a JSON object goes to the region's rules engine.
+* Fleet provisioning's MQTT API (`DeviceBroker._handle_message_delivery`): amqtt closes a
+  client that publishes to a `$` topic before any plugin runs, so the broker's delivery is
+  overridden for `$aws/` topics only. A claim's request (checked like any publish) goes to
+  the one fleet provisioning emulation, and its `/accepted` or `/rejected` answer returns on
+  the same connection only, to a subscription the claim made and may receive (AWS: "returns
+  the results through the same MQTT connection"). Any other `$` topic still closes it.
 
 Devices reach a region's endpoint by its DNS name: `Address.proxy_port` is a one-route HTTP
 CONNECT proxy standing in for the DNS answer (the device SDK's `http_proxy_options`), so the
@@ -80,6 +86,8 @@ class Log:
     messages: list[Message] = field(default_factory=list)  # accepted publishes
     registrations: list[tuple[Registration, list[Delivery]]] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)
+    # fleet provisioning MQTT API: (client id, request topic, (answer topic, payload) or None)
+    provisioning: list[tuple[str, str, tuple[str, Any] | None]] = field(default_factory=list)
 
 
 class DeviceBroker(Broker):
@@ -91,6 +99,28 @@ class DeviceBroker(Broker):
 
     def _create_ssl_context(self, listener: Any) -> ssl.SSLContext:
         return self.gate.tls_context(self.region)
+
+    async def _handle_message_delivery(self, client_session: Session, handler: Any, wait_deliver: Any) -> bool:
+        message = wait_deliver.result()
+        if message is None or not str(message.topic or "").startswith("$aws/"):
+            return bool(await super()._handle_message_delivery(client_session, handler, wait_deliver))
+        if not await self._topic_filtering(client_session, message.topic, Action.PUBLISH):
+            return True  # PolicyCheck logged it and is closing the connection
+        answer = await self._loop.run_in_executor(None, self.gate.reserved, self.region, client_session,
+                                                  message.topic, bytes(message.data or b""))
+        if answer is None:
+            return False  # no API of this emulation: closed, as amqtt closes any `$` topic
+        topic, payload = answer
+        qos = max((q for f, subscribers in self._subscriptions.items() if self._matches(topic, f)
+                   for s, q in subscribers if s.client_id == client_session.client_id), default=None)
+        if qos is None or not await self._topic_filtering(client_session, topic, Action.RECEIVE):
+            self.gate.logs[self.region].refusals.append(
+                f"{topic} not delivered to {client_session.client_id}: not subscribed or not allowed to receive")
+            return True
+        # as amqtt's own deliveries: not awaited here (a QoS 1 answer waits for the PUBACK)
+        self.gate.keep(asyncio.ensure_future(
+            handler.mqtt_publish(topic, json.dumps(payload, default=str).encode(), qos, retain=False)))
+        return True
 
     def close_session(self, session: Session) -> None:
         """Drop a client's network connection (AWS IoT: AUTH_ERROR)."""
@@ -199,7 +229,8 @@ class Gate:
         client_id = session.client_id or ""
         try:
             pem = _peer_pem(session)
-            if not self._registered(region, pem):
+            if not self._registered(region, pem) and data.claim_allows(region, pem, "iot:Connect",
+                                                                         f"client/{client_id}") is None:
                 registration = data.auto_register(region, pem)  # raises when not eligible
                 deliveries = data.publish_registered(registration)
                 self.logs[region].registrations.append((registration, deliveries))
@@ -232,6 +263,21 @@ class Gate:
         if not ok:
             self.logs[region].refusals.append(f"{verb} {topic} by {client_id}: {why}")
         return ok
+
+    def reserved(self, region: str, session: Session, topic: str, payload: bytes) -> tuple[str, Any] | None:
+        """A publish to a `$aws/` topic the policy allowed: the fleet provisioning MQTT API's
+        answer (topic, payload), or None when no emulated API serves the topic."""
+        from tools.local.emulation.fleet_provisioning import FleetProvisioning
+
+        answer = None
+        if FleetProvisioning in self._world.emulations:
+            answer = self._world.emulation(FleetProvisioning).mqtt_request(
+                region, certificate_id(_peer_pem(session)), session.client_id or "", topic, payload)
+        self.logs[region].provisioning.append((session.client_id or "", topic, answer))
+        if answer is None:
+            self.logs[region].refusals.append(f"{topic} by {session.client_id}: a reserved topic this "
+                                              "endpoint does not serve")
+        return answer
 
     def published(self, region: str, client_id: str, topic: str, payload: bytes) -> None:
         self.logs[region].messages.append(Message(client_id, topic, payload))

@@ -1,6 +1,13 @@
 """Fleet provisioning by trusted user (moto has no templates, claims, hooks or identity-pool
 roles): the declared template and role attachment, and what moto stores (Cognito, IAM, the
-registry). docs/emulation.md, "Fleet provisioning and Cognito"."""
+registry). docs/emulation.md, "Fleet provisioning and Cognito".
+
+The device provisioning MQTT API ("Device provisioning MQTT API", AWS IoT developer guide)
+is `FleetProvisioning.mqtt_request`: the device endpoint hands it a claim's publish to a
+`$aws/certificates/...` or `$aws/provisioning-templates/...` topic and sends the
+`/accepted` or `/rejected` answer back on the same connection. Every call of the API, over
+MQTT or direct, goes through the same methods below, and a claim's rights are one IoT
+policy (`claim_policy`) evaluated by the one evaluator."""
 
 from __future__ import annotations
 
@@ -25,12 +32,16 @@ from tools.local.emulation import emulation
 from tools.local.emulation.lambdas import InvokeDenied, LambdaRuntime
 from tools.local.emulation.policy import AccessDenied, allows, assume, role_policies, trust_allows
 from tools.local.materialise import GLOBAL_SERVICE_REGION
+from tools.local.moto_fidelity import amazon_issued
 from tools.local.world import World
 
 TEMPLATE = "aws:iot/provisioningTemplate:ProvisioningTemplate"
 IOT_PRINCIPAL = "iot.amazonaws.com"
 HOOK_LIMIT_SECONDS = 5.0  # "Pre-provisioning hooks": return within 5 seconds
 CLAIM_LIFETIME = dt.timedelta(minutes=5)  # "Provisioning by trusted user"
+TOKEN_LIFETIME = dt.timedelta(hours=1)  # "Device provisioning MQTT API": certificateOwnershipToken
+CREATE_TOPIC = "$aws/certificates/create/json"
+CREATE_FROM_CSR_TOPIC = "$aws/certificates/create-from-csr/json"
 # "Provisioning templates", Resources section: the properties each resource type documents
 # (OverrideSettings sits beside Properties). Anything else is refused, the less permissive
 # reading of an undocumented property, never silently ignored or guessed at.
@@ -183,18 +194,43 @@ class ScriptedInstaller:
 
 
 def claim_certificate() -> tuple[str, str, str]:
-    """A temporary claim certificate: (id, PEM, private key PEM); not in the account's list."""
+    """A temporary claim certificate: (id, PEM, private key PEM); not in the account's list.
+    Amazon-issued, as AWS IoT issues it, so the device endpoint's TLS accepts it."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "AWS IoT Provisioning Claim")])
-    now = dt.datetime.now(dt.timezone.utc)
-    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - dt.timedelta(minutes=1))
-                   .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
+    pem = amazon_issued(name, key.public_key())
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption()).decode()
-    return (certificate.fingerprint(hashes.SHA256()).hex(),
-            certificate.public_bytes(serialization.Encoding.PEM).decode(), key_pem)
+    return x509.load_pem_x509_certificate(pem.encode()).fingerprint(hashes.SHA256()).hex(), pem, key_pem
+
+
+def provision_topic(template_name: str) -> str:
+    return f"$aws/provisioning-templates/{template_name}/provision/json"
+
+
+def claim_policy(region: str, template_name: str) -> dict[str, Any]:
+    """What a trusted-user claim may do, as an IoT policy. AWS documents that a claim can only
+    provision with its template, not the policy it carries: this is the least the MQTT API
+    needs (connect; publish the three requests; subscribe to and receive their answers), the
+    less permissive reading. JSON payloads only (the emulation serves no CBOR)."""
+    def arn(kind: str, name: str) -> str:
+        return f"arn:aws:iot:{region}:{ACCOUNT_ID}:{kind}/{name}"
+    requests = [CREATE_TOPIC, CREATE_FROM_CSR_TOPIC, provision_topic(template_name)]
+    answers = [f"{r}/{outcome}" for r in requests for outcome in ("accepted", "rejected")]
+    return {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "iot:Connect", "Resource": arn("client", "*")},
+        {"Effect": "Allow", "Action": "iot:Publish", "Resource": [arn("topic", r) for r in requests]},
+        {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": [arn("topicfilter", a) for a in answers]},
+        {"Effect": "Allow", "Action": "iot:Receive", "Resource": [arn("topic", a) for a in answers]}]}
+
+
+@dataclass(frozen=True)
+class OwnershipToken:
+    """A certificateOwnershipToken: the certificate it proves, the claim it was issued to (a
+    token is good on its claim only: undocumented, the less permissive reading), its expiry."""
+    certificate_id: str
+    claim_id: str
+    expires: dt.datetime
 
 
 @dataclass
@@ -205,7 +241,7 @@ class TemplateEmulator:
     region: str
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)
     claims: dict[str, dt.datetime] = field(default_factory=dict)  # claim id -> expiry
-    tokens: dict[str, str] = field(default_factory=dict)  # ownership token -> certificate id
+    tokens: dict[str, OwnershipToken] = field(default_factory=dict)
     hook_answers: list[tuple[dict[str, Any], Any, float]] = field(default_factory=list)
 
     @property
@@ -237,27 +273,54 @@ class TemplateEmulator:
         return {"certificateId": certificate_id, "certificatePem": pem,
                 "keyPair": {"PrivateKey": key_pem, "PublicKey": "unused"}, "expiration": expiration}
 
+    def live_claim(self, claim_id: str) -> bool:
+        return claim_id in self.claims and self.now() < self.claims[claim_id]
+
+    def claim_allows(self, claim_id: str, action: str, resource: str) -> tuple[bool, str]:
+        """The claim policy on `action` over `resource` ("topic/<t>", "client/<id>"...)."""
+        if not self.live_claim(claim_id):
+            return False, "unknown or expired claim certificate"
+        target = f"arn:aws:iot:{self.region}:{ACCOUNT_ID}:{resource}"
+        if allows([claim_policy(self.region, self.name)], action, target):
+            return True, f"live claim; the claim policy allows {action}"
+        return False, f"the claim policy does not allow {action} on {resource}"
+
     def _claim_request(self, claim_id: str, topic: str) -> None:
-        """A claim's use of the MQTT provisioning API: its template's topics, for 5 minutes."""
-        if claim_id not in self.claims or self.now() >= self.claims[claim_id]:
-            raise AccessDenied("unknown or expired claim certificate")
-        if topic not in ("$aws/certificates/create/json", f"$aws/provisioning-templates/{self.name}/provision/json"):
-            raise AccessDenied(f"a claim may not use {topic}")
+        """A claim's use of the MQTT provisioning API: the claim policy's topics, for 5 minutes."""
+        ok, why = self.claim_allows(claim_id, "iot:Publish", f"topic/{topic}")
+        if not ok:
+            raise AccessDenied(why)
+
+    def _token(self, claim_id: str, certificate_id: str) -> str:
+        token = uuid.uuid4().hex
+        self.tokens[token] = OwnershipToken(certificate_id, claim_id, self.now() + TOKEN_LIFETIME)
+        return token
 
     def create_keys_and_certificate(self, claim_id: str) -> dict[str, Any]:
-        self._claim_request(claim_id, "$aws/certificates/create/json")
+        self._claim_request(claim_id, CREATE_TOPIC)
         created = self.iot.create_keys_and_certificate(setAsActive=False)  # PENDING on AWS
-        token = uuid.uuid4().hex
-        self.tokens[token] = created["certificateId"]
         return {"certificateId": created["certificateId"], "certificatePem": created["certificatePem"],
-                "privateKey": created["keyPair"]["PrivateKey"], "certificateOwnershipToken": token}
+                "privateKey": created["keyPair"]["PrivateKey"],
+                "certificateOwnershipToken": self._token(claim_id, created["certificateId"])}
+
+    def create_certificate_from_csr(self, claim_id: str, csr: str) -> dict[str, Any]:
+        self._claim_request(claim_id, CREATE_FROM_CSR_TOPIC)
+        try:
+            x509.load_pem_x509_csr(csr.encode())
+        except ValueError:
+            raise Rejected(400, "InvalidCsr", "certificateSigningRequest is not a PEM CSR") from None
+        created = self.iot.create_certificate_from_csr(certificateSigningRequest=csr, setAsActive=False)
+        return {"certificateId": created["certificateId"], "certificatePem": created["certificatePem"],
+                "certificateOwnershipToken": self._token(claim_id, created["certificateId"])}
 
     def register_thing(self, claim_id: str, client_id: str, token: str,
                        parameters: Mapping[str, str]) -> dict[str, Any]:
-        self._claim_request(claim_id, f"$aws/provisioning-templates/{self.name}/provision/json")
-        certificate_id = self.tokens.get(token)
-        if certificate_id is None:
-            raise Rejected(400, "InvalidCertificateOwnershipToken", "unknown token")
+        self._claim_request(claim_id, provision_topic(self.name))
+        owned = self.tokens.get(token)
+        if owned is None or owned.claim_id != claim_id or self.now() >= owned.expires:
+            raise Rejected(400, "InvalidCertificateOwnershipToken",
+                           "the certificateOwnershipToken is unknown, expired or another claim's")
+        certificate_id = owned.certificate_id
         pem = self.iot.describe_certificate(certificateId=certificate_id)["certificateDescription"]["certificatePem"]
         overrides = self.run_hook({"claimCertificateId": claim_id, "certificateId": certificate_id,
                                    "certificatePem": pem, "templateArn": self.template["arn"],
@@ -271,19 +334,23 @@ class TemplateEmulator:
         hook = template["preProvisioningHook"]
         if hook.get("payloadVersion") != "2020-04-01":
             raise Rejected(400, "InvalidRequestException", f"hook payload {hook.get('payloadVersion')}")
-        started = time.monotonic()
+        runtime = self.world.emulation(LambdaRuntime)
         try:
-            answer = self.world.emulation(LambdaRuntime).invoke_as_service(
+            answer = runtime.invoke_as_service(
                 hook["targetArn"], event, principal=IOT_PRINCIPAL, source_arn=template["arn"],
                 source_account=ACCOUNT_ID)
         except InvokeDenied as denied:
             raise Rejected(403, "AccessDenied", f"AWS IoT may not invoke the hook: {denied}") from None
         except Exception as error:  # the function failed
-            raise Rejected(403, "AccessDenied", f"hook failed: {error!r}") from None
-        seconds = time.monotonic() - started
+            raise Rejected(403, "AccessDenied", f"hook failed: {type(error).__name__}: {error}") from None
+        # Cold start included, as AWS counts it; its imports by their CPU time (lambdas.Timing):
+        # the run's other threads slowing this process down are not the hook taking long.
+        timing = runtime.last_timing()
+        seconds = timing.counted
         self.hook_answers.append((event, answer, seconds))
         if seconds > HOOK_LIMIT_SECONDS:
-            raise Rejected(403, "AccessDenied", f"hook took {seconds:.1f}s")
+            raise Rejected(403, "AccessDenied", f"hook took {seconds:.1f}s (cold start {timing.init_cpu:.1f}s "
+                                                f"of CPU, invocation {timing.run_wall:.1f}s)")
         if not isinstance(answer, dict) or answer.get("allowProvisioning") is not True:
             raise Rejected(403, "AccessDenied", "the pre-provisioning hook denied the request")
         return {str(k): str(v) for k, v in (answer.get("parameterOverrides") or {}).items()}
@@ -361,6 +428,50 @@ class FleetProvisioning:
 
     def __getitem__(self, region: str) -> TemplateEmulator:
         return self.templates[region]
+
+    def claim_allows(self, region: str, claim_id: str, action: str, resource: str) -> tuple[bool, str] | None:
+        """None when `claim_id` is no claim of the region's template (a device certificate)."""
+        template = self.templates.get(region)
+        if template is None or claim_id not in template.claims:
+            return None
+        return template.claim_allows(claim_id, action, resource)
+
+    def mqtt_request(self, region: str, claim_id: str, client_id: str, topic: str,
+                     payload: bytes) -> tuple[str, dict[str, Any]] | None:
+        """A claim's request on a provisioning topic -> (answer topic, answer payload) as the
+        "Device provisioning MQTT API" page gives them: `<topic>/accepted` with the operation's
+        response, or `<topic>/rejected` with {statusCode, errorCode, errorMessage}. None: not a
+        topic of this API (the endpoint refuses it)."""
+        template = self.templates.get(region)
+        if template is None or topic not in (CREATE_TOPIC, CREATE_FROM_CSR_TOPIC, provision_topic(template.name)):
+            return None
+        try:
+            try:
+                request = json.loads(payload or b"{}")
+            except ValueError:
+                request = None
+            if not isinstance(request, dict):
+                raise Rejected(400, "InvalidPayload", "the request payload is not a JSON object")
+            if topic == CREATE_TOPIC:
+                answer = template.create_keys_and_certificate(claim_id)
+            elif topic == CREATE_FROM_CSR_TOPIC:
+                csr = request.get("certificateSigningRequest")
+                if not isinstance(csr, str):
+                    raise Rejected(400, "InvalidPayload", "certificateSigningRequest (a PEM CSR) is required")
+                answer = template.create_certificate_from_csr(claim_id, csr)
+            else:
+                token, parameters = request.get("certificateOwnershipToken"), request.get("parameters") or {}
+                if not isinstance(token, str) or not isinstance(parameters, dict) or not all(
+                        isinstance(k, str) and isinstance(v, str) for k, v in parameters.items()):
+                    raise Rejected(400, "InvalidPayload", "certificateOwnershipToken (string) is required; "
+                                   "parameters must map strings to strings")
+                answer = template.register_thing(claim_id, client_id, token, parameters)
+        except Rejected as rejected:
+            return f"{topic}/rejected", {"statusCode": rejected.status_code, "errorCode": rejected.error_code,
+                                         "errorMessage": str(rejected).split(": ", 1)[-1]}
+        except AccessDenied as denied:
+            return f"{topic}/rejected", {"statusCode": 403, "errorCode": "AccessDenied", "errorMessage": str(denied)}
+        return f"{topic}/accepted", answer
 
     def describe(self) -> str:
         return (f"fleet provisioning: {len(self.templates)} template(s), hook under its declared "

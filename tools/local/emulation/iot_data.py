@@ -103,6 +103,9 @@ class IotData:
         """Would IoT in `region` let this device, connected as `client_id`, do `action` on
         `resource` (e.g. "client/<id>")? (ok, why)"""
         iot = self._world.client("iot", region)
+        claimed = self.claim_allows(region, certificate_pem, action, resource)
+        if claimed is not None:
+            return claimed
         try:
             description = iot.describe_certificate(
                 certificateId=certificate_id(certificate_pem))["certificateDescription"]
@@ -123,6 +126,17 @@ class IotData:
             return True, f"ACTIVE, thing {client_id} attached, policy {', '.join(names)} allows {action}"
         return False, (f"no attached policy ({', '.join(names) or 'none'}) allows {action} on "
                        f"{resource} as {client_id} (things attached: {', '.join(things) or 'none'})")
+
+    def claim_allows(self, region: str, certificate_pem: str, action: str,
+                     resource: str) -> tuple[bool, str] | None:
+        """A fleet provisioning claim's rights (its claim policy, the same evaluator), or None
+        when the certificate is no claim of the region's template."""
+        from tools.local.emulation.fleet_provisioning import FleetProvisioning
+
+        if FleetProvisioning not in self._world.emulations:
+            return None
+        return self._world.emulation(FleetProvisioning).claim_allows(
+            region, certificate_id(certificate_pem), action, resource)
 
     def authorize_connect(self, region: str, certificate_pem: str, client_id: str) -> tuple[bool, str]:
         return self.authorize(region, certificate_pem, client_id, "iot:Connect", f"client/{client_id}")

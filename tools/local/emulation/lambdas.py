@@ -11,13 +11,14 @@ import contextlib
 import functools
 import importlib
 import io
+import json
 import logging
 import os
 import sys
 import threading
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,26 @@ class LambdaContext:
         return max(0, int((self.deadline - time.monotonic()) * 1000))
 
 
+@dataclass(frozen=True)
+class Timing:
+    """One invocation's time. The Init phase (a cold start's imports and clients) runs in this
+    process on a CPU the whole local run shares: its wall time says how busy the machine was,
+    not how long Lambda's Init takes, so it is also measured in the importing thread's own CPU
+    time. `counted` is what a caller's time limit should see: that CPU time plus the
+    invocation's wall time (tables, waits: counted in full)."""
+    init_wall: float = 0.0
+    init_cpu: float = 0.0
+    run_wall: float = 0.0
+
+    @property
+    def counted(self) -> float:
+        return self.init_cpu + self.run_wall
+
+    @property
+    def wall(self) -> float:
+        return self.init_wall + self.run_wall
+
+
 @dataclass
 class DeclaredFunction:
     name: str
@@ -69,8 +90,14 @@ class DeclaredFunction:
     memory_mb: int = 128
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     output: deque[str] = field(default_factory=lambda: deque(maxlen=500))
+    written: int = 0  # lines ever written to `output` (a mark for `logs_since`)
     invocations: int = 0
     loaded: Callable[[Any, Any], Any] | None = None
+
+    def logs_since(self, mark: int) -> list[str]:
+        """The lines written after `mark` (a past `written`) still held, readable."""
+        lines = list(self.output)[max(0, len(self.output) - (self.written - mark)):]
+        return [shown for line in lines if (shown := readable(line)) is not None]
 
     def variables(self) -> dict[str, str]:
         return {**{str(k): str(v) for k, v in self.environment.items()},
@@ -79,16 +106,43 @@ class DeclaredFunction:
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_mb)}
 
 
+# Powertools' structured-log keys every line carries: left out of the report's short form.
+_BOILERPLATE = frozenset({"level", "message", "location", "timestamp", "service", "cold_start", "function_name",
+                          "function_memory_size", "function_arn", "function_request_id", "xray_trace_id",
+                          "sampling_rate"})
+
+
+def readable(line: str) -> str | None:
+    """A log line as a person reads it: a JSON record as `LEVEL message key=value ...`; a
+    metrics record (CloudWatch EMF) None; anything else as it is."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return line
+    if not isinstance(record, dict):
+        return line
+    if "_aws" in record:
+        return None
+    extra = " ".join(f"{k}={v}" for k, v in record.items() if k not in _BOILERPLATE)
+    return " ".join(str(p) for p in (record.get("level", ""), record.get("message", ""), extra) if p)
+
+
 class _Output(io.TextIOBase):
     """A function's stdout and log records (as its logger formats them), line by line."""
 
-    def __init__(self, lines: deque[str]) -> None:
-        self._lines = lines
+    def __init__(self, function: DeclaredFunction, passthrough: Any = None,
+                 invoking: Counter[int] | None = None) -> None:
+        # As the process's sys.stdout during invocations: only the invoking threads' writes
+        # are the function's; any other thread's (the report, a guide, a device) pass through.
+        self._function, self._passthrough, self._invoking = function, passthrough, invoking
         self.handler = logging.Handler()
         self.handler.emit = self._emit  # type: ignore[method-assign]
         self._thread = threading.get_ident()
 
     def _emit(self, record: logging.LogRecord) -> None:
+        own = logging.getLogger(record.name).handlers
+        if any(getattr(getattr(h, "stream", None), "_function", None) is self._function for h in own):
+            return  # the function's logger writes it to this function's stdout already: once only
         if record.thread == self._thread:
             self.write(self._format(record))
 
@@ -98,7 +152,12 @@ class _Output(io.TextIOBase):
         return (own or logging.Formatter()).format(record) + "\n"
 
     def write(self, text: str) -> int:
-        self._lines.extend(line for line in text.splitlines() if line.strip())
+        if self._passthrough is not None and self._invoking is not None \
+                and not self._invoking[threading.get_ident()]:
+            return int(self._passthrough.write(text))
+        lines = [line for line in text.splitlines() if line.strip()]
+        self._function.output.extend(lines)
+        self._function.written += len(lines)
         return len(text)
 
 
@@ -130,6 +189,8 @@ class LambdaRuntime:
     def __init__(self, world: World, functions: list[DeclaredFunction],
                  permissions: Iterable[Mapping[str, Any]]) -> None:
         self._world = world
+        self._timings = threading.local()  # per calling thread: invocations may overlap
+        self._invoking: Counter[int] = Counter()  # thread -> invocations it is running
         self.permissions = list(permissions)
         self.functions = {key: f for f in functions for key in (f.name, f.arn)}
         self._environment = threading.Condition()
@@ -158,13 +219,16 @@ class LambdaRuntime:
                 self._saved = {k: os.environ.get(k) for k in variables}
                 os.environ.update(variables)
                 self._owner = function.name
-                self._stdout, sys.stdout = sys.stdout, _Output(function.output)
+                self._stdout = sys.stdout
+                sys.stdout = _Output(function, self._stdout, self._invoking)
             self._running += 1
+            self._invoking[threading.get_ident()] += 1
         try:
             yield
         finally:
             with self._environment:
                 self._running -= 1
+                self._invoking[threading.get_ident()] -= 1
                 if self._running == 0:
                     for key, value in self._saved.items():
                         os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
@@ -175,12 +239,18 @@ class LambdaRuntime:
         """Run the handler; its exceptions propagate (callers answer as their AWS
         counterpart does); past the declared timeout the result is lost (FunctionTimeout)."""
         function = self.function(name_or_arn)
-        output = _Output(function.output)
+        output = _Output(function)
         logging.getLogger().addHandler(output.handler)
+        init_wall = init_cpu = 0.0
+        started = time.monotonic()
         try:
             with self._environment_of(function), acting_as(f"lambda:{function.name}"):
                 if function.loaded is None:  # cold start: the imports see the environment too
-                    function.loaded = load_handler(function.handler)
+                    wall, cpu = time.monotonic(), time.thread_time()
+                    try:
+                        function.loaded = load_handler(function.handler)
+                    finally:
+                        init_wall, init_cpu = time.monotonic() - wall, time.thread_time() - cpu
                 function.invocations += 1
                 started = time.monotonic()
                 context = LambdaContext(function.name, function.arn,
@@ -189,11 +259,16 @@ class LambdaRuntime:
                 result = function.loaded(event, context)
         finally:
             logging.getLogger().removeHandler(output.handler)
-        elapsed = time.monotonic() - started
+            elapsed = time.monotonic() - started
+            self._timings.last = Timing(init_wall, init_cpu, elapsed)  # failed invocations too
         if elapsed > function.timeout_seconds:
             raise FunctionTimeout(f"{function.name}: Task timed out after "
                                   f"{function.timeout_seconds:.2f} seconds ({elapsed:.2f} s)")
         return result
+
+    def last_timing(self) -> Timing:
+        """The time of the last invocation this thread made."""
+        return getattr(self._timings, "last", None) or Timing()
 
     def cold_start(self, name_or_arn: str) -> None:
         """The next invocation gets a new execution environment (modules imported afresh)."""

@@ -38,12 +38,36 @@ class JourneyStopped(Exception):
 
 class Step:
     checked = ""
+    LOG_LINES = 12  # per function, the last ones: the report stays readable
+
+    def __init__(self, world: World | None = None, title: str = "") -> None:
+        self._world, self.title = world, title
+        self._marks: dict[str, tuple[Any, int]] = {}  # function name -> (function, lines written)
+
+    def logs_of(self, *functions: str) -> None:
+        """Functions (names or ARNs) this step relies on: if it fails, the report shows what
+        they logged during the step (e.g. the fleet hook's reason to deny)."""
+        from tools.local.emulation.lambdas import FunctionNotFound, LambdaRuntime
+
+        if self._world is None or LambdaRuntime not in self._world.emulations:
+            return
+        for name in functions:
+            try:
+                function = self._world.emulation(LambdaRuntime).function(name)
+            except FunctionNotFound:
+                continue
+            self._marks[function.name] = (function, function.written)
+
+    def logs(self) -> list[str]:
+        return [f"{name}: {line}" for name, (function, mark) in sorted(self._marks.items())
+                for line in function.logs_since(mark)[-self.LOG_LINES:]]
 
     def check(self, condition: bool, checked: str, failure: str = "") -> None:
-        """Record the state found; fail the step unless `condition` holds."""
+        """Record the state found; fail the step unless `condition` holds. `failure` says what
+        was expected; without one, the step's title (which states what must hold) does."""
         self.checked = checked
         if not condition:
-            raise StepFailed(failure or "not the expected state")
+            raise StepFailed(failure or (f"expected: {self.title}" if self.title else "not the expected state"))
 
 
 @dataclass(frozen=True)
@@ -115,18 +139,19 @@ class JourneyRun:
 
     @contextmanager
     def step(self, title: str, *, region: str | None = None) -> Iterator[Step]:
-        step = Step()
+        step = Step(self.world, title)
         self._progress.status(f"{self.result.name}: {region or ''} {title}")
         try:
             yield step
         except Exception as error:  # a failed check, an AWS error or a crash
             detail = str(error) if isinstance(error, StepFailed) else f"{type(error).__name__}: {error}"
-            self._record(title, region, Outcome.FAIL, step.checked, detail)
+            self._record(title, region, Outcome.FAIL, step.checked, detail, step.logs())
             raise JourneyStopped from None
         self._record(title, region, Outcome.PASS, step.checked, "")
 
-    def _record(self, title: str, region: str | None, outcome: Outcome, checked: str, detail: str) -> None:
-        self.result.steps.append(StepResult(title, region, outcome, checked, detail))
+    def _record(self, title: str, region: str | None, outcome: Outcome, checked: str, detail: str,
+                logs: list[str] | None = None) -> None:
+        self.result.steps.append(StepResult(title, region, outcome, checked, detail, logs or []))
 
     def skipped(self, title: str, *, region: str | None = None, reason: str,
                 outcome: Outcome = Outcome.SKIPPED) -> None:
@@ -165,6 +190,19 @@ class JourneyRun:
                 allowed, why = seen.wait_for(partial(world.emulation(IotData).authorize_connect, other, pem, thing),
                                              lambda result: result[0], timeout=CONVERGE_SECONDS, world=world)
                 step.check(allowed, why)
+
+
+def shown(value: Any) -> str:
+    """A value as the report shows it, never as a Python repr: collections comma-separated
+    ("none" when empty), mappings as `key value`, None as "none"."""
+    if value is None:
+        return "none"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{shown(k)} {shown(v)}" for k, v in value.items()) or "none"
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value, key=str) if isinstance(value, (set, frozenset)) else value
+        return ", ".join(shown(v) for v in items) or "none"
+    return str(value)
 
 
 def short(identifier: str, keep: int = 10) -> str:

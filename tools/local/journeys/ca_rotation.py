@@ -17,7 +17,7 @@ from components.edge.cas import DeviceCa, DeviceCas
 from tools import ca_rotation
 from tools import pki as pki_tool
 from tools.local.emulation.iot_data import IotData
-from tools.local.journeys import JourneyRun, journey, short
+from tools.local.journeys import JourneyRun, journey, short, shown
 from tools.local.journeys import registry as seen
 from tools.local.journeys.jitr import connect_first
 from tools.local.pki_material import NEXT_CA_NAME, PREVIOUS_CA_NAME
@@ -78,7 +78,8 @@ def _in_region(run: JourneyRun, region: str, stack: ca_rotation.Stack) -> None:
         rules = world.declared(RULE_TYPE, region)
         jitr_rules = [r for r in rules if "registered/" in str(r.inputs.get("sql"))]
         step.check(described == [("ACTIVE", "ENABLE")] * 2 and len(jitr_rules) == 2,
-                   f"CAs {described}, JITR rules {len(jitr_rules)}")
+                   f"CAs {shown([' '.join(d) for d in described])}, JITR rules {len(jitr_rules)}",
+                   "expected two CAs ACTIVE with auto-registration ENABLE and a JITR rule each")
 
     old_device, old = _onboard(run, region, thing, next_ca=False)
 

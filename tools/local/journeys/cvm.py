@@ -30,7 +30,7 @@ from tools import manufacturer
 from tools.harness import RecordedResource, StackGraph
 from tools.local.emulation.api_gateway import ApiGateway, HttpResponse
 from tools.local.graph_edit import of_capability, with_inputs
-from tools.local.journeys import JourneyRun, journey, run_config, short, wire
+from tools.local.journeys import JourneyRun, journey, run_config, short, shown, wire
 from tools.local.journeys import registry as seen
 from tools.local.journeys.jitr import app_name
 from tools.local.world import World
@@ -118,9 +118,9 @@ def summary(response: HttpResponse) -> str:
         payload = response.json().get("payload") or {}
     except ValueError:
         payload = {"body": response.body[:120]}
-    shown = {k: short(str(v), 64 if k == "message" else 24) for k, v in payload.items()
+    found = {k: short(str(v), 64 if k == "message" else 24) for k, v in payload.items()
              if k in ("message", "field", "thing_name", "certificate_id")}
-    return f"HTTP {response.status} from {response.answered_by}: {shown}"
+    return f"HTTP {response.status} from {response.answered_by}: {shown(found)}"
 
 
 def _spki(key: Any) -> bytes:
@@ -216,7 +216,8 @@ def cvm(run: JourneyRun) -> None:
                    for d in devices}
         step.check(exported and all({d.batch for d in devices} <= set(b) for b in batches.values())
                    and set(records.values()) == {"UNREGISTERED"},
-                   f"batches {batches}; records {records}; the tool's tables are the stack's: {exported}")
+                   f"batches {shown(batches)}; records {shown(records)}; the tool's tables are the stack's: {exported}",
+                   "expected every device's batch exported and every record UNREGISTERED")
 
     with run.step("the gateway refuses a body its model rejects (400), before the function",
                   region=region) as step:

@@ -3,15 +3,19 @@
 Steps: `enrol` (the installer tool creates an installer in the declared user pool and
 allow-lists a serial), `claim` (the installer signs in as the CLI does: SRP, first-sign-in
 password, TOTP enrolment, codes checked by moto's Cognito; the identity pool hands out the
-installers' role; the role creates a claim), `provision` (the device's claim uses the MQTT
-provisioning API: the hook under its declared permission, the template with the declared
-role). The recorder (declared stream filter) writes the inventory item.
-Wire: the hook's permission names another account.
+installers' role; the role creates a claim), then the device (examples/devices/fleet_device.py,
+the device SDK's `iotidentity` client) connects to the region's device endpoint with the claim
+over MQTT/TLS: CreateKeysAndCertificate, RegisterThing (the hook under its declared permission,
+the template with the declared role), then connects as the thing it was given and publishes.
+The recorder (declared stream filter) writes the inventory item.
+Wires: the hook's permission names another account; the template attaches no device policy.
+`provision` is the same API called directly (the scenario tests use it).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import io
 import stat
 import tempfile
@@ -19,6 +23,7 @@ from argparse import Namespace
 from pathlib import Path
 from typing import Any
 
+from components.edge.device_policy import telemetry_topic
 from lambdas.contracts import fleet_allow_list as allow_list
 from tools import installer
 from tools.harness import StackGraph
@@ -34,7 +39,7 @@ from tools.local.emulation.fleet_provisioning import (
 )
 from tools.local.emulation.iot_data import IotData
 from tools.local.graph_edit import with_inputs
-from tools.local.journeys import JourneyRun, journey, short, wire
+from tools.local.journeys import JourneyRun, journey, short, shown, wire
 from tools.local.journeys import registry as seen
 from tools.local.world import World
 
@@ -53,11 +58,14 @@ def enrol(world: World, region: str, username: str, serial: str | None) -> str:
     return str(status)
 
 
+def hook_arn(world: World, region: str) -> str:
+    return str(world.emulation(FleetProvisioning)[region].template["preProvisioningHook"]["targetArn"])
+
+
 def hook_variables(world: World, region: str) -> dict[str, str]:
     """The declared hook's environment (e.g. the stack's claim client-id prefix)."""
-    template = world.emulation(FleetProvisioning)[region]
     [hook] = [f for f in world.declared("aws:lambda/function:Function", region)
-              if f.outputs["arn"] == template.template["preProvisioningHook"]["targetArn"]]
+              if f.outputs["arn"] == hook_arn(world, region)]
     return dict(world.state(hook)["environment"]["variables"])
 
 
@@ -96,6 +104,21 @@ def provision(world: World, region: str, claim_id: str, serial: str) -> dict[str
             "certificatePem": created["certificatePem"]}
 
 
+def device_provisions(world: World, region: str, claim: dict[str, Any], serial: str) -> tuple[Any, Any, str]:
+    """The example fleet device with the claim: (provisioned, outcome of the thing's publish,
+    topic); raises fleet_device.ProvisioningRejected on a /rejected answer."""
+    from examples.devices import fleet_device  # the device SDK: only when a device runs
+    from tools.local.emulation.device_endpoint import DeviceEndpoints
+    from tools.local.journeys.jitr import app_name
+
+    prefix = hook_variables(world, region).get("CLAIM_CLIENT_ID_PREFIX", "")
+    root = telemetry_topic(app_name(world), "").rstrip("/")
+    made, outcome = fleet_device.run(world.emulation(DeviceEndpoints).endpoint(region), claim["certificatePem"],
+                                     claim["keyPair"]["PrivateKey"], f"{prefix}{serial}",
+                                     world.emulation(FleetProvisioning)[region].name, serial, root)
+    return made, outcome, f"{root}/{made.thing_name}/status"
+
+
 def _onboard(run: JourneyRun, region: str) -> None:
     world = run.world
     serial, username = f"SN-LOCAL-{region}", "alice"
@@ -109,8 +132,10 @@ def _onboard(run: JourneyRun, region: str) -> None:
             UserPoolId=pool_id, Username=username)["Groups"]]
         step.check(status == "FORCE_CHANGE_PASSWORD" and groups == [installer.INSTALLERS_GROUP]
                    and entry.get("state") == allow_list.State.ALLOWED,
-                   f"user {status}, groups {groups}; allow-list entry {entry.get('state')} "
-                   f"(kind {entry.get('kind')})")
+                   f"user {status}, groups {shown(groups)}; allow-list entry {shown(entry.get('state'))} "
+                   f"(kind {shown(entry.get('kind'))})",
+                   f"expected the user FORCE_CHANGE_PASSWORD in group {installer.INSTALLERS_GROUP} only and "
+                   f"serial {serial} ALLOWED")
 
     with run.step("installer: signs in (SRP, new password, TOTP enrolment), gets the installers' "
                   "role from the identity pool, creates a claim for the template", region=region) as step:
@@ -123,20 +148,30 @@ def _onboard(run: JourneyRun, region: str) -> None:
         step.check(len(api.made) == 1 and bool(prompter.shown) and private,
                    f"TOTP enrolled: {bool(prompter.shown)}; role {role}; key file 0600: {private}; "
                    f"{out.splitlines()[-1] if out else ''}")
-    claim_id = api.made[0]["certificateId"]
 
-    with run.step("device: the claim gets a certificate; RegisterThing runs the hook (declared "
-                  "permission) and applies the template; ACTIVE, thing, device policy, connects",
-                  region=region) as step:
-        accepted = provision(world, region, claim_id, serial)
+    from examples.devices.fleet_device import ProvisioningRejected
+    from tools.local.emulation.device_endpoint import DeviceEndpoints
+
+    endpoints = world.emulation(DeviceEndpoints)
+    with run.step("device (SDK iotidentity, MQTT over TLS with the claim): CreateKeysAndCertificate, "
+                  "RegisterThing (the hook under its declared permission, the template); then connects "
+                  "as its thing and publishes", region=region) as step:
+        step.logs_of(hook_arn(world, region))
+        made, outcome, topic = device_provisions(world, region, api.made[0], serial)
         template = world.emulation(FleetProvisioning)[region]
         _, answer, seconds = template.hook_answers[-1]
-        certificate_id, pem = accepted["certificateId"], accepted["certificatePem"]
-        allowed, why = world.emulation(IotData).authorize_connect(region, pem, serial)
-        step.check(accepted["thingName"] == serial and answer.get("allowProvisioning") is True
-                   and seen.usable(world, region, serial, certificate_id) and allowed,
-                   f"hook allowProvisioning={answer.get('allowProvisioning')} in {seconds:.2f} s; "
-                   f"thing {accepted['thingName']}; connect: {why}")
+        certificate_id, pem = made.certificate_id, made.certificate_pem
+        answered = [f"{t.rsplit('/', 2)[-2]}/{a[0].rsplit('/', 1)[-1] if a else 'refused'}"
+                    for c, t, a in endpoints.log(region).provisioning if c.endswith(serial)]
+        arrived = endpoints.wait_for_message(region, made.thing_name, topic) if outcome.published else None
+        step.check(made.thing_name == serial and answer.get("allowProvisioning") is True
+                   and seen.usable(world, region, serial, certificate_id) and arrived is not None,
+                   f"over MQTT: {', '.join(answered)}; hook allowProvisioning={answer.get('allowProvisioning')} "
+                   f"in {seconds:.2f} s; thing {made.thing_name}; as {made.thing_name}: "
+                   + (f"published to {topic}, arrived" if arrived else
+                      f"no publish arrived ({'; '.join(outcome.refusals + endpoints.log(region).refusals[-1:])})"),
+                   f"expected thing {serial}, the hook's allowProvisioning true, the certificate ACTIVE with "
+                   f"the device policy and thing, and a publish from {serial} arriving at the endpoint")
 
     with run.step("the recorder (stream -> declared filter) writes the inventory item (FLEET, "
                   "AMAZON, version 1); the allow-list entry is PROVISIONED", region=region) as step:
@@ -156,14 +191,15 @@ def _onboard(run: JourneyRun, region: str) -> None:
                                                  for k in expected if k != "certificatePem")
                    + f"; entry {entry.get('state')}", f"unexpected: {', '.join(wrong) or 'entry'}")
 
-    with run.step("the same serial never provisions twice: the hook denies a second device",
-                  region=region) as step:
+    with run.step("the same serial never provisions twice: the hook denies a second device (its "
+                  "RegisterThing answered on .../provision/json/rejected)", region=region) as step:
         try:
-            provision(world, region, claim_id, serial)
+            device_provisions(world, region, api.made[0], serial)
             refused = "provisioned"
-        except Rejected as rejected:
+        except ProvisioningRejected as rejected:
             refused = f"{rejected.status_code} {rejected.error_code}"
-        step.check(refused == "403 AccessDenied", f"second device: {refused}")
+        step.check(refused == "403 AccessDenied", f"second device: {refused}",
+                   "expected RegisterThing rejected with 403 AccessDenied")
     run.known_elsewhere(region, serial, row, pem, without="provisioning there")
 
 
@@ -187,4 +223,22 @@ def hook_permission_names_another_account(graph: StackGraph) -> StackGraph:
     for permission in permissions:
         graph = with_inputs(graph, graph.named(permission.name),
                             lambda inputs: {**inputs, "sourceAccount": "210987654321"})
+    return graph
+
+
+@wire("fleet-template-attaches-no-device-policy", journey="fleet",
+      description="the provisioning template creates the thing and activates the certificate but "
+                  "attaches no device policy: the device provisions over MQTT, then cannot connect as its thing")
+def template_attaches_no_device_policy(graph: StackGraph) -> StackGraph:
+    templates = graph.of_type(TEMPLATE)
+    if not templates:
+        raise LookupError("no provisioning template is declared")
+
+    def without_policy(inputs: dict[str, Any]) -> dict[str, Any]:
+        body = json.loads(inputs["templateBody"])
+        body["Resources"] = {k: v for k, v in body["Resources"].items() if v["Type"] != "AWS::IoT::Policy"}
+        return {**inputs, "templateBody": json.dumps(body)}
+
+    for template in templates:
+        graph = with_inputs(graph, graph.named(template.name), without_policy)
     return graph

@@ -37,7 +37,7 @@ from tools import installer
 from tools.harness import StackGraph
 from tools.local.emulation.installer_web import InstallerWebBackend
 from tools.local.graph_edit import with_inputs
-from tools.local.journeys import JourneyRun, journey, run_config, wire
+from tools.local.journeys import JourneyRun, journey, run_config, shown, wire
 from tools.local.journeys.registry import plain_item
 from tools.local.world import World
 
@@ -163,7 +163,7 @@ def installer_web(run: JourneyRun) -> None:
                   region=regions[0]) as step:
         declared_regions = [r["region"] for r in declared_config(run.world)["regions"]]
         step.check(set(backend.gateway.regions) <= set(declared_regions) and "connect-src" in declared_csp(run.world),
-                   f"config.json for {declared_regions}; a CSP with connect-src")
+                   f"config.json for {shown(declared_regions)}; a CSP with connect-src")
     if backend.problem:
         with run.step("the site is served with the stack's security headers and config.json",
                       region=regions[0]) as step:
@@ -203,7 +203,7 @@ def _drive(run: JourneyRun, browser: Browser, region_a: str, region_b: str | Non
                    and "max-age=" in headers.get("strict-transport-security", "")
                    and [r["region"] for r in config["regions"]] == list(gateway.regions),
                    f"CSP connect-src {csp.split('connect-src ')[1].split(';')[0]}; regions "
-                   f"{[r['region'] for r in config['regions']]}")
+                   f"{shown([r['region'] for r in config['regions']])}")
 
     for region in filter(None, (region_a, region_b)):
         create_user(world, region, "tess", [installer.INSTALLERS_GROUP])
@@ -216,7 +216,7 @@ def _drive(run: JourneyRun, browser: Browser, region_a: str, region_b: str | Non
         heading = browser("goto", url=backend.url)
         options = browser("regionOptions")
         step.check(heading == "Sign in" and len(options) == len(gateway.regions),
-                   f"Chromium {version}; first screen {heading!r}; regions offered {[o['text'] for o in options]}")
+                   f"Chromium {version}; first screen \"{heading}\"; regions offered {shown([o['text'] for o in options])}")
         browser.shot("sign-in")
 
     with run.step("administrator: first sign-in (new password, TOTP enrolment with QR), allows a serial, refuses "
@@ -254,7 +254,7 @@ def _drive(run: JourneyRun, browser: Browser, region_a: str, region_b: str | Non
 
     with run.step("administrator signs out: nothing left in browser storage", region=region_a) as step:
         storage = browser.sign_out()
-        step.check(storage == CLEAN_STORAGE, f"after sign-out: {storage}")
+        step.check(storage == CLEAN_STORAGE, f"after sign-out: {shown(storage)}")
 
     _installer_claims(run, browser, region_a, "SN-WEB-A")
 
@@ -269,7 +269,7 @@ def _drive(run: JourneyRun, browser: Browser, region_a: str, region_b: str | Non
         browser("fillTotp", secret=browser.secrets["tess", region_a])
         browser("keys", keys=[{"press": "Enter"}])
         browser.screen("Provision a device")
-        step.check(storage == CLEAN_STORAGE, f"storage after sign-out {storage}; wrong code: {wrong[0]!r}; "
+        step.check(storage == CLEAN_STORAGE, f"storage after sign-out {shown(storage)}; wrong code: \"{wrong[0]}\"; "
                                              "then signed in")
         browser.sign_out()
 
@@ -280,7 +280,7 @@ def _drive(run: JourneyRun, browser: Browser, region_a: str, region_b: str | Non
         alert = browser("waitText", selector="[role=alert]", pattern="not in the installers group")
         browser.shot("not-in-group")
         refusals = [c for c in gateway.calls if c.operation == "GetCredentialsForIdentity" and c.status == 400]
-        step.check(bool(refusals), f"app: {alert[0]!r}; identity pool refused {len(refusals)} "
+        step.check(bool(refusals), f"app: \"{alert[0]}\"; identity pool refused {len(refusals)} "
                                    "GetCredentialsForIdentity call(s)")
         browser("click", name="Sign out")
 
@@ -295,7 +295,7 @@ def _drive(run: JourneyRun, browser: Browser, region_a: str, region_b: str | Non
             options = {o["value"]: o for o in browser("regionOptions")}
             browser.shot("region-down")
             step.check(options[region_b]["selected"] and "not answering" in options[region_a]["text"],
-                       f"offered: {[o['text'] for o in options.values()]}; selected {region_b}")
+                       f"offered: {shown([o['text'] for o in options.values()])}; selected {region_b}")
         _installer_claims(run, browser, region_b, "SN-WEB-B")
         world.calls.down.discard(region_a)
 
@@ -305,8 +305,8 @@ def _drive(run: JourneyRun, browser: Browser, region_a: str, region_b: str | Non
         allowed = {_origin(backend.url), _origin(gateway.url), _origin(device.address)}
         elsewhere = sorted({_origin(r["url"]) for r in observed["requests"]} - allowed)
         step.check(not elsewhere and not observed["violations"],
-                   f"{len(observed['requests'])} requests to {sorted(allowed)}; elsewhere: {elsewhere or 'none'}; "
-                   f"CSP violations: {observed['violations'] or 'none'}; {len(browser.taken)} screenshots in "
+                   f"{len(observed['requests'])} requests to {shown(sorted(allowed))}; elsewhere: {shown(elsewhere)}; "
+                   f"CSP violations: {shown(observed['violations'])}; {len(browser.taken)} screenshots in "
                    f"{SCREENSHOTS}")
 
 

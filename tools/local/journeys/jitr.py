@@ -19,7 +19,7 @@ from tools.harness import StackGraph
 from tools.local.emulation.iot_data import CA_TYPE, IotData, Registration, certificate_id
 from tools.local.emulation.rules_engine import Delivery
 from tools.local.graph_edit import of_capability, with_inputs
-from tools.local.journeys import JourneyRun, journey, short, wire
+from tools.local.journeys import JourneyRun, journey, short, shown, wire
 from tools.local.journeys import registry as seen
 from tools.local.pki_material import bootstrap
 from tools.local.sfn_adapter import wait_for_execution
@@ -114,8 +114,8 @@ def _onboard(run: JourneyRun, region: str) -> None:
         step.check(bool(outcome.attempt) and arrived is not None and seen.usable(world, region, thing, certificate_id_),
                    f"attempt {outcome.attempt or 'none'} connected, publish to {topic} "
                    f"{'arrived' if arrived else 'did not arrive'}; certificate "
-                   f"{seen.status(world, region, certificate_id_)}, things {seen.things_of(world, region, certificate_id_)}, "
-                   f"policies {seen.policies_of(world, region, certificate_id_)}"
+                   f"{seen.status(world, region, certificate_id_)}, things {shown(seen.things_of(world, region, certificate_id_))}, "
+                   f"policies {shown(seen.policies_of(world, region, certificate_id_))}"
                    + (f"; refused: {'; '.join(short(r, 80) for r in outcome.refusals)}" if outcome.refusals else "")
                    + (f"; endpoint: {endpoints.log(region).refusals[-1]}" if not arrived and endpoints.log(region).refusals else ""))
 

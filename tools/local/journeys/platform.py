@@ -10,7 +10,7 @@ from pulumi_policy import EnforcementLevel
 
 from components.x509 import is_ca_certificate, is_self_signed
 from tools.local.graph_edit import with_inputs
-from tools.local.journeys import JourneyRun, journey, short
+from tools.local.journeys import JourneyRun, journey, short, shown
 from tools.local.world import plain
 
 
@@ -31,12 +31,12 @@ def pki_bootstrap(run: JourneyRun) -> None:
     root, intermediate = world.pki.root.cert, world.pki.intermediate.cert
     with run.step("root CA created: self-signed CA certificate") as step:
         step.check(is_self_signed(root) and is_ca_certificate(root),
-                   f"{root.subject.rfc4514_string()}, self-signed, CA, path length {_path_length(root)}")
+                   f"{root.subject.rfc4514_string()}, self-signed, CA, path length {shown(_path_length(root))}")
     with run.step("intermediate CA issued by the root, may issue device certificates only") as step:
         intermediate.verify_directly_issued_by(root)
         step.check(is_ca_certificate(intermediate) and _path_length(intermediate) == 0,
                    f"{intermediate.subject.rfc4514_string()}, signed by the root, path length "
-                   f"{_path_length(intermediate)}")
+                   f"{shown(_path_length(intermediate))}")
     with run.step("the stack declares the intermediate as its CA in every region") as step:
         # During a CA rotation a region declares two CAs; the intermediate must be one of them.
         declared: dict[str, list[Any]] = {}
@@ -45,7 +45,8 @@ def pki_bootstrap(run: JourneyRun) -> None:
                 plain(dict(resource.inputs)).get("caCertificatePem"))
         wrong = sorted(r for r, pems in declared.items() if not any(_same(p, intermediate) for p in pems))
         step.check(bool(declared) and not wrong, f"{len(declared)} CA registration(s) declared with the "
-                                                 f"intermediate's PEM", f"other CAs in: {wrong}")
+                                                 f"intermediate's PEM", f"expected the intermediate in every CA registration; "
+                                                                       f"other CAs in: {shown(wrong)}")
     for region in world.regions:
         with run.step("our CA registered in IoT: ACTIVE, auto-registration on, as declared",
                       region=region) as step:

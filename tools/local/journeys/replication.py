@@ -19,7 +19,7 @@ from tools.harness import StackGraph
 from tools.local.emulation.iot_data import IotData, certificate_id
 from tools.local.emulation.streams import Streams
 from tools.local.graph_edit import with_inputs
-from tools.local.journeys import JourneyRun, journey, short, wire
+from tools.local.journeys import JourneyRun, journey, short, shown, wire
 from tools.local.journeys import registry as seen
 from tools.local.journeys.cvm import Device, factory, post
 from tools.local.journeys.jitr import connect_first
@@ -57,7 +57,7 @@ def _revocation(run: JourneyRun, a: str) -> None:
         usable = {r: bool(pem) and seen.wait_for(partial(data.authorize_connect, r, pem, thing),
                                                  lambda result: result[0], timeout=CONVERGE_SECONDS,
                                                  world=world)[0] for r in world.regions}
-        step.check(all(usable.values()), f"usable: {usable}")
+        step.check(all(usable.values()), f"usable: {shown(usable)}")
 
     with run.step(f"the operator revokes {device.uid} in {a} (tools/manufacturer.py revoke)",
                   region=a) as step:
@@ -116,7 +116,7 @@ def _race_other_certificate_first(run: JourneyRun, a: str, b: str) -> None:
             first, second = onboard(world, b, in_b.pem), onboard(world, a, in_a.pem)
             items = {r: (seen.row(world, r, thing) or {}).get("certificateId") for r in (a, b)}
         step.check(first == second == "SUCCEEDED" and items[a] != items[b] and all(items.values()),
-                   f"JITR {b} {first}, {a} {second}; items before replication: {items}")
+                   f"JITR {b} {first}, {a} {second}; items before replication: {shown({r: short(str(i)) for r, i in items.items()})}")
 
     with run.step("the later write wins everywhere; each region converges to one ACTIVE "
                   "certificate, the inventory's", region=b) as step:
@@ -136,7 +136,7 @@ def _only_foreign_writes(run: JourneyRun) -> None:
             writers = [((r["dynamodb"].get("NewImage") or {}).get("writerRegion") or {}).get("S")
                        for r in delivered]
             step.check(region not in writers, f"{len(delivered)} record(s) delivered, written in "
-                                              f"{sorted({str(w) for w in writers})}")
+                                              f"{shown(sorted({str(w) for w in writers}))}")
 
 
 @journey("replication", "Replication: revocation in one region reaches the others; "

@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 from lambdas.contracts.shadows import Attr, partition_key, sort_key
 from tools.harness import StackGraph
 from tools.local.graph_edit import with_inputs
-from tools.local.journeys import JourneyRun, journey, wire
+from tools.local.journeys import JourneyRun, journey, shown, wire
 from tools.local.journeys import registry as seen
 from tools.local.world import World
 
@@ -94,24 +94,24 @@ def shadow_replication(run: JourneyRun) -> None:
     wanted_a = {"reported": {"firmware": "1.0", "temperature": 21}}
     with run.step(f"the device reports its classic shadow in {a}", region=a) as step:
         update(world, a, thing, wanted_a)
-        step.check(state(world, a, thing) == wanted_a, f"{a}: {state(world, a, thing)}")
+        step.check(state(world, a, thing) == wanted_a, f"{a}: {json.dumps(state(world, a, thing), default=str)}")
     with run.step(f"{b} finds the classic shadow", region=b) as step:
         found = seen.wait_for(partial(state, world, b, thing), lambda s: s == wanted_a,
                               timeout=CONVERGE_SECONDS, world=world)
-        step.check(found == wanted_a, f"{b}: {found}")
+        step.check(found == wanted_a, f"{b}: {json.dumps(found, default=str)}")
     wanted_b = {"desired": {"mode": "eco"}}
     with run.step(f"an application sets the named shadow 'config' in {b}", region=b) as step:
         update(world, b, thing, wanted_b, shadow="config")
-        step.check(state(world, b, thing, "config") == wanted_b, f"{b}: {state(world, b, thing, 'config')}")
+        step.check(state(world, b, thing, "config") == wanted_b, f"{b}: {json.dumps(state(world, b, thing, 'config'), default=str)}")
     with run.step(f"{a} finds the named shadow", region=a) as step:
         found = seen.wait_for(partial(state, world, a, thing, "config"), lambda s: s == wanted_b,
                               timeout=CONVERGE_SECONDS, world=world)
-        step.check(found == wanted_b, f"{a}: {found}")
+        step.check(found == wanted_b, f"{a}: {json.dumps(found, default=str)}")
     with run.step(f"the named shadow is deleted in {a}; {b} loses it too", region=b) as step:
         delete(world, a, thing, "config")
         found = seen.wait_for(partial(state, world, b, thing, "config"), lambda s: s is None,
                               timeout=CONVERGE_SECONDS, world=world)
-        step.check(found is None, f"{b}: {found}")
+        step.check(found is None, f"{b}: {shown(found)}")
     with run.step("nothing echoed: each shadow's record names the region that wrote it, once",
                   region=a) as step:
         world.settle()
@@ -120,8 +120,8 @@ def shadow_replication(run: JourneyRun) -> None:
         ok = (all(c.get(Attr.WRITER_REGION) == a and c.get(Attr.VERSION) == 1 for c in classic.values())
               and all(n.get(Attr.WRITER_REGION) == a and n.get(Attr.STATUS) == "DELETED"
                       and n.get(Attr.VERSION) == 2 for n in named.values()))
-        step.check(ok, f"classic: {[(c.get(Attr.WRITER_REGION), c.get(Attr.VERSION)) for c in classic.values()]}; "
-                       f"named: {[(n.get(Attr.WRITER_REGION), n.get(Attr.STATUS), n.get(Attr.VERSION)) for n in named.values()]}")
+        step.check(ok, f"classic: {shown([f'{c.get(Attr.WRITER_REGION)} v{c.get(Attr.VERSION)}' for c in classic.values()])}; "
+                       f"named: {shown([f'{n.get(Attr.WRITER_REGION)} {n.get(Attr.STATUS)} v{n.get(Attr.VERSION)}' for n in named.values()])}")
 
 
 @wire("shadow-capture-rules-may-not-invoke", journey="shadow-replication",
