@@ -40,10 +40,14 @@ def test_fifty_concurrent_requests_issue_exactly_one_certificate(local_graph: St
         with ThreadPoolExecutor(max_workers=CONCURRENT_REQUESTS) as pool:
             answers = list(pool.map(register, range(CONCURRENT_REQUESTS)))
 
-        assert Counter(status for status, _ in answers) == {200: 1, 409: CONCURRENT_REQUESTS - 1}
-        [winner] = [body for status, body in answers if status == 200]
+        # A request that arrives while the winner holds the claim is refused (409); one that
+        # arrives after the winner committed (a slow thread on a loaded machine) is the same
+        # device asking again with the same key, and gets the same certificate back (200).
+        statuses = Counter(status for status, _ in answers)
+        assert set(statuses) <= {200, 409} and statuses[200] >= 1, statuses
+        issued = {body["payload"]["certificate_id"] for status, body in answers if status == 200}
         [certificate] = world.certificates()
-        assert certificate["certificateId"] == winner["payload"]["certificate_id"]
+        assert issued == {certificate["certificateId"]}
         assert certificate["status"] == "ACTIVE"
         assert world.things() == ["sensor-50"]
         assert world.thing_principals("sensor-50") == [certificate["certificateArn"]]
