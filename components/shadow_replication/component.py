@@ -71,6 +71,36 @@ class CaptureRule:
                 f"FROM '{self.topic}' {_ECHO_FILTER}")
 
 
+@dataclass(frozen=True)
+class RegistryRule:
+    """Registry events (AWS IoT "Registry events"): thing created/updated/deleted carry the
+    thing's attributes and thing type; membership added/removed name the group and the
+    thing in the topic. No client token exists: echoes are dropped by convergence."""
+
+    suffix: str
+    topic: str
+    kind: str  # THING | MEMBERSHIP
+
+    def sql(self) -> str:
+        if self.kind == "THING":
+            fields = ("topic(4) AS thingName, 'THING' AS kind, operation, timestamp, "
+                      "thingTypeName, attributes")
+        else:
+            fields = ("topic(7) AS thingName, topic(5) AS groupName, 'MEMBERSHIP' AS kind, "
+                      "operation, timestamp")
+        return f"SELECT {fields} FROM '{self.topic}'"
+
+
+REGISTRY_RULES: tuple[RegistryRule, ...] = (
+    RegistryRule("thing", "$aws/events/thing/+/+", "THING"),
+    RegistryRule("membership", "$aws/events/thingGroupMembership/thingGroup/+/thing/+/+",
+                 "MEMBERSHIP"),
+)
+# What the registry must publish for the rules above (components/edge declares the region's
+# EventConfigurations): THING and THING_GROUP_MEMBERSHIP.
+REGISTRY_EVENT_TYPES = ("THING", "THING_GROUP_MEMBERSHIP")
+
+
 CAPTURE_RULES: tuple[CaptureRule, ...] = (
     CaptureRule("update", "$aws/things/+/shadow/update/documents", "UPDATE", named=False),
     CaptureRule("update_named", "$aws/things/+/shadow/name/+/update/documents", "UPDATE",
@@ -81,7 +111,7 @@ CAPTURE_RULES: tuple[CaptureRule, ...] = (
 )
 
 
-def rule_name(name_prefix: str, rule: CaptureRule) -> str:
+def rule_name(name_prefix: str, rule: CaptureRule | RegistryRule) -> str:
     """Rule names allow [a-zA-Z0-9_] only."""
     return f"{name_prefix}_shadow_{rule.suffix}".replace("-", "_")
 
@@ -113,6 +143,14 @@ def function_role_policy(*, log_group_arn: str, key_arn: str, function_name: str
         {"Sid": "ThisRegionsShadows", "Effect": "Allow",
          "Action": ["iot:DeleteThingShadow", "iot:GetThingShadow", "iot:UpdateThingShadow"],
          "Resource": f"{iot}:thing/*"},
+        # Device organisation: read a thing's attributes, type and groups; set them.
+        {"Sid": "ThisRegionsThingOrganisation", "Effect": "Allow",
+         "Action": ["iot:DescribeThing", "iot:ListThingGroupsForThing", "iot:UpdateThing"],
+         "Resource": f"{iot}:thing/*"},
+        # Group membership authorises against the thing and the group.
+        {"Sid": "ThisRegionsGroupMembership", "Effect": "Allow",
+         "Action": ["iot:AddThingToThingGroup", "iot:RemoveThingFromThingGroup"],
+         "Resource": [f"{iot}:thing/*", f"{iot}:thinggroup/*"]},
     ]
     statements += dead_letter_statements(queue_arn=queue_arn, key_arn=key_arn, region=region)
     return policy_document(statements)
@@ -156,7 +194,8 @@ class ShadowReplication(pulumi.ComponentResource):
         account_id = args.account.account_id
         partition = args.account.partition
         function_name = f"{args.name_prefix}-shadow-replication"
-        rule_names = {rule.suffix: rule_name(args.name_prefix, rule) for rule in CAPTURE_RULES}
+        rule_names = {rule.suffix: rule_name(args.name_prefix, rule)
+                      for rule in (*CAPTURE_RULES, *REGISTRY_RULES)}
 
         self.dead_letter_queue = dead_letter_queue(
             f"{name}-dlq", parent=self, region=region,
@@ -244,6 +283,28 @@ class ShadowReplication(pulumi.ComponentResource):
                 description=f"Shadow replication: this region's shadow "
                             f"{rule.operation.lower()}s ({'named' if rule.named else 'classic'})",
                 enabled=True, sql=rule.sql(), sql_version=SQL_VERSION,
+                lambdas=[aws.iot.TopicRuleLambdaArgs(function_arn=fn.arn)],
+                error_action=aws.iot.TopicRuleErrorActionArgs(
+                    sqs=aws.iot.TopicRuleErrorActionSqsArgs(
+                        queue_url=self.dead_letter_queue.url, role_arn=self.rule_role.arn,
+                        use_base64=False)),
+                tags=tags,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[rule_policy, permission]))
+
+        for registry_rule in REGISTRY_RULES:
+            rule_arn = pulumi.Output.concat("arn:", partition, f":iot:{region}:", account_id,
+                                            f":rule/{rule_names[registry_rule.suffix]}")
+            permission = aws.lambda_.Permission(
+                f"{name}-{registry_rule.suffix}-permission", region=region,
+                action="lambda:InvokeFunction", function=fn.name,
+                principal="iot.amazonaws.com", source_account=account_id,
+                source_arn=rule_arn, opts=child)
+            self.rules[registry_rule.suffix] = aws.iot.TopicRule(
+                f"{name}-{registry_rule.suffix}", region=region,
+                name=rule_names[registry_rule.suffix],
+                description=f"Device organisation replication: this region's "
+                            f"{registry_rule.kind.lower()} registry events",
+                enabled=True, sql=registry_rule.sql(), sql_version=SQL_VERSION,
                 lambdas=[aws.iot.TopicRuleLambdaArgs(function_arn=fn.arn)],
                 error_action=aws.iot.TopicRuleErrorActionArgs(
                     sqs=aws.iot.TopicRuleErrorActionSqsArgs(
