@@ -443,29 +443,6 @@ def test_a_group_left_in_b_is_left_in_a_and_removing_the_type_keeps_the_quota(or
     assert s.organisation(A) == s.organisation(B) == _expected({"x": "1"}, [])
 
 
-def test_an_update_breaking_the_attribute_quota_is_refused_like_aws() -> None:
-    """The emulation enforces AWS's quota on UpdateThing (moto accepts any number)."""
-    import boto3
-    from botocore.exceptions import ClientError as Error
-    from moto import mock_aws
-
-    from tools.local.moto_fidelity import faithful_moto
-
-    with mock_aws(), faithful_moto():
-        iot = boto3.client("iot", region_name=A)
-        iot.create_thing(thingName="quota")
-        with pytest.raises(Error) as refused:
-            iot.update_thing(thingName="quota", attributePayload={
-                "attributes": {"a": "1", "b": "2", "c": "3", "d": "4"}})
-        assert refused.value.response["Error"]["Code"] == "InvalidRequestException"
-        for n in range(10):
-            iot.create_thing_group(thingGroupName=f"g{n}")
-            iot.add_thing_to_thing_group(thingName="quota", thingGroupName=f"g{n}")
-        iot.create_thing_group(thingGroupName="g10")
-        with pytest.raises(Error):
-            iot.add_thing_to_thing_group(thingName="quota", thingGroupName="g10")
-
-
 def test_duplicate_and_out_of_order_membership_events_end_at_the_newest(organised: Any) -> None:
     s = organised("org-order")
     s.at_ms(2_000_000)
