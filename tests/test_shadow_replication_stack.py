@@ -299,3 +299,70 @@ def test_organisation_elements_conflict_per_element_and_converge_with_few_calls(
     with pytest.raises(RecordProblem, match="timestamp"):
         org.capture({**event("MEMBERSHIP", "ADDED", 1, groupName="g"), "timestamp": "soon"},
                     ports)
+
+
+# --- the fleet's declared organisation --------------------------------------------------------
+
+def test_declared_types_groups_and_group_policies_are_identical_in_every_region(
+        dev_graph: StackGraph) -> None:
+    graph = dev_graph
+    per_region: dict[str, Any] = {}
+    for region in regions(graph):
+        types = shadow_resources(graph, "aws:iot/thingType:ThingType", region)
+        groups = {g.inputs["name"]: g for g in
+                  shadow_resources(graph, "aws:iot/thingGroup:ThingGroup", region)}
+        [policy] = shadow_resources(graph, "aws:iot/policy:Policy", region)
+        [attachment] = shadow_resources(graph, "aws:iot/policyAttachment:PolicyAttachment", region)
+        assert [t.inputs["name"] for t in types] == ["gateway"]
+        assert types[0].inputs["properties"]["searchableAttributes"] == ["site"]
+        assert groups["floor-1"].inputs["parentGroupName"] == "fleet"
+        assert attachment.inputs["target"] == groups["floor-1"].outputs["arn"]
+        assert attachment.inputs["policy"] == policy.outputs["name"]
+        document = json.loads(policy.inputs["policy"])
+        resources = [r for s in document["Statement"] for r in s["Resource"]]
+        assert all(r.startswith(f"arn:aws:iot:{region}:") for r in resources)
+        per_region[region] = json.dumps(document).replace(region, "<region>")
+    assert len(set(per_region.values())) == 1, per_region
+
+
+def test_fleet_organisation_settings_name_each_broken_field() -> None:
+    from components.shadow_replication.settings import parse_settings
+
+    problems: list[str] = []
+    parse_settings({
+        "thingTypes": [{"name": "ok", "searchableAttributes": ["a", "b", "c", "d"]},
+                       {"name": "ok"}, {"name": "bad name"}],
+        "thingGroups": [{"name": "child", "parent": "later"}, {"name": "later"},
+                        {"name": "p", "policy": {"Version": "2012-10-17", "Statement": [
+                            {"Effect": "Allow", "Action": ["iot:Receive"],
+                             "Resource": ["arn:aws:iot:eu-west-1:1:topic/x"]}]}},
+                        {"name": "q", "policy": "allow all"}, {"name": "r", "colour": 1}],
+        "groups": []}, lambda field, message: problems.append(f"{field}: {message}"))
+    text = "\n".join(problems)
+    for expected in ("thingTypes[0].searchableAttributes", "thingTypes[1].name: 'ok' is declared twice",
+                     "thingTypes[2].name", "thingGroups[0].parent: 'later' is not a group declared above",
+                     "thingGroups[2].policy.Statement[0].Resource", "thingGroups[3].policy",
+                     "thingGroups[4].colour", "groups: is not a setting"):
+        assert expected in text, (expected, text)
+
+
+def test_a_permissive_group_policy_fails_the_policy_pack(project_dir: Any) -> None:
+    """Group policies are judged like the device policy: a group policy reaching every
+    device's topics is a mandatory violation."""
+    from pulumi_policy import EnforcementLevel
+
+    from tools.harness import evaluate_program, load_program_stack
+    from tools.policy_check import run_policies
+
+    spec = load_program_stack(project_dir, "dev")
+    section = dict(spec.config["iot-multi-region:shadowReplication"])
+    section["thingGroups"] = [{"name": "everyone", "policy": {
+        "Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["iot:Subscribe"], "Resource": ["topicfilter/*"]},
+            {"Effect": "Allow", "Action": ["iot:Receive"], "Resource": ["topic/*"]}]}}]
+    graph = evaluate_program(project_dir, "dev", config_overrides={"shadowReplication": section})
+    config = json.loads((project_dir / "policy" / "config" / "dev.json").read_text())
+    report = run_policies(graph, policy_config=config, stack_config=spec.config)
+    flagged = [v for v in report.violations if v.level == EnforcementLevel.MANDATORY
+               and "everyone" in str(v)]
+    assert flagged, [str(v) for v in report.violations][:5]

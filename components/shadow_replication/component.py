@@ -34,6 +34,7 @@ from components.iam import (
 from components.lambda_function import dependencies_layer, python_function
 from components.naming import role_name
 from components.packaging import LambdaLayer
+from components.shadow_replication.settings import FleetOrganisation, regional_policy
 from lambdas.contracts.environment import ShadowReplicationEnvironment
 from lambdas.contracts.shadows import KEY_PREFIX, REPLICA_TOKEN_PREFIX, Attr
 
@@ -173,6 +174,13 @@ class ShadowReplicationArgs:
     account: AwsAccount
     lambda_layer: LambdaLayer
     tags: Mapping[str, str] = field(default_factory=dict)
+    # The fleet's declared thing types and static groups (+ group policies), every region.
+    organisation: FleetOrganisation = field(default_factory=FleetOrganisation)
+
+
+def group_policy_name(name_prefix: str, group: str) -> str:
+    """IoT policy names allow [\w+=,.@-]: a group name's ':' becomes '-'."""
+    return f"{name_prefix}-group-{group.replace(':', '-')}"
 
 
 @dataclass(frozen=True)
@@ -312,6 +320,36 @@ class ShadowReplication(pulumi.ComponentResource):
                         use_base64=False)),
                 tags=tags,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[rule_policy, permission]))
+
+        # --- the fleet's declared organisation (the same in every region) -------------------
+        self.thing_types: dict[str, aws.iot.ThingType] = {}
+        for thing_type in args.organisation.thing_types:
+            self.thing_types[thing_type.name] = aws.iot.ThingType(
+                f"{name}-type-{thing_type.name}", region=region, name=thing_type.name,
+                properties=aws.iot.ThingTypePropertiesArgs(
+                    description=thing_type.description or None,
+                    searchable_attributes=list(thing_type.searchable_attributes) or None),
+                tags=tags, opts=child)
+        self.thing_groups: dict[str, aws.iot.ThingGroup] = {}
+        for group in args.organisation.thing_groups:
+            parent = self.thing_groups.get(group.parent) if group.parent else None
+            self.thing_groups[group.name] = aws.iot.ThingGroup(
+                f"{name}-group-{group.name}", region=region, name=group.name,
+                parent_group_name=parent.name if parent is not None else None,
+                properties=aws.iot.ThingGroupPropertiesArgs(
+                    description=group.description or None),
+                tags=tags, opts=child)
+            if group.policy is not None:
+                policy = aws.iot.Policy(
+                    f"{name}-group-{group.name}-policy", region=region,
+                    name=group_policy_name(args.name_prefix, group.name),
+                    policy=pulumi.Output.all(partition, account_id).apply(
+                        lambda v, document=group.policy: json.dumps(regional_policy(
+                            document, f"arn:{v[0]}:iot:{region}:{v[1]}"), sort_keys=True)),
+                    tags=tags, opts=child)
+                aws.iot.PolicyAttachment(
+                    f"{name}-group-{group.name}-policy-attachment", region=region,
+                    policy=policy.name, target=self.thing_groups[group.name].arn, opts=child)
 
         self.outputs = ShadowReplicationOutputs(
             function_name=function_name, rule_names=tuple(rule_names.values()),
