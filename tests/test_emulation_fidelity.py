@@ -549,6 +549,14 @@ def test_a_thing_belongs_to_at_most_ten_groups(world: World) -> None:
     iot.add_thing_to_thing_group(thingName=thing, thingGroupName=groups[0])  # already: fine
     assert code(iot.add_thing_to_thing_group, thingName=thing,
                 thingGroupName=groups[10]) == "InvalidRequestException"
+    # one group per hierarchy: a child of a group the thing is in is refused
+    other, parent, child = name(), name(), name()
+    iot.create_thing(thingName=other)
+    iot.create_thing_group(thingGroupName=parent)
+    iot.create_thing_group(thingGroupName=child, parentGroupName=parent)
+    iot.add_thing_to_thing_group(thingName=other, thingGroupName=parent)
+    assert code(iot.add_thing_to_thing_group, thingName=other,
+                thingGroupName=child) == "InvalidRequestException"
 
 
 def test_registry_changes_publish_what_aws_iot_publishes(world: World) -> None:

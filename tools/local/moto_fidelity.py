@@ -128,6 +128,13 @@ def _update_thing(original: Callable[..., Any]) -> Callable[..., Any]:
     return update_thing
 
 
+def _root(backend: Any, group: Any) -> str:
+    by_name = {g.thing_group_name: g for g in backend.thing_groups.values()}
+    while group.parent_group_name and group.parent_group_name in by_name:
+        group = by_name[group.parent_group_name]
+    return str(group.thing_group_name)
+
+
 def _add_thing_to_thing_group(original: Callable[..., Any]) -> Callable[..., Any]:
     def add_thing_to_thing_group(self: Any, thing_group_name: str,
                                  thing_group_arn: str | None, thing_name: str,
@@ -138,6 +145,13 @@ def _add_thing_to_thing_group(original: Callable[..., Any]) -> Callable[..., Any
         if thing.arn not in group.things and len(groups) >= MAX_THING_GROUPS:
             raise InvalidRequestException(
                 f"{thing.thing_name} already belongs to {MAX_THING_GROUPS} thing groups")
+        # "You can't add a thing to more than one group in the same hierarchy."
+        root = _root(self, group)
+        clash = [g.thing_group_name for g in groups if g is not group and _root(self, g) == root]
+        if clash:
+            raise InvalidRequestException(
+                f"{thing.thing_name} is already in {clash[0]}, in the same hierarchy as "
+                f"{group.thing_group_name}")
         original(self, thing_group_name=thing_group_name, thing_group_arn=thing_group_arn,
                  thing_name=thing_name, thing_arn=thing_arn)
     return add_thing_to_thing_group

@@ -141,13 +141,20 @@ def organisation_replicates(run: JourneyRun, a: str, b: str, thing: str) -> None
     """Steps: attributes and a group set in `a` are found in `b`; a group left in `b` is left
     in `a`; nothing echoes (one record write per change)."""
     world = run.world
-    group, other = "journey-sensors", "journey-floor-2"
-    with run.step(f"the fleet's groups exist in {a} and {b} (the stack declares them)",
+    declared = sorted({str(world.state(g)["name"]): str(world.state(g).get("parentGroupName") or "")
+                       for g in world.declared("aws:iot/thingGroup:ThingGroup", a)}.items())
+    # Two groups of different hierarchies (a thing joins one group per hierarchy): the
+    # stack's declared roots, else two of the journey's own.
+    roots = [name for name, parent in declared if not parent][:2]
+    group, other = (roots + ["journey-sensors", "journey-floor-2"][len(roots):])[:2]
+    with run.step(f"the fleet's groups {group} and {other} exist in {a} and {b}",
                   region=a) as step:
         for region in (a, b):
             for name in (group, other):
                 ensure_group(world, region, name)
-        step.check(True, "groups created")
+        found = {r: sorted(g["groupName"] for g in world.client("iot", r).list_thing_groups()
+                           ["thingGroups"] if g["groupName"] in (group, other)) for r in (a, b)}
+        step.check(all(v == sorted((group, other)) for v in found.values()), f"groups: {found}")
     wanted = {"attributes": {"site": "lisbon", "model": "m2"}, "thingType": "",
               "groups": [other, group]}
     with run.step(f"an operator sets {thing}'s attributes and groups in {a}", region=a) as step:
