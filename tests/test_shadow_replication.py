@@ -557,3 +557,57 @@ def test_malformed_organisation_record_and_event_go_to_the_dlq(organised: Any) -
         {"operation": "JOINED", "timestamp": 1})
     [letter] = s.dead_letters(A)
     assert "operation of a MEMBERSHIP event" in letter["reason"]
+
+
+# --- backfill: tools/state_reconcile.py (called by tools/reconcile.py) ------------------------
+
+def test_reconcile_finds_and_repairs_device_state_a_region_lost_paced_by_quota(organised: Any) -> None:
+    from tools.replication_reconcile import QuotaLimiter
+    from tools.state_reconcile import (
+        DIFFERS,
+        OWN_DIFFERS,
+        REPAIRED,
+        STATE_API_QUOTAS,
+        reconcile_state,
+    )
+
+    s = organised("org-backfill")
+    s.update(A, {"reported": {"fw": "2.0"}})
+    sh.describe(s.world, A, s.thing, {"site": "braga"})
+    sh.join(s.world, A, s.thing, "org-sensors")
+    s.world.settle()
+    assert s.organisation(B) == _expected({"site": "braga"}, ["org-sensors"])
+    # B loses its copy behind the replication's back (events lost: drained, not published)
+    s.world.client("iot-data", B).delete_thing_shadow(thingName=s.thing)
+    sh.leave(s.world, B, s.thing, "org-sensors")
+    list(s.shadows.drain())
+    list(s.events.drain())
+    table = s.world.table(sh.DEVICE_DATA)
+
+    def run(apply: bool) -> Any:
+        limiter = QuotaLimiter(STATE_API_QUOTAS, 0.5)
+        report = reconcile_state(B, dynamodb=s.world.client("dynamodb", B), table_name=table,
+                                 iot=s.world.client("iot", B),
+                                 iot_data=s.world.client("iot-data", B), limiter=limiter,
+                                 apply=apply)
+        return report, limiter
+
+    dry, _ = run(apply=False)
+    assert {f"{s.thing}/classic", f"{s.thing} (organisation)"} <= set(dry.examples[DIFFERS])
+    assert s.state(B) is None  # a dry run changes nothing
+    applied, limiter = run(apply=True)
+    assert {f"{s.thing}/classic", f"{s.thing} (organisation)"} <= set(applied.examples[REPAIRED])
+    assert s.state(B) == {"reported": {"fw": "2.0"}}
+    assert s.organisation(B) == _expected({"site": "braga"}, ["org-sensors"])
+    assert limiter.granted["AddThingToThingGroup"] >= 1 and limiter.granted["UpdateThingShadow"] >= 1
+    s.world.settle()
+    # the repair was not re-exported: the records still name A
+    assert s.org_record(B)["writerRegion"] == A and s.record(B)[Attr.WRITER_REGION] == A
+    # A's own records are compared in A, never "repaired" there
+    sh.leave(s.world, A, s.thing, "org-sensors")
+    list(s.events.drain())
+    own = reconcile_state(A, dynamodb=s.world.client("dynamodb", A), table_name=table,
+                          iot=s.world.client("iot", A), iot_data=s.world.client("iot-data", A),
+                          limiter=QuotaLimiter(STATE_API_QUOTAS, 0.5), apply=True)
+    assert f"{s.thing} (organisation)" in own.examples[OWN_DIFFERS]
+    assert s.organisation(A) == _expected({"site": "braga"}, [])

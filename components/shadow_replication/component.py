@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -178,6 +180,12 @@ class ShadowReplicationArgs:
     organisation: FleetOrganisation = field(default_factory=FleetOrganisation)
 
 
+def _group_policy_text(document: Mapping[str, Any], region: str, values: list[Any]) -> str:
+    partition, account_id = values
+    return json.dumps(regional_policy(document, f"arn:{partition}:iot:{region}:{account_id}"),
+                      sort_keys=True)
+
+
 def group_policy_name(name_prefix: str, group: str) -> str:
     """IoT policy names allow [\w+=,.@-]: a group name's ':' becomes '-'."""
     return f"{name_prefix}-group-{group.replace(':', '-')}"
@@ -202,8 +210,8 @@ class ShadowReplication(pulumi.ComponentResource):
         account_id = args.account.account_id
         partition = args.account.partition
         function_name = f"{args.name_prefix}-shadow-replication"
-        rule_names = {rule.suffix: rule_name(args.name_prefix, rule)
-                      for rule in (*CAPTURE_RULES, *REGISTRY_RULES)}
+        all_rules: tuple[CaptureRule | RegistryRule, ...] = (*CAPTURE_RULES, *REGISTRY_RULES)
+        rule_names = {rule.suffix: rule_name(args.name_prefix, rule) for rule in all_rules}
 
         self.dead_letter_queue = dead_letter_queue(
             f"{name}-dlq", parent=self, region=region,
@@ -344,8 +352,7 @@ class ShadowReplication(pulumi.ComponentResource):
                     f"{name}-group-{group.name}-policy", region=region,
                     name=group_policy_name(args.name_prefix, group.name),
                     policy=pulumi.Output.all(partition, account_id).apply(
-                        lambda v, document=group.policy: json.dumps(regional_policy(
-                            document, f"arn:{v[0]}:iot:{region}:{v[1]}"), sort_keys=True)),
+                        partial(_group_policy_text, group.policy, region)),
                     tags=tags, opts=child)
                 aws.iot.PolicyAttachment(
                     f"{name}-group-{group.name}-policy-attachment", region=region,

@@ -145,7 +145,8 @@ class RegistryEvents:
             group = backend._identify_thing_group(thing_group_name, thing_group_arn)
             thing = backend._identify_thing(thing_name, thing_arn)
             was_member = thing.arn in group.things
-            result = original(backend, thing_group_name, thing_group_arn, thing_name, thing_arn)
+            result = original(backend, thing_group_name, thing_group_arn,  # type: ignore[arg-type]
+                              thing_name, thing_arn)  # type: ignore[arg-type]
             if was_member != added and events.enabled(backend.region_name,
                                                       "THING_GROUP_MEMBERSHIP"):
                 operation = "ADDED" if added else "REMOVED"
