@@ -584,6 +584,12 @@ def shadow_changes(changes: int) -> dict[str, Any]:
         calls = list(world.calls.calls)
         b_rules = [d for d in world.emulation(RulesEngine).deliveries[deliveries:]
                    if B.replace("-", "_") in d.rule and d.action == "lambda"]
+    return per_change(calls, b_rules, done)
+
+
+def per_change(calls: list[Any], b_rules: list[Any], done: int) -> dict[str, Any]:
+    """Calls per change by A's capture and B's apply, B's calls to other regions, and the
+    rule invocations that reached B's function."""
     apply = Counter(c.operation for c in calls if c.caller.endswith(f"{B}-shadow-replication"))
     capture = Counter(c.operation for c in calls if c.caller.endswith(f"{A}-shadow-replication"))
     cross = sum(1 for c in calls if c.caller.endswith(f"{B}-shadow-replication") and c.region != B)
@@ -644,12 +650,7 @@ def organisation_changes(changes: int) -> dict[str, Any]:
                    if B.replace("-", "_") in d.rule and d.action == "lambda"]
         in_sync = all(sh.organisation(world, B, f"bench-org-{i}")
                       == sh.organisation(world, A, f"bench-org-{i}") for i in range(changes // 4))
-    apply = Counter(c.operation for c in calls if c.caller.endswith(f"{B}-shadow-replication"))
-    capture = Counter(c.operation for c in calls if c.caller.endswith(f"{A}-shadow-replication"))
-    cross = sum(1 for c in calls if c.caller.endswith(f"{B}-shadow-replication") and c.region != B)
-    return {"changes": done, "apply": {k: v / done for k, v in apply.items()},
-            "capture": {k: v / done for k, v in capture.items()}, "cross_region": cross,
-            "b_rule_invocations_per_change": len(b_rules) / done, "in_sync": in_sync}
+    return {**per_change(calls, b_rules, done), "in_sync": in_sync}
 
 
 def organisation_cost_per_million(figures: Mapping[str, Any], *,

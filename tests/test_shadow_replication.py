@@ -73,7 +73,7 @@ class Scenario:
             thingName=self.thing, **({"shadowName": shadow} if shadow else {}))
         return int(json.loads(answer["payload"].read())["version"])
 
-    def captured(self, region: str) -> list[str]:
+    def captured(self, region: str, message: str = "shadow change captured") -> list[str]:
         """Outcomes of the region's captures of this thing (the function's log lines)."""
         from tools.local.emulation.lambdas import LambdaRuntime
 
@@ -85,7 +85,7 @@ class Scenario:
             f"iotmr-dev-{r}-shadow-replication").output if line.startswith("{"))
         parsed = [json.loads(line) for line in lines]
         return [str(line.get("outcome")) for line in parsed
-                if line.get("message") == "shadow change captured"
+                if line.get("message") == message
                 and line.get("thingName") == self.thing and line.get("function_name") == name]
 
     def dead_letters(self, region: str) -> list[dict[str, Any]]:
@@ -380,16 +380,7 @@ class Organised(Scenario):
         return sh.organisation_record(self.world, region, self.thing) or {}
 
     def org_captured(self, region: str) -> list[str]:
-        from tools.local.emulation.lambdas import LambdaRuntime
-
-        name = f"iotmr-dev-{region}-shadow-replication"
-        runtime = self.world.emulation(LambdaRuntime)
-        lines = dict.fromkeys(line for r in (A, B) for line in runtime.function(
-            f"iotmr-dev-{r}-shadow-replication").output if line.startswith("{"))
-        parsed = [json.loads(line) for line in lines]
-        return [str(line.get("outcome")) for line in parsed
-                if line.get("message") == "organisation change captured"
-                and line.get("thingName") == self.thing and line.get("function_name") == name]
+        return self.captured(region, "organisation change captured")
 
 
 @pytest.fixture

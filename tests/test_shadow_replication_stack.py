@@ -40,6 +40,16 @@ def shadow_resources(graph: StackGraph, type_: str, region: str) -> list[Any]:
                     for a in graph.ancestors(r))]
 
 
+def function_statements(graph: StackGraph, region: str) -> dict[str, Any]:
+    """The function's role policy statements by Sid (IAM is global: the policy belongs to
+    this region's component)."""
+    [policy] = [p for p in graph.of_type("aws:iam/rolePolicy:RolePolicy")
+                if p.inputs["name"] == "shadow-replication"
+                and any(a.type == "iotmr:shadow_replication:ShadowReplication"
+                        and region in a.name for a in graph.ancestors(p))]
+    return {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
+
+
 def test_every_region_captures_all_four_shadow_topics_into_its_function(graph: StackGraph) -> None:
     for region in regions(graph):
         every_rule = shadow_resources(graph, "aws:iot/topicRule:TopicRule", region)
@@ -95,12 +105,7 @@ def test_the_mapping_admits_only_other_regions_shadow_records(graph: StackGraph)
 
 def test_the_function_reaches_only_shadow_records_and_this_regions_shadows(graph: StackGraph) -> None:
     for region in regions(graph):
-        # IAM is global: the policy belongs to this region's component.
-        [policy] = [p for p in graph.of_type("aws:iam/rolePolicy:RolePolicy")
-                    if p.inputs["name"] == "shadow-replication"
-                    and any(a.type == "iotmr:shadow_replication:ShadowReplication"
-                            and region in a.name for a in graph.ancestors(p))]
-        statements = {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
+        statements = function_statements(graph, region)
         records = statements["ShadowRecords"]
         assert sorted(records["Action"]) == ["dynamodb:GetItem", "dynamodb:PutItem"]
         assert records["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["shadow#*"]}}
@@ -176,11 +181,7 @@ def test_replica_tokens_fit_the_shadow_client_token_limit() -> None:
 
 def test_the_function_may_organise_only_this_regions_things_and_groups(graph: StackGraph) -> None:
     for region in regions(graph):
-        [policy] = [p for p in graph.of_type("aws:iam/rolePolicy:RolePolicy")
-                    if p.inputs["name"] == "shadow-replication"
-                    and any(a.type == "iotmr:shadow_replication:ShadowReplication"
-                            and region in a.name for a in graph.ancestors(p))]
-        statements = {s["Sid"]: s for s in json.loads(policy.inputs["policy"])["Statement"]}
+        statements = function_statements(graph, region)
         things = statements["ThisRegionsThingOrganisation"]
         assert sorted(things["Action"]) == ["iot:DescribeThing", "iot:ListThingGroupsForThing",
                                             "iot:UpdateThing"]

@@ -63,6 +63,10 @@ class CaptureRule:
     operation: str  # UPDATE | DELETE
     named: bool
 
+    def description(self) -> str:
+        return (f"Shadow replication: this region's shadow {self.operation.lower()}s "
+                f"({'named' if self.named else 'classic'})")
+
     def sql(self) -> str:
         shadow = "topic(6)" if self.named else "''"
         if self.operation == "UPDATE":
@@ -83,6 +87,9 @@ class RegistryRule:
     suffix: str
     topic: str
     kind: str  # THING | MEMBERSHIP
+
+    def description(self) -> str:
+        return f"Device organisation replication: this region's {self.kind.lower()} registry events"
 
     def sql(self) -> str:
         if self.kind == "THING":
@@ -286,7 +293,7 @@ class ShadowReplication(pulumi.ComponentResource):
                 lambda v: rule_role_policy(queue_arn=v[0], key_arn=v[1], region=region)),
             opts=child)
         self.rules: dict[str, aws.iot.TopicRule] = {}
-        for rule in CAPTURE_RULES:
+        for rule in all_rules:
             rule_arn = pulumi.Output.concat("arn:", partition, f":iot:{region}:", account_id,
                                             f":rule/{rule_names[rule.suffix]}")
             permission = aws.lambda_.Permission(
@@ -296,31 +303,8 @@ class ShadowReplication(pulumi.ComponentResource):
                 source_arn=rule_arn, opts=child)
             self.rules[rule.suffix] = aws.iot.TopicRule(
                 f"{name}-{rule.suffix}", region=region, name=rule_names[rule.suffix],
-                description=f"Shadow replication: this region's shadow "
-                            f"{rule.operation.lower()}s ({'named' if rule.named else 'classic'})",
-                enabled=True, sql=rule.sql(), sql_version=SQL_VERSION,
-                lambdas=[aws.iot.TopicRuleLambdaArgs(function_arn=fn.arn)],
-                error_action=aws.iot.TopicRuleErrorActionArgs(
-                    sqs=aws.iot.TopicRuleErrorActionSqsArgs(
-                        queue_url=self.dead_letter_queue.url, role_arn=self.rule_role.arn,
-                        use_base64=False)),
-                tags=tags,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[rule_policy, permission]))
-
-        for registry_rule in REGISTRY_RULES:
-            rule_arn = pulumi.Output.concat("arn:", partition, f":iot:{region}:", account_id,
-                                            f":rule/{rule_names[registry_rule.suffix]}")
-            permission = aws.lambda_.Permission(
-                f"{name}-{registry_rule.suffix}-permission", region=region,
-                action="lambda:InvokeFunction", function=fn.name,
-                principal="iot.amazonaws.com", source_account=account_id,
-                source_arn=rule_arn, opts=child)
-            self.rules[registry_rule.suffix] = aws.iot.TopicRule(
-                f"{name}-{registry_rule.suffix}", region=region,
-                name=rule_names[registry_rule.suffix],
-                description=f"Device organisation replication: this region's "
-                            f"{registry_rule.kind.lower()} registry events",
-                enabled=True, sql=registry_rule.sql(), sql_version=SQL_VERSION,
+                description=rule.description(), enabled=True, sql=rule.sql(),
+                sql_version=SQL_VERSION,
                 lambdas=[aws.iot.TopicRuleLambdaArgs(function_arn=fn.arn)],
                 error_action=aws.iot.TopicRuleErrorActionArgs(
                     sqs=aws.iot.TopicRuleErrorActionSqsArgs(

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from lambdas.contracts.shadows import RecordProblem, canonical_json, partition_key
+from lambdas.contracts.shadows import RecordProblem, canonical_json, partition_key, plain_values
 
 SORT_KEY = "organisation"
 # Thing and group names: 1-128 of [a-zA-Z0-9:_-] (CreateThing, AddThingToThingGroup);
@@ -222,15 +222,7 @@ class OrganisationRecord:
 
     @classmethod
     def from_attribute_values(cls, image: Mapping[str, Mapping[str, Any]]) -> OrganisationRecord:
-        plain: dict[str, Any] = {}
-        for name, value in image.items():
-            if not isinstance(value, Mapping) or len(value) != 1:
-                raise RecordProblem(f"attribute {name!r} is not a DynamoDB attribute value")
-            (kind, raw), = value.items()
-            if kind not in ("S", "N"):
-                raise RecordProblem(f"attribute {name!r} has type {kind}; expected S or N")
-            plain[name] = raw
-        return cls.from_plain(plain)
+        return cls.from_plain(plain_values(image))
 
 
 def is_organisation_image(image: Mapping[str, Any] | None) -> bool:

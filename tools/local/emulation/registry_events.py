@@ -24,21 +24,18 @@ Messages are queued when the registry changes and published outside the moto cal
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
-from collections import deque
-from collections.abc import Iterator
 from typing import Any
 from unittest import mock
 
 from moto.iot.models import IoTBackend
 
 from tools.local.emulation import emulation
+from tools.local.emulation.publishing import QueuedPublisher
 from tools.local.world import World
 
 EVENT_CONFIGURATIONS = "aws:iot/eventConfigurations:EventConfigurations"
-POLL_SECONDS = 0.05
 
 
 def _description(thing: Any) -> tuple[dict[str, str], str | None]:
@@ -46,31 +43,20 @@ def _description(thing: Any) -> tuple[dict[str, str], str | None]:
             thing.thing_type.thing_type_name if thing.thing_type else None)
 
 
-class RegistryEvents:
+class RegistryEvents(QueuedPublisher):
+    kind = "registry events"
+
     def __init__(self, world: World) -> None:
-        self._world = world
-        self._queue: deque[tuple[str, str, dict[str, Any]]] = deque()
-        self._lock = threading.Lock()
-        self._publishing = threading.Lock()
-        self.published: list[tuple[str, str, dict[str, Any]]] = []
         # The registry's clock (epoch ms); scenarios pin it to order changes.
         self.clock: Any = lambda: int(time.time() * 1000)
         self._versions: dict[str, int] = {}
-        self._patches = [
+        super().__init__(world, [
             mock.patch.object(IoTBackend, "create_thing", self._create()),
             mock.patch.object(IoTBackend, "update_thing", self._update()),
             mock.patch.object(IoTBackend, "delete_thing", self._delete()),
             mock.patch.object(IoTBackend, "add_thing_to_thing_group", self._membership(True)),
             mock.patch.object(IoTBackend, "remove_thing_from_thing_group",
-                              self._membership(False))]
-        for patch in self._patches:
-            patch.start()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        if world.background:
-            self._thread = threading.Thread(target=self._loop, name="local-registry-events",
-                                            daemon=True)
-            self._thread.start()
+                              self._membership(False))])
 
     def enabled(self, region: str, event_type: str) -> bool:
         for declared in self._world.declared(EVENT_CONFIGURATIONS, region):
@@ -78,10 +64,6 @@ class RegistryEvents:
             if (state.get("eventConfigurations") or {}).get(event_type) is True:
                 return True
         return False
-
-    def _loop(self) -> None:
-        while not self._stop.wait(POLL_SECONDS):
-            self.publish_pending()
 
     def _thing_event(self, backend: Any, thing: Any, operation: str) -> None:
         if not self.enabled(backend.region_name, "THING"):
@@ -163,52 +145,8 @@ class RegistryEvents:
             return result
         return change
 
-    def _enqueue(self, region: str, topic: str, message: dict[str, Any]) -> None:
-        with self._lock:
-            self._queue.append((region, topic, message))
-
-    def drain(self) -> Iterator[tuple[str, str, dict[str, Any]]]:
-        while True:
-            with self._lock:
-                if not self._queue:
-                    return
-                item = self._queue.popleft()
-            yield item
-
-    def publish_pending(self) -> int:
-        from tools.local.emulation.rules_engine import RulesEngine
-
-        engine = self._world.emulations.get(RulesEngine)
-        moved = 0
-        with self._publishing:
-            for region, topic, message in self.drain():
-                self.published.append((region, topic, message))
-                if engine is not None:
-                    engine.publish(region, topic, message)
-                moved += 1
-        return moved
-
-    def settle(self, rounds: int = 50) -> None:
-        from tools.local.emulation.streams import Streams
-
-        streams = self._world.emulations.get(Streams)
-        for _ in range(rounds):
-            moved = self.publish_pending()
-            if streams is not None:
-                streams.settle(rounds)
-            if not moved and not self._queue:
-                return
-        raise TimeoutError(f"registry events still flowing after {rounds} rounds")
-
     def describe(self) -> str:
         return "registry events: thing created/updated/deleted, group membership to the rules engine"
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        for patch in reversed(self._patches):
-            patch.stop()
 
 
 @emulation("registry-events")

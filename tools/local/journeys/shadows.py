@@ -11,6 +11,7 @@ Wire: the capture rules may not invoke the function (its permissions name other 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -155,23 +156,24 @@ def organisation_replicates(run: JourneyRun, a: str, b: str, thing: str) -> None
         found = {r: sorted(g["groupName"] for g in world.client("iot", r).list_thing_groups()
                            ["thingGroups"] if g["groupName"] in (group, other)) for r in (a, b)}
         step.check(all(v == sorted((group, other)) for v in found.values()), f"groups: {found}")
-    wanted = {"attributes": {"site": "lisbon", "model": "m2"}, "thingType": "",
-              "groups": [other, group]}
+    attributes = {"site": "lisbon", "model": "m2"}
+    expected: dict[str, Any] = {"attributes": attributes, "thingType": "",
+                                "groups": sorted((group, other))}
     with run.step(f"an operator sets {thing}'s attributes and groups in {a}", region=a) as step:
-        describe(world, a, thing, wanted["attributes"])
+        describe(world, a, thing, attributes)
         join(world, a, thing, group)
         join(world, a, thing, other)
-        step.check(organisation(world, a, thing) == {**wanted, "groups": sorted(wanted["groups"])},
+        step.check(organisation(world, a, thing) == expected,
                    f"{a}: {organisation(world, a, thing)}")
-    expected = {**wanted, "groups": sorted(wanted["groups"])}
+    seen_in: Callable[[str], Callable[[], Any]] = \
+        lambda region: partial(organisation, world, region, thing)
     with run.step(f"{b} finds the attributes and the groups", region=b) as step:
-        found = seen.wait_for(partial(organisation, world, b, thing), lambda o: o == expected,
+        found = seen.wait_for(seen_in(b), lambda o: o == expected,
                               timeout=CONVERGE_SECONDS, world=world)
         step.check(found == expected, f"{b}: {found}")
     with run.step(f"{thing} leaves {other} in {b}; {a} sees it leave", region=a) as step:
         leave(world, b, thing, other)
-        found = seen.wait_for(partial(organisation, world, a, thing),
-                              lambda o: o is not None and o["groups"] == [group],
+        found = seen.wait_for(seen_in(a), lambda o: o is not None and o["groups"] == [group],
                               timeout=CONVERGE_SECONDS, world=world)
         step.check(found is not None and found["groups"] == [group], f"{a}: {found}")
     with run.step("nothing echoed: the record was written once per change", region=a) as step:
