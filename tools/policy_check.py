@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextvars
+import functools
 import json
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -315,14 +316,27 @@ def derive_dependencies(graph: StackGraph) -> dict[str, dict[str, list[str]]]:
             value = out.get(key)
             if isinstance(value, str) and len(value) >= 8 and value != harness.UNKNOWN:
                 identifiers[value] = r.urn
+    # An identifier is found as the whole value, or (20 characters or more: an ARN, a URL)
+    # inside a longer one, such as a policy document.
+    order = {ident: index for index, ident in enumerate(identifiers)}
+    long_identifiers = [ident for ident in identifiers if len(ident) >= 20]
+
+    @functools.cache
+    def owners(text: str) -> tuple[str, ...]:
+        # The same values recur across resources (ARNs, region names, tags): scan each once.
+        matched = {ident for ident in long_identifiers if ident in text}
+        if text in identifiers:
+            matched.add(text)
+        return tuple(identifiers[ident] for ident in sorted(matched, key=order.__getitem__))
+
     result: dict[str, dict[str, list[str]]] = {}
     for r in graph.resources:
         per_key: dict[str, list[str]] = {}
         for key, value in r.inputs.items():
-            found = []
+            found: list[str] = []
             for text in _strings(value):
-                for ident, urn in identifiers.items():
-                    if urn != r.urn and urn not in found and (text == ident or (len(ident) >= 20 and ident in text)):
+                for urn in owners(text):
+                    if urn != r.urn and urn not in found:
                         found.append(urn)
             if found:
                 per_key[key] = found
