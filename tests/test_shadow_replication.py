@@ -517,6 +517,36 @@ def test_a_record_for_a_thing_not_yet_in_b_waits_and_applies_when_the_thing_arri
     assert sh.organisation(s.world, B, thing) == _expected({"site": "faro"}, ["org-sensors"])
 
 
+def test_a_thing_the_registry_replication_creates_pulls_its_organisation_not_its_marker(
+        organised: Any) -> None:
+    """The registry replication creates B's thing with its `replicatedBy` marker: that
+    creation is not the device's organisation, and must not overwrite A's."""
+    from lambdas.contracts.organisation import REPLICATION_MARKER
+
+    s = organised("org-marker")
+    thing = "org-marker-late"
+    s.world.client("iot", A).create_thing(thingName=thing)
+    sh.describe(s.world, A, thing, {"site": "evora"})
+    s.world.settle()
+    s.world.client("iot", B).create_thing(thingName=thing, attributePayload={
+        "attributes": {REPLICATION_MARKER: "exec-1/event-1"}})
+    s.world.settle()
+    assert sh.organisation(s.world, B, thing) == _expected({"site": "evora"}, [])
+    assert sh.organisation(s.world, A, thing) == _expected({"site": "evora"}, [])
+    record = sh.organisation_record(s.world, A, thing) or {}
+    assert record["writerRegion"] == A and REPLICATION_MARKER not in record["organisation"]
+
+
+def test_the_replication_marker_is_the_name_the_registry_machine_writes() -> None:
+    from pathlib import Path
+
+    from lambdas.contracts.organisation import REPLICATION_MARKER
+
+    asl = (Path(__file__).resolve().parent.parent / "components" / "replication"
+           / "replication.asl.json").read_text()
+    assert f'"{REPLICATION_MARKER}.$"' in asl
+
+
 def test_organisation_applies_in_b_while_a_is_down(organised: Any) -> None:
     s = organised("org-region-down")
     sh.describe(s.world, A, s.thing, {"battery": "li"})

@@ -304,9 +304,39 @@ def test_organisation_elements_conflict_per_element_and_converge_with_few_calls(
 
 # --- the fleet's declared organisation --------------------------------------------------------
 
+# An example fleet organisation (components/shadow_replication/settings.py).
+EXAMPLE_ORGANISATION: dict[str, Any] = {
+    "thingTypes": [{"name": "gateway", "description": "Field gateways",
+                    "searchableAttributes": ["site"]}],
+    "thingGroups": [{"name": "fleet"}, {"name": "floor-1", "parent": "fleet", "policy": {
+        "Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["iot:Subscribe"],
+             "Resource": ["topicfilter/grp/iotmr/floor-1/*"]},
+            {"Effect": "Allow", "Action": ["iot:Receive"],
+             "Resource": ["topic/grp/iotmr/floor-1/*"]}]}}]}
+
+
+@pytest.fixture(scope="module")
+def organised_graph(project_dir: Any) -> StackGraph:
+    from tools.harness import evaluate_program
+
+    return evaluate_program(project_dir, "dev",
+                            config_overrides={"shadowReplication": EXAMPLE_ORGANISATION})
+
+
 def test_declared_types_groups_and_group_policies_are_identical_in_every_region(
-        dev_graph: StackGraph) -> None:
-    graph = dev_graph
+        organised_graph: StackGraph, project_dir: Any) -> None:
+    from pulumi_policy import EnforcementLevel
+
+    from tools.harness import load_program_stack
+    from tools.policy_check import run_policies
+
+    graph = organised_graph
+    # the least-privilege example passes the policy pack
+    config = json.loads((project_dir / "policy" / "config" / "dev.json").read_text())
+    report = run_policies(graph, policy_config=config,
+                          stack_config=load_program_stack(project_dir, "dev").config)
+    assert not [v for v in report.violations if v.level == EnforcementLevel.MANDATORY]
     per_region: dict[str, Any] = {}
     for region in regions(graph):
         types = shadow_resources(graph, "aws:iot/thingType:ThingType", region)
@@ -356,7 +386,7 @@ def test_a_permissive_group_policy_fails_the_policy_pack(project_dir: Any) -> No
     from tools.policy_check import run_policies
 
     spec = load_program_stack(project_dir, "dev")
-    section = dict(spec.config["iot-multi-region:shadowReplication"])
+    section = dict(EXAMPLE_ORGANISATION)
     section["thingGroups"] = [{"name": "everyone", "policy": {
         "Version": "2012-10-17", "Statement": [
             {"Effect": "Allow", "Action": ["iot:Subscribe"], "Resource": ["topicfilter/*"]},

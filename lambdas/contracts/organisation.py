@@ -47,6 +47,15 @@ MAX_ATTRIBUTES = {False: 3, True: 50}
 # Removed memberships are kept this long (so a late "added" stays older), then pruned.
 TOMBSTONE_MILLISECONDS = 30 * 24 * 3600 * 1000
 _WIDTH = 15
+# The registry replication marks the things it creates with this attribute (its CreateThing
+# in components/replication/replication.asl.json: success means the thing is new). It is
+# that machine's, not the device's organisation: never captured, never compared.
+REPLICATION_MARKER = "replicatedBy"
+
+
+def organisation_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """A thing's attributes without the registry replication's marker."""
+    return {k: v for k, v in attributes.items() if k != REPLICATION_MARKER}
 
 
 class Attr:

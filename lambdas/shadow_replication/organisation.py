@@ -29,6 +29,7 @@ from lambdas.contracts.organisation import (
     Membership,
     OrganisationRecord,
     order_key,
+    organisation_attributes,
 )
 from lambdas.contracts.shadows import RecordProblem
 
@@ -98,7 +99,7 @@ def converge(record: OrganisationRecord, ports: OrganisationPorts) -> str:
         return "ORG_WAITING"
     changed = False
     wanted = record.description
-    if wanted is not None and (dict(local.attributes), local.thing_type) != \
+    if wanted is not None and (organisation_attributes(local.attributes), local.thing_type) != \
             (dict(wanted.attributes), wanted.thing_type):
         ports.registry.describe_thing(record.thing_name, wanted.attributes, wanted.thing_type,
                                       had_type=bool(local.thing_type))
@@ -185,6 +186,7 @@ def capture(event: Mapping[str, Any], ports: OrganisationPorts) -> str:
         attributes = event.get("attributes") or {}
         if not isinstance(attributes, Mapping):
             raise RecordProblem(f"attributes must be an object, got {attributes!r}")
+        attributes = organisation_attributes(attributes)
         # Validated like a record's element (names, values, the attribute quota).
         description = OrganisationRecord.create(
             thing_name=thing, description={"attributes": dict(attributes),
@@ -200,8 +202,8 @@ def capture(event: Mapping[str, Any], ports: OrganisationPorts) -> str:
             held = base.description
             if operation == "CREATED" and not description.attributes \
                     and not description.thing_type:
-                # A bare creation (the registry replication creating the thing here, or a
-                # new device) states no organisation: pull what the record holds, if any.
+                # A bare creation (the registry replication creating the thing here: only
+                # its marker; or a new device) states no organisation: pull the record's.
                 if current is None or current.writer_region == ports.region:
                     return "ORG_NOTHING"
                 return "ORG_PULLED" if converge(current, ports) == "ORG_APPLIED" \
@@ -214,8 +216,7 @@ def capture(event: Mapping[str, Any], ports: OrganisationPorts) -> str:
             updated = base.with_changes(region=ports.region, description=description,
                                         version=base.version + 1,
                                         now_ms=int(ports.now() * 1000))
-        else:
-            assert membership is not None
+        elif membership is not None:
             group, change = membership
             held_membership = base.groups.get(group)
             # A removal the record knows nothing of is still recorded (its tombstone keeps an
@@ -231,6 +232,8 @@ def capture(event: Mapping[str, Any], ports: OrganisationPorts) -> str:
             if len(updated.member_of) > MAX_GROUPS:
                 raise RecordProblem(f"{thing} would belong to {len(updated.member_of)} groups "
                                     f"across the regions; at most {MAX_GROUPS}")
+        else:  # unreachable: an event is a THING or a MEMBERSHIP one
+            raise RecordProblem(f"unknown event kind {kind!r}")
         if ports.table.put(updated, current.version if current else None):
             return "ORG_RECORDED"
     raise Busy(f"{thing}: the organisation record changed {CAPTURE_ATTEMPTS} times while "
