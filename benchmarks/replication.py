@@ -26,6 +26,11 @@ devices next to the seed's design, and a quota-paced backfill of a new region.
    the declared capture rules, function and event source mapping; calls per change on each
    side, calls from B to other regions (target 0), and the cost per million changes per
    extra region at us-east-1 list prices.
+5. Device organisation (`--only-organisation` runs this part alone; also run with
+   `--only-shadows`): attribute and group-membership changes in A applied in B by the
+   registry-event rules, the same function and mapping; calls per change on each side, B's
+   echo captures (all dropped by convergence), calls from B to other regions (target 0),
+   and the cost per million changes per extra region.
 """
 
 from __future__ import annotations
@@ -579,6 +584,12 @@ def shadow_changes(changes: int) -> dict[str, Any]:
         calls = list(world.calls.calls)
         b_rules = [d for d in world.emulation(RulesEngine).deliveries[deliveries:]
                    if B.replace("-", "_") in d.rule and d.action == "lambda"]
+    return per_change(calls, b_rules, done)
+
+
+def per_change(calls: list[Any], b_rules: list[Any], done: int) -> dict[str, Any]:
+    """Calls per change by A's capture and B's apply, B's calls to other regions, and the
+    rule invocations that reached B's function."""
     apply = Counter(c.operation for c in calls if c.caller.endswith(f"{B}-shadow-replication"))
     capture = Counter(c.operation for c in calls if c.caller.endswith(f"{A}-shadow-replication"))
     cross = sum(1 for c in calls if c.caller.endswith(f"{B}-shadow-replication") and c.region != B)
@@ -602,6 +613,85 @@ def shadow_cost_per_million(figures: Mapping[str, Any], *, lambda_ms: float) -> 
         "rule actions that reach the function in B (deletes: content check)":
             RULE_ACTION * figures["b_rule_invocations_per_change"] * million,
     }
+
+
+# --- 5. device organisation -----------------------------------------------------------------
+
+def organisation_changes(changes: int) -> dict[str, Any]:
+    """`changes` organisation changes in A (attributes set, group joined, second group
+    joined, first group left), each applied in B before the next."""
+    from tools.local.emulation.rules_engine import RulesEngine
+    from tools.local.journeys import shadows as sh
+
+    pki = pki_material.bootstrap()
+    with open_world(stack_graph(pki), regions=[A, B], pki=pki,
+                    capabilities=["shadow_replication"]) as world:
+        for region in (A, B):
+            for group in ("bench-a", "bench-b"):
+                sh.ensure_group(world, region, group)
+        for index in range(changes // 4):
+            sh.ensure_thing(world, A, f"bench-org-{index}")
+            sh.ensure_thing(world, B, f"bench-org-{index}")
+        world.settle()
+        world.calls.clear()
+        deliveries = len(world.emulation(RulesEngine).deliveries)
+        done = 0
+        for index in range(changes // 4):
+            thing = f"bench-org-{index}"
+            for change in (lambda: sh.describe(world, A, thing, {"site": f"s{index}"}),
+                           lambda: sh.join(world, A, thing, "bench-a"),
+                           lambda: sh.join(world, A, thing, "bench-b"),
+                           lambda: sh.leave(world, A, thing, "bench-a")):
+                change()
+                done += 1
+                world.settle()
+        calls = list(world.calls.calls)
+        b_rules = [d for d in world.emulation(RulesEngine).deliveries[deliveries:]
+                   if B.replace("-", "_") in d.rule and d.action == "lambda"]
+        in_sync = all(sh.organisation(world, B, f"bench-org-{i}")
+                      == sh.organisation(world, A, f"bench-org-{i}") for i in range(changes // 4))
+    return {**per_change(calls, b_rules, done), "in_sync": in_sync}
+
+
+def organisation_cost_per_million(figures: Mapping[str, Any], *,
+                                  lambda_ms: float) -> dict[str, float]:
+    """B's share: the replicated write, the apply (consistent read, registry calls: free),
+    and the echo each applied change causes (a rule, its action, an invocation, one read)."""
+    echoes = figures["b_rule_invocations_per_change"]
+    invocations = 1 + echoes
+    million = 1e6
+    return {
+        "global table replicated write (1 rWRU, record <= 1 KB)": DYNAMODB_WRITE * million,
+        "consistent GetItem (apply + echo checks, measured)":
+            DYNAMODB_READ * figures["apply"].get("GetItem", 0) * million,
+        "registry API calls (DescribeThing, UpdateThing, Add/Remove...: free)": 0.0,
+        "rules triggered by the applied change's event (measured)": RULE_TRIGGERED * echoes * million,
+        "rule actions reaching B's function (measured)": RULE_ACTION * echoes * million,
+        "Lambda requests (apply + echo captures)": LAMBDA_REQUEST * invocations * million,
+        f"Lambda duration ({lambda_ms:.0f} ms each at 256 MB)":
+            LAMBDA_GB_SECOND * 0.25 * lambda_ms / 1000 * invocations * million,
+    }
+
+
+def organisation_part(args: argparse.Namespace) -> int:
+    print(f"\n== 5. Device organisation: {args.organisation_changes} changes in A applied in B")
+    figures = organisation_changes(args.organisation_changes)
+    for side in ("capture", "apply"):
+        shown = ", ".join(f"{k} {v:.2f}" for k, v in sorted(figures[side].items()))
+        print(f"  {side + ' calls per change':<34} {shown}")
+    print(f"  {'calls from B to other regions':<34} {figures['cross_region']}")
+    print(f"  {'B echo captures per change':<34} {figures['b_rule_invocations_per_change']:.2f} "
+          "(the registry events of applied changes: dropped by convergence, no write)")
+    print(f"  {'B equals A after every change':<34} {figures['in_sync']}")
+    rows = organisation_cost_per_million(figures, lambda_ms=args.shadow_lambda_ms)
+    print("  cost per million organisation changes per extra region, us-east-1 list prices:")
+    for label, dollars in rows.items():
+        print(f"    {label:<70} ${dollars:>7.2f}")
+    total = sum(rows.values())
+    print(f"    {'total':<70} ${total:>7.2f}")
+    print(f"  a million devices each changing groups or attributes once a day (30 M changes a "
+          f"month): ${total * 30:,.0f} per extra region per month")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -628,10 +718,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="shadow changes in part 4 (a multiple of 4)")
     parser.add_argument("--shadow-lambda-ms", type=float, default=50.0,
                         help="assumed duration of one shadow apply invocation (cost)")
-    parser.add_argument("--only-shadows", action="store_true", help="run part 4 only")
+    parser.add_argument("--only-shadows", action="store_true",
+                        help="run parts 4 and 5 only (device state)")
+    parser.add_argument("--organisation-changes", type=int, default=40,
+                        help="organisation changes in part 5 (a multiple of 4)")
+    parser.add_argument("--only-organisation", action="store_true", help="run part 5 only")
     args = parser.parse_args(argv)
+    if args.only_organisation:
+        return organisation_part(args)
     if args.only_shadows:
-        return shadow_part(args)
+        shadow_part(args)
+        return organisation_part(args)
     wall = time.monotonic()
 
     print("== 1. API calls and state transitions per replicated device (region B; A down)")
@@ -681,6 +778,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"projected: a new region for a {args.fleet:,}-device fleet at AWS's default "
               f"quotas ({result['default_binding_api']} binds): {hours:.1f} h")
     shadow_part(args)
+    organisation_part(args)
     print(f"\n(benchmark wall time {time.monotonic() - wall:.0f} s)")
     return 0
 

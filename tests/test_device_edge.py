@@ -485,7 +485,8 @@ def test_adopt_turns_on_our_events_only_and_imports_the_log_group(
         adopting_graph: StackGraph) -> None:
     graph = adopting_graph
     for events in one_per_region(graph, EVENTS, DEV_REGIONS).values():
-        assert events.inputs["eventConfigurations"] == {"THING": True, "CERTIFICATE": True}
+        assert events.inputs["eventConfigurations"] == {
+                "THING": True, "CERTIFICATE": True, "THING_GROUP_MEMBERSHIP": True}
     groups = iot_log_groups(graph)
     assert len(groups) == len(DEV_REGIONS)
     for group in groups:

@@ -522,6 +522,80 @@ def test_shadow_updates_and_deletes_publish_what_aws_iot_publishes(world: World)
     assert deleted["version"] == 2 and "clientToken" not in deleted and deleted["timestamp"] > 0
 
 
+def test_update_thing_keeps_the_attribute_quota(world: World) -> None:
+    iot, thing = world.client("iot", A), name()
+    iot.create_thing(thingName=thing, attributePayload={"attributes": {"a": "1", "b": "2"}})
+    four = {"a": "1", "b": "2", "c": "3", "d": "4"}
+    assert code(iot.update_thing, thingName=thing,
+                attributePayload={"attributes": {"c": "3", "d": "4"}, "merge": True}
+                ) == "InvalidRequestException"
+    assert code(iot.update_thing, thingName=thing,
+                attributePayload={"attributes": four}) == "InvalidRequestException"
+    kind = name()
+    iot.create_thing_type(thingTypeName=kind)
+    iot.update_thing(thingName=thing, thingTypeName=kind, attributePayload={"attributes": four})
+    # removing the type while 4 attributes stay is refused; with 1 left it is accepted
+    assert code(iot.update_thing, thingName=thing, removeThingType=True) == "InvalidRequestException"
+    iot.update_thing(thingName=thing, removeThingType=True,
+                     attributePayload={"attributes": {"a": "1"}})
+    assert iot.describe_thing(thingName=thing)["attributes"] == {"a": "1"}
+
+
+def test_a_thing_belongs_to_at_most_ten_groups(world: World) -> None:
+    iot, thing = world.client("iot", A), name()
+    iot.create_thing(thingName=thing)
+    groups = [name() for _ in range(11)]
+    for group in groups:
+        iot.create_thing_group(thingGroupName=group)
+    for group in groups[:10]:
+        iot.add_thing_to_thing_group(thingName=thing, thingGroupName=group)
+    iot.add_thing_to_thing_group(thingName=thing, thingGroupName=groups[0])  # already: fine
+    assert code(iot.add_thing_to_thing_group, thingName=thing,
+                thingGroupName=groups[10]) == "InvalidRequestException"
+    # one group per hierarchy: a child of a group the thing is in is refused
+    other, parent, child = name(), name(), name()
+    iot.create_thing(thingName=other)
+    iot.create_thing_group(thingGroupName=parent)
+    iot.create_thing_group(thingGroupName=child, parentGroupName=parent)
+    iot.add_thing_to_thing_group(thingName=other, thingGroupName=parent)
+    assert code(iot.add_thing_to_thing_group, thingName=other,
+                thingGroupName=child) == "InvalidRequestException"
+
+
+def test_registry_changes_publish_what_aws_iot_publishes(world: World) -> None:
+    """Registry events: thing created/updated/deleted and group membership added/removed,
+    for the types the region's declared EventConfigurations turns on; no-ops publish nothing."""
+    from tools.local.emulation.registry_events import RegistryEvents
+
+    iot, events, thing, group = world.client("iot", A), world.emulation(RegistryEvents), name(), name()
+    assert events.enabled(A, "THING") and events.enabled(A, "THING_GROUP_MEMBERSHIP")
+    assert not events.enabled(A, "THING_TYPE")  # the dev stack turns it off
+    iot.create_thing_group(thingGroupName=group)
+    before = len(events.published)
+    iot.create_thing(thingName=thing)
+    iot.update_thing(thingName=thing, attributePayload={"attributes": {"site": "x"}})
+    iot.update_thing(thingName=thing, attributePayload={"attributes": {"site": "x"}})  # no-op
+    iot.add_thing_to_thing_group(thingName=thing, thingGroupName=group)
+    iot.add_thing_to_thing_group(thingName=thing, thingGroupName=group)  # no-op
+    iot.remove_thing_from_thing_group(thingName=thing, thingGroupName=group)
+    iot.delete_thing(thingName=thing)
+    events.publish_pending()
+    published = [(t, m) for region, t, m in events.published[before:]
+                 if region == A and f"/{thing}/" in t]
+    membership = f"$aws/events/thingGroupMembership/thingGroup/{group}/thing/{thing}"
+    assert [t for t, _ in published] == [
+        f"$aws/events/thing/{thing}/created", f"$aws/events/thing/{thing}/updated",
+        f"{membership}/added", f"{membership}/removed", f"$aws/events/thing/{thing}/deleted"]
+    created, updated, added, removed, deleted = (m for _, m in published)
+    assert (created["eventType"], created["operation"], created["versionNumber"]) == (
+        "THING_EVENT", "CREATED", 1)
+    assert updated["attributes"] == {"site": "x"} and updated["thingTypeName"] is None
+    assert updated["versionNumber"] == 2 and updated["timestamp"] > 10 ** 12  # milliseconds
+    assert (added["eventType"], added["operation"]) == ("THING_GROUP_MEMBERSHIP_EVENT", "ADDED")
+    assert added["groupArn"].endswith(f":thinggroup/{group}") and removed["operation"] == "REMOVED"
+    assert deleted["operation"] == "DELETED"
+
+
 def test_an_action_runs_only_under_a_role_that_fits(world: World) -> None:
     topic, queue = f"fidelity/{name()}", world.client("sqs", A).create_queue(QueueName=name())["QueueUrl"]
     for trusted, allowed_actions, ok in (("states.amazonaws.com", ["sqs:SendMessage"], False),

@@ -17,6 +17,7 @@ import pytest
 
 from lambdas.contracts.shadows import Attr, partition_key, sort_key
 from tools.harness import StackGraph
+from tools.local.emulation.registry_events import RegistryEvents
 from tools.local.emulation.rules_engine import RulesEngine
 from tools.local.emulation.shadows import Shadows
 from tools.local.emulation.streams import Consumer, Streams
@@ -72,7 +73,7 @@ class Scenario:
             thingName=self.thing, **({"shadowName": shadow} if shadow else {}))
         return int(json.loads(answer["payload"].read())["version"])
 
-    def captured(self, region: str) -> list[str]:
+    def captured(self, region: str, message: str = "shadow change captured") -> list[str]:
         """Outcomes of the region's captures of this thing (the function's log lines)."""
         from tools.local.emulation.lambdas import LambdaRuntime
 
@@ -84,7 +85,7 @@ class Scenario:
             f"iotmr-dev-{r}-shadow-replication").output if line.startswith("{"))
         parsed = [json.loads(line) for line in lines]
         return [str(line.get("outcome")) for line in parsed
-                if line.get("message") == "shadow change captured"
+                if line.get("message") == message
                 and line.get("thingName") == self.thing and line.get("function_name") == name]
 
     def dead_letters(self, region: str) -> list[dict[str, Any]]:
@@ -344,3 +345,290 @@ def test_a_capture_carrying_the_replica_token_is_dropped_even_without_the_rule_f
         "thingName": s.thing, "shadowName": "", "operation": "UPDATE", "timestamp": 1,
         "version": 1, "state": {"desired": {"a": 1}}, "clientToken": "iotmr-replica:eu-west-1:1"})
     assert answer == {"outcome": "ECHO"} and s.record(A) == {}
+
+
+# --- device organisation: attributes, thing type, static groups --------------------------------
+
+GROUPS = ("org-sensors", "org-floor-1", "org-floor-2")
+BASE_MS = (int(time.time()) - 3600) * 1000
+
+
+class Organised(Scenario):
+    """A thing with the fleet's groups in both regions (the stack declares them)."""
+
+    def __init__(self, world: World, thing: str) -> None:
+        super().__init__(world, thing)
+        for region in (A, B):
+            for group in GROUPS:
+                sh.ensure_group(world, region, group)
+            sh.ensure_thing_type(world, region, "org-gateway")
+        world.settle()
+
+    @property
+    def events(self) -> RegistryEvents:
+        return self.world.emulation(RegistryEvents)
+
+    def at_ms(self, ms: int) -> None:
+        """Pin the registry's clock `ms` after BASE_MS (today: removal tombstones are
+        pruned by their age, so the clock must be near the function's)."""
+        self.events.clock = lambda: BASE_MS + ms
+
+    def organisation(self, region: str) -> dict[str, Any] | None:
+        return sh.organisation(self.world, region, self.thing)
+
+    def org_record(self, region: str) -> dict[str, Any]:
+        return sh.organisation_record(self.world, region, self.thing) or {}
+
+    def org_captured(self, region: str) -> list[str]:
+        return self.captured(region, "organisation change captured")
+
+
+@pytest.fixture
+def organised(make: Any, world: World) -> Iterator[Any]:
+    def new(thing: str) -> Organised:
+        scenario = Organised(world, thing)
+        for region in (A, B):
+            scenario.dead_letters(region)
+        return scenario
+    yield new
+    world.emulation(RegistryEvents).clock = lambda: int(time.time() * 1000)
+
+
+def _expected(attributes: dict[str, str], groups: list[str], thing_type: str = "") -> dict[str, Any]:
+    return {"attributes": attributes, "thingType": thing_type, "groups": sorted(groups)}
+
+
+def test_attributes_type_and_groups_set_in_a_are_found_in_b_and_not_echoed(organised: Any) -> None:
+    s = organised("org-basic")
+    s.at_ms(1_000_000)
+    sh.describe(s.world, A, s.thing, {"site": "lisbon", "a": "1", "b": "2", "c": "3"},
+                thing_type="org-gateway")  # 4 attributes: only with a thing type
+    s.at_ms(1_000_001)
+    sh.join(s.world, A, s.thing, "org-sensors")
+    s.world.settle()
+
+    want = _expected({"site": "lisbon", "a": "1", "b": "2", "c": "3"}, ["org-sensors"],
+                     "org-gateway")
+    assert s.organisation(B) == s.organisation(A) == want
+    record = s.org_record(A)
+    assert (record["writerRegion"], record["version"]) == (A, 2)
+    assert s.org_record(B) == record
+    # B's applied UpdateThing and AddThingToThingGroup were published and captured in B,
+    # and recognised as the record's content: never re-exported.
+    assert s.org_captured(B) == ["ORG_NOTHING", "ORG_UNCHANGED", "ORG_UNCHANGED"]
+    assert s.org_captured(A)[-2:] == ["ORG_RECORDED", "ORG_RECORDED"]
+
+
+def test_a_group_left_in_b_is_left_in_a_and_removing_the_type_keeps_the_quota(organised: Any) -> None:
+    s = organised("org-leave")
+    sh.describe(s.world, A, s.thing, {"x": "1", "y": "2", "z": "3", "w": "4"},
+                thing_type="org-gateway")
+    sh.join(s.world, A, s.thing, "org-floor-1")
+    s.world.settle()
+    sh.leave(s.world, B, s.thing, "org-floor-1")
+    # One UpdateThing: the type goes with the 4th attribute (3 at most without a type).
+    s.world.client("iot", B).update_thing(thingName=s.thing, removeThingType=True,
+                                          attributePayload={"attributes": {"x": "1"}})
+    s.world.settle()
+
+    assert s.organisation(A) == s.organisation(B) == _expected({"x": "1"}, [])
+
+
+def test_duplicate_and_out_of_order_membership_events_end_at_the_newest(organised: Any) -> None:
+    s = organised("org-order")
+    s.at_ms(2_000_000)
+    sh.join(s.world, A, s.thing, "org-floor-1")
+    s.at_ms(2_000_005)
+    sh.leave(s.world, A, s.thing, "org-floor-1")
+    messages = [m for m in s.events.drain()]
+    engine = s.world.emulation(RulesEngine)
+    for region, topic, message in reversed(messages + messages):  # newest first, twice
+        engine.publish(region, topic, message)
+    s.world.settle()
+
+    assert s.organisation(A) == s.organisation(B) == _expected({}, [])
+    record = json.loads(s.org_record(B)["organisation"])
+    assert record["groups"]["org-floor-1"]["member"] is False  # the removal's tombstone
+    assert s.org_record(A)["version"] == 1  # the older add and the duplicates changed nothing
+
+
+def test_concurrent_changes_of_different_elements_in_two_regions_both_survive(organised: Any) -> None:
+    """A sets attributes, B joins a group within the replication delay: the global table
+    keeps one write, the other region re-asserts its element; both regions end with both."""
+    s = organised("org-concurrent")
+    s.world.settle()
+    tables = s.streams.global_tables
+    assert tables is not None
+    with tables.held():
+        s.at_ms(3_000_000)
+        sh.describe(s.world, A, s.thing, {"site": "porto"})
+        s.at_ms(3_000_001)
+        sh.join(s.world, B, s.thing, "org-sensors")
+        s.events.publish_pending()
+    s.world.settle()
+
+    want = _expected({"site": "porto"}, ["org-sensors"])
+    assert s.organisation(A) == s.organisation(B) == want
+    assert s.org_record(A)["organisation"] == s.org_record(B)["organisation"]
+
+
+def test_concurrent_changes_of_the_same_element_the_later_wins_everywhere(organised: Any) -> None:
+    s = organised("org-same-element")
+    tables = s.streams.global_tables
+    assert tables is not None
+    with tables.held():
+        s.at_ms(4_000_001)
+        sh.describe(s.world, A, s.thing, {"mode": "a"})
+        s.at_ms(4_000_000)
+        sh.describe(s.world, B, s.thing, {"mode": "b"})
+        s.events.publish_pending()
+    s.world.settle()
+    assert s.organisation(A) == s.organisation(B) == _expected({"mode": "a"}, [])
+
+
+def test_removal_racing_an_older_add_wins(organised: Any) -> None:
+    s = organised("org-remove-race")
+    s.at_ms(5_000_000)
+    sh.join(s.world, A, s.thing, "org-floor-2")
+    s.world.settle()
+    tables = s.streams.global_tables
+    assert tables is not None
+    with tables.held():
+        s.at_ms(5_000_010)
+        sh.leave(s.world, B, s.thing, "org-floor-2")
+        s.at_ms(5_000_005)  # an older re-add in A (clock skew), delivered after
+        sh.describe(s.world, A, s.thing, {"k": "v"})
+        s.events.publish_pending()
+    s.world.settle()
+    assert s.organisation(A) == s.organisation(B) == _expected({"k": "v"}, [])
+
+
+def test_a_record_for_a_thing_not_yet_in_b_waits_and_applies_when_the_thing_arrives(organised: Any) -> None:
+    s = organised("org-waiting")
+    thing = "org-waiting-late"
+    s.world.client("iot", A).create_thing(thingName=thing)
+    sh.describe(s.world, A, thing, {"site": "faro"})
+    sh.join(s.world, A, thing, "org-sensors")
+    s.world.settle()
+    assert sh.organisation(s.world, B, thing) is None  # not lost: the record waits
+    assert s.dead_letters(B) == []
+    s.world.client("iot", B).create_thing(thingName=thing)  # the registry replication's work
+    s.world.settle()
+    assert sh.organisation(s.world, B, thing) == _expected({"site": "faro"}, ["org-sensors"])
+
+
+def test_a_thing_the_registry_replication_creates_pulls_its_organisation_not_its_marker(
+        organised: Any) -> None:
+    """The registry replication creates B's thing with its `replicatedBy` marker: that
+    creation is not the device's organisation, and must not overwrite A's."""
+    from lambdas.contracts.organisation import REPLICATION_MARKER
+
+    s = organised("org-marker")
+    thing = "org-marker-late"
+    s.world.client("iot", A).create_thing(thingName=thing)
+    sh.describe(s.world, A, thing, {"site": "evora"})
+    s.world.settle()
+    s.world.client("iot", B).create_thing(thingName=thing, attributePayload={
+        "attributes": {REPLICATION_MARKER: "exec-1/event-1"}})
+    s.world.settle()
+    assert sh.organisation(s.world, B, thing) == _expected({"site": "evora"}, [])
+    assert sh.organisation(s.world, A, thing) == _expected({"site": "evora"}, [])
+    record = sh.organisation_record(s.world, A, thing) or {}
+    assert record["writerRegion"] == A and REPLICATION_MARKER not in record["organisation"]
+
+
+def test_the_replication_marker_is_the_name_the_registry_machine_writes() -> None:
+    from pathlib import Path
+
+    from lambdas.contracts.organisation import REPLICATION_MARKER
+
+    asl = (Path(__file__).resolve().parent.parent / "components" / "replication"
+           / "replication.asl.json").read_text()
+    assert f'"{REPLICATION_MARKER}.$"' in asl
+
+
+def test_organisation_applies_in_b_while_a_is_down(organised: Any) -> None:
+    s = organised("org-region-down")
+    sh.describe(s.world, A, s.thing, {"battery": "li"})
+    s.events.publish_pending()
+    s.streams.global_tables.replicate()  # type: ignore[union-attr]
+    s.world.calls.down.add(A)
+    s.world.calls.clear()
+    s.world.settle()
+    assert s.organisation(B) == _expected({"battery": "li"}, [])
+    calls = [c for c in s.world.calls.calls if B in c.caller and "shadow" in c.caller]
+    assert calls and not [c for c in calls if c.region == A]
+    s.world.calls.down.discard(A)
+
+
+def test_malformed_organisation_record_and_event_go_to_the_dlq(organised: Any) -> None:
+    from lambdas.contracts import organisation as org
+
+    s = organised("org-malformed")
+    s.world.resource("dynamodb", A).Table(s.world.table(sh.DEVICE_DATA)).put_item(Item={
+        org.Attr.PK: partition_key(s.thing), org.Attr.SK: org.SORT_KEY,
+        org.Attr.THING_NAME: s.thing, org.Attr.ORGANISATION: "{not json",
+        org.Attr.WRITER_REGION: A, org.Attr.VERSION: 1})
+    s.world.settle()
+    [letter] = s.dead_letters(B)
+    assert "organisation is not JSON" in letter["reason"] and s.thing in json.dumps(letter)
+
+    s.world.emulation(RulesEngine).publish(
+        A, f"$aws/events/thingGroupMembership/thingGroup/org-sensors/thing/{s.thing}/added",
+        {"operation": "JOINED", "timestamp": 1})
+    [letter] = s.dead_letters(A)
+    assert "operation of a MEMBERSHIP event" in letter["reason"]
+
+
+# --- backfill: tools/state_reconcile.py (called by tools/reconcile.py) ------------------------
+
+def test_reconcile_finds_and_repairs_device_state_a_region_lost_paced_by_quota(organised: Any) -> None:
+    from tools.replication_reconcile import QuotaLimiter
+    from tools.state_reconcile import (
+        DIFFERS,
+        OWN_DIFFERS,
+        REPAIRED,
+        STATE_API_QUOTAS,
+        reconcile_state,
+    )
+
+    s = organised("org-backfill")
+    s.update(A, {"reported": {"fw": "2.0"}})
+    sh.describe(s.world, A, s.thing, {"site": "braga"})
+    sh.join(s.world, A, s.thing, "org-sensors")
+    s.world.settle()
+    assert s.organisation(B) == _expected({"site": "braga"}, ["org-sensors"])
+    # B loses its copy behind the replication's back (events lost: drained, not published)
+    s.world.client("iot-data", B).delete_thing_shadow(thingName=s.thing)
+    sh.leave(s.world, B, s.thing, "org-sensors")
+    list(s.shadows.drain())
+    list(s.events.drain())
+    table = s.world.table(sh.DEVICE_DATA)
+
+    def run(apply: bool) -> Any:
+        limiter = QuotaLimiter(STATE_API_QUOTAS, 0.5)
+        report = reconcile_state(B, dynamodb=s.world.client("dynamodb", B), table_name=table,
+                                 iot=s.world.client("iot", B),
+                                 iot_data=s.world.client("iot-data", B), limiter=limiter,
+                                 apply=apply)
+        return report, limiter
+
+    dry, _ = run(apply=False)
+    assert {f"{s.thing}/classic", f"{s.thing} (organisation)"} <= set(dry.examples[DIFFERS])
+    assert s.state(B) is None  # a dry run changes nothing
+    applied, limiter = run(apply=True)
+    assert {f"{s.thing}/classic", f"{s.thing} (organisation)"} <= set(applied.examples[REPAIRED])
+    assert s.state(B) == {"reported": {"fw": "2.0"}}
+    assert s.organisation(B) == _expected({"site": "braga"}, ["org-sensors"])
+    assert limiter.granted["AddThingToThingGroup"] >= 1 and limiter.granted["UpdateThingShadow"] >= 1
+    s.world.settle()
+    # the repair was not re-exported: the records still name A
+    assert s.org_record(B)["writerRegion"] == A and s.record(B)[Attr.WRITER_REGION] == A
+    # A's own records are compared in A, never "repaired" there
+    sh.leave(s.world, A, s.thing, "org-sensors")
+    list(s.events.drain())
+    own = reconcile_state(A, dynamodb=s.world.client("dynamodb", A), table_name=table,
+                          iot=s.world.client("iot", A), iot_data=s.world.client("iot-data", A),
+                          limiter=QuotaLimiter(STATE_API_QUOTAS, 0.5), apply=True)
+    assert f"{s.thing} (organisation)" in own.examples[OWN_DIFFERS]
+    assert s.organisation(A) == _expected({"site": "braga"}, [])

@@ -4,6 +4,11 @@
     python -m tools.reconcile dev --apply                 # repair every region
     python -m tools.reconcile prod --region ap-south-1 --apply   # backfill a new region
 
+Device state too: in every region that runs `shadow_replication`, the device-data records
+(shadows, attributes, thing type, group memberships) are compared with the region's shadows
+and registry and, with `--apply`, written there by the replication function's own code
+(tools/state_reconcile.py; `--registry-only` skips it). It paces itself by the same limiter.
+
 For each region the tool reads that region's inventory replica (never another region's),
 lists the region's registry in bulk and reports devices missing, in the wrong state, left
 over after deletion, conflicting, or extra (a thing no item names: reported, not deleted).
@@ -32,6 +37,13 @@ from typing import Any, TextIO
 from tools import stack_outputs
 from tools.aws_clients import ClientFactory, boto3_clients
 from tools.aws_errors import AWS_ERRORS, describe
+from tools.state_reconcile import (
+    FAILED,
+    reconcile_state,
+    render_state_reports,
+    state_quotas,
+    state_tables_from_outputs,
+)
 from tools.replication_reconcile import (
     CONFLICT,
     REPAIRABLE,
@@ -72,7 +84,9 @@ def load_stack(program: Path, stack: str, outputs: Mapping[str, Any]
 def run(targets: dict[str, RegionTargets], settings: Any, clients: ClientFactory, *,
         regions: list[str], apply: bool, deep: bool, journal_dir: Path | None,
         stack: str, utilization: float | None, things: set[str] | None,
-        out: TextIO, progress: TextIO | None) -> tuple[int, list[RegionReport]]:
+        out: TextIO, progress: TextIO | None,
+        state_tables: Mapping[str, str] | None = None) -> tuple[int, list[RegionReport]]:
+    """`state_tables` (region -> device-data replica): also reconcile device state there."""
     unknown = sorted(set(regions) - set(targets))
     if unknown:
         print(f"error: {', '.join(unknown)} not in the stack's regions "
@@ -102,11 +116,24 @@ def run(targets: dict[str, RegionTargets], settings: Any, clients: ClientFactory
         finally:
             journal.close()
     render_report(reports, out)
+    state = []
+    for region in regions:
+        if region in (state_tables or {}):
+            state.append(reconcile_state(
+                region, dynamodb=clients("dynamodb", region),
+                table_name=(state_tables or {})[region], iot=clients("iot", region),
+                iot_data=clients("iot-data", region),
+                limiter=QuotaLimiter(state_quotas(settings.iot_api_quotas),
+                                     utilization or settings.backfill_utilization),
+                apply=apply, progress_out=progress))
+    render_state_reports(state, out)
+    state_failed = any(r.counts[FAILED] for r in state)
     if apply:
         unresolved = any(r.repair and r.repair.failed for r in reports) or \
-            any(f.kind == CONFLICT for r in reports for f in r.findings)
+            any(f.kind == CONFLICT for r in reports for f in r.findings) or state_failed
         return (1 if unresolved else 0), reports
-    pending = any(f.kind in REPAIRABLE or f.kind == CONFLICT for r in reports for f in r.findings)
+    pending = any(f.kind in REPAIRABLE or f.kind == CONFLICT for r in reports
+                  for f in r.findings) or any(r.pending for r in state)
     return (2 if pending else 0), reports
 
 
@@ -136,14 +163,16 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
     parser.add_argument("--program", type=Path, default=PROJECT_DIR,
                         help="Pulumi program directory")
     parser.add_argument("--profile", default=None, help="AWS profile")
+    parser.add_argument("--registry-only", action="store_true",
+                        help="skip the device state (shadows, attributes, groups)")
     args = parser.parse_args(argv)
 
     if args.utilization is not None and not 0 < args.utilization <= 1:
         print("error: --utilization must be in (0, 1]", file=err)
         return 3
     try:
-        targets, settings = load_stack(args.program, args.stack, stack_outputs.load(
-            args.stack, outputs_file=args.outputs, program=args.program))
+        outputs = stack_outputs.load(args.stack, outputs_file=args.outputs, program=args.program)
+        targets, settings = load_stack(args.program, args.stack, outputs)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=err)
         return 3
@@ -152,7 +181,9 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
                       regions=args.region or sorted(targets), apply=args.apply, deep=args.deep,
                       journal_dir=args.journal_dir, stack=args.stack,
                       utilization=args.utilization,
-                      things=set(args.thing) if args.thing else None, out=out, progress=err)
+                      things=set(args.thing) if args.thing else None, out=out, progress=err,
+                      state_tables=None if args.registry_only
+                      else state_tables_from_outputs(outputs))
     except AWS_ERRORS as error:  # no credentials, region or network, or refused: one line
         print(f"error: {describe(error)}", file=err)
         return 3

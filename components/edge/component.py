@@ -36,8 +36,10 @@ from components.iam import service_trust_policy
 IOT_LOG_GROUP_NAME = "AWSIotLogsV2"
 IOT_LOG_LEVEL = "WARN"
 
-# Registry events the onboarding flows listen to (thing and certificate lifecycle).
-OUR_EVENT_TYPES = ("THING", "CERTIFICATE")
+# Registry events the onboarding flows listen to (thing and certificate lifecycle), and the
+# device-organisation replication (thing updates, static group membership:
+# components/shadow_replication REGISTRY_EVENT_TYPES).
+OUR_EVENT_TYPES = ("THING", "CERTIFICATE", "THING_GROUP_MEMBERSHIP")
 # `eventConfigurations: manage`: the region's setting is ours, every other type is stated
 # explicitly off (and the deployment says so). `adopt` turns on OUR_EVENT_TYPES only.
 IOT_EVENT_CONFIGURATIONS: Mapping[str, bool] = {
@@ -45,7 +47,7 @@ IOT_EVENT_CONFIGURATIONS: Mapping[str, bool] = {
     "CERTIFICATE": True,
     "CA_CERTIFICATE": False,
     "THING_GROUP": False,
-    "THING_GROUP_MEMBERSHIP": False,
+    "THING_GROUP_MEMBERSHIP": True,
     "THING_GROUP_HIERARCHY": False,
     "THING_TYPE": False,
     "THING_TYPE_ASSOCIATION": False,

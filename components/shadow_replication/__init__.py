@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from components.context import Capability, RegionalContext, exported, no_settings
+from components.context import Capability, RegionalContext, exported
+from components.shadow_replication.settings import FleetOrganisation, parse_settings
 
 if TYPE_CHECKING:
     import pulumi
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     )
 
 
-def build(name: str, ctx: RegionalContext, settings: None,
+def build(name: str, ctx: RegionalContext, settings: FleetOrganisation,
           opts: pulumi.ResourceOptions) -> ShadowReplication:
     from components.shadow_replication.component import ShadowReplication, ShadowReplicationArgs
 
@@ -27,7 +28,8 @@ def build(name: str, ctx: RegionalContext, settings: None,
         region=ctx.region, name_prefix=ctx.name_prefix, device_data=ctx.tables.device_data,
         tables_key_arn=ctx.tables.key_arn,
         kms_key_arn=ctx.key_arn, log_retention_days=ctx.log_retention_days,
-        account=ctx.account, lambda_layer=ctx.lambda_layer, tags=ctx.tags), opts)
+        account=ctx.account, lambda_layer=ctx.lambda_layer, tags=ctx.tags,
+        organisation=settings), opts)
 
 
 def outputs(component: ShadowReplication) -> Mapping[str, Any]:
@@ -42,10 +44,11 @@ def watch(component: ShadowReplication) -> Watch:
                  functions=(WatchedFunction("shadow-replication", component.function.function),))
 
 
-CAPABILITY: Capability[None, ShadowReplication] = Capability(
-    name="shadow_replication", config_key="shadowReplication", parse_settings=no_settings,
+CAPABILITY: Capability[FleetOrganisation, ShadowReplication] = Capability(
+    name="shadow_replication", config_key="shadowReplication", parse_settings=parse_settings,
     build=build, outputs=outputs, watch=watch,
-    description="replicates classic and named shadows between the regions")
+    description="replicates classic and named shadows, thing attributes, types and group "
+                "memberships between the regions; declares the fleet's types and groups")
 
 __all__ = ["CAPABILITY", "ShadowReplication", "ShadowReplicationArgs"]
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -34,6 +36,7 @@ from components.iam import (
 from components.lambda_function import dependencies_layer, python_function
 from components.naming import role_name
 from components.packaging import LambdaLayer
+from components.shadow_replication.settings import FleetOrganisation, regional_policy
 from lambdas.contracts.environment import ShadowReplicationEnvironment
 from lambdas.contracts.shadows import KEY_PREFIX, REPLICA_TOKEN_PREFIX, Attr
 
@@ -60,6 +63,10 @@ class CaptureRule:
     operation: str  # UPDATE | DELETE
     named: bool
 
+    def description(self) -> str:
+        return (f"Shadow replication: this region's shadow {self.operation.lower()}s "
+                f"({'named' if self.named else 'classic'})")
+
     def sql(self) -> str:
         shadow = "topic(6)" if self.named else "''"
         if self.operation == "UPDATE":
@@ -69,6 +76,39 @@ class CaptureRule:
         return (f"SELECT topic(3) AS thingName, {shadow} AS shadowName, "
                 f"'{self.operation}' AS operation, timestamp, {fields}, clientToken "
                 f"FROM '{self.topic}' {_ECHO_FILTER}")
+
+
+@dataclass(frozen=True)
+class RegistryRule:
+    """Registry events (AWS IoT "Registry events"): thing created/updated/deleted carry the
+    thing's attributes and thing type; membership added/removed name the group and the
+    thing in the topic. No client token exists: echoes are dropped by convergence."""
+
+    suffix: str
+    topic: str
+    kind: str  # THING | MEMBERSHIP
+
+    def description(self) -> str:
+        return f"Device organisation replication: this region's {self.kind.lower()} registry events"
+
+    def sql(self) -> str:
+        if self.kind == "THING":
+            fields = ("topic(4) AS thingName, 'THING' AS kind, operation, timestamp, "
+                      "thingTypeName, attributes")
+        else:
+            fields = ("topic(7) AS thingName, topic(5) AS groupName, 'MEMBERSHIP' AS kind, "
+                      "operation, timestamp")
+        return f"SELECT {fields} FROM '{self.topic}'"
+
+
+REGISTRY_RULES: tuple[RegistryRule, ...] = (
+    RegistryRule("thing", "$aws/events/thing/+/+", "THING"),
+    RegistryRule("membership", "$aws/events/thingGroupMembership/thingGroup/+/thing/+/+",
+                 "MEMBERSHIP"),
+)
+# What the registry must publish for the rules above (components/edge declares the region's
+# EventConfigurations): THING and THING_GROUP_MEMBERSHIP.
+REGISTRY_EVENT_TYPES = ("THING", "THING_GROUP_MEMBERSHIP")
 
 
 CAPTURE_RULES: tuple[CaptureRule, ...] = (
@@ -81,7 +121,7 @@ CAPTURE_RULES: tuple[CaptureRule, ...] = (
 )
 
 
-def rule_name(name_prefix: str, rule: CaptureRule) -> str:
+def rule_name(name_prefix: str, rule: CaptureRule | RegistryRule) -> str:
     """Rule names allow [a-zA-Z0-9_] only."""
     return f"{name_prefix}_shadow_{rule.suffix}".replace("-", "_")
 
@@ -113,6 +153,14 @@ def function_role_policy(*, log_group_arn: str, key_arn: str, function_name: str
         {"Sid": "ThisRegionsShadows", "Effect": "Allow",
          "Action": ["iot:DeleteThingShadow", "iot:GetThingShadow", "iot:UpdateThingShadow"],
          "Resource": f"{iot}:thing/*"},
+        # Device organisation: read a thing's attributes, type and groups; set them.
+        {"Sid": "ThisRegionsThingOrganisation", "Effect": "Allow",
+         "Action": ["iot:DescribeThing", "iot:ListThingGroupsForThing", "iot:UpdateThing"],
+         "Resource": f"{iot}:thing/*"},
+        # Group membership authorises against the thing and the group.
+        {"Sid": "ThisRegionsGroupMembership", "Effect": "Allow",
+         "Action": ["iot:AddThingToThingGroup", "iot:RemoveThingFromThingGroup"],
+         "Resource": [f"{iot}:thing/*", f"{iot}:thinggroup/*"]},
     ]
     statements += dead_letter_statements(queue_arn=queue_arn, key_arn=key_arn, region=region)
     return policy_document(statements)
@@ -135,6 +183,19 @@ class ShadowReplicationArgs:
     account: AwsAccount
     lambda_layer: LambdaLayer
     tags: Mapping[str, str] = field(default_factory=dict)
+    # The fleet's declared thing types and static groups (+ group policies), every region.
+    organisation: FleetOrganisation = field(default_factory=FleetOrganisation)
+
+
+def _group_policy_text(document: Mapping[str, Any], region: str, values: list[Any]) -> str:
+    partition, account_id = values
+    return json.dumps(regional_policy(document, f"arn:{partition}:iot:{region}:{account_id}"),
+                      sort_keys=True)
+
+
+def group_policy_name(name_prefix: str, group: str) -> str:
+    """IoT policy names allow [\w+=,.@-]: a group name's ':' becomes '-'."""
+    return f"{name_prefix}-group-{group.replace(':', '-')}"
 
 
 @dataclass(frozen=True)
@@ -156,7 +217,8 @@ class ShadowReplication(pulumi.ComponentResource):
         account_id = args.account.account_id
         partition = args.account.partition
         function_name = f"{args.name_prefix}-shadow-replication"
-        rule_names = {rule.suffix: rule_name(args.name_prefix, rule) for rule in CAPTURE_RULES}
+        all_rules: tuple[CaptureRule | RegistryRule, ...] = (*CAPTURE_RULES, *REGISTRY_RULES)
+        rule_names = {rule.suffix: rule_name(args.name_prefix, rule) for rule in all_rules}
 
         self.dead_letter_queue = dead_letter_queue(
             f"{name}-dlq", parent=self, region=region,
@@ -231,7 +293,7 @@ class ShadowReplication(pulumi.ComponentResource):
                 lambda v: rule_role_policy(queue_arn=v[0], key_arn=v[1], region=region)),
             opts=child)
         self.rules: dict[str, aws.iot.TopicRule] = {}
-        for rule in CAPTURE_RULES:
+        for rule in all_rules:
             rule_arn = pulumi.Output.concat("arn:", partition, f":iot:{region}:", account_id,
                                             f":rule/{rule_names[rule.suffix]}")
             permission = aws.lambda_.Permission(
@@ -241,9 +303,8 @@ class ShadowReplication(pulumi.ComponentResource):
                 source_arn=rule_arn, opts=child)
             self.rules[rule.suffix] = aws.iot.TopicRule(
                 f"{name}-{rule.suffix}", region=region, name=rule_names[rule.suffix],
-                description=f"Shadow replication: this region's shadow "
-                            f"{rule.operation.lower()}s ({'named' if rule.named else 'classic'})",
-                enabled=True, sql=rule.sql(), sql_version=SQL_VERSION,
+                description=rule.description(), enabled=True, sql=rule.sql(),
+                sql_version=SQL_VERSION,
                 lambdas=[aws.iot.TopicRuleLambdaArgs(function_arn=fn.arn)],
                 error_action=aws.iot.TopicRuleErrorActionArgs(
                     sqs=aws.iot.TopicRuleErrorActionSqsArgs(
@@ -251,6 +312,35 @@ class ShadowReplication(pulumi.ComponentResource):
                         use_base64=False)),
                 tags=tags,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[rule_policy, permission]))
+
+        # --- the fleet's declared organisation (the same in every region) -------------------
+        self.thing_types: dict[str, aws.iot.ThingType] = {}
+        for thing_type in args.organisation.thing_types:
+            self.thing_types[thing_type.name] = aws.iot.ThingType(
+                f"{name}-type-{thing_type.name}", region=region, name=thing_type.name,
+                properties=aws.iot.ThingTypePropertiesArgs(
+                    description=thing_type.description or None,
+                    searchable_attributes=list(thing_type.searchable_attributes) or None),
+                tags=tags, opts=child)
+        self.thing_groups: dict[str, aws.iot.ThingGroup] = {}
+        for group in args.organisation.thing_groups:
+            parent = self.thing_groups.get(group.parent) if group.parent else None
+            self.thing_groups[group.name] = aws.iot.ThingGroup(
+                f"{name}-group-{group.name}", region=region, name=group.name,
+                parent_group_name=parent.name if parent is not None else None,
+                properties=aws.iot.ThingGroupPropertiesArgs(
+                    description=group.description or None),
+                tags=tags, opts=child)
+            if group.policy is not None:
+                policy = aws.iot.Policy(
+                    f"{name}-group-{group.name}-policy", region=region,
+                    name=group_policy_name(args.name_prefix, group.name),
+                    policy=pulumi.Output.all(partition, account_id).apply(
+                        partial(_group_policy_text, group.policy, region)),
+                    tags=tags, opts=child)
+                aws.iot.PolicyAttachment(
+                    f"{name}-group-{group.name}-policy-attachment", region=region,
+                    policy=policy.name, target=self.thing_groups[group.name].arn, opts=child)
 
         self.outputs = ShadowReplicationOutputs(
             function_name=function_name, rule_names=tuple(rule_names.values()),

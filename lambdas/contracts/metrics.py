@@ -118,7 +118,15 @@ class ShadowReplication:
         "APPLIED": "ShadowApplied", "DELETED": "ShadowDeleted", "IN_SYNC": "ShadowInSync",
         "REASSERTED": "ShadowReasserted", "OWN": "ShadowOwnRecord",
         "OWN_CURRENT": "ShadowOwnRecord", "GONE": "ShadowGone",
-        "MALFORMED": "ShadowMalformed"}
+        "MALFORMED": "ShadowMalformed",
+        # device organisation (lambdas/shadow_replication/organisation.py)
+        "ORG_RECORDED": "OrganisationRecorded", "ORG_UNCHANGED": "OrganisationUnchanged",
+        "ORG_LOST_CONVERGED": "OrganisationLostConverged", "ORG_IGNORED": "OrganisationIgnored",
+        "ORG_NOTHING": "OrganisationNothingToRecord", "ORG_PULLED": "OrganisationPulled",
+        "ORG_APPLIED": "OrganisationApplied", "ORG_IN_SYNC": "OrganisationInSync",
+        "ORG_WAITING": "OrganisationWaitingForThing", "ORG_OWN": "OrganisationOwnRecord",
+        "ORG_OWN_CURRENT": "OrganisationOwnRecord", "ORG_GONE": "OrganisationGone",
+        "ORG_SUPERSEDED": "OrganisationSuperseded", "ORG_REASSERTED": "OrganisationReasserted"}
 
     @classmethod
     def outcome(cls, outcome: str) -> str:

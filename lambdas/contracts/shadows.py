@@ -243,12 +243,18 @@ class ShadowRecord:
     @classmethod
     def from_attribute_values(cls, image: Mapping[str, Mapping[str, Any]]) -> ShadowRecord:
         """From a stream image / low-level item ({"S": ...}, {"N": ...})."""
-        plain: dict[str, Any] = {}
-        for name, value in image.items():
-            if not isinstance(value, Mapping) or len(value) != 1:
-                raise RecordProblem(f"attribute {name!r} is not a DynamoDB attribute value")
-            (kind, raw), = value.items()
-            if kind not in ("S", "N"):
-                raise RecordProblem(f"attribute {name!r} has type {kind}; expected S or N")
-            plain[name] = raw
-        return cls.from_plain(plain)
+        return cls.from_plain(plain_values(image))
+
+
+def plain_values(image: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """A stream image / low-level item of string and number attributes as plain values
+    (every device-state record is made of those)."""
+    plain: dict[str, Any] = {}
+    for name, value in image.items():
+        if not isinstance(value, Mapping) or len(value) != 1:
+            raise RecordProblem(f"attribute {name!r} is not a DynamoDB attribute value")
+        (kind, raw), = value.items()
+        if kind not in ("S", "N"):
+            raise RecordProblem(f"attribute {name!r} has type {kind}; expected S or N")
+        plain[name] = raw
+    return plain

@@ -30,10 +30,18 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.contracts.metrics import SHADOW_REPLICATION, ShadowReplication
+from lambdas.contracts.organisation import is_organisation_image
 from lambdas.contracts.shadows import RecordProblem
 
+from . import organisation
 from .config import Config
-from .data import DeadLetters, DynamoShadowTable, IotShadows
+from .data import (
+    DeadLetters,
+    DynamoOrganisationTable,
+    DynamoShadowTable,
+    IotRegistry,
+    IotShadows,
+)
 from .logic import Ports, apply, capture
 
 logger = Logger(service=SHADOW_REPLICATION.name)
@@ -46,6 +54,7 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams,
 @dataclass(frozen=True)
 class Runtime:
     ports: Ports
+    organisation: organisation.OrganisationPorts
     dead_letters: DeadLetters
 
 
@@ -65,6 +74,9 @@ def runtime() -> Runtime:
         _runtime = Runtime(
             Ports(region=config.region, table=DynamoShadowTable(table),
                   shadows=IotShadows(shadows), now=time.time),
+            organisation.OrganisationPorts(
+                region=config.region, table=DynamoOrganisationTable(table),
+                registry=IotRegistry(boto3.client("iot")), now=time.time),
             DeadLetters(boto3.client("sqs"), config.dead_letter_queue_url))
     return _runtime
 
@@ -77,9 +89,13 @@ def handle_record(record: DynamoDBRecord) -> str:
     rt = runtime()
     images = record.raw_event.get("dynamodb", {})
     try:
-        outcome = apply(images.get("NewImage"), images.get("OldImage"), rt.ports)
+        if is_organisation_image(images.get("NewImage")):
+            outcome = organisation.apply(images.get("NewImage"), images.get("OldImage"),
+                                         rt.organisation)
+        else:
+            outcome = apply(images.get("NewImage"), images.get("OldImage"), rt.ports)
     except RecordProblem as problem:
-        rt.dead_letters.send(f"malformed shadow record: {problem}", record.raw_event)
+        rt.dead_letters.send(f"malformed device-state record: {problem}", record.raw_event)
         outcome = "MALFORMED"
         logger.warning("malformed shadow record dead-lettered",
                        extra={"eventID": record.event_id, "problem": str(problem)})
@@ -94,14 +110,18 @@ def handle_record(record: DynamoDBRecord) -> str:
 
 def handle_capture(event: dict[str, Any]) -> dict[str, str]:
     rt = runtime()
+    registry = organisation.is_registry_event(event)
     try:
-        outcome = capture(event, rt.ports)
+        outcome = organisation.capture(event, rt.organisation) if registry \
+            else capture(event, rt.ports)
     except RecordProblem as problem:
-        rt.dead_letters.send(f"malformed shadow message: {problem}", event)
+        rt.dead_letters.send(f"malformed {'registry event' if registry else 'shadow message'}: "
+                             f"{problem}", event)
         outcome = "MALFORMED"
-        logger.warning("malformed shadow message dead-lettered", extra={"problem": str(problem)})
+        logger.warning("malformed device-state message dead-lettered",
+                       extra={"problem": str(problem)})
     _count(outcome)
-    logger.info("shadow change captured", extra={"outcome": outcome,
+    logger.info("organisation change captured" if registry else "shadow change captured", extra={"outcome": outcome,
                                                  "thingName": event.get("thingName")})
     return {"outcome": outcome}
 

@@ -203,6 +203,16 @@ FACTS: Mapping[str, Facts] = {
         "and never prune: AWS keeps at most 5)", ("name", "type"), identity=("name",),
         name=NameRule("name", 36, r"[0-9A-Za-z_-]+", _api("IoT CreateProvisioningClaim: "
                                                           "templateName"))),
+    "aws:iot/thingType:ThingType": Facts(
+        f"{TF}iot/thing_type.go (name and properties force a new type; deprecated updates)",
+        ("name", "properties"), identity=("name",),
+        name=NameRule("name", 128, r"[a-zA-Z0-9:_-]+", _api("IoT CreateThingType: thingTypeName"))),
+    "aws:iot/thingGroup:ThingGroup": Facts(
+        f"{TF}iot/thing_group.go (a group's parent never changes: AWS IoT static thing groups)",
+        ("name", "parentGroupName"), identity=("name",),
+        name=NameRule("name", 128, r"[a-zA-Z0-9:_-]+", _api("IoT CreateThingGroup: thingGroupName"))),
+    "aws:iot/policyAttachment:PolicyAttachment": Facts(
+        f"{TF}iot/policy_attachment.go", ("policy", "target"), identity=("policy", "target")),
     "aws:iot/topicRule:TopicRule": Facts(
         f"{TF}iot/topic_rule.go", ("name",), identity=("name",),
         name=NameRule("name", 128, r"[a-zA-Z0-9_]+", _api("IoT CreateTopicRule: ruleName"))),

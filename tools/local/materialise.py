@@ -152,6 +152,16 @@ ROWS: dict[str, Row] = {
     "aws:sqs/queuePolicy:QueuePolicy": Row("sqs", "set_queue_attributes",
                                            extra=lambda s: {"Attributes": {"Policy": s["policy"]}}),
     "aws:iot/policy:Policy": Row("iot", "create_policy", {"policyName": "name", "policyDocument": "policy"}),
+    "aws:iot/thingType:ThingType": Row(
+        "iot", "create_thing_type", {"thingTypeName": "name"}, {"arn": "thingTypeArn"},
+        skip=("properties",), extra=lambda s: {"thingTypeProperties": {
+            k: v for k, v in (("thingTypeDescription", (s.get("properties") or {}).get("description")),
+                              ("searchableAttributes", (s.get("properties") or {}).get("searchableAttributes")))
+            if v}}),
+    "aws:iot/thingGroup:ThingGroup": Row(
+        "iot", "create_thing_group", {"thingGroupName": "name", "parentGroupName": "parentGroupName"},
+        {"arn": "thingGroupArn"}, skip=("properties",)),
+    "aws:iot/policyAttachment:PolicyAttachment": Row("iot", "attach_policy", {"policyName": "policy"}),
     "aws:iot/caCertificate:CaCertificate": Row("iot", "register_ca_certificate", {
         "caCertificate": "caCertificatePem", "setAsActive": "active"},
         {"id": "certificateId", "arn": "certificateArn"}),

@@ -102,6 +102,61 @@ def _create_thing(original: Callable[..., Any]) -> Callable[..., Any]:
     return create_thing
 
 
+# Static thing groups (developer guide, "Static thing groups"; AWS IoT Core quotas): a thing
+# belongs to at most 10 thing groups.
+MAX_THING_GROUPS = 10
+
+
+def _update_thing(original: Callable[..., Any]) -> Callable[..., Any]:
+    """The attribute quota holds for the thing UpdateThing leaves (moto checks nothing)."""
+    def update_thing(self: Any, thing_name: str, thing_type_name: str,
+                     attribute_payload: dict[str, Any] | None, remove_thing_type: bool) -> None:
+        thing = self.describe_thing(thing_name)
+        attributes = dict(thing.attributes or {})
+        payload = attribute_payload or {}
+        if "attributes" in payload:
+            if not payload.get("merge", False):
+                attributes = {}
+            attributes.update(payload["attributes"] or {})
+            attributes = {k: v for k, v in attributes.items() if v}
+        typed = bool(thing_type_name) or (thing.thing_type is not None and not remove_thing_type)
+        problems = thing_problems(thing_name, attributes, typed)
+        if problems:
+            raise InvalidRequestException("; ".join(problems))
+        original(self, thing_name=thing_name, thing_type_name=thing_type_name,
+                 attribute_payload=attribute_payload, remove_thing_type=remove_thing_type)
+    return update_thing
+
+
+def _root(backend: Any, group: Any) -> str:
+    by_name = {g.thing_group_name: g for g in backend.thing_groups.values()}
+    while group.parent_group_name and group.parent_group_name in by_name:
+        group = by_name[group.parent_group_name]
+    return str(group.thing_group_name)
+
+
+def _add_thing_to_thing_group(original: Callable[..., Any]) -> Callable[..., Any]:
+    def add_thing_to_thing_group(self: Any, thing_group_name: str,
+                                 thing_group_arn: str | None, thing_name: str,
+                                 thing_arn: str | None) -> None:
+        group = self._identify_thing_group(thing_group_name, thing_group_arn)
+        thing = self._identify_thing(thing_name, thing_arn)
+        groups = [g for g in self.thing_groups.values() if thing.arn in g.things]
+        if thing.arn not in group.things and len(groups) >= MAX_THING_GROUPS:
+            raise InvalidRequestException(
+                f"{thing.thing_name} already belongs to {MAX_THING_GROUPS} thing groups")
+        # "You can't add a thing to more than one group in the same hierarchy."
+        root = _root(self, group)
+        clash = [g.thing_group_name for g in groups if g is not group and _root(self, g) == root]
+        if clash:
+            raise InvalidRequestException(
+                f"{thing.thing_name} is already in {clash[0]}, in the same hierarchy as "
+                f"{group.thing_group_name}")
+        original(self, thing_group_name=thing_group_name, thing_group_arn=thing_group_arn,
+                 thing_name=thing_name, thing_arn=thing_arn)
+    return add_thing_to_thing_group
+
+
 def _update_certificate(original: Callable[..., Any]) -> Callable[..., Any]:
     def update_certificate(self: Any, certificate_id: str, new_status: str) -> None:
         certificate = self.describe_certificate(certificate_id)
@@ -299,7 +354,9 @@ def faithful_moto(clock: WriteClock | None = None) -> Iterator[None]:
         patch(mock.patch.object(iot_models, "iot_use_valid_cert", lambda: True))
         for name, wrap in (("update_certificate", _update_certificate),
                            ("detach_thing_principal", _detach_thing_principal),
-                           ("create_thing", _create_thing)):
+                           ("create_thing", _create_thing),
+                           ("update_thing", _update_thing),
+                           ("add_thing_to_thing_group", _add_thing_to_thing_group)):
             patch(mock.patch.object(_Backend, name, wrap(getattr(_Backend, name))))
         for name, replacement in (("attach_thing_principal", _attach_thing_principal),
                                   ("delete_thing", _delete_thing),

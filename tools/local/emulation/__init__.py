@@ -17,7 +17,8 @@ from typing import Any
 from tools.local.world import World
 
 FACTORIES: dict[str, Callable[[World], Any]] = {}
-ORDER = ("lambdas", "rules_engine", "iot_data", "api_gateway", "fleet_provisioning", "streams", "shadows")
+ORDER = ("lambdas", "rules_engine", "iot_data", "api_gateway", "fleet_provisioning", "streams", "shadows",
+         "registry-events")
 
 
 def emulation(name: str) -> Callable[[Callable[[World], Any]], Callable[[World], Any]]:

@@ -24,20 +24,17 @@ the change: by `settle()` (which repeats with the streams until both are quiet) 
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections import deque
-from collections.abc import Iterator
 from typing import Any
 from unittest import mock
 
 from moto.iotdata.models import IoTDataPlaneBackend
 
 from tools.local.emulation import emulation
+from tools.local.emulation.publishing import QueuedPublisher
 from tools.local.world import World
 
 MAX_STATE_BYTES = 8 * 1024
-POLL_SECONDS = 0.05
 
 
 def _topic(thing: str, shadow: str | None, suffix: str) -> str:
@@ -54,29 +51,15 @@ def _document(shadow: Any) -> dict[str, Any] | None:
     return document
 
 
-class Shadows:
+class Shadows(QueuedPublisher):
+    kind = "shadow messages"
+
     def __init__(self, world: World) -> None:
-        self._world = world
-        self._queue: deque[tuple[str, str, dict[str, Any]]] = deque()
-        self._lock = threading.Lock()
-        self.published: list[tuple[str, str, dict[str, Any]]] = []
         # The shadow service's clock (epoch seconds); scenarios pin it to order writes.
         self.clock: Any = lambda: int(time.time())
-        self._patches = [
+        super().__init__(world, [
             mock.patch.object(IoTDataPlaneBackend, "update_thing_shadow", self._update()),
-            mock.patch.object(IoTDataPlaneBackend, "delete_thing_shadow", self._delete())]
-        for patch in self._patches:
-            patch.start()
-        self._publishing = threading.Lock()  # one publisher at a time: messages stay in order
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        if world.background:
-            self._thread = threading.Thread(target=self._loop, name="local-shadows", daemon=True)
-            self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(POLL_SECONDS):
-            self.publish_pending()
+            mock.patch.object(IoTDataPlaneBackend, "delete_thing_shadow", self._delete())])
 
     def _update(self) -> Any:
         original = IoTDataPlaneBackend.update_thing_shadow
@@ -120,52 +103,8 @@ class Shadows:
             return shadow
         return delete_thing_shadow
 
-    def _enqueue(self, region: str, topic: str, message: dict[str, Any]) -> None:
-        with self._lock:
-            self._queue.append((region, topic, message))
-
-    def drain(self) -> Iterator[tuple[str, str, dict[str, Any]]]:
-        while True:
-            with self._lock:
-                if not self._queue:
-                    return
-                item = self._queue.popleft()
-            yield item
-
-    def publish_pending(self) -> int:
-        from tools.local.emulation.rules_engine import RulesEngine
-
-        engine = self._world.emulations.get(RulesEngine)
-        moved = 0
-        with self._publishing:
-            for region, topic, message in self.drain():
-                self.published.append((region, topic, message))
-                if engine is not None:
-                    engine.publish(region, topic, message)
-                moved += 1
-        return moved
-
-    def settle(self, rounds: int = 50) -> None:
-        from tools.local.emulation.streams import Streams
-
-        streams = self._world.emulations.get(Streams)
-        for _ in range(rounds):
-            moved = self.publish_pending()
-            if streams is not None:
-                streams.settle(rounds)
-            if not moved and not self._queue:
-                return
-        raise TimeoutError(f"shadow messages still flowing after {rounds} rounds")
-
     def describe(self) -> str:
         return "device shadows: update/documents and delete/accepted to the rules engine"
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        for patch in reversed(self._patches):
-            patch.stop()
 
 
 @emulation("shadows")

@@ -11,11 +11,13 @@ Wire: the capture rules may not invoke the function (its permissions name other 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from lambdas.contracts import organisation as org
 from lambdas.contracts.shadows import Attr, partition_key, sort_key
 from tools.harness import StackGraph
 from tools.local.graph_edit import with_inputs
@@ -75,8 +77,117 @@ def record(world: World, region: str, thing: str, shadow: str = "") -> dict[str,
     return None if item is None else dict(item)
 
 
-@journey("shadow-replication", "Shadows: classic and named shadows written in one region are "
-         "found in the others; deletes replicate; nothing echoes", capability=CAPABILITY,
+# --- device organisation (attributes, thing type, static groups) ------------------------------
+
+def ensure_group(world: World, region: str, group: str) -> None:
+    """A static thing group (the stack declares the fleet's groups in every region)."""
+    try:
+        world.client("iot", region).create_thing_group(thingGroupName=group)
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ResourceAlreadyExistsException":
+            raise
+
+
+def ensure_thing_type(world: World, region: str, thing_type: str) -> None:
+    try:
+        world.client("iot", region).create_thing_type(thingTypeName=thing_type)
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ResourceAlreadyExistsException":
+            raise
+
+
+def describe(world: World, region: str, thing: str, attributes: dict[str, str],
+             thing_type: str | None = None) -> None:
+    """UpdateThing in `region` as an operator does: exactly these attributes (and type)."""
+    kwargs: dict[str, Any] = {"thingName": thing, "attributePayload": {
+        "attributes": attributes, "merge": False}}
+    if thing_type:
+        kwargs["thingTypeName"] = thing_type
+    world.client("iot", region).update_thing(**kwargs)
+
+
+def join(world: World, region: str, thing: str, group: str) -> None:
+    world.client("iot", region).add_thing_to_thing_group(thingName=thing, thingGroupName=group)
+
+
+def leave(world: World, region: str, thing: str, group: str) -> None:
+    world.client("iot", region).remove_thing_from_thing_group(thingName=thing,
+                                                               thingGroupName=group)
+
+
+def organisation(world: World, region: str, thing: str) -> dict[str, Any] | None:
+    """What `region`'s registry says: attributes, thing type, groups; None without the thing."""
+    iot = world.client("iot", region)
+    try:
+        found = iot.describe_thing(thingName=thing)
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ResourceNotFoundException":
+            return None
+        raise
+    groups = sorted(g["groupName"] for g in
+                    iot.list_thing_groups_for_thing(thingName=thing).get("thingGroups", []))
+    return {"attributes": dict(found.get("attributes") or {}),
+            "thingType": found.get("thingTypeName") or "", "groups": groups}
+
+
+def organisation_record(world: World, region: str, thing: str) -> dict[str, Any] | None:
+    """The thing's organisation record in `region`'s replica of the device-data table."""
+    item = world.resource("dynamodb", region).Table(world.table(DEVICE_DATA)).get_item(
+        Key={org.Attr.PK: partition_key(thing), org.Attr.SK: org.SORT_KEY},
+        ConsistentRead=True).get("Item")
+    return None if item is None else dict(item)
+
+
+def organisation_replicates(run: JourneyRun, a: str, b: str, thing: str) -> None:
+    """Steps: attributes and a group set in `a` are found in `b`; a group left in `b` is left
+    in `a`; nothing echoes (one record write per change)."""
+    world = run.world
+    declared = sorted({str(world.state(g)["name"]): str(world.state(g).get("parentGroupName") or "")
+                       for g in world.declared("aws:iot/thingGroup:ThingGroup", a)}.items())
+    # Two groups of different hierarchies (a thing joins one group per hierarchy): the
+    # stack's declared roots, else two of the journey's own.
+    roots = [name for name, parent in declared if not parent][:2]
+    group, other = (roots + ["journey-sensors", "journey-floor-2"][len(roots):])[:2]
+    with run.step(f"the fleet's groups {group} and {other} exist in {a} and {b}",
+                  region=a) as step:
+        for region in (a, b):
+            for name in (group, other):
+                ensure_group(world, region, name)
+        found = {r: sorted(g["groupName"] for g in world.client("iot", r).list_thing_groups()
+                           ["thingGroups"] if g["groupName"] in (group, other)) for r in (a, b)}
+        step.check(all(v == sorted((group, other)) for v in found.values()), f"groups: {shown(found)}")
+    attributes = {"site": "lisbon", "model": "m2"}
+    expected: dict[str, Any] = {"attributes": attributes, "thingType": "",
+                                "groups": sorted((group, other))}
+    with run.step(f"an operator sets {thing}'s attributes and groups in {a}", region=a) as step:
+        describe(world, a, thing, attributes)
+        join(world, a, thing, group)
+        join(world, a, thing, other)
+        step.check(organisation(world, a, thing) == expected,
+                   f"{a}: {shown(organisation(world, a, thing))}")
+    seen_in: Callable[[str], Callable[[], Any]] = \
+        lambda region: partial(organisation, world, region, thing)
+    with run.step(f"{b} finds the attributes and the groups", region=b) as step:
+        found = seen.wait_for(seen_in(b), lambda o: o == expected,
+                              timeout=CONVERGE_SECONDS, world=world)
+        step.check(found == expected, f"{b}: {shown(found)}")
+    with run.step(f"{thing} leaves {other} in {b}; {a} sees it leave", region=a) as step:
+        leave(world, b, thing, other)
+        found = seen.wait_for(seen_in(a), lambda o: o is not None and o["groups"] == [group],
+                              timeout=CONVERGE_SECONDS, world=world)
+        step.check(found is not None and found["groups"] == [group], f"{a}: {shown(found)}")
+    with run.step("nothing echoed: the record was written once per change", region=a) as step:
+        world.settle()
+        records = {r: organisation_record(world, r, thing) or {} for r in (a, b)}
+        versions = {r: (rec.get(org.Attr.VERSION), rec.get(org.Attr.WRITER_REGION))
+                    for r, rec in records.items()}
+        # describe + 2 joins in a, 1 leave in b: 4 writes, the last by b.
+        step.check(all(v == (4, b) for v in versions.values()), f"records: {shown({r: f'version {v[0]} by {v[1]}' for r, v in versions.items()})}")
+
+
+@journey("shadow-replication", "Device state: classic and named shadows, attributes and "
+         "static groups written in one region are found in the others; deletes and removals "
+         "replicate; nothing echoes", capability=CAPABILITY,
          order=45)
 def shadow_replication(run: JourneyRun) -> None:
     world = run.world
@@ -122,6 +233,7 @@ def shadow_replication(run: JourneyRun) -> None:
                       and n.get(Attr.VERSION) == 2 for n in named.values()))
         step.check(ok, f"classic: {shown([f'{c.get(Attr.WRITER_REGION)} v{c.get(Attr.VERSION)}' for c in classic.values()])}; "
                        f"named: {shown([f'{n.get(Attr.WRITER_REGION)} {n.get(Attr.STATUS)} v{n.get(Attr.VERSION)}' for n in named.values()])}")
+    organisation_replicates(run, a, b, thing)
 
 
 @wire("shadow-capture-rules-may-not-invoke", journey="shadow-replication",
