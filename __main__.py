@@ -79,8 +79,9 @@ evacuation = EvacuationAccess("evacuation", EvacuationAccessArgs(
         "control_ids": [e.control.id for e in stack.evacuation_endpoints.values()],
         "health_check_ids": [e.health_check.id for e in stack.evacuation_endpoints.values()],
         "inventory_table_arn": stack.context.tables.inventory.arn,
-        "key_arn": stack.key.arn,
+        "tables_key_arn": stack.context.tables.key_arn,
         "device_policy_name": stack.edge.device_policy_name,
+        **stack.backfill_targets(),
     } for region, stack in regional.items()}))
 
 # One view of every region's alarms and signals, kept in the primary region.

@@ -202,3 +202,15 @@ class RegionalStack(pulumi.ComponentResource):
             "alert_topic_arn": self.alert_topic.arn,
         }
         self.register_outputs(outputs)
+
+    def backfill_targets(self) -> dict[str, pulumi.Output[str] | None]:
+        """What `tools.reconcile --apply` repairs this region through, for the operators'
+        policy (components/edge/evacuation.py): the replication machine and the device-data
+        table, where the region runs those capabilities."""
+        replication = self.capabilities.get("replication")
+        return {
+            "replication_machine_arn": (getattr(replication, "state_machine").arn
+                                        if replication is not None else None),
+            "device_data_table_arn": (self.context.tables.device_data.arn
+                                      if "shadow_replication" in self.capabilities else None),
+        }

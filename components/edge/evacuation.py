@@ -3,10 +3,11 @@
 One IAM managed policy for the stack (IAM is global): attach it to the operators' role. It
 allows only the calls the tool makes: reading and flipping the stack's own evacuation
 controls (components/failover.py), reading its regions' health, disconnecting MQTT clients
-(AWS IoT data plane DeleteConnection) and the read-only
-comparison of each region's registry with its inventory replica (tools/replication_reconcile.py).
-`--restore`'s backfill starts the replication machine exactly as `tools.reconcile --apply`
-does and needs that tool's permission as well.
+(AWS IoT data plane DeleteConnection), the read-only comparison of each region's registry
+with its inventory replica (tools/replication_reconcile.py), and `--restore`'s backfill, which
+is `tools.reconcile --apply`: the replication machine started with a repair request, and the
+device state converged by the shadow-replication function's own code run as the operator
+(the same statements as the function's, components/shadow_replication/component.py).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import pulumi
 import pulumi_aws as aws
 
 from components.account import AwsAccount
-from components.iam import policy_document
+from components.iam import Statement, policy_document
+from components.shadow_replication.component import device_state_statements
 
 # The registry's list APIs take no resource ARN (Service Authorization Reference, AWS IoT:
 # ListThings, ListCertificates, ListTargetsForPolicy have no resource type but the policy).
@@ -33,8 +35,11 @@ class RegionEvacuation:
     control_ids: Sequence[str]
     health_check_ids: Sequence[str]
     inventory_table_arn: str
-    key_arn: str
+    tables_key_arn: str  # the global tables' CMK in this region (not the regional one)
     device_policy_name: str
+    # What the backfill repairs through, where the region runs the capability (else None).
+    replication_machine_arn: str | None = None
+    device_data_table_arn: str | None = None
 
 
 def health_check_arn(partition: str, health_check_id: str) -> str:
@@ -57,7 +62,7 @@ def evacuation_operator_policy(partition: str, account_id: str,
         {"Sid": "ReadInventoryReplicas", "Effect": "Allow", "Action": ["dynamodb:Scan"],
          "Resource": sorted(r.inventory_table_arn for r in regions)},
         *[{"Sid": f"DecryptInventory{i}", "Effect": "Allow", "Action": ["kms:Decrypt"],
-           "Resource": [r.key_arn],
+           "Resource": [r.tables_key_arn],
            "Condition": {"StringEquals": {"kms:ViaService": f"dynamodb.{r.region}.amazonaws.com"}}}
           for i, r in enumerate(sorted(regions, key=lambda r: r.region))],
         {"Sid": "ReadDevicePolicyTargets", "Effect": "Allow", "Action": ["iot:ListTargetsForPolicy"],
@@ -69,13 +74,36 @@ def evacuation_operator_policy(partition: str, account_id: str,
         # GetMetricStatistics takes no resource ARN.
         {"Sid": "ReadRoute53Verdict", "Effect": "Allow", "Action": ["cloudwatch:GetMetricStatistics"],
          "Resource": ["*"]},
+        *backfill_statements(partition, account_id, regions),
     ])
+
+
+def backfill_statements(partition: str, account_id: str,
+                        regions: Sequence[RegionEvacuation]) -> list[Statement]:
+    """`--restore`'s backfill (`tools.reconcile --apply`): repair requests to the regions'
+    replication machines; device-state records read and converged as the function does."""
+    machines = sorted(r.replication_machine_arn for r in regions if r.replication_machine_arn)
+    with_state = sorted((r for r in regions if r.device_data_table_arn), key=lambda r: r.region)
+    statements: list[Statement] = []
+    if machines:
+        statements.append({"Sid": "RepairThroughReplicationMachines", "Effect": "Allow",
+                           "Action": ["states:StartSyncExecution"], "Resource": machines})
+    if with_state:
+        statements.append({"Sid": "ReadDeviceStateRecords", "Effect": "Allow",
+                           "Action": ["dynamodb:Scan"],
+                           "Resource": [str(r.device_data_table_arn) for r in with_state]})
+    for i, r in enumerate(with_state):
+        statements += device_state_statements(
+            partition=partition, region=r.region, account_id=account_id,
+            table_arn=str(r.device_data_table_arn), tables_key_arn=r.tables_key_arn,
+            sid_suffix=str(i))
+    return statements
 
 
 @dataclass(frozen=True)
 class EvacuationAccessArgs:
     account: AwsAccount
-    regions: Mapping[str, Mapping[str, pulumi.Input[str] | Sequence[pulumi.Input[str]]]]
+    regions: Mapping[str, Mapping[str, pulumi.Input[str] | Sequence[pulumi.Input[str]] | None]]
     tags: Mapping[str, str] = field(default_factory=dict)
 
 

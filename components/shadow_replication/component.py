@@ -26,6 +26,7 @@ from components.account import AwsAccount
 from components.dead_letters import dead_letter_queue
 from components.global_tables import RegionalTable
 from components.iam import (
+    Statement,
     dead_letter_statements,
     lambda_basic_statements,
     policy_document,
@@ -139,31 +140,42 @@ def stream_filter_pattern(region: str) -> str:
 def function_role_policy(*, log_group_arn: str, key_arn: str, function_name: str,
                          partition: str, region: str, account_id: str, table_arn: str,
                          stream_arn: str, tables_key_arn: str, queue_arn: str) -> str:
-    iot = f"arn:{partition}:iot:{region}:{account_id}"
     statements = lambda_basic_statements(log_group_arn=log_group_arn, key_arn=key_arn,
                                          function_name=function_name)
     statements += stream_read_statements(stream_arn=stream_arn, sid="ReadDeviceDataStream")
-    statements += [
+    statements += device_state_statements(partition=partition, region=region,
+                                          account_id=account_id, table_arn=table_arn,
+                                          tables_key_arn=tables_key_arn)
+    statements += dead_letter_statements(queue_arn=queue_arn, key_arn=key_arn, region=region)
+    return policy_document(statements)
+
+
+def device_state_statements(*, partition: str, region: str, account_id: str, table_arn: str,
+                            tables_key_arn: str, sid_suffix: str = "") -> list[Statement]:
+    """What converging one region's device state to its records takes: the function's, and
+    the backfill's (`tools.reconcile --apply` runs the function's converge code as the
+    operator; components/edge/evacuation.py)."""
+    iot = f"arn:{partition}:iot:{region}:{account_id}"
+    return [
         # Only the shadow records of the shared device-data table (dynamodb:LeadingKeys).
-        {"Sid": "ShadowRecords", "Effect": "Allow",
+        {"Sid": f"ShadowRecords{sid_suffix}", "Effect": "Allow",
          "Action": ["dynamodb:GetItem", "dynamodb:PutItem"], "Resource": table_arn,
          "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{KEY_PREFIX}*"]}}},
-        table_key_statement(key_arn=tables_key_arn, region=region, write=True),
+        table_key_statement(key_arn=tables_key_arn, region=region, write=True,
+                            sid=f"TablesKey{sid_suffix}"),
         # Shadow actions authorise against the thing (named shadows: thing/<name>/<shadow>).
-        {"Sid": "ThisRegionsShadows", "Effect": "Allow",
+        {"Sid": f"ThisRegionsShadows{sid_suffix}", "Effect": "Allow",
          "Action": ["iot:DeleteThingShadow", "iot:GetThingShadow", "iot:UpdateThingShadow"],
          "Resource": f"{iot}:thing/*"},
         # Device organisation: read a thing's attributes, type and groups; set them.
-        {"Sid": "ThisRegionsThingOrganisation", "Effect": "Allow",
+        {"Sid": f"ThisRegionsThingOrganisation{sid_suffix}", "Effect": "Allow",
          "Action": ["iot:DescribeThing", "iot:ListThingGroupsForThing", "iot:UpdateThing"],
          "Resource": f"{iot}:thing/*"},
         # Group membership authorises against the thing and the group.
-        {"Sid": "ThisRegionsGroupMembership", "Effect": "Allow",
+        {"Sid": f"ThisRegionsGroupMembership{sid_suffix}", "Effect": "Allow",
          "Action": ["iot:AddThingToThingGroup", "iot:RemoveThingFromThingGroup"],
          "Resource": [f"{iot}:thing/*", f"{iot}:thinggroup/*"]},
     ]
-    statements += dead_letter_statements(queue_arn=queue_arn, key_arn=key_arn, region=region)
-    return policy_document(statements)
 
 
 def rule_role_policy(*, queue_arn: str, key_arn: str, region: str) -> str:
