@@ -288,8 +288,7 @@ def test_organisation_elements_conflict_per_element_and_converge_with_few_calls(
     assert org.capture(event("THING", "UPDATED", 9, attributes={"a": "1"},
                              thingTypeName=""), ports) == "ORG_UNCHANGED"
     assert table.record.version == version
-    # DELETED is the registry replication's; a bare creation pulls nothing of its own
-    assert org.capture(event("THING", "DELETED", 10), ports) == "ORG_IGNORED"
+    # a bare creation of a thing whose record this region wrote pulls nothing
     assert org.capture(event("THING", "CREATED", 11, attributes={}), ports) == "ORG_NOTHING"
     # converging an equal registry makes no call; a different one makes one per element
     registry.calls.clear()
@@ -297,6 +296,14 @@ def test_organisation_elements_conflict_per_element_and_converge_with_few_calls(
     registry.local = LocalOrganisation({}, "", frozenset({"x"}))
     assert org.converge(table.record, ports) == "ORG_APPLIED"
     assert registry.calls == ["UpdateThing", "join g"]  # "x" is not the record's: untouched
+    # a deletion voids every element ordered before it, and its duplicate changes nothing
+    assert org.capture(event("THING", "DELETED", 12), ports) == "ORG_DELETED"
+    assert table.record.member_of == frozenset() and table.record.description is not None
+    assert table.record.description.attributes == {}
+    assert org.capture(event("THING", "DELETED", 12), ports) == "ORG_UNCHANGED"
+    assert org.capture(event("MEMBERSHIP", "ADDED", 7, groupName="h"),
+                       ports) == "ORG_BEFORE_DELETION"
+    assert org.capture(event("MEMBERSHIP", "ADDED", 13, groupName="h"), ports) == "ORG_RECORDED"
     with pytest.raises(RecordProblem, match="timestamp"):
         org.capture({**event("MEMBERSHIP", "ADDED", 1, groupName="g"), "timestamp": "soon"},
                     ports)
