@@ -189,9 +189,8 @@ def _newer_elements(mine: OrganisationRecord, current: OrganisationRecord
         or mine.description.order_key > current.description.order_key) else None
     groups = {g: m for g, m in mine.groups.items()
               if g not in current.groups or m.order_key > current.groups[g].order_key}
-    if description is not None and current.before_deletion(description.order_key):
-        description = None
-    groups = {g: m for g, m in groups.items() if not current.before_deletion(m.order_key)}
+    # Elements older than the current record's deletion stay in: `with_changes` turns them
+    # into its tombstones, so every region also takes them out of its registry.
     return description, groups
 
 
