@@ -191,6 +191,11 @@ def test_the_dev_stack_runs_end_to_end(local_pki: LocalPki, dev_graph: StackGrap
         assert all(s["outcome"] == "pass" or "install" in s["detail"] or "built" in s["detail"]
                    for s in web), web
 
+    # Game day: every step runs and passes, the groups' as well (nothing left pending).
+    game_day = steps(report, "game-day")
+    assert game_day and all(s["outcome"] == "pass" for s in game_day), game_day
+    assert any("attributes and groups" in s["title"] for s in game_day)
+
     violation = steps(report, "policy-violation")
     assert [s["outcome"] for s in violation] == ["pass", "pass"]
     assert "before none" in violation[1]["checked"]

@@ -5,8 +5,9 @@ Steps (the tests call them too): devices onboarded in A connect through the devi
 Device SDK over MQTT/mTLS, and report their shadows; the operator evacuates A with
 `python -m tools.evacuate --apply` (its controls inverted, Route53 drops A, the devices are
 disconnected); the SDK reconnects, DNS now answers B, and each device is accepted there with
-its identity and finds its shadow; B's application updates meanwhile; `--restore` backfills
-and readmits A; A has B's updates, nothing lost, nothing echoed.
+its identity and finds its shadow, attributes and groups; B's application and operator
+update meanwhile; `--restore` backfills and readmits A; A has B's updates, nothing lost,
+nothing echoed.
 Wire: the combined health checks leave the evacuation control out.
 """
 
@@ -35,6 +36,7 @@ DEVICES = 3
 # The tool's waits, shortened for the run: Route53's publication lag is one poll
 # (emulation/dns.py) and no resolver caches the record here.
 TOOL_OPTIONS = {"poll_seconds": 0.05, "settle_seconds": 2.0}
+GROUP = "game-day-fleet"
 TOOL_ARGS = ["--ttl-seconds", "0", "--rate", "50", "--timeout", "5"]
 
 
@@ -84,7 +86,7 @@ def connected_in(world: World, region: str, things: list[str]) -> list[str]:
 
 
 @journey("game-day", "Game day: region A evacuated with tools.evacuate; its devices reconnect in B "
-         "through DNS and find identity and shadow; B's updates are in A after --restore; nothing "
+         "through DNS and find identity, shadow and groups; B's updates are in A after --restore; nothing "
          "lost, nothing echoes", capability="replication", order=70,
          uses=("jitr", "shadow_replication", "cvm"))  # cvm: its controls are evacuated too
 def game_day(run: JourneyRun) -> None:
@@ -123,6 +125,18 @@ def game_day(run: JourneyRun) -> None:
             found = seen.wait_for(lambda: {t: shadows.state(world, b, t) for t in things},
                                   lambda got: got == reported, timeout=CONVERGE_SECONDS, world=world)
             step.check(found == reported, f"{sum(found[t] == reported[t] for t in things)} of {DEVICES} in {b}")
+        with run.step(f"an operator labels the devices and puts them in {GROUP} in {a}; {b} has it",
+                      region=b) as step:
+            for region in (a, b):  # the stack declares the fleet's groups in every region
+                shadows.ensure_group(world, region, GROUP)
+            for thing in things:
+                shadows.describe(world, a, thing, {"site": "game-day"})
+                shadows.join(world, a, thing, GROUP)
+            organised = {t: shadows.organisation(world, a, t) for t in things}
+            found_org = seen.wait_for(lambda: {t: shadows.organisation(world, b, t) for t in things},
+                                      lambda got: got == organised, timeout=CONVERGE_SECONDS, world=world)
+            step.check(found_org == organised and all(o and o["groups"] == [GROUP] for o in organised.values()),
+                       f"{sum(found_org[t] == organised[t] for t in things)} of {DEVICES} in {b}")
         with run.step(f"operator: python -m tools.evacuate {world.stack} --region {a} --apply", region=a) as step:
             code, printed = evacuate(world, a, directory)
             lines = [line for line in printed.splitlines() if line[:1].isdigit()]
@@ -139,9 +153,10 @@ def game_day(run: JourneyRun) -> None:
         with run.step(f"each device finds its shadow in {b}", region=b) as step:
             found = {t: shadows.state(world, b, t) for t in things}
             step.check(found == reported, f"{sum(found[t] == reported[t] for t in things)} of {DEVICES} shadows")
-        run.pending(f"thing groups and memberships of the devices are found in {b}", region=b,
-                    reason="thing-group replication lands with issue 24's group work (branch i24org); "
-                           "this is its step")
+        with run.step(f"each device finds its attributes and groups in {b}", region=b) as step:
+            found_org = {t: shadows.organisation(world, b, t) for t in things}
+            step.check(found_org == organised, f"{sum(found_org[t] == organised[t] for t in things)} of "
+                                               f"{DEVICES} as organised in {a}")
         desired = {"desired": {"mode": "eco"}}
         with run.step(f"while {a} is out, an application sets the devices' desired state in {b}",
                       region=b) as step:
@@ -149,6 +164,12 @@ def game_day(run: JourneyRun) -> None:
                 shadows.update(world, b, thing, desired)
             step.check(all((shadows.state(world, b, t) or {}).get("desired") == desired["desired"] for t in things),
                        f"desired set on {DEVICES} shadows in {b}")
+        moved = things[0]
+        with run.step(f"while {a} is out, an operator takes {moved} out of {GROUP} in {b}", region=b) as step:
+            shadows.leave(world, b, moved, GROUP)
+            left_org = shadows.organisation(world, b, moved)
+            step.check(left_org is not None and left_org["groups"] == [], f"{moved} in {b}: groups "
+                       f"{', '.join(left_org['groups']) if left_org and left_org['groups'] else 'none'}")
         with run.step(f"operator: python -m tools.evacuate {world.stack} --region {a} --restore --apply "
                       f"(backfill, readmit)", region=a) as step:
             code, printed = evacuate(world, a, directory, restore=True)
@@ -161,6 +182,13 @@ def game_day(run: JourneyRun) -> None:
                               lambda got: got == wanted, timeout=CONVERGE_SECONDS, world=world)
         step.check(found == wanted, f"{sum(found[t] == wanted[t] for t in things)} of {DEVICES} shadows in {a} "
                                     f"equal {b}'s")
+    with run.step(f"{a} has {b}'s change to the groups: {moved} is in none, the others in {GROUP}",
+                  region=a) as step:
+        wanted_groups = {t: [] if t == moved else [GROUP] for t in things}
+        groups_in_a = seen.wait_for(lambda: {t: (shadows.organisation(world, a, t) or {}).get("groups") for t in things},
+                                    lambda got: got == wanted_groups, timeout=CONVERGE_SECONDS, world=world)
+        step.check(groups_in_a == wanted_groups,
+                   f"{sum(groups_in_a[t] == wanted_groups[t] for t in things)} of {DEVICES} as in {b}")
     with run.step("nothing echoed: each shadow's record names its last writer, once, in both regions",
                   region=a) as step:
         world.settle()
