@@ -256,7 +256,9 @@ def capture(event: Mapping[str, Any], ports: OrganisationPorts) -> str:
             groups={}, writer_region=ports.region).description
     else:
         membership = (_name(event, "groupName"), Membership(operation == "ADDED", key))
-    if _consumed_echo(thing, description, membership, event.get("eventId"), ports):
+    # The apply never creates a thing: only an `updated` event can echo its description.
+    if _consumed_echo(thing, description if operation == "UPDATED" else None, membership,
+                      event.get("eventId"), ports):
         return "ORG_ECHO"
     for _ in range(CAPTURE_ATTEMPTS):
         current = ports.table.get(thing)
