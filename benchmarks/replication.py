@@ -44,9 +44,10 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -556,7 +557,6 @@ def shadow_changes(changes: int) -> dict[str, Any]:
     """`changes` shadow changes in A (new classic, update removing a key, named, delete), all
     applied in B: calls per change by the capture (A) and the apply (B), calls from B's
     function to A, and what B's rules handed its function (echoes)."""
-    from tools.local.emulation.rules_engine import RulesEngine
     from tools.local.journeys import shadows as sh
 
     pki = pki_material.bootstrap()
@@ -565,26 +565,32 @@ def shadow_changes(changes: int) -> dict[str, Any]:
         for index in range(changes // 4):
             sh.ensure_thing(world, A, f"bench-{index}")
             sh.ensure_thing(world, B, f"bench-{index}")
+        # Each change replicates before the next (changes spaced in time; closer ones
+        # coalesce: B applies only the current record, the others are superseded).
+        return each_applied_in_b(world, [
+            change
+            for index in range(changes // 4)
+            for thing in [f"bench-{index}"]
+            for change in (
+                partial(sh.update, world, A, thing, {"reported": {"t": index, "fw": "1.0"}}),
+                partial(sh.update, world, A, thing, {"reported": {"fw": None}}),
+                partial(sh.update, world, A, thing, {"desired": {"mode": "eco"}}, shadow="config"),
+                partial(sh.delete, world, A, thing, shadow="config"))])
+
+
+def each_applied_in_b(world: World, changes: list[Callable[[], Any]]) -> dict[str, Any]:
+    """Make each change in A and let B apply it before the next; `per_change` of the calls."""
+    from tools.local.emulation.rules_engine import RulesEngine
+
+    world.settle()
+    world.calls.clear()
+    deliveries = len(world.emulation(RulesEngine).deliveries)
+    for change in changes:
+        change()
         world.settle()
-        world.calls.clear()
-        deliveries = len(world.emulation(RulesEngine).deliveries)
-        done = 0
-        for index in range(changes // 4):
-            thing = f"bench-{index}"
-            # Each change replicates before the next (changes spaced in time; closer ones
-            # coalesce: B applies only the current record, the others are superseded).
-            for change in (lambda: sh.update(world, A, thing, {"reported": {"t": index, "fw": "1.0"}}),
-                           lambda: sh.update(world, A, thing, {"reported": {"fw": None}}),
-                           lambda: sh.update(world, A, thing, {"desired": {"mode": "eco"}},
-                                             shadow="config"),
-                           lambda: sh.delete(world, A, thing, shadow="config")):
-                change()
-                done += 1
-                world.settle()
-        calls = list(world.calls.calls)
-        b_rules = [d for d in world.emulation(RulesEngine).deliveries[deliveries:]
-                   if B.replace("-", "_") in d.rule and d.action == "lambda"]
-    return per_change(calls, b_rules, done)
+    b_rules = [d for d in world.emulation(RulesEngine).deliveries[deliveries:]
+               if B.replace("-", "_") in d.rule and d.action == "lambda"]
+    return per_change(list(world.calls.calls), b_rules, len(changes))
 
 
 def per_change(calls: list[Any], b_rules: list[Any], done: int) -> dict[str, Any]:
@@ -620,7 +626,6 @@ def shadow_cost_per_million(figures: Mapping[str, Any], *, lambda_ms: float) -> 
 def organisation_changes(changes: int) -> dict[str, Any]:
     """`changes` organisation changes in A (attributes set, group joined, second group
     joined, first group left), each applied in B before the next."""
-    from tools.local.emulation.rules_engine import RulesEngine
     from tools.local.journeys import shadows as sh
 
     pki = pki_material.bootstrap()
@@ -632,25 +637,17 @@ def organisation_changes(changes: int) -> dict[str, Any]:
         for index in range(changes // 4):
             sh.ensure_thing(world, A, f"bench-org-{index}")
             sh.ensure_thing(world, B, f"bench-org-{index}")
-        world.settle()
-        world.calls.clear()
-        deliveries = len(world.emulation(RulesEngine).deliveries)
-        done = 0
-        for index in range(changes // 4):
-            thing = f"bench-org-{index}"
-            for change in (lambda: sh.describe(world, A, thing, {"site": f"s{index}"}),
-                           lambda: sh.join(world, A, thing, "bench-a"),
-                           lambda: sh.join(world, A, thing, "bench-b"),
-                           lambda: sh.leave(world, A, thing, "bench-a")):
-                change()
-                done += 1
-                world.settle()
-        calls = list(world.calls.calls)
-        b_rules = [d for d in world.emulation(RulesEngine).deliveries[deliveries:]
-                   if B.replace("-", "_") in d.rule and d.action == "lambda"]
+        figures = each_applied_in_b(world, [
+            change
+            for index in range(changes // 4)
+            for thing in [f"bench-org-{index}"]
+            for change in (partial(sh.describe, world, A, thing, {"site": f"s{index}"}),
+                           partial(sh.join, world, A, thing, "bench-a"),
+                           partial(sh.join, world, A, thing, "bench-b"),
+                           partial(sh.leave, world, A, thing, "bench-a"))])
         in_sync = all(sh.organisation(world, B, f"bench-org-{i}")
                       == sh.organisation(world, A, f"bench-org-{i}") for i in range(changes // 4))
-    return {**per_change(calls, b_rules, done), "in_sync": in_sync}
+    return {**figures, "in_sync": in_sync}
 
 
 def organisation_cost_per_million(figures: Mapping[str, Any], *,

@@ -17,7 +17,7 @@ from tools.evacuate import main
 from tools.harness import StackGraph
 from tools.local.emulation.dns import Dns
 from tools.local.emulation.streams import Streams
-from tools.local.journeys import jitr
+from tools.local.journeys import game_day, jitr
 from tools.local.pki_material import LocalPki
 from tools.local.world import World, open_world
 
@@ -35,9 +35,7 @@ def world(local_graph: StackGraph, local_pki: LocalPki) -> Iterator[World]:
 @pytest.fixture(scope="module")
 def outputs(world: World, tmp_path_factory: pytest.TempPathFactory) -> str:
     """The outputs with the ids the world's AWS assigned (health checks: moto's)."""
-    path = tmp_path_factory.mktemp("outputs") / "dev.json"
-    path.write_text(json.dumps(world.resolver(world.graph.outputs)))
-    return str(path)
+    return str(game_day.outputs_file(world, tmp_path_factory.mktemp("outputs")))
 
 
 def clients(service: str, region: str) -> Any:
