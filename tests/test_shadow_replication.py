@@ -415,7 +415,7 @@ def test_attributes_type_and_groups_set_in_a_are_found_in_b_and_not_echoed(organ
     assert s.org_record(B) == record
     # B's applied UpdateThing and AddThingToThingGroup were published and captured in B,
     # and recognised as the record's content: never re-exported.
-    assert s.org_captured(B) == ["ORG_NOTHING", "ORG_UNCHANGED", "ORG_UNCHANGED"]
+    assert s.org_captured(B) == ["ORG_NOTHING", "ORG_ECHO", "ORG_ECHO"]
     assert s.org_captured(A)[-2:] == ["ORG_RECORDED", "ORG_RECORDED"]
 
 
@@ -501,6 +501,141 @@ def test_removal_racing_an_older_add_wins(organised: Any) -> None:
         s.events.publish_pending()
     s.world.settle()
     assert s.organisation(A) == s.organisation(B) == _expected({"k": "v"}, [])
+
+
+# --- echoes racing the origin's next change; deletion tombstones -------------------------------
+
+class HeldEvents:
+    """Registry events of one region kept back (their asynchronous delivery is late), to be
+    delivered in a chosen order."""
+
+    def __init__(self, s: Organised, region: str) -> None:
+        self.s, self.region = s, region
+        self.messages: list[Any] = []
+        self._enqueue = s.events._enqueue
+
+    def __enter__(self) -> HeldEvents:
+        def enqueue(region: str, topic: str, message: dict[str, Any]) -> None:
+            if region == self.region:
+                self.messages.append((region, topic, message))
+            else:
+                self._enqueue(region, topic, message)
+        self.s.events._enqueue = enqueue  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        del self.s.events._enqueue
+
+    def deliver(self, messages: list[Any]) -> None:
+        engine = self.s.world.emulation(RulesEngine)
+        for region, topic, message in messages:
+            engine.publish(region, topic, message)
+        self.s.world.settle()
+
+
+def test_an_echo_of_the_first_of_two_quick_changes_does_not_win_over_the_second(organised: Any) -> None:
+    """A sets x=1 then x=2 within B's apply delay; B's registry publishes its applied x=1
+    with a timestamp later than A's x=2. Delivered last (asynchronous invocation keeps no
+    order), it must be recognised as B's echo, not recorded as B's newer change."""
+    s = organised("org-echo-race")
+    with HeldEvents(s, B) as held:
+        s.at_ms(6_000_100)
+        sh.describe(s.world, A, s.thing, {"x": "1"})
+        s.at_ms(6_000_300)  # B applies x=1 now: its event is timestamped after A's x=2
+        s.world.settle()
+        s.at_ms(6_000_200)
+        sh.describe(s.world, A, s.thing, {"x": "2"})
+        s.at_ms(6_000_400)
+        s.world.settle()
+    assert len(held.messages) == 2
+    held.deliver(list(reversed(held.messages + held.messages)))  # late, reordered, twice
+
+    assert s.organisation(A) == s.organisation(B) == _expected({"x": "2"}, [])
+    assert s.org_record(A)["writerRegion"] == A and s.org_record(B) == s.org_record(A)
+    assert s.org_captured(B).count("ORG_ECHO") == 4  # two echoes, each delivered twice
+    # A real later change in B, to a value B applied before, is captured and replicated.
+    s.at_ms(6_000_500)
+    sh.describe(s.world, B, s.thing, {"x": "1"})
+    s.world.settle()
+    assert s.organisation(A) == s.organisation(B) == _expected({"x": "1"}, [])
+    assert s.org_record(A)["writerRegion"] == B
+
+
+def test_an_echo_of_a_quick_add_then_remove_does_not_re_add_the_group(organised: Any) -> None:
+    s = organised("org-echo-race-group")
+    with HeldEvents(s, B) as held:
+        s.at_ms(7_000_100)
+        sh.join(s.world, A, s.thing, "org-floor-1")
+        s.at_ms(7_000_300)
+        s.world.settle()
+        s.at_ms(7_000_200)
+        sh.leave(s.world, A, s.thing, "org-floor-1")
+        s.at_ms(7_000_400)
+        s.world.settle()
+    [added, removed] = held.messages
+    assert added[1].endswith("/added") and removed[1].endswith("/removed")
+    held.deliver([removed, added, added])  # the add's echo last, and duplicated
+
+    assert s.organisation(A) == s.organisation(B) == _expected({}, [])
+    record = json.loads(s.org_record(B)["organisation"])
+    assert record["groups"]["org-floor-1"]["member"] is False
+    assert s.org_record(B) == s.org_record(A) and s.org_record(A)["writerRegion"] == A
+    # The applied log is consumed: nothing pending is left to swallow a real change.
+    log = s.world.resource("dynamodb", B).Table(s.world.table(sh.DEVICE_DATA)).get_item(
+        Key={Attr.PK: partition_key(s.thing), Attr.SK: f"applied#{B}"}).get("Item")
+    assert log is not None
+    assert [e for e in json.loads(log["applied"]) if not e["echo"]] == []
+
+
+def test_a_deleted_things_groups_never_come_back_to_a_re_created_thing(organised: Any) -> None:
+    s = organised("org-deleted")
+    s.at_ms(8_000_000)
+    sh.describe(s.world, A, s.thing, {"site": "beja"})
+    sh.join(s.world, A, s.thing, "org-sensors")
+    s.world.settle()
+    assert s.organisation(B) == _expected({"site": "beja"}, ["org-sensors"])
+    s.at_ms(8_000_100)
+    s.world.client("iot", A).delete_thing(thingName=s.thing)
+    s.world.settle()
+    assert json.loads(s.org_record(B)["organisation"])["deleted"] == f"{BASE_MS + 8_000_100:015d}#{A}"
+    assert s.organisation(B) == _expected({}, [])  # B's thing (until its deletion) left too
+    # Re-created in A (another device, same name) and in B (its registry replication):
+    s.at_ms(8_000_200)
+    s.world.client("iot", A).create_thing(thingName=s.thing)
+    s.world.client("iot", B).delete_thing(thingName=s.thing)
+    s.at_ms(8_000_300)
+    s.world.client("iot", B).create_thing(thingName=s.thing)
+    s.world.settle()
+    assert s.organisation(A) == s.organisation(B) == _expected({}, [])
+    # The new device's own organisation (later timestamps) replicates as usual.
+    s.at_ms(8_000_400)
+    sh.join(s.world, B, s.thing, "org-floor-2")
+    s.world.settle()
+    assert s.organisation(A) == s.organisation(B) == _expected({}, ["org-floor-2"])
+
+
+def test_a_deletion_racing_an_older_group_add_in_the_other_region_wins(organised: Any) -> None:
+    s = organised("org-delete-race")
+    s.at_ms(9_000_000)
+    sh.join(s.world, A, s.thing, "org-sensors")
+    s.world.settle()
+    tables = s.streams.global_tables
+    assert tables is not None
+    with tables.held():
+        s.at_ms(9_000_050)  # B adds a group the deletion in A has not seen
+        sh.join(s.world, B, s.thing, "org-floor-1")
+        s.at_ms(9_000_100)
+        s.world.client("iot", A).delete_thing(thingName=s.thing)
+        s.events.publish_pending()
+    s.world.settle()
+    assert s.org_record(A)["organisation"] == s.org_record(B)["organisation"]
+    record = json.loads(s.org_record(A)["organisation"])
+    assert not [g for g, m in record["groups"].items() if m["member"]]
+    assert s.organisation(B) == _expected({}, [])
+    s.at_ms(9_000_200)
+    s.world.client("iot", A).create_thing(thingName=s.thing)
+    s.world.settle()
+    assert s.organisation(A) == s.organisation(B) == _expected({}, [])
 
 
 def test_a_record_for_a_thing_not_yet_in_b_waits_and_applies_when_the_thing_arrives(organised: Any) -> None:

@@ -288,8 +288,7 @@ def test_organisation_elements_conflict_per_element_and_converge_with_few_calls(
     assert org.capture(event("THING", "UPDATED", 9, attributes={"a": "1"},
                              thingTypeName=""), ports) == "ORG_UNCHANGED"
     assert table.record.version == version
-    # DELETED is the registry replication's; a bare creation pulls nothing of its own
-    assert org.capture(event("THING", "DELETED", 10), ports) == "ORG_IGNORED"
+    # a bare creation of a thing whose record this region wrote pulls nothing
     assert org.capture(event("THING", "CREATED", 11, attributes={}), ports) == "ORG_NOTHING"
     # converging an equal registry makes no call; a different one makes one per element
     registry.calls.clear()
@@ -297,6 +296,14 @@ def test_organisation_elements_conflict_per_element_and_converge_with_few_calls(
     registry.local = LocalOrganisation({}, "", frozenset({"x"}))
     assert org.converge(table.record, ports) == "ORG_APPLIED"
     assert registry.calls == ["UpdateThing", "join g"]  # "x" is not the record's: untouched
+    # a deletion voids every element ordered before it, and its duplicate changes nothing
+    assert org.capture(event("THING", "DELETED", 12), ports) == "ORG_DELETED"
+    assert table.record.member_of == frozenset() and table.record.description is not None
+    assert table.record.description.attributes == {}
+    assert org.capture(event("THING", "DELETED", 12), ports) == "ORG_UNCHANGED"
+    assert org.capture(event("MEMBERSHIP", "ADDED", 7, groupName="h"),
+                       ports) == "ORG_BEFORE_DELETION"
+    assert org.capture(event("MEMBERSHIP", "ADDED", 13, groupName="h"), ports) == "ORG_RECORDED"
     with pytest.raises(RecordProblem, match="timestamp"):
         org.capture({**event("MEMBERSHIP", "ADDED", 1, groupName="g"), "timestamp": "soon"},
                     ports)
@@ -397,3 +404,69 @@ def test_a_permissive_group_policy_fails_the_policy_pack(project_dir: Any) -> No
     flagged = [v for v in report.violations if v.level == EnforcementLevel.MANDATORY
                and "everyone" in str(v)]
     assert flagged, [str(v) for v in report.violations][:5]
+
+
+def test_applied_log_take_back_staleness_and_lost_writes() -> None:
+    """The applied log's rules without AWS: a failed registry call takes its entry back, an
+    entry older than the pending period is not an echo any more, a conditional write that
+    loses to another writer is retried on the fresh log."""
+    from lambdas.contracts.organisation import (
+        PENDING_MILLISECONDS,
+        AppliedLog,
+        Description,
+        LocalOrganisation,
+        OrganisationRecord,
+        order_key,
+    )
+    from lambdas.shadow_replication import organisation as org
+
+    class Log:
+        def __init__(self) -> None:
+            self.log = AppliedLog("t", "eu-west-1")
+            self.lose_next = 0
+
+        def get(self, thing: str) -> AppliedLog:
+            return self.log
+
+        def put(self, log: AppliedLog) -> bool:
+            if self.lose_next:  # another writer got there first: bump the stored version
+                self.lose_next -= 1
+                self.log = AppliedLog("t", "eu-west-1", self.log.entries, self.log.version + 1)
+                return False
+            if log.version != self.log.version + 1:
+                return False
+            self.log = log
+            return True
+
+    class Registry:
+        fail = False
+
+        def describe(self, thing: str) -> LocalOrganisation:
+            return LocalOrganisation({}, "", frozenset())
+
+        def describe_thing(self, *args: Any, **kwargs: Any) -> None:
+            if self.fail:
+                raise RuntimeError("throttled")
+
+        def join(self, thing: str, group: str) -> None: ...
+
+        def leave(self, thing: str, group: str) -> None: ...
+
+    clock = [1_700_000_000.0]
+    log, registry = Log(), Registry()
+    ports = org.OrganisationPorts("eu-west-1", table=None, registry=registry,  # type: ignore[arg-type]
+                                  now=lambda: clock[0], applied=log)
+    wanted = Description({"x": "1"}, "", order_key(1_700_000_000_000, "us-west-2"))
+    record = OrganisationRecord.create(thing_name="t", groups={}, writer_region="us-west-2",
+                                       description=wanted)
+    registry.fail = True
+    with pytest.raises(RuntimeError):
+        org.converge(record, ports)
+    assert log.log.pending == ()  # taken back: no event will come for it
+    registry.fail = False
+    log.lose_next = 1
+    assert org.converge(record, ports) == "ORG_APPLIED"
+    assert [e.value for e in log.log.pending] == [wanted.content]
+    clock[0] += PENDING_MILLISECONDS / 1000 + 1
+    found = log.log.match("thing", wanted.content, "e1", int(clock[0] * 1000))
+    assert found is None  # its echo never came within the hour: a real change now

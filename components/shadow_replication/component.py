@@ -95,10 +95,10 @@ class RegistryRule:
     def sql(self) -> str:
         if self.kind == "THING":
             fields = ("topic(4) AS thingName, 'THING' AS kind, operation, timestamp, "
-                      "thingTypeName, attributes")
+                      "eventId, thingTypeName, attributes")
         else:
             fields = ("topic(7) AS thingName, topic(5) AS groupName, 'MEMBERSHIP' AS kind, "
-                      "operation, timestamp")
+                      "operation, timestamp, eventId")
         return f"SELECT {fields} FROM '{self.topic}'"
 
 

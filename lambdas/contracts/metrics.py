@@ -121,7 +121,9 @@ class ShadowReplication:
         "MALFORMED": "ShadowMalformed",
         # device organisation (lambdas/shadow_replication/organisation.py)
         "ORG_RECORDED": "OrganisationRecorded", "ORG_UNCHANGED": "OrganisationUnchanged",
-        "ORG_LOST_CONVERGED": "OrganisationLostConverged", "ORG_IGNORED": "OrganisationIgnored",
+        "ORG_LOST_CONVERGED": "OrganisationLostConverged", "ORG_ECHO": "OrganisationEcho",
+        "ORG_DELETED": "OrganisationDeleted", "ORG_BEFORE_DELETION": "OrganisationBeforeDeletion",
+        "ORG_APPLIED_LOG": "OrganisationAppliedLogIgnored",
         "ORG_NOTHING": "OrganisationNothingToRecord", "ORG_PULLED": "OrganisationPulled",
         "ORG_APPLIED": "OrganisationApplied", "ORG_IN_SYNC": "OrganisationInSync",
         "ORG_WAITING": "OrganisationWaitingForThing", "ORG_OWN": "OrganisationOwnRecord",

@@ -30,13 +30,14 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lambdas.contracts.metrics import SHADOW_REPLICATION, ShadowReplication
-from lambdas.contracts.organisation import is_organisation_image
+from lambdas.contracts.organisation import is_applied_image, is_organisation_image
 from lambdas.contracts.shadows import RecordProblem
 
 from . import organisation
 from .config import Config
 from .data import (
     DeadLetters,
+    DynamoAppliedLog,
     DynamoOrganisationTable,
     DynamoShadowTable,
     IotRegistry,
@@ -76,7 +77,8 @@ def runtime() -> Runtime:
                   shadows=IotShadows(shadows), now=time.time),
             organisation.OrganisationPorts(
                 region=config.region, table=DynamoOrganisationTable(table),
-                registry=IotRegistry(boto3.client("iot")), now=time.time),
+                registry=IotRegistry(boto3.client("iot")), now=time.time,
+                applied=DynamoAppliedLog(table, config.region)),
             DeadLetters(boto3.client("sqs"), config.dead_letter_queue_url))
     return _runtime
 
@@ -89,7 +91,9 @@ def handle_record(record: DynamoDBRecord) -> str:
     rt = runtime()
     images = record.raw_event.get("dynamodb", {})
     try:
-        if is_organisation_image(images.get("NewImage")):
+        if is_applied_image(images.get("NewImage")) or is_applied_image(images.get("Keys")):
+            outcome = "ORG_APPLIED_LOG"  # another region's bookkeeping: nothing to apply
+        elif is_organisation_image(images.get("NewImage")):
             outcome = organisation.apply(images.get("NewImage"), images.get("OldImage"),
                                          rt.organisation)
         else:

@@ -11,7 +11,12 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from lambdas.contracts.organisation import SORT_KEY as ORGANISATION_SORT_KEY
-from lambdas.contracts.organisation import LocalOrganisation, OrganisationRecord
+from lambdas.contracts.organisation import (
+    APPLIED_PREFIX,
+    AppliedLog,
+    LocalOrganisation,
+    OrganisationRecord,
+)
 from lambdas.contracts.shadows import Attr, ShadowRecord, partition_key, sort_key
 
 from .logic import LocalShadow, VersionConflict
@@ -64,6 +69,26 @@ class DynamoOrganisationTable:
 
     def put(self, record: OrganisationRecord, expected_version: int | None) -> bool:
         return conditional_put(self.table, record.to_plain(), expected_version)
+
+
+@dataclass
+class DynamoAppliedLog:
+    """This region's applied log of one thing (`sk` = `applied#<region>`)."""
+
+    table: Any  # boto3 dynamodb Table (resource API)
+    region: str
+
+    def get(self, thing_name: str) -> AppliedLog:
+        item = self.table.get_item(
+            Key={Attr.PK: partition_key(thing_name), Attr.SK: APPLIED_PREFIX + self.region},
+            ConsistentRead=True).get("Item")
+        return AppliedLog(thing_name, self.region) if item is None \
+            else AppliedLog.from_plain(item, thing_name, self.region)
+
+    def put(self, log: AppliedLog) -> bool:
+        """Write `log` if the item is still the version it was read at (one less)."""
+        return conditional_put(self.table, log.to_plain(),
+                               None if log.version == 1 else log.version - 1)
 
 
 @dataclass

@@ -16,7 +16,11 @@ Stricter than AWS (undocumented there, the less permissive reading here):
   turn them on gets nothing);
 * an add of a thing already in the group, or a remove of a thing not in it, changes nothing
   and publishes nothing (AWS documents no event for a no-op);
-* an UpdateThing that changes neither attributes nor type publishes nothing.
+* an UpdateThing that changes neither attributes nor type publishes nothing;
+* DeleteThing takes the thing out of every static group (moto keeps the memberships by
+  ARN, so a re-created thing of the same name would inherit them: AWS documents no such
+  inheritance, and keeping a group's policy for a different device is the permissive
+  reading); no membership `removed` events are published for it, the `deleted` event is.
 
 Messages are queued when the registry changes and published outside the moto call, by
 `publish_pending()` / `settle()` or, with `world.background`, by a thread of its own.
@@ -113,6 +117,8 @@ class RegistryEvents(QueuedPublisher):
         def delete_thing(backend: Any, thing_name: str, *args: Any, **kwargs: Any) -> Any:
             thing = backend.describe_thing(thing_name)
             result = original(backend, thing_name, *args, **kwargs)
+            for group in backend.thing_groups.values():
+                group.things.pop(thing.arn, None)
             events._thing_event(backend, thing, "DELETED")
             return result
         return delete_thing
