@@ -677,22 +677,33 @@ def organisation_cost_per_million(figures: Mapping[str, Any], *,
 def organisation_part(args: argparse.Namespace) -> int:
     print(f"\n== 5. Device organisation: {args.organisation_changes} changes in A applied in B")
     figures = organisation_changes(args.organisation_changes)
+    print_calls(figures)
+    print(f"  {'B echo captures per change':<34} {figures['b_rule_invocations_per_change']:.2f} "
+          "(the registry events of applied changes: recognised by the applied log)")
+    print(f"  {'B equals A after every change':<34} {figures['in_sync']}")
+    total = print_costs("organisation", organisation_cost_per_million(
+        figures, lambda_ms=args.shadow_lambda_ms))
+    print(f"  a million devices each changing groups or attributes once a day (30 M changes a "
+          f"month): ${total * 30:,.0f} per extra region per month")
+    return 0
+
+
+def print_calls(figures: Mapping[str, Any]) -> None:
     for side in ("capture", "apply"):
         shown = ", ".join(f"{k} {v:.2f}" for k, v in sorted(figures[side].items()))
         print(f"  {side + ' calls per change':<34} {shown}")
     print(f"  {'calls from B to other regions':<34} {figures['cross_region']}")
-    print(f"  {'B echo captures per change':<34} {figures['b_rule_invocations_per_change']:.2f} "
-          "(the registry events of applied changes: recognised by the applied log)")
-    print(f"  {'B equals A after every change':<34} {figures['in_sync']}")
-    rows = organisation_cost_per_million(figures, lambda_ms=args.shadow_lambda_ms)
-    print("  cost per million organisation changes per extra region, us-east-1 list prices:")
+
+
+def print_costs(kind: str, rows: Mapping[str, float]) -> float:
+    """The cost rows per million changes and their total (returned)."""
+    width = max(len(label) for label in rows)
+    print(f"  cost per million {kind} changes per extra region, us-east-1 list prices:")
     for label, dollars in rows.items():
-        print(f"    {label:<70} ${dollars:>7.2f}")
+        print(f"    {label:<{width}} ${dollars:>7.2f}")
     total = sum(rows.values())
-    print(f"    {'total':<70} ${total:>7.2f}")
-    print(f"  a million devices each changing groups or attributes once a day (30 M changes a "
-          f"month): ${total * 30:,.0f} per extra region per month")
-    return 0
+    print(f"    {'total':<{width}} ${total:>7.2f}")
+    return total
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -787,18 +798,10 @@ def main(argv: list[str] | None = None) -> int:
 def shadow_part(args: argparse.Namespace) -> int:
     print(f"\n== 4. Shadow replication: {args.shadow_changes} changes in A applied in B")
     figures = shadow_changes(args.shadow_changes)
-    for side in ("capture", "apply"):
-        shown = ", ".join(f"{k} {v:.2f}" for k, v in sorted(figures[side].items()))
-        print(f"  {side + ' calls per change':<34} {shown}")
-    print(f"  {'calls from B to other regions':<34} {figures['cross_region']}")
+    print_calls(figures)
     print(f"  {'B rule invocations per change':<34} {figures['b_rule_invocations_per_change']:.2f} "
           "(applied updates dropped by the rules' WHERE; applied deletes reach the function)")
-    rows = shadow_cost_per_million(figures, lambda_ms=args.shadow_lambda_ms)
-    print("  cost per million shadow changes per extra region, us-east-1 list prices:")
-    for label, dollars in rows.items():
-        print(f"    {label:<66} ${dollars:>7.2f}")
-    total = sum(rows.values())
-    print(f"    {'total':<66} ${total:>7.2f}")
+    total = print_costs("shadow", shadow_cost_per_million(figures, lambda_ms=args.shadow_lambda_ms))
     print(f"  a million devices changing a shadow once an hour (720 M changes a month): "
           f"${total * 720:,.0f} per extra region per month")
     return 0
