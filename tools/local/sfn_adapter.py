@@ -51,6 +51,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
 )
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.parse import asl_parser
+from moto.stepfunctions.parser.asl.utils import json_path as json_path_module
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
 from tools.local.calls import AwsCalls, Interrupted, acting_as, client_error
@@ -161,11 +162,15 @@ def to_sfn_result(value: Any, shape: Shape | None = None) -> Any:
 
 def wait_for_execution(sfn: Any, execution_arn: str, timeout: float = 120.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
+    pause = 0.002
     while time.monotonic() < deadline:
         described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
         if described["status"] != "RUNNING":
             return described
-        time.sleep(0.005)
+        # Backing off: each DescribeExecution takes the interpreter's CPU (and the GIL) from
+        # the execution it waits for.
+        time.sleep(pause)
+        pause = min(pause * 1.5, 0.05)
     raise TimeoutError(f"{execution_arn} still running after {timeout} s")
 
 
@@ -204,6 +209,16 @@ class VirtualClock:
     def sleep(self, seconds: float) -> None:
         with self._lock:
             self.slept += max(0.0, float(seconds))
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_json_path(path: str) -> Any:
+    """jsonpath_ng builds a new parser for every parse: moto's interpreter paid it on every
+    path of every state of every execution. Parsed paths are immutable, so shared."""
+    return _UNCACHED_JSON_PATH(path)
+
+
+_UNCACHED_JSON_PATH = json_path_module.parse
 
 
 @functools.lru_cache(maxsize=64)
@@ -264,6 +279,12 @@ class SfnAdapter:
             return
         response.pop("ResponseMetadata", None)
         env.stack.append(to_sfn_result(response, model.output_shape))
+
+    def _task_client(self, region: str, service: str, state_credentials: Any = None) -> Any:
+        """The client moto's optimised integrations (dynamodb:*) call: ours, cached, with
+        botocore's parameter validation on (moto builds a new client per task, unvalidated).
+        The credentials are the execution role's; `acting_as` already names the caller."""
+        return self.client(service, region)
 
     def _dynamodb_task(self, original: Callable[..., None]) -> Callable[..., None]:
         def run(task: Any, env: Any, *args: Any, **kwargs: Any) -> None:
@@ -341,6 +362,8 @@ class SfnAdapter:
                 lambda name: _ERROR_SERVICE_NAMES.get(name.lower(), _pascal(name)))))
             patch(mock.patch.object(sdk, "_normalise_exception_name", staticmethod(self._error_name)))
             patch(mock.patch.object(ddb, "_eval_service_task", self._dynamodb_task(ddb._eval_service_task)))
+            patch(mock.patch.object(dynamodb_module, "boto_client_for", self._task_client))
+            patch(mock.patch.object(json_path_module, "parse", _parsed_json_path))
             patch(mock.patch.object(lambda_eval_utils, "_invoke_lambda_function", self._invoke_lambda))
             patch(mock.patch.object(comparison_variable_module.ComparisonVariable, "_eval_body",
                                     self._choice_comparison))

@@ -80,6 +80,8 @@ class Robot:
         except RobotError:
             pass
         finally:
+            if self._process.stdin is not None:  # EOF ends the robot's command loop
+                self._process.stdin.close()
             try:
                 self._process.wait(timeout=10)
             except subprocess.TimeoutExpired:

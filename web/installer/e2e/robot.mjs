@@ -175,4 +175,7 @@ for await (const line of lines) {
   process.stdout.write(`${JSON.stringify(reply)}\n`);
   if (command === "close") break;
 }
+// The open stdin would keep Node alive after "close" (the caller waited 10 s, then killed it).
+lines.close();
 if (context) await context.close();
+process.exit(0);
