@@ -43,9 +43,10 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 journeys.load_modules()
 
 
-def run_json(pki: LocalPki, journey: str | None = None, *breaks: str) -> tuple[int, dict[str, Any]]:
+def run_json(pki: LocalPki, journey: str | None = None, *breaks: str,
+             converge_seconds: float = 30.0) -> tuple[int, dict[str, Any]]:
     """The local run with the session's PKI (so the runs share one evaluation of the stack)."""
-    report = run(RunOptions(journey=journey, breaks=list(breaks), pki=pki))
+    report = run(RunOptions(journey=journey, breaks=list(breaks), pki=pki, converge_seconds=converge_seconds))
     return (0 if report.ok else 1), json.loads(report.to_json())
 
 
@@ -214,7 +215,9 @@ def test_breaking_a_wire_fails_its_journey(local_pki: LocalPki, wire: str,
     if capability is not None and capability not in enabled:
         pytest.skip(f"the dev stack has no capability {capability} yet")
 
-    code, report = run_json(local_pki, broken.journey, wire)
+    # The broken step waits out the convergence time before it fails; the steps before it
+    # converge in a few seconds even on a loaded machine.
+    code, report = run_json(local_pki, broken.journey, wire, converge_seconds=10)
 
     assert code == 1
     assert report["broken_wires"] == [wire] and not report["errors"]

@@ -39,6 +39,7 @@ class RunOptions:
     # the stack's evaluation and its policy check within the process)
     journeys: bool = True  # False: stand the world up (every capability) for `hold` only
     serve: bool = True  # the moto server for `hold` (--keep); `invoke` needs none
+    converge_seconds: float = 30.0  # World.converge_seconds
 
 
 # (project, stack, config overrides) -> (evaluated graph, policy report): the same stack with
@@ -174,7 +175,7 @@ def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | N
     context: dict[str, Any] = dict(
         regions=regions, pki=local_pki, stack=options.stack, project_dir=options.project_dir,
         evaluated=evaluated, stack_config=spec.config, policy_config=policy_config,
-        policy_report=policy_report)
+        policy_report=policy_report, converge_seconds=options.converge_seconds)
     threads_before = set(threading.enumerate())
     runtime = [j for j in selected if j.needs_runtime]
     if not runtime and options.journeys:

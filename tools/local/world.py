@@ -110,6 +110,9 @@ class World:
     emulations: dict[type, Any] = field(default_factory=dict)
     made: Any = None  # materialise.MaterialiseResult
     background: bool = False  # stream consumers on their own thread (else `settle()`)
+    # How long a journey waits for something eventual (replication, a stream consumer) before
+    # its step fails; a run that expects a failure (a broken wire) may wait less.
+    converge_seconds: float = 30.0
     endpoint: str = ""  # set by serve()
     _clients: dict[tuple[str, str], Any] = field(default_factory=dict)
     _closing: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)

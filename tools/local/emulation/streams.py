@@ -80,10 +80,10 @@ class StreamReader:
 
         _, _, _, region, account, resource = self.stream_arn.split(":", 5)
         try:
-            items = dynamodb_backends[account][region].tables[resource.split("/")[1]].stream_shard.items
+            shard = dynamodb_backends[account][region].tables[resource.split("/")[1]].stream_shard
         except (AttributeError, KeyError, IndexError):
             return None
-        return id(items), len(items)
+        return None if shard is None else (id(shard.items), len(shard.items))
 
     def read_raw(self) -> list[dict[str, Any]]:
         """New records as the streams API returns them (creation time to the millisecond)."""

@@ -22,7 +22,6 @@ from tools.harness import StackGraph
 from tools.local.report import JourneyResult, Outcome, Progress, StepResult
 from tools.local.world import World
 
-CONVERGE_SECONDS = 30
 Mutation = Callable[[StackGraph], StackGraph]
 # (stack config, project) -> (config overrides, why) or None when the stack has what it needs.
 RunConfig = Callable[[Mapping[str, Any], str], tuple[dict[str, Any], str] | None]
@@ -178,7 +177,7 @@ class JourneyRun:
         for other in world.other_regions(region):
             with self.step(f"the row of {thing} is replicated to {other}", region=other) as step:
                 replica = seen.wait_for(partial(seen.row, world, other, thing), lambda r: r == row,
-                                        timeout=CONVERGE_SECONDS, world=world)
+                                        timeout=world.converge_seconds, world=world)
                 step.check(replica == row, f"replica row {'equals' if replica == row else 'differs from'}"
                                            f" the row written in {region}")
             title = f"{thing} usable in {other} without {without}"
@@ -188,7 +187,7 @@ class JourneyRun:
                 continue
             with self.step(title, region=other) as step:
                 allowed, why = seen.wait_for(partial(world.emulation(IotData).authorize_connect, other, pem, thing),
-                                             lambda result: result[0], timeout=CONVERGE_SECONDS, world=world)
+                                             lambda result: result[0], timeout=world.converge_seconds, world=world)
                 step.check(allowed, why)
 
 

@@ -25,7 +25,6 @@ from tools.local.world import World
 
 CAPABILITY = "jitr"
 CA_TYPE = "aws:iot/caCertificate:CaCertificate"
-REPLICATION_SECONDS = 30
 RULE_TYPE = "aws:iot/topicRule:TopicRule"
 
 
@@ -161,7 +160,7 @@ def rotation(run: JourneyRun) -> None:
                   "opens") as step:
         entries = seen.wait_for(lambda: _survey(world, stack),
                                 lambda found: sum(e.remaining for e in found) == 0,
-                                timeout=REPLICATION_SECONDS, world=world)
+                                timeout=world.converge_seconds, world=world)
         left = {f"{e.region}: {', '.join(e.things + [short(c) for c in e.usable_certificates])}"
                 for e in entries if e.remaining}
         step.check(not left, f"{len(listed)} other device(s) re-issued; "

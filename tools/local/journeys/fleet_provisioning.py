@@ -44,7 +44,6 @@ from tools.local.journeys import registry as seen
 from tools.local.world import World
 
 CAPABILITY = "fleet_provisioning"
-RECORDER_SECONDS = 30
 
 
 def enrol(world: World, region: str, username: str, serial: str | None) -> str:
@@ -181,7 +180,7 @@ def _onboard(run: JourneyRun, region: str) -> None:
 
         # The recorder writes the item, then settles the entry: wait for both.
         row, entry = seen.wait_for(recorded, lambda f: bool(f[0]) and f[1].get("state")
-                                   in allow_list.State.SETTLED, timeout=RECORDER_SECONDS, world=world)
+                                   in allow_list.State.SETTLED, timeout=world.converge_seconds, world=world)
         expected = {"certificateId": certificate_id, "status": "ACTIVE", "onboarding": "FLEET",
                     "issuer": "AMAZON", "originRegion": region, "writerRegion": region,
                     "version": "1", "certificatePem": pem}

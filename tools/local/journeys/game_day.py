@@ -31,7 +31,6 @@ from tools.local.journeys import shadows
 from tools.local.journeys.jitr import connect_first
 from tools.local.world import World
 
-CONVERGE_SECONDS = 30
 DEVICES = 3
 # The tool's waits, shortened for the run: Route53's publication lag is one poll
 # (emulation/dns.py) and no resolver caches the record here.
@@ -108,14 +107,14 @@ def game_day(run: JourneyRun) -> None:
         for device in devices:
             connect_first(world, a, device.pem)
         usable = seen.wait_for(lambda: [t for t in things if seen.active_certificates(world, b, t)],
-                               lambda found: len(found) == DEVICES, timeout=CONVERGE_SECONDS, world=world)
+                               lambda found: len(found) == DEVICES, timeout=world.converge_seconds, world=world)
         step.check(len(usable) == DEVICES, f"{len(usable)} of {DEVICES} with an ACTIVE certificate in {b}")
     with tempfile.TemporaryDirectory(prefix="game-day-") as scratch, held_sessions(world, devices, a):
         directory = Path(scratch)
         with run.step(f"{domain} resolves to {a} for its devices; they connect there (device SDK, MQTT/mTLS)",
                       region=a) as step:
             here = seen.wait_for(partial(connected_in, world, a, things), lambda found: len(found) == DEVICES,
-                                 timeout=CONVERGE_SECONDS, world=world)
+                                 timeout=world.converge_seconds, world=world)
             step.check(dns.resolve(domain, a) == a and len(here) == DEVICES,
                        f"resolves to {dns.resolve(domain, a)}; {len(here)} of {DEVICES} connected in {a}")
         reported = {t: {"reported": {"firmware": "1.0", "room": i}} for i, t in enumerate(things)}
@@ -123,7 +122,7 @@ def game_day(run: JourneyRun) -> None:
             for thing, state in reported.items():
                 shadows.update(world, a, thing, state)
             found = seen.wait_for(lambda: {t: shadows.state(world, b, t) for t in things},
-                                  lambda got: got == reported, timeout=CONVERGE_SECONDS, world=world)
+                                  lambda got: got == reported, timeout=world.converge_seconds, world=world)
             step.check(found == reported, f"{sum(found[t] == reported[t] for t in things)} of {DEVICES} in {b}")
         with run.step(f"an operator labels the devices and puts them in {GROUP} in {a}; {b} has it",
                       region=b) as step:
@@ -134,7 +133,7 @@ def game_day(run: JourneyRun) -> None:
                 shadows.join(world, a, thing, GROUP)
             organised = {t: shadows.organisation(world, a, t) for t in things}
             found_org = seen.wait_for(lambda: {t: shadows.organisation(world, b, t) for t in things},
-                                      lambda got: got == organised, timeout=CONVERGE_SECONDS, world=world)
+                                      lambda got: got == organised, timeout=world.converge_seconds, world=world)
             step.check(found_org == organised and all(o and o["groups"] == [GROUP] for o in organised.values()),
                        f"{sum(found_org[t] == organised[t] for t in things)} of {DEVICES} in {b}")
         with run.step(f"operator: python -m tools.evacuate {world.stack} --region {a} --apply", region=a) as step:
@@ -146,7 +145,7 @@ def game_day(run: JourneyRun) -> None:
         with run.step(f"the devices reconnect (SDK, re-resolving {domain}) and are accepted in {b} with "
                       "their identity; none is left in " + a, region=b) as step:
             there = seen.wait_for(partial(connected_in, world, b, things), lambda found: len(found) == DEVICES,
-                                  timeout=CONVERGE_SECONDS, world=world)
+                                  timeout=world.converge_seconds, world=world)
             left = connected_in(world, a, things)
             step.check(len(there) == DEVICES and not left,
                        f"{len(there)} of {DEVICES} connected in {b}, {len(left)} in {a}")
@@ -179,14 +178,14 @@ def game_day(run: JourneyRun) -> None:
     wanted = {t: {**reported[t], **desired} for t in things}
     with run.step(f"{a} has {b}'s updates: nothing lost", region=a) as step:
         found = seen.wait_for(lambda: {t: shadows.state(world, a, t) for t in things},
-                              lambda got: got == wanted, timeout=CONVERGE_SECONDS, world=world)
+                              lambda got: got == wanted, timeout=world.converge_seconds, world=world)
         step.check(found == wanted, f"{sum(found[t] == wanted[t] for t in things)} of {DEVICES} shadows in {a} "
                                     f"equal {b}'s")
     with run.step(f"{a} has {b}'s change to the groups: {moved} is in none, the others in {GROUP}",
                   region=a) as step:
         wanted_groups = {t: [] if t == moved else [GROUP] for t in things}
         groups_in_a = seen.wait_for(lambda: {t: (shadows.organisation(world, a, t) or {}).get("groups") for t in things},
-                                    lambda got: got == wanted_groups, timeout=CONVERGE_SECONDS, world=world)
+                                    lambda got: got == wanted_groups, timeout=world.converge_seconds, world=world)
         step.check(groups_in_a == wanted_groups,
                    f"{sum(groups_in_a[t] == wanted_groups[t] for t in things)} of {DEVICES} as in {b}")
     with run.step("nothing echoed: each shadow's record names its last writer, once, in both regions",

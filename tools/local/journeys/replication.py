@@ -26,7 +26,6 @@ from tools.local.journeys.jitr import connect_first
 from tools.local.world import World
 
 CAPABILITY = "replication"
-CONVERGE_SECONDS = 30
 
 
 def onboard(world: World, region: str, pem: str) -> str:
@@ -55,7 +54,7 @@ def _revocation(run: JourneyRun, a: str) -> None:
         pem = (payload.get("certificates") or {}).get("device_certificate", "")
         thing, certificate = payload.get("thing_name", ""), payload.get("certificate_id", "")
         usable = {r: bool(pem) and seen.wait_for(partial(data.authorize_connect, r, pem, thing),
-                                                 lambda result: result[0], timeout=CONVERGE_SECONDS,
+                                                 lambda result: result[0], timeout=world.converge_seconds,
                                                  world=world)[0] for r in world.regions}
         step.check(all(usable.values()), f"usable: {shown(usable)}")
 
@@ -70,7 +69,7 @@ def _revocation(run: JourneyRun, a: str) -> None:
         with run.step(f"the revocation reaches {other}: certificate REVOKED, the device cannot "
                       "connect", region=other) as step:
             status = seen.wait_for(partial(seen.status, world, other, certificate),
-                                   lambda s: s == "REVOKED", timeout=CONVERGE_SECONDS, world=world)
+                                   lambda s: s == "REVOKED", timeout=world.converge_seconds, world=world)
             allowed, why = data.authorize_connect(other, pem, thing)
             step.check(status == "REVOKED" and not allowed, f"certificate {short(certificate)} "
                                                              f"{status}; connect: {why}")
@@ -92,14 +91,14 @@ def _race_pending_first(run: JourneyRun, a: str, b: str) -> None:
     with run.step(f"replication activates the PENDING certificate in {b}; the device is usable "
                   "there", region=b) as step:
         allowed, why = seen.wait_for(partial(data.authorize_connect, b, device.pem, thing),
-                                     lambda result: result[0], timeout=CONVERGE_SECONDS, world=world)
+                                     lambda result: result[0], timeout=world.converge_seconds, world=world)
         step.check(allowed, why)
 
     with run.step(f"{b}'s late JITR run changes nothing: one ACTIVE certificate everywhere, the "
                   "inventory's", region=b) as step:
         late = [d for d in data.publish_registered(early) if d.ok]
         ok, found = seen.wait_for(partial(seen.converged, world, thing), lambda r: r[0],
-                                  timeout=CONVERGE_SECONDS, world=world)
+                                  timeout=world.converge_seconds, world=world)
         step.check(ok and bool(late), f"late JITR started: {bool(late)}; {found}")
 
 
@@ -121,7 +120,7 @@ def _race_other_certificate_first(run: JourneyRun, a: str, b: str) -> None:
     with run.step("the later write wins everywhere; each region converges to one ACTIVE "
                   "certificate, the inventory's", region=b) as step:
         ok, found = seen.wait_for(partial(seen.converged, world, thing), lambda r: r[0],
-                                  timeout=CONVERGE_SECONDS, world=world)
+                                  timeout=world.converge_seconds, world=world)
         loser = seen.status(world, b, certificate_id(in_b.pem))
         step.check(ok and loser != "ACTIVE", f"{found}; {b}'s own certificate {loser}")
 

@@ -27,7 +27,6 @@ from tools.local.world import World
 
 CAPABILITY = "shadow_replication"
 DEVICE_DATA = "device-data"  # the program's export key of the table
-CONVERGE_SECONDS = 30
 
 
 def _name(shadow: str) -> dict[str, str]:
@@ -169,12 +168,12 @@ def organisation_replicates(run: JourneyRun, a: str, b: str, thing: str) -> None
         lambda region: partial(organisation, world, region, thing)
     with run.step(f"{b} finds the attributes and the groups", region=b) as step:
         found = seen.wait_for(seen_in(b), lambda o: o == expected,
-                              timeout=CONVERGE_SECONDS, world=world)
+                              timeout=world.converge_seconds, world=world)
         step.check(found == expected, f"{b}: {shown(found)}")
     with run.step(f"{thing} leaves {other} in {b}; {a} sees it leave", region=a) as step:
         leave(world, b, thing, other)
         found = seen.wait_for(seen_in(a), lambda o: o is not None and o["groups"] == [group],
-                              timeout=CONVERGE_SECONDS, world=world)
+                              timeout=world.converge_seconds, world=world)
         step.check(found is not None and found["groups"] == [group], f"{a}: {shown(found)}")
     with run.step("nothing echoed: the record was written once per change", region=a) as step:
         world.settle()
@@ -208,7 +207,7 @@ def shadow_replication(run: JourneyRun) -> None:
         step.check(state(world, a, thing) == wanted_a, f"{a}: {json.dumps(state(world, a, thing), default=str)}")
     with run.step(f"{b} finds the classic shadow", region=b) as step:
         found = seen.wait_for(partial(state, world, b, thing), lambda s: s == wanted_a,
-                              timeout=CONVERGE_SECONDS, world=world)
+                              timeout=world.converge_seconds, world=world)
         step.check(found == wanted_a, f"{b}: {json.dumps(found, default=str)}")
     wanted_b = {"desired": {"mode": "eco"}}
     with run.step(f"an application sets the named shadow 'config' in {b}", region=b) as step:
@@ -216,12 +215,12 @@ def shadow_replication(run: JourneyRun) -> None:
         step.check(state(world, b, thing, "config") == wanted_b, f"{b}: {json.dumps(state(world, b, thing, 'config'), default=str)}")
     with run.step(f"{a} finds the named shadow", region=a) as step:
         found = seen.wait_for(partial(state, world, a, thing, "config"), lambda s: s == wanted_b,
-                              timeout=CONVERGE_SECONDS, world=world)
+                              timeout=world.converge_seconds, world=world)
         step.check(found == wanted_b, f"{a}: {json.dumps(found, default=str)}")
     with run.step(f"the named shadow is deleted in {a}; {b} loses it too", region=b) as step:
         delete(world, a, thing, "config")
         found = seen.wait_for(partial(state, world, b, thing, "config"), lambda s: s is None,
-                              timeout=CONVERGE_SECONDS, world=world)
+                              timeout=world.converge_seconds, world=world)
         step.check(found is None, f"{b}: {shown(found)}")
     with run.step("nothing echoed: each shadow's record names the region that wrote it, once",
                   region=a) as step:
