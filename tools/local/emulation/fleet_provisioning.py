@@ -167,6 +167,9 @@ class AuthenticatorApp(pyotp.TOTP):
     min_secret_length_bits = 0  # moto's shared TOTP secret is short; the codes are RFC 6238
 
 
+TOTP_MARGIN_SECONDS = 2.0
+
+
 @dataclass
 class ScriptedInstaller:
     """Answers the installer CLI's prompts as a person with an authenticator app would."""
@@ -185,6 +188,11 @@ class ScriptedInstaller:
     def totp_code(self) -> str:
         if self.totp is None:
             raise RuntimeError("asked for a code before enrolment")
+        # moto's pool accepts only the current 30 s step: a code read in its last seconds may be
+        # checked in the next one. A person waits for a fresh code; so does this one.
+        left = self.totp.interval - time.time() % self.totp.interval
+        if left < TOTP_MARGIN_SECONDS:
+            time.sleep(left + 0.05)
         code = self.totp.now()
         return f"{(int(code) + 1) % 1_000_000:06d}" if self.wrong_code else code
 

@@ -23,9 +23,12 @@ const requests = [];
 const violations = [];
 const consoleErrors = [];
 
+const TOTP_PERIOD_SECONDS = 30;
+const TOTP_MARGIN_SECONDS = 4;
+
 function totp(secret, offset = 0) {
   const generator = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(secret.replace(/\s+/g, "")),
-    digits: 6, period: 30, algorithm: "SHA1" });
+    digits: 6, period: TOTP_PERIOD_SECONDS, algorithm: "SHA1" });
   const code = generator.generate();
   return offset ? String((Number(code) + offset) % 1_000_000).padStart(6, "0") : code;
 }
@@ -77,6 +80,11 @@ const commands = {
     return true;
   },
   async fillTotp({ label = "6-digit code", secret, offset = 0 }) {
+    // A code typed in the last seconds of its 30 s step can reach the verifier in the next
+    // one (the emulated pool accepts only the current step): wait for a fresh step, as a
+    // person does when the authenticator's timer is about to run out.
+    const left = TOTP_PERIOD_SECONDS - (Date.now() / 1000) % TOTP_PERIOD_SECONDS;
+    if (left < TOTP_MARGIN_SECONDS) await new Promise((resolve) => setTimeout(resolve, left * 1000 + 50));
     await page.getByLabel(label, { exact: true }).fill(totp(secret, offset));
     return true;
   },
