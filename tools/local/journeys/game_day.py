@@ -24,7 +24,7 @@ from typing import Any
 
 from tools.harness import StackGraph
 from tools.local.emulation.dns import HEALTH_CHECK, Dns
-from tools.local.graph_edit import with_inputs
+from tools.local.graph_edit import with_each
 from tools.local.journeys import JourneyRun, journey, wire
 from tools.local.journeys import registry as seen
 from tools.local.journeys import shadows
@@ -208,13 +208,9 @@ def control_not_a_child(graph: StackGraph) -> StackGraph:
     controls = {c.id for c in graph.of_type(HEALTH_CHECK) if c.name.endswith("-evacuation-control")}
     combined = [c for c in graph.of_type(HEALTH_CHECK)
                 if set(c.inputs.get("childHealthchecks") or []) & controls]
-    if not combined:
-        raise LookupError("no combined health check with an evacuation control declared")
 
     def change(inputs: dict[str, Any]) -> dict[str, Any]:
         inputs["childHealthchecks"] = [c for c in inputs["childHealthchecks"] if c not in controls]
         inputs["childHealthThreshold"] = len(inputs["childHealthchecks"])
         return inputs
-    for check in combined:
-        graph = with_inputs(graph, graph.named(check.name), change)
-    return graph
+    return with_each(graph, combined, change, "combined health check with an evacuation control")

@@ -36,7 +36,7 @@ from lambdas.contracts import fleet_allow_list as allow_list
 from tools import installer
 from tools.harness import StackGraph
 from tools.local.emulation.installer_web import InstallerWebBackend
-from tools.local.graph_edit import with_inputs
+from tools.local.graph_edit import with_each
 from tools.local.journeys import JourneyRun, journey, run_config, shown, wire
 from tools.local.journeys.registry import plain_item
 from tools.local.world import World
@@ -361,16 +361,11 @@ def _installer_claims(run: JourneyRun, browser: Browser, region: str, serial: st
 @wire("installer-web-csp-blocks-iot", journey="installer-web",
       description="the site's Content-Security-Policy leaves out the AWS IoT endpoints the app calls for claims")
 def csp_blocks_iot(graph: StackGraph) -> StackGraph:
-    policies = graph.of_type("aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy")
-    if not policies:
-        raise LookupError("the stack declares no response headers policy")
-
     def change(inputs: dict[str, Any]) -> dict[str, Any]:
         csp = inputs["securityHeadersConfig"]["contentSecurityPolicy"]
         csp["contentSecurityPolicy"] = "; ".join(
             " ".join(w for w in directive.split() if not w.startswith("https://iot."))
             for directive in str(csp["contentSecurityPolicy"]).split("; "))
         return inputs
-    for policy in policies:
-        graph = with_inputs(graph, graph.named(policy.name), change)
-    return graph
+    return with_each(graph, graph.of_type("aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy"), change,
+                     "response headers policy")

@@ -18,7 +18,7 @@ from typing import Any
 from tools.harness import StackGraph
 from tools.local.emulation.iot_data import IotData, certificate_id
 from tools.local.emulation.streams import Streams
-from tools.local.graph_edit import with_inputs
+from tools.local.graph_edit import with_each
 from tools.local.journeys import JourneyRun, journey, short, shown, wire
 from tools.local.journeys import registry as seen
 from tools.local.journeys.cvm import Device, factory, post
@@ -164,10 +164,6 @@ def replication(run: JourneyRun) -> None:
 @wire("replication-pipe-admits-own-writes", journey="replication",
       description="each region's pipe filter admits the region's own inventory writes")
 def pipe_admits_own_writes(graph: StackGraph) -> StackGraph:
-    pipes = graph.of_type("aws:pipes/pipe:Pipe")
-    if not pipes:
-        raise LookupError("no pipe declared")
-
     def change(inputs: dict[str, Any]) -> dict[str, Any]:
         for entry in inputs["sourceParameters"]["filterCriteria"]["filters"]:
             pattern = json.loads(entry["pattern"])
@@ -179,6 +175,4 @@ def pipe_admits_own_writes(graph: StackGraph) -> StackGraph:
                 pattern.pop("dynamodb")
             entry["pattern"] = json.dumps(pattern, sort_keys=True)
         return inputs
-    for pipe in pipes:
-        graph = with_inputs(graph, graph.named(pipe.name), change)
-    return graph
+    return with_each(graph, graph.of_type("aws:pipes/pipe:Pipe"), change, "pipe")

@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from lambdas.contracts import organisation as org
 from lambdas.contracts.shadows import Attr, partition_key, sort_key
 from tools.harness import StackGraph
-from tools.local.graph_edit import with_inputs
+from tools.local.graph_edit import with_each
 from tools.local.journeys import JourneyRun, journey, shown, wire
 from tools.local.journeys import registry as seen
 from tools.local.world import World
@@ -240,14 +240,6 @@ def shadow_replication(run: JourneyRun) -> None:
       description="the function's permissions for the capture rules name another rule, so "
                   "AWS IoT may not invoke it: no shadow change is recorded")
 def capture_rules_may_not_invoke(graph: StackGraph) -> StackGraph:
-    permissions = [p for p in graph.of_type("aws:lambda/permission:Permission")
-                   if "shadow" in p.name]
-    if not permissions:
-        raise LookupError("no shadow capture permission declared")
-
-    def change(inputs: dict[str, Any]) -> dict[str, Any]:
-        inputs["sourceArn"] = str(inputs["sourceArn"]) + "_elsewhere"
-        return inputs
-    for permission in permissions:
-        graph = with_inputs(graph, graph.named(permission.name), change)
-    return graph
+    return with_each(graph, [p for p in graph.of_type("aws:lambda/permission:Permission") if "shadow" in p.name],
+                     lambda inputs: {**inputs, "sourceArn": str(inputs["sourceArn"]) + "_elsewhere"},
+                     "shadow capture permission")
