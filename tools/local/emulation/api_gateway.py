@@ -9,12 +9,11 @@ from __future__ import annotations
 import base64
 import json
 import re
-import threading
 import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -23,6 +22,7 @@ from botocore.exceptions import ClientError
 
 from tools.local.emulation import emulation
 from tools.local.emulation.lambdas import FunctionNotFound, InvokeDenied, LambdaRuntime
+from tools.local.servers import LocalServer, reply
 from tools.local.world import World
 
 _FUNCTION_IN_URI = re.compile(r":lambda:path/[^/]+/functions/(?P<function>.+)/invocations$")
@@ -79,7 +79,7 @@ def validation_error_string(errors: list[jsonschema.ValidationError]) -> str:
 class ApiGateway:
     def __init__(self, world: World) -> None:
         self._world = world
-        self._servers: dict[tuple[str, str], ThreadingHTTPServer] = {}
+        self._servers: dict[tuple[str, str], LocalServer] = {}
 
     def serve(self, region: str, host: str) -> str:
         """A plain-HTTP listener on 127.0.0.1 (a free port) for the API behind `host` (a custom
@@ -87,33 +87,17 @@ class ApiGateway:
         request goes through `request` as if sent to https://<host><path>. Not TLS: the real
         domain's certificate is ACM's, which the local run does not have."""
         if (region, host) not in self._servers:
-            gateway = self
+            def forward(request: BaseHTTPRequestHandler) -> None:
+                length = int(request.headers.get("Content-Length") or 0)
+                body = request.rfile.read(length).decode("utf-8", "replace") if length else None
+                answer = self.request(region, request.command, f"https://{host}{request.path}", body,
+                                      {k: v for k, v in request.headers.items()
+                                       if k.lower() not in ("host", "content-length")})
+                reply(request, answer.status, answer.body.encode(), answer.headers)
 
-            class Forward(BaseHTTPRequestHandler):
-                def _answer(self) -> None:
-                    length = int(self.headers.get("Content-Length") or 0)
-                    body = self.rfile.read(length).decode("utf-8", "replace") if length else None
-                    answer = gateway.request(region, self.command, f"https://{host}{self.path}", body,
-                                             {k: v for k, v in self.headers.items()
-                                              if k.lower() not in ("host", "content-length")})
-                    data = answer.body.encode()
-                    self.send_response(answer.status)
-                    for key, value in answer.headers.items():
-                        self.send_header(key, value)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-
-                do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _answer
-
-                def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                    pass  # the run's output stays the report and the guide
-
-            server = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
-            server.daemon_threads = True
-            threading.Thread(target=server.serve_forever, name=f"api-gateway-{region}", daemon=True).start()
-            self._servers[(region, host)] = server
-        return f"http://127.0.0.1:{self._servers[(region, host)].server_address[1]}"
+            self._servers[(region, host)] = LocalServer(f"api-gateway-{region}", forward,
+                                                        ("GET", "POST", "PUT", "DELETE", "PATCH"))
+        return self._servers[(region, host)].url
 
     def request(self, region: str, method: str, url: str, body: str | None = None,
                 headers: Mapping[str, str] | None = None) -> HttpResponse:
@@ -232,8 +216,7 @@ class ApiGateway:
 
     def stop(self) -> None:
         for server in self._servers.values():
-            server.shutdown()
-            server.server_close()
+            server.stop()
         self._servers.clear()
 
 

@@ -1,5 +1,6 @@
-"""The local HTTP servers of the installer web app's backend (site, AWS gateway, device): one
-way to start one on 127.0.0.1 in a daemon thread, answer, and stop it, socket closed."""
+"""The local run's HTTP servers (the API Gateway emulation's listeners for `--keep`, the
+installer web app's site, AWS gateway and device): one way to start one on 127.0.0.1 in a
+daemon thread, answer, and stop it, socket closed."""
 
 from __future__ import annotations
 
