@@ -1,15 +1,11 @@
 """Fleet provisioning by trusted user: an installer's claim provisions a device on site.
 
-Steps: `enrol` (the installer tool creates an installer in the declared user pool and
-allow-lists a serial), `claim` (the installer signs in as the CLI does: SRP, first-sign-in
-password, TOTP enrolment, codes checked by moto's Cognito; the identity pool hands out the
-installers' role; the role creates a claim), then the device (examples/devices/fleet_device.py,
-the device SDK's `iotidentity` client) connects to the region's device endpoint with the claim
-over MQTT/TLS: CreateKeysAndCertificate, RegisterThing (the hook under its declared permission,
-the template with the declared role), then connects as the thing it was given and publishes.
-The recorder (declared stream filter) writes the inventory item.
-Wires: the hook's permission names another account; the template attaches no device policy.
-`provision` is the same API called directly (the scenario tests use it).
+Steps: `enrol` (the installer tool creates an installer and allow-lists a serial), `claim` (the
+installer signs in as the CLI does and creates a claim), `device_provisions` (the example device,
+the SDK's `iotidentity` over MQTT/TLS with the claim, then as its thing); `provision` is the same
+API called directly (the scenario tests use it). What the journey checks: docs/local-run.md,
+"Journeys and wires". Wires: the hook's permission names another account; the template attaches
+no device policy.
 """
 
 from __future__ import annotations

@@ -1,14 +1,7 @@
-"""Game day: a region is evacuated on purpose and restored, with devices connected.
-
-Steps (the tests call them too): devices onboarded in A connect through the device domain
-(the DNS emulation resolves it from their latency region, emulation/dns.py) with the AWS IoT
-Device SDK over MQTT/mTLS, and report their shadows; the operator evacuates A with
-`python -m tools.evacuate --apply` (its controls inverted, Route53 drops A, the devices are
-disconnected); the SDK reconnects, DNS now answers B, and each device is accepted there with
-its identity and finds its shadow, attributes and groups; B's application and operator
-update meanwhile; `--restore` backfills and readmits A; A has B's updates, nothing lost,
-nothing echoed.
-Wire: the combined health checks leave the evacuation control out.
+"""Game day: a region is evacuated on purpose and restored, with devices connected through the
+device domain (emulation/dns.py) with the AWS IoT Device SDK; `python -m tools.evacuate --apply`
+then `--restore`. Steps (the tests call them too) and what each checks: docs/local-run.md,
+"Journeys and wires". Wire: the combined health checks leave the evacuation control out.
 """
 
 from __future__ import annotations

@@ -1,22 +1,8 @@
 """The installer web app in a real browser: Debian's Chromium, headless, driven through
 playwright-core (web/installer/e2e/robot.mjs) against the local run's site, the stack's own
-security headers and config, the emulated AWS endpoints and a simulated device.
-
-In the run's first region with fleet provisioning (A) and the next (B):
-* an allow-list administrator signs in for the first time (new password, TOTP enrolment
-  from the QR screen), allows a serial, refuses an invalid one, disables another;
-* an installer, on a phone-sized screen, signs in for the first time, enters a wrong TOTP
-  code, then the right one; requests a claim in A, downloads the hand-over file (checked here:
-  the certificate parses, the key matches, the expiry is the claim's), sends it to the
-  device, which provisions itself through A's template and hook;
-* signs out (browser storage empty), signs in again with the keyboard (TOTP challenge);
-* a pool member outside the installers group is refused by the identity pool;
-* A goes down: the app picks B (nearest healthy), the installer claims there and a second
-  device provisions in B;
-* every request the browser made went to the site, the stack's AWS endpoints or the device;
-  no Content-Security-Policy violation; axe-core finds no WCAG 2.1 AA violation.
-
-Screenshots of every screen go to build/installer-web/screenshots/.
+security headers and config, the emulated AWS endpoints and a simulated device, in the run's
+first region with fleet provisioning (A) and the next (B). What it checks, screen by screen:
+docs/local-run.md, "Journeys and wires". Screenshots go to build/installer-web/screenshots/.
 """
 
 from __future__ import annotations

@@ -1,12 +1,7 @@
-"""Replication: every region applies to its own registry what other regions wrote.
-
-Each region's declared pipe reads its inventory replica's stream, passes only the records
-its filter admits (writes of other regions) and runs the declared machine synchronously.
-The journey: every pipe's role fits; a revocation with the operator's tool in the first
-region reaches the others; both region-B-first races converge to one ACTIVE certificate,
-the inventory's (B auto-registered first; B onboarded another certificate within the
-replication delay); each pipe handed its machine only other regions' writes.
-Wire: the pipe filter admits the region's own writes.
+"""Replication: every region applies to its own registry what other regions wrote (each region's
+declared pipe: its inventory replica's stream, filtered to other regions' writes, into the
+declared machine). What the journey checks (revocation, the region-B-first races):
+docs/local-run.md, "Journeys and wires". Wire: the pipe filter admits the region's own writes.
 """
 
 from __future__ import annotations

@@ -2,10 +2,8 @@
 
 Steps (the tests call them too): an update or a delete of a shadow in one region, as a device
 or an application makes it (iot-data in that region); what a region's shadow holds; what the
-device-data table's record says. The journey: a device's shadows written in A appear in B
-and the reverse, a delete replicates, and nothing echoes (each region's capture recorded
-each change once, and no applied write was re-exported).
-Wire: the capture rules may not invoke the function (its permissions name other rules).
+device-data table's record says. What the journey checks: docs/local-run.md, "Journeys and
+wires". Wire: the capture rules may not invoke the function (its permissions name other rules).
 """
 
 from __future__ import annotations
