@@ -37,7 +37,7 @@ from tools.local.materialise import short_type
 from tools.local.pki_material import LocalPki
 from tools.local.report import JourneyResult, Progress
 from tools.local.runner import RunOptions, run
-from tools.local.world import Resolver
+from tools.local.world import Resolver, World, capability_names
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 journeys.load_modules()
@@ -366,6 +366,21 @@ def test_the_recorder_filter_passes_only_claims_of_its_own_region(dev_graph: Sta
     assert not matches(patterns, claim("us-west-2"))
     assert not matches(patterns, claim("eu-west-1", state="PROVISIONED"))
     assert not matches(patterns, claim("eu-west-1", event="REMOVE"))
+
+
+@pytest.mark.parametrize("capability", ["jitr", "cvm", "fleet_provisioning", "shadow_replication"])
+def test_a_world_of_some_capabilities_declares_no_other_capabilitys_resources(
+        local_graph: StackGraph, local_pki: LocalPki, capability: str) -> None:
+    """A world of some capabilities leaves out every other capability's resources (worlds of
+    jitr or cvm alone used to stand up fleet provisioning and the installer web backend)."""
+    whole = World(graph=local_graph, regions=("eu-west-1",), pki=local_pki)
+    some = dataclasses.replace(whole, capabilities_run=frozenset({capability}))
+    owners = {r.urn: {a.type.split(":")[1] for a in local_graph.ancestors(r)} & capability_names()
+              for r in local_graph.custom_resources()}
+    kept = [r for r in local_graph.custom_resources() if some.includes(r)]
+    assert {m for r in kept for m in owners[r.urn]} == {capability}
+    assert {r.urn for r in kept if not owners[r.urn]} == {
+        r.urn for r in local_graph.custom_resources() if whole.includes(r) and not owners[r.urn]}
 
 
 def test_the_run_adds_a_legacy_batch_only_to_a_stack_that_runs_the_cvm() -> None:

@@ -36,10 +36,16 @@ ENVIRONMENT = {"AWS_ACCESS_KEY_ID": ACCESS_KEY_ID, "AWS_SECRET_ACCESS_KEY": SECR
                "AWS_SESSION_TOKEN": "testing", "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
                "MOTO_COGNITO_IDP_USER_POOL_ENABLE_TOTP": "true",  # Cognito checks TOTP codes
                "POWERTOOLS_TRACE_DISABLED": "true"}  # no X-Ray daemon
-# Capability -> its components' type tokens (`iotmr:<component>:*`); the rest is platform.
-CAPABILITY_COMPONENTS = {"jitr": "jitr", "replication": "replication", "cvm": "cvm", "fleet_provisioning": "fleet",
-                         "shadow_replication": "shadow_replication"}
 E = TypeVar("E")
+
+
+@functools.lru_cache(maxsize=1)
+def capability_names() -> frozenset[str]:
+    """The capabilities' names, which are also their components' type-token modules
+    (`iotmr:<capability>:<Component>`, tests/test_component_names.py); the rest is platform."""
+    from components.capabilities import CAPABILITIES
+
+    return frozenset(capability.name for capability in CAPABILITIES)
 
 
 @functools.lru_cache(maxsize=1)
@@ -154,9 +160,8 @@ class World:
         if not any_region and resource.region not in (GLOBAL, *self.regions):
             return False
         owners = {a.type.split(":")[1] for a in self.graph.ancestors(resource) if a.type.startswith("iotmr:")}
-        capabilities = owners & set(CAPABILITY_COMPONENTS.values())
-        return self.capabilities_run is None or not capabilities or bool(
-            capabilities & {CAPABILITY_COMPONENTS[c] for c in self.capabilities_run})
+        capabilities = owners & capability_names()
+        return self.capabilities_run is None or not capabilities or bool(capabilities & self.capabilities_run)
 
     def capabilities(self, region: str) -> set[str]:
         """Capabilities the stack enables in `region` and this world runs."""

@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from tools.local.emulation import emulation
 from tools.local.emulation.lambdas import FunctionNotFound, InvokeDenied, LambdaRuntime
-from tools.local.servers import LocalServer, reply
+from tools.local.http_servers import LocalServer, reply
 from tools.local.world import World
 
 _FUNCTION_IN_URI = re.compile(r":lambda:path/[^/]+/functions/(?P<function>.+)/invocations$")

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from tools.local.emulation.fleet_provisioning import FleetProvisioning, Rejected
 from tools.local.emulation.policy import AccessDenied
-from tools.local.servers import LocalServer, reply
+from tools.local.http_servers import LocalServer, reply
 
 PATH = "/provision"
 FORMAT = "iot-multi-region/claim-handover"

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 from tools.harness import ACCOUNT_ID, PARTITION
 from tools.local.emulation.fleet_provisioning import FleetProvisioning, Rejected, declared, login, role_for
 from tools.local.emulation.policy import AccessDenied, allows, role_policies
-from tools.local.servers import LocalServer, reply
+from tools.local.http_servers import LocalServer, reply
 from tools.local.installer_web.sigv4 import SignatureRejected, verify
 from tools.local.materialise import GLOBAL_SERVICE_REGION
 from tools.local.world import World

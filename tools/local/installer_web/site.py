@@ -20,7 +20,7 @@ from typing import Any
 from components.installer_web.bundle import BUNDLE_FILES
 from components.installer_web.headers import origin, security_headers
 from components.installer_web.site_config import CONFIG_KEY
-from tools.local.servers import LocalServer, reply
+from tools.local.http_servers import LocalServer, reply
 from tools.local.world import World
 
 OBJECT = "aws:s3/bucketObjectv2:BucketObjectv2"
