@@ -1,13 +1,9 @@
 """Fleet provisioning by trusted user (moto has no templates, claims, hooks or identity-pool
-roles): the declared template and role attachment, and what moto stores (Cognito, IAM, the
-registry). docs/emulation.md, "Fleet provisioning and Cognito".
-
-The device provisioning MQTT API ("Device provisioning MQTT API", AWS IoT developer guide)
-is `FleetProvisioning.mqtt_request`: the device endpoint hands it a claim's publish to a
-`$aws/certificates/...` or `$aws/provisioning-templates/...` topic and sends the
-`/accepted` or `/rejected` answer back on the same connection. Every call of the API, over
-MQTT or direct, goes through the same methods below, and a claim's rights are one IoT
-policy (`claim_policy`) evaluated by the one evaluator."""
+roles): the declared template and role attachment over what moto stores (Cognito, IAM, the
+registry). Every call of the device provisioning MQTT API, over MQTT (`FleetProvisioning.mqtt_request`,
+from the device endpoint) or direct, goes through the same methods, and a claim's rights are one IoT
+policy (`claim_policy`) evaluated by the one evaluator. Behaviours and AWS pages: docs/emulation.md,
+"Fleet provisioning and Cognito" and "Device endpoint"."""
 
 from __future__ import annotations
 
