@@ -101,6 +101,8 @@ class StackGraph:
     # True when evaluated as `pulumi preview` sees a first deployment: computed outputs are
     # unknown (`UNKNOWN`), and so is every input derived from one.
     preview: bool = False
+    _index: tuple[tuple[int, int], dict[str, RecordedResource]] | None = field(
+        default=None, init=False, repr=False, compare=False)
 
     def of_type(self, type_: str) -> list[RecordedResource]:
         return [r for r in self.resources if r.type == type_]
@@ -112,7 +114,15 @@ class StackGraph:
         return matches[0]
 
     def by_urn(self) -> dict[str, RecordedResource]:
-        return {r.urn: r for r in self.resources}
+        return dict(self._urn_index())
+
+    def _urn_index(self) -> dict[str, RecordedResource]:
+        # Built once per state of the list (an evaluation appends; edits make a new graph):
+        # ancestors() asks for it for every resource a world looks at.
+        key = (id(self.resources), len(self.resources))
+        if self._index is None or self._index[0] != key:
+            self._index = (key, {r.urn: r for r in self.resources})
+        return self._index[1]
 
     def children(self, parent: RecordedResource) -> list[RecordedResource]:
         return [r for r in self.resources if r.parent_urn == parent.urn]
@@ -121,7 +131,7 @@ class StackGraph:
         return [r for r in self.resources if r.custom]
 
     def ancestors(self, resource: RecordedResource) -> list[RecordedResource]:
-        index = self.by_urn()
+        index = self._urn_index()
         chain: list[RecordedResource] = []
         urn = resource.parent_urn
         while urn and urn in index:
