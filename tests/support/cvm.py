@@ -12,11 +12,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
+from tools import pki
 from tools.harness import StackGraph
 from tools.local.emulation.lambdas import LambdaRuntime
 from tools.local.journeys import cvm
@@ -35,12 +33,10 @@ def token(salt: str, uid: str, uid2: str | None = None) -> str:
     return hashlib.sha256(f"{salt}//{identity}".encode()).hexdigest()
 
 
-def new_csr(common_name: str = "device") -> tuple[ec.EllipticCurvePrivateKey, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    csr = (x509.CertificateSigningRequestBuilder()
-           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-           .sign(key, hashes.SHA256()))
-    return key, csr.public_bytes(serialization.Encoding.PEM).decode()
+def new_csr(common_name: str = "device") -> tuple[pki.PrivateKey, str]:
+    """A device's key and CSR (P-256, CN only), as the project's PKI makes them."""
+    made = pki.create_device_csr(common_name)
+    return made.key, made.csr.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def api_event(body: str | None, *, path: str = "/registration", base64_encoded: bool = False,

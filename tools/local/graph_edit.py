@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from tools.harness import RecordedResource, StackGraph
@@ -25,6 +25,16 @@ def with_inputs(graph: StackGraph, resource: RecordedResource,
     replaced = dataclasses.replace(resource, inputs=new_inputs, outputs=outputs)
     resources = [replaced if r.urn == resource.urn else r for r in graph.resources]
     return dataclasses.replace(graph, resources=resources, outputs=copy.deepcopy(graph.outputs))
+
+
+def with_each(graph: StackGraph, resources: Sequence[RecordedResource],
+              change: Callable[[dict[str, Any]], dict[str, Any]], what: str) -> StackGraph:
+    """`graph` with `change` applied to each of `resources`; a wire breaks at least one (`what`)."""
+    if not resources:
+        raise LookupError(f"no {what}")
+    for resource in resources:
+        graph = with_inputs(graph, graph.named(resource.name), change)
+    return graph
 
 
 def of_capability(graph: StackGraph, capability: str, type_token: str) -> list[RecordedResource]:

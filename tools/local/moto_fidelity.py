@@ -76,30 +76,32 @@ def _things_of(backend: Any, principal: str) -> list[str]:
     return [t for (p, t) in backend.principal_things if p == principal]
 
 
-def _create_thing(original: Callable[..., Any]) -> Callable[..., Any]:
-    def create_thing(self: Any, thing_name: str, thing_type_name: str,
-                     attribute_payload: dict[str, Any] | None,
-                     billing_group_name: str | None = None) -> Any:
-        attributes = dict((attribute_payload or {}).get("attributes") or {})
-        problems = thing_problems(thing_name, attributes, bool(thing_type_name))
-        if problems:
-            raise InvalidRequestException("; ".join(problems))
-        thing = _thing(self, thing_name)
-        if thing is None:
-            return original(self, thing_name=thing_name, thing_type_name=thing_type_name,
-                            attribute_payload=attribute_payload,
-                            billing_group_name=billing_group_name)
-        # Same name and configuration succeeds (returns the thing); another configuration
-        # is ResourceAlreadyExistsException (CreateThing API reference).
-        same = ((thing.thing_type.thing_type_name if thing.thing_type else None)
-                == (thing_type_name or None) and dict(thing.attributes or {}) == attributes
-                and (thing.billing_group_name or None) == (billing_group_name or None))
-        if not same:
-            raise ResourceAlreadyExistsException(
-                f"Thing {thing_name} already exists with different configuration",
-                thing.thing_id, thing.arn)
-        return thing
-    return create_thing
+def wrapping(owner: Any, name: str, wrapper: Callable[..., Any]) -> Any:
+    """A patch of the method `owner.name` that calls `wrapper(original, self, ...)`."""
+    original = getattr(owner, name)
+    return mock.patch.object(owner, name, functools.wraps(original)(
+        lambda *args, **kwargs: wrapper(original, *args, **kwargs)))
+
+
+def _create_thing(original: Callable[..., Any], self: Any, thing_name: str, thing_type_name: str,
+                  attribute_payload: dict[str, Any] | None, billing_group_name: str | None = None) -> Any:
+    attributes = dict((attribute_payload or {}).get("attributes") or {})
+    problems = thing_problems(thing_name, attributes, bool(thing_type_name))
+    if problems:
+        raise InvalidRequestException("; ".join(problems))
+    thing = _thing(self, thing_name)
+    if thing is None:
+        return original(self, thing_name=thing_name, thing_type_name=thing_type_name,
+                        attribute_payload=attribute_payload, billing_group_name=billing_group_name)
+    # Same name and configuration succeeds (returns the thing); another configuration
+    # is ResourceAlreadyExistsException (CreateThing API reference).
+    same = ((thing.thing_type.thing_type_name if thing.thing_type else None)
+            == (thing_type_name or None) and dict(thing.attributes or {}) == attributes
+            and (thing.billing_group_name or None) == (billing_group_name or None))
+    if not same:
+        raise ResourceAlreadyExistsException(f"Thing {thing_name} already exists with different configuration",
+                                             thing.thing_id, thing.arn)
+    return thing
 
 
 # Static thing groups (developer guide, "Static thing groups"; AWS IoT Core quotas): a thing
@@ -107,25 +109,23 @@ def _create_thing(original: Callable[..., Any]) -> Callable[..., Any]:
 MAX_THING_GROUPS = 10
 
 
-def _update_thing(original: Callable[..., Any]) -> Callable[..., Any]:
+def _update_thing(original: Callable[..., Any], self: Any, thing_name: str, thing_type_name: str,
+                  attribute_payload: dict[str, Any] | None, remove_thing_type: bool) -> None:
     """The attribute quota holds for the thing UpdateThing leaves (moto checks nothing)."""
-    def update_thing(self: Any, thing_name: str, thing_type_name: str,
-                     attribute_payload: dict[str, Any] | None, remove_thing_type: bool) -> None:
-        thing = self.describe_thing(thing_name)
-        attributes = dict(thing.attributes or {})
-        payload = attribute_payload or {}
-        if "attributes" in payload:
-            if not payload.get("merge", False):
-                attributes = {}
-            attributes.update(payload["attributes"] or {})
-            attributes = {k: v for k, v in attributes.items() if v}
-        typed = bool(thing_type_name) or (thing.thing_type is not None and not remove_thing_type)
-        problems = thing_problems(thing_name, attributes, typed)
-        if problems:
-            raise InvalidRequestException("; ".join(problems))
-        original(self, thing_name=thing_name, thing_type_name=thing_type_name,
-                 attribute_payload=attribute_payload, remove_thing_type=remove_thing_type)
-    return update_thing
+    thing = self.describe_thing(thing_name)
+    attributes = dict(thing.attributes or {})
+    payload = attribute_payload or {}
+    if "attributes" in payload:
+        if not payload.get("merge", False):
+            attributes = {}
+        attributes.update(payload["attributes"] or {})
+        attributes = {k: v for k, v in attributes.items() if v}
+    typed = bool(thing_type_name) or (thing.thing_type is not None and not remove_thing_type)
+    problems = thing_problems(thing_name, attributes, typed)
+    if problems:
+        raise InvalidRequestException("; ".join(problems))
+    original(self, thing_name=thing_name, thing_type_name=thing_type_name,
+             attribute_payload=attribute_payload, remove_thing_type=remove_thing_type)
 
 
 def _root(backend: Any, group: Any) -> str:
@@ -135,38 +135,30 @@ def _root(backend: Any, group: Any) -> str:
     return str(group.thing_group_name)
 
 
-def _add_thing_to_thing_group(original: Callable[..., Any]) -> Callable[..., Any]:
-    def add_thing_to_thing_group(self: Any, thing_group_name: str,
-                                 thing_group_arn: str | None, thing_name: str,
-                                 thing_arn: str | None) -> None:
-        group = self._identify_thing_group(thing_group_name, thing_group_arn)
-        thing = self._identify_thing(thing_name, thing_arn)
-        groups = [g for g in self.thing_groups.values() if thing.arn in g.things]
-        if thing.arn not in group.things and len(groups) >= MAX_THING_GROUPS:
-            raise InvalidRequestException(
-                f"{thing.thing_name} already belongs to {MAX_THING_GROUPS} thing groups")
-        # "You can't add a thing to more than one group in the same hierarchy."
-        root = _root(self, group)
-        clash = [g.thing_group_name for g in groups if g is not group and _root(self, g) == root]
-        if clash:
-            raise InvalidRequestException(
-                f"{thing.thing_name} is already in {clash[0]}, in the same hierarchy as "
-                f"{group.thing_group_name}")
-        original(self, thing_group_name=thing_group_name, thing_group_arn=thing_group_arn,
-                 thing_name=thing_name, thing_arn=thing_arn)
-    return add_thing_to_thing_group
+def _add_thing_to_thing_group(original: Callable[..., Any], self: Any, thing_group_name: str,
+                              thing_group_arn: str | None, thing_name: str, thing_arn: str | None) -> None:
+    group = self._identify_thing_group(thing_group_name, thing_group_arn)
+    thing = self._identify_thing(thing_name, thing_arn)
+    groups = [g for g in self.thing_groups.values() if thing.arn in g.things]
+    if thing.arn not in group.things and len(groups) >= MAX_THING_GROUPS:
+        raise InvalidRequestException(f"{thing.thing_name} already belongs to {MAX_THING_GROUPS} thing groups")
+    # "You can't add a thing to more than one group in the same hierarchy."
+    root = _root(self, group)
+    clash = [g.thing_group_name for g in groups if g is not group and _root(self, g) == root]
+    if clash:
+        raise InvalidRequestException(f"{thing.thing_name} is already in {clash[0]}, in the same hierarchy as "
+                                      f"{group.thing_group_name}")
+    original(self, thing_group_name=thing_group_name, thing_group_arn=thing_group_arn,
+             thing_name=thing_name, thing_arn=thing_arn)
 
 
-def _update_certificate(original: Callable[..., Any]) -> Callable[..., Any]:
-    def update_certificate(self: Any, certificate_id: str, new_status: str) -> None:
-        certificate = self.describe_certificate(certificate_id)
-        if new_status in INTERNAL_STATUSES:
-            raise InvalidRequestException(f"{new_status} is used internally by AWS IoT")
-        if certificate.status == "REVOKED" and new_status != "REVOKED":
-            raise CertificateStateException("Certificate is revoked; its status cannot change.",
-                                            certificate_id)
-        original(self, certificate_id=certificate_id, new_status=new_status)
-    return update_certificate
+def _update_certificate(original: Callable[..., Any], self: Any, certificate_id: str, new_status: str) -> None:
+    certificate = self.describe_certificate(certificate_id)
+    if new_status in INTERNAL_STATUSES:
+        raise InvalidRequestException(f"{new_status} is used internally by AWS IoT")
+    if certificate.status == "REVOKED" and new_status != "REVOKED":
+        raise CertificateStateException("Certificate is revoked; its status cannot change.", certificate_id)
+    original(self, certificate_id=certificate_id, new_status=new_status)
 
 
 def _attach_thing_principal(self: Any) -> Any:
@@ -188,12 +180,10 @@ def _attach_thing_principal(self: Any) -> Any:
     return iot_responses.EmptyResult()
 
 
-def _detach_thing_principal(original: Callable[..., Any]) -> Callable[..., Any]:
-    def detach_thing_principal(self: Any, thing_name: str, principal_arn: str) -> None:
-        original(self, thing_name=thing_name, principal_arn=principal_arn)
-        if _exclusive(self).get(principal_arn) == thing_name:
-            del _exclusive(self)[principal_arn]
-    return detach_thing_principal
+def _detach_thing_principal(original: Callable[..., Any], self: Any, thing_name: str, principal_arn: str) -> None:
+    original(self, thing_name=thing_name, principal_arn=principal_arn)
+    if _exclusive(self).get(principal_arn) == thing_name:
+        del _exclusive(self)[principal_arn]
 
 
 def _delete_thing(self: Any) -> Any:
@@ -323,22 +313,19 @@ def _kms_private_key(original: Callable[..., Any]) -> Callable[..., Any]:
     return lambda spec: _symmetric_key_material(original) if spec == "SYMMETRIC_DEFAULT" else original(spec)
 
 
-def _update_health_check(original: Callable[..., Any]) -> Callable[..., Any]:
+def _update_health_check(original: Callable[..., Any], self: Any) -> Any:
     """UpdateHealthCheck refuses a stale `HealthCheckVersion` (HealthCheckVersionMismatch) and
     bumps the version (API UpdateHealthCheck: "increments by 1 each time you update")."""
     from moto.route53.exceptions import Route53ClientError
 
-    def update(self: Any) -> Any:
-        check = self.backend.get_health_check(self._get_param("HealthCheckId"))
-        expected = self._get_param("HealthCheckVersion")
-        if expected is not None and int(expected) != check.health_check_version:
-            raise Route53ClientError("HealthCheckVersionMismatch",
-                                     f"version {expected} is not the health check's "
-                                     f"{check.health_check_version}: read it again")
-        answer = original(self)
-        check.health_check_version += 1
-        return answer
-    return update
+    check = self.backend.get_health_check(self._get_param("HealthCheckId"))
+    expected = self._get_param("HealthCheckVersion")
+    if expected is not None and int(expected) != check.health_check_version:
+        raise Route53ClientError("HealthCheckVersionMismatch", f"version {expected} is not the health check's "
+                                 f"{check.health_check_version}: read it again")
+    answer = original(self)
+    check.health_check_version += 1
+    return answer
 
 
 @contextmanager
@@ -358,12 +345,12 @@ def faithful_moto(clock: WriteClock | None = None) -> Iterator[None]:
         # A certificate's id is the SHA-256 of its DER, as AWS IoT names it (moto's default
         # hashes the PEM text: ids no AWS region would give, lambdas/contracts/certificates.py).
         patch(mock.patch.object(iot_models, "iot_use_valid_cert", lambda: True))
-        for name, wrap in (("update_certificate", _update_certificate),
-                           ("detach_thing_principal", _detach_thing_principal),
-                           ("create_thing", _create_thing),
-                           ("update_thing", _update_thing),
-                           ("add_thing_to_thing_group", _add_thing_to_thing_group)):
-            patch(mock.patch.object(_Backend, name, wrap(getattr(_Backend, name))))
+        for name, wrapper in (("update_certificate", _update_certificate),
+                              ("detach_thing_principal", _detach_thing_principal),
+                              ("create_thing", _create_thing),
+                              ("update_thing", _update_thing),
+                              ("add_thing_to_thing_group", _add_thing_to_thing_group)):
+            patch(wrapping(_Backend, name, wrapper))
         for name, replacement in (("attach_thing_principal", _attach_thing_principal),
                                   ("delete_thing", _delete_thing),
                                   ("describe_certificate", _describe_certificate)):
@@ -371,6 +358,5 @@ def faithful_moto(clock: WriteClock | None = None) -> Iterator[None]:
         for name in _ATOMIC:
             patch(mock.patch.object(DynamoDBBackend, name, _atomic(getattr(DynamoDBBackend, name))))
         patch(mock.patch.object(dynamodb_table, "utcnow", clock or WriteClock()))
-        patch(mock.patch.object(Route53Response, "update_health_check",
-                                _update_health_check(Route53Response.update_health_check)))
+        patch(wrapping(Route53Response, "update_health_check", _update_health_check))
         yield

@@ -8,7 +8,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from enum import Enum
-from typing import Any, TextIO
+from typing import TextIO
 
 
 class Outcome(str, Enum):
@@ -89,26 +89,13 @@ class RunReport:
         return counts
 
     def to_json(self) -> str:
-        def convert(value: Any) -> Any:
-            if isinstance(value, Enum):
-                return value.value
-            if isinstance(value, dict):
-                return {k: convert(v) for k, v in value.items()}
-            if isinstance(value, list):
-                return [convert(v) for v in value]
-            return value
-
-        data = convert(asdict(self))
+        data = asdict(self)  # an Outcome is a str: JSON writes its value
         for index, journey in enumerate(self.journeys):
             data["journeys"][index]["outcome"] = journey.outcome.value
         data["ok"] = self.ok
         data["not_exercised"] = not_exercised(self.not_materialised)
         data["counts"] = self.counts()
         return json.dumps(data, indent=2)
-
-
-_MARKS = {Outcome.PASS: "PASS", Outcome.FAIL: "FAIL", Outcome.PENDING: "PENDING",
-          Outcome.SKIPPED: "SKIPPED"}
 
 
 # What a declared resource kind left unmaterialised means for the system: the behaviour no
@@ -175,11 +162,11 @@ def format_text(report: RunReport) -> str:
                      "mocks tests only): " + "; ".join(untried))
     for journey in report.journeys:
         lines.append("")
-        lines.append(f"{journey.title} [{journey.name}]: {_MARKS[journey.outcome]} "
+        lines.append(f"{journey.title} [{journey.name}]: {journey.outcome.name} "
                      f"({journey.seconds:.1f} s)")
         for step in journey.steps:
             where = step.region or "-"
-            lines.append(f"  {_MARKS[step.outcome]:<8}{where:<15}{step.title}")
+            lines.append(f"  {step.outcome.name:<8}{where:<15}{step.title}")
             if step.checked:
                 lines.append(f"  {'':<23}checked: {step.checked}")
             if step.detail:

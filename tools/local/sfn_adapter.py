@@ -252,7 +252,7 @@ class SfnAdapter:
         return cast(dict[str, Any], env.states.context_object.context_object_data)
 
     def _stop(self, env: Any) -> None:
-        """StopExecution while the current state runs: no further state, no Catch; ABORTED."""
+        """StopExecution while the current state runs."""
         arn = self._execution(env)["Execution"]["Id"]
         boto3.client("stepfunctions", region_name=arn.split(":")[3]).stop_execution(
             executionArn=arn, error="Test.Interrupted", cause="interrupted by the scenario")
@@ -260,25 +260,29 @@ class SfnAdapter:
     def _caller(self, env: Any) -> str:
         return f"states:{self._execution(env)['StateMachine']['Name']}"
 
-    def _aws_sdk_task(self, task: Any, env: Any, resource_runtime_part: Any,
-                      normalised_parameters: dict, state_credentials: Any) -> None:
-        runtime_part, parameters, credentials = (resource_runtime_part, normalised_parameters,
-                                                 state_credentials)
-        model = operation(task.resource.api_name, task.resource.api_action)
-        problems = parameter_problems(parameters, model.input_shape, task.resource.api_action)
-        if problems:  # a dynamic value AWS's validation would also refuse
-            raise client_error("ValidationException", model.name, "; ".join(problems))
-        client = self.client(task._get_boto_service_name(), runtime_part.region)
+    @contextmanager
+    def _machine_call(self, env: Any) -> Iterator[None]:
+        """The block's AWS calls are the machine's; one the scenario interrupts took effect, and
+        the execution stops there (no further state, no Catch: ABORTED)."""
         try:
             with acting_as(self._caller(env)):
-                response = getattr(client, task._get_boto_service_action())(
-                    **to_boto_parameters(parameters, model.input_shape)) or {}
+                yield
         except Interrupted:
             env.stack.append({})
             self._stop(env)
-            return
-        response.pop("ResponseMetadata", None)
-        env.stack.append(to_sfn_result(response, model.output_shape))
+
+    def _aws_sdk_task(self, task: Any, env: Any, resource_runtime_part: Any,
+                      normalised_parameters: dict, state_credentials: Any) -> None:
+        model = operation(task.resource.api_name, task.resource.api_action)
+        problems = parameter_problems(normalised_parameters, model.input_shape, task.resource.api_action)
+        if problems:  # a dynamic value AWS's validation would also refuse
+            raise client_error("ValidationException", model.name, "; ".join(problems))
+        client = self.client(task._get_boto_service_name(), resource_runtime_part.region)
+        with self._machine_call(env):
+            response = getattr(client, task._get_boto_service_action())(
+                **to_boto_parameters(normalised_parameters, model.input_shape)) or {}
+            response.pop("ResponseMetadata", None)
+            env.stack.append(to_sfn_result(response, model.output_shape))
 
     def _task_client(self, region: str, service: str, state_credentials: Any = None) -> Any:
         """The client moto's optimised integrations (dynamodb:*) call: ours, cached, with
@@ -288,12 +292,8 @@ class SfnAdapter:
 
     def _dynamodb_task(self, original: Callable[..., None]) -> Callable[..., None]:
         def run(task: Any, env: Any, *args: Any, **kwargs: Any) -> None:
-            try:
-                with acting_as(self._caller(env)):
-                    original(task, env, *args, **kwargs)
-            except Interrupted:
-                env.stack.append({})
-                self._stop(env)
+            with self._machine_call(env):
+                original(task, env, *args, **kwargs)
         return run
 
     def _invoke_lambda(self, parameters: dict, region: str, state_credentials: Any) -> dict:

@@ -1,32 +1,15 @@
 """AWS IoT Core's device endpoint, per region, on 127.0.0.1: MQTT 3.1.1 over mutual TLS, served
-by amqtt (an existing asyncio broker) extended only through its plugin hooks.
+by amqtt (an existing asyncio broker) extended only through its plugin hooks. What a device
+meets, with the AWS pages it follows: docs/emulation.md, "Device endpoint".
 
-What a device meets (docs/emulation.md, "Device endpoint", cites the AWS pages):
-
-* TLS 1.2+ with a server certificate for the region's declared DATA domain configuration
-  (`iot.<deviceDomain>`), issued by the run's PKI; a ClientHello whose SNI names another
-  host (or none) is refused. A client certificate is required and must chain to a CA
-  registered ACTIVE in that region at the moment of the handshake (or to the Amazon issuer
-  of CreateCertificateFromCsr / CreateKeysAndCertificate); anything else fails the handshake.
-* CONNECT (`RegistryCheck`): an unknown certificate issued by a registered CA with
-  auto-registration is JITR'd (IotData.auto_register, the registered event into the rules
-  engine) and the connection refused; otherwise IotData.authorize_connect: ACTIVE
-  certificate, thing attached, the attached policies allow iot:Connect on client/<id>.
-* PUBLISH / SUBSCRIBE / delivery (`PolicyCheck`): the same policies for iot:Publish on
-  topic/<t>, iot:Subscribe on topicfilter/<f>, iot:Receive on topic/<t>, evaluated at each
-  packet (a policy or certificate changed meanwhile counts). A denied PUBLISH or SUBSCRIBE
-  closes the connection (AWS: disconnect reason AUTH_ERROR); a denied delivery is dropped.
-* An accepted PUBLISH whose payload is a JSON object goes to the region's rules engine.
-* Fleet provisioning's MQTT API (`DeviceBroker._handle_message_delivery`): amqtt closes a
-  client that publishes to a `$` topic before any plugin runs, so the broker's delivery is
-  overridden for `$aws/` topics only. A claim's request (checked like any publish) goes to
-  the one fleet provisioning emulation, and its `/accepted` or `/rejected` answer returns on
-  the same connection only, to a subscription the claim made and may receive (AWS: "returns
-  the results through the same MQTT connection"). Any other `$` topic still closes it.
-
-Devices reach a region's endpoint by its DNS name: `Address.proxy_port` is a one-route HTTP
-CONNECT proxy standing in for the DNS answer (the device SDK's `http_proxy_options`), so the
-SDK resolves nothing and still sends the real SNI and checks the real host name.
+`Gate.tls_context`: the device domain's server certificate, SNI checked, the client certificate
+chained to the CAs registered ACTIVE at the handshake (or the Amazon issuer). `RegistryCheck`:
+CONNECT (JITR of an unknown certificate, else `IotData.authorize_connect`). `PolicyCheck`: the
+policies on every PUBLISH, SUBSCRIBE and delivery (a denied PUBLISH or SUBSCRIBE closes the
+connection, AWS's AUTH_ERROR). `Routing`: an accepted JSON publish to the rules engine.
+`DeviceBroker._handle_message_delivery`: fleet provisioning's MQTT API on `$aws/` topics (amqtt
+closes a client publishing to a `$` topic before any plugin runs), answered on the same connection.
+`Address.proxy_port`: a one-route HTTP CONNECT proxy standing in for DNS (the SDK's `http_proxy_options`).
 """
 
 from __future__ import annotations

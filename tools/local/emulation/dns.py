@@ -1,17 +1,8 @@
-"""Route 53 DNS failover and IoT's connection API, as the evacuation of a region meets them.
-
-* The declared health checks are created in moto's Route 53 (the resolver learns their ids);
-  their status is computed as Route 53 does: a CALCULATED check is healthy while at least
-  `HealthThreshold` children are (0: always), an alarm or TCP check while its region is up
-  (`world.calls.down`), `Inverted` flips the verdict, `Disabled` reads healthy.
-* CloudWatch `AWS/Route53 HealthCheckStatus` (us-east-1 only) answers with the verdict of the
-  previous evaluation: a change is seen one poll late, never at once.
-* GetHealthCheckStatus refuses CALCULATED checks, as AWS documents.
-* `resolve(name, client_region)`: the latency records of `name` whose checks are healthy, the
-  client's own region first, else the stack's regions in order; none healthy: all (fail open).
-* IoT data plane DeleteConnection closes the client's session on the region's device endpoint
-  (emulation/device_endpoint.py); a client not connected there: ResourceNotFoundException.
-Fidelity rows: docs/emulation.md, "DNS failover and connections".
+"""Route 53 DNS failover and IoT's connection API, as the evacuation of a region meets them: the
+declared health checks created in moto's Route 53 and evaluated here (their CloudWatch status one
+evaluation late), latency records resolved here (`resolve(name, client_region)`), DeleteConnection
+on the region's device endpoint. Behaviours and AWS pages: docs/emulation.md, "DNS failover and
+connections".
 """
 
 from __future__ import annotations

@@ -1,17 +1,14 @@
 """Fleet provisioning by trusted user (moto has no templates, claims, hooks or identity-pool
-roles): the declared template and role attachment, and what moto stores (Cognito, IAM, the
-registry). docs/emulation.md, "Fleet provisioning and Cognito".
-
-The device provisioning MQTT API ("Device provisioning MQTT API", AWS IoT developer guide)
-is `FleetProvisioning.mqtt_request`: the device endpoint hands it a claim's publish to a
-`$aws/certificates/...` or `$aws/provisioning-templates/...` topic and sends the
-`/accepted` or `/rejected` answer back on the same connection. Every call of the API, over
-MQTT or direct, goes through the same methods below, and a claim's rights are one IoT
-policy (`claim_policy`) evaluated by the one evaluator."""
+roles): the declared template and role attachment over what moto stores (Cognito, IAM, the
+registry). Every call of the device provisioning MQTT API, over MQTT (`FleetProvisioning.mqtt_request`,
+from the device endpoint) or direct, goes through the same methods, and a claim's rights are one IoT
+policy (`claim_policy`) evaluated by the one evaluator. Behaviours and AWS pages: docs/emulation.md,
+"Fleet provisioning and Cognito" and "Device endpoint"."""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import time
 import uuid
@@ -23,10 +20,11 @@ import jwt
 import pyotp
 from botocore.exceptions import ClientError
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tools import pki
 from tools.harness import ACCOUNT_ID
 from tools.local.emulation import emulation
 from tools.local.emulation.lambdas import InvokeDenied, LambdaRuntime
@@ -201,15 +199,18 @@ class ScriptedInstaller:
         self.totp = AuthenticatorApp(secret)
 
 
+def iot_arn(region: str, kind: str, name: str) -> str:
+    return f"arn:aws:iot:{region}:{ACCOUNT_ID}:{kind}/{name}"
+
+
 def claim_certificate() -> tuple[str, str, str]:
     """A temporary claim certificate: (id, PEM, private key PEM); not in the account's list.
     Amazon-issued, as AWS IoT issues it, so the device endpoint's TLS accepts it."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "AWS IoT Provisioning Claim")])
     pem = amazon_issued(name, key.public_key())
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    return x509.load_pem_x509_certificate(pem.encode()).fingerprint(hashes.SHA256()).hex(), pem, key_pem
+    fingerprint = x509.load_pem_x509_certificate(pem.encode()).fingerprint(hashes.SHA256()).hex()
+    return fingerprint, pem, pki.pem_private_key(key).decode()
 
 
 def provision_topic(template_name: str) -> str:
@@ -221,8 +222,7 @@ def claim_policy(region: str, template_name: str) -> dict[str, Any]:
     provision with its template, not the policy it carries: this is the least the MQTT API
     needs (connect; publish the three requests; subscribe to and receive their answers), the
     less permissive reading. JSON payloads only (the emulation serves no CBOR)."""
-    def arn(kind: str, name: str) -> str:
-        return f"arn:aws:iot:{region}:{ACCOUNT_ID}:{kind}/{name}"
+    arn = functools.partial(iot_arn, region)
     requests = [CREATE_TOPIC, CREATE_FROM_CSR_TOPIC, provision_topic(template_name)]
     answers = [f"{r}/{outcome}" for r in requests for outcome in ("accepted", "rejected")]
     return {"Version": "2012-10-17", "Statement": [
@@ -264,9 +264,6 @@ class TemplateEmulator:
     def iot(self) -> Any:
         return self.world.client("iot", self.region)
 
-    def _arn(self, kind: str, name: str) -> str:
-        return f"arn:aws:iot:{self.region}:{ACCOUNT_ID}:{kind}/{name}"
-
     def create_provisioning_claim(self, caller_policies: list[Mapping[str, Any]], name: str) -> dict[str, Any]:
         """CreateProvisioningClaim by a caller holding `caller_policies`."""
         template = self.template
@@ -288,8 +285,8 @@ class TemplateEmulator:
         """The claim policy on `action` over `resource` ("topic/<t>", "client/<id>"...)."""
         if not self.live_claim(claim_id):
             return False, "unknown or expired claim certificate"
-        target = f"arn:aws:iot:{self.region}:{ACCOUNT_ID}:{resource}"
-        if allows([claim_policy(self.region, self.name)], action, target):
+        kind, _, name = resource.partition("/")
+        if allows([claim_policy(self.region, self.name)], action, iot_arn(self.region, kind, name)):
             return True, f"live claim; the claim policy allows {action}"
         return False, f"the claim policy does not allow {action} on {resource}"
 
@@ -404,7 +401,8 @@ class TemplateEmulator:
         if len(things) != 1 or len(certificates) != 1:
             raise Rejected(400, "InvalidRequestException", "one thing and one certificate expected")
         thing_name, certificate = things[0]["ThingName"], certificates[0]
-        thing_arn, certificate_arn = self._arn("thing", thing_name), self._arn("cert", certificate["CertificateId"])
+        thing_arn, certificate_arn = (iot_arn(self.region, "thing", thing_name),
+                                       iot_arn(self.region, "cert", certificate["CertificateId"]))
         may("iot:CreateThing", thing_arn)
         self.iot.create_thing(thingName=thing_name, attributePayload={"attributes": {
             k: str(v) for k, v in things[0].get("AttributePayload", {}).items()}})
@@ -414,7 +412,7 @@ class TemplateEmulator:
         for policy in [p for t, p in resources if t == "AWS::IoT::Policy"]:
             if "PolicyDocument" in policy:
                 raise Rejected(400, "InvalidRequestException", "the template must name the policy")
-            may("iot:GetPolicy", self._arn("policy", policy["PolicyName"]))
+            may("iot:GetPolicy", iot_arn(self.region, "policy", policy["PolicyName"]))
             self.iot.get_policy(policyName=policy["PolicyName"])  # must exist
             may("iot:AttachPolicy", certificate_arn)
             self.iot.attach_policy(policyName=policy["PolicyName"], target=certificate_arn)

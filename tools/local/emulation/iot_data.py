@@ -1,12 +1,8 @@
-"""The device side of AWS IoT in each region (moto has no data plane): what IoT does when a
-device presents a certificate. The local MQTT endpoint (issue 22) is meant to call these.
-
-* `auto_register`: an unknown certificate issued by a CA registered there (ACTIVE,
-  auto-registration on) is registered PENDING_ACTIVATION, the connection is dropped and
-  `$aws/events/certificates/registered/<caId>` goes to the rules engine (`publish_registered`);
-* `authorize(region, pem, client_id, action, resource)`: an ACTIVE certificate whose attached
-  policies grant the action, with the thing policy variables when the client id is a thing
-  attached to the certificate (`authorize_connect` for `iot:Connect`).
+"""The device side of AWS IoT in each region (moto has no data plane), which the device endpoint
+calls: `auto_register` (JITR of an unknown certificate of a registered CA, its registered event to
+the rules engine by `publish_registered`) and `authorize` / `authorize_connect` (an ACTIVE
+certificate's attached policies, with the thing policy variables). Behaviours and AWS pages:
+docs/emulation.md, "IoT rules engine and data plane" and "Device endpoint".
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
-"""Declared Lambda functions, run in-process (moto needs Docker): the declared handler from
-`lambdas/<package>` (a fresh copy of its modules per function: its own cold start), the
-declared environment plus the runtime's variables, a context counting down from the declared
-timeout, and the timeout enforced. A service's invocation (`invoke_as_service`) passes the
-function's declared permissions first. The process environment is shared: invocations of
-one function may overlap, another function waits."""
+"""Declared Lambda functions, run in-process (moto needs Docker); behaviours and AWS pages:
+docs/emulation.md, "Lambda". The process environment is shared: invocations of one function
+may overlap, another function waits."""
 
 from __future__ import annotations
 

@@ -1,10 +1,6 @@
-"""The one IAM / IoT policy evaluator of the emulations and the tests (docs/emulation.md, "IAM
-and IoT policies"): explicit Deny wins, then any Allow, else implicit deny. Actions match
-case-insensitively with `*`/`?`; resources and String/Arn conditions case-sensitively;
-condition keys and policy variables case-insensitively. `${var}` comes from the context; a
-statement naming a variable the context lacks never matches. A missing condition key fails
-the condition except for the negated operators and `ForAllValues`. Operators it does not
-know never grant; no NotPrincipal, boundaries or SCPs."""
+"""The one IAM / IoT policy evaluator of the emulations and the tests: explicit Deny wins, then
+any Allow, else implicit deny; how it reads actions, resources, conditions and variables, with
+the AWS pages: docs/emulation.md, "IAM and IoT policies". No NotPrincipal, boundaries or SCPs."""
 
 from __future__ import annotations
 

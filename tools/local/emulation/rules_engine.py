@@ -1,11 +1,8 @@
-"""AWS IoT's rules engine for the topic rules stored in moto (which never runs them).
-
-`publish(region, topic, message)`: every enabled rule of the region whose FROM filter
-matches, and whose WHERE holds, runs its actions with the SELECTed message, each under its
-role (trust for that rule, the action granted on the target); a failed action runs the error
-action with IoT's error message. The SQL understood is a strict subset of AWS IoT SQL
-(`evaluate`); any other SQL is refused, never half-run. A new action type is a row in
-`ACTIONS`.
+"""AWS IoT's rules engine for the topic rules stored in moto (which never runs them):
+`publish(region, topic, message)` runs every enabled rule whose FROM filter matches and whose
+WHERE holds, each action under its role, the error action on a failure. Only a strict subset
+of AWS IoT SQL is understood (`evaluate`), any other SQL is refused, never half-run; a new
+action type is a row in `ACTIONS`. AWS pages: docs/emulation.md, "IoT rules engine and data plane".
 """
 
 from __future__ import annotations

@@ -1,15 +1,7 @@
-"""DynamoDB streams and their consumers (docs/emulation.md, "Streams"): one reader, one
-filter matcher (moto's EventBridge `EventPattern`, which Lambda event filtering and Pipes
-filtering both follow), one delivery loop, three consumers moto does not run:
-
-* global tables: each replica's writes reach the other replicas; the last writer by the
-  write's own time (the stream record's, from the one write clock) wins everywhere, a
-  replicated write does not replicate again, a region that is down gets it later;
-* Lambda event-source mappings and EventBridge pipes (stream -> synchronous state machine):
-  the declared starting position, filter, batch size, retries from the first failed
-  record (`batchItemFailures`), bisection of a failed batch where declared, then the
-  on-failure destination / dead-letter queue; a pipe's role must fit first.
-
+"""DynamoDB streams and the consumers moto does not run (global-table replication, Lambda
+event-source mappings, EventBridge pipes to a synchronous state machine): one reader, one
+filter matcher (moto's EventBridge `EventPattern`, which Lambda and Pipes filtering both
+follow), one delivery loop. Behaviours and AWS pages: docs/emulation.md, "Streams".
 `settle()` steps everything until quiet (tests); with `world.background` a thread does.
 """
 

@@ -1,12 +1,8 @@
 """CA rotation: the run is a rotation's overlap (tools/local/pki_material.py: the run's
-intermediate is the `previous` CA, a second one is `issuing`). Per region: both CAs are
-registered ACTIVE with auto-registration and each has its JITR rule; a device onboarded under
-the previous CA shows up in the rotation report (tools/ca_rotation.py) and blocks the
-retirement; re-issued under the issuing CA, its first connection moves it (JITR: the row
-names the new certificate and CA, the old certificate is revoked here and, through
-replication, unusable everywhere). Then every other device the report still lists (the earlier
-journeys' devices) is re-issued the same way, and the retirement gate opens only once none is
-left in any region. Runs after the device journeys (it re-issues their devices).
+intermediate is the `previous` CA, a second one is `issuing`); devices are re-issued under the
+issuing CA until the retirement gate (tools/ca_rotation.py's survey) opens in every region.
+Runs after the device journeys (it re-issues their devices). Steps: docs/local-run.md,
+"Journeys and wires".
 """
 
 from __future__ import annotations

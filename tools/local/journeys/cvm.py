@@ -29,7 +29,7 @@ from lambdas.cvm_registration.logic.tokens import device_token
 from tools import manufacturer
 from tools.harness import RecordedResource, StackGraph
 from tools.local.emulation.api_gateway import ApiGateway, HttpResponse
-from tools.local.graph_edit import of_capability, with_inputs
+from tools.local.graph_edit import of_capability, with_each
 from tools.local.journeys import JourneyRun, journey, run_config, short, shown, wire
 from tools.local.journeys import registry as seen
 from tools.local.journeys.jitr import app_name
@@ -233,13 +233,8 @@ def cvm(run: JourneyRun) -> None:
 @wire("cvm-lambda-uses-another-table", journey="cvm",
       description="the CVM registration function writes the inventory into another table")
 def lambda_uses_another_table(graph: StackGraph) -> StackGraph:
-    functions = of_capability(graph, CAPABILITY, "aws:lambda/function:Function")
-    if not functions:
-        raise LookupError(f"no function in capability {CAPABILITY}")
-
     def change(inputs: dict[str, Any]) -> dict[str, Any]:
         inputs["environment"]["variables"]["INVENTORY_TABLE_NAME"] += "-old"
         return inputs
-    for found in functions:
-        graph = with_inputs(graph, graph.named(found.name), change)
-    return graph
+    return with_each(graph, of_capability(graph, CAPABILITY, "aws:lambda/function:Function"), change,
+                     f"function in capability {CAPABILITY}")

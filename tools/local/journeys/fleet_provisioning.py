@@ -1,15 +1,11 @@
 """Fleet provisioning by trusted user: an installer's claim provisions a device on site.
 
-Steps: `enrol` (the installer tool creates an installer in the declared user pool and
-allow-lists a serial), `claim` (the installer signs in as the CLI does: SRP, first-sign-in
-password, TOTP enrolment, codes checked by moto's Cognito; the identity pool hands out the
-installers' role; the role creates a claim), then the device (examples/devices/fleet_device.py,
-the device SDK's `iotidentity` client) connects to the region's device endpoint with the claim
-over MQTT/TLS: CreateKeysAndCertificate, RegisterThing (the hook under its declared permission,
-the template with the declared role), then connects as the thing it was given and publishes.
-The recorder (declared stream filter) writes the inventory item.
-Wires: the hook's permission names another account; the template attaches no device policy.
-`provision` is the same API called directly (the scenario tests use it).
+Steps: `enrol` (the installer tool creates an installer and allow-lists a serial), `claim` (the
+installer signs in as the CLI does and creates a claim), `device_provisions` (the example device,
+the SDK's `iotidentity` over MQTT/TLS with the claim, then as its thing); `provision` is the same
+API called directly (the scenario tests use it). What the journey checks: docs/local-run.md,
+"Journeys and wires". Wires: the hook's permission names another account; the template attaches
+no device policy.
 """
 
 from __future__ import annotations
@@ -38,7 +34,7 @@ from tools.local.emulation.fleet_provisioning import (
     declared,
 )
 from tools.local.emulation.iot_data import IotData
-from tools.local.graph_edit import with_inputs
+from tools.local.graph_edit import with_each
 from tools.local.journeys import JourneyRun, journey, short, shown, wire
 from tools.local.journeys import registry as seen
 from tools.local.world import World
@@ -217,27 +213,16 @@ def hook_permission_names_another_account(graph: StackGraph) -> StackGraph:
     names = {f.outputs["name"] for f in graph.of_type("aws:lambda/function:Function") if f.outputs["arn"] in hooks}
     permissions = [p for p in graph.of_type("aws:lambda/permission:Permission")
                    if p.inputs.get("principal") == IOT_PRINCIPAL and p.inputs.get("function") in hooks | names]
-    if not permissions:
-        raise LookupError("no declared template's hook has an IoT permission")
-    for permission in permissions:
-        graph = with_inputs(graph, graph.named(permission.name),
-                            lambda inputs: {**inputs, "sourceAccount": "210987654321"})
-    return graph
+    return with_each(graph, permissions, lambda inputs: {**inputs, "sourceAccount": "210987654321"},
+                     "IoT permission for a declared template's hook")
 
 
 @wire("fleet-template-attaches-no-device-policy", journey="fleet",
       description="the provisioning template creates the thing and activates the certificate but "
                   "attaches no device policy: the device provisions over MQTT, then cannot connect as its thing")
 def template_attaches_no_device_policy(graph: StackGraph) -> StackGraph:
-    templates = graph.of_type(TEMPLATE)
-    if not templates:
-        raise LookupError("no provisioning template is declared")
-
     def without_policy(inputs: dict[str, Any]) -> dict[str, Any]:
         body = json.loads(inputs["templateBody"])
         body["Resources"] = {k: v for k, v in body["Resources"].items() if v["Type"] != "AWS::IoT::Policy"}
         return {**inputs, "templateBody": json.dumps(body)}
-
-    for template in templates:
-        graph = with_inputs(graph, graph.named(template.name), without_policy)
-    return graph
+    return with_each(graph, graph.of_type(TEMPLATE), without_policy, "provisioning template")

@@ -1,22 +1,8 @@
 """The installer web app in a real browser: Debian's Chromium, headless, driven through
 playwright-core (web/installer/e2e/robot.mjs) against the local run's site, the stack's own
-security headers and config, the emulated AWS endpoints and a simulated device.
-
-In the run's first region with fleet provisioning (A) and the next (B):
-* an allow-list administrator signs in for the first time (new password, TOTP enrolment
-  from the QR screen), allows a serial, refuses an invalid one, disables another;
-* an installer, on a phone-sized screen, signs in for the first time, enters a wrong TOTP
-  code, then the right one; requests a claim in A, downloads the hand-over file (checked here:
-  the certificate parses, the key matches, the expiry is the claim's), sends it to the
-  device, which provisions itself through A's template and hook;
-* signs out (browser storage empty), signs in again with the keyboard (TOTP challenge);
-* a pool member outside the installers group is refused by the identity pool;
-* A goes down: the app picks B (nearest healthy), the installer claims there and a second
-  device provisions in B;
-* every request the browser made went to the site, the stack's AWS endpoints or the device;
-  no Content-Security-Policy violation; axe-core finds no WCAG 2.1 AA violation.
-
-Screenshots of every screen go to build/installer-web/screenshots/.
+security headers and config, the emulated AWS endpoints and a simulated device, in the run's
+first region with fleet provisioning (A) and the next (B). What it checks, screen by screen:
+docs/local-run.md, "Journeys and wires". Screenshots go to build/installer-web/screenshots/.
 """
 
 from __future__ import annotations
@@ -36,7 +22,7 @@ from lambdas.contracts import fleet_allow_list as allow_list
 from tools import installer
 from tools.harness import StackGraph
 from tools.local.emulation.installer_web import InstallerWebBackend
-from tools.local.graph_edit import with_inputs
+from tools.local.graph_edit import with_each
 from tools.local.journeys import JourneyRun, journey, run_config, shown, wire
 from tools.local.journeys.registry import plain_item
 from tools.local.world import World
@@ -361,16 +347,11 @@ def _installer_claims(run: JourneyRun, browser: Browser, region: str, serial: st
 @wire("installer-web-csp-blocks-iot", journey="installer-web",
       description="the site's Content-Security-Policy leaves out the AWS IoT endpoints the app calls for claims")
 def csp_blocks_iot(graph: StackGraph) -> StackGraph:
-    policies = graph.of_type("aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy")
-    if not policies:
-        raise LookupError("the stack declares no response headers policy")
-
     def change(inputs: dict[str, Any]) -> dict[str, Any]:
         csp = inputs["securityHeadersConfig"]["contentSecurityPolicy"]
         csp["contentSecurityPolicy"] = "; ".join(
             " ".join(w for w in directive.split() if not w.startswith("https://iot."))
             for directive in str(csp["contentSecurityPolicy"]).split("; "))
         return inputs
-    for policy in policies:
-        graph = with_inputs(graph, graph.named(policy.name), change)
-    return graph
+    return with_each(graph, graph.of_type("aws:cloudfront/responseHeadersPolicy:ResponseHeadersPolicy"), change,
+                     "response headers policy")

@@ -18,7 +18,7 @@ from tools import pki
 from tools.harness import StackGraph
 from tools.local.emulation.iot_data import CA_TYPE, IotData, Registration, certificate_id
 from tools.local.emulation.rules_engine import Delivery
-from tools.local.graph_edit import of_capability, with_inputs
+from tools.local.graph_edit import of_capability, with_each
 from tools.local.journeys import JourneyRun, journey, short, shown, wire
 from tools.local.journeys import registry as seen
 from tools.local.pki_material import bootstrap
@@ -138,18 +138,9 @@ def jitr(run: JourneyRun) -> None:
         _onboard(run, region)
 
 
-def _every(graph: StackGraph, resources: list[Any], change: Any, what: str) -> StackGraph:
-    """`graph` with `change` applied to each of `resources` (a wire needs at least one)."""
-    if not resources:
-        raise LookupError(f"no {what}")
-    for resource in resources:
-        graph = with_inputs(graph, graph.named(resource.name), change)
-    return graph
-
-
 def _each(graph: StackGraph, type_token: str, change: Any) -> StackGraph:
-    return _every(graph, of_capability(graph, CAPABILITY, type_token), change,
-                  f"{type_token} in capability {CAPABILITY}")
+    return with_each(graph, of_capability(graph, CAPABILITY, type_token), change,
+                     f"{type_token} in capability {CAPABILITY}")
 
 
 @wire("jitr-rule-targets-another-machine", journey="jitr",
@@ -170,8 +161,7 @@ def machine_uses_another_table(graph: StackGraph) -> StackGraph:
         for state in definition["States"].values():
             if "TableName" in (state.get("Parameters") or {}):
                 state["Parameters"]["TableName"] += "-old"
-        inputs["definition"] = json.dumps(definition)
-        return inputs
+        return {**inputs, "definition": json.dumps(definition)}
     return _each(graph, "aws:sfn/stateMachine:StateMachine", change)
 
 
@@ -192,11 +182,8 @@ def check_trusts_another_ca(graph: StackGraph) -> StackGraph:
       description="the CA registrations declare another CA: the endpoint's TLS must refuse our devices")
 def ca_not_registered(graph: StackGraph) -> StackGraph:
     other_ca = bootstrap().intermediate_pem
-
-    def change(inputs: dict[str, Any]) -> dict[str, Any]:
-        inputs["caCertificatePem"] = other_ca
-        return inputs
-    return _every(graph, graph.of_type(CA_TYPE), change, "CA registration")
+    return with_each(graph, graph.of_type(CA_TYPE), lambda inputs: {**inputs, "caCertificatePem": other_ca},
+                     "CA registration")
 
 
 @wire("device-policy-publish-names-another-topic", journey="jitr",
@@ -204,18 +191,14 @@ def ca_not_registered(graph: StackGraph) -> StackGraph:
                   "refuse the device's telemetry")
 def policy_publish_names_another_topic(graph: StackGraph) -> StackGraph:
     names = {str(r.get("devicePolicyName")) for r in (graph.outputs.get("regions") or {}).values()}
-
-    def change(inputs: dict[str, Any]) -> dict[str, Any]:
-        inputs["policy"] = str(inputs["policy"]).replace(":topic/dt/", ":topic/elsewhere/")
-        return inputs
-    return _every(graph, [p for p in graph.of_type("aws:iot/policy:Policy") if p.inputs.get("name") in names],
-                  change, "device policy")
+    return with_each(graph, [p for p in graph.of_type("aws:iot/policy:Policy") if p.inputs.get("name") in names],
+                     lambda inputs: {**inputs, "policy": str(inputs["policy"]).replace(":topic/dt/",
+                                                                                       ":topic/elsewhere/")},
+                     "device policy")
 
 
 @wire("jitr-ca-auto-registration-off", journey="jitr",
       description="the CA registrations turn auto-registration off: no JITR event, the device never connects")
 def ca_auto_registration_off(graph: StackGraph) -> StackGraph:
-    def change(inputs: dict[str, Any]) -> dict[str, Any]:
-        inputs["allowAutoRegistration"] = False
-        return inputs
-    return _every(graph, graph.of_type(CA_TYPE), change, "CA registration")
+    return with_each(graph, graph.of_type(CA_TYPE), lambda inputs: {**inputs, "allowAutoRegistration": False},
+                     "CA registration")

@@ -1,12 +1,7 @@
-"""Replication: every region applies to its own registry what other regions wrote.
-
-Each region's declared pipe reads its inventory replica's stream, passes only the records
-its filter admits (writes of other regions) and runs the declared machine synchronously.
-The journey: every pipe's role fits; a revocation with the operator's tool in the first
-region reaches the others; both region-B-first races converge to one ACTIVE certificate,
-the inventory's (B auto-registered first; B onboarded another certificate within the
-replication delay); each pipe handed its machine only other regions' writes.
-Wire: the pipe filter admits the region's own writes.
+"""Replication: every region applies to its own registry what other regions wrote (each region's
+declared pipe: its inventory replica's stream, filtered to other regions' writes, into the
+declared machine). What the journey checks (revocation, the region-B-first races):
+docs/local-run.md, "Journeys and wires". Wire: the pipe filter admits the region's own writes.
 """
 
 from __future__ import annotations
@@ -18,7 +13,7 @@ from typing import Any
 from tools.harness import StackGraph
 from tools.local.emulation.iot_data import IotData, certificate_id
 from tools.local.emulation.streams import Streams
-from tools.local.graph_edit import with_inputs
+from tools.local.graph_edit import with_each
 from tools.local.journeys import JourneyRun, journey, short, shown, wire
 from tools.local.journeys import registry as seen
 from tools.local.journeys.cvm import Device, factory, post
@@ -163,10 +158,6 @@ def replication(run: JourneyRun) -> None:
 @wire("replication-pipe-admits-own-writes", journey="replication",
       description="each region's pipe filter admits the region's own inventory writes")
 def pipe_admits_own_writes(graph: StackGraph) -> StackGraph:
-    pipes = graph.of_type("aws:pipes/pipe:Pipe")
-    if not pipes:
-        raise LookupError("no pipe declared")
-
     def change(inputs: dict[str, Any]) -> dict[str, Any]:
         for entry in inputs["sourceParameters"]["filterCriteria"]["filters"]:
             pattern = json.loads(entry["pattern"])
@@ -178,6 +169,4 @@ def pipe_admits_own_writes(graph: StackGraph) -> StackGraph:
                 pattern.pop("dynamodb")
             entry["pattern"] = json.dumps(pattern, sort_keys=True)
         return inputs
-    for pipe in pipes:
-        graph = with_inputs(graph, graph.named(pipe.name), change)
-    return graph
+    return with_each(graph, graph.of_type("aws:pipes/pipe:Pipe"), change, "pipe")

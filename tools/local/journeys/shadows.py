@@ -2,25 +2,22 @@
 
 Steps (the tests call them too): an update or a delete of a shadow in one region, as a device
 or an application makes it (iot-data in that region); what a region's shadow holds; what the
-device-data table's record says. The journey: a device's shadows written in A appear in B
-and the reverse, a delete replicates, and nothing echoes (each region's capture recorded
-each change once, and no applied write was re-exported).
-Wire: the capture rules may not invoke the function (its permissions name other rules).
+device-data table's record says. What the journey checks: docs/local-run.md, "Journeys and
+wires". Wire: the capture rules may not invoke the function (its permissions name other rules).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from lambdas.contracts import organisation as org
 from lambdas.contracts.shadows import Attr, partition_key, sort_key
 from tools.harness import StackGraph
-from tools.local.graph_edit import with_inputs
+from tools.local.graph_edit import with_each
 from tools.local.journeys import JourneyRun, journey, shown, wire
 from tools.local.journeys import registry as seen
 from tools.local.world import World
@@ -34,11 +31,9 @@ def _name(shadow: str) -> dict[str, str]:
 
 
 def ensure_thing(world: World, region: str, thing: str) -> None:
-    try:
-        world.client("iot", region).create_thing(thingName=thing)
-    except ClientError as error:
-        if error.response["Error"]["Code"] != "ResourceAlreadyExistsException":
-            raise
+    iot = world.client("iot", region)
+    with contextlib.suppress(iot.exceptions.ResourceAlreadyExistsException):
+        iot.create_thing(thingName=thing)
 
 
 def update(world: World, region: str, thing: str, state: dict[str, Any], shadow: str = "",
@@ -58,41 +53,40 @@ def delete(world: World, region: str, thing: str, shadow: str = "") -> None:
 
 def state(world: World, region: str, thing: str, shadow: str = "") -> dict[str, Any] | None:
     """The shadow's desired and reported state in `region`; None when it has none."""
+    iot_data = world.client("iot-data", region)
     try:
-        answer = world.client("iot-data", region).get_thing_shadow(thingName=thing, **_name(shadow))
-    except ClientError as error:
-        if error.response["Error"]["Code"] == "ResourceNotFoundException":
-            return None
-        raise
+        answer = iot_data.get_thing_shadow(thingName=thing, **_name(shadow))
+    except iot_data.exceptions.ResourceNotFoundException:
+        return None
     document = json.loads(answer["payload"].read()).get("state") or {}
     return {k: v for k, v in document.items() if k in ("desired", "reported")}
 
 
-def record(world: World, region: str, thing: str, shadow: str = "") -> dict[str, Any] | None:
-    """The shadow's record in `region`'s replica of the device-data table (plain values)."""
+def _device_data(world: World, region: str, key: dict[str, str]) -> dict[str, Any] | None:
+    """An item of `region`'s replica of the device-data table (plain values)."""
     item = world.resource("dynamodb", region).Table(world.table(DEVICE_DATA)).get_item(
-        Key={Attr.PK: partition_key(thing), Attr.SK: sort_key(shadow)},
-        ConsistentRead=True).get("Item")
+        Key=key, ConsistentRead=True).get("Item")
     return None if item is None else dict(item)
+
+
+def record(world: World, region: str, thing: str, shadow: str = "") -> dict[str, Any] | None:
+    """The shadow's record in `region`'s replica of the device-data table."""
+    return _device_data(world, region, {Attr.PK: partition_key(thing), Attr.SK: sort_key(shadow)})
 
 
 # --- device organisation (attributes, thing type, static groups) ------------------------------
 
 def ensure_group(world: World, region: str, group: str) -> None:
     """A static thing group (the stack declares the fleet's groups in every region)."""
-    try:
-        world.client("iot", region).create_thing_group(thingGroupName=group)
-    except ClientError as error:
-        if error.response["Error"]["Code"] != "ResourceAlreadyExistsException":
-            raise
+    iot = world.client("iot", region)
+    with contextlib.suppress(iot.exceptions.ResourceAlreadyExistsException):
+        iot.create_thing_group(thingGroupName=group)
 
 
 def ensure_thing_type(world: World, region: str, thing_type: str) -> None:
-    try:
-        world.client("iot", region).create_thing_type(thingTypeName=thing_type)
-    except ClientError as error:
-        if error.response["Error"]["Code"] != "ResourceAlreadyExistsException":
-            raise
+    iot = world.client("iot", region)
+    with contextlib.suppress(iot.exceptions.ResourceAlreadyExistsException):
+        iot.create_thing_type(thingTypeName=thing_type)
 
 
 def describe(world: World, region: str, thing: str, attributes: dict[str, str],
@@ -119,10 +113,8 @@ def organisation(world: World, region: str, thing: str) -> dict[str, Any] | None
     iot = world.client("iot", region)
     try:
         found = iot.describe_thing(thingName=thing)
-    except ClientError as error:
-        if error.response["Error"]["Code"] == "ResourceNotFoundException":
-            return None
-        raise
+    except iot.exceptions.ResourceNotFoundException:
+        return None
     groups = sorted(g["groupName"] for g in
                     iot.list_thing_groups_for_thing(thingName=thing).get("thingGroups", []))
     return {"attributes": dict(found.get("attributes") or {}),
@@ -131,10 +123,7 @@ def organisation(world: World, region: str, thing: str) -> dict[str, Any] | None
 
 def organisation_record(world: World, region: str, thing: str) -> dict[str, Any] | None:
     """The thing's organisation record in `region`'s replica of the device-data table."""
-    item = world.resource("dynamodb", region).Table(world.table(DEVICE_DATA)).get_item(
-        Key={org.Attr.PK: partition_key(thing), org.Attr.SK: org.SORT_KEY},
-        ConsistentRead=True).get("Item")
-    return None if item is None else dict(item)
+    return _device_data(world, region, {org.Attr.PK: partition_key(thing), org.Attr.SK: org.SORT_KEY})
 
 
 def organisation_replicates(run: JourneyRun, a: str, b: str, thing: str) -> None:
@@ -239,14 +228,6 @@ def shadow_replication(run: JourneyRun) -> None:
       description="the function's permissions for the capture rules name another rule, so "
                   "AWS IoT may not invoke it: no shadow change is recorded")
 def capture_rules_may_not_invoke(graph: StackGraph) -> StackGraph:
-    permissions = [p for p in graph.of_type("aws:lambda/permission:Permission")
-                   if "shadow" in p.name]
-    if not permissions:
-        raise LookupError("no shadow capture permission declared")
-
-    def change(inputs: dict[str, Any]) -> dict[str, Any]:
-        inputs["sourceArn"] = str(inputs["sourceArn"]) + "_elsewhere"
-        return inputs
-    for permission in permissions:
-        graph = with_inputs(graph, graph.named(permission.name), change)
-    return graph
+    return with_each(graph, [p for p in graph.of_type("aws:lambda/permission:Permission") if "shadow" in p.name],
+                     lambda inputs: {**inputs, "sourceArn": str(inputs["sourceArn"]) + "_elsewhere"},
+                     "shadow capture permission")
