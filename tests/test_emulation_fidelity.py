@@ -29,6 +29,7 @@ from components.edge.device_policy import device_policy_document
 from components.fleet_provisioning.component import ALLOW_LIST_ADMINS_GROUP, INSTALLERS_GROUP
 from components.iam import service_trust_policy
 from examples.devices import fleet_device, jitr_device
+from lambdas.contracts import inventory
 from examples.devices.mqtt import Refused, connected
 from tests.support.certificates import issue
 from tests.support.cvm import new_csr
@@ -296,6 +297,15 @@ def test_parameter_values_are_validated(world: World) -> None:
     failed = execute(world, arn, {"n": 12345})
     assert failed["status"] == "FAILED"
     assert not seen.thing_exists(world, A, "12345")
+
+
+def test_an_optimised_dynamodb_tasks_parameters_are_validated(world: World) -> None:
+    """moto runs `dynamodb:*` tasks on a client of its own with botocore's validation off."""
+    get = {"Type": "Task", "Resource": "arn:aws:states:::dynamodb:getItem", "End": True, "Parameters": {
+        "TableName": world.table(seen.INVENTORY), "Key": {inventory.TABLE_KEY: {"S.$": "$.n"}}}}
+    arn = machine(world, {"StartAt": "G", "States": {"G": get}})
+    assert execute(world, arn, {"n": 12345})["status"] == "FAILED"  # a number where DynamoDB needs a string
+    assert execute(world, arn, {"n": "12345"})["status"] == "SUCCEEDED"
 
 
 def test_results_keep_map_keys(world: World) -> None:
