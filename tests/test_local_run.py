@@ -37,14 +37,14 @@ from tools.local.materialise import short_type
 from tools.local.pki_material import LocalPki
 from tools.local.report import JourneyResult, Progress
 from tools.local.runner import RunOptions, run
-from tools.local.world import Resolver, World, capability_names
+from tools.local.world import CONVERGE_SECONDS, Resolver, World, capability_names
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 journeys.load_modules()
 
 
 def run_json(pki: LocalPki, journey: str | None = None, *breaks: str,
-             converge_seconds: float = 30.0) -> tuple[int, dict[str, Any]]:
+             converge_seconds: float = CONVERGE_SECONDS) -> tuple[int, dict[str, Any]]:
     """The local run with the session's PKI (so the runs share one evaluation of the stack)."""
     report = run(RunOptions(journey=journey, breaks=list(breaks), pki=pki, converge_seconds=converge_seconds))
     return (0 if report.ok else 1), json.loads(report.to_json())

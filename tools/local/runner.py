@@ -18,7 +18,7 @@ from tools.local import journeys, pki_material
 from tools.local.journeys import JourneyRun, JourneyStopped
 from tools.local.materialise import MaterialiseError, short_type
 from tools.local.report import JourneyResult, Outcome, PolicySummary, Progress, RunReport, StepResult
-from tools.local.world import PROJECT_DIR, World, open_world
+from tools.local.world import CONVERGE_SECONDS, PROJECT_DIR, World, open_world
 
 POLICY_CONFIG_DIR = PROJECT_DIR / "policy" / "config"
 DRAIN_SECONDS = 10  # executions a failed journey left running get this long at teardown
@@ -39,7 +39,7 @@ class RunOptions:
     # the stack's evaluation and its policy check within the process)
     journeys: bool = True  # False: stand the world up (every capability) for `hold` only
     serve: bool = True  # the moto server for `hold` (--keep); `invoke` needs none
-    converge_seconds: float = 30.0  # World.converge_seconds
+    converge_seconds: float = CONVERGE_SECONDS
 
 
 # (project, stack, config overrides) -> (evaluated graph, policy report): the same stack with

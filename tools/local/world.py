@@ -37,6 +37,9 @@ ENVIRONMENT = {"AWS_ACCESS_KEY_ID": ACCESS_KEY_ID, "AWS_SECRET_ACCESS_KEY": SECR
                "MOTO_COGNITO_IDP_USER_POOL_ENABLE_TOTP": "true",  # Cognito checks TOTP codes
                "POWERTOOLS_TRACE_DISABLED": "true"}  # no X-Ray daemon
 E = TypeVar("E")
+# How long a journey waits for something eventual (replication, a stream consumer) before its
+# step fails; a run that expects a failure (a broken wire) may wait less.
+CONVERGE_SECONDS = 30.0
 
 
 @functools.lru_cache(maxsize=1)
@@ -110,9 +113,7 @@ class World:
     emulations: dict[type, Any] = field(default_factory=dict)
     made: Any = None  # materialise.MaterialiseResult
     background: bool = False  # stream consumers on their own thread (else `settle()`)
-    # How long a journey waits for something eventual (replication, a stream consumer) before
-    # its step fails; a run that expects a failure (a broken wire) may wait less.
-    converge_seconds: float = 30.0
+    converge_seconds: float = CONVERGE_SECONDS
     endpoint: str = ""  # set by serve()
     _clients: dict[tuple[str, str], Any] = field(default_factory=dict)
     _closing: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from moto.dynamodb.models import dynamodb_backends
 from moto.events.models import EventPattern
 
 from tools.local.calls import RegionDown
@@ -68,8 +69,6 @@ class StreamReader:
         Every poller polls every ~50 ms and a read is two API calls per shard (a fifth of the
         local run's CPU): when moto's list is the one last read, unchanged, nothing is new.
         Any change (an append, a table restored from a copy) means a read through the API."""
-        from moto.dynamodb.models import dynamodb_backends
-
         _, _, _, region, account, resource = self.stream_arn.split(":", 5)
         try:
             shard = dynamodb_backends[account][region].tables[resource.split("/")[1]].stream_shard
