@@ -2,7 +2,7 @@
 
     python -m tools.lock [--upgrade] [--check]
 
-Four locks, each exact (`==`) and hashed, so `pip install --require-hashes` installs today
+Five locks, each exact (`==`) and hashed, so `pip install --require-hashes` installs today
 and in six months the same bytes:
 
 * `requirements.txt`          the Pulumi program (what `pulumi up` runs), CPython 3.11+
@@ -10,6 +10,8 @@ and in six months the same bytes:
 * `lambdas/requirements.txt`  the Lambda layer, for the Lambda platform (CPython 3.13,
                               manylinux aarch64), installed by `python -m tools.package_lambda`
 * `requirements-dev.txt`      tests and tools (includes the three above), same pins again
+* `.ci/uv.txt`                uv alone, the dev lock's pin: what `.ci/run` installs first, with
+                              pip, to install the dev lock with
 
 Existing pins are kept unless a range no longer admits them (add a package to an `.in`
 file and re-run: only that package and what it needs are resolved anew); `--upgrade`
@@ -67,6 +69,7 @@ LOCKS: tuple[Lock, ...] = (
           "--only-binary", ":all:")),
     Lock("requirements-dev.in", "requirements-dev.txt", UNIVERSAL,
          constraints=("requirements.txt", "policy/requirements.txt")),
+    Lock(".ci/uv.in", ".ci/uv.txt", UNIVERSAL, constraints=("requirements-dev.txt",)),
 )
 
 
