@@ -1,5 +1,6 @@
-"""mypy reads only the pulumi_aws services listed in pyproject.toml (the others would cost
-2 GB); a service used but not listed would silently be `Any`, so its typos would pass."""
+"""mypy reads only the pulumi_aws services and moto packages listed in pyproject.toml (the
+others would cost 2 GB and half of mypy's time); one used but not listed would silently be
+`Any`, so its typos would pass."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 USE = re.compile(r"\b(?:aws|pulumi_aws)\.([a-z_0-9]+)\b")
+MOTO_IMPORT = re.compile(r"^\s*(?:from|import) moto\.([a-z_0-9]+)", re.MULTILINE)
+# Read as Any on purpose: `moto.server` imports every backend; only its start/stop are used.
+MOTO_UNCHECKED = {"server"}
 
 
 def pulumi_aws_services() -> set[str]:
@@ -19,15 +23,18 @@ def pulumi_aws_services() -> set[str]:
     return {p.name for p in root.iterdir() if (p / "__init__.py").is_file()}
 
 
-def followed_services() -> set[str]:
+def followed_modules() -> set[str]:
     config = tomllib.loads((PROJECT_DIR / "pyproject.toml").read_text())["tool"]["mypy"]
     followed: set[str] = set()
     for override in config["overrides"]:
         if override.get("follow_imports") == "normal":
             modules = override["module"]
-            followed |= {m.removeprefix("pulumi_aws.").removesuffix(".*")
-                         for m in ([modules] if isinstance(modules, str) else modules)}
+            followed |= set([modules] if isinstance(modules, str) else modules)
     return followed
+
+
+def followed_services() -> set[str]:
+    return {m.removeprefix("pulumi_aws.").removesuffix(".*") for m in followed_modules()}
 
 
 def checked_sources() -> list[Path]:
@@ -51,6 +58,16 @@ def test_every_pulumi_aws_service_the_code_uses_is_type_checked() -> None:
                if service not in followed_services()}
     assert missing == {}, ("add these to the `follow_imports = \"normal\"` list of pyproject.toml "
                            f"as \"pulumi_aws.<service>.*\": {missing}")
+
+
+def test_every_moto_package_the_code_imports_is_type_checked() -> None:
+    used = {match.group(1): str(source.relative_to(PROJECT_DIR)) for source in checked_sources()
+            for match in MOTO_IMPORT.finditer(source.read_text())}
+    assert "stepfunctions" in used, "no moto import found: the scan is broken"
+    missing = {package: where for package, where in used.items()
+               if f"moto.{package}.*" not in followed_modules() and package not in MOTO_UNCHECKED}
+    assert missing == {}, ("add these to the moto `follow_imports = \"normal\"` list of "
+                           f"pyproject.toml as \"moto.<package>.*\": {missing}")
 
 
 def test_the_followed_services_exist() -> None:
