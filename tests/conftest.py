@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from tools import pki
 from tools.harness import StackGraph, evaluate_program, load_program_stack
 from tools.local import journeys, pki_material
 
@@ -22,14 +28,33 @@ def project_dir() -> Path:
     return PROJECT_DIR
 
 
-def evaluated_once(key: str, evaluate: Callable[[], StackGraph]) -> StackGraph:
+T = TypeVar("T")
+
+
+def _shared_dir(run_id: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"iotmr-graphs-{run_id}"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The last xdist worker to finish removes the run's shared pickles (graphs, test keys)."""
+    run_id, workers = os.environ.get("PYTEST_XDIST_TESTRUNUID"), os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if not run_id or not workers:
+        return
+    shared = _shared_dir(run_id)
+    shared.mkdir(exist_ok=True)
+    (shared / f"finished-{os.environ.get('PYTEST_XDIST_WORKER')}").touch()
+    if len(list(shared.glob("finished-*"))) >= int(workers):
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+def evaluated_once(key: str, evaluate: Callable[[], T]) -> T:
     """`evaluate()` once per test run, shared by the xdist workers: the first to ask evaluates
     and leaves a pickle, the others wait for it (the 20-region graph costs ~40 s a worker).
     Without xdist, or if the evaluating worker failed, it evaluates here."""
     run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
     if not run_id:
         return evaluate()
-    shared = Path(tempfile.gettempdir()) / f"iotmr-graphs-{run_id}"
+    shared = _shared_dir(run_id)
     shared.mkdir(exist_ok=True)
     done, failed = shared / f"{key}.pickle", shared / f"{key}.failed"
     try:
@@ -73,8 +98,20 @@ def twenty_region_graph() -> StackGraph:
 
 @pytest.fixture(scope="session")
 def local_pki() -> pki_material.LocalPki:
-    """The run's PKI (tools/local/pki_material.py): root and intermediate, in memory."""
-    return pki_material.bootstrap()
+    """The run's PKI (tools/local/pki_material.py): root and intermediates, in memory; one per
+    test run, so the workers share `local_graph` (it names the intermediate). Passed between
+    them as PEM: the key objects do not pickle."""
+    def as_pem(made: pki_material.LocalPki) -> dict[str, tuple[bytes, bytes] | None]:
+        return {field.name: None if (ca := getattr(made, field.name)) is None
+                else (pki.pem_private_key(ca.key), pki.pem_certs(ca.cert))
+                for field in dataclasses.fields(made)}
+
+    shared = evaluated_once("local-pki", lambda: as_pem(pki_material.bootstrap()))
+    return pki_material.LocalPki(**{
+        name: None if pem is None else pki.CertifiedKey(
+            load_pem_private_key(pem[0], password=None),
+            x509.load_pem_x509_certificate(pem[1]))
+        for name, pem in shared.items()})
 
 
 @pytest.fixture(scope="session")
@@ -83,5 +120,6 @@ def local_graph(local_pki: pki_material.LocalPki) -> StackGraph:
     journeys' config additions): what every world of the tests stands up."""
     spec = load_program_stack(PROJECT_DIR, "dev")
     added, _ = journeys.config_overrides(spec.config, spec.project)
-    return evaluate_program(PROJECT_DIR, "dev", drop_keys=("caCertificatePemFile",),
-                            config_overrides={**added, "caCertificatePem": local_pki.intermediate_pem})
+    return evaluated_once("local", lambda: evaluate_program(
+        PROJECT_DIR, "dev", drop_keys=("caCertificatePemFile",),
+        config_overrides={**added, "caCertificatePem": local_pki.intermediate_pem}))
