@@ -619,6 +619,30 @@ def test_an_action_runs_only_under_a_role_that_fits(world: World) -> None:
         assert delivery.ok == ok, delivery
 
 
+def test_the_next_message_meets_the_rules_as_they_are_now(world: World) -> None:
+    """The engine reads the rule store on every message: a rule disabled, enabled, replaced or
+    deleted through the API applies to the next message (nothing of an earlier read is kept)."""
+    rule_name, topic = name().replace("-", "_"), f"fidelity/{name()}"
+    queue = world.client("sqs", A).create_queue(QueueName=name())["QueueUrl"]
+    payload = {"sql": f"SELECT * FROM '{topic}'", "actions": [
+        {"sqs": {"queueUrl": queue, "roleArn": role(world, "iot.amazonaws.com", rule_name, ["sqs:SendMessage"])}}]}
+    iot, engine = world.client("iot", A), world.emulation(RulesEngine)
+
+    def delivered(to: str) -> list[str]:
+        return [d.rule for d in engine.publish(A, to, {"n": 1})]
+
+    iot.create_topic_rule(ruleName=rule_name, topicRulePayload=payload)
+    assert delivered(topic) == [rule_name]
+    iot.disable_topic_rule(ruleName=rule_name)
+    assert delivered(topic) == []
+    iot.enable_topic_rule(ruleName=rule_name)
+    assert delivered(topic) == [rule_name]
+    iot.replace_topic_rule(ruleName=rule_name, topicRulePayload={**payload, "sql": f"SELECT * FROM '{topic}/moved'"})
+    assert delivered(topic) == [] and delivered(f"{topic}/moved") == [rule_name]
+    iot.delete_topic_rule(ruleName=rule_name)
+    assert delivered(f"{topic}/moved") == []
+
+
 def test_a_failed_action_runs_the_error_action(world: World) -> None:
     rule_name, topic = name().replace("-", "_"), f"fidelity/{name()}"
     queue = world.client("sqs", A).create_queue(QueueName=name())["QueueUrl"]

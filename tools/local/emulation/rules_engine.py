@@ -219,14 +219,21 @@ ACTIONS: dict[str, Callable[[ActionCall, Mapping[str, Any]], tuple[str, str]]] =
 class RulesEngine:
     def __init__(self, world: World) -> None:
         self._world = world
+        self._account = str(world.client("sts", GLOBAL_SERVICE_REGION).get_caller_identity()["Account"])
         self.deliveries: list[Delivery] = []
+
+    def rules(self, region: str) -> list[dict[str, Any]]:
+        """The region's rules as GetTopicRule answers them, read from moto's rule store as it is
+        now: the rules engine is AWS's own reader of its rules (and two API round trips per rule
+        for every message were a sixth of the local run's CPU)."""
+        from moto.iot.models import iot_backends
+
+        return [rule.to_get_dict() for rule in list(iot_backends[self._account][region].rules.values())]
 
     def publish(self, region: str, topic: str, message: Mapping[str, Any]) -> list[Delivery]:
         """Deliver one message published on `topic` in `region` to the matching rules."""
-        iot = self._world.client("iot", region)
         deliveries: list[Delivery] = []
-        for listed in iot.list_topic_rules()["rules"]:
-            fetched = iot.get_topic_rule(ruleName=listed["ruleName"])
+        for fetched in self.rules(region):
             rule = fetched["rule"]
             if rule.get("ruleDisabled"):
                 continue
