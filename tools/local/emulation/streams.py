@@ -26,7 +26,10 @@ from tools.local.materialise import GLOBAL_SERVICE_REGION
 from tools.local.sfn_adapter import run_sync_execution
 from tools.local.world import World
 
-POLL_SECONDS = (0.05, 0.4)  # fast while records flow, idle backoff up to the second
+# Fast while records flow, backing off to 50 ms when idle: an idle poll only peeks at each
+# shard (about 0.2 ms a round), so a short idle pause costs ~1% of a core and saves every
+# hop of a replication chain up to 0.4 s of waiting.
+POLL_SECONDS = (0.02, 0.05)
 Record = dict[str, Any]
 
 
