@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 import pytest
 
 from tests.support.stacks import configured_regions
-from tools.harness import StackGraph
+from tools.harness import GLOBAL, StackGraph
 from tools.local import journeys
 from tools.local import cli, pki_material
 from tools.local.cli import main
@@ -384,6 +384,20 @@ def test_a_world_of_some_capabilities_declares_no_other_capabilitys_resources(
     assert {m for r in kept for m in owners[r.urn]} == {capability}
     assert {r.urn for r in kept if not owners[r.urn]} == {
         r.urn for r in local_graph.custom_resources() if whole.includes(r) and not owners[r.urn]}
+
+
+def test_a_world_of_one_region_declares_none_of_another_regions_global_service_resources(
+        local_graph: StackGraph, local_pki: LocalPki) -> None:
+    """IAM roles and Route 53 health checks are global, but each is declared for one region's
+    functions or endpoint: a world of eu-west-1 leaves out us-west-2's (every one-region world
+    used to create them); what serves every region stays."""
+    one = World(graph=local_graph, regions=("eu-west-1",), pki=local_pki)
+    both = dataclasses.replace(one, regions=("eu-west-1", "us-west-2"))
+    global_service = [r for r in local_graph.custom_resources() if r.region == GLOBAL]
+    left_out = {r.type for r in global_service if both.includes(r) and not one.includes(r)}
+    assert {"aws:iam/role:Role", "aws:route53/healthCheck:HealthCheck"} <= left_out
+    assert [r.name for r in global_service if one.includes(r) and "us-west-2" in r.name] == []
+    assert "evacuation-operator" in {r.name for r in global_service if one.includes(r)}
 
 
 def test_the_run_adds_a_legacy_batch_only_to_a_stack_that_runs_the_cvm() -> None:

@@ -159,9 +159,29 @@ class World:
         """Declared inputs + computed outputs, secrets unwrapped, identifiers resolved."""
         return dict(self.resolver(plain(dict(resource.outputs))))
 
+    @functools.cached_property
+    def _regions_below(self) -> dict[str, frozenset[str]]:
+        """Component URN -> the regions of the resources declared below it."""
+        below: dict[str, set[str]] = {}
+        for resource in self.graph.custom_resources():
+            if resource.region not in (None, GLOBAL):
+                for ancestor in self.graph.ancestors(resource):
+                    below.setdefault(ancestor.urn, set()).add(str(resource.region))
+        return {urn: frozenset(regions) for urn, regions in below.items()}
+
+    def _declared_for_other_regions(self, resource: RecordedResource) -> bool:
+        """A global service's resource (an IAM role, a Route 53 health check) that a component
+        declares for regions outside the world: every regional resource beside it is elsewhere."""
+        for ancestor in self.graph.ancestors(resource):
+            if regions := self._regions_below.get(ancestor.urn):
+                return not regions & set(self.regions)
+        return False
+
     def includes(self, resource: RecordedResource, *, any_region: bool = False) -> bool:
-        """In the world's regions and, inside a capability component, of a chosen capability."""
-        if not any_region and resource.region not in (GLOBAL, *self.regions):
+        """In the world's regions (a global service's resource: declared for one of them) and,
+        inside a capability component, of a chosen capability."""
+        if not any_region and (resource.region not in (GLOBAL, *self.regions) or (
+                resource.region == GLOBAL and self._declared_for_other_regions(resource))):
             return False
         owners = {a.type.split(":")[1] for a in self.graph.ancestors(resource) if a.type.startswith("iotmr:")}
         capabilities = owners & capability_names()
