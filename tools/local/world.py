@@ -169,19 +169,21 @@ class World:
                     below.setdefault(ancestor.urn, set()).add(str(resource.region))
         return {urn: frozenset(regions) for urn, regions in below.items()}
 
-    def _declared_for_other_regions(self, resource: RecordedResource) -> bool:
-        """A global service's resource (an IAM role, a Route 53 health check) that a component
-        declares for regions outside the world: every regional resource beside it is elsewhere."""
+    def regions_served(self, resource: RecordedResource) -> frozenset[str]:
+        """Its region; for a global service's resource (an IAM role, a Route 53 health check)
+        the regions of the resources its component declares; empty: it serves every region."""
+        if resource.region not in (None, GLOBAL):
+            return frozenset({str(resource.region)})
         for ancestor in self.graph.ancestors(resource):
             if regions := self._regions_below.get(ancestor.urn):
-                return not regions & set(self.regions)
-        return False
+                return regions
+        return frozenset()
 
     def includes(self, resource: RecordedResource, *, any_region: bool = False) -> bool:
-        """In the world's regions (a global service's resource: declared for one of them) and,
+        """In the world's regions (a global service's resource: serving one of them or all) and,
         inside a capability component, of a chosen capability."""
-        if not any_region and (resource.region not in (GLOBAL, *self.regions) or (
-                resource.region == GLOBAL and self._declared_for_other_regions(resource))):
+        served = self.regions_served(resource)
+        if not any_region and served and not served & set(self.regions):
             return False
         owners = {a.type.split(":")[1] for a in self.graph.ancestors(resource) if a.type.startswith("iotmr:")}
         capabilities = owners & capability_names()

@@ -7,7 +7,6 @@ connections".
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -30,15 +29,11 @@ _INTEGERS = {"HealthThreshold", "Port", "RequestInterval", "FailureThreshold"}
 
 
 def _region_of(world: World, resource: RecordedResource) -> str:
-    if resource.region in world.regions:
-        return str(resource.region)
-    for ancestor in world.graph.ancestors(resource):
-        if ancestor.region in world.regions:
-            return str(ancestor.region)
-    found = re.match(r"region-([a-z]{2}(?:-[a-z]+)+-\d)-", resource.name)
-    if found is None:
-        raise ValueError(f"{resource.name}: no region")
-    return found.group(1)
+    """The one region a health check watches (its component's)."""
+    served = world.regions_served(resource)
+    if len(served) != 1:
+        raise ValueError(f"{resource.name}: watches {len(served)} regions, not one")
+    return next(iter(served))
 
 
 def _refusal(world: World, service: str, region: str, code: str, operation: str, message: str) -> Exception:
