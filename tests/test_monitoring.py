@@ -119,8 +119,11 @@ def test_refusals_by_reason_every_fail_state_of_the_definition(dev_graph, defini
     reasons = fail_state_errors(definition)
     assert reasons
     for region in configured_regions("dev"):
-        machine_log = next(g for g in dev_graph.of_type("aws:cloudwatch/logGroup:LogGroup")
-                           if g.region == region and g.inputs["name"].endswith(f"-{label}"))
+        # The state machine's group: the pipe's and a function's names end in -replication too
+        # (which one came first depended on registration order).
+        [machine_log] = [g for g in dev_graph.of_type("aws:cloudwatch/logGroup:LogGroup")
+                         if g.region == region and g.inputs["name"].startswith("/aws/vendedlogs/states/")
+                         and g.inputs["name"].endswith(f"-{label}")]
         [metric_filter] = [f for f in dev_graph.of_type(FILTER) if f.region == region
                            and f.inputs["logGroupName"] == machine_log.outputs["name"]]
         transformation = metric_filter.inputs["metricTransformation"]
