@@ -35,6 +35,7 @@ from tests.support.certificates import issue
 from tests.support.cvm import new_csr
 from tools import installer
 from tools.harness import ACCOUNT_ID, StackGraph
+from tools.local.calls import RegionDown
 from tools.local.emulation import fleet_provisioning as fleet_module
 from tools.local.emulation import lambdas as lambdas_module
 from tools.local.emulation.api_gateway import ApiGateway
@@ -621,7 +622,8 @@ def test_an_action_runs_only_under_a_role_that_fits(world: World) -> None:
 
 def test_the_next_message_meets_the_rules_as_they_are_now(world: World) -> None:
     """The engine reads the rule store on every message: a rule disabled, enabled, replaced or
-    deleted through the API applies to the next message (nothing of an earlier read is kept)."""
+    deleted through the API applies to the next message (nothing of an earlier read is kept);
+    in a region that is down, no rule runs."""
     rule_name, topic = name().replace("-", "_"), f"fidelity/{name()}"
     queue = world.client("sqs", A).create_queue(QueueName=name())["QueueUrl"]
     payload = {"sql": f"SELECT * FROM '{topic}'", "actions": [
@@ -639,6 +641,14 @@ def test_the_next_message_meets_the_rules_as_they_are_now(world: World) -> None:
     assert delivered(topic) == [rule_name]
     iot.replace_topic_rule(ruleName=rule_name, topicRulePayload={**payload, "sql": f"SELECT * FROM '{topic}/moved'"})
     assert delivered(topic) == [] and delivered(f"{topic}/moved") == [rule_name]
+    sent = len(world.calls.of("SendMessage", region=A))
+    world.calls.down.add(A)  # a region that is down runs no rule: no action is even tried
+    try:
+        with pytest.raises(RegionDown):
+            delivered(f"{topic}/moved")
+    finally:
+        world.calls.down.discard(A)
+    assert len(world.calls.of("SendMessage", region=A)) == sent
     iot.delete_topic_rule(ruleName=rule_name)
     assert delivered(f"{topic}/moved") == []
 

@@ -172,8 +172,8 @@ class World:
     def regions_served(self, resource: RecordedResource) -> frozenset[str]:
         """Its region; for a global service's resource (an IAM role, a Route 53 health check)
         the regions of the resources its component declares; empty: it serves every region."""
-        if resource.region not in (None, GLOBAL):
-            return frozenset({str(resource.region)})
+        if resource.region != GLOBAL:
+            return frozenset({resource.region or ""})  # none: no region of any world
         for ancestor in self.graph.ancestors(resource):
             if regions := self._regions_below.get(ancestor.urn):
                 return regions

@@ -17,6 +17,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from tools.local.calls import RegionDown
 from tools.local.emulation import emulation
 from tools.local.emulation.policy import AccessDenied, assume, require
 from tools.local.materialise import GLOBAL_SERVICE_REGION
@@ -228,6 +229,8 @@ class RulesEngine:
         for every message were a sixth of the local run's CPU)."""
         from moto.iot.models import iot_backends
 
+        if region in self._world.calls.down:  # its rules engine is down with the region
+            raise RegionDown(f"the rules engine of {region}, which is down")
         return [rule.to_get_dict() for rule in list(iot_backends[self._account][region].rules.values())]
 
     def publish(self, region: str, topic: str, message: Mapping[str, Any]) -> list[Delivery]:
