@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import pickle
 import shutil
@@ -120,6 +121,8 @@ def local_graph(local_pki: pki_material.LocalPki) -> StackGraph:
     journeys' config additions): what every world of the tests stands up."""
     spec = load_program_stack(PROJECT_DIR, "dev")
     added, _ = journeys.config_overrides(spec.config, spec.project)
-    return evaluated_once("local", lambda: evaluate_program(
+    # Keyed by the intermediate: a worker that had to make its own PKI evaluates its own graph.
+    ca = hashlib.sha256(local_pki.intermediate_pem.encode()).hexdigest()[:16]
+    return evaluated_once(f"local-{ca}", lambda: evaluate_program(
         PROJECT_DIR, "dev", drop_keys=("caCertificatePemFile",),
         config_overrides={**added, "caCertificatePem": local_pki.intermediate_pem}))
