@@ -61,8 +61,8 @@ def evaluated_once(key: str, evaluate: Callable[[], T]) -> T:
     try:
         (shared / f"{key}.claimed").mkdir()  # atomic: exactly one worker evaluates
     except FileExistsError:
-        deadline = time.monotonic() + 900
-        while time.monotonic() < deadline and not failed.exists():
+        deadline, claimed = time.monotonic() + 900, shared / f"{key}.claimed"
+        while time.monotonic() < deadline and not failed.exists() and claimed.exists():
             if done.exists():
                 return pickle.loads(done.read_bytes())
             time.sleep(0.2)
