@@ -104,7 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"peak RSS, process tree:  {peak_rss / 1024:.0f} MiB (shared pages counted in each process)")
     print(f"peak PSS, process tree:  {peak_pss / 1024:.0f} MiB (sampled every 100 ms; target "
           f"1.5 GB: {'OK' if peak_pss <= 1.5 * 1024 * 1024 else 'OVER'})")
-    if args.keep:
+    failed = [line for line in log.read_text().splitlines() if line.startswith(("FAILED ", "ERROR "))]
+    for line in failed:
+        print(line)
+    if args.keep or code != 0:  # a failed run keeps its clone and log to read
         print(f"kept {workdir}")
     else:
         shutil.rmtree(workdir, ignore_errors=True)
