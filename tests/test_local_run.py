@@ -470,6 +470,30 @@ def test_a_kept_run_hands_out_material_a_device_of_ones_own_connects_with(
     assert "connected as local-device-1, published to" in capsys.readouterr().out
 
 
+def test_a_threaded_world_loads_every_function_before_its_threads_start() -> None:
+    """Loading a handler swaps its package in sys.modules for a moment: done before the pollers
+    start, a tool importing the package later (tools.evacuate during the game day) never meets a
+    half-initialised copy. A function that cannot load fails when invoked, as before."""
+    from types import SimpleNamespace
+
+    from tools.local.emulation.lambdas import DeclaredFunction, LambdaRuntime
+
+    arn = "arn:aws:lambda:eu-west-1:123456789012:function:"
+    good = DeclaredFunction("good", arn + "good", "eu-west-1", "shadow_replication.app.handler", {})
+    broken = DeclaredFunction("broken", arn + "broken", "eu-west-1", "shadow_replication.app.no_such", {})
+    world = SimpleNamespace(adapter=SimpleNamespace(lambda_handlers={}))
+    runtime = LambdaRuntime(world, [good, broken], [])  # type: ignore[arg-type]
+    process_copy = sys.modules.get("lambdas.shadow_replication.data")
+
+    runtime.preload()
+
+    assert good.loaded is not None and good.init is not None and good.init[0] > 0
+    assert broken.loaded is None
+    assert sys.modules.get("lambdas.shadow_replication.data") is process_copy  # the process's own, untouched
+    with pytest.raises(ImportError, match="Runtime.HandlerNotFound"):
+        runtime.invoke("broken", {})
+
+
 def test_a_failed_check_says_what_was_expected() -> None:
     """A check without its own expectation fails with the step's title (what must hold); the
     values it shows read as prose."""

@@ -90,6 +90,7 @@ class DeclaredFunction:
     written: int = 0  # lines ever written to `output` (a mark for `logs_since`)
     invocations: int = 0
     loaded: Callable[[Any, Any], Any] | None = None
+    init: tuple[float, float] | None = None  # (wall, CPU) of a load its first invocation has not yet counted
 
     def logs_since(self, mark: int) -> list[str]:
         """The lines written after `mark` (a past `written`) still held, readable."""
@@ -158,6 +159,13 @@ class _Output(io.TextIOBase):
         return len(text)
 
 
+# Loading swaps the package's entries in sys.modules for a moment: one load at a time and,
+# in a world whose pollers run in threads (LambdaRuntime.preload), all of them before those
+# threads start, so no thread importing a tool that imports the package (tools.evacuate,
+# tools.manufacturer) meets the fresh, half-initialised copy.
+_LOADING = threading.Lock()
+
+
 def load_handler(handler: str) -> Callable[[Any, Any], Any]:
     """`pkg.module.function` from lambdas/pkg, in a fresh copy of the package's modules (the
     process's own imports are left as they were)."""
@@ -166,16 +174,17 @@ def load_handler(handler: str) -> Callable[[Any, Any], Any]:
     if not module_path or not (LAMBDAS_DIR / package).is_dir():
         raise ImportError(f"Runtime.ImportModuleError: handler {handler!r}: no package lambdas/{package}")
     prefix = f"lambdas.{package}"
-    ours = [n for n in sys.modules if n == prefix or n.startswith(prefix + ".")]
-    saved = {n: sys.modules.pop(n) for n in ours}
-    try:
-        module = importlib.import_module(f"lambdas.{module_path}")
-    finally:
-        for name in [n for n in sys.modules if n == prefix or n.startswith(prefix + ".")]:
-            del sys.modules[name]
-        sys.modules.update(saved)
-        if prefix in saved and "lambdas" in sys.modules:
-            setattr(sys.modules["lambdas"], package, saved[prefix])
+    with _LOADING:
+        ours = [n for n in sys.modules if n == prefix or n.startswith(prefix + ".")]
+        saved = {n: sys.modules.pop(n) for n in ours}
+        try:
+            module = importlib.import_module(f"lambdas.{module_path}")
+        finally:
+            for name in [n for n in sys.modules if n == prefix or n.startswith(prefix + ".")]:
+                del sys.modules[name]
+            sys.modules.update(saved)
+            if prefix in saved and "lambdas" in sys.modules:
+                setattr(sys.modules["lambdas"], package, saved[prefix])
     function = getattr(module, function_name, None)
     if not callable(function):
         raise ImportError(f"Runtime.HandlerNotFound: {handler!r} has no function {function_name!r}")
@@ -242,18 +251,17 @@ class LambdaRuntime:
         started = time.monotonic()
         try:
             with self._environment_of(function), acting_as(f"lambda:{function.name}"):
-                if function.loaded is None:  # cold start: the imports see the environment too
-                    wall, cpu = time.monotonic(), time.thread_time()
-                    try:
-                        function.loaded = load_handler(function.handler)
-                    finally:
-                        init_wall, init_cpu = time.monotonic() - wall, time.thread_time() - cpu
+                try:  # a cold start's imports see the environment too
+                    handler = function.loaded or self._load(function)
+                finally:
+                    init_wall, init_cpu = function.init or (0.0, 0.0)  # the first invocation counts it
+                    function.init = None
                 function.invocations += 1
                 started = time.monotonic()
                 context = LambdaContext(function.name, function.arn,
                                         started + function.timeout_seconds, function.memory_mb,
                                         str(uuid.uuid4()), log_group_name=f"/aws/lambda/{function.name}")
-                result = function.loaded(event, context)
+                result = handler(event, context)
         finally:
             logging.getLogger().removeHandler(output.handler)
             elapsed = time.monotonic() - started
@@ -263,13 +271,31 @@ class LambdaRuntime:
                                   f"{function.timeout_seconds:.2f} seconds ({elapsed:.2f} s)")
         return result
 
+    @staticmethod
+    def _load(function: DeclaredFunction) -> Callable[[Any, Any], Any]:
+        wall, cpu = time.monotonic(), time.thread_time()
+        try:
+            function.loaded = load_handler(function.handler)
+            return function.loaded
+        finally:
+            function.init = (time.monotonic() - wall, time.thread_time() - cpu)
+
+    def preload(self) -> None:
+        """Every function's Init, now, while no other thread runs (see _LOADING); its first
+        invocation still counts it. A function that fails to load fails when invoked."""
+        for function in {f.arn: f for f in self.functions.values()}.values():
+            with self._environment_of(function):
+                with contextlib.suppress(Exception):
+                    self._load(function)
+
     def last_timing(self) -> Timing:
         """The time of the last invocation this thread made."""
         return getattr(self._timings, "last", None) or Timing()
 
     def cold_start(self, name_or_arn: str) -> None:
         """The next invocation gets a new execution environment (modules imported afresh)."""
-        self.function(name_or_arn).loaded = None
+        function = self.function(name_or_arn)
+        function.loaded, function.init = None, None
 
     def invoke_as_service(self, name_or_arn: str, event: Any, *, principal: str,
                           source_arn: str, source_account: str) -> Any:
@@ -301,4 +327,9 @@ def start(world: World) -> LambdaRuntime | None:
             memory_mb=int(state.get("memorySize") or 128),
             timeout_seconds=float(state.get("timeout") or DEFAULT_TIMEOUT_SECONDS)))
     permissions = [world.state(p) for p in world.declared("aws:lambda/permission:Permission")]
-    return LambdaRuntime(world, functions, permissions) if functions else None
+    if not functions:
+        return None
+    runtime = LambdaRuntime(world, functions, permissions)
+    if world.background:  # pollers in threads (the local run): load before they start
+        runtime.preload()
+    return runtime
