@@ -346,6 +346,33 @@ def test_retries_keep_their_schedule_on_a_virtual_clock(world: World) -> None:
     assert len(world.calls.of("DescribeThing", caller="states:")) == 3
 
 
+def test_a_transition_to_no_state_is_refused(world: World) -> None:
+    done = {"Type": "Succeed"}
+    catch_to = lambda target: [{"ErrorEquals": ["States.ALL"], "Next": target}]  # noqa: E731
+    branch = {"StartAt": "In", "States": {"In": {"Type": "Pass", "Next": "Done"}}}  # "Done" is outside it
+    for states, start, where in (
+            ({"Done": done}, "Missing", "/StartAt"),
+            ({"P": {"Type": "Pass", "Next": "Q"}}, "P", "/States/P/Next"),
+            ({"C": {"Type": "Choice", "Choices": [{"Variable": "$.x", "IsPresent": True, "Next": "Done"}],
+                    "Default": "Nowhere"}, "Done": done}, "C", "/States/C/Default"),
+            ({"C": {"Type": "Choice", "Choices": [{"Variable": "$.x", "IsPresent": True, "Next": "Nowhere"}],
+                    "Default": "Done"}, "Done": done}, "C", "/States/C/Choices[0]/Next"),
+            ({"T": task("describeThing", {"ThingName.$": "$.n"}, Catch=catch_to("Nowhere"), End=True)},
+             "T", "/States/T/Catch[0]/Next"),
+            ({"Par": {"Type": "Parallel", "Branches": [branch], "Next": "Done"}, "Done": done},
+             "Par", "/States/Par/Branches[0]/States/In/Next")):
+        with pytest.raises(ClientError) as refused:
+            machine(world, {"StartAt": start, "States": states})
+        assert refused.value.response["Error"]["Code"] == "InvalidDefinition"
+        assert f"MISSING_TRANSITION_TARGET: " in str(refused.value) and f"at {where} " in str(refused.value)
+    machine(world, {"StartAt": "Par", "States": {  # every kind of transition, each to a state of its scope
+        "Par": {"Type": "Parallel", "Branches": [{"StartAt": "In", "States": {"In": {"Type": "Pass", "End": True}}}],
+                "Next": "C"},
+        "C": {"Type": "Choice", "Choices": [{"Variable": "$.x", "IsPresent": True, "Next": "T"}], "Default": "Done"},
+        "T": task("describeThing", {"ThingName.$": "$.n"}, Catch=catch_to("Done"), Next="Done"),
+        "Done": done}})
+
+
 def test_start_sync_execution_answers(world: World) -> None:
     arn = machine(world, {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": {"ok": 1},
                                                            "End": True}}}, kind="EXPRESS")

@@ -1,23 +1,29 @@
 """moto's Step Functions interpreter made to run our ASL as AWS does (docs/emulation.md,
 "Step Functions"): aws-sdk parameters checked and cased as AWS does, results and error
 names as AWS reports them, `lambda:invoke` in-process, a Choice on a missing path fails,
-a virtual clock for retry intervals, each definition parsed once. Patches are class-level
+a virtual clock for retry intervals, each definition parsed once (the program kept in
+build/cache for the next process). Patches are class-level
 (moto runs executions in worker threads) and undone on exit."""
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import json
+import os
+import pickle
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any, cast
 from unittest import mock
 
 import boto3
+import moto
 import botocore.session
 from botocore.exceptions import ClientError
 from botocore.model import ListShape, MapShape, Shape, StructureShape
@@ -112,9 +118,29 @@ def _tasks(states: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
                 yield from _tasks(state[key].get("States") or {})
 
 
-def definition_problems(definition: str) -> list[str]:
-    """What AWS would refuse in the aws-sdk tasks of a definition (CreateStateMachine)."""
+def transition_problems(machine: dict[str, Any], where: str = "") -> list[str]:
+    """StartAt and every Next, Default and Catch target must name a state of the same scope
+    (a Parallel branch or a Map's processor is its own scope)."""
+    states = machine.get("States") or {}
+    targets = [(f"{where}/StartAt", machine.get("StartAt"))]
     problems = []
+    for name, state in states.items():
+        here = f"{where}/States/{name}"
+        targets += [(f"{here}/{key}", state[key]) for key in ("Next", "Default") if key in state]
+        targets += [(f"{here}/{kind}[{i}]/Next", rule.get("Next")) for kind in ("Choices", "Catch")
+                    for i, rule in enumerate(state.get(kind) or []) if kind == "Catch" or "Next" in rule]
+        for i, branch in enumerate(state.get("Branches") or []):
+            problems += transition_problems(branch, f"{here}/Branches[{i}]")
+        problems += [p for key in ("Iterator", "ItemProcessor") if state.get(key)
+                     for p in transition_problems(state[key], f"{here}/{key}")]
+    return [f"MISSING_TRANSITION_TARGET: {target!r} at {path} names no state of its scope"
+            for path, target in targets if target not in states] + problems
+
+
+def definition_problems(definition: str) -> list[str]:
+    """What AWS would refuse in a definition (CreateStateMachine): a transition to no state,
+    aws-sdk tasks' actions and parameters."""
+    problems = transition_problems(json.loads(definition))
     for name, state in _tasks(json.loads(definition).get("States") or {}):
         resource = str(state.get("Resource") or "")
         if state.get("Type") != "Task" or not resource.startswith(_SDK_PREFIX):
@@ -221,9 +247,29 @@ def _parsed_json_path(path: str) -> Any:
 _UNCACHED_JSON_PATH = json_path_module.parse
 
 
+# moto's ANTLR grammar takes about half a second per definition (a run parses four); the
+# program it yields pickles in milliseconds. Kept on disk by the definition's hash and moto's
+# version (a pure function of both), so every process after the first (each test worker, the
+# next run) loads it. The parse tree is not kept: only moto's unused static analyser reads it.
+ASL_CACHE = Path(__file__).resolve().parents[2] / "build" / "cache" / f"asl-moto-{moto.__version__}"
+
+
 @functools.lru_cache(maxsize=64)
-def _parsed(definition: str) -> Any:
-    return _UNCACHED_PARSE(definition)
+def _parsed(definition: str) -> tuple[EvalComponent, None]:
+    path = ASL_CACHE / f"{hashlib.sha256(definition.encode()).hexdigest()}.pickle"
+    try:
+        return pickle.loads(path.read_bytes()), None  # noqa: S301 (written below, in our build dir)
+    except Exception:  # none yet, or unreadable: parse again
+        pass
+    program = _UNCACHED_PARSE(definition)[0]  # moto's refusal of a definition propagates
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}")
+        partial.write_bytes(pickle.dumps(program, protocol=pickle.HIGHEST_PROTOCOL))
+        os.replace(partial, path)  # atomic: another worker reads the whole file or none
+    except OSError:
+        pass  # a read-only checkout parses in every process
+    return program, None
 
 
 _UNCACHED_PARSE = asl_parser.AmazonStateLanguageParser.parse
@@ -329,13 +375,17 @@ class SfnAdapter:
 
     @staticmethod
     def _validate_definition(definition: str) -> None:
+        # moto's parser exceptions lose their error code (AWSError takes it from an argument,
+        # not from the class): AWS answers InvalidDefinition.
         try:
             _parsed(definition)
         except Exception as error:  # moto's own refusal, as it words it
-            raise InvalidDefinition(message=f"{type(error).__name__}: {error}") from None
+            raise InvalidDefinition(message=f"{type(error).__name__}: {error}",
+                                    exception_type="InvalidDefinition") from None
         problems = definition_problems(definition)
         if problems:
-            raise InvalidDefinition(message="SCHEMA_VALIDATION_FAILED: " + "; ".join(problems))
+            raise InvalidDefinition(message="SCHEMA_VALIDATION_FAILED: " + "; ".join(problems),
+                                    exception_type="InvalidDefinition")
 
     @staticmethod
     def _error_name(service: str, error: Exception) -> str:
