@@ -35,8 +35,8 @@ from tools.local.graph_edit import with_inputs
 from tools.local.journeys import JourneyRun, JourneyStopped, shown
 from tools.local.materialise import short_type
 from tools.local.pki_material import LocalPki
-from tools.local.report import JourneyResult, Progress
-from tools.local.runner import RunOptions, run
+from tools.local.report import JourneyResult, Progress, RunReport
+from tools.local.runner import RunOptions, run_journeys, run
 from tools.local.world import CONVERGE_SECONDS, Resolver, World, capability_names
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -263,6 +263,69 @@ def test_ctrl_c_during_a_journey_keeps_the_report_of_what_ran(
     (journey,) = report.journeys
     assert [s.outcome.value for s in journey.steps] == ["pass", "fail"]
     assert leftover_threads(before) == []
+
+
+def _scheduled(*plans: tuple[str, Any, dict[str, bool]]) -> tuple[RunReport, dict[str, list[str]]]:
+    """Journeys (name, run, flags) through the runner's scheduling, without a world."""
+    selected = [journeys.Journey(name, name.title(), fn, order=order, **flags)
+                for order, (name, fn, flags) in enumerate(plans)]
+    report = RunReport(stack="dev", regions=[])
+    run_journeys(None, selected, report, Progress(enabled=False))  # type: ignore[arg-type]
+    return report, {j.name: [f"{s.outcome.value}: {s.title}" for s in j.steps] for j in report.journeys}
+
+
+def test_a_background_journey_runs_beside_those_that_allow_it_and_before_the_others() -> None:
+    order: list[str] = []
+    beside_ran = threading.Event()
+
+    def browser(run: JourneyRun) -> None:  # passes only if the journey beside it ran meanwhile
+        with run.step("the journey beside it ran meanwhile") as step:
+            step.check(beside_ran.wait(10), "it did")
+        order.append("browser")
+
+    def beside(run: JourneyRun) -> None:
+        beside_ran.set()
+        order.append("beside")
+
+    report, steps = _scheduled(("beside", beside, {"beside_background": True}),
+                               ("browser", browser, {"background": True}),
+                               ("evacuation", lambda run: order.append("evacuation"), {}))
+
+    assert order == ["beside", "browser", "evacuation"]  # the evacuation waited for the browser
+    assert [j.name for j in report.journeys] == ["beside", "browser", "evacuation"]  # the report's order
+    assert steps["browser"] == ["pass: the journey beside it ran meanwhile"] and report.ok
+
+
+def test_a_background_journey_that_nothing_may_run_beside_runs_alone_at_its_place() -> None:
+    order: list[str] = []
+    report, _ = _scheduled(("first", lambda run: order.append("first"), {}),
+                           ("browser", lambda run: order.append("browser"), {"background": True}))
+    assert order == ["first", "browser"] and [j.name for j in report.journeys] == ["first", "browser"]
+
+
+def test_ctrl_c_beside_a_background_journey_stops_it_at_its_next_step() -> None:
+    browsing = threading.Event()
+
+    def browser(run: JourneyRun) -> None:
+        with run.step("signed in") as step:
+            step.check(True, "yes")
+        browsing.set()
+        time.sleep(1)  # the interrupt lands meanwhile
+        with run.step("claims a device") as step:
+            step.check(True, "yes")
+
+    def beside(run: JourneyRun) -> None:
+        browsing.wait(10)
+        raise KeyboardInterrupt
+
+    report, steps = _scheduled(("beside", beside, {"beside_background": True}),
+                               ("browser", browser, {"background": True}),
+                               ("evacuation", lambda run: None, {}))
+
+    assert report.interrupted and not report.ok
+    assert steps == {"beside": ["fail: interrupted (Ctrl-C or SIGTERM)"],
+                     "browser": ["pass: signed in", "fail: claims a device"]}  # the evacuation never started
+    assert "stopped" in report.journeys[1].steps[-1].detail
 
 
 def test_ctrl_c_ends_a_kept_run_with_130(local_pki: LocalPki, monkeypatch: pytest.MonkeyPatch,

@@ -81,28 +81,81 @@ def _drain(world: World) -> list[str]:
     return warnings
 
 
-def _run_journeys(world: World, selected: list[journeys.Journey], report: RunReport,
+INTERRUPTED = StepResult("interrupted (Ctrl-C or SIGTERM)", None, Outcome.FAIL, "",
+                         "the run was stopped here; later journeys did not run")
+
+
+def _run_one(world: World, item: journeys.Journey, result: JourneyResult, progress: Progress,
+             stopping: threading.Event) -> None:
+    started = time.monotonic()
+    try:
+        item.run(JourneyRun(world, result, progress, stopping))
+    except JourneyStopped:
+        pass
+    except KeyboardInterrupt:  # keep what ran; the caller tears down and reports it
+        result.steps.append(INTERRUPTED)
+        stopping.set()
+    except Exception as error:  # a journey bug must not hide the other journeys
+        result.steps.append(StepResult("journey crashed", None, Outcome.FAIL, "",
+                                       f"{type(error).__name__}: {error}"))
+    result.seconds = time.monotonic() - started
+
+
+def run_journeys(world: World, selected: list[journeys.Journey], report: RunReport,
                   progress: Progress) -> None:
-    for item in selected:
-        result = JourneyResult(item.name, item.title)
-        report.journeys.append(result)
-        progress.phase(f"journey {item.name}: {item.title}")
-        started = time.monotonic()
-        try:
-            item.run(JourneyRun(world, result, progress))
-        except JourneyStopped:
-            pass
-        except KeyboardInterrupt:  # keep what ran; the caller tears down and reports it
-            result.steps.append(StepResult("interrupted (Ctrl-C or SIGTERM)", None, Outcome.FAIL, "",
-                                           "the run was stopped here; later journeys did not run"))
-            report.interrupted = True
-        except Exception as error:  # a journey bug must not hide the other journeys
-            result.steps.append(StepResult("journey crashed", None, Outcome.FAIL, "",
-                                           f"{type(error).__name__}: {error}"))
-        result.seconds = time.monotonic() - started
-        progress.done()
-        if report.interrupted:
-            return
+    """In order; a background journey (the browser's) in its own thread alongside the
+    journeys that allow it, awaited before any other."""
+    results = {item.name: JourneyResult(item.name, item.title) for item in selected}
+    started: set[str] = set()
+    stopping = threading.Event()
+    waiting = [j for j in selected if j.background]
+    running: list[threading.Thread] = []
+
+    def start_background() -> None:
+        for item in waiting:
+            progress.phase(f"journey {item.name}: {item.title} (in the background)")
+            thread = threading.Thread(target=_run_one, name=f"journey-{item.name}", daemon=True, args=(
+                world, item, results[item.name], Progress(enabled=False), stopping))
+            thread.start()
+            running.append(thread)
+            started.add(item.name)
+        waiting.clear()
+
+    def await_background(*, start: bool = False) -> None:
+        if start:  # at the end: one that no journey was allowed beside runs alone
+            start_background()
+        for thread in running:
+            thread.join()
+        running.clear()
+
+    try:
+        for item in selected:
+            if item.background:
+                continue
+            if item.beside_background:
+                start_background()
+            else:
+                await_background()
+            progress.phase(f"journey {item.name}: {item.title}")
+            started.add(item.name)
+            _run_one(world, item, results[item.name], progress, stopping)
+            progress.done()
+            if stopping.is_set():
+                break
+        else:
+            await_background(start=True)
+    except KeyboardInterrupt:  # while waiting for a background journey
+        stopping.set()
+    finally:
+        report.journeys.extend(r for name, r in results.items() if name in started)
+    if stopping.is_set():
+        report.interrupted = True
+        for thread in running:  # its next step sees `stopping`; its browser closes
+            thread.join(timeout=DRAIN_SECONDS)
+            if thread.is_alive():
+                results[thread.name.removeprefix("journey-")].steps.append(StepResult(
+                    "still running when the run stopped", None, Outcome.FAIL, "",
+                    f"not finished {DRAIN_SECONDS} s after the interrupt"))
 
 
 def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | None = None) -> RunReport:
@@ -179,7 +232,7 @@ def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | N
     threads_before = set(threading.enumerate())
     runtime = [j for j in selected if j.needs_runtime]
     if not runtime and options.journeys:
-        _run_journeys(World(graph=graph, **{k: v for k, v in context.items() if k != "regions"},
+        run_journeys(World(graph=graph, **{k: v for k, v in context.items() if k != "regions"},
                             regions=tuple(regions)), selected, report, progress)
     else:
         every = options.journey is None
@@ -194,7 +247,7 @@ def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | N
                 report.unhandled_types = dict(made.unhandled)
                 report.emulations = [e.describe() for e in world.emulations.values()]
                 try:
-                    _run_journeys(world, selected, report, progress)
+                    run_journeys(world, selected, report, progress)
                     report.seconds = time.monotonic() - started
                     if hold is not None and not report.interrupted:
                         report.endpoint = world.serve() if options.serve else ""

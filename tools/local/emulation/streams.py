@@ -183,7 +183,6 @@ class Consumer:
     dead_lettered: list[Record] = field(default_factory=list)
     failed: str = ""  # the consumer cannot run (a pipe's role): why
     errors: list[str] = field(default_factory=list)
-    outage_polls: int = 0  # polls skipped while the consumer's region was down
 
 
 class GlobalTables:
@@ -291,7 +290,7 @@ class Streams:
                 except RegionDown:
                     # The region is out (a scenario took it down): its pollers wait, as an
                     # AWS poller resumes from its checkpoint after an outage; not an error.
-                    consumer.outage_polls += 1
+                    continue
                 except (ClientError, BotoCoreError, TimeoutError) as error:
                     consumer.errors.append(f"{type(error).__name__}: {error}")
             return moved

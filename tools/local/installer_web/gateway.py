@@ -12,8 +12,9 @@ check the request's SigV4 signature against those credentials, then the chosen r
 policies in IAM (DynamoDB with `dynamodb:LeadingKeys`) through the one policy evaluator.
 
 CORS: only the site's origin is answered (AWS answers any origin; a stricter reading), with
-the headers the AWS SDKs send. A region the scenario took down (`world.calls.down`) answers
-503 to everything, as an unavailable region would.
+the headers the AWS SDKs send. A region the scenario took down (`world.calls.down`), or that
+the browser cannot reach (`unreachable`: the installer's network lost it, while the region
+serves everyone else), answers 503 to everything, as an unavailable region would.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class Gateway:
         self.world, self.fleet, self.allowed_origin = world, fleet, ""
         self.calls: list[Call] = []
         self.claims: list[dict[str, Any]] = []  # each claim's response, with its region
+        self.unreachable: set[str] = set()  # regions only the browser cannot reach
         self._issued: dict[str, Issued] = {}
         self._revoked: set[str] = set()
         self._lock = threading.Lock()
@@ -108,7 +110,7 @@ class Gateway:
         try:
             if region not in self.regions or service not in SERVICES:
                 raise AwsFault(404, "UnknownOperationException", f"no endpoint {parts.path}")
-            if region in self.world.calls.down:
+            if region in self.world.calls.down or region in self.unreachable:
                 raise AwsFault(503, "ServiceUnavailableException", f"{region} is unavailable (taken down)")
             status, answer, content_type = self._dispatch(region, service, operation, request, parts, "/" + rest, body)
         except AwsFault as fault:

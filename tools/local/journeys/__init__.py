@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -78,6 +79,12 @@ class Journey:
     needs_runtime: bool = True  # False: runs on the declared graph alone (no world)
     order: int = 50
     uses: tuple[str, ...] = ()  # other capabilities its steps need in the world
+    # Runs in its own thread from the first journey that allows it (it mostly waits on a
+    # browser); the run waits for it before any journey that does not.
+    background: bool = False
+    # May run while a background journey runs: it uses only its own devices, users and items,
+    # and takes nothing down (no region, no endpoint, no CA) that another journey relies on.
+    beside_background: bool = False
 
 
 @dataclass(frozen=True)
@@ -133,11 +140,16 @@ def config_overrides(stack_config: Mapping[str, Any], project: str) -> tuple[dic
 class JourneyRun:
     """One journey's run: its steps' results, and what steps need."""
 
-    def __init__(self, world: World, result: JourneyResult, progress: Progress) -> None:
+    def __init__(self, world: World, result: JourneyResult, progress: Progress,
+                 stopping: threading.Event | None = None) -> None:
         self.world, self.result, self._progress = world, result, progress
+        self._stopping = stopping  # set when the run is interrupted: no further step starts
 
     @contextmanager
     def step(self, title: str, *, region: str | None = None) -> Iterator[Step]:
+        if self._stopping is not None and self._stopping.is_set():
+            self._record(title, region, Outcome.FAIL, "", "the run was stopped (Ctrl-C or SIGTERM) before this step")
+            raise JourneyStopped
         step = Step(self.world, title)
         self._progress.status(f"{self.result.name}: {region or ''} {title}")
         try:

@@ -195,7 +195,8 @@ def _registers(run: JourneyRun, region: str, device: Device) -> None:
 
 
 @journey("cvm", "CVM: devices register with their token (CSR and legacy path); then known "
-         "everywhere", capability=CAPABILITY, order=20, uses=("replication",))
+         "everywhere", capability=CAPABILITY, order=20, uses=("replication",),
+         beside_background=True)
 def cvm(run: JourneyRun) -> None:
     world = run.world
     regions = run.regions_with(CAPABILITY, "CVM registration")

@@ -199,7 +199,8 @@ def _onboard(run: JourneyRun, region: str) -> None:
 
 
 @journey("fleet", "Fleet provisioning: an installer's claim provisions a device; then known "
-         "everywhere", capability=CAPABILITY, order=30, uses=("replication",))
+         "everywhere", capability=CAPABILITY, order=30, uses=("replication",),
+         beside_background=True)
 def fleet(run: JourneyRun) -> None:
     regions = run.regions_with(CAPABILITY, "fleet provisioning")
     if regions:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import tempfile
-import time
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,6 +35,7 @@ TEMPORARY_PASSWORD = "Temporary-Passw0rd!"  # moto does not check SRP proofs; Co
 NEW_PASSWORD = "Field-Installer-2026!"
 DEVICE_ADDRESS = "https://device-setup.invalid/provision"  # the declared one; served locally
 PROVISIONED_TIMEOUT_SECONDS = 30
+COUNTDOWN_TICK_MS = 3_000
 CLAIM_EXPIRY_TOLERANCE_SECONDS = 2
 CLEAN_STORAGE = {"localStorage": 0, "sessionStorage": 0, "cookies": "", "indexedDB": [], "caches": 0}
 
@@ -133,7 +134,8 @@ class Browser:
 
 
 @journey("installer-web", "Installer web app in a real browser: sign-in with MFA, claim, hand over to a device, "
-         "allow-list, region failover", capability=CAPABILITY, order=35)
+         "allow-list, region failover", capability=CAPABILITY, order=35,
+         background=True)  # mostly waits on Chromium: it runs alongside the others
 def installer_web(run: JourneyRun) -> None:
     from tools.local.installer_web import robot as robot_module
     from tools.local.installer_web.site import declared_config, declared_csp
@@ -166,7 +168,7 @@ def installer_web(run: JourneyRun) -> None:
         _drive(run, Browser(robot, shots, backend), regions[0], regions[1] if len(regions) > 1 else None)
     finally:
         robot.close()
-        run.world.calls.down.discard(regions[0])
+        backend.gateway.unreachable.clear()
 
 
 def _origin(url: str) -> str:
@@ -271,9 +273,10 @@ def _drive(run: JourneyRun, browser: Browser, region_a: str, region_b: str | Non
         browser("click", name="Sign out")
 
     if region_b is not None:
-        with run.step(f"{region_a} goes down: the app picks {region_b}, the nearest healthy region",
-                      region=region_b) as step:
-            world.calls.down.add(region_a)
+        # Only the browser loses region A: the journeys running alongside still use it.
+        with run.step(f"{region_a} stops answering the installer: the app picks {region_b}, the nearest healthy "
+                      "region", region=region_b) as step:
+            gateway.unreachable.add(region_a)
             installer.allow_serial(world.resource("dynamodb", region_b).Table(table), "SN-WEB-B",
                                    now=dt.datetime.now(dt.timezone.utc))
             browser("context", **PHONE)
@@ -283,7 +286,7 @@ def _drive(run: JourneyRun, browser: Browser, region_a: str, region_b: str | Non
             step.check(options[region_b]["selected"] and "not answering" in options[region_a]["text"],
                        f"offered: {shown([o['text'] for o in options.values()])}; selected {region_b}")
         _installer_claims(run, browser, region_b, "SN-WEB-B")
-        world.calls.down.discard(region_a)
+        gateway.unreachable.discard(region_a)
 
     with run.step("the browser talked only to the site, the stack's AWS endpoints and the device; no CSP "
                   "violation") as step:
@@ -315,8 +318,9 @@ def _installer_claims(run: JourneyRun, browser: Browser, region: str, serial: st
         browser("click", name="Request claim")
         browser.screen("Claim ready")
         first = browser("texts", selector="#countdown")[0]
-        time.sleep(1.2)
-        later = browser("texts", selector="#countdown")[0]
+        # the next tick: another m:ss within a few seconds (the app counts each second)
+        later = browser("waitText", selector="#countdown", pattern=rf"^\s*(?!{re.escape(first.strip())}\s*$)\d+:\d\d",
+                        timeout=COUNTDOWN_TICK_MS)[0]
         browser.shot(f"claim-{region}")
         claims = gateway.claims[before:]
         step.check(len(claims) == 1 and claims[0]["region"] == region and first != later

@@ -132,7 +132,7 @@ def _onboard(run: JourneyRun, region: str) -> None:
 
 
 @journey("jitr", "JITR: a device's first connection onboards it; it is then known everywhere",
-         capability=CAPABILITY, order=10)
+         capability=CAPABILITY, order=10, beside_background=True)
 def jitr(run: JourneyRun) -> None:
     for region in run.regions_with(CAPABILITY, "JITR onboarding"):
         _onboard(run, region)

@@ -25,7 +25,8 @@ def _same(pem: object, certificate: x509.Certificate) -> bool:
         return False
 
 
-@journey("pki", "PKI bootstrap: root CA -> intermediate CA, registered as the stack's CA", order=0)
+@journey("pki", "PKI bootstrap: root CA -> intermediate CA, registered as the stack's CA", order=0,
+         beside_background=True)
 def pki_bootstrap(run: JourneyRun) -> None:
     world = run.world
     root, intermediate = world.pki.root.cert, world.pki.intermediate.cert
@@ -64,7 +65,7 @@ def pki_bootstrap(run: JourneyRun) -> None:
 
 
 @journey("policy-violation", "A policy-pack violation injected into a copy of the stack is reported",
-         needs_runtime=False, order=90)
+         needs_runtime=False, order=50, beside_background=True)  # before game day: beside the browser
 def policy_violation(run: JourneyRun) -> None:
     from tools.policy_check import run_policies
 

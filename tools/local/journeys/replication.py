@@ -134,7 +134,8 @@ def _only_foreign_writes(run: JourneyRun) -> None:
 
 
 @journey("replication", "Replication: revocation in one region reaches the others; "
-         "region-B-first races converge", capability=CAPABILITY, order=40, uses=("cvm", "jitr"))
+         "region-B-first races converge", capability=CAPABILITY, order=40, uses=("cvm", "jitr"),
+         beside_background=True)
 def replication(run: JourneyRun) -> None:
     world = run.world
     regions = [r for r in world.regions if CAPABILITY in world.capabilities(r)]

@@ -176,7 +176,7 @@ def organisation_replicates(run: JourneyRun, a: str, b: str, thing: str) -> None
 @journey("shadow-replication", "Device state: classic and named shadows, attributes and "
          "static groups written in one region are found in the others; deletes and removals "
          "replicate; nothing echoes", capability=CAPABILITY,
-         order=45)
+         order=45, beside_background=True)
 def shadow_replication(run: JourneyRun) -> None:
     world = run.world
     regions = run.regions_with(CAPABILITY, "shadow replication")
