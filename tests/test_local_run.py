@@ -27,7 +27,7 @@ import pytest
 from tests.support.stacks import configured_regions
 from tools.harness import GLOBAL, StackGraph
 from tools.local import journeys
-from tools.local import cli, pki_material, sfn_adapter
+from tools.local import cli, pki_material
 from tools.local.cli import main
 from tools.local.emulation.lambdas import load_handler
 from tools.local.emulation.streams import matches
@@ -531,56 +531,6 @@ def test_a_kept_run_hands_out_material_a_device_of_ones_own_connects_with(
         hold=follow)
     assert guides and (tmp_path / "local-device-1.key").stat().st_mode & 0o077 == 0
     assert "connected as local-device-1, published to" in capsys.readouterr().out
-
-
-def test_a_parsed_definition_is_kept_on_disk_and_a_damaged_copy_is_parsed_again(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Another process loads the program moto's parser built; a damaged file is parsed again."""
-    import pickle
-
-    monkeypatch.setattr(sfn_adapter, "ASL_CACHE", tmp_path)
-    parses: list[str] = []
-    uncached = sfn_adapter._UNCACHED_PARSE
-    monkeypatch.setattr(sfn_adapter, "_UNCACHED_PARSE", lambda d: parses.append(d) or uncached(d))
-    definition = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": {"x": 1}, "End": True}}})
-    sfn_adapter._parsed.cache_clear()
-    built, _ = sfn_adapter._parsed(definition)
-    (kept,) = tmp_path.iterdir()  # no partial file left beside it
-    for damage in (b"", b"damaged"):
-        sfn_adapter._parsed.cache_clear()  # as a new process
-        if damage:
-            kept.write_bytes(damage)
-        loaded, _ = sfn_adapter._parsed(definition)
-        assert loaded is not built and pickle.dumps(loaded) == pickle.dumps(built)
-    assert len(parses) == 2  # built, then the damaged copy rebuilt
-    with pytest.raises(Exception):  # moto's parser refuses it; nothing is kept
-        sfn_adapter._parsed("{not a definition")
-    assert [p.name for p in tmp_path.iterdir()] == [kept.name]
-    sfn_adapter._parsed.cache_clear()
-
-
-def test_a_threaded_world_loads_every_function_before_its_threads_start() -> None:
-    """Loading a handler swaps its package in sys.modules for a moment: done before the pollers
-    start, a tool importing the package later (tools.evacuate during the game day) never meets a
-    half-initialised copy. A function that cannot load fails when invoked, as before."""
-    from types import SimpleNamespace
-
-    from tools.local.emulation.lambdas import DeclaredFunction, LambdaRuntime
-
-    arn = "arn:aws:lambda:eu-west-1:123456789012:function:"
-    good = DeclaredFunction("good", arn + "good", "eu-west-1", "shadow_replication.app.handler", {})
-    broken = DeclaredFunction("broken", arn + "broken", "eu-west-1", "shadow_replication.app.no_such", {})
-    world = SimpleNamespace(adapter=SimpleNamespace(lambda_handlers={}))
-    runtime = LambdaRuntime(world, [good, broken], [])  # type: ignore[arg-type]
-    process_copy = sys.modules.get("lambdas.shadow_replication.data")
-
-    runtime.preload()
-
-    assert good.loaded is not None and good.init is not None and good.init[0] > 0
-    assert broken.loaded is None
-    assert sys.modules.get("lambdas.shadow_replication.data") is process_copy  # the process's own, untouched
-    with pytest.raises(ImportError, match="Runtime.HandlerNotFound"):
-        runtime.invoke("broken", {})
 
 
 def test_a_failed_check_says_what_was_expected() -> None:

@@ -1,29 +1,23 @@
 """moto's Step Functions interpreter made to run our ASL as AWS does (docs/emulation.md,
 "Step Functions"): aws-sdk parameters checked and cased as AWS does, results and error
 names as AWS reports them, `lambda:invoke` in-process, a Choice on a missing path fails,
-a virtual clock for retry intervals, each definition parsed once (the program kept in
-build/cache for the next process). Patches are class-level
+a virtual clock for retry intervals, each definition parsed once. Patches are class-level
 (moto runs executions in worker threads) and undone on exit."""
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
-import hashlib
 import json
-import os
-import pickle
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from pathlib import Path
 from typing import Any, cast
 from unittest import mock
 
 import boto3
-import moto
 import botocore.session
 from botocore.exceptions import ClientError
 from botocore.model import ListShape, MapShape, Shape, StructureShape
@@ -247,29 +241,9 @@ def _parsed_json_path(path: str) -> Any:
 _UNCACHED_JSON_PATH = json_path_module.parse
 
 
-# moto's ANTLR grammar takes about half a second per definition (a run parses four); the
-# program it yields pickles in milliseconds. Kept on disk by the definition's hash and moto's
-# version (a pure function of both), so every process after the first (each test worker, the
-# next run) loads it. The parse tree is not kept: only moto's unused static analyser reads it.
-ASL_CACHE = Path(__file__).resolve().parents[2] / "build" / "cache" / f"asl-moto-{moto.__version__}"
-
-
 @functools.lru_cache(maxsize=64)
-def _parsed(definition: str) -> tuple[EvalComponent, None]:
-    path = ASL_CACHE / f"{hashlib.sha256(definition.encode()).hexdigest()}.pickle"
-    try:
-        return pickle.loads(path.read_bytes()), None  # noqa: S301 (written below, in our build dir)
-    except Exception:  # none yet, or unreadable: parse again
-        pass
-    program = _UNCACHED_PARSE(definition)[0]  # moto's refusal of a definition propagates
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}")
-        partial.write_bytes(pickle.dumps(program, protocol=pickle.HIGHEST_PROTOCOL))
-        os.replace(partial, path)  # atomic: another worker reads the whole file or none
-    except OSError:
-        pass  # a read-only checkout parses in every process
-    return program, None
+def _parsed(definition: str) -> Any:
+    return _UNCACHED_PARSE(definition)
 
 
 _UNCACHED_PARSE = asl_parser.AmazonStateLanguageParser.parse
