@@ -533,6 +533,63 @@ def test_a_kept_run_hands_out_material_a_device_of_ones_own_connects_with(
     assert "connected as local-device-1, published to" in capsys.readouterr().out
 
 
+def test_a_threaded_world_loads_every_function_before_its_threads_start() -> None:
+    """Loading a handler swaps its package in sys.modules for a moment: done before the pollers
+    start, a tool importing the package later (tools.evacuate during the game day) never meets a
+    half-initialised copy. A function that cannot load fails when invoked, as before."""
+    from types import SimpleNamespace
+
+    from tools.local.emulation.lambdas import DeclaredFunction, LambdaRuntime
+
+    arn = "arn:aws:lambda:eu-west-1:123456789012:function:"
+    good = DeclaredFunction("good", arn + "good", "eu-west-1", "shadow_replication.app.handler", {})
+    broken = DeclaredFunction("broken", arn + "broken", "eu-west-1", "shadow_replication.app.no_such", {})
+    world = SimpleNamespace(adapter=SimpleNamespace(lambda_handlers={}))
+    runtime = LambdaRuntime(world, [good, broken], [])  # type: ignore[arg-type]
+    process_copy = sys.modules.get("lambdas.shadow_replication.data")
+
+    runtime.preload()
+
+    assert good.loaded is not None and good.init is not None and good.init[0] > 0
+    assert broken.loaded is None
+    assert sys.modules.get("lambdas.shadow_replication.data") is process_copy  # the process's own, untouched
+    with pytest.raises(ImportError, match="Runtime.HandlerNotFound"):
+        runtime.invoke("broken", {})
+
+
+def test_a_functions_environment_is_its_invoking_threads_alone() -> None:
+    """While a function runs, another thread (a journey, a tool, botocore copying os.environ
+    for a new credential chain) sees the process's environment, never the function's, and
+    never a variable vanishing under it; the function sees its declared variables."""
+    from types import SimpleNamespace
+
+    from tools.local.emulation.lambdas import DeclaredFunction, LambdaRuntime
+
+    variable = "IOTMR_TEST_SERVICE_NAME"
+    function = DeclaredFunction("f", "arn:aws:lambda:eu-west-1:123456789012:function:f", "eu-west-1",
+                                "shadow_replication.app.handler", {variable: "the-function"})
+    runtime = LambdaRuntime(SimpleNamespace(adapter=SimpleNamespace(lambda_handlers={})),  # type: ignore[arg-type]
+                            [function], [])
+    running, release = threading.Event(), threading.Event()
+
+    def handler(event: Any, context: Any) -> Any:
+        running.set()
+        release.wait(10)
+        return os.environ.get(variable), os.getenv("AWS_LAMBDA_FUNCTION_NAME")
+
+    function.loaded = handler
+    answers: list[Any] = []
+    invocation = threading.Thread(target=lambda: answers.append(runtime.invoke("f", {})))
+    invocation.start()
+    try:
+        assert running.wait(10)
+        assert variable not in os.environ and variable not in os.environ.copy() and os.getenv(variable) is None
+    finally:
+        release.set()
+        invocation.join(10)
+    assert answers == [("the-function", "f")] and variable not in os.environ
+
+
 def test_a_failed_check_says_what_was_expected() -> None:
     """A check without its own expectation fails with the step's title (what must hold); the
     values it shows read as prose."""

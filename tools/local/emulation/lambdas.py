@@ -191,9 +191,52 @@ def load_handler(handler: str) -> Callable[[Any, Any], Any]:
     return function
 
 
+# A function's environment variables are its invoking thread's alone: the process's
+# os.environ is never changed (another thread copying it while a variable was removed raised
+# KeyError: botocore copies it for every new credential chain), and no other thread sees a
+# function's variables. Python code reads os.environ (os.getenv too); the class below lays the
+# invoking thread's variables over it while a world's functions can run.
+_THREAD_ENVIRONMENT = threading.local()
+
+
+class _FunctionEnvironment(os._Environ):
+    @staticmethod
+    def _layer() -> dict[str, str] | None:
+        return getattr(_THREAD_ENVIRONMENT, "variables", None)
+
+    def __getitem__(self, key: str) -> str:
+        layer = self._layer()
+        return layer[key] if layer is not None and key in layer else super().__getitem__(key)
+
+    def __setitem__(self, key: str, value: str) -> None:
+        layer = self._layer()
+        if layer is None:
+            super().__setitem__(key, value)
+        else:
+            layer[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        layer = self._layer()
+        if layer is not None and key in layer:
+            del layer[key]
+        else:
+            super().__delitem__(key)
+
+    def __iter__(self) -> Iterator[str]:
+        keys = list(super().__iter__())  # os._Environ copies its keys at once
+        return iter(dict.fromkeys([*keys, *(self._layer() or {})]))
+
+    def __len__(self) -> int:
+        return len(list(iter(self)))
+
+    def copy(self) -> dict[str, str]:
+        return {key: value for key in self if (value := self.get(key)) is not None}
+
+
 class LambdaRuntime:
     def __init__(self, world: World, functions: list[DeclaredFunction],
                  permissions: Iterable[Mapping[str, Any]]) -> None:
+        os.environ.__class__ = _FunctionEnvironment  # as before outside an invocation; kept
         self._world = world
         self._timings = threading.local()  # per calling thread: invocations may overlap
         self._invoking: Counter[int] = Counter()  # thread -> invocations it is running
@@ -202,7 +245,6 @@ class LambdaRuntime:
         self._environment = threading.Condition()
         self._owner: str | None = None
         self._running = 0
-        self._saved: dict[str, str | None] = {}
         self._stdout: Any = sys.stdout
         for key, function in self.functions.items():
             world.adapter.lambda_handlers[key] = functools.partial(self._from_state_machine, function.arn)
@@ -221,23 +263,21 @@ class LambdaRuntime:
         with self._environment:
             self._environment.wait_for(lambda: self._running == 0 or self._owner == function.name)
             if self._running == 0:
-                variables = function.variables()
-                self._saved = {k: os.environ.get(k) for k in variables}
-                os.environ.update(variables)
                 self._owner = function.name
                 self._stdout = sys.stdout
                 sys.stdout = _Output(function, self._stdout, self._invoking)
             self._running += 1
             self._invoking[threading.get_ident()] += 1
+        outer = getattr(_THREAD_ENVIRONMENT, "variables", None)  # a function invoking another
+        _THREAD_ENVIRONMENT.variables = function.variables()
         try:
             yield
         finally:
+            _THREAD_ENVIRONMENT.variables = outer
             with self._environment:
                 self._running -= 1
                 self._invoking[threading.get_ident()] -= 1
                 if self._running == 0:
-                    for key, value in self._saved.items():
-                        os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
                     self._owner, sys.stdout = None, self._stdout
                     self._environment.notify_all()
 
