@@ -1315,6 +1315,44 @@ def test_a_rejected_request_answers_as_the_mqtt_api_documents(world: World) -> N
     assert fleet.mqtt_request(A, made_claim["certificateId"], "c", "$aws/things/x/shadow/update", b"{}") is None
 
 
+def test_concurrent_invocations_get_an_execution_environment_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second invocation while the first runs gets its own environment (a cold start); the
+    next one after both reuses a warm environment. Module state is never shared."""
+    from types import SimpleNamespace
+
+    environments: list[dict[str, int]] = []
+
+    def load(handler: str) -> Any:
+        state = {"environment": len(environments), "invocations": 0}
+        environments.append(state)
+
+        def run(event: dict[str, Any], context: Any) -> tuple[int, int]:
+            state["invocations"] += 1
+            event["inside"].set()
+            event["release"].wait(10)
+            return state["environment"], state["invocations"]
+        return run
+
+    monkeypatch.setattr(lambdas_module, "load_handler", load)
+    function = lambdas_module.DeclaredFunction("f", f"arn:aws:lambda:{A}:{ACCOUNT_ID}:function:f", A, "x.app.handler", {})
+    runtime = LambdaRuntime(SimpleNamespace(adapter=SimpleNamespace(lambda_handlers={})), [function], [])  # type: ignore[arg-type]
+    release = threading.Event()
+    answers: list[Any] = []
+    threads = []
+    for _ in range(2):
+        inside = threading.Event()
+        threads.append(threading.Thread(target=lambda e=inside: answers.append(
+            runtime.invoke("f", {"inside": e, "release": release}))))
+        threads[-1].start()
+        assert inside.wait(10)  # the first is still running when the second arrives
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(answers) == [(0, 1), (1, 1)] and len(environments) == 2
+    again = runtime.invoke("f", {"inside": threading.Event(), "release": release})
+    assert again[1] == 2 and len(environments) == 2  # warm: no third cold start
+
+
 def test_a_cold_start_counts_by_its_cpu_time_and_an_invocation_in_full(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     """A cold start that waits (a busy machine) is not the hook taking long; a slow invocation is."""

@@ -89,8 +89,12 @@ class DeclaredFunction:
     output: deque[str] = field(default_factory=lambda: deque(maxlen=500))
     written: int = 0  # lines ever written to `output` (a mark for `logs_since`)
     invocations: int = 0
-    loaded: Callable[[Any, Any], Any] | None = None
+    loaded: Callable[[Any, Any], Any] | None = None  # the first execution environment
     init: tuple[float, float] | None = None  # (wall, CPU) of a load its first invocation has not yet counted
+    busy: bool = False  # the first environment is serving an invocation
+    # More environments, idle: as Lambda scales out, an invocation arriving while the others
+    # are busy gets one of its own (a cold start) and module state is never shared.
+    spare: list[Callable[[Any, Any], Any]] = field(default_factory=list)
 
     def logs_since(self, mark: int) -> list[str]:
         """The lines written after `mark` (a past `written`) still held, readable."""
@@ -239,6 +243,7 @@ class LambdaRuntime:
         os.environ.__class__ = _FunctionEnvironment  # as before outside an invocation; kept
         self._world = world
         self._timings = threading.local()  # per calling thread: invocations may overlap
+        self._pool = threading.Lock()  # functions' execution environments (_checkout)
         self._invoking: Counter[int] = Counter()  # thread -> invocations it is running
         self.permissions = list(permissions)
         self.functions = {key: f for f in functions for key in (f.name, f.arn)}
@@ -291,17 +296,16 @@ class LambdaRuntime:
         started = time.monotonic()
         try:
             with self._environment_of(function), acting_as(f"lambda:{function.name}"):
-                try:  # a cold start's imports see the environment too
-                    handler = function.loaded or self._load(function)
+                handler, first, (init_wall, init_cpu) = self._checkout(function)  # a cold start's imports
+                try:  # see the environment too
+                    function.invocations += 1
+                    started = time.monotonic()
+                    context = LambdaContext(function.name, function.arn,
+                                            started + function.timeout_seconds, function.memory_mb,
+                                            str(uuid.uuid4()), log_group_name=f"/aws/lambda/{function.name}")
+                    result = handler(event, context)
                 finally:
-                    init_wall, init_cpu = function.init or (0.0, 0.0)  # the first invocation counts it
-                    function.init = None
-                function.invocations += 1
-                started = time.monotonic()
-                context = LambdaContext(function.name, function.arn,
-                                        started + function.timeout_seconds, function.memory_mb,
-                                        str(uuid.uuid4()), log_group_name=f"/aws/lambda/{function.name}")
-                result = handler(event, context)
+                    self._checkin(function, handler, first)
         finally:
             logging.getLogger().removeHandler(output.handler)
             elapsed = time.monotonic() - started
@@ -311,14 +315,39 @@ class LambdaRuntime:
                                   f"{function.timeout_seconds:.2f} seconds ({elapsed:.2f} s)")
         return result
 
-    @staticmethod
-    def _load(function: DeclaredFunction) -> Callable[[Any, Any], Any]:
-        wall, cpu = time.monotonic(), time.thread_time()
+    def _checkout(self, function: DeclaredFunction) -> tuple[Callable[[Any, Any], Any], bool, tuple[float, float]]:
+        """An idle execution environment, or a new one: (handler, is it the first, Init to count)."""
+        with self._pool:
+            if function.loaded is not None and not function.busy:
+                function.busy, (init, function.init) = True, (function.init or (0.0, 0.0), None)
+                return function.loaded, True, init
+            if function.spare:
+                return function.spare.pop(), False, (0.0, 0.0)
+            first = function.loaded is None and not function.busy
+            function.busy = function.busy or first
         try:
-            function.loaded = load_handler(function.handler)
-            return function.loaded
-        finally:
-            function.init = (time.monotonic() - wall, time.thread_time() - cpu)
+            handler, init = self._load(function)
+        except BaseException:
+            if first:
+                with self._pool:
+                    function.busy = False
+            raise
+        if first:
+            function.loaded = handler
+        return handler, first, init
+
+    def _checkin(self, function: DeclaredFunction, handler: Callable[[Any, Any], Any], first: bool) -> None:
+        with self._pool:
+            if first:
+                function.busy = False
+            elif function.loaded is not None:  # not after a cold_start() meanwhile
+                function.spare.append(handler)
+
+    @staticmethod
+    def _load(function: DeclaredFunction) -> tuple[Callable[[Any, Any], Any], tuple[float, float]]:
+        wall, cpu = time.monotonic(), time.thread_time()
+        handler = load_handler(function.handler)
+        return handler, (time.monotonic() - wall, time.thread_time() - cpu)
 
     def preload(self) -> None:
         """Every function's Init, now, while no other thread runs (see _LOADING); its first
@@ -326,7 +355,7 @@ class LambdaRuntime:
         for function in {f.arn: f for f in self.functions.values()}.values():
             with self._environment_of(function):
                 with contextlib.suppress(Exception):
-                    self._load(function)
+                    function.loaded, function.init = self._load(function)
 
     def last_timing(self) -> Timing:
         """The time of the last invocation this thread made."""
@@ -335,7 +364,9 @@ class LambdaRuntime:
     def cold_start(self, name_or_arn: str) -> None:
         """The next invocation gets a new execution environment (modules imported afresh)."""
         function = self.function(name_or_arn)
-        function.loaded, function.init = None, None
+        with self._pool:
+            function.loaded, function.init = None, None
+            function.spare.clear()
 
     def invoke_as_service(self, name_or_arn: str, event: Any, *, principal: str,
                           source_arn: str, source_account: str) -> Any:
