@@ -1316,8 +1316,9 @@ def test_a_rejected_request_answers_as_the_mqtt_api_documents(world: World) -> N
 
 
 def test_concurrent_invocations_get_an_execution_environment_each(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A second invocation while the first runs gets its own environment (a cold start); the
-    next one after both reuses a warm environment. Module state is never shared."""
+    """A second invocation while the first runs gets its own environment (a cold start); past
+    the cap a third waits for one; the next one after them reuses a warm environment. Module
+    state is never shared."""
     from types import SimpleNamespace
 
     environments: list[dict[str, int]] = []
@@ -1334,23 +1335,26 @@ def test_concurrent_invocations_get_an_execution_environment_each(monkeypatch: p
         return run
 
     monkeypatch.setattr(lambdas_module, "load_handler", load)
+    monkeypatch.setattr(lambdas_module, "MAX_ENVIRONMENTS", 2)
     function = lambdas_module.DeclaredFunction("f", f"arn:aws:lambda:{A}:{ACCOUNT_ID}:function:f", A, "x.app.handler", {})
     runtime = LambdaRuntime(SimpleNamespace(adapter=SimpleNamespace(lambda_handlers={})), [function], [])  # type: ignore[arg-type]
     release = threading.Event()
     answers: list[Any] = []
-    threads = []
-    for _ in range(2):
-        inside = threading.Event()
-        threads.append(threading.Thread(target=lambda e=inside: answers.append(
-            runtime.invoke("f", {"inside": e, "release": release}))))
-        threads[-1].start()
+    insides = [threading.Event() for _ in range(3)]
+    threads = [threading.Thread(target=lambda e=inside: answers.append(runtime.invoke("f", {"inside": e, "release": release})))
+               for inside in insides]
+    for thread, inside in zip(threads[:2], insides):
+        thread.start()
         assert inside.wait(10)  # the first is still running when the second arrives
+    threads[2].start()
+    assert not insides[2].wait(0.5) and len(environments) == 2  # the third waits: both are busy
     release.set()
     for thread in threads:
         thread.join(10)
-    assert sorted(answers) == [(0, 1), (1, 1)] and len(environments) == 2
+    assert {e for e, _ in answers} == {0, 1} and sorted(n for _, n in answers) == [1, 1, 2]  # one served twice
+    assert len(environments) == 2
     again = runtime.invoke("f", {"inside": threading.Event(), "release": release})
-    assert again[1] == 2 and len(environments) == 2  # warm: no third cold start
+    assert again[0] == 0 and len(environments) == 2  # warm, the first environment: no third cold start
 
 
 def test_a_cold_start_counts_by_its_cpu_time_and_an_invocation_in_full(
