@@ -1336,13 +1336,18 @@ def test_concurrent_invocations_get_an_execution_environment_each(monkeypatch: p
 
     monkeypatch.setattr(lambdas_module, "load_handler", load)
     monkeypatch.setattr(lambdas_module, "MAX_ENVIRONMENTS", 2)
-    function = lambdas_module.DeclaredFunction("f", f"arn:aws:lambda:{A}:{ACCOUNT_ID}:function:f", A, "x.app.handler", {})
-    runtime = LambdaRuntime(SimpleNamespace(adapter=SimpleNamespace(lambda_handlers={})), [function], [])  # type: ignore[arg-type]
+    function = lambdas_module.DeclaredFunction("f", f"arn:aws:lambda:{A}:{ACCOUNT_ID}:function:f", A,
+                                               "x.app.handler", {})
+    world = SimpleNamespace(adapter=SimpleNamespace(lambda_handlers={}))
+    runtime = LambdaRuntime(world, [function], [])  # type: ignore[arg-type]
     release = threading.Event()
     answers: list[Any] = []
     insides = [threading.Event() for _ in range(3)]
-    threads = [threading.Thread(target=lambda e=inside: answers.append(runtime.invoke("f", {"inside": e, "release": release})))
-               for inside in insides]
+
+    def invoke(inside: threading.Event) -> None:
+        answers.append(runtime.invoke("f", {"inside": inside, "release": release}))
+
+    threads = [threading.Thread(target=invoke, args=(inside,)) for inside in insides]
     for thread, inside in zip(threads[:2], insides):
         thread.start()
         assert inside.wait(10)  # the first is still running when the second arrives

@@ -30,7 +30,7 @@ LAMBDAS_DIR = Path(__file__).resolve().parents[3] / "lambdas"
 DEFAULT_TIMEOUT_SECONDS = 3.0  # Lambda's default
 # Lambda gives every concurrent invocation an environment of its own; here a function has at
 # most this many (each costs a cold start: its imports and clients) and a further invocation
-# waits for one to be free, and the wait counts in its duration (docs/emulation.md). Fifty concurrent
+# waits for one, the wait counted in its duration (docs/emulation.md). Fifty concurrent
 # requests to the CVM took 28 s and 1.3 GB with fifty environments, 4.6 s with four.
 MAX_ENVIRONMENTS = 4
 
