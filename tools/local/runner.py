@@ -81,10 +81,6 @@ def _drain(world: World) -> list[str]:
     return warnings
 
 
-INTERRUPTED = StepResult("interrupted (Ctrl-C or SIGTERM)", None, Outcome.FAIL, "",
-                         "the run was stopped here; later journeys did not run")
-
-
 def _run_one(world: World, item: journeys.Journey, result: JourneyResult, progress: Progress,
              stopping: threading.Event) -> None:
     started = time.monotonic()
@@ -93,7 +89,8 @@ def _run_one(world: World, item: journeys.Journey, result: JourneyResult, progre
     except JourneyStopped:
         pass
     except KeyboardInterrupt:  # keep what ran; the caller tears down and reports it
-        result.steps.append(INTERRUPTED)
+        result.steps.append(StepResult("interrupted (Ctrl-C or SIGTERM)", None, Outcome.FAIL, "",
+                                       "the run was stopped here; later journeys did not run"))
         stopping.set()
     except Exception as error:  # a journey bug must not hide the other journeys
         result.steps.append(StepResult("journey crashed", None, Outcome.FAIL, "",
