@@ -271,6 +271,8 @@ class LambdaRuntime:
 
     @contextlib.contextmanager
     def _environment_of(self, function: DeclaredFunction) -> Iterator[None]:
+        """Its variables for the invoking thread; sys.stdout (process-wide) to its log, so
+        different functions still take turns, while invocations of one function overlap."""
         with self._environment:
             self._environment.wait_for(lambda: self._running == 0 or self._owner == function.name)
             if self._running == 0:
