@@ -303,6 +303,28 @@ def test_a_background_journey_that_nothing_may_run_beside_runs_alone_at_its_plac
     assert order == ["first", "browser"] and [j.name for j in report.journeys] == ["first", "browser"]
 
 
+def test_a_journey_beside_the_background_waits_for_it_before_it_takes_something_down() -> None:
+    order: list[str] = []
+    browser_may_end = threading.Event()
+
+    def browser(run: JourneyRun) -> None:  # ends only once the journey beside it has started
+        with run.step("the game day started meanwhile") as step:
+            step.check(browser_may_end.wait(10), "it did")
+        time.sleep(0.2)  # an alone() that did not wait would come first
+        order.append("browser done")
+
+    def game_day(run: JourneyRun) -> None:
+        order.append("devices connected")
+        browser_may_end.set()
+        run.alone()
+        order.append("region evacuated")
+
+    report, _ = _scheduled(("game-day", game_day, {"beside_background": True}),
+                           ("browser", browser, {"background": True}))
+
+    assert order == ["devices connected", "browser done", "region evacuated"] and report.ok
+
+
 def test_ctrl_c_beside_a_background_journey_stops_it_at_its_next_step() -> None:
     browsing = threading.Event()
 

@@ -82,10 +82,10 @@ def _drain(world: World) -> list[str]:
 
 
 def _run_one(world: World, item: journeys.Journey, result: JourneyResult, progress: Progress,
-             stopping: threading.Event) -> None:
+             stopping: threading.Event, await_background: Callable[[], None] = lambda: None) -> None:
     started = time.monotonic()
     try:
-        item.run(JourneyRun(world, result, progress, stopping))
+        item.run(JourneyRun(world, result, progress, stopping, await_background))
     except JourneyStopped:
         pass
     except KeyboardInterrupt:  # keep what ran; the caller tears down and reports it
@@ -101,7 +101,8 @@ def _run_one(world: World, item: journeys.Journey, result: JourneyResult, progre
 def run_journeys(world: World, selected: list[journeys.Journey], report: RunReport,
                   progress: Progress) -> None:
     """In order; a background journey (the browser's) in its own thread alongside the
-    journeys that allow it, awaited before any other."""
+    journeys that allow it, awaited before any other (and where one of them calls
+    `run.alone()`)."""
     results = {item.name: JourneyResult(item.name, item.title) for item in selected}
     started: set[str] = set()
     stopping = threading.Event()
@@ -135,7 +136,7 @@ def run_journeys(world: World, selected: list[journeys.Journey], report: RunRepo
                 await_background()
             progress.phase(f"journey {item.name}: {item.title}")
             started.add(item.name)
-            _run_one(world, item, results[item.name], progress, stopping)
+            _run_one(world, item, results[item.name], progress, stopping, await_background)
             progress.done()
             if stopping.is_set():
                 break

@@ -83,7 +83,8 @@ class Journey:
     # browser); the run waits for it before any journey that does not.
     background: bool = False
     # May run while a background journey runs: it uses only its own devices, users and items,
-    # and takes nothing down (no region, no endpoint, no CA) that another journey relies on.
+    # and takes nothing down (no region, no endpoint, no CA) that another journey relies on,
+    # or waits with `run.alone()` until the background journey ended before it does.
     beside_background: bool = False
 
 
@@ -141,9 +142,16 @@ class JourneyRun:
     """One journey's run: its steps' results, and what steps need."""
 
     def __init__(self, world: World, result: JourneyResult, progress: Progress,
-                 stopping: threading.Event | None = None) -> None:
+                 stopping: threading.Event | None = None,
+                 await_background: Callable[[], None] = lambda: None) -> None:
         self.world, self.result, self._progress = world, result, progress
         self._stopping = stopping  # set when the run is interrupted: no further step starts
+        self._await_background = await_background
+
+    def alone(self) -> None:
+        """Wait until no background journey runs: the steps after this take something down
+        (a region out of DNS) that a journey beside it would rely on."""
+        self._await_background()
 
     @contextmanager
     def step(self, title: str, *, region: str | None = None) -> Iterator[Step]:

@@ -1,8 +1,10 @@
 """CA rotation: the run is a rotation's overlap (tools/local/pki_material.py: the run's
 intermediate is the `previous` CA, a second one is `issuing`); devices are re-issued under the
 issuing CA until the retirement gate (tools/ca_rotation.py's survey) opens in every region.
-Runs after the device journeys (it re-issues their devices). Steps: docs/local-run.md,
-"Journeys and wires".
+Runs after the device journeys (it re-issues their devices), beside the browser journey
+(whose devices carry Amazon-issued certificates, so the survey never lists them) and before
+the game day, whose devices come from the issuing CA. Steps: docs/local-run.md, "Journeys and
+wires".
 """
 
 from __future__ import annotations
@@ -135,7 +137,7 @@ def _in_region(run: JourneyRun, region: str, stack: ca_rotation.Stack) -> None:
 
 @journey("ca-rotation", "CA rotation: both CAs during the overlap, a device re-issued under "
          "the new one, the old CA retired only when none remain", capability=CAPABILITY,
-         order=80)
+         order=60, beside_background=True)
 def rotation(run: JourneyRun) -> None:
     world = run.world
     stack = _rotation(world)

@@ -79,7 +79,7 @@ def connected_in(world: World, region: str, things: list[str]) -> list[str]:
 
 @journey("game-day", "Game day: region A evacuated with tools.evacuate; its devices reconnect in B "
          "through DNS and find identity, shadow and groups; B's updates are in A after --restore; nothing "
-         "lost, nothing echoes", capability="replication", order=70,
+         "lost, nothing echoes", capability="replication", order=70, beside_background=True,
          uses=("jitr", "shadow_replication", "cvm"))  # cvm: its controls are evacuated too
 def game_day(run: JourneyRun) -> None:
     from tools.local.emulation.device_endpoint import DeviceEndpoints
@@ -96,7 +96,8 @@ def game_day(run: JourneyRun) -> None:
     dns = world.emulation(Dns)
     things = [f"game-day-{i}" for i in range(DEVICES)]
     with run.step(f"{DEVICES} devices onboarded in {a} (JITR) are usable in {b} (replication)", region=a) as step:
-        devices = [world.pki.device(t) for t in things]
+        # After the CA rotation's retirement gate opened: new devices come from the issuing CA.
+        devices = [world.pki.device(t, next_ca=world.pki.next_intermediate is not None) for t in things]
         for device in devices:
             connect_first(world, a, device.pem)
         usable = seen.wait_for(lambda: [t for t in things if seen.active_certificates(world, b, t)],
@@ -129,6 +130,7 @@ def game_day(run: JourneyRun) -> None:
                                       lambda got: got == organised, timeout=world.converge_seconds, world=world)
             step.check(found_org == organised and all(o and o["groups"] == [GROUP] for o in organised.values()),
                        f"{sum(found_org[t] == organised[t] for t in things)} of {DEVICES} in {b}")
+        run.alone()  # the evacuation takes A out of DNS, under the browser's journey
         with run.step(f"operator: python -m tools.evacuate {world.stack} --region {a} --apply", region=a) as step:
             code, printed = evacuate(world, a, directory)
             lines = [line for line in printed.splitlines() if line[:1].isdigit()]
