@@ -4,7 +4,11 @@ everything torn down whatever happens."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import multiprocessing
+import signal
+import sys
 import threading
 import time
 from collections import Counter
@@ -48,6 +52,67 @@ _EVALUATED: dict[str, tuple[StackGraph, Any]] = {}
 
 
 Hold = Callable[[RunReport, World], None]
+CHILD_ANSWER_SECONDS = 60  # the check takes ~2 s; a child that hangs is replaced, not waited on
+
+
+class _Refused(Exception):
+    """Mandatory policy violations: the run stops before the journeys."""
+
+
+class PolicyCheck:
+    """The policy pack (2 s of one core) in a forked child while this process materialises
+    the stack on the other core; `report()` waits for it. The child shares the evaluated
+    graph copy-on-write and sends back only the report. Without fork, or when the child
+    dies or hangs without an answer, the check runs here: the same report, later."""
+
+    def __init__(self, graph: StackGraph, policy_config: Any, stack_config: Any) -> None:
+        from policy.pack import ALL_POLICIES  # noqa: F401 (imported here, once, before the fork)
+        from tools.policy_check import run_policies
+
+        self._here = lambda: run_policies(graph, policy_config=policy_config, stack_config=stack_config)
+        self._process: Any = None
+        if "fork" not in multiprocessing.get_all_start_methods():
+            return
+        context = multiprocessing.get_context("fork")
+        self._answers, sending = context.Pipe(duplex=False)
+        sys.stdout.flush()  # or the child would write again what this process has buffered
+        sys.stderr.flush()
+        self._process = context.Process(target=self._in_child, args=(sending,), daemon=True,
+                                        name="policy-check")
+        self._process.start()
+        sending.close()
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id; None once it answered, or where the check runs here."""
+        return None if self._process is None else self._process.pid
+
+    def _in_child(self, sending: Any) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+        try:
+            answer = self._here()
+        except BaseException:  # the parent runs it again and meets the error itself
+            answer = None
+        sending.send(answer)
+
+    def report(self) -> Any:
+        answer = None
+        if self._process is not None:
+            try:
+                if self._answers.poll(CHILD_ANSWER_SECONDS):
+                    answer = self._answers.recv()
+            except (EOFError, OSError):  # the child died (killed, out of memory)
+                pass
+            self.close()
+        return answer if answer is not None else self._here()
+
+    def close(self) -> None:
+        if self._process is not None:
+            if self._process.is_alive():
+                self._process.kill()
+            self._process.join()
+            self._answers.close()
+            self._process = None
 
 
 def _regions(config: dict[str, Any], project: str, wanted: list[str] | None) -> list[str]:
@@ -201,21 +266,30 @@ def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | N
     report = RunReport(stack=options.stack, regions=regions, broken_wires=list(options.breaks),
                        config_added=notes)
 
-    progress.phase("enforcing the policy pack (tools.policy_check)")
     path = POLICY_CONFIG_DIR / f"{options.stack}.json"
     policy_config = json.loads(path.read_text()) if path.is_file() else None
-    if policy_report is None:
+    runtime = [j for j in selected if j.needs_runtime]
+    materialising = bool(runtime) or not options.journeys
+
+    def enforce(found: Any) -> None:
+        """The pack's verdict into the report; mandatory violations stop the run."""
+        _EVALUATED[memo] = (evaluated, found)
+        advisory = Counter(v.policy + ("" if v.judged else " (not judged)") for v in found.advisory)
+        report.policy = PolicySummary(len(found.mandatory), len(found.advisory), found.policies,
+                                      found.resources, format_report(found), dict(advisory))
+        if found.mandatory:
+            report.errors.append("mandatory policy violations: the stack would not deploy")
+            report.seconds = time.monotonic() - started
+            raise _Refused
+
+    if policy_report is None and not materialising:
         policy_report = run_policies(evaluated, policy_config=policy_config, stack_config=spec.config)
-        _EVALUATED[memo] = (evaluated, policy_report)
-    advisory = Counter(v.policy + ("" if v.judged else " (not judged)")
-                       for v in policy_report.advisory)
-    report.policy = PolicySummary(len(policy_report.mandatory), len(policy_report.advisory),
-                                  policy_report.policies, policy_report.resources,
-                                  format_report(policy_report), dict(advisory))
-    if policy_report.mandatory:
-        report.errors.append("mandatory policy violations: the stack would not deploy")
-        report.seconds = time.monotonic() - started
-        return report
+    if policy_report is not None:
+        progress.phase("enforcing the policy pack (tools.policy_check)")
+        try:
+            enforce(policy_report)
+        except _Refused:
+            return report
 
     graph = evaluated
     for name in options.breaks:
@@ -228,17 +302,21 @@ def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | N
         evaluated=evaluated, stack_config=spec.config, policy_config=policy_config,
         policy_report=policy_report, converge_seconds=options.converge_seconds)
     threads_before = set(threading.enumerate())
-    runtime = [j for j in selected if j.needs_runtime]
-    if not runtime and options.journeys:
+    if not materialising:
         run_journeys(World(graph=graph, **{k: v for k, v in context.items() if k != "regions"},
                             regions=tuple(regions)), selected, report, progress)
     else:
         every = options.journey is None
         capabilities = None if every else {c for j in runtime for c in (j.capability, *j.uses) if c}
+        check = None if policy_report is not None else PolicyCheck(evaluated, policy_config, spec.config)
         progress.phase(f"materialising the declared resources in {', '.join(regions)} and "
-                       "starting the emulations")
+                       "starting the emulations" + ("" if check is None else
+                                                    "; beside it, enforcing the policy pack"))
         try:
             with open_world(graph, capabilities=capabilities, background=True, **context) as world:
+                if check is not None:
+                    world.policy_report = check.report()
+                    enforce(world.policy_report)
                 made = world.made
                 report.materialised = {r: dict(c) for r, c in made.by_region().items()}
                 report.not_materialised = {short_type(t): n for t, n in made.not_materialised.items()}
@@ -254,7 +332,15 @@ def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | N
                     report.warnings += _drain(world)
                 progress.phase("stopping the emulations")
         except MaterialiseError as failed:
+            if check is not None:  # the pack's verdict first: a refused stack says so
+                with contextlib.suppress(_Refused):
+                    enforce(check.report())
             report.errors += [f"materialise: {e}" for e in failed.result.errors]
+        except _Refused:
+            pass
+        finally:
+            if check is not None:
+                check.close()
     deadline = time.monotonic() + 5
     for thread in set(threading.enumerate()) - threads_before:
         thread.join(timeout=max(0.0, deadline - time.monotonic()))
