@@ -394,37 +394,6 @@ def test_a_mandatory_violation_stops_the_run_before_the_server() -> None:
     assert report.endpoint == "" and report.journeys == []
 
 
-def test_the_policy_check_beside_the_materialisation_answers_as_in_process_even_if_its_child_dies(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    from tools import policy_check
-    from tools.harness import RecordedResource
-    from tools.local.runner import PolicyCheck
-
-    log_group = "aws:cloudwatch/logGroup:LogGroup"  # no KMS key, no retention: violations
-    graph = StackGraph("proj", "test", [RecordedResource(
-        log_group, "logs", f"urn:pulumi:test::proj::{log_group}::logs", {"name": "logs"}, None, True, None)])
-    here = policy_check.run_policies(graph)
-    verdict = lambda found: sorted((v.policy, v.level, v.urn) for v in found.violations)  # noqa: E731
-    assert here.mandatory
-
-    beside = PolicyCheck(graph, None, None)
-    assert beside.pid not in (None, os.getpid())  # a child, while this process goes on
-    assert verdict(beside.report()) == verdict(here) and beside.pid is None
-
-    parent = os.getpid()
-    real = policy_check.run_policies
-
-    def dies_in_the_child(*args: Any, **kwargs: Any) -> Any:
-        if os.getpid() != parent:
-            os._exit(1)  # killed, out of memory: no answer
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(policy_check, "run_policies", dies_in_the_child)
-    orphaned = PolicyCheck(graph, None, None)
-    assert orphaned.pid is not None
-    assert verdict(orphaned.report()) == verdict(here)  # checked here instead
-
-
 def test_unknown_region_is_a_setup_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--quiet", "--regions", "eu-west-1,mars-east-1"]) == 2
     assert "mars-east-1 not in the stack's regions" in capsys.readouterr().err

@@ -4,7 +4,9 @@ the CLI, and reports exactly what pulumi_policy's own analyzer servicer reports.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from google.protobuf import struct_pb2
@@ -14,7 +16,7 @@ from tools.policy_sdk import AnalyzerServicer as _PolicyAnalyzerServicer
 
 from tools import policy_check as check
 from policy.pack import ALL_POLICIES, PACK_NAME
-from tools.harness import evaluate_program, load_program_stack
+from tools.harness import RecordedResource, StackGraph, evaluate_program, load_program_stack
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "insecure_program"
 FIXTURE_CONFIG = json.loads((FIXTURE / "policy-config.json").read_text())
@@ -219,3 +221,30 @@ def test_module_entry_point_runs_on_prod():
                             cwd=root, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip().splitlines()[-1].startswith("Summary: stack prod: 0 mandatory")
+
+
+def test_a_check_in_a_child_answers_as_in_process_even_if_the_child_dies(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    log_group = "aws:cloudwatch/logGroup:LogGroup"  # no KMS key, no retention: violations
+    graph = StackGraph("proj", "test", [RecordedResource(
+        log_group, "logs", f"urn:pulumi:test::proj::{log_group}::logs", {"name": "logs"}, None, True, None)])
+    here = check.run_policies(graph)
+    verdict = lambda found: sorted((v.policy, v.level, v.urn) for v in found.violations)  # noqa: E731
+    assert here.mandatory
+
+    beside = check.ForkedPolicyRun(graph)
+    assert beside.pid not in (None, os.getpid())  # a child, while this process goes on
+    assert verdict(beside.report()) == verdict(here) and beside.pid is None
+
+    parent = os.getpid()
+    real = check.run_policies
+
+    def dies_in_the_child(*args: Any, **kwargs: Any) -> Any:
+        if os.getpid() != parent:
+            os._exit(1)  # killed, out of memory: no answer
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(check, "run_policies", dies_in_the_child)
+    orphaned = check.ForkedPolicyRun(graph)
+    assert orphaned.pid is not None
+    assert verdict(orphaned.report()) == verdict(here)  # checked here instead

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import multiprocessing
-import signal
-import sys
 import threading
 import time
 from collections import Counter
@@ -52,67 +49,10 @@ _EVALUATED: dict[str, tuple[StackGraph, Any]] = {}
 
 
 Hold = Callable[[RunReport, World], None]
-CHILD_ANSWER_SECONDS = 60  # the check takes ~2 s; a child that hangs is replaced, not waited on
 
 
 class _Refused(Exception):
     """Mandatory policy violations: the run stops before the journeys."""
-
-
-class PolicyCheck:
-    """The policy pack (2 s of one core) in a forked child while this process materialises
-    the stack on the other core; `report()` waits for it. The child shares the evaluated
-    graph copy-on-write and sends back only the report. Without fork, or when the child
-    dies or hangs without an answer, the check runs here: the same report, later."""
-
-    def __init__(self, graph: StackGraph, policy_config: Any, stack_config: Any) -> None:
-        from policy.pack import ALL_POLICIES  # noqa: F401 (imported here, once, before the fork)
-        from tools.policy_check import run_policies
-
-        self._here = lambda: run_policies(graph, policy_config=policy_config, stack_config=stack_config)
-        self._process: Any = None
-        if "fork" not in multiprocessing.get_all_start_methods():
-            return
-        context = multiprocessing.get_context("fork")
-        self._answers, sending = context.Pipe(duplex=False)
-        sys.stdout.flush()  # or the child would write again what this process has buffered
-        sys.stderr.flush()
-        self._process = context.Process(target=self._in_child, args=(sending,), daemon=True,
-                                        name="policy-check")
-        self._process.start()
-        sending.close()
-
-    @property
-    def pid(self) -> int | None:
-        """The child's process id; None once it answered, or where the check runs here."""
-        return None if self._process is None else self._process.pid
-
-    def _in_child(self, sending: Any) -> None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-        try:
-            answer = self._here()
-        except BaseException:  # the parent runs it again and meets the error itself
-            answer = None
-        sending.send(answer)
-
-    def report(self) -> Any:
-        answer = None
-        if self._process is not None:
-            try:
-                if self._answers.poll(CHILD_ANSWER_SECONDS):
-                    answer = self._answers.recv()
-            except (EOFError, OSError):  # the child died (killed, out of memory)
-                pass
-            self.close()
-        return answer if answer is not None else self._here()
-
-    def close(self) -> None:
-        if self._process is not None:
-            if self._process.is_alive():
-                self._process.kill()
-            self._process.join()
-            self._answers.close()
-            self._process = None
 
 
 def _regions(config: dict[str, Any], project: str, wanted: list[str] | None) -> list[str]:
@@ -224,7 +164,7 @@ def run_journeys(world: World, selected: list[journeys.Journey], report: RunRepo
 def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | None = None) -> RunReport:
     """Run the stack locally. Raises SetupError when it cannot start; otherwise the report
     says what passed and failed."""
-    from tools.policy_check import format_report, run_policies
+    from tools.policy_check import ForkedPolicyRun, format_report, run_policies
 
     progress = progress or Progress(enabled=False)
     started = time.monotonic()
@@ -308,7 +248,8 @@ def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | N
     else:
         every = options.journey is None
         capabilities = None if every else {c for j in runtime for c in (j.capability, *j.uses) if c}
-        check = None if policy_report is not None else PolicyCheck(evaluated, policy_config, spec.config)
+        check = None if policy_report is not None else ForkedPolicyRun(
+            evaluated, policy_config=policy_config, stack_config=spec.config)
         progress.phase(f"materialising the declared resources in {', '.join(regions)} and "
                        "starting the emulations" + ("" if check is None else
                                                     "; beside it, enforcing the policy pack"))
