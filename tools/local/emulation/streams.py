@@ -53,8 +53,8 @@ class StreamReader:
     looking the table's shard up afresh on every read: moto restores a table from a copy when
     a transaction is cancelled, and a shard held across that is the discarded copy. Every
     consumer polls every 20-50 ms, so a read takes moto's records straight from the shard,
-    as its GetRecords would return them, instead of three API round trips (a fifth of the
-    run's CPU); it still counts as a GetRecords call (`World.calls`: the call log, a region
+    as its GetRecords would return them, instead of three API round trips (about 4 s of the
+    local run's interpreter time); it still counts as a GetRecords call (`World.calls`: the call log, a region
     taken down, injected faults), made only when the shard changed since the last read."""
 
     def __init__(self, world: World, region: str, stream_arn: str, position: str = "LATEST") -> None:
