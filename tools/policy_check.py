@@ -38,8 +38,6 @@ import asyncio
 import contextvars
 import functools
 import json
-import multiprocessing
-import signal
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -63,6 +61,7 @@ from pulumi_policy import (
 )
 
 from tools import harness
+from tools.forked import ForkedCall
 from tools.harness import RecordedResource, StackGraph
 from tools.policy_sdk import (
     NotApplicableError,
@@ -489,64 +488,14 @@ def run_policies(graph: StackGraph, *, policies: Sequence[Policy] | None = None,
                        tuple(waivers))
 
 
-CHILD_ANSWER_SECONDS = 60  # the check takes ~2 s; a child that hangs is replaced, not waited on
+def forked_policy_run(graph: StackGraph, *, policy_config: Mapping[str, Any] | None = None,
+                      stack_config: Mapping[str, Any] | None = None) -> ForkedCall[Report]:
+    """`run_policies` (2 s of one core for a stack) in a forked child while this process goes
+    on (the local run materialises the stack meanwhile); `.result()` waits for the report."""
+    from policy.pack import ALL_POLICIES  # noqa: F401 (imported here, once, before the fork)
 
-
-class ForkedPolicyRun:
-    """`run_policies` (2 s of one core for a stack) in a forked child, while this process goes
-    on with its own work (the local run materialises the stack meanwhile); `report()` waits
-    for it. The child shares the graph copy-on-write and sends back only the report. Without
-    fork, or when the child dies or hangs without an answer, the check runs here: the same
-    report, later."""
-
-    def __init__(self, graph: StackGraph, *, policy_config: Mapping[str, Any] | None = None,
-                 stack_config: Mapping[str, Any] | None = None) -> None:
-        from policy.pack import ALL_POLICIES  # noqa: F401 (imported here, once, before the fork)
-
-        self._here = lambda: run_policies(graph, policy_config=policy_config, stack_config=stack_config)
-        self._process: Any = None
-        if "fork" not in multiprocessing.get_all_start_methods():
-            return
-        context = multiprocessing.get_context("fork")
-        self._answers, sending = context.Pipe(duplex=False)
-        sys.stdout.flush()  # or the child would write again what this process has buffered
-        sys.stderr.flush()
-        self._process = context.Process(target=self._in_child, args=(sending,), daemon=True,
-                                        name="policy-check")
-        self._process.start()
-        sending.close()
-
-    @property
-    def pid(self) -> int | None:
-        """The child's process id; None once it answered, or where the check runs here."""
-        return None if self._process is None else self._process.pid
-
-    def _in_child(self, sending: Any) -> None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-        try:
-            answer = self._here()
-        except BaseException:  # the parent runs it again and meets the error itself
-            answer = None
-        sending.send(answer)
-
-    def report(self) -> Report:
-        answer: Report | None = None
-        if self._process is not None:
-            try:
-                if self._answers.poll(CHILD_ANSWER_SECONDS):
-                    answer = self._answers.recv()
-            except (EOFError, OSError):  # the child died (killed, out of memory)
-                pass
-            self.close()
-        return answer if answer is not None else self._here()
-
-    def close(self) -> None:
-        if self._process is not None:
-            if self._process.is_alive():
-                self._process.kill()
-            self._process.join()
-            self._answers.close()
-            self._process = None
+    return ForkedCall(lambda: run_policies(graph, policy_config=policy_config, stack_config=stack_config),
+                      name="policy-check")
 
 
 def check_program(program_dir: Path | str, stack: str, *,

@@ -232,9 +232,9 @@ def test_a_check_in_a_child_answers_as_in_process_even_if_the_child_dies(
     verdict = lambda found: sorted((v.policy, v.level, v.urn) for v in found.violations)  # noqa: E731
     assert here.mandatory
 
-    beside = check.ForkedPolicyRun(graph)
+    beside = check.forked_policy_run(graph)
     assert beside.pid not in (None, os.getpid())  # a child, while this process goes on
-    assert verdict(beside.report()) == verdict(here) and beside.pid is None
+    assert verdict(beside.result()) == verdict(here) and beside.pid is None
 
     parent = os.getpid()
     real = check.run_policies
@@ -245,6 +245,6 @@ def test_a_check_in_a_child_answers_as_in_process_even_if_the_child_dies(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(check, "run_policies", dies_in_the_child)
-    orphaned = check.ForkedPolicyRun(graph)
+    orphaned = check.forked_policy_run(graph)
     assert orphaned.pid is not None
-    assert verdict(orphaned.report()) == verdict(here)  # checked here instead
+    assert verdict(orphaned.result()) == verdict(here)  # checked here instead

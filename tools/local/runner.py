@@ -164,7 +164,7 @@ def run_journeys(world: World, selected: list[journeys.Journey], report: RunRepo
 def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | None = None) -> RunReport:
     """Run the stack locally. Raises SetupError when it cannot start; otherwise the report
     says what passed and failed."""
-    from tools.policy_check import ForkedPolicyRun, format_report, run_policies
+    from tools.policy_check import forked_policy_run, format_report, run_policies
 
     progress = progress or Progress(enabled=False)
     started = time.monotonic()
@@ -248,7 +248,7 @@ def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | N
     else:
         every = options.journey is None
         capabilities = None if every else {c for j in runtime for c in (j.capability, *j.uses) if c}
-        check = None if policy_report is not None else ForkedPolicyRun(
+        check = None if policy_report is not None else forked_policy_run(
             evaluated, policy_config=policy_config, stack_config=spec.config)
         progress.phase(f"materialising the declared resources in {', '.join(regions)} and "
                        "starting the emulations" + ("" if check is None else
@@ -256,7 +256,7 @@ def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | N
         try:
             with open_world(graph, capabilities=capabilities, background=True, **context) as world:
                 if check is not None:
-                    world.policy_report = check.report()
+                    world.policy_report = check.result()
                     enforce(world.policy_report)
                 made = world.made
                 report.materialised = {r: dict(c) for r, c in made.by_region().items()}
@@ -275,7 +275,7 @@ def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | N
         except MaterialiseError as failed:
             if check is not None:  # the pack's verdict first: a refused stack says so
                 with contextlib.suppress(_Refused):
-                    enforce(check.report())
+                    enforce(check.result())
             report.errors += [f"materialise: {e}" for e in failed.result.errors]
         except _Refused:
             pass

@@ -67,7 +67,7 @@ def pki_bootstrap(run: JourneyRun) -> None:
 @journey("policy-violation", "A policy-pack violation injected into a copy of the stack is reported",
          needs_runtime=False, order=50, beside_background=True)  # before game day: beside the browser
 def policy_violation(run: JourneyRun) -> None:
-    from tools.policy_check import ForkedPolicyRun
+    from tools.policy_check import forked_policy_run
 
     world = run.world
     evaluated = world.evaluated or world.graph
@@ -87,7 +87,7 @@ def policy_violation(run: JourneyRun) -> None:
     with run.step("the policy runner rejects the copy, naming that log group") as step:
         before = mandatory_on(world.policy_report)  # the run's own check of the stack
         # In a child: the check's 2-3 s of Python would otherwise be taken from the browser beside it.
-        after = mandatory_on(ForkedPolicyRun(broken, policy_config=world.policy_config,
-                                         stack_config=world.stack_config).report())
+        after = mandatory_on(forked_policy_run(broken, policy_config=world.policy_config,
+                                               stack_config=world.stack_config).result())
         step.check(not before and bool(after), f"mandatory violation(s) on {target.name}: before "
                                                f"{before or 'none'}, after {', '.join(after) or 'none'}")
