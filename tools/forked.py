@@ -11,6 +11,7 @@ raises is raised here, with its own traceback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import signal
 import sys
@@ -28,12 +29,18 @@ class ForkedCall(Generic[T]):
         if "fork" not in multiprocessing.get_all_start_methods():
             return
         context = multiprocessing.get_context("fork")
+        for stream in (sys.stdout, sys.stderr):  # or the child would write it again
+            with contextlib.suppress(AttributeError, OSError, ValueError):  # none, or closed
+                stream.flush()
         self._answers, sending = context.Pipe(duplex=False)
-        sys.stdout.flush()  # or the child would write again what this process has buffered
-        sys.stderr.flush()
-        self._process = context.Process(target=self._in_child, args=(sending,), daemon=True, name=name)
-        self._process.start()
-        sending.close()
+        try:
+            self._process = context.Process(target=self._in_child, args=(sending,), daemon=True, name=name)
+            self._process.start()
+        except OSError:  # no fork now (process or memory limits): the call is made here
+            self._process = None
+            self._answers.close()
+        finally:
+            sending.close()
 
     @property
     def pid(self) -> int | None:

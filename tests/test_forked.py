@@ -1,0 +1,44 @@
+"""tools/forked.py: a call made in a forked child; whatever goes wrong there, the call is made
+here instead, so the result (or the error) is the one an in-process call gives."""
+
+from __future__ import annotations
+
+import multiprocessing.context
+import os
+
+import pytest
+
+from tools.forked import ForkedCall
+
+
+def test_the_child_makes_the_call_and_sends_back_its_result() -> None:
+    parent = os.getpid()
+    call = ForkedCall(lambda: {"made in": os.getpid(), "items": [1, 2]}, name="test")
+    assert call.pid not in (None, parent)
+    answer = call.result()
+    assert answer["made in"] not in (None, parent) and answer["items"] == [1, 2]
+    assert call.pid is None  # answered: the child is gone
+
+
+def test_an_error_in_the_child_is_raised_here_by_the_call_made_again() -> None:
+    parent = os.getpid()
+    made_here = []
+
+    def fails_everywhere() -> None:
+        if os.getpid() == parent:
+            made_here.append(True)
+        raise LookupError("no such stack")
+
+    with pytest.raises(LookupError, match="no such stack"):
+        ForkedCall(fails_everywhere, name="test").result()
+    assert made_here == [True]
+
+
+def test_without_a_fork_the_call_is_made_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_fork(self: object) -> None:
+        raise OSError("Resource temporarily unavailable")
+
+    monkeypatch.setattr(multiprocessing.context.ForkProcess, "start", no_fork)
+    call = ForkedCall(os.getpid, name="test")
+    assert call.pid is None
+    assert call.result() == os.getpid()
