@@ -134,8 +134,9 @@ def transition_problems(machine: dict[str, Any], where: str = "") -> list[str]:
 def definition_problems(definition: str) -> list[str]:
     """What AWS would refuse in a definition (CreateStateMachine): a transition to no state,
     aws-sdk tasks' actions and parameters."""
-    problems = transition_problems(json.loads(definition))
-    for name, state in _tasks(json.loads(definition).get("States") or {}):
+    machine = json.loads(definition)
+    problems = transition_problems(machine)
+    for name, state in _tasks(machine.get("States") or {}):
         resource = str(state.get("Resource") or "")
         if state.get("Type") != "Task" or not resource.startswith(_SDK_PREFIX):
             continue
