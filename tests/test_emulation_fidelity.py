@@ -364,7 +364,7 @@ def test_a_transition_to_no_state_is_refused(world: World) -> None:
         with pytest.raises(ClientError) as refused:
             machine(world, {"StartAt": start, "States": states})
         assert refused.value.response["Error"]["Code"] == "InvalidDefinition"
-        assert f"MISSING_TRANSITION_TARGET: " in str(refused.value) and f"at {where} " in str(refused.value)
+        assert "MISSING_TRANSITION_TARGET: " in str(refused.value) and f"at {where} " in str(refused.value)
     machine(world, {"StartAt": "Par", "States": {  # every kind of transition, each to a state of its scope
         "Par": {"Type": "Parallel", "Branches": [{"StartAt": "In", "States": {"In": {"Type": "Pass", "End": True}}}],
                 "Next": "C"},

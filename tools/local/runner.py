@@ -244,7 +244,7 @@ def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | N
     threads_before = set(threading.enumerate())
     if not materialising:
         run_journeys(World(graph=graph, **{k: v for k, v in context.items() if k != "regions"},
-                            regions=tuple(regions)), selected, report, progress)
+                           regions=tuple(regions)), selected, report, progress)
     else:
         every = options.journey is None
         capabilities = None if every else {c for j in runtime for c in (j.capability, *j.uses) if c}
