@@ -3,8 +3,12 @@ here instead, so the result (or the error) is the one an in-process call gives."
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import multiprocessing.context
 import os
+import threading
+import time
 
 import pytest
 
@@ -42,3 +46,21 @@ def test_without_a_fork_the_call_is_made_here(monkeypatch: pytest.MonkeyPatch) -
     call = ForkedCall(os.getpid, name="test")
     assert call.pid is None
     assert call.result() == os.getpid()
+
+
+def test_the_parents_event_loop_still_wakes_after_a_child_answered() -> None:
+    """Parent and child share the loop's epoll: a child that closed its copy of the loop
+    unregistered the parent's wake-up pipe, and the parent's next Pulumi evaluation waited
+    forever for its executor threads' answers."""
+    asyncio.set_event_loop(asyncio.new_event_loop())  # held, like the SDK's, by the policy alone
+    assert ForkedCall(lambda: gc.collect() >= 0, name="test").result()
+    loop = asyncio.get_event_loop_policy().get_event_loop()
+    try:
+        woken = loop.create_future()
+        threading.Timer(0.05, loop.call_soon_threadsafe, (woken.set_result, "woken")).start()
+        started = time.monotonic()
+        loop.run_until_complete(asyncio.wait_for(woken, 5))
+        assert time.monotonic() - started < 2, "the loop woke only at its timeout"
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()

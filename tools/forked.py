@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 ANSWER_SECONDS = 60  # the calls take seconds; a child that hangs is replaced, not waited on
+_INHERITED_LOOPS: list[asyncio.AbstractEventLoop] = []  # in a child: never closed (see _in_child)
 
 
 class ForkedCall(Generic[T]):
@@ -49,7 +50,12 @@ class ForkedCall(Generic[T]):
 
     def _in_child(self, sending: Any) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-        # The parent's event loop (the Pulumi SDK's) lists executor threads a child does not have.
+        # The parent's event loop (the Pulumi SDK's) lists executor threads a child does not
+        # have: the child gets its own. The parent's must stay referenced here until the child
+        # exits: collected, it would close, and its epoll, which parent and child share, would
+        # stop watching the parent's wake-up pipe (the parent's next evaluation hung).
+        with contextlib.suppress(RuntimeError):
+            _INHERITED_LOOPS.append(asyncio.get_event_loop_policy().get_event_loop())
         asyncio.set_event_loop(asyncio.new_event_loop())
         try:
             answer: tuple[T] | None = (self._call(),)
