@@ -325,6 +325,47 @@ def test_a_journey_beside_the_background_waits_for_it_before_it_takes_something_
     assert order == ["devices connected", "browser done", "region evacuated"] and report.ok
 
 
+def test_a_journey_waiting_for_one_region_goes_on_once_the_background_is_done_with_it() -> None:
+    order: list[str] = []
+    game_day_went_on = threading.Event()
+
+    def browser(run: JourneyRun) -> None:
+        order.append("browser in A")
+        run.done_with("region-b")  # not the one the game day waits for
+        time.sleep(0.2)  # an alone("region-a") that did not wait would come first
+        order.append("browser leaves A")
+        run.done_with("region-a")
+        with run.step("the game day went on while the browser still ran") as step:
+            step.check(game_day_went_on.wait(10), "it did")
+        order.append("browser in B")
+
+    def game_day(run: JourneyRun) -> None:
+        run.alone("region-a")
+        order.append("A evacuated")
+        game_day_went_on.set()
+
+    report, steps = _scheduled(("game-day", game_day, {"beside_background": True}),
+                               ("browser", browser, {"background": True}))
+
+    assert order == ["browser in A", "browser leaves A", "A evacuated", "browser in B"] and report.ok
+
+
+def test_a_background_journey_that_fails_early_releases_every_region() -> None:
+    def browser(run: JourneyRun) -> None:
+        raise RuntimeError("Chromium did not start")
+
+    answers: list[Any] = []  # a game day left waiting would hang the test: run it in a thread
+    scheduling = threading.Thread(target=lambda: answers.append(_scheduled(
+        ("game-day", lambda run: run.alone("region-a"), {"beside_background": True}),
+        ("browser", browser, {"background": True}))), daemon=True)
+    scheduling.start()
+    scheduling.join(10)
+
+    assert answers, "the game day still waits for a journey that ended"
+    _, steps = answers[0]
+    assert steps["browser"] == ["fail: journey crashed"] and steps["game-day"] == []
+
+
 def test_ctrl_c_beside_a_background_journey_stops_it_at_its_next_step() -> None:
     browsing = threading.Event()
 

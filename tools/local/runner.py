@@ -87,10 +87,10 @@ def _drain(world: World) -> list[str]:
 
 
 def _run_one(world: World, item: journeys.Journey, result: JourneyResult, progress: Progress,
-             stopping: threading.Event, await_background: Callable[[], None] = lambda: None) -> None:
+             stopping: threading.Event, **run_options: Any) -> None:
     started = time.monotonic()
     try:
-        item.run(JourneyRun(world, result, progress, stopping, await_background))
+        item.run(JourneyRun(world, result, progress, stopping, **run_options))
     except JourneyStopped:
         pass
     except KeyboardInterrupt:  # keep what ran; the caller tears down and reports it
@@ -107,27 +107,44 @@ def run_journeys(world: World, selected: list[journeys.Journey], report: RunRepo
                   progress: Progress) -> None:
     """In order; a background journey (the browser's) in its own thread alongside the
     journeys that allow it, awaited before any other (and where one of them calls
-    `run.alone()`)."""
+    `run.alone(region)`, until it said it is done with that region)."""
     results = {item.name: JourneyResult(item.name, item.title) for item in selected}
     started: set[str] = set()
     stopping = threading.Event()
     waiting = [j for j in selected if j.background]
-    running: list[threading.Thread] = []
+    running: dict[str, threading.Thread] = {}
+    released: dict[str, set[str | None]] = {}  # background journey -> regions it is done with (None: all)
+    changed = threading.Condition()
+
+    def release(name: str, region: str | None) -> None:
+        with changed:
+            released.setdefault(name, set()).add(region)
+            changed.notify_all()
+
+    def in_background(item: journeys.Journey) -> None:
+        try:
+            _run_one(world, item, results[item.name], Progress(enabled=False), stopping,
+                     done_with=lambda region: release(item.name, region))
+        finally:
+            release(item.name, None)
 
     def start_background() -> None:
         for item in waiting:
             progress.phase(f"journey {item.name}: {item.title} (in the background)")
-            thread = threading.Thread(target=_run_one, name=f"journey-{item.name}", daemon=True, args=(
-                world, item, results[item.name], Progress(enabled=False), stopping))
-            thread.start()
-            running.append(thread)
+            running[item.name] = threading.Thread(target=in_background, args=(item,), name=f"journey-{item.name}",
+                                                  daemon=True)
+            running[item.name].start()
             started.add(item.name)
         waiting.clear()
 
-    def await_background(*, start: bool = False) -> None:
+    def await_background(region: str | None = None, *, start: bool = False) -> None:
         if start:  # at the end: one that no journey was allowed beside runs alone
             start_background()
-        for thread in running:
+        if region is not None:
+            with changed:
+                changed.wait_for(lambda: all(released.get(name, set()) & {region, None} for name in running))
+            return
+        for thread in running.values():
             thread.join()
         running.clear()
 
@@ -141,7 +158,7 @@ def run_journeys(world: World, selected: list[journeys.Journey], report: RunRepo
                 await_background()
             progress.phase(f"journey {item.name}: {item.title}")
             started.add(item.name)
-            _run_one(world, item, results[item.name], progress, stopping, await_background)
+            _run_one(world, item, results[item.name], progress, stopping, await_background=await_background)
             progress.done()
             if stopping.is_set():
                 break
@@ -153,10 +170,10 @@ def run_journeys(world: World, selected: list[journeys.Journey], report: RunRepo
         report.journeys.extend(r for name, r in results.items() if name in started)
     if stopping.is_set():
         report.interrupted = True
-        for thread in running:  # its next step sees `stopping`; its browser closes
+        for name, thread in running.items():  # its next step sees `stopping`; its browser closes
             thread.join(timeout=DRAIN_SECONDS)
             if thread.is_alive():
-                results[thread.name.removeprefix("journey-")].steps.append(StepResult(
+                results[name].steps.append(StepResult(
                     "still running when the run stopped", None, Outcome.FAIL, "",
                     f"not finished {DRAIN_SECONDS} s after the interrupt"))
 

@@ -61,6 +61,7 @@ class Outcome:
     region: str
     thing: str | None = None
     certificate_id: str | None = None
+    certificate_pem: str | None = None
     error: str | None = None
 
 
@@ -115,6 +116,7 @@ class SimulatedDevice:
             accepted = template.register_thing(claim, f"{bundle['clientIdPrefix']}{serial}",
                                                created["certificateOwnershipToken"], {"SerialNumber": serial})
             outcome.thing, outcome.certificate_id = accepted["thingName"], created["certificateId"]
+            outcome.certificate_pem = created["certificatePem"]
         except (AccessDenied, Rejected, KeyError) as problem:
             outcome.error = f"{type(problem).__name__}: {problem}"
         with self._done:

@@ -84,7 +84,7 @@ class Journey:
     background: bool = False
     # May run while a background journey runs: it uses only its own devices, users and items,
     # and takes nothing down (no region, no endpoint, no CA) that another journey relies on,
-    # or waits with `run.alone()` until the background journey ended before it does.
+    # or waits with `run.alone(region)` until the background journey no longer uses it.
     beside_background: bool = False
 
 
@@ -143,15 +143,20 @@ class JourneyRun:
 
     def __init__(self, world: World, result: JourneyResult, progress: Progress,
                  stopping: threading.Event | None = None,
-                 await_background: Callable[[], None] = lambda: None) -> None:
+                 await_background: Callable[[str | None], None] = lambda region: None,
+                 done_with: Callable[[str], None] = lambda region: None) -> None:
         self.world, self.result, self._progress = world, result, progress
         self._stopping = stopping  # set when the run is interrupted: no further step starts
-        self._await_background = await_background
+        self._await_background, self._done_with = await_background, done_with
 
-    def alone(self) -> None:
-        """Wait until no background journey runs: the steps after this take something down
-        (a region out of DNS) that a journey beside it would rely on."""
-        self._await_background()
+    def alone(self, region: str | None = None) -> None:
+        """Wait until no background journey uses `region` (None: until none runs): the steps
+        after this take it down (out of DNS) under a journey beside it."""
+        self._await_background(region)
+
+    def done_with(self, region: str) -> None:
+        """(In a background journey) no later step uses `region`: `alone(region)` goes on."""
+        self._done_with(region)
 
     @contextmanager
     def step(self, title: str, *, region: str | None = None) -> Iterator[Step]:

@@ -130,7 +130,7 @@ def game_day(run: JourneyRun) -> None:
                                       lambda got: got == organised, timeout=world.converge_seconds, world=world)
             step.check(found_org == organised and all(o and o["groups"] == [GROUP] for o in organised.values()),
                        f"{sum(found_org[t] == organised[t] for t in things)} of {DEVICES} in {b}")
-        run.alone()  # the evacuation takes A out of DNS, under the browser's journey
+        run.alone(a)  # the evacuation takes A out of DNS: not under a journey still using it
         with run.step(f"operator: python -m tools.evacuate {world.stack} --region {a} --apply", region=a) as step:
             code, printed = evacuate(world, a, directory)
             lines = [line for line in printed.splitlines() if line[:1].isdigit()]

@@ -23,7 +23,8 @@ from tools import installer
 from tools.harness import StackGraph
 from tools.local.emulation.installer_web import InstallerWebBackend
 from tools.local.graph_edit import with_each
-from tools.local.journeys import JourneyRun, journey, run_config, shown, wire
+from tools.local.journeys import JourneyRun, journey, run_config, short, shown, wire
+from tools.local.journeys import registry as seen
 from tools.local.journeys.registry import plain_item
 from tools.local.world import World
 
@@ -273,6 +274,16 @@ def _drive(run: JourneyRun, browser: Browser, region_a: str, region_b: str | Non
         browser("click", name="Sign out")
 
     if region_b is not None:
+        # The game day may take region A out of DNS once this journey is done with it; what the
+        # browser provisioned there must be usable in B by then (the evacuation's preflight).
+        provisioned = next(o for o in reversed(device.outcomes) if o.serial == "SN-WEB-A")
+        with run.step(f"the recorder writes SN-WEB-A's inventory item in {region_a}", region=region_a) as step:
+            row = seen.wait_for(lambda: seen.row(world, region_a, "SN-WEB-A") or {}, bool,
+                                timeout=world.converge_seconds, world=world)
+            step.check(row.get("certificateId") == provisioned.certificate_id,
+                       f"row SN-WEB-A: certificate {short(str(row.get('certificateId')))}")
+        run.known_elsewhere(region_a, "SN-WEB-A", row, provisioned.certificate_pem or "", without="provisioning there")
+        run.done_with(region_a)
         # Only the browser loses region A: the journeys running alongside still use it.
         with run.step(f"{region_a} stops answering the installer: the app picks {region_b}, the nearest healthy "
                       "region", region=region_b) as step:
