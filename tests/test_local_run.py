@@ -8,6 +8,7 @@ registers) must make its journey fail. Small unit tests pin the emulations' sema
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -18,6 +19,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -244,6 +246,26 @@ def test_interrupt_tears_everything_down(local_pki: LocalPki) -> None:
 
     assert_closed(seen["endpoint"])
     assert leftover_threads(before) == []
+
+
+def test_what_a_journey_prepares_is_started_before_the_world_handed_to_it_and_closed_after(
+        local_pki: LocalPki, monkeypatch: pytest.MonkeyPatch) -> None:
+    events: list[str] = []
+
+    @contextlib.contextmanager
+    def browser() -> Iterator[str]:
+        events.append("started")
+        yield "a browser"
+        events.append("closed")
+
+    def uses_it(journey_run: journeys.JourneyRun) -> None:
+        events.append(f"the journey got {journey_run.prepared}; the world has {len(journey_run.world.regions)} region")
+
+    monkeypatch.setitem(journeys.JOURNEYS, "pki", dataclasses.replace(journeys.JOURNEYS["pki"], run=uses_it,
+                                                                      prepare=browser))
+    run(RunOptions(journey="pki", regions=configured_regions("dev")[:1], pki=local_pki))
+
+    assert events == ["started", "the journey got a browser; the world has 1 region", "closed"]
 
 
 def test_ctrl_c_during_a_journey_keeps_the_report_of_what_ran(

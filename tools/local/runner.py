@@ -104,7 +104,7 @@ def _run_one(world: World, item: journeys.Journey, result: JourneyResult, progre
 
 
 def run_journeys(world: World, selected: list[journeys.Journey], report: RunReport,
-                  progress: Progress) -> None:
+                  progress: Progress, prepared: dict[str, Any] | None = None) -> None:
     """In order; a background journey (the browser's) in its own thread alongside the
     journeys that allow it, awaited before any other (and where one of them calls
     `run.alone(region)`, until it said it is done with that region)."""
@@ -124,7 +124,7 @@ def run_journeys(world: World, selected: list[journeys.Journey], report: RunRepo
     def in_background(item: journeys.Journey) -> None:
         try:
             _run_one(world, item, results[item.name], Progress(enabled=False), stopping,
-                     done_with=lambda region: release(item.name, region))
+                     done_with=lambda region: release(item.name, region), prepared=(prepared or {}).get(item.name))
         finally:
             release(item.name, None)
 
@@ -158,7 +158,8 @@ def run_journeys(world: World, selected: list[journeys.Journey], report: RunRepo
                 await_background()
             progress.phase(f"journey {item.name}: {item.title}")
             started.add(item.name)
-            _run_one(world, item, results[item.name], progress, stopping, await_background=await_background)
+            _run_one(world, item, results[item.name], progress, stopping, await_background=await_background,
+                     prepared=(prepared or {}).get(item.name))
             progress.done()
             if stopping.is_set():
                 break
@@ -181,9 +182,13 @@ def run_journeys(world: World, selected: list[journeys.Journey], report: RunRepo
 def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | None = None) -> RunReport:
     """Run the stack locally. Raises SetupError when it cannot start; otherwise the report
     says what passed and failed."""
+    with contextlib.ExitStack() as prepared:
+        return _run(options, progress or Progress(enabled=False), hold, prepared)
+
+
+def _run(options: RunOptions, progress: Progress, hold: Hold | None, prepared: contextlib.ExitStack) -> RunReport:
     from tools.policy_check import forked_policy_run, format_report, run_policies
 
-    progress = progress or Progress(enabled=False)
     started = time.monotonic()
     selected = [j for j in journeys.ordered() if options.journey in (None, j.name) and options.journeys]
     if not selected and options.journeys:
@@ -200,6 +205,8 @@ def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | N
             f"{w}: its journey {journeys.WIRES[w].journey!r} is not selected" for w in unproved)
             + f"; add --journey {journeys.WIRES[unproved[0]].journey} or leave --journey out")
 
+    # What a journey starts early (a browser) uses the core the evaluation leaves idle.
+    early = {j.name: prepared.enter_context(j.prepare()) for j in selected if j.prepare and j.needs_runtime}
     progress.phase("PKI bootstrap: root CA and intermediate CA (tools.pki)")
     local_pki = options.pki or pki_material.bootstrap()
     progress.phase(f"evaluating stack {options.stack} offline with the intermediate as its CA")
@@ -281,7 +288,7 @@ def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | N
                 report.unhandled_types = dict(made.unhandled)
                 report.emulations = [e.describe() for e in world.emulations.values()]
                 try:
-                    run_journeys(world, selected, report, progress)
+                    run_journeys(world, selected, report, progress, early)
                     report.seconds = time.monotonic() - started
                     if hold is not None and not report.interrupted:
                         report.endpoint = world.serve() if options.serve else ""

@@ -37,6 +37,9 @@ def missing() -> str | None:
 
 
 class Robot:
+    """Node and Chromium start at once (the run starts one while it materialises); the first
+    command waits for them."""
+
     def __init__(self) -> None:
         self._process = subprocess.Popen(
             ["node", str(SCRIPT)], cwd=APP_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -48,13 +51,15 @@ class Robot:
         threading.Thread(target=self._read, args=(self._process.stderr, self._stderr.append),
                          daemon=True, name="robot-stderr").start()
         self._next = 0
+        self._send("launch", executablePath=str(CHROMIUM))
+        self._launching = True
 
     @staticmethod
     def _read(stream: Any, sink: Any) -> None:
         for line in stream:
             sink(line)
 
-    def __call__(self, command: str, **args: Any) -> Any:
+    def _send(self, command: str, **args: Any) -> None:
         self._next += 1
         assert self._process.stdin is not None
         try:
@@ -63,6 +68,15 @@ class Robot:
             self._process.stdin.flush()
         except BrokenPipeError:
             raise RobotError(f"the robot stopped: {''.join(self._stderr)[-2000:]}") from None
+
+    def __call__(self, command: str, **args: Any) -> Any:
+        if self._launching:  # the launch's answer first
+            self._launching = False
+            self._answer("launch")
+        self._send(command, **args)
+        return self._answer(command)
+
+    def _answer(self, command: str) -> Any:
         try:
             line = self._replies.get(timeout=COMMAND_TIMEOUT_SECONDS)
         except queue.Empty:

@@ -14,7 +14,7 @@ import importlib
 import pkgutil
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -86,6 +86,9 @@ class Journey:
     # and takes nothing down (no region, no endpoint, no CA) that another journey relies on,
     # or waits with `run.alone(region)` until the background journey no longer uses it.
     beside_background: bool = False
+    # Started before the world is materialised (a browser), given to the journey as
+    # `run.prepared` and closed at the end of the run.
+    prepare: Callable[[], AbstractContextManager[Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -144,8 +147,8 @@ class JourneyRun:
     def __init__(self, world: World, result: JourneyResult, progress: Progress,
                  stopping: threading.Event | None = None,
                  await_background: Callable[[str | None], None] = lambda region: None,
-                 done_with: Callable[[str], None] = lambda region: None) -> None:
-        self.world, self.result, self._progress = world, result, progress
+                 done_with: Callable[[str], None] = lambda region: None, prepared: Any = None) -> None:
+        self.world, self.result, self._progress, self.prepared = world, result, progress, prepared
         self._stopping = stopping  # set when the run is interrupted: no further step starts
         self._await_background, self._done_with = await_background, done_with
 

@@ -7,12 +7,14 @@ docs/local-run.md, "Journeys and wires". Screenshots go to build/installer-web/s
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import re
 import tempfile
 import urllib.request
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -134,8 +136,15 @@ class Browser:
             step.check(not found, f"{len(found)} violation(s){': ' + '; '.join(found) if found else ''}")
 
 
+def start_browser() -> AbstractContextManager[Any]:
+    """Chromium starts while the world materialises (otherwise 2 s of this journey)."""
+    from tools.local.installer_web import robot as robot_module
+
+    return contextlib.nullcontext() if robot_module.missing() else contextlib.closing(robot_module.Robot())
+
+
 @journey("installer-web", "Installer web app in a real browser: sign-in with MFA, claim, hand over to a device, "
-         "allow-list, region failover", capability=CAPABILITY, order=35,
+         "allow-list, region failover", capability=CAPABILITY, order=35, prepare=start_browser,
          background=True)  # mostly waits on Chromium: it runs alongside the others
 def installer_web(run: JourneyRun) -> None:
     from tools.local.installer_web import robot as robot_module
@@ -164,7 +173,7 @@ def installer_web(run: JourneyRun) -> None:
     shots.mkdir(parents=True, exist_ok=True)
     for old in shots.glob("*.png"):
         old.unlink()
-    robot = robot_module.Robot()
+    robot = run.prepared or robot_module.Robot()
     try:
         _drive(run, Browser(robot, shots, backend), regions[0], regions[1] if len(regions) > 1 else None)
     finally:
@@ -177,8 +186,6 @@ def _origin(url: str) -> str:
 
 
 def _drive(run: JourneyRun, browser: Browser, region_a: str, region_b: str | None) -> None:
-    from tools.local.installer_web.robot import CHROMIUM
-
     world, backend = run.world, browser.backend
     gateway, device = backend.gateway, backend.device
     table = backend.config["regions"][0]["allowListTable"]
@@ -200,8 +207,7 @@ def _drive(run: JourneyRun, browser: Browser, region_a: str, region_b: str | Non
     create_user(world, region_a, "nadia", [])
 
     with run.step("browser: Chromium headless starts (playwright-core)") as step:
-        browser("launch", executablePath=str(CHROMIUM))
-        version = browser("context", **DESKTOP)
+        version = browser("context", **DESKTOP)  # waits for the launch
         heading = browser("goto", url=backend.url)
         options = browser("regionOptions")
         step.check(heading == "Sign in" and len(options) == len(gateway.regions),
