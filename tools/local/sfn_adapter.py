@@ -19,6 +19,10 @@ from unittest import mock
 
 import boto3
 import botocore.session
+from antlr4 import CommonTokenStream, InputStream
+from antlr4.atn.PredictionMode import PredictionMode
+from antlr4.error.ErrorStrategy import BailErrorStrategy
+from antlr4.error.Errors import ParseCancellationException
 from botocore.exceptions import ClientError
 from botocore.model import ListShape, MapShape, Shape, StructureShape
 from moto.stepfunctions.parser.api import InvalidDefinition
@@ -50,7 +54,10 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
     state_task_service_dynamodb as dynamodb_module,
 )
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+from moto.stepfunctions.parser.asl.antlr.runtime.ASLLexer import ASLLexer
+from moto.stepfunctions.parser.asl.antlr.runtime.ASLParser import ASLParser
 from moto.stepfunctions.parser.asl.parse import asl_parser
+from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 from moto.stepfunctions.parser.asl.utils import json_path as json_path_module
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
@@ -244,7 +251,18 @@ _UNCACHED_JSON_PATH = json_path_module.parse
 
 @functools.lru_cache(maxsize=64)
 def _parsed(definition: str) -> Any:
-    return _UNCACHED_PARSE(definition)
+    """moto's parse in ANTLR's two stages: the fast SLL prediction, bailing out at the first
+    error (a quarter of the time), then, only if it bailed, moto's own parse, which reports
+    the errors as moto does. (The trees agree: tests/test_sfn_adapter.py.)"""
+    parser = ASLParser(CommonTokenStream(ASLLexer(InputStream(definition))))
+    parser.removeErrorListeners()
+    parser._interp.predictionMode = PredictionMode.SLL
+    parser._errHandler = BailErrorStrategy()
+    try:
+        tree = parser.state_machine()
+    except ParseCancellationException:
+        return _UNCACHED_PARSE(definition)
+    return Preprocessor().visit(tree), tree
 
 
 _UNCACHED_PARSE = asl_parser.AmazonStateLanguageParser.parse
