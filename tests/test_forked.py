@@ -52,6 +52,8 @@ def test_the_parents_event_loop_still_wakes_after_a_child_answered() -> None:
     """Parent and child share the loop's epoll: a child that closed its copy of the loop
     unregistered the parent's wake-up pipe, and the parent's next Pulumi evaluation waited
     forever for its executor threads' answers."""
+    previous = asyncio.get_event_loop_policy()  # its loop (the SDK's, for later tests) untouched
+    asyncio.set_event_loop_policy(asyncio.DefaultEventLoopPolicy())
     asyncio.set_event_loop(asyncio.new_event_loop())  # held, like the SDK's, by the policy alone
     assert ForkedCall(lambda: gc.collect() >= 0, name="test").result()
     loop = asyncio.get_event_loop_policy().get_event_loop()
@@ -62,5 +64,5 @@ def test_the_parents_event_loop_still_wakes_after_a_child_answered() -> None:
         loop.run_until_complete(asyncio.wait_for(woken, 5))
         assert time.monotonic() - started < 2, "the loop woke only at its timeout"
     finally:
-        asyncio.set_event_loop(None)
         loop.close()
+        asyncio.set_event_loop_policy(previous)
