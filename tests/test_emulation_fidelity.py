@@ -1006,6 +1006,7 @@ def test_jitr_refuses_the_first_connection_and_the_retry_connects(world: World) 
     device = world.pki.device(name())
     why = jitr_device.first_connection(endpoints.endpoint(A), device.pem, device.key_pem, device.thing_name)
     assert "PROTOCOL_ERROR" in why  # the SDK's word for CONNACK 5 (not authorised)
+    assert not endpoints.connected(A, device.thing_name)  # no connection left (amqtt kept one)
     [(registration, deliveries)] = [r for r in endpoints.log(A).registrations
                                     if r[0].certificate_id == certificate_id(device.pem)]
     sfn = world.client("stepfunctions", A)

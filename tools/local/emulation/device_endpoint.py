@@ -155,6 +155,9 @@ class Gate:
         self._world, self.domains, self.material = world, domains, material
         self.logs = {region: Log() for region in domains}
         self.tasks: set[asyncio.Future[Any]] = set()
+        # amqtt keeps a refused client's session as connected (it answered CONNACK 5 and
+        # closed the socket); AWS IoT has no connection for it: GetConnection finds none.
+        self.refused: list[Session] = []  # by identity (amqtt's sessions compare by client id)
 
     def keep(self, task: asyncio.Future[Any]) -> None:
         """A task of the endpoint's loop, cancelled at stop if still running."""
@@ -224,6 +227,7 @@ class Gate:
             allowed, why = False, str(refused)
         if not allowed:
             self.logs[region].refusals.append(f"CONNECT {client_id}: {why}")
+            self.refused.append(session)
         return allowed
 
     def _registered(self, region: str, pem: str) -> bool:
@@ -411,7 +415,8 @@ class DeviceEndpoints:
         """Whether `client_id` holds a connection to `region`'s endpoint (GetConnection)."""
         broker = next(b for b in self._brokers if b.region == region)
         found = broker._sessions.get(client_id)
-        return found is not None and found[0].transitions.state == "connected"
+        return found is not None and found[0].transitions.state == "connected" \
+            and not any(found[0] is refused for refused in self.gate.refused)
 
     def disconnect(self, region: str, client_id: str) -> bool:
         """Close `client_id`'s connection to `region` (DeleteConnection); False: none."""
