@@ -140,7 +140,12 @@ def start_browser() -> AbstractContextManager[Any]:
     """Chromium starts while the world materialises (otherwise 2 s of this journey)."""
     from tools.local.installer_web import robot as robot_module
 
-    return contextlib.nullcontext() if robot_module.missing() else contextlib.closing(robot_module.Robot())
+    if robot_module.missing():
+        return contextlib.nullcontext()
+    try:
+        return contextlib.closing(robot_module.Robot())
+    except OSError:  # the journey starts it again, and its step says why it cannot
+        return contextlib.nullcontext()
 
 
 @journey("installer-web", "Installer web app in a real browser: sign-in with MFA, claim, hand over to a device, "
