@@ -728,3 +728,47 @@ def test_a_kept_runs_fleet_and_cvm_guides_work_as_printed(local_pki: LocalPki, t
     assert status == 200 and answer["status"] == "SUCCESS", answer
     assert payload["thing_name"] and payload["certificates"]["device_certificate"].startswith("-----BEGIN CERTIFICATE")
     assert payload["keyPair"]["privateKey"]
+
+
+def test_concurrent_calls_to_one_regions_backend_are_answered_as_if_alone() -> None:
+    """moto lists a region's things by iterating a dict that another thread's CreateThing
+    grows ("OrderedDict mutated during iteration" within 50 ms, unserialised); AWS answers both."""
+    import boto3
+    from moto import mock_aws
+
+    from tools.local.calls import AwsCalls
+
+    errors: list[str] = []
+    stop = threading.Event()
+    with mock_aws(), AwsCalls().active():
+        iot = boto3.client("iot", region_name="eu-west-1")
+        for n in range(50):
+            iot.create_thing(thingName=f"listed-{n}")
+
+        def create() -> None:
+            for n in range(100_000):
+                if stop.is_set():
+                    return
+                iot.create_thing(thingName=f"new-{n}")
+
+        def describe() -> None:
+            while not stop.is_set():
+                try:
+                    iot.list_thing_principals(thingName="listed-49")
+                except Exception as error:  # noqa: BLE001 (the test reports what moto raised)
+                    errors.append(f"{type(error).__name__}: {error}")
+                    stop.set()
+
+        previous = sys.getswitchinterval()
+        sys.setswitchinterval(1e-6)  # a thread switch between almost any two bytecodes
+        try:
+            threads = [threading.Thread(target=create), threading.Thread(target=describe)]
+            for thread in threads:
+                thread.start()
+            stop.wait(1)
+            stop.set()
+            for thread in threads:
+                thread.join()
+        finally:
+            sys.setswitchinterval(previous)
+    assert errors == []

@@ -20,8 +20,13 @@ from unittest import mock
 
 import botocore.session
 from botocore.exceptions import ClientError
+from moto.core.botocore_stubber import BotocoreStubber
 
 Params = Mapping[str, Any]
+# moto's backends are not thread-safe (listing a region's things while another thread creates
+# one raises "OrderedDict mutated during iteration"); AWS serves concurrent calls. moto
+# handles one request at a time here; answers the world gives itself (`answer`) stay outside.
+_MOTO = threading.RLock()
 Match = Callable[[Params], bool] | None
 _acting = threading.local()
 
@@ -205,5 +210,12 @@ class AwsCalls:
             events.register("after-call", calls._after_call)
             return client
 
-        with mock.patch.object(botocore.session.Session, "create_client", create_client):
+        original_request = BotocoreStubber.process_request
+
+        def process_request(stubber: Any, request: Any) -> Any:
+            with _MOTO:
+                return original_request(stubber, request)
+
+        with mock.patch.object(botocore.session.Session, "create_client", create_client), \
+                mock.patch.object(BotocoreStubber, "process_request", process_request):
             yield self
