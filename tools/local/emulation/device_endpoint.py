@@ -157,7 +157,7 @@ class Gate:
         self.tasks: set[asyncio.Future[Any]] = set()
         # amqtt keeps a refused client's session as connected (it answered CONNACK 5 and
         # closed the socket); AWS IoT has no connection for it: GetConnection finds none.
-        self.refused: list[Session] = []  # by identity (amqtt's sessions compare by client id)
+        self.refused: dict[str, Session] = {}  # client id -> its last refused session
 
     def keep(self, task: asyncio.Future[Any]) -> None:
         """A task of the endpoint's loop, cancelled at stop if still running."""
@@ -227,7 +227,7 @@ class Gate:
             allowed, why = False, str(refused)
         if not allowed:
             self.logs[region].refusals.append(f"CONNECT {client_id}: {why}")
-            self.refused.append(session)
+            self.refused[client_id] = session
         return allowed
 
     def _registered(self, region: str, pem: str) -> bool:
@@ -416,7 +416,7 @@ class DeviceEndpoints:
         broker = next(b for b in self._brokers if b.region == region)
         found = broker._sessions.get(client_id)
         return found is not None and found[0].transitions.state == "connected" \
-            and not any(found[0] is refused for refused in self.gate.refused)
+            and self.gate.refused.get(client_id) is not found[0]
 
     def disconnect(self, region: str, client_id: str) -> bool:
         """Close `client_id`'s connection to `region` (DeleteConnection); False: none."""
