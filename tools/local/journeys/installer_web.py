@@ -144,7 +144,7 @@ def start_browser() -> AbstractContextManager[Any]:
         return contextlib.nullcontext()
     try:
         return contextlib.closing(robot_module.Robot())
-    except OSError:  # the journey starts it again, and its step says why it cannot
+    except (OSError, robot_module.RobotError):  # the journey starts it again; its step says why not
         return contextlib.nullcontext()
 
 
