@@ -37,8 +37,8 @@ def missing() -> str | None:
 
 
 class Robot:
-    """Node and Chromium start at once (the run starts one while it materialises); the first
-    command waits for them."""
+    """Node and Chromium start at once (the run starts one beside the stack's evaluation); the
+    first command waits for them."""
 
     def __init__(self) -> None:
         self._process = subprocess.Popen(

@@ -137,7 +137,8 @@ class Browser:
 
 
 def start_browser() -> AbstractContextManager[Any]:
-    """Chromium starts while the world materialises (otherwise 2 s of this journey)."""
+    """Chromium starts when the run starts, beside the stack's evaluation (otherwise 2 s of
+    this journey)."""
     from tools.local.installer_web import robot as robot_module
 
     if robot_module.missing():
