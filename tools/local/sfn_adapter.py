@@ -252,7 +252,7 @@ _UNCACHED_JSON_PATH = json_path_module.parse
 @functools.lru_cache(maxsize=64)
 def _parsed(definition: str) -> Any:
     """moto's parse in ANTLR's two stages: the fast SLL prediction, bailing out at the first
-    error (a quarter of the time), then, only if it bailed, moto's own parse, which reports
+    error (three quarters of the time), then, only if it bailed, moto's own parse, which reports
     the errors as moto does. (The trees agree: tests/test_sfn_adapter.py.)"""
     parser = ASLParser(CommonTokenStream(ASLLexer(InputStream(definition))))
     parser.removeErrorListeners()
