@@ -109,6 +109,7 @@ def run_journeys(world: World, selected: list[journeys.Journey], report: RunRepo
     journeys that allow it, awaited before any other (and where one of them calls
     `run.alone(region)`, until it said it is done with that region)."""
     results = {item.name: JourneyResult(item.name, item.title) for item in selected}
+    prepared = prepared or {}
     started: set[str] = set()
     stopping = threading.Event()
     waiting = [j for j in selected if j.background]
@@ -124,7 +125,7 @@ def run_journeys(world: World, selected: list[journeys.Journey], report: RunRepo
     def in_background(item: journeys.Journey) -> None:
         try:
             _run_one(world, item, results[item.name], Progress(enabled=False), stopping,
-                     done_with=lambda region: release(item.name, region), prepared=(prepared or {}).get(item.name))
+                     done_with=lambda region: release(item.name, region), prepared=prepared.get(item.name))
         finally:
             release(item.name, None)
 
@@ -159,7 +160,7 @@ def run_journeys(world: World, selected: list[journeys.Journey], report: RunRepo
             progress.phase(f"journey {item.name}: {item.title}")
             started.add(item.name)
             _run_one(world, item, results[item.name], progress, stopping, await_background=await_background,
-                     prepared=(prepared or {}).get(item.name))
+                     prepared=prepared.get(item.name))
             progress.done()
             if stopping.is_set():
                 break
