@@ -83,12 +83,14 @@ def evaluate(event: Any, store: AllowListStore, registry: Registry, config: Hook
 def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     try:
         config = Config.from_environment()
+        # Clients first (Lambda builds them at init): the budget is for table and registry calls.
+        dynamodb, iot = dynamodb_client(), iot_client()
         deadline = Deadline(budget_seconds(config.budget_ms,
                                            context.get_remaining_time_in_millis()))
         store = DynamoAllowList(
-            client=dynamodb_client(), provisioning_table=config.provisioning_table,
+            client=dynamodb, provisioning_table=config.provisioning_table,
             inventory_table=config.inventory_table, region=config.region, deadline=deadline)
-        decision = evaluate(event, store, IotRegistry(client=iot_client(), deadline=deadline),
+        decision = evaluate(event, store, IotRegistry(client=iot, deadline=deadline),
                             config.rules, dt.datetime.now(dt.timezone.utc))
     except Exception:  # deny by default: a bug or a misconfiguration never provisions
         logger.exception("hook failed; denying")
