@@ -11,15 +11,17 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from tools import pki
-from tools.harness import StackGraph, evaluate_program, load_program_stack
-from tools.local import journeys, pki_material
+from tools.forked import ForkedCall
+
+# Imported by the fixtures that use them: xdist's controller process loads this module too, and
+# importing the harness there (Pulumi, pulumi_aws) cost it ~150 MB it never uses.
+if TYPE_CHECKING:
+    from tools.harness import StackGraph
+    from tools.local import pki_material
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -68,7 +70,9 @@ def evaluated_once(key: str, evaluate: Callable[[], T]) -> T:
             time.sleep(0.2)
         return evaluate()
     try:
-        graph = evaluate()
+        # In a forked child: evaluating leaves a worker holding ~100-300 MB of Pulumi's
+        # bookkeeping it never gives back; the child sends only the result.
+        graph = ForkedCall(evaluate, name=f"evaluate-{key}", answer_seconds=300).result()
     except BaseException:
         failed.touch()
         raise
@@ -80,11 +84,15 @@ def evaluated_once(key: str, evaluate: Callable[[], T]) -> T:
 
 @pytest.fixture(scope="session")
 def dev_graph() -> StackGraph:
+    from tools.harness import evaluate_program
+
     return evaluated_once("dev", lambda: evaluate_program(PROJECT_DIR, "dev"))
 
 
 @pytest.fixture(scope="session")
 def prod_graph() -> StackGraph:
+    from tools.harness import evaluate_program
+
     return evaluated_once("prod", lambda: evaluate_program(PROJECT_DIR, "prod"))
 
 
@@ -92,6 +100,7 @@ def prod_graph() -> StackGraph:
 def twenty_region_graph() -> StackGraph:
     """The dev stack across 20 regions (the one the snapshot records)."""
     from tests.support.snapshots import TWENTY_REGION_OVERRIDES
+    from tools.harness import evaluate_program
 
     return evaluated_once("twenty", lambda: evaluate_program(PROJECT_DIR, "dev",
                                                              config_overrides=TWENTY_REGION_OVERRIDES))
@@ -102,6 +111,12 @@ def local_pki() -> pki_material.LocalPki:
     """The run's PKI (tools/local/pki_material.py): root and intermediates, in memory; one per
     test run, so the workers share `local_graph` (it names the intermediate). Passed between
     them as PEM: the key objects do not pickle."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from tools import pki
+    from tools.local import pki_material
+
     def as_pem(made: pki_material.LocalPki) -> dict[str, tuple[bytes, bytes] | None]:
         return {field.name: None if (ca := getattr(made, field.name)) is None
                 else (pki.pem_private_key(ca.key), pki.pem_certs(ca.cert))
@@ -119,6 +134,8 @@ def local_pki() -> pki_material.LocalPki:
 def local_graph(local_pki: pki_material.LocalPki) -> StackGraph:
     """The dev stack as `python -m tools.local` evaluates it (our intermediate as its CA, the
     journeys' config additions): what every world of the tests stands up."""
+    from tools.harness import evaluate_program, load_program_stack
+    from tools.local import journeys
     spec = load_program_stack(PROJECT_DIR, "dev")
     added, _ = journeys.config_overrides(spec.config, spec.project)
     # Keyed by the intermediate: a worker that had to make its own PKI evaluates its own graph.

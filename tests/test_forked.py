@@ -66,3 +66,16 @@ def test_the_parents_event_loop_still_wakes_after_a_child_answered() -> None:
     finally:
         loop.close()
         asyncio.set_event_loop_policy(previous)
+
+
+def test_a_child_that_does_not_answer_in_time_is_replaced_by_the_call_made_here() -> None:
+    parent = os.getpid()
+
+    def slow_in_the_child() -> int:
+        if os.getpid() != parent:
+            time.sleep(30)
+        return os.getpid()
+
+    started = time.monotonic()
+    assert ForkedCall(slow_in_the_child, name="test", answer_seconds=0.3).result() == parent
+    assert time.monotonic() - started < 5

@@ -24,8 +24,8 @@ _INHERITED_LOOPS: list[asyncio.AbstractEventLoop] = []  # in a child: never clos
 
 
 class ForkedCall(Generic[T]):
-    def __init__(self, call: Callable[[], T], *, name: str) -> None:
-        self._call = call
+    def __init__(self, call: Callable[[], T], *, name: str, answer_seconds: float = ANSWER_SECONDS) -> None:
+        self._call, self._answer_seconds = call, answer_seconds
         self._process: Any = None
         if "fork" not in multiprocessing.get_all_start_methods():
             return
@@ -67,7 +67,7 @@ class ForkedCall(Generic[T]):
         answer: tuple[T] | None = None
         if self._process is not None:
             try:
-                if self._answers.poll(ANSWER_SECONDS):
+                if self._answers.poll(self._answer_seconds):
                     answer = self._answers.recv()
             except (EOFError, OSError):  # the child died (killed, out of memory)
                 pass
