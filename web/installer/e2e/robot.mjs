@@ -47,6 +47,9 @@ const commands = {
       viewport: { width, height }, isMobile: mobile, hasTouch: mobile, acceptDownloads: true,
       deviceScaleFactor: 1, locale: "en-GB", timezoneId: "UTC" });
     context.on("request", (request) => requests.push({ url: request.url(), method: request.method() }));
+    // The page's timers and Date run on Playwright's clock: it keeps real time, and
+    // `fastForward` moves it on at once (a countdown's next tick without waiting a second).
+    await context.clock.install();
     page = await context.newPage();
     page.on("console", (message) => {
       if (message.type() === "error") consoleErrors.push(message.text());
@@ -117,6 +120,10 @@ const commands = {
       throw new Error(`no ${selector} matching /${pattern}/; found ${JSON.stringify(found)}`);
     });
     return page.locator(selector).allInnerTexts();
+  },
+  async fastForward({ ms }) {
+    await page.clock.fastForward(ms);
+    return true;
   },
   async regionOptions() {
     return page.locator("#region option").evaluateAll((options) =>
