@@ -65,7 +65,7 @@ def pki_bootstrap(run: JourneyRun) -> None:
 
 
 @journey("policy-violation", "A policy-pack violation injected into a copy of the stack is reported",
-         needs_runtime=False, order=50, beside_background=True)  # before game day: beside the browser
+         needs_runtime=False, order=50, background=True)  # waits on its forked check, off the others' path
 def policy_violation(run: JourneyRun) -> None:
     from tools.policy_check import forked_policy_run
 
@@ -86,7 +86,7 @@ def policy_violation(run: JourneyRun) -> None:
 
     with run.step("the policy runner rejects the copy, naming that log group") as step:
         before = mandatory_on(world.policy_report)  # the run's own check of the stack
-        # In a child: the check's 2-3 s of Python would otherwise be taken from the browser beside it.
+        # In a child: the check's 2-3 s of Python would otherwise be taken from the journeys beside it.
         after = mandatory_on(forked_policy_run(broken, policy_config=world.policy_config,
                                                stack_config=world.stack_config).result())
         step.check(not before and bool(after), f"mandatory violation(s) on {target.name}: before "
