@@ -53,6 +53,7 @@ class Dns:
         self.calls: dict[str, int] = {}
         self._lock = threading.Lock()
         route53 = world.client("route53", ROUTE53_REGION)
+        self._account = str(world.client("sts", ROUTE53_REGION).get_caller_identity()["Account"])
         for resource in world.declared(HEALTH_CHECK):  # registered after their children
             state = world.state(resource)
             config: dict[str, Any] = {api: int(state[key]) if api in _INTEGERS else state[key]
@@ -74,18 +75,27 @@ class Dns:
 
     # -- Route 53 --------------------------------------------------------------------------------
 
+    def _check(self, check_id: str) -> Any:
+        """The check as Route 53 holds it now (None: no such check), read from moto's store:
+        every resolve and status poll evaluates the checks, and through the API that was a
+        GetHealthCheck per check, most of the game day's emulation time."""
+        from moto.route53.models import route53_backends
+
+        return route53_backends[self._account]["global"].health_checks.get(check_id)
+
     def healthy(self, check_id: str) -> bool:
         """The status Route 53 computes now for a check (runtime id)."""
-        config = self.world.client("route53", ROUTE53_REGION).get_health_check(
-            HealthCheckId=check_id)["HealthCheck"]["HealthCheckConfig"]
-        if config.get("Disabled"):
+        check = self._check(check_id)
+        if check is None:
+            raise _refusal(self.world, "route53", ROUTE53_REGION, "NoSuchHealthCheck", "GetHealthCheck",
+                           f"A health check with id {check_id} does not exist.")
+        if check.disabled:
             return True  # UpdateHealthCheck, Disabled: "considers the status ... always healthy"
-        if config["Type"] == "CALCULATED":
-            children = config.get("ChildHealthChecks") or []
-            raw = sum(self.healthy(c) for c in children) >= int(config.get("HealthThreshold") or 0)
+        if check.type_ == "CALCULATED":
+            raw = sum(self.healthy(c) for c in check.children or []) >= int(check.health_threshold or 0)
         else:  # an alarm (in its alarm's region) or a TCP probe: healthy while its region is up
             raw = self.region_of.get(check_id) not in self.world.calls.down
-        return raw != bool(config.get("Inverted"))
+        return raw != bool(check.inverted)
 
     def verdict(self, check_id: str) -> bool:
         """What Route 53 publishes: the previous evaluation's verdict (a change shows one
@@ -108,10 +118,8 @@ class Dns:
             {"Timestamp": datetime.now(timezone.utc), "Minimum": value, "Unit": "None"}]}
 
     def _status(self, region: str, request: Mapping[str, Any]) -> dict[str, Any] | None:
-        check = str(request.get("HealthCheckId") or "")
-        config = self.world.client("route53", ROUTE53_REGION).get_health_check(
-            HealthCheckId=check)["HealthCheck"]["HealthCheckConfig"]
-        if config["Type"] == "CALCULATED":
+        check = self._check(str(request.get("HealthCheckId") or ""))
+        if check is not None and check.type_ == "CALCULATED":  # (none: moto answers NoSuchHealthCheck)
             raise _refusal(self.world, "route53", ROUTE53_REGION, "InvalidInput", "GetHealthCheckStatus",
                            "You can't use GetHealthCheckStatus to get the status of a calculated health check")
         return None
