@@ -167,8 +167,8 @@ def test_the_dev_stack_runs_end_to_end(local_pki: LocalPki, dev_graph: StackGrap
     # "Provisioned" means over MQTT: the API's accepted answers, then a publish as the thing arrived.
     assert "over MQTT: create/accepted, provision/accepted" in device["checked"]
     assert f"as {serial}: published to dt/" in device["checked"] and device["checked"].endswith("arrived")
-    assert any(t.startswith("the recorder (stream -> declared filter) writes the inventory item")
-               for t in fleet_passed)
+    assert f"the recorder (stream -> declared filter) writes {serial}'s inventory item (FLEET, AMAZON, " \
+           "version 1); the allow-list entry is PROVISIONED" in fleet_passed
     assert_usable_elsewhere(fleet, f"{serial} usable in {regions[1]}", replication)
 
     # Replication: revocation crosses regions; both region-B-first races converge.

@@ -114,6 +114,30 @@ def device_provisions(world: World, region: str, claim: dict[str, Any], serial: 
     return made, outcome, f"{root}/{made.thing_name}/status"
 
 
+def recorder_wrote(run: JourneyRun, region: str, serial: str, certificate_id: str, pem: str) -> dict[str, Any]:
+    """The end of every fleet provisioning (the installer tool's and the web app's): the
+    recorder wrote the device's inventory item and settled its allow-list entry. The row."""
+    world = run.world
+    with run.step(f"the recorder (stream -> declared filter) writes {serial}'s inventory item (FLEET, "
+                  "AMAZON, version 1); the allow-list entry is PROVISIONED", region=region) as step:
+        def recorded() -> tuple[dict[str, Any], dict[str, Any]]:
+            return (seen.row(world, region, serial) or {},
+                    seen.record(world, region, allow_list.entry_key(serial)) or {})
+
+        # The recorder writes the item, then settles the entry: wait for both.
+        row, entry = seen.wait_for(recorded, lambda f: bool(f[0]) and f[1].get("state")
+                                   in allow_list.State.SETTLED, timeout=world.converge_seconds, world=world)
+        expected = {"certificateId": certificate_id, "status": "ACTIVE", "onboarding": "FLEET",
+                    "issuer": "AMAZON", "originRegion": region, "writerRegion": region,
+                    "version": "1", "certificatePem": pem}
+        wrong = sorted(k for k, v in expected.items() if row.get(k) != v)
+        step.check(bool(row) and not wrong and entry.get("state") == allow_list.State.PROVISIONED,
+                   f"row {serial}: " + ", ".join(f"{k}={short(str(row.get(k)), 16)}"
+                                                 for k in expected if k != "certificatePem")
+                   + f"; entry {entry.get('state')}", f"unexpected: {', '.join(wrong) or 'entry'}")
+    return row
+
+
 def _onboard(run: JourneyRun, region: str) -> None:
     world = run.world
     serial, username = f"SN-LOCAL-{region}", "alice"
@@ -168,24 +192,7 @@ def _onboard(run: JourneyRun, region: str) -> None:
                    f"expected thing {serial}, the hook's allowProvisioning true, the certificate ACTIVE with "
                    f"the device policy and thing, and a publish from {serial} arriving at the endpoint")
 
-    with run.step("the recorder (stream -> declared filter) writes the inventory item (FLEET, "
-                  "AMAZON, version 1); the allow-list entry is PROVISIONED", region=region) as step:
-        def recorded() -> tuple[dict[str, Any], dict[str, Any]]:
-            return (seen.row(world, region, serial) or {},
-                    seen.record(world, region, allow_list.entry_key(serial)) or {})
-
-        # The recorder writes the item, then settles the entry: wait for both.
-        row, entry = seen.wait_for(recorded, lambda f: bool(f[0]) and f[1].get("state")
-                                   in allow_list.State.SETTLED, timeout=world.converge_seconds, world=world)
-        expected = {"certificateId": certificate_id, "status": "ACTIVE", "onboarding": "FLEET",
-                    "issuer": "AMAZON", "originRegion": region, "writerRegion": region,
-                    "version": "1", "certificatePem": pem}
-        wrong = sorted(k for k, v in expected.items() if row.get(k) != v)
-        step.check(bool(row) and not wrong and entry.get("state") == allow_list.State.PROVISIONED,
-                   f"row {serial}: " + ", ".join(f"{k}={short(str(row.get(k)), 16)}"
-                                                 for k in expected if k != "certificatePem")
-                   + f"; entry {entry.get('state')}", f"unexpected: {', '.join(wrong) or 'entry'}")
-
+    row = recorder_wrote(run, region, serial, certificate_id, pem)
     with run.step("the same serial never provisions twice: the hook denies a second device (its "
                   "RegisterThing answered on .../provision/json/rejected)", region=region) as step:
         try:

@@ -25,8 +25,8 @@ from tools import installer
 from tools.harness import StackGraph
 from tools.local.emulation.installer_web import InstallerWebBackend
 from tools.local.graph_edit import with_each
-from tools.local.journeys import JourneyRun, journey, run_config, short, shown, wire
-from tools.local.journeys import registry as seen
+from tools.local.journeys import JourneyRun, journey, run_config, shown, wire
+from tools.local.journeys.fleet_provisioning import recorder_wrote
 from tools.local.journeys.registry import plain_item
 from tools.local.world import World
 
@@ -289,11 +289,8 @@ def _drive(run: JourneyRun, browser: Browser, region_a: str, region_b: str | Non
         # The game day may take region A out of DNS once this journey is done with it; what the
         # browser provisioned there must be usable in B by then (the evacuation's preflight).
         provisioned = next(o for o in reversed(device.outcomes) if o.serial == "SN-WEB-A")
-        with run.step(f"the recorder writes SN-WEB-A's inventory item in {region_a}", region=region_a) as step:
-            row = seen.wait_for(lambda: seen.row(world, region_a, "SN-WEB-A") or {}, bool,
-                                timeout=world.converge_seconds, world=world)
-            step.check(row.get("certificateId") == provisioned.certificate_id,
-                       f"row SN-WEB-A: certificate {short(str(row.get('certificateId')))}")
+        row = recorder_wrote(run, region_a, "SN-WEB-A", provisioned.certificate_id or "",
+                             provisioned.certificate_pem or "")
         run.known_elsewhere(region_a, "SN-WEB-A", row, provisioned.certificate_pem or "", without="provisioning there")
         run.done_with(region_a)
         # Only the browser loses region A: the journeys running alongside still use it.
