@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import multiprocessing
 import signal
 import sys
@@ -49,6 +50,9 @@ class ForkedCall(Generic[T]):
         return None if self._process is None else self._process.pid
 
     def _in_child(self, sending: Any) -> None:
+        # What the child inherited is never collected here: a collection would write to every
+        # inherited object's header and so copy the parent's heap, page by page.
+        gc.freeze()
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
         # The parent's event loop (the Pulumi SDK's) lists executor threads a child does not
         # have: the child gets its own. The parent's must stay referenced here until the child
