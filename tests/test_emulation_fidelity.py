@@ -1145,6 +1145,23 @@ def test_update_health_check_checks_its_version(world: World) -> None:
     assert route53.get_health_check(HealthCheckId=check)["HealthCheck"]["HealthCheckConfig"]["Inverted"] is True
 
 
+def test_update_health_check_keeps_the_children_it_does_not_name(world: World) -> None:
+    route53 = world.client("route53", "us-east-1")
+    child = route53.create_health_check(CallerReference=name(), HealthCheckConfig={
+        "Type": "CALCULATED", "ChildHealthChecks": [], "HealthThreshold": 0})["HealthCheck"]["Id"]
+    parent = route53.create_health_check(CallerReference=name(), HealthCheckConfig={
+        "Type": "CALCULATED", "ChildHealthChecks": [child], "HealthThreshold": 1})["HealthCheck"]["Id"]
+
+    def children() -> list[str]:
+        config = route53.get_health_check(HealthCheckId=parent)["HealthCheck"]["HealthCheckConfig"]
+        return list(config.get("ChildHealthChecks") or [])
+
+    route53.update_health_check(HealthCheckId=parent, HealthThreshold=1, Inverted=False)
+    assert children() == [child]
+    route53.update_health_check(HealthCheckId=parent, ResetElements=["ChildHealthChecks"])
+    assert children() == []
+
+
 def test_calculated_checks_count_their_children_and_invert(world: World) -> None:
     from tools.local.emulation.dns import Dns
 

@@ -315,7 +315,9 @@ def _kms_private_key(original: Callable[..., Any]) -> Callable[..., Any]:
 
 def _update_health_check(original: Callable[..., Any], self: Any) -> Any:
     """UpdateHealthCheck refuses a stale `HealthCheckVersion` (HealthCheckVersionMismatch) and
-    bumps the version (API UpdateHealthCheck: "increments by 1 each time you update")."""
+    bumps the version (API UpdateHealthCheck: "increments by 1 each time you update"). It keeps
+    a CALCULATED check's children unless the request names new ones or resets them
+    (`ResetElements`); moto dropped them on any update, e.g. of the threshold alone."""
     from moto.route53.exceptions import Route53ClientError
 
     check = self.backend.get_health_check(self._get_param("HealthCheckId"))
@@ -323,7 +325,11 @@ def _update_health_check(original: Callable[..., Any], self: Any) -> Any:
     if expected is not None and int(expected) != check.health_check_version:
         raise Route53ClientError("HealthCheckVersionMismatch", f"version {expected} is not the health check's "
                                  f"{check.health_check_version}: read it again")
+    children = check.children
     answer = original(self)
+    if self._get_param("ChildHealthChecks") is None and "ChildHealthChecks" not in str(
+            self._get_param("ResetElements") or ""):
+        check.children = children
     check.health_check_version += 1
     return answer
 
