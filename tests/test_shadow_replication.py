@@ -718,6 +718,7 @@ def test_malformed_organisation_record_and_event_go_to_the_dlq(organised: Any) -
 # --- backfill: tools/state_reconcile.py (called by tools/reconcile.py) ------------------------
 
 def test_reconcile_finds_and_repairs_device_state_a_region_lost_paced_by_quota(organised: Any) -> None:
+    from tools.local.sfn_adapter import VirtualClock
     from tools.replication_reconcile import QuotaLimiter
     from tools.state_reconcile import (
         DIFFERS,
@@ -741,17 +742,24 @@ def test_reconcile_finds_and_repairs_device_state_a_region_lost_paced_by_quota(o
     table = s.world.table(sh.DEVICE_DATA)
 
     def run(apply: bool) -> Any:
-        limiter = QuotaLimiter(STATE_API_QUOTAS, 0.5)
+        # Paced on a virtual clock: the pacing is the limiter's, the waits need not be real.
+        limiter = QuotaLimiter(STATE_API_QUOTAS, 0.5, clock=lambda: paced.slept, sleep=paced.sleep)
         report = reconcile_state(B, dynamodb=s.world.client("dynamodb", B), table_name=table,
                                  iot=s.world.client("iot", B),
                                  iot_data=s.world.client("iot-data", B), limiter=limiter,
                                  apply=apply)
         return report, limiter
 
+    paced = VirtualClock()
     dry, _ = run(apply=False)
     assert {f"{s.thing}/classic", f"{s.thing} (organisation)"} <= set(dry.examples[DIFFERS])
     assert s.state(B) is None  # a dry run changes nothing
+    paced = VirtualClock()
     applied, limiter = run(apply=True)
+    # within the quota: each API's calls beyond its burst (the module's other things too)
+    # waited 1/rate each
+    assert all(paced.slept >= (n - max(1.0, limiter.rate(api) * limiter.burst_seconds)) / limiter.rate(api) - 1e-6
+               for api, n in limiter.granted.items()), (paced.slept, limiter.granted)
     assert {f"{s.thing}/classic", f"{s.thing} (organisation)"} <= set(applied.examples[REPAIRED])
     assert s.state(B) == {"reported": {"fw": "2.0"}}
     assert s.organisation(B) == _expected({"site": "braga"}, ["org-sensors"])
@@ -764,6 +772,7 @@ def test_reconcile_finds_and_repairs_device_state_a_region_lost_paced_by_quota(o
     list(s.events.drain())
     own = reconcile_state(A, dynamodb=s.world.client("dynamodb", A), table_name=table,
                           iot=s.world.client("iot", A), iot_data=s.world.client("iot-data", A),
-                          limiter=QuotaLimiter(STATE_API_QUOTAS, 0.5), apply=True)
+                          limiter=QuotaLimiter(STATE_API_QUOTAS, 0.5, clock=lambda: paced.slept,
+                                               sleep=paced.sleep), apply=True)
     assert f"{s.thing} (organisation)" in own.examples[OWN_DIFFERS]
     assert s.organisation(A) == _expected({"site": "braga"}, [])
