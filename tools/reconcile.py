@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -85,8 +86,11 @@ def run(targets: dict[str, RegionTargets], settings: Any, clients: ClientFactory
         regions: list[str], apply: bool, deep: bool, journal_dir: Path | None,
         stack: str, utilization: float | None, things: set[str] | None,
         out: TextIO, progress: TextIO | None,
-        state_tables: Mapping[str, str] | None = None) -> tuple[int, list[RegionReport]]:
-    """`state_tables` (region -> device-data replica): also reconcile device state there."""
+        state_tables: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep) -> tuple[int, list[RegionReport]]:
+    """`state_tables` (region -> device-data replica): also reconcile device state there.
+    `clock` and `sleep` pace the quota limiters (a test paces on a virtual clock)."""
     unknown = sorted(set(regions) - set(targets))
     if unknown:
         print(f"error: {', '.join(unknown)} not in the stack's regions "
@@ -105,7 +109,7 @@ def run(targets: dict[str, RegionTargets], settings: Any, clients: ClientFactory
     for region in regions:
         # One limiter per region: the quotas are per account *and region*.
         limiter = QuotaLimiter(settings.iot_api_quotas,
-                               utilization or settings.backfill_utilization)
+                               utilization or settings.backfill_utilization, clock=clock, sleep=sleep)
         journal = Journal(journal_dir / f"{stack}-{region}.jsonl"
                           if apply and journal_dir else None)
         try:
@@ -124,7 +128,7 @@ def run(targets: dict[str, RegionTargets], settings: Any, clients: ClientFactory
                 table_name=(state_tables or {})[region], iot=clients("iot", region),
                 iot_data=clients("iot-data", region),
                 limiter=QuotaLimiter(state_quotas(settings.iot_api_quotas),
-                                     utilization or settings.backfill_utilization),
+                                     utilization or settings.backfill_utilization, clock=clock, sleep=sleep),
                 apply=apply, progress_out=progress))
     render_state_reports(state, out)
     state_failed = any(r.counts[FAILED] for r in state)
