@@ -136,6 +136,7 @@ def local_graph(local_pki: pki_material.LocalPki) -> StackGraph:
     journeys' config additions): what every world of the tests stands up."""
     from tools.harness import evaluate_program, load_program_stack
     from tools.local import journeys
+
     spec = load_program_stack(PROJECT_DIR, "dev")
     added, _ = journeys.config_overrides(spec.config, spec.project)
     # Keyed by the intermediate: a worker that had to make its own PKI evaluates its own graph.
