@@ -129,7 +129,7 @@ def aws_managed_policy(world: World, state: dict[str, Any]) -> None:
     arn = str(state.get("policyArn") or "")
     if ":iam::aws:policy/" not in arn:
         return
-    account_id = world.client("sts", GLOBAL_SERVICE_REGION).get_caller_identity()["Account"]
+    account_id = world.account
     data = _aws_managed_policies(aws_managed_policies_data).get(arn.rsplit("/", 1)[1])
     backend = iam_backends[account_id]["global"]
     if data is not None and arn not in backend.managed_policies:

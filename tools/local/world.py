@@ -126,6 +126,11 @@ class World:
     def primary_region(self) -> str:
         return self.regions[0]
 
+    @functools.cached_property
+    def account(self) -> str:
+        """The account every call of the world is made in (STS GetCallerIdentity, asked once)."""
+        return str(self.client("sts").get_caller_identity()["Account"])
+
     def client(self, service: str, region: str | None = None) -> Any:
         """A boto3 client of the world (cached, thread-safe)."""
         key = (service, region or self.primary_region)

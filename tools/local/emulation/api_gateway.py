@@ -144,7 +144,7 @@ class ApiGateway:
         if integration.get("type") != "AWS_PROXY" or found is None:
             raise GatewayError("API_CONFIGURATION_ERROR", "only AWS_PROXY to a function is served "
                                                           f"locally, not {integration.get('type')}")
-        account = str(self._world.client("sts", region).get_caller_identity()["Account"])
+        account = self._world.account
         event = {"resource": resource["path"], "path": path, "httpMethod": method,
                  "headers": dict(headers), "multiValueHeaders": {k: [v] for k, v in headers.items()},
                  "queryStringParameters": dict(query) or None,

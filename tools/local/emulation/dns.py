@@ -53,7 +53,6 @@ class Dns:
         self.calls: dict[str, int] = {}
         self._lock = threading.Lock()
         route53 = world.client("route53", ROUTE53_REGION)
-        self._account = str(world.client("sts", ROUTE53_REGION).get_caller_identity()["Account"])
         for resource in world.declared(HEALTH_CHECK):  # registered after their children
             state = world.state(resource)
             config: dict[str, Any] = {api: int(state[key]) if api in _INTEGERS else state[key]
@@ -81,7 +80,7 @@ class Dns:
         GetHealthCheck per check, most of the game day's emulation time."""
         from moto.route53.models import route53_backends
 
-        return route53_backends[self._account]["global"].health_checks.get(check_id)
+        return route53_backends[self.world.account]["global"].health_checks.get(check_id)
 
     def healthy(self, check_id: str) -> bool:
         """The status Route 53 computes now for a check (runtime id)."""

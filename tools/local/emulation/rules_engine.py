@@ -220,7 +220,7 @@ ACTIONS: dict[str, Callable[[ActionCall, Mapping[str, Any]], tuple[str, str]]] =
 class RulesEngine:
     def __init__(self, world: World) -> None:
         self._world = world
-        self._account = str(world.client("sts", GLOBAL_SERVICE_REGION).get_caller_identity()["Account"])
+        self._account = world.account
         self.deliveries: list[Delivery] = []
 
     def rules(self, region: str) -> list[dict[str, Any]]:
