@@ -327,8 +327,8 @@ def _update_health_check(original: Callable[..., Any], self: Any) -> Any:
                                  f"{check.health_check_version}: read it again")
     children = check.children
     answer = original(self)
-    if self._get_param("ChildHealthChecks") is None and "ChildHealthChecks" not in str(
-            self._get_param("ResetElements") or ""):
+    if self._get_param("ChildHealthChecks") is None and \
+            "ChildHealthChecks" not in (self._get_param("ResetElements") or []):
         check.children = children
     check.health_check_version += 1
     return answer
