@@ -38,6 +38,14 @@ def _shared_dir(run_id: str) -> Path:
     return Path(tempfile.gettempdir()) / f"iotmr-graphs-{run_id}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_botocore_loader() -> None:
+    """Each test's fresh boto3 session parsed the service models again (tools/botocore_models.py)."""
+    from tools.botocore_models import share_service_models
+
+    share_service_models()
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """The last xdist worker to finish removes the run's shared pickles (graphs, test keys)."""
     run_id, workers = os.environ.get("PYTEST_XDIST_TESTRUNUID"), os.environ.get("PYTEST_XDIST_WORKER_COUNT")

@@ -229,7 +229,10 @@ def open_world(graph: StackGraph, *, regions: Sequence[str], pki: LocalPki,
     with `background` the stream consumers run on their own thread, otherwise `settle()`."""
     from moto import mock_aws
 
+    from tools.botocore_models import share_service_models
     from tools.local import emulation, materialise
+
+    share_service_models()  # each emulated cold start's session would parse the models again
 
     world = World(graph=graph, regions=tuple(regions), pki=pki, capabilities_run=None if capabilities is None
                   else frozenset(capabilities), **context)
