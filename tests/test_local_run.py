@@ -39,7 +39,7 @@ from tools.local.materialise import short_type
 from tools.local.pki_material import LocalPki
 from tools.local.report import JourneyResult, Progress, RunReport
 from tools.local.runner import RunOptions, run_journeys, run
-from tools.local.world import CONVERGE_SECONDS, Resolver, World, capability_names
+from tools.local.world import CONVERGE_SECONDS, Resolver, World, capability_names, open_world
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 journeys.load_modules()
@@ -546,6 +546,49 @@ def test_a_world_of_one_region_declares_none_of_another_regions_global_service_r
     assert {"aws:iam/role:Role", "aws:route53/healthCheck:HealthCheck"} <= left_out
     assert [r.name for r in global_service if one.includes(r) and "us-west-2" in r.name] == []
     assert "evacuation-operator" in {r.name for r in global_service if one.includes(r)}
+
+
+def _seen(world: World) -> dict[str, Any]:
+    """What a scenario finds in a world of every capability, service by service."""
+    client = world.client
+    return {
+        "things": client("iot").list_things()["things"],
+        "iot policies": client("iot").list_policies()["policies"],
+        "rules": client("iot").list_topic_rules()["rules"],
+        "tables": {t: client("dynamodb").describe_table(TableName=t)["Table"]["ItemCount"]
+                   for t in client("dynamodb").list_tables()["TableNames"]},
+        "machines": client("stepfunctions").list_state_machines()["stateMachines"],
+        "keys": client("kms").list_aliases()["Aliases"],
+        "roles": sorted(r["RoleName"] for r in client("iam").list_roles()["Roles"]),
+        "apis": client("apigateway").get_rest_apis()["items"],
+        "secrets": [s["Name"] for s in client("secretsmanager").list_secrets()["SecretList"]],
+        "log groups": client("logs").describe_log_groups()["logGroups"],
+        "queues": client("sqs").list_queues().get("QueueUrls", []),
+        "pools": client("cognito-idp").list_user_pools(MaxResults=60)["UserPools"],
+        # the ids learned (not their values: the DNS emulation's health checks are new each time)
+        "world": (sorted(world.resolver._known), world.materialised, world.made.by_region(),
+                  [(c.service, c.operation) for c in world.calls.calls]),
+    }
+
+
+def test_a_world_like_one_opened_before_starts_as_that_one_did_and_keeps_nothing_of_it(
+        local_graph: StackGraph, local_pki: LocalPki) -> None:
+    """The next worlds of a graph, regions and capabilities are copies of what materialising
+    the first left (tools/local/world.py): each must be what materialising gives, whatever
+    the scenario of the world before it wrote."""
+    graph = dataclasses.replace(local_graph)  # a graph of its own: the first is materialised
+    with open_world(graph, regions=["eu-west-1"], pki=local_pki) as first:
+        fresh = _seen(first)
+    seen = []
+    for _ in range(2):
+        with open_world(graph, regions=["eu-west-1"], pki=local_pki) as world:
+            seen.append(_seen(world))
+            world.client("iot").create_thing(thingName="left-behind")
+            world.client("dynamodb").put_item(TableName=world.table("device-inventory"),
+                                              Item={"thingName": {"S": "left-behind"}})
+            world.client("iam").create_role(RoleName="left-behind", AssumeRolePolicyDocument="{}")
+    assert [name for name, found in fresh.items() if not found] == ["things"]  # all else declared
+    assert seen == [fresh, fresh]
 
 
 def test_the_run_adds_a_legacy_batch_only_to_a_stack_that_runs_the_cvm() -> None:

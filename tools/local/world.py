@@ -2,7 +2,9 @@
 (docs/emulation.md): `open_world(graph, ...)` starts moto in this process, made faithful
 (moto_fidelity.py, sfn_adapter.py), logs every AWS call (calls.py), creates the declared
 resources of the chosen regions and capabilities (materialise.py), starts the emulations of
-what moto lacks (emulation/) and yields the `World` scenarios and journeys drive.
+what moto lacks (emulation/) and yields the `World` scenarios and journeys drive. A world
+like one opened before in the process (same graph object, regions and capabilities) starts
+from a copy of what materialising that one left in moto, not from the calls again.
 
 The harness invents ids moto assigns differently (a CA's, a REST API's): materialise.py
 teaches the resolver the runtime ones, and `state(resource)` resolves every declared value
@@ -11,11 +13,15 @@ naming one; what a wire names but nothing declared stays unresolved, as on AWS.
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import copy
+import copyreg
 import functools
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -249,8 +255,75 @@ def open_world(graph: StackGraph, *, regions: Sequence[str], pki: LocalPki,
         stack.enter_context(world.calls.active())
         world.calls.answer["StartSyncExecution"] = start_sync_execution_answer
         stack.enter_context(world.adapter.active())
-        world.made = materialise.materialise(world)
-        if world.made.errors:
-            raise materialise.MaterialiseError(world.made)
+        world.made = _materialise(world)
         stack.enter_context(emulation.running(world, background=background))
         yield world
+
+
+@dataclass(frozen=True)
+class _Stood:
+    """What materialising a graph left: moto's backends of the account (one per backend dict)
+    and the world's own record of it (learned ids, what was made, the calls made)."""
+
+    graph: weakref.ref[StackGraph]
+    backend_dicts: tuple[Any, ...]  # moto's, module-level: never copied
+    state: tuple[Any, ...]
+
+
+# The last worlds materialised, by graph, regions and capabilities: the tests open ~190
+# worlds of a dozen kinds, and materialising one (60-300 calls) costs 0.1-1 s where copying
+# its moto state costs milliseconds.
+_STOOD: collections.OrderedDict[tuple[Any, ...], _Stood] = collections.OrderedDict()
+_STOOD_KEPT = 8
+_LOCKS = (type(threading.Lock()), type(threading.RLock()), threading.Condition)
+
+
+def _copied(state: Any, keep: Iterable[Any]) -> Any:
+    """A deep copy in which the objects in `keep` stay themselves and a lock (an SQS queue's)
+    is a new, free one: nothing runs while a world is copied."""
+    memo = {id(kept): kept for kept in keep}
+    for kind in _LOCKS:
+        copyreg.dispatch_table[kind] = lambda _, kind=kind: (kind, ())  # type: ignore[misc]
+    try:
+        return copy.deepcopy(state, memo)
+    finally:
+        for kind in _LOCKS:
+            copyreg.dispatch_table.pop(kind, None)
+
+
+def _materialise(world: World) -> Any:
+    """`materialise.materialise(world)`, or a copy of what it left for an identical world."""
+    from moto.core.base_backend import BackendDict
+
+    from tools.local import materialise
+
+    # moto's backend dicts holding state since the mock started (the next start resets them)
+    in_use: list[Any] = BackendDict._instances  # type: ignore[misc]
+
+    key = (id(world.graph), world.regions, world.capabilities_run, os.environ.get("MOTO_ACCOUNT_ID"))
+    stood = _STOOD.get(key)
+    if stood is not None and stood.graph() is world.graph:
+        _STOOD.move_to_end(key)
+        account, backends, known, materialised, made, calls = _copied(stood.state, stood.backend_dicts)
+        world.__dict__["account"] = account  # the cached property, as materialising asked it
+        for backend_dict, account_backend in zip(stood.backend_dicts, backends):
+            backend_dict[account] = account_backend
+            if backend_dict not in in_use:
+                in_use.append(backend_dict)
+        world.resolver._known, world.materialised = known, materialised
+        world.calls.calls.extend(calls)
+        return made
+    made = materialise.materialise(world)
+    if made.errors:
+        raise materialise.MaterialiseError(made)
+    account = world.account
+    backend_dicts = tuple(b for b in in_use if account in b)
+    try:
+        state = _copied((account, [b[account] for b in backend_dicts], world.resolver._known,
+                         world.materialised, made, list(world.calls.calls)), backend_dicts)
+    except (TypeError, copy.Error):  # something moto added that does not copy: materialise each time
+        return made
+    _STOOD[key] = _Stood(weakref.ref(world.graph), backend_dicts, state)
+    while len(_STOOD) > _STOOD_KEPT:
+        _STOOD.popitem(last=False)
+    return made
