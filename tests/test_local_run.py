@@ -773,6 +773,31 @@ def test_a_kept_runs_fleet_and_cvm_guides_work_as_printed(local_pki: LocalPki, t
     assert payload["keyPair"]["privateKey"]
 
 
+def test_a_shared_client_logs_each_call_once_to_the_calls_active_when_it_is_made() -> None:
+    """The worlds of a process share their clients (`shared_client`): a call belongs to the
+    world open when it is made (its log, its faults), to no other, and is logged once."""
+    from botocore.exceptions import ClientError
+    from moto import mock_aws
+
+    from tools.local.calls import AwsCalls
+    from tools.local.world import shared_client
+
+    first, second = AwsCalls(), AwsCalls()
+    with mock_aws():
+        with first.active():
+            iot = shared_client("iot", "eu-west-1")
+            iot.create_thing(thingName="in-first")
+        iot.create_thing(thingName="in-none")
+        with second.active():
+            assert shared_client("iot", "eu-west-1") is iot
+            second.fail("CreateThing", "ThrottlingException")
+            with pytest.raises(ClientError, match="ThrottlingException"):
+                iot.create_thing(thingName="refused")
+            iot.create_thing(thingName="in-second")
+    assert [c.params["thingName"] for c in first.of("CreateThing")] == ["in-first"]
+    assert [c.params["thingName"] for c in second.of("CreateThing")] == ["refused", "in-second"]
+
+
 def test_concurrent_calls_to_one_regions_backend_are_answered_as_if_alone() -> None:
     """moto lists a region's things by iterating a dict that another thread's CreateThing
     grows ("OrderedDict mutated during iteration" within 50 ms, unserialised); AWS answers both."""

@@ -1,7 +1,7 @@
 """Every AWS call made while a world is open, by whom, and the faults a scenario injects.
 
 One botocore hook on every client created meanwhile (tests, tools, Lambda handlers, the
-state-machine interpreter's SDK tasks): calls are logged with their region, API parameters
+state-machine interpreter's SDK tasks) and on the clients the worlds share: calls are logged with their region, API parameters
 and caller (`acting_as`); `fail`, `before`, `interrupt`, `down` and `throttle` act on them.
 In-process stand-ins for AWS calls (a state machine's `lambda:invoke`) pass `record` too.
 """
@@ -29,6 +29,9 @@ Params = Mapping[str, Any]
 _MOTO = threading.RLock()
 Match = Callable[[Params], bool] | None
 _acting = threading.local()
+# The calls being logged: one world's at a time. A client's hooks log to whichever is active
+# when it calls, so clients are shared by the worlds of a process (building one costs ~10 ms).
+_ACTIVE: list[AwsCalls] = []
 
 
 class RegionDown(ConnectionError):
@@ -198,17 +201,9 @@ class AwsCalls:
     @contextlib.contextmanager
     def active(self) -> Iterator[AwsCalls]:
         original = botocore.session.Session.create_client
-        calls = self
 
         def create_client(session: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
-            client = original(session, service_name, *args, **kwargs)
-            region = client.meta.region_name
-            events = client.meta.events
-            events.register("before-parameter-build",
-                            functools.partial(calls._before_parameters, region))
-            events.register("before-call", functools.partial(calls._before_call, region))
-            events.register("after-call", calls._after_call)
-            return client
+            return logged(original(session, service_name, *args, **kwargs))
 
         original_request = BotocoreStubber.process_request
 
@@ -218,4 +213,23 @@ class AwsCalls:
 
         with mock.patch.object(botocore.session.Session, "create_client", create_client), \
                 mock.patch.object(BotocoreStubber, "process_request", process_request):
-            yield self
+            _ACTIVE.append(self)
+            try:
+                yield self
+            finally:
+                _ACTIVE.remove(self)
+
+
+def _to_active(method: str, region: str, **kwargs: Any) -> Any:
+    return getattr(_ACTIVE[-1], method)(region, **kwargs) if _ACTIVE else None
+
+
+def logged(client: Any) -> Any:
+    """`client` with its calls logged to the active `AwsCalls` (idempotent)."""
+    region, events = client.meta.region_name, client.meta.events
+    events.register("before-parameter-build", functools.partial(_to_active, "_before_parameters", region),
+                    unique_id="aws-calls-parameters")
+    events.register("before-call", functools.partial(_to_active, "_before_call", region),
+                    unique_id="aws-calls-before")
+    events.register("after-call", AwsCalls._after_call, unique_id="aws-calls-after")
+    return client

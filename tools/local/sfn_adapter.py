@@ -273,18 +273,13 @@ class SfnAdapter:
         self.calls = calls or AwsCalls()
         self.lambda_handlers: dict[str, Handler] = {}  # by function name and ARN
         self.clock = VirtualClock()
-        self._clients: dict[tuple[str, str], Any] = {}
-        self._lock = threading.Lock()
 
-    def client(self, service: str, region: str) -> Any:
+    @staticmethod
+    def client(service: str, region: str) -> Any:
         """botocore validates parameters (moto's interpreter turns that off)."""
-        from tools.local.world import shared_session
+        from tools.local.world import shared_client
 
-        with self._lock:
-            if (service, region) not in self._clients:
-                session: Any = shared_session()
-                self._clients[(service, region)] = session.client(service, region_name=region)
-            return self._clients[(service, region)]
+        return shared_client(service, region)
 
     @staticmethod
     def _execution(env: Any) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from unittest import mock
 import boto3
 
 from tools.harness import GLOBAL, RecordedResource, StackGraph
-from tools.local.calls import AwsCalls
+from tools.local.calls import AwsCalls, logged
 from tools.local.moto_fidelity import faithful_moto
 from tools.local.pki_material import LocalPki
 from tools.local.sfn_adapter import SfnAdapter, start_sync_execution_answer
@@ -61,6 +61,19 @@ def capability_names() -> frozenset[str]:
 def shared_session() -> Any:
     """One boto3 session for every world of the process: service models load once."""
     return boto3.session.Session()
+
+
+_SHARED_CLIENTS: dict[tuple[str, str], Any] = {}
+_SHARED_CLIENTS_LOCK = threading.Lock()
+
+
+def shared_client(service: str, region: str) -> Any:
+    """One client per service and region for every world of the process (thread-safe, as
+    botocore's clients are); its calls are logged to the world open when it calls."""
+    with _SHARED_CLIENTS_LOCK:
+        if (service, region) not in _SHARED_CLIENTS:
+            _SHARED_CLIENTS[(service, region)] = logged(shared_session().client(service, region_name=region))
+        return _SHARED_CLIENTS[(service, region)]
 
 
 def plain(value: Any) -> Any:
@@ -121,9 +134,7 @@ class World:
     background: bool = False  # stream consumers on their own thread (else `settle()`)
     converge_seconds: float = CONVERGE_SECONDS
     endpoint: str = ""  # set by serve()
-    _clients: dict[tuple[str, str], Any] = field(default_factory=dict)
     _closing: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.adapter = SfnAdapter(self.calls)
@@ -138,12 +149,8 @@ class World:
         return str(self.client("sts").get_caller_identity()["Account"])
 
     def client(self, service: str, region: str | None = None) -> Any:
-        """A boto3 client of the world (cached, thread-safe)."""
-        key = (service, region or self.primary_region)
-        with self._lock:
-            if key not in self._clients:
-                self._clients[key] = shared_session().client(service, region_name=key[1])
-            return self._clients[key]
+        """A boto3 client in `region` (default: the primary one); thread-safe."""
+        return shared_client(service, region or self.primary_region)
 
     def resource(self, service: str, region: str | None = None) -> Any:
         return shared_session().resource(service, region_name=region or self.primary_region)
