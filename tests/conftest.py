@@ -140,15 +140,15 @@ def local_pki() -> pki_material.LocalPki:
 
 @pytest.fixture(scope="session")
 def local_graph(local_pki: pki_material.LocalPki) -> StackGraph:
-    """The dev stack as `python -m tools.local` evaluates it (our intermediate as its CA, the
-    journeys' config additions): what every world of the tests stands up."""
-    from tools.harness import evaluate_program, load_program_stack
-    from tools.local import journeys
+    """The dev stack as `python -m tools.local` evaluates it (this PKI's CAs, the journeys'
+    config additions): what every world of the tests stands up, and the graph the local runs
+    of this worker use (the runner's evaluation is this one)."""
+    from tools.harness import load_program_stack
+    from tools.local import runner
 
-    spec = load_program_stack(PROJECT_DIR, "dev")
-    added, _ = journeys.config_overrides(spec.config, spec.project)
+    overrides, _ = runner.run_config(load_program_stack(PROJECT_DIR, "dev"), local_pki)
     # Keyed by the intermediate: a worker that had to make its own PKI evaluates its own graph.
     ca = hashlib.sha256(local_pki.intermediate_pem.encode()).hexdigest()[:16]
-    return evaluated_once(f"local-{ca}", lambda: evaluate_program(
-        PROJECT_DIR, "dev", drop_keys=("caCertificatePemFile",),
-        config_overrides={**added, "caCertificatePem": local_pki.intermediate_pem}))
+    _, graph, _ = runner.evaluated_for_run(
+        PROJECT_DIR, "dev", overrides, evaluate=lambda evaluation: evaluated_once(f"local-{ca}", evaluation))
+    return graph

@@ -90,9 +90,8 @@ def code(call: Any, **kwargs: Any) -> str:
 
 
 def our_ca(world: World, region: str = A) -> tuple[str, str]:
-    """(runtime id, PEM as declared) of the region's CA registration."""
-    [ca] = world.declared("aws:iot/caCertificate:CaCertificate", region)
-    return str(world.resolver(ca.id)), str(world.state(ca)["caCertificatePem"])
+    """(runtime id, PEM as declared) of the region's registration of our devices' CA."""
+    return seen.device_ca(world, region)
 
 
 def registered(world: World, status: str = "ACTIVE", with_ca: bool = False) -> dict[str, Any]:

@@ -198,8 +198,7 @@ def test_device_onboarded_with_our_ca_in_a_becomes_usable_in_b(f: Regions) -> No
 
     usable_only_with(f, B, "sensor-ours", certificate_id)
     usable_only_with(f, A, "sensor-ours", certificate_id)
-    [ca] = f.world.declared("aws:iot/caCertificate:CaCertificate", B)
-    by_our_ca = f.world.client("iot", B).list_certificates_by_ca(caCertificateId=f.world.resolver(ca.id))
+    by_our_ca = f.world.client("iot", B).list_certificates_by_ca(caCertificateId=seen.device_ca(f.world, B)[0])
     assert certificate_id in [c["certificateId"] for c in by_our_ca["certificates"]]
     # A's own write never reached A's machine; B ran once, without a failure.
     assert deliveries[A].executions == []
@@ -317,11 +316,10 @@ def test_certificate_auto_registered_in_b_first_ends_active(f: Regions, jitr_pro
     thing = f"sensor-early-{jitr_progress}"
     device = issue(thing, f.pki.intermediate)
     iot = f.world.client("iot", B)
-    [ca] = f.world.declared("aws:iot/caCertificate:CaCertificate", B)
     # The device connected to B before the record arrived: AWS IoT registered its
     # certificate PENDING_ACTIVATION (and B's JITR may have got as far as attaching it).
     early_id = iot.register_certificate(certificatePem=device.pem, status="PENDING_ACTIVATION",
-                                        caCertificatePem=f.world.state(ca)["caCertificatePem"])["certificateId"]
+                                        caCertificatePem=seen.device_ca(f.world, B)[1])["certificateId"]
     if jitr_progress == "attached":
         iot.create_thing(thingName=thing)
         iot.attach_thing_principal(thingName=thing, principal=seen.cert_arn(B, early_id),
@@ -393,10 +391,8 @@ def test_a_step_that_keeps_failing_is_dead_lettered_unusable_and_repaired(
     thing = f"sensor-fault-{action.lower()}"
     device = issue(thing, f.pki.intermediate)
     if action in EXISTING_CERTIFICATE_STEPS:  # B's JITR registered it first
-        [ca] = f.world.declared("aws:iot/caCertificate:CaCertificate", B)
         f.world.client("iot", B).register_certificate(
-            certificatePem=device.pem, status="PENDING_ACTIVATION",
-            caCertificatePem=f.world.state(ca)["caCertificatePem"])
+            certificatePem=device.pem, status="PENDING_ACTIVATION", caCertificatePem=seen.device_ca(f.world, B)[1])
     registration, _, _ = jitr.connect_first(f.world, A, device.pem)
     certificate_id = registration.certificate_id
     f.world.calls.fail(action, "ValidationException" if action == "GetItem" else

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tools.harness import ProgramFailed, StackGraph, evaluate_program, load_program_stack
+from tools.harness import ProgramFailed, ProgramStack, StackGraph, evaluate_program, load_program_stack
 from tools.local import journeys, pki_material
 from tools.local.journeys import JourneyRun, JourneyStopped
 from tools.local.materialise import MaterialiseError, short_type
@@ -49,6 +49,28 @@ _EVALUATED: dict[str, tuple[StackGraph, Any]] = {}
 
 
 Hold = Callable[[RunReport, World], None]
+
+
+def run_config(spec: ProgramStack, local_pki: pki_material.LocalPki) -> tuple[dict[str, Any], list[str]]:
+    """The config the run evaluates the stack with (its journeys' additions, the run's CAs),
+    and a note on each addition for the report."""
+    added, notes = journeys.config_overrides(spec.config, spec.project)
+    ca_config, ca_note = local_pki.stack_ca_config()
+    return {**added, **ca_config}, [*notes, ca_note]
+
+
+def evaluated_for_run(project_dir: Path, stack: str, overrides: dict[str, Any],
+                      evaluate: Callable[[Callable[[], StackGraph]], StackGraph] = lambda it: it(),
+                      ) -> tuple[str, StackGraph, Any]:
+    """The stack evaluated with the run's config, once per process (`evaluate` runs the
+    evaluation: the tests share one between their workers): its key in `_EVALUATED`, the
+    graph and the policy pack's report if a run of this process checked it already."""
+    memo = json.dumps([str(project_dir), stack, overrides], sort_keys=True)
+    if memo not in _EVALUATED:
+        _EVALUATED[memo] = (evaluate(lambda: evaluate_program(
+            project_dir, stack, drop_keys=("caCertificatePemFile", "caCertificatePem", "caCertificates"),
+            config_overrides=overrides)), None)
+    return memo, *_EVALUATED[memo]
 
 
 class _Refused(Exception):
@@ -214,15 +236,8 @@ def _run(options: RunOptions, progress: Progress, hold: Hold | None, prepared: c
     try:
         spec = load_program_stack(options.project_dir, options.stack)
         regions = _regions(spec.config, spec.project, options.regions)
-        added, notes = journeys.config_overrides(spec.config, spec.project)
-        ca_config, ca_note = local_pki.stack_ca_config()
-        notes.append(ca_note)
-        overrides = {**added, **ca_config}
-        memo = json.dumps([str(options.project_dir), options.stack, overrides], sort_keys=True)
-        evaluated, policy_report = _EVALUATED.get(memo) or (evaluate_program(
-            options.project_dir, options.stack,
-            drop_keys=("caCertificatePemFile", "caCertificatePem", "caCertificates"),
-            config_overrides=overrides), None)
+        overrides, notes = run_config(spec, local_pki)
+        memo, evaluated, policy_report = evaluated_for_run(options.project_dir, options.stack, overrides)
     except ProgramFailed as failure:
         problems = [m for level, m in failure.graph.diagnostics if level == "ERROR"]
         raise SetupError("\n".join(problems) or str(failure)) from None

@@ -37,6 +37,16 @@ def policies_of(world: World, region: str, certificate_id: str) -> list[str]:
         target=cert_arn(region, certificate_id))["policies"])
 
 
+def device_ca(world: World, region: str) -> tuple[str, str]:
+    """(runtime id, PEM) of the region's registration of the CA the run's devices are issued
+    under, the PKI's intermediate (a stack in CA rotation also declares the next one)."""
+    for ca in world.declared("aws:iot/caCertificate:CaCertificate", region):
+        pem = str(world.state(ca)["caCertificatePem"])
+        if pem.strip() == world.pki.intermediate_pem.strip():
+            return str(world.resolver(ca.id)), pem
+    raise LookupError(f"{region} declares no registration of the run's intermediate CA")
+
+
 def thing_exists(world: World, region: str, thing: str) -> bool:
     iot = world.client("iot", region)
     try:
