@@ -133,8 +133,10 @@ def test_semantics_take_any_document(document):
 
 
 @SETTINGS
+# "[" * 1000 nests deeper than the YAML parser can recurse (refused); deeper costs the pure-Python
+# scanner quadratic time (1 s at 3000) and tests nothing more.
 @given(text=st.one_of(st.text(max_size=60), st.sampled_from([
-    "a: 2020-13-45", "[" * 3000, "a: !Ref", "!!python/object:os.system x", "a: &x [*x]",
+    "a: 2020-13-45", "[" * 1000, "a: !Ref", "!!python/object:os.system x", "a: &x [*x]",
     "Resources: {A: {Type: !Sub 'AWS::${X}'}}", "openapi: 3.0.1\npaths: {/x: {get: {security: [{}]}}}"])))
 def test_templates_read_any_text(text):
     """CloudFormation/OpenAPI text is read as a document or refused (None), never raises."""
