@@ -591,6 +591,29 @@ def test_a_world_like_one_opened_before_starts_as_that_one_did_and_keeps_nothing
     assert seen == [fresh, fresh]
 
 
+@pytest.mark.parametrize("copies, materialised", [(True, 1), (False, 3)])
+def test_worlds_are_materialised_once_unless_moto_state_does_not_copy(
+        local_graph: StackGraph, local_pki: LocalPki, monkeypatch: pytest.MonkeyPatch,
+        copies: bool, materialised: int) -> None:
+    """Three worlds alike: the first is materialised, the others are copies of it; if moto's
+    state holds something that does not copy, each is materialised (and nothing is kept)."""
+    from tools.local import materialise
+    from tools.local import world as worlds
+
+    made: list[World] = []
+    real = materialise.materialise
+    monkeypatch.setattr(materialise, "materialise", lambda world: made.append(world) or real(world))
+    if not copies:
+        def refuse(state: Any, keep: Any) -> Any:
+            raise TypeError("cannot pickle '_io.BufferedReader' object")
+        monkeypatch.setattr(worlds, "_copied", refuse)
+    graph = dataclasses.replace(local_graph)  # a graph of its own: nothing kept for it yet
+    for _ in range(3):
+        with open_world(graph, regions=["eu-west-1"], pki=local_pki, capabilities=["cvm"]) as world:
+            assert world.client("dynamodb").list_tables()["TableNames"]
+    assert len(made) == materialised
+
+
 def test_the_run_adds_a_legacy_batch_only_to_a_stack_that_runs_the_cvm() -> None:
     from tools.local.journeys.cvm import LEGACY_BATCH, legacy_batch_for_the_run
 

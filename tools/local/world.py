@@ -328,7 +328,7 @@ def _materialise(world: World) -> Any:
     try:
         state = _copied((account, [b[account] for b in backend_dicts], world.resolver._known,
                          world.materialised, made, list(world.calls.calls)), backend_dicts)
-    except (TypeError, copy.Error):  # something moto added that does not copy: materialise each time
+    except (TypeError, copy.Error, RecursionError):  # moto state that does not copy: materialise each time
         return made
     _STOOD[key] = _Stood(weakref.ref(world.graph), backend_dicts, state)
     while len(_STOOD) > _STOOD_KEPT:
