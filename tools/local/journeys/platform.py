@@ -11,18 +11,12 @@ from pulumi_policy import EnforcementLevel
 from components.x509 import is_ca_certificate, is_self_signed
 from tools.local.graph_edit import with_inputs
 from tools.local.journeys import JourneyRun, journey, short, shown
+from tools.local.journeys import registry as seen
 from tools.local.world import plain
 
 
 def _path_length(certificate: x509.Certificate) -> int | None:
     return certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length
-
-
-def _same(pem: object, certificate: x509.Certificate) -> bool:
-    try:
-        return isinstance(pem, str) and x509.load_pem_x509_certificate(pem.encode()) == certificate
-    except ValueError:
-        return False
 
 
 @journey("pki", "PKI bootstrap: root CA -> intermediate CA, registered as the stack's CA", order=0,
@@ -44,21 +38,21 @@ def pki_bootstrap(run: JourneyRun) -> None:
         for resource in world.graph.of_type("aws:iot/caCertificate:CaCertificate"):
             declared.setdefault(str(resource.region), []).append(
                 plain(dict(resource.inputs)).get("caCertificatePem"))
-        wrong = sorted(r for r, pems in declared.items() if not any(_same(p, intermediate) for p in pems))
+        wrong = sorted(r for r, pems in declared.items()
+                       if not any(seen.same_certificate(p, intermediate) for p in pems))
         step.check(bool(declared) and not wrong, f"{len(declared)} CA registration(s) declared with the "
                                                  f"intermediate's PEM", f"expected the intermediate in every CA registration; "
                                                                        f"other CAs in: {shown(wrong)}")
     for region in world.regions:
         with run.step("our CA registered in IoT: ACTIVE, auto-registration on, as declared",
                       region=region) as step:
-            resources = [r for r in world.declared("aws:iot/caCertificate:CaCertificate", region)
-                         if _same(plain(dict(r.inputs)).get("caCertificatePem"), intermediate)]
+            resources = seen.device_ca_registrations(world, region)
             step.check(len(resources) == 1, f"{len(resources)} CA registration(s) of the intermediate declared")
             [resource] = resources
             state, ca_id = world.state(resource), world.resolver(resource.id)
             described = world.client("iot", region).describe_ca_certificate(
                 certificateId=ca_id)["certificateDescription"]
-            same = _same(described["certificatePem"], intermediate)
+            same = seen.same_certificate(described["certificatePem"], intermediate)
             step.check(described["status"] == "ACTIVE" and same and bool(state.get("allowAutoRegistration")),
                        f"CA {short(ca_id)} {described['status']}, PEM = intermediate: {same}, "
                        f"allowAutoRegistration={state.get('allowAutoRegistration')}, mode {state.get('certificateMode')}")

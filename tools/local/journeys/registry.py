@@ -7,8 +7,10 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from tools.harness import ACCOUNT_ID
-from tools.local.world import World
+from cryptography import x509
+
+from tools.harness import ACCOUNT_ID, RecordedResource
+from tools.local.world import World, plain
 
 T = TypeVar("T")
 INVENTORY = "device-inventory"  # the program's export keys of the tables
@@ -37,14 +39,26 @@ def policies_of(world: World, region: str, certificate_id: str) -> list[str]:
         target=cert_arn(region, certificate_id))["policies"])
 
 
+def same_certificate(pem: object, certificate: x509.Certificate) -> bool:
+    try:
+        return isinstance(pem, str) and x509.load_pem_x509_certificate(pem.encode()) == certificate
+    except ValueError:
+        return False
+
+
+def device_ca_registrations(world: World, region: str) -> list[RecordedResource]:
+    """The region's declared registrations of the CA the run's devices are issued under, the
+    PKI's intermediate (a stack in CA rotation also declares the next one)."""
+    return [ca for ca in world.declared("aws:iot/caCertificate:CaCertificate", region)
+            if same_certificate(plain(dict(ca.inputs)).get("caCertificatePem"), world.pki.intermediate.cert)]
+
+
 def device_ca(world: World, region: str) -> tuple[str, str]:
-    """(runtime id, PEM) of the region's registration of the CA the run's devices are issued
-    under, the PKI's intermediate (a stack in CA rotation also declares the next one)."""
-    for ca in world.declared("aws:iot/caCertificate:CaCertificate", region):
-        pem = str(world.state(ca)["caCertificatePem"])
-        if pem.strip() == world.pki.intermediate_pem.strip():
-            return str(world.resolver(ca.id)), pem
-    raise LookupError(f"{region} declares no registration of the run's intermediate CA")
+    """(runtime id, PEM) of the region's one registration of the devices' CA."""
+    found = device_ca_registrations(world, region)
+    if len(found) != 1:
+        raise LookupError(f"{region} declares {len(found)} registrations of the run's intermediate CA, not one")
+    return str(world.resolver(found[0].id)), str(world.state(found[0])["caCertificatePem"])
 
 
 def thing_exists(world: World, region: str, thing: str) -> bool:
