@@ -1,9 +1,9 @@
 """Every AWS call made while a world is open, by whom, and the faults a scenario injects.
 
-One botocore hook on every client created meanwhile (tests, tools, Lambda handlers, the state-
-machine interpreter's SDK tasks) and on the clients the worlds share: calls are logged with
-their region, API parameters and caller (`acting_as`); `fail`, `before`, `interrupt`, `down`
-and `throttle` act on them. In-process stand-ins for AWS calls (a state machine's
+One botocore hook on every client created meanwhile (tests, tools, Lambda handlers, the
+state-machine interpreter's SDK tasks) and on the clients the worlds share: calls are logged
+with their region, API parameters and caller (`acting_as`); `fail`, `before`, `interrupt`,
+`down` and `throttle` act on them. In-process stand-ins for AWS calls (a state machine's
 `lambda:invoke`) pass `record` too.
 """
 
