@@ -351,8 +351,10 @@ def _installer_claims(run: JourneyRun, browser: Browser, region: str, serial: st
 
     with run.step("the downloaded hand-over file: certificate parses, key matches, expiry is the claim's, endpoint "
                   "is the claim region's", region=region) as step:
-        path = Path(browser("download", name="Download hand-over file", dir=tempfile.mkdtemp(prefix="installer-web-")))
-        step.check(path.name == f"claim-{serial}-{region}.json", check_handover(path, claims[0], device.endpoints))
+        # the file holds the claim's private key: removed once checked, never left in /tmp
+        with tempfile.TemporaryDirectory(prefix="installer-web-") as downloads:
+            path = Path(browser("download", name="Download hand-over file", dir=downloads))
+            step.check(path.name == f"claim-{serial}-{region}.json", check_handover(path, claims[0], device.endpoints))
     browser.axe(run, "claim")
 
     with run.step(f"Send to device: the device takes the file and provisions {serial} through {region}'s template "
