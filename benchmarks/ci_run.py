@@ -39,11 +39,22 @@ def _children(pid: int) -> list[int]:
         return []
 
 
-def _tree_kib(root: int) -> tuple[int, int]:
-    """(RSS, PSS) of the process tree in KiB. RSS counts a page shared by N processes N times
-    (the pytest workers' libraries, Chromium's processes); PSS counts a 1/N share in each, so
-    the tree's PSS is the memory it occupies."""
+def _label(pid: int) -> str:
+    """A short name for a process: its program and first argument (`python -m mypy`, `node`)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "?"
+    words = [Path(word.decode(errors="replace")).name for word in argv[:3] if word]
+    return " ".join(words)[:60]
+
+
+def _tree_kib(root: int) -> tuple[int, int, dict[str, int]]:
+    """(RSS, PSS, PSS by process name) of the process tree in KiB. RSS counts a page shared by
+    N processes N times (the pytest workers' libraries, Chromium's processes); PSS counts a 1/N
+    share in each, so the tree's PSS is the memory it occupies."""
     rss = pss = 0
+    by_name: dict[str, int] = {}
     stack = [root]
     while stack:
         pid = stack.pop()
@@ -52,11 +63,14 @@ def _tree_kib(root: int) -> tuple[int, int]:
                 if line.startswith("Rss:"):
                     rss += int(line.split()[1])
                 elif line.startswith("Pss:"):
-                    pss += int(line.split()[1])
+                    own = int(line.split()[1])
+                    pss += own
+                    name = _label(pid)
+                    by_name[name] = by_name.get(name, 0) + own
         except OSError:
             continue
         stack += _children(pid)
-    return rss, pss
+    return rss, pss, by_name
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"running bash .ci/run in {clone} (log: {log})", flush=True)
 
     peak_rss = peak_pss = 0
+    peak_at, peak_parts = 0.0, {}
     start = time.monotonic()
     with log.open("w") as out:
         process = subprocess.Popen(["bash", ".ci/run"], cwd=clone, stdout=out,
@@ -81,9 +96,12 @@ def main(argv: list[str] | None = None) -> int:
 
         def sample() -> None:
             nonlocal peak_rss, peak_pss
+            nonlocal peak_at, peak_parts
             while not done.is_set():
-                rss, pss = _tree_kib(process.pid)
-                peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
+                rss, pss, parts = _tree_kib(process.pid)
+                peak_rss = max(peak_rss, rss)
+                if pss > peak_pss:
+                    peak_pss, peak_at, peak_parts = pss, time.monotonic() - start, parts
                 time.sleep(0.1)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -104,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"peak RSS, process tree:  {peak_rss / 1024:.0f} MiB (shared pages counted in each process)")
     print(f"peak PSS, process tree:  {peak_pss / 1024:.0f} MiB (sampled every 100 ms; target "
           f"1.5 GB: {'OK' if peak_pss <= 1.5 * 1024 * 1024 else 'OVER'})")
+    print(f"at the PSS peak ({peak_at:.0f} s in), by process:")
+    for name, kib in sorted(peak_parts.items(), key=lambda part: -part[1])[:8]:
+        print(f"  {kib / 1024:6.0f} MiB  {name}")
     failed = [line for line in log.read_text().splitlines() if line.startswith(("FAILED ", "ERROR "))]
     for line in failed:
         print(line)
