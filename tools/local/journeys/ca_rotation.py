@@ -14,7 +14,7 @@ from typing import Any
 from components.edge.cas import DeviceCa, DeviceCas
 from tools import ca_rotation
 from tools import pki as pki_tool
-from tools.local.emulation.iot_data import IotData
+from tools.local.emulation.iot_data import CA_TYPE, IotData
 from tools.local.journeys import JourneyRun, journey, short, shown
 from tools.local.journeys import registry as seen
 from tools.local.journeys.jitr import connect_first
@@ -22,7 +22,6 @@ from tools.local.pki_material import NEXT_CA_NAME, PREVIOUS_CA_NAME
 from tools.local.world import World
 
 CAPABILITY = "jitr"
-CA_TYPE = "aws:iot/caCertificate:CaCertificate"
 RULE_TYPE = "aws:iot/topicRule:TopicRule"
 
 

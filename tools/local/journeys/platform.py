@@ -9,6 +9,7 @@ from cryptography import x509
 from pulumi_policy import EnforcementLevel
 
 from components.x509 import is_ca_certificate, is_self_signed
+from tools.local.emulation.iot_data import CA_TYPE
 from tools.local.graph_edit import with_inputs
 from tools.local.journeys import JourneyRun, journey, short, shown
 from tools.local.journeys import registry as seen
@@ -35,7 +36,7 @@ def pki_bootstrap(run: JourneyRun) -> None:
     with run.step("the stack declares the intermediate as its CA in every region") as step:
         # During a CA rotation a region declares two CAs; the intermediate must be one of them.
         declared: dict[str, list[Any]] = {}
-        for resource in world.graph.of_type("aws:iot/caCertificate:CaCertificate"):
+        for resource in world.graph.of_type(CA_TYPE):
             declared.setdefault(str(resource.region), []).append(
                 plain(dict(resource.inputs)).get("caCertificatePem"))
         wrong = sorted(r for r, pems in declared.items()

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from cryptography import x509
 
 from tools.harness import ACCOUNT_ID, RecordedResource
+from tools.local.emulation.iot_data import CA_TYPE
 from tools.local.world import World, plain
 
 T = TypeVar("T")
@@ -49,7 +50,7 @@ def same_certificate(pem: object, certificate: x509.Certificate) -> bool:
 def device_ca_registrations(world: World, region: str) -> list[RecordedResource]:
     """The region's declared registrations of the CA the run's devices are issued under, the
     PKI's intermediate (a stack in CA rotation also declares the next one)."""
-    return [ca for ca in world.declared("aws:iot/caCertificate:CaCertificate", region)
+    return [ca for ca in world.declared(CA_TYPE, region)
             if same_certificate(plain(dict(ca.inputs)).get("caCertificatePem"), world.pki.intermediate.cert)]
 
 
