@@ -6,17 +6,39 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from components.packaging import contracts_only_layer
 from tests.support.snapshots import TWENTY_REGION_OVERRIDES, TWENTY_REGIONS
-from tools.harness import GLOBAL, StackGraph
+from tools import plan
+from tools.harness import GLOBAL, StackGraph, evaluate_program
 from tools.plan import LAYER_WARNING, build_plan, main, plan_document, render_plan, render_summary
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def one_evaluation_per_stack_and_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plan command's tests share the evaluation of a stack with the same files, settings
+    and layer (2-3 s each): evaluating it again would test Pulumi's determinism, not the plan.
+    A failed evaluation is not kept."""
+    def evaluate_once(program: Path | str, stack: str, **kwargs: Any) -> StackGraph:
+        files = [Path(program) / name for name in ("Pulumi.yaml", f"Pulumi.{stack}.yaml")]
+        key = (str(Path(program).resolve()), stack, json.dumps(kwargs, sort_keys=True, default=str),
+               tuple(f.read_text() if f.is_file() else None for f in files),
+               os.environ.get("IOTMR_LAMBDA_LAYER_ZIP"))
+        if key not in _EVALUATED:
+            _EVALUATED[key] = evaluate_program(program, stack, **kwargs)
+        return _EVALUATED[key]
+    monkeypatch.setattr(plan, "evaluate_program", evaluate_once)
+
+
+_EVALUATED: dict[tuple[Any, ...], StackGraph] = {}
 
 
 def run(*argv: str) -> tuple[int, str, str]:
