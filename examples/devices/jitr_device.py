@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     for number, why in enumerate(outcome.refusals, 1):
         print(f"attempt {number}: refused ({why})")
     if not outcome.published:
-        print(f"not connected after {ATTEMPTS} attempts", file=sys.stderr)
+        print(f"connected (attempt {outcome.attempt}), but the publish was refused" if outcome.attempt
+              else f"not connected after {ATTEMPTS} attempts", file=sys.stderr)
         return 1
     print(f"attempt {outcome.attempt}: connected as {args.thing}, published to {outcome.published}")
     return 0

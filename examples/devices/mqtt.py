@@ -10,6 +10,7 @@ import contextlib
 import json
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, InvalidStateError, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,18 +37,35 @@ class Refused(Exception):
     """The endpoint did not accept the connection (TLS or CONNACK)."""
 
 
+class NotAcknowledged(Exception):
+    """The endpoint did not acknowledge a QoS 1 publish: AWS IoT closes the connection instead
+    when the device's policy denies it."""
+
+
 class Session:
     """A connected device's MQTT connection, valid inside `connected(...)` only."""
 
-    def __init__(self, connection: mqtt.Connection) -> None:
+    def __init__(self, connection: mqtt.Connection, interrupted: Future[str]) -> None:
         self.connection: mqtt.Connection | None = connection
+        self._interrupted = interrupted  # resolved (with the reason) when the endpoint closes the connection
 
     def publish(self, topic: str, message: Mapping[str, Any]) -> None:
-        """QoS 1: returns once the endpoint acknowledged (PUBACK), raises if it did not."""
+        """QoS 1: returns once the endpoint acknowledged (PUBACK); raises NotAcknowledged as soon
+        as the endpoint closes the connection instead, or after TIMEOUT_SECONDS without an answer
+        (the SDK would resend it after reconnecting: a refused publish, refused again)."""
         if self.connection is None:
             raise RuntimeError("the session has ended")
         future, _ = self.connection.publish(topic=topic, payload=json.dumps(message), qos=mqtt.QoS.AT_LEAST_ONCE)
-        future.result(TIMEOUT_SECONDS)
+        wait([future, self._interrupted], TIMEOUT_SECONDS, return_when=FIRST_COMPLETED)
+        if future.done() and future.exception() is None:
+            return
+        if self._interrupted.done():
+            why = f"the endpoint closed the connection ({self._interrupted.result()})"
+        elif future.done():  # e.g. cancelled by the SDK when it reconnected with a clean session
+            why = f"{type(future.exception()).__name__}: {future.exception()}"
+        else:
+            why = f"no answer within {TIMEOUT_SECONDS} s"
+        raise NotAcknowledged(f"publish to {topic} not acknowledged: {why}")
 
 
 @contextlib.contextmanager
@@ -59,19 +77,25 @@ def connected(endpoint: Endpoint, certificate_pem: str, key_pem: str, client_id:
     shutdown = loop_group.shutdown_event
     bootstrap = io.ClientBootstrap(loop_group, io.DefaultHostResolver(loop_group))
     proxy = HttpProxyOptions(*endpoint.proxy) if endpoint.proxy else None
+    interrupted: Future[str] = Future()
+
+    def on_interrupted(connection: mqtt.Connection, error: Exception, **_: Any) -> None:
+        with contextlib.suppress(InvalidStateError):  # the first interruption is the one that counts
+            interrupted.set_result(f"{type(error).__name__}: {error}")
     connection = mqtt_connection_builder.mtls_from_bytes(
         endpoint=endpoint.host_name, port=endpoint.port, cert_bytes=certificate_pem.encode(),
         pri_key_bytes=key_pem.encode(), ca_bytes=endpoint.ca_pem.encode(), client_id=client_id,
         client_bootstrap=bootstrap, http_proxy_options=proxy, clean_session=True, keep_alive_secs=30,
         tcp_connect_timeout_ms=TIMEOUT_SECONDS * 1000, protocol_operation_timeout_ms=TIMEOUT_SECONDS * 1000,
-        reconnect_min_timeout_secs=1, reconnect_max_timeout_secs=1, enable_metrics_collection=False)
+        reconnect_min_timeout_secs=1, reconnect_max_timeout_secs=1, enable_metrics_collection=False,
+        on_connection_interrupted=on_interrupted)
     del loop_group, bootstrap
     refused = ""
     try:
         connection.connect().result(TIMEOUT_SECONDS)
     except Exception as error:  # awscrt.exceptions.AwsCrtError: TLS, CONNACK, timeout
         refused = f"{type(error).__name__}: {error}"
-    session = Session(connection)
+    session = Session(connection, interrupted)
     try:
         if not refused:
             yield session
@@ -90,7 +114,8 @@ def connected(endpoint: Endpoint, certificate_pem: str, key_pem: str, client_id:
 @dataclass
 class Outcome:
     attempt: int = 0  # the attempt whose CONNACK accepted (0: none)
-    refusals: list[str] = field(default_factory=list)  # why each earlier attempt failed
+    # why each refused connection failed, then (if connected) why the publish was not acknowledged
+    refusals: list[str] = field(default_factory=list)
     published: str = ""  # the topic of the acknowledged publish
 
 
@@ -103,7 +128,11 @@ def connect_and_publish(endpoint: Endpoint, certificate_pem: str, key_pem: str, 
         try:
             with connected(endpoint, certificate_pem, key_pem, client_id) as session:
                 outcome.attempt = attempt
-                session.publish(topic, {**message, "attempt": attempt})
+                try:
+                    session.publish(topic, {**message, "attempt": attempt})
+                except NotAcknowledged as refused:  # the policy's verdict: retrying changes nothing
+                    outcome.refusals.append(str(refused))
+                    return outcome
                 outcome.published = topic
                 return outcome
         except Refused as refused:

@@ -1,12 +1,13 @@
 """AWS IoT Core's device endpoint, per region, on 127.0.0.1: MQTT 3.1.1 over mutual TLS, served
-by amqtt (an existing asyncio broker) extended only through its plugin hooks. What a device
-meets, with the AWS pages it follows: docs/emulation.md, "Device endpoint".
+by amqtt (an existing asyncio broker) extended through its plugin hooks and three of its
+methods. What a device meets, with the AWS pages it follows: docs/emulation.md, "Device endpoint".
 
 `Gate.tls_context`: the device domain's server certificate, SNI checked, the client certificate
 chained to the CAs registered ACTIVE at the handshake (or the Amazon issuer). `RegistryCheck`:
 CONNECT (JITR of an unknown certificate, else `IotData.authorize_connect`). `PolicyCheck`: the
 policies on every PUBLISH, SUBSCRIBE and delivery (a denied PUBLISH or SUBSCRIBE closes the
-connection, AWS's AUTH_ERROR). `Routing`: an accepted JSON publish to the rules engine.
+connection, AWS's AUTH_ERROR; `AuthorisingHandler` withholds the PUBACK of a denied QoS 1
+publish, which amqtt would send before the policy decides). `Routing`: an accepted JSON publish to the rules engine.
 `DeviceBroker._handle_message_delivery`: fleet provisioning's MQTT API on `$aws/` topics (amqtt
 closes a client publishing to a `$` topic before any plugin runs), answered on the same connection.
 `Address.proxy_port`: a one-route HTTP CONNECT proxy standing in for DNS (the SDK's `http_proxy_options`).
@@ -25,12 +26,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from amqtt.broker import Broker, BrokerContext
 from amqtt.contexts import Action
+from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 from amqtt.plugins.base import BaseAuthPlugin, BasePlugin, BaseTopicPlugin
-from amqtt.session import Session
+from amqtt.session import INCOMING, Session
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -83,6 +85,13 @@ class DeviceBroker(Broker):
     def _create_ssl_context(self, listener: Any) -> ssl.SSLContext:
         return self.gate.tls_context(self.region)
 
+    async def _handle_client_session(self, reader: Any, writer: Any, client_session: Session,
+                                     handler: BrokerProtocolHandler, *args: Any, **kwargs: Any) -> None:
+        # before the handler reads any PUBLISH (amqtt builds it from the CONNECT, then comes here)
+        handler.__class__ = AuthorisingHandler
+        cast(AuthorisingHandler, handler).broker = self
+        await super()._handle_client_session(reader, writer, client_session, handler, *args, **kwargs)
+
     async def _handle_message_delivery(self, client_session: Session, handler: Any, wait_deliver: Any) -> bool:
         message = wait_deliver.result()
         if message is None or not str(message.topic or "").startswith("$aws/"):
@@ -117,6 +126,21 @@ class DeviceBroker(Broker):
                 await handler.handle_connection_closed()
                 await handler.stop()
         self.gate.keep(asyncio.ensure_future(close()))
+
+
+class AuthorisingHandler(BrokerProtocolHandler):
+    """No PUBACK for a QoS 1 publish the policy denies. amqtt queues the message and answers
+    PUBACK at once, the policy deciding later; AWS IoT closes the connection (AUTH_ERROR) and
+    acknowledges nothing, so the device learns its publish failed. AWS does not document the
+    PUBACK either way: the emulation takes the less permissive reading."""
+
+    broker: DeviceBroker
+
+    async def _handle_qos1_message_flow(self, app_message: Any) -> None:
+        if app_message.direction == INCOMING and self.session is not None and not await self.broker._topic_filtering(
+                self.session, app_message.topic, Action.PUBLISH):
+            return  # PolicyCheck logged the refusal and is closing the connection
+        await super()._handle_qos1_message_flow(app_message)
 
 
 def _peer_pem(session: Session) -> str:
