@@ -691,6 +691,17 @@ def test_a_failed_action_runs_the_error_action(world: World) -> None:
     assert not failed.ok and error_action.ok and error_action.action == "errorAction:sqs"
     [message] = world.client("sqs", A).receive_message(QueueUrl=queue)["Messages"]
     assert json.loads(message["Body"])["failures"][0]["failedAction"] == "stepFunctions"
+    world.client("sqs", A).delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+
+    # A function whose resource policy does not name the rule: not invoked, the action fails
+    # (not "invoked, the function failed later").
+    world.client("iot", A).replace_topic_rule(ruleName=rule_name, topicRulePayload={
+        "sql": f"SELECT * FROM '{topic}'", "actions": [{"lambda": {"functionArn": jitr.check_function(world, A)}}],
+        "errorAction": {"sqs": {"queueUrl": queue, "roleArn": arn}}})
+    failed, error_action = world.emulation(RulesEngine).publish(A, topic, {"n": 2})
+    assert not failed.ok and "may not invoke" in failed.detail and failed.topic == topic and error_action.ok
+    [message] = world.client("sqs", A).receive_message(QueueUrl=queue)["Messages"]
+    assert json.loads(message["Body"])["failures"][0]["failedAction"] == "lambda"
 
 
 def test_auto_registration_needs_an_active_ca_with_auto_registration(world: World) -> None:

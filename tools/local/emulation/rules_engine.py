@@ -12,7 +12,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -157,6 +157,7 @@ class Delivery:
     target: str
     ok: bool
     detail: str  # execution ARN, message id, or the error
+    topic: str = ""  # of the message the rule selected
 
 
 @dataclass(frozen=True)
@@ -199,13 +200,15 @@ def _sqs(call: ActionCall, action: Mapping[str, Any]) -> tuple[str, str]:
 
 def _lambda(call: ActionCall, action: Mapping[str, Any]) -> tuple[str, str]:
     """Asynchronous invoke through the function's resource policy (no role)."""
-    from tools.local.emulation.lambdas import LambdaRuntime
+    from tools.local.emulation.lambdas import InvokeDenied, LambdaRuntime
 
     function = action["functionArn"]
     try:
         call.world.emulation(LambdaRuntime).invoke_as_service(
             function, dict(call.message), principal="iot.amazonaws.com",
             source_arn=call.rule_arn, source_account=call.account)
+    except InvokeDenied as denied:  # AWS IoT could not invoke it: the action failed, its error action runs
+        raise AccessDenied(str(denied)) from denied
     except LookupError:
         raise
     except Exception as error:  # the action succeeded; the function failed later
@@ -245,12 +248,12 @@ class RulesEngine:
                     continue
                 selected = evaluate(rule["sql"], topic, message)
             except UnsupportedSql as error:
-                deliveries.append(Delivery(rule["ruleName"], "sql", "", False, str(error)))
+                deliveries.append(Delivery(rule["ruleName"], "sql", "", False, str(error), topic))
                 continue
             if selected is None:
                 continue  # the WHERE clause did not hold
             call = ActionCall(self._world, region, fetched["ruleArn"], topic, selected)
-            deliveries += self._run_rule(call, rule)
+            deliveries += [replace(d, topic=topic) for d in self._run_rule(call, rule)]
         self.deliveries += deliveries
         return deliveries
 

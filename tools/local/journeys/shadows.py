@@ -11,12 +11,14 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from lambdas.contracts import organisation as org
 from lambdas.contracts.shadows import Attr, partition_key, sort_key
 from tools.harness import StackGraph
+from tools.local.emulation.rules_engine import Delivery, RulesEngine
 from tools.local.graph_edit import with_each
 from tools.local.journeys import JourneyRun, journey, shown, wire
 from tools.local.journeys import registry as seen
@@ -24,6 +26,7 @@ from tools.local.world import World
 
 CAPABILITY = "shadow_replication"
 DEVICE_DATA = "device-data"  # the program's export key of the table
+T = TypeVar("T")
 
 
 def _name(shadow: str) -> dict[str, str]:
@@ -126,6 +129,34 @@ def organisation_record(world: World, region: str, thing: str) -> dict[str, Any]
     return _device_data(world, region, {org.Attr.PK: partition_key(thing), org.Attr.SK: org.SORT_KEY})
 
 
+@dataclass
+class Arrival:
+    """Waits for a change to `thing` made in one region to be found in another, stopping early
+    once a rule action failed for a message about the thing (since this object was made): AWS
+    IoT does not retry a failed action, it runs the rule's error action, so that change is
+    never captured and waiting longer cannot help."""
+
+    world: World
+    thing: str
+    since: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.since = len(self._deliveries())
+
+    def _deliveries(self) -> list[Delivery]:
+        return self.world.emulation(RulesEngine).deliveries if RulesEngine in self.world.emulations else []
+
+    def failed(self) -> list[Delivery]:
+        return [d for d in self._deliveries()[self.since:] if not d.ok and self.thing in d.topic.split("/")]
+
+    def wait(self, probe: Callable[[], T], done: Callable[[T], bool]) -> tuple[T, str]:
+        """(the last value; "" or, when it stopped without `done`, the failed actions)."""
+        value = seen.wait_for(probe, lambda v: done(v) or bool(self.failed()),
+                              timeout=self.world.converge_seconds, world=self.world)
+        failed = [] if done(value) else self.failed()
+        return value, "".join(f"; rule {d.rule} -> {d.action} on {d.topic} failed: {d.detail}" for d in failed[:2])
+
+
 def organisation_replicates(run: JourneyRun, a: str, b: str, thing: str) -> None:
     """Steps: attributes and a group set in `a` are found in `b`; a group left in `b` is left
     in `a`; nothing echoes (one record write per change)."""
@@ -147,6 +178,7 @@ def organisation_replicates(run: JourneyRun, a: str, b: str, thing: str) -> None
     attributes = {"site": "lisbon", "model": "m2"}
     expected: dict[str, Any] = {"attributes": attributes, "thingType": "",
                                 "groups": sorted((group, other))}
+    arrival = Arrival(world, thing)
     with run.step(f"an operator sets {thing}'s attributes and groups in {a}", region=a) as step:
         describe(world, a, thing, attributes)
         join(world, a, thing, group)
@@ -156,14 +188,12 @@ def organisation_replicates(run: JourneyRun, a: str, b: str, thing: str) -> None
     seen_in: Callable[[str], Callable[[], Any]] = \
         lambda region: partial(organisation, world, region, thing)
     with run.step(f"{b} finds the attributes and the groups", region=b) as step:
-        found = seen.wait_for(seen_in(b), lambda o: o == expected,
-                              timeout=world.converge_seconds, world=world)
-        step.check(found == expected, f"{b}: {shown(found)}")
+        found, why = arrival.wait(seen_in(b), lambda o: o == expected)
+        step.check(found == expected, f"{b}: {shown(found)}{why}")
     with run.step(f"{thing} leaves {other} in {b}; {a} sees it leave", region=a) as step:
         leave(world, b, thing, other)
-        found = seen.wait_for(seen_in(a), lambda o: o is not None and o["groups"] == [group],
-                              timeout=world.converge_seconds, world=world)
-        step.check(found is not None and found["groups"] == [group], f"{a}: {shown(found)}")
+        found, why = arrival.wait(seen_in(a), lambda o: o is not None and o["groups"] == [group])
+        step.check(found is not None and found["groups"] == [group], f"{a}: {shown(found)}{why}")
     with run.step("nothing echoed: the record was written once per change", region=a) as step:
         world.settle()
         records = {r: organisation_record(world, r, thing) or {} for r in (a, b)}
@@ -191,26 +221,24 @@ def shadow_replication(run: JourneyRun) -> None:
             ensure_thing(world, region, thing)
         step.check(all(seen.thing_exists(world, r, thing) for r in (a, b)), "thing in both")
     wanted_a = {"reported": {"firmware": "1.0", "temperature": 21}}
+    arrival = Arrival(world, thing)
     with run.step(f"the device reports its classic shadow in {a}", region=a) as step:
         update(world, a, thing, wanted_a)
         step.check(state(world, a, thing) == wanted_a, f"{a}: {json.dumps(state(world, a, thing), default=str)}")
     with run.step(f"{b} finds the classic shadow", region=b) as step:
-        found = seen.wait_for(partial(state, world, b, thing), lambda s: s == wanted_a,
-                              timeout=world.converge_seconds, world=world)
-        step.check(found == wanted_a, f"{b}: {json.dumps(found, default=str)}")
+        found, why = arrival.wait(partial(state, world, b, thing), lambda s: s == wanted_a)
+        step.check(found == wanted_a, f"{b}: {json.dumps(found, default=str)}{why}")
     wanted_b = {"desired": {"mode": "eco"}}
     with run.step(f"an application sets the named shadow 'config' in {b}", region=b) as step:
         update(world, b, thing, wanted_b, shadow="config")
         step.check(state(world, b, thing, "config") == wanted_b, f"{b}: {json.dumps(state(world, b, thing, 'config'), default=str)}")
     with run.step(f"{a} finds the named shadow", region=a) as step:
-        found = seen.wait_for(partial(state, world, a, thing, "config"), lambda s: s == wanted_b,
-                              timeout=world.converge_seconds, world=world)
-        step.check(found == wanted_b, f"{a}: {json.dumps(found, default=str)}")
+        found, why = arrival.wait(partial(state, world, a, thing, "config"), lambda s: s == wanted_b)
+        step.check(found == wanted_b, f"{a}: {json.dumps(found, default=str)}{why}")
     with run.step(f"the named shadow is deleted in {a}; {b} loses it too", region=b) as step:
         delete(world, a, thing, "config")
-        found = seen.wait_for(partial(state, world, b, thing, "config"), lambda s: s is None,
-                              timeout=world.converge_seconds, world=world)
-        step.check(found is None, f"{b}: {shown(found)}")
+        found, why = arrival.wait(partial(state, world, b, thing, "config"), lambda s: s is None)
+        step.check(found is None, f"{b}: {shown(found)}{why}")
     with run.step("nothing echoed: each shadow's record names the region that wrote it, once",
                   region=a) as step:
         world.settle()
