@@ -1077,8 +1077,11 @@ def test_publish_and_subscribe_outside_the_policy_close_the_connection(world: Wo
     endpoints, device = world.emulation(DeviceEndpoints), onboarded(world)
     mine, theirs = telemetry(device.thing_name), telemetry("someone-else")
     with connected(endpoints.endpoint(A), device.pem, device.key_pem, device.thing_name) as session:
+        decisions = len(world.calls.of("ListAttachedPolicies", region=A))
         session.publish(mine, {"ok": True})
         assert endpoints.wait_for_message(A, device.thing_name, mine)
+        # decided once, before the PUBACK (not again when amqtt delivers it)
+        assert len(world.calls.of("ListAttachedPolicies", region=A)) == decisions + 1
         # no PUBACK: the connection closes (AUTH_ERROR), and the device learns it at once
         with pytest.raises(NotAcknowledged, match=f"publish to {theirs} not acknowledged: the endpoint closed"):
             session.publish(theirs, {"ok": False})

@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -45,6 +46,8 @@ from tools.local.moto_fidelity import amazon_issuer_pem
 from tools.local.world import World
 
 DOMAIN_TYPE = "aws:iot/domainConfiguration:DomainConfiguration"
+# The topic of the publish being delivered when its policy was decided before its PUBACK.
+_AUTHORISED_TOPIC: ContextVar[str | None] = ContextVar("authorised_topic", default=None)
 MQTT_PORT = 8883  # what devices dial; the proxy maps it to the broker's ephemeral port
 
 
@@ -89,11 +92,29 @@ class DeviceBroker(Broker):
                                      handler: BrokerProtocolHandler, *args: Any, **kwargs: Any) -> None:
         # before the handler reads any PUBLISH (amqtt builds it from the CONNECT, then comes here)
         handler.__class__ = AuthorisingHandler
-        cast(AuthorisingHandler, handler).broker = self
+        authorising = cast(AuthorisingHandler, handler)
+        authorising.broker, authorising.authorised = self, set()
         await super()._handle_client_session(reader, writer, client_session, handler, *args, **kwargs)
+
+    async def _topic_filtering(self, session: Session, topic: str, action: Action) -> bool:
+        if action == Action.PUBLISH and _AUTHORISED_TOPIC.get() == topic:
+            return True  # decided before its PUBACK (AuthorisingHandler): one decision per publish
+        return bool(await super()._topic_filtering(session, topic, action))
 
     async def _handle_message_delivery(self, client_session: Session, handler: Any, wait_deliver: Any) -> bool:
         message = wait_deliver.result()
+        authorised = isinstance(handler, AuthorisingHandler) and message is not None \
+            and id(message) in handler.authorised
+        if authorised:
+            handler.authorised.discard(id(message))
+        # this delivery's task only (amqtt delivers each client's messages in that client's task)
+        token = _AUTHORISED_TOPIC.set(message.topic if authorised else None)
+        try:
+            return await self._deliver(client_session, handler, wait_deliver, message)
+        finally:
+            _AUTHORISED_TOPIC.reset(token)
+
+    async def _deliver(self, client_session: Session, handler: Any, wait_deliver: Any, message: Any) -> bool:
         if message is None or not str(message.topic or "").startswith("$aws/"):
             return bool(await super()._handle_message_delivery(client_session, handler, wait_deliver))
         if not await self._topic_filtering(client_session, message.topic, Action.PUBLISH):
@@ -135,11 +156,13 @@ class AuthorisingHandler(BrokerProtocolHandler):
     PUBACK either way: the emulation takes the less permissive reading."""
 
     broker: DeviceBroker
+    authorised: set[int]  # the queued messages already allowed (ids; amqtt's messages take no attributes)
 
     async def _handle_qos1_message_flow(self, app_message: Any) -> None:
-        if app_message.direction == INCOMING and self.session is not None and not await self.broker._topic_filtering(
-                self.session, app_message.topic, Action.PUBLISH):
-            return  # PolicyCheck logged the refusal and is closing the connection
+        if app_message.direction == INCOMING and self.session is not None:
+            if not await self.broker._topic_filtering(self.session, app_message.topic, Action.PUBLISH):
+                return  # PolicyCheck logged the refusal and is closing the connection
+            self.authorised.add(id(app_message))
         await super()._handle_qos1_message_flow(app_message)
 
 
