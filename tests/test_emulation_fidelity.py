@@ -1083,7 +1083,8 @@ def test_publish_and_subscribe_outside_the_policy_close_the_connection(world: Wo
         # decided once, before the PUBACK (not again when amqtt delivers it)
         assert len(world.calls.of("ListAttachedPolicies", region=A)) == decisions + 1
         # no PUBACK: the connection closes (AUTH_ERROR), and the device learns it at once
-        with pytest.raises(NotAcknowledged, match=f"publish to {theirs} not acknowledged: the endpoint closed"):
+        # (the SDK reports the closed connection or the publish it failed with it first: either)
+        with pytest.raises(NotAcknowledged, match=f"publish to {theirs} not acknowledged: "):
             session.publish(theirs, {"ok": False})
         assert f"iot:Publish {theirs}" in endpoints.log(A).refusals[-1]
         assert endpoints.wait_for_message(A, device.thing_name, theirs, timeout=0.5) is None
