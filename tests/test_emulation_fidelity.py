@@ -1098,6 +1098,17 @@ def test_publish_and_subscribe_outside_the_policy_close_the_connection(world: Wo
         assert "iot:Subscribe cmd/iotmr/someone-else/#" in endpoints.log(A).refusals[-1]
 
 
+def test_a_qos_2_subscription_is_not_acknowledged(world: World) -> None:
+    endpoints, device = world.emulation(DeviceEndpoints), onboarded(world)
+    commands = f"cmd/iotmr/{device.thing_name}/#"
+    with connected(endpoints.endpoint(A), device.pem, device.key_pem, device.thing_name) as session:
+        assert session.connection is not None
+        subscribed, _ = session.connection.subscribe(commands, mqtt.QoS.EXACTLY_ONCE)
+        with pytest.raises(Exception):  # no SUBACK
+            subscribed.result(10)
+    assert endpoints.log(A).refusals[-1].startswith(f"iot:Subscribe {commands} by {device.thing_name}: QoS 2")
+
+
 def test_amazon_issued_certificates_chain_to_one_issuer(world: World) -> None:
     iot = world.client("iot", A)
     created = iot.create_keys_and_certificate(setAsActive=False)

@@ -1,5 +1,5 @@
 """AWS IoT Core's device endpoint, per region, on 127.0.0.1: MQTT 3.1.1 over mutual TLS, served
-by amqtt (an existing asyncio broker) extended through its plugin hooks and three of its
+by amqtt (an existing asyncio broker) extended through its plugin hooks and some of its
 methods. What a device meets, with the AWS pages it follows: docs/emulation.md, "Device endpoint".
 
 `Gate.tls_context`: the device domain's server certificate, SNI checked, the client certificate
@@ -95,6 +95,17 @@ class DeviceBroker(Broker):
         authorising = cast(AuthorisingHandler, handler)
         authorising.broker, authorising.authorised = self, set()
         await super()._handle_client_session(reader, writer, client_session, handler, *args, **kwargs)
+
+    async def _handle_subscription(self, client_session: Session, handler: Any, subscribe_waiter: Any) -> None:
+        """AWS IoT supports QoS 0 and 1 only: no SUBACK for a QoS 2 subscription. Whether it
+        also disconnects is undocumented: the emulation does (the less permissive reading)."""
+        qos_2 = [topic for topic, qos in subscribe_waiter.result().topics if qos == 2]
+        if qos_2:
+            self.gate.logs[self.region].refusals.append(
+                f"iot:Subscribe {qos_2[0]} by {client_session.client_id}: QoS 2 is not supported (no SUBACK)")
+            self.close_session(client_session)
+            return
+        await super()._handle_subscription(client_session, handler, subscribe_waiter)
 
     async def _topic_filtering(self, session: Session, topic: str, action: Action) -> bool:
         if action == Action.PUBLISH and _AUTHORISED_TOPIC.get() == topic:
