@@ -22,8 +22,14 @@ from tools.plan import LAYER_WARNING, build_plan, main, plan_document, render_pl
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(scope="module")
+def evaluations() -> dict[tuple[Any, ...], StackGraph]:
+    return {}  # dropped with the module's last test
+
+
 @pytest.fixture(autouse=True)
-def one_evaluation_per_stack_and_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+def one_evaluation_per_stack_and_settings(monkeypatch: pytest.MonkeyPatch,
+                                          evaluations: dict[tuple[Any, ...], StackGraph]) -> None:
     """The plan command's tests share the evaluation of a stack with the same files, settings
     and layer (2-3 s each): evaluating it again would test Pulumi's determinism, not the plan.
     A failed evaluation is not kept."""
@@ -32,13 +38,10 @@ def one_evaluation_per_stack_and_settings(monkeypatch: pytest.MonkeyPatch) -> No
         key = (str(Path(program).resolve()), stack, json.dumps(kwargs, sort_keys=True, default=str),
                tuple(f.read_text() if f.is_file() else None for f in files),
                os.environ.get("IOTMR_LAMBDA_LAYER_ZIP"))
-        if key not in _EVALUATED:
-            _EVALUATED[key] = evaluate_program(program, stack, **kwargs)
-        return _EVALUATED[key]
+        if key not in evaluations:
+            evaluations[key] = evaluate_program(program, stack, **kwargs)
+        return evaluations[key]
     monkeypatch.setattr(plan, "evaluate_program", evaluate_once)
-
-
-_EVALUATED: dict[tuple[Any, ...], StackGraph] = {}
 
 
 def run(*argv: str) -> tuple[int, str, str]:
