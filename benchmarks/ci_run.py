@@ -55,9 +55,10 @@ def _tree_kib(root: int) -> tuple[int, int, dict[str, int]]:
     share in each, so the tree's PSS is the memory it occupies."""
     rss = pss = 0
     by_name: dict[str, int] = {}
-    stack = [root]
+    stack = [(root, "")]
     while stack:
-        pid = stack.pop()
+        pid, parent = stack.pop()
+        name = _label(pid)
         try:
             for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
                 if line.startswith("Rss:"):
@@ -65,11 +66,12 @@ def _tree_kib(root: int) -> tuple[int, int, dict[str, int]]:
                 elif line.startswith("Pss:"):
                     own = int(line.split()[1])
                     pss += own
-                    name = _label(pid)
-                    by_name[name] = by_name.get(name, 0) + own
+                    # a worker's forked child (an evaluation, a policy run) has its command line
+                    shown = f"{name} (forked child)" if name == parent else name
+                    by_name[shown] = by_name.get(shown, 0) + own
         except OSError:
             continue
-        stack += _children(pid)
+        stack += [(child, name) for child in _children(pid)]
     return rss, pss, by_name
 
 
