@@ -40,7 +40,7 @@ from tools.local.emulation import fleet_provisioning as fleet_module
 from tools.local.emulation import lambdas as lambdas_module
 from tools.local.emulation.api_gateway import ApiGateway
 from tools.local.emulation.fleet_provisioning import FleetProvisioning, Rejected, declared, role_for
-from tools.local.emulation.device_endpoint import DeviceEndpoints
+from tools.local.emulation.device_endpoint import PAYLOAD_LIMIT_BYTES, DeviceEndpoints
 from tools.local.moto_fidelity import amazon_issuer_pem
 from tools.local.emulation.iot_data import ConnectionRefused, IotData, certificate_id
 from tools.local.emulation.lambdas import FunctionTimeout, InvokeDenied, LambdaRuntime
@@ -1096,6 +1096,21 @@ def test_publish_and_subscribe_outside_the_policy_close_the_connection(world: Wo
         with pytest.raises(Exception):
             denied.result(10)
         assert "iot:Subscribe cmd/iotmr/someone-else/#" in endpoints.log(A).refusals[-1]
+
+
+def test_a_publish_over_the_payload_quota_closes_the_connection(world: World) -> None:
+    endpoints, device = world.emulation(DeviceEndpoints), onboarded(world)
+    mine = telemetry(device.thing_name)
+    overhead = len(json.dumps({"blob": ""}))
+    with connected(endpoints.endpoint(A), device.pem, device.key_pem, device.thing_name) as session:
+        session.publish(mine, {"blob": "x" * (PAYLOAD_LIMIT_BYTES - overhead)})  # at the quota: accepted
+        assert endpoints.wait_for_message(A, device.thing_name, mine)
+        with pytest.raises(NotAcknowledged):
+            session.publish(f"{mine}/big", {"blob": "x" * (PAYLOAD_LIMIT_BYTES - overhead + 1)})
+    assert endpoints.log(A).refusals[-1] == (
+        f"iot:Publish {mine}/big by {device.thing_name}: payload of {PAYLOAD_LIMIT_BYTES + 1} bytes exceeds "
+        f"{PAYLOAD_LIMIT_BYTES} (CLIENT_ERROR, PAYLOAD_LIMIT_EXCEEDED)")
+    assert endpoints.wait_for_message(A, device.thing_name, f"{mine}/big", timeout=0.5) is None
 
 
 def test_a_qos_2_subscription_is_not_acknowledged(world: World) -> None:

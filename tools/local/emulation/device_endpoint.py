@@ -7,7 +7,8 @@ chained to the CAs registered ACTIVE at the handshake (or the Amazon issuer). `R
 CONNECT (JITR of an unknown certificate, else `IotData.authorize_connect`). `PolicyCheck`: the
 policies on every PUBLISH, SUBSCRIBE and delivery (a denied PUBLISH or SUBSCRIBE closes the
 connection, AWS's AUTH_ERROR; `AuthorisingHandler` withholds the PUBACK of a denied QoS 1
-publish, which amqtt would send before the policy decides). `Routing`: an accepted JSON publish to the rules engine.
+publish, which amqtt would send before the policy decides, and closes the connection on a
+payload over the quota). `Routing`: an accepted JSON publish to the rules engine.
 `DeviceBroker._handle_message_delivery`: fleet provisioning's MQTT API on `$aws/` topics (amqtt
 closes a client publishing to a `$` topic before any plugin runs), answered on the same connection.
 `Address.proxy_port`: a one-route HTTP CONNECT proxy standing in for DNS (the SDK's `http_proxy_options`).
@@ -49,6 +50,9 @@ DOMAIN_TYPE = "aws:iot/domainConfiguration:DomainConfiguration"
 # The topic of the publish being delivered when its policy was decided before its PUBACK.
 _AUTHORISED_TOPIC: ContextVar[str | None] = ContextVar("authorised_topic", default=None)
 MQTT_PORT = 8883  # what devices dial; the proxy maps it to the broker's ephemeral port
+# AWS IoT's publish payload quota, "128 KB", read as 128 000 bytes (the less permissive reading
+# of KB); a larger publish closes the connection with CLIENT_ERROR, PAYLOAD_LIMIT_EXCEEDED.
+PAYLOAD_LIMIT_BYTES = 128_000
 
 
 @dataclass(frozen=True)
@@ -168,6 +172,16 @@ class AuthorisingHandler(BrokerProtocolHandler):
 
     broker: DeviceBroker
     authorised: set[int]  # the queued messages already allowed (ids; amqtt's messages take no attributes)
+
+    async def handle_publish(self, publish_packet: Any) -> None:
+        size = len(publish_packet.data or b"")
+        if size > PAYLOAD_LIMIT_BYTES and self.session is not None:  # any QoS: nothing acknowledged
+            self.broker.gate.logs[self.broker.region].refusals.append(
+                f"iot:Publish {publish_packet.topic_name} by {self.session.client_id}: payload of {size} bytes "
+                f"exceeds {PAYLOAD_LIMIT_BYTES} (CLIENT_ERROR, PAYLOAD_LIMIT_EXCEEDED)")
+            self.broker.close_session(self.session)
+            return
+        await super().handle_publish(publish_packet)
 
     async def _handle_qos1_message_flow(self, app_message: Any) -> None:
         if app_message.direction == INCOMING and self.session is not None:
