@@ -149,6 +149,7 @@ def local_graph(local_pki: pki_material.LocalPki) -> StackGraph:
     overrides, _ = runner.run_config(load_program_stack(PROJECT_DIR, "dev"), local_pki)
     # Keyed by the intermediate: a worker that had to make its own PKI evaluates its own graph.
     ca = hashlib.sha256(local_pki.intermediate_pem.encode()).hexdigest()[:16]
+    # The policy pack's report comes with it: the local runs of this worker then fork no check.
     _, graph, _ = runner.evaluated_for_run(
-        PROJECT_DIR, "dev", overrides, evaluate=lambda evaluation: evaluated_once(f"local-{ca}", evaluation))
+        PROJECT_DIR, "dev", overrides, lambda evaluation: evaluated_once(f"local-{ca}", evaluation), checked=True)
     return graph

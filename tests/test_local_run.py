@@ -89,6 +89,7 @@ def leftover_threads(before: set[threading.Thread]) -> list[str]:
 # --- end to end --------------------------------------------------------------------------
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("local_graph")  # the run uses its evaluation and policy report
 def test_the_dev_stack_runs_end_to_end(local_pki: LocalPki, dev_graph: StackGraph, tmp_path: Path,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     before = set(threading.enumerate())
@@ -218,6 +219,7 @@ def test_the_dev_stack_runs_end_to_end(local_pki: LocalPki, dev_graph: StackGrap
 
 @pytest.mark.slow
 @pytest.mark.parametrize("wire", sorted(journeys.WIRES))
+@pytest.mark.usefixtures("local_graph")  # the run uses its evaluation and policy report
 def test_breaking_a_wire_fails_its_journey(local_pki: LocalPki, wire: str,
                                            dev_graph: StackGraph) -> None:
     broken = journeys.WIRES[wire]
@@ -240,6 +242,7 @@ def test_breaking_a_wire_fails_its_journey(local_pki: LocalPki, wire: str,
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("local_graph")  # the run uses its evaluation and policy report
 def test_interrupt_tears_everything_down(local_pki: LocalPki) -> None:
     """Ctrl-C (here: while the server is held up, as with --keep) stops server and threads."""
     before = set(threading.enumerate())
@@ -257,6 +260,7 @@ def test_interrupt_tears_everything_down(local_pki: LocalPki) -> None:
     assert leftover_threads(before) == []
 
 
+@pytest.mark.usefixtures("local_graph")  # the run uses its evaluation and policy report
 def test_what_a_journey_prepares_is_started_before_the_world_handed_to_it_and_closed_after(
         local_pki: LocalPki, monkeypatch: pytest.MonkeyPatch) -> None:
     events: list[str] = []
@@ -277,6 +281,7 @@ def test_what_a_journey_prepares_is_started_before_the_world_handed_to_it_and_cl
     assert events == ["started", "the journey got a browser; the world has 1 region", "closed"]
 
 
+@pytest.mark.usefixtures("local_graph")  # the run uses its evaluation and policy report
 def test_ctrl_c_during_a_journey_keeps_the_report_of_what_ran(
         local_pki: LocalPki, monkeypatch: pytest.MonkeyPatch) -> None:
     before = set(threading.enumerate())
@@ -422,6 +427,7 @@ def test_ctrl_c_beside_a_background_journey_stops_it_at_its_next_step() -> None:
     assert "stopped" in report.journeys[1].steps[-1].detail
 
 
+@pytest.mark.usefixtures("local_graph")  # the run uses its evaluation and policy report
 def test_ctrl_c_ends_a_kept_run_with_130(local_pki: LocalPki, monkeypatch: pytest.MonkeyPatch,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     def interrupted(stop: threading.Event, tick: float = 0.5) -> None:
@@ -672,6 +678,7 @@ def test_a_wire_names_the_journeys_that_use_its_capability() -> None:
             "which use its capability)") in text
 
 
+@pytest.mark.usefixtures("local_graph")  # the run uses its evaluation and policy report
 def test_a_kept_run_hands_out_material_a_device_of_ones_own_connects_with(
         local_pki: LocalPki, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The guide `--keep` prints is followed literally: the example device, with the files
@@ -764,6 +771,7 @@ def test_a_failed_check_says_what_was_expected() -> None:
         ("rows eu-west-1 none, us-west-2 INACTIVE", "expected thing SN-1")]
 
 
+@pytest.mark.usefixtures("local_graph")  # the run uses its evaluation and policy report
 def test_a_kept_runs_fleet_and_cvm_guides_work_as_printed(local_pki: LocalPki, tmp_path: Path) -> None:
     """The fleet device command and the CVM `curl` the `--keep` guide prints, followed
     literally: the device provisions over MQTT with the handed-over claim and publishes as its

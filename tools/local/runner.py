@@ -60,17 +60,33 @@ def run_config(spec: ProgramStack, local_pki: pki_material.LocalPki) -> tuple[di
 
 
 def evaluated_for_run(project_dir: Path, stack: str, overrides: dict[str, Any],
-                      evaluate: Callable[[Callable[[], StackGraph]], StackGraph] = lambda it: it(),
-                      ) -> tuple[str, StackGraph, Any]:
-    """The stack evaluated with the run's config, once per process (`evaluate` runs the
-    evaluation: the tests share one between their workers): its key in `_EVALUATED`, the
-    graph and the policy pack's report if a run of this process checked it already."""
+                      share: Callable[[Callable[[], tuple[StackGraph, Any]]], tuple[StackGraph, Any]]
+                      = lambda it: it(), *, checked: bool = False) -> tuple[str, StackGraph, Any]:
+    """The stack evaluated with the run's config, once per process: its key in `_EVALUATED`,
+    the graph and the policy pack's report if a run of this process checked it already.
+    `share` runs the evaluation (the tests share one between their workers); `checked` has
+    it check the policy pack too (a run otherwise checks it beside materialising the stack)."""
     memo = json.dumps([str(project_dir), stack, overrides], sort_keys=True)
+
+    def evaluation() -> tuple[StackGraph, Any]:
+        graph = evaluate_program(project_dir, stack, config_overrides=overrides,
+                                 drop_keys=("caCertificatePemFile", "caCertificatePem", "caCertificates"))
+        if not checked:
+            return graph, None
+        from tools.policy_check import run_policies
+
+        return graph, run_policies(graph, policy_config=policy_config(stack),
+                                   stack_config=load_program_stack(project_dir, stack).config)
+
     if memo not in _EVALUATED:
-        _EVALUATED[memo] = (evaluate(lambda: evaluate_program(
-            project_dir, stack, drop_keys=("caCertificatePemFile", "caCertificatePem", "caCertificates"),
-            config_overrides=overrides)), None)
+        _EVALUATED[memo] = share(evaluation)
     return memo, *_EVALUATED[memo]
+
+
+def policy_config(stack: str) -> dict[str, Any] | None:
+    """The policy pack's settings for `stack` (policy/config/<stack>.json), if any."""
+    path = POLICY_CONFIG_DIR / f"{stack}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 class _Refused(Exception):
@@ -246,8 +262,7 @@ def _run(options: RunOptions, progress: Progress, hold: Hold | None, prepared: c
     report = RunReport(stack=options.stack, regions=regions, broken_wires=list(options.breaks),
                        config_added=notes)
 
-    path = POLICY_CONFIG_DIR / f"{options.stack}.json"
-    policy_config = json.loads(path.read_text()) if path.is_file() else None
+    stack_policy = policy_config(options.stack)
     runtime = [j for j in selected if j.needs_runtime]
     materialising = bool(runtime) or not options.journeys
 
@@ -263,7 +278,7 @@ def _run(options: RunOptions, progress: Progress, hold: Hold | None, prepared: c
             raise _Refused
 
     if policy_report is None and not materialising:
-        policy_report = run_policies(evaluated, policy_config=policy_config, stack_config=spec.config)
+        policy_report = run_policies(evaluated, policy_config=stack_policy, stack_config=spec.config)
     if policy_report is not None:
         progress.phase("enforcing the policy pack (tools.policy_check)")
         try:
@@ -279,7 +294,7 @@ def _run(options: RunOptions, progress: Progress, hold: Hold | None, prepared: c
             raise SetupError(f"--break {name}: {missing}") from None
     context: dict[str, Any] = dict(
         regions=regions, pki=local_pki, stack=options.stack, project_dir=options.project_dir,
-        evaluated=evaluated, stack_config=spec.config, policy_config=policy_config,
+        evaluated=evaluated, stack_config=spec.config, policy_config=stack_policy,
         policy_report=policy_report, converge_seconds=options.converge_seconds)
     threads_before = set(threading.enumerate())
     if not materialising:
@@ -289,7 +304,7 @@ def _run(options: RunOptions, progress: Progress, hold: Hold | None, prepared: c
         every = options.journey is None
         capabilities = None if every else {c for j in runtime for c in (j.capability, *j.uses) if c}
         check = None if policy_report is not None else forked_policy_run(
-            evaluated, policy_config=policy_config, stack_config=spec.config)
+            evaluated, policy_config=stack_policy, stack_config=spec.config)
         progress.phase(f"materialising the declared resources in {', '.join(regions)} and "
                        "starting the emulations" + ("" if check is None else
                                                     "; beside it, enforcing the policy pack"))
