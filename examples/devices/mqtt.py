@@ -45,9 +45,14 @@ class NotAcknowledged(Exception):
 class Session:
     """A connected device's MQTT connection, valid inside `connected(...)` only."""
 
-    def __init__(self, connection: mqtt.Connection, interrupted: Future[str]) -> None:
+    def __init__(self, connection: mqtt.Connection) -> None:
         self.connection: mqtt.Connection | None = connection
-        self._interrupted = interrupted  # resolved (with the reason) when the endpoint closes the connection
+        self._interrupted: Future[str] = Future()  # resolved when the endpoint closes the connection
+
+    def interrupted(self, reason: str) -> None:
+        """The SDK's `on_connection_interrupted`: the endpoint closed the connection."""
+        with contextlib.suppress(InvalidStateError):  # the first since the last publish counts
+            self._interrupted.set_result(reason)
 
     def publish(self, topic: str, message: Mapping[str, Any]) -> None:
         """QoS 1: returns once the endpoint acknowledged (PUBACK); raises NotAcknowledged as soon
@@ -55,6 +60,8 @@ class Session:
         (the SDK would resend it after reconnecting: a refused publish, refused again)."""
         if self.connection is None:
             raise RuntimeError("the session has ended")
+        if self._interrupted.done():  # an earlier interruption; the SDK has reconnected since
+            self._interrupted = Future()
         future, _ = self.connection.publish(topic=topic, payload=json.dumps(message), qos=mqtt.QoS.AT_LEAST_ONCE)
         wait([future, self._interrupted], TIMEOUT_SECONDS, return_when=FIRST_COMPLETED)
         if future.done() and future.exception() is None:
@@ -77,11 +84,9 @@ def connected(endpoint: Endpoint, certificate_pem: str, key_pem: str, client_id:
     shutdown = loop_group.shutdown_event
     bootstrap = io.ClientBootstrap(loop_group, io.DefaultHostResolver(loop_group))
     proxy = HttpProxyOptions(*endpoint.proxy) if endpoint.proxy else None
-    interrupted: Future[str] = Future()
 
     def on_interrupted(connection: mqtt.Connection, error: Exception, **_: Any) -> None:
-        with contextlib.suppress(InvalidStateError):  # the first interruption is the one that counts
-            interrupted.set_result(f"{type(error).__name__}: {error}")
+        session.interrupted(f"{type(error).__name__}: {error}")
     connection = mqtt_connection_builder.mtls_from_bytes(
         endpoint=endpoint.host_name, port=endpoint.port, cert_bytes=certificate_pem.encode(),
         pri_key_bytes=key_pem.encode(), ca_bytes=endpoint.ca_pem.encode(), client_id=client_id,
@@ -90,12 +95,12 @@ def connected(endpoint: Endpoint, certificate_pem: str, key_pem: str, client_id:
         reconnect_min_timeout_secs=1, reconnect_max_timeout_secs=1, enable_metrics_collection=False,
         on_connection_interrupted=on_interrupted)
     del loop_group, bootstrap
+    session = Session(connection)  # before connecting: the interruption callback reports to it
     refused = ""
     try:
         connection.connect().result(TIMEOUT_SECONDS)
     except Exception as error:  # awscrt.exceptions.AwsCrtError: TLS, CONNACK, timeout
         refused = f"{type(error).__name__}: {error}"
-    session = Session(connection, interrupted)
     try:
         if not refused:
             yield session

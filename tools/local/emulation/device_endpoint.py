@@ -47,12 +47,12 @@ from tools.local.moto_fidelity import amazon_issuer_pem
 from tools.local.world import World
 
 DOMAIN_TYPE = "aws:iot/domainConfiguration:DomainConfiguration"
-# The topic of the publish being delivered when its policy was decided before its PUBACK.
-_AUTHORISED_TOPIC: ContextVar[str | None] = ContextVar("authorised_topic", default=None)
 MQTT_PORT = 8883  # what devices dial; the proxy maps it to the broker's ephemeral port
 # AWS IoT's publish payload quota, "128 KB", read as 128 000 bytes (the less permissive reading
 # of KB); a larger publish closes the connection with CLIENT_ERROR, PAYLOAD_LIMIT_EXCEEDED.
 PAYLOAD_LIMIT_BYTES = 128_000
+# The topic of the publish being delivered when its policy was decided before its PUBACK.
+_AUTHORISED_TOPIC: ContextVar[str | None] = ContextVar("authorised_topic", default=None)
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class DeviceBroker(Broker):
         # before the handler reads any PUBLISH (amqtt builds it from the CONNECT, then comes here)
         handler.__class__ = AuthorisingHandler
         authorising = cast(AuthorisingHandler, handler)
-        authorising.broker, authorising.authorised = self, set()
+        authorising.broker, authorising.authorised = self, {}
         await super()._handle_client_session(reader, writer, client_session, handler, *args, **kwargs)
 
     async def _handle_subscription(self, client_session: Session, handler: Any, subscribe_waiter: Any) -> None:
@@ -119,9 +119,7 @@ class DeviceBroker(Broker):
     async def _handle_message_delivery(self, client_session: Session, handler: Any, wait_deliver: Any) -> bool:
         message = wait_deliver.result()
         authorised = isinstance(handler, AuthorisingHandler) and message is not None \
-            and id(message) in handler.authorised
-        if authorised:
-            handler.authorised.discard(id(message))
+            and handler.authorised.pop(id(message), None) is message
         # this delivery's task only (amqtt delivers each client's messages in that client's task)
         token = _AUTHORISED_TOPIC.set(message.topic if authorised else None)
         try:
@@ -168,10 +166,13 @@ class AuthorisingHandler(BrokerProtocolHandler):
     """No PUBACK for a QoS 1 publish the policy denies. amqtt queues the message and answers
     PUBACK at once, the policy deciding later; AWS IoT closes the connection (AUTH_ERROR) and
     acknowledges nothing, so the device learns its publish failed. AWS does not document the
-    PUBACK either way: the emulation takes the less permissive reading."""
+    PUBACK either way: the emulation takes the less permissive reading. A publish over the
+    payload quota is refused before either."""
 
     broker: DeviceBroker
-    authorised: set[int]  # the queued messages already allowed (ids; amqtt's messages take no attributes)
+    # the queued messages already allowed, by id (amqtt's messages take no attributes; kept
+    # here until delivered, so an id is never another message's)
+    authorised: dict[int, Any]
 
     async def handle_publish(self, publish_packet: Any) -> None:
         size = len(publish_packet.data or b"")
@@ -187,7 +188,7 @@ class AuthorisingHandler(BrokerProtocolHandler):
         if app_message.direction == INCOMING and self.session is not None:
             if not await self.broker._topic_filtering(self.session, app_message.topic, Action.PUBLISH):
                 return  # PolicyCheck logged the refusal and is closing the connection
-            self.authorised.add(id(app_message))
+            self.authorised[id(app_message)] = app_message
         await super()._handle_qos1_message_flow(app_message)
 
 
