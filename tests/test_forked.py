@@ -79,3 +79,11 @@ def test_a_child_that_does_not_answer_in_time_is_replaced_by_the_call_made_here(
     started = time.monotonic()
     assert ForkedCall(slow_in_the_child, name="test", answer_seconds=0.3).result() == parent
     assert time.monotonic() - started < 5
+
+
+def test_the_child_runs_without_the_cyclic_collector_and_the_parent_keeps_it() -> None:
+    """The child's call makes objects that live until it answers: a collection would only walk
+    them (and the inherited heap, copying it page by page)."""
+    assert gc.isenabled()
+    assert ForkedCall(gc.isenabled, name="test").result() is False
+    assert gc.isenabled()

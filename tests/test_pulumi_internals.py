@@ -169,3 +169,26 @@ def test_a_program_runs_without_the_sdk_walking_the_stack_and_gets_it_back() -> 
                                           len(resource._get_stack_trace().frames))))
     assert seen == [(False, 0)], UPGRADE_HINT
     assert resource._get_stack_trace is original
+
+
+def test_a_program_runs_without_the_cyclic_collector_and_gets_it_back() -> None:
+    """The evaluation pauses the collector (it walked the SDK's live objects again and again)
+    and leaves it as it found it, also when the program fails."""
+    import gc
+
+    def failing() -> None:
+        seen.append(gc.isenabled())
+        raise RuntimeError("the program failed")
+
+    seen: list[bool] = []
+    assert gc.isenabled()
+    harness.evaluate(lambda: seen.append(gc.isenabled()))
+    with pytest.raises(harness.ProgramFailed):
+        harness.evaluate(failing)
+    assert seen == [False, False] and gc.isenabled()
+    gc.disable()
+    try:
+        harness.evaluate(lambda: None)
+        assert not gc.isenabled()  # a caller that paused it itself keeps it paused
+    finally:
+        gc.enable()

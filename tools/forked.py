@@ -51,8 +51,11 @@ class ForkedCall(Generic[T]):
 
     def _in_child(self, sending: Any) -> None:
         # What the child inherited is never collected here: a collection would write to every
-        # inherited object's header and so copy the parent's heap, page by page.
+        # inherited object's header and so copy the parent's heap, page by page. Nor is what
+        # the call makes: it lives until the call answers and the child exits (an evaluation
+        # of the 20-region stack: 8.9 s of CPU instead of 18.6 s, 16 MB more).
         gc.freeze()
+        gc.disable()
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
         # The parent's event loop (the Pulumi SDK's) lists executor threads a child does not
         # have: the child gets its own. The parent's must stay referenced here until the child

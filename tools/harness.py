@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import gc
 import hashlib
 import json
 import logging
@@ -591,8 +592,17 @@ def evaluate(program: Callable[[], None], *, config: Mapping[str, Any] | None = 
     has no formula for and stack references' outputs.
     """
     context = contextvars.Context()
-    return context.run(_evaluate_in_context, program, project, stack, dict(config or {}),
-                       dict(invoke_answers or {}), preview, unknown_uncomputed)
+    # Without the cyclic garbage collector: the SDK's futures and resource objects all live
+    # until the graph is recorded, and each full collection walked them again. Measured on the
+    # 20-region stack: 18.6 s of CPU with the collector, 8.9 s without, 16 MB more memory.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return context.run(_evaluate_in_context, program, project, stack, dict(config or {}),
+                           dict(invoke_answers or {}), preview, unknown_uncomputed)
+    finally:
+        if collecting:
+            gc.enable()
 
 
 @dataclass(frozen=True)
