@@ -104,6 +104,41 @@ def test_evacuate_and_restore_a_region(world: World, local_pki: LocalPki, output
     assert f"3 {A} is back in DNS" in out.getvalue()
 
 
+@pytest.mark.parametrize("rewire, refusal", [
+    (lambda children, control: ([c for c in children if c != control], len(children) - 1),
+     "is not a child of the region's health check"),
+    (lambda children, control: (children, len(children) - 1),
+     "stays healthy with one child unhealthy (threshold 2 of 3)"),
+], ids=["control not a child", "threshold below the children"])
+def test_controls_that_would_not_take_the_region_out_are_refused_before_any_flip(
+        world: World, outputs: str, tmp_path: Path, rewire: Any, refusal: str) -> None:
+    """Deployed checks that differ from the declared wiring: inverting the control would change
+    nothing, so the devices would be disconnected only to reconnect to the same region."""
+    route53 = world.client("route53", "us-east-1")
+    device = json.loads(Path(outputs).read_text())["regions"][A]["evacuation"]["device"]
+    combined = route53.get_health_check(HealthCheckId=device["healthCheckId"])["HealthCheck"]
+    declared = combined["HealthCheckConfig"]
+    children, threshold = rewire(declared["ChildHealthChecks"], device["controlId"])
+    route53.update_health_check(HealthCheckId=combined["Id"], HealthCheckVersion=combined["HealthCheckVersion"],
+                                ChildHealthChecks=children, HealthThreshold=threshold)
+    try:
+        mark = len(world.calls.of())
+        out, err = io.StringIO(), io.StringIO()
+        code = main(["dev", "--outputs", outputs, "--region", A, "--apply", "--journal-dir", str(tmp_path),
+                     "--timeout", "1"],
+                    out=out, err=err, clients=clients, **FAST)
+        assert code == 1, out.getvalue() + err.getvalue()
+        assert "DNS: device: " in err.getvalue() and refusal in err.getvalue() and "pulumi up -s dev" in err.getvalue()
+        assert "Traceback" not in err.getvalue()
+        assert not [c for c in world.calls.of()[mark:] if c.operation in ("UpdateHealthCheck", "DeleteConnection")]
+        assert control(world, A, outputs)["HealthCheckConfig"]["Inverted"] is False
+    finally:
+        now = route53.get_health_check(HealthCheckId=combined["Id"])["HealthCheck"]
+        route53.update_health_check(HealthCheckId=combined["Id"], HealthCheckVersion=now["HealthCheckVersion"],
+                                    ChildHealthChecks=declared["ChildHealthChecks"],
+                                    HealthThreshold=declared["HealthThreshold"])
+
+
 def test_a_stale_control_version_is_refused(world: World, outputs: str) -> None:
     """Route53 refuses an update naming an older HealthCheckVersion (moto made faithful)."""
     check = control(world, B, outputs)

@@ -6,8 +6,10 @@
 
 Evacuate, each step decided by what it observes (a rerun picks up where one stopped):
 1. preflight: another region is in DNS (its controls not inverted, its Route53 status
-   healthy) and every ACTIVE device of the inventory is usable there (the comparison of
-   `tools.reconcile`, tools/replication_reconcile.py, against that region's registry);
+   healthy), every ACTIVE device of the inventory is usable there (the comparison of
+   `tools.reconcile`, tools/replication_reconcile.py, against that region's registry), and
+   inverting the region's controls would take it out of DNS (each is a child of its
+   endpoint's combined check, which needs every child healthy);
 2. flip every evacuation control of the region (device domain, CVM): `Inverted` (the stack
    declares them and Pulumi ignores the flag: components/failover.py);
 3. wait until Route53 reports the region's combined checks unhealthy (CloudWatch
@@ -104,6 +106,24 @@ def endpoints_from_outputs(outputs: Mapping[str, Any]) -> dict[str, RegionPlan]:
 def control_inverted(route53: Any, control_id: str) -> tuple[bool, int]:
     check = route53.get_health_check(HealthCheckId=control_id)["HealthCheck"]
     return bool(check["HealthCheckConfig"].get("Inverted")), int(check["HealthCheckVersion"])
+
+
+def control_problem(route53: Any, endpoint: Endpoint) -> str | None:
+    """Why inverting the endpoint's control would leave the region in DNS; None when it would
+    take it out: the control must be a child of the endpoint's combined CALCULATED check, which
+    needs every child healthy and is not inverted itself (API HealthCheckConfig:
+    ChildHealthChecks, HealthThreshold, Inverted). The control's own type is not checked: the
+    README's fallback for it is a CLOUDWATCH_METRIC check on an always-OK alarm."""
+    combined = route53.get_health_check(HealthCheckId=endpoint.health_check_id)["HealthCheck"]["HealthCheckConfig"]
+    children = list(combined.get("ChildHealthChecks") or [])
+    if combined.get("Type") != "CALCULATED" or endpoint.control_id not in children:
+        return (f"{endpoint.key}: control {endpoint.control_id} is not a child of the region's "
+                f"health check {endpoint.health_check_id}")
+    if combined.get("Inverted") or int(combined.get("HealthThreshold", 0)) < len(children):
+        return (f"{endpoint.key}: health check {endpoint.health_check_id} stays healthy with one "
+                f"child unhealthy (threshold {combined.get('HealthThreshold')} of {len(children)}"
+                + (", inverted" if combined.get("Inverted") else "") + ")")
+    return None
 
 
 def set_control(route53: Any, control_id: str, inverted: bool) -> bool:
@@ -237,6 +257,11 @@ class Run:
             raise EvacuationError(f"{len(stranded)} devices are not usable in {', '.join(others)}: "
                                   f"run `python -m tools.reconcile {self.stack} --region <r> --apply` "
                                   "for those regions first")
+        unwired = [problem for e in plan.endpoints if (problem := control_problem(self.route53, e))]
+        if unwired:
+            raise EvacuationError("inverting the controls would leave the region in DNS: "
+                                  + "; ".join(unwired) + f". Deploy the stack as declared "
+                                  f"(`pulumi up -s {self.stack}`), then evacuate")
         flips = [e for e in plan.endpoints if not control_inverted(self.route53, e.control_id)[0]]
         self.say(f"2 controls: {len(plan.endpoints) - len(flips)} of {len(plan.endpoints)} inverted"
                  + (f"; invert {', '.join(e.key for e in flips)}" if flips else ""))

@@ -199,8 +199,8 @@ def game_day(run: JourneyRun) -> None:
 
 @wire("evacuation-control-not-a-child", journey="game-day",
       description="each region's combined health check leaves its evacuation control out (two "
-                  "children, threshold 2): the tool inverts the control, Route53 keeps answering "
-                  "with the region, and the devices stay there")
+                  "children, threshold 2): inverting the control would keep the region in DNS, "
+                  "so the tool refuses to evacuate before it flips or disconnects anything")
 def control_not_a_child(graph: StackGraph) -> StackGraph:
     controls = {c.id for c in graph.of_type(HEALTH_CHECK) if c.name.endswith("-evacuation-control")}
     combined = [c for c in graph.of_type(HEALTH_CHECK)
