@@ -89,6 +89,7 @@ def leftover_threads(before: set[threading.Thread]) -> list[str]:
 # --- end to end --------------------------------------------------------------------------
 
 @pytest.mark.slow
+@pytest.mark.browser
 @pytest.mark.usefixtures("local_graph")  # the run uses its evaluation and policy report
 def test_the_dev_stack_runs_end_to_end(local_pki: LocalPki, dev_graph: StackGraph, tmp_path: Path,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
@@ -218,7 +219,9 @@ def test_the_dev_stack_runs_end_to_end(local_pki: LocalPki, dev_graph: StackGrap
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("wire", sorted(journeys.WIRES))
+@pytest.mark.parametrize("wire", [
+    pytest.param(name, marks=pytest.mark.browser) if journeys.WIRES[name].journey == "installer-web" else name
+    for name in sorted(journeys.WIRES)])
 @pytest.mark.usefixtures("local_graph")  # the run uses its evaluation and policy report
 def test_breaking_a_wire_fails_its_journey(local_pki: LocalPki, wire: str,
                                            dev_graph: StackGraph) -> None:
@@ -463,6 +466,7 @@ def test_list_names_every_journey_and_wire(capsys: pytest.CaptureFixture[str]) -
     assert all(f"  {name} " in out for name in [*journeys.JOURNEYS, *journeys.WIRES])
 
 
+@pytest.mark.browser  # the violation is known after the evaluation, beside which the browser starts
 def test_a_mandatory_violation_stops_the_run_before_the_server() -> None:
     report = run(RunOptions(stack="test", project_dir=FIXTURES / "insecure_program"))
 
@@ -472,9 +476,22 @@ def test_a_mandatory_violation_stops_the_run_before_the_server() -> None:
     assert report.endpoint == "" and report.journeys == []
 
 
-def test_unknown_region_is_a_setup_error(capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_region_is_a_setup_error(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from tools.local.installer_web import robot
+
+    started: list[str] = []
+
+    class Browser:
+        def __init__(self) -> None:
+            started.append("browser")
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(robot, "Robot", Browser)
     assert main(["--quiet", "--regions", "eu-west-1,mars-east-1"]) == 2
     assert "mars-east-1 not in the stack's regions" in capsys.readouterr().err
+    assert started == []  # refused before the installer-web journey starts its browser
 
 
 # --- the run's own pieces ----------------------------------------------------------------

@@ -244,14 +244,18 @@ def _run(options: RunOptions, progress: Progress, hold: Hold | None, prepared: c
             f"{w}: its journey {journeys.WIRES[w].journey!r} is not selected" for w in unproved)
             + f"; add --journey {journeys.WIRES[unproved[0]].journey} or leave --journey out")
 
-    # What a journey starts early (a browser) uses the core the evaluation leaves idle.
+    try:
+        spec = load_program_stack(options.project_dir, options.stack)
+        regions = _regions(spec.config, spec.project, options.regions)
+    except (FileNotFoundError, ValueError) as error:
+        raise SetupError(str(error)) from None
+    # What a journey starts early (a browser) uses the core the PKI and the evaluation leave
+    # idle; started once the options name a stack and its regions (not for a refused run).
     early = {j.name: prepared.enter_context(j.prepare()) for j in selected if j.prepare and j.needs_runtime}
     progress.phase("PKI bootstrap: root CA and intermediate CA (tools.pki)")
     local_pki = options.pki or pki_material.bootstrap()
     progress.phase(f"evaluating stack {options.stack} offline with the intermediate as its CA")
     try:
-        spec = load_program_stack(options.project_dir, options.stack)
-        regions = _regions(spec.config, spec.project, options.regions)
         overrides, notes = run_config(spec, local_pki)
         memo, evaluated, policy_report = evaluated_for_run(options.project_dir, options.stack, overrides)
     except ProgramFailed as failure:
