@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,26 @@ def test_a_deferred_package_runs_its_init_at_the_first_attribute_read(
     assert VALUE == 7 and sys.deferred_probe_ran  # type: ignore[attr-defined]
     with pytest.raises(AttributeError):
         sys.modules["deferred_probe"].MISSING
+
+
+def test_threads_reading_a_deferred_package_at_once_run_its_init_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    package = tmp_path / "deferred_race_probe"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        "import sys, time\nsys.deferred_race_runs = getattr(sys, 'deferred_race_runs', 0) + 1\n"
+        "time.sleep(0.2)\nVALUE = 7\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "deferred_race_probe", raising=False)
+    monkeypatch.setattr(sys, "deferred_race_runs", 0, raising=False)
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
+    defer_packages(frozenset({"deferred_race_probe"}))
+    import deferred_race_probe
+
+    with ThreadPoolExecutor(4) as pool:
+        values = list(pool.map(lambda _: deferred_race_probe.VALUE, range(4)))
+
+    assert values == [7] * 4 and sys.deferred_race_runs == 1  # type: ignore[attr-defined]
 
 
 def test_deferring_what_is_not_a_package_names_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

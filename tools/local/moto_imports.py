@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.abc
 import importlib.machinery
 import sys
+import threading
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
@@ -26,9 +27,23 @@ class _InitOnFirstRead(importlib.abc.Loader):
         self.loader = loader
 
     def exec_module(self, module: ModuleType) -> None:
+        # moto's server answers in threads: the first reader runs __init__, the others wait for
+        # it (the hook stays until then, so no reader sees a half-made package).
+        lock, running = threading.RLock(), False
+
         def complete(attribute: str) -> Any:
-            del module.__dict__["__getattr__"]
-            self.loader.exec_module(module)
+            nonlocal running
+            with lock:
+                if running:  # read by the package's own __init__: not made yet, as at import
+                    raise AttributeError(f"module {module.__name__!r} has no attribute {attribute!r}")
+                if module.__dict__.get("__getattr__") is complete:
+                    running = True
+                    try:
+                        self.loader.exec_module(module)
+                    finally:
+                        running = False
+                    if module.__dict__.get("__getattr__") is complete:  # not the package's own
+                        del module.__dict__["__getattr__"]
             return getattr(module, attribute)
 
         module.__dict__["__getattr__"] = complete  # PEP 562: read only for missing attributes
