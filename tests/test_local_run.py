@@ -220,8 +220,8 @@ def test_the_dev_stack_runs_end_to_end(local_pki: LocalPki, dev_graph: StackGrap
 
 @pytest.mark.slow
 @pytest.mark.parametrize("wire", [
-    pytest.param(name, marks=pytest.mark.browser) if journeys.WIRES[name].journey == "installer-web" else name
-    for name in sorted(journeys.WIRES)])
+    pytest.param(name, marks=pytest.mark.browser) if journeys.JOURNEYS[journeys.WIRES[name].journey].prepare
+    else name for name in sorted(journeys.WIRES)])  # a journey's `prepare` starts its browser
 @pytest.mark.usefixtures("local_graph")  # the run uses its evaluation and policy report
 def test_breaking_a_wire_fails_its_journey(local_pki: LocalPki, wire: str,
                                            dev_graph: StackGraph) -> None:
@@ -477,21 +477,16 @@ def test_a_mandatory_violation_stops_the_run_before_the_server() -> None:
 
 
 def test_unknown_region_is_a_setup_error(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    from tools.local.installer_web import robot
-
     started: list[str] = []
+    for name, journey in list(journeys.JOURNEYS.items()):
+        if journey.prepare:
+            monkeypatch.setitem(journeys.JOURNEYS, name, dataclasses.replace(
+                journey, prepare=lambda name=name: started.append(name) or contextlib.nullcontext()))
+    assert started == [] and journeys.JOURNEYS["installer-web"].prepare is not None
 
-    class Browser:
-        def __init__(self) -> None:
-            started.append("browser")
-
-        def close(self) -> None:
-            pass
-
-    monkeypatch.setattr(robot, "Robot", Browser)
     assert main(["--quiet", "--regions", "eu-west-1,mars-east-1"]) == 2
     assert "mars-east-1 not in the stack's regions" in capsys.readouterr().err
-    assert started == []  # refused before the installer-web journey starts its browser
+    assert started == []  # refused before any journey starts what it prepares (a browser)
 
 
 # --- the run's own pieces ----------------------------------------------------------------
