@@ -7,14 +7,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from policy.semantics.globs import matches as like  # IAM's `*` and `?`: the pack's matcher
+
 _VARIABLE = re.compile(r"\$\{([^}]+)\}")
 Context = Mapping[str, Any]  # key -> a string, or a list of strings (multi-valued keys)
-
 
 
 class AccessDenied(Exception):
@@ -29,17 +29,6 @@ def _as_list(value: Any) -> list[Any]:
 
 def document(value: str | Mapping[str, Any]) -> Mapping[str, Any]:
     return json.loads(value) if isinstance(value, str) else value
-
-
-@lru_cache(maxsize=None)
-def _wildcard(pattern: str, ignore_case: bool) -> re.Pattern[str]:
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.compile(f"^{regex}$", re.DOTALL | (re.IGNORECASE if ignore_case else 0))
-
-
-def like(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
-    """IAM's wildcard match: `*` any run of characters, `?` one character."""
-    return bool(_wildcard(pattern, ignore_case).match(value))
 
 
 def _substitute(pattern: str, context: Context) -> str | None:
