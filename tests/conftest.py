@@ -193,10 +193,12 @@ def local_graph(local_pki: pki_material.LocalPki) -> StackGraph:
     from tools.harness import load_program_stack
     from tools.local import runner
 
-    overrides, _ = runner.run_config(load_program_stack(PROJECT_DIR, "dev"), local_pki)
+    spec = load_program_stack(PROJECT_DIR, "dev")
+    overrides, _ = runner.run_config(spec, local_pki)
     # Keyed by the intermediate: a worker that had to make its own PKI evaluates its own graph.
     ca = hashlib.sha256(local_pki.intermediate_pem.encode()).hexdigest()[:16]
     # The policy pack's report comes with it: the local runs of this worker then fork no check.
     _, graph, _ = runner.evaluated_for_run(
-        PROJECT_DIR, "dev", overrides, lambda evaluation: evaluated_once(f"local-{ca}", evaluation), checked=True)
+        PROJECT_DIR, "dev", overrides, lambda evaluation: evaluated_once(f"local-{ca}", evaluation),
+        checked_with=spec.config)
     return graph

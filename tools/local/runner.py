@@ -9,7 +9,7 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,22 +61,19 @@ def run_config(spec: ProgramStack, local_pki: pki_material.LocalPki) -> tuple[di
 
 def evaluated_for_run(project_dir: Path, stack: str, overrides: dict[str, Any],
                       share: Callable[[Callable[[], tuple[StackGraph, Any]]], tuple[StackGraph, Any]]
-                      = lambda it: it(), *, checked: bool = False) -> tuple[str, StackGraph, Any]:
+                      = lambda it: it(), *, checked_with: Mapping[str, Any] | None = None
+                      ) -> tuple[str, StackGraph, Any]:
     """The stack evaluated with the run's config, once per process: its key in `_EVALUATED`,
     the graph and the policy pack's report if a run of this process checked it already.
-    `share` runs the evaluation (the tests share one between their workers); `checked` has
-    it check the policy pack too (a run otherwise checks it beside materialising the stack)."""
+    `share` runs the evaluation (the tests share one between their workers); `checked_with`
+    (the stack's config) has it check the policy pack too (a run otherwise checks it beside
+    materialising the stack)."""
     memo = json.dumps([str(project_dir), stack, overrides], sort_keys=True)
 
     def evaluation() -> tuple[StackGraph, Any]:
         graph = evaluate_program(project_dir, stack, config_overrides=overrides,
                                  drop_keys=("caCertificatePemFile", "caCertificatePem", "caCertificates"))
-        if not checked:
-            return graph, None
-        from tools.policy_check import run_policies
-
-        return graph, run_policies(graph, policy_config=policy_config(stack),
-                                   stack_config=load_program_stack(project_dir, stack).config)
+        return graph, None if checked_with is None else check_pack(graph, stack, checked_with)
 
     if memo not in _EVALUATED:
         _EVALUATED[memo] = share(evaluation)
@@ -87,6 +84,15 @@ def policy_config(stack: str) -> dict[str, Any] | None:
     """The policy pack's settings for `stack` (policy/config/<stack>.json), if any."""
     path = POLICY_CONFIG_DIR / f"{stack}.json"
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def check_pack(graph: StackGraph, stack: str, stack_config: Mapping[str, Any], *, beside: bool = False) -> Any:
+    """The policy pack over `graph` with `stack`'s settings and config: its report, or with
+    `beside` a forked run of it to collect later (`.result()`, `.close()`)."""
+    from tools.policy_check import forked_policy_run, run_policies
+
+    return (forked_policy_run if beside else run_policies)(
+        graph, policy_config=policy_config(stack), stack_config=stack_config)
 
 
 class _Refused(Exception):
@@ -226,7 +232,7 @@ def run(options: RunOptions, progress: Progress | None = None, *, hold: Hold | N
 
 
 def _run(options: RunOptions, progress: Progress, hold: Hold | None, prepared: contextlib.ExitStack) -> RunReport:
-    from tools.policy_check import forked_policy_run, format_report, run_policies
+    from tools.policy_check import format_report
 
     started = time.monotonic()
     selected = [j for j in journeys.ordered() if options.journey in (None, j.name) and options.journeys]
@@ -282,7 +288,7 @@ def _run(options: RunOptions, progress: Progress, hold: Hold | None, prepared: c
             raise _Refused
 
     if policy_report is None and not materialising:
-        policy_report = run_policies(evaluated, policy_config=stack_policy, stack_config=spec.config)
+        policy_report = check_pack(evaluated, options.stack, spec.config)
     if policy_report is not None:
         progress.phase("enforcing the policy pack (tools.policy_check)")
         try:
@@ -307,8 +313,8 @@ def _run(options: RunOptions, progress: Progress, hold: Hold | None, prepared: c
     else:
         every = options.journey is None
         capabilities = None if every else {c for j in runtime for c in (j.capability, *j.uses) if c}
-        check = None if policy_report is not None else forked_policy_run(
-            evaluated, policy_config=stack_policy, stack_config=spec.config)
+        check = None if policy_report is not None else check_pack(evaluated, options.stack, spec.config,
+                                                                   beside=True)
         progress.phase(f"materialising the declared resources in {', '.join(regions)} and "
                        "starting the emulations" + ("" if check is None else
                                                     "; beside it, enforcing the policy pack"))
