@@ -28,7 +28,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from lambdas.contracts import environment, inventory, metrics, things
+from lambdas.contracts import cvm_device, environment, inventory, metrics, things
 from lambdas.contracts import fleet_allow_list as allow_list
 from lambdas.contracts.fleet_allow_list import Attr, State
 from lambdas.contracts.inventory import ContractViolation, InventoryItem, Issuer, Onboarding, Status
@@ -605,3 +605,33 @@ def test_the_certificate_id_is_derived_as_aws_iot_names_it() -> None:
     with pytest.raises(CertificatePemError):
         certificate_id("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
     assert "not a PEM" in (id_mismatch(PEM_ID, "CERT") or "")
+
+
+def imported_record() -> dict[str, Any]:
+    return cvm_device.new_record("sensor-1", "B1", 1, "2026-03-01T12:00:00.000+00:00", "AA:BB")
+
+
+@pytest.mark.parametrize("change, named", [
+    ({cvm_device.Attr.DEVICE_UID: {"S": "fleet#SN-1"}}, "deviceUid: may only contain"),
+    ({cvm_device.Attr.ENABLED: {"S": "1"}}, "enabled: must be of type BOOL"),
+    ({cvm_device.Attr.STATE: {"S": "LOST"}}, "registrationState: 'LOST' is not one of"),
+    ({cvm_device.Attr.STATE: {"S": "CLAIMED"}}, "claimId: missing (state CLAIMED)"),
+    ({cvm_device.Attr.STATE: {"S": "REGISTERED"}}, "certificateId: missing (state REGISTERED)"),
+    ({cvm_device.Attr.STATE: {"S": "REVOKED"}}, "enabled: a REVOKED record is disabled"),
+    ({cvm_device.Attr.SALT_VERSION: {"N": "x"}}, "saltVersion: 'x' is not a whole number"),
+    ({cvm_device.Attr.BATCH: {"S": "a b"}}, "batch: batch 'a b' must be"),
+    ({cvm_device.Attr.CLAIM_REGION: {"S": "nowhere"}}, "claimRegion: 'nowhere' is not a region"),
+    ({"kind": {"S": "FLEET_SERIAL"}}, "kind: is not an attribute of a device record"),
+])
+def test_a_broken_device_record_is_named(change: dict[str, Any], named: str) -> None:
+    assert cvm_device.problems(imported_record()) == []
+    found = cvm_device.problems({**imported_record(), **change})
+    assert any(named in problem for problem in found), found
+
+
+def test_no_device_record_key_is_an_allow_list_key() -> None:
+    """One table, two kinds of item: a key that passes the uid rule never names an entry."""
+    with pytest.raises(cvm_device.RecordError, match="may only contain"):
+        cvm_device.key(allow_list.entry_key("SN-1"))
+    with pytest.raises(cvm_device.RecordError, match="may only contain"):
+        cvm_device.new_record(allow_list.entry_key("SN-1"), "B1", 1, "now")

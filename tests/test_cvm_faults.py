@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from lambdas.contracts import cvm_device
 from tests.support.cvm import LEGACY, SEED_SALT, Cvm, cvm_world, new_csr, token
 from tools.harness import StackGraph
 from tools.local.emulation.lambdas import LambdaRuntime
@@ -53,6 +54,7 @@ def assert_clean(world: Cvm, uid: str) -> None:
     record = world.record(uid)
     assert record["registrationState"] == {"S": "UNREGISTERED"}
     assert "claimId" not in record and "claimedAt" not in record
+    assert cvm_device.problems(record) == []  # the release keeps the record's contract
     assert world.inventory(uid) == {}
 
 

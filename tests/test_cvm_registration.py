@@ -18,6 +18,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
+from lambdas.contracts import cvm_device
 from lambdas.contracts.certificates import certificate_id as id_of_pem
 from lambdas.contracts.inventory import InventoryItem, Issuer, Onboarding, timestamp
 from lambdas.cvm_registration.logic.registration import FOREIGN_CLAIM_MARGIN_SECONDS
@@ -94,6 +95,7 @@ def test_seed_request_shape_registers_a_legacy_device(world: Cvm) -> None:
     assert record["registrationState"] == {"S": "REGISTERED"}
     assert record["certificateId"] == {"S": certificate_id} and "claimId" not in record
     assert record["attempts"] == {"N": "1"}
+    assert cvm_device.problems(record) == []  # the function's commit keeps the record's contract
 
 
 def test_root_ca_bundle_is_amazons_shipped_roots(world: Cvm) -> None:

@@ -15,6 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from lambdas.contracts import cvm_device
 from lambdas.contracts.inventory import InventoryItem
 from tests.support.cvm import REGION, Cvm, api_event, cvm_world, new_csr, token
 from tools.harness import StackGraph
@@ -78,7 +79,9 @@ def test_rotation_issues_for_the_new_key_and_revokes_the_old_certificate(registe
     assert item["revokedCertificateIds"] == {"SS": [old_id]}
     assert item["certificatePem"]["S"] == body["payload"]["certificates"]["device_certificate"]
     assert InventoryItem.from_attribute_values(item).version == 2  # the contract holds
-    assert world.record("sensor-1")["certificateId"] == {"S": new_id}
+    record = world.record("sensor-1")
+    assert record["certificateId"] == {"S": new_id} and record["previousCertificateId"] == {"S": old_id}
+    assert cvm_device.problems(record) == []  # the rotation's write keeps the record's contract
 
 
 def test_an_identical_retry_gets_the_same_new_certificate_and_nothing_else(

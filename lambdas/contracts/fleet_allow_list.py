@@ -169,7 +169,7 @@ def serial_of(key_value: str) -> str | None:
     return key_value[len(KEY_PREFIX):] if key_value.startswith(KEY_PREFIX) else None
 
 
-def _used(values: Mapping[str, Any], expressions: str) -> dict[str, Any]:
+def used_placeholders(values: Mapping[str, Any], expressions: str) -> dict[str, Any]:
     """Only the placeholders the expressions use (DynamoDB rejects unused ones)."""
     return {token: value for token, value in values.items()
             if re.search(re.escape(token) + r"\b", expressions)}
@@ -193,8 +193,8 @@ def update(name: str, serial: str, now: str) -> dict[str, Any]:
         "Key": key(serial),
         "UpdateExpression": spec["update"],
         "ConditionExpression": spec["condition"],
-        "ExpressionAttributeNames": _used(_CONTRACT["writes"]["names"], expressions),
-        "ExpressionAttributeValues": _used({**_CONTRACT["writes"]["values"], ":now": now},
+        "ExpressionAttributeNames": used_placeholders(_CONTRACT["writes"]["names"], expressions),
+        "ExpressionAttributeValues": used_placeholders({**_CONTRACT["writes"]["values"], ":now": now},
                                            expressions),
     }
 

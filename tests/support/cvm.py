@@ -14,6 +14,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
+from lambdas.contracts import cvm_device
+
 from tools import pki
 from tools.harness import StackGraph
 from tools.local.emulation.lambdas import LambdaRuntime
@@ -86,12 +88,9 @@ class Cvm:
 
     def add_device(self, uid: str, batch: str, *, uid2: str | None = None, enabled: bool = True,
                    salt_version: int = 1) -> None:
-        item: dict[str, Any] = {"deviceUid": {"S": uid}, "batch": {"S": batch},
-                                "saltVersion": {"N": str(salt_version)}, "enabled": {"BOOL": enabled},
-                                "registrationState": {"S": "UNREGISTERED"}}
-        if uid2 is not None:
-            item["deviceUid2"] = {"S": uid2}
-        self.ddb.put_item(TableName=self.world.table(seen.PROVISIONING), Item=item)
+        """The record an import writes (the contract's), without the manufacturer's CSV."""
+        self.ddb.put_item(TableName=self.world.table(seen.PROVISIONING), Item=cvm_device.new_record(
+            uid, batch, salt_version, "2026-01-01T00:00:00Z", uid2, enabled=enabled))
 
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
         return dict(self.world.emulation(LambdaRuntime).invoke(self.function, event))
@@ -102,9 +101,10 @@ class Cvm:
         answer = self.invoke(api_event(text, **event))
         return answer["statusCode"], json.loads(answer["body"])
 
-    def record(self, uid: str) -> dict[str, Any]:
+    def record(self, key: str) -> dict[str, Any]:
+        """The provisioning table's item under `key` (a device uid, or an allow-list key)."""
         return dict(self.ddb.get_item(TableName=self.world.table(seen.PROVISIONING),
-                                      Key={"deviceUid": {"S": uid}}).get("Item", {}))
+                                      Key={cvm_device.TABLE_KEY: {"S": key}}).get("Item", {}))
 
     def inventory(self, thing_name: str) -> dict[str, Any]:
         return dict(self.ddb.get_item(TableName=self.world.table(seen.INVENTORY),

@@ -14,6 +14,9 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.contracts import inventory
+from lambdas.contracts.cvm_device import TABLE_KEY as RECORD_KEY
+from lambdas.contracts.cvm_device import Attr
+from lambdas.contracts.cvm_device import expression_names as names
 from lambdas.contracts.inventory import ContractViolation, InventoryItem, Issuer, Onboarding
 
 from ..logic.tokens import SaltBook, SaltBookError
@@ -66,23 +69,27 @@ def _n(item: Item, name: str) -> int | None:
     return int(text) if text is not None else None
 
 
+def _record_key(device_uid: str) -> Item:
+    return {RECORD_KEY: {"S": device_uid}}
+
+
 def record_from_item(item: Item) -> DeviceRecord:
-    enabled = item.get("enabled", {})
+    enabled = item.get(Attr.ENABLED, {})
     return DeviceRecord(
-        device_uid=_s(item, "deviceUid") or "",
-        batch=_s(item, "batch"),
-        salt_version=_n(item, "saltVersion"),
-        device_uid_2=_s(item, "deviceUid2"),
+        device_uid=_s(item, Attr.DEVICE_UID) or "",
+        batch=_s(item, Attr.BATCH),
+        salt_version=_n(item, Attr.SALT_VERSION),
+        device_uid_2=_s(item, Attr.DEVICE_UID_2),
         # Stored as a DynamoDB BOOL; anything else (the seed's "1" strings) is not enabled.
         enabled=isinstance(enabled, dict) and enabled.get("BOOL") is True,
-        state=_s(item, "registrationState") or UNREGISTERED,
-        claim_id=_s(item, "claimId"),
-        claimed_at_ms=_n(item, "claimedAt"),
-        attempts=_n(item, "attempts") or 0,
-        thing_name=_s(item, "thingName"),
-        certificate_id=_s(item, "certificateId"),
-        reopened_from=_s(item, "reopenedFrom"),
-        previous_certificate_id=_s(item, "previousCertificateId"),
+        state=_s(item, Attr.STATE) or UNREGISTERED,
+        claim_id=_s(item, Attr.CLAIM_ID),
+        claimed_at_ms=_n(item, Attr.CLAIMED_AT),
+        attempts=_n(item, Attr.ATTEMPTS) or 0,
+        thing_name=_s(item, Attr.THING_NAME),
+        certificate_id=_s(item, Attr.CERTIFICATE_ID),
+        reopened_from=_s(item, Attr.REOPENED_FROM),
+        previous_certificate_id=_s(item, Attr.PREVIOUS_CERTIFICATE_ID),
     )
 
 
@@ -112,21 +119,18 @@ def claim_request(table: str, inventory_table: str, thing_name: str,
     }
     if claim.device_uid_2 is not None:
         values[":uid2"] = {"S": claim.device_uid_2}
+    update = ("SET #state = :claimed, #claim = :claim, #claimedAt = :now, "
+              "#claimRegion = :region ADD #attempts :one")
+    condition = ("attribute_exists(#uid) AND #batch = :batch AND #version = :version "
+                 "AND #enabled = :true AND (#state = :unregistered OR "
+                 "(#state = :claimed AND ((#claimRegion = :region AND #claimedAt < :stale) "
+                 "OR #claimedAt < :foreignStale))) AND " + second)
     record = {
         "TableName": table,
-        "Key": {"deviceUid": {"S": claim.device_uid}},
-        "UpdateExpression": ("SET #state = :claimed, #claim = :claim, #claimedAt = :now, "
-                             "#claimRegion = :region ADD #attempts :one"),
-        "ConditionExpression": (
-            "attribute_exists(#uid) AND #batch = :batch AND #version = :version "
-            "AND #enabled = :true AND (#state = :unregistered OR "
-            "(#state = :claimed AND ((#claimRegion = :region AND #claimedAt < :stale) "
-            "OR #claimedAt < :foreignStale))) AND " + second),
-        "ExpressionAttributeNames": {
-            "#uid": "deviceUid", "#uid2": "deviceUid2", "#batch": "batch",
-            "#version": "saltVersion", "#enabled": "enabled", "#state": "registrationState",
-            "#claim": "claimId", "#claimedAt": "claimedAt", "#claimRegion": "claimRegion",
-            "#attempts": "attempts"},
+        "Key": _record_key(claim.device_uid),
+        "UpdateExpression": update,
+        "ConditionExpression": condition,
+        "ExpressionAttributeNames": names(update, condition),
         "ExpressionAttributeValues": values,
         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
     }
@@ -198,16 +202,14 @@ class DynamoDeviceTables:
     def release(self, device_uid: str, claim_id: str) -> bool:
         """Give the record back (only while it is still our claim): False when it was not
         ours (any more)."""
+        update = "SET #state = :unregistered REMOVE #claim, #claimedAt, #claimRegion"
+        # Only our claim, and only while claimed: a revocation (or anything an operator wrote
+        # meanwhile) is never turned back into UNREGISTERED.
+        condition = "#claim = :claim AND #state = :claimed"
         try:
             self._ddb.update_item(
-                TableName=self._records, Key={"deviceUid": {"S": device_uid}},
-                UpdateExpression=("SET #state = :unregistered "
-                                  "REMOVE #claim, #claimedAt, #claimRegion"),
-                # Only our claim, and only while claimed: a revocation (or anything an
-                # operator wrote meanwhile) is never turned back into UNREGISTERED.
-                ConditionExpression="#claim = :claim AND #state = :claimed",
-                ExpressionAttributeNames={"#state": "registrationState", "#claim": "claimId",
-                                          "#claimedAt": "claimedAt", "#claimRegion": "claimRegion"},
+                TableName=self._records, Key=_record_key(device_uid), UpdateExpression=update,
+                ConditionExpression=condition, ExpressionAttributeNames=names(update, condition),
                 ExpressionAttributeValues={":unregistered": {"S": UNREGISTERED},
                                            ":claim": {"S": claim_id}, ":claimed": {"S": CLAIMED}})
         except ClientError as error:
@@ -220,7 +222,7 @@ class DynamoDeviceTables:
 
     def read_record(self, device_uid: str) -> DeviceRecord | None:
         answer = call("GetItem(record)", lambda: self._ddb.get_item(
-            TableName=self._records, Key={"deviceUid": {"S": device_uid}}, ConsistentRead=True))
+            TableName=self._records, Key=_record_key(device_uid), ConsistentRead=True))
         return record_from_item(answer["Item"]) if "Item" in answer else None
 
     def read_inventory(self, thing_name: str) -> InventoryItem | None:
@@ -251,18 +253,16 @@ class DynamoDeviceTables:
     def commit_registration(self, claim: Claim, version: NewInventoryVersion) -> None:
         """One transaction: the inventory item and the record marked REGISTERED (only while
         the claim is still ours). Either both are written or neither."""
+        update = ("SET #state = :registered, #thing = :thing, #certificateId = :certificateId, "
+                  "#registeredAt = :at, #registeredRegion = :region "
+                  "REMOVE #claim, #claimedAt, #claimRegion, #reopened")
+        # Legal only from our claim of an enabled record: an operator's revoke or disable
+        # while we were issuing wins, whatever the claim id says.
+        condition = "#claim = :claim AND #state = :claimed AND #enabled = :true"
         record = {"Update": {
-            "TableName": self._records, "Key": {"deviceUid": {"S": claim.device_uid}},
-            "UpdateExpression": ("SET #state = :registered, thingName = :thing, "
-                                 "certificateId = :certificateId, registeredAt = :at, "
-                                 "registeredRegion = :region "
-                                 "REMOVE #claim, #claimedAt, #claimRegion, reopenedFrom"),
-            # Legal only from our claim of an enabled record: an operator's revoke or
-            # disable while we were issuing wins, whatever the claim id says.
-            "ConditionExpression": "#claim = :claim AND #state = :claimed AND #enabled = :true",
-            "ExpressionAttributeNames": {"#state": "registrationState", "#claim": "claimId",
-                                         "#claimedAt": "claimedAt",
-                                         "#claimRegion": "claimRegion", "#enabled": "enabled"},
+            "TableName": self._records, "Key": _record_key(claim.device_uid),
+            "UpdateExpression": update, "ConditionExpression": condition,
+            "ExpressionAttributeNames": names(update, condition),
             "ExpressionAttributeValues": {
                 ":registered": {"S": REGISTERED}, ":thing": {"S": version.thing_name},
                 ":certificateId": {"S": version.certificate.certificate_id},
@@ -278,14 +278,13 @@ class DynamoDeviceTables:
     def commit_rotation(self, device_uid: str, version: NewInventoryVersion) -> None:
         if version.previous is None:
             raise ValueError("a rotation changes an existing inventory item")
+        update = "SET #certificateId = :new, #previous = :old, #rotatedAt = :at"
+        # Legal only for the registered, enabled device whose certificate we verified.
+        condition = "#state = :registered AND #enabled = :true AND #certificateId = :old"
         record = {"Update": {
-            "TableName": self._records, "Key": {"deviceUid": {"S": device_uid}},
-            "UpdateExpression": ("SET certificateId = :new, previousCertificateId = :old, "
-                                 "rotatedAt = :at"),
-            # Legal only for the registered, enabled device whose certificate we verified.
-            "ConditionExpression": ("#state = :registered AND #enabled = :true "
-                                    "AND certificateId = :old"),
-            "ExpressionAttributeNames": {"#state": "registrationState", "#enabled": "enabled"},
+            "TableName": self._records, "Key": _record_key(device_uid),
+            "UpdateExpression": update, "ConditionExpression": condition,
+            "ExpressionAttributeNames": names(update, condition),
             "ExpressionAttributeValues": {
                 ":new": {"S": version.certificate.certificate_id},
                 ":old": {"S": version.previous.certificate_id},

@@ -6,15 +6,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from lambdas.contracts.cvm_device import State
 from lambdas.contracts.inventory import InventoryItem
 
 from ..logic.tokens import SaltBook, SaltRef
 
-# Provisioning record states (attribute `registrationState`).
-UNREGISTERED = "UNREGISTERED"
-CLAIMED = "CLAIMED"  # a request holds the record; others get 409 until it ends
-REGISTERED = "REGISTERED"
-REVOKED = "REVOKED"  # an operator revoked the device: it may never register again
+# Device record states (lambdas/contracts/cvm_device.py).
+UNREGISTERED, CLAIMED, REGISTERED, REVOKED = State.UNREGISTERED, State.CLAIMED, State.REGISTERED, State.REVOKED
 
 # AWS IoT certificate statuses we set. (The inventory item: lambdas/contracts/inventory.py.)
 CERTIFICATE_ACTIVE, CERTIFICATE_INACTIVE, CERTIFICATE_REVOKED = "ACTIVE", "INACTIVE", "REVOKED"

@@ -16,11 +16,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-BATCH_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+from lambdas.contracts.cvm_device import BATCH_PATTERN
 
 
 @dataclass(frozen=True, order=True)

@@ -11,17 +11,17 @@ gateway model is refused just the same.
 
 from __future__ import annotations
 
-from lambdas.contracts.things import DEVICE_UID_PATTERN
-
 from typing import Any, TypeVar
 
 from aws_lambda_powertools.utilities.parser import BaseModel, Field, ValidationError, parse
 from pydantic import ConfigDict
 
+from lambdas.contracts.cvm_device import UID2_MAX_LENGTH, UID2_PATTERN
+from lambdas.contracts.things import DEVICE_UID_PATTERN
+
 # Thing-name characters (the UID becomes the thing name) minus nothing; no '+' so that the
 # token input "<uid>+<uid2>" is unambiguous.
 UID_PATTERN = DEVICE_UID_PATTERN  # lambdas/contracts/things.py
-UID2_PATTERN = r"^[A-Za-z0-9:_.-]+$"
 TOKEN_PATTERN = r"^[0-9a-fA-F]{64}$"
 SIGNATURE_PATTERN = r"^[A-Za-z0-9+/]+={0,2}$"
 CSR_MAX_LENGTH = 8192
@@ -35,7 +35,7 @@ class _Strict(BaseModel):
 class RegistrationRequest(_Strict):
     device_uid: str = Field(min_length=1, max_length=128, pattern=UID_PATTERN)
     device_token: str = Field(min_length=64, max_length=64, pattern=TOKEN_PATTERN)
-    device_uid_2: str | None = Field(default=None, min_length=1, max_length=128,
+    device_uid_2: str | None = Field(default=None, min_length=1, max_length=UID2_MAX_LENGTH,
                                      pattern=UID2_PATTERN)
     csr: str | None = Field(default=None, min_length=1, max_length=CSR_MAX_LENGTH)
 

@@ -25,6 +25,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from components.edge.device_policy import telemetry_topic
+from lambdas.contracts.cvm_device import Attr as Record
+from lambdas.contracts.cvm_device import State
 from lambdas.cvm_registration.logic.tokens import device_token
 from tools import manufacturer
 from tools.harness import RecordedResource, StackGraph
@@ -171,10 +173,10 @@ def _registers(run: JourneyRun, region: str, device: Device) -> None:
                     "version": "1", "certificatePem": pem}
         wrong = sorted(k for k, v in expected.items() if row.get(k) != v)
         step.check(seen.usable(world, region, thing, certificate_id) and allowed and not wrong
-                   and record.get("registrationState") == "REGISTERED",
+                   and record.get(Record.STATE) == State.REGISTERED,
                    f"connect: {why}; row {thing}: " + ", ".join(
                        f"{k}={short(str(row.get(k)), 16)}" for k in expected if k != "certificatePem")
-                   + f"; record {record.get('registrationState')}",
+                   + f"; record {record.get(Record.STATE)}",
                    f"unexpected: {', '.join(wrong)}" if wrong else "not usable or not REGISTERED")
 
     if device.legacy:
@@ -213,7 +215,7 @@ def cvm(run: JourneyRun) -> None:
         exported = (made.stack.provisioning_table, made.stack.inventory_table) == (
             world.table(seen.PROVISIONING), world.table(seen.INVENTORY))
         batches = {r: sorted(made.salts.read(r)) for r in world.regions}
-        records = {d.uid: (seen.record(world, region, d.uid) or {}).get("registrationState")
+        records = {d.uid: (seen.record(world, region, d.uid) or {}).get(Record.STATE)
                    for d in devices}
         step.check(exported and all({d.batch for d in devices} <= set(b) for b in batches.values())
                    and set(records.values()) == {"UNREGISTERED"},
