@@ -3,6 +3,7 @@ conditional, re-runnable), and the operator commands, checked against the real f
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 from pathlib import Path
@@ -12,9 +13,11 @@ from typing import Any
 import boto3
 import pytest
 
+from lambdas.contracts import cvm_device
+from lambdas.contracts import fleet_allow_list as allow_list
 from lambdas.contracts.inventory import InventoryItem
 from tests.support.cvm import LEGACY, REGION, Cvm, new_csr, token
-from tools import manufacturer
+from tools import installer, manufacturer
 from tools.harness import StackGraph
 from tools.local.emulation.lambdas import LambdaRuntime
 from tools.local.journeys import registry as seen
@@ -136,6 +139,7 @@ def test_import_is_conditional_re_runnable_and_feeds_the_function(world: Cvm, pr
     assert record["enabled"] == {"BOOL": True} and record["saltVersion"] == {"N": "1"}
     assert record["batch"] == {"S": "B1"} and record["deviceUid2"] == {"S": "AA:BB:CC"}
     assert record["registrationState"] == {"S": "UNREGISTERED"}
+    assert cvm_device.problems(record) == []  # the import keeps the record's contract
 
     status, out, _ = run(project, "import", "B1", str(csv_path))  # the re-run
     assert status == 0 and "0 imported, 2 already there" in out
@@ -211,7 +215,12 @@ def test_revoke_is_final_here_and_through_the_inventory(world: Cvm, project: Pat
     assert (item["status"], item["version"], item["writerRegion"]) == (
         {"S": "REVOKED"}, {"N": "2"}, {"S": REGION})
     assert InventoryItem.from_attribute_values(item).status == "REVOKED"  # contract kept
+    assert cvm_device.problems(world.record("d-1")) == []
     assert register(world, request) == 403
+    # REVOKED is final: enabling the record again is refused and changes nothing.
+    status, out, _ = run(project, "enable", "d-1")
+    assert status == 1 and "unknown or revoked device d-1" in out
+    assert world.record("d-1")["enabled"] == {"BOOL": False}
 
 
 def test_reissue_revokes_and_lets_the_device_register_again(world: Cvm, project: Path,
@@ -231,6 +240,7 @@ def test_reissue_revokes_and_lets_the_device_register_again(world: Cvm, project:
     assert item["revokedCertificateIds"] == {"SS": [old]}
     assert InventoryItem.from_attribute_values(item).revoked_certificate_ids == {old}
     assert world.record("d-2")["reopenedFrom"] == {"S": old}
+    assert cvm_device.problems(world.record("d-2")) == []
 
     assert register(world, request) == 200
     item = world.inventory("d-2")
@@ -276,3 +286,19 @@ def test_the_tool_imports_exactly_the_uids_the_function_accepts(prefix: str) -> 
         assert bool(rows) == accepted and bool(problems) == (not accepted), (prefix, uid)
         if not accepted and len(uid) > 100:
             assert "prefix" in problems[0] or not prefix
+
+
+@pytest.mark.parametrize("command", [["revoke"], ["reissue"], ["disable"], ["enable"]])
+def test_a_device_command_never_writes_an_item_that_is_not_a_device_record(
+        world: Cvm, project: Path, command: list[str]) -> None:
+    """The table also holds the fleet allow-list (keys `fleet#...`): a uid naming one of its
+    items is refused by the uid rule, naming it, and the item keeps its contract."""
+    installer.allow_serial(world.world.resource("dynamodb", REGION).Table(world.world.table(seen.PROVISIONING)),
+                           "SN-1", now=dt.datetime.now(dt.timezone.utc))
+    key = allow_list.entry_key("SN-1")
+    before = world.record(key)
+
+    status, _, err = run(project, *command, key)
+
+    assert status == 2 and "device_uid" in err and "may only contain" in err and "Traceback" not in err
+    assert world.record(key) == before

@@ -39,18 +39,17 @@ import boto3
 from botocore.exceptions import ClientError
 
 from components.naming import INVENTORY_TABLE, PROVISIONING_TABLE, StackNames
-from lambdas.contracts import inventory
+from lambdas.contracts import cvm_device, inventory
+from lambdas.contracts.cvm_device import Attr, RecordError, State
 from lambdas.contracts.inventory import ContractViolation, InventoryItem, Status
-from lambdas.cvm_registration.logic.tokens import BATCH_PATTERN, device_token
 from lambdas.contracts.things import device_uid_problem
-from lambdas.cvm_registration.models.requests import TOKEN_PATTERN, UID2_PATTERN
+from lambdas.cvm_registration.logic.tokens import device_token
+from lambdas.cvm_registration.models.requests import TOKEN_PATTERN
 from tools.aws_errors import AWS_ERRORS, describe
 from tools.harness import load_program_stack
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 CSV_COLUMNS = ("device_uid", "device_uid_2", "device_token")
-UID_MAX = 128
-_UID2 = re.compile(UID2_PATTERN)
 _TOKEN = re.compile(TOKEN_PATTERN)
 
 
@@ -229,9 +228,8 @@ def validate_csv(stream: TextIO, salt: str | None, thing_name_prefix: str = ""
         if uid_problem is not None:
             problems.append(f"line {line}: device_uid {uid[:40]!r} {uid_problem}")
             continue
-        if uid2 is not None and (not _UID2.match(uid2) or len(uid2) > UID_MAX):
-            problems.append(f"line {line}: device_uid_2 {uid2!r} must be 1-{UID_MAX} of "
-                            "A-Z a-z 0-9 : _ . -")
+        if uid2 is not None and (uid2_problem := cvm_device.uid2_problem(uid2)):
+            problems.append(f"line {line}: {uid2_problem}")
             continue
         if uid in first_line:
             problems.append(f"line {line}: device_uid {uid} repeats line {first_line[uid]}")
@@ -250,17 +248,6 @@ def validate_csv(stream: TextIO, salt: str | None, thing_name_prefix: str = ""
                 continue
         rows.append(DeviceRow(line, uid, uid2))
     return rows, problems
-
-
-def record_item(row: DeviceRow, batch: str, salt_version: int, at: str) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        "deviceUid": {"S": row.uid}, "batch": {"S": batch},
-        "saltVersion": {"N": str(salt_version)},
-        "enabled": {"BOOL": True},  # a real boolean (the seed compared "1" with 1)
-        "registrationState": {"S": "UNREGISTERED"}, "importedAt": {"S": at}}
-    if row.uid2 is not None:
-        item["deviceUid2"] = {"S": row.uid2}
-    return item
 
 
 # --- the tool ---------------------------------------------------------------------------------
@@ -313,17 +300,15 @@ class Manufacturer:
         if rekey_unregistered:
             moved = 0
             for item in self._records(batch):
-                if item.get("registrationState", {}).get("S") != "UNREGISTERED":
+                if cvm_device.value(item, Attr.STATE) != State.UNREGISTERED:
                     continue
                 try:
                     self.ddb.update_item(
-                        TableName=self.stack.provisioning_table,
-                        Key={"deviceUid": item["deviceUid"]},
-                        UpdateExpression="SET saltVersion = :new, updatedAt = :at",
-                        ConditionExpression="registrationState = :u AND saltVersion = :old",
+                        TableName=self.stack.provisioning_table, Key={Attr.DEVICE_UID: item[Attr.DEVICE_UID]},
+                        **_expressions("SET #version = :new, #updatedAt = :at", "#state = :u AND #version = :old"),
                         ExpressionAttributeValues={
-                            ":new": {"N": str(versions["new"])}, ":old": item["saltVersion"],
-                            ":u": {"S": "UNREGISTERED"}, ":at": {"S": now_iso()}})
+                            ":new": {"N": str(versions["new"])}, ":old": item[Attr.SALT_VERSION],
+                            ":u": {"S": State.UNREGISTERED}, ":at": {"S": now_iso()}})
                     moved += 1
                 except ClientError as error:
                     if _code(error) != "ConditionalCheckFailedException":
@@ -363,16 +348,16 @@ class Manufacturer:
         for row in rows:
             try:
                 self.ddb.put_item(TableName=self.stack.provisioning_table,
-                                  Item=record_item(row, batch, version, at),
-                                  ConditionExpression="attribute_not_exists(deviceUid)")
+                                  Item=cvm_device.new_record(row.uid, batch, version, at, row.uid2),
+                                  **_expressions(None, "attribute_not_exists(#uid)"))
                 report.imported += 1
             except ClientError as error:
                 if _code(error) != "ConditionalCheckFailedException":
                     raise ToolError(f"line {row.line}: {_code(error)}; re-run to resume "
                                     f"({report.imported} written so far)") from None
                 existing = self._record(row.uid) or {}
-                same = (existing.get("batch", {}).get("S") == batch
-                        and existing.get("deviceUid2", {}).get("S") == row.uid2)
+                same = (cvm_device.value(existing, Attr.BATCH) == batch
+                        and cvm_device.value(existing, Attr.DEVICE_UID_2) == row.uid2)
                 if same:
                     report.unchanged += 1
                 else:
@@ -386,24 +371,26 @@ class Manufacturer:
         return report
 
     def set_enabled(self, uids: Sequence[str], batch: str | None, enabled: bool) -> int:
-        targets = list(uids) + [i["deviceUid"]["S"] for i in self._records(batch)] if batch \
-            else list(uids)
+        targets = [self._key(uid) for uid in uids]
+        targets += [{Attr.DEVICE_UID: i[Attr.DEVICE_UID]} for i in self._records(batch)] if batch else []
+        # A revoked record stays disabled (REVOKED is final): enabling it is refused.
+        condition = "attribute_exists(#uid)" + (" AND #state <> :revoked" if enabled else "")
         missing = []
-        for uid in targets:
+        for key in targets:
             try:
                 self.ddb.update_item(
-                    TableName=self.stack.provisioning_table, Key={"deviceUid": {"S": uid}},
-                    UpdateExpression="SET enabled = :e, updatedAt = :at",
-                    ConditionExpression="attribute_exists(deviceUid)",
-                    ExpressionAttributeValues={":e": {"BOOL": enabled}, ":at": {"S": now_iso()}})
+                    TableName=self.stack.provisioning_table, Key=key,
+                    **_expressions("SET #enabled = :e, #updatedAt = :at", condition),
+                    ExpressionAttributeValues={":e": {"BOOL": enabled}, ":at": {"S": now_iso()},
+                                               **({":revoked": {"S": State.REVOKED}} if enabled else {})})
             except ClientError as error:
                 if _code(error) != "ConditionalCheckFailedException":
                     raise
-                missing.append(uid)
+                missing.append(key[Attr.DEVICE_UID]["S"])
         word = "enabled" if enabled else "disabled"
         self.out.write(f"{len(targets) - len(missing)} device(s) {word}\n")
         for uid in missing:
-            self.out.write(f"  unknown device {uid}\n")
+            self.out.write(f"  unknown{' or revoked' if enabled else ''} device {uid}\n")
         return len(missing)
 
     def revoke(self, uid: str) -> None:
@@ -411,11 +398,11 @@ class Manufacturer:
         the inventory item becomes REVOKED (final), which revokes it in every region."""
         record = self._require_record(uid)
         self.ddb.update_item(
-            TableName=self.stack.provisioning_table, Key={"deviceUid": {"S": uid}},
-            UpdateExpression="SET registrationState = :r, enabled = :f, updatedAt = :at",
-            ExpressionAttributeValues={":r": {"S": "REVOKED"}, ":f": {"BOOL": False},
+            TableName=self.stack.provisioning_table, Key=self._key(uid),
+            **_expressions("SET #state = :r, #enabled = :f, #updatedAt = :at"),
+            ExpressionAttributeValues={":r": {"S": State.REVOKED}, ":f": {"BOOL": False},
                                        ":at": {"S": now_iso()}})
-        thing = record.get("thingName", {}).get("S")
+        thing = cvm_device.value(record, Attr.THING_NAME)
         item = self._inventory(thing) if thing else None
         if item is None:
             self.out.write(f"{uid}: registration refused from now on (it was not registered)\n")
@@ -431,9 +418,9 @@ class Manufacturer:
         """Operator re-issue: revoke the current certificate (here; everywhere through the
         inventory item) and let the device register again with its token."""
         record = self._require_record(uid)
-        if record.get("registrationState", {}).get("S") != "REGISTERED":
+        if cvm_device.value(record, Attr.STATE) != State.REGISTERED:
             raise ToolError(f"{uid} is not registered; nothing to re-issue")
-        thing = record["thingName"]["S"]
+        thing = str(cvm_device.value(record, Attr.THING_NAME))
         item = self._inventory(thing)
         if item is None or item.status != Status.ACTIVE:
             raise ToolError(f"{uid}: the inventory has no ACTIVE certificate for {thing}")
@@ -441,12 +428,12 @@ class Manufacturer:
         self._revoke_certificate(thing, certificate_id)
         self._write_next(item, status=Status.INACTIVE, revoke=certificate_id)
         self.ddb.update_item(
-            TableName=self.stack.provisioning_table, Key={"deviceUid": {"S": uid}},
-            UpdateExpression=("SET registrationState = :u, reopenedFrom = :old, updatedAt = :at "
-                              "REMOVE claimId, claimedAt, claimRegion"),
-            ConditionExpression="registrationState = :registered AND certificateId = :old",
-            ExpressionAttributeValues={":u": {"S": "UNREGISTERED"}, ":old": {"S": certificate_id},
-                                       ":registered": {"S": "REGISTERED"},
+            TableName=self.stack.provisioning_table, Key=self._key(uid),
+            **_expressions("SET #state = :u, #reopened = :old, #updatedAt = :at "
+                           "REMOVE #claim, #claimedAt, #claimRegion",
+                           "#state = :registered AND #certificateId = :old"),
+            ExpressionAttributeValues={":u": {"S": State.UNREGISTERED}, ":old": {"S": certificate_id},
+                                       ":registered": {"S": State.REGISTERED},
                                        ":at": {"S": now_iso()}})
         self.out.write(f"{uid}: certificate {certificate_id[:12]}... revoked; the device may "
                        "register again with its token\n")
@@ -458,13 +445,21 @@ class Manufacturer:
         check_batch(batch)
         pages = self.ddb.get_paginator("scan").paginate(
             TableName=self.stack.provisioning_table, FilterExpression="#batch = :b",
-            ExpressionAttributeNames={"#batch": "batch"},  # a DynamoDB reserved word
+            ExpressionAttributeNames=cvm_device.expression_names("#batch"),  # a DynamoDB reserved word
             ExpressionAttributeValues={":b": {"S": batch}}, ConsistentRead=True)
         return [item for page in pages for item in page.get("Items", [])]
 
+    def _key(self, uid: str) -> dict[str, Any]:
+        """The record's key; a uid no device can have (e.g. an allow-list entry's `fleet#...`
+        key in the same table) is refused, naming the rule, before anything is read."""
+        try:
+            return cvm_device.key(cvm_device.checked_uid(uid, self.stack.thing_name_prefix))
+        except RecordError as error:
+            raise ToolError(str(error), 2) from None
+
     def _record(self, uid: str) -> dict[str, Any] | None:
-        item = self.ddb.get_item(TableName=self.stack.provisioning_table,
-                                 Key={"deviceUid": {"S": uid}}, ConsistentRead=True).get("Item")
+        item = self.ddb.get_item(TableName=self.stack.provisioning_table, Key=self._key(uid),
+                                 ConsistentRead=True).get("Item")
         return dict(item) if item else None
 
     def _require_record(self, uid: str) -> dict[str, Any]:
@@ -520,9 +515,18 @@ class Manufacturer:
                             "again") from None
 
 
+def _expressions(update: str | None, condition: str | None = None) -> dict[str, Any]:
+    """UpdateExpression / ConditionExpression with the device record's placeholders
+    (lambdas/contracts/cvm_device.py)."""
+    spelled = {"UpdateExpression": update, "ConditionExpression": condition}
+    return {**{k: v for k, v in spelled.items() if v},
+            "ExpressionAttributeNames": cvm_device.expression_names(*(v for v in spelled.values() if v))}
+
+
 def check_batch(batch: str) -> None:
-    if not BATCH_PATTERN.fullmatch(batch):
-        raise ToolError(f"batch {batch!r} must be 1-64 of A-Z a-z 0-9 _ . -", 2)
+    problem = cvm_device.batch_problem(batch)
+    if problem:
+        raise ToolError(problem, 2)
 
 
 def parser() -> argparse.ArgumentParser:
