@@ -19,6 +19,7 @@ from lambdas.cvm_registration.models.requests import RegistrationRequest, Rotati
 from tests.support.stacks import PROJECT_DIR, configured_regions
 from tools.harness import RecordedResource, StackGraph, evaluate_program, load_program_stack
 from tools.local.emulation.api_gateway import render_template, template_problems
+from tools.local.emulation.policy import allowed
 
 APIGW = "aws:apigateway"
 
@@ -262,6 +263,12 @@ def test_function_role_is_least_privilege(stack: Any) -> None:
             assert f":iot:{region}:" in found[sid]["Resource"]
         assert found["ClaimAndCommitRecords"]["Resource"].endswith("-cvm-provisioning")
         assert f":dynamodb:{region}:" in found["ClaimAndCommitRecords"]["Resource"]
+        # The shared table's allow-list entries are the fleet functions' only (one evaluator).
+        table = found["ClaimAndCommitRecords"]["Resource"]
+        document = {"Statement": statements(policy)}
+        for action in ("dynamodb:GetItem", "dynamodb:UpdateItem"):
+            assert allowed(document, action, table, {"dynamodb:LeadingKeys": ["sensor-1"]}), action
+            assert not allowed(document, action, table, {"dynamodb:LeadingKeys": ["fleet#SN-1"]}), action
 
 
 def test_cvm_settings_reach_the_graph() -> None:

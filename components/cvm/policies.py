@@ -8,6 +8,7 @@ from components.iam import (
     policy_document,
     table_key_statement,
 )
+from lambdas.contracts import fleet_allow_list as allow_list
 
 # What AWS documents for API Gateway's account-level CloudWatch role ("Set up CloudWatch
 # logging for REST APIs in API Gateway"): the role serves every API of the region, so it is
@@ -29,9 +30,13 @@ def function_role_policy(*, partition: str, region: str, account_id: str, functi
     statements: list[Statement] = [
         *lambda_basic_statements(log_group_arn=log_group_arn, key_arn=key_arn,
                                  function_name=function_name),
+        # Device records only: the table also holds the fleet allow-list (its `fleet#` keys,
+        # lambdas/contracts/cvm_device.py), which the function never reads or writes.
         {"Sid": "ClaimAndCommitRecords", "Effect": "Allow",
          "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
-         "Resource": provisioning_table_arn},
+         "Resource": provisioning_table_arn,
+         "Condition": {"ForAllValues:StringNotLike": {
+             "dynamodb:LeadingKeys": [allow_list.IAM_LEADING_KEYS]}}},
         # ConditionCheckItem: the claim's transaction checks the thing's inventory item
         # ("Using IAM with DynamoDB transactions": a ConditionCheck needs that permission).
         {"Sid": "WriteInventory", "Effect": "Allow",
