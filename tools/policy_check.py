@@ -578,6 +578,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {type(error).__name__}: {error}", file=sys.stderr)
         return 2
     print(format_report(report))
+    settings = Path(options.program) / "policy" / "config" / f"{options.stack}.json"
+    if options.config is None and settings.is_file():
+        # As `pulumi preview` without --policy-pack-config: the pack's defaults, not the stack's.
+        print(f"note: no --config: the pack ran with its default settings, not this stack's "
+              f"(--config {settings})", file=sys.stderr)
     return 1 if report.mandatory else 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -248,3 +249,19 @@ def test_a_check_in_a_child_answers_as_in_process_even_if_the_child_dies(
     orphaned = check.forked_policy_run(graph)
     assert orphaned.pid is not None
     assert verdict(orphaned.result()) == verdict(here)  # checked here instead
+
+
+def test_a_run_without_the_stacks_settings_says_where_they_are(tmp_path, capsys):
+    """As `pulumi preview` without --policy-pack-config, the defaults apply; a stack with
+    settings in policy/config/<stack>.json is told so (its newcomer saw only violations)."""
+    program = tmp_path / "program"
+    shutil.copytree(FIXTURE, program)
+    settings = program / "policy" / "config" / "test.json"
+    settings.parent.mkdir(parents=True)
+    shutil.copy(FIXTURE / "policy-config.json", settings)
+
+    check.main(["--stack", "test", "--program", str(program)])
+    assert f"note: no --config: the pack ran with its default settings, not this stack's (--config {settings})" \
+        in capsys.readouterr().err
+    check.main(["--stack", "test", "--program", str(program), "--config", str(settings)])
+    assert "note:" not in capsys.readouterr().err
