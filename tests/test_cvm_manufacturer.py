@@ -119,6 +119,11 @@ def test_bad_rows_are_all_reported_by_line_and_nothing_is_written(world: Cvm, pr
     ]
     assert "5 bad row(s), nothing was written" in err
     assert world.ddb.scan(TableName=world.world.table(seen.PROVISIONING))["Items"] == []
+    # A missing file is named before any region's salts are read.
+    reads = len(world.world.calls.of(operation="GetSecretValue"))
+    status, _, err = run(project, "import", "B1", str(tmp_path / "missing.csv"))
+    assert status == 2 and "missing.csv: no such file" in err
+    assert len(world.world.calls.of(operation="GetSecretValue")) == reads
 
 
 def test_import_is_conditional_re_runnable_and_feeds_the_function(world: Cvm, project: Path,
