@@ -33,11 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from components.context import ReportProblem
+from lambdas.contracts.cvm_device import BATCH_RULE, batch_problem
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 _DOMAIN_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
-_BATCH = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # the function's tokens.BATCH_PATTERN
 _THING_PREFIX = re.compile(r"[A-Za-z0-9:_-]{0,32}")
 # The Lambda environment (all variables together) is limited to 4 KB.
 MAX_BUNDLE_BYTES = 3072
@@ -162,9 +162,8 @@ def parse_settings(raw: Any, report: ReportProblem, *,
         report("legacyBatches", "must be a list of batch names")
     else:
         for batch in batches_value:
-            if not isinstance(batch, str) or not _BATCH.fullmatch(batch):
-                report("legacyBatches",
-                       f"{batch!r} is not a batch name (1-64 of A-Z a-z 0-9 _ . -)")
+            if batch_problem(batch):
+                report("legacyBatches", f"{batch!r} is not a batch name ({BATCH_RULE})")
             elif batch in batches:
                 report("legacyBatches", f"{batch!r} is listed twice")
             else:
