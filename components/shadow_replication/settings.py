@@ -27,17 +27,15 @@ type are runtime data: those are replicated (lambdas/shadow_replication/organisa
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from components.context import ReportProblem
+from lambdas.contracts.things import ATTRIBUTE_NAME_PATTERN, NAME_PATTERN
 
 # CreateThingType / CreateThingGroup: names 1-128 of [a-zA-Z0-9:_-]; a thing type has at
 # most 3 searchable attributes; descriptions up to 2028 characters of [\p{Graph}\x20]*.
-_NAME = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
-_ATTRIBUTE_NAME = re.compile(r"[a-zA-Z0-9_.,@/:#-]{1,128}")
 MAX_SEARCHABLE_ATTRIBUTES = 3
 MAX_DESCRIPTION = 2028
 # Static thing groups: a hierarchy is at most 7 levels deep (AWS IoT Device Management
@@ -105,7 +103,7 @@ def _entries(raw: Mapping[str, Any], key: str, report: ReportProblem) -> list[Ma
 
 def _name(entry: Mapping[str, Any], where: str, seen: set[str], report: ReportProblem) -> str | None:
     name = entry.get("name")
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         report(f"{where}.name", f"must be 1-128 of [a-zA-Z0-9:_-], got {name!r}")
         return None
     if name in seen:
@@ -133,7 +131,7 @@ def parse_settings(raw: Any, report: ReportProblem) -> FleetOrganisation:
         name = _name(entry, where, seen, report)
         searchable = entry.get("searchableAttributes") or []
         if not isinstance(searchable, list) or len(searchable) > MAX_SEARCHABLE_ATTRIBUTES or \
-                not all(isinstance(a, str) and _ATTRIBUTE_NAME.fullmatch(a) for a in searchable):
+                not all(isinstance(a, str) and ATTRIBUTE_NAME_PATTERN.fullmatch(a) for a in searchable):
             report(f"{where}.searchableAttributes",
                    f"must list at most {MAX_SEARCHABLE_ATTRIBUTES} attribute names of "
                    "[a-zA-Z0-9_.,@/:#-]")

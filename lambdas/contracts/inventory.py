@@ -142,7 +142,8 @@ _FIELD_ATTRIBUTES: Mapping[str, str] = {
 }
 
 CERTIFICATE_ID_PATTERN = re.compile(r"[0-9a-f]{64}")  # AWS IoT ids: lowercase hex SHA-256
-REGION_PATTERN = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]+")
+# Every partition's region names (botocore's partitions: aws, aws-us-gov, aws-iso*).
+REGION_PATTERN = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}")
 PEM_BEGIN, PEM_END = "-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----"
 
 

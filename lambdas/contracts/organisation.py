@@ -37,16 +37,15 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from lambdas.contracts.inventory import REGION_PATTERN
 from lambdas.contracts.shadows import RecordProblem, canonical_json, partition_key, plain_values
+from lambdas.contracts.things import ATTRIBUTE_NAME_PATTERN, NAME_PATTERN
 
 SORT_KEY = "organisation"
 # Thing and group names: 1-128 of [a-zA-Z0-9:_-] (CreateThing, AddThingToThingGroup);
 # attribute names 1-128 of [a-zA-Z0-9_.,@/:#-], values up to 800 of [a-zA-Z0-9_.,@/:#=[]-]
 # (AttributePayload); thing type names 1-128 of [a-zA-Z0-9:_-] (CreateThingType).
-_NAME = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
-_ATTRIBUTE_NAME = re.compile(r"[a-zA-Z0-9_.,@/:#-]{1,128}")
 _ATTRIBUTE_VALUE = re.compile(r"[a-zA-Z0-9_.,@/:#=\[\]-]{0,800}")
-_REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}")
 _ORDER_KEY = re.compile(r"\d{15}#[a-z0-9-]{1,32}")
 # AWS IoT Core quotas (https://docs.aws.amazon.com/general/latest/gr/iot-core.html) and the
 # thing-groups guide: a thing belongs to at most 10 thing groups; a thing without a thing
@@ -134,11 +133,11 @@ def _problems_of_description(value: Any, problems: list[str]) -> Description | N
         problems.append("thing.attributes must be an object of strings")
         attributes = {}
     for name, text in attributes.items():
-        if not isinstance(name, str) or not _ATTRIBUTE_NAME.fullmatch(name):
+        if not isinstance(name, str) or not ATTRIBUTE_NAME_PATTERN.fullmatch(name):
             problems.append(f"attribute name {name!r}: 1-128 of [a-zA-Z0-9_.,@/:#-]")
         if not isinstance(text, str) or not _ATTRIBUTE_VALUE.fullmatch(text):
             problems.append(f"attribute {name}={text!r}: up to 800 of [a-zA-Z0-9_.,@/:#=[]-]")
-    if not isinstance(thing_type, str) or (thing_type and not _NAME.fullmatch(thing_type)):
+    if not isinstance(thing_type, str) or (thing_type and not NAME_PATTERN.fullmatch(thing_type)):
         problems.append(f"thingTypeName must be '' or 1-128 of [a-zA-Z0-9:_-], got {thing_type!r}")
         thing_type = ""
     if len(attributes) > MAX_ATTRIBUTES[bool(thing_type)]:
@@ -169,7 +168,7 @@ class OrganisationRecord:
         if deleted is not None and (not isinstance(deleted, str)
                                     or not _ORDER_KEY.fullmatch(deleted)):
             problems.append(f"deleted must be <15-digit ms>#<region> or null, got {deleted!r}")
-        if not isinstance(thing_name, str) or not _NAME.fullmatch(thing_name):
+        if not isinstance(thing_name, str) or not NAME_PATTERN.fullmatch(thing_name):
             problems.append(f"thingName must be 1-128 of [a-zA-Z0-9:_-], got {thing_name!r}")
         parsed = (description if isinstance(description, Description)
                   else _problems_of_description(description, problems))
@@ -178,7 +177,7 @@ class OrganisationRecord:
             problems.append("groups must be an object of group name -> {member, orderKey}")
             groups = {}
         for name, value in groups.items():
-            if not isinstance(name, str) or not _NAME.fullmatch(name):
+            if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
                 problems.append(f"group name {name!r}: 1-128 of [a-zA-Z0-9:_-]")
                 continue
             if isinstance(value, Membership):
@@ -193,7 +192,7 @@ class OrganisationRecord:
             memberships[name] = Membership(member=value["member"], order_key=value["orderKey"])
         if sum(m.member for m in memberships.values()) > MAX_GROUPS:
             problems.append(f"a thing belongs to at most {MAX_GROUPS} thing groups")
-        if not isinstance(writer_region, str) or not _REGION.fullmatch(writer_region):
+        if not isinstance(writer_region, str) or not REGION_PATTERN.fullmatch(writer_region):
             problems.append(f"writerRegion must be an AWS region name, got {writer_region!r}")
         if isinstance(version, bool) or not isinstance(version, (int, Decimal, str)) \
                 or not str(version).isdigit():

@@ -24,6 +24,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .inventory import REGION_PATTERN
+from .things import THING_NAME_PATTERN
+
 KEY_PREFIX = "shadow#"
 CLASSIC_SORT_KEY = "classic"
 NAMED_SORT_PREFIX = "named#"
@@ -40,9 +43,7 @@ CLIENT_TOKEN_MAX_BYTES = 64
 
 # Thing names: 1-128 of [a-zA-Z0-9:_-]; shadow names: 1-64 of [$a-zA-Z0-9:_-]
 # (GetThingShadow / UpdateThingShadow, URI parameters thingName and shadowName).
-_THING_NAME = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
 _SHADOW_NAME = re.compile(r"[$a-zA-Z0-9:_-]{1,64}")
-_REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}")
 # A shadow's desired + reported state is at most 8 KB ('Diagnosing problems with shadows'),
 # so a record fits a DynamoDB item easily.
 MAX_STATE_BYTES = 8 * 1024
@@ -152,7 +153,7 @@ class ShadowRecord:
                origin_timestamp: Any, origin_version: Any, writer_region: Any,
                version: Any = 0, expires_at: Any = None) -> ShadowRecord:
         problems: list[str] = []
-        if not isinstance(thing_name, str) or not _THING_NAME.fullmatch(thing_name):
+        if not isinstance(thing_name, str) or not THING_NAME_PATTERN.fullmatch(thing_name):
             problems.append(f"thingName must be 1-128 of [a-zA-Z0-9:_-], got {thing_name!r}")
         if not isinstance(shadow_name, str) or (shadow_name and
                                                 not _SHADOW_NAME.fullmatch(shadow_name)):
@@ -165,7 +166,7 @@ class ShadowRecord:
             parsed_state = _state(state, problems)
         elif state is not None:
             problems.append("a DELETED record carries no state")
-        if not isinstance(writer_region, str) or not _REGION.fullmatch(writer_region):
+        if not isinstance(writer_region, str) or not REGION_PATTERN.fullmatch(writer_region):
             problems.append(f"writerRegion must be an AWS region name, got {writer_region!r}")
         timestamp = _whole(origin_timestamp, "originTimestamp", problems)
         origin = _whole(origin_version, "originVersion", problems)

@@ -13,6 +13,10 @@ THING_NAME_MAX_LENGTH = 128
 THING_NAME_CHARACTERS = "a-z A-Z 0-9 : _ -"
 # fullmatch only: `$` would let a trailing newline through.
 THING_NAME_PATTERN = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
+# Thing group and thing type names follow the same rule (CreateThingGroup, CreateThingType);
+# attribute names are 1-128 of [a-zA-Z0-9_.,@/:#-] (AttributePayload).
+NAME_PATTERN = THING_NAME_PATTERN
+ATTRIBUTE_NAME_PATTERN = re.compile(r"[a-zA-Z0-9_.,@/:#-]{1,128}")
 
 
 def thing_name_problem(value: object) -> str | None:
