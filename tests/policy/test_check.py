@@ -211,17 +211,20 @@ def test_a_crashing_policy_fails_the_run_naming_policy_and_resource():
         check.run_policies(graph, policies=[crashing])
 
 
-@pytest.mark.slow
-def test_module_entry_point_runs_on_prod():
+def test_module_entry_point_runs_as_a_process():
+    """`python -m tools.policy_check` as the README runs it (its verdict on our stacks is
+    check_program's: tests/policy/test_our_stacks.py); the small fixture program keeps the
+    process's evaluation to a second."""
     import subprocess
     import sys
 
     root = Path(__file__).resolve().parents[2]
-    result = subprocess.run([sys.executable, "-m", "tools.policy_check", "--stack", "prod", "--config",
-                             str(root / "policy" / "config" / "prod.json")],
+    result = subprocess.run([sys.executable, "-m", "tools.policy_check", "--stack", "test", "--program",
+                             str(FIXTURE), "--config", str(FIXTURE / "policy-config.json")],
                             cwd=root, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip().splitlines()[-1].startswith("Summary: stack prod: 0 mandatory")
+    assert result.returncode == 1, result.stdout + result.stderr  # the fixture's mandatory violations
+    assert result.stdout.strip().splitlines()[-1].startswith("Summary: stack test: ")
+    assert "Traceback" not in result.stderr
 
 
 def test_a_check_in_a_child_answers_as_in_process_even_if_the_child_dies(
