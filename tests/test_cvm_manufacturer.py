@@ -307,3 +307,28 @@ def test_a_device_command_never_writes_an_item_that_is_not_a_device_record(
 
     assert status == 2 and "device_uid" in err and "may only contain" in err and "Traceback" not in err
     assert world.record(key) == before
+
+
+def test_a_registration_that_commits_while_revoke_runs_is_revoked_as_well(world: Cvm, project: Path,
+                                                                        tmp_path: Path) -> None:
+    """The device registers between what the tool read and what it wrote: the revocation still
+    reaches its certificate and inventory item (it acts on the record as its write left it)."""
+    assert run(project, "add-batch", LEGACY)[0] == 0
+    salt = salts(REGION)[LEGACY]["salts"]["1"]
+    run(project, "import", LEGACY, str(write_csv(tmp_path / "d.csv", ["device_uid", "d-5"])))
+    request = {"device_uid": "d-5", "device_token": token(salt, "d-5")}
+    answers: list[int] = []
+    world.world.calls.before("UpdateItem", lambda params: answers.append(register(world, request)),
+                             when=lambda params: params.get("ExpressionAttributeValues", {}).get(":r")
+                             == {"S": "REVOKED"})
+
+    status, out, err = run(project, "revoke", "d-5")
+
+    assert answers == [200] and status == 0, out + err
+    [certificate] = world.certificates()
+    assert certificate["status"] == "REVOKED"
+    assert world.inventory("d-5")["status"] == {"S": "REVOKED"}
+    assert cvm_device.problems(world.record("d-5")) == []
+    # A device that does not exist is named, and no partial record is written for it.
+    status, _, err = run(project, "revoke", "nobody")
+    assert status == 2 and "unknown device nobody" in err and world.record("nobody") == {}

@@ -398,12 +398,20 @@ class Manufacturer:
     def revoke(self, uid: str) -> None:
         """Never again: the record refuses registration, the certificate is revoked here and
         the inventory item becomes REVOKED (final), which revokes it in every region."""
-        record = self._require_record(uid)
-        self.ddb.update_item(
-            TableName=self.stack.provisioning_table, Key=self._key(uid),
-            **_expressions("SET #state = :r, #enabled = :f, #updatedAt = :at"),
-            ExpressionAttributeValues={":r": {"S": State.REVOKED}, ":f": {"BOOL": False},
-                                       ":at": {"S": now_iso()}})
+        # One write, then act on the record as it left it: a registration that committed
+        # before it is revoked below; one that commits after it is refused (its commit needs
+        # the record CLAIMED and enabled). Reading first would miss the first kind.
+        try:
+            record = self.ddb.update_item(
+                TableName=self.stack.provisioning_table, Key=self._key(uid),
+                **_expressions("SET #state = :r, #enabled = :f, #updatedAt = :at", "attribute_exists(#uid)"),
+                ExpressionAttributeValues={":r": {"S": State.REVOKED}, ":f": {"BOOL": False},
+                                           ":at": {"S": now_iso()}},
+                ReturnValues="ALL_NEW")["Attributes"]
+        except ClientError as error:
+            if _code(error) != "ConditionalCheckFailedException":
+                raise
+            raise ToolError(f"unknown device {uid}", 2) from None
         thing = cvm_device.value(record, Attr.THING_NAME)
         item = self._inventory(thing) if thing else None
         if item is None:
