@@ -185,7 +185,7 @@ def claimed_entry() -> dict[str, Any]:
     ({Attr.ENABLED: 1}, "enabled: must be a boolean"),
     ({Attr.STATE: "LOST"}, "state: 'LOST' is not one of"),
     ({Attr.CLAIMED_AT: "2026-03-01T12:00:00Z"}, "claimedAt: '2026-03-01T12:00:00Z' is not a timestamp()"),
-    ({Attr.CLAIM_REGION: "nowhere"}, "claimRegion: 'nowhere' is not a region"),
+    ({Attr.CLAIM_REGION: "nowhere"}, "claimRegion: 'nowhere' is not an AWS region name"),
     ({Attr.STATE: State.PROVISIONED}, "certificateId: missing (state PROVISIONED)"),
     ({"note": "x"}, "note: is not an attribute of an allow-list entry"),
     ({Attr.SERIAL_NUMBER: "a/b", Attr.DEVICE_UID: "fleet#a/b"}, "serialNumber: serial 'a/b'"),
@@ -620,7 +620,7 @@ def imported_record() -> dict[str, Any]:
     ({cvm_device.Attr.STATE: {"S": "REVOKED"}}, "enabled: a REVOKED record is disabled"),
     ({cvm_device.Attr.SALT_VERSION: {"N": "x"}}, "saltVersion: 'x' is not a whole number"),
     ({cvm_device.Attr.BATCH: {"S": "a b"}}, "batch: batch 'a b' must be"),
-    ({cvm_device.Attr.CLAIM_REGION: {"S": "nowhere"}}, "claimRegion: 'nowhere' is not a region"),
+    ({cvm_device.Attr.CLAIM_REGION: {"S": "nowhere"}}, "claimRegion: 'nowhere' is not an AWS region name"),
     ({"kind": {"S": "FLEET_SERIAL"}}, "kind: is not an attribute of a device record"),
 ])
 def test_a_broken_device_record_is_named(change: dict[str, Any], named: str) -> None:

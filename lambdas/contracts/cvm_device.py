@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .fleet_allow_list import KEY_ATTRIBUTE, used_placeholders
-from .inventory import CERTIFICATE_ID_PATTERN, REGION_PATTERN
+from .inventory import certificate_id_problem, region_problem
 from .things import THING_NAME_PATTERN, device_uid_problem
 
 TABLE_KEY = KEY_ATTRIBUTE
@@ -171,12 +171,11 @@ def problems(item: Mapping[str, Any]) -> list[str]:
     found += [f"{name}: missing (state {state})" for name in required if name not in item]
     if state == State.REVOKED and value(item, Attr.ENABLED) is not False:
         found.append(f"{Attr.ENABLED}: a REVOKED record is disabled")
-    for name in (Attr.CERTIFICATE_ID, Attr.REOPENED_FROM, Attr.PREVIOUS_CERTIFICATE_ID):
-        if name in item and not CERTIFICATE_ID_PATTERN.fullmatch(str(value(item, name))):
-            found.append(f"{name}: {value(item, name)!r} is not an AWS IoT certificate id")
-    for name in (Attr.CLAIM_REGION, Attr.REGISTERED_REGION):
-        if name in item and not REGION_PATTERN.fullmatch(str(value(item, name))):
-            found.append(f"{name}: {value(item, name)!r} is not a region")
+    checks = {Attr.CERTIFICATE_ID: certificate_id_problem, Attr.REOPENED_FROM: certificate_id_problem,
+              Attr.PREVIOUS_CERTIFICATE_ID: certificate_id_problem, Attr.CLAIM_REGION: region_problem,
+              Attr.REGISTERED_REGION: region_problem}
+    found += [f"{name}: {problem}" for name, check in checks.items()
+              if name in item and (problem := check(value(item, name)))]
     if Attr.THING_NAME in item and not THING_NAME_PATTERN.fullmatch(str(value(item, Attr.THING_NAME))):
         found.append(f"{Attr.THING_NAME}: {value(item, Attr.THING_NAME)!r} is not a thing name")
     return found

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .inventory import CERTIFICATE_ID_PATTERN, REGION_PATTERN
+from .inventory import CERTIFICATE_ID_PATTERN, certificate_id_problem, region_problem
 
 _CONTRACT: Mapping[str, Any] = json.loads(
     (Path(__file__).with_name("fleet_allow_list.json")).read_text(encoding="utf-8"))
@@ -228,13 +228,10 @@ def problems(entry: Mapping[str, Any]) -> list[str]:
                                   and _TIMESTAMP.fullmatch(entry[name])):
             found.append(f"{name}: {entry[name]!r} is not a timestamp() "
                          "(YYYY-MM-DDTHH:MM:SS.mmm+00:00)")
-    for name in (Attr.CLAIM_CERTIFICATE_ID, Attr.CERTIFICATE_ID):
-        if name in entry and not (isinstance(entry[name], str)
-                                  and CERTIFICATE_ID_PATTERN.fullmatch(entry[name])):
-            found.append(f"{name}: {entry[name]!r} is not an AWS IoT certificate id")
-    if Attr.CLAIM_REGION in entry and not (isinstance(entry[Attr.CLAIM_REGION], str)
-                                           and REGION_PATTERN.fullmatch(entry[Attr.CLAIM_REGION])):
-        found.append(f"{Attr.CLAIM_REGION}: {entry[Attr.CLAIM_REGION]!r} is not a region")
+    checks = {Attr.CLAIM_CERTIFICATE_ID: certificate_id_problem, Attr.CERTIFICATE_ID: certificate_id_problem,
+              Attr.CLAIM_REGION: region_problem}
+    found += [f"{name}: {problem}" for name, check in checks.items()
+              if name in entry and (problem := check(entry[name]))]
     for name in (Attr.CLAIM_CERTIFICATE_PEM, Attr.CLAIM_CLIENT_ID):
         if name in entry and not (isinstance(entry[name], str) and entry[name]):
             found.append(f"{name}: must be a non-empty string")

@@ -186,13 +186,13 @@ def _one_of(allowed: tuple[str, ...]) -> Any:
     return check
 
 
-def _certificate_id_problem(value: object) -> str | None:
+def certificate_id_problem(value: object) -> str | None:
     if isinstance(value, str) and CERTIFICATE_ID_PATTERN.fullmatch(value):
         return None
     return f"{value!r} is not an AWS IoT certificate id (64 lowercase hex digits)"
 
 
-def _region_problem(value: object) -> str | None:
+def region_problem(value: object) -> str | None:
     if isinstance(value, str) and REGION_PATTERN.fullmatch(value):
         return None
     return f"{value!r} is not an AWS region name"
@@ -212,11 +212,11 @@ def _positive_int_problem(value: object) -> str | None:
 
 _VALUE_CHECKS: Mapping[str, Any] = {
     "thing_name": thing_name_problem,
-    "certificate_id": _certificate_id_problem,
+    "certificate_id": certificate_id_problem,
     "certificate_pem": _pem_problem,
     "issuer": _one_of(Issuer.ALL),
-    "origin_region": _region_problem,
-    "writer_region": _region_problem,
+    "origin_region": region_problem,
+    "writer_region": region_problem,
     "status": _one_of(Status.ALL),
     "onboarding": _one_of(Onboarding.ALL),
     "not_after": utc_timestamp_problem,
@@ -402,7 +402,7 @@ def problems(item: InventoryItem) -> list[str]:
     if item.issuer == Issuer.OWN_CA:
         if item.ca_certificate_id is None:
             found.append("caCertificateId: missing (required when issuer is OWN_CA)")
-        elif _certificate_id_problem(item.ca_certificate_id):
+        elif certificate_id_problem(item.ca_certificate_id):
             found.append(f"caCertificateId: {item.ca_certificate_id!r} is not an AWS IoT CA "
                          "certificate id (64 lowercase hex digits)")
     elif item.ca_certificate_id is not None:
@@ -418,7 +418,7 @@ def problems(item: InventoryItem) -> list[str]:
         found.append("revokedCertificateIds: must be a set of certificate ids")
     else:
         found += [f"revokedCertificateIds: {problem}" for problem in
-                  filter(None, map(_certificate_id_problem, sorted(item.revoked_certificate_ids)))]
+                  filter(None, map(certificate_id_problem, sorted(item.revoked_certificate_ids)))]
     return found
 
 
