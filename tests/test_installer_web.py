@@ -252,6 +252,23 @@ def test_sigv4_is_checked_as_aws_checks_it() -> None:
         _verify(request, b"{}", now + dt.timedelta(minutes=6))
 
 
+def test_sigv4_accepts_the_published_get_vanilla_example() -> None:
+    """AWS's Signature Version 4 test suite, `get-vanilla` (its credentials, time and
+    signature): an answer computed outside this repository and outside botocore's signer."""
+    signature = "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"
+    headers = {"host": "example.amazonaws.com", "x-amz-date": "20150830T123600Z",
+               "authorization": "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, "
+                                f"SignedHeaders=host;x-amz-date, Signature={signature}"}
+    signed = verify(method="GET", path="/", query="", headers=headers, body=b"",
+                    secret_for=lambda key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY" if key == "AKIDEXAMPLE" else None,
+                    now=dt.datetime(2015, 8, 30, 12, 36, tzinfo=dt.timezone.utc))
+    assert (signed.access_key_id, signed.region, signed.service) == ("AKIDEXAMPLE", "us-east-1", "service")
+    with pytest.raises(SignatureRejected, match="does not match"):
+        verify(method="GET", path="/other", query="", headers=headers, body=b"",
+               secret_for=lambda key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+               now=dt.datetime(2015, 8, 30, 12, 36, tzinfo=dt.timezone.utc))
+
+
 def test_the_local_site_refuses_a_csp_that_would_block_its_own_app(dev_graph: StackGraph) -> None:
     config = site_config(dev_graph)
     csp = only(dev_graph, HEADERS).inputs["securityHeadersConfig"]["contentSecurityPolicy"]["contentSecurityPolicy"]

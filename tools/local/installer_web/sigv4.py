@@ -2,20 +2,25 @@
 https://docs.aws.amazon.com/IAM/latest/UserGuide/create-signed-request.html; "Elements of an
 AWS API request signature": the request time must be within 5 minutes of AWS's clock).
 
-moto accepts any signature; the browser's signed calls (AWS IoT, DynamoDB) are checked here
-against the temporary credentials the emulated identity pool issued, so an app that signs
-wrongly, with expired credentials or with another region's scope fails as it would on AWS.
+The signature is recomputed with botocore's signer (an AWS SDK's canonical request, scope
+and key derivation) over the headers the request names as signed. moto accepts any
+signature; the browser's signed calls (AWS IoT, DynamoDB) are checked here against the
+temporary credentials the emulated identity pool issued, so an app that signs wrongly, with
+expired credentials or with another region's scope fails as it would on AWS.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import hmac
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, quote
+from typing import Any
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest, HTTPHeaders
+from botocore.credentials import Credentials
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 MAX_SKEW = dt.timedelta(minutes=5)
@@ -38,14 +43,18 @@ class Signed:
     service: str
 
 
-def _hmac(key: bytes, text: str) -> bytes:
-    return hmac.new(key, text.encode(), hashlib.sha256).digest()
+class _Signer(SigV4Auth):
+    """botocore's Signature Version 4, over exactly the headers the client said it signed."""
 
+    def __init__(self, credentials: Credentials, service: str, region: str, signed: list[str]) -> None:
+        super().__init__(credentials, service, region)
+        self._signed = signed
 
-def _canonical_query(query: str) -> str:
-    pairs = sorted((quote(k, safe="-_.~"), quote(v, safe="-_.~"))
-                   for k, v in parse_qsl(query, keep_blank_values=True))
-    return "&".join(f"{k}={v}" for k, v in pairs)
+    def headers_to_sign(self, request: Any) -> HTTPHeaders:
+        chosen = HTTPHeaders()
+        for name in self._signed:
+            chosen[name] = request.headers[name]
+        return chosen
 
 
 def verify(*, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes,
@@ -73,15 +82,11 @@ def verify(*, method: str, path: str, query: str, headers: Mapping[str, str], bo
     signed = match["signed"].split(";")
     if "host" not in signed or any(h not in headers for h in signed):
         raise SignatureRejected("InvalidSignatureException", "a signed header is missing")
-    canonical_headers = "".join(f"{h}:{' '.join(headers[h].split())}\n" for h in signed)
-    payload = headers.get("x-amz-content-sha256") or hashlib.sha256(body).hexdigest()
-    canonical = "\n".join([method, quote(path, safe="/~"), _canonical_query(query),
-                           canonical_headers, match["signed"], payload])
-    scope = f"{match['date']}/{match['region']}/{match['service']}/aws4_request"
-    to_sign = "\n".join([ALGORITHM, stamp, scope, hashlib.sha256(canonical.encode()).hexdigest()])
-    key = _hmac(_hmac(_hmac(_hmac(f"AWS4{secret}".encode(), match["date"]), match["region"]),
-                      match["service"]), "aws4_request")
-    expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    request = AWSRequest(method=method, url=f"http://{headers['host']}{path}" + (f"?{query}" if query else ""),
+                         data=body, headers=dict(headers))
+    request.context["timestamp"] = stamp
+    signer = _Signer(Credentials(match["key"], secret), match["service"], match["region"], signed)
+    expected = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
     if not hmac.compare_digest(expected, match["signature"]):
         raise SignatureRejected("InvalidSignatureException",
                                 "The request signature we calculated does not match the signature "
