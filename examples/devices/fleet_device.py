@@ -36,6 +36,7 @@ from examples.devices.mqtt import (
     connect_and_publish,
     connected,
     endpoint_from,
+    readable_file,
 )
 
 
@@ -152,8 +153,8 @@ def run(endpoint: Endpoint, claim_pem: str, claim_key_pem: str, client_id: str, 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_endpoint_arguments(parser)
-    parser.add_argument("--claim-cert", type=Path, required=True, help="the claim certificate (PEM)")
-    parser.add_argument("--claim-key", type=Path, required=True, help="the claim's private key (PEM)")
+    parser.add_argument("--claim-cert", type=readable_file, required=True, help="the claim certificate (PEM)")
+    parser.add_argument("--claim-key", type=readable_file, required=True, help="the claim's private key (PEM)")
     parser.add_argument("--template", required=True, help="the provisioning template's name")
     parser.add_argument("--serial", required=True, help="the device's serial (the template's SerialNumber)")
     parser.add_argument("--client-id", required=True, help="the claim connection's client id: the stack's "

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from examples.devices.mqtt import (
     Endpoint,
@@ -24,6 +23,7 @@ from examples.devices.mqtt import (
     connect_and_publish,
     connected,
     endpoint_from,
+    readable_file,
 )
 
 ATTEMPTS, BACKOFF_SECONDS = 6, 0.5
@@ -50,8 +50,8 @@ def run(endpoint: Endpoint, certificate_pem: str, key_pem: str, thing_name: str,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_endpoint_arguments(parser)
-    parser.add_argument("--cert", type=Path, required=True, help="the device certificate (PEM)")
-    parser.add_argument("--key", type=Path, required=True, help="the device's private key (PEM)")
+    parser.add_argument("--cert", type=readable_file, required=True, help="the device certificate (PEM)")
+    parser.add_argument("--key", type=readable_file, required=True, help="the device's private key (PEM)")
     parser.add_argument("--thing", required=True, help="thing name = MQTT client id")
     parser.add_argument("--topic", required=True, help="where to publish, e.g. dt/<app>/<thing>/status")
     args = parser.parse_args(argv)

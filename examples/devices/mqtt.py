@@ -147,12 +147,29 @@ def connect_and_publish(endpoint: Endpoint, certificate_pem: str, key_pem: str, 
     return outcome
 
 
+def readable_file(value: str) -> Path:
+    """An option's file, checked while the options are parsed: argparse then names the
+    option in its one-line error."""
+    try:
+        Path(value).read_bytes()
+    except OSError as error:
+        raise argparse.ArgumentTypeError(f"cannot read {value}: {error.strerror or error}") from None
+    return Path(value)
+
+
+def proxy_address(value: str) -> str:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{value!r} is not HOST:PORT (e.g. 127.0.0.1:8080)")
+    return value
+
+
 def add_endpoint_arguments(parser: argparse.ArgumentParser) -> None:
     """The command-line options every example device takes to reach the endpoint."""
     parser.add_argument("--endpoint", required=True, help="the device domain, e.g. iot.dev.example.com")
     parser.add_argument("--port", type=int, default=8883)
-    parser.add_argument("--ca", type=Path, required=True, help="CA certificate that signed the server's")
-    parser.add_argument("--proxy", help="HOST:PORT of an HTTP CONNECT proxy (the local run's)")
+    parser.add_argument("--ca", type=readable_file, required=True, help="CA certificate that signed the server's")
+    parser.add_argument("--proxy", type=proxy_address, help="HOST:PORT of an HTTP CONNECT proxy (the local run's)")
 
 
 def endpoint_from(args: argparse.Namespace) -> Endpoint:
