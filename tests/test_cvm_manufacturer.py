@@ -122,7 +122,7 @@ def test_bad_rows_are_all_reported_by_line_and_nothing_is_written(world: Cvm, pr
     # A missing file is named before any region's salts are read.
     reads = len(world.world.calls.of(operation="GetSecretValue"))
     status, _, err = run(project, "import", "B1", str(tmp_path / "missing.csv"))
-    assert status == 2 and "missing.csv: no such file" in err
+    assert status == 2 and "missing.csv: not a file" in err
     assert len(world.world.calls.of(operation="GetSecretValue")) == reads
 
 

@@ -321,7 +321,7 @@ class Manufacturer:
                        salt_version: int | None, dry_run: bool) -> ImportReport:
         check_batch(batch)
         if not csv_path.is_file():  # before the salts are read from every region
-            raise ToolError(f"{csv_path}: no such file (the CSV of the batch's devices)", 2)
+            raise ToolError(f"{csv_path}: not a file (give the CSV of the batch's devices)", 2)
         if salt_file is not None:
             salt, version = read_salt_file(salt_file), salt_version or 1
         else:
