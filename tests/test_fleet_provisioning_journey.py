@@ -249,3 +249,21 @@ def test_a_failed_step_reports_what_the_hook_logged(world: World, tmp_path: Path
     assert "noise" not in line and "{" not in line
     report = format_text(RunReport("dev", [REGION], journeys=[result]))
     assert f"function logs meanwhile:\n{' ' * 27}{line}\n" in report
+
+
+def test_claim_without_a_terminal_says_so_in_one_line() -> None:
+    """The CLI prompts for the password and MFA code; with its input closed (a script, a pipe)
+    it stops before any call, in one line, not with getpass's traceback."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.installer", "claim", "--region", "eu-west-1", "--username", "u",
+         "--user-pool-id", "eu-west-1_abc", "--client-id", "abc", "--template-name", "t", "--serial", "SN-1",
+         "--identity-pool-id", "eu-west-1:00000000-0000-0000-0000-000000000000"],
+        cwd=root, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+        env={"PATH": "/usr/bin:/bin", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y",
+             "AWS_EC2_METADATA_DISABLED": "true", "AWS_ENDPOINT_URL": "http://127.0.0.1:9"})
+    assert result.returncode == 2, result.stderr
+    assert "error: no answer to a prompt (input closed)" in result.stderr and "Traceback" not in result.stderr

@@ -443,6 +443,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     except AWS_ERRORS as err:  # refused, or no credentials, region or network: one line
         print(f"error: {describe(err)}", file=sys.stderr)
         return 1
+    except (EOFError, KeyboardInterrupt) as stopped:  # a prompt got no answer: nothing was claimed
+        why = "no answer to a prompt (input closed)" if isinstance(stopped, EOFError) else "interrupted"
+        print(f"\nerror: {why}; `claim` asks for your password and MFA code: run it in a terminal",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
