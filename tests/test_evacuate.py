@@ -160,3 +160,24 @@ def test_bad_arguments_and_outputs_get_one_line(outputs: str, tmp_path: Path) ->
     err = io.StringIO()
     assert main(["dev", "--outputs", str(old), "--region", A], out=io.StringIO(), err=err) == 3
     assert "exports no evacuation controls" in err.getvalue() and "Traceback" not in err.getvalue()
+
+
+def test_an_interrupted_evacuation_says_how_to_resume_and_resumes(world: World, outputs: str,
+                                                                  tmp_path: Path) -> None:
+    """Ctrl-C while it waits for Route53: one line naming the journal, exit 130; the same
+    command then finishes from there (and --restore leaves the region as it was)."""
+    def interrupted(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    args = ["dev", "--outputs", outputs, "--region", A, "--journal-dir", str(tmp_path), "--apply"]
+    out, err = io.StringIO(), io.StringIO()
+    assert main(args, out=out, err=err, clients=clients, sleep=interrupted, poll_seconds=0.0) == 130
+    assert f"interrupted: the steps done are in {tmp_path}; the same command resumes" in err.getvalue()
+    assert "Traceback" not in err.getvalue()
+    assert control(world, A, outputs)["HealthCheckConfig"]["Inverted"] is True  # the flip stays done
+
+    out = io.StringIO()
+    assert main(args, out=out, err=err, clients=clients, **FAST) == 0, out.getvalue() + err.getvalue()
+    assert "2 controls: 2 of 2 inverted" in out.getvalue()
+    assert main([*args, "--restore"], out=io.StringIO(), err=err, clients=clients, **FAST) == 0
+    assert control(world, A, outputs)["HealthCheckConfig"]["Inverted"] is False
