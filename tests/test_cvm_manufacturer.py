@@ -332,3 +332,18 @@ def test_a_registration_that_commits_while_revoke_runs_is_revoked_as_well(world:
     # A device that does not exist is named, and no partial record is written for it.
     status, _, err = run(project, "revoke", "nobody")
     assert status == 2 and "unknown device nobody" in err and world.record("nobody") == {}
+
+
+def test_an_interrupted_import_says_it_resumes_and_does(world: Cvm, project: Path, tmp_path: Path) -> None:
+    assert run(project, "add-batch", "B1")[0] == 0
+    csv_path = write_csv(tmp_path / "d.csv", ["device_uid", "i-1", "i-2", "i-3"])
+
+    def interrupt(params: Any) -> None:  # Ctrl-C as the second record is written
+        raise KeyboardInterrupt
+
+    world.world.calls.before("PutItem", interrupt, when=lambda params: params.get("Item", {}).get(
+        "deviceUid") == {"S": "i-2"})
+    status, _, err = run(project, "import", "B1", str(csv_path))
+    assert status == 130 and "the same command resumes" in err and "Traceback" not in err
+    status, out, _ = run(project, "import", "B1", str(csv_path))
+    assert status == 0 and "2 imported, 1 already there" in out

@@ -300,3 +300,18 @@ def test_unknown_region_is_refused(world: World, outputs: str) -> None:
     assert main(["dev", "--outputs", outputs, "--region", "ap-south-1"], out=out, err=io.StringIO(),
                 clients=clients) == 3
     assert "ap-south-1 not in the stack's regions" in out.getvalue()
+
+
+@pytest.mark.parametrize("apply, said", [
+    ([], "interrupted: a dry run, nothing was changed"),
+    (["--apply"], "the same command resumes"),
+])
+def test_an_interrupted_run_says_what_stays_done(world: World, outputs: str, tmp_path: Path,
+                                                 apply: list[str], said: str) -> None:
+    def interrupting(service: str, region: str) -> Any:  # Ctrl-C at its first AWS client
+        raise KeyboardInterrupt
+
+    err = io.StringIO()
+    assert main(["dev", "--outputs", outputs, "--region", B, "--journal-dir", str(tmp_path), *apply],
+                out=io.StringIO(), err=err, clients=interrupting) == 130
+    assert said in err.getvalue() and "Traceback" not in err.getvalue()

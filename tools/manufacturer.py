@@ -607,6 +607,9 @@ def main(argv: Sequence[str] | None = None, *, session: Any = None,
     except AWS_ERRORS as error:  # refused, or no credentials, region or network: one line
         err.write(f"error: {describe(error)}\n")
         return 1
+    except KeyboardInterrupt:  # every write is conditional or idempotent: a re-run completes it
+        err.write("\ninterrupted: what was written stays written; the same command resumes\n")
+        return 130
     return 0
 
 

@@ -191,6 +191,10 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
     except AWS_ERRORS as error:  # no credentials, region or network, or refused: one line
         print(f"error: {describe(error)}", file=err)
         return 3
+    except KeyboardInterrupt:  # what was repaired stays repaired
+        print("\ninterrupted: " + (f"the repairs done are in {args.journal_dir}; the same command resumes"
+                                    if args.apply else "a dry run, nothing was changed"), file=err)
+        return 130
     return code
 
 
