@@ -347,3 +347,22 @@ def test_an_interrupted_import_says_it_resumes_and_does(world: Cvm, project: Pat
     assert status == 130 and "the same command resumes" in err and "Traceback" not in err
     status, out, _ = run(project, "import", "B1", str(csv_path))
     assert status == 0 and "2 imported, 1 already there" in out
+
+
+def test_a_revoke_whose_inventory_write_answer_was_lost_succeeds(world: Cvm, project: Path,
+                                                                 tmp_path: Path) -> None:
+    """The write lands, its answer is lost, the SDK's retry meets its own condition (the
+    version moved): the tool recognises its own item instead of reporting a conflict."""
+    assert run(project, "add-batch", LEGACY)[0] == 0
+    salt = salts(REGION)[LEGACY]["salts"]["1"]
+    run(project, "import", LEGACY, str(write_csv(tmp_path / "d.csv", ["device_uid", "d-6"])))
+    assert register(world, {"device_uid": "d-6", "device_token": token(salt, "d-6")}) == 200
+    inventory_table = world.world.table(seen.INVENTORY)
+
+    def lands_first(params: Any) -> None:  # the first attempt, whose answer never came back
+        world.ddb.put_item(**params)
+
+    world.world.calls.before("PutItem", lands_first, when=lambda params: params.get("TableName") == inventory_table)
+    status, out, err = run(project, "revoke", "d-6")
+    assert status == 0 and "changed while this ran" not in err, out + err
+    assert world.inventory("d-6")["status"] == {"S": "REVOKED"}
