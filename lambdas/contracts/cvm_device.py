@@ -2,8 +2,8 @@
 
 The table (key `deviceUid`) also holds the fleet allow-list (`fleet_allow_list.py`): its keys
 begin with `fleet#`, which no device uid can (`things.device_uid_problem`: no `#`), so a key
-that passes the uid rule always names a device record. Every writer checks the uid with it
-before it reads or writes (`checked_uid`).
+that passes the uid rule always names a device record. Every writer checks a uid with that
+rule before it reads or writes (the function's request model, the tool's `checked_uid`).
 
 Writers: the manufacturer's tool (`tools/manufacturer.py`: import with `new_record`, enable,
 disable, rotate-salt's rekey, revoke, reissue) and the registration function (claim, release,

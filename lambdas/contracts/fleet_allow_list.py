@@ -195,7 +195,7 @@ def update(name: str, serial: str, now: str) -> dict[str, Any]:
         "ConditionExpression": spec["condition"],
         "ExpressionAttributeNames": used_placeholders(_CONTRACT["writes"]["names"], expressions),
         "ExpressionAttributeValues": used_placeholders({**_CONTRACT["writes"]["values"], ":now": now},
-                                           expressions),
+                                                       expressions),
     }
 
 
