@@ -438,7 +438,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
     except AWS_ERRORS as error:
         print(f"error: {describe(error)}", file=err)
         return 3
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM's default: what is done stays done
+    except KeyboardInterrupt:  # Ctrl-C: what is done stays done
         print("\ninterrupted: " + (f"the steps done are in {args.journal_dir}; the same command resumes"
                                     if args.apply else "a dry run, nothing was changed"), file=err)
         return 130

@@ -15,7 +15,6 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 
 from lambdas.contracts import cvm_device
-
 from tools import pki
 from tools.harness import StackGraph
 from tools.local.emulation.lambdas import LambdaRuntime
