@@ -305,7 +305,7 @@ class Manufacturer:
                 try:
                     self.ddb.update_item(
                         TableName=self.stack.provisioning_table, Key={Attr.DEVICE_UID: item[Attr.DEVICE_UID]},
-                        **_expressions("SET #version = :new, #updatedAt = :at", "#state = :u AND #version = :old"),
+                        **cvm_device.expressions("SET #version = :new, #updatedAt = :at", "#state = :u AND #version = :old"),
                         ExpressionAttributeValues={
                             ":new": {"N": str(versions["new"])}, ":old": item[Attr.SALT_VERSION],
                             ":u": {"S": State.UNREGISTERED}, ":at": {"S": now_iso()}})
@@ -351,7 +351,7 @@ class Manufacturer:
             try:
                 self.ddb.put_item(TableName=self.stack.provisioning_table,
                                   Item=cvm_device.new_record(row.uid, batch, version, at, row.uid2),
-                                  **_expressions(None, "attribute_not_exists(#uid)"))
+                                  **cvm_device.expressions(None, "attribute_not_exists(#uid)"))
                 report.imported += 1
             except ClientError as error:
                 if _code(error) != "ConditionalCheckFailedException":
@@ -382,7 +382,7 @@ class Manufacturer:
             try:
                 self.ddb.update_item(
                     TableName=self.stack.provisioning_table, Key=key,
-                    **_expressions("SET #enabled = :e, #updatedAt = :at", condition),
+                    **cvm_device.expressions("SET #enabled = :e, #updatedAt = :at", condition),
                     ExpressionAttributeValues={":e": {"BOOL": enabled}, ":at": {"S": now_iso()},
                                                **({":revoked": {"S": State.REVOKED}} if enabled else {})})
             except ClientError as error:
@@ -404,7 +404,7 @@ class Manufacturer:
         try:
             record = self.ddb.update_item(
                 TableName=self.stack.provisioning_table, Key=self._key(uid),
-                **_expressions("SET #state = :r, #enabled = :f, #updatedAt = :at", "attribute_exists(#uid)"),
+                **cvm_device.expressions("SET #state = :r, #enabled = :f, #updatedAt = :at", "attribute_exists(#uid)"),
                 ExpressionAttributeValues={":r": {"S": State.REVOKED}, ":f": {"BOOL": False},
                                            ":at": {"S": now_iso()}},
                 ReturnValues="ALL_NEW")["Attributes"]
@@ -439,7 +439,7 @@ class Manufacturer:
         self._write_next(item, status=Status.INACTIVE, revoke=certificate_id)
         self.ddb.update_item(
             TableName=self.stack.provisioning_table, Key=self._key(uid),
-            **_expressions("SET #state = :u, #reopened = :old, #updatedAt = :at "
+            **cvm_device.expressions("SET #state = :u, #reopened = :old, #updatedAt = :at "
                            "REMOVE #claim, #claimedAt, #claimRegion",
                            "#state = :registered AND #certificateId = :old"),
             ExpressionAttributeValues={":u": {"S": State.UNREGISTERED}, ":old": {"S": certificate_id},
@@ -463,7 +463,7 @@ class Manufacturer:
         """The record's key; a uid no device can have (e.g. an allow-list entry's `fleet#...`
         key in the same table) is refused, naming the rule, before anything is read."""
         try:
-            return cvm_device.key(cvm_device.checked_uid(uid, self.stack.thing_name_prefix))
+            return cvm_device.key(uid, self.stack.thing_name_prefix)
         except RecordError as error:
             raise ToolError(str(error), 2) from None
 
@@ -525,14 +525,6 @@ class Manufacturer:
             raise ToolError(f"{item.thing_name}: the inventory item changed while this ran "
                             f"(it is no longer version {item.version}); run the command "
                             "again") from None
-
-
-def _expressions(update: str | None, condition: str | None = None) -> dict[str, Any]:
-    """UpdateExpression / ConditionExpression with the device record's placeholders
-    (lambdas/contracts/cvm_device.py)."""
-    spelled = {"UpdateExpression": update, "ConditionExpression": condition}
-    return {**{k: v for k, v in spelled.items() if v},
-            "ExpressionAttributeNames": cvm_device.expression_names(*(v for v in spelled.values() if v))}
 
 
 def check_batch(batch: str) -> None:

@@ -115,9 +115,17 @@ def expression_names(*expressions: str) -> dict[str, str]:
     return used_placeholders(PLACEHOLDERS, " ".join(expressions))
 
 
-def key(uid: str) -> dict[str, dict[str, str]]:
-    """The record's key (low-level client types)."""
-    return {TABLE_KEY: {"S": checked_uid(uid)}}
+def expressions(update: str | None, condition: str | None = None) -> dict[str, Any]:
+    """UpdateExpression / ConditionExpression (those given) with the names their placeholders
+    stand for: the arguments of an UpdateItem, PutItem or a transaction's Update."""
+    given = {k: v for k, v in (("UpdateExpression", update), ("ConditionExpression", condition)) if v}
+    return {**given, "ExpressionAttributeNames": expression_names(*given.values())}
+
+
+def key(uid: str, prefix: str = "") -> dict[str, dict[str, str]]:
+    """The record's key (low-level client types); RecordError for a uid no device under the
+    thing-name `prefix` can have."""
+    return {TABLE_KEY: {"S": checked_uid(uid, prefix)}}
 
 
 def new_record(uid: str, batch: str, salt_version: int, imported_at: str,

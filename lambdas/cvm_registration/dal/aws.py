@@ -14,9 +14,8 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.contracts import inventory
-from lambdas.contracts.cvm_device import TABLE_KEY as RECORD_KEY
+from lambdas.contracts import cvm_device
 from lambdas.contracts.cvm_device import Attr
-from lambdas.contracts.cvm_device import expression_names as names
 from lambdas.contracts.inventory import ContractViolation, InventoryItem, Issuer, Onboarding
 
 from ..logic.tokens import SaltBook, SaltBookError
@@ -58,38 +57,26 @@ def _code(error: ClientError) -> str:
 
 # --- DynamoDB attribute values --------------------------------------------------------------
 
-def _s(item: Item, name: str) -> str | None:
-    value = item.get(name)
-    return value.get("S") if isinstance(value, dict) else None
-
-
-def _n(item: Item, name: str) -> int | None:
-    value = item.get(name)
-    text = value.get("N") if isinstance(value, dict) else None
-    return int(text) if text is not None else None
-
-
-def _record_key(device_uid: str) -> Item:
-    return {RECORD_KEY: {"S": device_uid}}
-
-
 def record_from_item(item: Item) -> DeviceRecord:
-    enabled = item.get(Attr.ENABLED, {})
+    def number(name: str) -> int | None:
+        text = cvm_device.value(item, name)
+        return int(text) if text is not None else None
+
     return DeviceRecord(
-        device_uid=_s(item, Attr.DEVICE_UID) or "",
-        batch=_s(item, Attr.BATCH),
-        salt_version=_n(item, Attr.SALT_VERSION),
-        device_uid_2=_s(item, Attr.DEVICE_UID_2),
+        device_uid=cvm_device.value(item, Attr.DEVICE_UID) or "",
+        batch=cvm_device.value(item, Attr.BATCH),
+        salt_version=number(Attr.SALT_VERSION),
+        device_uid_2=cvm_device.value(item, Attr.DEVICE_UID_2),
         # Stored as a DynamoDB BOOL; anything else (the seed's "1" strings) is not enabled.
-        enabled=isinstance(enabled, dict) and enabled.get("BOOL") is True,
-        state=_s(item, Attr.STATE) or UNREGISTERED,
-        claim_id=_s(item, Attr.CLAIM_ID),
-        claimed_at_ms=_n(item, Attr.CLAIMED_AT),
-        attempts=_n(item, Attr.ATTEMPTS) or 0,
-        thing_name=_s(item, Attr.THING_NAME),
-        certificate_id=_s(item, Attr.CERTIFICATE_ID),
-        reopened_from=_s(item, Attr.REOPENED_FROM),
-        previous_certificate_id=_s(item, Attr.PREVIOUS_CERTIFICATE_ID),
+        enabled=cvm_device.value(item, Attr.ENABLED) is True,
+        state=cvm_device.value(item, Attr.STATE) or UNREGISTERED,
+        claim_id=cvm_device.value(item, Attr.CLAIM_ID),
+        claimed_at_ms=number(Attr.CLAIMED_AT),
+        attempts=number(Attr.ATTEMPTS) or 0,
+        thing_name=cvm_device.value(item, Attr.THING_NAME),
+        certificate_id=cvm_device.value(item, Attr.CERTIFICATE_ID),
+        reopened_from=cvm_device.value(item, Attr.REOPENED_FROM),
+        previous_certificate_id=cvm_device.value(item, Attr.PREVIOUS_CERTIFICATE_ID),
     )
 
 
@@ -127,10 +114,8 @@ def claim_request(table: str, inventory_table: str, thing_name: str,
                  "OR #claimedAt < :foreignStale))) AND " + second)
     record = {
         "TableName": table,
-        "Key": _record_key(claim.device_uid),
-        "UpdateExpression": update,
-        "ConditionExpression": condition,
-        "ExpressionAttributeNames": names(update, condition),
+        "Key": cvm_device.key(claim.device_uid),
+        **cvm_device.expressions(update, condition),
         "ExpressionAttributeValues": values,
         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
     }
@@ -208,8 +193,8 @@ class DynamoDeviceTables:
         condition = "#claim = :claim AND #state = :claimed"
         try:
             self._ddb.update_item(
-                TableName=self._records, Key=_record_key(device_uid), UpdateExpression=update,
-                ConditionExpression=condition, ExpressionAttributeNames=names(update, condition),
+                TableName=self._records, Key=cvm_device.key(device_uid),
+                **cvm_device.expressions(update, condition),
                 ExpressionAttributeValues={":unregistered": {"S": UNREGISTERED},
                                            ":claim": {"S": claim_id}, ":claimed": {"S": CLAIMED}})
         except ClientError as error:
@@ -222,7 +207,7 @@ class DynamoDeviceTables:
 
     def read_record(self, device_uid: str) -> DeviceRecord | None:
         answer = call("GetItem(record)", lambda: self._ddb.get_item(
-            TableName=self._records, Key=_record_key(device_uid), ConsistentRead=True))
+            TableName=self._records, Key=cvm_device.key(device_uid), ConsistentRead=True))
         return record_from_item(answer["Item"]) if "Item" in answer else None
 
     def read_inventory(self, thing_name: str) -> InventoryItem | None:
@@ -260,9 +245,8 @@ class DynamoDeviceTables:
         # while we were issuing wins, whatever the claim id says.
         condition = "#claim = :claim AND #state = :claimed AND #enabled = :true"
         record = {"Update": {
-            "TableName": self._records, "Key": _record_key(claim.device_uid),
-            "UpdateExpression": update, "ConditionExpression": condition,
-            "ExpressionAttributeNames": names(update, condition),
+            "TableName": self._records, "Key": cvm_device.key(claim.device_uid),
+            **cvm_device.expressions(update, condition),
             "ExpressionAttributeValues": {
                 ":registered": {"S": REGISTERED}, ":thing": {"S": version.thing_name},
                 ":certificateId": {"S": version.certificate.certificate_id},
@@ -282,9 +266,8 @@ class DynamoDeviceTables:
         # Legal only for the registered, enabled device whose certificate we verified.
         condition = "#state = :registered AND #enabled = :true AND #certificateId = :old"
         record = {"Update": {
-            "TableName": self._records, "Key": _record_key(device_uid),
-            "UpdateExpression": update, "ConditionExpression": condition,
-            "ExpressionAttributeNames": names(update, condition),
+            "TableName": self._records, "Key": cvm_device.key(device_uid),
+            **cvm_device.expressions(update, condition),
             "ExpressionAttributeValues": {
                 ":new": {"S": version.certificate.certificate_id},
                 ":old": {"S": version.previous.certificate_id},
