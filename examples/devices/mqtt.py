@@ -151,7 +151,8 @@ def readable_file(value: str) -> Path:
     """An option's file, checked while the options are parsed: argparse then names the
     option in its one-line error."""
     try:
-        Path(value).read_bytes()
+        with open(value, "rb"):  # opened, not read: the command reads it once, later
+            pass
     except OSError as error:
         raise argparse.ArgumentTypeError(f"cannot read {value}: {error.strerror or error}") from None
     return Path(value)
