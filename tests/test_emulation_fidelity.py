@@ -534,7 +534,7 @@ def test_rule_sql_subset_selects_topic_levels_literals_and_fields_and_filters_by
 def test_shadow_updates_and_deletes_publish_what_aws_iot_publishes(world: World) -> None:
     """Device Shadow service documents (/documents: previous, current, timestamp, the
     request's clientToken) and MQTT topics (/delete/accepted: version, timestamp)."""
-    from tools.local.emulation.shadows import MAX_STATE_BYTES, Shadows
+    from tools.local.emulation.shadows import Shadows
 
     thing = name()
     world.client("iot", A).create_thing(thingName=thing)
@@ -546,8 +546,6 @@ def test_shadow_updates_and_deletes_publish_what_aws_iot_publishes(world: World)
         {"state": {"desired": {"a": 2}}}))
     data.delete_thing_shadow(thingName=thing, shadowName="cfg")
     assert code(data.delete_thing_shadow, thingName=thing, shadowName="cfg") == "ResourceNotFoundException"
-    assert code(data.update_thing_shadow, thingName=thing, payload=json.dumps(
-        {"state": {"desired": {"big": "x" * MAX_STATE_BYTES}}})) == "InvalidRequestException"
     shadows.publish_pending()
     published = [(t, m) for region, t, m in shadows.published[before:] if region == A]
     assert [t for t, _ in published] == [f"$aws/things/{thing}/shadow/name/cfg/update/documents"] * 2 + [
@@ -557,6 +555,42 @@ def test_shadow_updates_and_deletes_publish_what_aws_iot_publishes(world: World)
     assert first["clientToken"] == "tok" and "clientToken" not in second
     assert second["previous"]["version"] == 1 and second["current"]["version"] == 2
     assert deleted["version"] == 2 and "clientToken" not in deleted and deleted["timestamp"] > 0
+
+
+def test_shadow_updates_are_refused_past_aws_quotas_and_a_null_section_is_removed(world: World) -> None:
+    """Device Shadow error messages: 413 for more than 8 KB (the request, and the shadow it
+    would leave: 'Diagnosing problems with shadows'), 400 for a client token over 64 bytes and
+    for nesting deeper than 6; a refused update changes nothing. Interacting with shadows: a
+    section set to null is removed."""
+    thing = name()
+    world.client("iot", A).create_thing(thingName=thing)
+    data = world.client("iot-data", A)
+
+    def update(state: dict[str, Any], **extra: Any) -> str | None:
+        try:
+            data.update_thing_shadow(thingName=thing, payload=json.dumps({"state": state, **extra}))
+        except ClientError as err:
+            return str(err.response["Error"]["Code"])
+        return None
+
+    def stored() -> dict[str, Any]:
+        document = json.loads(data.get_thing_shadow(thingName=thing)["payload"].read())
+        return {k: v for k, v in document["state"].items() if k != "delta"}
+
+    half = {f"k{n:03d}": "x" * 40 for n in range(90)}  # about 4.6 KB
+    assert update({"desired": {"big": "x" * 8200}}) == "RequestEntityTooLargeException"
+    assert update({"desired": half}) is None
+    assert update({"reported": {f"r{n:03d}": "x" * 40 for n in range(90)}}) == "RequestEntityTooLargeException"
+    assert stored() == {"desired": half}  # the refused update left the shadow as it was
+    assert update({"desired": {"a": 1}}, clientToken="t" * 65) == "InvalidRequestException"
+    assert update({"desired": {"a": 1}}, clientToken="t" * 64) is None
+    nested: dict[str, Any] = {"v": 1}
+    for _ in range(5):
+        nested = {"n": nested}
+    assert update({"reported": nested}) is None  # reported itself is level 1, the value's object level 6
+    assert update({"reported": {"n": nested}}) == "InvalidRequestException"
+    assert update({"desired": None, "reported": {"b": 2}}) is None
+    assert stored() == {"reported": {**nested, "b": 2}}
 
 
 def test_update_thing_keeps_the_attribute_quota(world: World) -> None:
