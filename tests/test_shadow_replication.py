@@ -776,3 +776,24 @@ def test_reconcile_finds_and_repairs_device_state_a_region_lost_paced_by_quota(o
                                                sleep=paced.sleep), apply=True)
     assert f"{s.thing} (organisation)" in own.examples[OWN_DIFFERS]
     assert s.organisation(A) == _expected({"site": "braga"}, [])
+
+
+def test_a_replacement_whose_request_would_exceed_the_shadow_quota_still_converges(make: Any) -> None:
+    """B holds 400 keys, A's later write holds 400 others: the one update turning B's shadow
+    into A's (400 values and 400 nulls) is over 8 KB although both shadows fit. AWS counts
+    the state document sent, so B must get there in steps that each fit."""
+    s = make("shadow-quota")
+    tables = s.streams.global_tables
+    assert tables is not None
+    mine = {f"k{n:03d}": 1 for n in range(400)}
+    theirs = {f"m{n:03d}": 2 for n in range(400)}
+    with tables.held():
+        s.at(4000)
+        s.update(B, {"desired": mine})
+        s.at(4001)
+        s.update(A, {"desired": theirs})
+        s.world.emulation(Shadows).publish_pending()
+    s.world.settle()
+
+    assert s.state(A) == s.state(B) == {"desired": theirs}
+    assert s.dead_letters(B) == []

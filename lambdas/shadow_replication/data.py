@@ -17,7 +17,7 @@ from lambdas.contracts.organisation import (
     LocalOrganisation,
     OrganisationRecord,
 )
-from lambdas.contracts.shadows import Attr, ShadowRecord, partition_key, sort_key
+from lambdas.contracts.shadows import Attr, ShadowRecord, partition_key, sort_key, update_request
 
 from .logic import LocalShadow, VersionConflict
 
@@ -160,11 +160,9 @@ class IotShadows:
 
     def update(self, thing_name: str, shadow_name: str, state: Mapping[str, Any],
                expected_version: int | None, client_token: str) -> None:
-        payload: dict[str, Any] = {"state": dict(state), "clientToken": client_token}
-        if expected_version is not None:
-            payload["version"] = expected_version
+        payload = update_request(state, client_token, expected_version)
         try:
-            self.client.update_thing_shadow(thingName=thing_name, payload=json.dumps(payload),
+            self.client.update_thing_shadow(thingName=thing_name, payload=payload,
                                             **_shadow_name(shadow_name))
         except ClientError as err:
             if _code(err) == "ConflictException":
