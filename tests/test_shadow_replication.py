@@ -249,6 +249,24 @@ def test_a_change_made_after_seeing_a_record_of_the_same_second_is_not_reverted(
     assert s.record(A)[Attr.STATUS] == s.record(B)[Attr.STATUS] == "DELETED"
 
 
+def test_a_second_change_in_the_same_second_follows_the_lamport_step_of_the_first(make: Any) -> None:
+    """A's first change after B's record of the same second was ordered one second later; A's
+    next change of that second (a greater shadow version) must still come after it, not be
+    dropped as an old delivery of A's own."""
+    s = make("shadow-seen-tie-twice")
+    s.at(3600)
+    s.update(B, {"desired": {"mode": "eco"}})
+    s.world.settle()
+    s.update(A, {"desired": {"mode": "x"}})
+    s.world.emulation(Shadows).publish_pending()
+    s.update(A, {"desired": {"mode": "y"}})
+    s.world.emulation(Shadows).publish_pending()
+    s.world.settle()
+
+    assert s.state(A) == s.state(B) == {"desired": {"mode": "y"}}
+    assert s.record(A)[Attr.ORDER_KEY] == s.record(B)[Attr.ORDER_KEY]
+
+
 def test_delete_racing_an_older_update_wins_and_a_later_update_revives(make: Any) -> None:
     s = make("shadow-delete-race")
     s.at(4000)

@@ -127,6 +127,13 @@ def capture(event: Mapping[str, Any], ports: Ports) -> str:
             # tie-break reverting it (an operator deleting, in A, what B wrote a moment ago).
             candidate = dataclasses.replace(candidate,
                                             origin_timestamp=current.origin_timestamp + 1)
+        if current is not None and current.writer_region == ports.region \
+                and candidate.origin_version > current.origin_version \
+                and candidate.origin_timestamp < current.origin_timestamp:
+            # The shadow service numbers one region's changes in order: a later change of
+            # ours follows our record even where that record took a Lamport step.
+            candidate = dataclasses.replace(candidate,
+                                            origin_timestamp=current.origin_timestamp)
         if current is not None and not candidate.newer_than(current):
             if current.writer_region == ports.region:
                 return "SUPERSEDED"  # late or duplicate delivery of our own older change
