@@ -815,3 +815,14 @@ def test_a_replacement_whose_request_would_exceed_the_shadow_quota_still_converg
 
     assert s.state(A) == s.state(B) == {"desired": theirs}
     assert s.dead_letters(B) == []
+
+
+def test_a_shadow_under_8_kb_of_utf_8_replicates_though_its_escaped_json_would_not_fit(make: Any) -> None:
+    """The quota counts bytes: 2 000 'é' are 4 000 bytes of UTF-8 and 12 000 as \\u escapes."""
+    s = make("shadow-utf8")
+    label = {"reported": {"label": "é" * 2000}}
+    s.update(A, label)
+    s.world.settle()
+
+    assert s.state(B) == label
+    assert s.dead_letters(A) == []

@@ -105,7 +105,7 @@ def update_request(state: Mapping[str, Any], client_token: str, expected_version
     request: dict[str, Any] = {"state": dict(state), "clientToken": client_token}
     if expected_version is not None:
         request["version"] = expected_version
-    return json.dumps(request, separators=(",", ":"))
+    return json.dumps(request, separators=(",", ":"), ensure_ascii=False)
 
 
 def fits(request: str) -> bool:
@@ -145,7 +145,8 @@ def _state(value: Any, problems: list[str]) -> dict[str, Any] | None:
 
 
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    # UTF-8, not \u escapes: the quota counts bytes, and an escape is up to 6 for one character.
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,7 @@ class Shadows(QueuedPublisher):
             shadow = FakeShadow(sections["desired"], sections["reported"], shadow.requested_payload, shadow.version)
             thing.thing_shadows[shadow_name] = shadow
         stored = {s: getattr(shadow, s) for s in SECTIONS if getattr(shadow, s)}
-        if len(json.dumps(stored, separators=(",", ":")).encode()) > MAX_STATE_BYTES:
+        if len(json.dumps(stored, separators=(",", ":"), ensure_ascii=False).encode()) > MAX_STATE_BYTES:
             thing.thing_shadows[shadow_name] = kept
             raise _too_large("the shadow it would leave exceeds 8 KB")
         message: dict[str, Any] = {"previous": previous, "current": _document(shadow), "timestamp": self.clock()}

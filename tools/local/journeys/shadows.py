@@ -46,7 +46,7 @@ def update(world: World, region: str, thing: str, state: dict[str, Any], shadow:
     if client_token is not None:
         payload["clientToken"] = client_token
     answer = world.client("iot-data", region).update_thing_shadow(
-        thingName=thing, payload=json.dumps(payload), **_name(shadow))
+        thingName=thing, payload=json.dumps(payload, ensure_ascii=False).encode(), **_name(shadow))
     return int(json.loads(answer["payload"].read())["version"])
 
 
