@@ -470,3 +470,34 @@ def test_applied_log_take_back_staleness_and_lost_writes() -> None:
     clock[0] += PENDING_MILLISECONDS / 1000 + 1
     found = log.log.match("thing", wanted.content, "e1", int(clock[0] * 1000))
     assert found is None  # its echo never came within the hour: a real change now
+
+
+@pytest.mark.parametrize("change", [{"groupName": "no spaces allowed"}, {"timestamp": 10 ** 15}],
+                         ids=["group name", "16-digit timestamp"])
+def test_an_organisation_event_the_record_rules_refuse_is_never_written(change: dict[str, Any]) -> None:
+    """A capture writes through the record's own checks: an element the rules refuse is a
+    RecordProblem (dead-lettered), not a stored record that every later read refuses."""
+    from lambdas.contracts.organisation import LocalOrganisation, OrganisationRecord
+    from lambdas.contracts.shadows import RecordProblem
+    from lambdas.shadow_replication import organisation as org
+
+    written: list[OrganisationRecord] = []
+
+    class Table:
+        def get(self, thing: str) -> OrganisationRecord | None:
+            return None
+
+        def put(self, record: OrganisationRecord, expected: int | None) -> bool:
+            written.append(record)
+            return True
+
+    class Registry:
+        def describe(self, thing: str) -> LocalOrganisation | None:
+            return LocalOrganisation({}, "", frozenset())
+
+    ports = org.OrganisationPorts("eu-west-1", Table(), Registry(), now=lambda: 1_700_000_000.0)  # type: ignore[arg-type]
+    event = {"kind": "MEMBERSHIP", "operation": "ADDED", "thingName": "dev-1",
+             "groupName": "fleet", "timestamp": 1_700_000_000_000, **change}
+    with pytest.raises(RecordProblem):
+        org.capture(event, ports)
+    assert written == []

@@ -170,8 +170,11 @@ class OrganisationRecord:
             problems.append(f"deleted must be <15-digit ms>#<region> or null, got {deleted!r}")
         if not isinstance(thing_name, str) or not NAME_PATTERN.fullmatch(thing_name):
             problems.append(f"thingName must be 1-128 of [a-zA-Z0-9:_-], got {thing_name!r}")
-        parsed = (description if isinstance(description, Description)
-                  else _problems_of_description(description, problems))
+        if isinstance(description, Description):  # checked like a stored one
+            description = {"attributes": dict(description.attributes),
+                           "thingTypeName": description.thing_type,
+                           "orderKey": description.order_key}
+        parsed = _problems_of_description(description, problems)
         memberships: dict[str, Membership] = {}
         if not isinstance(groups, Mapping):
             problems.append("groups must be an object of group name -> {member, orderKey}")
@@ -181,8 +184,7 @@ class OrganisationRecord:
                 problems.append(f"group name {name!r}: 1-128 of [a-zA-Z0-9:_-]")
                 continue
             if isinstance(value, Membership):
-                memberships[name] = value
-                continue
+                value = {"member": value.member, "orderKey": value.order_key}
             if not isinstance(value, Mapping) or not isinstance(value.get("member"), bool) \
                     or not isinstance(value.get("orderKey"), str) \
                     or not _ORDER_KEY.fullmatch(value["orderKey"]):
@@ -242,8 +244,10 @@ class OrganisationRecord:
         # own to keep: a re-created thing's elements are newer).
         kept = {g: m for g, m in merged.items()
                 if m.member or now_ms - order_timestamp(m.order_key) < TOMBSTONE_MILLISECONDS}
-        return OrganisationRecord(thing_name=self.thing_name, description=thing, groups=kept,
-                                  writer_region=region, version=version, deleted=gone)
+        # Through `create`: a record is checked by the same rules when written as when read.
+        return OrganisationRecord.create(thing_name=self.thing_name, description=thing,
+                                         groups=kept, writer_region=region, version=version,
+                                         deleted=gone)
 
     def before_deletion(self, key: str) -> bool:
         """An element ordered by `key` was made before the thing's last deletion."""

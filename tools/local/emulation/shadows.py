@@ -104,7 +104,10 @@ class Shadows(QueuedPublisher):
             thing.thing_shadows[shadow_name] = shadow
         stored = {s: getattr(shadow, s) for s in SECTIONS if getattr(shadow, s)}
         if len(json.dumps(stored, separators=(",", ":"), ensure_ascii=False).encode()) > MAX_STATE_BYTES:
-            thing.thing_shadows[shadow_name] = kept
+            if kept is None:
+                del thing.thing_shadows[shadow_name]
+            else:
+                thing.thing_shadows[shadow_name] = kept
             raise _too_large("the shadow it would leave exceeds 8 KB")
         message: dict[str, Any] = {"previous": previous, "current": _document(shadow), "timestamp": self.clock()}
         if isinstance(request, dict) and "clientToken" in request:
