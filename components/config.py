@@ -503,6 +503,10 @@ def _read_ca_pem(path_text: str | None, inline: str | None, key: str, ctx: Parse
             report(f"cannot read {path_text!r} ({err.strerror}); point it at the intermediate "
                    "CA certificate PEM", key=key)
             return None
+        except UnicodeDecodeError:
+            report(f"{path_text!r} is not PEM text (DER?); convert it with `openssl x509 "
+                   f"-inform DER -in {path_text} -out ca.pem` and point the key at ca.pem", key=key)
+            return None
         source = f"file {path_text!r}"
     else:
         pem, source = str(inline), ""
@@ -725,6 +729,14 @@ def unknown_key_problems(raw: Mapping[str, Any], report: Callable[[str, str], No
                          capabilities: Sequence[KnownCapability]) -> None:
     known = all_known_keys(capabilities)
     for name in sorted(set(raw) - set(known)):
+        namespace, _, short = name.rpartition(":")
+        if namespace and namespace != ALLOWED_ACCOUNT_IDS.split(":")[0]:
+            # A misspelt project namespace (read_pulumi_config keeps it for this message).
+            guess = difflib.get_close_matches(short, known, n=1)
+            report(name, f"unknown namespace {namespace!r}; this project's keys are "
+                         f"'{PROJECT}:<key>'" + (f": did you mean '{PROJECT}:{guess[0]}'?"
+                                                  if guess else ""))
+            continue
         guess = difflib.get_close_matches(name, known, n=1)
         hint = f"did you mean '{guess[0]}'?" if guess else f"known keys: {', '.join(known)}"
         report(name, f"unknown key; {hint}")
@@ -824,4 +836,13 @@ def read_pulumi_config() -> dict[str, Any]:
     raw = {k[len(prefix):]: v for k, v in given.items() if k.startswith(prefix)}
     if ALLOWED_ACCOUNT_IDS in given:
         raw[ALLOWED_ACCOUNT_IDS] = given[ALLOWED_ACCOUNT_IDS]
+    for key, value in given.items():
+        # Other namespaces belong to providers, except near-misses of ours and of the
+        # account guard: kept so the parser names them instead of the stack silently
+        # taking a default (or running unguarded).
+        namespace = key.partition(":")[0]
+        if key not in raw and not key.startswith(prefix) and (
+                difflib.SequenceMatcher(None, namespace, PROJECT).ratio() >= 0.8
+                or difflib.get_close_matches(key, [ALLOWED_ACCOUNT_IDS], cutoff=0.9)):
+            raw[key] = value
     return raw

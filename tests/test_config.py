@@ -430,6 +430,36 @@ def test_bad_stack_config_registers_no_resource(overrides: dict[str, Any], drop:
     assert errors and all(m.startswith("iot-multi-region:") for m in errors)
 
 
+def test_a_der_ca_file_is_named_with_the_conversion(tmp_path: Path) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    der = tmp_path / "ca.cer"
+    der.write_bytes(x509.load_pem_x509_certificate((PROJECT_DIR / CA_FILE).read_bytes())
+                    .public_bytes(Encoding.DER))
+    [problem] = problems_of(valid_raw(caCertificatePemFile=str(der)))
+    assert problem.startswith("iot-multi-region:caCertificatePemFile: ")
+    assert "is not PEM text (DER?)" in problem and "openssl x509 -inform DER" in problem
+
+
+@pytest.mark.parametrize("key,value,named", [
+    ("iot-multi-regoin:logRetentionDays", 30, "iot-multi-regoin:logRetentionDays: unknown namespace "
+     "'iot-multi-regoin'; this project's keys are 'iot-multi-region:<key>': did you mean "
+     "'iot-multi-region:logRetentionDays'?"),
+    ("aws:allowedAccountId", '["123456789012"]',
+     "aws:allowedAccountId: unknown key; did you mean 'aws:allowedAccountIds'?"),
+], ids=["misspelt project namespace", "misspelt account guard"])
+def test_a_near_miss_of_our_namespace_or_the_account_guard_stops_the_program(
+        key: str, value: Any, named: str) -> None:
+    """Other namespaces are the providers' (aws:region...), but a near-miss of ours would
+    leave the stack on a default, and of the account guard, unguarded."""
+    with pytest.raises(ProgramFailed) as caught:
+        evaluate_program(PROJECT_DIR, "dev", config_overrides={key: value})
+    errors = [m for level, m in caught.value.graph.diagnostics if level == "ERROR"]
+    assert errors == [named]
+    assert caught.value.graph.resources == []
+
+
 GET_ZONE = "aws:route53/getZone:getZone"
 
 
