@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hmac
 import json
+import re
 from typing import Any
 
 import pytest
@@ -137,6 +138,25 @@ def test_csr_checks() -> None:
     with pytest.raises(BadField) as refused:
         crypto.checked_csr(tampered)
     assert refused.value.field == "csr"
+
+
+def test_a_csr_aws_iot_would_refuse_is_a_bad_field_not_a_retry_later() -> None:
+    """CreateCertificateFromCsr's refusal would be an AWS failure (503, retried for ever):
+    SHA-224 or RSA-PSS signatures and text around the PEM block are named first."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = x509.CertificateSigningRequestBuilder().subject_name(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "d")]))
+    sha224 = builder.sign(key, hashes.SHA224()).public_bytes(serialization.Encoding.PEM).decode()
+    pss = builder.sign(rsa.generate_private_key(65537, 2048), hashes.SHA256(),
+                       rsa_padding=padding.PSS(padding.MGF1(hashes.SHA256()), 32)
+                       ).public_bytes(serialization.Encoding.PEM).decode()
+    good = new_csr()[1]
+    for pem, says in [(sha224, "SHA-256"), (pss, "PKCS#1"), (good + "trailing", "nothing around it"),
+                      (good + good, "exactly one")]:
+        with pytest.raises(BadField, match=re.escape(says)) as refused:
+            crypto.checked_csr(pem)
+        assert refused.value.field == "csr"
+    crypto.checked_csr("\n" + good + "\n")  # whitespace around it is fine
 
 
 def test_rotation_signatures_verify_with_ec_and_rsa_keys() -> None:

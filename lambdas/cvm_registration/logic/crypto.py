@@ -19,6 +19,9 @@ from .errors import BadField
 # Key types AWS IoT issues certificates for (CreateCertificateFromCsr).
 EC_CURVES = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)
 RSA_MIN_BITS, RSA_MAX_BITS = 2048, 4096
+# The signing algorithms AWS IoT supports for certificates (X.509 client certificates):
+# SHA256/384/512 WITHRSA and ECDSA-WITH-SHA256/384/512 (DSA is not a key type we accept).
+SIGNATURE_HASHES = (hashes.SHA256, hashes.SHA384, hashes.SHA512)
 
 
 def public_key_der(key: CertificatePublicKeyTypes) -> bytes:
@@ -31,6 +34,12 @@ def checked_csr(pem: str) -> x509.CertificateSigningRequest:
     key type IoT accepts. Raises BadField('csr') otherwise."""
     if "-----BEGIN CERTIFICATE REQUEST-----" not in pem:
         raise BadField("csr", "must be a PEM certificate signing request")
+    text = pem.strip()
+    if text.count("-----BEGIN") != 1 or not text.startswith("-----BEGIN CERTIFICATE REQUEST-----") \
+            or not text.endswith("-----END CERTIFICATE REQUEST-----"):
+        # AWS does not say what it does with text around the block: refused here, the less
+        # permissive reading, rather than a 503 the device would retry for ever.
+        raise BadField("csr", "must be exactly one PEM certificate signing request, nothing around it")
     try:
         csr = x509.load_pem_x509_csr(pem.encode())
         key = csr.public_key()
@@ -39,6 +48,10 @@ def checked_csr(pem: str) -> x509.CertificateSigningRequest:
         raise BadField("csr", "is not a readable PEM certificate signing request") from None
     if not valid:
         raise BadField("csr", "signature does not verify (it must be signed by its own key)")
+    if not isinstance(csr.signature_hash_algorithm, SIGNATURE_HASHES) \
+            or isinstance(csr.signature_algorithm_parameters, padding.PSS):
+        raise BadField("csr", "must be signed with SHA-256, SHA-384 or SHA-512 (RSA PKCS#1 v1.5 "
+                              "or ECDSA)")
     if isinstance(key, ec.EllipticCurvePublicKey):
         if not isinstance(key.curve, EC_CURVES):
             raise BadField("csr", "EC keys must use P-256, P-384 or P-521")
