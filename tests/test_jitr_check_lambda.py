@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 
 import pytest
@@ -68,6 +69,18 @@ def test_rejects_not_yet_valid_expired_and_ca_certificates(ca: Issued) -> None:
 def test_garbage_pem_is_rejected_not_raised(ca: Issued) -> None:
     result = check_certificate("-----BEGIN CERTIFICATE-----\nnope\n", [ca.cert], NOW)
     assert not result.valid and "PEM" in result.reason
+
+
+def test_malformed_extensions_are_rejected_not_raised(ca: Issued) -> None:
+    """A certificate whose AuthorityKeyIdentifier was turned into a second
+    SubjectKeyIdentifier: cryptography parses extensions lazily and raises on the duplicate."""
+    der = issue("sensor-9", ca).cert.public_bytes(serialization.Encoding.DER)
+    aki_oid, ski_oid = bytes.fromhex("0603551d23"), bytes.fromhex("0603551d0e")
+    assert der.count(aki_oid) == 1
+    pem = ("-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(der.replace(aki_oid, ski_oid)).decode()
+           + "-----END CERTIFICATE-----\n")
+    result = check_certificate(pem, [ca.cert], NOW)
+    assert not result.valid and "malformed extensions" in result.reason
 
 
 def test_load_ca_certificates_reports_bad_pem() -> None:

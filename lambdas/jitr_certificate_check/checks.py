@@ -124,6 +124,10 @@ def check_certificate(certificate_pem: str, cas: list[x509.Certificate],
         cert = x509.load_pem_x509_certificate(certificate_pem.encode())
     except ValueError:
         return CheckResult(False, "not a PEM X.509 certificate")
+    try:
+        cert.extensions  # parsed lazily: a forged certificate's would raise in the checks below
+    except (ValueError, x509.DuplicateExtension) as err:
+        return CheckResult(False, f"malformed extensions ({err})")
     not_after = timestamp(cert.not_valid_after_utc)  # goes into the inventory item
     if not any(issued_by(cert, ca) for ca in cas):
         return CheckResult(False, f"not issued by our CA (issuer '{cert.issuer.rfc4514_string()}')",
