@@ -148,19 +148,28 @@ def _no_allow_not_resource(args: ResourceValidationArgs) -> Iterator[str]:
                    "every resource except the listed ones, including ones created later")
 
 
+# A name no policy writes: a pattern covers the probes only through its wildcards.
+_PROBE = "probe-7f3c9e"
+
+
 def every_resource_of_a_kind(resource: str) -> bool:
-    """`*`, `arn:aws:iam::123:role/*`, `arn:aws:lambda:r:a:function:*`, `arn:aws:kms:*:*:*`:
-    every resource (of one type) rather than named ones."""
+    """`*`, `arn:aws:iam::123:role/*`, `...:role*`, `...:*/*`, `arn:aws:lambda:r:a:function:*`,
+    `arn:aws:kms:*:*:*`: every resource (of one type) rather than named ones. Judged by what
+    the pattern covers, not by its shape: probe ARNs of its type (the text before the first
+    wildcard or separator), a name with and without a path, or a `type:name`."""
     text = resource.strip()
     if globs.scopes_nothing(text):
         return True
-    if not text.startswith("arn:") or text.count(":") < 5:
+    if not text.startswith("arn:"):
         return False
-    tail = text.split(":", 5)[5]
-    if globs.scopes_nothing(tail):
-        return True
-    match = re.match(r"^[A-Za-z0-9_-]+[/:](.*)$", tail, re.DOTALL)
-    return match is not None and globs.scopes_nothing(match.group(1))
+    fields = text.split(":", 5)
+    if len(fields) < 6:  # a wildcard before the resource part spans it: `arn:aws:iam::*`
+        head, kind = text + ":" * (6 - len(fields)), "type"
+    else:
+        head = ":".join(fields[:5]) + ":"
+        kind = re.split(r"[*?/:]", fields[5], maxsplit=1)[0]
+    return all(globs.covers(text, f"{head}{kind}/{name}") for name in (_PROBE, f"path/{_PROBE}")) \
+        or globs.covers(text, f"{head}{kind}:{_PROBE}")
 
 
 def _no_privilege_escalation(args: ResourceValidationArgs) -> Iterator[str]:

@@ -250,11 +250,25 @@ RESOURCE_CASES: list[tuple[str, str, dict[str, Any] | None, list[Bad], dict[str,
          "iam:PutRolePolicy"),
         (iam({"Effect": "Allow", "Action": "lambda:UpdateFunctionCode",
               "Resource": f"arn:aws:lambda:eu-west-1:{ACCOUNT}:function:*"}), "lambda:UpdateFunctionCode"),
+        # A wildcard straight after the type covers every role (with or without a path) too.
+        (iam({"Effect": "Allow", "Action": "iam:PassRole", "Resource": f"arn:aws:iam::{ACCOUNT}:role*"}),
+         "iam:PassRole on every resource"),
+        (iam({"Effect": "Allow", "Action": "iam:PassRole", "Resource": f"arn:aws:iam::{ACCOUNT}:*/*"}),
+         "iam:PassRole on every resource"),
+        (iam({"Effect": "Allow", "Action": "iam:PassRole", "Resource": "arn:aws:iam::*"}),
+         "iam:PassRole on every resource"),
     ], None),
+    ("iam-no-privilege-escalation", T["role"], {"inlinePolicies": [{"name": "ok", **iam(
+        {"Effect": "Allow", "Action": "iam:PassRole", "Resource": f"arn:aws:iam::{ACCOUNT}:role/app-*"})}]},
+     [({"inlinePolicies": [{"name": "bad", **iam(
+         {"Effect": "Allow", "Action": "iam:PassRole", "Resource": f"arn:aws:iam::{ACCOUNT}:role*"})}]},
+       "inlinePolicies[bad]")], None),
     ("iam-no-kms-decrypt-all-keys", T["role_policy"],
      iam({"Effect": "Allow", "Action": "kms:Decrypt", "Resource": KEY_ARN}), [
         (iam({"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*"}), "kms:Decrypt on every KMS key"),
         (iam({"Effect": "Allow", "Action": "kms:ReEncrypt*", "Resource": "arn:aws:kms:*:*:key/*"}), "kms:ReEncryptFrom"),
+        (iam({"Effect": "Allow", "Action": "kms:Decrypt", "Resource": f"arn:aws:kms:eu-west-1:{ACCOUNT}:key*"}),
+         "kms:Decrypt on every KMS key"),
     ], None),
     ("iam-no-admin-managed-policies", T["attach"],
      {"policyArn": "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"}, [
