@@ -10,8 +10,8 @@ values, `${iot:ClientId}` with whatever client id the policy lets it connect wit
 
 The judgement: substitute device A's identity into the policy, device B's into the topics
 that belong to B (its per-thing topics in this policy, `$aws/things/B/...`, its client id and
-thing), and ask whether any Allow (not overridden by a Deny) of A reaches one of B's.
-B is tried as an unrelated name and as A's name with a suffix, which catches `${thing}*`.
+thing), and ask whether any Allow (not overridden by an unconditional Deny) of A reaches one
+of B's. B is tried as an unrelated name and as A's name with a suffix, which catches `${thing}*`.
 """
 
 from __future__ import annotations
@@ -228,6 +228,8 @@ def _denied(document: Mapping[str, Any] | None, action: str, target: str, attack
     for grant in grants(document, "deny"):
         if action not in grant.actions:
             continue
+        if "Condition" in grant.statement.raw:
+            continue  # it may not hold for the device: only an unconditional Deny cancels
         if grant.paths is None:
             excluded = any(globs.intersects(p2, target)
                            for p in grant.not_paths for p2 in substitute(p, attacker, client_ids))
