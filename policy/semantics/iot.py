@@ -44,7 +44,8 @@ _IDENTITY_VARIABLES = re.compile(
 _CLIENT_ID_VARIABLE = re.compile(r"^iot:clientid$", re.IGNORECASE)
 
 TOPIC_ACTIONS = {"iot:publish": "topic", "iot:retainpublish": "topic",
-                 "iot:receive": "topic", "iot:subscribe": "topicfilter"}
+                 "iot:receive": "topic", "iot:getretainedmessage": "topic",
+                 "iot:subscribe": "topicfilter"}
 CONNECT = "iot:connect"
 THING_ACTIONS_PREFIXES = ("iot:getthingshadow", "iot:updatethingshadow",
                           "iot:deletethingshadow", "iot:listnamedshadowsforthing",
@@ -54,6 +55,12 @@ ASSUME_ROLE = "iot:assumerolewithcertificate"
 DATA_PLANE = frozenset({"iot:connect", "iot:publish", "iot:retainpublish", "iot:receive",
                         "iot:subscribe", "iot:getretainedmessage", "iot:listretainedmessages",
                         ASSUME_ROLE, *THING_ACTIONS_PREFIXES})
+# Data-plane actions with no per-device resource, so no cross-device reach to judge: why.
+NOT_PER_DEVICE = {
+    "iot:listretainedmessages": "its only resource is `*` (AWS IoT does not scope it by topic) and "
+                                "it lists topic names, not payloads; a grant of it on `*` is "
+                                "iot-policy-no-wildcard-resource's to report",
+}
 # Topics AWS IoT publishes about one device (its client id or thing), which only that device
 # (or the back end) should read: lifecycle events and registry events.
 _DEVICE_EVENT_TOPICS = ("$aws/events/presence/connected/{}", "$aws/events/presence/disconnected/{}",

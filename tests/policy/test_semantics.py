@@ -207,6 +207,13 @@ def test_iot_deny_can_close_a_broad_allow():
                 if "iot:publish" in r.actions]
 
 
+def test_every_data_plane_action_has_a_resource_kind_or_a_reason():
+    # An action without a kind is never checked for cross-device reach.
+    unjudged = {a for a in iot.DATA_PLANE if iot._kind_of(a) is None}
+    assert unjudged == set(iot.NOT_PER_DEVICE), unjudged
+    assert all(reason.strip() for reason in iot.NOT_PER_DEVICE.values())
+
+
 def test_client_id_variable_follows_what_connect_allows():
     unbound = _doc({"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{IOT}:client/*"},
                    {"Effect": "Allow", "Action": "iot:Publish", "Resource": f"{IOT}:topic/dt/${{iot:ClientId}}/*"})
