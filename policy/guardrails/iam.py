@@ -43,14 +43,20 @@ ATTACHMENT_TYPES = {
     "aws:iam/groupPolicyAttachment:GroupPolicyAttachment": "policyArn",
     "aws:iam/policyAttachment:PolicyAttachment": "policyArn",
     "aws:iam/rolePolicyAttachmentsExclusive:RolePolicyAttachmentsExclusive": "policyArns",
+    "aws:iam/userPolicyAttachmentsExclusive:UserPolicyAttachmentsExclusive": "policyArns",
+    "aws:iam/groupPolicyAttachmentsExclusive:GroupPolicyAttachmentsExclusive": "policyArns",
     ROLE: "managedPolicyArns",
 }
+# aws:iam/{role,group,user}PoliciesExclusive name inline policies (policyNames) whose documents
+# are judged where they are declared (RolePolicy, GroupPolicy, UserPolicy).
 # Inline documents, plus attachments: an AWS managed policy is judged by its document.
 IDENTITY_POLICY_TYPES = [*DOCUMENT_POLICIES, *ATTACHMENT_TYPES]
 INLINE_POLICY_TYPES = [*DOCUMENT_POLICIES, ROLE]
 USER_TYPES = ["aws:iam/user:User", "aws:iam/accessKey:AccessKey",
               "aws:iam/userLoginProfile:UserLoginProfile", "aws:iam/userPolicy:UserPolicy",
               "aws:iam/userPolicyAttachment:UserPolicyAttachment",
+              "aws:iam/userPolicyAttachmentsExclusive:UserPolicyAttachmentsExclusive",
+              "aws:iam/userPoliciesExclusive:UserPoliciesExclusive",
               "aws:iam/serviceSpecificCredential:ServiceSpecificCredential",
               "aws:iam/signingCertificate:SigningCertificate"]
 PARLIAMENT_BLOCKING = {"MALFORMED", "MALFORMED_JSON", "UNKNOWN_ACTION", "UNKNOWN_PREFIX",
