@@ -125,12 +125,12 @@ POLICIES: list[Policy] = [
         "dynamodb-deletion-protection-prod",
         "Production DynamoDB tables and replicas have deletion protection",
         ["AWS Config dynamodb-table-deletion-protection-enabled"],
-        [TABLE], _deletion_protection(True), config_schema=ENV_SCHEMA),
+        [TABLE, TABLE_REPLICA], _deletion_protection(True), config_schema=ENV_SCHEMA),
     resource_guardrail(
         "dynamodb-deletion-protection-dev",
         "Non-production DynamoDB tables should have deletion protection (advisory)",
         ["AWS Config dynamodb-table-deletion-protection-enabled"],
-        [TABLE], _deletion_protection(False), level=ADVISORY, config_schema=ENV_SCHEMA),
+        [TABLE, TABLE_REPLICA], _deletion_protection(False), level=ADVISORY, config_schema=ENV_SCHEMA),
     resource_guardrail(
         "dynamodb-resource-policy-not-public",
         "Table and stream resource policies admit no one outside the account (shared "
