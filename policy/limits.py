@@ -33,7 +33,8 @@ KNOWN_LIMITS: dict[str, str] = {
                                    "registry events; neighbours tried: an unrelated name and the device's "
                                    "name extended or prefixed (thing-a-2, thing-a2, 2-thing-a...). Subscribe "
                                    "reaches only where Receive does. Conditions other than iot:ClientId and "
-                                   "IsAttached are not evaluated (may over-report).",
+                                   "IsAttached are not evaluated (may over-report); a Deny with a "
+                                   "Condition cancels nothing.",
     "iot-connect-bound-to-thing": "IsAttached = true binds the client id to an attached thing on any resource"
                                   " (AWS's documented `*`); one certificate per thing is "
                                   "iot-certificate-one-thing's. Claim policies are exempt.",
