@@ -181,3 +181,44 @@ def test_an_interrupted_evacuation_says_how_to_resume_and_resumes(world: World, 
     assert "2 controls: 2 of 2 inverted" in out.getvalue()
     assert main([*args, "--restore"], out=io.StringIO(), err=err, clients=clients, **FAST) == 0
     assert control(world, A, outputs)["HealthCheckConfig"]["Inverted"] is False
+
+
+def test_a_second_evacuation_after_a_restore_disconnects_every_device_again(
+        world: World, local_pki: LocalPki, outputs: str, tmp_path: Path) -> None:
+    """The journal resumes one evacuation, from its flip to its restore: a later evacuation of
+    the same region, with the same --journal-dir, sweeps every device again and its verify
+    re-checks them (it counted them all "already done" and disconnected nobody)."""
+    for i in range(2):
+        jitr.connect_first(world, A, issue(f"again-{i}", local_pki.intermediate).pem)
+    tables = world.emulation(Streams).global_tables
+    assert tables is not None
+    tables.replicate()
+    world.settle()
+    args = ["dev", "--outputs", outputs, "--region", A, "--journal-dir", str(tmp_path), "--apply"]
+    err = io.StringIO()
+    assert main(args, out=io.StringIO(), err=err, clients=clients, **FAST) == 0, err.getvalue()
+    assert main([*args, "--restore"], out=io.StringIO(), err=err, clients=clients, **FAST) == 0, err.getvalue()
+    assert control(world, A, outputs)["HealthCheckConfig"]["Inverted"] is False
+    assert not list(tmp_path.glob("evacuate-*")), "the restore deletes the evacuation's state and journal"
+
+    def evacuate_sweeps_every_device() -> None:
+        mark = len(world.calls.of())
+        out = io.StringIO()
+        assert main(args, out=out, err=err, clients=clients, **FAST) == 0, out.getvalue() + err.getvalue()
+        swept = [c for c in world.calls.of()[mark:] if c.operation == "DeleteConnection" and c.region == A]
+        active = int(out.getvalue().split("1 preflight: ", 1)[1].split(" ", 1)[0])
+        assert active >= 2 and len(swept) == active, out.getvalue()
+        assert "(0 already done by an earlier run)" in out.getvalue()
+        assert control(world, A, outputs)["HealthCheckConfig"]["Inverted"] is True
+
+    evacuate_sweeps_every_device()
+    # Readmitted by hand (the console, not --restore): the state and journal stay, and the
+    # next evacuation still counts nothing of the earlier one (its flip starts a new run).
+    route53 = world.client("route53", "us-east-1")
+    for endpoint in json.loads(Path(outputs).read_text())["regions"][A]["evacuation"].values():
+        check = route53.get_health_check(HealthCheckId=endpoint["controlId"])["HealthCheck"]
+        route53.update_health_check(HealthCheckId=check["Id"], Inverted=False,
+                                    HealthCheckVersion=check["HealthCheckVersion"])
+    evacuate_sweeps_every_device()
+    assert main([*args, "--restore"], out=io.StringIO(), err=err, clients=clients, **FAST) == 0
+    assert control(world, A, outputs)["HealthCheckConfig"]["Inverted"] is False

@@ -18,11 +18,13 @@ Evacuate, each step decided by what it observes (a rerun picks up where one stop
 4. disconnect the devices still connected there (AWS IoT data plane DeleteConnection, one
    call per ACTIVE device of the inventory, `ResourceNotFoundException` = not connected),
    paced by `--rate`, with a progress bar and a journal; devices reconnect through DNS to
-   the next region;
+   the next region. The journal belongs to this evacuation, from its flip to its restore: a
+   rerun skips the devices it already disconnected, a later evacuation sweeps them all again;
 5. verify: the devices disconnected are not back in the region (a second DeleteConnection
    finds none) and every device is usable in another region in DNS.
 Restore: backfill the region (`tools.reconcile --region X --apply`, the same code), then
-invert the controls back and wait for Route53 to report the region healthy.
+invert the controls back (the evacuation is over: its state and journal are deleted) and wait
+for Route53 to report the region healthy.
 
 Exit status: 0 done (or nothing to do), 1 a step failed or a check did not hold, 2 the dry
 run found work, 3 bad arguments or stack, or AWS not reachable (one line naming the fix).
@@ -34,6 +36,7 @@ import argparse
 import json
 import sys
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -150,8 +153,9 @@ def route53_healthy(cloudwatch: Any, health_check_id: str, now: datetime) -> boo
 
 @dataclass
 class State:
-    """What a run decided so far (a file per stack and region): only the DNS wait's start is
-    kept, every other step reads AWS again."""
+    """What an evacuation decided so far (a file per stack and region): its run id (minted
+    when it flips the controls, the id its journal's entries carry) and the DNS wait's start;
+    every other step reads AWS again. Unreadable, it is empty: a new run, every device swept."""
 
     path: Path | None
     data: dict[str, Any] = field(default_factory=dict)
@@ -160,13 +164,27 @@ class State:
     def load(cls, path: Path | None) -> State:
         if path is not None and path.exists():
             try:
-                return cls(path, json.loads(path.read_text()))
-            except json.JSONDecodeError:
-                pass
+                data = json.loads(path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                data = None
+            if isinstance(data, dict):
+                return cls(path, data)
         return cls(path)
 
     def set(self, key: str, value: Any) -> None:
         self.data[key] = value
+        self._write()
+
+    def reset(self, **data: Any) -> None:
+        self.data = dict(data)
+        self._write()
+
+    def clear(self) -> None:
+        self.data = {}
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+    def _write(self) -> None:
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.write_text(json.dumps(self.data))
@@ -195,6 +213,10 @@ class Run:
 
     def say(self, text: str) -> None:
         print(text, file=self.out)
+
+    def journal_path(self) -> Path | None:
+        return (self.journal_dir / f"evacuate-{self.stack}-{self.region}.jsonl"
+                if self.journal_dir else None)
 
     @property
     def route53(self) -> Any:
@@ -270,6 +292,11 @@ class Run:
                      f"devices connected in {self.region} at {self.rate:g}/s; 5 verify. Dry run: "
                      "nothing changed (--apply to act)")
             return 2
+        if flips or not self.state.data.get("run"):
+            # A new evacuation: the region was in DNS (or its controls were inverted by hand),
+            # so any device may be connected there. Minted before the flip: a crash between
+            # the two cannot leave an earlier evacuation's journal counting.
+            self.state.reset(run=uuid.uuid4().hex)
         for endpoint in flips:
             set_control(self.route53, endpoint.control_id, True)
         if not self.wait_for(f"Route53 reports {self.region} unhealthy", lambda: all(
@@ -292,8 +319,7 @@ class Run:
         if targets is None:
             raise EvacuationError(f"{self.region} does not run replication: no inventory to list")
         things = active_things(self.clients("dynamodb", self.region), targets.table_name)
-        journal = Journal(self.journal_dir / f"evacuate-{self.stack}-{self.region}.jsonl"
-                          if self.journal_dir else None)
+        journal = Journal(self.journal_path(), run=self.state.data.get("run"))
         limiter = QuotaLimiter({"DeleteConnection": self.rate}, 1.0, clock=self.clock,
                                sleep=self.sleep)
         data = self.clients("iot-data", self.region)
@@ -369,7 +395,9 @@ class Run:
             return 1
         for endpoint in inverted:
             set_control(self.route53, endpoint.control_id, False)
-        self.state.set("outOfDnsAt", None)
+        # The evacuation is over: the next one starts afresh (a new run id, every device).
+        self.state.clear()
+        Journal(self.journal_path()).finish()
         if not self.wait_for(f"Route53 reports {self.region} healthy", lambda: all(
                 route53_healthy(self.cloudwatch, e.health_check_id, self.now()) is True
                 for e in plan.endpoints), self.timeout_seconds):

@@ -13,7 +13,9 @@ a throttling outcome, recovering linearly), and at most `in_flight` repairs run 
 seconds of the binding quota). Inside the machine, throttled calls are retried with
 exponential backoff; a repair whose retries ran out is requeued here, never reported lost.
 
-Resumable: a journal (one JSON line per finished device) lets a rerun skip what is done.
+Resumable: a journal (one JSON line per finished device) lets the rerun of an interrupted run
+skip what that run finished. Only that: a run that completes deletes its journal, so a later
+run repairs every difference it finds, including new drift on a device repaired before.
 """
 
 from __future__ import annotations
@@ -373,10 +375,14 @@ class MachineExecutor:
 
 
 class Journal:
-    """Append-only record of finished devices: a rerun after a crash skips them."""
+    """Append-only record of the devices one run finished: its rerun after a crash skips them.
+    It serves only to resume that run: `finish` deletes it once the run completes, and with
+    a `run` id only the entries recorded under that id count (a run that spans several
+    invocations, like an evacuation from its flip to its restore)."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, run: str | None = None) -> None:
         self.path = path
+        self.run = run
         self.done: set[str] = set()
         self._lock = threading.Lock()
         self._file: TextIO | None = None
@@ -388,7 +394,7 @@ class Journal:
                         entry = json.loads(line)
                     except json.JSONDecodeError:
                         continue  # a line cut short by the crash
-                    if entry.get("ok"):
+                    if entry.get("ok") and entry.get("run") == run:
                         self.done.add(entry["thing"])
             self._file = path.open("a", buffering=1)
 
@@ -397,13 +403,19 @@ class Journal:
             if outcome.ok:
                 self.done.add(thing_name)
             if self._file is not None:
-                self._file.write(json.dumps({"thing": thing_name, "ok": outcome.ok,
-                                             "error": outcome.error}) + "\n")
+                entry = {"thing": thing_name, "ok": outcome.ok, "error": outcome.error}
+                self._file.write(json.dumps({**entry, "run": self.run} if self.run else entry) + "\n")
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+    def finish(self) -> None:
+        """The run completed: nothing is left to resume, so nothing may be skipped later."""
+        self.close()
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
 
 
 class Progress:
