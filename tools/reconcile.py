@@ -19,9 +19,12 @@ Adding a region to a live fleet: add it to `regions`, `pulumi up` (the new repli
 replication pipeline), then run this with `--region <new> --apply`. It paces itself by the
 IoT API quotas in the stack config (`replication.iotApiQuotas`, AWS defaults when absent)
 at `replication.backfillUtilization`, adapts to throttling, shows progress and an ETA, and
-writes a journal (`--journal-dir`) so a rerun after a crash skips finished devices.
+writes a journal (`--journal-dir`) so a rerun after a crash skips finished devices. Only
+then: a run that completes deletes its journal, and a device it skips that still differs
+is not in sync (exit 1; the next run repairs it).
 
-Exit status: 0 in sync (or everything repaired), 1 failures or conflicts remain, 2 the dry
+Exit status: 0 in sync (or everything repaired), 1 failures, conflicts or differences remain
+(a device the journal skipped included), 2 the dry
 run found something to repair, 3 bad arguments or stack, or AWS not reachable (no credentials,
 region or network: one line naming the fix).
 """
@@ -119,6 +122,7 @@ def run(targets: dict[str, RegionTargets], settings: Any, clients: ClientFactory
                 deep=deep, journal=journal, progress_out=progress, only_things=things))
         finally:
             journal.close()
+        journal.finish()  # the region's run completed: nothing to resume
     render_report(reports, out)
     state = []
     for region in regions:
@@ -133,7 +137,7 @@ def run(targets: dict[str, RegionTargets], settings: Any, clients: ClientFactory
     render_state_reports(state, out)
     state_failed = any(r.counts[FAILED] for r in state)
     if apply:
-        unresolved = any(r.repair and r.repair.failed for r in reports) or \
+        unresolved = any(r.repair and (r.repair.failed or r.repair.skipped_done) for r in reports) or \
             any(f.kind == CONFLICT for r in reports for f in r.findings) or state_failed
         return (1 if unresolved else 0), reports
     pending = any(f.kind in REPAIRABLE or f.kind == CONFLICT for r in reports

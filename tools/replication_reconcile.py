@@ -587,3 +587,6 @@ def render_report(reports: Sequence[RegionReport], out: TextIO, examples: int = 
                   f"{r.throttled_outcomes} throttled attempts requeued", file=out)
             for thing, error in sorted(r.failed.items())[:examples]:
                 print(f"  failed {thing}: {error}", file=out)
+            if r.skipped_done:
+                print(f"  {r.skipped_done} still differ though the interrupted run repaired them "
+                      "(its journal is now deleted): run again to repair them", file=out)
