@@ -222,3 +222,46 @@ def test_a_second_evacuation_after_a_restore_disconnects_every_device_again(
     evacuate_sweeps_every_device()
     assert main([*args, "--restore"], out=io.StringIO(), err=err, clients=clients, **FAST) == 0
     assert control(world, A, outputs)["HealthCheckConfig"]["Inverted"] is False
+
+
+def test_an_unwritable_journal_dir_is_refused_before_any_flip(world: World, outputs: str,
+                                                               tmp_path: Path) -> None:
+    """It was created only when first written, after the controls were flipped: a traceback,
+    the region left out of DNS."""
+    taken = tmp_path / "a-file"
+    taken.write_text("")
+    mark = len(world.calls.of())
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["dev", "--outputs", outputs, "--region", A, "--apply", "--journal-dir", str(taken)],
+                out=out, err=err, clients=clients, **FAST)
+    assert code == 3, out.getvalue() + err.getvalue()
+    assert err.getvalue().startswith(f"error: --journal-dir {taken}: cannot write there (")
+    assert "pass a writable directory" in err.getvalue()
+    assert len(err.getvalue().splitlines()) == 1 and "Traceback" not in err.getvalue()
+    assert not [c for c in world.calls.of()[mark:] if c.operation in ("UpdateHealthCheck", "DeleteConnection")]
+    assert control(world, A, outputs)["HealthCheckConfig"]["Inverted"] is False
+
+
+def test_a_journal_write_failing_midway_gets_one_line_saying_a_rerun_resumes(
+        world: World, local_pki: LocalPki, outputs: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from tools import replication_reconcile
+
+    jitr.connect_first(world, A, issue("midway-0", local_pki.intermediate).pem)
+    tables = world.emulation(Streams).global_tables
+    assert tables is not None
+    tables.replicate()
+    world.settle()
+    def full(self: Any, thing_name: str, outcome: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(replication_reconcile.Journal, "record", full)
+    args = ["dev", "--outputs", outputs, "--region", A, "--apply", "--journal-dir", str(tmp_path)]
+    out, err = io.StringIO(), io.StringIO()
+    assert main(args, out=out, err=err, clients=clients, **FAST) == 1, out.getvalue() + err.getvalue()
+    assert err.getvalue() == (f"error: the journal in {tmp_path}: No space left on device: fix that (room, "
+                              "permissions), then run the same command: it resumes\n")
+    monkeypatch.undo()
+    assert main(args, out=io.StringIO(), err=err, clients=clients, **FAST) == 0, err.getvalue()
+    assert main([*args, "--restore"], out=io.StringIO(), err=err, clients=clients, **FAST) == 0, err.getvalue()
+    assert control(world, A, outputs)["HealthCheckConfig"]["Inverted"] is False

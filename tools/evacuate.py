@@ -56,6 +56,7 @@ from tools.replication_reconcile import (
     RegionTargets,
     reconcile_region,
     targets_from_outputs,
+    writable_directory,
 )
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -452,6 +453,14 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=err)
         return 3
+    if args.apply:
+        try:
+            writable_directory(args.journal_dir)
+        except OSError as error:
+            print(f"error: --journal-dir {args.journal_dir}: cannot write there "
+                  f"({error.strerror or error}): pass a writable directory, the same on every run "
+                  "of this evacuation (a rerun resumes from it); nothing was changed", file=err)
+            return 3
     run = Run(plans, args.region, clients or boto3_clients(args.profile), out,
               err if err.isatty() else None, args.apply,
               State.load(args.journal_dir / f"evacuate-{args.stack}-{args.region}.json"
@@ -466,6 +475,11 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
     except AWS_ERRORS as error:
         print(f"error: {describe(error)}", file=err)
         return 3
+    except OSError as error:  # a file it keeps (journal, state: a full disk) or reads
+        where = error.filename or f"the journal in {args.journal_dir}"
+        print(f"error: {where}: {error.strerror or error}: fix that (room, permissions), then run "
+              "the same command: it resumes", file=err)
+        return 1
     except KeyboardInterrupt:  # Ctrl-C: what is done stays done
         print("\ninterrupted: " + (f"the steps done are in {args.journal_dir}; the same command resumes"
                                     if args.apply else "a dry run, nothing was changed"), file=err)
