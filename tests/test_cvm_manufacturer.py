@@ -366,3 +366,19 @@ def test_a_revoke_whose_inventory_write_answer_was_lost_succeeds(world: Cvm, pro
     status, out, err = run(project, "revoke", "d-6")
     assert status == 0 and "changed while this ran" not in err, out + err
     assert world.inventory("d-6")["status"] == {"S": "REVOKED"}
+
+
+def test_an_unknown_stack_and_a_binary_salt_file_get_one_line(project: Path, tmp_path: Path) -> None:
+    """Both were tracebacks (StackFileError with exit 1, UnicodeDecodeError); the documented
+    status for invalid input is 2. Neither reaches AWS."""
+    out, err = io.StringIO(), io.StringIO()
+    assert manufacturer.main(["--stack", "nosuch", "add-batch", "B1"], project_dir=project,
+                             out=out, err=err) == 2
+    assert err.getvalue().startswith("error: ") and "no stack named 'nosuch'" in err.getvalue()
+    assert len(err.getvalue().splitlines()) == 1 and "Traceback" not in err.getvalue()
+
+    binary = tmp_path / "salt.bin"
+    binary.write_bytes(b"\xff\xfe\x00salt")
+    status, _, err_text = run(project, "add-batch", "B1", "--salt-file", str(binary))
+    assert status == 2
+    assert err_text == f"error: {binary}: the salt file is not UTF-8 text; write the salt on one line\n"

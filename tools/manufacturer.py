@@ -127,6 +127,9 @@ def read_salt_file(path: Path) -> str:
         salt = path.read_text().strip()
     except OSError as error:
         raise ToolError(f"{path}: cannot read the salt file ({error.strerror})", 2) from None
+    except UnicodeDecodeError:
+        raise ToolError(f"{path}: the salt file is not UTF-8 text; write the salt on one line",
+                        2) from None
     if not salt or "\n" in salt:
         raise ToolError(f"{path}: the salt file must hold the salt on one line", 2)
     return salt
@@ -595,7 +598,7 @@ def main(argv: Sequence[str] | None = None, *, session: Any = None,
     except ToolError as error:
         err.write(f"error: {error}\n")
         return error.status
-    except (FileNotFoundError, KeyError) as error:
+    except (FileNotFoundError, KeyError, ValueError) as error:  # StackFileError is a ValueError
         err.write(f"error: {error}\n")
         return 2
     except AWS_ERRORS as error:  # refused, or no credentials, region or network: one line
