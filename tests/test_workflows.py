@@ -161,6 +161,26 @@ def test_the_oidc_tool_refuses_a_malformed_repository(capsys):
     assert "owner/name" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("account", ["12345", "abc def", "1234567890123", "12345678901a"])
+def test_the_oidc_tool_refuses_an_account_id_that_is_not_12_digits(capsys, account):
+    """It printed ARNs with it, unusable, and exit 0."""
+    with pytest.raises(SystemExit) as exit:
+        github_oidc.main(["--repository", "acme/iot", "--account", account])
+    assert exit.value.code == 2
+    printed = capsys.readouterr()
+    assert not printed.out
+    assert printed.err.splitlines()[-1] == (
+        f"python -m tools.github_oidc: error: argument --account: {account!r} is not an AWS account "
+        "id: 12 digits (`aws sts get-caller-identity --query Account`)")
+
+
+def test_the_oidc_tool_takes_a_12_digit_account_or_leaves_a_placeholder(capsys):
+    assert github_oidc.main(["--repository", "acme/iot", "--account", "123456789012", "--stack", "dev"]) == 0
+    assert "arn:aws:iam::123456789012:oidc-provider/" in capsys.readouterr().out
+    assert github_oidc.main(["--repository", "acme/iot", "--stack", "dev"]) == 0
+    assert "arn:aws:iam::<ACCOUNT_ID>:oidc-provider/" in capsys.readouterr().out
+
+
 def _pulumi_step(job: dict[str, Any]) -> dict[str, Any]:
     [step] = [s for s in steps(job) if uses(s, "pulumi/actions")]
     return step["with"]

@@ -140,13 +140,24 @@ def _commands(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+ACCOUNT_PLACEHOLDER = "<ACCOUNT_ID>"
+
+
+def account_id(value: str) -> str:
+    """--account: an AWS account id is exactly 12 digits; anything else makes unusable ARNs."""
+    if not re.fullmatch(r"[0-9]{12}", value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not an AWS account id: 12 digits "
+                                         "(`aws sts get-caller-identity --query Account`)")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.github_oidc", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repository", required=True, help="owner/name of the GitHub repository")
     parser.add_argument("--stack", action="append", help="a stack (default: every Pulumi.<stack>.yaml)")
-    parser.add_argument("--account", default="<ACCOUNT_ID>",
-                        help="the AWS account id (default: a placeholder to fill in)")
+    parser.add_argument("--account", type=account_id, default=None,
+                        help="the AWS account id, 12 digits (default: a placeholder to fill in)")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
     args = parser.parse_args(argv)
     if not _REPOSITORY.match(args.repository):
@@ -159,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"error: no stack {', '.join(unknown)}; known: {', '.join(known)}", file=sys.stderr)
         return 2
-    result = plan(args.repository, stacks, args.account)
+    result = plan(args.repository, stacks, args.account or ACCOUNT_PLACEHOLDER)
     print(json.dumps(result, indent=2) if args.json else _commands(result))
     return 0
 
