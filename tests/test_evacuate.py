@@ -265,3 +265,27 @@ def test_a_journal_write_failing_midway_gets_one_line_saying_a_rerun_resumes(
     assert main(args, out=io.StringIO(), err=err, clients=clients, **FAST) == 0, err.getvalue()
     assert main([*args, "--restore"], out=io.StringIO(), err=err, clients=clients, **FAST) == 0, err.getvalue()
     assert control(world, A, outputs)["HealthCheckConfig"]["Inverted"] is False
+
+
+@pytest.mark.parametrize("option", ["--ttl-seconds", "--timeout", "--rate"])
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_a_number_that_is_not_finite_is_refused(outputs: str, option: str, value: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """nan passed the `< 0` checks: a TTL wait or Route53 timeout of nan seconds."""
+    def unreachable(service: str, region: str) -> Any:
+        raise AssertionError(f"refused before any AWS client, asked for {service}")
+
+    assert main(["dev", "--outputs", outputs, "--region", A, option, value],
+                out=io.StringIO(), err=io.StringIO(), clients=unreachable) == 3  # documented: bad arguments
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"python -m tools.evacuate: error: argument {option}: {value!r} is not a finite number")
+
+
+def test_an_unknown_profile_gets_one_line(outputs: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    err = io.StringIO()
+    assert main(["dev", "--outputs", outputs, "--region", A, "--profile", "nosuch"],
+                out=io.StringIO(), err=err) == 3
+    assert err.getvalue() == ("error: the AWS profile 'nosuch' is not configured: pass one of "
+                              "`aws configure list-profiles` as --profile, or create it (`aws configure sso`)\n")

@@ -9,6 +9,7 @@ from botocore.exceptions import (
     EndpointConnectionError,
     NoCredentialsError,
     NoRegionError,
+    ProfileNotFound,
 )
 
 AWS_ERRORS = (BotoCoreError, ClientError)
@@ -19,6 +20,9 @@ def describe(error: Exception) -> str:
     if isinstance(error, NoCredentialsError):
         return ("no AWS credentials found: sign in (e.g. `aws sso login --profile <p>`) and pass "
                 "--profile <p>, or set AWS_PROFILE / AWS_ACCESS_KEY_ID")
+    if isinstance(error, ProfileNotFound):
+        return (f"the AWS profile {error.kwargs.get('profile')!r} is not configured: pass one of "
+                "`aws configure list-profiles` as --profile, or create it (`aws configure sso`)")
     if isinstance(error, NoRegionError):
         return "no AWS region: pass --region or set AWS_REGION"
     if isinstance(error, EndpointConnectionError):

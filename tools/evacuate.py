@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 import uuid
@@ -421,6 +422,17 @@ def active_things(dynamodb: Any, table_name: str) -> list[str]:
     return sorted(i.thing_name for i in scan_inventory(dynamodb, table_name) if i.status == "ACTIVE")
 
 
+def finite(value: str) -> float:
+    """A number option: nan or inf would pass every range check and wait forever, or not."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a finite number")
+    return number
+
+
 def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO | None = None,
          clients: ClientFactory | None = None, **run_options: Any) -> int:
     out, err = out or sys.stdout, err or sys.stderr
@@ -430,11 +442,11 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
     parser.add_argument("--region", required=True, help="the region to evacuate or restore")
     parser.add_argument("--restore", action="store_true", help="backfill and readmit the region")
     parser.add_argument("--apply", action="store_true", help="act (default: dry run, the plan)")
-    parser.add_argument("--rate", type=float, default=DEFAULT_DISCONNECT_RATE,
+    parser.add_argument("--rate", type=finite, default=DEFAULT_DISCONNECT_RATE,
                         help="DeleteConnection calls per second (default %(default)s)")
-    parser.add_argument("--ttl-seconds", type=float, default=DEFAULT_TTL_SECONDS,
+    parser.add_argument("--ttl-seconds", type=finite, default=DEFAULT_TTL_SECONDS,
                         help="wait after Route53 drops the region (the records' TTL)")
-    parser.add_argument("--timeout", type=float, default=900.0,
+    parser.add_argument("--timeout", type=finite, default=900.0,
                         help="how long to wait for Route53 (seconds)")
     parser.add_argument("--journal-dir", type=Path, default=Path(".evacuate"),
                         help="where --apply keeps its resume state (default: .evacuate)")
@@ -442,7 +454,10 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
                         help="the stack's outputs as JSON (`pulumi stack output --json`)")
     parser.add_argument("--program", type=Path, default=PROJECT_DIR, help="Pulumi program directory")
     parser.add_argument("--profile", default=None, help="AWS profile")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # argparse's usage error is 2, documented here as the dry run's
+        return 3 if done.code == 2 else int(done.code or 0)
     if not args.rate > 0 or args.ttl_seconds < 0 or args.timeout <= 0:
         print("error: --rate and --timeout must be positive, --ttl-seconds not negative", file=err)
         return 3
@@ -461,13 +476,13 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
                   f"({error.strerror or error}): pass a writable directory, the same on every run "
                   "of this evacuation (a rerun resumes from it); nothing was changed", file=err)
             return 3
-    run = Run(plans, args.region, clients or boto3_clients(args.profile), out,
-              err if err.isatty() else None, args.apply,
-              State.load(args.journal_dir / f"evacuate-{args.stack}-{args.region}.json"
-                         if args.apply else None),
-              args.journal_dir if args.apply else None, args.stack, args.rate, args.ttl_seconds,
-              args.timeout, program=args.program, outputs=outputs, **run_options)
     try:
+        run = Run(plans, args.region, clients or boto3_clients(args.profile), out,
+                  err if err.isatty() else None, args.apply,
+                  State.load(args.journal_dir / f"evacuate-{args.stack}-{args.region}.json"
+                             if args.apply else None),
+                  args.journal_dir if args.apply else None, args.stack, args.rate, args.ttl_seconds,
+                  args.timeout, program=args.program, outputs=outputs, **run_options)
         return run.restore() if args.restore else run.evacuate()
     except EvacuationError as error:
         print(f"error: {error}", file=err)
