@@ -289,3 +289,23 @@ def test_an_unknown_profile_gets_one_line(outputs: str, tmp_path: Path, monkeypa
                 out=io.StringIO(), err=err) == 3
     assert err.getvalue() == ("error: the AWS profile 'nosuch' is not configured: pass one of "
                               "`aws configure list-profiles` as --profile, or create it (`aws configure sso`)\n")
+
+
+@pytest.mark.parametrize("content, said", [
+    (json.dumps({"regions": {A: "not an object"}}).encode(), "`regions.eu-west-1` is not an object"),
+    (json.dumps({"regions": [A]}).encode(), "`regions` is not an object"),
+    (b"\xff\xfe{}", "not UTF-8 text"),
+], ids=["region entry", "regions", "not utf-8"])
+def test_malformed_outputs_name_the_file_in_evacuate_and_reconcile(tmp_path: Path, content: bytes,
+                                                                   said: str) -> None:
+    """An AttributeError traceback (a region entry, `regions` not an object), or a decode
+    error that did not say which file."""
+    from tools.reconcile import main as reconcile
+
+    bad = tmp_path / "outputs.json"
+    bad.write_bytes(content)
+    for tool in (main, reconcile):
+        err = io.StringIO()
+        assert tool(["dev", "--outputs", str(bad), "--region", A], out=io.StringIO(), err=err) == 3
+        assert err.getvalue().startswith(f"error: {bad}: {said}"), err.getvalue()
+        assert len(err.getvalue().splitlines()) == 1

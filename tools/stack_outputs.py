@@ -35,6 +35,9 @@ def load(stack: str, *, outputs_file: Path | None = None, program: Path | None =
             raise OutputsError(f"{outputs_file}: cannot be read ({error.strerror}); write it "
                                f"with `pulumi stack output --json --stack {stack} > "
                                f"{outputs_file}`") from None
+        except UnicodeDecodeError:
+            raise OutputsError(f"{outputs_file}: not UTF-8 text; write it with `pulumi stack "
+                               f"output --json --stack {stack} > {outputs_file}`") from None
         except json.JSONDecodeError as error:
             raise OutputsError(f"{outputs_file}: not JSON ({error.msg} at line {error.lineno}); "
                                f"write it with `pulumi stack output --json --stack {stack}`"
@@ -54,6 +57,15 @@ def load(stack: str, *, outputs_file: Path | None = None, program: Path | None =
     if not isinstance(data, dict):
         raise OutputsError("stack outputs are not a JSON object; give the output of "
                            "`pulumi stack output --json`")
+    source = outputs_file or f"`pulumi stack output --json --stack {stack}`"
+    regions = data.get("regions")
+    if regions is not None and not isinstance(regions, dict):
+        raise OutputsError(f"{source}: `regions` is not an object (region name -> outputs); give "
+                           "the output of `pulumi stack output --json`")
+    for name, values in (regions or {}).items():
+        if not isinstance(values, dict):
+            raise OutputsError(f"{source}: `regions.{name}` is not an object; give the output "
+                               "of `pulumi stack output --json`")
     return data
 
 
