@@ -566,6 +566,29 @@ def test_the_installer_cli_refuses_a_bad_serial_before_signing_in(
     assert list(tmp_path.rglob("*")) == []
 
 
+def test_the_installer_refuses_an_earlier_hand_over_before_claiming(tmp_path: Path) -> None:
+    """`claim --serial SN-1` with SN-1's hand-over already in --out-dir: it signed in and
+    created the claim, then failed with a bare `[Errno 17] File exists`."""
+    class NoSignIn:
+        def password(self) -> str:
+            raise AssertionError("signed in, so a claim would be created")
+
+    out_dir = tmp_path / "handover"
+    out_dir.mkdir()
+    earlier = out_dir / "SN-1.claim.pem.key"
+    earlier.write_text("KEY")
+    args = installer.parser().parse_args([
+        "claim", "--region", "eu-west-1", "--username", "alice", "--user-pool-id", "p",
+        "--client-id", "c", "--identity-pool-id", "i", "--template-name", "t", "--serial", "SN-1",
+        "--out-dir", str(out_dir)])
+    with pytest.raises(FileExistsError) as refused:
+        installer.run_claim(args, idp=None, identity=None, iot_with=lambda credentials: None,
+                            prompter=NoSignIn(), out=io.StringIO(), now=lambda: NOW)
+    assert str(refused.value) == (f"{earlier.resolve()} exists (an earlier hand-over of --serial SN-1): "
+                                  "move it away or pass another --out-dir; nothing was claimed")
+    assert earlier.read_text() == "KEY" and [p.name for p in out_dir.iterdir()] == [earlier.name]
+
+
 def test_an_item_naming_another_certificate_than_its_pem_is_refused() -> None:
     """certificateId is AWS IoT's id of certificatePem (SHA-256 of the DER) or the item is
     refused: by every writer (put_request builds from the item) and every reader

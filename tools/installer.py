@@ -192,17 +192,23 @@ def _write_new(path: Path, text: str, mode: int) -> None:
         stream.write(text)
 
 
-def write_claim(claim: ProvisioningClaim, out_dir: Path, name: str) -> tuple[Path, Path]:
+def claim_paths(out_dir: Path, name: str) -> tuple[Path, Path]:
     """The claim's two files in `out_dir`, named after `name` (a serial or the claim id's
     start): a name that is not a valid serial, or a path that would leave `out_dir`, is
-    refused before anything is written (the private key never lands elsewhere)."""
+    refused (the private key never lands elsewhere)."""
     allow_list.checked_serial(name)  # letters, digits, ':', '_', '-' only: no separators
-    out_dir.mkdir(parents=True, exist_ok=True)
     root = out_dir.resolve()
     certificate = root / f"{name}.claim.pem.crt"
     key = root / f"{name}.claim.pem.key"
     if any(path.resolve().parent != root for path in (certificate, key)):
         raise ValueError(f"--serial {name!r} would write outside --out-dir {out_dir}")
+    return certificate, key
+
+
+def write_claim(claim: ProvisioningClaim, out_dir: Path, name: str) -> tuple[Path, Path]:
+    """The claim's two files (`claim_paths`), refused before anything is written."""
+    certificate, key = claim_paths(out_dir, name)
+    out_dir.mkdir(parents=True, exist_ok=True)
     _write_new(certificate, claim.certificate_pem, 0o644)
     _write_new(key, claim.private_key, 0o600)
     return certificate, key
@@ -284,6 +290,10 @@ def run_claim(args: argparse.Namespace, *, idp: Any, identity: Any,
               out: TextIO, now: Callable[[], dt.datetime]) -> int:
     if args.serial is not None:  # checked before anything happens (a typo costs no claim)
         allow_list.checked_serial(args.serial, args.claim_prefix)
+        taken = [p for p in claim_paths(Path(args.out_dir), args.serial) if p.exists()]
+        if taken:  # the files are created exclusively: found after the claim, it would be lost
+            raise FileExistsError(f"{taken[0]} exists (an earlier hand-over of --serial {args.serial}): "
+                             "move it away or pass another --out-dir; nothing was claimed")
     tokens = sign_in(idp, user_pool_id=args.user_pool_id, client_id=args.client_id,
                      username=args.username, prompter=prompter)
     credentials = identity_credentials(identity, region=args.region,
