@@ -644,6 +644,7 @@ def imported_record() -> dict[str, Any]:
     ({cvm_device.Attr.SALT_VERSION: {"N": "x"}}, "saltVersion: 'x' is not a whole number"),
     ({cvm_device.Attr.BATCH: {"S": "a b"}}, "batch: batch 'a b' must be"),
     ({cvm_device.Attr.CLAIM_REGION: {"S": "nowhere"}}, "claimRegion: 'nowhere' is not an AWS region name"),
+    ({cvm_device.Attr.DEVICE_UID_2: {"S": "AA:BB\n"}}, "deviceUid2: device_uid_2 'AA:BB\\n' must be"),
     ({"kind": {"S": "FLEET_SERIAL"}}, "kind: is not an attribute of a device record"),
 ])
 def test_a_broken_device_record_is_named(change: dict[str, Any], named: str) -> None:
@@ -658,3 +659,13 @@ def test_no_device_record_key_is_an_allow_list_key() -> None:
         cvm_device.key(allow_list.entry_key("SN-1"))
     with pytest.raises(cvm_device.RecordError, match="may only contain"):
         cvm_device.new_record(allow_list.entry_key("SN-1"), "B1", 1, "now")
+
+
+@pytest.mark.parametrize("uid2", ["AA:BB\n", "AA:BB\nCC", "", "AA BB", "A" * 129])
+def test_a_second_identifier_is_all_of_its_rule(uid2: str) -> None:
+    """The whole value, not a prefix of it: a `$` pattern under re.match also accepts a value
+    ending in a newline, which then becomes a record no device's request ever matches."""
+    assert cvm_device.uid2_problem("AA:BB") is None
+    assert cvm_device.uid2_problem(uid2) is not None
+    with pytest.raises(cvm_device.RecordError):
+        cvm_device.new_record("sensor-1", "B1", 1, "2026-03-01T12:00:00.000+00:00", uid2)

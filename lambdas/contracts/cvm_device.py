@@ -72,7 +72,7 @@ TYPES: Mapping[str, str] = {
     Attr.THING_NAME: "S", Attr.CERTIFICATE_ID: "S", Attr.REGISTERED_AT: "S",
     Attr.REGISTERED_REGION: "S", Attr.REOPENED_FROM: "S", Attr.PREVIOUS_CERTIFICATE_ID: "S",
     Attr.ROTATED_AT: "S"}
-_UID2 = re.compile(UID2_PATTERN)
+_UID2 = re.compile(UID2_PATTERN)  # fullmatch: `$` alone also matches before a final "\n"
 # The placeholder every writer's expressions use for each attribute.
 PLACEHOLDERS: Mapping[str, str] = {
     "#uid": Attr.DEVICE_UID, "#uid2": Attr.DEVICE_UID_2, "#batch": Attr.BATCH,
@@ -104,7 +104,7 @@ def batch_problem(batch: object) -> str | None:
 
 
 def uid2_problem(uid2: object) -> str | None:
-    if isinstance(uid2, str) and _UID2.match(uid2) and len(uid2) <= UID2_MAX_LENGTH:
+    if isinstance(uid2, str) and _UID2.fullmatch(uid2) and len(uid2) <= UID2_MAX_LENGTH:
         return None
     return f"device_uid_2 {uid2!r} must be 1-{UID2_MAX_LENGTH} of A-Z a-z 0-9 : _ . -"
 
