@@ -18,7 +18,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from lambdas.contracts import cvm_device
 from lambdas.contracts.inventory import InventoryItem
 from tests.support.cvm import REGION, Cvm, api_event, cvm_world, new_csr, token
+from tests.test_cvm_finality import by_function, is_commit, landed_then_lost
 from tools.harness import StackGraph
+from tools.local.calls import acting_as
 from tools.local.journeys import registry as seen
 from tools.local.pki_material import LocalPki
 
@@ -167,3 +169,67 @@ def test_a_broken_inventory_item_is_never_built_upon(registered: Any) -> None:
     assert [c["certificateId"] for c in world.certificates()] == [old_id]
     item = world.inventory("sensor-1")
     assert item["version"] == {"N": "1"} and "writerRegion" not in item
+
+
+# --- the commit's answer is lost -------------------------------------------------------------
+
+@pytest.mark.parametrize("answer", ["every attempt fails", "the SDK's retry is refused"])
+def test_a_rotation_commit_that_landed_with_its_answer_lost_is_kept_and_answered(
+        registered: Any, answer: str) -> None:
+    """The commit lands and its answer is lost: every SDK attempt fails, or the SDK's retry
+    meets the condition the first attempt already changed. The inventory item and the record
+    name the new certificate, so the function keeps it and answers as for any rotation."""
+    world, key, old_id = registered
+    if answer == "every attempt fails":
+        landed_then_lost(world, "TransactWriteItems", is_commit)
+    else:  # the first attempt lands unseen; the function's own attempt is then refused
+        world.world.calls.before("TransactWriteItems", lambda params: landed(world, params),
+                                 when=is_commit, by=by_function(world))
+    new_key, csr = new_csr("sensor-1")
+    request = signed_rotation("sensor-1", key, csr)
+    status, body = post(world, request, "/rotation")
+
+    assert status == 200, body
+    new_id = world.inventory("sensor-1")["certificateId"]["S"]
+    assert new_id != old_id and body["payload"]["certificate_id"] == new_id
+    cert = x509.load_pem_x509_certificate(
+        body["payload"]["certificates"]["device_certificate"].encode())
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    assert cert.public_key().public_bytes(serialization.Encoding.DER, spki) == \
+        new_key.public_key().public_bytes(serialization.Encoding.DER, spki)
+    # As a rotation whose answer arrived leaves it: the old certificate revoked and detached.
+    assert {c["certificateId"]: c["status"] for c in world.certificates()} == \
+        {old_id: "REVOKED", new_id: "ACTIVE"}
+    new_arn = next(c["certificateArn"] for c in world.certificates()
+                   if c["certificateId"] == new_id)
+    assert world.thing_principals("sensor-1") == [new_arn]
+    record = world.record("sensor-1")
+    assert record["certificateId"] == {"S": new_id}
+    assert record["previousCertificateId"] == {"S": old_id}
+    again = post(world, request, "/rotation")  # and the same request again: the same answer
+    assert again[0] == 200 and again[1]["payload"]["certificate_id"] == new_id
+
+
+def landed(world: Cvm, params: dict[str, Any]) -> None:
+    with acting_as("network"):
+        world.ddb.transact_write_items(**params)
+
+
+def test_when_nothing_answers_after_a_rotation_commit_nothing_is_undone(
+        registered: Any) -> None:
+    """The commit lands, its answer is lost and the record cannot be read: whether it landed
+    is unknown, so the new certificate is kept (deleting it could cost the device its
+    identity); the device's retry of the same request gets it."""
+    world, key, old_id = registered
+    landed_then_lost(world, "TransactWriteItems", is_commit)
+    world.world.calls.fail("GetItem", "ServiceUnavailable", skip=2,  # after the two reads
+                           by=by_function(world))
+    _, csr = new_csr("sensor-1")
+    request = signed_rotation("sensor-1", key, csr)
+    assert post(world, request, "/rotation")[0] == 503
+    new_id = world.inventory("sensor-1")["certificateId"]["S"]
+    assert new_id != old_id
+    assert {c["certificateId"]: c["status"] for c in world.certificates()}[new_id] == "ACTIVE"
+    status, body = post(world, request, "/rotation")
+    assert (status, body["payload"]["certificate_id"]) == (200, new_id)
+

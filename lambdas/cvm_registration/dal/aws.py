@@ -4,6 +4,7 @@ and code only) or the specific refusal the flow asked for (`ClaimRefused`, `Comm
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -49,6 +50,16 @@ def call(operation: str, fn: Callable[[], T]) -> T:
         raise AwsFailure(operation, str(error.response.get("Error", {}).get("Code"))) from None
     except BotoCoreError as error:
         raise AwsFailure(operation, type(error).__name__) from None
+
+
+# TransactWriteItems' ClientRequestToken: 1 to 36 characters (DynamoDB refuses a longer one
+# with a ValidationException; moto does not check).
+REQUEST_TOKEN_MAX = 36
+
+
+def request_token(purpose: str, unique: str) -> str:
+    """A ClientRequestToken DynamoDB accepts, the same for the same `purpose` and `unique`."""
+    return f"{purpose}-{hashlib.sha256(unique.encode()).hexdigest()}"[:REQUEST_TOKEN_MAX]
 
 
 def _code(error: ClientError) -> str:
@@ -273,8 +284,14 @@ class DynamoDeviceTables:
                 ":old": {"S": version.previous.certificate_id},
                 ":at": {"S": version.updated_at}, ":registered": {"S": REGISTERED},
                 ":true": {"BOOL": True}}}}
+        # The token makes the SDK's own retries idempotent (as the registration's commit). Of
+        # this commit, not of the request: a device's retry of the same request issues
+        # another certificate, and the same token with other items within 10 minutes is
+        # IdempotentParameterMismatchException.
         self._transact("TransactWriteItems(rotate)",
-                       [inventory_write(self._inventory, version), record])
+                       [inventory_write(self._inventory, version), record],
+                       token=request_token("rotate", f"{device_uid}\n"
+                                           f"{version.certificate.certificate_id}"))
 
     def _transact(self, operation: str, items: list[dict[str, Any]],
                   token: str | None = None) -> None:

@@ -6,7 +6,8 @@ certificate in the inventory item (the same in every region), then issue from th
 attach, and commit one transaction: the inventory item's next version (new certificate,
 `revokedCertificateIds` + the old one, writerRegion = here) and the record's certificate id.
 Only after the commit is the old certificate revoked here; replication revokes it in every
-other region when the item reaches them.
+other region when the item reaches them. A commit whose answer is lost may have landed: the
+record says whether it did, and a commit that landed is never undone.
 
 Replays are harmless: after a rotation the current certificate carries the CSR's key, so a
 replayed request no longer verifies, and a CSR for the current key is refused.
@@ -33,6 +34,7 @@ from ..dal.ports import (
     CERTIFICATE_REVOKED,
     REGISTERED,
     AwsFailure,
+    Certificate,
     CommitRefused,
     DeviceTables,
     NewInventoryVersion,
@@ -101,6 +103,25 @@ class Rotator:
             previous_pem, rotation_message(request.device_uid, request.timestamp, request.csr),
             request.signature)
 
+    def _commit_landed(self, device_uid: str, certificate: Certificate,
+                       undo: Compensation) -> bool:
+        """The commit failed, yet it may have landed: its answer was lost (every SDK attempt
+        failed: AwsFailure) or the SDK's retry met the condition its own first attempt had
+        already changed (CommitRefused). The record names the new certificate only if the
+        commit landed (one transaction writes it with the inventory item): then the rotation
+        stands and must not be undone, which would delete the certificate the inventory
+        item names. When the record cannot be read either, nothing is undone (AwsFailure,
+        reported for the operator): the device's identical retry gets the certificate if
+        the commit landed (`_identical_retry`)."""
+        try:
+            record = self._tables.read_record(device_uid)
+        except AwsFailure as error:
+            undo.abandon()
+            self._on_undo_failure("keep new certificate: rotation commit outcome unknown",
+                                  error)
+            raise
+        return record is not None and record.certificate_id == certificate.certificate_id
+
     def rotate(self, request: RotationRequest) -> Rotated:
         config = self._config
         thing_name = thing_name_for(config, request.device_uid)
@@ -144,11 +165,15 @@ class Rotator:
             undo.push("detach policy", lambda: registry.detach_policy(
                 config.device_policy_name, certificate.arn))
             registry.set_certificate_status(certificate.certificate_id, CERTIFICATE_ACTIVE)
-            self._tables.commit_rotation(request.device_uid, NewInventoryVersion(
-                thing_name=thing_name, certificate=certificate,
-                not_after=not_after(certificate.pem), writer_region=config.region,
-                updated_at=iso(now), previous=item,
-                revoke=frozenset({item.certificate_id})))
+            try:
+                self._tables.commit_rotation(request.device_uid, NewInventoryVersion(
+                    thing_name=thing_name, certificate=certificate,
+                    not_after=not_after(certificate.pem), writer_region=config.region,
+                    updated_at=iso(now), previous=item,
+                    revoke=frozenset({item.certificate_id})))
+            except (AwsFailure, CommitRefused):
+                if not self._commit_landed(request.device_uid, certificate, undo):
+                    raise
         except AwsFailure:
             undo.run()
             raise Unavailable(UNAVAILABLE_MESSAGE) from None
