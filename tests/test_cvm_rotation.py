@@ -10,6 +10,7 @@ import json
 import time
 from typing import Any
 
+import botocore.session
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -233,3 +234,18 @@ def test_when_nothing_answers_after_a_rotation_commit_nothing_is_undone(
     status, body = post(world, request, "/rotation")
     assert (status, body["payload"]["certificate_id"]) == (200, new_id)
 
+
+def test_every_transaction_names_a_token_dynamodb_accepts(registered: Any) -> None:
+    """ClientRequestToken makes the SDK's retries of a transaction whose answer was lost
+    idempotent; DynamoDB refuses a token over 36 characters (ValidationException: every
+    registration would fail), which moto does not check. One token per transaction."""
+    world, key, _ = registered
+    _, csr = new_csr("sensor-1")
+    assert post(world, signed_rotation("sensor-1", key, csr), "/rotation")[0] == 200
+    shape = botocore.session.get_session().get_service_model("dynamodb") \
+        .operation_model("TransactWriteItems").input_shape.members["ClientRequestToken"]
+    tokens = [c.params.get("ClientRequestToken") for c in
+              world.world.calls.of("TransactWriteItems", caller=by_function(world))]
+    assert len(tokens) == 3  # the claim, the registration's commit, the rotation's commit
+    assert all(t is not None and 1 <= len(t) <= shape.metadata["max"] for t in tokens), tokens
+    assert len(set(tokens)) == 3

@@ -175,7 +175,7 @@ class DynamoDeviceTables:
         try:
             self._ddb.transact_write_items(
                 TransactItems=claim_request(self._records, self._inventory, thing_name, claim),
-                ClientRequestToken=f"claim-{claim.claim_id}")
+                ClientRequestToken=request_token("claim", claim.claim_id))
         except ClientError as error:
             if _code(error) == "TransactionCanceledException":
                 reasons = error.response.get("CancellationReasons", [])
@@ -268,7 +268,7 @@ class DynamoDeviceTables:
         # idempotent (TransactWriteItems, ClientRequestToken: 10 minutes).
         self._transact("TransactWriteItems(register)",
                        [inventory_write(self._inventory, version), record],
-                       token=f"commit-{claim.claim_id}")
+                       token=request_token("commit", claim.claim_id))
 
     def commit_rotation(self, device_uid: str, version: NewInventoryVersion) -> None:
         if version.previous is None:
