@@ -190,6 +190,29 @@ def test_thing_names_and_attributes_follow_the_api_patterns(world: World) -> Non
     iot.create_thing(thingName="a:b_c-d", attributePayload={"attributes": {"k.@/:#-": "v=[x]/y"}})
 
 
+def test_every_call_is_refused_past_its_api_model_bounds(world: World) -> None:
+    """TransactWriteItems' ClientRequestToken is 1-36 characters and its ReturnConsumedCapacity
+    an enum; an IoT thing name at most 128: AWS refuses more before acting, moto accepted."""
+    from tools.local.api_bounds import bound_problems
+
+    dynamodb, table, key = world.client("dynamodb", A), name(), {"pk": {"S": "k"}}
+    dynamodb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
+                          KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+    put = {"Put": {"TableName": table, "Item": key}}
+    for extra in ({"ClientRequestToken": "t" * 37}, {"ReturnConsumedCapacity": "ALL"}):
+        assert code(dynamodb.transact_write_items, TransactItems=[put], **extra) == "ValidationException"
+    assert "Item" not in dynamodb.get_item(TableName=table, Key=key)  # refused before acting
+    dynamodb.transact_write_items(TransactItems=[put], ClientRequestToken="t" * 36)
+    assert "Item" in dynamodb.get_item(TableName=table, Key=key)
+    assert code(world.client("iot", A).describe_thing, thingName="x" * 129) == "InvalidRequestException"
+    # The walk reaches nested members, list members and map values.
+    shape = dynamodb.meta.service_model.operation_model("TransactWriteItems").input_shape
+    assert bound_problems({"TransactItems": [put] * 101}, shape, "") == [
+        "Value at 'TransactItems' failed to satisfy constraint: Member must have number of "
+        "members less than or equal to 100"]
+
+
 def test_delete_thing_checks_the_expected_version(world: World) -> None:
     iot, thing = world.client("iot", A), name()
     iot.create_thing(thingName=thing)

@@ -23,6 +23,8 @@ import botocore.session
 from botocore.exceptions import ClientError
 from moto.core.botocore_stubber import BotocoreStubber
 
+from tools.local.api_bounds import bound_problems, error_code
+
 Params = Mapping[str, Any]
 # moto's backends are not thread-safe (listing a region's things while another thread creates
 # one raises "OrderedDict mutated during iteration"); AWS serves concurrent calls. moto
@@ -180,10 +182,15 @@ class AwsCalls:
             raise client_error(fault.code, operation)
         _acting.interrupt = self._due("interrupt", operation, params) is not None
 
-    def _before_parameters(self, region: str, event_name: str, params: Params, **_: Any) -> None:
+    def _before_parameters(self, region: str, event_name: str, params: Params, model: Any = None,
+                           **_: Any) -> None:
         parts = event_name.split(".")
         _acting.params = params  # what an answer to this call sees (_request)
         self.record(region, parts[1], parts[2], params)
+        problems = bound_problems(params, getattr(model, "input_shape", None), "")
+        if problems:
+            raise client_error(error_code(parts[1]), parts[2],
+                               f"{len(problems)} validation error(s) detected: {'; '.join(problems)}")
 
     def _before_call(self, region: str, event_name: str, params: Params, **_: Any) -> Any:
         operation = event_name.split(".")[2]
