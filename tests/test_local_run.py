@@ -489,6 +489,14 @@ def test_unknown_region_is_a_setup_error(capsys: pytest.CaptureFixture[str], mon
     assert started == []  # refused before any journey starts what it prepares (a browser)
 
 
+@pytest.mark.parametrize("value", [",", " , "])
+def test_regions_naming_no_region_is_refused_not_read_as_every_region(value: str, capsys: Any) -> None:
+    with pytest.raises(SystemExit) as refused:
+        main(["--quiet", "--regions", value])
+    assert refused.value.code == 2
+    assert "--regions: name at least one region" in capsys.readouterr().err
+
+
 # --- the run's own pieces ----------------------------------------------------------------
 
 def test_resolver_translates_declared_identifiers_inside_values() -> None:

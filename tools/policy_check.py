@@ -167,6 +167,9 @@ class ResolvedPolicy:
 def resolve_policies(policies: Sequence[Policy], raw: Mapping[str, Any] | None,
                      pack_level: EnforcementLevel = EnforcementLevel.MANDATORY) -> list[ResolvedPolicy]:
     """Each policy's effective enforcement level and config (schema defaults + file)."""
+    if raw is not None and not isinstance(raw, Mapping):
+        raise PolicyConfigError(f"policy config must be a JSON object of policy name -> level "
+                                f"or {{level, ...}}, not {type(raw).__name__} {raw!r}")
     raw = dict(raw or {})
     by_name = {p.name: p for p in policies}
     unknown = sorted(set(raw) - set(by_name) - {"all"})

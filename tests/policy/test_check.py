@@ -92,6 +92,8 @@ def test_everything_advisory_exits_zero(tmp_path, capsys):
     {"logs-retention-minimum": {"minimumDays": 30}},
     {"iot-ca-sni-only": "sometimes"},
     {"iot-ca-sni-only": {"threshold": 1}},
+    [],
+    "mandatory",
 ])
 def test_bad_policy_config_is_refused(bad_config, tmp_path, capsys):
     config = tmp_path / "bad.json"

@@ -32,12 +32,19 @@ SIGTERM; also how a --keep run ends). `--list` names the journeys and wires.
 function in the local world instead (`invoke --help`)."""
 
 
+def _region_list(value: str) -> list[str]:
+    regions = [r.strip() for r in value.split(",") if r.strip()]
+    if not regions:  # `--regions ,` is not "every region"
+        raise argparse.ArgumentTypeError("name at least one region, e.g. --regions eu-west-1,us-west-2")
+    return regions
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tools.local", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stack", default="dev",
                         help="stack to run (reads Pulumi.<stack>.yaml; default: dev)")
-    parser.add_argument("--regions", type=lambda v: [r for r in v.split(",") if r],
+    parser.add_argument("--regions", type=_region_list,
                         metavar="R1,R2",
                         help="run only these of the stack's regions (comma-separated)")
     # Names are checked by the run (an unknown one is exit 2 naming the available ones), so
