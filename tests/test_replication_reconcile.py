@@ -300,6 +300,21 @@ def test_unknown_region_is_refused(world: World, outputs: str) -> None:
     assert "ap-south-1 not in the stack's regions" in out.getvalue()
 
 
+def test_bad_arguments_and_an_unwritable_journal_dir_exit_3_before_any_repair(
+        world: World, outputs: str, tmp_path: Path) -> None:
+    """Exit 3 is "bad arguments" (2 means the dry run found work); a journal that cannot be
+    written is found before the first repair, not as a traceback after it."""
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("")
+    err = io.StringIO()
+    world.calls.clear()
+    assert main(["dev", "--outputs", outputs, "--region", B, "--apply", "--journal-dir",
+                 str(not_a_directory)], out=io.StringIO(), err=err, clients=clients) == 3
+    assert err.getvalue().startswith(f"error: --journal-dir {not_a_directory}: cannot write there")
+    assert "nothing was changed" in err.getvalue() and world.calls.of("StartSyncExecution") == []
+    assert main(["dev", "--no-such-option"], out=io.StringIO(), err=io.StringIO()) == 3
+
+
 @pytest.mark.parametrize("apply, said", [
     ([], "interrupted: a dry run, nothing was changed"),
     (["--apply"], "the same command resumes"),

@@ -59,6 +59,7 @@ from tools.replication_reconcile import (
     reconcile_region,
     render_report,
     targets_from_outputs,
+    writable_directory,
 )
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -173,7 +174,10 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
     parser.add_argument("--profile", default=None, help="AWS profile")
     parser.add_argument("--registry-only", action="store_true",
                         help="skip the device state (shadows, attributes, groups)")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # argparse's usage error is 2, documented here as the dry run's
+        return 3 if done.code == 2 else int(done.code or 0)
 
     if args.utilization is not None and not 0 < args.utilization <= 1:
         print("error: --utilization must be in (0, 1]", file=err)
@@ -184,6 +188,14 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=err)
         return 3
+    if args.apply:
+        try:
+            writable_directory(args.journal_dir)
+        except OSError as error:
+            print(f"error: --journal-dir {args.journal_dir}: cannot write there "
+                  f"({error.strerror or error}): pass a writable directory; nothing was changed",
+                  file=err)
+            return 3
     try:
         code, _ = run(targets, settings, clients or boto3_clients(args.profile),
                       regions=args.region or sorted(targets), apply=args.apply, deep=args.deep,
@@ -195,6 +207,10 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
     except AWS_ERRORS as error:  # no credentials, region or network, or refused: one line
         print(f"error: {describe(error)}", file=err)
         return 3
+    except OSError as error:  # the journal (a full disk) or a file it reads
+        print(f"error: {error.filename or args.journal_dir}: {error.strerror or error}: fix that, "
+              "then run the same command: it resumes", file=err)
+        return 1
     except KeyboardInterrupt:  # what was repaired stays repaired
         print("\ninterrupted: " + (f"the repairs done are in {args.journal_dir}; the same command resumes"
                                     if args.apply else "a dry run, nothing was changed"), file=err)
