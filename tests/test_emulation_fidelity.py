@@ -23,7 +23,8 @@ import pytest
 from awscrt import mqtt
 from botocore.exceptions import ClientError
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from components.edge.device_policy import device_policy_document
 from components.fleet_provisioning.component import ALLOW_LIST_ADMINS_GROUP, INSTALLERS_GROUP
@@ -253,6 +254,15 @@ def test_a_csr_certificate_certifies_the_csr_key(world: World) -> None:
     spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     assert certified.public_key().public_bytes(*spki) == key.public_key().public_bytes(*spki)
     assert certified.subject.rfc4514_string() == "CN=sensor-csr"
+    builder = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([]))
+    refused = [builder.sign(rsa.generate_private_key(65537, 1024), hashes.SHA256()),
+               builder.sign(ec.generate_private_key(ec.SECP256K1()), hashes.SHA256()),
+               builder.sign(ec.generate_private_key(ec.SECP256R1()), hashes.SHA224()),
+               builder.sign(rsa.generate_private_key(65537, 2048), hashes.SHA256(),
+                            rsa_padding=padding.PSS(padding.MGF1(hashes.SHA256()), 32))]
+    for request in refused:
+        assert code(world.client("iot", A).create_certificate_from_csr, certificateSigningRequest=request
+                    .public_bytes(serialization.Encoding.PEM).decode()) == "InvalidRequestException"
 
 
 def test_conditional_writes_are_atomic_per_item(world: World) -> None:

@@ -20,7 +20,7 @@ from unittest import mock
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models import table as dynamodb_table
@@ -240,9 +240,38 @@ def amazon_issued(subject: x509.Name, public_key: Any) -> str:
     return certificate.public_bytes(serialization.Encoding.PEM).decode()
 
 
+def csr_problem(request: x509.CertificateSigningRequest) -> str | None:
+    """What CreateCertificateFromCsr refuses: an RSA key under 2048 bits or an EC key off
+    P-256/384/521, and a signature outside the algorithms AWS IoT supports (SHA-256/384/512
+    with RSA PKCS#1 v1.5 or ECDSA; applying the certificates' list to the CSR is the less
+    permissive reading). An invalid self-signature: refused too (undocumented; the same)."""
+    key = request.public_key()
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < 2048:
+        return f"RSA key of {key.key_size} bits (at least 2048)"
+    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name not in ("secp256r1", "secp384r1", "secp521r1"):
+        return f"EC curve {key.curve.name} (P-256, P-384 or P-521)"
+    if not isinstance(key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)):
+        return f"{type(key).__name__} (RSA or EC)"
+    try:
+        valid = request.is_signature_valid
+    except Exception:  # an algorithm cryptography cannot verify
+        valid = False
+    if not valid or not isinstance(request.signature_hash_algorithm, (hashes.SHA256, hashes.SHA384, hashes.SHA512)) \
+            or isinstance(request.signature_algorithm_parameters, padding.PSS):
+        return "signature algorithm or signature not supported"
+    return None
+
+
 def _certificate_from_csr(self: Any, csr: str, set_as_active: bool) -> Any:
-    """The CSR's own public key and subject, as AWS certifies them (moto certifies a new key)."""
-    request = x509.load_pem_x509_csr(csr.encode())
+    """The CSR's own public key and subject, as AWS certifies them (moto certifies a new key),
+    if AWS would accept the CSR."""
+    try:
+        request = x509.load_pem_x509_csr(csr.encode())
+    except ValueError:
+        raise InvalidRequestException("The certificate signing request is not valid") from None
+    problem = csr_problem(request)
+    if problem:
+        raise InvalidRequestException(f"The certificate signing request is not valid: {problem}")
     return self.register_certificate(amazon_issued(request.subject, request.public_key()),
                                      ca_certificate_pem=None, set_as_active=set_as_active, status="INACTIVE")
 
