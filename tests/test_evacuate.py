@@ -52,14 +52,19 @@ def domain(world: World) -> str:
     return str(world.graph.outputs["deviceDomain"])
 
 
-@pytest.mark.slow
-def test_evacuate_and_restore_a_region(world: World, local_pki: LocalPki, outputs: str, tmp_path: Path) -> None:
-    for i in range(3):
-        jitr.connect_first(world, A, issue(f"evac-{i}", local_pki.intermediate).pem)
+def connect_in_a(world: World, local_pki: LocalPki, prefix: str, count: int) -> None:
+    """`count` devices registered by JITR in A, their inventory replicated everywhere."""
+    for i in range(count):
+        jitr.connect_first(world, A, issue(f"{prefix}-{i}", local_pki.intermediate).pem)
     tables = world.emulation(Streams).global_tables
     assert tables is not None
     tables.replicate()
     world.settle()
+
+
+@pytest.mark.slow
+def test_evacuate_and_restore_a_region(world: World, local_pki: LocalPki, outputs: str, tmp_path: Path) -> None:
+    connect_in_a(world, local_pki, "evac", 3)
     dns = world.emulation(Dns)
     assert dns.resolve(domain(world), A) == A
     args = ["dev", "--outputs", outputs, "--region", A, "--journal-dir", str(tmp_path)]
@@ -188,12 +193,7 @@ def test_a_second_evacuation_after_a_restore_disconnects_every_device_again(
     """The journal resumes one evacuation, from its flip to its restore: a later evacuation of
     the same region, with the same --journal-dir, sweeps every device again and its verify
     re-checks them (it counted them all "already done" and disconnected nobody)."""
-    for i in range(2):
-        jitr.connect_first(world, A, issue(f"again-{i}", local_pki.intermediate).pem)
-    tables = world.emulation(Streams).global_tables
-    assert tables is not None
-    tables.replicate()
-    world.settle()
+    connect_in_a(world, local_pki, "again", 2)
     args = ["dev", "--outputs", outputs, "--region", A, "--journal-dir", str(tmp_path), "--apply"]
     err = io.StringIO()
     assert main(args, out=io.StringIO(), err=err, clients=clients, **FAST) == 0, err.getvalue()
@@ -247,11 +247,8 @@ def test_a_journal_write_failing_midway_gets_one_line_saying_a_rerun_resumes(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from tools import replication_reconcile
 
-    jitr.connect_first(world, A, issue("midway-0", local_pki.intermediate).pem)
-    tables = world.emulation(Streams).global_tables
-    assert tables is not None
-    tables.replicate()
-    world.settle()
+    connect_in_a(world, local_pki, "midway", 1)
+
     def full(self: Any, thing_name: str, outcome: Any) -> None:
         raise OSError(28, "No space left on device")
 
