@@ -49,7 +49,7 @@ class RegionalStackArgs:
 
 def regional_key_policy(account_id: str, partition: str, region: str, prefix: str) -> str:
     """IAM in this account administers the key; CloudWatch Logs may use it only for this
-    account's log groups in this region (the encryption context names the log group);
+    stack's log groups in this region (the encryption context names the log group);
     CloudWatch alarms of this region's stack may encrypt their notifications to the alert
     topic (`prefix`: the alarms' name prefix)."""
     return policy_document([
@@ -64,10 +64,19 @@ def regional_key_policy(account_id: str, partition: str, region: str, prefix: st
                        "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext",
                        "kms:DescribeKey"],
             "Resource": "*",
-            "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
-                                      f"arn:{partition}:logs:{region}:{account_id}:log-group:*"}},
+            "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": [
+                f"arn:{partition}:logs:{region}:{account_id}:log-group:{name}"
+                for name in stack_log_group_patterns(prefix)]}},
         },
     ])
+
+
+def stack_log_group_patterns(prefix: str) -> list[str]:
+    """The names this region's log groups take (AWS IoT's fixed one; every other carries
+    the region's `prefix`): the key serves these, not any log group of the account."""
+    return ["AWSIotLogsV2", f"/aws/lambda/{prefix}-*", f"/aws/vendedlogs/states/{prefix}-*",
+            f"/aws/vendedlogs/pipes/{prefix}-*", f"/aws/apigateway/{prefix}-*",
+            f"aws-waf-logs-{prefix}-*"]
 
 
 def edge_args(config: StackConfig, region: str, log_key_arn: pulumi.Input[str],

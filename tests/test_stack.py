@@ -111,6 +111,28 @@ def test_key_policies_grant_no_wildcard_principal(dev_graph: StackGraph) -> None
             assert principal != "*" and principal.get("AWS") != "*", key.urn
 
 
+@pytest.mark.parametrize("which", ["dev_graph", "prod_graph"])
+def test_logs_may_use_a_key_for_the_stacks_log_groups_only(request: pytest.FixtureRequest, which: str) -> None:
+    """Each log group encrypted with a key is one its policy lets CloudWatch Logs serve, and
+    another log group of the account is not (any `log-group:*` let anyone holding
+    logs:AssociateKmsKey put theirs under our key)."""
+    from policy.semantics.globs import matches
+
+    graph: StackGraph = request.getfixturevalue(which)
+    keys = {k.outputs["arn"]: json.loads(k.inputs["policy"]) for k in graph.of_type("aws:kms/key:Key")
+            if "CloudWatchLogsEncryptsOurLogGroups" in (k.inputs.get("policy") or "")}
+    groups = [g for g in graph.of_type("aws:cloudwatch/logGroup:LogGroup") if g.inputs.get("kmsKeyId") in keys]
+    assert groups
+    for group in groups:
+        [statement] = [s for s in keys[group.inputs["kmsKeyId"]]["Statement"]
+                       if s.get("Sid") == "CloudWatchLogsEncryptsOurLogGroups"]
+        allowed = statement["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
+        arn = group.outputs["arn"].removesuffix(":*")
+        assert any(matches(pattern, arn) for pattern in allowed), (arn, allowed)
+        other = arn.rsplit(":log-group:", 1)[0] + ":log-group:/aws/lambda/someone-else"
+        assert not any(matches(pattern, other) for pattern in allowed)
+
+
 def test_exports_name_every_region(dev_graph: StackGraph) -> None:
     regions = configured_regions("dev")
     assert sorted(dev_graph.outputs["regions"]) == sorted(regions)
