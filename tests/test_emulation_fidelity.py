@@ -214,6 +214,28 @@ def test_every_call_is_refused_past_its_api_model_bounds(world: World) -> None:
         "members less than or equal to 100"]
 
 
+def test_dynamodb_refuses_placeholders_no_expression_uses(world: World) -> None:
+    dynamodb, table, key = world.client("dynamodb", A), name(), {"pk": {"S": "k"}}
+    dynamodb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
+                          KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+    unused = {"ConditionExpression": "attribute_not_exists(pk)", "ExpressionAttributeValues": {":v": {"S": "x"}}}
+    assert code(dynamodb.put_item, TableName=table, Item=key, **unused) == "ValidationException"
+    assert code(dynamodb.transact_write_items, TransactItems=[
+        {"ConditionCheck": {"TableName": table, "Key": {"pk": {"S": "other"}}, **unused}},
+        {"Put": {"TableName": table, "Item": key}}]) == "ValidationException"
+    assert "Item" not in dynamodb.get_item(TableName=table, Key=key)
+    # Each item's placeholders are its own: one item's use does not cover another's.
+    assert code(dynamodb.transact_write_items, TransactItems=[
+        {"Put": {"TableName": table, "Item": key, "ConditionExpression": "#p <> :v",
+                 "ExpressionAttributeNames": {"#p": "pk"}, "ExpressionAttributeValues": {":v": {"S": "x"}}}},
+        {"Delete": {"TableName": table, "Key": {"pk": {"S": "b"}}, "ExpressionAttributeNames": {"#p": "pk"}}},
+    ]) == "ValidationException"
+    dynamodb.put_item(TableName=table, Item=key, ConditionExpression="attribute_not_exists(pk) OR pk <> :v",
+                      ExpressionAttributeValues={":v": {"S": "x"}})
+    assert "Item" in dynamodb.get_item(TableName=table, Key=key)
+
+
 def test_delete_thing_checks_the_expected_version(world: World) -> None:
     iot, thing = world.client("iot", A), name()
     iot.create_thing(thingName=thing)

@@ -1,12 +1,15 @@
-"""The API model's bounds AWS enforces and botocore does not: botocore checks only `min` on the
+"""What AWS refuses before acting that botocore and moto let through. The API model's bounds: botocore checks only `min` on the
 client (botocore/validate.py), AWS also refuses a value past `max` (a length, a count, a
 range) or outside a string enum, with a 400 before doing anything. moto accepts them all, so
 a call AWS refuses (a 37-character DynamoDB ClientRequestToken, 1-36 in
-TransactWriteItems' API reference) passed every test. docs/emulation.md, "Every call".
+TransactWriteItems' API reference) passed every test. And DynamoDB's placeholders: every
+one an expression does not use is refused, in every operation and transaction item (moto
+checks only UpdateItem's values). docs/emulation.md, "moto made faithful".
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -52,3 +55,26 @@ def bound_problems(value: Any, shape: Shape | None, name: str) -> list[str]:
         problems += [p for key, item in value.items()
                      for p in bound_problems(key, shape.key, f"{name}.key") + bound_problems(item, shape.value, f"{name}.{key}")]
     return problems
+
+
+_PLACEHOLDERS = {"ExpressionAttributeValues": re.compile(r":[A-Za-z0-9_]+"),
+                 "ExpressionAttributeNames": re.compile(r"#[A-Za-z0-9_]+")}
+
+
+def unused_placeholder_problems(params: Any) -> list[str]:
+    """A DynamoDB request's placeholders no expression beside them uses ('Expression
+    attribute values': "Value provided in ExpressionAttributeValues unused in expressions");
+    a transaction's items are checked one by one, as each carries its own."""
+    if isinstance(params, (list, tuple)):
+        return [p for item in params for p in unused_placeholder_problems(item)]
+    if not isinstance(params, Mapping):
+        return []
+    problems = []
+    expressions = " ".join(str(v) for k, v in params.items() if k.endswith("Expression"))
+    for field, pattern in _PLACEHOLDERS.items():
+        given = params.get(field)
+        unused = sorted(set(given) - set(pattern.findall(expressions))) if isinstance(given, Mapping) else []
+        if unused:
+            problems.append(f"Value provided in {field} unused in expressions: keys: {{{', '.join(unused)}}}")
+    return problems + [p for k, v in params.items() if not k.startswith("Expression")
+                       for p in unused_placeholder_problems(v)]

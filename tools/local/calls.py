@@ -23,7 +23,7 @@ import botocore.session
 from botocore.exceptions import ClientError
 from moto.core.botocore_stubber import BotocoreStubber
 
-from tools.local.api_bounds import bound_problems, error_code
+from tools.local.api_bounds import bound_problems, error_code, unused_placeholder_problems
 
 Params = Mapping[str, Any]
 # moto's backends are not thread-safe (listing a region's things while another thread creates
@@ -188,6 +188,8 @@ class AwsCalls:
         _acting.params = params  # what an answer to this call sees (_request)
         self.record(region, parts[1], parts[2], params)
         problems = bound_problems(params, getattr(model, "input_shape", None), "")
+        if parts[1] == "dynamodb":
+            problems += unused_placeholder_problems(params)
         if problems:
             raise client_error(error_code(parts[1]), parts[2],
                                f"{len(problems)} validation error(s) detected: {'; '.join(problems)}")
