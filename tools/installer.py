@@ -28,6 +28,11 @@ Administrators (their own AWS credentials, e.g. an SSO profile):
 `fleet#<serial>` items with `kind = FLEET_SERIAL` (the CVM's records there are keyed by device
 uid and never touched). Every installer is a member of the `installers` group: only its role
 may create claims.
+
+Exit status: 0 done; 1 AWS refused or could not be reached (one line naming the fix); 2 the
+command cannot go on as given (a bad flag or serial, an --out-dir that cannot be written, a
+prompt without an answer) - before signing in nothing was claimed; a hand-over that fails
+after the claim says so (the unused claim expires by itself).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from urllib.parse import quote
 
 # The allow-list entry's contract: standard library only, so the CLI starts without Pulumi.
 from lambdas.contracts import fleet_allow_list as allow_list
+from tools.replication_reconcile import writable_directory
 
 INSTALLERS_GROUP = "installers"
 TOTP_ISSUER = "IoT installers"
@@ -52,6 +58,15 @@ TOTP_ISSUER = "IoT installers"
 
 class SignInError(Exception):
     """Sign-in cannot go on; the message says why (never a secret)."""
+
+
+class HandOverError(Exception):
+    """The claim's files cannot be written to --out-dir; the message names the path and says
+    whether a claim was made."""
+
+
+def _why(err: OSError) -> str:
+    return f"{err.strerror or err}" + (f" ({err.filename})" if err.filename else "")
 
 
 class Prompter(Protocol):
@@ -290,6 +305,12 @@ def run_claim(args: argparse.Namespace, *, idp: Any, identity: Any,
               out: TextIO, now: Callable[[], dt.datetime]) -> int:
     if args.serial is not None:  # checked before anything happens (a typo costs no claim)
         allow_list.checked_serial(args.serial, args.claim_prefix)
+    try:  # created and written to now: a claim whose key cannot be saved is a claim lost
+        writable_directory(Path(args.out_dir))
+    except OSError as err:
+        raise HandOverError(f"--out-dir {args.out_dir} cannot be written: {_why(err)}; pass a "
+                            "directory you can write to; nothing was claimed") from None
+    if args.serial is not None:
         taken = [p for p in claim_paths(Path(args.out_dir), args.serial) if p.exists()]
         if taken:  # the files are created exclusively: found after the claim, it would be lost
             raise FileExistsError(f"{taken[0]} exists (an earlier hand-over of --serial {args.serial}): "
@@ -301,7 +322,14 @@ def run_claim(args: argparse.Namespace, *, idp: Any, identity: Any,
                                        identity_pool_id=args.identity_pool_id,
                                        id_token=tokens.id_token)
     claim = create_claim(iot_with(credentials), args.template_name)
-    certificate, key = write_claim(claim, Path(args.out_dir), args.serial or claim.certificate_id[:12])
+    try:
+        certificate, key = write_claim(claim, Path(args.out_dir),
+                                       args.serial or claim.certificate_id[:12])
+    except OSError as err:
+        raise HandOverError(
+            f"could not write the claim to --out-dir {args.out_dir}: {_why(err)}; claim "
+            f"{claim.certificate_id} cannot be used without its key (it expires by itself): "
+            "fix --out-dir and run claim again") from None
     print(f"claim certificate: {certificate}\nprivate key:       {key}\n"
           f"claim {describe_expiry(claim.expiration, now())}; hand both to the device now",
           file=out)
@@ -447,12 +475,15 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
                 print(f"{user['username']}\t{user['email']}\t{state}\t{user['status']}",
                       file=out)
         return 0
-    except (SignInError, ValueError, FileExistsError) as err:  # OutputsError is a ValueError
+    except (SignInError, HandOverError, ValueError, FileExistsError) as err:  # OutputsError is a ValueError
         print(f"error: {err}", file=sys.stderr)
         return 2
     except AWS_ERRORS as err:  # refused, or no credentials, region or network: one line
         print(f"error: {describe(err)}", file=sys.stderr)
         return 1
+    except OSError as err:  # a file the command needs (e.g. --outputs): one line, its path
+        print(f"error: {_why(err)}", file=sys.stderr)
+        return 2
     except (EOFError, KeyboardInterrupt) as stopped:  # a prompt got no answer: nothing was claimed
         why = "no answer to a prompt (input closed)" if isinstance(stopped, EOFError) else "interrupted"
         print(f"\nerror: {why}; `claim` asks for your password and MFA code: run it in a terminal",
