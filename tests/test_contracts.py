@@ -196,6 +196,33 @@ def test_a_broken_allow_list_entry_is_named(change: dict[str, Any], named: str) 
     assert any(named in problem for problem in found), found
 
 
+def holding(kind: str = allow_list.CLAIM_KIND) -> dict[str, Any]:
+    key = allow_list.claim_key if kind == allow_list.CLAIM_KIND else allow_list.certificate_key
+    return {**key("a" * 64), Attr.KIND: kind, Attr.SERIAL_NUMBER: "SN-1",
+            Attr.CLAIMED_AT: allow_list.timestamp(NOW)}
+
+
+@pytest.mark.parametrize("change, named", [
+    ({Attr.DEVICE_UID: "fleet#certificate#" + "a" * 64},
+     "must be 'fleet#claim#<certificate id>' for kind FLEET_CLAIM"),
+    ({Attr.DEVICE_UID: "fleet#claim#not-an-id"}, "deviceUid: 'fleet#claim#not-an-id'"),
+    ({Attr.KIND: allow_list.KIND}, "kind: must be one of FLEET_CERTIFICATE, FLEET_CLAIM"),
+    ({Attr.SERIAL_NUMBER: "a/b"}, "serialNumber: serial 'a/b'"),
+    ({Attr.CLAIMED_AT: None}, "claimedAt: None is not a timestamp()"),
+    ({Attr.STATE: State.CLAIMED}, "state: is not an attribute of a FLEET_CERTIFICATE or FLEET_CLAIM item"),
+])
+def test_a_broken_certificate_or_claim_record_is_named(change: dict[str, Any], named: str) -> None:
+    """The records of the serial a certificate and a claim certificate hold (one each, by the
+    hook's claim transaction) have their own contract; their keys are never an entry's."""
+    for kind in (allow_list.CERTIFICATE_KIND, allow_list.CLAIM_KIND):
+        assert allow_list.holding_problems(holding(kind)) == []
+        assert allow_list.serial_of(holding(kind)[Attr.DEVICE_UID]) is None
+    found = allow_list.holding_problems({**holding(), **change})
+    assert any(named in problem for problem in found), found
+    with pytest.raises(ValueError, match="is not an AWS IoT certificate id"):
+        allow_list.claim_key("fleet#SN-1")
+
+
 def test_a_claim_without_its_attributes_is_refused() -> None:
     entry = claimed_entry()
     del entry[Attr.CLAIM_CERTIFICATE_PEM]

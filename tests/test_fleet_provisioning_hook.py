@@ -244,8 +244,9 @@ def test_a_device_recorded_between_read_and_write_loses_the_claim(
 
     original = DynamoAllowList.read
 
-    def read_then_someone_records(self: DynamoAllowList, serial: str, cert: str) -> Any:
-        records = original(self, serial, cert)
+    def read_then_someone_records(self: DynamoAllowList, serial: str, cert: str,
+                                  *claim: str) -> Any:
+        records = original(self, serial, cert, *claim)
         device(tables, "ACTIVE")
         return records
 
@@ -401,8 +402,9 @@ def test_a_second_serial_claimed_between_read_and_write_loses(
 
     original = DynamoAllowList.read
 
-    def read_then_the_other_request_wins(self: DynamoAllowList, serial: str, cert: str) -> Any:
-        records = original(self, serial, cert)
+    def read_then_the_other_request_wins(self: DynamoAllowList, serial: str, cert: str,
+                                         *claim: str) -> Any:
+        records = original(self, serial, cert, *claim)
         tables.Table(PROVISIONING_TABLE).put_item(Item={
             **allow_list.certificate_key(cert), "kind": allow_list.CERTIFICATE_KIND,
             "serialNumber": "SN-0002"})
@@ -469,3 +471,83 @@ def test_a_registry_that_cannot_answer_keeps_the_stale_claim(
     assert hook_app.handler(request(), context())["allowProvisioning"] is False
     assert Unanswering.calls >= 1
     assert entry(tables)["claimCertificateId"] == OTHER_CERT_ID
+
+
+# --- one claim certificate, one serial ----------------------------------------------------
+
+CLAIM_ID = "c" * 64  # the claim certificate every request() presents
+THIRD_CERT = issue("third device")
+
+
+def reason_of(caplog: pytest.LogCaptureFixture) -> str:
+    """The last decision's reason, as the hook logged it."""
+    decisions = [r for r in caplog.records if r.getMessage() == "pre-provisioning decision"]
+    return str(getattr(decisions[-1], "reason"))
+
+
+def test_one_claim_certificate_provisions_one_serial_only(
+        tables: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """A claim is for one device: a claim holder that made a device for SN-0001 and asks,
+    with fresh certificates (CreateKeysAndCertificate again), for every other allow-listed
+    serial within the claim's life gets none of them."""
+    for serial in (SERIAL, "SN-0002", "SN-0003"):
+        allow(tables, serial)
+    assert hook_app.handler(request(), context())["allowProvisioning"] is True
+    for serial, cert in (("SN-0002", OTHER_CERT), ("SN-0003", THIRD_CERT)):
+        answer = hook_app.handler(request(serial, certificateId=certificate_id(cert.pem),
+                                          certificatePem=cert.pem), context())
+        assert answer == {"allowProvisioning": False, "parameterOverrides": {}}
+        assert reason_of(caplog) == "CLAIM_HOLDS_ANOTHER_SERIAL"
+        assert entry(tables, serial)["state"] == State.ALLOWED  # nothing claimed
+    held = dict(tables.Table(PROVISIONING_TABLE).get_item(
+        Key=allow_list.claim_key(CLAIM_ID), ConsistentRead=True)["Item"])
+    assert allow_list.holding_problems(held) == []  # the hook's write keeps the contract
+    assert (held["kind"], held["serialNumber"]) == (allow_list.CLAIM_KIND, SERIAL)
+    # the same claim retrying its own serial (a lost answer) is still allowed
+    assert hook_app.handler(request(), context())["allowProvisioning"] is True
+
+
+def test_a_claim_certificate_id_that_is_no_certificate_id_is_refused(tables: Any) -> None:
+    """It keys the claim's record: only what AWS IoT sends (a certificate id) is accepted."""
+    allow(tables)
+    assert hook_app.handler(request(claimCertificateId="fleet#SN-0001"), context())[
+        "allowProvisioning"] is False
+    assert entry(tables)["state"] == State.ALLOWED
+
+
+def test_a_second_serial_taken_by_the_claim_between_read_and_write_loses(
+        tables: Any, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Two RegisterThing requests over one claim racing for two serials: the claim's record
+    is written in the claim's transaction, only if absent or for the same serial."""
+    allow(tables)
+    from lambdas.fleet_provisioning_hook.data import DynamoAllowList
+
+    original = DynamoAllowList.read
+
+    def read_then_the_other_request_wins(self: DynamoAllowList, *args: Any) -> Any:
+        records = original(self, *args)
+        tables.Table(PROVISIONING_TABLE).put_item(Item={
+            **allow_list.claim_key(CLAIM_ID), "kind": allow_list.CLAIM_KIND,
+            "serialNumber": "SN-0002",
+            "claimedAt": allow_list.timestamp(dt.datetime.now(dt.timezone.utc))})
+        return records
+
+    monkeypatch.setattr(DynamoAllowList, "read", read_then_the_other_request_wins)
+    assert hook_app.handler(request(), context())["allowProvisioning"] is False
+    assert reason_of(caplog) == "CLAIM_RACE"
+    assert entry(tables)["state"] == State.ALLOWED
+
+
+def test_a_claim_record_that_breaks_its_contract_denies(
+        tables: Any, caplog: pytest.LogCaptureFixture) -> None:
+    allow(tables)
+    tables.Table(PROVISIONING_TABLE).put_item(Item={
+        **allow_list.claim_key(CLAIM_ID), "kind": allow_list.CLAIM_KIND, "serialNumber": SERIAL})
+    assert hook_app.handler(request(), context())["allowProvisioning"] is False
+    assert reason_of(caplog) == "INVALID_ENTRY"
+    [decision] = [r for r in caplog.records if r.getMessage() == "pre-provisioning decision"]
+    assert getattr(decision, "problems") == [
+        f"fleet#claim#{CLAIM_ID}: claimedAt: None is not a timestamp() "
+        "(YYYY-MM-DDTHH:MM:SS.mmm+00:00)"]
+    assert entry(tables)["state"] == State.ALLOWED

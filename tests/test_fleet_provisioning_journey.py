@@ -213,6 +213,27 @@ def test_one_ownership_token_provisions_one_serial_only(world: World, tmp_path: 
         iot.attach_thing_principal(thingName="SN-intruder", principal=arn)
 
 
+def test_one_claim_provisions_one_device_only(world: World, tmp_path: Path) -> None:
+    """`installer claim --serial SN-7000-0001` hands over a claim for one device: within its
+    five minutes the claim holder makes further certificates and asks for every other
+    allow-listed serial; the hook refuses each (the claim holds the first serial)."""
+    others = ("SN-7000-0002", "SN-7000-0003")
+    fleet.enrol(world, REGION, "alice", SERIAL)
+    table = world.resource("dynamodb", REGION).Table(world.table(seen.PROVISIONING))
+    for other in others:
+        installer.allow_serial(table, other, now=dt.datetime.now(dt.timezone.utc))
+    provisioning_claim, _, _ = claim(world, tmp_path, ScriptedInstaller())
+    assert fleet.provision(world, REGION, provisioning_claim.certificate_id, SERIAL)[
+        "thingName"] == SERIAL
+    for other in others:
+        with pytest.raises(Rejected) as denied:
+            fleet.provision(world, REGION, provisioning_claim.certificate_id, other)
+        assert denied.value.error_code == "AccessDenied"
+    world.settle()
+    assert things(world) == [SERIAL]
+    assert [seen.row(world, REGION, other) for other in others] == [None, None]
+
+
 def test_a_device_parameter_naming_another_certificate_is_refused(world: World,
                                                                   tmp_path: Path) -> None:
     fleet.enrol(world, REGION, "alice", SERIAL)

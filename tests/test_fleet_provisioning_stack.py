@@ -442,7 +442,10 @@ def test_recorder_is_fed_only_this_regions_claims(stack: tuple[str, StackGraph, 
                  Attr.CLAIM_REGION: {"S": fleet.region}}
         assert matches([pattern], {"eventName": "MODIFY", "dynamodb": {"NewImage": image}})
         for changed in ({"claimRegion": {"S": "elsewhere-1"}}, {"state": {"S": "PROVISIONED"}},
-                        {"kind": {"S": "CVM_DEVICE"}}):
+                        {"kind": {"S": "CVM_DEVICE"}},
+                        # the records of the serial a certificate or a claim holds
+                        {"kind": {"S": allow_list.CERTIFICATE_KIND}},
+                        {"kind": {"S": allow_list.CLAIM_KIND}}):
             assert not matches([pattern], {"eventName": "MODIFY",
                                                 "dynamodb": {"NewImage": {**image, **changed}}})
         assert not matches([pattern], {"eventName": "REMOVE", "dynamodb": {"NewImage": image}})

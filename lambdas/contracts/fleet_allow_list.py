@@ -11,7 +11,9 @@ and they carry `kind = FLEET_SERIAL`, checked on every read and conditional writ
 
 Writers: administrators (`tools/installer.py admin allow-serial | disable-serial` and the web
 app's allow-list view, both with `new_entry` / `update`: the entry starts ALLOWED), the
-pre-provisioning hook (ALLOWED -> CLAIMED, with the claim attributes), the recorder
+pre-provisioning hook (ALLOWED -> CLAIMED, with the claim attributes; in the same transaction
+the records of the serial the new certificate and the claim certificate hold,
+`fleet#certificate#<id>` and `fleet#claim#<id>`, `holding_problems`), the recorder
 (CLAIMED -> PROVISIONED or CONFLICT, `certificateId` and `settledAt`). Readers: the hook,
 the recorder's stream filter (declared by components/fleet_provisioning from `Attr`, `KIND`
 and `State`), the recorder and the web app. `problems(entry)` states every rule; the tests
@@ -58,6 +60,14 @@ if SERIAL_MAX_LENGTH + CLAIM_PREFIX_MAX_LENGTH > CLIENT_ID_MAX_LENGTH:
 # `fleet#` (the functions' IAM leading keys) and can never be an entry's (serials have no '#').
 CERTIFICATE_KEY_PREFIX: str = _CONTRACT["certificate"]["keyPrefix"]
 CERTIFICATE_KIND: str = _CONTRACT["certificate"]["kind"]
+# One claim, one device: the hook writes `fleet#claim#<claimCertificateId>` (kind FLEET_CLAIM,
+# the serial) in the same transaction, only if absent or for the same serial, so a claim
+# holder cannot take every other allow-listed serial within the claim's five minutes.
+CLAIM_KEY_PREFIX: str = _CONTRACT["claimCertificate"]["keyPrefix"]
+CLAIM_KIND: str = _CONTRACT["claimCertificate"]["kind"]
+# The two items that record which serial a certificate holds: kind -> key prefix.
+HOLDING_KEY_PREFIXES: Mapping[str, str] = {CERTIFICATE_KIND: CERTIFICATE_KEY_PREFIX,
+                                           CLAIM_KIND: CLAIM_KEY_PREFIX}
 # One window for the hook, the recorder and the docs (the contract's `claim.rule`): a claim
 # this old may pass to another certificate only if AWS IoT's registry shows it never
 # provisioned; the recorder stops waiting for it. It is the certificate ownership token's life
@@ -101,6 +111,10 @@ class State:
     ALL = (ALLOWED, CLAIMED, PROVISIONED, CONFLICT)
     SETTLED = (PROVISIONED, CONFLICT)
 
+
+# The items recording the serial a certificate (FLEET_CERTIFICATE) or a claim certificate
+# (FLEET_CLAIM) holds: `holding_problems` states their rules.
+HOLDING_ATTRIBUTES = (Attr.DEVICE_UID, Attr.KIND, Attr.SERIAL_NUMBER, Attr.CLAIMED_AT)
 
 CLAIM_ATTRIBUTES = (Attr.CLAIM_CERTIFICATE_ID, Attr.CLAIM_CERTIFICATE_PEM, Attr.CLAIM_CLIENT_ID,
                     Attr.CLAIMED_AT, Attr.CLAIM_REGION)
@@ -153,6 +167,13 @@ def certificate_key(certificate_id: str) -> dict[str, str]:
     return {KEY_ATTRIBUTE: f"{CERTIFICATE_KEY_PREFIX}{certificate_id}"}
 
 
+def claim_key(claim_certificate_id: str) -> dict[str, str]:
+    """The key of the item that records which serial a claim certificate holds."""
+    if not CERTIFICATE_ID_PATTERN.fullmatch(claim_certificate_id):
+        raise ValueError(f"{claim_certificate_id!r} is not an AWS IoT certificate id")
+    return {KEY_ATTRIBUTE: f"{CLAIM_KEY_PREFIX}{claim_certificate_id}"}
+
+
 def entry_key(serial: str) -> str:
     """`fleet#<serial>`, the entry's key value (SerialError for a serial that can never be
     provisioned)."""
@@ -165,8 +186,12 @@ def key(serial: str) -> dict[str, str]:
 
 
 def serial_of(key_value: str) -> str | None:
-    """The serial an entry key names, or None for a key that is not an allow-list entry."""
-    return key_value[len(KEY_PREFIX):] if key_value.startswith(KEY_PREFIX) else None
+    """The serial an entry key names, or None for a key that is not an allow-list entry
+    (e.g. a certificate's or a claim's record: `fleet#certificate#...`, `fleet#claim#...`)."""
+    if not key_value.startswith(KEY_PREFIX):
+        return None
+    serial = key_value[len(KEY_PREFIX):]
+    return None if serial_problem(serial) else serial
 
 
 def used_placeholders(values: Mapping[str, Any], expressions: str) -> dict[str, Any]:
@@ -235,4 +260,30 @@ def problems(entry: Mapping[str, Any]) -> list[str]:
     for name in (Attr.CLAIM_CERTIFICATE_PEM, Attr.CLAIM_CLIENT_ID):
         if name in entry and not (isinstance(entry[name], str) and entry[name]):
             found.append(f"{name}: must be a non-empty string")
+    return found
+
+
+def holding_problems(item: Mapping[str, Any]) -> list[str]:
+    """Every way a stored certificate's or claim's record (boto3 resource form) breaks the
+    contract: `<prefix of its kind><certificate id>`, a valid serial, when it was written."""
+    found = [f"{name}: is not an attribute of a {' or '.join(HOLDING_KEY_PREFIXES)} item"
+             for name in sorted(set(item) - set(HOLDING_ATTRIBUTES))]
+    kind = item.get(Attr.KIND)
+    prefix = HOLDING_KEY_PREFIXES.get(str(kind))
+    if prefix is None:
+        found.append(f"{Attr.KIND}: must be one of {', '.join(HOLDING_KEY_PREFIXES)}, "
+                     f"got {kind!r}")
+    else:
+        key_value = str(item.get(Attr.DEVICE_UID, ""))
+        if not (key_value.startswith(prefix)
+                and CERTIFICATE_ID_PATTERN.fullmatch(key_value[len(prefix):])):
+            found.append(f"{Attr.DEVICE_UID}: {item.get(Attr.DEVICE_UID)!r} must be "
+                         f"'{prefix}<certificate id>' for kind {kind}")
+    problem = serial_problem(item.get(Attr.SERIAL_NUMBER))
+    if problem:
+        found.append(f"{Attr.SERIAL_NUMBER}: {problem}")
+    claimed_at = item.get(Attr.CLAIMED_AT)
+    if not (isinstance(claimed_at, str) and _TIMESTAMP.fullmatch(claimed_at)):
+        found.append(f"{Attr.CLAIMED_AT}: {claimed_at!r} is not a timestamp() "
+                     "(YYYY-MM-DDTHH:MM:SS.mmm+00:00)")
     return found

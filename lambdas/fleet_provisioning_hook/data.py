@@ -87,6 +87,14 @@ def _certificate_key(certificate_id: str) -> str:
     return allow_list.certificate_key(certificate_id)[allow_list.TABLE_KEY]
 
 
+def _claim_key(claim_certificate_id: str) -> str:
+    return allow_list.claim_key(claim_certificate_id)[allow_list.TABLE_KEY]
+
+
+def _held(item: Mapping[str, Any] | None) -> str | None:
+    return None if item is None else str(item.get(Attr.SERIAL_NUMBER, ""))
+
+
 def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
     """A DynamoDB item (attribute-value map) as plain Python values."""
     return {name: _DESERIALIZER.deserialize(value) for name, value in item.items()}
@@ -102,15 +110,16 @@ class DynamoAllowList:
     region: str
     deadline: Deadline
 
-    def read(self, serial: str, certificate_id: str) -> Records:
-        """The entry, the serial the certificate already holds and the device, in one round
-        trip (BatchGetItem over two tables), strongly consistent. The inventory item is
-        checked against its contract (ContractViolation)."""
+    def read(self, serial: str, certificate_id: str, claim_certificate_id: str) -> Records:
+        """The entry, the serials the certificate and the claim certificate already hold and
+        the device, in one round trip (BatchGetItem over two tables), strongly consistent.
+        The inventory item is checked against its contract (ContractViolation), the
+        certificates' records against theirs (`Records.holding_problems`)."""
         entry_key = allow_list.entry_key(serial)
+        holding_keys = (_certificate_key(certificate_id), _claim_key(claim_certificate_id))
         request = {
             self.provisioning_table: {
-                "Keys": [{allow_list.TABLE_KEY: {"S": entry_key}},
-                         {allow_list.TABLE_KEY: {"S": _certificate_key(certificate_id)}}],
+                "Keys": [{allow_list.TABLE_KEY: {"S": key}} for key in (entry_key, *holding_keys)],
                 "ConsistentRead": True},
             self.inventory_table: {"Keys": [{inventory.TABLE_KEY: {"S": serial}}],
                                    "ConsistentRead": True},
@@ -123,16 +132,20 @@ class DynamoAllowList:
                  for i in map(_plain, found.get(self.provisioning_table, []))}
         devices = [inventory.InventoryItem.from_attribute_values(i)
                    for i in found.get(self.inventory_table, [])]
-        held = items.get(_certificate_key(certificate_id))
+        certificate, claim = (items.get(key) for key in holding_keys)
+        problems = tuple(f"{item[allow_list.TABLE_KEY]}: {problem}"
+                         for item in (certificate, claim) if item is not None
+                         for problem in allow_list.holding_problems(item))
         return Records(allow_list=items.get(entry_key),
                        inventory=devices[0] if devices else None,
-                       certificate_serial=None if held is None
-                       else str(held.get(Attr.SERIAL_NUMBER, "")))
+                       certificate_serial=_held(certificate), claim_serial=_held(claim),
+                       holding_problems=problems)
 
     def claim(self, claim: Claim) -> bool:
         """One transaction: the inventory still has no live device under the serial, the
-        allow-list entry still permits this claim, and the certificate holds no other serial;
-        then it records the claim and that the certificate holds this serial."""
+        allow-list entry still permits this claim, and neither the certificate nor the claim
+        certificate holds another serial; then it records the claim and that both hold this
+        serial."""
         transaction = [
             {"ConditionCheck": {
                 "TableName": self.inventory_table,
@@ -167,19 +180,10 @@ class DynamoAllowList:
                     ":region": {"S": self.region},
                 },
             }},
-            {"Update": {
-                "TableName": self.provisioning_table,
-                "Key": {allow_list.TABLE_KEY: {"S": _certificate_key(claim.certificate_id)}},
-                "UpdateExpression": "SET #kind = :kind, #serial = :serial, #claimedAt = :now",
-                "ConditionExpression": "attribute_not_exists(#key) OR #serial = :serial",
-                "ExpressionAttributeNames": {"#key": allow_list.TABLE_KEY, "#kind": Attr.KIND,
-                                             "#serial": Attr.SERIAL_NUMBER,
-                                             "#claimedAt": Attr.CLAIMED_AT},
-                "ExpressionAttributeValues": {
-                    ":kind": {"S": allow_list.CERTIFICATE_KIND},
-                    ":serial": {"S": claim.serial},
-                    ":now": {"S": allow_list.timestamp(claim.claimed_at)}},
-            }},
+            _holding(self.provisioning_table, _certificate_key(claim.certificate_id),
+                     allow_list.CERTIFICATE_KIND, claim),
+            _holding(self.provisioning_table, _claim_key(claim.claim_certificate_id),
+                     allow_list.CLAIM_KIND, claim),
         ]
         try:
             bounded(self.deadline, lambda: self.client.transact_write_items(
@@ -189,6 +193,24 @@ class DynamoAllowList:
                 return False  # a condition failed: someone else changed the entry or device
             raise StoreUnavailable(f"claim write failed: {err!r}") from None
         return True
+
+
+def _holding(table: str, key: str, kind: str, claim: Claim) -> dict[str, Any]:
+    """A transaction item: the record `key` (a certificate's or a claim certificate's) holds
+    the claim's serial, only if it holds none yet or this one (holding_problems states it)."""
+    return {"Update": {
+        "TableName": table,
+        "Key": {allow_list.TABLE_KEY: {"S": key}},
+        "UpdateExpression": "SET #kind = :kind, #serial = :serial, #claimedAt = :now",
+        "ConditionExpression": "attribute_not_exists(#key) OR #serial = :serial",
+        "ExpressionAttributeNames": {"#key": allow_list.TABLE_KEY, "#kind": Attr.KIND,
+                                     "#serial": Attr.SERIAL_NUMBER,
+                                     "#claimedAt": Attr.CLAIMED_AT},
+        "ExpressionAttributeValues": {
+            ":kind": {"S": kind},
+            ":serial": {"S": claim.serial},
+            ":now": {"S": allow_list.timestamp(claim.claimed_at)}},
+    }}
 
 
 @dataclass

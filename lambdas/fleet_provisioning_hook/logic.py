@@ -19,10 +19,14 @@ A serial may be provisioned when all of these hold:
   IoT's registry, the authoritative record, shows the claimed device never provisioned: no
   certificate attached to the thing `<serial>` and the claimed certificate not ACTIVE (a
   device whose recorder lagged or failed keeps its name: `PROVISIONED_UNRECORDED`);
+* the claim certificate (`claimCertificateId`, an AWS IoT certificate id) holds no other
+  serial: one claim, one device (a claim holder asking for further allow-listed serials
+  within the claim's five minutes is refused, `CLAIM_HOLDS_ANOTHER_SERIAL`);
 * the conditional claim write that records the certificate wins; the same transaction
   records that the certificate holds this serial, only if it holds no other one (one
   certificate, one device: reconnecting with the same ownership token as another serial's
-  client id is refused, `CERTIFICATE_HOLDS_ANOTHER_SERIAL` after the race).
+  client id is refused, `CERTIFICATE_HOLDS_ANOTHER_SERIAL`), and that the claim certificate
+  holds it, on the same terms (`CLAIM_RACE` when either loses a race).
 
 Anything else — unknown, disabled, revoked, a table that does not answer in time — denies.
 """
@@ -58,6 +62,10 @@ class Records:
     inventory: InventoryItem | None  # the inventory item of thing `<serial>`
     # the serial the request's certificate was allowed before (`fleet#certificate#<id>`)
     certificate_serial: str | None = None
+    # the serial the request's claim certificate was allowed before (`fleet#claim#<id>`)
+    claim_serial: str | None = None
+    # what was wrong with either of those two items (their contract: holding_problems)
+    holding_problems: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,7 @@ class Claim:
     certificate_id: str
     certificate_pem: str
     client_id: str
+    claim_certificate_id: str  # the claim (CreateProvisioningClaim) the device connected with
     claimed_at: dt.datetime
     stale_before: dt.datetime  # an older claim by another certificate may be replaced
 
@@ -79,11 +88,12 @@ class Registry(Protocol):
 
 
 class AllowListStore(Protocol):
-    def read(self, serial: str, certificate_id: str) -> Records: ...
+    def read(self, serial: str, certificate_id: str, claim_certificate_id: str) -> Records: ...
 
     def claim(self, claim: Claim) -> bool:
-        """Record the claim, and that the certificate holds this serial, if the entry still
-        permits it and the certificate holds no other serial; False if a condition failed."""
+        """Record the claim, and that the certificate and the claim certificate hold this
+        serial, if the entry still permits it and neither holds another serial; False if a
+        condition failed."""
         ...
 
 
@@ -125,8 +135,15 @@ def check(request: PreProvisioningRequest, records: Records, config: HookConfig,
     """Everything but the final claim write: may this request claim the serial?"""
     serial = request.parameters.get(SERIAL_PARAMETER, "")
     entry, device = records.allow_list, records.inventory
+    if records.holding_problems:
+        return deny("INVALID_ENTRY", serial, records.holding_problems)
     if records.certificate_serial is not None and records.certificate_serial != serial:
         return deny("CERTIFICATE_HOLDS_ANOTHER_SERIAL", serial)
+    if records.claim_serial is not None and records.claim_serial != serial:
+        return deny("CLAIM_HOLDS_ANOTHER_SERIAL", serial,
+                    (f"claimCertificateId {request.claimCertificateId} provisioned serial "
+                     f"{records.claim_serial}: one claim, one device; create a new claim "
+                     f"for {serial}",))
     if entry is None or entry.get(Attr.KIND) != allow_list.KIND:
         return deny("UNKNOWN_SERIAL", serial)
     problems = allow_list.problems(entry)
@@ -166,6 +183,8 @@ def request_problem(request: PreProvisioningRequest, config: HookConfig) -> str 
         return "RESERVED_PARAMETER"
     if not CERTIFICATE_ID_PATTERN.fullmatch(request.certificateId):
         return "INVALID_CERTIFICATE_ID"
+    if not CERTIFICATE_ID_PATTERN.fullmatch(request.claimCertificateId):
+        return "INVALID_CLAIM_CERTIFICATE_ID"  # it keys the claim's record
     serial = request.parameters.get(SERIAL_PARAMETER)
     if serial is None or allow_list.serial_problem(serial, config.claim_client_id_prefix):
         return "INVALID_SERIAL"
@@ -182,7 +201,8 @@ def decide(request: PreProvisioningRequest, store: AllowListStore, registry: Reg
     if problem is not None or serial is None:
         return deny(problem or "INVALID_SERIAL", serial)
     try:
-        decision = check(request, store.read(serial, request.certificateId), config, now)
+        records = store.read(serial, request.certificateId, request.claimCertificateId)
+        decision = check(request, records, config, now)
         if not decision.allowed:
             return decision
         if decision.takes_over is not None \
@@ -190,9 +210,10 @@ def decide(request: PreProvisioningRequest, store: AllowListStore, registry: Reg
             return deny("PROVISIONED_UNRECORDED", serial)
         claim = Claim(serial=serial, certificate_id=request.certificateId,
                       certificate_pem=request.certificatePem, client_id=request.clientId,
-                      claimed_at=now, stale_before=now - config.claim_stale_after)
+                      claim_certificate_id=request.claimCertificateId, claimed_at=now, stale_before=now - config.claim_stale_after)
         if not store.claim(claim):
-            return deny("CLAIM_RACE", serial)  # the entry changed between read and write
+            # the entry, the device or a certificate's record changed between read and write
+            return deny("CLAIM_RACE", serial)
     except StoreUnavailable:
         return deny("TABLE_UNAVAILABLE", serial)
     except ContractViolation as broken:
