@@ -551,3 +551,52 @@ def test_a_claim_record_that_breaks_its_contract_denies(
         f"fleet#claim#{CLAIM_ID}: claimedAt: None is not a timestamp() "
         "(YYYY-MM-DDTHH:MM:SS.mmm+00:00)"]
     assert entry(tables)["state"] == State.ALLOWED
+
+
+# --- a claim made in another region is never passed on here ------------------------------
+
+def test_a_stale_claim_made_in_another_region_is_not_passed_on(
+        tables: Any, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The claim was made in us-west-2 (replicated here); that device may have provisioned
+    there while its recorder lags. This region's registry cannot tell, so only the hook in
+    us-west-2 may pass the serial on: denied here, the registry not even asked."""
+    class NoRegistry:
+        def list_thing_principals(self, **_: Any) -> Any:
+            raise AssertionError("asked this region's registry about another region's claim")
+
+        describe_certificate = list_thing_principals
+
+    monkeypatch.setattr(hook_app, "_iot", NoRegistry())
+    stale = dt.datetime.now(dt.timezone.utc) - allow_list.CLAIM_STALE_AFTER - dt.timedelta(
+        seconds=1)
+    allow(tables, state=State.CLAIMED,
+          **{**claim_attributes(claimed_at=stale), "claimRegion": "us-west-2"})
+    assert hook_app.handler(request(), context())["allowProvisioning"] is False
+    assert reason_of(caplog) == "CLAIMED_IN_ANOTHER_REGION"
+    [decision] = [r for r in caplog.records if r.getMessage() == "pre-provisioning decision"]
+    assert any("us-west-2" in p for p in getattr(decision, "problems"))
+    assert entry(tables)["claimCertificateId"] == OTHER_CERT_ID
+    assert entry(tables)["claimRegion"] == "us-west-2"
+
+
+def test_a_claim_replicated_from_another_region_between_read_and_write_is_kept(
+        tables: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stale claim read was this region's; before the write, another region's claim
+    replicates over it: the takeover's condition names this region, so it fails."""
+    stale = dt.datetime.now(dt.timezone.utc) - allow_list.CLAIM_STALE_AFTER - dt.timedelta(
+        seconds=1)
+    allow(tables, state=State.CLAIMED, **claim_attributes(claimed_at=stale))
+    from lambdas.fleet_provisioning_hook.data import DynamoAllowList
+
+    original = DynamoAllowList.read
+
+    def read_then_another_region_claims(self: DynamoAllowList, *args: Any) -> Any:
+        records = original(self, *args)
+        allow(tables, state=State.CLAIMED,
+              **{**claim_attributes(claimed_at=stale), "claimRegion": "us-west-2"})
+        return records
+
+    monkeypatch.setattr(DynamoAllowList, "read", read_then_another_region_claims)
+    assert hook_app.handler(request(), context())["allowProvisioning"] is False
+    assert entry(tables)["claimCertificateId"] == OTHER_CERT_ID

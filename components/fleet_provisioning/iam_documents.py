@@ -107,7 +107,9 @@ def hook_role_policy(*, log_group_arn: str, key_arn: str, function_name: str,
          "Resource": inventory_table_arn},
         table_key_statement(key_arn=tables_key_arn, region=region, write=True),
         # Before a stale claim passes to another certificate the hook asks this region's
-        # registry whether the claimed device provisioned after all (read only).
+        # registry whether the claimed device provisioned after all (read only). Only claims
+        # made in this region are ever passed on here (another region's device is in that
+        # region's registry: CLAIMED_IN_ANOTHER_REGION), so no other region is read.
         {"Sid": "ReadRegistryBeforeTakeover", "Effect": "Allow",
          "Action": "iot:ListThingPrincipals", "Resource": f"{iot}:thing/*"},
         {"Sid": "ReadClaimedCertificate", "Effect": "Allow",

@@ -38,4 +38,5 @@ class Config:
             rules=HookConfig(
                 template_arn=env.template_arn,
                 claim_client_id_prefix=env.claim_client_id_prefix,
-                claim_stale_after=allow_list.CLAIM_STALE_AFTER))
+                claim_stale_after=allow_list.CLAIM_STALE_AFTER,
+                region=environ["AWS_REGION"]))

@@ -164,7 +164,7 @@ class DynamoAllowList:
                 "ConditionExpression": (
                     "#kind = :kind AND #enabled = :true AND (attribute_not_exists(#state) "
                     "OR #state = :allowed OR (#state = :claimed AND "
-                    "(#cert = :cert OR #claimedAt < :stale)))"),
+                    "(#cert = :cert OR (#claimedAt < :stale AND #region = :region))))"),
                 "ExpressionAttributeNames": {
                     "#state": Attr.STATE, "#kind": Attr.KIND, "#enabled": Attr.ENABLED,
                     "#cert": Attr.CLAIM_CERTIFICATE_ID, "#pem": Attr.CLAIM_CERTIFICATE_PEM,
@@ -215,8 +215,9 @@ def _holding(table: str, key: str, kind: str, claim: Claim) -> dict[str, Any]:
 
 @dataclass
 class IotRegistry:
-    """AWS IoT's registry of this region, read only when a stale claim would be replaced
-    (ListThingPrincipals, then DescribeCertificate), within the same deadline."""
+    """AWS IoT's registry of this region, read only when a stale claim made in this region
+    would be replaced (ListThingPrincipals, then DescribeCertificate), within the same
+    deadline; another region's claim is never passed on here (logic.check)."""
 
     client: Any  # botocore IoT client built with CLIENT_CONFIG
     deadline: Deadline

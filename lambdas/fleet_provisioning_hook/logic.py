@@ -18,7 +18,10 @@ A serial may be provisioned when all of these hold:
   `CLAIM_STALE_AFTER`, the ownership token's life) passes to this certificate only if AWS
   IoT's registry, the authoritative record, shows the claimed device never provisioned: no
   certificate attached to the thing `<serial>` and the claimed certificate not ACTIVE (a
-  device whose recorder lagged or failed keeps its name: `PROVISIONED_UNRECORDED`);
+  device whose recorder lagged or failed keeps its name: `PROVISIONED_UNRECORDED`); and only
+  a claim made in this region (`claimRegion`) passes on here: another region's device is in
+  its registry, which this hook cannot read, so only the hook in the claim's region may pass
+  the serial on (`CLAIMED_IN_ANOTHER_REGION`);
 * the claim certificate (`claimCertificateId`, an AWS IoT certificate id) holds no other
   serial: one claim, one device (a claim holder asking for further allow-listed serials
   within the claim's five minutes is refused, `CLAIM_HOLDS_ANOTHER_SERIAL`);
@@ -102,6 +105,7 @@ class HookConfig:
     template_arn: str
     claim_client_id_prefix: str
     claim_stale_after: dt.timedelta  # fleet_allow_list.CLAIM_STALE_AFTER
+    region: str  # this hook's region: its registry is the only one it reads
 
 
 @dataclass(frozen=True)
@@ -163,6 +167,12 @@ def check(request: PreProvisioningRequest, records: Records, config: HookConfig,
         claimed_at = _claimed_at(entry)
         if claimed_at is None or now - claimed_at < config.claim_stale_after:
             return deny("CLAIM_IN_PROGRESS", serial)
+        claim_region = str(entry[Attr.CLAIM_REGION])
+        if claim_region != config.region:
+            return deny("CLAIMED_IN_ANOTHER_REGION", serial, (
+                f"{Attr.CLAIM_REGION}: {claim_region}: the stale claim was made there and only "
+                f"the hook in {claim_region} may pass it on (this region's registry cannot "
+                f"show whether that device provisioned); provision the device in {claim_region}",))
         return Decision(allowed=True, reason="ALLOWED", serial=serial,
                         overrides={SERIAL_PARAMETER: serial},
                         takes_over=str(entry[Attr.CLAIM_CERTIFICATE_ID]))
