@@ -24,6 +24,7 @@ from tools import ca_rotation
 from tools import pki as pki_tool
 from tools.harness import StackGraph, evaluate_program, load_program_stack
 from tools.local import journeys
+from tools.local.emulation.iot_data import IotData
 from tools.local.journeys import jitr
 from tools.local.journeys import registry as seen
 from tools.local.pki_material import LocalPki
@@ -266,6 +267,79 @@ def test_a_row_that_changed_before_the_commit_refuses_the_rotation(world):
     assert result["status"] == "FAILED", result
     assert world.status(new_cert) == "INACTIVE" and world.status(old_cert) == "ACTIVE"
     assert world.row("meter-9")["certificateId"] == old_cert
+
+
+def _reissue(world: Rotation, thing: str) -> str:
+    """The device's re-issued certificate, registered by its first connection (its event is
+    then delivered by the test, as often as the test needs)."""
+    device = world.world.pki.device(thing, next_ca=True)
+    return world.world.emulation(IotData).auto_register(REGION, device.pem).certificate_id
+
+
+def _assert_moved(world: Rotation, thing: str, old_cert: str, new_cert: str) -> None:
+    """The device holds only its new certificate, the row names it, the old one is revoked."""
+    row = world.row(thing)
+    assert (row["certificateId"], row["version"], row["revokedCertificateIds"]) == (new_cert, "2", [old_cert])
+    assert world.status(new_cert) == "ACTIVE" and world.status(old_cert) == "REVOKED"
+    assert world.principals(thing) == [new_cert]
+    assert seen.usable(world.world, REGION, thing, new_cert)
+
+
+@pytest.mark.slow
+def test_a_duplicate_delivery_of_a_rotation_finishes_it_instead_of_cutting_the_device_off(world):
+    """Two executions for one re-issued certificate both classify the row as a rotation; the
+    second commits first. The first's conditional write is refused: it re-reads the row, sees
+    its certificate committed, and finishes (revoking the already revoked old one is fine)."""
+    old_cert = world.onboard_on_old_ca("meter-dup")
+    new_cert = _reissue(world, "meter-dup")
+    outcome: dict[str, Any] = {}
+
+    def second_delivery(_: dict[str, Any]) -> None:
+        outcome["second"] = jitr.run_machine(world.world, REGION, {"certificateId": new_cert})
+
+    world.world.calls.before("UpdateItem", second_delivery, by="states:")
+    first = jitr.run_machine(world.world, REGION, {"certificateId": new_cert})
+
+    assert outcome["second"]["status"] == "SUCCEEDED", outcome["second"]
+    assert first["status"] == "SUCCEEDED", first
+    _assert_moved(world, "meter-dup", old_cert, new_cert)
+
+
+@pytest.mark.slow
+def test_a_rotation_write_that_landed_but_answered_an_error_is_not_rolled_back(world):
+    """The write takes effect, its answer is lost (throttling), the retry is refused by the
+    write's own version condition: the rotation is committed, and finished."""
+    old_cert = world.onboard_on_old_ca("meter-retry")
+    new_cert = _reissue(world, "meter-retry")
+    dynamodb = world.world.client("dynamodb", REGION)
+    world.world.calls.before("UpdateItem", lambda params: dynamodb.update_item(**params), by="states:")
+    world.world.calls.fail("UpdateItem", "ProvisionedThroughputExceededException", by="states:", skip=1)
+
+    result = jitr.run_machine(world.world, REGION, {"certificateId": new_cert})
+
+    assert result["status"] == "SUCCEEDED", result
+    assert len(world.world.calls.of("UpdateItem", caller="states:")) >= 2  # the retry happened
+    _assert_moved(world, "meter-retry", old_cert, new_cert)
+
+
+@pytest.mark.slow
+def test_a_rerun_after_an_interrupted_rotation_revokes_the_old_certificate(world):
+    """The rotation's commit lands and the execution stops there. A re-run finds the row naming
+    its certificate (a known device) and, before converging, revokes and detaches what the row
+    lists as revoked: the replicator skips rows written in its own region, so nobody else would."""
+    old_cert = world.onboard_on_old_ca("meter-int")
+    new_cert = _reissue(world, "meter-int")
+    world.world.calls.interrupt("UpdateItem", by="states:")
+    assert jitr.run_machine(world.world, REGION, {"certificateId": new_cert})["status"] == "ABORTED"
+    assert world.status(old_cert) == "ACTIVE"
+
+    rerun = jitr.run_machine(world.world, REGION, {"certificateId": new_cert})
+    again = jitr.run_machine(world.world, REGION, {"certificateId": new_cert})
+
+    assert rerun["status"] == "SUCCEEDED", rerun
+    assert again["status"] == "SUCCEEDED", again  # revoked and detached already: still fine
+    _assert_moved(world, "meter-int", old_cert, new_cert)
+    assert world.row("meter-int")["writerRegion"] == REGION
 
 
 # --- replication registers with the CA the item names ---------------------------------------

@@ -608,6 +608,26 @@ def test_duplicate_deliveries_racing_both_succeed(region: Region) -> None:
     assert len(region.rows()) == 1
 
 
+def test_a_failed_duplicate_keeps_the_registration_the_other_delivery_committed(
+        region: Region) -> None:
+    """The second delivery runs to completion while the first is at AttachPolicy, which then
+    fails: the first's rollback re-reads the row, finds this certificate named ACTIVE and
+    undoes nothing (it started from PENDING_ACTIVATION and no row, which is stale by then)."""
+    cert_id = region.register(issue("sensor-dup-fail", region.ca), region.ca_pem)
+    outcome: dict[str, Any] = {}
+    region.calls.before("AttachPolicy", lambda _: outcome.setdefault("second", region.run(cert_id)))
+    region.calls.fail("AttachPolicy", "InvalidRequestException", skip=1)
+
+    first = region.run(cert_id)
+
+    assert outcome["second"]["status"] == "SUCCEEDED", outcome["second"]
+    assert (first["status"], first["error"]) == ("FAILED", "Iot.InvalidRequestException")
+    region.assert_registered("sensor-dup-fail", cert_id)
+    row = region.row("sensor-dup-fail")
+    assert row is not None and row["certificateId"] == cert_id
+    assert [c for c in region.calls_to("UpdateCertificate") if deactivation(c.params)] == []
+
+
 def test_rollback_deletes_a_thing_only_with_its_own_token(region: Region) -> None:
     """CreateThing succeeding says nothing: here an earlier attempt of the same call (same
     token) created it - ours, deleted on rollback. A thing someone else created with the
