@@ -101,6 +101,12 @@ def test_retirement_turns_auto_registration_off_then_deactivates(tmp_path, state
     assert len(of_region(graph, "aws:iot/topicRule:TopicRule")) == rules
     [check] = [f for f in of_region(graph, "aws:lambda/function:Function") if f.name.endswith("jitr-check")]
     assert OLD_CA.pem.strip() not in check.inputs["environment"]["variables"]["CA_CERTIFICATE_PEM"]
+    # The machine accepts exactly the CAs the check trusts: the issuing CA only.
+    [machine] = [m for m in of_region(graph, "aws:sfn/stateMachine:StateMachine") if m.name.endswith("jitr-machine")]
+    definition = json.loads(machine.inputs["definition"])
+    accepted = definition["States"]["IsIssuedByOurCa"]["Choices"][0]["And"][2]["Or"]
+    new_id = graph.named("region-eu-west-1-edge-ca-ca2027").id
+    assert [r["StringEquals"] for r in accepted] == [new_id, new_id]
 
 
 def _parse(value: Any, tmp_path: Path) -> list[str]:
@@ -340,6 +346,46 @@ def test_a_rerun_after_an_interrupted_rotation_revokes_the_old_certificate(world
     assert again["status"] == "SUCCEEDED", again  # revoked and detached already: still fine
     _assert_moved(world, "meter-int", old_cert, new_cert)
     assert world.row("meter-int")["writerRegion"] == REGION
+
+
+@pytest.fixture(scope="module")
+def retiring_graph(local_pki: LocalPki) -> StackGraph:
+    """The dev stack as the local run evaluates it, the run's intermediate `retiring`."""
+    spec = load_program_stack(PROJECT_DIR, "dev")
+    added, _ = journeys.config_overrides(spec.config, spec.project)
+    ca_config, _ = local_pki.stack_ca_config()
+    ca_config["caCertificates"][0]["state"] = "retiring"
+    return evaluate_program(PROJECT_DIR, "dev", config_overrides={**added, **ca_config},
+                            drop_keys=("caCertificatePemFile", "caCertificatePem", "caCertificates"))
+
+
+@pytest.mark.slow
+def test_a_replayed_event_for_a_live_device_on_a_retiring_ca_changes_nothing(retiring_graph, local_pki):
+    """Its devices still connect, none registers any more: a replayed (DLQ) or hand-started
+    event for one of its certificates is not ours to act on. The machine refuses it up front
+    (the check no longer trusts that CA, so going on would revoke a working device)."""
+    old_pem = local_pki.intermediate_pem
+    with open_world(retiring_graph, regions=[REGION], pki=local_pki, capabilities=["jitr"]) as opened:
+        iot = opened.client("iot", REGION)
+        device = opened.pki.device("meter-old", next_ca=False)
+        cert_id = iot.register_certificate(certificatePem=device.pem, caCertificatePem=old_pem,
+                                           status="ACTIVE")["certificateId"]
+        iot.create_thing(thingName="meter-old")
+        iot.attach_thing_principal(thingName="meter-old", principal=seen.cert_arn(REGION, cert_id))
+        opened.client("dynamodb", REGION).put_item(TableName=opened.table(seen.INVENTORY), Item={
+            "thingName": {"S": "meter-old"}, "certificateId": {"S": cert_id},
+            "certificatePem": {"S": device.pem}, "issuer": {"S": "OWN_CA"},
+            "caCertificateId": {"S": certificate_id(old_pem)}, "originRegion": {"S": REGION},
+            "writerRegion": {"S": REGION}, "status": {"S": "ACTIVE"}, "onboarding": {"S": "JITR"},
+            "notAfter": {"S": "2030-01-01T00:00:00Z"}, "version": {"N": "1"},
+            "updatedAt": {"S": "2026-01-01T00:00:00Z"}})
+
+        result = jitr.run_machine(opened, REGION, {"certificateId": cert_id})
+
+        assert (result["status"], result["error"]) == ("FAILED", "Jitr.ForeignCertificate")
+        assert seen.status(opened, REGION, cert_id) == "ACTIVE"
+        assert seen.things_of(opened, REGION, cert_id) == ["meter-old"]
+        assert [c.operation for c in opened.calls.of(caller="states:")] == ["DescribeCertificate"]
 
 
 # --- replication registers with the CA the item names ---------------------------------------

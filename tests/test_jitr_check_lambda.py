@@ -93,7 +93,7 @@ def test_load_ca_certificates_reports_bad_pem() -> None:
 def test_bad_event_gives_an_error_result(ca: Issued, event: object) -> None:
     result = app.evaluate(event, Config([ca.cert]), NOW)
     assert result["error"] == "InvalidEvent" and result["valid"] is False
-    assert set(result) == {"valid", "reason", "thingName", "notAfter", "error"}
+    assert set(result) == {"valid", "reason", "thingName", "notAfter", "subjectThingName", "error"}
 
 
 def test_missing_or_bad_ca_configuration_is_reported(ca: Issued) -> None:
@@ -111,7 +111,7 @@ def test_handler_returns_every_key(ca: Issued, monkeypatch: pytest.MonkeyPatch) 
     device = issue("sensor-4", ca)
     result = app.handler({"certificatePem": device.pem}, CONTEXT)
     assert result == {"valid": True, "reason": result["reason"], "thingName": "sensor-4",
-                      "notAfter": result["notAfter"], "error": None}
+                      "notAfter": result["notAfter"], "subjectThingName": "sensor-4", "error": None}
     assert app.handler({"wrong": 1}, CONTEXT)["error"] == "InvalidEvent"
 
 
@@ -150,6 +150,8 @@ def test_only_device_certificates_are_accepted(ca: Issued, ekus: list[x509.Objec
     else:
         assert not result.valid and problem in result.reason
         assert result.thing_name is None
+        # The CN is still reported, for the inventory look-up before a revocation.
+        assert result.subject_thing_name == "sensor-usage"
 
 
 def test_the_pki_tools_server_certificate_never_passes_but_its_device_certificate_does(

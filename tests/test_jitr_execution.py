@@ -362,6 +362,23 @@ def test_our_certificate_that_is_no_device_identity_is_revoked(
     assert region.iot.list_things()["things"] == [] and region.rows() == []
 
 
+def test_a_rejected_certificate_the_inventory_names_is_never_revoked(region: Region) -> None:
+    """Revocation is final: when the check rejects a certificate the inventory names as its
+    thing's ACTIVE one (the check and the inventory disagree), nothing is changed."""
+    device = issue("sensor-expired-live", region.ca, not_before=NOW - dt.timedelta(days=30), days=10)
+    cert_id = region.register(device, region.ca_pem, status="ACTIVE")
+    region.iot.create_thing(thingName="sensor-expired-live")
+    region.iot.attach_thing_principal(thingName="sensor-expired-live", principal=region.cert_arn(cert_id))
+    region.put_row("sensor-expired-live", device, cert_id)
+    before = region.state(cert_id)
+
+    result = region.run(cert_id)
+
+    assert (result["status"], result["error"]) == ("FAILED", "Jitr.RejectedCertificateInUse")
+    assert region.state(cert_id) == before and before.status == "ACTIVE"
+    assert region.writes() == []
+
+
 # --- class 2 and 6: what the inventory says ----------------------------------------------------
 
 def test_revoked_device_is_never_activated(region: Region) -> None:

@@ -74,15 +74,21 @@ def topic_rule_sql(ca_certificate_id: str) -> str:
 def state_machine_definition(*, region: str, ca_certificate_id: str, check_function_arn: str,
                              table_name: str, device_policy_name: str,
                              retry_interval_seconds: int = 1, retry_max_attempts: int = 6,
-                             previous_ca_certificate_id: str | None = None) -> str:
+                             previous_ca_certificate_id: str | None = None,
+                             previous_ca_auto_registers: bool = True) -> str:
     """The JITR machine for one region. `ca_certificate_id` is this region's registration of
     our (issuing) CA, `previous_ca_certificate_id` the CA a rotation moves devices away from
-    (the same when there is none): the machine changes no certificate AWS IoT registered under
-    any other CA, and moves a device's row from the previous CA to the issuing one only."""
+    (the same when there is none): the machine moves a device's row from the previous CA to
+    the issuing one only. It changes no certificate AWS IoT registered under a CA whose
+    devices do not auto-register: the previous CA's only while it is `previous`, not once it
+    is `retiring` (the check function trusts exactly the same CAs, `DeviceCas.accepted_pem`)."""
+    previous = previous_ca_certificate_id or ca_certificate_id
     return render(
         DEFINITION,
         ca_certificate_id=ca_certificate_id,
-        previous_ca_certificate_id=previous_ca_certificate_id or ca_certificate_id,
+        previous_ca_certificate_id=previous,
+        accepted_previous_ca_certificate_id=previous if previous_ca_auto_registers
+        else ca_certificate_id,
         check_function_arn=check_function_arn,
         inventory_table_name=table_name,
         device_policy_name=device_policy_name,
@@ -241,7 +247,9 @@ class JitrPipeline(pulumi.ComponentResource):
                     table_name=v[2], device_policy_name=v[3],
                     retry_interval_seconds=args.retry_interval_seconds,
                     retry_max_attempts=args.retry_max_attempts,
-                    previous_ca_certificate_id=v[4])),
+                    previous_ca_certificate_id=v[4],
+                    # The same CAs as the check function's PEMs (cas.accepted_pem).
+                    previous_ca_auto_registers=previous is not None and previous.auto_registration)),
             kms_key_arn=args.kms_key_arn, log_retention_days=args.log_retention_days, tags=tags)
         self.state_machine = self.machine.machine
 

@@ -37,7 +37,7 @@ def error_result(error: str, reason: str) -> dict[str, object]:
     """A result the state machine routes to rollback (not to revocation): the event or our
     configuration is wrong, which says nothing about the certificate."""
     return {"valid": False, "reason": reason, "thingName": None, "notAfter": None,
-            "error": error}
+            "subjectThingName": None, "error": error}
 
 
 def evaluate(event: Any, config: Config | Exception, now: dt.datetime) -> dict[str, object]:

@@ -14,7 +14,7 @@ the EKU rule rejects it whatever its CN: a server certificate never becomes a de
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -36,11 +36,16 @@ class CheckResult:
     reason: str
     thing_name: str | None = None
     not_after: str | None = None
+    # The subject CN when it is a valid thing name, whether or not the certificate is
+    # acceptable: the state machine looks a rejected certificate up in the inventory under
+    # it and never revokes one the inventory names as its thing's ACTIVE certificate.
+    subject_thing_name: str | None = None
 
     def as_payload(self) -> dict[str, object]:
         """The Lambda result; every key always present (the state machine selects them)."""
         return {"valid": self.valid, "reason": self.reason, "thingName": self.thing_name,
-                "notAfter": self.not_after, "error": None}
+                "notAfter": self.not_after, "subjectThingName": self.subject_thing_name,
+                "error": None}
 
 
 def load_ca_certificates(pem: str) -> list[x509.Certificate]:
@@ -128,6 +133,19 @@ def check_certificate(certificate_pem: str, cas: list[x509.Certificate],
         cert.extensions  # parsed lazily: a forged certificate's would raise in the checks below
     except (ValueError, x509.DuplicateExtension) as err:
         return CheckResult(False, f"malformed extensions ({err})")
+    return replace(_check(cert, cas, now), subject_thing_name=_subject_thing_name(cert))
+
+
+def _subject_thing_name(cert: x509.Certificate) -> str | None:
+    """The CN when it is a valid thing name (an unreadable subject: None)."""
+    try:
+        name = common_name(cert)
+    except ValueError:
+        return None
+    return name if name is not None and not thing_name_problem(name) else None
+
+
+def _check(cert: x509.Certificate, cas: list[x509.Certificate], now: dt.datetime) -> CheckResult:
     not_after = timestamp(cert.not_valid_after_utc)  # goes into the inventory item
     if not any(issued_by(cert, ca) for ca in cas):
         return CheckResult(False, f"not issued by our CA (issuer '{cert.issuer.rfc4514_string()}')",
