@@ -287,6 +287,24 @@ def test_a_csr_certificate_certifies_the_csr_key(world: World) -> None:
                     .public_bytes(serialization.Encoding.PEM).decode()) == "InvalidRequestException"
 
 
+def test_a_detachment_propagates_before_the_next_delete(world: World) -> None:
+    """DetachThingPrincipal is asynchronous: the first delete of the certificate and of the
+    thing that would otherwise succeed is refused, the next succeeds."""
+    iot, made, thing = world.client("iot", A), registered(world), name()
+    iot.create_thing(thingName=thing)
+    iot.attach_thing_principal(thingName=thing, principal=made["certificateArn"])
+    iot.detach_thing_principal(thingName=thing, principal=made["certificateArn"])
+    # a delete refused for its own reason does not use the propagation up
+    assert code(iot.delete_certificate, certificateId=made["certificateId"]) == "CertificateStateException"
+    iot.update_certificate(certificateId=made["certificateId"], newStatus="INACTIVE")
+    assert code(iot.delete_certificate, certificateId=made["certificateId"],
+                forceDelete=True) == "DeleteConflictException"
+    iot.delete_certificate(certificateId=made["certificateId"], forceDelete=True)
+    assert code(iot.delete_thing, thingName=thing) == "InvalidRequestException"  # DeleteThing's code
+    iot.delete_thing(thingName=thing)
+    assert not seen.thing_exists(world, A, thing)
+
+
 def test_conditional_writes_are_atomic_per_item(world: World) -> None:
     dynamodb, thing = world.client("dynamodb", A), name()
     start, won = threading.Barrier(20), []

@@ -94,8 +94,14 @@ class Regions:
         iot.update_certificate(certificateId=certificate, newStatus="INACTIVE")
         iot.detach_thing_principal(thingName=thing, principal=arn)
         iot.detach_policy(policyName=seen.device_policy(self.world, region), target=arn)
-        iot.delete_certificate(certificateId=certificate)
-        iot.delete_thing(thingName=thing)
+        # The detach propagates asynchronously: each delete is retried once it is refused for it.
+        for delete, refused in ((lambda: iot.delete_certificate(certificateId=certificate),
+                                 iot.exceptions.DeleteConflictException),
+                                (lambda: iot.delete_thing(thingName=thing), iot.exceptions.InvalidRequestException)):
+            try:
+                delete()
+            except refused:
+                delete()
         self.write_change(region, thing, "DELETED")
 
     def expire(self, region: str, thing: str) -> None:

@@ -28,8 +28,10 @@ from moto.iot import models as iot_models
 from moto.iot import responses as iot_responses
 from moto.iot.exceptions import (
     CertificateStateException,
+    DeleteConflictException,
     InvalidRequestException,
     ResourceAlreadyExistsException,
+    ThingStillAttached,
     VersionConflictException,
 )
 
@@ -180,10 +182,47 @@ def _attach_thing_principal(self: Any) -> Any:
     return iot_responses.EmptyResult()
 
 
+def _propagating(backend: Any) -> set[tuple[str, str]]:
+    """("certificate", id) and ("thing", name) whose detachment has not propagated yet."""
+    if not hasattr(backend, "_detaching"):
+        backend._detaching = set()
+    found: set[tuple[str, str]] = backend._detaching
+    return found
+
+
 def _detach_thing_principal(original: Callable[..., Any], self: Any, thing_name: str, principal_arn: str) -> None:
+    """DetachThingPrincipal "is asynchronous. It might take several seconds for the detachment
+    to propagate": the next delete of the certificate and of the thing that would otherwise
+    succeed is refused once (DeleteCertificate, DeleteThing below), the one after succeeds."""
     original(self, thing_name=thing_name, principal_arn=principal_arn)
     if _exclusive(self).get(principal_arn) == thing_name:
         del _exclusive(self)[principal_arn]
+    if ":cert/" in principal_arn:
+        _propagating(self).add(("certificate", self._get_principal(principal_arn).certificate_id))
+    _propagating(self).add(("thing", thing_name))
+
+
+def _delete_certificate(original: Callable[..., Any], self: Any, certificate_id: str, force_delete: bool) -> None:
+    """A detachment not yet propagated: `DeleteConflictException` (DeleteCertificate's error for
+    a certificate still attached), after moto's own checks so only a delete that would
+    otherwise succeed meets it."""
+    self._validation_delete(self.describe_certificate(certificate_id), force_delete)
+    if ("certificate", certificate_id) in _propagating(self):
+        _propagating(self).discard(("certificate", certificate_id))
+        raise DeleteConflictException(f"Certificate {certificate_id}: a detachment from its thing is still "
+                                      "propagating; retry")
+    original(self, certificate_id=certificate_id, force_delete=force_delete)
+
+
+def _delete_thing_propagating(original: Callable[..., Any], self: Any, thing_name: str) -> None:
+    """A detachment not yet propagated leaves the thing attached: `InvalidRequestException`
+    ("still attached", as for any attached thing: DeleteThing has no DeleteConflictException)."""
+    self.describe_thing(thing_name)
+    attached = any(t == thing_name for (_, t) in self.principal_things)
+    if not attached and ("thing", thing_name) in _propagating(self):
+        _propagating(self).discard(("thing", thing_name))
+        raise ThingStillAttached(thing_name)
+    original(self, thing_name=thing_name)
 
 
 def _delete_thing(self: Any) -> Any:
@@ -382,6 +421,8 @@ def faithful_moto(clock: WriteClock | None = None) -> Iterator[None]:
         patch(mock.patch.object(iot_models, "iot_use_valid_cert", lambda: True))
         for name, wrapper in (("update_certificate", _update_certificate),
                               ("detach_thing_principal", _detach_thing_principal),
+                              ("delete_certificate", _delete_certificate),
+                              ("delete_thing", _delete_thing_propagating),
                               ("create_thing", _create_thing),
                               ("update_thing", _update_thing),
                               ("add_thing_to_thing_group", _add_thing_to_thing_group)):
