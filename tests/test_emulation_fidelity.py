@@ -25,6 +25,7 @@ from botocore.exceptions import ClientError
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509.oid import NameOID
 
 from components.edge.device_policy import device_policy_document
 from components.fleet_provisioning.component import ALLOW_LIST_ADMINS_GROUP, INSTALLERS_GROUP
@@ -303,6 +304,29 @@ def test_a_detachment_propagates_before_the_next_delete(world: World) -> None:
     assert code(iot.delete_thing, thingName=thing) == "InvalidRequestException"  # DeleteThing's code
     iot.delete_thing(thingName=thing)
     assert not seen.thing_exists(world, A, thing)
+
+
+def test_register_certificate_needs_the_registered_ca_that_signed_it(world: World) -> None:
+    iot, ours = world.client("iot", A), our_ca(world)[1]
+    stranger = issue(name(), ca=True)
+    key, now = ec.generate_private_key(ec.SECP256R1()), dt.datetime.now(dt.timezone.utc)
+    forged = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name())]))
+              .issuer_name(world.pki.intermediate.cert.subject).public_key(key.public_key())
+              .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+              .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256()))  # our CA's name, not its key
+    for pem, ca in ((issue(name(), stranger).pem, ours),  # another CA signed it
+                    (forged.public_bytes(serialization.Encoding.PEM).decode(), ours),
+                    (issue(name(), stranger).pem, stranger.pem)):  # a CA not registered
+        assert code(iot.register_certificate, certificatePem=pem,
+                    caCertificatePem=ca) == "CertificateValidationException"
+    # registered in one region only: the other refuses it
+    local = issue(name(), ca=True)
+    iot.register_ca_certificate(caCertificate=local.pem, verificationCertificate=issue(name(), local).pem)
+    device = issue(name(), local)
+    assert code(world.client("iot", B).register_certificate, certificatePem=device.pem,
+                caCertificatePem=local.pem) == "CertificateValidationException"
+    iot.register_certificate(certificatePem=device.pem, caCertificatePem=local.pem)
+    iot.register_certificate(certificatePem=issue(name(), world.pki.intermediate).pem, caCertificatePem=ours)
 
 
 def test_conditional_writes_are_atomic_per_item(world: World) -> None:

@@ -30,6 +30,7 @@ from moto.iot.exceptions import (
     CertificateStateException,
     DeleteConflictException,
     InvalidRequestException,
+    IoTClientError,
     ResourceAlreadyExistsException,
     ThingStillAttached,
     VersionConflictException,
@@ -234,6 +235,36 @@ def _delete_thing(self: Any) -> Any:
     return iot_responses.EmptyResult()
 
 
+class CertificateValidationException(IoTClientError):
+    def __init__(self, msg: str):
+        super().__init__("CertificateValidationException", msg)
+
+
+def _der(pem: str) -> bytes:
+    return x509.load_pem_x509_certificate(pem.encode()).public_bytes(serialization.Encoding.DER)
+
+
+def _register_certificate(original: Callable[..., Any], self: Any, certificate_pem: str,
+                          ca_certificate_pem: str | None, set_as_active: bool, status: str) -> Any:
+    """With a CA: it is "the CA certificate used to sign the device certificate" and "you must
+    register the signing CA with AWS IoT" in the region: else CertificateValidationException."""
+    if ca_certificate_pem is not None:
+        try:
+            device, ca = (x509.load_pem_x509_certificate(pem.encode())
+                          for pem in (certificate_pem, ca_certificate_pem))
+        except ValueError:
+            raise CertificateValidationException("The certificate or the CA certificate is not valid PEM") from None
+        der = ca.public_bytes(serialization.Encoding.DER)
+        if not any(_der(c.certificate_pem) == der for c in self.ca_certificates.values()):
+            raise CertificateValidationException(f"The CA certificate is not registered in {self.region_name}")
+        try:
+            device.verify_directly_issued_by(ca)
+        except Exception:  # another issuer name, a signature this CA's key did not make
+            raise CertificateValidationException("The certificate is not signed by the given CA") from None
+    return original(self, certificate_pem=certificate_pem, ca_certificate_pem=ca_certificate_pem,
+                    set_as_active=set_as_active, status=status)
+
+
 def _describe_certificate(self: Any) -> Any:
     certificate = self.iot_backend.describe_certificate(self._get_param("certificateId"))
     description = certificate.to_description_dict()
@@ -423,6 +454,7 @@ def faithful_moto(clock: WriteClock | None = None) -> Iterator[None]:
                               ("detach_thing_principal", _detach_thing_principal),
                               ("delete_certificate", _delete_certificate),
                               ("delete_thing", _delete_thing_propagating),
+                              ("register_certificate", _register_certificate),
                               ("create_thing", _create_thing),
                               ("update_thing", _update_thing),
                               ("add_thing_to_thing_group", _add_thing_to_thing_group)):
