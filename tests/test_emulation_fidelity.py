@@ -329,6 +329,28 @@ def test_register_certificate_needs_the_registered_ca_that_signed_it(world: Worl
     iot.register_certificate(certificatePem=issue(name(), world.pki.intermediate).pem, caCertificatePem=ours)
 
 
+def test_a_client_request_token_is_refused_with_other_parameters(world: World) -> None:
+    dynamodb, table, token = world.client("dynamodb", A), name(), uuid.uuid4().hex
+    for region in (A, B):
+        world.client("dynamodb", region).create_table(
+            TableName=table, BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+
+    def put(value: str) -> list[dict[str, Any]]:
+        return [{"Put": {"TableName": table, "Item": {"pk": {"S": value}}}}]
+
+    dynamodb.transact_write_items(TransactItems=put("a"), ClientRequestToken=token)
+    dynamodb.transact_write_items(TransactItems=put("a"), ClientRequestToken=token)  # the same: fine
+    assert code(dynamodb.transact_write_items, TransactItems=put("b"),
+                ClientRequestToken=token) == "IdempotentParameterMismatchException"
+    assert code(dynamodb.transact_write_items, TransactItems=put("a"), ClientRequestToken=token,
+                ReturnConsumedCapacity="TOTAL") == "IdempotentParameterMismatchException"
+    assert "Item" not in dynamodb.get_item(TableName=table, Key={"pk": {"S": "b"}})
+    # tokens are per region (and account)
+    world.client("dynamodb", B).transact_write_items(TransactItems=put("b"), ClientRequestToken=token)
+
+
 def test_conditional_writes_are_atomic_per_item(world: World) -> None:
     dynamodb, thing = world.client("dynamodb", A), name()
     start, won = threading.Barrier(20), []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import json
 import re
 import threading
@@ -22,6 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
+from moto.dynamodb.exceptions import ERROR_TYPE_PREFIX, DynamodbException
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models import table as dynamodb_table
 from moto.iot import models as iot_models
@@ -370,6 +372,43 @@ def _atomic(original: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
+# TransactWriteItems: "If you submit a request with the same client token but a change in other
+# parameters within the 10-minute idempotency window, DynamoDB returns an
+# IdempotentParameterMismatch exception."
+IDEMPOTENCY_WINDOW_SECONDS = 600.0
+
+
+class IdempotentParameterMismatchException(DynamodbException):
+    def __init__(self, message: str):
+        super().__init__(ERROR_TYPE_PREFIX + "IdempotentParameterMismatchException", message=message)
+
+
+def _transact_write_items(original: Callable[..., Any], self: Any) -> Any:
+    """A `ClientRequestToken` seen within 10 minutes with other parameters (any member but the
+    token) is refused. The token is kept from the first request that reaches moto, whatever
+    its outcome (undocumented for a failed request: the less permissive reading). The
+    identical replay is re-executed, as moto does: AWS answers it as the first call."""
+    token = self.body.get("ClientRequestToken")
+    if token is None:
+        return original(self)
+    digest = hashlib.sha256(json.dumps({k: v for k, v in self.body.items() if k != "ClientRequestToken"},
+                                       sort_keys=True).encode()).hexdigest()
+    backend = self.dynamodb_backend  # one per (account, region)
+    if not hasattr(backend, "_client_tokens"):
+        backend._client_tokens = {}
+    tokens: dict[str, tuple[str, float]] = backend._client_tokens
+    with _ITEM_LOCK:
+        now = time.time()
+        seen = tokens.get(token)
+        if seen is not None and now - seen[1] < IDEMPOTENCY_WINDOW_SECONDS:
+            if seen[0] != digest:
+                raise IdempotentParameterMismatchException(
+                    f"ClientRequestToken {token} was used within 10 minutes with other parameters")
+        else:
+            tokens[token] = (digest, now)
+    return original(self)
+
+
 class WriteClock:
     """One clock for every table of every region, strictly increasing in the milliseconds a
     stream record carries: the order of writes is the order of their records' times."""
@@ -437,6 +476,7 @@ def _update_health_check(original: Callable[..., Any], self: Any) -> Any:
 def faithful_moto(clock: WriteClock | None = None) -> Iterator[None]:
     """Patch moto as this module describes, undone on exit."""
     from moto.cognitoidp import models as cognito_models
+    from moto.dynamodb.responses import DynamoHandler
     from moto.kms import models as kms_models
     from moto.route53.responses import Route53 as Route53Response
 
@@ -466,5 +506,6 @@ def faithful_moto(clock: WriteClock | None = None) -> Iterator[None]:
         for name in _ATOMIC:
             patch(mock.patch.object(DynamoDBBackend, name, _atomic(getattr(DynamoDBBackend, name))))
         patch(mock.patch.object(dynamodb_table, "utcnow", clock or WriteClock()))
+        patch(wrapping(DynamoHandler, "transact_write_items", _transact_write_items))
         patch(wrapping(Route53Response, "update_health_check", _update_health_check))
         yield
