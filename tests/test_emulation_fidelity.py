@@ -351,6 +351,22 @@ def test_a_client_request_token_is_refused_with_other_parameters(world: World) -
     world.client("dynamodb", B).transact_write_items(TransactItems=put("b"), ClientRequestToken=token)
 
 
+def test_a_target_has_at_most_ten_policies(world: World) -> None:
+    iot, arn = world.client("iot", A), registered(world)["certificateArn"]
+    policies = [name() for _ in range(11)]
+    for policy in policies:
+        iot.create_policy(policyName=policy, policyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Connect",
+                                                   "Resource": "*"}]}))
+    for policy in policies[:10]:
+        iot.attach_policy(policyName=policy, target=arn)
+    iot.attach_policy(policyName=policies[0], target=arn)  # already attached: fine
+    assert code(iot.attach_policy, policyName=policies[10], target=arn) == "LimitExceededException"
+    assert code(iot.attach_principal_policy, policyName=policies[10], principal=arn) == "LimitExceededException"
+    iot.detach_policy(policyName=policies[0], target=arn)
+    iot.attach_policy(policyName=policies[10], target=arn)
+
+
 def test_conditional_writes_are_atomic_per_item(world: World) -> None:
     dynamodb, thing = world.client("dynamodb", A), name()
     start, won = threading.Barrier(20), []

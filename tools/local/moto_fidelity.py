@@ -242,6 +242,13 @@ class CertificateValidationException(IoTClientError):
         super().__init__("CertificateValidationException", msg)
 
 
+class LimitExceededException(IoTClientError):
+    code = 410  # AttachPolicy's LimitExceededException: "HTTP Status Code: 410"
+
+    def __init__(self, msg: str):
+        super().__init__("LimitExceededException", msg)
+
+
 def _der(pem: str) -> bytes:
     return x509.load_pem_x509_certificate(pem.encode()).public_bytes(serialization.Encoding.DER)
 
@@ -265,6 +272,30 @@ def _register_certificate(original: Callable[..., Any], self: Any, certificate_p
             raise CertificateValidationException("The certificate is not signed by the given CA") from None
     return original(self, certificate_pem=certificate_pem, ca_certificate_pem=ca_certificate_pem,
                     set_as_active=set_as_active, status=status)
+
+
+# AWS IoT Core quotas: at most 10 policies attached to one certificate, Cognito identity or
+# thing group ("target").
+MAX_ATTACHED_POLICIES = 10
+
+
+def _within_policy_quota(self: Any, policy_name: str, target: str) -> None:
+    attached = {p for (t, p) in self.principal_policies if t == target}
+    if policy_name not in attached and len(attached) >= MAX_ATTACHED_POLICIES:
+        self._get_principal(target)  # ResourceNotFoundException first
+        self.get_policy(policy_name)
+        raise LimitExceededException(f"{target} already has {MAX_ATTACHED_POLICIES} policies attached")
+
+
+def _attach_policy(original: Callable[..., Any], self: Any, policy_name: str, target: str) -> None:
+    _within_policy_quota(self, policy_name, target)
+    original(self, policy_name=policy_name, target=target)
+
+
+def _attach_principal_policy(original: Callable[..., Any], self: Any, policy_name: str, principal_arn: str) -> None:
+    """The deprecated AttachPrincipalPolicy: the same quota."""
+    _within_policy_quota(self, policy_name, principal_arn)
+    original(self, policy_name=policy_name, principal_arn=principal_arn)
 
 
 def _describe_certificate(self: Any) -> Any:
@@ -495,6 +526,8 @@ def faithful_moto(clock: WriteClock | None = None) -> Iterator[None]:
                               ("delete_certificate", _delete_certificate),
                               ("delete_thing", _delete_thing_propagating),
                               ("register_certificate", _register_certificate),
+                              ("attach_policy", _attach_policy),
+                              ("attach_principal_policy", _attach_principal_policy),
                               ("create_thing", _create_thing),
                               ("update_thing", _update_thing),
                               ("add_thing_to_thing_group", _add_thing_to_thing_group)):
