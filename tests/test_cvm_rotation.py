@@ -111,6 +111,27 @@ def test_an_identical_retry_gets_the_same_new_certificate_and_nothing_else(
     assert {c["status"] for c in world.certificates()} == {"ACTIVE", "REVOKED"}
 
 
+def test_an_identical_retry_finishes_retiring_the_old_certificate(registered: Any) -> None:
+    """The first answer lost its revoke and detach (reported, the rotation stood): the retry
+    does them, since the replication never revokes in the region that wrote the row."""
+    world, key, old_id = registered
+    _, csr = new_csr()
+    request = signed_rotation("sensor-1", key, csr)
+    world.world.calls.fail("UpdateCertificate", "ServiceUnavailableException",
+                           when=lambda params: params.get("newStatus") == "REVOKED")
+    world.world.calls.fail("DetachThingPrincipal", "ServiceUnavailableException")
+    status, first = post(world, request, "/rotation")
+    assert status == 200, first
+    assert {c["certificateId"]: c["status"] for c in world.certificates()}[old_id] == "ACTIVE"
+    assert len(world.thing_principals("sensor-1")) == 2
+
+    status, again = post(world, request, "/rotation")
+    assert status == 200 and again["payload"]["certificate_id"] == first["payload"]["certificate_id"]
+    assert {c["certificateId"]: c["status"] for c in world.certificates()}[old_id] == "REVOKED"
+    assert [p.rsplit("/", 1)[1] for p in world.thing_principals("sensor-1")] == [
+        first["payload"]["certificate_id"]]
+
+
 @pytest.mark.parametrize("case", ["other key", "stale", "future", "unknown device",
                                   "tampered csr"])
 def test_rotation_refusals_are_the_one_403(registered: Any, case: str) -> None:

@@ -103,6 +103,18 @@ class Rotator:
             previous_pem, rotation_message(request.device_uid, request.timestamp, request.csr),
             request.signature)
 
+    def _retire_again(self, thing_name: str, previous_id: str) -> None:
+        """The first answer may have been lost before its revoke and detach ran (a 503 once
+        the commit landed), and the replication never revokes in the region that wrote the
+        row: both again, idempotent. A failure is reported; the answer stands."""
+        try:
+            self._registry.set_certificate_status(previous_id, CERTIFICATE_REVOKED)
+            for principal in self._registry.list_thing_principals(thing_name):
+                if principal.endswith(f"/{previous_id}"):
+                    self._registry.detach_thing_principal(thing_name, principal)
+        except Exception as error:  # noqa: BLE001 - reported; the rotation stands
+            self._on_undo_failure("retire previous certificate", error)
+
     def _commit_landed(self, device_uid: str, certificate: Certificate,
                        undo: Compensation) -> bool:
         """The commit failed, yet it may have landed: its answer was lost (every SDK attempt
@@ -144,6 +156,7 @@ class Rotator:
             again = self._identical_retry(request, csr, item.certificate_pem,
                                           record.previous_certificate_id)
             if again:
+                self._retire_again(thing_name, str(record.previous_certificate_id))
                 return Rotated(Issued(thing_name, item.certificate_id, item.certificate_pem),
                                str(record.previous_certificate_id), redelivered=True)
         if not (usable and signed and fresh) or item is None:
