@@ -160,6 +160,9 @@ def test_the_admin_role_touches_only_allow_list_entries(dev_graph: StackGraph) -
         for action in ("dynamodb:PutItem", "dynamodb:UpdateItem"):
             assert allowed(policy, action, table, entry)
             assert not allowed(policy, action, table, {"dynamodb:LeadingKeys": ["device-123"]})
+            for holding in (allow_list.certificate_key("a" * 64), allow_list.claim_key("b" * 64)):
+                assert not allowed(policy, action, table,  # the hook's records, not entries
+                                   {"dynamodb:LeadingKeys": [holding[allow_list.KEY_ATTRIBUTE]]})
         index = f"{table}/index/{allow_list.INDEX_NAME}"
         assert allowed(policy, "dynamodb:Query", index, {"dynamodb:LeadingKeys": [allow_list.KIND]})
         assert not allowed(policy, "dynamodb:Query", index, {"dynamodb:LeadingKeys": ["CVM"]})

@@ -53,11 +53,14 @@ def installer_role_policy(template_arn: str) -> str:
 def allow_list_admin_policy(*, table_arn: str, tables_key_arn: str, region: str) -> str:
     """What the web app's allow-list view does for an administrator: create and update
     `fleet#` entries (never another item of the shared table: no Scan, no DeleteItem, no
-    other key) and list them through the allow-list index (its partition key is the kind)."""
+    other key, not the hook's records of which serial a certificate or a claim holds) and
+    list them through the allow-list index (its partition key is the kind)."""
     return policy_document([
         {"Sid": "WriteAllowListEntriesOnly", "Effect": "Allow",
          "Action": ["dynamodb:PutItem", "dynamodb:UpdateItem"], "Resource": table_arn,
-         "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [ALLOW_LIST_KEYS]}}},
+         "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [ALLOW_LIST_KEYS]},
+                       "ForAllValues:StringNotLike": {"dynamodb:LeadingKeys": [
+                           f"{prefix}*" for prefix in allow_list.HOLDING_KEY_PREFIXES.values()]}}},
         {"Sid": "ListAllowListEntries", "Effect": "Allow", "Action": "dynamodb:Query",
          "Resource": f"{table_arn}/index/{allow_list.INDEX_NAME}",
          "Condition": {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [allow_list.KIND]}}},
