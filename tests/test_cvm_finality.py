@@ -110,6 +110,18 @@ def test_a_revoke_while_a_registration_is_in_flight_stays_revoked(world: Cvm,
     assert world.call(request(csr=csr))[0] == 403  # and it stays so
 
 
+def test_a_revoke_while_a_reissued_device_re_registers_is_the_one_403(world: Cvm) -> None:
+    """The commit is refused by the inventory item (the device had a certificate) and by the
+    record (revoked meanwhile): the device hears what a revoked device hears, not 409."""
+    assert world.call(request(csr=new_csr()[1]))[0] == 200
+    operator("reissue", "sensor-1")
+    world.world.calls.before("TransactWriteItems", lambda _: operator("revoke", "sensor-1"),
+                             when=is_commit, by=by_function(world))
+    status, body = world.call(request(csr=new_csr()[1]))
+    assert world.record("sensor-1")["registrationState"] == {"S": "REVOKED"}
+    assert status == 403, body
+
+
 def test_a_disable_while_a_registration_is_in_flight_wins(world: Cvm) -> None:
     world.world.calls.before("TransactWriteItems",
                              lambda _: operator("disable", "sensor-1"), when=is_commit,

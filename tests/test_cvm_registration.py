@@ -347,14 +347,17 @@ def test_device_policy_is_the_configured_one(world: Cvm) -> None:
 
 def test_a_takeover_revokes_what_the_dead_invocation_left_on_the_thing(world: Cvm) -> None:
     """An invocation died (timeout) after CreateThing/CreateCertificate/Attach: the next claim
-    finds the thing (CreateThing with another claim attribute fails, as in AWS), revokes and
-    detaches the undelivered certificate, and registers with a new one."""
+    finds the thing (CreateThing with another claim attribute fails, as in AWS), revokes the
+    undelivered certificate, takes the device policy off it, detaches it, and registers
+    with a new one."""
     world.add_device("DEVICE001", LEGACY)
     world.iot.create_thing(thingName="DEVICE001", attributePayload={"attributes": {
         "deviceUid": "DEVICE001", "batch": LEGACY, "claim": "dead"}})
     leftover = world.iot.create_keys_and_certificate(setAsActive=True)
     world.iot.attach_thing_principal(thingName="DEVICE001", principal=leftover["certificateArn"],
                                      thingPrincipalType="EXCLUSIVE_THING")
+    world.iot.attach_policy(policyName=seen.device_policy(world.world, REGION),
+                            target=leftover["certificateArn"])
     world.ddb.update_item(
         TableName=world.world.table(seen.PROVISIONING), Key={"deviceUid": {"S": "DEVICE001"}},
         UpdateExpression="SET registrationState = :c, claimId = :i, claimedAt = :t",
@@ -368,4 +371,5 @@ def test_a_takeover_revokes_what_the_dead_invocation_left_on_the_thing(world: Cv
                         body["payload"]["certificate_id"]: "ACTIVE"}
     assert len(world.thing_principals("DEVICE001")) == 1
     assert leftover["certificateArn"] not in world.thing_principals("DEVICE001")
+    assert leftover["certificateArn"] not in world.policy_targets()  # no rights left on it
     assert world.inventory("DEVICE001")["version"] == {"N": "1"}

@@ -233,14 +233,16 @@ class Registrar:
             raise Unavailable(UNAVAILABLE_MESSAGE) from None
         except CommitRefused as refused:
             undo.run()
-            if refused.inventory:
-                raise Conflict("device is already registered") from None
-            # The record changed under our claim (an operator revoked or disabled it, or a
-            # claim took over a slow invocation): answer as a claim refused now would.
+            # The record may have changed under our claim (an operator revoked or disabled
+            # it, or a claim took over a slow invocation), whichever condition refused:
+            # answer from the record as it is now, so a revoked device hears the one 403.
             try:
                 current = self._tables.read_record(claim.device_uid)
             except AwsFailure:
                 raise Unavailable(UNAVAILABLE_MESSAGE) from None
+            if refused.inventory and current is not None and current.enabled \
+                    and current.state != REVOKED:
+                raise Conflict("device is already registered") from None
             raise self.refusal(current, salt, request.device_uid_2) from None
         except BaseException:
             undo.run()
@@ -330,10 +332,12 @@ class Registrar:
 
     def _revoke_leftovers(self, thing_name: str) -> None:
         """Certificates still on an existing thing were never delivered (an invocation died
-        before answering) or were revoked by the operator's reissue: revoke, detach."""
+        before answering) or were revoked by the operator's reissue: revoke, take the device
+        policy off, detach. Kept, REVOKED (a record of what was issued), not deleted."""
         for principal in self._registry.list_thing_principals(thing_name):
             if ":cert/" not in principal:
                 continue
             self._registry.set_certificate_status(principal.rsplit("/", 1)[1],
                                                   CERTIFICATE_REVOKED)
+            self._registry.detach_policy(self._config.device_policy_name, principal)
             self._registry.detach_thing_principal(thing_name, principal)
