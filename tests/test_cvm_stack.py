@@ -261,6 +261,9 @@ def test_function_role_is_least_privilege(stack: Any) -> None:
             "kms:EncryptionContext:SecretARN"] == secret.outputs["arn"]
         for sid in ("Things", "Certificates", "CertificateToThing"):
             assert f":iot:{region}:" in found[sid]["Resource"]
+        # The inventory is read, checked and written whole (transaction Put), never updated.
+        assert sorted(as_list(found["WriteInventory"]["Action"])) == [
+            "dynamodb:ConditionCheckItem", "dynamodb:GetItem", "dynamodb:PutItem"]
         assert found["ClaimAndCommitRecords"]["Resource"].endswith("-cvm-provisioning")
         assert f":dynamodb:{region}:" in found["ClaimAndCommitRecords"]["Resource"]
         # The shared table's allow-list entries are the fleet functions' only (one evaluator).

@@ -38,10 +38,10 @@ def function_role_policy(*, partition: str, region: str, account_id: str, functi
          "Condition": {"ForAllValues:StringNotLike": {
              "dynamodb:LeadingKeys": [allow_list.IAM_LEADING_KEYS]}}},
         # ConditionCheckItem: the claim's transaction checks the thing's inventory item
-        # ("Using IAM with DynamoDB transactions": a ConditionCheck needs that permission).
+        # ("Using IAM with DynamoDB transactions": a ConditionCheck needs that permission);
+        # the commits write the whole item (a transaction Put), never an update.
         {"Sid": "WriteInventory", "Effect": "Allow",
-         "Action": ["dynamodb:ConditionCheckItem", "dynamodb:GetItem", "dynamodb:PutItem",
-                    "dynamodb:UpdateItem"],
+         "Action": ["dynamodb:ConditionCheckItem", "dynamodb:GetItem", "dynamodb:PutItem"],
          "Resource": inventory_table_arn},
         table_key_statement(key_arn=tables_key_arn, region=region, write=True,
                             sid="TablesKeyThroughDynamoDb"),
