@@ -373,3 +373,14 @@ def test_a_takeover_revokes_what_the_dead_invocation_left_on_the_thing(world: Cv
     assert leftover["certificateArn"] not in world.thing_principals("DEVICE001")
     assert leftover["certificateArn"] not in world.policy_targets()  # no rights left on it
     assert world.inventory("DEVICE001")["version"] == {"N": "1"}
+
+
+def test_optional_fields_sent_as_null_register_through_the_gateway_too(world: Cvm) -> None:
+    """A device whose JSON library writes absent optional fields as null: the gateway's model
+    and the function agree (both accept), so the device is not refused before the function."""
+    from tools.local.journeys import cvm as journey
+
+    world.add_device("DEVICE001", LEGACY)
+    answer = journey.post(world.world, REGION, {"device_uid": "DEVICE001", "device_token": SEED_TOKEN,
+                                                "csr": None, "device_uid_2": None})
+    assert answer.status == 200, answer.json()

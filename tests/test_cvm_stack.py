@@ -354,10 +354,30 @@ def test_gateway_model_and_function_model_accept_the_same_shape(schema_file: Pat
     assert sorted(gateway["required"]) == sorted(function["required"])
     assert set(gateway["properties"]) == set(function["properties"])
     for name, rule in gateway["properties"].items():
-        theirs = function["properties"][name]
-        theirs = next((t for t in theirs.get("anyOf", []) if t.get("type") != "null"), theirs)
-        for keyword in ("type", "minLength", "maxLength", "pattern", "minimum", "maximum"):
+        declared = function["properties"][name]
+        theirs = next((t for t in declared.get("anyOf", []) if t.get("type") != "null"), declared)
+        # Both accept null for an optional field, or neither does.
+        types = rule["type"] if isinstance(rule["type"], list) else [rule["type"]]
+        assert ("null" in types) == any(t.get("type") == "null" for t in declared.get("anyOf", [])), name
+        assert [t for t in types if t != "null"] == [theirs.get("type")], name
+        for keyword in ("minLength", "maxLength", "pattern", "minimum", "maximum"):
             assert rule.get(keyword) == theirs.get(keyword), (name, keyword)
+
+
+def test_every_body_the_models_admit_passes_the_wafs_8_kb_body_rule() -> None:
+    """AWSManagedRulesCommonRuleSet's SizeRestrictions_BODY blocks a body over 8 KB: the
+    largest valid registration and rotation, a PEM's line breaks escaped, must fit."""
+    from lambdas.cvm_registration.models.requests import CSR_MAX_LENGTH, MAX_BODY_BYTES
+
+    assert "SizeRestrictions_BODY" not in cvm_component.WAF_COUNT_ONLY_RULES.get(
+        "AWSManagedRulesCommonRuleSet", ())  # the rule blocks, so the models must stay under it
+    lines = ["A" * 63] * (CSR_MAX_LENGTH // 64)
+    csr = "\n".join(lines).ljust(CSR_MAX_LENGTH, "A")
+    largest = [
+        {"device_uid": "u" * 128, "device_token": "a" * 64, "device_uid_2": "v" * 128, "csr": csr},
+        {"device_uid": "u" * 128, "csr": csr, "timestamp": 2 ** 40, "signature": "s" * 1024}]
+    for body in largest:
+        assert len(json.dumps(body).encode()) <= MAX_BODY_BYTES <= 8192
 
 
 def test_gateway_responses_are_json_after_aws_substitution() -> None:
