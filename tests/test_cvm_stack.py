@@ -274,6 +274,20 @@ def test_function_role_is_least_privilege(stack: Any) -> None:
             assert not allowed(document, action, table, {"dynamodb:LeadingKeys": ["fleet#SN-1"]}), action
 
 
+def test_every_429_says_when_to_retry(stack: Any) -> None:
+    """The stage's throttling and the WAF's rate rule answer 429 with Retry-After, as the
+    function's 409 and 503 do: a device following the contract does not retry at once."""
+    _, graph, regions = stack
+    for region in regions:
+        [throttled] = [r for r in graph.of_type(f"{APIGW}/response:Response")
+                       if r.inputs.get("region") == region and r.inputs["responseType"] == "THROTTLED"]
+        assert throttled.inputs["responseParameters"] == {"gatewayresponse.header.Retry-After": "'1'"}
+        acl = in_region(graph, "aws:wafv2/webAcl:WebAcl", region, "-waf")
+        [rate] = [r for r in acl.inputs["rules"] if "rateBasedStatement" in r["statement"]]
+        headers = rate["action"]["block"]["customResponse"]["responseHeaders"]
+        assert headers == [{"name": "Retry-After", "value": "60"}]
+
+
 def test_cvm_settings_reach_the_graph() -> None:
     graph = evaluate_program(PROJECT_DIR, "dev", config_overrides={"cvm": {
         "provisioningDomain": "register.dev.example.com", "wafRateLimit": 500,

@@ -94,6 +94,11 @@ WAF_MANAGED_RULE_GROUPS = (
     "AWSManagedRulesKnownBadInputsRuleSet",
 )
 WAF_RATE_WINDOW_SECONDS = 300
+# A 429 tells the device when to come back, as the function's 409 and 503 do: the stage's
+# token bucket refills within a second; an address over the WAF's rate stays blocked until
+# its count over the window falls (AWS re-evaluates it every minute or so).
+THROTTLED_RETRY_AFTER_SECONDS = 1
+WAF_RETRY_AFTER_SECONDS = 60
 # Rules of those groups that would refuse devices the seed's contract admits: embedded HTTP
 # clients often send no User-Agent. Counted (visible in WAF metrics), not blocked.
 WAF_COUNT_ONLY_RULES: Mapping[str, tuple[str, ...]] = {
@@ -317,6 +322,9 @@ class CertificateVendingMachine(pulumi.ComponentResource):
                 rest_api_id=self.rest_api.id, response_type=response_type,
                 status_code=None if status is None else str(status),
                 response_templates={"application/json": template},
+                response_parameters={"gatewayresponse.header.Retry-After":
+                                     f"'{THROTTLED_RETRY_AFTER_SECONDS}'"}
+                if response_type == "THROTTLED" else None,
                 opts=child)
 
         self.access_log_group = aws.cloudwatch.LogGroup(
@@ -394,7 +402,9 @@ class CertificateVendingMachine(pulumi.ComponentResource):
             name="rate-per-ip", priority=0,
             action=aws.wafv2.WebAclRuleActionArgs(block=aws.wafv2.WebAclRuleActionBlockArgs(
                 custom_response=aws.wafv2.WebAclRuleActionBlockCustomResponseArgs(
-                    response_code=429, custom_response_body_key=WAF_THROTTLED_BODY_KEY))),
+                    response_code=429, custom_response_body_key=WAF_THROTTLED_BODY_KEY,
+                    response_headers=[aws.wafv2.WebAclRuleActionBlockCustomResponseResponseHeaderArgs(
+                        name="Retry-After", value=str(WAF_RETRY_AFTER_SECONDS))]))),
             statement=aws.wafv2.WebAclRuleStatementArgs(
                 rate_based_statement=aws.wafv2.WebAclRuleStatementRateBasedStatementArgs(
                     limit=args.waf_rate_limit, aggregate_key_type="IP",
