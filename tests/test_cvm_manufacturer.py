@@ -228,6 +228,25 @@ def test_revoke_is_final_here_and_through_the_inventory(world: Cvm, project: Pat
     assert world.record("d-1")["enabled"] == {"BOOL": False}
 
 
+def test_revoke_finds_the_inventory_item_when_the_record_here_does_not_show_the_registration(
+        world: Cvm, project: Path, tmp_path: Path) -> None:
+    """The device registered in another region moments ago: its inventory item has arrived
+    here, its record (replicated on its own) not yet. The thing is named by the uid, so the
+    revoke still reaches the item and the certificate."""
+    assert run(project, "add-batch", LEGACY)[0] == 0
+    salt = salts(REGION)[LEGACY]["salts"]["1"]
+    run(project, "import", LEGACY, str(write_csv(tmp_path / "d.csv", ["device_uid", "d-9"])))
+    assert register(world, {"device_uid": "d-9", "device_token": token(salt, "d-9")}) == 200
+    world.ddb.update_item(TableName=world.world.table(seen.PROVISIONING), Key={"deviceUid": {"S": "d-9"}},
+                          UpdateExpression="SET registrationState = :u REMOVE thingName, certificateId",
+                          ExpressionAttributeValues={":u": {"S": "UNREGISTERED"}})  # the record's older version
+
+    status, out, _ = run(project, "revoke", "d-9")
+    assert status == 0 and "revoked (certificate" in out, out
+    assert world.inventory("d-9")["status"] == {"S": "REVOKED"}
+    assert [c["status"] for c in world.certificates()] == ["REVOKED"]
+
+
 def test_reissue_revokes_and_lets_the_device_register_again(world: Cvm, project: Path,
                                                             tmp_path: Path) -> None:
     assert run(project, "add-batch", LEGACY)[0] == 0

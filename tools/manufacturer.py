@@ -42,7 +42,7 @@ from components.naming import INVENTORY_TABLE, PROVISIONING_TABLE, StackNames
 from lambdas.contracts import cvm_device, inventory
 from lambdas.contracts.cvm_device import Attr, RecordError, State
 from lambdas.contracts.inventory import ContractViolation, InventoryItem, Status
-from lambdas.contracts.things import device_uid_problem
+from lambdas.contracts.things import device_thing_name, device_uid_problem
 from lambdas.cvm_registration.logic.tokens import device_token
 from lambdas.cvm_registration.models.requests import TOKEN_PATTERN
 from tools.aws_errors import AWS_ERRORS, describe
@@ -415,10 +415,16 @@ class Manufacturer:
             if _code(error) != "ConditionalCheckFailedException":
                 raise
             raise ToolError(f"unknown device {uid}", 2) from None
-        thing = cvm_device.value(record, Attr.THING_NAME)
-        item = self._inventory(thing) if thing else None
+        # The record may not show a registration that committed in another region moments
+        # ago (the record replicates on its own): the thing is named by the uid, so its
+        # inventory item is looked up either way and revoked wherever it has arrived.
+        thing = cvm_device.value(record, Attr.THING_NAME) or device_thing_name(
+            self.stack.thing_name_prefix, uid)
+        item = self._inventory(str(thing))
         if item is None:
-            self.out.write(f"{uid}: registration refused from now on (it was not registered)\n")
+            self.out.write(f"{uid}: registration refused from now on (not registered as far as "
+                           f"{self.region} knows; if it registered in another region moments ago, "
+                           "run revoke again once replication has caught up)\n")
             return
         certificate_id = item.certificate_id
         self._revoke_certificate(item.thing_name, certificate_id)
