@@ -306,3 +306,27 @@ def test_malformed_outputs_name_the_file_in_evacuate_and_reconcile(tmp_path: Pat
         assert tool(["dev", "--outputs", str(bad), "--region", A], out=io.StringIO(), err=err) == 3
         assert err.getvalue().startswith(f"error: {bad}: {said}"), err.getvalue()
         assert len(err.getvalue().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_the_restore_backfill_is_deep(world: World, local_pki: LocalPki, outputs: str,
+                                      tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a deep comparison lists each thing's principals: a certificate left attached to a
+    disabled device is found (and repaired) before the region is readmitted."""
+    import tools.reconcile
+
+    connect_in_a(world, local_pki, "deep", 1)
+    real, seen_deep = tools.reconcile.run, []
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen_deep.append(kwargs["deep"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tools.reconcile, "run", spy)
+    args = ["dev", "--outputs", outputs, "--region", A, "--journal-dir", str(tmp_path)]
+    err = io.StringIO()
+    assert main([*args, "--apply"], out=io.StringIO(), err=err, clients=clients, **FAST) == 0, err.getvalue()
+    assert main([*args, "--restore", "--apply"], out=io.StringIO(), err=err, clients=clients,
+                **FAST) == 0, err.getvalue()
+    assert seen_deep == [True]
+    assert control(world, A, outputs)["HealthCheckConfig"]["Inverted"] is False

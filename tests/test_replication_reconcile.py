@@ -152,6 +152,41 @@ def test_compare_disabled_and_deleted_items() -> None:
                                                   "certificate, expected detached (REVOKED item)")
 
 
+def test_compare_finds_a_certificate_listed_revoked_that_is_not_revoked_here() -> None:
+    rotated = InventoryItem("thing", "c2", "OWN_CA", "REVOKED", 3, A,
+                            revoked_certificate_ids=frozenset({"c1"}))
+    found = compare(B, rotated, Registry(things={"thing"}, certificates={"c1": "ACTIVE"}))
+    assert found is not None and (found.kind, found.detail) == (
+        WRONG_STATE, "listed revoked but c1 ACTIVE here, expected REVOKED")
+    inactive = compare(B, rotated, Registry(certificates={"c1": "INACTIVE", "c2": "REVOKED"}))
+    assert inactive is not None and inactive.kind == WRONG_STATE
+    assert compare(B, rotated, Registry(certificates={"c1": "REVOKED"})) is None
+    assert compare(B, rotated, Registry()) is None  # never registered here
+    listed_active = InventoryItem("thing", "c2", "OWN_CA", "ACTIVE", 3, A,
+                                  revoked_certificate_ids=frozenset({"c1"}))
+    found = compare(B, listed_active, Registry(
+        things={"thing"}, certificates={"c1": "ACTIVE", "c2": "ACTIVE"}, policy_targets={"c2"}))
+    assert found is not None and found.kind == WRONG_STATE and "c1 ACTIVE" in found.detail
+
+
+@pytest.mark.parametrize("status", ["INACTIVE", "REVOKED"])
+def test_compare_deep_finds_other_certificates_on_a_disabled_thing(status: str) -> None:
+    held = Registry(things={"thing"}, certificates={"c1": status, "c0": "INACTIVE"},
+                    principals={"thing": ["c1", "c0"]})
+    found = compare(B, item(status), held)
+    assert found is not None and (found.kind, found.detail) == (
+        WRONG_STATE, f"thing still holds certificates ['c0'], expected none but the item's "
+                     f"({status} item)")
+    assert compare(B, item(status), Registry(things={"thing"}, certificates={"c1": status},
+                                             principals={"thing": ["c1"]})) is None
+
+
+def test_planned_calls_count_the_listed_revocations() -> None:
+    listed = Finding(B, "t", WRONG_STATE, "x", InventoryItem(
+        "t", "c", "OWN_CA", "REVOKED", 3, A, revoked_certificate_ids=frozenset({"a", "b"})))
+    assert planned_calls(listed)["UpdateCertificate"] == 3
+
+
 # --- repair loop ------------------------------------------------------------------------
 
 class FakeExecutor:

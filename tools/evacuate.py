@@ -389,8 +389,10 @@ class Run:
         from tools.reconcile import load_stack, run as reconcile
 
         targets, settings = load_stack(self.program, self.stack, self.outputs)
+        # Deep: only listing each thing's principals finds a certificate left attached to a
+        # disabled device, so the backfill before readmitting the region must list them.
         code, _ = reconcile(targets, settings, self.clients, regions=[self.region], apply=True,
-                            deep=False, journal_dir=self.journal_dir, stack=self.stack,
+                            deep=True, journal_dir=self.journal_dir, stack=self.stack,
                             utilization=None, things=None, out=self.out, progress=self.progress)
         if code != 0:
             self.say(f"1 backfill left failures or conflicts: {self.region} stays out of DNS")

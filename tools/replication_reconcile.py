@@ -96,6 +96,8 @@ class InventoryItem:
     status: str
     version: int
     writer_region: str
+    # Certificates of this thing revoked anywhere (rotation, re-issue): REVOKED in every region.
+    revoked_certificate_ids: frozenset[str] = frozenset()
 
 
 def _item(raw: Mapping[str, Any]) -> InventoryItem:
@@ -108,12 +110,14 @@ def _item(raw: Mapping[str, Any]) -> InventoryItem:
                          certificate_id=text(Attr.CERTIFICATE_ID) or None,
                          issuer=text(Attr.ISSUER), status=text(Attr.STATUS),
                          version=int(text(Attr.VERSION) or 0),
-                         writer_region=text(Attr.WRITER_REGION))
+                         writer_region=text(Attr.WRITER_REGION),
+                         revoked_certificate_ids=frozenset(
+                             raw.get(Attr.REVOKED_CERTIFICATE_IDS, {}).get("SS") or ()))
 
 
 # Only what the comparison needs: the PEM (1-2 KB a device) stays in the table.
 _PROJECTED = (Attr.THING_NAME, Attr.CERTIFICATE_ID, Attr.ISSUER, Attr.STATUS, Attr.VERSION,
-              Attr.WRITER_REGION)
+              Attr.WRITER_REGION, Attr.REVOKED_CERTIFICATE_IDS)
 
 
 def scan_inventory(dynamodb: Any, table_name: str) -> Iterator[InventoryItem]:
@@ -199,6 +203,13 @@ def compare(region: str, item: InventoryItem, registry: Registry) -> Finding | N
     certificate = item.certificate_id
     status = registry.certificates.get(certificate) if certificate else None
     present = item.thing_name in registry.things
+    # A certificate revoked anywhere is REVOKED here whatever the item's status (the machine
+    # revokes every listed one); still usable here is the worst drift, reported first.
+    unrevoked = sorted(c for c in item.revoked_certificate_ids - {certificate}
+                       if registry.certificates.get(c) not in (None, "REVOKED"))
+    if unrevoked:
+        return finding(WRONG_STATE, "listed revoked but " + ", ".join(
+            f"{c} {registry.certificates[c]}" for c in unrevoked) + " here, expected REVOKED")
     if item.status == "ACTIVE":
         if status is None or not present:
             return finding(MISSING, NEW_HERE if status is None and not present
@@ -221,6 +232,11 @@ def compare(region: str, item: InventoryItem, registry: Registry) -> Finding | N
         if certificate and certificate in registry.policy_targets:
             return finding(WRONG_STATE, f"device policy still attached to the {status} "
                            f"certificate, expected detached ({item.status} item)")
+        others = [c for c in (registry.principals or {}).get(item.thing_name, [])
+                  if c != certificate]
+        if others:
+            return finding(WRONG_STATE, f"thing still holds certificates {others}, expected "
+                           f"none but the item's ({item.status} item)")
         return None
     if item.status == "DELETED":
         if present or status is not None:
@@ -236,6 +252,14 @@ def compare(region: str, item: InventoryItem, registry: Registry) -> Finding | N
 # to pace (the machine decides what it does); an error here costs speed, never correctness.
 def planned_calls(finding: Finding) -> dict[str, int]:
     item = finding.item
+    planned = _planned(finding, item)
+    listed = len(item.revoked_certificate_ids) if item else 0
+    if listed:  # the machine revokes every certificate the item lists first
+        planned["UpdateCertificate"] = planned.get("UpdateCertificate", 0) + listed
+    return planned
+
+
+def _planned(finding: Finding, item: InventoryItem | None) -> dict[str, int]:
     register = "RegisterCertificate" if item and item.issuer == "OWN_CA" \
         else "RegisterCertificateWithoutCA"
     if item is None or item.status == "ACTIVE":
@@ -562,7 +586,7 @@ def reconcile_region(targets: RegionTargets, *, iot: Any, dynamodb: Any,
              if only_things is None or i.thing_name in only_things]
     report.devices = len(items)
     registry = list_registry(iot, targets.device_policy_name, limiter,
-                             deep_things=[i.thing_name for i in items if i.status == "ACTIVE"]
+                             deep_things=[i.thing_name for i in items if i.status != "DELETED"]
                              if deep else ())
     named = {i.thing_name for i in items}
     for item in sorted(items, key=lambda i: i.thing_name):
