@@ -8,7 +8,8 @@ devices next to the seed's design, and a quota-paced backfill of a new region.
    tools/local/world.py; devices onboarded by JITR and the CVM in A; region A is *down*
    while B applies): AWS API calls
    each replicated device costs region B, by path, and calls to any other region (target:
-   <= 5 for a new device, 0 cross-region); state transitions per device (the same
+   <= 6 for a new device: 5 registry calls and the re-read that lets nothing stale win;
+   0 cross-region); state transitions per device (the same
    definition run as a STANDARD copy, whose history moto keeps).
 2. Cost per million devices per extra region at us-east-1 list prices, ours vs the seed
    (EventBridge Pipe -> custom bus -> Standard machine + cross-region Lambda).
@@ -290,7 +291,8 @@ class MachinePathExecutor:
     backoff, FULL jitter, attempts): what an Express execution does for a repair request
     whose device is new in the region."""
 
-    OPERATIONS = ["GetItem", "CreateThing", "Register", "AttachThingPrincipal", "AttachPolicy"]
+    OPERATIONS = ["GetItem", "CreateThing", "Register", "AttachThingPrincipal", "AttachPolicy",
+                  "GetItem"]
 
     def __init__(self, *, iot: Any, dynamodb: Any, table: str, policy: str, ca_pem: str,
                  account: str, settings: ReplicationSettings, stats: ReplayStats) -> None:
@@ -336,6 +338,8 @@ class MachinePathExecutor:
             self._retrying(self.iot.attach_thing_principal, seen, thingName=thing_name,
                            principal=arn, thingPrincipalType="EXCLUSIVE_THING")
             self._retrying(self.iot.attach_policy, seen, policyName=self.policy, target=arn)
+            self.dynamodb.get_item(TableName=self.table, ConsistentRead=True,  # RecheckAfterEnabling
+                                   Key={"thingName": {"S": thing_name}})
             return Outcome(True, throttled=seen[0])
         except ClientError as error:
             code = error.response["Error"]["Code"]
@@ -458,7 +462,7 @@ def backfill(devices: int, quota_scale: float | None, amazon_share: float, utili
     from tests.support.certificates import issue
 
     expected = ["GetItem", "CreateThing", "RegisterCertificate", "AttachThingPrincipal",
-                "AttachPolicy"]
+                "AttachPolicy", "GetItem"]
     if list(recorded_path) != expected:
         raise SystemExit(f"the machine's new-device path changed: {recorded_path}; "
                          "update MachinePathExecutor")
@@ -479,7 +483,7 @@ def backfill(devices: int, quota_scale: float | None, amazon_share: float, utili
             indexed_iot(), serialized_moto():
         [registered_ca] = world.declared("aws:iot/caCertificate:CaCertificate", B)
         dynamodb = boto3.client("dynamodb", region_name=B)
-        items = _inventory_items(names, certificates, amazon, certificate_id(ca.pem))
+        items = _inventory_items(names, certificates, amazon, certificate_id(pki.intermediate_pem))
         while batch := list(islice(items, 25)):
             dynamodb.batch_write_item(RequestItems={targets.table_name: [
                 {"PutRequest": {"Item": item}} for item in batch]})
@@ -751,9 +755,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{label:<28}{fig.calls_per_device:>13.1f}{fig.cross_region_calls:>14}"
               f"{transitions:>13}  {', '.join(fig.operations)}")
     new = figures["new device, our CA"]
-    verdict = "OK" if new.calls_per_device <= 5 and all(
+    verdict = "OK" if new.calls_per_device <= 6 and all(
         f.cross_region_calls == 0 for f in figures.values()) else "MISSED"
-    print(f"target: <= 5 calls for a new device, 0 cross-region: {verdict}")
+    print(f"target: <= 6 calls for a new device (5 registry + the re-read), 0 cross-region: {verdict}")
 
     print("\n== 2. Cost per million devices per extra region, us-east-1 list prices")
     batch = ReplicationSettings().batch_size
