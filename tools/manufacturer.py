@@ -498,6 +498,15 @@ class Manufacturer:
         except ContractViolation as broken:
             raise ToolError(f"{broken}; repair the item before changing it") from None
 
+    def _revoke_once(self, certificate_id: str) -> None:
+        """REVOKED is final, and AWS may refuse to set it again (undocumented; the emulation
+        refuses, the less permissive reading): already revoked is done."""
+        try:
+            self.iot.update_certificate(certificateId=certificate_id, newStatus="REVOKED")
+        except ClientError as error:
+            if _code(error) != "CertificateStateException":
+                raise
+
     def _revoke_certificate(self, thing: str, certificate_id: str) -> None:
         """Here, what the replication machine does in every other region with a REVOKED item
         (replication.asl.json, "Revoked or disabled"): unusable first, then detached from
@@ -505,7 +514,7 @@ class Manufacturer:
         try:
             arn = self.iot.describe_certificate(certificateId=certificate_id)[
                 "certificateDescription"]["certificateArn"]
-            self.iot.update_certificate(certificateId=certificate_id, newStatus="REVOKED")
+            self._revoke_once(certificate_id)
             self.iot.detach_thing_principal(thingName=thing, principal=arn)
         except ClientError as error:
             if _code(error) != "ResourceNotFoundException":  # not in this region (yet)

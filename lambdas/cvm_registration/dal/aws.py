@@ -21,6 +21,7 @@ from lambdas.contracts.inventory import ContractViolation, InventoryItem, Issuer
 
 from ..logic.tokens import SaltBook, SaltBookError
 from .ports import (
+    CERTIFICATE_REVOKED,
     CLAIMED,
     REGISTERED,
     UNREGISTERED,
@@ -480,8 +481,15 @@ class IotRegistry:
         return str(answer["certificateDescription"]["certificatePem"])
 
     def set_certificate_status(self, certificate_id: str, status: str) -> None:
-        call("UpdateCertificate", lambda: self._iot.update_certificate(
-            certificateId=certificate_id, newStatus=status))
+        def update() -> None:
+            try:
+                self._iot.update_certificate(certificateId=certificate_id, newStatus=status)
+            except ClientError as error:
+                # REVOKED is final, and AWS may refuse to set it again (undocumented; the
+                # emulation refuses, the less permissive reading): already revoked is done.
+                if status != CERTIFICATE_REVOKED or _code(error) != "CertificateStateException":
+                    raise
+        call("UpdateCertificate", update)
 
     def delete_certificate(self, certificate_id: str) -> None:
         """forceDelete: also when a policy is still attached (our explicit detach failed)."""
