@@ -161,7 +161,8 @@ def _update_certificate(original: Callable[..., Any], self: Any, certificate_id:
     certificate = self.describe_certificate(certificate_id)
     if new_status in INTERNAL_STATUSES:
         raise InvalidRequestException(f"{new_status} is used internally by AWS IoT")
-    if certificate.status == "REVOKED" and new_status != "REVOKED":
+    if certificate.status == "REVOKED":  # final; REVOKED again is refused too (undocumented:
+        # the less permissive reading, docs/emulation.md)
         raise CertificateStateException("Certificate is revoked; its status cannot change.", certificate_id)
     original(self, certificate_id=certificate_id, new_status=new_status)
 
