@@ -103,17 +103,29 @@ class Rotator:
             previous_pem, rotation_message(request.device_uid, request.timestamp, request.csr),
             request.signature)
 
-    def _retire_again(self, thing_name: str, previous_id: str) -> None:
-        """The first answer may have been lost before its revoke and detach ran (a 503 once
-        the commit landed), and the replication never revokes in the region that wrote the
-        row: both again, idempotent. A failure is reported; the answer stands."""
-        try:
-            self._registry.set_certificate_status(previous_id, CERTIFICATE_REVOKED)
-            for principal in self._registry.list_thing_principals(thing_name):
-                if principal.endswith(f"/{previous_id}"):
-                    self._registry.detach_thing_principal(thing_name, principal)
-        except Exception as error:  # noqa: BLE001 - reported; the rotation stands
-            self._on_undo_failure("retire previous certificate", error)
+    def _retire_previous(self, thing_name: str, previous_id: str,
+                         previous_arn: str | None = None) -> None:
+        """Revoke the replaced certificate here and detach it from the thing (its ARN found
+        on the thing when not known): after the commit, and again on an identical retry, whose
+        first answer may have been lost before these ran; the replication never revokes in
+        the region that wrote the row. Idempotent; a failed step is reported (alarm) and does
+        not fail the rotation."""
+        registry = self._registry
+
+        def detach() -> None:
+            arns = [previous_arn] if previous_arn else [
+                p for p in registry.list_thing_principals(thing_name) if p.endswith(f"/{previous_id}")]
+            for arn in arns:
+                registry.detach_thing_principal(thing_name, arn)
+
+        for step, action in (
+                ("revoke previous certificate",
+                 lambda: registry.set_certificate_status(previous_id, CERTIFICATE_REVOKED)),
+                ("detach previous certificate", detach)):
+            try:
+                action()
+            except Exception as error:  # noqa: BLE001 - reported; the rotation stands
+                self._on_undo_failure(step, error)
 
     def _commit_landed(self, device_uid: str, certificate: Certificate,
                        undo: Compensation) -> bool:
@@ -156,7 +168,7 @@ class Rotator:
             again = self._identical_retry(request, csr, item.certificate_pem,
                                           record.previous_certificate_id)
             if again:
-                self._retire_again(thing_name, str(record.previous_certificate_id))
+                self._retire_previous(thing_name, str(record.previous_certificate_id))
                 return Rotated(Issued(thing_name, item.certificate_id, item.certificate_pem),
                                str(record.previous_certificate_id), redelivered=True)
         if not (usable and signed and fresh) or item is None:
@@ -197,17 +209,9 @@ class Rotator:
             undo.run()
             raise
 
-        # Committed: the new certificate is the device's. Revoke the old one here; a failure
-        # is reported (alarm) and does not fail the rotation: replication also revokes it.
-        old_arn = f"{certificate.arn.rsplit('/', 1)[0]}/{item.certificate_id}"
-        for step, action in (
-                ("revoke previous certificate",
-                 lambda: registry.set_certificate_status(item.certificate_id, CERTIFICATE_REVOKED)),
-                ("detach previous certificate",
-                 lambda: registry.detach_thing_principal(thing_name, old_arn))):
-            try:
-                action()
-            except Exception as error:  # noqa: BLE001 - reported; the rotation stands
-                self._on_undo_failure(step, error)
+        # Committed: the new certificate is the device's; the replication revokes the old
+        # one in every other region.
+        self._retire_previous(thing_name, item.certificate_id,
+                              f"{certificate.arn.rsplit('/', 1)[0]}/{item.certificate_id}")
         return Rotated(Issued(thing_name, certificate.certificate_id, certificate.pem),
                        item.certificate_id)
