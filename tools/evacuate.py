@@ -49,6 +49,7 @@ from botocore.exceptions import ClientError
 from tools import stack_outputs
 from tools.aws_clients import ClientFactory, boto3_clients
 from tools.aws_errors import AWS_ERRORS, describe
+from tools.files import journal_dir_refusal
 from tools.replication_reconcile import (
     Journal,
     Outcome,
@@ -57,7 +58,6 @@ from tools.replication_reconcile import (
     RegionTargets,
     reconcile_region,
     targets_from_outputs,
-    writable_directory,
 )
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -470,14 +470,11 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=err)
         return 3
-    if args.apply:
-        try:
-            writable_directory(args.journal_dir)
-        except OSError as error:
-            print(f"error: --journal-dir {args.journal_dir}: cannot write there "
-                  f"({error.strerror or error}): pass a writable directory, the same on every run "
-                  "of this evacuation (a rerun resumes from it); nothing was changed", file=err)
-            return 3
+    refusal = args.apply and journal_dir_refusal(
+        args.journal_dir, ", the same on every run of this evacuation (a rerun resumes from it)")
+    if refusal:
+        print(refusal, file=err)
+        return 3
     try:
         run = Run(plans, args.region, clients or boto3_clients(args.profile), out,
                   err if err.isatty() else None, args.apply,

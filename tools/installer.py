@@ -50,7 +50,7 @@ from urllib.parse import quote
 
 # The allow-list entry's contract: standard library only, so the CLI starts without Pulumi.
 from lambdas.contracts import fleet_allow_list as allow_list
-from tools.replication_reconcile import writable_directory
+from tools.files import writable_directory
 
 INSTALLERS_GROUP = "installers"
 TOTP_ISSUER = "IoT installers"

@@ -41,6 +41,7 @@ from typing import Any, TextIO
 from tools import stack_outputs
 from tools.aws_clients import ClientFactory, boto3_clients
 from tools.aws_errors import AWS_ERRORS, describe
+from tools.files import journal_dir_refusal
 from tools.state_reconcile import (
     FAILED,
     reconcile_state,
@@ -59,7 +60,6 @@ from tools.replication_reconcile import (
     reconcile_region,
     render_report,
     targets_from_outputs,
-    writable_directory,
 )
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -188,14 +188,10 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=err)
         return 3
-    if args.apply:
-        try:
-            writable_directory(args.journal_dir)
-        except OSError as error:
-            print(f"error: --journal-dir {args.journal_dir}: cannot write there "
-                  f"({error.strerror or error}): pass a writable directory; nothing was changed",
-                  file=err)
-            return 3
+    refusal = args.apply and journal_dir_refusal(args.journal_dir, "")
+    if refusal:
+        print(refusal, file=err)
+        return 3
     try:
         code, _ = run(targets, settings, clients or boto3_clients(args.profile),
                       regions=args.region or sorted(targets), apply=args.apply, deep=args.deep,

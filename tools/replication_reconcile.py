@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import tempfile
 import threading
 import time
 import uuid
@@ -397,14 +396,6 @@ class MachineExecutor:
             error = f"{failure.get('error')}: {failure.get('cause')}"
             return Outcome(False, error, _is_throttling(error))
         return Outcome(True)
-
-
-def writable_directory(path: Path) -> None:
-    """Create `path` and write a file in it (OSError when it cannot be): a journal that could
-    not be written is found before anything is changed, not after."""
-    path.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryFile(dir=path) as probe:
-        probe.write(b"probe")
 
 
 class Journal:
